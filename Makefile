@@ -1,0 +1,41 @@
+# Quick start: `make start` runs the system, `make test` runs every test. Both install what is missing
+# first (npm packages, the pinned Temporal binaries, and for tests the Debian packages they need).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# better-sqlite3 compiles from source offline; node-gyp needs the local Node headers, not a download.
+export npm_config_nodedir := $(shell [ -d /usr/include/node ] && echo /usr)
+
+.PHONY: help install start test check test-deps bench
+
+help:
+	@echo "make start   run the system (Temporal dev server + Web UI, conductor, scheduler, compute workers)"
+	@echo "make test    install everything and run lint, typecheck and the whole test suite"
+	@echo "make bench   run the benchmarks"
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.tools/temporal/bin/temporal: scripts/install-temporal.sh
+	bash scripts/install-temporal.sh
+
+install: node_modules/.installed .tools/temporal/bin/temporal
+
+start: install
+	npm start
+
+test-deps:
+	bash scripts/install-test-deps.sh
+
+check: install
+	npm run typecheck
+	npm run lint
+	npm run format:check
+	npm run bundle:check
+
+test: install test-deps check
+	bash scripts/with-test-services.sh npm test
+
+bench: install
+	npm run bench:scheduler

@@ -1,0 +1,93 @@
+// Type-aware lint. The workflow sandbox rules follow samples-typescript's shared config:
+// workflow code may import only @temporalio/workflow, pure domain code, shared wiring and zod.
+import js from '@eslint/js';
+import prettier from 'eslint-config-prettier';
+import tseslint from 'typescript-eslint';
+
+const NODE_BUILTINS = [
+  'fs',
+  'fs/promises',
+  'path',
+  'os',
+  'crypto',
+  'child_process',
+  'http',
+  'https',
+  'net',
+  'dgram',
+  'dns',
+  'tls',
+  'stream',
+  'worker_threads',
+  'cluster',
+  'process',
+  'readline',
+  'zlib',
+  'events',
+  'timers',
+  'perf_hooks',
+  'v8',
+  'vm',
+];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', '.tools/**', 'data/**', 'coverage/**', 'test-artifacts/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['*.mjs'] }, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      eqeqeq: ['error', 'always', { null: 'ignore' }],
+      'no-console': ['error', { allow: ['warn', 'error'] }],
+    },
+  },
+  {
+    files: ['src/workflows/**/*.ts', 'src/domain/**/*.ts', 'src/shared/**/*.ts'],
+    rules: {
+      'no-restricted-globals': ['error', { name: 'process', message: 'Workflow and domain code never read env.' }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: NODE_BUILTINS.flatMap((name) => [
+            { name, message: 'Workflow-reachable code may not import Node built-ins.' },
+            { name: `node:${name}`, message: 'Workflow-reachable code may not import Node built-ins.' },
+          ]),
+          patterns: [
+            {
+              group: ['@temporalio/activity', '@temporalio/client', '@temporalio/worker', '@temporalio/testing'],
+              message: 'Workflow code imports only @temporalio/workflow.',
+            },
+            {
+              group: ['**/activities/**', '**/activities'],
+              allowTypeImports: true,
+              message: 'Workflows import only the types of activities.',
+            },
+            {
+              group: [
+                '**/workers/**',
+                '**/store/**',
+                '**/compute/**',
+                '**/scheduler/**',
+                'kysely',
+                'better-sqlite3',
+                'pg',
+              ],
+              message: 'Workflow code never touches stores, workers or the scheduler engine.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['scripts/**/*.ts', 'src/workers/**/*.ts', 'src/cli/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    rules: { 'no-console': 'off' },
+  },
+  prettier
+);

@@ -1,0 +1,24 @@
+/** The only place that spells task-queue names and workflow ids. */
+
+/** Conductor workflows and the conductor's own activities (the only writer of instance records). */
+export const CONDUCTOR_TASK_QUEUE = 'conductor';
+/** Scheduler and placement activities: selectDestinations, claims, registration, audit. */
+export const SCHEDULER_TASK_QUEUE = 'scheduler';
+
+/** Host names become task-queue names, so they are held to DNS-label rules (no arbitrary queue). */
+export const HOST_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** The per-host queue a compute worker polls: `compute-<host>`. */
+export function computeTaskQueue(host: string): string {
+  return `compute-${host}`;
+}
+
+export const workflowIds = {
+  buildInstance: (instanceId: string) => `build-${instanceId}`,
+  placementAttempt: (instanceId: string, operation: string) => `place-${operation}-${instanceId}`,
+  stop: (instanceId: string, requestId: string) => `stop-${instanceId}-${requestId}`,
+  start: (instanceId: string, requestId: string) => `start-${instanceId}-${requestId}`,
+  rebuild: (instanceId: string, requestId: string) => `rebuild-${instanceId}-${requestId}`,
+  resizeMigrate: (instanceId: string, requestId: string) => `resize-${instanceId}-${requestId}`,
+  registerHost: (host: string) => `register-host-${host}`,
+} as const;

@@ -1,0 +1,54 @@
+/**
+ * The only place that reads `process.env` (workers, the launcher and CLIs import it; workflow code never does).
+ * Parsed with zod once at start-up: a bad value stops the process with a message naming the variable.
+ */
+import path from 'node:path';
+
+import { z } from 'zod';
+
+import { PROJECT_ROOT } from './temporal-binaries';
+
+const port = z.coerce.number().int().min(1).max(65535);
+
+export const EnvSchema = z.object({
+  /** Temporal frontend the workers and clients connect to. */
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** Ports `npm start` gives the dev server it runs. */
+  TEMPORAL_PORT: port.default(7233),
+  TEMPORAL_UI_PORT: port.default(8233),
+  /** Where the dev server's SQLite file, the conductor store and the compute hosts' guest files live. */
+  DATA_DIR: z.string().min(1).default(path.join(PROJECT_ROOT, 'data')),
+  /** PostgreSQL store (at scale); unset means the embedded SQLite file `$DATA_DIR/conductor.sqlite`. */
+  DATABASE_URL: z.string().url().optional(),
+  /** The fleet `npm start` runs: one compute worker per host. */
+  FLEET_FILE: z
+    .string()
+    .min(1)
+    .default(path.join(PROJECT_ROOT, 'fleet', 'default.json')),
+  /** Extra flavors and images merged over the defaults (m1.tiny … m1.xlarge, cirros …). */
+  CATALOGUE_FILE: z.string().min(1).optional(),
+  /** The host a compute worker serves; it polls `compute-<host>`. */
+  COMPUTE_HOST: z.string().optional(),
+  /** Seconds the fake hypervisor takes to spawn a guest. */
+  COMPUTE_SPAWN_SECONDS: z.coerce.number().nonnegative().default(3),
+  /** Builds one compute host runs at once (Nova's max_concurrent_builds). */
+  COMPUTE_MAX_CONCURRENT_BUILDS: z.coerce.number().int().positive().default(10),
+  LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+});
+export type Env = z.infer<typeof EnvSchema>;
+
+/** Parses the environment; on error prints one line per bad variable and exits 2. */
+export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) console.error(`config: ${issue.path.join('.')}: ${issue.message}`);
+    process.exit(2);
+  }
+  return parsed.data;
+}
+
+/** The SQLite file of the conductor store, when DATABASE_URL is not set. */
+export function sqlitePath(env: Env): string {
+  return path.join(env.DATA_DIR, 'conductor.sqlite');
+}

@@ -1,0 +1,40 @@
+import { Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+
+import type { Env } from './config';
+
+/** Installs the SDK runtime logger at the configured level (once per process). */
+export function installRuntime(env: Env): void {
+  Runtime.install({ logger: new DefaultLogger(env.LOG_LEVEL) });
+}
+
+/**
+ * Connects a worker, retrying while the server starts (the launcher starts workers right after the
+ * dev server). Gives up after `timeoutMs` with the address in the message.
+ */
+export async function connectWorker(env: Env, timeoutMs = 60_000): Promise<NativeConnection> {
+  return retryConnect(() => NativeConnection.connect({ address: env.TEMPORAL_ADDRESS }), env, timeoutMs);
+}
+
+/** A client connection, with the same retry. */
+export async function connectClient(env: Env, timeoutMs = 60_000): Promise<Connection> {
+  return retryConnect(
+    () => Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 2_000 }),
+    env,
+    timeoutMs
+  );
+}
+
+async function retryConnect<T>(connect: () => Promise<T>, env: Env, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await connect();
+    } catch (err) {
+      if (Date.now() > deadline) {
+        throw new Error(`cannot reach Temporal at ${env.TEMPORAL_ADDRESS}: ${(err as Error).message}`, { cause: err });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}

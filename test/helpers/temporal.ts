@@ -1,0 +1,79 @@
+/**
+ * Test environments built from the resolved binaries (never the SDK's download), and in-process workers
+ * on the project's real task queues: the conductor queue, the scheduler queue, one queue per compute host.
+ */
+import { status } from '@grpc/grpc-js';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, makeTelemetryFilterString, Runtime, Worker } from '@temporalio/worker';
+import type { WorkerOptions } from '@temporalio/worker';
+import { inject } from 'vitest';
+
+import { CONDUCTOR_SEARCH_ATTRIBUTES } from '../../src/shared/search-attributes';
+
+let runtimeInstalled = false;
+/** Quiet the SDK in tests: only errors show (workers without workflows warn by design). */
+export function installTestRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } },
+  });
+}
+
+/** A time-skipping environment (the Java test server) with the conductor's search attributes registered. */
+export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  installTestRuntime();
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: inject('temporalTestServer') } },
+  });
+  try {
+    await env.connection.operatorService.addSearchAttributes({
+      namespace: env.namespace ?? 'default',
+      searchAttributes: Object.fromEntries(
+        CONDUCTOR_SEARCH_ATTRIBUTES.map((k) => [
+          k.name,
+          temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        ])
+      ),
+    });
+  } catch (err) {
+    // Registration is global to the server; a key that already exists is fine.
+    if ((err as { code?: number }).code !== status.ALREADY_EXISTS) throw err;
+  }
+  return env;
+}
+
+/** A dev-server environment (`temporal server start-dev`, in memory) with real visibility and search attributes. */
+export async function createDevServerEnv(): Promise<TestWorkflowEnvironment> {
+  installTestRuntime();
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: inject('temporalCli') },
+      searchAttributes: [...CONDUCTOR_SEARCH_ATTRIBUTES],
+      extraArgs: ['--ui-disable-news-fetch', '--headless'],
+    },
+  });
+}
+
+/** Worker options for the prebuilt bundle made once per run by the global setup. */
+export function workflowBundleOption(): Pick<WorkerOptions, 'workflowBundle'> {
+  return { workflowBundle: { codePath: inject('workflowBundlePath') } };
+}
+
+/** Creates the given workers, runs `fn` while they poll, then shuts them all down. */
+export async function withWorkers<T>(
+  env: TestWorkflowEnvironment,
+  specs: Array<Omit<WorkerOptions, 'connection'>>,
+  fn: () => Promise<T>
+): Promise<T> {
+  const workers = await Promise.all(
+    specs.map((spec) => Worker.create({ connection: env.nativeConnection, namespace: env.namespace, ...spec }))
+  );
+  const [first, ...rest] = workers;
+  if (!first) return fn();
+  // Nest runUntil so every worker polls while fn runs and each shuts down cleanly after.
+  const run = rest.reduce<() => Promise<T>>((inner, w) => () => w.runUntil(inner()), fn);
+  return first.runUntil(run());
+}

@@ -1,0 +1,35 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects: `unit` runs pure and store tests with no Temporal server; `temporal` runs workflow
+// tests (time-skipping server) and end-to-end tests (dev server, worker processes). Temporal workers
+// run in forked processes (the threads pool hits wasm OOMs with the SDK's core bridge).
+export default defineConfig({
+  test: {
+    reporters: ['default'],
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          sequence: { groupOrder: 0 },
+          pool: 'forks',
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'temporal',
+          include: ['test/workflows/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
+          globalSetup: ['test/setup/global-setup.ts'],
+          pool: 'forks',
+          // One Temporal server per test file; two cores, so at most two files at once.
+          maxWorkers: 2,
+          fileParallelism: true,
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+});
