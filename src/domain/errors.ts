@@ -1,0 +1,163 @@
+/**
+ * Domain errors, one class per Nova exception. The class name is the Temporal failure `type`
+ * (the SDK's `ensureApplicationFailure` copies `error.name`), so workflows match on the string,
+ * never on `instanceof` across the sandbox.
+ */
+
+/** Every failure type that can cross the wire, as a const object so the strings are spelled once. */
+export const FailureType = {
+  InvalidRequest: 'InvalidRequest',
+  NoValidHost: 'NoValidHost',
+  MaxRetriesExceeded: 'MaxRetriesExceeded',
+  InstanceInvalidState: 'InstanceInvalidState',
+  InstanceNotFound: 'InstanceNotFound',
+  Rescheduled: 'Rescheduled',
+  BuildAborted: 'BuildAborted',
+  ComputeHostUnavailable: 'ComputeHostUnavailable',
+  ClaimFailed: 'ClaimFailed',
+  MigrationError: 'MigrationError',
+  HypervisorBusy: 'HypervisorBusy',
+  ConcurrentUpdate: 'ConcurrentUpdate',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** Base of every domain error: `name` is the failure type and `details` travel with it. */
+export abstract class DomainError extends Error {
+  abstract override readonly name: FailureType;
+  /** Structured context, sent as the ApplicationFailure's details. */
+  readonly details: Record<string, unknown>;
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.details = details;
+  }
+}
+
+/** A request was malformed; `field` names the offending input path. Never retried. */
+export class InvalidRequest extends DomainError {
+  readonly name = FailureType.InvalidRequest;
+  constructor(
+    readonly field: string,
+    reason: string
+  ) {
+    super(`Invalid request: ${field}: ${reason}`, { field, reason });
+  }
+}
+
+/** The scheduler found no host that passes every filter (Nova's NoValidHost). */
+export class NoValidHost extends DomainError {
+  readonly name: FailureType = FailureType.NoValidHost;
+  constructor(readonly reason: string) {
+    super(`No valid host was found. ${reason}`, { reason });
+  }
+}
+
+/** Every host of a placement attempt list failed (Nova's MaxRetriesExceeded, a NoValidHost). */
+export class MaxRetriesExceeded extends NoValidHost {
+  override readonly name = FailureType.MaxRetriesExceeded;
+  constructor(
+    readonly instanceId: string,
+    readonly hostsTried: readonly string[]
+  ) {
+    super(
+      `Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance ${instanceId}.`
+    );
+    this.message = `Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance ${instanceId}. Hosts tried: ${hostsTried.join(', ')}.`;
+    Object.assign(this.details, { instanceId, hostsTried: [...hostsTried] });
+  }
+}
+
+/** Another operation holds the instance, or its state does not allow this one. */
+export class InstanceInvalidState extends DomainError {
+  readonly name = FailureType.InstanceInvalidState;
+  constructor(
+    readonly instanceId: string,
+    readonly attribute: 'vmState' | 'taskState' | 'powerState',
+    readonly state: string | null,
+    readonly method: string
+  ) {
+    super(`Cannot '${method}' instance ${instanceId} while it is in ${attribute} ${state ?? 'None'}`, {
+      instanceId,
+      attribute,
+      state,
+      method,
+    });
+  }
+}
+
+export class InstanceNotFound extends DomainError {
+  readonly name = FailureType.InstanceNotFound;
+  constructor(readonly instanceId: string) {
+    super(`Instance ${instanceId} could not be found.`, { instanceId });
+  }
+}
+
+/** A build on one host failed in a way another host may not: move to the next alternate. */
+export class Rescheduled extends DomainError {
+  readonly name = FailureType.Rescheduled;
+  constructor(
+    readonly instanceId: string,
+    readonly host: string,
+    reason: string
+  ) {
+    super(`Build of instance ${instanceId} was re-scheduled: ${reason}`, { instanceId, host, reason });
+  }
+}
+
+/** A build failed in a way no other host can fix (bad image, flavor too small, network). Never retried. */
+export class BuildAborted extends DomainError {
+  readonly name = FailureType.BuildAborted;
+  constructor(
+    readonly instanceId: string,
+    reason: string
+  ) {
+    super(`Build of instance ${instanceId} aborted: ${reason}`, { instanceId, reason });
+  }
+}
+
+/** The compute host did not answer (no live worker, or it stopped heartbeating). */
+export class ComputeHostUnavailable extends DomainError {
+  readonly name = FailureType.ComputeHostUnavailable;
+  constructor(
+    readonly host: string,
+    reason: string
+  ) {
+    super(`Compute host ${host} is unavailable: ${reason}`, { host, reason });
+  }
+}
+
+/** Claiming resources on a host failed: it filled up or disappeared since it was selected. */
+export class ClaimFailed extends DomainError {
+  readonly name = FailureType.ClaimFailed;
+  constructor(
+    readonly host: string,
+    reason: string
+  ) {
+    super(`Unable to claim resources on host ${host}: ${reason}`, { host, reason });
+  }
+}
+
+export class MigrationError extends DomainError {
+  readonly name = FailureType.MigrationError;
+  constructor(reason: string, details: Record<string, unknown> = {}) {
+    super(`Migration error: ${reason}`, details);
+  }
+}
+
+/** A transient hypervisor fault on one host, retried on that same host by the activity's policy. */
+export class HypervisorBusy extends DomainError {
+  readonly name = FailureType.HypervisorBusy;
+  constructor(
+    readonly host: string,
+    reason: string
+  ) {
+    super(`Hypervisor on ${host} is busy: ${reason}`, { host, reason });
+  }
+}
+
+/** A compare-and-swap lost a race; the caller retries (placement generation conflicts). */
+export class ConcurrentUpdate extends DomainError {
+  readonly name = FailureType.ConcurrentUpdate;
+  constructor(what: string) {
+    super(`Concurrent update of ${what}`, { what });
+  }
+}

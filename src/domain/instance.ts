@@ -1,0 +1,58 @@
+/** Instance states, with Nova's lower-case names. Const objects plus derived unions, not TS enums. */
+
+export const VmState = {
+  Building: 'building',
+  Active: 'active',
+  Stopped: 'stopped',
+  Resized: 'resized',
+  Error: 'error',
+  Deleted: 'deleted',
+} as const;
+export type VmState = (typeof VmState)[keyof typeof VmState];
+
+export const TaskState = {
+  Scheduling: 'scheduling',
+  Networking: 'networking',
+  BlockDeviceMapping: 'block_device_mapping',
+  Spawning: 'spawning',
+  PoweringOff: 'powering-off',
+  PoweringOn: 'powering-on',
+  Rebuilding: 'rebuilding',
+  RebuildBlockDeviceMapping: 'rebuild_block_device_mapping',
+  RebuildSpawning: 'rebuild_spawning',
+  ResizePrep: 'resize_prep',
+  ResizeMigrating: 'resize_migrating',
+  ResizeMigrated: 'resize_migrated',
+  ResizeFinish: 'resize_finish',
+  ResizeReverting: 'resize_reverting',
+  ResizeConfirming: 'resize_confirming',
+  Deleting: 'deleting',
+} as const;
+export type TaskState = (typeof TaskState)[keyof typeof TaskState];
+
+export const PowerState = {
+  NoState: 'nostate',
+  Running: 'running',
+  Shutdown: 'shutdown',
+  Crashed: 'crashed',
+} as const;
+export type PowerState = (typeof PowerState)[keyof typeof PowerState];
+
+/** The instance record as the conductor stores it and every workflow returns it. */
+export interface InstanceRecord {
+  instanceId: string;
+  name: string;
+  vmState: VmState;
+  taskState: TaskState | null;
+  powerState: PowerState;
+  host: string | null;
+  availabilityZone: string | null;
+  flavor: string;
+  image: string;
+  vcpus: number;
+  memoryMb: number;
+  diskGb: number;
+  serverGroup: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
