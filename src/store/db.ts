@@ -1,0 +1,285 @@
+/**
+ * Opening the store: Kysely over better-sqlite3 (embedded default, one file shared by several worker
+ * processes) or over a `pg` pool (at scale). Same schema, same queries, same migrations.
+ *
+ * SQLite and several processes:
+ * - WAL journal (readers never block the writer), `busy_timeout` 5 s, `synchronous=NORMAL`, foreign keys on.
+ * - Every Kysely transaction starts with `BEGIN IMMEDIATE`: the write lock is taken up front, so two
+ *   processes never both hold a read snapshot and then deadlock upgrading it (a plain `BEGIN` would
+ *   return SQLITE_BUSY at once in that case, bypassing busy_timeout). Transactions are therefore
+ *   serialized across processes; they are short (a claim is a handful of indexed statements).
+ * - `transaction()` below also retries a transaction that still failed with SQLITE_BUSY (lock held
+ *   longer than busy_timeout) or, on PostgreSQL, a serialization failure / deadlock.
+ * - Within one process, every `openStore` of the same file shares ONE connection (ref-counted): Kysely's
+ *   SQLite driver serializes its users with a mutex, whereas two connections in one process would
+ *   block the event loop in better-sqlite3's synchronous busy wait while the other waits to commit.
+ *
+ * Migrations: Kysely's Migrator with the in-code provider. On PostgreSQL the Migrator holds an
+ * advisory lock. On SQLite Kysely's own lock is a no-op (it assumes one process), so our adapter
+ * declares transactional DDL: the migrations then run inside one `BEGIN IMMEDIATE` transaction that
+ * re-reads the executed list after taking the write lock, which makes concurrent starts safe.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+import BetterSqlite3 from 'better-sqlite3';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteAdapter,
+  SqliteDialect,
+  SqliteDriver,
+  type Transaction,
+} from 'kysely';
+import { type CustomTypesConfig, Pool, types as pgTypes } from 'pg';
+
+import { migrationProvider } from './migrations';
+import type { Database } from './schema';
+
+export type StoreDialect = 'sqlite' | 'postgres';
+
+export interface Store {
+  db: Kysely<Database>;
+  dialect: StoreDialect;
+  /** Releases this handle (the shared SQLite connection closes with its last handle). Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** `postgres://…`: use PostgreSQL. Takes precedence over `sqlitePath`. */
+  databaseUrl?: string;
+  /** The SQLite file (its directory is created). */
+  sqlitePath?: string;
+  /** PostgreSQL pool size (default 10). */
+  poolSize?: number;
+}
+
+/** How long a SQLite statement waits for another process's write lock before SQLITE_BUSY. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
+
+// ---------------------------------------------------------------------------------------------
+// SQLite
+// ---------------------------------------------------------------------------------------------
+
+/** Kysely's SQLite driver with `BEGIN IMMEDIATE` transactions and a rollback that tolerates auto-rollback. */
+class ImmediateSqliteDriver extends SqliteDriver {
+  constructor(private readonly raw: BetterSqlite3.Database) {
+    super({ database: raw });
+  }
+
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    // SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR…); a second ROLLBACK would
+    // then throw "no transaction is active" and hide the real error.
+    if (this.raw.inTransaction) await connection.executeQuery(CompiledQuery.raw('rollback'));
+  }
+}
+
+/** Transactional DDL on: migrations run in one BEGIN IMMEDIATE transaction (the cross-process lock). */
+class ImmediateSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly raw: BetterSqlite3.Database) {
+    super({ database: raw });
+  }
+  override createDriver(): SqliteDriver {
+    return new ImmediateSqliteDriver(this.raw);
+  }
+  override createAdapter(): SqliteAdapter {
+    return new ImmediateSqliteAdapter();
+  }
+}
+
+interface SharedSqlite {
+  db: Kysely<Database>;
+  refs: number;
+}
+/** One connection per SQLite file per process (see the header). */
+const sqliteFiles = new Map<string, SharedSqlite>();
+
+function openSqliteDatabase(file: string): BetterSqlite3.Database {
+  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+  const raw = new BetterSqlite3(file, { timeout: SQLITE_BUSY_TIMEOUT_MS });
+  try {
+    raw.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    // Switching a fresh file to WAL takes a lock another starting process may hold for a moment.
+    retrySync(() => raw.pragma('journal_mode = WAL'));
+    raw.pragma('synchronous = NORMAL');
+    raw.pragma('foreign_keys = ON');
+  } catch (err) {
+    raw.close();
+    throw err;
+  }
+  return raw;
+}
+
+function retrySync<T>(fn: () => T, attempts = 5): T {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return fn();
+    } catch (err) {
+      if (attempt >= attempts || !isTransientStoreError(err)) throw err;
+    }
+  }
+}
+
+function openSqlite(sqlitePath: string): Store {
+  const file = sqlitePath === ':memory:' ? sqlitePath : path.resolve(sqlitePath);
+  let shared = file === ':memory:' ? undefined : sqliteFiles.get(file);
+  if (shared === undefined) {
+    const raw = openSqliteDatabase(file);
+    shared = { db: new Kysely<Database>({ dialect: new ImmediateSqliteDialect(raw) }), refs: 0 };
+    if (file !== ':memory:') sqliteFiles.set(file, shared);
+  }
+  shared.refs += 1;
+  const entry = shared;
+  let closed = false;
+  return {
+    db: entry.db,
+    dialect: 'sqlite',
+    async close() {
+      if (closed) return;
+      closed = true;
+      entry.refs -= 1;
+      if (entry.refs > 0) return;
+      if (sqliteFiles.get(file) === entry) sqliteFiles.delete(file);
+      await entry.db.destroy();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+const PG_INT8_OID = 20;
+const PG_NUMERIC_OID = 1700;
+
+/**
+ * SUM() and COUNT() are int8/numeric on PostgreSQL, which `pg` returns as strings; SQLite returns
+ * numbers. Parse them as numbers for this pool only (no global `pg.types` change).
+ */
+const pgTypeParsers: CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown => {
+    if (oid === PG_INT8_OID || oid === PG_NUMERIC_OID) return (value: string) => Number(value);
+    return format === 'binary' ? pgTypes.getTypeParser(oid, 'binary') : pgTypes.getTypeParser(oid, 'text');
+  }) as CustomTypesConfig['getTypeParser'],
+};
+
+function openPostgres(databaseUrl: string, poolSize: number): Store {
+  const pool = new Pool({ connectionString: databaseUrl, max: poolSize, types: pgTypeParsers });
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', (err) => console.error(`store: idle PostgreSQL connection error: ${err.message}`));
+  // pool.end() resolves before the clients' sockets are closed; count them so close() really waits.
+  let connected = 0;
+  let drained: (() => void) | undefined;
+  pool.on('connect', () => (connected += 1));
+  pool.on('remove', () => {
+    connected -= 1;
+    if (connected <= 0) drained?.();
+  });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  let closed = false;
+  return {
+    db,
+    dialect: 'postgres',
+    async close() {
+      if (closed) return;
+      closed = true;
+      const allRemoved = new Promise<void>((resolve) => (drained = resolve));
+      await db.destroy();
+      if (connected > 0) await Promise.race([allRemoved, sleep(2_000)]);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------
+
+/** Opens the store: PostgreSQL when `databaseUrl` is given, else the SQLite file. Does not migrate. */
+export function openStore(options: StoreOptions): Promise<Store> {
+  try {
+    if (options.databaseUrl !== undefined && options.databaseUrl !== '') {
+      return Promise.resolve(openPostgres(options.databaseUrl, options.poolSize ?? 10));
+    }
+    if (options.sqlitePath !== undefined && options.sqlitePath !== '') {
+      return Promise.resolve(openSqlite(options.sqlitePath));
+    }
+    return Promise.reject(new Error('openStore: set databaseUrl (PostgreSQL) or sqlitePath (SQLite)'));
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+/**
+ * Brings the schema up to date; every worker calls it when it starts. Safe when several processes
+ * start at once (see the header). Returns the names of the migrations this call applied.
+ */
+export async function migrateToLatest(store: Store): Promise<string[]> {
+  const migrator = new Migrator({ db: store.db, provider: migrationProvider });
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (error === undefined) {
+      return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    }
+    if (attempt < 5 && isTransientStoreError(error)) {
+      await sleep(backoffMs(attempt));
+      continue;
+    }
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    const message = error instanceof Error ? error.message : JSON.stringify(error);
+    throw new Error(`store migration${failed === undefined ? '' : ` ${failed}`} failed: ${message}`, { cause: error });
+  }
+}
+
+/** SQLite lock contention, or a PostgreSQL serialization failure, deadlock or lock timeout: retry. */
+export function isTransientStoreError(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return false;
+  return (
+    code.startsWith('SQLITE_BUSY') ||
+    code.startsWith('SQLITE_LOCKED') ||
+    code === '40001' || // serialization_failure
+    code === '40P01' || // deadlock_detected
+    code === '55P03' // lock_not_available
+  );
+}
+
+const TRANSACTION_ATTEMPTS = 8;
+
+/**
+ * Runs `fn` in a transaction (BEGIN IMMEDIATE on SQLite), retrying the whole transaction on the
+ * transient errors above. `fn` must only touch the database through `trx` (the SQLite connection is
+ * single: using `store.db` inside would wait forever for itself) and must be safe to run again.
+ */
+export async function transaction<T>(store: Store, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await store.db.transaction().execute(fn);
+    } catch (err) {
+      if (attempt >= TRANSACTION_ATTEMPTS || !isTransientStoreError(err)) throw err;
+      await sleep(backoffMs(attempt));
+    }
+  }
+}
+
+/** Full-jitter exponential backoff: random in [1, min(200, 4·2^attempt)] ms. */
+export function backoffMs(attempt: number): number {
+  return 1 + Math.floor(Math.random() * Math.min(200, 4 * 2 ** attempt));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,15 @@
+/**
+ * The in-code migration list (no file-system scanning, so it works from a bundle and under tsx).
+ * Names sort in the order they run; never rename or edit one that has shipped, add a new one.
+ */
+import type { Migration, MigrationProvider } from 'kysely';
+
+import * as m0001 from './0001_initial';
+
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001_initial': m0001,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve({ ...MIGRATIONS }),
+};

@@ -1,0 +1,150 @@
+/**
+ * Row types of the store, as Kysely sees them. One schema for SQLite and PostgreSQL: booleans are
+ * integers 0/1 (better-sqlite3 cannot bind booleans), timestamps are ISO-8601 text, JSON is text,
+ * ids are text. Column names are snake_case; repositories map rows to the camelCase domain records.
+ */
+
+/** One row per compute host (Nova's resource provider plus its compute service record). */
+export interface ResourceProvidersTable {
+  /** The host name; also the compute task-queue suffix. */
+  name: string;
+  availability_zone: string;
+  architecture: string;
+  /** 0 | 1 */
+  disabled: number;
+  disabled_reason: string | null;
+  /** 0 | 1: an operator marked the host down (Nova's `forced_down`). */
+  forced_down: number;
+  /** Placement generation: bumped on every inventory, trait or allocation change (compare-and-swap). */
+  generation: number;
+  failed_builds: number;
+  /** The `placement_state.version` of the last write that touched this row (incremental cache refresh). */
+  changed_version: number;
+  updated_at: string;
+}
+
+export interface InventoriesTable {
+  provider: string;
+  resource_class: string;
+  total: number;
+  reserved: number;
+  allocation_ratio: number;
+}
+
+export interface TraitsTable {
+  provider: string;
+  trait: string;
+}
+
+export interface AllocationsTable {
+  consumer_id: string;
+  provider: string;
+  resource_class: string;
+  used: number;
+  created_at: string;
+}
+
+/** A single row (id = 1) whose version is bumped by every placement write. */
+export interface PlacementStateTable {
+  id: number;
+  version: number;
+}
+
+export interface InstancesTable {
+  instance_id: string;
+  name: string;
+  vm_state: string;
+  task_state: string | null;
+  power_state: string;
+  host: string | null;
+  availability_zone: string | null;
+  flavor: string;
+  image: string;
+  vcpus: number;
+  memory_mb: number;
+  disk_gb: number;
+  server_group: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface InstanceActionsTable {
+  id: string;
+  instance_id: string;
+  action: string;
+  request_id: string;
+  /** 'Error' once any of its events failed (Nova's action `message`). */
+  message: string | null;
+  result: string | null;
+  started_at: string;
+  finished_at: string | null;
+}
+
+export interface InstanceActionEventsTable {
+  action_id: string;
+  event: string;
+  attempt: number;
+  host: string | null;
+  started_at: string;
+  finished_at: string | null;
+  result: string | null;
+  details: string | null;
+}
+
+export interface InstanceFaultsTable {
+  id: string;
+  instance_id: string;
+  code: number;
+  message: string;
+  details: string | null;
+  host: string | null;
+  created_at: string;
+}
+
+export interface MigrationsTable {
+  id: string;
+  instance_id: string;
+  source_host: string;
+  dest_host: string | null;
+  old_flavor: string;
+  new_flavor: string;
+  migration_type: string;
+  status: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ServerGroupsTable {
+  name: string;
+  policy: string;
+  created_at: string;
+}
+
+export interface Database {
+  resource_providers: ResourceProvidersTable;
+  inventories: InventoriesTable;
+  traits: TraitsTable;
+  allocations: AllocationsTable;
+  placement_state: PlacementStateTable;
+  instances: InstancesTable;
+  instance_actions: InstanceActionsTable;
+  instance_action_events: InstanceActionEventsTable;
+  instance_faults: InstanceFaultsTable;
+  migrations: MigrationsTable;
+  server_groups: ServerGroupsTable;
+}
+
+/** Every table, children before parents (the order to empty them in). */
+export const TABLES: readonly (keyof Database)[] = [
+  'allocations',
+  'inventories',
+  'traits',
+  'resource_providers',
+  'placement_state',
+  'instance_action_events',
+  'instance_actions',
+  'instance_faults',
+  'migrations',
+  'instances',
+  'server_groups',
+];
