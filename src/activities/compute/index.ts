@@ -1,0 +1,195 @@
+/**
+ * Compute activities: what a compute worker for one host runs on task queue `compute-<host>`. They are
+ * Nova's compute-manager RPCs and build steps, one activity per step so the Web UI shows each of them.
+ * The compute process holds no database credentials: it reports results, the conductor records them.
+ *
+ * How failures leave these activities (the class name becomes the Temporal failure type):
+ *
+ * - Reschedulable, `Rescheduled` (non-retryable here; the placement-attempt workflow moves to the next
+ *   alternate host): any unexpected error while spawning (the fake's DriverError, an injected
+ *   `spawn.kind: 'reschedule'` failure).
+ *   NOTE(nova): _build_and_run_instance turns any unexpected spawn exception into RescheduledException.
+ * - Abort, `BuildAborted` (non-retryable; no other host can fix it): a flavor disk smaller than the image
+ *   (prepareBlockDevices or spawn), an image the hypervisor refuses (injected `spawn.kind: 'abort'`), any
+ *   failure to allocate networks or to prepare block devices.
+ *   NOTE(nova): FlavorDiskTooSmall / ImageUnacceptable and network or BDM set-up failures raise
+ *   BuildAbortException ("not rescheduling").
+ * - Transient, `HypervisorBusy` (retryable; the compute retry policy retries it on the same host): an
+ *   injected `busyNext`. Nothing was made, so nothing is torn down.
+ * - Propagated as they are: `InstanceNotFound` (a power operation on a guest this host does not have, or
+ *   a guest destroyed while it was spawning) and cancellation (the activity's CancelledFailure, after the
+ *   half-made guest was torn down).
+ *   NOTE(nova): the virt driver raises InstanceNotFound for a missing domain, and a build whose instance
+ *   was deleted meanwhile ends with InstanceNotFound, not a reschedule.
+ *
+ * On a reschedulable or abort failure and on cancellation, the driver has already torn down the half-made
+ * guest with its networks and block devices (Nova's _shutdown_instance + _cleanup_allocated_networks), so
+ * the next host starts clean and this one leaks nothing.
+ */
+import { Context } from '@temporalio/activity';
+
+import { BuildAborted, DomainError, Rescheduled } from '../../domain/errors';
+import { PowerState } from '../../domain/instance';
+import type {
+  BlockDeviceInfo,
+  FakeDriver,
+  Guest,
+  GuestFlavor,
+  GuestImage,
+  NetworkInfo,
+} from '../../compute/fake-driver';
+import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/fake-driver';
+
+export interface InstanceRef {
+  instanceId: string;
+}
+
+export interface PrepareBlockDevicesInput {
+  instanceId: string;
+  flavor: GuestFlavor;
+  image: GuestImage;
+}
+
+export interface SpawnInstanceInput {
+  instanceId: string;
+  name: string;
+  flavor: GuestFlavor;
+  image: GuestImage;
+}
+
+export interface SpawnInstanceResult {
+  host: string;
+  powerState: typeof PowerState.Running;
+}
+
+export interface PowerStateResult {
+  powerState: PowerState;
+}
+
+export interface ListGuestsResult {
+  host: string;
+  guests: Guest[];
+}
+
+/** Heartbeat details of a spawn in progress. */
+export interface SpawnProgress {
+  percent: number;
+}
+
+export function createComputeActivities({ host, driver }: { host: string; driver: FakeDriver }) {
+  if (driver.host !== host) throw new Error(`compute activities for ${host} given the driver of ${driver.host}`);
+
+  return {
+    /** Plugs the instance's port on this host; the same port info on every retry. */
+    allocateNetworks: async ({ instanceId }: InstanceRef): Promise<NetworkInfo> => {
+      try {
+        return await driver.allocateNetworks(instanceId);
+      } catch (err) {
+        // NOTE(nova): a failed network allocation aborts the build ("not rescheduling").
+        throw asDomainError(
+          err,
+          (reason) => new BuildAborted(instanceId, `Failed to allocate the network(s): ${reason}`)
+        );
+      }
+    },
+
+    /** Prepares the root disk; a flavor disk smaller than the image aborts the build. */
+    prepareBlockDevices: async ({ instanceId, flavor, image }: PrepareBlockDevicesInput): Promise<BlockDeviceInfo> => {
+      try {
+        return await driver.prepareBlockDevices(instanceId, flavor, image);
+      } catch (err) {
+        if (err instanceof FlavorDiskSmallerThanImage) throw new BuildAborted(instanceId, err.message);
+        // NOTE(nova): a failure to prepare block devices is a BuildAbortException too.
+        throw asDomainError(err, (reason) => new BuildAborted(instanceId, `Failure prepping block device: ${reason}`));
+      }
+    },
+
+    /**
+     * Boots the guest, heartbeating `{ percent }` while it runs and honouring cancellation. Idempotent: a
+     * retried spawn of an instance whose guest already exists succeeds without making a second guest.
+     */
+    spawnInstance: async ({ instanceId, name, flavor, image }: SpawnInstanceInput): Promise<SpawnInstanceResult> => {
+      const ctx = Context.current();
+      const signal = ctx.cancellationSignal;
+      // A retry whose previous attempt had made progress and then went silent (heartbeat timeout): this
+      // host is unreliable. Remove the half-made guest and reschedule, rather than retry here. A busy
+      // hypervisor fails before any progress, so its retries (no progress recorded) spawn normally.
+      const previous = ctx.info.heartbeatDetails as SpawnProgress | undefined;
+      if (ctx.info.attempt > 1 && previous && previous.percent > 0) {
+        await driver.destroy(instanceId);
+        throw new Rescheduled(
+          instanceId,
+          host,
+          `the previous spawn attempt on ${host} stopped heartbeating at ${previous.percent}%`
+        );
+      }
+      try {
+        await driver.spawn(
+          { instanceId, name, flavor, image },
+          {
+            signal,
+            // Only real progress is recorded: it is what tells a retry that a spawn was under way.
+            onProgress: (percent) => percent > 0 && ctx.heartbeat({ percent } satisfies SpawnProgress),
+          }
+        );
+      } catch (err) {
+        // Cancellation (workflow cancelled, heartbeat timeout, worker shutdown) goes out unchanged.
+        if (signal.aborted) throw err;
+        throw classifySpawnFailure(err, instanceId, host);
+      }
+      return { host, powerState: PowerState.Running };
+    },
+
+    /** Removes the guest, its networks and block devices. Idempotent: `destroyed` is false when absent. */
+    destroyInstance: async ({ instanceId }: InstanceRef): Promise<{ destroyed: boolean }> => {
+      return { destroyed: await driver.destroy(instanceId) };
+    },
+
+    /**
+     * Sends one ACPI shutdown request and returns the power state right after, without waiting: the stop
+     * workflow re-sends it every retry interval on a durable timer and forces a power-off at the timeout.
+     */
+    requestShutdown: async ({ instanceId }: InstanceRef): Promise<PowerStateResult> => {
+      return { powerState: await driver.requestShutdown(instanceId) };
+    },
+
+    getPowerState: async ({ instanceId }: InstanceRef): Promise<PowerStateResult> => {
+      return { powerState: await driver.getPowerState(instanceId) };
+    },
+
+    /** Forced, immediate power-off. Idempotent. */
+    powerOffInstance: async ({ instanceId }: InstanceRef): Promise<PowerStateResult> => {
+      return { powerState: await driver.powerOff(instanceId) };
+    },
+
+    /** Powers the guest on. Idempotent. */
+    powerOnInstance: async ({ instanceId }: InstanceRef): Promise<{ powerState: typeof PowerState.Running }> => {
+      await driver.powerOn(instanceId);
+      return { powerState: PowerState.Running };
+    },
+
+    /** Every guest this host has, for reconciliation (e.g. cleaning up evacuated guests). */
+    listGuests: async (): Promise<ListGuestsResult> => {
+      return { host, guests: await driver.listGuests() };
+    },
+  };
+}
+
+export type ComputeActivities = ReturnType<typeof createComputeActivities>;
+
+/** Maps a spawn failure to reschedule / abort / transient, as Nova's _build_and_run_instance does. */
+export function classifySpawnFailure(err: unknown, instanceId: string, host: string): DomainError {
+  // NOTE(nova): FlavorDiskTooSmall and ImageUnacceptable are BuildAbortException: no other host helps.
+  if (err instanceof FlavorDiskSmallerThanImage || err instanceof ImageUnacceptable) {
+    return new BuildAborted(instanceId, err.message);
+  }
+  // HypervisorBusy (transient), BuildAborted, Rescheduled, InstanceNotFound: already classified.
+  // NOTE(nova): anything else from the driver is a RescheduledException.
+  return asDomainError(err, (reason) => new Rescheduled(instanceId, host, reason));
+}
+
+/** Domain errors pass through; anything else becomes `fallback(message)`. */
+function asDomainError(err: unknown, fallback: (reason: string) => DomainError): DomainError {
+  if (err instanceof DomainError) return err;
+  return fallback(err instanceof Error ? err.message : String(err));
+}

@@ -1,0 +1,553 @@
+/**
+ * A fake hypervisor driver for one compute host, shaped like Nova's virt driver API (spawn, destroy,
+ * power_off with a clean-shutdown timeout, power_on, get_info). It holds no database credentials: it knows
+ * its host name and two files under `<stateDir>/<host>/`:
+ *
+ * - `guests.json`: the guests, their networks and block devices, so a restarted compute worker still
+ *   knows what runs on its host. Written whole through temp + rename (never torn).
+ * - `faults.json`: faults injected by a user or a test (see ./faults.ts), re-read at each operation that
+ *   can fail, with counters consumed by writing the file back.
+ *
+ * Every operation is idempotent, keyed by instance id, because Temporal delivers activities at least once.
+ * The driver throws driver-level errors (DriverError, ImageUnacceptable, FlavorDiskSmallerThanImage, like
+ * libvirt's); the compute activities classify them into reschedule / abort, as Nova's compute manager does.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+import { z } from 'zod';
+
+import type { Flavor, Image } from '../domain/catalogue';
+import { HypervisorBusy, InstanceNotFound } from '../domain/errors';
+import { PowerState } from '../domain/instance';
+import { HOST_NAME_PATTERN } from '../shared/task-queues';
+import type { Faults, SpawnFault } from './faults';
+import { FaultsSchema, takeSpawnFault } from './faults';
+import { readJsonFile, withFileLock, writeJsonFileAtomic } from './json-file';
+
+/** How often a running spawn reports progress (the brief asks for at least every 500 ms). */
+export const SPAWN_PROGRESS_INTERVAL_MS = 200;
+/** Where in a spawn an injected failure or hang strikes (fraction of spawnSeconds). */
+export const SPAWN_FAULT_POINT = 0.5;
+
+// ---------------------------------------------------------------------------------------------------
+// Driver-level errors (the fake's libvirtError and friends). The compute activities map them to
+// domain errors; they never cross the wire as they are.
+
+/** An unexpected hypervisor failure during spawn (libvirtError). Nova reschedules on it. */
+export class DriverError extends Error {
+  override readonly name = 'DriverError';
+}
+
+/** The hypervisor refuses the image (Nova's ImageUnacceptable). Nova aborts the build on it. */
+export class ImageUnacceptable extends Error {
+  override readonly name = 'ImageUnacceptable';
+}
+
+/** The flavor's root disk cannot hold the image (Nova's FlavorDiskSmallerThanImage). Aborts the build. */
+export class FlavorDiskSmallerThanImage extends Error {
+  override readonly name = 'FlavorDiskSmallerThanImage';
+  constructor(
+    readonly flavorDiskGb: number,
+    readonly imageSizeGb: number
+  ) {
+    super(
+      `Flavor's disk is too small for requested image. Flavor disk is ${flavorDiskGb}GB, image is ${imageSizeGb}GB.`
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Persisted shapes.
+
+export const GuestFlavorSchema = z.object({
+  name: z.string(),
+  vcpus: z.number(),
+  memoryMb: z.number(),
+  diskGb: z.number(),
+});
+/** What the driver needs of a flavor; a full catalogue `Flavor` fits. */
+export type GuestFlavor = Pick<Flavor, 'name' | 'vcpus' | 'memoryMb' | 'diskGb'>;
+
+export const GuestImageSchema = z.object({ name: z.string(), sizeGb: z.number() });
+/** What the driver needs of an image; a full catalogue `Image` fits. */
+export type GuestImage = Pick<Image, 'name' | 'sizeGb'>;
+
+export const NetworkInfoSchema = z.object({
+  network: z.string(),
+  portId: z.string(),
+  mac: z.string(),
+  ip: z.string(),
+});
+/** One port on the tenant network; deterministic per instance (the same on every host). */
+export type NetworkInfo = z.infer<typeof NetworkInfoSchema>;
+
+export const BlockDeviceInfoSchema = z.object({
+  rootDeviceName: z.string(),
+  devices: z.array(
+    z.object({
+      deviceName: z.string(),
+      bootIndex: z.number().int(),
+      sourceType: z.literal('image'),
+      destinationType: z.literal('local'),
+      imageName: z.string(),
+      sizeGb: z.number(),
+    })
+  ),
+});
+export type BlockDeviceInfo = z.infer<typeof BlockDeviceInfoSchema>;
+
+export const GuestSchema = z.object({
+  instanceId: z.string(),
+  name: z.string(),
+  host: z.string(),
+  /** `spawning` while a spawn is under way (a half-made guest); `active` once it completed. */
+  status: z.enum(['spawning', 'active']),
+  /** The spawn run that owns a half-made guest, so a stale run never tears down a newer one. */
+  spawnId: z.string(),
+  flavor: GuestFlavorSchema,
+  image: GuestImageSchema,
+  powerState: z.enum(PowerState),
+  network: NetworkInfoSchema.nullable(),
+  blockDevices: BlockDeviceInfoSchema.nullable(),
+  /** ISO timestamp. */
+  createdAt: z.string(),
+  /** Epoch ms of the first ACPI shutdown request a cooperative guest is acting on; null when none. */
+  shutdownRequestedAt: z.number().nullable(),
+});
+export type Guest = z.infer<typeof GuestSchema>;
+
+const HostStateSchema = z.object({
+  version: z.literal(1),
+  host: z.string(),
+  guests: z.record(z.string(), GuestSchema),
+  networks: z.record(z.string(), NetworkInfoSchema),
+  blockDevices: z.record(z.string(), BlockDeviceInfoSchema),
+});
+type HostState = z.infer<typeof HostStateSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+
+export interface FakeDriverOptions {
+  host: string;
+  stateDir: string;
+  /** Seconds a spawn takes. Default 3; 0 for benchmarks. */
+  spawnSeconds?: number;
+  /** Seconds a cooperative guest takes to power off after an ACPI request. Default 2. */
+  shutdownSeconds?: number;
+  /** Clock for timestamps and the lazy shutdown evaluation (epoch ms). Default Date.now. */
+  now?: () => number;
+  /** Random source for `spawn.failRate`, in [0, 1). Default Math.random. */
+  rng?: () => number;
+}
+
+export interface SpawnRequest {
+  instanceId: string;
+  name: string;
+  flavor: GuestFlavor;
+  image: GuestImage;
+}
+
+export interface SpawnOptions {
+  /** Aborting rejects the spawn with the signal's reason and tears down the half-made guest. */
+  signal?: AbortSignal;
+  /** Called with 0..100 at the start, at least every SPAWN_PROGRESS_INTERVAL_MS, and at the end. */
+  onProgress?: (percent: number) => void;
+}
+
+export interface SpawnResult {
+  guest: Guest;
+  /** False when a guest already existed (a retried spawn): nothing new was made. */
+  created: boolean;
+}
+
+export class FakeDriver {
+  readonly host: string;
+  readonly spawnSeconds: number;
+  readonly shutdownSeconds: number;
+  /** `<stateDir>/<host>/guests.json` */
+  readonly guestsFile: string;
+  /** `<stateDir>/<host>/faults.json` */
+  readonly faultsFile: string;
+  private readonly now: () => number;
+  private readonly rng: () => number;
+
+  constructor(options: FakeDriverOptions) {
+    // The host name becomes a directory and a task queue: hold it to the same rule as the fleet file.
+    if (!HOST_NAME_PATTERN.test(options.host)) throw new Error(`invalid compute host name '${options.host}'`);
+    const spawnSeconds = options.spawnSeconds ?? 3;
+    const shutdownSeconds = options.shutdownSeconds ?? 2;
+    if (!(spawnSeconds >= 0) || !(shutdownSeconds >= 0))
+      throw new Error('spawnSeconds and shutdownSeconds must be >= 0');
+    this.host = options.host;
+    this.spawnSeconds = spawnSeconds;
+    this.shutdownSeconds = shutdownSeconds;
+    this.guestsFile = path.join(options.stateDir, options.host, 'guests.json');
+    this.faultsFile = path.join(options.stateDir, options.host, 'faults.json');
+    this.now = options.now ?? Date.now;
+    this.rng = options.rng ?? Math.random;
+  }
+
+  // ----- faults ------------------------------------------------------------------------------------
+
+  /** Replaces the injected faults (validated, written atomically: a running worker sees them next op). */
+  async setFaults(faults: Faults): Promise<void> {
+    const valid = FaultsSchema.parse(faults);
+    await withFileLock(this.faultsFile, () => writeJsonFileAtomic(this.faultsFile, valid));
+  }
+
+  /** The faults currently injected; `{}` when there is no file or it is malformed (with a warning). */
+  async getFaults(): Promise<Faults> {
+    let raw: unknown;
+    try {
+      raw = await readJsonFile(this.faultsFile);
+    } catch (err) {
+      console.warn(`fake-driver ${this.host}: ignoring unreadable ${this.faultsFile}: ${String(err)}`);
+      return {};
+    }
+    if (raw === undefined) return {};
+    const parsed = FaultsSchema.safeParse(raw);
+    if (!parsed.success) {
+      console.warn(`fake-driver ${this.host}: ignoring invalid ${this.faultsFile}: ${z.prettifyError(parsed.error)}`);
+      return {};
+    }
+    return parsed.data;
+  }
+
+  /** Decides the next spawn's fault and writes the consumed counters back. */
+  private async consumeSpawnFault(): Promise<SpawnFault> {
+    return withFileLock(this.faultsFile, async () => {
+      const faults = await this.getFaults();
+      const { fault, next } = takeSpawnFault(faults, this.rng);
+      if (next !== faults) await writeJsonFileAtomic(this.faultsFile, next);
+      return fault;
+    });
+  }
+
+  // ----- build steps -------------------------------------------------------------------------------
+
+  /** Plugs a port for the instance; the same port on a retry (and on every host: it is the tenant's port). */
+  async allocateNetworks(instanceId: string): Promise<NetworkInfo> {
+    return this.mutate((state) => {
+      const info = state.networks[instanceId] ?? networkInfoFor(instanceId);
+      state.networks[instanceId] = info;
+      return info;
+    });
+  }
+
+  /**
+   * Prepares the root disk from the image. A flavor root disk of 0 means "as big as the image" (Nova);
+   * otherwise an image larger than it throws FlavorDiskSmallerThanImage before anything is written.
+   */
+  async prepareBlockDevices(instanceId: string, flavor: GuestFlavor, image: GuestImage): Promise<BlockDeviceInfo> {
+    checkDiskFits(flavor, image);
+    return this.mutate((state) => {
+      const info: BlockDeviceInfo = {
+        rootDeviceName: '/dev/vda',
+        devices: [
+          {
+            deviceName: '/dev/vda',
+            bootIndex: 0,
+            sourceType: 'image',
+            destinationType: 'local',
+            imageName: image.name,
+            sizeGb: flavor.diskGb > 0 ? flavor.diskGb : Math.ceil(image.sizeGb),
+          },
+        ],
+      };
+      state.blockDevices[instanceId] = info;
+      return info;
+    });
+  }
+
+  /**
+   * Creates and boots the guest, taking `spawnSeconds`. A spawn of an instance whose guest completed
+   * already returns that guest (powered on if it was off): never a second guest. A half-made guest left
+   * by a run that died is taken over. On failure or abort the half-made guest, its networks and block
+   * devices are torn down (Nova's _shutdown_instance + _cleanup_allocated_networks), unless a newer run
+   * has taken it over meanwhile.
+   */
+  async spawn(request: SpawnRequest, options: SpawnOptions = {}): Promise<SpawnResult> {
+    const { signal, onProgress } = options;
+    const { instanceId } = request;
+    throwIfAborted(signal);
+    checkDiskFits(request.flavor, request.image);
+
+    const existing = await this.mutate((state) => {
+      const guest = state.guests[instanceId];
+      if (guest?.status !== 'active') return undefined;
+      if (guest.powerState !== PowerState.Running) powerOnGuest(guest);
+      return { ...guest };
+    });
+    if (existing) {
+      onProgress?.(100);
+      return { guest: existing, created: false };
+    }
+
+    const fault = await this.consumeSpawnFault();
+    if (fault.kind === 'busy') throw new HypervisorBusy(this.host, 'injected fault (busyNext)');
+
+    const spawnId = randomUUID();
+    await this.mutate((state, at) => {
+      const previous = state.guests[instanceId];
+      state.guests[instanceId] = {
+        instanceId,
+        name: request.name,
+        host: this.host,
+        status: 'spawning',
+        spawnId,
+        flavor: {
+          name: request.flavor.name,
+          vcpus: request.flavor.vcpus,
+          memoryMb: request.flavor.memoryMb,
+          diskGb: request.flavor.diskGb,
+        },
+        image: { name: request.image.name, sizeGb: request.image.sizeGb },
+        powerState: PowerState.NoState,
+        network: state.networks[instanceId] ?? null,
+        blockDevices: state.blockDevices[instanceId] ?? null,
+        createdAt: previous?.createdAt ?? new Date(at).toISOString(),
+        shutdownRequestedAt: null,
+      };
+    });
+
+    try {
+      await this.runSpawnClock(fault, signal, onProgress);
+      return await this.mutate((state): SpawnResult => {
+        const current = state.guests[instanceId];
+        // NOTE(nova): an instance deleted during its build ends the build with InstanceNotFound.
+        if (!current) throw new InstanceNotFound(instanceId);
+        // Another run took the guest over: leave it to that run and report what is there.
+        if (current.spawnId !== spawnId) return { guest: { ...current }, created: false };
+        current.status = 'active';
+        current.powerState = PowerState.Running;
+        return { guest: { ...current }, created: true };
+      });
+    } catch (err) {
+      await this.discardHalfMadeGuest(instanceId, spawnId);
+      throw err;
+    }
+  }
+
+  /** Idempotent: removes the guest, its networks and block devices; `false` when there was no guest. */
+  async destroy(instanceId: string): Promise<boolean> {
+    return this.mutate((state) => {
+      const existed = instanceId in state.guests;
+      delete state.guests[instanceId];
+      delete state.networks[instanceId];
+      delete state.blockDevices[instanceId];
+      return existed;
+    });
+  }
+
+  // ----- power -------------------------------------------------------------------------------------
+
+  /**
+   * Sends an ACPI shutdown request and returns the power state right after. A cooperative guest reaches
+   * `shutdown` `shutdownSeconds` after the first request it heeded (evaluated lazily from timestamps, so
+   * re-sending does not restart its clock); with `ignoreShutdown` injected the request is ignored.
+   */
+  async requestShutdown(instanceId: string): Promise<PowerState> {
+    const { ignoreShutdown } = await this.getFaults();
+    return this.mutate((state, at) => {
+      const guest = requireGuest(state, instanceId);
+      if (guest.powerState === PowerState.Running && guest.shutdownRequestedAt === null && !ignoreShutdown) {
+        guest.shutdownRequestedAt = at;
+        settleGuest(guest, at, this.shutdownSeconds);
+      }
+      return guest.powerState;
+    });
+  }
+
+  /** Forced power-off (virDomainDestroy): immediate, whatever the guest thinks. Idempotent. */
+  async powerOff(instanceId: string): Promise<PowerState> {
+    return this.mutate((state) => {
+      const guest = requireGuest(state, instanceId);
+      guest.powerState = PowerState.Shutdown;
+      guest.shutdownRequestedAt = null;
+      return guest.powerState;
+    });
+  }
+
+  /** Boots a stopped guest. Idempotent: a running guest stays running. */
+  async powerOn(instanceId: string): Promise<PowerState> {
+    return this.mutate((state) => {
+      const guest = requireGuest(state, instanceId);
+      powerOnGuest(guest);
+      return guest.powerState;
+    });
+  }
+
+  // ----- reads -------------------------------------------------------------------------------------
+
+  /** The guest's power state now; throws InstanceNotFound when the host has no such guest. */
+  async getPowerState(instanceId: string): Promise<PowerState> {
+    const state = await this.read();
+    return requireGuest(state, instanceId).powerState;
+  }
+
+  /** The guest, or undefined. */
+  async getGuest(instanceId: string): Promise<Guest | undefined> {
+    const state = await this.read();
+    return state.guests[instanceId];
+  }
+
+  /** Every guest on this host (including half-made ones), sorted by instance id. */
+  async listGuests(): Promise<Guest[]> {
+    const state = await this.read();
+    return Object.values(state.guests).sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+  }
+
+  // ----- internals ---------------------------------------------------------------------------------
+
+  /** Progress from 0 to 100 over spawnSeconds of real time; injected failures and hangs strike halfway. */
+  private async runSpawnClock(
+    fault: SpawnFault,
+    signal: AbortSignal | undefined,
+    onProgress: ((percent: number) => void) | undefined
+  ): Promise<void> {
+    const totalMs = this.spawnSeconds * 1000;
+    const started = performance.now();
+    for (;;) {
+      throwIfAborted(signal);
+      const elapsed = performance.now() - started;
+      const fraction = totalMs === 0 ? 1 : Math.min(1, elapsed / totalMs);
+      if (fraction >= SPAWN_FAULT_POINT) {
+        if (fault.kind === 'hang') await waitForAbort(signal); // never reports progress again
+        if (fault.kind === 'fail') {
+          throw fault.failure === 'abort'
+            ? new ImageUnacceptable(`Image is unacceptable to the hypervisor on ${this.host}: ${fault.reason}`)
+            : new DriverError(`Hypervisor error while spawning on ${this.host}: ${fault.reason}`);
+        }
+      }
+      if (fraction >= 1) break;
+      onProgress?.(Math.floor(fraction * 100));
+      const untilFault = fault.kind === 'none' ? Infinity : SPAWN_FAULT_POINT * totalMs - elapsed;
+      const wait = Math.min(SPAWN_PROGRESS_INTERVAL_MS, totalMs - elapsed, untilFault > 0 ? untilFault : Infinity);
+      await delay(Math.max(1, wait), signal);
+    }
+    onProgress?.(100);
+  }
+
+  /** Tears down a half-made guest of this spawn run, with its networks and block devices. */
+  private async discardHalfMadeGuest(instanceId: string, spawnId: string): Promise<void> {
+    await this.mutate((state) => {
+      const guest = state.guests[instanceId];
+      if (!guest || guest.spawnId !== spawnId || guest.status !== 'spawning') return;
+      delete state.guests[instanceId];
+      delete state.networks[instanceId];
+      delete state.blockDevices[instanceId];
+    });
+  }
+
+  /** The state with shutdowns that completed by now applied. */
+  private async read(): Promise<HostState> {
+    const state = await this.load();
+    const at = this.now();
+    for (const guest of Object.values(state.guests)) settleGuest(guest, at, this.shutdownSeconds);
+    return state;
+  }
+
+  /** Read-modify-write of guests.json under the file's lock; written back only when something changed. */
+  private async mutate<T>(change: (state: HostState, at: number) => T): Promise<T> {
+    return withFileLock(this.guestsFile, async () => {
+      const state = await this.load();
+      const before = JSON.stringify(state);
+      const at = this.now();
+      for (const guest of Object.values(state.guests)) settleGuest(guest, at, this.shutdownSeconds);
+      const result = change(state, at);
+      if (JSON.stringify(state) !== before) await writeJsonFileAtomic(this.guestsFile, state);
+      return result;
+    });
+  }
+
+  private async load(): Promise<HostState> {
+    const raw = await readJsonFile(this.guestsFile);
+    if (raw === undefined) return { version: 1, host: this.host, guests: {}, networks: {}, blockDevices: {} };
+    const parsed = HostStateSchema.safeParse(raw);
+    if (!parsed.success) throw new Error(`corrupt guest state ${this.guestsFile}: ${z.prettifyError(parsed.error)}`);
+    return parsed.data;
+  }
+}
+
+/** A deterministic port for an instance: OpenStack's fa:16:3e MAC prefix and an address in 10.0.0.0/8. */
+export function networkInfoFor(instanceId: string): NetworkInfo {
+  const digest = createHash('sha256').update(instanceId).digest();
+  const byte = (i: number): number => digest[i] ?? 0;
+  const hex = (i: number): string => byte(i).toString(16).padStart(2, '0');
+  return {
+    network: 'private',
+    portId: [
+      digest.subarray(4, 8),
+      digest.subarray(8, 10),
+      digest.subarray(10, 12),
+      digest.subarray(12, 14),
+      digest.subarray(14, 20),
+    ]
+      .map((part) => part.toString('hex'))
+      .join('-'),
+    mac: `fa:16:3e:${hex(0)}:${hex(1)}:${hex(2)}`,
+    ip: `10.${byte(1)}.${byte(2)}.${2 + (byte(3) % 252)}`,
+  };
+}
+
+function checkDiskFits(flavor: GuestFlavor, image: GuestImage): void {
+  // NOTE(nova): a root disk of 0 is sized to the image, so only a non-zero disk can be too small.
+  if (flavor.diskGb > 0 && image.sizeGb > flavor.diskGb)
+    throw new FlavorDiskSmallerThanImage(flavor.diskGb, image.sizeGb);
+}
+
+function requireGuest(state: HostState, instanceId: string): Guest {
+  const guest = state.guests[instanceId];
+  if (!guest) throw new InstanceNotFound(instanceId);
+  return guest;
+}
+
+function powerOnGuest(guest: Guest): void {
+  guest.powerState = PowerState.Running;
+  guest.shutdownRequestedAt = null;
+}
+
+/** Applies a cooperative shutdown that has completed by `at`. */
+function settleGuest(guest: Guest, at: number, shutdownSeconds: number): void {
+  if (guest.powerState !== PowerState.Running || guest.shutdownRequestedAt === null) return;
+  if (at >= guest.shutdownRequestedAt + shutdownSeconds * 1000) {
+    guest.powerState = PowerState.Shutdown;
+    guest.shutdownRequestedAt = null;
+  }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(`aborted: ${String(reason)}`);
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortReason(signal);
+}
+
+/** Resolves after `ms`; rejects with the signal's reason (e.g. the activity's CancelledFailure) on abort. */
+function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortReason(signal));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortReason(signal as AbortSignal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Never resolves; rejects with the signal's reason once it is aborted. */
+function waitForAbort(signal: AbortSignal | undefined): Promise<never> {
+  return new Promise<never>((_resolve, reject) => {
+    if (!signal) return;
+    if (signal.aborted) return reject(abortReason(signal));
+    signal.addEventListener('abort', () => reject(abortReason(signal)), { once: true });
+  });
+}

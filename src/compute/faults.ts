@@ -1,0 +1,63 @@
+/**
+ * Faults a user or a test injects into one compute host through `<stateDir>/<host>/faults.json`. The driver
+ * re-reads the file at each operation that can fail, so writing it affects a worker that is already running.
+ */
+import { z } from 'zod';
+
+const count = z.number().int().nonnegative();
+
+/** Unknown keys are rejected (strict), so a misspelt fault is reported instead of silently doing nothing. */
+export const FaultsSchema = z.strictObject({
+  spawn: z
+    .strictObject({
+      /** The next N spawns fail (consumed: the file is written back with N - 1). */
+      failNext: count.optional(),
+      /** Each spawn fails with this probability, drawn from the driver's rng. */
+      failRate: z.number().min(0).max(1).optional(),
+      /** How a spawn fails: a driver error (reschedule to an alternate) or a bad image (abort the build). */
+      kind: z.enum(['reschedule', 'abort']).optional(),
+    })
+    .optional(),
+  /** The next N spawns stop reporting progress halfway and never finish until aborted (a silent host). */
+  hangNext: count.optional(),
+  /** The next N spawns fail at once with HypervisorBusy (transient: retried on the same host). */
+  busyNext: count.optional(),
+  /** Guests on this host ignore ACPI shutdown requests; only a forced power-off stops them. */
+  ignoreShutdown: z.boolean().optional(),
+});
+export type Faults = z.infer<typeof FaultsSchema>;
+
+/** What the next spawn on a host will do, decided (and counters consumed) when it starts. */
+export type SpawnFault =
+  | { kind: 'none' }
+  | { kind: 'busy' }
+  | { kind: 'hang' }
+  | { kind: 'fail'; failure: 'reschedule' | 'abort'; reason: string };
+
+/**
+ * Picks the spawn fault from the current faults and returns the faults to write back. Order: busy (the
+ * hypervisor refuses before doing anything), then hang, then a counted failure, then a random one.
+ */
+export function takeSpawnFault(faults: Faults, rng: () => number): { fault: SpawnFault; next: Faults } {
+  const failure = faults.spawn?.kind ?? 'reschedule';
+  if ((faults.busyNext ?? 0) > 0) {
+    return { fault: { kind: 'busy' }, next: { ...faults, busyNext: (faults.busyNext ?? 0) - 1 } };
+  }
+  if ((faults.hangNext ?? 0) > 0) {
+    return { fault: { kind: 'hang' }, next: { ...faults, hangNext: (faults.hangNext ?? 0) - 1 } };
+  }
+  const spawn = faults.spawn;
+  if (spawn && (spawn.failNext ?? 0) > 0) {
+    return {
+      fault: { kind: 'fail', failure, reason: 'injected fault (spawn.failNext)' },
+      next: { ...faults, spawn: { ...spawn, failNext: (spawn.failNext ?? 0) - 1 } },
+    };
+  }
+  if (spawn?.failRate !== undefined && spawn.failRate > 0 && rng() < spawn.failRate) {
+    return {
+      fault: { kind: 'fail', failure, reason: `injected fault (spawn.failRate ${spawn.failRate})` },
+      next: faults,
+    };
+  }
+  return { fault: { kind: 'none' }, next: faults };
+}

@@ -1,0 +1,365 @@
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+import type { FakeDriverOptions } from '../../../src/compute/fake-driver';
+import {
+  DriverError,
+  FakeDriver,
+  FlavorDiskSmallerThanImage,
+  ImageUnacceptable,
+  networkInfoFor,
+  SPAWN_PROGRESS_INTERVAL_MS,
+} from '../../../src/compute/fake-driver';
+import { HypervisorBusy, InstanceNotFound } from '../../../src/domain/errors';
+import { CIRROS, makeStateDir, manualClock, sequenceRng, SMALL, TINY, UBUNTU } from './helpers';
+
+const HOST = 'node-1';
+
+describe('FakeDriver', () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  const driver = (options: Partial<FakeDriverOptions> = {}) =>
+    new FakeDriver({ host: HOST, stateDir: dir, spawnSeconds: 0, ...options });
+  const spawn = (d: FakeDriver, instanceId = 'inst-1', flavor = TINY, image = CIRROS) =>
+    d.spawn({ instanceId, name: `vm-${instanceId}`, flavor, image });
+  const readState = async () =>
+    JSON.parse(await readFile(path.join(dir, HOST, 'guests.json'), 'utf8')) as { guests: Record<string, unknown> };
+  const readFaults = async () => JSON.parse(await readFile(path.join(dir, HOST, 'faults.json'), 'utf8')) as unknown;
+  const writeFaults = (faults: unknown) => writeFile(path.join(dir, HOST, 'faults.json'), JSON.stringify(faults));
+
+  beforeEach(async () => {
+    ({ dir, cleanup } = await makeStateDir());
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await cleanup();
+  });
+
+  it('rejects a host name that is not a DNS label (it becomes a directory and a task queue)', () => {
+    expect(() => new FakeDriver({ host: '../etc', stateDir: dir })).toThrow(/invalid compute host name/);
+  });
+
+  describe('persistence', () => {
+    it('a new driver on the same state dir knows the guests of the previous one', async () => {
+      const first = driver();
+      await first.allocateNetworks('inst-1');
+      await first.prepareBlockDevices('inst-1', TINY, CIRROS);
+      const { guest } = await spawn(first);
+
+      const restarted = driver();
+      expect(await restarted.listGuests()).toEqual([guest]);
+      expect(guest).toMatchObject({
+        instanceId: 'inst-1',
+        name: 'vm-inst-1',
+        host: HOST,
+        status: 'active',
+        powerState: 'running',
+        flavor: { name: 'm1.tiny', vcpus: 1, memoryMb: 512, diskGb: 1 },
+        image: { name: 'cirros', sizeGb: 0.02 },
+        network: networkInfoFor('inst-1'),
+        blockDevices: { rootDeviceName: '/dev/vda' },
+        shutdownRequestedAt: null,
+      });
+      expect(await restarted.getPowerState('inst-1')).toBe('running');
+    });
+
+    it('writes guests.json through temp + rename: a concurrent reader never sees a torn file', async () => {
+      const d = driver();
+      await Promise.all(['a', 'b', 'c', 'd'].map((id) => spawn(d, id)));
+      let reads = 0;
+      let writing = true;
+      const reader = (async () => {
+        while (writing) {
+          const text = await readFile(d.guestsFile, 'utf8');
+          expect(() => JSON.parse(text) as unknown).not.toThrow();
+          reads++;
+        }
+      })();
+      const ops: Promise<unknown>[] = [];
+      for (let i = 0; i < 60; i++) {
+        const id = ['a', 'b', 'c', 'd'][i % 4] ?? 'a';
+        ops.push(i % 2 === 0 ? d.powerOff(id) : d.powerOn(id));
+      }
+      await Promise.all(ops);
+      writing = false;
+      await reader;
+      expect(reads).toBeGreaterThan(0);
+      expect((await readdir(path.join(dir, HOST))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    });
+
+    it('ignores a temp file left behind by a crash mid-write', async () => {
+      const d = driver();
+      await spawn(d);
+      await writeFile(`${d.guestsFile}.999.dead.tmp`, '{"version": 1, "gue');
+      expect((await driver().listGuests()).map((g) => g.instanceId)).toEqual(['inst-1']);
+    });
+
+    it('serialises concurrent read-modify-writes from two driver objects on the same host', async () => {
+      const a = driver();
+      const b = driver();
+      await Promise.all(Array.from({ length: 20 }, (_, i) => spawn(i % 2 ? a : b, `inst-${i}`)));
+      expect(await a.listGuests()).toHaveLength(20);
+    });
+  });
+
+  describe('build steps', () => {
+    it('allocates the same deterministic network info per instance, idempotently', async () => {
+      const d = driver();
+      const first = await d.allocateNetworks('inst-1');
+      expect(await d.allocateNetworks('inst-1')).toEqual(first);
+      expect(first.mac).toMatch(/^fa:16:3e(:[0-9a-f]{2}){3}$/);
+      expect(first.ip).toMatch(/^10\.\d+\.\d+\.\d+$/);
+      expect(first).toEqual(networkInfoFor('inst-1'));
+      expect(networkInfoFor('inst-2')).not.toEqual(first);
+    });
+
+    it('aborts block-device preparation when the image is larger than the flavor root disk', async () => {
+      const d = driver();
+      const err = await d.prepareBlockDevices('inst-1', TINY, UBUNTU).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FlavorDiskSmallerThanImage);
+      expect((err as Error).message).toBe(
+        "Flavor's disk is too small for requested image. Flavor disk is 1GB, image is 3GB."
+      );
+      await expect(spawn(d, 'inst-1', TINY, UBUNTU)).rejects.toBeInstanceOf(FlavorDiskSmallerThanImage);
+      expect(await d.listGuests()).toEqual([]);
+    });
+
+    it('sizes a root disk of 0 to the image, and a non-zero one to the flavor', async () => {
+      const d = driver();
+      const zero = await d.prepareBlockDevices('inst-1', { ...TINY, diskGb: 0 }, UBUNTU);
+      expect(zero.devices[0]?.sizeGb).toBe(3);
+      const small = await d.prepareBlockDevices('inst-2', SMALL, UBUNTU);
+      expect(small.devices[0]).toMatchObject({
+        deviceName: '/dev/vda',
+        bootIndex: 0,
+        imageName: 'ubuntu-24.04',
+        sizeGb: 20,
+      });
+    });
+
+    it('a second spawn of the same instance returns the existing guest, never a second one', async () => {
+      const clock = manualClock();
+      const d = driver({ now: clock.now });
+      const first = await spawn(d);
+      clock.advance(60_000);
+      const second = await spawn(d);
+      expect(first.created).toBe(true);
+      expect(second.created).toBe(false);
+      expect(second.guest).toEqual(first.guest);
+      expect(await d.listGuests()).toHaveLength(1);
+    });
+
+    it('a repeated spawn of a guest that was powered off leaves it running (the spawn contract)', async () => {
+      const d = driver();
+      await spawn(d);
+      await d.powerOff('inst-1');
+      const again = await spawn(d);
+      expect(again).toMatchObject({ created: false, guest: { powerState: 'running' } });
+    });
+
+    it('reports progress from 0 to 100 at least every 500 ms while spawning', async () => {
+      const d = driver({ spawnSeconds: 0.5 });
+      const seen: { percent: number; at: number }[] = [];
+      await d.spawn(
+        { instanceId: 'inst-1', name: 'vm', flavor: TINY, image: CIRROS },
+        { onProgress: (percent) => seen.push({ percent, at: performance.now() }) }
+      );
+      const percents = seen.map((s) => s.percent);
+      expect(percents[0]).toBe(0);
+      expect(percents.at(-1)).toBe(100);
+      expect(percents).toEqual([...percents].sort((a, b) => a - b));
+      expect(seen.length).toBeGreaterThanOrEqual(3);
+      const gaps = seen.slice(1).map((s, i) => s.at - (seen[i]?.at ?? 0));
+      expect(Math.max(...gaps)).toBeLessThan(500);
+      expect(SPAWN_PROGRESS_INTERVAL_MS).toBeLessThanOrEqual(500);
+    });
+
+    it('an aborted spawn rejects with the abort reason and tears down the half-made guest and its networks', async () => {
+      const d = driver({ spawnSeconds: 0.3 });
+      await d.allocateNetworks('inst-1');
+      const controller = new AbortController();
+      const spawning = d.spawn(
+        { instanceId: 'inst-1', name: 'vm', flavor: TINY, image: CIRROS },
+        { signal: controller.signal, onProgress: (p) => p > 0 && controller.abort(new Error('stop it')) }
+      );
+      await expect(spawning).rejects.toThrow('stop it');
+      expect(await d.listGuests()).toEqual([]);
+      expect((await readState()).guests).toEqual({});
+    });
+
+    it('a stale spawn run that is aborted never tears down the guest a newer run completed', async () => {
+      const d = driver({ spawnSeconds: 0.2 });
+      await d.setFaults({ hangNext: 1 });
+      const stale = new AbortController();
+      const hung = d.spawn({ instanceId: 'inst-1', name: 'vm', flavor: TINY, image: CIRROS }, { signal: stale.signal });
+      await new Promise((r) => setTimeout(r, 50));
+      const retried = await spawn(d); // a retry attempt takes the half-made guest over
+      expect(retried.created).toBe(true);
+      stale.abort(new Error('old attempt cancelled'));
+      await expect(hung).rejects.toThrow('old attempt cancelled');
+      expect(await d.listGuests()).toMatchObject([{ instanceId: 'inst-1', status: 'active', powerState: 'running' }]);
+    });
+
+    it('a guest destroyed while it spawns ends the spawn with InstanceNotFound', async () => {
+      const d = driver({ spawnSeconds: 0.2 });
+      const spawning = d.spawn(
+        { instanceId: 'inst-1', name: 'vm', flavor: TINY, image: CIRROS },
+        { onProgress: (p) => p > 0 && void d.destroy('inst-1') }
+      );
+      await expect(spawning).rejects.toBeInstanceOf(InstanceNotFound);
+      expect(await d.listGuests()).toEqual([]);
+    });
+
+    it('destroy is idempotent and removes networks and block devices too', async () => {
+      const d = driver();
+      await d.allocateNetworks('inst-1');
+      await d.prepareBlockDevices('inst-1', TINY, CIRROS);
+      await spawn(d);
+      expect(await d.destroy('inst-1')).toBe(true);
+      expect(await d.destroy('inst-1')).toBe(false);
+      expect(await d.destroy('never-existed')).toBe(false);
+      expect(await readState()).toMatchObject({ guests: {}, networks: {}, blockDevices: {} });
+    });
+  });
+
+  describe('faults', () => {
+    it('reads faults.json at each spawn and consumes failNext by writing the file back', async () => {
+      const d = driver();
+      await spawn(d, 'warm-up'); // creates the host directory
+      await writeFaults({ spawn: { failNext: 2 } });
+      await expect(spawn(d, 'inst-1')).rejects.toBeInstanceOf(DriverError);
+      expect(await readFaults()).toEqual({ spawn: { failNext: 1 } });
+      await expect(spawn(d, 'inst-1')).rejects.toBeInstanceOf(DriverError);
+      expect(await readFaults()).toEqual({ spawn: { failNext: 0 } });
+      await expect(spawn(d, 'inst-1')).resolves.toMatchObject({ created: true });
+    });
+
+    it('an abort-kind failure is an ImageUnacceptable and leaves no guest', async () => {
+      const d = driver();
+      await d.setFaults({ spawn: { failNext: 1, kind: 'abort' } });
+      await expect(spawn(d)).rejects.toBeInstanceOf(ImageUnacceptable);
+      expect(await d.listGuests()).toEqual([]);
+    });
+
+    it('busyNext throws HypervisorBusy before making anything, then the retry succeeds', async () => {
+      const d = driver();
+      await d.allocateNetworks('inst-1');
+      await d.setFaults({ busyNext: 1 });
+      await expect(spawn(d)).rejects.toBeInstanceOf(HypervisorBusy);
+      expect(await d.listGuests()).toEqual([]);
+      expect(await d.getFaults()).toEqual({ busyNext: 0 });
+      const { guest } = await spawn(d);
+      expect(guest.network).toEqual(networkInfoFor('inst-1')); // the busy attempt kept the networks
+    });
+
+    it('failRate draws from the injected rng and consumes nothing', async () => {
+      const d = driver({ rng: sequenceRng([0.1, 0.9, 0.49, 0.5]) });
+      await d.setFaults({ spawn: { failRate: 0.5 } });
+      const outcomes = [];
+      for (const id of ['a', 'b', 'c', 'd'])
+        outcomes.push(
+          await spawn(d, id).then(
+            () => 'ok',
+            (e: Error) => e.name
+          )
+        );
+      expect(outcomes).toEqual(['DriverError', 'ok', 'DriverError', 'ok']);
+      expect(await d.getFaults()).toEqual({ spawn: { failRate: 0.5 } });
+    });
+
+    it('setFaults validates the schema (strict: a misspelt key is an error)', async () => {
+      const d = driver();
+      await expect(d.setFaults({ spawn: { failRate: 2 } })).rejects.toThrow();
+      await expect(d.setFaults({ busynext: 1 } as never)).rejects.toThrow();
+      await expect(d.setFaults({ spawn: { kind: 'explode' } } as never)).rejects.toThrow();
+    });
+
+    it('an invalid faults file is ignored with a warning, not a failing host', async () => {
+      const d = driver();
+      await spawn(d, 'warm-up');
+      const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+      await writeFaults({ spawn: { failNext: -1 } });
+      await expect(spawn(d)).resolves.toMatchObject({ created: true });
+      await writeFile(d.faultsFile, '{ not json');
+      expect(await d.getFaults()).toEqual({});
+      expect(warn).toHaveBeenCalledTimes(2);
+    });
+  });
+
+  describe('power', () => {
+    it('a cooperative guest shuts down shutdownSeconds after the first ACPI request (lazy, from timestamps)', async () => {
+      const clock = manualClock();
+      const d = driver({ now: clock.now, shutdownSeconds: 2 });
+      await spawn(d);
+      expect(await d.requestShutdown('inst-1')).toBe('running');
+      clock.advance(1_500);
+      expect(await d.requestShutdown('inst-1')).toBe('running'); // a re-send does not restart the clock
+      clock.advance(499);
+      expect(await d.getPowerState('inst-1')).toBe('running');
+      clock.advance(1);
+      expect(await d.getPowerState('inst-1')).toBe('shutdown');
+      // Nothing was written when it went off; a restarted driver derives the same from the stored request time.
+      expect(await driver({ now: clock.now, shutdownSeconds: 2 }).getPowerState('inst-1')).toBe('shutdown');
+      expect(await d.requestShutdown('inst-1')).toBe('shutdown');
+    });
+
+    it('with shutdownSeconds 0 the guest is off as soon as it is asked', async () => {
+      const d = driver({ shutdownSeconds: 0 });
+      await spawn(d);
+      expect(await d.requestShutdown('inst-1')).toBe('shutdown');
+    });
+
+    it('a guest ignoring ACPI stays running until forced off', async () => {
+      const clock = manualClock();
+      const d = driver({ now: clock.now });
+      await spawn(d);
+      await d.setFaults({ ignoreShutdown: true });
+      expect(await d.requestShutdown('inst-1')).toBe('running');
+      clock.advance(3_600_000);
+      expect(await d.requestShutdown('inst-1')).toBe('running');
+      expect(await d.powerOff('inst-1')).toBe('shutdown');
+      expect(await d.getPowerState('inst-1')).toBe('shutdown');
+    });
+
+    it('a request heeded after ignoreShutdown is lifted starts the clock then', async () => {
+      const clock = manualClock();
+      const d = driver({ now: clock.now, shutdownSeconds: 2 });
+      await spawn(d);
+      await d.setFaults({ ignoreShutdown: true });
+      await d.requestShutdown('inst-1');
+      clock.advance(10_000);
+      await d.setFaults({});
+      expect(await d.requestShutdown('inst-1')).toBe('running');
+      clock.advance(2_000);
+      expect(await d.getPowerState('inst-1')).toBe('shutdown');
+    });
+
+    it('power off and on are immediate and idempotent; power on cancels a pending shutdown', async () => {
+      const clock = manualClock();
+      const d = driver({ now: clock.now });
+      await spawn(d);
+      expect(await d.powerOff('inst-1')).toBe('shutdown');
+      expect(await d.powerOff('inst-1')).toBe('shutdown');
+      expect(await d.powerOn('inst-1')).toBe('running');
+      expect(await d.powerOn('inst-1')).toBe('running');
+      await d.requestShutdown('inst-1');
+      await d.powerOn('inst-1');
+      clock.advance(10_000);
+      expect(await d.getPowerState('inst-1')).toBe('running');
+    });
+
+    it('power operations on a guest the host does not have throw InstanceNotFound', async () => {
+      const d = driver();
+      for (const op of [
+        () => d.getPowerState('ghost'),
+        () => d.requestShutdown('ghost'),
+        () => d.powerOff('ghost'),
+        () => d.powerOn('ghost'),
+      ]) {
+        await expect(op()).rejects.toBeInstanceOf(InstanceNotFound);
+      }
+    });
+  });
+});
