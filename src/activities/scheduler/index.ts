@@ -1,0 +1,181 @@
+/**
+ * Scheduler and placement activities, on the `scheduler` queue. The conductor calls them and waits
+ * (Nova's synchronous select_destinations call). Models nova/scheduler/manager.py and the placement
+ * calls of nova/scheduler/client/report.py.
+ */
+import { log } from '@temporalio/activity';
+import { z } from 'zod';
+
+import type { Catalogue } from '../../domain/catalogue';
+import { resolveFlavor, resolveImage } from '../../domain/catalogue';
+import type { ClaimFailed } from '../../domain/errors';
+import { FailureType, NoValidHost } from '../../domain/errors';
+import type { HostSpec } from '../../domain/fleet';
+import { HostSpecSchema } from '../../domain/fleet';
+import { flavorResources, RequestSpecSchema } from '../../domain/request-spec';
+import type { RequestSpecInput } from '../../domain/request-spec';
+import type { Resources } from '../../domain/resources';
+import { HostNameSchema } from '../../domain/schemas';
+import { parseOrInvalid } from '../../domain/validation';
+import { selectDestinations as selectHosts } from '../../scheduler/select-destinations';
+import type { InstanceSelection, Rng, SchedulerConfig, SchedulingRequest } from '../../scheduler/types';
+import type { InstanceRepository } from '../../store/instances';
+import type { PlacementRepository } from '../../store/placement';
+import type { HostLiveness } from './liveness';
+
+export interface SchedulerDeps {
+  placement: PlacementRepository;
+  instances: InstanceRepository;
+  catalogue: Catalogue;
+  liveness: HostLiveness;
+  config: SchedulerConfig;
+  rng: Rng;
+}
+
+/** Selections whose chosen hosts could not all be claimed are re-selected on fresh host states. */
+const SELECTION_ROUNDS = 3;
+
+const ClaimInputSchema = z.object({
+  consumerId: z.string().min(1).max(64),
+  host: HostNameSchema,
+  resources: z.object({
+    VCPU: z.number().int().nonnegative(),
+    MEMORY_MB: z.number().int().nonnegative(),
+    DISK_GB: z.number().int().nonnegative(),
+  }),
+});
+const ReleaseInputSchema = z.object({ consumerId: z.string().min(1).max(64), host: HostNameSchema.optional() });
+const MoveInputSchema = z.object({ from: z.string().min(1).max(64), to: z.string().min(1).max(64) });
+const BuildResultSchema = z.object({ host: HostNameSchema, success: z.boolean() });
+const HostFlagSchema = z.object({ host: HostNameSchema, value: z.boolean(), reason: z.string().max(255).optional() });
+
+export interface SelectDestinationsResult {
+  selections: InstanceSelection[];
+  /** The resources claimed on each chosen host (per instance). */
+  resources: Resources;
+  /** The availability zone of every host in the selections (the instance takes its host's zone). */
+  hostZones: Record<string, string>;
+}
+
+export function createSchedulerActivities(deps: SchedulerDeps) {
+  const { placement, instances, catalogue, liveness, config, rng } = deps;
+
+  /** Resolves the instance ids of hints into the hosts they live on. */
+  async function hostsOf(instanceIds: readonly string[] | undefined): Promise<Set<string> | undefined> {
+    if (!instanceIds?.length) return undefined;
+    const hosts = new Set<string>();
+    for (const id of instanceIds) for (const a of await placement.getAllocations(id)) hosts.add(a.host);
+    return hosts;
+  }
+
+  return {
+    /**
+     * Filters and weighs the hosts, claims the chosen host of every instance (all or nothing) and
+     * returns it followed by up to maxAttempts-1 alternates. Throws NoValidHost, InvalidRequest.
+     */
+    async selectDestinations(input: RequestSpecInput): Promise<SelectDestinationsResult> {
+      const spec = parseOrInvalid(RequestSpecSchema, input);
+      const flavor = typeof spec.flavor === 'string' ? resolveFlavor(catalogue, spec.flavor) : spec.flavor;
+      const image = typeof spec.image === 'string' ? resolveImage(catalogue, spec.image) : spec.image;
+      const hints = spec.schedulerHints;
+      const group = hints.group ? await instances.getServerGroup(hints.group) : undefined;
+      if (hints.group && !group) throw new NoValidHost(`Server group ${hints.group} does not exist.`);
+      const request: SchedulingRequest = {
+        instanceIds: spec.instanceIds,
+        flavor,
+        image,
+        availabilityZone: spec.availabilityZone,
+        sameHostHosts: await hostsOf(hints.sameHost),
+        differentHostHosts: await hostsOf(hints.differentHost),
+        serverGroup: group ? { name: group.name, policy: group.policy, hosts: new Set(group.hosts) } : undefined,
+        ignoreHosts: spec.ignoreHosts.length ? new Set(spec.ignoreHosts) : undefined,
+        requestedHost: spec.requestedHost,
+        forcedHost: spec.forcedHost,
+        isRebuild: spec.isRebuild,
+        maxAttempts: spec.maxAttempts,
+      };
+      const resources = flavorResources(flavor);
+      let lastFailure: ClaimFailed | undefined;
+      for (let round = 0; round < SELECTION_ROUNDS; round++) {
+        const hosts = await placement.listHostStates((h) => liveness.isUp(h));
+        const selections = selectHosts(hosts, request, config, rng);
+        const selected = new Set(selections.flatMap((s) => s.hosts));
+        const hostZones = Object.fromEntries(
+          hosts.filter((h) => selected.has(h.host)).map((h) => [h.host, h.availabilityZone])
+        );
+        if (spec.isRebuild) return { selections, resources, hostZones };
+        const claimed: InstanceSelection[] = [];
+        try {
+          for (const selection of selections) {
+            await placement.claim(selection.instanceId, selection.hosts[0]!, resources);
+            claimed.push(selection);
+          }
+          return { selections, resources, hostZones };
+        } catch (err) {
+          // All or nothing: a request that cannot place every instance holds no claim.
+          for (const s of claimed) await placement.releaseConsumer(s.instanceId, s.hosts[0]);
+          if ((err as Error).name !== FailureType.ClaimFailed) throw err;
+          lastFailure = err as ClaimFailed;
+          log.info('claim lost a race; selecting again', { round, reason: lastFailure.message });
+        }
+      }
+      throw new NoValidHost(`Hosts filled up while claiming: ${lastFailure?.message ?? 'unknown'}`);
+    },
+
+    /** Claims an alternate host for a reschedule; ClaimFailed when it filled up meanwhile. */
+    async claimResources(input: z.input<typeof ClaimInputSchema>): Promise<void> {
+      const { consumerId, host, resources } = parseOrInvalid(ClaimInputSchema, input);
+      await placement.claim(consumerId, host, resources);
+    },
+
+    /** Releases a consumer's allocations (on one host, or everywhere). Idempotent. */
+    async releaseAllocations(input: z.input<typeof ReleaseInputSchema>): Promise<{ released: number }> {
+      const { consumerId, host } = parseOrInvalid(ReleaseInputSchema, input);
+      return { released: await placement.releaseConsumer(consumerId, host) };
+    },
+
+    /** Moves every allocation of one consumer to another, atomically (resize: instance <-> migration). */
+    async moveAllocations(input: z.input<typeof MoveInputSchema>): Promise<void> {
+      const { from, to } = parseOrInvalid(MoveInputSchema, input);
+      await placement.moveAllocations(from, to);
+    },
+
+    /** Feeds the build-failure weigher: a failure sinks the host, a success resets it. */
+    async recordBuildResult(input: z.input<typeof BuildResultSchema>): Promise<void> {
+      const { host, success } = parseOrInvalid(BuildResultSchema, input);
+      await placement.recordBuildResult(host, success);
+    },
+
+    /** A compute host reports its inventory at start-up (it holds no database credentials itself). */
+    async registerHost(input: z.input<typeof HostSpecSchema>): Promise<HostSpec> {
+      const spec = parseOrInvalid(HostSpecSchema, input);
+      await placement.upsertProvider(spec);
+      return spec;
+    },
+
+    async setHostDisabled(input: z.input<typeof HostFlagSchema>): Promise<void> {
+      const { host, value, reason } = parseOrInvalid(HostFlagSchema, input);
+      await placement.setDisabled(host, value, reason);
+    },
+
+    async setHostForcedDown(input: z.input<typeof HostFlagSchema>): Promise<void> {
+      const { host, value } = parseOrInvalid(HostFlagSchema, input);
+      await placement.setForcedDown(host, value);
+    },
+
+    /** Orphaned allocations and hosts over capacity (Nova's `nova-manage placement audit`). */
+    async auditPlacement(): Promise<Awaited<ReturnType<PlacementRepository['audit']>>> {
+      return placement.audit();
+    },
+
+    /** Where an instance holds allocations (for checks and tests). */
+    async getAllocations(input: {
+      consumerId: string;
+    }): Promise<Awaited<ReturnType<PlacementRepository['getAllocations']>>> {
+      const { consumerId } = parseOrInvalid(ReleaseInputSchema.pick({ consumerId: true }), input);
+      return placement.getAllocations(consumerId);
+    },
+  };
+}
+
+export type SchedulerActivities = ReturnType<typeof createSchedulerActivities>;

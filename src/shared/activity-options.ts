@@ -1,0 +1,94 @@
+/**
+ * The only place with activity timeouts and retry policies. Workflows build their proxies from these
+ * presets (src/workflows/lib/proxies.ts); anything a caller may shorten (tests, impatient operators)
+ * comes in through the workflow input as `ComputeTimeouts`.
+ */
+import type { ActivityOptions, RetryPolicy } from '@temporalio/common';
+
+import { FailureType } from '../domain/errors';
+
+/** Errors no retry can fix: they fail the activity at once and the workflow decides. */
+export const NON_RETRYABLE_ERROR_TYPES: readonly string[] = [
+  FailureType.InvalidRequest,
+  FailureType.NoValidHost,
+  FailureType.MaxRetriesExceeded,
+  FailureType.InstanceInvalidState,
+  FailureType.InstanceNotFound,
+  FailureType.Rescheduled,
+  FailureType.BuildAborted,
+  FailureType.ClaimFailed,
+  FailureType.MigrationError,
+];
+
+/** Conductor (store) activities: short, retried until the store answers. */
+export const CONDUCTOR_DB: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: {
+    initialInterval: '500 milliseconds',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES],
+  },
+};
+
+/** Scheduler calls (selectDestinations, claims): the conductor waits on them like Nova's RPC call. */
+export const SCHEDULER_CALL: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: {
+    initialInterval: '500 milliseconds',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES],
+  },
+};
+
+/** Timeouts of activities on a compute host's queue. Seconds; workflow inputs may override them. */
+export interface ComputeTimeouts {
+  /** No live worker on the host's queue within this: the host is down (reschedule). */
+  scheduleToStartSeconds: number;
+  /** A running compute activity that stays silent this long: the host died mid-task (reschedule). */
+  heartbeatSeconds: number;
+  /** The longest a spawn, a disk transfer or another long step may take. */
+  longStepSeconds: number;
+}
+
+export const DEFAULT_COMPUTE_TIMEOUTS: ComputeTimeouts = {
+  scheduleToStartSeconds: 60,
+  heartbeatSeconds: 30,
+  longStepSeconds: 30 * 60,
+};
+
+/**
+ * A busy hypervisor is retried on the same host (the only transient compute fault); everything else is
+ * decided by the workflow. Attempts stay few: retries land on the same host.
+ */
+const COMPUTE_RETRY: RetryPolicy = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '10 seconds',
+  maximumAttempts: 3,
+  nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES],
+};
+
+/**
+ * Long compute steps (spawn, disk transfer): heartbeating, and a schedule-to-start timeout because a
+ * task on a host queue can only ever be taken by that host's worker.
+ */
+export function computeLongStep(t: ComputeTimeouts): ActivityOptions {
+  return {
+    scheduleToStartTimeout: `${t.scheduleToStartSeconds} seconds`,
+    startToCloseTimeout: `${t.longStepSeconds} seconds`,
+    heartbeatTimeout: `${t.heartbeatSeconds} seconds`,
+    retry: COMPUTE_RETRY,
+  };
+}
+
+/** Short compute steps (networks, block devices, power, destroy). */
+export function computeShortStep(t: ComputeTimeouts): ActivityOptions {
+  return {
+    scheduleToStartTimeout: `${t.scheduleToStartSeconds} seconds`,
+    startToCloseTimeout: `${Math.max(t.heartbeatSeconds, 60)} seconds`,
+    retry: COMPUTE_RETRY,
+  };
+}

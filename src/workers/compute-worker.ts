@@ -1,0 +1,64 @@
+/**
+ * A compute worker for one host (COMPUTE_HOST): activity-only, polling `compute-<host>`, with the fake
+ * hypervisor driver. It holds no database credentials: it registers its inventory with placement by
+ * starting the registerHost workflow, whose activity runs on the scheduler worker.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+
+import { createComputeActivities } from '../activities/compute';
+import { FakeDriver } from '../compute/fake-driver';
+import { FleetSchema } from '../domain/fleet';
+import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../shared/task-queues';
+import type { registerHost } from '../workflows/register-host';
+import { loadEnv } from './config';
+import { connectClient, connectWorker, installRuntime } from './connection';
+import { activityInterceptors } from './interceptors';
+
+async function run(): Promise<void> {
+  const env = loadEnv();
+  installRuntime(env);
+  const host = env.COMPUTE_HOST;
+  if (!host) throw new Error('COMPUTE_HOST is not set');
+  const fleet = FleetSchema.parse(JSON.parse(readFileSync(env.FLEET_FILE, 'utf8')));
+  const spec = fleet.hosts.find((h) => h.name === host);
+  if (!spec) throw new Error(`host ${host} is not in the fleet file ${env.FLEET_FILE}`);
+
+  const stateDir = path.join(env.DATA_DIR, 'compute');
+  // The host's folder exists from the start, so a user can drop a faults.json in it at any time.
+  mkdirSync(path.join(stateDir, host), { recursive: true });
+  const driver = new FakeDriver({ host, stateDir, spawnSeconds: env.COMPUTE_SPAWN_SECONDS });
+  const worker = await Worker.create({
+    connection: await connectWorker(env),
+    namespace: env.TEMPORAL_NAMESPACE,
+    taskQueue: computeTaskQueue(host),
+    activities: createComputeActivities({ host, driver }),
+    // NOTE(nova): max_concurrent_builds, as worker concurrency.
+    maxConcurrentActivityTaskExecutions: env.COMPUTE_MAX_CONCURRENT_BUILDS,
+    interceptors: activityInterceptors,
+  });
+  const registered = (async () => {
+    const connection = await connectClient(env);
+    try {
+      const client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
+      await client.workflow.execute<typeof registerHost>('registerHost', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.registerHost(host),
+        args: [spec],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
+      console.log(`compute ${host}: registered with placement`);
+    } finally {
+      await connection.close();
+    }
+  })();
+  await Promise.all([worker.run(), registered]);
+}
+
+run().catch((err: unknown) => {
+  console.error(`compute worker: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,40 @@
+/** The conductor worker: every workflow plus the conductor activities, on the `conductor` queue. */
+import { Worker } from '@temporalio/worker';
+
+import { createConductorActivities } from '../activities/conductor';
+import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
+import { migrateToLatest, openStore } from '../store/db';
+import { createInstanceRepository } from '../store/instances';
+import { loadCatalogue } from './catalogue-file';
+import { loadEnv, sqlitePath } from './config';
+import { connectWorker, installRuntime } from './connection';
+import { activityInterceptors } from './interceptors';
+import { bundleWorkflows } from './workflow-bundle';
+
+async function run(): Promise<void> {
+  const env = loadEnv();
+  installRuntime(env);
+  const store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env) });
+  await migrateToLatest(store);
+  const worker = await Worker.create({
+    connection: await connectWorker(env),
+    namespace: env.TEMPORAL_NAMESPACE,
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowBundle: await bundleWorkflows(),
+    activities: createConductorActivities({
+      instances: createInstanceRepository(store),
+      catalogue: loadCatalogue(env.CATALOGUE_FILE),
+    }),
+    interceptors: activityInterceptors,
+  });
+  try {
+    await worker.run();
+  } finally {
+    await store.close();
+  }
+}
+
+run().catch((err: unknown) => {
+  console.error(`conductor worker: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});

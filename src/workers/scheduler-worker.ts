@@ -1,0 +1,53 @@
+/** The scheduler worker: selectDestinations, claims and placement, on the `scheduler` queue. */
+import { Worker } from '@temporalio/worker';
+
+import { createSchedulerActivities } from '../activities/scheduler';
+import { TaskQueuePollerLiveness } from '../activities/scheduler/liveness';
+import { DEFAULT_SCHEDULER_CONFIG } from '../scheduler/types';
+import { SCHEDULER_TASK_QUEUE } from '../shared/task-queues';
+import { migrateToLatest, openStore } from '../store/db';
+import { createInstanceRepository } from '../store/instances';
+import { createPlacementRepository } from '../store/placement';
+import { loadCatalogue } from './catalogue-file';
+import { loadEnv, sqlitePath } from './config';
+import { connectClient, connectWorker, installRuntime } from './connection';
+import { activityInterceptors } from './interceptors';
+
+async function run(): Promise<void> {
+  const env = loadEnv();
+  installRuntime(env);
+  const store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env) });
+  await migrateToLatest(store);
+  const placement = createPlacementRepository(store);
+  const client = await connectClient(env);
+  const liveness = new TaskQueuePollerLiveness(client, env.TEMPORAL_NAMESPACE, async () =>
+    (await placement.listHostStates(() => true)).map((h) => h.host)
+  );
+  await liveness.start(10_000, (err) => console.error(`liveness refresh failed: ${(err as Error).message}`));
+  const worker = await Worker.create({
+    connection: await connectWorker(env),
+    namespace: env.TEMPORAL_NAMESPACE,
+    taskQueue: SCHEDULER_TASK_QUEUE,
+    activities: createSchedulerActivities({
+      placement,
+      instances: createInstanceRepository(store),
+      catalogue: loadCatalogue(env.CATALOGUE_FILE),
+      liveness,
+      config: DEFAULT_SCHEDULER_CONFIG,
+      rng: Math.random,
+    }),
+    interceptors: activityInterceptors,
+  });
+  try {
+    await worker.run();
+  } finally {
+    liveness.stop();
+    await client.close();
+    await store.close();
+  }
+}
+
+run().catch((err: unknown) => {
+  console.error(`scheduler worker: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,334 @@
+/**
+ * buildInstance: models ComputeTaskManager.schedule_and_build_instances plus the compute's
+ * build_and_run_instance, made durable. The scheduler is called and awaited; each placement attempt is
+ * one run of the `buildAttempt` child workflow, whose RetryPolicy.maximumAttempts is the reschedule
+ * budget: the server, not hand-written code, drives Nova's reschedules and their backoff, and every
+ * attempt shows in the Web UI as a run of the child.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  executeChild,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+
+import type { Flavor, Image } from '../domain/catalogue';
+import { FailureType, MaxRetriesExceeded } from '../domain/errors';
+import type { InstanceRecord, TaskState } from '../domain/instance';
+import { PowerState, TaskState as Task, VmState } from '../domain/instance';
+import type { Resources } from '../domain/resources';
+import type { BuildInstanceInput, ComputeTimeoutsInput } from '../domain/schemas';
+import { BuildInstanceInputSchema } from '../domain/schemas';
+import type { OperationProgress } from '../shared/messages';
+import { getProgressQuery, placementProgressSignal } from '../shared/messages';
+import { workflowIds } from '../shared/task-queues';
+import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
+import { tagInstance } from './lib/instance-attributes';
+import { computeOn, conductor, scheduler } from './lib/proxies';
+
+/** Failure types that end a build at once: no other host can fix them. */
+const ABORT_TYPES = [
+  FailureType.BuildAborted,
+  FailureType.InvalidRequest,
+  FailureType.InstanceNotFound,
+  FailureType.InstanceInvalidState,
+];
+
+/** Nova's fault codes: 500 for build failures, 400 for bad requests. */
+const FAULT_CODE = 500;
+
+/**
+ * Builds one instance and returns its record (`active` on success). Fails with a typed failure:
+ * InvalidRequest, NoValidHost, MaxRetriesExceeded, BuildAborted; the instance is then `error` with a
+ * fault and holds no allocation. Cancelled: any guest is destroyed, the claim released, and the
+ * instance ends `deleted`.
+ */
+export async function buildInstance(input: BuildInstanceInput): Promise<InstanceRecord> {
+  const req = parseInput(BuildInstanceInputSchema, input);
+  const instanceId = req.instanceId ?? uuid4();
+  const requestId = workflowInfo().workflowId;
+  const progress: OperationProgress = {
+    instanceId,
+    operation: 'buildInstance',
+    vmState: VmState.Building,
+    taskState: Task.Scheduling,
+    powerState: PowerState.NoState,
+    host: null,
+    attempt: 0,
+    step: 'creating the instance record',
+    hostsTried: [],
+  };
+  setHandler(getProgressQuery, () => progress);
+  setHandler(placementProgressSignal, (p) => {
+    progress.attempt = p.attempt;
+    progress.host = p.host;
+    progress.taskState = p.taskState;
+    progress.step = p.step;
+    if (!progress.hostsTried.includes(p.host)) progress.hostsTried.push(p.host);
+  });
+  tagInstance({ instanceId, vmState: VmState.Building });
+
+  const { flavor, image, actionId } = await conductor
+    .createInstance({
+      instanceId,
+      name: req.name,
+      flavor: req.flavor,
+      image: req.image,
+      availabilityZone: req.availabilityZone,
+      schedulerHints: req.schedulerHints,
+      requestId,
+    })
+    .catch((err: unknown) => {
+      // Nothing exists yet (an unknown flavor or image is refused before anything is written).
+      throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
+    });
+
+  try {
+    progress.step = 'selecting destinations';
+    const scheduledAt = new Date().toISOString();
+    const pinned = req.host ?? req.forceHost;
+    let hosts: string[];
+    let resources: Resources;
+    let hostZones: Record<string, string>;
+    try {
+      const selected = await scheduler.selectDestinations({
+        instanceIds: [instanceId],
+        flavor,
+        image,
+        availabilityZone: req.availabilityZone,
+        schedulerHints: req.schedulerHints,
+        requestedHost: req.host,
+        forcedHost: req.forceHost,
+        // NOTE(nova): a requested or forced host is never rescheduled elsewhere.
+        maxAttempts: pinned ? 1 : req.maxAttempts,
+      });
+      hosts = selected.selections[0]?.hosts ?? [];
+      resources = selected.resources;
+      hostZones = selected.hostZones;
+      await conductor.recordEvent({
+        actionId,
+        event: 'conductor_schedule_and_build_instances',
+        attempt: 0,
+        host: hosts[0] ?? null,
+        result: 'Success',
+        details: `hosts: ${hosts.join(', ')}`,
+        startedAt: scheduledAt,
+        finishedAt: new Date().toISOString(),
+      });
+    } catch (err) {
+      await CancellationScope.nonCancellable(() =>
+        conductor.recordEvent({
+          actionId,
+          event: 'conductor_schedule_and_build_instances',
+          attempt: 0,
+          host: null,
+          result: 'Error',
+          details: failureMessage(err),
+          startedAt: scheduledAt,
+          finishedAt: new Date().toISOString(),
+        })
+      );
+      throw err;
+    }
+
+    const { host } = await executeChild(buildAttempt, {
+      workflowId: workflowIds.placementAttempt(instanceId, 'build'),
+      args: [{ instanceId, name: req.name, actionId, hosts, flavor, image, resources, timeouts: req.timeouts }],
+      retry: {
+        maximumAttempts: hosts.length,
+        initialInterval: '1 second',
+        backoffCoefficient: 2,
+        maximumInterval: '10 seconds',
+        nonRetryableErrorTypes: ABORT_TYPES,
+      },
+    });
+
+    const record = await conductor.updateInstance({
+      instanceId,
+      patch: {
+        vmState: VmState.Active,
+        taskState: null,
+        powerState: PowerState.Running,
+        host,
+        availabilityZone: hostZones[host] ?? null,
+      },
+      expectTaskState: Task.Spawning,
+      method: 'buildInstance',
+    });
+    Object.assign(progress, {
+      vmState: record.vmState,
+      taskState: null,
+      powerState: record.powerState,
+      host,
+      step: 'done',
+    });
+    tagInstance({ host, vmState: VmState.Active });
+    await Promise.all([
+      conductor.finishAction({ actionId, result: 'Success' }),
+      scheduler.recordBuildResult({ host, success: true }),
+    ]);
+    return record;
+  } catch (err) {
+    return CancellationScope.nonCancellable(() => failBuild(err, instanceId, actionId, progress));
+  }
+}
+
+/** Persists the outcome of a failed or cancelled build, releases every claim, then fails typed. */
+async function failBuild(
+  err: unknown,
+  instanceId: string,
+  actionId: string,
+  progress: OperationProgress
+): Promise<never> {
+  // Each attempt releases its own claim; this is the safety net (idempotent).
+  await scheduler.releaseAllocations({ consumerId: instanceId });
+  if (isCancellation(err)) {
+    // NOTE(nova): deleting an instance during its build ends it deleted with no allocation.
+    await conductor.recordFailure({
+      instanceId,
+      actionId,
+      code: 499,
+      message: 'Build cancelled by the user',
+      patch: { vmState: VmState.Deleted, taskState: null, powerState: PowerState.NoState, host: null },
+    });
+    progress.vmState = VmState.Deleted;
+    tagInstance({ vmState: VmState.Deleted });
+    throw err;
+  }
+  let failure: ApplicationFailure;
+  if (isFailureOfType(err, FailureType.Rescheduled)) {
+    const exceeded = new MaxRetriesExceeded(instanceId, progress.hostsTried);
+    failure = typedFailure(exceeded.name, exceeded.message, exceeded.details);
+  } else {
+    const type = failureType(err) ?? FailureType.BuildAborted;
+    failure = typedFailure(type, failureMessage(err));
+  }
+  log.warn('build failed', { instanceId, type: failure.type, message: failure.message });
+  await conductor.recordFailure({ instanceId, actionId, code: FAULT_CODE, message: failure.message });
+  Object.assign(progress, { vmState: VmState.Error, taskState: null, step: 'failed' });
+  tagInstance({ vmState: VmState.Error });
+  throw failure;
+}
+
+export interface BuildAttemptInput {
+  instanceId: string;
+  name: string;
+  actionId: string;
+  /** The chosen host then the alternates; run N of this workflow uses hosts[N-1]. */
+  hosts: string[];
+  flavor: Flavor;
+  image: Image;
+  resources: Resources;
+  timeouts: ComputeTimeoutsInput;
+}
+
+/**
+ * One placement attempt on one host (Nova's build_and_run_instance on that compute). The first host
+ * was claimed by the scheduler; an alternate is claimed here. A reschedulable failure releases this
+ * host's claim and fails the run as retryable `Rescheduled`, so the server starts the next run on the
+ * next alternate; an abort fails it as non-retryable `BuildAborted`.
+ */
+export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: string }> {
+  const { attempt, parent } = workflowInfo();
+  const assigned = input.hosts[attempt - 1];
+  if (!assigned) {
+    throw typedFailure(FailureType.MaxRetriesExceeded, new MaxRetriesExceeded(input.instanceId, input.hosts).message);
+  }
+  const host: string = assigned;
+  tagInstance({ instanceId: input.instanceId, host });
+  const parentHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
+  const compute = computeOn(host, input.timeouts);
+  const { instanceId, actionId } = input;
+  let claimed = attempt === 1;
+  let touchedHost = false;
+
+  /** One build step: record the task state and an event for this attempt, run it, close the event. */
+  async function step<T>(taskState: TaskState, event: string, run: () => Promise<T>): Promise<T> {
+    const startedAt = new Date().toISOString();
+    await conductor.updateInstance({
+      instanceId,
+      patch: { taskState, host },
+      expectTaskState: [Task.Scheduling, Task.Networking, Task.BlockDeviceMapping, Task.Spawning],
+      expectVmState: VmState.Building,
+      method: 'buildInstance',
+    });
+    await parentHandle?.signal(placementProgressSignal, { attempt, host, taskState, step: `${event} on ${host}` });
+    try {
+      touchedHost = true;
+      const result = await run();
+      await conductor.recordEvent({
+        actionId,
+        event,
+        attempt,
+        host,
+        result: 'Success',
+        startedAt,
+        finishedAt: new Date().toISOString(),
+      });
+      return result;
+    } catch (err) {
+      const details = failureMessage(err);
+      await CancellationScope.nonCancellable(() =>
+        conductor.recordEvent({
+          actionId,
+          event,
+          attempt,
+          host,
+          result: 'Error',
+          details,
+          startedAt,
+          finishedAt: new Date().toISOString(),
+        })
+      );
+      throw err;
+    }
+  }
+
+  try {
+    if (!claimed) {
+      await step(Task.Scheduling, 'conductor_claim_alternate', () =>
+        scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources })
+      );
+      claimed = true;
+      touchedHost = false;
+    }
+    await step(Task.Networking, 'compute_allocate_networks', () => compute.short.allocateNetworks({ instanceId }));
+    await step(Task.BlockDeviceMapping, 'compute_prepare_block_devices', () =>
+      compute.short.prepareBlockDevices({ instanceId, flavor: input.flavor, image: input.image })
+    );
+    await step(Task.Spawning, 'compute_spawn', () =>
+      compute.long.spawnInstance({ instanceId, name: input.name, flavor: input.flavor, image: input.image })
+    );
+    return { host };
+  } catch (err) {
+    await CancellationScope.nonCancellable(async () => {
+      // A host that never picked the task up has nothing to destroy.
+      if (touchedHost && timeoutType(err) !== 'SCHEDULE_TO_START') {
+        await compute.cleanup.destroyInstance({ instanceId }).catch((e: unknown) =>
+          log.warn('could not destroy the guest; the host cleans up when it reconciles', {
+            host,
+            error: failureMessage(e),
+          })
+        );
+      }
+      if (claimed) await scheduler.releaseAllocations({ consumerId: instanceId, host });
+      if (touchedHost && !isCancellation(err)) await scheduler.recordBuildResult({ host, success: false });
+    });
+    if (isCancellation(err)) throw err;
+    const message = failureMessage(err);
+    if (isFailureOfType(err, ...ABORT_TYPES)) throw typedFailure(failureType(err) ?? FailureType.BuildAborted, message);
+    // Everything else on this host (spawn failure, full alternate, dead or silent host) is reschedulable.
+    const reason = timeoutType(err) ? `compute host ${host} did not respond (${timeoutType(err)} timeout)` : message;
+    throw ApplicationFailure.create({
+      type: FailureType.Rescheduled,
+      message: `Build of instance ${instanceId} on ${host} failed (attempt ${attempt} of ${input.hosts.length}): ${reason}`,
+      nonRetryable: false,
+      details: [{ host, attempt }],
+    });
+  }
+}

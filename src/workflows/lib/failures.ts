@@ -1,0 +1,81 @@
+/**
+ * Failures across the wire: workflows match on the failure `type` string (the domain error's class
+ * name), never on `instanceof`, and fail only with ApplicationFailure (a plain Error would retry the
+ * workflow task forever).
+ */
+import type { TimeoutType } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, TimeoutFailure } from '@temporalio/workflow';
+import type { z } from 'zod';
+
+import { FailureType } from '../../domain/errors';
+import { issueField } from '../../domain/validation';
+
+/** The ApplicationFailure at the bottom of an activity/child failure chain, if any. */
+export function applicationCause(err: unknown): ApplicationFailure | undefined {
+  let current: unknown = err;
+  for (let depth = 0; depth < 8 && current; depth++) {
+    if (current instanceof ApplicationFailure) return current;
+    if (current instanceof ActivityFailure || current instanceof ChildWorkflowFailure) current = current.cause;
+    else return undefined;
+  }
+  return undefined;
+}
+
+/** The failure type (domain error class name) of an error, unwrapping activity and child failures. */
+export function failureType(err: unknown): string | undefined {
+  return applicationCause(err)?.type ?? undefined;
+}
+
+export function isFailureOfType(err: unknown, ...types: string[]): boolean {
+  const type = failureType(err);
+  return type !== undefined && types.includes(type);
+}
+
+/** The timeout kind when an activity failed by timing out (SCHEDULE_TO_START: host down; HEARTBEAT: died). */
+export function timeoutType(err: unknown): TimeoutType | undefined {
+  let current: unknown = err;
+  for (let depth = 0; depth < 8 && current; depth++) {
+    if (current instanceof TimeoutFailure) return current.timeoutType;
+    if (current instanceof ActivityFailure || current instanceof ChildWorkflowFailure) current = current.cause;
+    else return undefined;
+  }
+  return undefined;
+}
+
+/** A human message for a failure chain: the deepest cause's message. */
+export function failureMessage(err: unknown): string {
+  const app = applicationCause(err);
+  if (app) return app.message;
+  let current: unknown = err;
+  let message = err instanceof Error ? err.message : String(err);
+  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
+    if (current.message) message = current.message;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return message;
+}
+
+/** A typed, non-retryable workflow failure; `type` is one of the domain failure types. */
+export function typedFailure(type: string, message: string, details?: unknown): ApplicationFailure {
+  return ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: true,
+    details: details === undefined ? [] : [details],
+  });
+}
+
+/**
+ * Validates a workflow input with its zod schema. Bad input fails the workflow at once, before anything
+ * is claimed or written, as a non-retryable InvalidRequest whose message names the field.
+ */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => ({ field: issueField(issue), message: issue.message }));
+  const first = issues[0] ?? { field: '(input)', message: 'invalid' };
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+  throw typedFailure(FailureType.InvalidRequest, `Invalid request: ${first.field}: ${first.message}${more}`, {
+    issues,
+  });
+}

@@ -1,0 +1,31 @@
+/**
+ * Activity proxies, one per destination: the conductor's own queue (store), the scheduler queue (an
+ * awaited call, like Nova's select_destinations), and a per-call proxy on `compute-<host>` (Nova's cast
+ * to the host's topic). Options come from the one module that holds timeouts and retry policies.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+
+import type { ComputeActivities } from '../../activities/compute';
+import type { ConductorActivities } from '../../activities/conductor';
+import type { SchedulerActivities } from '../../activities/scheduler';
+import type { ComputeTimeouts } from '../../shared/activity-options';
+import { CONDUCTOR_DB, computeLongStep, computeShortStep, SCHEDULER_CALL } from '../../shared/activity-options';
+import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../../shared/task-queues';
+
+export const conductor = proxyActivities<ConductorActivities>({ taskQueue: CONDUCTOR_TASK_QUEUE, ...CONDUCTOR_DB });
+
+export const scheduler = proxyActivities<SchedulerActivities>({ taskQueue: SCHEDULER_TASK_QUEUE, ...SCHEDULER_CALL });
+
+/** Activities on one host's queue: `short` for quick steps, `long` for heartbeating ones (spawn, disk moves). */
+export function computeOn(host: string, timeouts: ComputeTimeouts) {
+  const taskQueue = computeTaskQueue(host);
+  return {
+    short: proxyActivities<ComputeActivities>({ taskQueue, ...computeShortStep(timeouts) }),
+    long: proxyActivities<ComputeActivities>({ taskQueue, ...computeLongStep(timeouts) }),
+    /** Clean-up on a host that may be down: give up quickly, the host reconciles when it returns. */
+    cleanup: proxyActivities<ComputeActivities>({
+      taskQueue,
+      ...computeShortStep({ ...timeouts, scheduleToStartSeconds: Math.min(timeouts.scheduleToStartSeconds, 10) }),
+    }),
+  };
+}

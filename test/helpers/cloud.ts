@@ -1,0 +1,115 @@
+/**
+ * A small cloud for workflow tests: a SQLite store, hosts registered in placement, a fake hypervisor per
+ * host, and the real conductor, scheduler and compute activities on their real task queues, run by
+ * in-process workers against a Temporal test environment.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkerOptions } from '@temporalio/worker';
+
+import { createComputeActivities } from '../../src/activities/compute';
+import { createConductorActivities } from '../../src/activities/conductor';
+import { createSchedulerActivities } from '../../src/activities/scheduler';
+import { StaticLiveness } from '../../src/activities/scheduler/liveness';
+import { FakeDriver } from '../../src/compute/fake-driver';
+import type { Catalogue } from '../../src/domain/catalogue';
+import { DEFAULT_CATALOGUE, mergeCatalogues } from '../../src/domain/catalogue';
+import type { HostSpec } from '../../src/domain/fleet';
+import { HostSpecSchema } from '../../src/domain/fleet';
+import type { SchedulerConfig } from '../../src/scheduler/types';
+import { DEFAULT_SCHEDULER_CONFIG } from '../../src/scheduler/types';
+import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../../src/shared/task-queues';
+import type { Store } from '../../src/store/db';
+import { migrateToLatest, openStore } from '../../src/store/db';
+import { createInstanceRepository } from '../../src/store/instances';
+import { createPlacementRepository } from '../../src/store/placement';
+import { activityInterceptors } from '../../src/workers/interceptors';
+import { withWorkers, workflowBundleOption } from './temporal';
+
+/** Images the default catalogue lacks, for failure paths: one larger than m1.small's 20 GB root disk. */
+export const TEST_CATALOGUE: Catalogue = mergeCatalogues(DEFAULT_CATALOGUE, {
+  flavors: [],
+  images: [{ name: 'huge-image', sizeGb: 50, minDiskGb: 0, minRamMb: 0, properties: { traitsRequired: [] } }],
+});
+
+export class TestCloud {
+  readonly dataDir = mkdtempSync(path.join(tmpdir(), 'conductor-cloud-'));
+  readonly liveness = new StaticLiveness();
+  readonly drivers = new Map<string, FakeDriver>();
+  store!: Store;
+  placement!: ReturnType<typeof createPlacementRepository>;
+  instances!: ReturnType<typeof createInstanceRepository>;
+  schedulerConfig: SchedulerConfig = DEFAULT_SCHEDULER_CONFIG;
+
+  constructor(readonly env: TestWorkflowEnvironment) {}
+
+  async open(): Promise<this> {
+    this.store = await openStore({ sqlitePath: path.join(this.dataDir, 'conductor.sqlite') });
+    await migrateToLatest(this.store);
+    this.placement = createPlacementRepository(this.store);
+    this.instances = createInstanceRepository(this.store);
+    return this;
+  }
+
+  async close(): Promise<void> {
+    await this.store?.close();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Registers hosts in placement and gives each a fake hypervisor (spawns take `spawnSeconds`). */
+  async addHosts(specs: Array<Partial<HostSpec> & { name: string }>, spawnSeconds = 0.2): Promise<string[]> {
+    for (const partial of specs) {
+      const spec = HostSpecSchema.parse({ vcpus: 16, memoryMb: 32768, diskGb: 500, ...partial });
+      await this.placement.upsertProvider(spec);
+      this.drivers.set(
+        spec.name,
+        new FakeDriver({ host: spec.name, stateDir: path.join(this.dataDir, 'compute'), spawnSeconds })
+      );
+    }
+    return specs.map((s) => s.name);
+  }
+
+  driver(host: string): FakeDriver {
+    const driver = this.drivers.get(host);
+    if (!driver) throw new Error(`no driver for ${host}`);
+    return driver;
+  }
+
+  /** Worker options: the conductor, the scheduler, and one compute worker for each host listed. */
+  workerSpecs(computeHosts: readonly string[]): Array<Omit<WorkerOptions, 'connection'>> {
+    return [
+      {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        ...workflowBundleOption(),
+        activities: createConductorActivities({ instances: this.instances, catalogue: TEST_CATALOGUE }),
+        interceptors: activityInterceptors,
+      },
+      {
+        taskQueue: SCHEDULER_TASK_QUEUE,
+        activities: createSchedulerActivities({
+          placement: this.placement,
+          instances: this.instances,
+          catalogue: TEST_CATALOGUE,
+          liveness: this.liveness,
+          config: this.schedulerConfig,
+          rng: () => 0,
+        }),
+        interceptors: activityInterceptors,
+      },
+      ...computeHosts.map((host) => ({
+        taskQueue: computeTaskQueue(host),
+        activities: createComputeActivities({ host, driver: this.driver(host) }),
+        maxConcurrentActivityTaskExecutions: 10,
+        interceptors: activityInterceptors,
+      })),
+    ];
+  }
+
+  /** Runs `fn` while the conductor, the scheduler and compute workers for `computeHosts` poll. */
+  run<T>(computeHosts: readonly string[], fn: () => Promise<T>): Promise<T> {
+    return withWorkers(this.env, this.workerSpecs(computeHosts), fn);
+  }
+}
