@@ -13,8 +13,10 @@ help:
 	@echo "make test    install everything and run lint, typecheck and the whole test suite"
 	@echo "make bench   run the benchmarks"
 
+# `npm install`, not `npm ci`: npm records only this platform's optional @swc/core binaries in the
+# lock (npm/cli#4828) and `npm ci` then refuses the lock; install keeps every version the lock pins.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	@touch $@
 
 .tools/temporal/bin/temporal: scripts/install-temporal.sh

@@ -44,6 +44,8 @@ export interface InstanceRecord {
   name: string;
   vmState: VmState;
   taskState: TaskState | null;
+  /** The request (workflow id) holding the task state: the operation lock's owner. */
+  taskOwner: string | null;
   powerState: PowerState;
   host: string | null;
   availabilityZone: string | null;

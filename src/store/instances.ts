@@ -12,7 +12,8 @@ import type { Store } from './db';
 import type { Database, InstancesTable, MigrationsTable } from './schema';
 import { newId, nowIso } from './util';
 
-export type NewInstance = Omit<InstanceRecord, 'createdAt' | 'updatedAt'>;
+/** A new instance record; `taskOwner` defaults to none. */
+export type NewInstance = Omit<InstanceRecord, 'createdAt' | 'updatedAt' | 'taskOwner'> & { taskOwner?: string | null };
 export type InstancePatch = Partial<Omit<InstanceRecord, 'instanceId' | 'createdAt' | 'updatedAt'>>;
 
 /** Compare-and-swap guard of `update` (Nova's expected_task_state / expected_vm_state). */
@@ -184,6 +185,7 @@ function toRecord(row: Selectable<InstancesTable>): InstanceRecord {
     name: row.name,
     vmState: row.vm_state as VmState,
     taskState: row.task_state as TaskState | null,
+    taskOwner: row.task_owner,
     powerState: row.power_state as PowerState,
     host: row.host,
     availabilityZone: row.availability_zone,
@@ -204,6 +206,9 @@ function patchColumns(patch: InstancePatch): Updateable<InstancesTable> {
   if (patch.name !== undefined) set.name = patch.name;
   if (patch.vmState !== undefined) set.vm_state = patch.vmState;
   if (patch.taskState !== undefined) set.task_state = patch.taskState;
+  if (patch.taskOwner !== undefined) set.task_owner = patch.taskOwner;
+  // No task, no owner: clearing the task state releases the operation lock.
+  else if (patch.taskState === null) set.task_owner = null;
   if (patch.powerState !== undefined) set.power_state = patch.powerState;
   if (patch.host !== undefined) set.host = patch.host;
   if (patch.availabilityZone !== undefined) set.availability_zone = patch.availabilityZone;
@@ -268,6 +273,7 @@ export function createInstanceRepository(store: Store): InstanceRepository {
         name: record.name,
         vm_state: record.vmState,
         task_state: record.taskState,
+        task_owner: record.taskOwner ?? null,
         power_state: record.powerState,
         host: record.host,
         availability_zone: record.availabilityZone,

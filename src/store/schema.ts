@@ -55,6 +55,7 @@ export interface InstancesTable {
   name: string;
   vm_state: string;
   task_state: string | null;
+  task_owner: string | null;
   power_state: string;
   host: string | null;
   availability_zone: string | null;

@@ -40,6 +40,7 @@ export interface CreateInstanceResult {
 export interface InstancePatch {
   vmState?: VmState;
   taskState?: TaskState | null;
+  taskOwner?: string | null;
   powerState?: PowerState;
   host?: string | null;
   availabilityZone?: string | null;
@@ -81,6 +82,20 @@ export interface FaultInput {
   patch?: InstancePatch;
 }
 
+const BeginOperationSchema = z.object({
+  instanceId: InstanceIdSchema,
+  /** The instance action's name: stop, start, rebuild, evacuate, resize, migrate … */
+  action: z.string().min(1).max(64),
+  requestId: z.string().min(1).max(255),
+  /** The task state the operation holds while it runs. */
+  taskState: z.enum(Object.values(Task) as [TaskState, ...TaskState[]]),
+  /** The vm states the operation may start from. */
+  expectVmState: z.array(z.enum(Object.values(Vm) as [VmState, ...VmState[]])).min(1),
+  /** Evacuate is the one operation allowed while another task state is set. */
+  allowTaskSet: z.boolean().default(false),
+});
+export type BeginOperationInput = z.input<typeof BeginOperationSchema>;
+
 export function createConductorActivities(deps: ConductorDeps) {
   const { instances, catalogue } = deps;
 
@@ -113,6 +128,8 @@ export function createConductorActivities(deps: ConductorDeps) {
         name: req.name,
         vmState: Vm.Building,
         taskState: Task.Scheduling,
+        // The build holds its instance from the start: no other operation until it is done.
+        taskOwner: req.requestId,
         powerState: Power.NoState,
         host: null,
         availabilityZone: req.availabilityZone ?? null,
@@ -135,6 +152,31 @@ export function createConductorActivities(deps: ConductorDeps) {
     async updateInstance(input: UpdateInstanceInput): Promise<InstanceRecord> {
       const { instanceId, patch, expectTaskState, expectVmState, method } = input;
       return instances.update(instanceId, patch, { taskState: expectTaskState, vmState: expectVmState, method });
+    },
+
+    /**
+     * Begins an operation on an existing instance: the compare-and-swap of `taskState` from null (the
+     * operation lock; Nova's expected_task_state) and the instance action. A conflicting operation
+     * fails at once with InstanceInvalidState naming the current state. Idempotent on the request id:
+     * a retry after the swap already applied finds the instance in `taskState` and goes on.
+     */
+    async beginOperation(input: BeginOperationInput): Promise<{ instance: InstanceRecord; actionId: string }> {
+      const req = parseOrInvalid(BeginOperationSchema, input);
+      let instance: InstanceRecord;
+      try {
+        instance = await instances.update(
+          req.instanceId,
+          { taskState: req.taskState, taskOwner: req.requestId },
+          { taskState: req.allowTaskSet ? undefined : null, vmState: req.expectVmState, method: req.action }
+        );
+      } catch (err) {
+        // A retry whose swap already applied holds the lock itself: go on. Anyone else's lock: refuse.
+        const current = await instances.get(req.instanceId);
+        if (current.taskOwner !== req.requestId || current.taskState !== req.taskState) throw err;
+        instance = current;
+      }
+      const { actionId } = await instances.startAction(req.instanceId, req.action, req.requestId);
+      return { instance, actionId };
     },
 
     /** Starts an action for an operation on an existing instance (idempotent on the request id). */

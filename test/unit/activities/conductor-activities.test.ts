@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { createConductorActivities } from '../../../src/activities/conductor';
+import { DEFAULT_CATALOGUE } from '../../../src/domain/catalogue';
+import type { Store } from '../../../src/store/db';
+import { migrateToLatest, openStore } from '../../../src/store/db';
+import { createInstanceRepository } from '../../../src/store/instances';
+
+describe('conductor activities', () => {
+  let dir: string;
+  let store: Store;
+  let conductor: ReturnType<typeof createConductorActivities>;
+  let instances: ReturnType<typeof createInstanceRepository>;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'conductor-acts-'));
+    store = await openStore({ sqlitePath: path.join(dir, 'store.sqlite') });
+    await migrateToLatest(store);
+    instances = createInstanceRepository(store);
+    conductor = createConductorActivities({ instances, catalogue: DEFAULT_CATALOGUE });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** An active instance with no task, as a finished build leaves it. */
+  async function activeInstance(): Promise<string> {
+    const instanceId = randomUUID();
+    await conductor.createInstance({
+      instanceId,
+      name: 'vm',
+      flavor: 'm1.tiny',
+      image: 'cirros',
+      requestId: `build-${instanceId}`,
+    });
+    await instances.update(instanceId, { vmState: 'active', taskState: null, powerState: 'running', host: 'h1' });
+    return instanceId;
+  }
+
+  const stop = (instanceId: string, requestId: string) =>
+    conductor.beginOperation({
+      instanceId,
+      action: 'stop',
+      requestId,
+      taskState: 'powering-off',
+      expectVmState: ['active'],
+    });
+
+  it('createInstance refuses an unknown flavor with InvalidRequest naming it, writing nothing', async () => {
+    const instanceId = randomUUID();
+    const create = conductor.createInstance({
+      instanceId,
+      name: 'vm',
+      flavor: 'm9.huge',
+      image: 'cirros',
+      requestId: 'r',
+    });
+    await expect(create).rejects.toMatchObject({
+      name: 'InvalidRequest',
+      message: "Invalid request: flavor: unknown flavor 'm9.huge'",
+    });
+    expect(await instances.find(instanceId)).toBeUndefined();
+  });
+
+  it('a build holds its instance: another operation during the build fails naming the task state', async () => {
+    const instanceId = randomUUID();
+    await conductor.createInstance({
+      instanceId,
+      name: 'vm',
+      flavor: 'm1.tiny',
+      image: 'cirros',
+      requestId: 'build-x',
+    });
+    await expect(stop(instanceId, 'stop-1')).rejects.toMatchObject({
+      name: 'InstanceInvalidState',
+      message: `Cannot 'stop' instance ${instanceId} while it is in taskState scheduling`,
+    });
+  });
+
+  it('of two concurrent operations on one instance exactly one proceeds', async () => {
+    const instanceId = await activeInstance();
+    const outcomes = await Promise.allSettled([stop(instanceId, 'stop-a'), stop(instanceId, 'stop-b')]);
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    const rejected = outcomes.find((o) => o.status === 'rejected');
+    expect(rejected?.reason).toMatchObject({ name: 'InstanceInvalidState' });
+    expect(await instances.get(instanceId)).toMatchObject({ taskState: 'powering-off' });
+  });
+
+  it('a retried begin of the same request finds its own lock and the same action', async () => {
+    const instanceId = await activeInstance();
+    const first = await stop(instanceId, 'stop-1');
+    const retry = await stop(instanceId, 'stop-1');
+    expect(retry.actionId).toBe(first.actionId);
+    expect(retry.instance).toMatchObject({ taskState: 'powering-off', taskOwner: 'stop-1' });
+    await expect(stop(instanceId, 'stop-2')).rejects.toMatchObject({ name: 'InstanceInvalidState' });
+  });
+
+  it('refuses an operation from a vm state it does not start from, naming the state', async () => {
+    const instanceId = await activeInstance();
+    await instances.update(instanceId, { vmState: 'stopped', powerState: 'shutdown' });
+    await expect(stop(instanceId, 'stop-1')).rejects.toMatchObject({
+      name: 'InstanceInvalidState',
+      message: `Cannot 'stop' instance ${instanceId} while it is in vmState stopped`,
+    });
+    expect(await instances.get(instanceId)).toMatchObject({ taskState: null, taskOwner: null });
+  });
+
+  it('clearing the task state releases the lock for the next operation', async () => {
+    const instanceId = await activeInstance();
+    await stop(instanceId, 'stop-1');
+    await conductor.updateInstance({
+      instanceId,
+      patch: { taskState: null },
+      expectTaskState: 'powering-off',
+      method: 'stop',
+    });
+    expect(await instances.get(instanceId)).toMatchObject({ taskState: null, taskOwner: null });
+    await expect(stop(instanceId, 'stop-2')).resolves.toMatchObject({ instance: { taskOwner: 'stop-2' } });
+  });
+});
