@@ -1,0 +1,182 @@
+/**
+ * What every lifecycle operation (stop, start, rebuild, evacuate, resize/migrate) shares: the operation
+ * lock taken first (compare-and-swap of the task state, failing at once with InstanceInvalidState), a
+ * live progress query, search attributes kept current, and one way to finish, successfully or not, that
+ * persists the instance's state, its fault and the action's result before the workflow ends.
+ */
+import { CancellationScope, isCancellation, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { ApplicationFailure } from '@temporalio/workflow';
+
+import { FailureType } from '../../domain/errors';
+import type { InstanceRecord, TaskState, VmState } from '../../domain/instance';
+import type { InstancePatch } from '../../activities/conductor';
+import type { OperationProgress } from '../../shared/messages';
+import { getProgressQuery } from '../../shared/messages';
+import { failureMessage, failureType, typedFailure } from './failures';
+import { tagInstance } from './instance-attributes';
+import { conductor } from './proxies';
+
+export interface BeginOptions {
+  instanceId: string;
+  /** The action's name in the instance's history: stop, start, rebuild, evacuate, resize, migrate. */
+  action: string;
+  /** The workflow type, for the progress query. */
+  operation: string;
+  taskState: TaskState;
+  expectVmState: VmState[];
+  /** Evacuate alone may start while another task state is set. */
+  allowTaskSet?: boolean;
+}
+
+/** A running operation: its record as it began, its action, and its live progress. */
+export interface Operation {
+  instanceId: string;
+  actionId: string;
+  requestId: string;
+  /** The instance as the operation found it (after taking the lock). */
+  before: InstanceRecord;
+  progress: OperationProgress;
+}
+
+/**
+ * Takes the operation lock and starts the action. A conflicting operation fails the workflow at once
+ * with InstanceInvalidState (naming the state); an unknown instance with InstanceNotFound.
+ */
+export async function beginOperation(options: BeginOptions): Promise<Operation> {
+  const requestId = workflowInfo().workflowId;
+  const progress: OperationProgress = {
+    instanceId: options.instanceId,
+    operation: options.operation,
+    vmState: 'building',
+    taskState: options.taskState,
+    powerState: 'nostate',
+    host: null,
+    attempt: 0,
+    step: 'taking the operation lock',
+    hostsTried: [],
+  };
+  setHandler(getProgressQuery, () => progress);
+  tagInstance({ instanceId: options.instanceId });
+  const { instance, actionId } = await conductor
+    .beginOperation({
+      instanceId: options.instanceId,
+      action: options.action,
+      requestId,
+      taskState: options.taskState,
+      expectVmState: options.expectVmState,
+      allowTaskSet: options.allowTaskSet ?? false,
+    })
+    .catch((err: unknown) => {
+      // Nothing was changed: fail typed, at once.
+      throw typedFailure(failureType(err) ?? FailureType.InstanceInvalidState, failureMessage(err));
+    });
+  Object.assign(progress, { vmState: instance.vmState, powerState: instance.powerState, host: instance.host });
+  tagInstance({ host: instance.host, vmState: instance.vmState });
+  return { instanceId: options.instanceId, actionId, requestId, before: instance, progress };
+}
+
+/** Moves the operation on to another step (task state and progress), guarded by the current task state. */
+export async function advance(
+  op: Operation,
+  taskState: TaskState,
+  step: string,
+  patch: InstancePatch = {}
+): Promise<InstanceRecord> {
+  const record = await conductor.updateInstance({
+    instanceId: op.instanceId,
+    patch: { ...patch, taskState },
+    expectTaskState: op.progress.taskState,
+    method: op.progress.operation,
+  });
+  Object.assign(op.progress, {
+    taskState,
+    step,
+    vmState: record.vmState,
+    powerState: record.powerState,
+    host: record.host,
+  });
+  return record;
+}
+
+/** Records one step's event for this operation's action. */
+export async function recordStep(
+  op: Operation,
+  event: string,
+  run: () => Promise<unknown>,
+  where: { host?: string | null; attempt?: number } = {}
+): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const base = {
+    actionId: op.actionId,
+    event,
+    attempt: where.attempt ?? 1,
+    host: where.host ?? op.progress.host,
+    startedAt,
+  };
+  try {
+    await run();
+    await conductor.recordEvent({ ...base, result: 'Success', finishedAt: new Date().toISOString() });
+  } catch (err) {
+    await CancellationScope.nonCancellable(() =>
+      conductor.recordEvent({
+        ...base,
+        result: 'Error',
+        details: failureMessage(err),
+        finishedAt: new Date().toISOString(),
+      })
+    );
+    throw err;
+  }
+}
+
+/** Ends the operation successfully: the final state (task state cleared: the lock released), the action's Success. */
+export async function completeOperation(op: Operation, patch: InstancePatch): Promise<InstanceRecord> {
+  const record = await conductor.updateInstance({
+    instanceId: op.instanceId,
+    patch: { ...patch, taskState: null },
+    expectTaskState: op.progress.taskState,
+    method: op.progress.operation,
+  });
+  await conductor.finishAction({ actionId: op.actionId, result: 'Success' });
+  Object.assign(op.progress, {
+    vmState: record.vmState,
+    taskState: null,
+    powerState: record.powerState,
+    host: record.host,
+    step: 'done',
+  });
+  tagInstance({ host: record.host, vmState: record.vmState });
+  return record;
+}
+
+/**
+ * Ends the operation after a failure or a cancellation, in a non-cancellable scope: persists the fault,
+ * leaves the instance in `patch` (its stable state: by default as it was, with no task), finishes the
+ * action as Error, then rethrows the cancellation or fails with a typed ApplicationFailure.
+ */
+export async function failOperation(op: Operation, err: unknown, patch?: InstancePatch): Promise<never> {
+  const cancelled = isCancellation(err);
+  const message = cancelled ? `${op.progress.operation} cancelled by the user` : failureMessage(err);
+  const type = failureType(err) ?? FailureType.MigrationError;
+  const record = await CancellationScope.nonCancellable(() =>
+    conductor.recordFailure({
+      instanceId: op.instanceId,
+      actionId: op.actionId,
+      code: cancelled ? 499 : 500,
+      message,
+      patch: { ...(patch ?? { vmState: op.before.vmState, powerState: op.before.powerState }), taskState: null },
+    })
+  );
+  Object.assign(op.progress, {
+    vmState: record.vmState,
+    taskState: null,
+    powerState: record.powerState,
+    host: record.host,
+    step: 'failed',
+  });
+  tagInstance({ host: record.host, vmState: record.vmState });
+  log.warn('operation failed', { instanceId: op.instanceId, operation: op.progress.operation, type, message });
+  if (cancelled) throw err;
+  const failure: ApplicationFailure = typedFailure(type, message);
+  throw failure;
+}
