@@ -1,0 +1,147 @@
+/**
+ * docker-compose.yml is for users: no Docker engine runs here, so it is checked statically. It must
+ * be valid Compose (the Compose JSON schema), pin its images, start services in a sound order, and run
+ * the project's workers with exactly the commands and environment the code reads.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import Ajv from 'ajv';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+
+import { FleetSchema } from '../../../src/domain/fleet';
+import { EnvSchema } from '../../../src/workers/config';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const SCHEMA = path.resolve(ROOT, '..', 'shared', 'data', 'compose-spec.json');
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[] | string;
+  environment?: Record<string, string | number>;
+  depends_on?: string[] | Record<string, { condition: string }>;
+  healthcheck?: { test: unknown };
+  volumes?: string[];
+}
+interface ComposeFile {
+  services: Record<string, Service>;
+}
+
+const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as ComposeFile;
+const services = Object.entries(compose.services);
+const workers = services.filter(([, s]) => s.build !== undefined);
+const computes = workers.filter(([, s]) => JSON.stringify(s.command).includes('compute-worker'));
+
+function dependencies(service: Service): Record<string, string> {
+  const deps = service.depends_on ?? {};
+  return Array.isArray(deps)
+    ? Object.fromEntries(deps.map((d) => [d, 'service_started']))
+    : Object.fromEntries(Object.entries(deps).map(([name, d]) => [name, d.condition]));
+}
+
+describe('docker-compose.yml', () => {
+  it('validates against the Compose JSON schema', () => {
+    if (!existsSync(SCHEMA)) {
+      // CI always has ../shared beside the clone; elsewhere the schema may be absent.
+      expect(process.env.CI, `${SCHEMA} is missing`).not.toBe('true');
+      return;
+    }
+    // The schema names draft-07 by an https URI Ajv does not list; draft-07 is Ajv's own default.
+    const { $schema: _draft, ...schema } = JSON.parse(readFileSync(SCHEMA, 'utf8')) as Record<string, unknown>;
+    const validate = new Ajv({ strict: false, allErrors: true, validateFormats: false }).compile(schema);
+    const valid = validate(compose);
+    expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
+    expect(valid).toBe(true);
+    // The validator does reject a broken file.
+    const broken = structuredClone(compose) as unknown as { services: Record<string, Record<string, unknown>> };
+    broken.services.postgres = { ...broken.services.postgres, healthcheck: { test: 42 }, restrat: 'always' };
+    expect(validate(broken)).toBe(false);
+  });
+
+  it('pins every image to a tag', () => {
+    for (const [name, service] of services.filter(([, s]) => s.image)) {
+      expect(service.image, name).toMatch(/^[\w./-]+:[\w.-]+$/);
+      expect(service.image, name).not.toMatch(/:latest$/);
+    }
+  });
+
+  it('waits for a healthy dependency only where that dependency has a health check', () => {
+    for (const [name, service] of services) {
+      for (const [dep, condition] of Object.entries(dependencies(service))) {
+        expect(compose.services[dep], `${name} depends on unknown ${dep}`).toBeDefined();
+        if (condition === 'service_healthy')
+          expect(compose.services[dep]?.healthcheck, `${dep} (for ${name})`).toBeDefined();
+      }
+    }
+  });
+
+  it('starts the workers after their store is healthy and the Temporal setup has completed', () => {
+    expect(workers.map(([n]) => n).sort()).toEqual(['conductor', 'node-1', 'node-2', 'node-3', 'scheduler']);
+    for (const [name, service] of workers) {
+      expect(dependencies(service), name).toMatchObject({
+        postgres: 'service_healthy',
+        'temporal-setup': 'service_completed_successfully',
+      });
+    }
+  });
+
+  it("runs each worker's real entry point with only the variables the code reads, all valid", () => {
+    const known = new Set(Object.keys(EnvSchema.shape));
+    for (const [name, service] of workers) {
+      const command = service.command as string[];
+      expect(command.slice(0, 3), name).toEqual(['node', '--import', 'tsx']);
+      expect(existsSync(path.join(ROOT, command[3] ?? '')), `${name}: ${command[3]}`).toBe(true);
+      const env = Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, String(v)]));
+      expect(
+        Object.keys(env).filter((k) => !known.has(k)),
+        `${name}: unknown variables`
+      ).toEqual([]);
+      const parsed = EnvSchema.safeParse(env);
+      expect(parsed.error?.issues ?? [], name).toEqual([]);
+    }
+  });
+
+  it('points the workers at the Temporal and PostgreSQL services it defines, with matching credentials', () => {
+    const pg = compose.services.postgres?.environment ?? {};
+    for (const [name, service] of workers) {
+      const env = service.environment ?? {};
+      expect(String(env.TEMPORAL_ADDRESS), name).toBe('temporal:7233');
+      const url = new URL(String(env.DATABASE_URL));
+      expect(compose.services[url.hostname], `${name}: ${url.hostname}`).toBeDefined();
+      expect([url.username, url.password, url.pathname.slice(1)], name).toEqual([
+        pg.POSTGRES_USER,
+        pg.POSTGRES_PASSWORD,
+        pg.POSTGRES_DB,
+      ]);
+    }
+  });
+
+  it('has one compute service per fleet host, differing only in COMPUTE_HOST and its volume', () => {
+    const fleetFile = String(computes[0]?.[1].environment?.FLEET_FILE).replace(/^\/app\//, '');
+    const fleet = FleetSchema.parse(JSON.parse(readFileSync(path.join(ROOT, fleetFile), 'utf8')));
+    const hosts = computes.map(([, s]) => String(s.environment?.COMPUTE_HOST));
+    expect(hosts.sort()).toEqual(fleet.hosts.map((h) => h.name).sort());
+    const normalised = computes.map(([, s]) => {
+      const { COMPUTE_HOST: _host, ...env } = s.environment ?? {};
+      return JSON.stringify({ ...s, environment: env, volumes: undefined });
+    });
+    expect(new Set(normalised).size).toBe(1);
+    for (const [name, service] of computes) {
+      expect(service.volumes, name).toEqual([`${String(service.environment?.COMPUTE_HOST)}:/data`]);
+    }
+  });
+
+  it('registers the search attributes the workflows set', () => {
+    const setup = JSON.stringify(compose.services['temporal-setup']?.command);
+    for (const sa of ['InstanceId', 'ComputeHost', 'VmState']) expect(setup).toContain(sa);
+  });
+
+  it('builds the workers from a Dockerfile that ships the code and the fleet', () => {
+    const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    for (const line of ['COPY src ./src', 'COPY fleet ./fleet', 'RUN npm ci', 'WORKDIR /app']) {
+      expect(dockerfile).toContain(line.split(' ').slice(0, 2).join(' '));
+    }
+  });
+});
