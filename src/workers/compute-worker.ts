@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { Client } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
+import { Runtime, Worker } from '@temporalio/worker';
 
 import { createComputeActivities } from '../activities/compute';
 import { FakeDriver } from '../compute/fake-driver';
@@ -20,7 +20,7 @@ import { activityInterceptors } from './interceptors';
 
 async function run(): Promise<void> {
   const env = loadEnv();
-  installRuntime(env);
+  installRuntime(env, `compute-${env.COMPUTE_HOST ?? '?'}`);
   const host = env.COMPUTE_HOST;
   if (!host) throw new Error('COMPUTE_HOST is not set');
   const fleet = FleetSchema.parse(JSON.parse(readFileSync(env.FLEET_FILE, 'utf8')));
@@ -50,7 +50,7 @@ async function run(): Promise<void> {
         args: [spec],
         workflowIdConflictPolicy: 'USE_EXISTING',
       });
-      console.log(`compute ${host}: registered with placement`);
+      Runtime.instance().logger.info('registered with placement', { host, taskQueue: computeTaskQueue(host) });
     } finally {
       await connection.close();
     }

@@ -13,7 +13,7 @@ import { bundleWorkflows } from './workflow-bundle';
 
 async function run(): Promise<void> {
   const env = loadEnv();
-  installRuntime(env);
+  installRuntime(env, 'conductor');
   const store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env) });
   await migrateToLatest(store);
   const worker = await Worker.create({

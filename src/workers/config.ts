@@ -35,6 +35,11 @@ export const EnvSchema = z.object({
   /** Builds one compute host runs at once (Nova's max_concurrent_builds). */
   COMPUTE_MAX_CONCURRENT_BUILDS: z.coerce.number().int().positive().default(10),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  /** `json`: one JSON object per line with workflow and activity ids; `pretty`: the SDK's own format. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+  /** Prometheus metrics of the Temporal runtime at http://METRICS_HOST:METRICS_PORT/metrics; unset: off. */
+  METRICS_PORT: port.optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
 });
 export type Env = z.infer<typeof EnvSchema>;
 

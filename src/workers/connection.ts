@@ -2,10 +2,19 @@ import { Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 
 import type { Env } from './config';
+import { jsonLogFunction } from './json-log';
 
-/** Installs the SDK runtime logger at the configured level (once per process). */
-export function installRuntime(env: Env): void {
-  Runtime.install({ logger: new DefaultLogger(env.LOG_LEVEL) });
+/**
+ * Installs the SDK runtime once per process: JSON-line logs at the configured level (or the SDK's
+ * pretty format with LOG_FORMAT=pretty), and Prometheus metrics on METRICS_PORT when it is set.
+ */
+export function installRuntime(env: Env, processName: string): void {
+  Runtime.install({
+    logger: new DefaultLogger(env.LOG_LEVEL, env.LOG_FORMAT === 'json' ? jsonLogFunction(processName) : undefined),
+    telemetryOptions: env.METRICS_PORT
+      ? { metrics: { prometheus: { bindAddress: `${env.METRICS_HOST}:${env.METRICS_PORT}` } } }
+      : undefined,
+  });
 }
 
 /**

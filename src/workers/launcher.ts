@@ -149,11 +149,16 @@ async function main(): Promise<void> {
 
   const workerEnv = { TEMPORAL_ADDRESS: `127.0.0.1:${env.TEMPORAL_PORT}`, DATA_DIR: env.DATA_DIR };
   // The scheduler comes up before the computes: each compute registers its inventory through it.
-  managed.push(workerProcess('conductor', 'conductor-worker.ts', workerEnv));
-  managed.push(workerProcess('scheduler', 'scheduler-worker.ts', workerEnv));
-  for (const host of fleet.hosts) {
-    managed.push(workerProcess(host.name, 'compute-worker.ts', { ...workerEnv, COMPUTE_HOST: host.name }));
-  }
+  // With METRICS_PORT set, each process exports its metrics on its own port: conductor on the port,
+  // scheduler on the next, then one per compute host.
+  const metrics = (offset: number) => (env.METRICS_PORT ? { METRICS_PORT: String(env.METRICS_PORT + offset) } : {});
+  managed.push(workerProcess('conductor', 'conductor-worker.ts', { ...workerEnv, ...metrics(0) }));
+  managed.push(workerProcess('scheduler', 'scheduler-worker.ts', { ...workerEnv, ...metrics(1) }));
+  fleet.hosts.forEach((host, i) => {
+    managed.push(
+      workerProcess(host.name, 'compute-worker.ts', { ...workerEnv, ...metrics(2 + i), COMPUTE_HOST: host.name })
+    );
+  });
   const started = connectClient({ ...env, TEMPORAL_ADDRESS: workerEnv.TEMPORAL_ADDRESS }, 60_000);
   await (await started).close();
   for (const m of managed) if (m !== server) launch(m);

@@ -1,5 +1,5 @@
 /** The scheduler worker: selectDestinations, claims and placement, on the `scheduler` queue. */
-import { Worker } from '@temporalio/worker';
+import { Runtime, Worker } from '@temporalio/worker';
 
 import { createSchedulerActivities } from '../activities/scheduler';
 import { TaskQueuePollerLiveness } from '../activities/scheduler/liveness';
@@ -15,7 +15,7 @@ import { activityInterceptors } from './interceptors';
 
 async function run(): Promise<void> {
   const env = loadEnv();
-  installRuntime(env);
+  installRuntime(env, 'scheduler');
   const store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env) });
   await migrateToLatest(store);
   const placement = createPlacementRepository(store);
@@ -23,7 +23,9 @@ async function run(): Promise<void> {
   const liveness = new TaskQueuePollerLiveness(client, env.TEMPORAL_NAMESPACE, async () =>
     (await placement.listHostStates(() => true)).map((h) => h.host)
   );
-  await liveness.start(10_000, (err) => console.error(`liveness refresh failed: ${(err as Error).message}`));
+  await liveness.start(10_000, (err) => {
+    Runtime.instance().logger.warn('liveness refresh failed', { error: (err as Error).message });
+  });
   const worker = await Worker.create({
     connection: await connectWorker(env),
     namespace: env.TEMPORAL_NAMESPACE,

@@ -33,6 +33,7 @@ describe('the system started by npm start', () => {
   let output = '';
   let port = 0;
   let uiPort = 0;
+  let metricsPort = 0;
 
   /** The stock `temporal` CLI against this system; JSON output parsed. */
   async function temporal(...args: string[]): Promise<unknown> {
@@ -43,7 +44,7 @@ describe('the system started by npm start', () => {
   }
 
   beforeAll(async () => {
-    [port, uiPort] = [await freePort(), await freePort()];
+    [port, uiPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
     const fleetFile = path.join(dataDir, 'fleet.json');
     writeFileSync(
       fleetFile,
@@ -64,7 +65,8 @@ describe('the system started by npm start', () => {
         TEMPORAL_UI_PORT: String(uiPort),
         TEMPORAL_CLI_PATH: inject('temporalCli'),
         COMPUTE_SPAWN_SECONDS: '0.5',
-        LOG_LEVEL: 'WARN',
+        LOG_LEVEL: 'DEBUG',
+        METRICS_PORT: String(metricsPort),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -155,6 +157,23 @@ describe('the system started by npm start', () => {
       workflowExecutionInfo: { parentExecution?: { workflowId: string } };
     };
     expect(described.workflowExecutionInfo.parentExecution?.workflowId).toBe('build-e2e-2');
+  });
+
+  it('logs JSON lines carrying workflow and activity ids, and exports Prometheus metrics', async () => {
+    const computeLines = output
+      .split('\n')
+      .filter((l) => l.startsWith('e2e-a '))
+      .map((l) => l.slice(l.indexOf('| ') + 2));
+    const parsed = computeLines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed.length).toBeGreaterThan(0);
+    expect(parsed.every((l) => l.process === 'compute-e2e-a' && typeof l.ts === 'string')).toBe(true);
+    expect(parsed.find((l) => l.activityType === 'spawnInstance')).toMatchObject({
+      workflowId: expect.stringMatching(/^place-build-/) as unknown,
+      activityId: expect.any(String) as unknown,
+      taskQueue: 'compute-e2e-a',
+    });
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^temporal_workflow_completed/m);
   });
 
   it('stops every process on Ctrl-C', async () => {
