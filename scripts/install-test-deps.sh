@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: PostgreSQL (the store runs against a real server as well as SQLite).
+# Debian packages the tests need: PostgreSQL (the store runs against a real server as well as SQLite)
+# and Chromium (the Web UI test drives it with playwright-core; npm's browser download is not used).
 set -euo pipefail
 need=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "install-test-deps: need root to install: ${need[*]} (apt-get install -y ${need[*]})" >&2

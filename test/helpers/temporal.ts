@@ -45,14 +45,18 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   return env;
 }
 
-/** A dev-server environment (`temporal server start-dev`, in memory) with real visibility and search attributes. */
-export async function createDevServerEnv(): Promise<TestWorkflowEnvironment> {
+/**
+ * A dev-server environment (`temporal server start-dev`, in memory) with real visibility and search
+ * attributes; with `uiPort`, its Web UI is served there.
+ */
+export async function createDevServerEnv(options: { uiPort?: number } = {}): Promise<TestWorkflowEnvironment> {
   installTestRuntime();
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: inject('temporalCli') },
       searchAttributes: [...CONDUCTOR_SEARCH_ATTRIBUTES],
-      extraArgs: ['--ui-disable-news-fetch', '--headless'],
+      ...(options.uiPort ? { ui: true, uiPort: options.uiPort } : {}),
+      extraArgs: ['--ui-disable-news-fetch', ...(options.uiPort ? [] : ['--headless'])],
     },
   });
 }
