@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import type { BuildInstanceInput } from '../../src/domain/schemas';
 import { getProgressQuery } from '../../src/shared/messages';
@@ -45,8 +46,12 @@ async function zoneWithHosts(
   return { az, hosts };
 }
 
+/** Every workflow this file starts, replayed at the end against the current code. */
+const started: string[] = [];
+
 function startBuild(input: BuildInstanceInput) {
   const instanceId = input.instanceId ?? randomUUID();
+  started.push(`build-${instanceId}`, `place-build-${instanceId}`);
   return {
     instanceId,
     handle: env.client.workflow.start<typeof buildInstance>('buildInstance', {
@@ -366,5 +371,25 @@ describe('buildInstance', () => {
     });
     expect(seen.during.step).toContain('compute_spawn');
     expect(seen.after).toMatchObject({ vmState: 'active', taskState: null, host });
+  });
+
+  it('replays every recorded history cleanly against the current code (determinism guard)', async () => {
+    const histories = [];
+    for (const workflowId of started) {
+      const history = await env.client.workflow
+        .getHandle(workflowId)
+        .fetchHistory()
+        .catch(() => undefined);
+      if (history) histories.push({ workflowId, history });
+    }
+    expect(histories.length).toBeGreaterThan(10);
+    const results = Worker.runReplayHistories(
+      { workflowBundle: { codePath: inject('workflowBundlePath') } },
+      histories
+    );
+    const failures: string[] = [];
+    for await (const result of results)
+      if (result.error) failures.push(`${result.workflowId}: ${String(result.error)}`);
+    expect(failures).toEqual([]);
   });
 });
