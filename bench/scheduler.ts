@@ -16,6 +16,19 @@
  *
  *   npm run bench:scheduler   (tsx bench/scheduler.ts)
  */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import type { Logger } from '@temporalio/common';
+import type { MockActivityEnvironment } from '@temporalio/testing';
+
+import { createSchedulerActivities, type SelectDestinationsResult } from '../src/activities/scheduler';
+import { ALL_HOSTS_UP } from '../src/activities/scheduler/liveness';
+import { DEFAULT_CATALOGUE } from '../src/domain/catalogue';
+import type { HostSpec } from '../src/domain/fleet';
+import type { RequestSpecInput } from '../src/domain/request-spec';
 import type { Inventory, ResourceClass, Resources } from '../src/domain/resources';
 import {
   DEFAULT_SCHEDULER_CONFIG,
@@ -24,6 +37,10 @@ import {
   type SchedulingRequest,
 } from '../src/scheduler';
 import { selectDestinations } from '../src/scheduler/select-destinations';
+import { SCHEDULER_TASK_QUEUE } from '../src/shared/task-queues';
+import { migrateToLatest, openStore, type Store, transaction } from '../src/store/db';
+import { createInstanceRepository } from '../src/store/instances';
+import { createPlacementRepository, type PlacementRepository } from '../src/store/placement';
 
 export const SIZES = [100, 1_000, 10_000] as const;
 const SAMPLES = 400;
@@ -303,11 +320,16 @@ export function measurePass(
 
 // ─── HOOK: the selectDestinations activity with its SQLite claim ───────────────────────────────────
 //
-// Reserved for the activities/store engineer; not written here. Add one entry to
-// ACTIVITY_MEASUREMENTS that times the whole selectDestinations activity, including its claim against
-// SQLite, at 1,000 and 10,000 hosts (use makeFleet for the fleet, BENCH_REQUEST / BENCH_CONFIG for
-// the request, and sampleInterleaved or summarize for the figures). Its rows are printed after the
-// B3 table and go into the JSON line under "activity"; they carry no target here.
+// The whole selectDestinations activity as the scheduler worker runs it: zod parse, listHostStates
+// through the placement cache, the pass, and the compare-and-swap claim in a SQLite transaction, in a
+// MockActivityEnvironment (the activity logs through its context). One store per size in a temp dir,
+// filled through the repository from makeFleet: inventories, traits, AZs and architectures
+// (upsertProviders), disabled / forced-down hosts and build failures, and makeFleet's allocations
+// (inserted in bulk). Every sample places a new instance (BENCH_REQUEST's flavor and image,
+// maxAttempts 3, ALL_HOSTS_UP); its claim is released after the sample, untimed, so that the fleet
+// never fills and every sample pays for the cache refresh a real scheduler pays after each claim.
+// Samples alternate between the sizes (as B3's do). `ratio` compares the median with the pure pass
+// over the very host states the store hands out. Target: p50 <= 10 ms at 10,000 hosts.
 
 export interface ActivityRow {
   name: string;
@@ -316,6 +338,9 @@ export interface ActivityRow {
   p95Ns: number;
   /** Optional comparison, e.g. against the pure pass at the same size. */
   ratio?: number;
+  /** Optional target on the median, and whether this run met it. */
+  targetMedianNs?: number;
+  targetOk?: boolean;
 }
 
 export interface ActivityMeasurement {
@@ -323,7 +348,190 @@ export interface ActivityMeasurement {
   run(): Promise<ActivityRow[]> | ActivityRow[];
 }
 
-export const ACTIVITY_MEASUREMENTS: ActivityMeasurement[] = [];
+export const ACTIVITY_SIZES = [1_000, 10_000] as const;
+const ACTIVITY_SAMPLES = 500;
+const ACTIVITY_WARMUP = 40;
+const ACTIVITY_TARGET_MS = 10;
+const ACTIVITY_TARGET_HOSTS = 10_000;
+
+/** The host specs a fleet's hosts were registered with (the inverse of listHostStates). */
+export function fleetSpecs(hosts: readonly HostState[]): HostSpec[] {
+  return hosts.map((h) => ({
+    name: h.host,
+    availabilityZone: h.availabilityZone,
+    architecture: h.architecture,
+    vcpus: h.inventories.VCPU.total,
+    memoryMb: h.inventories.MEMORY_MB.total,
+    diskGb: h.inventories.DISK_GB.total,
+    reserved: {
+      vcpus: h.inventories.VCPU.reserved,
+      memoryMb: h.inventories.MEMORY_MB.reserved,
+      diskGb: h.inventories.DISK_GB.reserved,
+    },
+    allocationRatio: {
+      vcpus: h.inventories.VCPU.allocationRatio,
+      memoryMb: h.inventories.MEMORY_MB.allocationRatio,
+      diskGb: h.inventories.DISK_GB.allocationRatio,
+    },
+    traits: [...h.traits],
+  }));
+}
+
+/** Writes a makeFleet fleet into an empty, migrated store. */
+async function seedStore(store: Store, hosts: readonly HostState[]): Promise<void> {
+  const placement = createPlacementRepository(store, { cacheHostStates: false });
+  await placement.upsertProviders(fleetSpecs(hosts));
+  for (const h of hosts) {
+    if (!h.enabled) await placement.setDisabled(h.host, true, h.disabledReason);
+    if (!h.up) await placement.setForcedDown(h.host, true);
+    for (let n = 0; n < h.failedBuilds; n++) await placement.recordBuildResult(h.host, false);
+  }
+  // makeFleet keeps per-host sums only: split each host's usage evenly over its consumers.
+  const now = new Date().toISOString();
+  const rows = hosts.flatMap((h) => {
+    const consumers = [...h.instances];
+    return consumers.flatMap((consumer, i) =>
+      (['VCPU', 'MEMORY_MB', 'DISK_GB'] as const).flatMap((rc) => {
+        const share = Math.floor(h.used[rc] / consumers.length);
+        const used = i === 0 ? h.used[rc] - share * (consumers.length - 1) : share;
+        return used > 0 ? [{ consumer_id: consumer, provider: h.host, resource_class: rc, used, created_at: now }] : [];
+      })
+    );
+  });
+  // Bulk rows bypass the repository, so bump the placement version as its writes do (a repository
+  // opened later loads everything anyway).
+  await transaction(store, async (trx) => {
+    for (let i = 0; i < rows.length; i += 500)
+      await trx
+        .insertInto('allocations')
+        .values(rows.slice(i, i + 500))
+        .execute();
+    await trx
+      .updateTable('placement_state')
+      .set((eb) => ({ version: eb('version', '+', 1) }))
+      .where('id', '=', 1)
+      .execute();
+  });
+}
+
+const QUIET: Logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * The SDK's testing package is loaded here, after B3 has run, not at the top of the file: with the
+ * native worker runtime loaded from the start, B3's memory-bound loops measured slower on this box.
+ */
+async function mockActivityEnvironment(): Promise<MockActivityEnvironment> {
+  const testing = await import('@temporalio/testing');
+  return new testing.MockActivityEnvironment({ taskQueue: SCHEDULER_TASK_QUEUE }, { logger: QUIET });
+}
+
+interface ActivitySubject {
+  hosts: number;
+  placement: PlacementRepository;
+  /** Runs one selection and returns its wall time in ns; releases the claim afterwards, untimed. */
+  sample(): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function openSubject(dir: string, size: number): Promise<ActivitySubject> {
+  const store = await openStore({ sqlitePath: path.join(dir, `placement-${size}.sqlite`) });
+  await migrateToLatest(store);
+  await seedStore(store, makeFleet(size));
+  const placement = createPlacementRepository(store);
+  const activities = createSchedulerActivities({
+    placement,
+    instances: createInstanceRepository(store),
+    catalogue: DEFAULT_CATALOGUE,
+    liveness: ALL_HOSTS_UP,
+    config: BENCH_CONFIG,
+    rng: seededRng(size),
+  });
+  const env = await mockActivityEnvironment();
+  const { flavor, image, maxAttempts } = BENCH_REQUEST;
+  const select = (input: RequestSpecInput): Promise<SelectDestinationsResult> => activities.selectDestinations(input);
+  return {
+    hosts: size,
+    placement,
+    async sample() {
+      const instanceId = randomUUID();
+      const input = { instanceIds: [instanceId], flavor, image, maxAttempts };
+      const start = process.hrtime.bigint();
+      const { selections } = await env.run<[RequestSpecInput], SelectDestinationsResult, typeof select>(select, input);
+      const elapsed = Number(process.hrtime.bigint() - start);
+      sink += selections.length;
+      await placement.releaseConsumer(instanceId);
+      return elapsed;
+    },
+    close: () => store.close(),
+  };
+}
+
+/** The full activity at each size, samples interleaved across sizes. */
+export async function measureSelectActivity(
+  sizes: readonly number[] = ACTIVITY_SIZES,
+  samples = ACTIVITY_SAMPLES
+): Promise<ActivityRow[]> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-scheduler-'));
+  const subjects: ActivitySubject[] = [];
+  try {
+    for (const size of sizes) subjects.push(await openSubject(dir, size));
+    for (let i = 0; i < ACTIVITY_WARMUP; i++) for (const s of subjects) await s.sample();
+    const perCall = subjects.map(() => [] as number[]);
+    for (let i = 0; i < samples; i++)
+      for (let s = 0; s < subjects.length; s++) perCall[s]!.push(await subjects[s]!.sample());
+    const rows: ActivityRow[] = [];
+    for (let s = 0; s < subjects.length; s++) {
+      const subject = subjects[s]!;
+      const summary = summarize(perCall[s]!);
+      // The pure pass over the host states this store hands out, for the ratio.
+      const states = await subject.placement.listHostStates(() => true);
+      const rng = seededRng(3);
+      const [pass] = sampleInterleaved([() => onePass(states, rng)], 100);
+      const targeted = subject.hosts === ACTIVITY_TARGET_HOSTS;
+      rows.push({
+        name: 'selectDestinations activity + SQLite claim',
+        hosts: subject.hosts,
+        medianNs: summary.median,
+        p95Ns: summary.p95,
+        ratio: Math.round((summary.median / pass!.median) * 100) / 100,
+        ...(targeted
+          ? { targetMedianNs: ACTIVITY_TARGET_MS * 1e6, targetOk: summary.median <= ACTIVITY_TARGET_MS * 1e6 }
+          : {}),
+      });
+    }
+    printActivityTable(rows, samples);
+    return rows;
+  } finally {
+    for (const s of subjects) await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function printActivityTable(rows: readonly ActivityRow[], samples: number): void {
+  const ms = (ns: number) => (ns / 1e6).toFixed(2);
+  console.log(
+    `selectDestinations activity with its claim, SQLite store (temp dir), ALL_HOSTS_UP, ${samples} samples per size, ` +
+      `claim released after each sample (untimed); ratio = activity p50 / pure pass p50 on the same hosts`
+  );
+  const header = ['hosts', 'p50 ms', 'p95 ms', 'ratio', 'target'];
+  const lines = rows.map((r) => [
+    r.hosts.toLocaleString('en-US'),
+    ms(r.medianNs),
+    ms(r.p95Ns),
+    r.ratio === undefined ? '' : `${r.ratio.toFixed(1)}x`,
+    r.targetMedianNs === undefined
+      ? ''
+      : `p50 <= ${ms(r.targetMedianNs)} ms: ${r.targetOk === true ? 'met' : 'MISSED'}`,
+  ]);
+  const widths = header.map((h, c) => Math.max(h.length, ...lines.map((l) => l[c]!.length)));
+  const row = (cells: string[]) => cells.map((cell, c) => (c === 4 ? cell : cell.padStart(widths[c]!))).join('  ');
+  console.log(row(header));
+  for (const l of lines) console.log(row(l));
+}
+
+export const ACTIVITY_MEASUREMENTS: ActivityMeasurement[] = [
+  { name: 'selectDestinations activity + SQLite claim', run: () => measureSelectActivity() },
+];
 
 // ─── Report ────────────────────────────────────────────────────────────────────────────────────────
 

@@ -47,8 +47,11 @@ export const MIGRATION_FINISHED_STATUSES: readonly string[] = [
   'done',
   'cancelled',
 ];
-/** Instances in these vm states should hold no allocations (the audit reports theirs as orphans). */
-export const VM_STATES_WITHOUT_ALLOCATIONS: readonly string[] = ['error', 'deleted'];
+/**
+ * A live instance may hold allocations: any instance not deleted, except an `error` instance with no host
+ * (a build that failed must hold nothing). An `error` instance still on its host (a failed rebuild or
+ * resize) keeps its allocation, as in Nova, whose audit flags only consumers that do not exist.
+ */
 
 /** Compare-and-swap attempts of one claim before it gives up with ConcurrentUpdate. */
 export const CLAIM_ATTEMPTS = 10;
@@ -710,7 +713,8 @@ export function createPlacementRepository(store: Store, options: PlacementReposi
                 .selectFrom('instances as i')
                 .select('i.instance_id')
                 .whereRef('i.instance_id', '=', 'a.consumer_id')
-                .where('i.vm_state', 'not in', VM_STATES_WITHOUT_ALLOCATIONS)
+                .where('i.vm_state', '!=', 'deleted')
+                .where((ie) => ie.not(ie.and([ie('i.vm_state', '=', 'error'), ie('i.host', 'is', null)])))
             )
           ),
           eb.not(

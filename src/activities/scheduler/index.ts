@@ -68,6 +68,35 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
     return hosts;
   }
 
+  /**
+   * A consumer's allocations anywhere but its instance's current host can only be left over from an
+   * earlier attempt of this same selection (a claim whose answer was lost): release them, so a retried
+   * selection never leaves the instance holding two claims. An evacuating instance keeps its source.
+   */
+  async function releaseLeftoverClaims(instanceIds: readonly string[]): Promise<void> {
+    for (const instanceId of instanceIds) {
+      const home = (await instances.find(instanceId))?.host ?? null;
+      for (const { host } of await placement.getAllocations(instanceId)) {
+        if (host !== home) await placement.releaseConsumer(instanceId, host);
+      }
+    }
+  }
+
+  /** Claims the first of the selection's hosts (chosen, then alternates) that still has room. */
+  async function claimFirstWithRoom(selection: InstanceSelection, resources: Resources): Promise<string> {
+    let failure: unknown;
+    for (const host of selection.hosts) {
+      try {
+        await placement.claim(selection.instanceId, host, resources);
+        return host;
+      } catch (err) {
+        if ((err as Error).name !== FailureType.ClaimFailed) throw err;
+        failure = err;
+      }
+    }
+    throw failure;
+  }
+
   return {
     /**
      * Filters and weighs the hosts, claims the chosen host of every instance (all or nothing) and
@@ -95,6 +124,7 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
         maxAttempts: spec.maxAttempts,
       };
       const resources = flavorResources(flavor);
+      if (!spec.isRebuild) await releaseLeftoverClaims(spec.instanceIds);
       let lastFailure: ClaimFailed | undefined;
       for (let round = 0; round < SELECTION_ROUNDS; round++) {
         const hosts = await placement.listHostStates((h) => liveness.isUp(h));
@@ -107,7 +137,13 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
         const claimed: InstanceSelection[] = [];
         try {
           for (const selection of selections) {
-            await placement.claim(selection.instanceId, selection.hosts[0]!, resources);
+            // NOTE(nova): a host that filled up since it was weighed gives way to the next ranked one,
+            // as the conductor claims alternates; several instances keep the pass's placement (group
+            // policies) and re-select instead.
+            let host = selection.hosts[0]!;
+            if (selections.length === 1) host = await claimFirstWithRoom(selection, resources);
+            else await placement.claim(selection.instanceId, host, resources);
+            selection.hosts = [host, ...selection.hosts.filter((h) => h !== host)];
             claimed.push(selection);
           }
           return { selections, resources, hostZones };
@@ -175,7 +211,38 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
       const { consumerId } = parseOrInvalid(ReleaseInputSchema.pick({ consumerId: true }), input);
       return placement.getAllocations(consumerId);
     },
+
+    // ----- rebuild / evacuate ----------------------------------------------------------------------
+
+    /**
+     * Whether a compute host is up, as the scheduler sees it: `up = !forcedDown && liveness.isUp(host)`
+     * (Nova's servicegroup API with forced_down). An evacuation is allowed only while its source is down.
+     * `known` is false for a host placement does not know (then it is not up either).
+     */
+    async isHostUp(input: { host: string }): Promise<HostUpResult> {
+      const { host } = parseOrInvalid(z.object({ host: HostNameSchema }), input);
+      const state = (await placement.listHostStates((h) => liveness.isUp(h))).find((h) => h.host === host);
+      if (!state)
+        return { host, known: false, up: false, reason: 'not a registered compute host', availabilityZone: null };
+      const reason = state.up ? 'up' : liveness.isUp(host) ? 'forced down' : 'no live compute worker';
+      return { host, known: true, up: state.up, reason, availabilityZone: state.availabilityZone };
+    },
+
+    /** The consumers holding allocations on a host: what a returning host reconciles (evacuated instances). */
+    async listHostConsumers(input: { host: string }): Promise<{ consumerIds: string[] }> {
+      const { host } = parseOrInvalid(z.object({ host: HostNameSchema }), input);
+      return { consumerIds: (await placement.allocationsByHost(host)).map((a) => a.consumerId) };
+    },
   };
+}
+
+/** A compute host's state for the conductor: up or down, and why. */
+export interface HostUpResult {
+  host: string;
+  known: boolean;
+  up: boolean;
+  reason: 'up' | 'forced down' | 'no live compute worker' | 'not a registered compute host';
+  availabilityZone: string | null;
 }
 
 export type SchedulerActivities = ReturnType<typeof createSchedulerActivities>;

@@ -271,6 +271,23 @@ describe.each(BACKENDS)('placement repository on $name', (backend) => {
   });
 
   describe('audit', () => {
+    it('keeps the allocation of an error instance still on its host, and flags one with no host', async () => {
+      const placement = createPlacementRepository(fx.store);
+      const instances = createInstanceRepository(fx.store);
+      await placement.upsertProvider(plainHost('compute-a', 8));
+      // A failed rebuild leaves the instance in error on its host, holding its allocation (as Nova).
+      await instances.create(
+        newInstance('vm-rebuild-failed', { vmState: 'error', taskState: null, host: 'compute-a' })
+      );
+      // A failed build must hold nothing: an error instance with no host is an orphan consumer.
+      await instances.create(newInstance('vm-build-failed', { vmState: 'error', taskState: null }));
+      // A build in progress holds its claim before its record names the host.
+      await instances.create(newInstance('vm-building', { vmState: 'building', taskState: 'spawning' }));
+      for (const consumer of ['vm-rebuild-failed', 'vm-build-failed', 'vm-building'])
+        await placement.claim(consumer, 'compute-a', res(1));
+      expect((await placement.audit()).orphans).toEqual([{ consumerId: 'vm-build-failed', host: 'compute-a' }]);
+    });
+
     it('finds orphaned allocations and over-capacity hosts', async () => {
       const placement = createPlacementRepository(fx.store);
       const instances = createInstanceRepository(fx.store);
