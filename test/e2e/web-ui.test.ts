@@ -80,6 +80,9 @@ describe('the Temporal Web UI', () => {
     const link = page.getByRole('link', { name: workflowId }).first();
     await link.waitFor({ timeout: 30_000 });
     await link.click();
+    // The workflow's own page (not the list we came from): its route, then its details rendered.
+    await page.waitForURL((url) => url.pathname.includes(`/workflows/${workflowId}/`), { timeout: 30_000 });
+    await page.getByText('buildInstance').first().waitFor({ timeout: 30_000 });
     await page.getByText('Completed').first().waitFor({ timeout: 30_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-build.png'), fullPage: true });
     const buildPage = (await page.locator('body').innerText()).toLowerCase();
