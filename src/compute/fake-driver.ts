@@ -379,6 +379,33 @@ export class FakeDriver {
     });
   }
 
+  // ----- rebuild -----------------------------------------------------------------------------------
+
+  /**
+   * Prepares the re-creation of an instance on this host, before `spawn` boots it: Nova's
+   * rebuild_block_device_mapping, for a rebuild (the guest is here) and an evacuation (it is not).
+   * Checks that the image fits the flavor's root disk before touching anything (FlavorDiskSmallerThanImage
+   * leaves the old guest as it was), then removes the old guest while keeping the instance's port (Nova
+   * keeps the ports across a rebuild), plugs that port here when this host has none (an evacuation), and
+   * lays out the root disk from the image. Idempotent: a repeat finds no guest and lays out the same disk.
+   */
+  async prepareRebuild(
+    instanceId: string,
+    flavor: GuestFlavor,
+    image: GuestImage
+  ): Promise<{ removedGuest: boolean; network: NetworkInfo; blockDevices: BlockDeviceInfo }> {
+    checkDiskFits(flavor, image);
+    const { removedGuest, network } = await this.mutate((state) => {
+      const removed = instanceId in state.guests;
+      delete state.guests[instanceId];
+      const port = state.networks[instanceId] ?? networkInfoFor(instanceId);
+      state.networks[instanceId] = port;
+      return { removedGuest: removed, network: port };
+    });
+    const blockDevices = await this.prepareBlockDevices(instanceId, flavor, image);
+    return { removedGuest, network, blockDevices };
+  }
+
   // ----- reads -------------------------------------------------------------------------------------
 
   /** The guest's power state now; throws InstanceNotFound when the host has no such guest. */
@@ -397,6 +424,248 @@ export class FakeDriver {
   async listGuests(): Promise<Guest[]> {
     const state = await this.read();
     return Object.values(state.guests).sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+  }
+
+  // ----- resize ------------------------------------------------------------------------------------
+  //
+  // Nova's virt driver calls of a resize or cold migration. Like libvirt, the source keeps the migrated
+  // guest's files aside as `<instanceId>_resize` (powered off) until the resize is confirmed (then they are
+  // deleted) or reverted (then they are put back); the destination's guest carries the migration id as its
+  // `spawnId`, which is what makes every step idempotent and safe on a same-host resize (both guests on one
+  // host). Driver failures are DriverError or FlavorDiskSmallerThanImage; the compute activities classify.
+
+  /**
+   * Checks that this host can take the instance (Nova's prep_resize on the destination): the image fits
+   * the new flavor's root disk (FlavorDiskSmallerThanImage), and a same-host move changes the flavor
+   * (DriverError, like Nova's UnableToMigrateToSelf). Writes nothing; an injected `prepResize.failNext`
+   * fails it with a DriverError.
+   */
+  async prepareResize(request: {
+    instanceId: string;
+    sourceHost: string;
+    oldFlavor: GuestFlavor;
+    newFlavor: GuestFlavor;
+    image: GuestImage;
+  }): Promise<void> {
+    checkDiskFits(request.newFlavor, request.image);
+    if (request.sourceHost === this.host && request.oldFlavor.name === request.newFlavor.name)
+      throw new DriverError(`Unable to migrate instance ${request.instanceId} to the current host (${this.host})`);
+    if (await this.consumeResizeFault('prepResize'))
+      throw new DriverError(`Resize claim failed on ${this.host}: injected fault (prepResize.failNext)`);
+  }
+
+  /**
+   * The source's half of a move (Nova's migrate_disk_and_power_off): refuses to shrink the root disk
+   * (before touching the guest), powers the guest off cleanly (an ACPI request, then a forced power-off
+   * after `shutdownTimeoutSeconds`), transfers the disk over `spawnSeconds` with progress, then moves the
+   * guest aside as `<instanceId>_resize`. Aborting (the signal) stops it with the guest powered off and
+   * still in place. Idempotent: a guest already moved aside returns at once with `transferred: false`.
+   */
+  async migrateDiskAndPowerOff(
+    request: { instanceId: string; migrationId: string; newFlavor: GuestFlavor },
+    options: {
+      signal?: AbortSignal;
+      shutdownTimeoutSeconds: number;
+      onProgress?: (phase: 'powering-off' | 'transferring', percent: number) => void;
+    }
+  ): Promise<{ transferred: boolean; diskGb: number }> {
+    const { instanceId, migrationId, newFlavor } = request;
+    const { signal, onProgress } = options;
+    throwIfAborted(signal);
+    const aside = this.asideKey(instanceId);
+    const state = await this.read();
+    const current = state.guests[instanceId];
+    const movedAside = state.guests[aside];
+    if (movedAside && (!current || current.spawnId === migrationId)) {
+      onProgress?.('transferring', 100);
+      return { transferred: false, diskGb: movedAside.flavor.diskGb };
+    }
+    const guest = requireGuest(state, instanceId);
+    // NOTE(nova): libvirt refuses to shrink a root disk (ResizeError "Unable to resize disk down.") before
+    // it powers anything off, and the instance goes back to its old state.
+    if (newFlavor.diskGb > 0 && guest.flavor.diskGb > newFlavor.diskGb)
+      throw new DriverError(
+        `Unable to resize disk down: instance ${instanceId} has a ${guest.flavor.diskGb} GB root disk, flavor ${newFlavor.name} ${newFlavor.diskGb} GB`
+      );
+    const fail = await this.consumeResizeFault('migrateDisk');
+
+    if (guest.powerState === PowerState.Running) {
+      onProgress?.('powering-off', 0);
+      const deadline = performance.now() + options.shutdownTimeoutSeconds * 1000;
+      let power = await this.requestShutdown(instanceId);
+      while (power === PowerState.Running && performance.now() < deadline) {
+        await delay(Math.max(1, Math.min(SPAWN_PROGRESS_INTERVAL_MS, deadline - performance.now())), signal);
+        onProgress?.('powering-off', 0);
+        power = await this.getPowerState(instanceId);
+      }
+      if (power === PowerState.Running) await this.powerOff(instanceId);
+    }
+
+    const totalMs = this.spawnSeconds * 1000;
+    const started = performance.now();
+    for (;;) {
+      throwIfAborted(signal);
+      const elapsed = performance.now() - started;
+      const fraction = totalMs === 0 ? 1 : Math.min(1, elapsed / totalMs);
+      if (fail && fraction >= SPAWN_FAULT_POINT)
+        throw new DriverError(
+          `Disk transfer of instance ${instanceId} from ${this.host} failed: injected fault (migrateDisk.failNext)`
+        );
+      if (fraction >= 1) break;
+      onProgress?.('transferring', Math.floor(fraction * 100));
+      const untilFault = fail ? SPAWN_FAULT_POINT * totalMs - elapsed : Infinity;
+      await delay(Math.max(1, Math.min(SPAWN_PROGRESS_INTERVAL_MS, totalMs - elapsed, untilFault)), signal);
+    }
+    onProgress?.('transferring', 100);
+
+    await this.mutate((s) => {
+      const g = s.guests[instanceId];
+      if (!g || g.spawnId === migrationId) return;
+      s.guests[aside] = g;
+      delete s.guests[instanceId];
+    });
+    return { transferred: true, diskGb: guest.flavor.diskGb };
+  }
+
+  /**
+   * The destination's half (Nova's finish_migration): creates the guest from the transferred disk with
+   * the new flavor, on the instance's port, running only when `powerOn` (a stopped instance stays
+   * stopped). Idempotent by migration id: the guest this migration made is returned (`created: false`).
+   * A guest of the instance from anything else already here is a DriverError.
+   */
+  async finishMigration(request: {
+    instanceId: string;
+    migrationId: string;
+    name: string;
+    flavor: GuestFlavor;
+    image: GuestImage;
+    powerOn: boolean;
+  }): Promise<SpawnResult> {
+    const { instanceId, migrationId, flavor, image } = request;
+    checkDiskFits(flavor, image);
+    const existing = (await this.read()).guests[instanceId];
+    if (existing?.spawnId === migrationId) return { guest: existing, created: false };
+    if (await this.consumeResizeFault('finishResize'))
+      throw new DriverError(`Hypervisor error while finishing the migration on ${this.host}: injected fault`);
+    return this.mutate((state, at): SpawnResult => {
+      const current = state.guests[instanceId];
+      if (current?.spawnId === migrationId) return { guest: { ...current }, created: false };
+      if (current) throw new DriverError(`a guest of instance ${instanceId} already exists on ${this.host}`);
+      const network = state.networks[instanceId] ?? networkInfoFor(instanceId);
+      const blockDevices: BlockDeviceInfo = {
+        rootDeviceName: '/dev/vda',
+        devices: [
+          {
+            deviceName: '/dev/vda',
+            bootIndex: 0,
+            sourceType: 'image',
+            destinationType: 'local',
+            imageName: image.name,
+            sizeGb: flavor.diskGb > 0 ? flavor.diskGb : Math.ceil(image.sizeGb),
+          },
+        ],
+      };
+      const guest: Guest = {
+        instanceId,
+        name: request.name,
+        host: this.host,
+        status: 'active',
+        spawnId: migrationId,
+        flavor: { name: flavor.name, vcpus: flavor.vcpus, memoryMb: flavor.memoryMb, diskGb: flavor.diskGb },
+        image: { name: image.name, sizeGb: image.sizeGb },
+        powerState: request.powerOn ? PowerState.Running : PowerState.Shutdown,
+        network,
+        blockDevices,
+        createdAt: new Date(at).toISOString(),
+        shutdownRequestedAt: null,
+      };
+      state.guests[instanceId] = guest;
+      state.networks[instanceId] = network;
+      state.blockDevices[instanceId] = blockDevices;
+      return { guest: { ...guest }, created: true };
+    });
+  }
+
+  /**
+   * Confirm on the source (Nova's confirm_migration): deletes the guest moved aside, and the instance's
+   * port and disks here unless the instance lives on here (a same-host resize). Idempotent: false when
+   * there was nothing to delete.
+   */
+  async confirmMigration(instanceId: string): Promise<boolean> {
+    return this.mutate((state) => {
+      const aside = this.asideKey(instanceId);
+      const existed = aside in state.guests;
+      delete state.guests[aside];
+      if (!(instanceId in state.guests)) {
+        delete state.networks[instanceId];
+        delete state.blockDevices[instanceId];
+      }
+      return existed;
+    });
+  }
+
+  /**
+   * Revert on the destination (Nova's revert_resize: destroy): deletes the guest this migration made here,
+   * and the instance's port and disks unless its moved-aside guest is here too (a same-host resize).
+   * Idempotent: false when there was no such guest.
+   */
+  async destroyMigrationTarget(instanceId: string, migrationId: string): Promise<boolean> {
+    return this.mutate((state) => {
+      const guest = state.guests[instanceId];
+      if (guest?.spawnId !== migrationId) return false;
+      delete state.guests[instanceId];
+      if (!(this.asideKey(instanceId) in state.guests)) {
+        delete state.networks[instanceId];
+        delete state.blockDevices[instanceId];
+      }
+      return true;
+    });
+  }
+
+  /**
+   * Finishes a revert (or a rollback) on the source (Nova's finish_revert_migration): puts the moved-aside
+   * guest back with its port and disk (a same-host target of this migration still in the way is deleted
+   * first) and powers it on when `powerOn`. Returns the guest's power state; InstanceNotFound when the
+   * host has no guest of the instance at all. Idempotent.
+   */
+  async finishRevertMigration(instanceId: string, migrationId: string, powerOn: boolean): Promise<PowerState> {
+    return this.mutate((state) => {
+      const asideKey = this.asideKey(instanceId);
+      if (state.guests[instanceId]?.spawnId === migrationId) delete state.guests[instanceId];
+      const aside = state.guests[asideKey];
+      if (aside) {
+        if (state.guests[instanceId])
+          throw new DriverError(`a guest of instance ${instanceId} already exists on ${this.host}`);
+        state.guests[instanceId] = aside;
+        delete state.guests[asideKey];
+        if (aside.network) state.networks[instanceId] = aside.network;
+        if (aside.blockDevices) state.blockDevices[instanceId] = aside.blockDevices;
+      }
+      const guest = requireGuest(state, instanceId);
+      if (powerOn) powerOnGuest(guest);
+      return guest.powerState;
+    });
+  }
+
+  /** The guest a resize moved aside on this host (until confirm or revert), or undefined. */
+  async getResizeAsideGuest(instanceId: string): Promise<Guest | undefined> {
+    return (await this.read()).guests[this.asideKey(instanceId)];
+  }
+
+  /** Where a migrated-away guest waits for confirm or revert (libvirt's `<instance dir>_resize`). */
+  private asideKey(instanceId: string): string {
+    return `${instanceId}_resize`;
+  }
+
+  /** Consumes one `failNext` of a resize step's injected fault; true when this run must fail. */
+  private async consumeResizeFault(step: 'prepResize' | 'migrateDisk' | 'finishResize'): Promise<boolean> {
+    return withFileLock(this.faultsFile, async () => {
+      const faults = await this.getFaults();
+      const left = faults[step]?.failNext ?? 0;
+      if (left <= 0) return false;
+      await writeJsonFileAtomic(this.faultsFile, { ...faults, [step]: { ...faults[step], failNext: left - 1 } });
+      return true;
+    });
   }
 
   // ----- internals ---------------------------------------------------------------------------------

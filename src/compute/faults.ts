@@ -24,6 +24,13 @@ export const FaultsSchema = z.strictObject({
   busyNext: count.optional(),
   /** Guests on this host ignore ACPI shutdown requests; only a forced power-off stops them. */
   ignoreShutdown: z.boolean().optional(),
+  // ----- resize: the next N of a step fail (consumed like spawn.failNext) -----
+  /** Resize prep on this host as destination fails (a reschedule to the next alternate). */
+  prepResize: z.strictObject({ failNext: count.optional() }).optional(),
+  /** The disk transfer from this host as source fails halfway (the resize rolls back to the source). */
+  migrateDisk: z.strictObject({ failNext: count.optional() }).optional(),
+  /** Finishing a resize on this host as destination fails (the resize rolls back to the source). */
+  finishResize: z.strictObject({ failNext: count.optional() }).optional(),
 });
 export type Faults = z.infer<typeof FaultsSchema>;
 

@@ -14,10 +14,13 @@ export const FailureType = {
   Rescheduled: 'Rescheduled',
   BuildAborted: 'BuildAborted',
   ComputeHostUnavailable: 'ComputeHostUnavailable',
+  ComputeServiceInUse: 'ComputeServiceInUse',
   ClaimFailed: 'ClaimFailed',
   MigrationError: 'MigrationError',
   HypervisorBusy: 'HypervisorBusy',
   ConcurrentUpdate: 'ConcurrentUpdate',
+  /** An operation failed for a reason no more specific type names (its message says why). */
+  OperationFailed: 'OperationFailed',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -122,6 +125,17 @@ export class ComputeHostUnavailable extends DomainError {
     reason: string
   ) {
     super(`Compute host ${host} is unavailable: ${reason}`, { host, reason });
+  }
+}
+
+/**
+ * An evacuation was refused because the instance's host still has a live compute service (not forced
+ * down). NOTE(nova): the API's ComputeServiceInUse (HTTP 400), same message.
+ */
+export class ComputeServiceInUse extends DomainError {
+  readonly name = FailureType.ComputeServiceInUse;
+  constructor(readonly host: string) {
+    super(`Compute service of ${host} is still in use.`, { host });
   }
 }
 

@@ -74,3 +74,128 @@ export const BuildInstanceInputSchema = z
 export type BuildInstanceInput = z.input<typeof BuildInstanceInputSchema>;
 export type BuildInstanceRequest = z.output<typeof BuildInstanceInputSchema>;
 export type ComputeTimeoutsInput = z.output<typeof ComputeTimeoutsSchema>;
+
+/** Nova's `[DEFAULT] shutdown_timeout`: seconds a graceful shutdown may take before a forced power-off. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 60;
+/** Nova's `[compute] shutdown_retry_interval`: seconds between ACPI shutdown requests. */
+export const DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS = 10;
+
+const ShutdownTimeoutSchema = z.number().int().nonnegative().max(3600);
+
+export const StopInputSchema = z
+  .object({
+    instanceId: InstanceIdSchema,
+    /** Overrides the image's and the default timeout (60 s). 0 powers off at once (Nova's clean_shutdown=False). */
+    shutdownTimeoutSeconds: ShutdownTimeoutSchema.optional(),
+    /**
+     * The image's `os_shutdown_timeout` (catalogue `properties.osShutdownTimeout`), which wins over the
+     * default. NOTE(nova): Nova copies it into the instance's system metadata at build; the instance
+     * record here keeps only the image's name, so the caller passes it.
+     */
+    imageOsShutdownTimeoutSeconds: ShutdownTimeoutSchema.optional(),
+    /** Seconds between ACPI shutdown requests (and power-state checks). */
+    shutdownRetryIntervalSeconds: z
+      .number()
+      .int()
+      .positive()
+      .max(3600)
+      .default(DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS),
+    timeouts: ComputeTimeoutsSchema.default({
+      scheduleToStartSeconds: 60,
+      heartbeatSeconds: 30,
+      longStepSeconds: 1800,
+    }),
+  })
+  .strict();
+export type StopInput = z.input<typeof StopInputSchema>;
+export type StopRequest = z.output<typeof StopInputSchema>;
+
+export const StartInputSchema = z
+  .object({
+    instanceId: InstanceIdSchema,
+    timeouts: ComputeTimeoutsSchema.default({
+      scheduleToStartSeconds: 60,
+      heartbeatSeconds: 30,
+      longStepSeconds: 1800,
+    }),
+  })
+  .strict();
+export type StartInput = z.input<typeof StartInputSchema>;
+
+// ----- rebuild / evacuate -----
+
+export const RebuildInputSchema = z
+  .object({
+    instanceId: InstanceIdSchema,
+    /** The image to rebuild with (a catalogue name); defaults to the instance's current image. */
+    image: CatalogueNameSchema.optional(),
+    /**
+     * Evacuate (Nova's rebuild_instance with recreate=True): re-create the instance on another host because
+     * its own host is down. Rebuilds with the current image.
+     */
+    evacuate: z.boolean().default(false),
+    /** Evacuate only: the requested destination, claimed directly (never the instance's own host). */
+    host: HostNameSchema.optional(),
+    timeouts: ComputeTimeoutsSchema.default({
+      scheduleToStartSeconds: 60,
+      heartbeatSeconds: 30,
+      longStepSeconds: 1800,
+    }),
+  })
+  .strict()
+  .refine((i) => i.evacuate || i.host === undefined, { message: 'a host is given only to evacuate', path: ['host'] })
+  .refine((i) => !(i.evacuate && i.image !== undefined), {
+    message: 'an evacuation re-creates the instance from its current image; give no image',
+    path: ['image'],
+  });
+export type RebuildInput = z.input<typeof RebuildInputSchema>;
+export type RebuildRequest = z.output<typeof RebuildInputSchema>;
+
+export const ReconcileHostInputSchema = z
+  .object({
+    host: HostNameSchema,
+    timeouts: ComputeTimeoutsSchema.default({
+      scheduleToStartSeconds: 60,
+      heartbeatSeconds: 30,
+      longStepSeconds: 1800,
+    }),
+  })
+  .strict();
+export type ReconcileHostInput = z.input<typeof ReconcileHostInputSchema>;
+
+// ----- resize / migrate -----
+
+/** Seconds a resized instance waits for confirmResize / revertResize before it confirms itself. */
+export const DEFAULT_RESIZE_CONFIRM_WINDOW_SECONDS = 86_400;
+
+export const ResizeMigrateInputSchema = z
+  .object({
+    instanceId: InstanceIdSchema,
+    /** The new flavor (a catalogue name): a resize. Absent, or the instance's own flavor: a cold migration. */
+    flavor: CatalogueNameSchema.optional(),
+    /** The requested destination; the filters still run and there is no reschedule elsewhere. */
+    host: HostNameSchema.optional(),
+    /** May the instance's own host be the destination (Nova's allow_resize_to_same_host, default False). */
+    allowSameHost: z.boolean().default(false),
+    /** Hosts tried at most, counting the first (Nova's [scheduler] max_attempts). */
+    maxAttempts: z.number().int().min(1).max(10).default(3),
+    /**
+     * Seconds the resized instance (VERIFY_RESIZE) waits for confirmResize or revertResize before it is
+     * confirmed automatically; 0 waits indefinitely. NOTE(nova): resize_confirm_window, whose default
+     * there is 0 (never auto-confirm).
+     */
+    confirmWindowSeconds: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(365 * 86_400)
+      .default(DEFAULT_RESIZE_CONFIRM_WINDOW_SECONDS),
+    timeouts: ComputeTimeoutsSchema.default({
+      scheduleToStartSeconds: 60,
+      heartbeatSeconds: 30,
+      longStepSeconds: 1800,
+    }),
+  })
+  .strict();
+export type ResizeMigrateInput = z.input<typeof ResizeMigrateInputSchema>;
+export type ResizeMigrateRequest = z.output<typeof ResizeMigrateInputSchema>;

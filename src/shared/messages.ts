@@ -1,7 +1,8 @@
 /** Queries, signals and updates, defined apart from workflow bodies so clients can import them. */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
-import type { PowerState, TaskState, VmState } from '../domain/instance';
+import type { MigrationRecord } from '../activities/conductor';
+import type { InstanceRecord, PowerState, TaskState, VmState } from '../domain/instance';
 
 /** Live progress of an operation: what `temporal workflow query --name getProgress` prints. */
 export interface OperationProgress {
@@ -29,3 +30,41 @@ export interface PlacementProgress {
 }
 
 export const placementProgressSignal = defineSignal<[PlacementProgress]>('placementProgress');
+
+// ----- resize / migrate -----
+
+/** What confirming or reverting a resize returns; also the resizeMigrate workflow's result. */
+export interface ResizeOutcome {
+  /** confirmed: the instance stays on the destination (new flavor); reverted: it is back on the source. */
+  decision: 'confirmed' | 'reverted';
+  /** True when nobody decided within the confirm window and the workflow confirmed by itself. */
+  automatic: boolean;
+  instance: InstanceRecord;
+  migration: MigrationRecord;
+}
+
+/**
+ * What resizeMigrate returns: the instance record, as every operation does, with how its resize ended.
+ */
+export type ResizeMigrateResult = InstanceRecord & { resize: Omit<ResizeOutcome, 'instance'> };
+
+/** The workflow's result for a decision's outcome. */
+export function resizeResult(outcome: ResizeOutcome): ResizeMigrateResult {
+  const { instance, ...resize } = outcome;
+  return { ...instance, resize };
+}
+
+/**
+ * Confirms a resized instance (VERIFY_RESIZE): the source guest is deleted and the source allocation
+ * freed. Rejected by its validator (InstanceInvalidState) before the resize has finished and after a
+ * revert; a repeated confirm is accepted and returns the same outcome, changing nothing.
+ * `temporal workflow update execute --workflow-id <id> --name confirmResize`
+ */
+export const confirmResizeUpdate = defineUpdate<ResizeOutcome>('confirmResize');
+
+/**
+ * Reverts a resized instance (VERIFY_RESIZE): the destination guest is destroyed and the instance is back
+ * on its source with its old flavor and allocation, running if it was. Rejected like confirmResize (before
+ * the resize has finished, after a confirm); a repeated revert returns the same outcome.
+ */
+export const revertResizeUpdate = defineUpdate<ResizeOutcome>('revertResize');

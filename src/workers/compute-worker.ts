@@ -13,6 +13,7 @@ import { createComputeActivities } from '../activities/compute';
 import { FakeDriver } from '../compute/fake-driver';
 import { FleetSchema } from '../domain/fleet';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../shared/task-queues';
+import type { reconcileHost } from '../workflows/reconcile-host';
 import type { registerHost } from '../workflows/register-host';
 import { loadEnv } from './config';
 import { connectClient, connectWorker, installRuntime } from './connection';
@@ -51,6 +52,23 @@ async function run(): Promise<void> {
         workflowIdConflictPolicy: 'USE_EXISTING',
       });
       Runtime.instance().logger.info('registered with placement', { host, taskQueue: computeTaskQueue(host) });
+      // Back from the dead: destroy the guests evacuated away meanwhile and release their allocations here
+      // (the conductor and the scheduler do the bookkeeping). A failure is logged, not fatal: the worker
+      // still serves, and the next start reconciles again.
+      try {
+        const reconciled = await client.workflow.execute<typeof reconcileHost>('reconcileHost', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: workflowIds.reconcileHost(host),
+          args: [{ host }],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+        });
+        Runtime.instance().logger.info('reconciled evacuated instances', {
+          host,
+          evacuated: reconciled.cleaned.map((c) => c.instanceId),
+        });
+      } catch (err) {
+        Runtime.instance().logger.error('start-up reconciliation failed', { host, error: String(err) });
+      }
     } finally {
       await connection.close();
     }

@@ -1,3 +1,8 @@
 /** Every workflow type the conductor worker runs; this module is the bundler's entry point. */
 export { buildAttempt, buildInstance } from './build-instance';
+export { rebuild } from './rebuild';
+export { reconcileHost } from './reconcile-host';
 export { registerHost } from './register-host';
+export { resizeAttempt, resizeMigrate } from './resize-migrate';
+export { start } from './start';
+export { stop } from './stop';

@@ -29,10 +29,20 @@ import { createPlacementRepository } from '../../src/store/placement';
 import { activityInterceptors } from '../../src/workers/interceptors';
 import { withWorkers, workflowBundleOption } from './temporal';
 
-/** Images the default catalogue lacks, for failure paths: one larger than m1.small's 20 GB root disk. */
+/** Images the default catalogue lacks: one larger than m1.small's 20 GB root disk, one with its own shutdown timeout. */
 export const TEST_CATALOGUE: Catalogue = mergeCatalogues(DEFAULT_CATALOGUE, {
   flavors: [],
-  images: [{ name: 'huge-image', sizeGb: 50, minDiskGb: 0, minRamMb: 0, properties: { traitsRequired: [] } }],
+  images: [
+    { name: 'huge-image', sizeGb: 50, minDiskGb: 0, minRamMb: 0, properties: { traitsRequired: [] } },
+    // A guest that needs longer than the default 60 s to shut down cleanly (Nova's os_shutdown_timeout).
+    {
+      name: 'slow-shutdown-image',
+      sizeGb: 1,
+      minDiskGb: 0,
+      minRamMb: 0,
+      properties: { hwArchitecture: 'x86_64', osShutdownTimeout: 30, traitsRequired: [] },
+    },
+  ],
 });
 
 export class TestCloud {

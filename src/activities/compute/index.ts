@@ -39,6 +39,8 @@ import type {
   NetworkInfo,
 } from '../../compute/fake-driver';
 import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/fake-driver';
+import { createRebuildActivities } from './rebuild';
+import { createResizeActivities } from './resize';
 
 export interface InstanceRef {
   instanceId: string;
@@ -80,6 +82,11 @@ export function createComputeActivities({ host, driver }: { host: string; driver
   if (driver.host !== host) throw new Error(`compute activities for ${host} given the driver of ${driver.host}`);
 
   return {
+    // Rebuild and evacuate: rebuildPrepare, rebuildSpawn (./rebuild.ts).
+    ...createRebuildActivities({ host, driver }),
+    // Resize and cold migration: prepResize, resizeInstance, finishResize, confirmResize, revertResize,
+    // finishRevertResize (./resize.ts).
+    ...createResizeActivities({ host, driver }),
     /** Plugs the instance's port on this host; the same port info on every retry. */
     allocateNetworks: async ({ instanceId }: InstanceRef): Promise<NetworkInfo> => {
       try {

@@ -80,6 +80,11 @@ export interface FaultInput {
   details?: string;
   /** The state the instance is left in; defaults to error with no task. */
   patch?: InstancePatch;
+  /**
+   * Apply `patch` only while the instance is still in this task state (the failing operation's): if
+   * another operation took the instance over meanwhile, the fault is recorded and its state left alone.
+   */
+  expectTaskState?: TaskState | null;
 }
 
 const BeginOperationSchema = z.object({
@@ -100,6 +105,8 @@ export function createConductorActivities(deps: ConductorDeps) {
   const { instances, catalogue } = deps;
 
   return {
+    // Resize and cold migration: planMigration, createMigration, updateMigration (at the end of this file).
+    ...createMigrationActivities(deps),
     /**
      * Creates the instance record (building/scheduling) and its `create` action, after resolving the
      * flavor and image. Idempotent on the instance id. Throws InvalidRequest before writing anything.
@@ -142,6 +149,11 @@ export function createConductorActivities(deps: ConductorDeps) {
       });
       const { actionId } = await instances.startAction(req.instanceId, 'create', req.requestId);
       return { instance, flavor, image, actionId };
+    },
+
+    /** An image of the catalogue by name (its properties: os_shutdown_timeout, architecture …); null if unknown. */
+    getImage(input: { name: string }): Promise<Image | null> {
+      return Promise.resolve(catalogue.images.find((i) => i.name === input.name) ?? null);
     },
 
     async getInstance(input: { instanceId: string }): Promise<InstanceRecord> {
@@ -203,13 +215,274 @@ export function createConductorActivities(deps: ConductorDeps) {
         message: input.message,
         details: input.details ?? '',
       });
-      const record = await instances.update(input.instanceId, input.patch ?? { vmState: Vm.Error, taskState: null }, {
-        method: 'recordFailure',
-      });
+      let record: InstanceRecord;
+      try {
+        record = await instances.update(input.instanceId, input.patch ?? { vmState: Vm.Error, taskState: null }, {
+          method: 'recordFailure',
+          ...(input.expectTaskState !== undefined ? { taskState: input.expectTaskState } : {}),
+        });
+      } catch (err) {
+        if ((err as Error).name !== 'InstanceInvalidState') throw err;
+        record = await instances.get(input.instanceId);
+      }
       if (input.actionId) await instances.finishAction(input.actionId, 'Error');
       return record;
+    },
+
+    // ----- rebuild / evacuate ----------------------------------------------------------------------
+
+    /**
+     * What a rebuild or an evacuation works from, read before it takes the operation lock: the instance,
+     * its flavor (the instance's own sizes, even if the catalogue changed) and the image (default: its
+     * current one). Refuses, writing nothing, an unknown image (InvalidRequest naming `image`) and an
+     * image the flavor is too small for. NOTE(nova): the API's _validate_flavor_image_nostatus on rebuild.
+     */
+    async resolveRebuildSpec(input: {
+      instanceId: string;
+      image?: string;
+    }): Promise<{ instance: InstanceRecord; flavor: Flavor; image: Image }> {
+      const req = parseOrInvalid(
+        z.object({ instanceId: InstanceIdSchema, image: z.string().min(1).max(255).optional() }),
+        input
+      );
+      const instance = await instances.get(req.instanceId);
+      const image = resolveImage(catalogue, req.image ?? instance.image);
+      const known = catalogue.flavors.find((f) => f.name === instance.flavor);
+      const flavor: Flavor = {
+        extraSpecs: known?.extraSpecs ?? {},
+        name: instance.flavor,
+        vcpus: instance.vcpus,
+        memoryMb: instance.memoryMb,
+        diskGb: instance.diskGb,
+      };
+      if (image.minRamMb > flavor.memoryMb)
+        throw new InvalidRequest(
+          'image',
+          `image ${image.name} needs ${image.minRamMb} MB of memory; the instance's flavor has ${flavor.memoryMb} MB`
+        );
+      if (flavor.diskGb > 0 && image.minDiskGb > flavor.diskGb)
+        throw new InvalidRequest(
+          'image',
+          `image ${image.name} needs a ${image.minDiskGb} GB disk; the instance's flavor has ${flavor.diskGb} GB`
+        );
+      return { instance, flavor, image };
+    },
+
+    /** Creates an evacuation's migration record (status `accepted`); idempotent on its id. */
+    async createEvacuation(input: {
+      migrationId: string;
+      instanceId: string;
+      sourceHost: string;
+      destHost: string | null;
+      flavor: string;
+    }): Promise<Awaited<ReturnType<InstanceRepository['createMigration']>>> {
+      const req = parseOrInvalid(
+        z.object({
+          migrationId: z.string().min(1).max(64),
+          instanceId: InstanceIdSchema,
+          sourceHost: z.string().min(1).max(255),
+          destHost: z.string().min(1).max(255).nullable(),
+          flavor: z.string().min(1).max(255),
+        }),
+        input
+      );
+      return instances.createMigration({
+        id: req.migrationId,
+        instanceId: req.instanceId,
+        sourceHost: req.sourceHost,
+        destHost: req.destHost,
+        oldFlavor: req.flavor,
+        newFlavor: req.flavor,
+        migrationType: 'evacuation',
+        status: 'accepted',
+      });
+    },
+
+    /**
+     * Moves an evacuation on: accepted → pre-migrating (destination chosen) → done, or error; a returning
+     * source marks a done one completed once it has cleaned up. `expectStatus` makes it a compare-and-swap.
+     */
+    async updateEvacuation(input: {
+      migrationId: string;
+      status: 'pre-migrating' | 'done' | 'error' | 'completed';
+      destHost?: string;
+      expectStatus?: string[];
+    }): Promise<Awaited<ReturnType<InstanceRepository['updateMigration']>>> {
+      const { migrationId, status, destHost, expectStatus } = input;
+      return instances.updateMigration(migrationId, { status, destHost }, { status: expectStatus, method: 'evacuate' });
+    },
+
+    /**
+     * Of the instances a returning compute host still has guests or allocations for, those evacuated away
+     * from it: an evacuation from this host is `done` and the instance now lives on another host. With the
+     * latest evacuate action, to record the clean-up on. NOTE(nova): _destroy_evacuated_instances looks up
+     * evacuation migrations from this host the same way (in-progress ones are left alone here: the
+     * evacuation may still fail and leave the instance on this host).
+     */
+    async findEvacuatedInstances(input: {
+      host: string;
+      instanceIds: string[];
+    }): Promise<
+      Array<{ instanceId: string; migrationId: string; currentHost: string | null; actionId: string | null }>
+    > {
+      const { host, instanceIds } = parseOrInvalid(
+        z.object({ host: z.string().min(1).max(255), instanceIds: z.array(z.string().min(1).max(64)).max(100_000) }),
+        input
+      );
+      const found = [];
+      for (const instanceId of [...new Set(instanceIds)].sort()) {
+        const instance = await instances.find(instanceId);
+        if (!instance || instance.host === host) continue;
+        const evacuations = (await instances.listMigrations(instanceId)).filter(
+          (m) => m.migrationType === 'evacuation' && m.sourceHost === host && m.status === 'done'
+        );
+        if (evacuations.length === 0) continue;
+        const actions = await instances.listActions(instanceId);
+        const actionId = actions.filter((a) => a.action === 'evacuate').at(-1)?.actionId ?? null;
+        for (const m of evacuations)
+          found.push({ instanceId, migrationId: m.id, currentHost: instance.host, actionId });
+      }
+      return found;
     },
   };
 }
 
 export type ConductorActivities = ReturnType<typeof createConductorActivities>;
+
+// ----- resize / migrate ------------------------------------------------------------------------------
+
+export type { MigrationRecord } from '../../store/instances';
+
+/** What a resize or a cold migration works from, read before and again after the operation lock. */
+export interface MigrationPlan {
+  instance: InstanceRecord;
+  /** The instance's own sizes (even if the catalogue changed since). */
+  oldFlavor: Flavor;
+  /** The requested flavor; the old one for a cold migration. */
+  newFlavor: Flavor;
+  image: Image;
+  /** `resize` when the flavor changes, else `migration` (a cold migration). */
+  migrationType: 'resize' | 'migration';
+}
+
+/** Statuses a resize or cold migration goes through (Nova's, for this migration type). */
+export const RESIZE_MIGRATION_STATUSES = [
+  'pre-migrating',
+  'migrating',
+  'post-migrating',
+  'finished',
+  'confirming',
+  'confirmed',
+  'reverting',
+  'reverted',
+  'error',
+] as const;
+export type ResizeMigrationStatus = (typeof RESIZE_MIGRATION_STATUSES)[number];
+
+const MigrationIdSchema = z.string().min(1).max(64);
+const FlavorNameSchema = z.string().min(1).max(255);
+
+const PlanMigrationSchema = z.object({ instanceId: InstanceIdSchema, flavor: FlavorNameSchema.optional() });
+
+const CreateMigrationSchema = z.object({
+  migrationId: MigrationIdSchema,
+  instanceId: InstanceIdSchema,
+  sourceHost: z.string().min(1).max(255),
+  oldFlavor: FlavorNameSchema,
+  newFlavor: FlavorNameSchema,
+  migrationType: z.enum(['resize', 'migration']),
+});
+
+const UpdateMigrationSchema = z.object({
+  migrationId: MigrationIdSchema,
+  status: z.enum(RESIZE_MIGRATION_STATUSES),
+  destHost: z.string().min(1).max(255).optional(),
+  /** Compare-and-swap: the update applies only from these statuses. */
+  expectStatus: z.array(z.enum(RESIZE_MIGRATION_STATUSES)).min(1).optional(),
+  /** The operation asking, named in the MigrationError. */
+  method: z.string().min(1).max(64).default('resizeMigrate'),
+});
+
+function createMigrationActivities({ instances, catalogue }: ConductorDeps) {
+  return {
+    /**
+     * Resolves a resize or cold migration of an instance: its flavor, the requested one (an unknown one is
+     * an InvalidRequest naming `flavor`), its image. Read-only, so a bad request is refused before anything
+     * is written. NOTE(nova): the API refuses a flavor below the image's min_ram / min_disk.
+     */
+    async planMigration(input: z.input<typeof PlanMigrationSchema>): Promise<MigrationPlan> {
+      const req = parseOrInvalid(PlanMigrationSchema, input);
+      const instance = await instances.get(req.instanceId);
+      const known = catalogue.flavors.find((f) => f.name === instance.flavor);
+      const oldFlavor: Flavor = {
+        name: instance.flavor,
+        vcpus: instance.vcpus,
+        memoryMb: instance.memoryMb,
+        diskGb: instance.diskGb,
+        extraSpecs: known?.extraSpecs ?? {},
+      };
+      const newFlavor =
+        req.flavor === undefined || req.flavor === instance.flavor ? oldFlavor : resolveFlavor(catalogue, req.flavor);
+      // An image gone from the catalogue since the build is no reason to refuse a move.
+      const image: Image = catalogue.images.find((i) => i.name === instance.image) ?? {
+        name: instance.image,
+        sizeGb: 0,
+        minDiskGb: 0,
+        minRamMb: 0,
+        properties: { traitsRequired: [] },
+      };
+      if (image.minRamMb > newFlavor.memoryMb)
+        throw new InvalidRequest(
+          'flavor',
+          `flavor's memory ${newFlavor.memoryMb} MB is smaller than image ${image.name}'s minimum ${image.minRamMb} MB`
+        );
+      if (newFlavor.diskGb > 0 && image.minDiskGb > newFlavor.diskGb)
+        throw new InvalidRequest(
+          'flavor',
+          `flavor's disk ${newFlavor.diskGb} GB is smaller than image ${image.name}'s minimum ${image.minDiskGb} GB`
+        );
+      const migrationType = newFlavor.name === oldFlavor.name ? 'migration' : 'resize';
+      return { instance, oldFlavor, newFlavor, image, migrationType };
+    },
+
+    /** Creates the migration record (status pre-migrating, no destination yet). Idempotent on its id. */
+    async createMigration(
+      input: z.input<typeof CreateMigrationSchema>
+    ): Promise<Awaited<ReturnType<InstanceRepository['createMigration']>>> {
+      const req = parseOrInvalid(CreateMigrationSchema, input);
+      return instances.createMigration({
+        id: req.migrationId,
+        instanceId: req.instanceId,
+        sourceHost: req.sourceHost,
+        destHost: null,
+        oldFlavor: req.oldFlavor,
+        newFlavor: req.newFlavor,
+        migrationType: req.migrationType,
+        status: 'pre-migrating',
+      });
+    },
+
+    /**
+     * Moves the migration on (status, and the destination once chosen), as a compare-and-swap from
+     * `expectStatus` (MigrationError naming the current status otherwise). Idempotent: a retry whose update
+     * applied already finds the migration in the target state and returns it.
+     */
+    async updateMigration(
+      input: z.input<typeof UpdateMigrationSchema>
+    ): Promise<Awaited<ReturnType<InstanceRepository['updateMigration']>>> {
+      const req = parseOrInvalid(UpdateMigrationSchema, input);
+      const patch = { status: req.status, ...(req.destHost === undefined ? {} : { destHost: req.destHost }) };
+      try {
+        return await instances.updateMigration(req.migrationId, patch, {
+          status: req.expectStatus,
+          method: req.method,
+        });
+      } catch (err) {
+        const current = await instances.findMigration(req.migrationId);
+        if (current?.status === req.status && (req.destHost === undefined || current.destHost === req.destHost))
+          return current;
+        throw err;
+      }
+    },
+  };
+}

@@ -12,7 +12,7 @@ import type { InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import type { InstancePatch } from '../../activities/conductor';
 import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
-import { failureMessage, failureType, typedFailure } from './failures';
+import { failureMessage, failureType, timeoutType, typedFailure } from './failures';
 import { tagInstance } from './instance-attributes';
 import { conductor } from './proxies';
 
@@ -67,6 +67,7 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
       allowTaskSet: options.allowTaskSet ?? false,
     })
     .catch((err: unknown) => {
+      if (isCancellation(err)) throw err;
       // Nothing was changed: fail typed, at once.
       throw typedFailure(failureType(err) ?? FailureType.InstanceInvalidState, failureMessage(err));
     });
@@ -99,12 +100,12 @@ export async function advance(
 }
 
 /** Records one step's event for this operation's action. */
-export async function recordStep(
+export async function recordStep<T>(
   op: Operation,
   event: string,
-  run: () => Promise<unknown>,
-  where: { host?: string | null; attempt?: number } = {}
-): Promise<void> {
+  run: () => Promise<T>,
+  where: { host?: string | null; attempt?: number; details?: (result: T) => string } = {}
+): Promise<T> {
   const startedAt = new Date().toISOString();
   const base = {
     actionId: op.actionId,
@@ -114,8 +115,14 @@ export async function recordStep(
     startedAt,
   };
   try {
-    await run();
-    await conductor.recordEvent({ ...base, result: 'Success', finishedAt: new Date().toISOString() });
+    const result = await run();
+    await conductor.recordEvent({
+      ...base,
+      result: 'Success',
+      details: where.details?.(result),
+      finishedAt: new Date().toISOString(),
+    });
+    return result;
   } catch (err) {
     await CancellationScope.nonCancellable(() =>
       conductor.recordEvent({
@@ -157,7 +164,10 @@ export async function completeOperation(op: Operation, patch: InstancePatch): Pr
 export async function failOperation(op: Operation, err: unknown, patch?: InstancePatch): Promise<never> {
   const cancelled = isCancellation(err);
   const message = cancelled ? `${op.progress.operation} cancelled by the user` : failureMessage(err);
-  const type = failureType(err) ?? FailureType.MigrationError;
+  // A compute host that never answered is unavailable; anything else keeps its own type.
+  const type = timeoutType(err)
+    ? FailureType.ComputeHostUnavailable
+    : (failureType(err) ?? FailureType.OperationFailed);
   const record = await CancellationScope.nonCancellable(() =>
     conductor.recordFailure({
       instanceId: op.instanceId,
@@ -165,6 +175,8 @@ export async function failOperation(op: Operation, err: unknown, patch?: Instanc
       code: cancelled ? 499 : 500,
       message,
       patch: { ...(patch ?? { vmState: op.before.vmState, powerState: op.before.powerState }), taskState: null },
+      // Only while this operation still holds the instance: an evacuation may have taken it over.
+      expectTaskState: op.progress.taskState,
     })
   );
   Object.assign(op.progress, {

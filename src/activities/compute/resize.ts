@@ -1,0 +1,188 @@
+/**
+ * Compute activities of a resize or a cold migration, on `compute-<host>`: Nova's compute-manager RPCs of
+ * the move, by their Nova names, one activity per step so the Web UI shows each of them.
+ *
+ * - `prepResize` (destination): can this host take the instance? The scheduler has claimed it already.
+ * - `resizeInstance` (source): clean power-off, then the disk transfer, heartbeating `{ phase, percent }`
+ *   and honouring cancellation; the guest is then kept aside (powered off) until confirm or revert.
+ * - `finishResize` (destination): the guest from the transferred disk, with the new flavor; running only
+ *   when the instance was (a stopped instance stays stopped).
+ * - `confirmResize` (source): deletes the guest kept aside. `revertResize` (destination): destroys the
+ *   guest the move made. `finishRevertResize` (source): puts the kept guest back, powered on when asked.
+ *
+ * Every step is idempotent, keyed by instance and migration id (Temporal delivers at least once), and
+ * safe when the forward step never ran, so the workflow uses revertResize + finishRevertResize as the
+ * compensation of a move that failed half-way.
+ *
+ * Failures (the class name is the Temporal failure type):
+ * - `prepResize`: a driver failure on this host is `Rescheduled` (non-retryable here; the placement-attempt
+ *   workflow moves to the next alternate). NOTE(nova): prep_resize reschedules on any exception but
+ *   BuildAbortException, including UnableToMigrateToSelf. An image larger than the new flavor's root disk
+ *   is `MigrationError` (no other host helps).
+ * - `resizeInstance`, `finishResize`: `MigrationError` (the workflow rolls back to the source), e.g.
+ *   "Unable to resize disk down" (NOTE(nova): libvirt's ResizeError, raised before the power-off).
+ * - `HypervisorBusy` stays transient (the compute retry policy retries it on the same host);
+ *   `InstanceNotFound` (no such guest here) and cancellation pass through.
+ */
+import { Context } from '@temporalio/activity';
+
+import type { FakeDriver, GuestFlavor, GuestImage } from '../../compute/fake-driver';
+import { FlavorDiskSmallerThanImage } from '../../compute/fake-driver';
+import { DomainError, MigrationError, Rescheduled } from '../../domain/errors';
+import type { PowerState } from '../../domain/instance';
+
+/** Seconds a clean shutdown may take before a forced power-off, when the caller does not say (Nova's default). */
+export const RESIZE_SHUTDOWN_TIMEOUT_SECONDS = 60;
+
+export interface MigrationRef {
+  instanceId: string;
+  migrationId: string;
+}
+
+export interface PrepResizeInput extends MigrationRef {
+  /** The instance's current host: a same-host move must change the flavor. */
+  sourceHost: string;
+  oldFlavor: GuestFlavor;
+  newFlavor: GuestFlavor;
+  image: GuestImage;
+}
+
+export interface ResizeInstanceInput extends MigrationRef {
+  newFlavor: GuestFlavor;
+  /** Clean-shutdown timeout before a forced power-off (the image's os_shutdown_timeout, else 60 s); 0 forces. */
+  shutdownTimeoutSeconds?: number;
+}
+
+export interface ResizeInstanceResult {
+  host: string;
+  /** False when the disk had been transferred already (a retried activity). */
+  transferred: boolean;
+  /** The root disk that was transferred, in GB (the old flavor's). */
+  diskGb: number;
+}
+
+/** Heartbeat details of `resizeInstance`. */
+export interface ResizeProgress {
+  phase: 'powering-off' | 'transferring';
+  percent: number;
+}
+
+export interface FinishResizeInput extends MigrationRef {
+  name: string;
+  newFlavor: GuestFlavor;
+  image: GuestImage;
+  /** False for a stopped instance: its guest is created powered off. */
+  powerOn: boolean;
+}
+
+export interface FinishResizeResult {
+  host: string;
+  powerState: PowerState;
+  /** False when this migration's guest existed already (a retried activity). */
+  created: boolean;
+}
+
+export interface FinishRevertResizeInput extends MigrationRef {
+  /** Power the guest back on (it was running before the move). */
+  powerOn: boolean;
+}
+
+export function createResizeActivities({ host, driver }: { host: string; driver: FakeDriver }) {
+  if (driver.host !== host) throw new Error(`resize activities for ${host} given the driver of ${driver.host}`);
+
+  return {
+    /** Destination: checks this host can take the instance (idempotent, writes nothing). */
+    prepResize: async (input: PrepResizeInput): Promise<{ host: string }> => {
+      try {
+        await driver.prepareResize(input);
+      } catch (err) {
+        if (err instanceof FlavorDiskSmallerThanImage)
+          throw new MigrationError(err.message, { instanceId: input.instanceId, host });
+        throw asDomainError(err, (reason) => rescheduled(input.instanceId, host, reason));
+      }
+      return { host };
+    },
+
+    /**
+     * Source: powers the guest off (clean, then forced after the timeout) and transfers its disk,
+     * heartbeating `ResizeProgress`; cancellation stops it with the guest off and still in place.
+     */
+    resizeInstance: async (input: ResizeInstanceInput): Promise<ResizeInstanceResult> => {
+      const ctx = Context.current();
+      const signal = ctx.cancellationSignal;
+      try {
+        const result = await driver.migrateDiskAndPowerOff(input, {
+          signal,
+          shutdownTimeoutSeconds: input.shutdownTimeoutSeconds ?? RESIZE_SHUTDOWN_TIMEOUT_SECONDS,
+          onProgress: (phase, percent) => ctx.heartbeat({ phase, percent } satisfies ResizeProgress),
+        });
+        return { host, ...result };
+      } catch (err) {
+        // Cancellation (workflow cancelled, heartbeat timeout, worker shutdown) goes out unchanged.
+        if (signal.aborted) throw err;
+        throw asDomainError(
+          err,
+          (reason) => new MigrationError(reason, { instanceId: input.instanceId, migrationId: input.migrationId, host })
+        );
+      }
+    },
+
+    /** Destination: creates the guest with the new flavor from the transferred disk. Idempotent by migration id. */
+    finishResize: async (input: FinishResizeInput): Promise<FinishResizeResult> => {
+      try {
+        const { guest, created } = await driver.finishMigration({
+          instanceId: input.instanceId,
+          migrationId: input.migrationId,
+          name: input.name,
+          flavor: input.newFlavor,
+          image: input.image,
+          powerOn: input.powerOn,
+        });
+        return { host, powerState: guest.powerState, created };
+      } catch (err) {
+        throw asDomainError(
+          err,
+          (reason) => new MigrationError(reason, { instanceId: input.instanceId, migrationId: input.migrationId, host })
+        );
+      }
+    },
+
+    /** Source: deletes the guest kept aside for the move. Idempotent: `destroyed` is false when absent. */
+    confirmResize: async ({ instanceId }: MigrationRef): Promise<{ destroyed: boolean }> => {
+      return { destroyed: await driver.confirmMigration(instanceId) };
+    },
+
+    /** Destination: destroys the guest this migration made here. Idempotent; a no-op when it never ran. */
+    revertResize: async ({ instanceId, migrationId }: MigrationRef): Promise<{ destroyed: boolean }> => {
+      return { destroyed: await driver.destroyMigrationTarget(instanceId, migrationId) };
+    },
+
+    /** Source: puts the kept guest back (powered on when asked) and returns its power state. Idempotent. */
+    finishRevertResize: async ({
+      instanceId,
+      migrationId,
+      powerOn,
+    }: FinishRevertResizeInput): Promise<{ host: string; powerState: PowerState }> => {
+      try {
+        return { host, powerState: await driver.finishRevertMigration(instanceId, migrationId, powerOn) };
+      } catch (err) {
+        throw asDomainError(err, (reason) => new MigrationError(reason, { instanceId, migrationId, host }));
+      }
+    },
+  };
+}
+
+export type ResizeActivities = ReturnType<typeof createResizeActivities>;
+
+/** A reschedulable resize failure on one host, worded for a resize (the class words it for a build). */
+function rescheduled(instanceId: string, host: string, reason: string): Rescheduled {
+  const err = new Rescheduled(instanceId, host, reason);
+  err.message = `Resize of instance ${instanceId} on ${host} was re-scheduled: ${reason}`;
+  return err;
+}
+
+/** Domain errors pass through; anything else becomes `fallback(message)`. */
+function asDomainError(err: unknown, fallback: (reason: string) => DomainError): DomainError {
+  if (err instanceof DomainError) return err;
+  return fallback(err instanceof Error ? err.message : String(err));
+}

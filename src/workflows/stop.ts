@@ -1,0 +1,300 @@
+/**
+ * stop: Nova's API `stop` plus the compute's `stop_instance`, made durable. The operation lock
+ * (powering-off) is taken first; then a graceful ACPI shutdown is requested on the instance's host and
+ * re-sent every retry interval (10 s) until the guest is off or the shutdown timeout passes (60 s; the
+ * image's os_shutdown_timeout wins; the input wins over both), then the guest is powered off by force.
+ * The instance ends stopped. A guest that is already off is a success.
+ *
+ * NOTE(nova): the waiting lives here, in the workflow, as durable timers. Nova's _power_off_instance →
+ * driver.power_off(timeout, retry_interval) loops inside the compute (libvirt's _clean_shutdown polls once
+ * a second and re-sends every retry interval). Here every compute activity is one short call (request a
+ * shutdown, read the power state, force it off) with nothing to wait on, so nothing needs to heartbeat; a
+ * worker or host that dies mid-stop costs one short activity, not the whole wait; and the time-skipping
+ * test server skips the timeout instead of sleeping through it. A compute activity that did wait would have
+ * to heartbeat (the compute queue's heartbeatTimeout).
+ */
+import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
+import type { ApplicationFailure } from '@temporalio/workflow';
+
+import { FailureType } from '../domain/errors';
+import type { InstanceRecord } from '../domain/instance';
+import { PowerState, TaskState as Task, VmState } from '../domain/instance';
+import type { StopInput } from '../domain/schemas';
+import { DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, StopInputSchema } from '../domain/schemas';
+import type { InstancePatch } from '../activities/conductor';
+import { failureMessage, failureType, parseInput, timeoutType, typedFailure } from './lib/failures';
+import type { Operation } from './lib/operation';
+import { beginOperation, completeOperation, failOperation } from './lib/operation';
+import { computeOn, conductor } from './lib/proxies';
+
+/** The event of the compute step, as Nova names it (wrap_instance_event on stop_instance). */
+export const STOP_EVENT = 'compute_stop_instance';
+
+/** Nova's stop is allowed from these vm states (check_instance_state on API stop/force_stop). */
+export const STOP_FROM: VmState[] = [VmState.Active, VmState.Error];
+
+/**
+ * At most this many retry rounds per stop: each round is a timer and up to two activities in the history.
+ * A longer timeout stretches the interval instead (3600 s at 10 s would otherwise be 360 rounds; 1 s, 3600).
+ */
+export const MAX_SHUTDOWN_ROUNDS = 360;
+
+export type ShutdownTimeoutSource = 'request' | 'image' | 'default';
+
+export interface ShutdownTimeout {
+  seconds: number;
+  /** Where it came from: the input's shutdownTimeoutSeconds, the image's os_shutdown_timeout, the default. */
+  source: ShutdownTimeoutSource;
+}
+
+/**
+ * The shutdown timeout of one stop: the input's override, else the image's os_shutdown_timeout, else 60 s.
+ * NOTE(nova): _get_power_off_values takes the image's value over `[DEFAULT] shutdown_timeout`.
+ */
+export function resolveShutdownTimeout(req: {
+  shutdownTimeoutSeconds?: number | undefined;
+  imageOsShutdownTimeoutSeconds?: number | undefined;
+}): ShutdownTimeout {
+  if (req.shutdownTimeoutSeconds !== undefined) return { seconds: req.shutdownTimeoutSeconds, source: 'request' };
+  if (req.imageOsShutdownTimeoutSeconds !== undefined)
+    return { seconds: req.imageOsShutdownTimeoutSeconds, source: 'image' };
+  return { seconds: DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, source: 'default' };
+}
+
+/**
+ * The waits between ACPI requests, in seconds, adding up to the timeout: 60 s at 10 s is six waits of
+ * 10 s, 25 s at 10 s is 10, 10, 5; a timeout of 0 has none (powered off at once). Never more than
+ * MAX_SHUTDOWN_ROUNDS waits.
+ */
+export function shutdownWaits(timeoutSeconds: number, retryIntervalSeconds: number): number[] {
+  if (timeoutSeconds <= 0) return [];
+  const interval = Math.max(retryIntervalSeconds, Math.ceil(timeoutSeconds / MAX_SHUTDOWN_ROUNDS));
+  const waits: number[] = [];
+  for (let waited = 0; waited < timeoutSeconds; waited += interval)
+    waits.push(Math.min(interval, timeoutSeconds - waited));
+  return waits;
+}
+
+/** How the guest went off. */
+export interface PowerOffOutcome {
+  how: 'already-off' | 'graceful' | 'forced' | 'crashed';
+  /** ACPI shutdown requests sent. */
+  requests: number;
+  /** Seconds waited on the guest (workflow time). */
+  waitedSeconds: number;
+}
+
+/** The event's details: graceful or forced, and why. */
+export function describePowerOff(outcome: PowerOffOutcome, timeout: ShutdownTimeout): string {
+  const source = {
+    request: 'the request',
+    image: "the image's os_shutdown_timeout",
+    default: 'the default',
+  }[timeout.source];
+  switch (outcome.how) {
+    case 'already-off':
+      return 'guest already off: nothing to do';
+    case 'crashed':
+      return 'guest had crashed: forced power-off, no graceful shutdown';
+    case 'graceful':
+      return `graceful shutdown: the guest powered off within ${outcome.waitedSeconds} s of ${outcome.requests} ACPI request(s)`;
+    case 'forced':
+      return timeout.seconds === 0
+        ? `forced power-off: shutdown timeout 0 s (${source}), no graceful shutdown`
+        : `forced power-off: the guest was still on after ${outcome.requests} ACPI request(s) and the shutdown timeout of ${timeout.seconds} s (${source})`;
+  }
+}
+
+/**
+ * Stops one instance and returns its record (`stopped`, power state `shutdown`). Fails with a typed
+ * failure and leaves the instance as it was, with a fault: InvalidRequest, InstanceInvalidState (another
+ * operation holds it, or its state does not allow a stop: the message names the state), InstanceNotFound
+ * (no such instance, or no such guest on its host), ComputeHostUnavailable (its host did not answer).
+ * Cancelled: the instance keeps its vm state, unless its guest was found off (then `stopped`).
+ */
+export async function stop(input: StopInput): Promise<InstanceRecord> {
+  const req = parseInput(StopInputSchema, input);
+  const { instanceId } = req;
+
+  // NOTE(nova): check_instance_host refuses an instance with no host (InstanceNotReady, 409) before the
+  // state check and before anything is written; an instance whose build found no host is `error` with no
+  // host, and a stop must not add a fault that hides the build's.
+  const current = await conductor.getInstance({ instanceId }).catch((err: unknown) => {
+    if (isCancellation(err)) throw err; // nothing written yet: just cancelled
+    throw typedFailure(failureType(err) ?? FailureType.InstanceNotFound, failureMessage(err));
+  });
+  if (current.host === null && current.taskState === null) throw noHost(current, 'stop');
+
+  // The lock is taken whole or not at all: a cancellation waits for the compare-and-swap to answer.
+  const op = await CancellationScope.nonCancellable(() =>
+    beginOperation({
+      instanceId,
+      action: 'stop',
+      operation: 'stop',
+      taskState: Task.PoweringOff,
+      expectVmState: STOP_FROM,
+    })
+  );
+  const host = op.before.host;
+  // NOTE(nova): the image's os_shutdown_timeout (Nova keeps it in the instance's system metadata).
+  const imageTimeout =
+    req.imageOsShutdownTimeoutSeconds ??
+    (await conductor.getImage({ name: op.before.image }).catch(() => null))?.properties.osShutdownTimeout;
+  const timeout = resolveShutdownTimeout({ ...req, imageOsShutdownTimeoutSeconds: imageTimeout });
+  try {
+    if (host === null) throw noHost(op.before, 'stop');
+    const compute = computeOn(host, req.timeouts);
+    await recordComputeStep(
+      op,
+      STOP_EVENT,
+      host,
+      () => powerOffGuest(op, host, compute, timeout, req.shutdownRetryIntervalSeconds),
+      (outcome) => describePowerOff(outcome, timeout)
+    );
+  } catch (err) {
+    return CancellationScope.nonCancellable(() => failStop(op, err, host, req.timeouts));
+  }
+  return finishOperation(op, { vmState: VmState.Stopped, powerState: PowerState.Shutdown });
+}
+
+/**
+ * completeOperation once the guest did what was asked: not cancellable (a cancellation now must not leave
+ * the record behind the guest), and typed if the record moved away meanwhile (evacuate may take over an
+ * instance whose task state is set), without writing over whoever moved it.
+ */
+export function finishOperation(op: Operation, patch: InstancePatch): Promise<InstanceRecord> {
+  return CancellationScope.nonCancellable(() => completeOperation(op, patch)).catch((err: unknown) => {
+    throw typedFailure(failureType(err) ?? FailureType.InstanceInvalidState, failureMessage(err));
+  });
+}
+
+type Compute = ReturnType<typeof computeOn>;
+
+/**
+ * The compute side of a stop: graceful shutdown with retries on durable timers, then forced. Each compute
+ * call is short and not cancellable (it always answers or times out, so no activity is left behind); a
+ * cancellation lands on the timers in between.
+ */
+async function powerOffGuest(
+  op: Operation,
+  host: string,
+  compute: Compute,
+  timeout: ShutdownTimeout,
+  retryIntervalSeconds: number
+): Promise<PowerOffOutcome> {
+  const { instanceId, progress } = op;
+  const call = <T>(fn: () => Promise<T>): Promise<T> => CancellationScope.nonCancellable(fn);
+
+  progress.step = `reading the guest's power state on ${host}`;
+  let power = (await call(() => compute.short.getPowerState({ instanceId }))).powerState;
+  // NOTE(nova): stop_instance accepts a guest that is already off (a racing stop does not fail).
+  if (power === PowerState.Shutdown) return { how: 'already-off', requests: 0, waitedSeconds: 0 };
+
+  let requests = 0;
+  let waitedSeconds = 0;
+  // A crashed guest hears no ACPI request: straight to the forced power-off (libvirt's _destroy).
+  const crashed = power === PowerState.Crashed;
+  if (!crashed) {
+    for (const wait of shutdownWaits(timeout.seconds, retryIntervalSeconds)) {
+      power = (await call(() => compute.short.requestShutdown({ instanceId }))).powerState;
+      requests++;
+      if (power === PowerState.Shutdown) break;
+      progress.step = `graceful shutdown requested on ${host} (request ${requests}); ${waitedSeconds} of ${timeout.seconds} s waited`;
+      await sleep(wait * 1000);
+      waitedSeconds += wait;
+      power = (await call(() => compute.short.getPowerState({ instanceId }))).powerState;
+      if (power === PowerState.Shutdown) break;
+    }
+    if (power === PowerState.Shutdown) return { how: 'graceful', requests, waitedSeconds };
+  }
+
+  // NOTE(nova): libvirt's power_off always ends with _destroy: a guest that ignores ACPI only makes the
+  // stop take the whole timeout, it never fails it.
+  progress.step = `forcing the power-off on ${host}`;
+  await call(() => compute.short.powerOffInstance({ instanceId }));
+  return { how: crashed ? 'crashed' : 'forced', requests, waitedSeconds };
+}
+
+/**
+ * Ends a failed or cancelled stop. NOTE(nova): reverts_task_state clears the task state and records the
+ * fault; the vm state is left as it was. An ACPI request cannot be taken back, so a cancelled stop reads
+ * the guest's power state once more: a guest found off is recorded stopped (what Nova's
+ * _sync_power_states would do), one still on keeps the instance as it was.
+ */
+async function failStop(
+  op: Operation,
+  err: unknown,
+  host: string | null,
+  timeouts: Parameters<typeof computeOn>[1]
+): Promise<never> {
+  let patch: InstancePatch | undefined;
+  if (isCancellation(err) && host !== null) {
+    const power = await computeOn(host, timeouts)
+      .cleanup.getPowerState({ instanceId: op.instanceId })
+      .then(
+        (r) => r.powerState,
+        () => undefined
+      );
+    if (power === PowerState.Shutdown) patch = { vmState: VmState.Stopped, powerState: PowerState.Shutdown };
+  }
+  return failOperation(op, hostFailure(err, host), patch);
+}
+
+/**
+ * A compute activity that timed out means its host did not answer: ComputeHostUnavailable (a
+ * schedule-to-start timeout: no live worker on the host's queue). Anything else is returned as it is.
+ */
+export function hostFailure(err: unknown, host: string | null): unknown {
+  const timedOut = timeoutType(err);
+  if (!timedOut) return err;
+  return typedFailure(
+    FailureType.ComputeHostUnavailable,
+    `Compute host ${host ?? '(none)'} is unavailable: it did not answer (${timedOut} timeout)`
+  );
+}
+
+/** Nova's InstanceNotReady (409), as the InstanceInvalidState it is here: the instance has no host. */
+export function noHost(instance: InstanceRecord, method: string): ApplicationFailure {
+  return typedFailure(
+    FailureType.InstanceInvalidState,
+    `Cannot '${method}' instance ${instance.instanceId} while it is in vmState ${instance.vmState} with no host`
+  );
+}
+
+/**
+ * Like recordStep (lib/operation), with the outcome's description in the event's details: one event per
+ * compute step on `host`, Success with details or Error with the failure's message. The success is recorded
+ * whatever happens to the workflow meanwhile (the step did happen).
+ */
+export async function recordComputeStep<T>(
+  op: Operation,
+  event: string,
+  host: string,
+  run: () => Promise<T>,
+  details: (result: T) => string
+): Promise<T> {
+  const base = { actionId: op.actionId, event, attempt: 1, host, startedAt: new Date().toISOString() };
+  let result: T;
+  try {
+    result = await run();
+  } catch (err) {
+    await CancellationScope.nonCancellable(() =>
+      conductor.recordEvent({
+        ...base,
+        result: 'Error',
+        details: failureMessage(err),
+        finishedAt: new Date().toISOString(),
+      })
+    );
+    throw err;
+  }
+  await CancellationScope.nonCancellable(() =>
+    conductor.recordEvent({
+      ...base,
+      result: 'Success',
+      details: details(result),
+      finishedAt: new Date().toISOString(),
+    })
+  );
+  return result;
+}
