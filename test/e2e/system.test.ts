@@ -165,6 +165,155 @@ describe('the system started by npm start', () => {
     expect(metrics).toMatch(/^temporal_workflow_completed/m);
   });
 
+  it('resizes with confirm (an Update), stops, and lists every operation of the instance by InstanceId', async () => {
+    const built = (await temporal('workflow', 'query', '--workflow-id', 'build-e2e-1', '--name', 'getProgress')) as {
+      queryResult: Array<{ instanceId: string }>;
+    };
+    const instanceId = built.queryResult[0]!.instanceId;
+    const resizeId = `resize-${instanceId}-e2e`;
+    await temporal(
+      'workflow',
+      'start',
+      '--type',
+      'resizeMigrate',
+      '--task-queue',
+      'conductor',
+      '--workflow-id',
+      resizeId,
+      '--input',
+      JSON.stringify({ instanceId, flavor: 'm1.medium' })
+    );
+    let progress = { vmState: '' };
+    for (let i = 0; i < 120 && progress.vmState !== 'resized'; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      const q = (await temporal('workflow', 'query', '--workflow-id', resizeId, '--name', 'getProgress').catch(
+        () => undefined
+      )) as { queryResult: Array<{ vmState: string }> } | undefined;
+      progress = q?.queryResult[0] ?? progress;
+    }
+    expect(progress.vmState).toBe('resized');
+    const confirmed = (await temporal(
+      'workflow',
+      'update',
+      'execute',
+      '--workflow-id',
+      resizeId,
+      '--name',
+      'confirmResize'
+    )) as {
+      result: { decision: string; instance: { host: string; flavor: string; vmState: string } };
+    };
+    expect(confirmed.result).toMatchObject({
+      decision: 'confirmed',
+      instance: { host: 'e2e-b', flavor: 'm1.medium', vmState: 'active' },
+    });
+
+    const stopped = (await temporal(
+      'workflow',
+      'execute',
+      '--type',
+      'stop',
+      '--task-queue',
+      'conductor',
+      '--workflow-id',
+      `stop-${instanceId}-e2e`,
+      '--input',
+      JSON.stringify({ instanceId, shutdownTimeoutSeconds: 5 })
+    )) as { status: string; result: { vmState: string; powerState: string; host: string } };
+    expect(stopped).toMatchObject({
+      status: 'COMPLETED',
+      result: { vmState: 'stopped', powerState: 'shutdown', host: 'e2e-b' },
+    });
+
+    let ids: string[] = [];
+    for (let i = 0; i < 40 && ids.length < 4; i++) {
+      const listed = (await temporal('workflow', 'list', '--query', `InstanceId='${instanceId}'`)) as Array<{
+        execution: { workflowId: string };
+      }>;
+      ids = [...new Set(listed.map((w) => w.execution.workflowId))];
+      if (ids.length < 4) await new Promise((r) => setTimeout(r, 250));
+    }
+    // The build, its placement attempt, the resize (and its prep attempt child), the stop.
+    expect(ids).toEqual(
+      expect.arrayContaining(['build-e2e-1', `place-build-${instanceId}`, resizeId, `stop-${instanceId}-e2e`])
+    );
+    expect(ids.filter((id) => !/^(build-e2e-1|place-build-|place-resize-|resize-|stop-)/.test(id))).toEqual([]);
+    const vmStates = (await temporal(
+      'workflow',
+      'list',
+      '--query',
+      `InstanceId='${instanceId}' AND VmState='stopped'`
+    )) as Array<{
+      execution: { workflowId: string };
+    }>;
+    expect(vmStates.map((w) => w.execution.workflowId)).toEqual([`stop-${instanceId}-e2e`]);
+  });
+
+  it('drives the same system with the conductor CLI: tables or JSON, live progress, typed failures, exit codes', async () => {
+    const cliEnv = {
+      ...process.env,
+      TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+      DATA_DIR: path.join(dataDir, 'data'),
+      LOG_LEVEL: 'WARN',
+    };
+    const conductor = (...args: string[]) =>
+      run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'conductor.ts'), ...args], {
+        cwd: ROOT,
+        env: cliEnv,
+      }).then(
+        ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+        (err: { code: number; stdout: string; stderr: string }) => ({
+          code: err.code,
+          stdout: err.stdout,
+          stderr: err.stderr,
+        })
+      );
+
+    const boot = await conductor('boot', 'cli-vm', '--flavor', 'm1.tiny', '--image', 'cirros', '--json');
+    expect(boot.code).toBe(0);
+    const booted = JSON.parse(boot.stdout) as { instanceId: string; vmState: string; host: string };
+    expect(booted).toMatchObject({ vmState: 'active' });
+    expect(boot.stderr).toMatch(/spawning on e2e-/);
+
+    const table = await conductor('list');
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^ID\s+NAME\s+STATUS/);
+    expect(table.stdout).toMatch(new RegExp(`${booted.instanceId}\\s+cli-vm\\s+active`));
+
+    const show = JSON.parse((await conductor('show', 'cli-vm', '--json')).stdout) as {
+      actions: Array<{ action: string }>;
+    };
+    expect(show.actions.map((a) => a.action)).toEqual(['create']);
+
+    const resized = await conductor('resize', 'cli-vm', '--flavor', 'm1.small', '--json');
+    expect(resized.code).toBe(0);
+    expect(JSON.parse(resized.stdout)).toMatchObject({ vmState: 'resized', flavor: 'm1.small' });
+    const confirmed = await conductor('confirm', 'cli-vm', '--json');
+    expect(confirmed.code).toBe(0);
+    expect(JSON.parse(confirmed.stdout)).toMatchObject({ vmState: 'active', flavor: 'm1.small', taskState: null });
+
+    const stopped = await conductor('stop', booted.instanceId, '--json');
+    expect(stopped.code).toBe(0);
+    expect(JSON.parse(stopped.stdout)).toMatchObject({ vmState: 'stopped' });
+    const again = await conductor('stop', booted.instanceId);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^InstanceInvalidState: Cannot 'stop' instance .* while it is in vmState stopped$/m);
+    expect(again.stderr).not.toMatch(/\n\s+at /);
+
+    const bad = await conductor('boot', 'bad-vm', '--flavor', 'm9.huge', '--image', 'cirros');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^InvalidRequest: Invalid request: flavor: unknown flavor 'm9.huge'$/m);
+
+    const hosts = JSON.parse((await conductor('hosts', '--json')).stdout) as Array<{ host: string; up: boolean }>;
+    expect(hosts.map((h) => [h.host, h.up])).toEqual([
+      ['e2e-a', true],
+      ['e2e-b', true],
+    ]);
+    const audit = await conductor('audit');
+    expect(audit).toMatchObject({ code: 0 });
+    expect(audit.stdout).toContain('no orphaned allocations, no host over capacity');
+  });
+
   it('stops every process on Ctrl-C', async () => {
     const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
     launcher.kill('SIGINT');
