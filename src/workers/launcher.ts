@@ -77,7 +77,7 @@ function workerProcess(name: string, script: string, env: NodeJS.ProcessEnv): Ma
 async function shutdown(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  console.log('\nstopping workers…');
+  if (managed.some((m) => m.child)) console.log('\nstopping workers…');
   const exited = (m: Managed) =>
     new Promise<void>((resolve) => {
       if (!m.child || m.child.exitCode !== null || m.child.signalCode !== null) return resolve();

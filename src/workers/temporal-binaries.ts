@@ -48,8 +48,12 @@ function findOnPath(file: string, envPath = process.env.PATH ?? ''): string | un
   return undefined;
 }
 
-/** Where a binary is, without any network: env var, PATH, local install. */
-export function findTemporalBinary(which: TemporalBinary, env: NodeJS.ProcessEnv = process.env): string | undefined {
+/** Where a binary is, without any network: env var, PATH, then the local install (`localBin`). */
+export function findTemporalBinary(
+  which: TemporalBinary,
+  env: NodeJS.ProcessEnv = process.env,
+  localBin: string = LOCAL_TEMPORAL_BIN
+): string | undefined {
   const { env: envVar, file } = BINARIES[which];
   const fromEnv = env[envVar];
   if (fromEnv) {
@@ -57,8 +61,7 @@ export function findTemporalBinary(which: TemporalBinary, env: NodeJS.ProcessEnv
     return fromEnv;
   }
   return (
-    findOnPath(file, env.PATH) ??
-    (isExecutable(path.join(LOCAL_TEMPORAL_BIN, file)) ? path.join(LOCAL_TEMPORAL_BIN, file) : undefined)
+    findOnPath(file, env.PATH) ?? (isExecutable(path.join(localBin, file)) ? path.join(localBin, file) : undefined)
   );
 }
 
