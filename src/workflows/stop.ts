@@ -24,7 +24,7 @@ import { DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, StopInputSchema } from '../domain/sch
 import type { InstancePatch } from '../activities/conductor';
 import { failureMessage, failureType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import type { Operation } from './lib/operation';
-import { beginOperation, completeOperation, failOperation } from './lib/operation';
+import { beginOperation, completeOperation, failOperation, recordStep } from './lib/operation';
 import { computeOn, conductor } from './lib/proxies';
 
 /** The event of the compute step, as Nova names it (wrap_instance_event on stop_instance). */
@@ -144,12 +144,14 @@ export async function stop(input: StopInput): Promise<InstanceRecord> {
   try {
     if (host === null) throw noHost(op.before, 'stop');
     const compute = computeOn(host, req.timeouts);
-    await recordComputeStep(
+    await recordStep(
       op,
       STOP_EVENT,
-      host,
       () => powerOffGuest(op, host, compute, timeout, req.shutdownRetryIntervalSeconds),
-      (outcome) => describePowerOff(outcome, timeout)
+      {
+        host,
+        details: (outcome) => describePowerOff(outcome, timeout),
+      }
     );
   } catch (err) {
     return CancellationScope.nonCancellable(() => failStop(op, err, host, req.timeouts));
@@ -259,42 +261,4 @@ export function noHost(instance: InstanceRecord, method: string): ApplicationFai
     FailureType.InstanceInvalidState,
     `Cannot '${method}' instance ${instance.instanceId} while it is in vmState ${instance.vmState} with no host`
   );
-}
-
-/**
- * Like recordStep (lib/operation), with the outcome's description in the event's details: one event per
- * compute step on `host`, Success with details or Error with the failure's message. The success is recorded
- * whatever happens to the workflow meanwhile (the step did happen).
- */
-export async function recordComputeStep<T>(
-  op: Operation,
-  event: string,
-  host: string,
-  run: () => Promise<T>,
-  details: (result: T) => string
-): Promise<T> {
-  const base = { actionId: op.actionId, event, attempt: 1, host, startedAt: new Date().toISOString() };
-  let result: T;
-  try {
-    result = await run();
-  } catch (err) {
-    await CancellationScope.nonCancellable(() =>
-      conductor.recordEvent({
-        ...base,
-        result: 'Error',
-        details: failureMessage(err),
-        finishedAt: new Date().toISOString(),
-      })
-    );
-    throw err;
-  }
-  await CancellationScope.nonCancellable(() =>
-    conductor.recordEvent({
-      ...base,
-      result: 'Success',
-      details: details(result),
-      finishedAt: new Date().toISOString(),
-    })
-  );
-  return result;
 }

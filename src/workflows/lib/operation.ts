@@ -116,12 +116,15 @@ export async function recordStep<T>(
   };
   try {
     const result = await run();
-    await conductor.recordEvent({
-      ...base,
-      result: 'Success',
-      details: where.details?.(result),
-      finishedAt: new Date().toISOString(),
-    });
+    // The step happened: its event is recorded even if a cancellation arrives now.
+    await CancellationScope.nonCancellable(() =>
+      conductor.recordEvent({
+        ...base,
+        result: 'Success',
+        details: where.details?.(result),
+        finishedAt: new Date().toISOString(),
+      })
+    );
     return result;
   } catch (err) {
     await CancellationScope.nonCancellable(() =>
