@@ -50,14 +50,14 @@ describe('resizeMigrate through the temporal CLI (dev server)', () => {
     return JSON.parse(stdout) as unknown;
   }
 
-  /** The CLI's failure: its exit is non-zero and stderr says why. */
+  /** The CLI's failure: its exit is non-zero, and what it printed (the JSON on stdout, stderr) says why. */
   async function temporalFails(...args: string[]): Promise<string> {
     try {
       await temporal(...args);
     } catch (err) {
-      const { stderr, code } = err as { stderr?: string; code?: number };
+      const { stdout, stderr, code } = err as { stdout?: string; stderr?: string; code?: number };
       expect(code).not.toBe(0);
-      return stderr ?? '';
+      return `${stdout ?? ''}${stderr ?? ''}`;
     }
     throw new Error(`temporal ${args.join(' ')} succeeded`);
   }
@@ -148,6 +148,80 @@ describe('resizeMigrate through the temporal CLI (dev server)', () => {
       ]);
       expect(await cloud.placement.getAllocations(migrationId)).toEqual([]);
       expect(await cloud.driver(a).listGuests()).toEqual([]);
+      expect(await cloud.placement.audit()).toEqual({ orphans: [], overCapacity: [] });
+    });
+  });
+  it('refuses a stop during a resize, then reverts with `workflow update execute --name revertResize`', async () => {
+    const az = 'cli-revert-zone';
+    const hosts = await cloud.addHosts([
+      { name: 'rv-a', availabilityZone: az, memoryMb: 65536 },
+      { name: 'rv-b', availabilityZone: az, memoryMb: 57344 },
+    ]);
+    const [a, b] = hosts as [string, string];
+    await cloud.run(hosts, async () => {
+      const instanceId = randomUUID();
+      const vm = await env.client.workflow.execute<typeof buildInstance>('buildInstance', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.buildInstance(instanceId),
+        args: [{ instanceId, name: 'vm-revert', flavor: 'm1.small', image: 'cirros', availabilityZone: az }],
+      });
+      expect(vm.host).toBe(a);
+      const workflowId = workflowIds.resizeMigrate(instanceId, 'cli-revert');
+      await temporal(
+        'workflow',
+        'start',
+        '--type',
+        'resizeMigrate',
+        '--task-queue',
+        CONDUCTOR_TASK_QUEUE,
+        '--workflow-id',
+        workflowId,
+        '--input',
+        JSON.stringify({ instanceId, flavor: 'm1.medium' })
+      );
+      const handle = env.client.workflow.getHandle<typeof resizeMigrate>(workflowId);
+      for (
+        let i = 0;
+        i < 600 && (await handle.query(getProgressQuery).catch(() => undefined))?.vmState !== 'resized';
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 50));
+
+      // The instance is resized (VERIFY_RESIZE): a stop is refused at once, naming the state.
+      const refused = await temporalFails(
+        'workflow',
+        'execute',
+        '--type',
+        'stop',
+        '--task-queue',
+        CONDUCTOR_TASK_QUEUE,
+        '--workflow-id',
+        workflowIds.stop(instanceId, 'cli'),
+        '--input',
+        JSON.stringify({ instanceId })
+      );
+      expect(refused).toContain('InstanceInvalidState');
+      expect(refused).toContain(`Cannot 'stop' instance ${instanceId} while it is in vmState resized`);
+
+      const reverted = (await temporal(
+        'workflow',
+        'update',
+        'execute',
+        '--workflow-id',
+        workflowId,
+        '--name',
+        'revertResize'
+      )) as { result?: ResizeOutcome };
+      expect(reverted.result).toMatchObject({
+        decision: 'reverted',
+        automatic: false,
+        instance: { instanceId, vmState: 'active', host: a, flavor: 'm1.small' },
+        migration: { status: 'reverted', sourceHost: a, destHost: b },
+      });
+      expect(await cloud.placement.getAllocations(instanceId)).toEqual([
+        { host: a, resources: { VCPU: 1, MEMORY_MB: 2048, DISK_GB: 20 } },
+      ]);
+      expect(await cloud.placement.getAllocations(reverted.result?.migration.id ?? '')).toEqual([]);
       expect(await cloud.placement.audit()).toEqual({ orphans: [], overCapacity: [] });
     });
   });
