@@ -300,6 +300,32 @@ describe('the system started by npm start', () => {
     expect(again.stderr).toMatch(/^InstanceInvalidState: Cannot 'stop' instance .* while it is in vmState stopped$/m);
     expect(again.stderr).not.toMatch(/\n\s+at /);
 
+    const started = await conductor('start', 'cli-vm', '--json');
+    expect(started.code).toBe(0);
+    expect(JSON.parse(started.stdout)).toMatchObject({ vmState: 'active', powerState: 'running' });
+
+    // Cold migration, reverted: back on its host with its flavor.
+    const before = JSON.parse((await conductor('show', 'cli-vm', '--json')).stdout) as { host: string; flavor: string };
+    const migrated = await conductor('migrate', 'cli-vm', '--json');
+    expect(migrated.code).toBe(0);
+    expect(JSON.parse(migrated.stdout)).toMatchObject({ vmState: 'resized', flavor: before.flavor });
+    const reverted = await conductor('revert', 'cli-vm', '--json');
+    expect(reverted.code).toBe(0);
+    expect(JSON.parse(reverted.stdout)).toMatchObject({ vmState: 'active', host: before.host, flavor: before.flavor });
+    const noDecision = await conductor('confirm', 'cli-vm');
+    expect(noDecision.code).toBe(1);
+    expect(noDecision.stderr).toMatch(
+      /^InstanceInvalidState: Instance .* has no resize or migration waiting for a decision\.$/m
+    );
+
+    const rebuilt = await conductor('rebuild', 'cli-vm', '--image', 'ubuntu-24.04', '--json');
+    expect(rebuilt.code).toBe(0);
+    expect(JSON.parse(rebuilt.stdout)).toMatchObject({ vmState: 'active', image: 'ubuntu-24.04', host: before.host });
+    // Evacuation needs the host down; with its worker running it is refused, typed.
+    const evacuate = await conductor('evacuate', 'cli-vm');
+    expect(evacuate.code).toBe(1);
+    expect(evacuate.stderr).toMatch(/^ComputeServiceInUse: /m);
+
     const bad = await conductor('boot', 'bad-vm', '--flavor', 'm9.huge', '--image', 'cirros');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^InvalidRequest: Invalid request: flavor: unknown flavor 'm9.huge'$/m);
