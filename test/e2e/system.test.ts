@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
+import { Client, Connection } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { freePort } from '../helpers/ports';
@@ -338,6 +340,30 @@ describe('the system started by npm start', () => {
     const audit = await conductor('audit');
     expect(audit).toMatchObject({ code: 0 });
     expect(audit.stdout).toContain('no orphaned allocations, no host over capacity');
+  });
+
+  it('replays every history the system recorded against the current workflow code (determinism guard)', async () => {
+    const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
+    try {
+      const client = new Client({ connection });
+      const histories = client.workflow.list({ query: 'ExecutionStatus != "Running"' }).intoHistories();
+      const types = new Set<string>();
+      const failures: string[] = [];
+      for await (const result of Worker.runReplayHistories(
+        { workflowBundle: { codePath: inject('workflowBundlePath') } },
+        histories
+      )) {
+        if (result.error) failures.push(`${result.workflowId}: ${String(result.error)}`);
+        types.add(result.workflowId.replace(/-.*/, ''));
+      }
+      expect(failures).toEqual([]);
+      // Builds, their attempts, resizes, stops, starts, rebuilds, and the hosts' registrations.
+      expect([...types].sort()).toEqual(
+        expect.arrayContaining(['build', 'place', 'rebuild', 'register', 'resize', 'start', 'stop'])
+      );
+    } finally {
+      await connection.close();
+    }
   });
 
   it('stops every process on Ctrl-C', async () => {
