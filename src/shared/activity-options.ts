@@ -3,6 +3,7 @@
  * presets (src/workflows/lib/proxies.ts); anything a caller may shorten (tests, impatient operators)
  * comes in through the workflow input as `ComputeTimeouts`.
  */
+import { ActivityCancellationType } from '@temporalio/common';
 import type { ActivityOptions, RetryPolicy } from '@temporalio/common';
 
 import { FailureType } from '../domain/errors';
@@ -43,6 +44,21 @@ export const SCHEDULER_CALL: ActivityOptions = {
   },
 };
 
+/**
+ * The reschedule budget: the RetryPolicy of a placement-attempt child workflow (buildAttempt,
+ * resizeAttempt), one run per host of the scheduler's list, so the server drives Nova's reschedules and
+ * their backoff. `abortTypes` end the attempts at once: no other host can fix them.
+ */
+export function placementAttemptRetry(hosts: number, abortTypes: readonly string[]): RetryPolicy {
+  return {
+    maximumAttempts: hosts,
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    nonRetryableErrorTypes: [...abortTypes],
+  };
+}
+
 /** Timeouts of activities on a compute host's queue. Seconds; workflow inputs may override them. */
 export interface ComputeTimeouts {
   /** No live worker on the host's queue within this: the host is down (reschedule). */
@@ -81,6 +97,9 @@ export function computeLongStep(t: ComputeTimeouts): ActivityOptions {
     startToCloseTimeout: `${t.longStepSeconds} seconds`,
     heartbeatTimeout: `${t.heartbeatSeconds} seconds`,
     retry: COMPUTE_RETRY,
+    // A cancelled long step is waited for, so compensation never races a spawn or a disk transfer
+    // still running on the host (the half-made guest is gone before the rollback starts).
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   };
 }
 

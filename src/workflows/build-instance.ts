@@ -26,6 +26,7 @@ import type { BuildInstanceInput, ComputeTimeoutsInput } from '../domain/schemas
 import { BuildInstanceInputSchema } from '../domain/schemas';
 import type { OperationProgress } from '../shared/messages';
 import { getProgressQuery, placementProgressSignal } from '../shared/messages';
+import { placementAttemptRetry } from '../shared/activity-options';
 import { workflowIds } from '../shared/task-queues';
 import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import { tagInstance } from './lib/instance-attributes';
@@ -139,13 +140,7 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
     const { host } = await executeChild(buildAttempt, {
       workflowId: workflowIds.placementAttempt(instanceId, 'build'),
       args: [{ instanceId, name: req.name, actionId, hosts, flavor, image, resources, timeouts: req.timeouts }],
-      retry: {
-        maximumAttempts: hosts.length,
-        initialInterval: '1 second',
-        backoffCoefficient: 2,
-        maximumInterval: '10 seconds',
-        nonRetryableErrorTypes: ABORT_TYPES,
-      },
+      retry: placementAttemptRetry(hosts.length, ABORT_TYPES),
     });
 
     const record = await conductor.updateInstance({

@@ -49,16 +49,8 @@
  * before the host removed the old guest keeps its previous state; after that it ends error (no guest, the
  * original image kept) with a fault. Either way the result, or the failure, carries the instance record.
  */
-import {
-  ActivityCancellationType,
-  CancellationScope,
-  isCancellation,
-  log,
-  proxyActivities,
-  uuid4,
-} from '@temporalio/workflow';
+import { CancellationScope, isCancellation, log, uuid4 } from '@temporalio/workflow';
 
-import type { ComputeActivities } from '../activities/compute';
 import type { Flavor, Image } from '../domain/catalogue';
 import {
   ComputeHostUnavailable,
@@ -72,8 +64,6 @@ import type { InstanceRecord, PowerState } from '../domain/instance';
 import { PowerState as Power, TaskState as Task, VmState } from '../domain/instance';
 import type { ComputeTimeoutsInput, RebuildInput, RebuildRequest } from '../domain/schemas';
 import { RebuildInputSchema } from '../domain/schemas';
-import { computeLongStep, computeShortStep } from '../shared/activity-options';
-import { computeTaskQueue } from '../shared/task-queues';
 import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import type { Operation } from './lib/operation';
 import { advance, beginOperation, completeOperation, failOperation, recordStep } from './lib/operation';
@@ -307,17 +297,9 @@ async function evacuate(
 
 /** The compute proxies of one host: short steps, and a spawn whose cancellation the workflow waits for. */
 function rebuildCompute(host: string, timeouts: ComputeTimeoutsInput) {
-  const taskQueue = computeTaskQueue(host);
-  return {
-    short: proxyActivities<ComputeActivities>({ taskQueue, ...computeShortStep(timeouts) }),
-    // Waiting for the cancellation to complete means the half-made guest is gone before compensation runs.
-    spawn: proxyActivities<ComputeActivities>({
-      taskQueue,
-      ...computeLongStep(timeouts),
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    }),
-    cleanup: computeOn(host, timeouts).cleanup,
-  };
+  const compute = computeOn(host, timeouts);
+  // The long step waits for its cancellation: the half-made guest is gone before compensation runs.
+  return { short: compute.short, spawn: compute.long, cleanup: compute.cleanup };
 }
 
 type RebuildCompute = ReturnType<typeof rebuildCompute>;

@@ -32,7 +32,6 @@
  * confirmation reverts it (the workflow then ends cancelled); a confirm or revert under way completes.
  */
 import {
-  ActivityCancellationType,
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
@@ -42,13 +41,11 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
-  proxyActivities,
   setHandler,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 
-import type { ComputeActivities } from '../activities/compute';
 import type { InstancePatch, MigrationPlan, MigrationRecord, ResizeMigrationStatus } from '../activities/conductor';
 import type { SelectDestinationsResult } from '../activities/scheduler';
 import type { Flavor, Image } from '../domain/catalogue';
@@ -58,7 +55,7 @@ import { PowerState, TaskState as Task, VmState } from '../domain/instance';
 import type { Resources } from '../domain/resources';
 import type { ComputeTimeoutsInput, ResizeMigrateInput, ResizeMigrateRequest } from '../domain/schemas';
 import { ResizeMigrateInputSchema } from '../domain/schemas';
-import { computeLongStep } from '../shared/activity-options';
+import { placementAttemptRetry } from '../shared/activity-options';
 import type { OperationProgress, ResizeMigrateResult, ResizeOutcome } from '../shared/messages';
 import {
   confirmResizeUpdate,
@@ -67,7 +64,7 @@ import {
   revertResizeUpdate,
   resizeResult,
 } from '../shared/messages';
-import { computeTaskQueue, workflowIds } from '../shared/task-queues';
+import { workflowIds } from '../shared/task-queues';
 import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import { tagInstance } from './lib/instance-attributes';
 import type { Operation } from './lib/operation';
@@ -343,13 +340,7 @@ class ResizeRun {
           timeouts: req.timeouts,
         },
       ],
-      retry: {
-        maximumAttempts: hosts.length,
-        initialInterval: '1 second',
-        backoffCoefficient: 2,
-        maximumInterval: '10 seconds',
-        nonRetryableErrorTypes: ABORT_TYPES,
-      },
+      retry: placementAttemptRetry(hosts.length, ABORT_TYPES),
     });
     this.dest = dest;
     this.destAttempt = attempt;
@@ -642,14 +633,8 @@ function flavorPatch(flavor: Flavor): InstancePatch {
  * is waited for, so a rollback never races a disk transfer or a finish still running on the host.
  */
 function resizeComputeOn(host: string, timeouts: ComputeTimeoutsInput) {
-  return {
-    ...computeOn(host, timeouts),
-    move: proxyActivities<ComputeActivities>({
-      taskQueue: computeTaskQueue(host),
-      ...computeLongStep(timeouts),
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    }),
-  };
+  const compute = computeOn(host, timeouts);
+  return { ...compute, move: compute.long };
 }
 
 export interface ResizeAttemptInput {
