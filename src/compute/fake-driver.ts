@@ -162,6 +162,23 @@ export interface SpawnResult {
   created: boolean;
 }
 
+/** The local root disk a guest of this flavor boots from this image (a 0 GB flavor disk takes the image's size). */
+function rootDiskFor(flavor: GuestFlavor, image: GuestImage): BlockDeviceInfo {
+  return {
+    rootDeviceName: '/dev/vda',
+    devices: [
+      {
+        deviceName: '/dev/vda',
+        bootIndex: 0,
+        sourceType: 'image',
+        destinationType: 'local',
+        imageName: image.name,
+        sizeGb: flavor.diskGb > 0 ? flavor.diskGb : Math.ceil(image.sizeGb),
+      },
+    ],
+  };
+}
+
 export class FakeDriver {
   readonly host: string;
   readonly spawnSeconds: number;
@@ -243,19 +260,7 @@ export class FakeDriver {
   async prepareBlockDevices(instanceId: string, flavor: GuestFlavor, image: GuestImage): Promise<BlockDeviceInfo> {
     checkDiskFits(flavor, image);
     return this.mutate((state) => {
-      const info: BlockDeviceInfo = {
-        rootDeviceName: '/dev/vda',
-        devices: [
-          {
-            deviceName: '/dev/vda',
-            bootIndex: 0,
-            sourceType: 'image',
-            destinationType: 'local',
-            imageName: image.name,
-            sizeGb: flavor.diskGb > 0 ? flavor.diskGb : Math.ceil(image.sizeGb),
-          },
-        ],
-      };
+      const info = rootDiskFor(flavor, image);
       state.blockDevices[instanceId] = info;
       return info;
     });
@@ -552,19 +557,7 @@ export class FakeDriver {
       if (current?.spawnId === migrationId) return { guest: { ...current }, created: false };
       if (current) throw new DriverError(`a guest of instance ${instanceId} already exists on ${this.host}`);
       const network = state.networks[instanceId] ?? networkInfoFor(instanceId);
-      const blockDevices: BlockDeviceInfo = {
-        rootDeviceName: '/dev/vda',
-        devices: [
-          {
-            deviceName: '/dev/vda',
-            bootIndex: 0,
-            sourceType: 'image',
-            destinationType: 'local',
-            imageName: image.name,
-            sizeGb: flavor.diskGb > 0 ? flavor.diskGb : Math.ceil(image.sizeGb),
-          },
-        ],
-      };
+      const blockDevices = rootDiskFor(flavor, image);
       const guest: Guest = {
         instanceId,
         name: request.name,

@@ -268,6 +268,20 @@ function validateResources(resources: Resources): void {
   }
 }
 
+/** Allocation rows (one per resource class) summed into Resources per key, sorted by key. */
+function resourcesByKey(
+  rows: ReadonlyArray<{ key: string; resource_class: string; used: number | string | bigint }>
+): Array<[string, Resources]> {
+  const byKey = new Map<string, Resources>();
+  for (const row of rows) {
+    if (!isResourceClass(row.resource_class)) continue;
+    let res = byKey.get(row.key);
+    if (res === undefined) byKey.set(row.key, (res = zeroResources()));
+    res[row.resource_class] = Number(row.used);
+  }
+  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 export function createPlacementRepository(store: Store, options: PlacementRepositoryOptions = {}): PlacementRepository {
   const db = store.db;
   const useCache = options.cacheHostStates ?? true;
@@ -653,33 +667,19 @@ export function createPlacementRepository(store: Store, options: PlacementReposi
   async function getAllocations(consumerId: string): Promise<ConsumerAllocation[]> {
     const rows = await db
       .selectFrom('allocations')
-      .select(['provider', 'resource_class', 'used'])
+      .select(['provider as key', 'resource_class', 'used'])
       .where('consumer_id', '=', consumerId)
       .execute();
-    const byHost = new Map<string, Resources>();
-    for (const row of rows) {
-      if (!isResourceClass(row.resource_class)) continue;
-      let res = byHost.get(row.provider);
-      if (res === undefined) byHost.set(row.provider, (res = zeroResources()));
-      res[row.resource_class] = Number(row.used);
-    }
-    return [...byHost.keys()].sort().map((host) => ({ host, resources: byHost.get(host)! }));
+    return resourcesByKey(rows).map(([host, resources]) => ({ host, resources }));
   }
 
   async function allocationsByHost(host: string): Promise<HostAllocation[]> {
     const rows = await db
       .selectFrom('allocations')
-      .select(['consumer_id', 'resource_class', 'used'])
+      .select(['consumer_id as key', 'resource_class', 'used'])
       .where('provider', '=', host)
       .execute();
-    const byConsumer = new Map<string, Resources>();
-    for (const row of rows) {
-      if (!isResourceClass(row.resource_class)) continue;
-      let res = byConsumer.get(row.consumer_id);
-      if (res === undefined) byConsumer.set(row.consumer_id, (res = zeroResources()));
-      res[row.resource_class] = Number(row.used);
-    }
-    return [...byConsumer.keys()].sort().map((consumerId) => ({ consumerId, resources: byConsumer.get(consumerId)! }));
+    return resourcesByKey(rows).map(([consumerId, resources]) => ({ consumerId, resources }));
   }
 
   async function recordBuildResult(host: string, success: boolean): Promise<void> {
