@@ -9,6 +9,7 @@ import path from 'node:path';
 
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 
 import { createComputeActivities } from '../../src/activities/compute';
 import { createConductorActivities } from '../../src/activities/conductor';
@@ -27,7 +28,7 @@ import { migrateToLatest, openStore } from '../../src/store/db';
 import { createInstanceRepository } from '../../src/store/instances';
 import { createPlacementRepository } from '../../src/store/placement';
 import { activityInterceptors } from '../../src/workers/interceptors';
-import { withWorkers, workflowBundleOption } from './temporal';
+import { createTimeSkippingEnv, withWorkers, workflowBundleOption } from './temporal';
 
 /** Images the default catalogue lacks: one larger than m1.small's 20 GB root disk, one with its own shutdown timeout. */
 export const TEST_CATALOGUE: Catalogue = mergeCatalogues(DEFAULT_CATALOGUE, {
@@ -122,4 +123,27 @@ export class TestCloud {
   run<T>(computeHosts: readonly string[], fn: () => Promise<T>): Promise<T> {
     return withWorkers(this.env, this.workerSpecs(computeHosts), fn);
   }
+}
+
+/**
+ * The set-up of a workflow test file: one time-skipping environment and one TestCloud for the whole
+ * file (skipping is global to a server, so files never share one), torn down after it, and after every
+ * test the placement audit: no orphaned allocation, no host over capacity, whatever the test did.
+ * `ready` receives them once created.
+ */
+export function useTimeSkippingCloud(ready: (env: TestWorkflowEnvironment, cloud: TestCloud) => void): void {
+  let env: TestWorkflowEnvironment | undefined;
+  let cloud: TestCloud | undefined;
+  beforeAll(async () => {
+    env = await createTimeSkippingEnv();
+    cloud = await new TestCloud(env).open();
+    ready(env, cloud);
+  });
+  afterAll(async () => {
+    await cloud?.close();
+    await env?.teardown();
+  });
+  afterEach(async () => {
+    if (cloud) expect(await cloud.placement.audit()).toEqual({ orphans: [], overCapacity: [] });
+  });
 }

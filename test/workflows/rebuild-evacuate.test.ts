@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake-driver';
 import type { RebuildInput } from '../../src/domain/schemas';
@@ -12,23 +12,16 @@ import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues'
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { rebuild } from '../../src/workflows/rebuild';
 import type { reconcileHost } from '../../src/workflows/reconcile-host';
-import { TestCloud } from '../helpers/cloud';
-import { createTimeSkippingEnv } from '../helpers/temporal';
+import type { TestCloud } from '../helpers/cloud';
+import { useTimeSkippingCloud } from '../helpers/cloud';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
 
-beforeAll(async () => {
-  env = await createTimeSkippingEnv();
-  cloud = await new TestCloud(env).open();
-});
-afterAll(async () => {
-  await cloud?.close();
-  await env?.teardown();
-});
 // Whatever a test did, placement is consistent after it: no orphaned allocation, no host over capacity.
-afterEach(async () => {
-  expect(await cloud.placement.audit()).toEqual({ orphans: [], overCapacity: [] });
+useTimeSkippingCloud((e, c) => {
+  env = e;
+  cloud = c;
 });
 
 let zoneCounter = 0;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Client, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake-driver';
 import type { Resources } from '../../src/domain/resources';
@@ -14,24 +14,17 @@ import { confirmResizeUpdate, getProgressQuery, resizeResult, revertResizeUpdate
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
-import { TestCloud } from '../helpers/cloud';
-import { createTimeSkippingEnv } from '../helpers/temporal';
+import type { TestCloud } from '../helpers/cloud';
+import { useTimeSkippingCloud } from '../helpers/cloud';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
 
-beforeAll(async () => {
-  env = await createTimeSkippingEnv();
-  cloud = await new TestCloud(env).open();
-});
-afterAll(async () => {
-  await cloud?.close();
-  await env?.teardown();
-});
 // Whatever a test did, placement is left with no orphan and no host over capacity (a migration in
 // progress is not an orphan; nothing of a confirmed, reverted or failed one remains).
-afterEach(async () => {
-  expect(await cloud.placement.audit()).toEqual({ orphans: [], overCapacity: [] });
+useTimeSkippingCloud((e, c) => {
+  env = e;
+  cloud = c;
 });
 
 const SMALL: Resources = { VCPU: 1, MEMORY_MB: 2048, DISK_GB: 20 };

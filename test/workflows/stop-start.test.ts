@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake-driver';
 import type { InstanceRecord } from '../../src/domain/instance';
@@ -15,23 +15,17 @@ import { START_EVENT } from '../../src/workflows/start';
 import type { start } from '../../src/workflows/start';
 import { STOP_EVENT } from '../../src/workflows/stop';
 import type { stop } from '../../src/workflows/stop';
-import { TestCloud } from '../helpers/cloud';
-import { createTimeSkippingEnv, withWorkers } from '../helpers/temporal';
+import type { TestCloud } from '../helpers/cloud';
+import { useTimeSkippingCloud } from '../helpers/cloud';
+import { withWorkers } from '../helpers/temporal';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
 
-beforeAll(async () => {
-  env = await createTimeSkippingEnv();
-  cloud = await new TestCloud(env).open();
-});
-afterAll(async () => {
-  await cloud?.close();
-  await env?.teardown();
-});
-afterEach(async () => {
-  // Stopped instances keep their allocation (Nova's too); nothing may be orphaned or over-committed.
-  expect(await cloud.placement.audit()).toEqual({ orphans: [], overCapacity: [] });
+// Stopped instances keep their allocation (Nova's too); nothing may be orphaned or over-committed.
+useTimeSkippingCloud((e, c) => {
+  env = e;
+  cloud = c;
 });
 
 /**
