@@ -5,7 +5,8 @@ import { defineConfig } from 'vitest/config';
 // run in forked processes (the threads pool hits wasm OOMs with the SDK's core bridge).
 export default defineConfig({
   test: {
-    reporters: ['default'],
+    // The JSON report feeds the plain closing line .ci/run prints (scripts/test-summary.ts).
+    reporters: ['default', ['json', { outputFile: 'test-artifacts/vitest.json' }]],
     projects: [
       {
         test: {
