@@ -288,41 +288,42 @@ export function createPlacementRepository(store: Store, options: PlacementReposi
   let cache: HostCache | undefined;
   let refreshing: Promise<HostCache> | undefined;
 
-  async function insertNewProvider(trx: Trx, spec: HostSpec, now: string): Promise<void> {
+  /** Inserts new providers with their inventories and traits (one host, or a batch at registration). */
+  async function insertNewProviders(trx: Trx, specs: readonly HostSpec[], now: string): Promise<void> {
     await trx
       .insertInto('resource_providers')
-      .values({
-        name: spec.name,
-        availability_zone: spec.availabilityZone,
-        architecture: spec.architecture,
-        disabled: 0,
-        disabled_reason: null,
-        forced_down: 0,
-        generation: 1,
-        failed_builds: 0,
-        changed_version: 0,
-        updated_at: now,
-      })
-      .execute();
-    const inv = specInventories(spec);
-    await trx
-      .insertInto('inventories')
       .values(
-        RESOURCE_CLASSES.map((rc) => ({
-          provider: spec.name,
-          resource_class: rc,
-          total: inv[rc].total,
-          reserved: inv[rc].reserved,
-          allocation_ratio: inv[rc].allocationRatio,
+        specs.map((spec) => ({
+          name: spec.name,
+          availability_zone: spec.availabilityZone,
+          architecture: spec.architecture,
+          disabled: 0,
+          disabled_reason: null,
+          forced_down: 0,
+          generation: 1,
+          failed_builds: 0,
+          changed_version: 0,
+          updated_at: now,
         }))
       )
       .execute();
-    const traits = [...new Set(spec.traits)];
-    if (traits.length > 0)
-      await trx
-        .insertInto('traits')
-        .values(traits.map((trait) => ({ provider: spec.name, trait })))
-        .execute();
+    await trx
+      .insertInto('inventories')
+      .values(
+        specs.flatMap((spec) => {
+          const inv = specInventories(spec);
+          return RESOURCE_CLASSES.map((rc) => ({
+            provider: spec.name,
+            resource_class: rc,
+            total: inv[rc].total,
+            reserved: inv[rc].reserved,
+            allocation_ratio: inv[rc].allocationRatio,
+          }));
+        })
+      )
+      .execute();
+    const traits = specs.flatMap((spec) => [...new Set(spec.traits)].map((trait) => ({ provider: spec.name, trait })));
+    for (const part of chunks(traits, 500)) await trx.insertInto('traits').values(part).execute();
   }
 
   /** The upsert of one provider inside a transaction; returns whether anything changed. */
@@ -333,7 +334,7 @@ export function createPlacementRepository(store: Store, options: PlacementReposi
       .where('name', '=', spec.name)
       .executeTakeFirst();
     if (row === undefined) {
-      await insertNewProvider(trx, spec, now);
+      await insertNewProviders(trx, [spec], now);
       return true;
     }
     const [invRows, traitRows] = await Promise.all([
@@ -454,43 +455,7 @@ export function createPlacementRepository(store: Store, options: PlacementReposi
     for (const batch of chunks(fresh, 100)) {
       try {
         await transaction(store, async (trx) => {
-          const now = nowIso();
-          await trx
-            .insertInto('resource_providers')
-            .values(
-              batch.map((spec) => ({
-                name: spec.name,
-                availability_zone: spec.availabilityZone,
-                architecture: spec.architecture,
-                disabled: 0,
-                disabled_reason: null,
-                forced_down: 0,
-                generation: 1,
-                failed_builds: 0,
-                changed_version: 0,
-                updated_at: now,
-              }))
-            )
-            .execute();
-          await trx
-            .insertInto('inventories')
-            .values(
-              batch.flatMap((spec) => {
-                const inv = specInventories(spec);
-                return RESOURCE_CLASSES.map((rc) => ({
-                  provider: spec.name,
-                  resource_class: rc,
-                  total: inv[rc].total,
-                  reserved: inv[rc].reserved,
-                  allocation_ratio: inv[rc].allocationRatio,
-                }));
-              })
-            )
-            .execute();
-          const traits = batch.flatMap((spec) =>
-            [...new Set(spec.traits)].map((trait) => ({ provider: spec.name, trait }))
-          );
-          for (const part of chunks(traits, 500)) await trx.insertInto('traits').values(part).execute();
+          await insertNewProviders(trx, batch, nowIso());
           await bumpVersion(
             trx,
             batch.map((s) => s.name)
