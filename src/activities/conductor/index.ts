@@ -17,7 +17,6 @@ import type { InstanceRepository } from '../../store/instances';
 export interface ConductorDeps {
   instances: InstanceRepository;
   catalogue: Catalogue;
-  now?: () => Date;
 }
 
 const CreateInstanceSchema = z.object({
