@@ -13,10 +13,10 @@ help:
 	@echo "make test    install everything and run lint, typecheck and the whole test suite"
 	@echo "make bench   run the benchmarks"
 
-# `npm install`, not `npm ci`: npm records only this platform's optional @swc/core binaries in the
-# lock (npm/cli#4828) and `npm ci` then refuses the lock; install keeps every version the lock pins.
+# `npm ci`: exactly the lock file, which records every platform's optional packages (the lock check
+# in test/unit/deploy/lock-file.test.ts keeps it in step with package.json).
 node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund
+	npm ci --no-audit --no-fund
 	@touch $@
 
 .tools/temporal/bin/temporal: scripts/install-temporal.sh
