@@ -2,6 +2,8 @@
 // workflow code may import only @temporalio/workflow, pure domain code, shared wiring and zod.
 import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
 const NODE_BUILTINS = [
@@ -30,6 +32,23 @@ const NODE_BUILTINS = [
   'vm',
 ];
 
+/**
+ * The layers point one way: domain ← scheduler/shared ← store/compute ← activities ← workflows ←
+ * workers/cli. Each zone lists what its files may not import.
+ */
+const LAYERS = [
+  {
+    target: 'src/domain',
+    from: ['shared', 'scheduler', 'store', 'compute', 'activities', 'workflows', 'workers', 'cli'],
+  },
+  { target: 'src/shared', from: ['store', 'compute', 'activities', 'workflows', 'workers', 'cli'] },
+  { target: 'src/scheduler', from: ['store', 'compute', 'activities', 'workflows', 'workers', 'cli'] },
+  { target: 'src/store', from: ['compute', 'activities', 'workflows', 'workers', 'cli'] },
+  { target: 'src/compute', from: ['store', 'activities', 'workflows', 'workers', 'cli'] },
+  { target: 'src/activities', from: ['workflows', 'workers', 'cli'] },
+  { target: 'src/workflows', from: ['workers', 'cli'] },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', '.tools/**', 'data/**', 'coverage/**', 'test-artifacts/**'] },
   js.configs.recommended,
@@ -45,6 +64,31 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       eqeqeq: ['error', 'always', { null: 'ignore' }],
       'no-console': ['error', { allow: ['warn', 'error'] }],
+    },
+  },
+  {
+    files: ['**/*.ts'],
+    plugins: { 'import-x': importX },
+    // Without .ts in the extensions and parsers, import-x never follows a TypeScript import (no-cycle is inert).
+    settings: {
+      'import-x/extensions': ['.ts', '.mts', '.js', '.mjs'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.mts'] },
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+    },
+    rules: {
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: LAYERS.flatMap(({ target, from }) =>
+            from.map((layer) => ({
+              target: `./${target}`,
+              from: `./src/${layer}`,
+              message: `${target} sits below src/${layer}: layers point one way (domain ← scheduler/shared ← store/compute ← activities ← workflows ← workers/cli).`,
+            }))
+          ),
+        },
+      ],
     },
   },
   {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-import { HOST_NAME_PATTERN } from '../shared/task-queues';
+import { HOST_NAME_PATTERN } from './host';
 import { TRAIT_PATTERN } from './resources';
 
 /** One compute host as a user describes it in the fleet file. */

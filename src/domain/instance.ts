@@ -58,3 +58,6 @@ export interface InstanceRecord {
   createdAt: string;
   updatedAt: string;
 }
+
+/** The fields an update writes; fields left undefined are not touched. Clearing the task state releases its owner. */
+export type InstancePatch = Partial<Omit<InstanceRecord, 'instanceId' | 'createdAt' | 'updatedAt'>>;

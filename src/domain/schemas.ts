@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 
-import { HOST_NAME_PATTERN } from '../shared/task-queues';
+import { HOST_NAME_PATTERN } from './host';
 
 /** Host names become task-queue names: DNS labels only, never an arbitrary queue. */
 export const HostNameSchema = z

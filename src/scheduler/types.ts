@@ -4,31 +4,11 @@
  * ids to hosts, and passes an injected random source.
  */
 import type { Flavor, Image } from '../domain/catalogue';
-import type { Inventory, ResourceClass } from '../domain/resources';
+import { ServerGroupPolicy } from '../domain/host';
+import type { HostState } from '../domain/host';
 
-/** One host as the filters and weighers see it. `used` is the sum of its current allocations. */
-export interface HostState {
-  host: string;
-  availabilityZone: string;
-  /** Host CPU architecture, matched against an image's hwArchitecture. */
-  architecture: string;
-  traits: ReadonlySet<string>;
-  enabled: boolean;
-  disabledReason: string | null;
-  /** A compute worker for this host is live (it polled recently or heartbeated its service record). */
-  up: boolean;
-  inventories: Record<ResourceClass, Inventory>;
-  used: Record<ResourceClass, number>;
-  /** Placement generation, for the compare-and-swap claim. */
-  generation: number;
-  /** Builds that failed on this host since its last success (Nova's failed_builds counter). */
-  failedBuilds: number;
-  /** Instances whose allocations are on this host (for same/different-host hints and server groups). */
-  instances: ReadonlySet<string>;
-}
-
-export const ServerGroupPolicy = { Affinity: 'affinity', AntiAffinity: 'anti-affinity' } as const;
-export type ServerGroupPolicy = (typeof ServerGroupPolicy)[keyof typeof ServerGroupPolicy];
+export { ServerGroupPolicy };
+export type { HostState };
 
 /** What the scheduler is asked for, with every reference already resolved. */
 export interface SchedulingRequest {

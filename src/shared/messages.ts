@@ -1,8 +1,8 @@
 /** Queries, signals and updates, defined apart from workflow bodies so clients can import them. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
-import type { MigrationRecord } from '../activities/conductor';
 import type { InstanceRecord, PowerState, TaskState, VmState } from '../domain/instance';
+import type { MigrationRecord } from '../domain/migration';
 
 /** Live progress of an operation: what `temporal workflow query --name getProgress` prints. */
 export interface OperationProgress {

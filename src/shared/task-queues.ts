@@ -5,8 +5,7 @@ export const CONDUCTOR_TASK_QUEUE = 'conductor';
 /** Scheduler and placement activities: selectDestinations, claims, registration, audit. */
 export const SCHEDULER_TASK_QUEUE = 'scheduler';
 
-/** Host names become task-queue names, so they are held to DNS-label rules (no arbitrary queue). */
-export const HOST_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export { HOST_NAME_PATTERN } from '../domain/host';
 
 /** The per-host queue a compute worker polls: `compute-<host>`. */
 export function computeTaskQueue(host: string): string {

@@ -24,6 +24,7 @@ import { PowerState, TaskState as Task, VmState } from '../domain/instance';
 import type { Resources } from '../domain/resources';
 import type { BuildInstanceInput, ComputeTimeoutsInput } from '../domain/schemas';
 import { BuildInstanceInputSchema } from '../domain/schemas';
+import { BUILD_TASK_STATES } from '../domain/transitions';
 import type { OperationProgress } from '../shared/messages';
 import { getProgressQuery, placementProgressSignal } from '../shared/messages';
 import { placementAttemptRetry } from '../shared/activity-options';
@@ -248,7 +249,7 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
     await conductor.updateInstance({
       instanceId,
       patch: { taskState, host },
-      expectTaskState: [Task.Scheduling, Task.Networking, Task.BlockDeviceMapping, Task.Spawning],
+      expectTaskState: [...BUILD_TASK_STATES],
       expectVmState: VmState.Building,
       method: 'buildInstance',
     });

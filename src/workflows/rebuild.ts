@@ -64,19 +64,11 @@ import type { InstanceRecord, PowerState } from '../domain/instance';
 import { PowerState as Power, TaskState as Task, VmState } from '../domain/instance';
 import type { ComputeTimeoutsInput, RebuildInput, RebuildRequest } from '../domain/schemas';
 import { RebuildInputSchema } from '../domain/schemas';
+import { REBUILD_TASK_STATES, TRANSITIONS } from '../domain/transitions';
 import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import type { Operation } from './lib/operation';
 import { advance, beginOperation, completeOperation, failOperation, recordStep } from './lib/operation';
 import { computeOn, conductor, scheduler } from './lib/proxies';
-
-/** The vm states a rebuild or an evacuation may start from (Nova's check_instance_state). */
-const REBUILD_VM_STATES = [VmState.Active, VmState.Stopped, VmState.Error];
-/** Task states of a rebuild or evacuation under way: an evacuation never takes over another one. */
-const REBUILD_TASK_STATES: readonly (string | null)[] = [
-  Task.Rebuilding,
-  Task.RebuildBlockDeviceMapping,
-  Task.RebuildSpawning,
-];
 
 /** Rebuilds (or evacuates) one instance and returns its record. See the module comment. */
 export async function rebuild(input: RebuildInput): Promise<InstanceRecord> {
@@ -85,7 +77,7 @@ export async function rebuild(input: RebuildInput): Promise<InstanceRecord> {
     .resolveRebuildSpec({ instanceId: req.instanceId, image: req.image })
     .catch(refuse);
   const action = req.evacuate ? 'evacuate' : 'rebuild';
-  if (!REBUILD_VM_STATES.some((s) => s === instance.vmState)) {
+  if (!TRANSITIONS[action].from.some((s) => s === instance.vmState)) {
     throw refusal(new InstanceInvalidState(instance.instanceId, 'vmState', instance.vmState, action));
   }
   if (!instance.host) {
@@ -102,10 +94,8 @@ export async function rebuild(input: RebuildInput): Promise<InstanceRecord> {
 async function rebuildOnHost(req: RebuildRequest, host: string, flavor: Flavor, image: Image): Promise<InstanceRecord> {
   const op = await beginOperation({
     instanceId: req.instanceId,
-    action: 'rebuild',
+    transition: 'rebuild',
     operation: 'rebuild',
-    taskState: Task.Rebuilding,
-    expectVmState: REBUILD_VM_STATES,
   });
   const instanceId = op.instanceId;
   const wasStopped = op.before.vmState === VmState.Stopped;
@@ -165,7 +155,7 @@ async function evacuate(
   image: Image
 ): Promise<InstanceRecord> {
   const instanceId = instance.instanceId;
-  if (REBUILD_TASK_STATES.includes(instance.taskState)) {
+  if (instance.taskState !== null && REBUILD_TASK_STATES.includes(instance.taskState)) {
     throw refusal(new InstanceInvalidState(instanceId, 'taskState', instance.taskState, 'evacuate'));
   }
   const sourceState = await scheduler.isHostUp({ host: source }).catch(refuse);
@@ -183,11 +173,8 @@ async function evacuate(
 
   const op = await beginOperation({
     instanceId,
-    action: 'evacuate',
+    transition: 'evacuate',
     operation: 'rebuild',
-    taskState: Task.Rebuilding,
-    expectVmState: REBUILD_VM_STATES,
-    allowTaskSet: true,
   });
   const wasStopped = op.before.vmState === VmState.Stopped;
   const migrationId = uuid4();

@@ -46,11 +46,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 
-import type { InstancePatch, MigrationPlan, MigrationRecord, ResizeMigrationStatus } from '../activities/conductor';
 import type { SelectDestinationsResult } from '../activities/scheduler';
 import type { Flavor, Image } from '../domain/catalogue';
 import { FailureType } from '../domain/errors';
-import type { InstanceRecord, PowerState as PowerStateType } from '../domain/instance';
+import type { InstancePatch, InstanceRecord, PowerState as PowerStateType } from '../domain/instance';
+import type { MigrationPlan, MigrationRecord, ResizeMigrationStatus } from '../domain/migration';
 import { PowerState, TaskState as Task, VmState } from '../domain/instance';
 import type { Resources } from '../domain/resources';
 import type { ComputeTimeoutsInput, ResizeMigrateInput, ResizeMigrateRequest } from '../domain/schemas';
@@ -129,10 +129,8 @@ export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMi
   const op = await CancellationScope.nonCancellable(() =>
     beginOperation({
       instanceId,
-      action: planned.migrationType === 'resize' ? 'resize' : 'migrate',
+      transition: planned.migrationType === 'resize' ? 'resize' : 'migrate',
       operation: 'resizeMigrate',
-      taskState: Task.ResizePrep,
-      expectVmState: [VmState.Active, VmState.Stopped],
     })
   );
   verification.progress = op.progress;
@@ -459,10 +457,8 @@ class ResizeRun {
     const resized = this.resizedRecord();
     const c = await beginOperation({
       instanceId,
-      action: 'confirmResize',
+      transition: 'confirmResize',
       operation: 'resizeMigrate',
-      taskState: Task.ResizeConfirming,
-      expectVmState: [VmState.Resized],
     });
     c.progress.step = automatic ? 'confirming automatically (confirm window over)' : 'confirming';
     // NOTE(nova): confirm leaves the instance stopped when its guest is shut down, else active.
@@ -493,10 +489,8 @@ class ResizeRun {
     const { instanceId, migrationId } = this;
     const r = await beginOperation({
       instanceId,
-      action: 'revertResize',
+      transition: 'revertResize',
       operation: 'resizeMigrate',
-      taskState: Task.ResizeReverting,
-      expectVmState: [VmState.Resized],
     });
     r.progress.step = 'reverting';
     let powerState: PowerStateType;

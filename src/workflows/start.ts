@@ -6,7 +6,7 @@
 import { CancellationScope } from '@temporalio/workflow';
 
 import type { InstanceRecord } from '../domain/instance';
-import { PowerState, TaskState as Task, VmState } from '../domain/instance';
+import { PowerState, VmState } from '../domain/instance';
 import type { StartInput } from '../domain/schemas';
 import { StartInputSchema } from '../domain/schemas';
 import { parseInput } from './lib/failures';
@@ -16,9 +16,6 @@ import { finishOperation, hostFailure, noHost } from './stop';
 
 /** The event of the compute step, as Nova names it (wrap_instance_event on start_instance). */
 export const START_EVENT = 'compute_start_instance';
-
-/** Nova's start is allowed from `stopped` only (check_instance_state on API start). */
-export const START_FROM: VmState[] = [VmState.Stopped];
 
 /**
  * Starts one stopped instance and returns its record (`active`, power state `running`). Fails with a
@@ -36,10 +33,8 @@ export async function start(input: StartInput): Promise<InstanceRecord> {
   const op = await CancellationScope.nonCancellable(() =>
     beginOperation({
       instanceId,
-      action: 'start',
+      transition: 'start',
       operation: 'start',
-      taskState: Task.PoweringOn,
-      expectVmState: START_FROM,
     })
   );
   const host = op.before.host;

@@ -17,11 +17,10 @@ import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
 import type { ApplicationFailure } from '@temporalio/workflow';
 
 import { FailureType } from '../domain/errors';
-import type { InstanceRecord } from '../domain/instance';
-import { PowerState, TaskState as Task, VmState } from '../domain/instance';
+import type { InstancePatch, InstanceRecord } from '../domain/instance';
+import { PowerState, VmState } from '../domain/instance';
 import type { StopInput } from '../domain/schemas';
 import { DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, StopInputSchema } from '../domain/schemas';
-import type { InstancePatch } from '../activities/conductor';
 import { failureMessage, failureType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import type { Operation } from './lib/operation';
 import { beginOperation, completeOperation, failOperation, recordStep } from './lib/operation';
@@ -29,9 +28,6 @@ import { computeOn, conductor } from './lib/proxies';
 
 /** The event of the compute step, as Nova names it (wrap_instance_event on stop_instance). */
 export const STOP_EVENT = 'compute_stop_instance';
-
-/** Nova's stop is allowed from these vm states (check_instance_state on API stop/force_stop). */
-export const STOP_FROM: VmState[] = [VmState.Active, VmState.Error];
 
 /**
  * At most this many retry rounds per stop: each round is a timer and up to two activities in the history.
@@ -129,10 +125,8 @@ export async function stop(input: StopInput): Promise<InstanceRecord> {
   const op = await CancellationScope.nonCancellable(() =>
     beginOperation({
       instanceId,
-      action: 'stop',
+      transition: 'stop',
       operation: 'stop',
-      taskState: Task.PoweringOff,
-      expectVmState: STOP_FROM,
     })
   );
   const host = op.before.host;

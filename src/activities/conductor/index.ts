@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Catalogue, Flavor, Image } from '../../domain/catalogue';
 import { resolveFlavor, resolveImage } from '../../domain/catalogue';
 import { InvalidRequest } from '../../domain/errors';
-import type { InstanceRecord, PowerState, TaskState, VmState } from '../../domain/instance';
+import type { InstancePatch, InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import { PowerState as Power, TaskState as Task, VmState as Vm } from '../../domain/instance';
 import { InstanceIdSchema, InstanceNameSchema, SchedulerHintsSchema } from '../../domain/schemas';
 import { parseOrInvalid } from '../../domain/validation';
@@ -36,19 +36,7 @@ export interface CreateInstanceResult {
   actionId: string;
 }
 
-export interface InstancePatch {
-  vmState?: VmState;
-  taskState?: TaskState | null;
-  taskOwner?: string | null;
-  powerState?: PowerState;
-  host?: string | null;
-  availabilityZone?: string | null;
-  flavor?: string;
-  image?: string;
-  vcpus?: number;
-  memoryMb?: number;
-  diskGb?: number;
-}
+export type { InstancePatch };
 
 export interface UpdateInstanceInput {
   instanceId: string;
@@ -350,33 +338,11 @@ export type ConductorActivities = ReturnType<typeof createConductorActivities>;
 
 // ----- resize / migrate ------------------------------------------------------------------------------
 
-export type { MigrationRecord } from '../../store/instances';
+import type { MigrationPlan, MigrationRecord, ResizeMigrationStatus } from '../../domain/migration';
+import { RESIZE_MIGRATION_STATUSES } from '../../domain/migration';
 
-/** What a resize or a cold migration works from, read before and again after the operation lock. */
-export interface MigrationPlan {
-  instance: InstanceRecord;
-  /** The instance's own sizes (even if the catalogue changed since). */
-  oldFlavor: Flavor;
-  /** The requested flavor; the old one for a cold migration. */
-  newFlavor: Flavor;
-  image: Image;
-  /** `resize` when the flavor changes, else `migration` (a cold migration). */
-  migrationType: 'resize' | 'migration';
-}
-
-/** Statuses a resize or cold migration goes through (Nova's, for this migration type). */
-export const RESIZE_MIGRATION_STATUSES = [
-  'pre-migrating',
-  'migrating',
-  'post-migrating',
-  'finished',
-  'confirming',
-  'confirmed',
-  'reverting',
-  'reverted',
-  'error',
-] as const;
-export type ResizeMigrationStatus = (typeof RESIZE_MIGRATION_STATUSES)[number];
+export type { MigrationPlan, MigrationRecord, ResizeMigrationStatus };
+export { RESIZE_MIGRATION_STATUSES };
 
 const MigrationIdSchema = z.string().min(1).max(64);
 const FlavorNameSchema = z.string().min(1).max(255);

@@ -8,8 +8,9 @@ import { CancellationScope, isCancellation, log, setHandler, workflowInfo } from
 import type { ApplicationFailure } from '@temporalio/workflow';
 
 import { FailureType } from '../../domain/errors';
-import type { InstanceRecord, TaskState, VmState } from '../../domain/instance';
-import type { InstancePatch } from '../../activities/conductor';
+import type { InstancePatch, InstanceRecord, TaskState } from '../../domain/instance';
+import type { OperationName, Transition } from '../../domain/transitions';
+import { TRANSITIONS } from '../../domain/transitions';
 import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
 import { failureMessage, failureType, timeoutType, typedFailure } from './failures';
@@ -18,14 +19,10 @@ import { conductor } from './proxies';
 
 export interface BeginOptions {
   instanceId: string;
-  /** The action's name in the instance's history: stop, start, rebuild, evacuate, resize, migrate. */
-  action: string;
+  /** The row of the transitions table: the action, the vm states it starts from, the task state it holds. */
+  transition: OperationName;
   /** The workflow type, for the progress query. */
   operation: string;
-  taskState: TaskState;
-  expectVmState: VmState[];
-  /** Evacuate alone may start while another task state is set. */
-  allowTaskSet?: boolean;
 }
 
 /** A running operation: its record as it began, its action, and its live progress. */
@@ -44,11 +41,12 @@ export interface Operation {
  */
 export async function beginOperation(options: BeginOptions): Promise<Operation> {
   const requestId = workflowInfo().workflowId;
+  const row: Transition = TRANSITIONS[options.transition];
   const progress: OperationProgress = {
     instanceId: options.instanceId,
     operation: options.operation,
     vmState: 'building',
-    taskState: options.taskState,
+    taskState: row.taskState,
     powerState: 'nostate',
     host: null,
     attempt: 0,
@@ -60,11 +58,11 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
   const { instance, actionId } = await conductor
     .beginOperation({
       instanceId: options.instanceId,
-      action: options.action,
+      action: row.action,
       requestId,
-      taskState: options.taskState,
-      expectVmState: options.expectVmState,
-      allowTaskSet: options.allowTaskSet ?? false,
+      taskState: row.taskState,
+      expectVmState: [...row.from],
+      allowTaskSet: row.takesOver !== undefined,
     })
     .catch((err: unknown) => {
       if (isCancellation(err)) throw err;

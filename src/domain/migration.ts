@@ -1,0 +1,46 @@
+/** Migrations (resize, cold migration, evacuation): the record, its statuses, and what a move works from. */
+import type { Flavor, Image } from './catalogue';
+import type { InstanceRecord } from './instance';
+
+export type MigrationType = 'resize' | 'migration' | 'evacuation';
+
+export interface MigrationRecord {
+  /** Also the placement consumer that holds the source allocation during a resize. */
+  id: string;
+  instanceId: string;
+  sourceHost: string;
+  destHost: string | null;
+  oldFlavor: string;
+  newFlavor: string;
+  migrationType: MigrationType;
+  /** Nova's statuses: pre-migrating, migrating, post-migrating, finished, confirming, confirmed, reverting, reverted, error, failed, done … */
+  status: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Statuses a resize or cold migration goes through (Nova's, for this migration type). */
+export const RESIZE_MIGRATION_STATUSES = [
+  'pre-migrating',
+  'migrating',
+  'post-migrating',
+  'finished',
+  'confirming',
+  'confirmed',
+  'reverting',
+  'reverted',
+  'error',
+] as const;
+export type ResizeMigrationStatus = (typeof RESIZE_MIGRATION_STATUSES)[number];
+
+/** What a resize or a cold migration works from, read before and again after the operation lock. */
+export interface MigrationPlan {
+  instance: InstanceRecord;
+  /** The instance's own sizes (even if the catalogue changed since). */
+  oldFlavor: Flavor;
+  /** The requested flavor; the old one for a cold migration. */
+  newFlavor: Flavor;
+  image: Image;
+  /** `resize` when the flavor changes, else `migration` (a cold migration). */
+  migrationType: 'resize' | 'migration';
+}

@@ -1,0 +1,70 @@
+/**
+ * Which operation may start from which state: one table (Nova's @check_instance_state decorators on the
+ * compute API, plus the task state each operation holds while it runs). Workflows take the lock with
+ * the row of their operation; the conductor CLI and the reconciler read the same rows.
+ */
+import type { TaskState as TaskStateType, VmState as VmStateType } from './instance';
+import { TaskState, VmState } from './instance';
+
+export interface Transition {
+  /** The instance action's name in the instance's history. */
+  action: string;
+  /** The vm states the operation may start from. */
+  from: readonly VmStateType[];
+  /** The task state the operation holds first (the operation lock). */
+  taskState: TaskStateType;
+  /**
+   * Task states the operation may take over; none means the task state must be free (null). Evacuate
+   * alone takes over an instance another operation holds (e.g. a stop stuck on the dead host).
+   */
+  takesOver?: 'any-but-rebuild';
+}
+
+/** The rows, by operation. */
+export const TRANSITIONS = {
+  stop: { action: 'stop', from: [VmState.Active, VmState.Error], taskState: TaskState.PoweringOff },
+  start: { action: 'start', from: [VmState.Stopped], taskState: TaskState.PoweringOn },
+  rebuild: {
+    action: 'rebuild',
+    from: [VmState.Active, VmState.Stopped, VmState.Error],
+    taskState: TaskState.Rebuilding,
+  },
+  evacuate: {
+    action: 'evacuate',
+    from: [VmState.Active, VmState.Stopped, VmState.Error],
+    taskState: TaskState.Rebuilding,
+    takesOver: 'any-but-rebuild',
+  },
+  resize: { action: 'resize', from: [VmState.Active, VmState.Stopped], taskState: TaskState.ResizePrep },
+  migrate: { action: 'migrate', from: [VmState.Active, VmState.Stopped], taskState: TaskState.ResizePrep },
+  confirmResize: { action: 'confirmResize', from: [VmState.Resized], taskState: TaskState.ResizeConfirming },
+  revertResize: { action: 'revertResize', from: [VmState.Resized], taskState: TaskState.ResizeReverting },
+} as const satisfies Record<string, Transition>;
+
+export type OperationName = keyof typeof TRANSITIONS;
+
+/** The task states of a build under way, in order (the build holds its instance from its creation). */
+export const BUILD_TASK_STATES = [
+  TaskState.Scheduling,
+  TaskState.Networking,
+  TaskState.BlockDeviceMapping,
+  TaskState.Spawning,
+] as const;
+
+/** The task states of a rebuild or an evacuation under way: an evacuation never takes over one of these. */
+export const REBUILD_TASK_STATES: readonly TaskStateType[] = [
+  TaskState.Rebuilding,
+  TaskState.RebuildBlockDeviceMapping,
+  TaskState.RebuildSpawning,
+];
+
+/** Whether `operation` may start on an instance in these states (the lock's compare-and-swap decides races). */
+export function mayStart(
+  operation: OperationName,
+  instance: { vmState: VmStateType; taskState: TaskStateType | null }
+): boolean {
+  const row: Transition = TRANSITIONS[operation];
+  if (!row.from.includes(instance.vmState)) return false;
+  if (instance.taskState === null) return true;
+  return row.takesOver === 'any-but-rebuild' && !REBUILD_TASK_STATES.includes(instance.taskState);
+}
