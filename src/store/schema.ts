@@ -115,6 +115,18 @@ export interface MigrationsTable {
   updated_at: string;
 }
 
+/**
+ * Conductor writes that were applied, by the identity of the call that made them (workflow run and
+ * activity id: the same on every retry), with the answer they gave: a retry after a lost answer gets
+ * the same answer instead of running the write again.
+ */
+export interface AppliedWritesTable {
+  write_key: string;
+  /** The write's answer as JSON. */
+  result: string;
+  applied_at: string;
+}
+
 export interface ServerGroupsTable {
   name: string;
   policy: string;
@@ -133,6 +145,7 @@ export interface Database {
   instance_faults: InstanceFaultsTable;
   migrations: MigrationsTable;
   server_groups: ServerGroupsTable;
+  applied_writes: AppliedWritesTable;
 }
 
 /** Every table, children before parents (the order to empty them in). */
@@ -148,4 +161,5 @@ export const TABLES: readonly (keyof Database)[] = [
   'migrations',
   'instances',
   'server_groups',
+  'applied_writes',
 ];

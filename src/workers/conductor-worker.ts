@@ -5,6 +5,7 @@ import { createConductorActivities } from '../activities/conductor';
 import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
 import { migrateToLatest, openStore } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
+import { instanceWrites, pruneAppliedWrites } from '../store/write-once';
 import { loadCatalogue } from './catalogue-file';
 import { loadEnv, sqlitePath } from './config';
 import { connectWorker, installRuntime } from './connection';
@@ -16,6 +17,7 @@ async function run(): Promise<void> {
   installRuntime(env, 'conductor');
   const store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env) });
   await migrateToLatest(store);
+  await pruneAppliedWrites(store);
   const worker = await Worker.create({
     connection: await connectWorker(env),
     namespace: env.TEMPORAL_NAMESPACE,
@@ -24,6 +26,7 @@ async function run(): Promise<void> {
     activities: createConductorActivities({
       instances: createInstanceRepository(store),
       catalogue: loadCatalogue(env.CATALOGUE_FILE),
+      writes: instanceWrites(store),
     }),
     interceptors: activityInterceptors,
   });

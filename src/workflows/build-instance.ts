@@ -12,6 +12,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   setHandler,
   uuid4,
   workflowInfo,
@@ -40,6 +41,9 @@ const ABORT_TYPES = [
   FailureType.InstanceNotFound,
   FailureType.InstanceInvalidState,
 ];
+
+/** The patch id of the alternate claim that is in flight before it is issued and never touches the host. */
+export const PATCH_ALTERNATE_CLAIM_OFF_HOST = 'alternate-claim-off-host';
 
 /** Nova's fault codes: 500 for build failures, 400 for bad requests. */
 const FAULT_CODE = 500;
@@ -242,9 +246,18 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
   const { instanceId, actionId } = input;
   let claimed = attempt === 1;
   let touchedHost = false;
+  // Versioned (runs recorded before it replay the old way): an alternate's claim is in flight before it
+  // is issued, so a claim whose answer was lost is released; a claim is not a step on the host, so an
+  // alternate found full is skipped without a destroy call and without a failed build counted there.
+  const claimOffHost = patched(PATCH_ALTERNATE_CLAIM_OFF_HOST);
 
   /** One build step: record the task state and an event for this attempt, run it, close the event. */
-  async function step<T>(taskState: TaskState, event: string, run: () => Promise<T>): Promise<T> {
+  async function step<T>(
+    taskState: TaskState,
+    event: string,
+    run: () => Promise<T>,
+    onHost: boolean = true
+  ): Promise<T> {
     const startedAt = new Date().toISOString();
     await conductor.updateInstance({
       instanceId,
@@ -255,7 +268,7 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
     });
     await parentHandle?.signal(placementProgressSignal, { attempt, host, taskState, step: `${event} on ${host}` });
     try {
-      touchedHost = true;
+      if (onHost) touchedHost = true;
       const result = await run();
       await conductor.recordEvent({
         actionId,
@@ -287,8 +300,12 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
 
   try {
     if (!claimed) {
-      await step(Task.Scheduling, 'conductor_claim_alternate', () =>
-        scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources })
+      if (claimOffHost) claimed = true;
+      await step(
+        Task.Scheduling,
+        'conductor_claim_alternate',
+        () => scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources }),
+        !claimOffHost
       );
       claimed = true;
       touchedHost = false;

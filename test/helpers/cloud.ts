@@ -27,6 +27,7 @@ import type { Store } from '../../src/store/db';
 import { migrateToLatest, openStore } from '../../src/store/db';
 import { createInstanceRepository } from '../../src/store/instances';
 import { createPlacementRepository } from '../../src/store/placement';
+import { instanceWrites } from '../../src/store/write-once';
 import { activityInterceptors } from '../../src/workers/interceptors';
 import { createTimeSkippingEnv, withWorkers, workflowBundleOption } from './temporal';
 
@@ -54,6 +55,10 @@ export class TestCloud {
   placement!: ReturnType<typeof createPlacementRepository>;
   instances!: ReturnType<typeof createInstanceRepository>;
   schedulerConfig: SchedulerConfig = DEFAULT_SCHEDULER_CONFIG;
+  /** Every compute activity call, in order: which host was asked to do what, for which instance. */
+  readonly computeCalls: Array<{ host: string; activity: string; instanceId?: string }> = [];
+  /** Conductor activities whose next answer is lost once: the write commits, then the call fails. */
+  private readonly losing = new Set<string>();
 
   constructor(readonly env: TestWorkflowEnvironment) {}
 
@@ -89,13 +94,53 @@ export class TestCloud {
     return driver;
   }
 
+  /**
+   * The next call of the conductor activity `name` commits and then loses its answer (fails retryably, as
+   * a worker that died after the write would): Temporal retries it, and the retry must succeed.
+   */
+  loseNextAnswer(name: keyof ReturnType<typeof createConductorActivities>): void {
+    this.losing.add(name);
+  }
+
+  private conductorActivities() {
+    const activities = createConductorActivities({
+      instances: this.instances,
+      catalogue: TEST_CATALOGUE,
+      writes: instanceWrites(this.store),
+    });
+    return Object.fromEntries(
+      Object.entries(activities).map(([name, fn]) => [
+        name,
+        async (...args: unknown[]) => {
+          const result: unknown = await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
+          if (this.losing.delete(name)) throw new Error(`the answer of ${name} was lost (test)`);
+          return result;
+        },
+      ])
+    );
+  }
+
+  private computeActivities(host: string) {
+    const activities = createComputeActivities({ host, driver: this.driver(host) });
+    return Object.fromEntries(
+      Object.entries(activities).map(([activity, fn]) => [
+        activity,
+        (...args: unknown[]) => {
+          const instanceId = (args[0] as { instanceId?: string } | undefined)?.instanceId;
+          this.computeCalls.push({ host, activity, instanceId });
+          return (fn as (...a: unknown[]) => unknown)(...args);
+        },
+      ])
+    );
+  }
+
   /** Worker options: the conductor, the scheduler, and one compute worker for each host listed. */
   workerSpecs(computeHosts: readonly string[]): Array<Omit<WorkerOptions, 'connection'>> {
     return [
       {
         taskQueue: CONDUCTOR_TASK_QUEUE,
         ...workflowBundleOption(),
-        activities: createConductorActivities({ instances: this.instances, catalogue: TEST_CATALOGUE }),
+        activities: this.conductorActivities(),
         interceptors: activityInterceptors,
       },
       {
@@ -112,7 +157,7 @@ export class TestCloud {
       },
       ...computeHosts.map((host) => ({
         taskQueue: computeTaskQueue(host),
-        activities: createComputeActivities({ host, driver: this.driver(host) }),
+        activities: this.computeActivities(host),
         maxConcurrentActivityTaskExecutions: 10,
         interceptors: activityInterceptors,
       })),

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 
 import type { BuildInstanceInput } from '../../src/domain/schemas';
 import { getProgressQuery } from '../../src/shared/messages';
@@ -167,7 +167,7 @@ describe('buildInstance', () => {
     expect(await cloud.driver(hosts[3]!).listGuests()).toEqual([]);
   });
 
-  it('skips an alternate that filled up meanwhile and uses the next one', async () => {
+  it('skips an alternate that filled up meanwhile, without a destroy or a failed build there, and uses the next one', async () => {
     const { az, hosts } = await zoneWithHosts(3, 1);
     const [first, second, third] = hosts as [string, string, string];
     await cloud.driver(first).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
@@ -180,8 +180,10 @@ describe('buildInstance', () => {
       });
       const h = await handle;
       // Once the first host is spawning (alternates already chosen), another tenant fills the first alternate.
-      for (let i = 0; i < 100 && (await h.query(getProgressQuery)).taskState !== 'spawning'; i++)
-        await new Promise((r) => setTimeout(r, 50));
+      await vi.waitFor(async () => expect((await h.query(getProgressQuery)).taskState).toBe('spawning'), {
+        timeout: 10_000,
+        interval: 50,
+      });
       await cloud.placement.claim(randomUUID(), second, { VCPU: 1, MEMORY_MB: 65536 - 8192 - 512, DISK_GB: 1 });
       return { instanceId: id, record: await h.result() };
     });
@@ -192,6 +194,11 @@ describe('buildInstance', () => {
       [2, second, 'Error'],
       [3, third, 'Success'],
     ]);
+    // The full alternate was never asked to do anything, and it is not counted as a failed build.
+    expect(cloud.computeCalls.filter((c) => c.host === second)).toEqual([]);
+    const states = await cloud.placement.listHostStates(() => true);
+    expect(states.find((s) => s.host === second)?.failedBuilds).toBe(0);
+    expect(states.find((s) => s.host === first)?.failedBuilds).toBe(1);
   });
 
   it('reschedules from a host with no live worker after the schedule-to-start timeout', async () => {

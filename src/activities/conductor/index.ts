@@ -13,10 +13,18 @@ import { PowerState as Power, TaskState as Task, VmState as Vm } from '../../dom
 import { InstanceIdSchema, InstanceNameSchema, SchedulerHintsSchema } from '../../domain/schemas';
 import { parseOrInvalid } from '../../domain/validation';
 import type { InstanceRepository } from '../../store/instances';
+import type { InstanceWrites } from '../../store/write-once';
+import { activityWriteKey } from './write-key';
 
 export interface ConductorDeps {
   instances: InstanceRepository;
   catalogue: Catalogue;
+  /**
+   * Runs one write once per activity call (a retry after a lost answer gets the first answer). The
+   * workers pass the store's (`instanceWrites`); without it writes run directly (unit tests call the
+   * activities as plain functions).
+   */
+  writes?: InstanceWrites;
 }
 
 const CreateInstanceSchema = z.object({
@@ -90,6 +98,7 @@ export type BeginOperationInput = z.input<typeof BeginOperationSchema>;
 
 export function createConductorActivities(deps: ConductorDeps) {
   const { instances, catalogue } = deps;
+  const once = onceWriter(deps);
 
   return {
     // Resize and cold migration: planMigration, createMigration, updateMigration (at the end of this file).
@@ -150,7 +159,9 @@ export function createConductorActivities(deps: ConductorDeps) {
     /** Compare-and-swap update; InstanceInvalidState names the current state when it does not apply. */
     async updateInstance(input: UpdateInstanceInput): Promise<InstanceRecord> {
       const { instanceId, patch, expectTaskState, expectVmState, method } = input;
-      return instances.update(instanceId, patch, { taskState: expectTaskState, vmState: expectVmState, method });
+      return once((repo) =>
+        repo.update(instanceId, patch, { taskState: expectTaskState, vmState: expectVmState, method })
+      );
     },
 
     /**
@@ -161,21 +172,23 @@ export function createConductorActivities(deps: ConductorDeps) {
      */
     async beginOperation(input: BeginOperationInput): Promise<{ instance: InstanceRecord; actionId: string }> {
       const req = parseOrInvalid(BeginOperationSchema, input);
-      let instance: InstanceRecord;
-      try {
-        instance = await instances.update(
-          req.instanceId,
-          { taskState: req.taskState, taskOwner: req.requestId },
-          { taskState: req.allowTaskSet ? undefined : null, vmState: req.expectVmState, method: req.action }
-        );
-      } catch (err) {
-        // A retry whose swap already applied holds the lock itself: go on. Anyone else's lock: refuse.
-        const current = await instances.get(req.instanceId);
-        if (current.taskOwner !== req.requestId || current.taskState !== req.taskState) throw err;
-        instance = current;
-      }
-      const { actionId } = await instances.startAction(req.instanceId, req.action, req.requestId);
-      return { instance, actionId };
+      return once(async (repo) => {
+        let instance: InstanceRecord;
+        try {
+          instance = await repo.update(
+            req.instanceId,
+            { taskState: req.taskState, taskOwner: req.requestId },
+            { taskState: req.allowTaskSet ? undefined : null, vmState: req.expectVmState, method: req.action }
+          );
+        } catch (err) {
+          // A retry whose swap already applied holds the lock itself: go on. Anyone else's lock: refuse.
+          const current = await repo.get(req.instanceId);
+          if (current.taskOwner !== req.requestId || current.taskState !== req.taskState) throw err;
+          instance = current;
+        }
+        const { actionId } = await repo.startAction(req.instanceId, req.action, req.requestId);
+        return { instance, actionId };
+      });
     },
 
     /** Starts an action for an operation on an existing instance (idempotent on the request id). */
@@ -184,7 +197,7 @@ export function createConductorActivities(deps: ConductorDeps) {
     },
 
     async finishAction(input: { actionId: string; result: 'Success' | 'Error' }): Promise<void> {
-      await instances.finishAction(input.actionId, input.result);
+      await once((repo) => repo.finishAction(input.actionId, input.result));
     },
 
     /** One event per step and attempt (idempotent on action, event and attempt). */
@@ -197,23 +210,26 @@ export function createConductorActivities(deps: ConductorDeps) {
      * says otherwise) and the action's Error result.
      */
     async recordFailure(input: FaultInput): Promise<InstanceRecord> {
-      await instances.recordFault(input.instanceId, {
-        code: input.code,
-        message: input.message,
-        details: input.details ?? '',
-      });
-      let record: InstanceRecord;
-      try {
-        record = await instances.update(input.instanceId, input.patch ?? { vmState: Vm.Error, taskState: null }, {
-          method: 'recordFailure',
-          ...(input.expectTaskState !== undefined ? { taskState: input.expectTaskState } : {}),
+      // Once: a retry after a lost answer must not record the fault twice.
+      return once(async (instances) => {
+        await instances.recordFault(input.instanceId, {
+          code: input.code,
+          message: input.message,
+          details: input.details ?? '',
         });
-      } catch (err) {
-        if ((err as Error).name !== 'InstanceInvalidState') throw err;
-        record = await instances.get(input.instanceId);
-      }
-      if (input.actionId) await instances.finishAction(input.actionId, 'Error');
-      return record;
+        let record: InstanceRecord;
+        try {
+          record = await instances.update(input.instanceId, input.patch ?? { vmState: Vm.Error, taskState: null }, {
+            method: 'recordFailure',
+            ...(input.expectTaskState !== undefined ? { taskState: input.expectTaskState } : {}),
+          });
+        } catch (err) {
+          if ((err as Error).name !== 'InstanceInvalidState') throw err;
+          record = await instances.get(input.instanceId);
+        }
+        if (input.actionId) await instances.finishAction(input.actionId, 'Error');
+        return record;
+      });
     },
 
     // ----- rebuild / evacuate ----------------------------------------------------------------------
@@ -296,7 +312,9 @@ export function createConductorActivities(deps: ConductorDeps) {
       expectStatus?: string[];
     }): Promise<Awaited<ReturnType<InstanceRepository['updateMigration']>>> {
       const { migrationId, status, destHost, expectStatus } = input;
-      return instances.updateMigration(migrationId, { status, destHost }, { status: expectStatus, method: 'evacuate' });
+      return once((repo) =>
+        repo.updateMigration(migrationId, { status, destHost }, { status: expectStatus, method: 'evacuate' })
+      );
     },
 
     /**
@@ -368,7 +386,9 @@ const UpdateMigrationSchema = z.object({
   method: z.string().min(1).max(64).default('resizeMigrate'),
 });
 
-function createMigrationActivities({ instances, catalogue }: ConductorDeps) {
+function createMigrationActivities(deps: ConductorDeps) {
+  const { instances, catalogue } = deps;
+  const once = onceWriter(deps);
   return {
     /**
      * Resolves a resize or cold migration of an instance: its flavor, the requested one (an unknown one is
@@ -438,10 +458,9 @@ function createMigrationActivities({ instances, catalogue }: ConductorDeps) {
       const req = parseOrInvalid(UpdateMigrationSchema, input);
       const patch = { status: req.status, ...(req.destHost === undefined ? {} : { destHost: req.destHost }) };
       try {
-        return await instances.updateMigration(req.migrationId, patch, {
-          status: req.expectStatus,
-          method: req.method,
-        });
+        return await once((repo) =>
+          repo.updateMigration(req.migrationId, patch, { status: req.expectStatus, method: req.method })
+        );
       } catch (err) {
         const current = await instances.findMigration(req.migrationId);
         if (current?.status === req.status && (req.destHost === undefined || current.destHost === req.destHost))
@@ -450,4 +469,10 @@ function createMigrationActivities({ instances, catalogue }: ConductorDeps) {
       }
     },
   };
+}
+
+/** A write run once per activity call: through the store's applied-write log when the worker gave one. */
+function onceWriter({ instances, writes }: ConductorDeps) {
+  return <T>(write: (repo: InstanceRepository) => Promise<T>): Promise<T> =>
+    writes ? writes(activityWriteKey(), write) : write(instances);
 }
