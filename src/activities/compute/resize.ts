@@ -26,8 +26,8 @@
  */
 import { Context } from '@temporalio/activity';
 
-import type { FakeDriver, GuestFlavor, GuestImage } from '../../compute/fake-driver';
-import { FlavorDiskSmallerThanImage } from '../../compute/fake-driver';
+import type { GuestFlavor, GuestImage, MigrateDiskPhase, VirtDriver } from '../../compute/driver';
+import { FlavorDiskSmallerThanImage } from '../../compute/driver';
 import { DomainError, MigrationError, Rescheduled } from '../../domain/errors';
 import type { PowerState } from '../../domain/instance';
 
@@ -63,7 +63,7 @@ export interface ResizeInstanceResult {
 
 /** Heartbeat details of `resizeInstance`. */
 export interface ResizeProgress {
-  phase: 'powering-off' | 'transferring';
+  phase: MigrateDiskPhase;
   percent: number;
 }
 
@@ -87,7 +87,7 @@ export interface FinishRevertResizeInput extends MigrationRef {
   powerOn: boolean;
 }
 
-export function createResizeActivities({ host, driver }: { host: string; driver: FakeDriver }) {
+export function createResizeActivities({ host, driver }: { host: string; driver: VirtDriver }) {
   if (driver.host !== host) throw new Error(`resize activities for ${host} given the driver of ${driver.host}`);
 
   return {
