@@ -30,9 +30,7 @@ import type { GuestFlavor, GuestImage, MigrateDiskPhase, VirtDriver } from '../.
 import { FlavorDiskSmallerThanImage } from '../../compute/driver';
 import { DomainError, MigrationError, Rescheduled } from '../../domain/errors';
 import type { PowerState } from '../../domain/instance';
-
-/** Seconds a clean shutdown may take before a forced power-off, when the caller does not say (Nova's default). */
-export const RESIZE_SHUTDOWN_TIMEOUT_SECONDS = 60;
+import { DEFAULT_SHUTDOWN_TIMEOUT_SECONDS } from '../../domain/schemas';
 
 export interface MigrationRef {
   instanceId: string;
@@ -113,7 +111,7 @@ export function createResizeActivities({ host, driver }: { host: string; driver:
       try {
         const result = await driver.migrateDiskAndPowerOff(input, {
           signal,
-          shutdownTimeoutSeconds: input.shutdownTimeoutSeconds ?? RESIZE_SHUTDOWN_TIMEOUT_SECONDS,
+          shutdownTimeoutSeconds: input.shutdownTimeoutSeconds ?? DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
           onProgress: (phase, percent) => ctx.heartbeat({ phase, percent } satisfies ResizeProgress),
         });
         return { host, ...result };
