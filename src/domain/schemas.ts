@@ -24,16 +24,30 @@ export const InstanceNameSchema = z
 
 const CatalogueNameSchema = z.string().min(1).max(255);
 
+/**
+ * Timeouts of activities on a compute host's queue, in seconds, when the workflow input does not say:
+ * written only here (the input schemas default to them; src/shared/activity-options.ts builds the
+ * activity options from whatever the input carries).
+ */
+export const DEFAULT_COMPUTE_TIMEOUTS = {
+  /** No live worker on the host's queue within this: the host is down (reschedule). */
+  scheduleToStartSeconds: 60,
+  /** A running compute activity that stays silent this long: the host died mid-task (reschedule). */
+  heartbeatSeconds: 30,
+  /** The longest a spawn, a disk transfer or another long step may take. */
+  longStepSeconds: 30 * 60,
+} as const;
+
 /** Compute-queue timeouts a caller may shorten (tests, impatient operators). Seconds. */
 export const ComputeTimeoutsSchema = z
   .object({
-    scheduleToStartSeconds: z.number().positive().max(3600).default(60),
-    heartbeatSeconds: z.number().positive().max(3600).default(30),
+    scheduleToStartSeconds: z.number().positive().max(3600).default(DEFAULT_COMPUTE_TIMEOUTS.scheduleToStartSeconds),
+    heartbeatSeconds: z.number().positive().max(3600).default(DEFAULT_COMPUTE_TIMEOUTS.heartbeatSeconds),
     longStepSeconds: z
       .number()
       .positive()
       .max(24 * 3600)
-      .default(1800),
+      .default(DEFAULT_COMPUTE_TIMEOUTS.longStepSeconds),
   })
   .strict();
 
@@ -63,11 +77,7 @@ export const BuildInstanceInputSchema = z
     forceHost: HostNameSchema.optional(),
     /** Hosts tried at most, counting the first (Nova's [scheduler] max_attempts). */
     maxAttempts: z.number().int().min(1).max(10).default(3),
-    timeouts: ComputeTimeoutsSchema.default({
-      scheduleToStartSeconds: 60,
-      heartbeatSeconds: 30,
-      longStepSeconds: 1800,
-    }),
+    timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
   })
   .strict()
   .refine((i) => !(i.host && i.forceHost), { message: 'give host or forceHost, not both', path: ['forceHost'] });
@@ -100,11 +110,7 @@ export const StopInputSchema = z
       .positive()
       .max(3600)
       .default(DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS),
-    timeouts: ComputeTimeoutsSchema.default({
-      scheduleToStartSeconds: 60,
-      heartbeatSeconds: 30,
-      longStepSeconds: 1800,
-    }),
+    timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
   })
   .strict();
 export type StopInput = z.input<typeof StopInputSchema>;
@@ -113,11 +119,7 @@ export type StopRequest = z.output<typeof StopInputSchema>;
 export const StartInputSchema = z
   .object({
     instanceId: InstanceIdSchema,
-    timeouts: ComputeTimeoutsSchema.default({
-      scheduleToStartSeconds: 60,
-      heartbeatSeconds: 30,
-      longStepSeconds: 1800,
-    }),
+    timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
   })
   .strict();
 export type StartInput = z.input<typeof StartInputSchema>;
@@ -136,11 +138,7 @@ export const RebuildInputSchema = z
     evacuate: z.boolean().default(false),
     /** Evacuate only: the requested destination, claimed directly (never the instance's own host). */
     host: HostNameSchema.optional(),
-    timeouts: ComputeTimeoutsSchema.default({
-      scheduleToStartSeconds: 60,
-      heartbeatSeconds: 30,
-      longStepSeconds: 1800,
-    }),
+    timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
   })
   .strict()
   .refine((i) => i.evacuate || i.host === undefined, { message: 'a host is given only to evacuate', path: ['host'] })
@@ -154,11 +152,7 @@ export type RebuildRequest = z.output<typeof RebuildInputSchema>;
 export const ReconcileHostInputSchema = z
   .object({
     host: HostNameSchema,
-    timeouts: ComputeTimeoutsSchema.default({
-      scheduleToStartSeconds: 60,
-      heartbeatSeconds: 30,
-      longStepSeconds: 1800,
-    }),
+    timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
   })
   .strict();
 export type ReconcileHostInput = z.input<typeof ReconcileHostInputSchema>;
@@ -190,11 +184,7 @@ export const ResizeMigrateInputSchema = z
       .nonnegative()
       .max(365 * 86_400)
       .default(DEFAULT_RESIZE_CONFIRM_WINDOW_SECONDS),
-    timeouts: ComputeTimeoutsSchema.default({
-      scheduleToStartSeconds: 60,
-      heartbeatSeconds: 30,
-      longStepSeconds: 1800,
-    }),
+    timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
   })
   .strict();
 export type ResizeMigrateInput = z.input<typeof ResizeMigrateInputSchema>;

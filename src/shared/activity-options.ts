@@ -7,6 +7,7 @@ import { ActivityCancellationType } from '@temporalio/common';
 import type { ActivityOptions, RetryPolicy } from '@temporalio/common';
 
 import { FailureType } from '../domain/errors';
+import type { ComputeTimeoutsInput } from '../domain/schemas';
 
 /** Errors no retry can fix: they fail the activity at once and the workflow decides. */
 export const NON_RETRYABLE_ERROR_TYPES: readonly string[] = [
@@ -59,21 +60,11 @@ export function placementAttemptRetry(hosts: number, abortTypes: readonly string
   };
 }
 
-/** Timeouts of activities on a compute host's queue. Seconds; workflow inputs may override them. */
-export interface ComputeTimeouts {
-  /** No live worker on the host's queue within this: the host is down (reschedule). */
-  scheduleToStartSeconds: number;
-  /** A running compute activity that stays silent this long: the host died mid-task (reschedule). */
-  heartbeatSeconds: number;
-  /** The longest a spawn, a disk transfer or another long step may take. */
-  longStepSeconds: number;
-}
-
-export const DEFAULT_COMPUTE_TIMEOUTS: ComputeTimeouts = {
-  scheduleToStartSeconds: 60,
-  heartbeatSeconds: 30,
-  longStepSeconds: 30 * 60,
-};
+/**
+ * Timeouts of activities on a compute host's queue. Seconds; workflow inputs may override them, and
+ * their defaults are DEFAULT_COMPUTE_TIMEOUTS (src/domain/schemas.ts).
+ */
+export type ComputeTimeouts = ComputeTimeoutsInput;
 
 /**
  * A busy hypervisor is retried on the same host (the only transient compute fault); everything else is

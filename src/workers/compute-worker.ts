@@ -10,7 +10,7 @@ import { Client } from '@temporalio/client';
 import { Runtime, Worker } from '@temporalio/worker';
 
 import { createComputeActivities } from '../activities/compute';
-import { FakeDriver } from '../compute/fake-driver';
+import { FakeDriver } from '../compute/fake';
 import { FleetSchema } from '../domain/fleet';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../shared/task-queues';
 import type { reconcileHost } from '../workflows/reconcile-host';

@@ -6,6 +6,7 @@ import path from 'node:path';
 
 import { z } from 'zod';
 
+import { DEFAULT_SPAWN_SECONDS } from '../compute/fake';
 import { PROJECT_ROOT } from './temporal-binaries';
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -31,7 +32,7 @@ export const EnvSchema = z.object({
   /** The host a compute worker serves; it polls `compute-<host>`. */
   COMPUTE_HOST: z.string().optional(),
   /** Seconds the fake hypervisor takes to spawn a guest. */
-  COMPUTE_SPAWN_SECONDS: z.coerce.number().nonnegative().default(3),
+  COMPUTE_SPAWN_SECONDS: z.coerce.number().nonnegative().default(DEFAULT_SPAWN_SECONDS),
   /** Builds one compute host runs at once (Nova's max_concurrent_builds). */
   COMPUTE_MAX_CONCURRENT_BUILDS: z.coerce.number().int().positive().default(10),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),

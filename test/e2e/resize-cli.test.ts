@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { FakeDriver } from '../../src/compute/fake-driver';
+import { FakeDriver } from '../../src/compute/fake';
 import type { OperationProgress, ResizeOutcome } from '../../src/shared/messages';
 import { getProgressQuery, resizeResult } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';

@@ -15,7 +15,7 @@ import { createComputeActivities } from '../../src/activities/compute';
 import { createConductorActivities } from '../../src/activities/conductor';
 import { createSchedulerActivities } from '../../src/activities/scheduler';
 import { StaticLiveness } from '../../src/activities/scheduler/liveness';
-import { FakeDriver } from '../../src/compute/fake-driver';
+import { FakeDriver } from '../../src/compute/fake';
 import type { Catalogue } from '../../src/domain/catalogue';
 import { DEFAULT_CATALOGUE, mergeCatalogues } from '../../src/domain/catalogue';
 import type { HostSpec } from '../../src/domain/fleet';

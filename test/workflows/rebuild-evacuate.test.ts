@@ -5,7 +5,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 
-import { FakeDriver } from '../../src/compute/fake-driver';
+import { FakeDriver } from '../../src/compute/fake';
 import type { RebuildInput } from '../../src/domain/schemas';
 import { getProgressQuery } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';

@@ -6,7 +6,7 @@ import { Client, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateS
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 
-import { FakeDriver } from '../../src/compute/fake-driver';
+import { FakeDriver } from '../../src/compute/fake';
 import type { Resources } from '../../src/domain/resources';
 import type { ResizeMigrateInput } from '../../src/domain/schemas';
 import type { OperationProgress } from '../../src/shared/messages';

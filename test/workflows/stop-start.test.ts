@@ -5,7 +5,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 
-import { FakeDriver } from '../../src/compute/fake-driver';
+import { FakeDriver } from '../../src/compute/fake';
 import type { InstanceRecord } from '../../src/domain/instance';
 import type { BuildInstanceInput, StartInput, StopInput } from '../../src/domain/schemas';
 import { getProgressQuery } from '../../src/shared/messages';

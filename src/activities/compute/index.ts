@@ -30,15 +30,8 @@ import { Context } from '@temporalio/activity';
 
 import { BuildAborted, DomainError, Rescheduled } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
-import type {
-  BlockDeviceInfo,
-  FakeDriver,
-  Guest,
-  GuestFlavor,
-  GuestImage,
-  NetworkInfo,
-} from '../../compute/fake-driver';
-import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/fake-driver';
+import type { BlockDeviceInfo, Guest, GuestFlavor, GuestImage, NetworkInfo, VirtDriver } from '../../compute/driver';
+import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/driver';
 import { createRebuildActivities } from './rebuild';
 import { createResizeActivities } from './resize';
 
@@ -78,7 +71,7 @@ export interface SpawnProgress {
   percent: number;
 }
 
-export function createComputeActivities({ host, driver }: { host: string; driver: FakeDriver }) {
+export function createComputeActivities({ host, driver }: { host: string; driver: VirtDriver }) {
   if (driver.host !== host) throw new Error(`compute activities for ${host} given the driver of ${driver.host}`);
 
   return {

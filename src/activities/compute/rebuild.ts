@@ -22,8 +22,8 @@
  */
 import { Context } from '@temporalio/activity';
 
-import type { BlockDeviceInfo, FakeDriver, GuestFlavor, GuestImage, NetworkInfo } from '../../compute/fake-driver';
-import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/fake-driver';
+import type { BlockDeviceInfo, GuestFlavor, GuestImage, NetworkInfo, VirtDriver } from '../../compute/driver';
+import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/driver';
 import { BuildAborted, DomainError } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
 
@@ -60,7 +60,7 @@ export interface RebuildSpawnProgress {
   percent: number;
 }
 
-export function createRebuildActivities({ host, driver }: { host: string; driver: FakeDriver }) {
+export function createRebuildActivities({ host, driver }: { host: string; driver: VirtDriver }) {
   if (driver.host !== host) throw new Error(`rebuild activities for ${host} given the driver of ${driver.host}`);
 
   return {

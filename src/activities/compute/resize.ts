@@ -26,13 +26,11 @@
  */
 import { Context } from '@temporalio/activity';
 
-import type { FakeDriver, GuestFlavor, GuestImage } from '../../compute/fake-driver';
-import { FlavorDiskSmallerThanImage } from '../../compute/fake-driver';
+import type { GuestFlavor, GuestImage, MigrateDiskPhase, VirtDriver } from '../../compute/driver';
+import { FlavorDiskSmallerThanImage } from '../../compute/driver';
 import { DomainError, MigrationError, Rescheduled } from '../../domain/errors';
 import type { PowerState } from '../../domain/instance';
-
-/** Seconds a clean shutdown may take before a forced power-off, when the caller does not say (Nova's default). */
-export const RESIZE_SHUTDOWN_TIMEOUT_SECONDS = 60;
+import { DEFAULT_SHUTDOWN_TIMEOUT_SECONDS } from '../../domain/schemas';
 
 export interface MigrationRef {
   instanceId: string;
@@ -63,7 +61,7 @@ export interface ResizeInstanceResult {
 
 /** Heartbeat details of `resizeInstance`. */
 export interface ResizeProgress {
-  phase: 'powering-off' | 'transferring';
+  phase: MigrateDiskPhase;
   percent: number;
 }
 
@@ -87,7 +85,7 @@ export interface FinishRevertResizeInput extends MigrationRef {
   powerOn: boolean;
 }
 
-export function createResizeActivities({ host, driver }: { host: string; driver: FakeDriver }) {
+export function createResizeActivities({ host, driver }: { host: string; driver: VirtDriver }) {
   if (driver.host !== host) throw new Error(`resize activities for ${host} given the driver of ${driver.host}`);
 
   return {
@@ -113,7 +111,7 @@ export function createResizeActivities({ host, driver }: { host: string; driver:
       try {
         const result = await driver.migrateDiskAndPowerOff(input, {
           signal,
-          shutdownTimeoutSeconds: input.shutdownTimeoutSeconds ?? RESIZE_SHUTDOWN_TIMEOUT_SECONDS,
+          shutdownTimeoutSeconds: input.shutdownTimeoutSeconds ?? DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
           onProgress: (phase, percent) => ctx.heartbeat({ phase, percent } satisfies ResizeProgress),
         });
         return { host, ...result };

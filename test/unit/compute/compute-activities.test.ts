@@ -7,8 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import type { ComputeActivities, SpawnProgress } from '../../../src/activities/compute';
 import { createComputeActivities } from '../../../src/activities/compute';
-import type { FakeDriverOptions } from '../../../src/compute/fake-driver';
-import { FakeDriver, networkInfoFor } from '../../../src/compute/fake-driver';
+import type { FakeDriverOptions } from '../../../src/compute/fake';
+import { FakeDriver, networkInfoFor } from '../../../src/compute/fake';
 import type { DomainError } from '../../../src/domain/errors';
 import { CIRROS, makeStateDir, manualClock, TINY, UBUNTU } from './helpers';
 

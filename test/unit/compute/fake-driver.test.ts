@@ -3,15 +3,9 @@ import path from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import type { FakeDriverOptions } from '../../../src/compute/fake-driver';
-import {
-  DriverError,
-  FakeDriver,
-  FlavorDiskSmallerThanImage,
-  ImageUnacceptable,
-  networkInfoFor,
-  SPAWN_PROGRESS_INTERVAL_MS,
-} from '../../../src/compute/fake-driver';
+import { DriverError, FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../../src/compute/driver';
+import type { FakeDriverOptions } from '../../../src/compute/fake';
+import { FakeDriver, networkInfoFor, SPAWN_PROGRESS_INTERVAL_MS } from '../../../src/compute/fake';
 import { HypervisorBusy, InstanceNotFound } from '../../../src/domain/errors';
 import { CIRROS, makeStateDir, manualClock, sequenceRng, SMALL, TINY, UBUNTU } from './helpers';
 

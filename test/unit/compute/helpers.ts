@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { GuestFlavor, GuestImage } from '../../../src/compute/fake-driver';
+import type { GuestFlavor, GuestImage } from '../../../src/compute/driver';
 
 export const TINY: GuestFlavor = { name: 'm1.tiny', vcpus: 1, memoryMb: 512, diskGb: 1 };
 export const SMALL: GuestFlavor = { name: 'm1.small', vcpus: 1, memoryMb: 2048, diskGb: 20 };

@@ -6,8 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RebuildActivities, RebuildSpawnProgress } from '../../../src/activities/compute/rebuild';
 import { createRebuildActivities } from '../../../src/activities/compute/rebuild';
 import { createComputeActivities } from '../../../src/activities/compute';
-import type { FakeDriverOptions } from '../../../src/compute/fake-driver';
-import { FakeDriver, networkInfoFor } from '../../../src/compute/fake-driver';
+import type { FakeDriverOptions } from '../../../src/compute/fake';
+import { FakeDriver, networkInfoFor } from '../../../src/compute/fake';
 import type { DomainError } from '../../../src/domain/errors';
 import { CIRROS, makeStateDir, SMALL, TINY, UBUNTU } from './helpers';
 

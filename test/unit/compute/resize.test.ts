@@ -5,8 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import type { ResizeActivities, ResizeProgress } from '../../../src/activities/compute/resize';
 import { createResizeActivities } from '../../../src/activities/compute/resize';
-import type { FakeDriverOptions, GuestFlavor } from '../../../src/compute/fake-driver';
-import { FakeDriver, networkInfoFor } from '../../../src/compute/fake-driver';
+import type { GuestFlavor } from '../../../src/compute/driver';
+import type { FakeDriverOptions } from '../../../src/compute/fake';
+import { FakeDriver, networkInfoFor } from '../../../src/compute/fake';
 import { FaultsSchema } from '../../../src/compute/faults';
 import type { DomainError } from '../../../src/domain/errors';
 import { CIRROS, makeStateDir, SMALL, TINY, UBUNTU } from './helpers';

@@ -1,0 +1,145 @@
+/**
+ * The fake hypervisor's persisted guests: `<stateDir>/<host>/guests.json` holds the guests, their networks
+ * and block devices, so a restarted compute worker still knows what runs on its host. Written whole through
+ * temp + rename (never torn), read-modify-write under the file's lock. A cooperative guest's shutdown is
+ * evaluated lazily from timestamps whenever the file is read.
+ */
+import { createHash } from 'node:crypto';
+
+import { z } from 'zod';
+
+import { InstanceNotFound } from '../../domain/errors';
+import { PowerState } from '../../domain/instance';
+import type { BlockDeviceInfo, Guest, GuestFlavor, GuestImage, NetworkInfo } from '../driver';
+import { BlockDeviceInfoSchema, FlavorDiskSmallerThanImage, GuestSchema, NetworkInfoSchema } from '../driver';
+import { readJsonFile, withFileLock, writeJsonFileAtomic } from '../json-file';
+
+const HostStateSchema = z.object({
+  version: z.literal(1),
+  host: z.string(),
+  guests: z.record(z.string(), GuestSchema),
+  networks: z.record(z.string(), NetworkInfoSchema),
+  blockDevices: z.record(z.string(), BlockDeviceInfoSchema),
+});
+export type HostState = z.infer<typeof HostStateSchema>;
+
+export class GuestStore {
+  constructor(
+    private readonly host: string,
+    /** `<stateDir>/<host>/guests.json` */
+    readonly file: string,
+    private readonly shutdownSeconds: number,
+    private readonly now: () => number
+  ) {}
+
+  /** The state with shutdowns that completed by now applied. */
+  async read(): Promise<HostState> {
+    const state = await this.load();
+    this.settle(state, this.now());
+    return state;
+  }
+
+  /** Read-modify-write of guests.json under the file's lock; written back only when something changed. */
+  async mutate<T>(change: (state: HostState, at: number) => T): Promise<T> {
+    return withFileLock(this.file, async () => {
+      const state = await this.load();
+      const before = JSON.stringify(state);
+      const at = this.now();
+      this.settle(state, at);
+      const result = change(state, at);
+      if (JSON.stringify(state) !== before) await writeJsonFileAtomic(this.file, state);
+      return result;
+    });
+  }
+
+  /** Applies every cooperative shutdown that has completed by `at`. */
+  settle(state: HostState, at: number): void {
+    for (const guest of Object.values(state.guests)) settleGuest(guest, at, this.shutdownSeconds);
+  }
+
+  private async load(): Promise<HostState> {
+    const raw = await readJsonFile(this.file);
+    if (raw === undefined) return { version: 1, host: this.host, guests: {}, networks: {}, blockDevices: {} };
+    const parsed = HostStateSchema.safeParse(raw);
+    if (!parsed.success) throw new Error(`corrupt guest state ${this.file}: ${z.prettifyError(parsed.error)}`);
+    return parsed.data;
+  }
+}
+
+/** Applies a cooperative shutdown that has completed by `at`. */
+export function settleGuest(guest: Guest, at: number, shutdownSeconds: number): void {
+  if (guest.powerState !== PowerState.Running || guest.shutdownRequestedAt === null) return;
+  if (at >= guest.shutdownRequestedAt + shutdownSeconds * 1000) {
+    guest.powerState = PowerState.Shutdown;
+    guest.shutdownRequestedAt = null;
+  }
+}
+
+export function requireGuest(state: HostState, instanceId: string): Guest {
+  const guest = state.guests[instanceId];
+  if (!guest) throw new InstanceNotFound(instanceId);
+  return guest;
+}
+
+export function powerOnGuest(guest: Guest): void {
+  guest.powerState = PowerState.Running;
+  guest.shutdownRequestedAt = null;
+}
+
+/** Removes an instance's port and disks from the host. */
+export function forgetResources(state: HostState, instanceId: string): void {
+  delete state.networks[instanceId];
+  delete state.blockDevices[instanceId];
+}
+
+/** A deterministic port for an instance: OpenStack's fa:16:3e MAC prefix and an address in 10.0.0.0/8. */
+export function networkInfoFor(instanceId: string): NetworkInfo {
+  const digest = createHash('sha256').update(instanceId).digest();
+  const byte = (i: number): number => digest[i] ?? 0;
+  const hex = (i: number): string => byte(i).toString(16).padStart(2, '0');
+  return {
+    network: 'private',
+    portId: [
+      digest.subarray(4, 8),
+      digest.subarray(8, 10),
+      digest.subarray(10, 12),
+      digest.subarray(12, 14),
+      digest.subarray(14, 20),
+    ]
+      .map((part) => part.toString('hex'))
+      .join('-'),
+    mac: `fa:16:3e:${hex(0)}:${hex(1)}:${hex(2)}`,
+    ip: `10.${byte(1)}.${byte(2)}.${2 + (byte(3) % 252)}`,
+  };
+}
+
+/** The local root disk a guest of this flavor boots from this image (a 0 GB flavor disk takes the image's size). */
+export function rootDiskFor(flavor: GuestFlavor, image: GuestImage): BlockDeviceInfo {
+  return {
+    rootDeviceName: '/dev/vda',
+    devices: [
+      {
+        deviceName: '/dev/vda',
+        bootIndex: 0,
+        sourceType: 'image',
+        destinationType: 'local',
+        imageName: image.name,
+        sizeGb: flavor.diskGb > 0 ? flavor.diskGb : Math.ceil(image.sizeGb),
+      },
+    ],
+  };
+}
+
+export function checkDiskFits(flavor: GuestFlavor, image: GuestImage): void {
+  // NOTE(nova): a root disk of 0 is sized to the image, so only a non-zero disk can be too small.
+  if (flavor.diskGb > 0 && image.sizeGb > flavor.diskGb)
+    throw new FlavorDiskSmallerThanImage(flavor.diskGb, image.sizeGb);
+}
+
+/** The flavor and image fields a guest keeps (a full catalogue entry carries more). */
+export function guestFlavorImage(flavor: GuestFlavor, image: GuestImage): Pick<Guest, 'flavor' | 'image'> {
+  return {
+    flavor: { name: flavor.name, vcpus: flavor.vcpus, memoryMb: flavor.memoryMb, diskGb: flavor.diskGb },
+    image: { name: image.name, sizeGb: image.sizeGb },
+  };
+}
