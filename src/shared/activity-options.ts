@@ -33,9 +33,13 @@ export const CONDUCTOR_DB: ActivityOptions = {
   },
 };
 
-/** Scheduler calls (selectDestinations, claims): the conductor waits on them like Nova's RPC call. */
+/**
+ * Scheduler calls (selectDestinations, claims): the conductor waits on them like Nova's RPC call. Sized to
+ * the real work (a selection with its claim takes milliseconds at 10,000 hosts, seconds under heavy claim
+ * contention), so a call lost with a killed scheduler process is retried in seconds, not after a minute.
+ */
 export const SCHEDULER_CALL: ActivityOptions = {
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: '15 seconds',
   retry: {
     initialInterval: '500 milliseconds',
     backoffCoefficient: 2,

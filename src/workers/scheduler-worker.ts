@@ -2,7 +2,7 @@
 import { Runtime, Worker } from '@temporalio/worker';
 
 import { createSchedulerActivities } from '../activities/scheduler';
-import { TaskQueuePollerLiveness } from '../activities/scheduler/liveness';
+import { LIVENESS_REFRESH_MS, TaskQueuePollerLiveness } from '../activities/scheduler/liveness';
 import { DEFAULT_SCHEDULER_CONFIG } from '../scheduler/types';
 import { SCHEDULER_TASK_QUEUE } from '../shared/task-queues';
 import { migrateToLatest, openStore } from '../store/db';
@@ -23,7 +23,7 @@ async function run(): Promise<void> {
   const liveness = new TaskQueuePollerLiveness(client, env.TEMPORAL_NAMESPACE, async () =>
     (await placement.listHostStates(() => true)).map((h) => h.host)
   );
-  await liveness.start(10_000, (err) => {
+  await liveness.start(LIVENESS_REFRESH_MS, (err) => {
     Runtime.instance().logger.warn('liveness refresh failed', { error: (err as Error).message });
   });
   const worker = await Worker.create({

@@ -23,14 +23,24 @@ export class StaticLiveness implements HostLiveness {
   }
 }
 
+/** Tasks waiting this long on a host's queue with no poll in that time: the host is sick (hung, frozen). */
+export const DEFAULT_SICK_AFTER_MS = 5_000;
+/** How often the scheduler refreshes its view (one DescribeTaskQueue per host). */
+export const LIVENESS_REFRESH_MS = 5_000;
+
 /**
  * Up = a poller on the host's activity queue accessed within `downAfterMs` (a live worker re-polls at
- * least every ~70 s, so the default allows one missed long poll). Hosts never seen are up until the
+ * least every ~70 s, so the default allows one missed long poll), with hysteresis: a poller list that
+ * comes back empty once (a server restart forgets its pollers) does not take a host down before the
+ * window has passed since its last poll. Sooner than that, a host is out while it is *sick*: tasks have
+ * waited on its queue longer than `sickAfterMs` and no poller has come for them in that time (a worker
+ * that hangs without dying, SIGSTOPped, or one that cannot keep up). Hosts never seen are up until the
  * first refresh has looked at them, so a freshly registered host is schedulable at once.
  */
 export class TaskQueuePollerLiveness implements HostLiveness {
   private readonly lastSeen = new Map<string, number>();
   private readonly known = new Set<string>();
+  private readonly sick = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -38,13 +48,21 @@ export class TaskQueuePollerLiveness implements HostLiveness {
     private readonly namespace: string,
     private readonly hosts: () => Promise<string[]>,
     private readonly downAfterMs = 90_000,
-    private readonly now: () => number = Date.now
+    private readonly now: () => number = Date.now,
+    private readonly sickAfterMs = DEFAULT_SICK_AFTER_MS
   ) {}
 
   isUp(host: string): boolean {
     if (!this.known.has(host)) return true;
+    if (this.sick.has(host)) return false;
     const seen = this.lastSeen.get(host);
     return seen !== undefined && this.now() - seen <= this.downAfterMs;
+  }
+
+  /** Why a host reads down: `sick` (tasks waiting, no poll), `down` (no poll within the window), or undefined. */
+  reason(host: string): 'sick' | 'down' | undefined {
+    if (this.isUp(host)) return undefined;
+    return this.sick.has(host) ? 'sick' : 'down';
   }
 
   async refresh(): Promise<void> {
@@ -55,11 +73,16 @@ export class TaskQueuePollerLiveness implements HostLiveness {
           namespace: this.namespace,
           taskQueue: { name: computeTaskQueue(host) },
           taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+          reportStats: true,
         });
-        let latest = 0;
+        let latest = this.lastSeen.get(host) ?? 0;
         for (const poller of res.pollers ?? []) latest = Math.max(latest, timestampMs(poller.lastAccessTime));
         if (latest > 0) this.lastSeen.set(host, latest);
-        else this.lastSeen.delete(host);
+        const backlog = Number(res.stats?.approximateBacklogCount?.toString() ?? 0);
+        const backlogAgeMs = durationMs(res.stats?.approximateBacklogAge);
+        const now = this.now();
+        if (backlog > 0 && backlogAgeMs > this.sickAfterMs && now - latest > this.sickAfterMs) this.sick.add(host);
+        else this.sick.delete(host);
         this.known.add(host);
       })
     );
@@ -75,6 +98,13 @@ export class TaskQueuePollerLiveness implements HostLiveness {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
   }
+}
+
+/** A protobuf Duration in ms (0 when absent). */
+export function durationMs(
+  d: { seconds?: { toString(): string } | number | null; nanos?: number | null } | null | undefined
+): number {
+  return timestampMs(d);
 }
 
 /** A protobuf Timestamp in epoch ms; `seconds` arrives as a Long (Number(Long) would be NaN). */
