@@ -1,18 +1,29 @@
 /**
- * `npm run audit [-- --json]`: the placement audit (Nova's `nova-manage placement audit`). Lists
- * allocations whose consumer is neither a live instance nor an in-progress migration, and hosts whose
- * allocations exceed their capacity. Read-only, apart from bringing the schema up to date.
+ * `npm run audit [-- --json] [--live]`: the placement audit (Nova's `nova-manage placement audit`) and
+ * the consistency checks of src/domain/audit.ts. From the store: allocations whose consumer is neither a
+ * live instance nor an in-progress migration, hosts whose allocations exceed their capacity, active,
+ * stopped or resized instances holding nothing on their host (or holding on another host with no move
+ * under way). With `--live` it also asks Temporal (TEMPORAL_ADDRESS) which operation workflows still run
+ * (task states and migration allocations whose workflow is closed) and each live compute host which
+ * guests it runs (missing and stray guests). Read-only, apart from bringing the schema up to date.
  *
  * Store: DATABASE_URL (PostgreSQL), else $DATA_DIR/conductor.sqlite, read through loadEnv().
  * Exit status: 0 nothing found, 3 findings (as nova-manage), 2 bad usage or configuration, 1 the audit
  * could not run (one line on stderr, never a stack trace).
  */
+import { Client, Connection } from '@temporalio/client';
+
+import { TaskQueuePollerLiveness } from '../activities/scheduler/liveness';
+import type { Finding } from '../domain/audit';
+import { audit } from '../domain/audit';
 import type { InstanceRecord } from '../domain/instance';
 import type { Resources } from '../domain/resources';
 import { migrateToLatest, openStore, type Store } from '../store/db';
 import { createInstanceRepository, type MigrationRecord } from '../store/instances';
 import { createPlacementRepository, type PlacementAudit } from '../store/placement';
 import { loadEnv, sqlitePath } from '../workers/config';
+import type { AuditSources } from './audit-snapshot';
+import { gatherSnapshot } from './audit-snapshot';
 import { table } from './table';
 
 export const EXIT_CLEAN = 0;
@@ -20,7 +31,8 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_FINDINGS = 3;
 
-const USAGE = 'usage: npm run audit [-- --json]   (store: DATABASE_URL, else $DATA_DIR/conductor.sqlite)';
+const USAGE =
+  'usage: npm run audit [-- --json] [--live]   (store: DATABASE_URL, else $DATA_DIR/conductor.sqlite; --live: also Temporal at TEMPORAL_ADDRESS and the compute hosts)';
 
 export interface OrphanReport {
   consumerId: string;
@@ -35,17 +47,23 @@ export interface AuditReport {
   clean: boolean;
   orphans: OrphanReport[];
   overCapacity: PlacementAudit['overCapacity'];
+  /** Every finding, by kind (orphans and over-capacity hosts included). */
+  findings: Finding[];
+  /** What was looked at: workflows (with --live), and the hosts that reported or did not report their guests. */
+  checked: { workflows: boolean; hostsReporting: string[]; hostsNotAnswering: string[] };
 }
 
 interface Options {
   json: boolean;
+  live: boolean;
   help: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Options | string {
-  const options: Options = { json: false, help: false };
+  const options: Options = { json: false, live: false, help: false };
   for (const arg of argv) {
     if (arg === '--json') options.json = true;
+    else if (arg === '--live') options.live = true;
     else if (arg === '-h' || arg === '--help') options.help = true;
     else return `unknown argument '${arg}'`;
   }
@@ -58,10 +76,15 @@ function orphanReason(instance: InstanceRecord | undefined, migration: Migration
   return 'no such instance or migration';
 }
 
-/** Runs the audit on an open, migrated store, with what a person needs to act on each finding. */
-export async function auditStore(store: Store): Promise<AuditReport> {
+/**
+ * Runs the audit on an open, migrated store (and, given `sources.client`, on Temporal and the compute
+ * hosts), with what a person needs to act on each finding.
+ */
+export async function auditStore(store: Store, sources: AuditSources = {}): Promise<AuditReport> {
   const placement = createPlacementRepository(store, { cacheHostStates: false });
   const instances = createInstanceRepository(store);
+  const gathered = await gatherSnapshot(store, sources);
+  const findings = audit(gathered.snapshot);
   const found = await placement.audit();
   const orphans: OrphanReport[] = [];
   for (const { consumerId, host } of found.orphans) {
@@ -78,10 +101,21 @@ export async function auditStore(store: Store): Promise<AuditReport> {
     });
   }
   return {
-    clean: orphans.length === 0 && found.overCapacity.length === 0,
+    clean: orphans.length === 0 && found.overCapacity.length === 0 && findings.length === 0,
     orphans,
     overCapacity: found.overCapacity,
+    findings,
+    checked: {
+      workflows: gathered.workflowsChecked,
+      hostsReporting: gathered.hostsAsked,
+      hostsNotAnswering: gathered.hostsUnanswered,
+    },
   };
+}
+
+/** The findings the placement tables above do not show. */
+function otherFindings(report: AuditReport): Finding[] {
+  return report.findings.filter((f) => f.kind !== 'orphaned-allocation' && f.kind !== 'over-capacity');
 }
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
@@ -119,10 +153,16 @@ export function formatReport(report: AuditReport): string {
       ''
     );
   }
+  const others = otherFindings(report);
+  if (others.length > 0) {
+    const rows = others.map((f) => [f.kind, f.subject, f.host ?? '-', f.detail]);
+    out.push(`Other findings (${others.length}):`, indent(table(['KIND', 'SUBJECT', 'HOST', 'DETAIL'], rows)), '');
+  }
   const hosts = new Set(report.overCapacity.map((o) => o.host)).size;
   out.push(
     `placement audit: ${plural(report.orphans.length, 'orphaned allocation', 'orphaned allocations')}, ` +
-      `${plural(hosts, 'host', 'hosts')} over capacity`
+      `${plural(hosts, 'host', 'hosts')} over capacity` +
+      (others.length > 0 ? `, ${plural(others.length, 'other finding', 'other findings')}` : '')
   );
   return out.join('\n');
 }
@@ -145,10 +185,22 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const env = loadEnv(); // exits 2 on a bad variable, naming it
   let store: Store | undefined;
+  let connection: Connection | undefined;
   try {
     store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 2 });
     await migrateToLatest(store);
-    const report = await auditStore(store);
+    let sources: AuditSources = {};
+    if (options.live) {
+      connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 5_000 });
+      const hosts = (await createPlacementRepository(store).listHostStates(() => true)).map((h) => h.host);
+      const liveness = new TaskQueuePollerLiveness(connection, env.TEMPORAL_NAMESPACE, () => Promise.resolve(hosts));
+      await liveness.refresh();
+      sources = {
+        client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }),
+        isUp: (host) => liveness.isUp(host),
+      };
+    }
+    const report = await auditStore(store, sources);
     console.log(options.json ? JSON.stringify(report) : formatReport(report));
     return report.clean ? EXIT_CLEAN : EXIT_FINDINGS;
   } catch (err) {
@@ -156,6 +208,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return EXIT_FAILED;
   } finally {
     await store?.close().catch(() => undefined);
+    await connection?.close().catch(() => undefined);
   }
 }
 

@@ -157,6 +157,14 @@ export const ReconcileHostInputSchema = z
   .strict();
 export type ReconcileHostInput = z.input<typeof ReconcileHostInputSchema>;
 
+export const HostGuestsInputSchema = z
+  .object({
+    hosts: z.array(HostNameSchema).max(10_000),
+    timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
+  })
+  .strict();
+export type HostGuestsInput = z.input<typeof HostGuestsInputSchema>;
+
 // ----- resize / migrate -----
 
 /** Seconds a resized instance waits for confirmResize / revertResize before it confirms itself. */

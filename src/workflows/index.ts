@@ -2,6 +2,7 @@
 export { buildAttempt, buildInstance } from './build-instance';
 export { rebuild } from './rebuild';
 export { reconcileHost } from './reconcile-host';
+export { hostGuests } from './host-guests';
 export { registerHost } from './register-host';
 export { resizeAttempt, resizeMigrate } from './resize-migrate';
 export { start } from './start';

@@ -115,7 +115,13 @@ describe('npm run audit', () => {
   it('exits 0 on a store that does not exist yet (it is created and migrated)', async () => {
     const run = await runAudit(['--json'], env);
     expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toEqual({ clean: true, orphans: [], overCapacity: [] });
+    expect(JSON.parse(run.stdout)).toEqual({
+      clean: true,
+      orphans: [],
+      overCapacity: [],
+      findings: [],
+      checked: { workflows: false, hostsReporting: [], hostsNotAnswering: [] },
+    });
   });
 
   it('exits 3 and lists the orphaned allocations and the over-committed host', async () => {
