@@ -81,6 +81,22 @@ describe('replay of the committed histories', () => {
     }
   });
 
+  it('matches the index: every file listed in test/replay/README.md, closed as it says', () => {
+    const index = new Map(
+      readFileSync(path.join(REPLAY_DIR, 'README.md'), 'utf8')
+        .split('\n')
+        .flatMap((line) => {
+          const match = /^\| `([^`]+\.json)` +\| `[^`]+` +\| ([a-z_]+) +\|/.exec(line);
+          return match ? [[match[1]!, match[2]!] as const] : [];
+        })
+    );
+    expect([...index.keys()].sort()).toEqual(histories.map((h) => h.file).sort());
+    for (const { file, history } of histories) {
+      const last = history.events?.at(-1)?.eventType ?? EventType.EVENT_TYPE_UNSPECIFIED;
+      expect(`EVENT_TYPE_WORKFLOW_EXECUTION_${index.get(file)?.toUpperCase()}`, file).toBe(EventType[last]);
+    }
+  });
+
   it('replays every history cleanly against the current bundle (determinism guard)', async () => {
     installTestRuntime();
     const failures = await replayAll({ workflowBundle: { codePath: inject('workflowBundlePath') } }, histories);
