@@ -7,7 +7,7 @@
  * workflow task, before it is written; test/replay/README.md, the index, is rewritten with them.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import type { WorkflowHandle } from '@temporalio/client';
@@ -22,11 +22,19 @@ import type { OperationProgress } from '../../src/shared/messages';
 import { confirmResizeUpdate, getProgressQuery, revertResizeUpdate } from '../../src/shared/messages';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { TestCloud } from '../helpers/cloud';
-import { historyToJSON } from '../helpers/history-json';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import { historyToJSON } from '../helpers/history-json';
 import { withWorkers } from '../helpers/temporal';
 
 const REPLAY_DIR = __dirname;
+const INDEX = path.join(REPLAY_DIR, 'README.md');
+/**
+ * REPLAY_OVERWRITE=1 (`npm run replay:record -- --overwrite`) clears and re-records every history.
+ * Without it a history already committed is kept as it is (it is what a running workflow of that
+ * version looks like; its case still runs, so the current code must still take that path) and only
+ * cases with no file yet are written: the way to add the histories of a new, versioned path.
+ */
+const OVERWRITE = process.env.REPLAY_OVERWRITE === '1';
 const EventType = temporal.api.enums.v1.EventType;
 type Close = 'COMPLETED' | 'FAILED' | 'CANCELED';
 
@@ -36,6 +44,14 @@ useTimeSkippingCloud((e, c) => {
   env = e;
   cloud = c;
 });
+
+/** The index rows of the histories committed before this run, by file. */
+const previousRows = new Map(
+  (existsSync(INDEX) ? readFileSync(INDEX, 'utf8') : '').split('\n').flatMap((line) => {
+    const match = /^\| `([^`]+\.json)` +\|/.exec(line);
+    return match ? [[match[1]!, line.replace(/ +\|/g, ' |').replace(/\| +/g, '| ')] as const] : [];
+  })
+);
 
 interface Entry {
   file: string;
@@ -178,6 +194,7 @@ async function save(
   expect(closeOf(history), `${workflowType}/${name}`).toBe(`EVENT_TYPE_WORKFLOW_EXECUTION_${close}`);
   expect(events.filter((e) => e.workflowTaskFailedEventAttributes)).toEqual([]);
   const file = `${workflowType}/${name}.json`;
+  if (existsSync(path.join(REPLAY_DIR, file))) return history; // committed: kept (see OVERWRITE)
   mkdirSync(path.join(REPLAY_DIR, workflowType), { recursive: true });
   writeFileSync(path.join(REPLAY_DIR, file), historyToJSON(history) + '\n');
   recorded.push({ file, workflowType, workflowId, close, events: events.length, covers });
@@ -240,7 +257,8 @@ async function saveChildRuns(parentId: string, prefix: string, closes: Close[], 
 const setFaults = (host: string, faults: Faults) => cloud.driver(host).setFaults(faults);
 
 describe.sequential('record replay histories', () => {
-  it('clears the previous recording', () => {
+  it.runIf(OVERWRITE)('clears the previous recording', () => {
+    previousRows.clear();
     for (const entry of readdirSync(REPLAY_DIR)) {
       const full = path.join(REPLAY_DIR, entry);
       if (statSync(full).isDirectory() && entry !== 'fixtures') rmSync(full, { recursive: true, force: true });
@@ -583,9 +601,13 @@ describe.sequential('record replay histories', () => {
 
 afterAll(() => {
   if (recorded.length === 0) return;
-  const rows = [...recorded]
-    .sort((x, y) => x.file.localeCompare(y.file))
-    .map((e) => `| \`${e.file}\` | \`${e.workflowType}\` | ${e.close.toLowerCase()} | ${e.events} | ${e.covers} |`);
+  const rowsByFile = new Map(previousRows);
+  for (const e of recorded)
+    rowsByFile.set(
+      e.file,
+      `| \`${e.file}\` | \`${e.workflowType}\` | ${e.close.toLowerCase()} | ${e.events} | ${e.covers} |`
+    );
+  const rows = [...rowsByFile.entries()].sort(([x], [y]) => x.localeCompare(y)).map(([, row]) => row);
   const readme = [
     '# Replay histories',
     '',
@@ -599,13 +621,14 @@ afterAll(() => {
     'records it as continued-as-new instead (see `childRuns` in record.ts).',
     '',
     'A failing replay means the change would break workflows that are running: version it (README,',
-    'Versioning) rather than re-record. Re-record only to add histories for a new path. Generated; do',
-    'not edit by hand.',
+    'Versioning) rather than re-record. `npm run replay:record` adds the cases that have no history yet',
+    'and keeps the committed ones (add a case to record.ts for a new path); `-- --overwrite` re-records',
+    'all. Generated; do not edit by hand.',
     '',
     '| file | workflow type | closed | events | path it covers |',
     '| ---- | ------------- | ------ | ------ | -------------- |',
     ...rows,
     '',
   ].join('\n');
-  writeFileSync(path.join(REPLAY_DIR, 'README.md'), readme);
+  writeFileSync(INDEX, readme);
 });
