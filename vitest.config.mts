@@ -31,6 +31,21 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      // Only for `npm run replay:record`: records test/replay/ histories from the current code.
+      ...(process.env.REPLAY_RECORD === '1'
+        ? [
+            {
+              test: {
+                name: 'replay-record',
+                include: ['test/replay/record.ts'],
+                globalSetup: ['test/setup/global-setup.ts'],
+                pool: 'forks' as const,
+                testTimeout: 300_000,
+                hookTimeout: 180_000,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });

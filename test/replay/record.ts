@@ -1,0 +1,634 @@
+/**
+ * Records the committed replay histories under test/replay/<workflowType>/<case>.json from the current
+ * workflow code, on the time-skipping server with the real conductor, scheduler and compute workers of
+ * TestCloud (as the workflow tests run them). Not part of `npm test`: `npm run replay:record` runs it
+ * (scripts/record-replay-histories.ts: vitest's `replay-record` project, present only with
+ * REPLAY_RECORD=1). Every history is checked to end in the closed state its case expects, with no failed
+ * workflow task, before it is written; test/replay/README.md, the index, is rewritten with them.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import type { WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { FakeDriver } from '../../src/compute/fake-driver';
+import type { Faults } from '../../src/compute/faults';
+import type { BuildInstanceInput, RebuildInput, ResizeMigrateInput, StopInput } from '../../src/domain/schemas';
+import type { OperationProgress } from '../../src/shared/messages';
+import { confirmResizeUpdate, getProgressQuery, revertResizeUpdate } from '../../src/shared/messages';
+import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
+import type { TestCloud } from '../helpers/cloud';
+import { useTimeSkippingCloud } from '../helpers/cloud';
+import { historyToJSON } from '../helpers/history-json';
+import { withWorkers } from '../helpers/temporal';
+
+const REPLAY_DIR = __dirname;
+const INDEX = path.join(REPLAY_DIR, 'README.md');
+/**
+ * REPLAY_OVERWRITE=1 (`npm run replay:record -- --overwrite`) clears and re-records every history.
+ * Without it a history already committed is kept as it is (it is what a running workflow of that
+ * version looks like; its case still runs, so the current code must still take that path) and only
+ * cases with no file yet are written: the way to add the histories of a new, versioned path.
+ */
+const OVERWRITE = process.env.REPLAY_OVERWRITE === '1';
+const EventType = temporal.api.enums.v1.EventType;
+type Close = 'COMPLETED' | 'FAILED' | 'CANCELED';
+
+let env: TestWorkflowEnvironment;
+let cloud: TestCloud;
+useTimeSkippingCloud((e, c) => {
+  env = e;
+  cloud = c;
+});
+
+/** The index rows of the histories committed before this run, by file. */
+const previousRows = new Map(
+  (existsSync(INDEX) ? readFileSync(INDEX, 'utf8') : '').split('\n').flatMap((line) => {
+    const match = /^\| `([^`]+\.json)` +\|/.exec(line);
+    return match ? [[match[1]!, line.replace(/ +\|/g, ' |').replace(/\| +/g, '| ')] as const] : [];
+  })
+);
+
+interface Entry {
+  file: string;
+  workflowType: string;
+  workflowId: string;
+  close: Close;
+  events: number;
+  covers: string;
+}
+const recorded: Entry[] = [];
+
+/** The test server's clock (skipped time included), read at the start of every compute activity. */
+let serverNowMs = Date.now();
+
+let zoneCounter = 0;
+/**
+ * Hosts in a zone of their own; free RAM orders them (the first is chosen, the next are alternates).
+ * `serverClock`: guests live on workflow time (stop tests: a 5 s shutdown is 5 skipped seconds).
+ */
+async function zone(
+  count: number,
+  options: { spawnSeconds?: number; shutdownSeconds?: number; memoryMb?: number; serverClock?: boolean } = {}
+): Promise<{ az: string; hosts: string[] }> {
+  const { spawnSeconds = 0.2, shutdownSeconds = 0.1, memoryMb, serverClock = false } = options;
+  const az = `replay-az-${++zoneCounter}`;
+  const hosts = await cloud.addHosts(
+    Array.from({ length: count }, (_, i) => ({
+      name: `rp${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
+      availabilityZone: az,
+      memoryMb: memoryMb ?? 65536 - i * 8192,
+    })),
+    spawnSeconds
+  );
+  for (const host of hosts)
+    cloud.drivers.set(
+      host,
+      new FakeDriver({
+        host,
+        stateDir: path.join(cloud.dataDir, 'compute'),
+        spawnSeconds,
+        shutdownSeconds,
+        ...(serverClock ? { now: () => serverNowMs } : {}),
+      })
+    );
+  return { az, hosts };
+}
+
+type ActivityFn = (...args: unknown[]) => Promise<unknown>;
+
+/** Runs `fn` while the conductor, the scheduler and compute workers for `hosts` poll. */
+function run<T>(hosts: readonly string[], fn: () => Promise<T>): Promise<T> {
+  const computeQueues = new Set(hosts.map(computeTaskQueue));
+  const specs = cloud.workerSpecs(hosts).map((spec) => {
+    if (!computeQueues.has(spec.taskQueue)) return spec;
+    const activities = Object.fromEntries(
+      Object.entries((spec.activities ?? {}) as Record<string, ActivityFn>).map(([name, activity]) => [
+        name,
+        async (...args: unknown[]) => {
+          serverNowMs = await env.currentTimeMs();
+          return activity(...args);
+        },
+      ])
+    );
+    return { ...spec, activities };
+  });
+  return withWorkers(env, specs, fn);
+}
+
+const settle = <T>(p: Promise<T>) =>
+  p.then(
+    (value) => ({ value, error: undefined }),
+    (error: unknown) => ({ value: undefined, error })
+  );
+
+async function waitFor(handle: WorkflowHandle, done: (p: OperationProgress) => boolean, what: string) {
+  for (let i = 0; i < 600; i++) {
+    const progress = await handle.query(getProgressQuery).catch(() => undefined);
+    if (progress && done(progress)) return progress;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function startBuild(input: Omit<BuildInstanceInput, 'flavor' | 'image'> & { flavor?: string; image?: string }) {
+  const instanceId = randomUUID();
+  return env.client.workflow.start('buildInstance', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.buildInstance(instanceId),
+    args: [{ flavor: 'm1.small', image: 'cirros', ...input, instanceId }],
+  });
+}
+
+/** A build that must succeed (workers must be running); its instance id and host. */
+async function boot(az: string): Promise<{ instanceId: string; host: string }> {
+  const handle = await startBuild({ name: `vm-${++zoneCounter}`, availabilityZone: az });
+  const record = (await handle.result()) as { instanceId: string; host: string; vmState: string };
+  expect(record.vmState).toBe('active');
+  return record;
+}
+
+const startStop = (input: StopInput) =>
+  env.client.workflow.start('stop', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.stop(input.instanceId, randomUUID().slice(0, 8)),
+    args: [input],
+  });
+const startRebuild = (input: RebuildInput) =>
+  env.client.workflow.start('rebuild', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.rebuild(input.instanceId, randomUUID().slice(0, 8)),
+    args: [input],
+  });
+const startResize = (input: ResizeMigrateInput) =>
+  env.client.workflow.start('resizeMigrate', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.resizeMigrate(input.instanceId, randomUUID().slice(0, 8)),
+    args: [input],
+  });
+
+function closeOf(history: temporal.api.history.v1.IHistory): string {
+  const last = history.events?.at(-1)?.eventType;
+  return last == null ? 'none' : String(EventType[last]);
+}
+
+/**
+ * Checks how a run closed and writes its history to <workflowType>/<name>.json (fetched unless given).
+ */
+async function save(
+  workflowId: string,
+  runId: string | undefined,
+  name: string,
+  close: Close,
+  covers: string,
+  given?: temporal.api.history.v1.IHistory
+) {
+  const history = given ?? (await env.client.workflow.getHandle(workflowId, runId).fetchHistory());
+  const events = history.events ?? [];
+  const workflowType = events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
+  if (!workflowType) throw new Error(`${workflowId}: no start event`);
+  expect(closeOf(history), `${workflowType}/${name}`).toBe(`EVENT_TYPE_WORKFLOW_EXECUTION_${close}`);
+  expect(events.filter((e) => e.workflowTaskFailedEventAttributes)).toEqual([]);
+  const file = `${workflowType}/${name}.json`;
+  if (existsSync(path.join(REPLAY_DIR, file))) return history; // committed: kept (see OVERWRITE)
+  mkdirSync(path.join(REPLAY_DIR, workflowType), { recursive: true });
+  writeFileSync(path.join(REPLAY_DIR, file), historyToJSON(history) + '\n');
+  recorded.push({ file, workflowType, workflowId, close, events: events.length, covers });
+  return history;
+}
+
+/**
+ * The runs of a parent's placement child (buildAttempt, resizeAttempt): the first run started by the
+ * parent, then each retry (a retried run names the run that replaces it).
+ *
+ * A retried run (a reschedule) is closed differently by the two servers: a real server records
+ * WorkflowExecutionFailed with the failure and the next run's id; the time-skipping server records
+ * WorkflowExecutionContinuedAsNew (no failure) and puts the failure in the next run's start event
+ * (continuedFailure). The workflow code fails the run, so the test server's form does not replay; the
+ * closing event is rewritten into the real server's form, with that failure.
+ */
+async function childRuns(parentId: string) {
+  const parent = await env.client.workflow.getHandle(parentId).fetchHistory();
+  const started = (parent.events ?? []).flatMap((e) => {
+    const exec = e.childWorkflowExecutionStartedEventAttributes?.workflowExecution;
+    return exec?.workflowId && exec.runId ? [{ workflowId: exec.workflowId, runId: exec.runId }] : [];
+  });
+  const runs: Array<{ workflowId: string; runId: string; history: temporal.api.history.v1.IHistory }> = [];
+  for (const first of started) {
+    let runId: string | null | undefined = first.runId;
+    while (runId) {
+      const history = await env.client.workflow.getHandle(first.workflowId, runId).fetchHistory();
+      const previous = runs.at(-1)?.history.events?.at(-1);
+      const continued = previous?.workflowExecutionContinuedAsNewEventAttributes;
+      if (previous && continued) {
+        const failure = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedFailure;
+        expect(failure, `${first.workflowId} run ${runs.length + 1}: continuedFailure`).toBeTruthy();
+        previous.eventType = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED;
+        previous.workflowExecutionContinuedAsNewEventAttributes = null;
+        previous.workflowExecutionFailedEventAttributes = {
+          failure,
+          retryState: temporal.api.enums.v1.RetryState.RETRY_STATE_IN_PROGRESS,
+          workflowTaskCompletedEventId: continued.workflowTaskCompletedEventId,
+          newExecutionRunId: runId,
+        };
+      }
+      runs.push({ workflowId: first.workflowId, runId, history });
+      const last = history.events?.at(-1);
+      runId =
+        last?.workflowExecutionFailedEventAttributes?.newExecutionRunId ??
+        last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+    }
+  }
+  return runs;
+}
+
+/** Saves every run of the parent's placement child as <childType>/<prefix>-run<N>.json. */
+async function saveChildRuns(parentId: string, prefix: string, closes: Close[], covers: string[]) {
+  const runs = await childRuns(parentId);
+  expect(runs.map((r) => closeOf(r.history))).toEqual(closes.map((c) => `EVENT_TYPE_WORKFLOW_EXECUTION_${c}`));
+  for (const [i, r] of runs.entries())
+    await save(r.workflowId, r.runId, `${prefix}-run${i + 1}`, closes[i]!, covers[i]!, r.history);
+}
+
+const setFaults = (host: string, faults: Faults) => cloud.driver(host).setFaults(faults);
+
+describe.sequential('record replay histories', () => {
+  it.runIf(OVERWRITE)('clears the previous recording', () => {
+    previousRows.clear();
+    for (const entry of readdirSync(REPLAY_DIR)) {
+      const full = path.join(REPLAY_DIR, entry);
+      if (statSync(full).isDirectory() && entry !== 'fixtures') rmSync(full, { recursive: true, force: true });
+    }
+  });
+
+  it('buildInstance: happy path, with its buildAttempt', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const handle = await startBuild({ name: 'vm-happy', availabilityZone: az });
+      await handle.result();
+      await save(handle.workflowId, undefined, 'happy', 'COMPLETED', 'build on the first host chosen');
+      await saveChildRuns(handle.workflowId, 'happy', ['COMPLETED'], ['one attempt: claim, networks, disks, spawn']);
+    });
+  });
+
+  it('buildInstance: rescheduled from a failed spawn to the alternate', async () => {
+    const { az, hosts } = await zone(3);
+    await setFaults(hosts[0]!, { spawn: { failNext: 1, kind: 'reschedule' } });
+    await run(hosts, async () => {
+      const handle = await startBuild({ name: 'vm-resched', availabilityZone: az });
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'reschedule',
+        'COMPLETED',
+        'spawn fails on the first host, succeeds on the alternate'
+      );
+      await saveChildRuns(
+        handle.workflowId,
+        'reschedule',
+        ['FAILED', 'COMPLETED'],
+        [
+          'run 1: spawn fails, claim released, fails Rescheduled (retryable)',
+          'run 2: claims the alternate and spawns there',
+        ]
+      );
+    });
+  });
+
+  it('buildInstance: NoValidHost', async () => {
+    const { az, hosts } = await zone(2, { memoryMb: 8192 });
+    await run(hosts, async () => {
+      const handle = await startBuild({ name: 'vm-too-big', flavor: 'm1.xlarge', availabilityZone: az });
+      expect((await settle(handle.result())).error).toBeDefined();
+      await save(
+        handle.workflowId,
+        undefined,
+        'no-valid-host',
+        'FAILED',
+        'no host fits: NoValidHost, no child started'
+      );
+    });
+  });
+
+  it('buildInstance: MaxRetriesExceeded', async () => {
+    const { az, hosts } = await zone(2);
+    for (const host of hosts) await setFaults(host, { spawn: { failNext: 5, kind: 'reschedule' } });
+    await run(hosts, async () => {
+      const handle = await startBuild({ name: 'vm-doomed', availabilityZone: az, maxAttempts: 2 });
+      expect((await settle(handle.result())).error).toBeDefined();
+      await save(
+        handle.workflowId,
+        undefined,
+        'max-retries-exceeded',
+        'FAILED',
+        'every attempt fails: MaxRetriesExceeded'
+      );
+      await saveChildRuns(
+        handle.workflowId,
+        'max-retries',
+        ['FAILED', 'FAILED'],
+        ['run 1 of 2: spawn fails, Rescheduled', 'run 2 of 2 (last): spawn fails on the alternate']
+      );
+    });
+  });
+
+  it('buildInstance: cancelled during spawn', async () => {
+    const { az, hosts } = await zone(1, { spawnSeconds: 30 });
+    const [host] = hosts as [string];
+    await run(hosts, async () => {
+      const handle = await startBuild({
+        name: 'vm-cancel',
+        availabilityZone: az,
+        timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 120 },
+      });
+      const instanceId = handle.workflowId.replace(/^build-/, '');
+      await waitFor(handle, (p) => p.taskState === 'spawning', 'spawning');
+      for (let i = 0; i < 200 && !(await cloud.driver(host).getGuest(instanceId)); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      await handle.cancel();
+      expect((await settle(handle.result())).error).toBeDefined();
+      await save(
+        handle.workflowId,
+        undefined,
+        'cancelled-mid-spawn',
+        'CANCELED',
+        'cancelled while spawning: guest destroyed, claim released, deleted'
+      );
+      await saveChildRuns(
+        handle.workflowId,
+        'cancelled-mid-spawn',
+        ['CANCELED'],
+        ['the attempt cancelled during spawn']
+      );
+    });
+  });
+
+  it('stop: graceful, forced after the timeout, and cancelled', async () => {
+    const quick = await zone(1, { shutdownSeconds: 5, serverClock: true });
+    const stubborn = await zone(1, { shutdownSeconds: 5, serverClock: true });
+    await setFaults(stubborn.hosts[0]!, { ignoreShutdown: true });
+    const hosts = [...quick.hosts, ...stubborn.hosts];
+    await run(hosts, async () => {
+      const a = await boot(quick.az);
+      const b = await boot(stubborn.az);
+      const c = await boot(stubborn.az);
+
+      const graceful = await startStop({ instanceId: a.instanceId });
+      await graceful.result();
+      await save(
+        graceful.workflowId,
+        undefined,
+        'graceful',
+        'COMPLETED',
+        'the guest powers off within one retry interval of one ACPI request'
+      );
+
+      const forced = await startStop({ instanceId: b.instanceId, shutdownTimeoutSeconds: 20 });
+      await forced.result();
+      await save(
+        forced.workflowId,
+        undefined,
+        'forced',
+        'COMPLETED',
+        'the guest ignores ACPI: requests every 10 s until the 20 s timeout, then forced off'
+      );
+
+      const cancelled = await startStop({ instanceId: c.instanceId });
+      await waitFor(cancelled, (p) => p.step.startsWith('graceful shutdown'), 'the graceful shutdown');
+      await cancelled.cancel();
+      expect((await settle(cancelled.result())).error).toBeDefined();
+      await save(
+        cancelled.workflowId,
+        undefined,
+        'cancelled',
+        'CANCELED',
+        'cancelled while waiting on the guest: lock released, instance as it was'
+      );
+
+      const started = await env.client.workflow.start('start', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.start(a.instanceId, randomUUID().slice(0, 8)),
+        args: [{ instanceId: a.instanceId }],
+      });
+      await started.result();
+      await save(started.workflowId, undefined, 'happy', 'COMPLETED', 'starts a stopped instance');
+    });
+  });
+
+  it('rebuild: same host, then evacuate and the source reconciles', async () => {
+    const { az, hosts } = await zone(3);
+    const [source, dest, other] = hosts as [string, string, string];
+    const { instanceId } = await run(hosts, () => boot(az));
+    await run(hosts, async () => {
+      const handle = await startRebuild({ instanceId });
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'same-host',
+        'COMPLETED',
+        'rebuild with the same image on its host: no scheduler'
+      );
+    });
+    cloud.liveness.down.add(source);
+    try {
+      await run([dest, other], async () => {
+        const handle = await startRebuild({ instanceId, evacuate: true });
+        await handle.result();
+        await save(
+          handle.workflowId,
+          undefined,
+          'evacuate',
+          'COMPLETED',
+          'evacuate: the source is down, re-created on another host'
+        );
+      });
+    } finally {
+      cloud.liveness.down.delete(source);
+    }
+    await run(hosts, async () => {
+      const handle = await env.client.workflow.start('reconcileHost', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: `${workflowIds.reconcileHost(source)}-${randomUUID().slice(0, 8)}`,
+        args: [{ host: source }],
+      });
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'after-evacuate',
+        'COMPLETED',
+        'the returning source destroys the evacuated guest, releases its allocation'
+      );
+    });
+  });
+
+  it('registerHost', async () => {
+    await run([], async () => {
+      const handle = await env.client.workflow.start('registerHost', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.registerHost('rp-registered'),
+        args: [{ name: 'rp-registered', availabilityZone: 'replay-register', vcpus: 8, memoryMb: 16384, diskGb: 200 }],
+      });
+      await handle.result();
+      await save(handle.workflowId, undefined, 'happy', 'COMPLETED', 'a compute host registers its inventory');
+    });
+  });
+
+  it('resizeMigrate: confirmed, reverted, auto-confirmed, cold migration', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const resized = (h: WorkflowHandle) =>
+        waitFor(h, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+
+      const vm1 = await boot(az);
+      const confirmed = await startResize({ instanceId: vm1.instanceId, flavor: 'm1.medium' });
+      await resized(confirmed);
+      await confirmed.executeUpdate(confirmResizeUpdate);
+      await confirmed.result();
+      await save(
+        confirmed.workflowId,
+        undefined,
+        'confirmed',
+        'COMPLETED',
+        'resize to another host, confirmed by the confirmResize Update'
+      );
+      await saveChildRuns(confirmed.workflowId, 'confirmed', ['COMPLETED'], ['prep on the first destination']);
+
+      const vm2 = await boot(az);
+      const reverted = await startResize({ instanceId: vm2.instanceId, flavor: 'm1.medium' });
+      await resized(reverted);
+      await reverted.executeUpdate(revertResizeUpdate);
+      await reverted.result();
+      await save(
+        reverted.workflowId,
+        undefined,
+        'reverted',
+        'COMPLETED',
+        'resize reverted by the revertResize Update: back on the source'
+      );
+
+      const vm3 = await boot(az);
+      const auto = await startResize({ instanceId: vm3.instanceId, flavor: 'm1.medium' });
+      await auto.result();
+      await save(
+        auto.workflowId,
+        undefined,
+        'auto-confirmed',
+        'COMPLETED',
+        'no decision: confirmed by itself after the 24 h window (time skipped)'
+      );
+
+      const vm4 = await boot(az);
+      const cold = await startResize({ instanceId: vm4.instanceId, confirmWindowSeconds: 0 });
+      await resized(cold);
+      await cold.executeUpdate(confirmResizeUpdate);
+      await cold.result();
+      await save(
+        cold.workflowId,
+        undefined,
+        'cold-migrate',
+        'COMPLETED',
+        'cold migration (no flavor), window 0 (no timer), confirmed by Update'
+      );
+    });
+  });
+
+  it('resizeMigrate: prep rescheduled to the alternate', async () => {
+    const { az, hosts } = await zone(3);
+    const [, b] = hosts as [string, string, string];
+    await run(hosts, async () => {
+      const vm1 = await boot(az);
+      await setFaults(b, { prepResize: { failNext: 1 } });
+      const resched = await startResize({
+        instanceId: vm1.instanceId,
+        flavor: 'm1.medium',
+        confirmWindowSeconds: 3600,
+      });
+      await resched.result();
+      await save(
+        resched.workflowId,
+        undefined,
+        'reschedule',
+        'COMPLETED',
+        'prep fails on the first destination, resized on the alternate, auto-confirmed'
+      );
+      await saveChildRuns(
+        resched.workflowId,
+        'reschedule',
+        ['FAILED', 'COMPLETED'],
+        ['run 1: prep fails on the destination, Rescheduled', 'run 2: claims the alternate, prep succeeds']
+      );
+    });
+  });
+
+  it('resizeMigrate: rolled back on a failure, and cancelled awaiting confirmation', async () => {
+    const { az, hosts } = await zone(2);
+    const [, b] = hosts as [string, string];
+    await run(hosts, async () => {
+      const vm1 = await boot(az);
+      await setFaults(b, { finishResize: { failNext: 1 } });
+      const failed = await startResize({ instanceId: vm1.instanceId, flavor: 'm1.medium' });
+      expect((await settle(failed.result())).error).toBeDefined();
+      await save(
+        failed.workflowId,
+        undefined,
+        'rolled-back',
+        'FAILED',
+        'finish fails on the destination: rolled back to the source, MigrationError'
+      );
+
+      const vm2 = await boot(az);
+      const cancelled = await startResize({ instanceId: vm2.instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
+      await waitFor(cancelled, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+      await cancelled.cancel();
+      expect((await settle(cancelled.result())).error).toBeDefined();
+      await save(
+        cancelled.workflowId,
+        undefined,
+        'cancelled-awaiting-confirmation',
+        'CANCELED',
+        'cancelled in VERIFY_RESIZE: reverted to the source'
+      );
+    });
+  });
+});
+
+afterAll(() => {
+  if (recorded.length === 0) return;
+  const rowsByFile = new Map(previousRows);
+  for (const e of recorded)
+    rowsByFile.set(
+      e.file,
+      `| \`${e.file}\` | \`${e.workflowType}\` | ${e.close.toLowerCase()} | ${e.events} | ${e.covers} |`
+    );
+  const rows = [...rowsByFile.entries()].sort(([x], [y]) => x.localeCompare(y)).map(([, row]) => row);
+  const readme = [
+    '# Replay histories',
+    '',
+    'Histories of every workflow type, recorded from the workflow code by `npm run replay:record`',
+    '(`test/replay/record.ts`: the time-skipping server, the real conductor, scheduler and compute',
+    'activities, faults injected into the fake hypervisor) and replayed against the current bundle by',
+    '`test/workflows/replay.test.ts` in `npm test`. Each file is one run, as proto JSON (the format of',
+    '`temporal workflow show --output json`; `test/helpers/history-json.ts`). Each run was checked to end',
+    'in the closed state below with no failed workflow task. A retried child run (a reschedule) is closed',
+    "as a real server records it (WorkflowExecutionFailed with the next run's id): the test server",
+    'records it as continued-as-new instead (see `childRuns` in record.ts).',
+    '',
+    'A failing replay means the change would break workflows that are running: version it (README,',
+    'Versioning) rather than re-record. `npm run replay:record` adds the cases that have no history yet',
+    'and keeps the committed ones (add a case to record.ts for a new path); `-- --overwrite` re-records',
+    'all. Generated; do not edit by hand.',
+    '',
+    '| file | workflow type | closed | events | path it covers |',
+    '| ---- | ------------- | ------ | ------ | -------------- |',
+    ...rows,
+    '',
+  ].join('\n');
+  writeFileSync(INDEX, readme);
+});
