@@ -66,8 +66,9 @@ import type { ComputeTimeoutsInput, RebuildInput, RebuildRequest } from '../doma
 import { RebuildInputSchema } from '../domain/schemas';
 import { REBUILD_TASK_STATES, TRANSITIONS } from '../domain/transitions';
 import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
-import type { Operation } from './lib/operation';
-import { advance, beginOperation, completeOperation, failOperation, recordStep } from './lib/operation';
+import type { KernelOperation } from './lib/kernel';
+import { runStep, withKernel } from './lib/kernel';
+import { beginOperation, completeOperation, failOperation } from './lib/operation';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 
 /** Rebuilds (or evacuates) one instance and returns its record. See the module comment. */
@@ -92,11 +93,9 @@ export async function rebuild(input: RebuildInput): Promise<InstanceRecord> {
 
 /** A same-host rebuild (Nova's rebuild_instance with recreate=False). */
 async function rebuildOnHost(req: RebuildRequest, host: string, flavor: Flavor, image: Image): Promise<InstanceRecord> {
-  const op = await beginOperation({
-    instanceId: req.instanceId,
-    transition: 'rebuild',
-    operation: 'rebuild',
-  });
+  const op = withKernel(
+    await beginOperation({ instanceId: req.instanceId, transition: 'rebuild', operation: 'rebuild' })
+  );
   const instanceId = op.instanceId;
   const wasStopped = op.before.vmState === VmState.Stopped;
   const compute = rebuildCompute(host, req.timeouts);
@@ -105,30 +104,31 @@ async function rebuildOnHost(req: RebuildRequest, host: string, flavor: Flavor, 
     const message = `instance ${instanceId} changed (host ${op.before.host ?? 'None'}, flavor ${op.before.flavor}) while the rebuild started`;
     return failOperation(op, typedFailure(FailureType.InstanceInvalidState, message));
   }
-  /** How far the compute side got: once the host picked up the prepare step, the old guest is gone. */
-  const stage: { reached: ComputeStage } = { reached: 'none' };
   try {
-    await recordStep(op, 'rebuild_server', async () => {
-      // NOTE(nova): the same image skips the scheduler and placement; a new image is checked against the
-      // current host by the filters that run on rebuild, and nothing is claimed.
-      if (image.name === op.before.image) return;
-      op.progress.step = `checking image ${image.name} against ${host}`;
-      await recordStep(
-        op,
-        'scheduler_select_destinations',
-        () =>
-          scheduler.selectDestinations({
-            instanceIds: [instanceId],
-            flavor,
-            image,
-            requestedHost: host,
-            isRebuild: true,
-            maxAttempts: 1,
-          }),
-        { host }
-      );
+    await runStep(op, {
+      event: 'rebuild_server',
+      label: 'rebuilding',
+      run: async () => {
+        // NOTE(nova): the same image skips the scheduler and placement; a new image is checked against
+        // the current host by the filters that run on rebuild, and nothing is claimed.
+        if (image.name === op.before.image) return;
+        await runStep(op, {
+          event: 'scheduler_select_destinations',
+          label: `checking image ${image.name} against ${host}`,
+          host,
+          run: () =>
+            scheduler.selectDestinations({
+              instanceIds: [instanceId],
+              flavor,
+              image,
+              requestedHost: host,
+              isRebuild: true,
+              maxAttempts: 1,
+            }),
+        });
+      },
     });
-    const powerState = await rebuildGuest(op, compute, host, flavor, image, !wasStopped, stage);
+    const powerState = await rebuildGuest(op, compute, host, flavor, image, !wasStopped);
     return await completeOperation(op, {
       vmState: wasStopped ? VmState.Stopped : VmState.Active,
       powerState,
@@ -137,7 +137,8 @@ async function rebuildOnHost(req: RebuildRequest, host: string, flavor: Flavor, 
   } catch (err) {
     return CancellationScope.nonCancellable(async () => {
       const failure = classify(err, host);
-      const untouched = guestUntouched(stage.reached, err);
+      // Once the host picked up the prepare step, the old guest is gone.
+      const untouched = !op.journal.reachedHost(host);
       if (isCancellation(err) && untouched) return failOperation(op, failure);
       // NOTE(nova): a failed rebuild ends ERROR with a fault; the original image is kept (never written).
       const powerState = untouched ? op.before.powerState : await currentPowerState(compute, instanceId);
@@ -171,17 +172,19 @@ async function evacuate(
     destZone = wanted.availabilityZone;
   }
 
-  const op = await beginOperation({
-    instanceId,
-    transition: 'evacuate',
-    operation: 'rebuild',
-  });
+  const op = withKernel(await beginOperation({ instanceId, transition: 'evacuate', operation: 'rebuild' }));
   const wasStopped = op.before.vmState === VmState.Stopped;
   const migrationId = uuid4();
   const resources = { VCPU: op.before.vcpus, MEMORY_MB: op.before.memoryMb, DISK_GB: op.before.diskGb };
-  /** What the evacuation has done so far: what its compensation undoes. */
-  const done = { migration: false, dest: undefined as string | undefined, claimed: false };
-  const stage: { reached: ComputeStage } = { reached: 'none' };
+  /** The destination, once claimed. */
+  let dest: string | undefined;
+  /** Only the destination's claim is undone: the source allocation stays with the instance, which stays there. */
+  const claimed = (host: string) => {
+    dest = host;
+    op.compensations.push('release the destination claim', async () => {
+      await scheduler.releaseAllocations({ consumerId: instanceId, host });
+    });
+  };
   try {
     if (op.before.host !== source) {
       throw typedFailure(
@@ -196,86 +199,77 @@ async function evacuate(
       destHost: req.host ?? null,
       flavor: flavor.name,
     });
-    done.migration = true;
+    op.compensations.push('mark the evacuation failed', async () => {
+      await conductor.updateEvacuation({ migrationId, status: 'error' });
+    });
 
-    await recordStep(
-      op,
-      'rebuild_server',
-      async () => {
+    await runStep(op, {
+      event: 'rebuild_server',
+      label: 'evacuating',
+      host: source,
+      run: async () => {
         const requested = req.host;
         if (requested !== undefined) {
-          op.progress.step = `claiming the requested host ${requested}`;
           // A requested host is claimed directly for the instance (no scheduler): Nova's forced evacuate,
           // which fails as NoValidHost when the host lacks room.
-          await recordStep(
-            op,
-            'conductor_claim_requested_host',
-            () => scheduler.claimResources({ consumerId: instanceId, host: requested, resources }),
-            { host: requested }
-          );
-          done.dest = requested;
-          done.claimed = true;
+          await runStep(op, {
+            event: 'conductor_claim_requested_host',
+            label: `claiming the requested host ${requested}`,
+            host: requested,
+            run: () => scheduler.claimResources({ consumerId: instanceId, host: requested, resources }),
+          });
+          claimed(requested);
         } else {
-          op.progress.step = `selecting a destination other than ${source}`;
-          await recordStep(op, 'scheduler_select_destinations', async () => {
-            const selected = await scheduler.selectDestinations({
-              instanceIds: [instanceId],
-              flavor,
-              image,
-              availabilityZone: op.before.availabilityZone ?? undefined,
-              schedulerHints: op.before.serverGroup ? { group: op.before.serverGroup } : {},
-              ignoreHosts: [source],
-              // NOTE(nova): no alternates, no reschedule for an evacuation.
-              maxAttempts: 1,
-            });
-            const chosen = selected.selections[0]?.hosts[0];
-            if (chosen === undefined) throw refusal(new NoValidHost(`No host was selected for ${instanceId}`));
-            done.dest = chosen;
-            done.claimed = true;
-            destZone = selected.hostZones[chosen] ?? null;
+          await runStep(op, {
+            event: 'scheduler_select_destinations',
+            label: `selecting a destination other than ${source}`,
+            run: async () => {
+              const selected = await scheduler.selectDestinations({
+                instanceIds: [instanceId],
+                flavor,
+                image,
+                availabilityZone: op.before.availabilityZone ?? undefined,
+                schedulerHints: op.before.serverGroup ? { group: op.before.serverGroup } : {},
+                ignoreHosts: [source],
+                // NOTE(nova): no alternates, no reschedule for an evacuation.
+                maxAttempts: 1,
+              });
+              const chosen = selected.selections[0]?.hosts[0];
+              if (chosen === undefined) throw refusal(new NoValidHost(`No host was selected for ${instanceId}`));
+              claimed(chosen);
+              destZone = selected.hostZones[chosen] ?? null;
+            },
           });
         }
       },
-      { host: source }
-    );
-    const dest = done.dest;
-    if (dest === undefined) throw refusal(new NoValidHost(`No host was selected for ${instanceId}`));
-    await conductor.updateEvacuation({ migrationId, status: 'pre-migrating', destHost: dest });
-    op.progress.hostsTried = [dest];
-    const powerState = await rebuildGuest(
-      op,
-      rebuildCompute(dest, req.timeouts),
-      dest,
-      flavor,
-      image,
-      !wasStopped,
-      stage
-    );
+    });
+    const target = dest;
+    if (target === undefined) throw refusal(new NoValidHost(`No host was selected for ${instanceId}`));
+    await conductor.updateEvacuation({ migrationId, status: 'pre-migrating', destHost: target });
+    op.progress.hostsTried = [target];
+    op.compensations.push('destroy the guest on the destination', async () => {
+      // Only a guest the destination may have started: a host that never picked a step up has none.
+      if (!op.journal.reachedHost(target)) return;
+      await computeOn(target, req.timeouts)
+        .cleanup.destroyInstance({ instanceId })
+        .catch((e: unknown) =>
+          log.warn('could not destroy the guest on the evacuation destination; it cleans up when it reconciles', {
+            host: target,
+            error: failureMessage(e),
+          })
+        );
+    });
+    const powerState = await rebuildGuest(op, rebuildCompute(target, req.timeouts), target, flavor, image, !wasStopped);
     await conductor.updateEvacuation({ migrationId, status: 'done' });
     return await completeOperation(op, {
       vmState: wasStopped ? VmState.Stopped : VmState.Active,
       powerState,
-      host: dest,
+      host: target,
       availabilityZone: destZone ?? op.before.availabilityZone,
     });
   } catch (err) {
     return CancellationScope.nonCancellable(async () => {
-      const dest = done.dest;
-      if (dest !== undefined) {
-        if (!guestUntouched(stage.reached, err)) {
-          await computeOn(dest, req.timeouts)
-            .cleanup.destroyInstance({ instanceId })
-            .catch((e: unknown) =>
-              log.warn('could not destroy the guest on the evacuation destination; it cleans up when it reconciles', {
-                host: dest,
-                error: failureMessage(e),
-              })
-            );
-        }
-        // Only the destination's claim: the source allocation stays with the instance, which stays there.
-        if (done.claimed) await scheduler.releaseAllocations({ consumerId: instanceId, host: dest });
-      }
-      if (done.migration) await conductor.updateEvacuation({ migrationId, status: 'error' });
+      await op.compensations.rollBack(err);
       // The instance keeps its previous state (vm and power state, host), with a fault.
       return failOperation(op, classify(err, dest));
     });
@@ -291,52 +285,36 @@ function rebuildCompute(host: string, timeouts: ComputeTimeoutsInput) {
 
 type RebuildCompute = ReturnType<typeof rebuildCompute>;
 
-/** The compute step a rebuild reached: none yet, rebuild_block_device_mapping, rebuild_spawning. */
-type ComputeStage = 'none' | 'prepare' | 'spawn';
-
-/**
- * Whether the host never touched the guest: no compute step was sent, or the prepare step (which removes
- * the old guest) was never picked up by the host (schedule-to-start timeout).
- */
-function guestUntouched(reached: ComputeStage, err: unknown): boolean {
-  return reached === 'none' || (reached === 'prepare' && timeoutType(err) === 'SCHEDULE_TO_START');
-}
-
 /**
  * The compute side of a rebuild on `host` (the instance's own host, or an evacuation's destination):
  * rebuild_block_device_mapping then rebuild_spawning, each a task state and an event. Returns the
  * guest's power state.
  */
 async function rebuildGuest(
-  op: Operation,
+  op: KernelOperation,
   compute: RebuildCompute,
   host: string,
   flavor: Flavor,
   image: Image,
-  powerOn: boolean,
-  stage: { reached: ComputeStage }
+  powerOn: boolean
 ): Promise<PowerState> {
   const { instanceId } = op;
-  await advance(op, Task.RebuildBlockDeviceMapping, `rebuild_block_device_mapping on ${host}`);
-  stage.reached = 'prepare';
-  await recordStep(
-    op,
-    'compute_rebuild_block_device_mapping',
-    () => compute.short.rebuildPrepare({ instanceId, flavor, image }),
-    { host }
-  );
-  await advance(op, Task.RebuildSpawning, `rebuild_spawning on ${host}`);
-  stage.reached = 'spawn';
-  let powerState: PowerState = Power.NoState;
-  await recordStep(
-    op,
-    'compute_rebuild_spawning',
-    async () => {
-      const name = op.before.name;
-      ({ powerState } = await compute.spawn.rebuildSpawn({ instanceId, name, flavor, image, powerOn }));
-    },
-    { host }
-  );
+  await runStep(op, {
+    event: 'compute_rebuild_block_device_mapping',
+    label: `rebuild_block_device_mapping on ${host}`,
+    taskState: Task.RebuildBlockDeviceMapping,
+    host,
+    compute: host,
+    run: () => compute.short.rebuildPrepare({ instanceId, flavor, image }),
+  });
+  const { powerState } = await runStep(op, {
+    event: 'compute_rebuild_spawning',
+    label: `rebuild_spawning on ${host}`,
+    taskState: Task.RebuildSpawning,
+    host,
+    compute: host,
+    run: () => compute.spawn.rebuildSpawn({ instanceId, name: op.before.name, flavor, image, powerOn }),
+  });
   return powerState;
 }
 

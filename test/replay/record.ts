@@ -15,7 +15,7 @@ import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { FakeDriver } from '../../src/compute/fake-driver';
+import { FakeDriver } from '../../src/compute/fake';
 import type { Faults } from '../../src/compute/faults';
 import type { BuildInstanceInput, RebuildInput, ResizeMigrateInput, StopInput } from '../../src/domain/schemas';
 import type { OperationProgress } from '../../src/shared/messages';
@@ -298,6 +298,66 @@ describe.sequential('record replay histories', () => {
         ]
       );
     });
+  });
+
+  it('buildInstance: an alternate found full is skipped (patched alternate-claim-off-host)', async () => {
+    const { az, hosts } = await zone(3, { spawnSeconds: 1 });
+    const [first, second] = hosts as [string, string, string];
+    await setFaults(first, { spawn: { failNext: 1, kind: 'reschedule' } });
+    await run(hosts, async () => {
+      const handle = await startBuild({ name: 'vm-full-alt', availabilityZone: az });
+      await waitFor(handle, (p) => p.taskState === 'spawning', 'the first spawn');
+      // Another tenant fills the first alternate once the alternates are chosen (released after).
+      const tenant = randomUUID();
+      await cloud.placement.claim(tenant, second, { VCPU: 1, MEMORY_MB: 65536 - 8192 - 512, DISK_GB: 1 });
+      await handle.result();
+      await cloud.placement.releaseConsumer(tenant);
+      await save(
+        handle.workflowId,
+        undefined,
+        'alternate-full',
+        'COMPLETED',
+        'spawn fails on the first host, the first alternate is full (skipped, no destroy), the second builds it'
+      );
+      await saveChildRuns(
+        handle.workflowId,
+        'alternate-full',
+        ['FAILED', 'FAILED', 'COMPLETED'],
+        [
+          'run 1: spawn fails, Rescheduled',
+          'run 2: the alternate is full: its claim fails, released, no destroy, no failed build counted',
+          'run 3: claims the next alternate and spawns there',
+        ]
+      );
+    });
+  });
+
+  it('hostGuests: a serving host and one that does not answer', async () => {
+    const { az, hosts } = await zone(2);
+    const [serving, silent] = hosts as [string, string];
+    await run([serving], async () => {
+      const vm = await startBuild({ name: 'vm-guest', availabilityZone: az, host: serving });
+      await vm.result();
+      const handle = await env.client.workflow.start('hostGuests', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: `host-guests-${randomUUID()}`,
+        args: [
+          {
+            hosts: [serving, silent],
+            timeouts: { scheduleToStartSeconds: 2, heartbeatSeconds: 2, longStepSeconds: 60 },
+          },
+        ],
+      });
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'serving-and-silent',
+        'COMPLETED',
+        'one host lists its guest, the other does not answer (null)'
+      );
+    });
+    // The placement audit after this case: the guest's instance is a live consumer.
   });
 
   it('buildInstance: NoValidHost', async () => {

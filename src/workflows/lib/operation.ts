@@ -15,6 +15,7 @@ import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
 import { failureMessage, failureType, timeoutType, typedFailure } from './failures';
 import { tagInstance } from './instance-attributes';
+import { showProgress } from './progress';
 import { conductor } from './proxies';
 
 export interface BeginOptions {
@@ -71,6 +72,7 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
     });
   Object.assign(progress, { vmState: instance.vmState, powerState: instance.powerState, host: instance.host });
   tagInstance({ host: instance.host, vmState: instance.vmState });
+  showProgress(progress);
   return { instanceId: options.instanceId, actionId, requestId, before: instance, progress };
 }
 
@@ -94,6 +96,7 @@ export async function advance(
     powerState: record.powerState,
     host: record.host,
   });
+  showProgress(op.progress);
   return record;
 }
 
@@ -154,6 +157,7 @@ export async function completeOperation(op: Operation, patch: InstancePatch): Pr
     step: 'done',
   });
   tagInstance({ host: record.host, vmState: record.vmState });
+  showProgress(op.progress);
   return record;
 }
 
@@ -188,6 +192,7 @@ export async function failOperation(op: Operation, err: unknown, patch?: Instanc
     step: 'failed',
   });
   tagInstance({ host: record.host, vmState: record.vmState });
+  showProgress(op.progress);
   log.warn('operation failed', { instanceId: op.instanceId, operation: op.progress.operation, type, message });
   if (cancelled) throw err;
   const failure: ApplicationFailure = typedFailure(type, message);

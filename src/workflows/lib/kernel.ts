@@ -1,0 +1,129 @@
+/**
+ * The operation kernel: an operation is a sequence of steps, and `runStep` is the one way a step runs.
+ * It advances the task state (a compare-and-swap keyed by the operation), shows the step in the
+ * `getProgress` query and in the Web UI's current details, pushes the step's undo onto the operation's
+ * compensation stack *before* the step runs (so an undo also covers a step whose answer was lost), runs
+ * it, records its event (the finish is recorded even while the operation is being cancelled) and notes
+ * in the operation's journal how far it got. Rollback runs the stack, last step first, in a
+ * non-cancellable scope (Nova's conductor tasks' execute/rollback, taskflow's revert, Temporal's saga).
+ *
+ * Nothing in a workflow keeps flags for what to undo: the stack holds the undos, and the journal
+ * answers "did this step reach the host?".
+ */
+import { CancellationScope, log } from '@temporalio/workflow';
+
+import type { TaskState } from '../../domain/instance';
+import { failureMessage, timeoutType } from './failures';
+import type { Operation } from './operation';
+import { advance, recordStep } from './operation';
+import { showProgress } from './progress';
+
+/** How far one step got: started (sent), done, or failed (with the timeout kind when it timed out). */
+export interface JournalEntry {
+  event: string;
+  /** The compute host the step ran on (null for conductor and scheduler steps). */
+  compute: string | null;
+  status: 'started' | 'done' | 'failed';
+  /** SCHEDULE_TO_START: the host never picked the step up. */
+  timeout?: string;
+}
+
+/** The steps an operation ran, in order. */
+export class Journal {
+  readonly entries: JournalEntry[] = [];
+
+  started(event: string): boolean {
+    return this.entries.some((e) => e.event === event);
+  }
+
+  /**
+   * Whether any step reached `host`: sent and not refused for want of a worker there (a step that
+   * failed with a schedule-to-start timeout never ran on the host; anything else may have).
+   */
+  reachedHost(host: string): boolean {
+    return this.entries.some((e) => e.compute === host && e.timeout !== 'SCHEDULE_TO_START');
+  }
+}
+
+interface Compensation {
+  name: string;
+  undo: (failure: unknown) => Promise<void>;
+}
+
+/** The undos of the steps run so far; `rollBack` runs them last first. */
+export class Compensations {
+  private readonly stack: Compensation[] = [];
+
+  push(name: string, undo: (failure: unknown) => Promise<void>): void {
+    this.stack.push({ name, undo });
+  }
+
+  get size(): number {
+    return this.stack.length;
+  }
+
+  /**
+   * Runs every undo pushed, last first, each once, in a non-cancellable scope. An undo that throws stops
+   * the rollback there and its error is thrown (the undos below it still need what it could not do); an
+   * undo that may fail harmlessly catches its own errors.
+   */
+  rollBack(failure: unknown): Promise<void> {
+    return CancellationScope.nonCancellable(async () => {
+      for (let next = this.stack.pop(); next !== undefined; next = this.stack.pop()) {
+        log.info('compensating', { step: next.name, failure: failureMessage(failure) });
+        await next.undo(failure);
+      }
+    });
+  }
+}
+
+export interface StepSpec<T> {
+  /** The event recorded on the operation's action (Nova's wrap_instance_event names). */
+  event: string;
+  /** What getProgress and the Web UI show while the step runs. */
+  label: string;
+  /** Moves the task state here first (compare-and-swap from the operation's current task state). */
+  taskState?: TaskState;
+  /** The host recorded on the event (default: the instance's host as the operation sees it). */
+  host?: string | null;
+  /** The compute host the step runs on, when it is a compute step (the journal's reachedHost). */
+  compute?: string;
+  attempt?: number;
+  /** The event's details once the step succeeded. */
+  details?: (result: T) => string;
+  /** Undoes whatever part of the step may have happened; safe when the step never ran. */
+  undo?: (failure: unknown) => Promise<void>;
+  run: () => Promise<T>;
+}
+
+/** A running operation as the kernel sees it: the lock and action, its journal and its compensations. */
+export interface KernelOperation extends Operation {
+  journal: Journal;
+  compensations: Compensations;
+}
+
+/** Gives an operation (from beginOperation) its journal and compensation stack. */
+export function withKernel(op: Operation): KernelOperation {
+  return Object.assign(op, { journal: new Journal(), compensations: new Compensations() });
+}
+
+/** Runs one step of an operation. See the module comment. */
+export async function runStep<T>(op: KernelOperation, spec: StepSpec<T>): Promise<T> {
+  if (spec.taskState !== undefined) await advance(op, spec.taskState, spec.label);
+  else op.progress.step = spec.label;
+  showProgress(op.progress);
+  if (spec.undo) op.compensations.push(spec.event, spec.undo);
+  const host = spec.host === undefined ? op.progress.host : spec.host;
+  const entry: JournalEntry = { event: spec.event, compute: spec.compute ?? null, status: 'started' };
+  op.journal.entries.push(entry);
+  try {
+    const result = await recordStep(op, spec.event, spec.run, { host, attempt: spec.attempt, details: spec.details });
+    entry.status = 'done';
+    return result;
+  } catch (err) {
+    entry.status = 'failed';
+    const timeout = timeoutType(err);
+    if (timeout !== undefined) entry.timeout = timeout;
+    throw err;
+  }
+}
