@@ -67,8 +67,10 @@ import {
 import { workflowIds } from '../shared/task-queues';
 import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import { tagInstance } from './lib/instance-attributes';
+import type { KernelOperation } from './lib/kernel';
+import { once, runStep, withKernel } from './lib/kernel';
 import type { Operation } from './lib/operation';
-import { advance, beginOperation, completeOperation, failOperation, recordStep } from './lib/operation';
+import { advance, beginOperation, completeOperation, failOperation } from './lib/operation';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 
 /** Failure types that end a placement attempt at once: no other host can fix them. */
@@ -126,12 +128,14 @@ export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMi
   });
   verification.progress = checking;
   // The lock is taken whole or not at all: a cancellation waits for the compare-and-swap to answer.
-  const op = await CancellationScope.nonCancellable(() =>
-    beginOperation({
-      instanceId,
-      transition: planned.migrationType === 'resize' ? 'resize' : 'migrate',
-      operation: 'resizeMigrate',
-    })
+  const op = withKernel(
+    await CancellationScope.nonCancellable(() =>
+      beginOperation({
+        instanceId,
+        transition: planned.migrationType === 'resize' ? 'resize' : 'migrate',
+        operation: 'resizeMigrate',
+      })
+    )
   );
   verification.progress = op.progress;
   setHandler(placementProgressSignal, (p) => {
@@ -284,15 +288,19 @@ class ResizeRun {
   private hosts: string[] = [];
   private hostZones: Record<string, string> = {};
   private resized?: InstanceRecord;
-  // What may have happened, so the rollback undoes exactly that (each flag is set before its step).
-  private migrationCreated = false;
-  private moved = false;
-  private sourceTouched = false;
-  private destTouched = false;
+  /** The power state the source guest was restored to by a rollback. */
+  private restoredPower?: PowerStateType;
+  /**
+   * NOTE(nova): revert_allocation_for_migration; it replaces whatever the instance holds (the claim on the
+   * destination), and does nothing when the allocation never moved. Once per run, whoever needs it first.
+   */
+  private readonly revertAllocation = once(async () => {
+    await scheduler.moveAllocations({ from: this.migrationId, to: this.instanceId });
+  });
 
   constructor(
     private readonly req: ResizeMigrateRequest,
-    private readonly op: Operation,
+    private readonly op: KernelOperation,
     private readonly plan: MigrationPlan,
     private readonly source: string
   ) {
@@ -307,7 +315,8 @@ class ResizeRun {
   /** Everything up to VERIFY_RESIZE; any failure leaves the rollback to the caller. */
   async move(): Promise<InstanceRecord> {
     const { op, plan, req, source, migrationId, instanceId } = this;
-    this.migrationCreated = true;
+    // Each undo is pushed before its step, and is safe when the step never applied.
+    op.compensations.push('mark the migration failed', () => this.markMigrationFailed());
     await conductor.createMigration({
       migrationId,
       instanceId,
@@ -317,7 +326,7 @@ class ResizeRun {
       migrationType: plan.migrationType,
     });
     op.progress.step = 'moving the source allocation to the migration';
-    this.moved = true;
+    op.compensations.push('move the allocation back to the instance', this.revertAllocation);
     await scheduler.moveAllocations({ from: instanceId, to: migrationId });
 
     const { hosts, resources } = await this.selectDestinations();
@@ -344,20 +353,30 @@ class ResizeRun {
     this.destAttempt = attempt;
     await this.setMigrationStatus('migrating', ['pre-migrating'], dest);
 
-    await advance(op, Task.ResizeMigrating, `powering off and transferring the disk on ${source}`);
-    this.sourceTouched = true;
-    await recordStep(
-      op,
-      'compute_resize_instance',
-      () =>
+    await runStep(op, {
+      event: 'compute_resize_instance',
+      label: `powering off and transferring the disk on ${source}`,
+      taskState: Task.ResizeMigrating,
+      host: source,
+      compute: source,
+      attempt,
+      // The source guest back in place needs its allocation back first (Nova's finish_revert_resize).
+      undo: async () => {
+        await this.revertAllocation();
+        try {
+          this.restoredPower = await this.restoreSource(op);
+        } catch (cause) {
+          throw new SourceNotRestored(cause);
+        }
+      },
+      run: () =>
         resizeComputeOn(source, req.timeouts).move.resizeInstance({
           instanceId,
           migrationId,
           newFlavor: plan.newFlavor,
           shutdownTimeoutSeconds: plan.image.properties.osShutdownTimeout,
         }),
-      { host: source, attempt }
-    );
+    });
     await this.setMigrationStatus('post-migrating', ['migrating']);
     // NOTE(nova): resize_instance switches the instance's host to the destination once the disk has moved.
     await advance(op, Task.ResizeMigrated, `disk transferred to ${dest}`, {
@@ -366,25 +385,25 @@ class ResizeRun {
     });
 
     // NOTE(nova): finish_resize applies the new flavor, then the driver's finish_migration.
-    await advance(op, Task.ResizeFinish, `finishing the resize on ${dest}`, flavorPatch(plan.newFlavor));
-    this.destTouched = true;
-    let powerState: PowerStateType = this.powerOn ? PowerState.Running : PowerState.Shutdown;
-    await recordStep(
-      op,
-      'compute_finish_resize',
-      async () => {
-        const finished = await resizeComputeOn(dest, req.timeouts).move.finishResize({
+    const { powerState } = await runStep(op, {
+      event: 'compute_finish_resize',
+      label: `finishing the resize on ${dest}`,
+      taskState: Task.ResizeFinish,
+      patch: flavorPatch(plan.newFlavor),
+      host: dest,
+      compute: dest,
+      attempt,
+      undo: () => this.destroyTarget(op, dest),
+      run: () =>
+        resizeComputeOn(dest, req.timeouts).move.finishResize({
           instanceId,
           migrationId,
           name: op.before.name,
           newFlavor: plan.newFlavor,
           image: plan.image,
           powerOn: this.powerOn,
-        });
-        powerState = finished.powerState;
-      },
-      { host: dest, attempt }
-    );
+        }),
+    });
     await this.setMigrationStatus('finished', ['post-migrating']);
     this.resized = await completeOperation(op, {
       vmState: VmState.Resized,
@@ -398,10 +417,12 @@ class ResizeRun {
   private async selectDestinations(): Promise<{ hosts: string[]; resources: Resources }> {
     const { op, plan, req, source, instanceId } = this;
     let selected: SelectDestinationsResult | undefined;
-    await recordStep(
-      op,
-      'conductor_migrate_server',
-      async () => {
+    await runStep(op, {
+      event: 'conductor_migrate_server',
+      label: 'selecting destinations',
+      host: source,
+      attempt: 0,
+      run: async () => {
         selected = await scheduler.selectDestinations({
           instanceIds: [instanceId],
           flavor: plan.newFlavor,
@@ -416,8 +437,7 @@ class ResizeRun {
           maxAttempts: req.host ? 1 : req.maxAttempts,
         });
       },
-      { attempt: 0, host: source }
-    );
+    });
     const hosts = selected?.selections[0]?.hosts ?? [];
     if (!selected || hosts.length === 0)
       throw typedFailure(FailureType.NoValidHost, `No valid host was found for the move of instance ${instanceId}.`);
@@ -432,45 +452,36 @@ class ResizeRun {
    * Runs in a non-cancellable scope; every step is idempotent and safe when its forward step never ran.
    */
   async rollBack(err: unknown): Promise<never> {
-    const { op, instanceId, migrationId, dest } = this;
+    const { op } = this;
     const failure = this.failureOf(err);
     op.progress.step = 'rolling back to the source';
-    if (this.destTouched && dest) await this.destroyTarget(op, dest);
-    // NOTE(nova): revert_allocation_for_migration; it replaces whatever the instance holds (the claim on
-    // the destination), and does nothing when the allocation never moved.
-    if (this.moved) await scheduler.moveAllocations({ from: migrationId, to: instanceId });
-    let powerState: PowerStateType = op.before.powerState;
-    if (this.sourceTouched) {
-      try {
-        powerState = await this.restoreSource(op);
-      } catch (cause) {
-        return this.errorOut(op, failure, cause);
-      }
+    try {
+      await op.compensations.rollBack(failure);
+    } catch (e) {
+      if (e instanceof SourceNotRestored) return this.errorOut(op, failure, e.failure);
+      throw e;
     }
-    await this.markMigrationFailed();
-    return failOperation(op, failure, this.restorePatch(powerState));
+    return failOperation(op, failure, this.restorePatch(this.restoredPower ?? op.before.powerState));
   }
 
   /** confirmResize (user or automatic): the source guest goes and the migration's allocation is freed. */
   async confirm(automatic: boolean): Promise<ResizeOutcome> {
     const { instanceId, migrationId, source, req } = this;
     const resized = this.resizedRecord();
-    const c = await beginOperation({
-      instanceId,
-      transition: 'confirmResize',
-      operation: 'resizeMigrate',
-    });
+    const c = withKernel(await beginOperation({ instanceId, transition: 'confirmResize', operation: 'resizeMigrate' }));
     c.progress.step = automatic ? 'confirming automatically (confirm window over)' : 'confirming';
     // NOTE(nova): confirm leaves the instance stopped when its guest is shut down, else active.
     const vmState = resized.powerState === PowerState.Shutdown ? VmState.Stopped : VmState.Active;
     try {
       await this.setMigrationStatus('confirming', ['finished']);
-      await recordStep(
-        c,
-        'compute_confirm_resize',
-        () => computeOn(source, req.timeouts).short.confirmResize({ instanceId, migrationId }),
-        { host: source, attempt: this.destAttempt }
-      );
+      await runStep(c, {
+        event: 'compute_confirm_resize',
+        label: c.progress.step,
+        host: source,
+        compute: source,
+        attempt: this.destAttempt,
+        run: () => computeOn(source, req.timeouts).short.confirmResize({ instanceId, migrationId }),
+      });
     } catch (err) {
       // NOTE(nova): the migration's allocation is deleted even when the confirm fails
       // (_delete_allocation_after_move); the instance lives on, on its destination.
@@ -486,12 +497,8 @@ class ResizeRun {
 
   /** revertResize: the destination guest goes, the instance is back on its source as it was. */
   async revert(automatic: boolean): Promise<ResizeOutcome> {
-    const { instanceId, migrationId } = this;
-    const r = await beginOperation({
-      instanceId,
-      transition: 'revertResize',
-      operation: 'resizeMigrate',
-    });
+    const { instanceId } = this;
+    const r = withKernel(await beginOperation({ instanceId, transition: 'revertResize', operation: 'resizeMigrate' }));
     r.progress.step = 'reverting';
     let powerState: PowerStateType;
     try {
@@ -499,7 +506,7 @@ class ResizeRun {
       if (this.dest) await this.destroyTarget(r, this.dest);
       // NOTE(nova): finish_revert_resize moves the migration's allocation back to the instance, which
       // replaces the instance's allocation on the destination.
-      await scheduler.moveAllocations({ from: migrationId, to: instanceId });
+      await this.revertAllocation();
       powerState = await this.restoreSource(r);
     } catch (err) {
       return this.errorOut(r, err, err);
@@ -513,36 +520,37 @@ class ResizeRun {
    * Revert on the destination: destroys the guest the move made there. A destination that does not answer
    * keeps that (powered) guest until it is cleaned up by hand; the instance goes back to its source anyway.
    */
-  private async destroyTarget(current: Operation, dest: string): Promise<void> {
+  private async destroyTarget(current: KernelOperation, dest: string): Promise<void> {
     const { instanceId, migrationId } = this;
-    await recordStep(
-      current,
-      'compute_revert_resize',
-      () => computeOn(dest, this.req.timeouts).cleanup.revertResize({ instanceId, migrationId }),
-      { host: dest, attempt: this.destAttempt }
-    ).catch((err: unknown) =>
+    await runStep(current, {
+      event: 'compute_revert_resize',
+      label: `destroying the guest the move made on ${dest}`,
+      host: dest,
+      compute: dest,
+      attempt: this.destAttempt,
+      run: () => computeOn(dest, this.req.timeouts).cleanup.revertResize({ instanceId, migrationId }),
+    }).catch((err: unknown) =>
       log.warn('could not destroy the guest on the destination', { host: dest, error: failureMessage(err) })
     );
   }
 
   /** finish_revert_resize on the source: the guest back in place, powered on if it was running. */
-  private async restoreSource(current: Operation): Promise<PowerStateType> {
+  private async restoreSource(current: KernelOperation): Promise<PowerStateType> {
     const { instanceId, migrationId, source } = this;
-    let powerState: PowerStateType = PowerState.NoState;
-    await recordStep(
-      current,
-      'compute_finish_revert_resize',
-      async () => {
-        const restored = await computeOn(source, this.req.timeouts).short.finishRevertResize({
+    const restored = await runStep(current, {
+      event: 'compute_finish_revert_resize',
+      label: `putting the guest back in place on ${source}`,
+      host: source,
+      compute: source,
+      attempt: this.destAttempt,
+      run: () =>
+        computeOn(source, this.req.timeouts).short.finishRevertResize({
           instanceId,
           migrationId,
           powerOn: this.powerOn,
-        });
-        powerState = restored.powerState;
-      },
-      { host: source, attempt: this.destAttempt }
-    );
-    return powerState;
+        }),
+    });
+    return restored.powerState;
   }
 
   /**
@@ -603,7 +611,6 @@ class ResizeRun {
 
   /** Marks the migration `error` (a rollback or a failed decision); a failure to do so is only logged. */
   private async markMigrationFailed(): Promise<void> {
-    if (!this.migrationCreated) return;
     await conductor
       .updateMigration({ migrationId: this.migrationId, status: 'error' })
       .catch((err: unknown) =>
@@ -614,6 +621,13 @@ class ResizeRun {
   private resizedRecord(): InstanceRecord {
     if (!this.resized) throw typedFailure(FailureType.MigrationError, 'the resize has not finished');
     return this.resized;
+  }
+}
+
+/** The source could not take the instance back during a rollback: the move ends in error instead. */
+class SourceNotRestored extends Error {
+  constructor(readonly failure: unknown) {
+    super('the source could not take the instance back');
   }
 }
 

@@ -10,7 +10,8 @@ import { PowerState, VmState } from '../domain/instance';
 import type { StartInput } from '../domain/schemas';
 import { StartInputSchema } from '../domain/schemas';
 import { parseInput } from './lib/failures';
-import { beginOperation, failOperation, recordStep } from './lib/operation';
+import { runStep, withKernel } from './lib/kernel';
+import { beginOperation, failOperation } from './lib/operation';
 import { computeOn } from './lib/proxies';
 import { finishOperation, hostFailure, noHost } from './stop';
 
@@ -30,21 +31,24 @@ export const START_EVENT = 'compute_start_instance';
 export async function start(input: StartInput): Promise<InstanceRecord> {
   const req = parseInput(StartInputSchema, input);
   const { instanceId } = req;
-  const op = await CancellationScope.nonCancellable(() =>
-    beginOperation({
-      instanceId,
-      transition: 'start',
-      operation: 'start',
-    })
+  const op = withKernel(
+    await CancellationScope.nonCancellable(() =>
+      beginOperation({ instanceId, transition: 'start', operation: 'start' })
+    )
   );
   const host = op.before.host;
   try {
     if (host === null) throw noHost(op.before, 'start');
     const compute = computeOn(host, req.timeouts);
-    op.progress.step = `powering on the guest on ${host}`;
     // NOTE(nova): start_instance → driver.power_on (libvirt re-plugs networks and volumes, hard-reboot style).
     await CancellationScope.nonCancellable(() =>
-      recordStep(op, START_EVENT, () => compute.short.powerOnInstance({ instanceId }), { host })
+      runStep(op, {
+        event: START_EVENT,
+        label: `powering on the guest on ${host}`,
+        host,
+        compute: host,
+        run: () => compute.short.powerOnInstance({ instanceId }),
+      })
     );
   } catch (err) {
     return CancellationScope.nonCancellable(() => failOperation(op, hostFailure(err, host)));

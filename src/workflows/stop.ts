@@ -23,7 +23,8 @@ import type { StopInput } from '../domain/schemas';
 import { DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, StopInputSchema } from '../domain/schemas';
 import { failureMessage, failureType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import type { Operation } from './lib/operation';
-import { beginOperation, completeOperation, failOperation, recordStep } from './lib/operation';
+import { runStep, withKernel } from './lib/kernel';
+import { beginOperation, completeOperation, failOperation } from './lib/operation';
 import { computeOn, conductor } from './lib/proxies';
 
 /** The event of the compute step, as Nova names it (wrap_instance_event on stop_instance). */
@@ -122,12 +123,8 @@ export async function stop(input: StopInput): Promise<InstanceRecord> {
   if (current.host === null && current.taskState === null) throw noHost(current, 'stop');
 
   // The lock is taken whole or not at all: a cancellation waits for the compare-and-swap to answer.
-  const op = await CancellationScope.nonCancellable(() =>
-    beginOperation({
-      instanceId,
-      transition: 'stop',
-      operation: 'stop',
-    })
+  const op = withKernel(
+    await CancellationScope.nonCancellable(() => beginOperation({ instanceId, transition: 'stop', operation: 'stop' }))
   );
   const host = op.before.host;
   // NOTE(nova): the image's os_shutdown_timeout (Nova keeps it in the instance's system metadata).
@@ -138,15 +135,14 @@ export async function stop(input: StopInput): Promise<InstanceRecord> {
   try {
     if (host === null) throw noHost(op.before, 'stop');
     const compute = computeOn(host, req.timeouts);
-    await recordStep(
-      op,
-      STOP_EVENT,
-      () => powerOffGuest(op, host, compute, timeout, req.shutdownRetryIntervalSeconds),
-      {
-        host,
-        details: (outcome) => describePowerOff(outcome, timeout),
-      }
-    );
+    await runStep(op, {
+      event: STOP_EVENT,
+      label: `stopping the guest on ${host}`,
+      host,
+      compute: host,
+      run: () => powerOffGuest(op, host, compute, timeout, req.shutdownRetryIntervalSeconds),
+      details: (outcome) => describePowerOff(outcome, timeout),
+    });
   } catch (err) {
     return CancellationScope.nonCancellable(() => failStop(op, err, host, req.timeouts));
   }

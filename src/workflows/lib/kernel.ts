@@ -12,7 +12,7 @@
  */
 import { CancellationScope, log } from '@temporalio/workflow';
 
-import type { TaskState } from '../../domain/instance';
+import type { InstancePatch, TaskState } from '../../domain/instance';
 import { failureMessage, timeoutType } from './failures';
 import type { Operation } from './operation';
 import { advance, recordStep } from './operation';
@@ -84,6 +84,8 @@ export interface StepSpec<T> {
   label: string;
   /** Moves the task state here first (compare-and-swap from the operation's current task state). */
   taskState?: TaskState;
+  /** Written with that task state (e.g. the new flavor when a resize finishes on its destination). */
+  patch?: InstancePatch;
   /** The host recorded on the event (default: the instance's host as the operation sees it). */
   host?: string | null;
   /** The compute host the step runs on, when it is a compute step (the journal's reachedHost). */
@@ -109,7 +111,7 @@ export function withKernel(op: Operation): KernelOperation {
 
 /** Runs one step of an operation. See the module comment. */
 export async function runStep<T>(op: KernelOperation, spec: StepSpec<T>): Promise<T> {
-  if (spec.taskState !== undefined) await advance(op, spec.taskState, spec.label);
+  if (spec.taskState !== undefined) await advance(op, spec.taskState, spec.label, spec.patch);
   else op.progress.step = spec.label;
   showProgress(op.progress);
   if (spec.undo) op.compensations.push(spec.event, spec.undo);
@@ -126,4 +128,13 @@ export async function runStep<T>(op: KernelOperation, spec: StepSpec<T>): Promis
     if (timeout !== undefined) entry.timeout = timeout;
     throw err;
   }
+}
+
+/**
+ * A compensation shared by several undos, run at most once: the first call runs it, later calls get the
+ * same promise (no second activity is issued).
+ */
+export function once(run: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  return () => (running ??= run());
 }
