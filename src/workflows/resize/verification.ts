@@ -1,0 +1,74 @@
+/** The decision of a resized instance (VERIFY_RESIZE), as the confirmResize and revertResize Updates see it. */
+import type { ApplicationFailure } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation } from '@temporalio/workflow';
+
+import { FailureType } from '../../domain/errors';
+import type { OperationProgress, ResizeOutcome } from '../../shared/messages';
+import { failureMessage, failureType, typedFailure } from '../lib/failures';
+
+export type Decision = ResizeOutcome['decision'];
+
+/**
+ * The decision of a resized instance, as the confirmResize / revertResize Updates see it. Validators
+ * accept only while the resize awaits its confirmation, or a repeat of the decision already taken (which
+ * then returns the same outcome and changes nothing).
+ */
+export class Verification {
+  decision?: { decision: Decision; automatic: boolean };
+  /** The live progress of the operation, to name the instance's state in a rejection. */
+  progress?: OperationProgress;
+  private awaiting = false;
+  private outcome?: ResizeOutcome;
+  private failure?: ApplicationFailure;
+
+  constructor(private readonly instanceId: string) {}
+
+  validate(kind: Decision): void {
+    const method = kind === 'confirmed' ? 'confirmResize' : 'revertResize';
+    if (this.decision) {
+      if (this.decision.decision === kind) return;
+      throw typedFailure(
+        FailureType.InstanceInvalidState,
+        `Cannot '${method}' instance ${this.instanceId}: its resize was already ${this.decision.decision}`
+      );
+    }
+    if (!this.awaiting) {
+      const p = this.progress;
+      const where = p ? ` while it is in vmState ${p.vmState} (taskState ${p.taskState ?? 'None'})` : '';
+      throw typedFailure(
+        FailureType.InstanceInvalidState,
+        `Cannot '${method}' instance ${this.instanceId}${where}: no resize awaits confirmation`
+      );
+    }
+  }
+
+  /** The Update's body: takes the decision (unless one was taken) and returns its outcome once settled. */
+  async handle(kind: Decision): Promise<ResizeOutcome> {
+    this.decide(kind, false);
+    // The caller gets the outcome even if the workflow is cancelled meanwhile (the decision still runs).
+    await CancellationScope.nonCancellable(() =>
+      condition(() => this.outcome !== undefined || this.failure !== undefined)
+    );
+    if (this.outcome) return this.outcome;
+    throw this.failure ?? typedFailure(FailureType.MigrationError, 'the resize ended without an outcome');
+  }
+
+  decide(kind: Decision, automatic: boolean): void {
+    this.decision ??= { decision: kind, automatic };
+  }
+
+  open(): void {
+    this.awaiting = true;
+  }
+
+  settle(outcome: ResizeOutcome): void {
+    this.outcome = outcome;
+  }
+
+  fail(err: unknown): void {
+    // An Update handler may fail only with a TemporalFailure (anything else fails the workflow task).
+    this.failure = isCancellation(err)
+      ? typedFailure(FailureType.MigrationError, 'the resize was cancelled')
+      : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
+  }
+}
