@@ -5,11 +5,10 @@
  * budget: the server, not hand-written code, drives Nova's reschedules and their backoff, and every
  * attempt shows in the Web UI as a run of the child.
  */
+import type { ApplicationFailure } from '@temporalio/workflow';
 import {
-  ApplicationFailure,
   CancellationScope,
   executeChild,
-  getExternalWorkflowHandle,
   isCancellation,
   log,
   patched,
@@ -32,6 +31,9 @@ import { placementAttemptRetry } from '../shared/activity-options';
 import { workflowIds } from '../shared/task-queues';
 import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import { tagInstance } from './lib/instance-attributes';
+import type { StepRunner } from './lib/kernel';
+import { once, runStep, withKernel } from './lib/kernel';
+import { attemptFailure, placementAttempt } from './lib/placement-attempt';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 
 /** Failure types that end a build at once: no other host can fix them. */
@@ -41,6 +43,9 @@ const ABORT_TYPES = [
   FailureType.InstanceNotFound,
   FailureType.InstanceInvalidState,
 ];
+
+/** The event of an alternate's claim (a reschedule's first step). */
+const CLAIM_EVENT = 'conductor_claim_alternate';
 
 /** The patch id of the alternate claim that is in flight before it is issued and never touches the host. */
 export const PATCH_ALTERNATE_CLAIM_OFF_HOST = 'alternate-claim-off-host';
@@ -79,7 +84,7 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
   });
   tagInstance({ instanceId, vmState: VmState.Building });
 
-  const { flavor, image, actionId } = await conductor
+  const { instance, flavor, image, actionId } = await conductor
     .createInstance({
       instanceId,
       name: req.name,
@@ -93,54 +98,37 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
       // Nothing exists yet (an unknown flavor or image is refused before anything is written).
       throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
     });
+  // The build holds its instance from its creation: the operation is its record, action and progress.
+  const op = withKernel({ instanceId, actionId, requestId, before: instance, progress });
+  // Each attempt releases its own claim; this is the safety net under them (idempotent).
+  op.compensations.push('release every claim of the build', async () => {
+    await scheduler.releaseAllocations({ consumerId: instanceId });
+  });
 
   try {
-    progress.step = 'selecting destinations';
-    const scheduledAt = new Date().toISOString();
     const pinned = req.host ?? req.forceHost;
-    let hosts: string[];
-    let resources: Resources;
-    let hostZones: Record<string, string>;
-    try {
-      const selected = await scheduler.selectDestinations({
-        instanceIds: [instanceId],
-        flavor,
-        image,
-        availabilityZone: req.availabilityZone,
-        schedulerHints: req.schedulerHints,
-        requestedHost: req.host,
-        forcedHost: req.forceHost,
-        // NOTE(nova): a requested or forced host is never rescheduled elsewhere.
-        maxAttempts: pinned ? 1 : req.maxAttempts,
-      });
-      hosts = selected.selections[0]?.hosts ?? [];
-      resources = selected.resources;
-      hostZones = selected.hostZones;
-      await conductor.recordEvent({
-        actionId,
-        event: 'conductor_schedule_and_build_instances',
-        attempt: 0,
-        host: hosts[0] ?? null,
-        result: 'Success',
-        details: `hosts: ${hosts.join(', ')}`,
-        startedAt: scheduledAt,
-        finishedAt: new Date().toISOString(),
-      });
-    } catch (err) {
-      await CancellationScope.nonCancellable(() =>
-        conductor.recordEvent({
-          actionId,
-          event: 'conductor_schedule_and_build_instances',
-          attempt: 0,
-          host: null,
-          result: 'Error',
-          details: failureMessage(err),
-          startedAt: scheduledAt,
-          finishedAt: new Date().toISOString(),
-        })
-      );
-      throw err;
-    }
+    const selected = await runStep(op, {
+      event: 'conductor_schedule_and_build_instances',
+      label: 'selecting destinations',
+      attempt: 0,
+      host: null,
+      hostOf: (s) => s.selections[0]?.hosts[0] ?? null,
+      details: (s) => `hosts: ${(s.selections[0]?.hosts ?? []).join(', ')}`,
+      run: () =>
+        scheduler.selectDestinations({
+          instanceIds: [instanceId],
+          flavor,
+          image,
+          availabilityZone: req.availabilityZone,
+          schedulerHints: req.schedulerHints,
+          requestedHost: req.host,
+          forcedHost: req.forceHost,
+          // NOTE(nova): a requested or forced host is never rescheduled elsewhere.
+          maxAttempts: pinned ? 1 : req.maxAttempts,
+        }),
+    });
+    const hosts = selected.selections[0]?.hosts ?? [];
+    const { resources, hostZones } = selected;
 
     const { host } = await executeChild(buildAttempt, {
       workflowId: workflowIds.placementAttempt(instanceId, 'build'),
@@ -174,19 +162,14 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
     ]);
     return record;
   } catch (err) {
-    return CancellationScope.nonCancellable(() => failBuild(err, instanceId, actionId, progress));
+    return CancellationScope.nonCancellable(() => failBuild(err, op));
   }
 }
 
 /** Persists the outcome of a failed or cancelled build, releases every claim, then fails typed. */
-async function failBuild(
-  err: unknown,
-  instanceId: string,
-  actionId: string,
-  progress: OperationProgress
-): Promise<never> {
-  // Each attempt releases its own claim; this is the safety net (idempotent).
-  await scheduler.releaseAllocations({ consumerId: instanceId });
+async function failBuild(err: unknown, op: StepRunner): Promise<never> {
+  const { instanceId, actionId, progress } = op;
+  await op.compensations.rollBack(err);
   if (isCancellation(err)) {
     // NOTE(nova): deleting an instance during its build ends it deleted with no allocation.
     await conductor.recordFailure({
@@ -234,82 +217,85 @@ export interface BuildAttemptInput {
  * next alternate; an abort fails it as non-retryable `BuildAborted`.
  */
 export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: string }> {
-  const { attempt, parent } = workflowInfo();
-  const assigned = input.hosts[attempt - 1];
-  if (!assigned) {
-    throw typedFailure(FailureType.MaxRetriesExceeded, new MaxRetriesExceeded(input.instanceId, input.hosts).message);
-  }
-  const host: string = assigned;
-  tagInstance({ instanceId: input.instanceId, host });
-  const parentHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
+  const placement = placementAttempt(
+    input.instanceId,
+    input.hosts,
+    () => new MaxRetriesExceeded(input.instanceId, input.hosts).message
+  );
+  const { attempt, host } = placement;
   const compute = computeOn(host, input.timeouts);
   const { instanceId, actionId } = input;
-  let claimed = attempt === 1;
-  let touchedHost = false;
   // Versioned (runs recorded before it replay the old way): an alternate's claim is in flight before it
   // is issued, so a claim whose answer was lost is released; a claim is not a step on the host, so an
   // alternate found full is skipped without a destroy call and without a failed build counted there.
   const claimOffHost = patched(PATCH_ALTERNATE_CLAIM_OFF_HOST);
-
-  /** One build step: record the task state and an event for this attempt, run it, close the event. */
-  async function step<T>(
-    taskState: TaskState,
-    event: string,
-    run: () => Promise<T>,
-    onHost: boolean = true
-  ): Promise<T> {
-    const startedAt = new Date().toISOString();
-    await conductor.updateInstance({
+  const op = withKernel({
+    instanceId,
+    actionId,
+    progress: {
       instanceId,
-      patch: { taskState, host },
-      expectTaskState: [...BUILD_TASK_STATES],
-      expectVmState: VmState.Building,
-      method: 'buildInstance',
+      operation: 'buildInstance',
+      vmState: VmState.Building,
+      taskState: Task.Scheduling,
+      powerState: PowerState.NoState,
+      host,
+      attempt,
+      step: `placement attempt ${attempt} on ${host}`,
+      hostsTried: [host],
+    },
+  });
+
+  /** Whether this attempt may have left something on the host: a step sent there, other than a claim that held. */
+  const touched = () =>
+    op.journal.entries.some((e) => e.compute === host && !(e.event === CLAIM_EVENT && e.status === 'done'));
+  // Undone last first: the guest destroyed, then the claim released, then the failed build counted.
+  op.compensations.push('count a failed build on the host', async () => {
+    // Set below: cancelled attempts are not the host's fault.
+    if (countFailure && touched()) await scheduler.recordBuildResult({ host, success: false });
+  });
+  const releaseClaim = () =>
+    op.compensations.push('release the claim on the host', async () => {
+      await scheduler.releaseAllocations({ consumerId: instanceId, host });
     });
-    await parentHandle?.signal(placementProgressSignal, { attempt, host, taskState, step: `${event} on ${host}` });
-    try {
-      if (onHost) touchedHost = true;
-      const result = await run();
-      await conductor.recordEvent({
-        actionId,
-        event,
-        attempt,
+  const destroyGuest = once(async () => {
+    // A host that never picked the task up has nothing to destroy.
+    if (!touched() || timeoutType(failure) === 'SCHEDULE_TO_START') return;
+    await compute.cleanup.destroyInstance({ instanceId }).catch((e: unknown) =>
+      log.warn('could not destroy the guest; the host cleans up when it reconciles', {
         host,
-        result: 'Success',
-        startedAt,
-        finishedAt: new Date().toISOString(),
-      });
-      return result;
-    } catch (err) {
-      const details = failureMessage(err);
-      await CancellationScope.nonCancellable(() =>
-        conductor.recordEvent({
-          actionId,
-          event,
-          attempt,
-          host,
-          result: 'Error',
-          details,
-          startedAt,
-          finishedAt: new Date().toISOString(),
-        })
-      );
-      throw err;
-    }
-  }
+        error: failureMessage(e),
+      })
+    );
+  });
+  let countFailure = true;
+  let failure: unknown;
+
+  /** One build step: the task state and host written, the parent told, the step run, its event recorded. */
+  const step = <T>(taskState: TaskState, event: string, run: () => Promise<T>, onHost = true): Promise<T> =>
+    placement.step(op, taskState, {
+      event,
+      taskState,
+      patch: { host },
+      expect: { taskState: BUILD_TASK_STATES, vmState: VmState.Building },
+      host,
+      ...(onHost ? { compute: host } : {}),
+      run,
+    });
 
   try {
-    if (!claimed) {
-      if (claimOffHost) claimed = true;
+    if (attempt === 1) releaseClaim();
+    else {
+      if (claimOffHost) releaseClaim();
+      else op.compensations.push('destroy the guest', destroyGuest);
       await step(
         Task.Scheduling,
-        'conductor_claim_alternate',
+        CLAIM_EVENT,
         () => scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources }),
         !claimOffHost
       );
-      claimed = true;
-      touchedHost = false;
+      if (!claimOffHost) releaseClaim();
     }
+    op.compensations.push('destroy the guest', destroyGuest);
     await step(Task.Networking, 'compute_allocate_networks', () => compute.short.allocateNetworks({ instanceId }));
     await step(Task.BlockDeviceMapping, 'compute_prepare_block_devices', () =>
       compute.short.prepareBlockDevices({ instanceId, flavor: input.flavor, image: input.image })
@@ -319,29 +305,14 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
     );
     return { host };
   } catch (err) {
-    await CancellationScope.nonCancellable(async () => {
-      // A host that never picked the task up has nothing to destroy.
-      if (touchedHost && timeoutType(err) !== 'SCHEDULE_TO_START') {
-        await compute.cleanup.destroyInstance({ instanceId }).catch((e: unknown) =>
-          log.warn('could not destroy the guest; the host cleans up when it reconciles', {
-            host,
-            error: failureMessage(e),
-          })
-        );
-      }
-      if (claimed) await scheduler.releaseAllocations({ consumerId: instanceId, host });
-      if (touchedHost && !isCancellation(err)) await scheduler.recordBuildResult({ host, success: false });
-    });
-    if (isCancellation(err)) throw err;
-    const message = failureMessage(err);
-    if (isFailureOfType(err, ...ABORT_TYPES)) throw typedFailure(failureType(err) ?? FailureType.BuildAborted, message);
-    // Everything else on this host (spawn failure, full alternate, dead or silent host) is reschedulable.
-    const reason = timeoutType(err) ? `compute host ${host} did not respond (${timeoutType(err)} timeout)` : message;
-    throw ApplicationFailure.create({
-      type: FailureType.Rescheduled,
-      message: `Build of instance ${instanceId} on ${host} failed (attempt ${attempt} of ${input.hosts.length}): ${reason}`,
-      nonRetryable: false,
-      details: [{ host, attempt }],
-    });
+    failure = err;
+    countFailure = !isCancellation(err);
+    await op.compensations.rollBack(err);
+    throw attemptFailure(
+      err,
+      { operation: 'Build', instanceId, host, attempt, hosts: input.hosts.length },
+      ABORT_TYPES,
+      FailureType.BuildAborted
+    );
   }
 }

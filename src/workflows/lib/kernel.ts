@@ -14,7 +14,7 @@ import { CancellationScope, log } from '@temporalio/workflow';
 
 import type { InstancePatch, TaskState } from '../../domain/instance';
 import { failureMessage, timeoutType } from './failures';
-import type { Operation } from './operation';
+import type { Expectation, Operation, StepOwner } from './operation';
 import { advance, recordStep } from './operation';
 import { showProgress } from './progress';
 
@@ -86,6 +86,12 @@ export interface StepSpec<T> {
   taskState?: TaskState;
   /** Written with that task state (e.g. the new flavor when a resize finishes on its destination). */
   patch?: InstancePatch;
+  /** The compare-and-swap of that write, when not from the operation's current task state. */
+  expect?: Expectation;
+  /** Run once the task state is written, before the step itself (e.g. telling a parent workflow). */
+  onStart?: () => Promise<void>;
+  /** The host recorded on the event once the step succeeded, from its result. */
+  hostOf?: (result: T) => string | null;
   /** The host recorded on the event (default: the instance's host as the operation sees it). */
   host?: string | null;
   /** The compute host the step runs on, when it is a compute step (the journal's reachedHost). */
@@ -98,28 +104,37 @@ export interface StepSpec<T> {
   run: () => Promise<T>;
 }
 
-/** A running operation as the kernel sees it: the lock and action, its journal and its compensations. */
-export interface KernelOperation extends Operation {
+/** What runStep needs of an operation: the instance, its action and progress, its journal and compensations. */
+export interface StepRunner extends StepOwner {
   journal: Journal;
   compensations: Compensations;
 }
 
-/** Gives an operation (from beginOperation) its journal and compensation stack. */
-export function withKernel(op: Operation): KernelOperation {
+/** A running operation as the kernel sees it: the lock and action, its journal and its compensations. */
+export type KernelOperation = Operation & StepRunner;
+
+/** Gives an operation (from beginOperation, or a build's own creation) its journal and compensation stack. */
+export function withKernel<O extends StepOwner>(op: O): O & StepRunner {
   return Object.assign(op, { journal: new Journal(), compensations: new Compensations() });
 }
 
 /** Runs one step of an operation. See the module comment. */
-export async function runStep<T>(op: KernelOperation, spec: StepSpec<T>): Promise<T> {
-  if (spec.taskState !== undefined) await advance(op, spec.taskState, spec.label, spec.patch);
+export async function runStep<T>(op: StepRunner, spec: StepSpec<T>): Promise<T> {
+  if (spec.taskState !== undefined) await advance(op, spec.taskState, spec.label, spec.patch, spec.expect);
   else op.progress.step = spec.label;
   showProgress(op.progress);
   if (spec.undo) op.compensations.push(spec.event, spec.undo);
   const host = spec.host === undefined ? op.progress.host : spec.host;
   const entry: JournalEntry = { event: spec.event, compute: spec.compute ?? null, status: 'started' };
+  await spec.onStart?.();
   op.journal.entries.push(entry);
   try {
-    const result = await recordStep(op, spec.event, spec.run, { host, attempt: spec.attempt, details: spec.details });
+    const result = await recordStep(op, spec.event, spec.run, {
+      host,
+      hostOf: spec.hostOf,
+      attempt: spec.attempt,
+      details: spec.details,
+    });
     entry.status = 'done';
     return result;
   } catch (err) {

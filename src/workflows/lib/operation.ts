@@ -8,7 +8,7 @@ import { CancellationScope, isCancellation, log, setHandler, workflowInfo } from
 import type { ApplicationFailure } from '@temporalio/workflow';
 
 import { FailureType } from '../../domain/errors';
-import type { InstancePatch, InstanceRecord, TaskState } from '../../domain/instance';
+import type { InstancePatch, InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import type { OperationName, Transition } from '../../domain/transitions';
 import { TRANSITIONS } from '../../domain/transitions';
 import type { OperationProgress } from '../../shared/messages';
@@ -24,6 +24,15 @@ export interface BeginOptions {
   transition: OperationName;
   /** The workflow type, for the progress query. */
   operation: string;
+}
+
+/** What a step needs of its operation: the instance, the action its events go on, the live progress. */
+export type StepOwner = Pick<Operation, 'instanceId' | 'actionId' | 'progress'>;
+
+/** The compare-and-swap a step's task-state write makes, when not the operation's own current task state. */
+export interface Expectation {
+  taskState: readonly (TaskState | null)[];
+  vmState?: VmState;
 }
 
 /** A running operation: its record as it began, its action, and its live progress. */
@@ -78,15 +87,17 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
 
 /** Moves the operation on to another step (task state and progress), guarded by the current task state. */
 export async function advance(
-  op: Operation,
+  op: StepOwner,
   taskState: TaskState,
   step: string,
-  patch: InstancePatch = {}
+  patch: InstancePatch = {},
+  expect?: Expectation
 ): Promise<InstanceRecord> {
   const record = await conductor.updateInstance({
     instanceId: op.instanceId,
     patch: { ...patch, taskState },
-    expectTaskState: op.progress.taskState,
+    expectTaskState: expect ? [...expect.taskState] : op.progress.taskState,
+    ...(expect?.vmState !== undefined ? { expectVmState: expect.vmState } : {}),
     method: op.progress.operation,
   });
   Object.assign(op.progress, {
@@ -102,10 +113,16 @@ export async function advance(
 
 /** Records one step's event for this operation's action. */
 export async function recordStep<T>(
-  op: Operation,
+  op: StepOwner,
   event: string,
   run: () => Promise<T>,
-  where: { host?: string | null; attempt?: number; details?: (result: T) => string } = {}
+  where: {
+    host?: string | null;
+    /** The host recorded once the step succeeded, from its result (e.g. the host a selection chose). */
+    hostOf?: (result: T) => string | null;
+    attempt?: number;
+    details?: (result: T) => string;
+  } = {}
 ): Promise<T> {
   const startedAt = new Date().toISOString();
   const base = {
@@ -121,6 +138,7 @@ export async function recordStep<T>(
     await CancellationScope.nonCancellable(() =>
       conductor.recordEvent({
         ...base,
+        ...(where.hostOf ? { host: where.hostOf(result) } : {}),
         result: 'Success',
         details: where.details?.(result),
         finishedAt: new Date().toISOString(),

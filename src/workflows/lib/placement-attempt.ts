@@ -1,0 +1,85 @@
+/**
+ * What every placement attempt shares, whatever it places (a build, a resize's destination): one run of
+ * a child workflow per host of the scheduler's list, whose RetryPolicy.maximumAttempts is the reschedule
+ * budget. Run N takes host N; its steps run on the kernel (the task state, the parent told, the event
+ * recorded), its compensations undo what it did on that host, and its failure is either an abort (no
+ * other host can fix it: non-retryable) or `Rescheduled` (retryable: the server starts the next run on
+ * the next alternate).
+ */
+import { ApplicationFailure, getExternalWorkflowHandle, isCancellation, workflowInfo } from '@temporalio/workflow';
+
+import { FailureType } from '../../domain/errors';
+import type { TaskState } from '../../domain/instance';
+import { placementProgressSignal } from '../../shared/messages';
+import { failureMessage, failureType, isFailureOfType, timeoutType, typedFailure } from './failures';
+import { tagInstance } from './instance-attributes';
+import type { StepRunner, StepSpec } from './kernel';
+import { runStep } from './kernel';
+
+export interface PlacementAttempt {
+  /** 1-based: the run of the child workflow. */
+  attempt: number;
+  /** The host of this run: hosts[attempt - 1]. */
+  host: string;
+  /** Runs one step of this attempt on the kernel, telling the parent which host and step it is on. */
+  step<T>(op: StepRunner, taskState: TaskState, spec: Omit<StepSpec<T>, 'label' | 'onStart' | 'attempt'>): Promise<T>;
+}
+
+/**
+ * The host of this run, or a MaxRetriesExceeded failure when the list is exhausted (`exhausted` gives the
+ * message). Tags the run with its instance and host.
+ */
+export function placementAttempt(
+  instanceId: string,
+  hosts: readonly string[],
+  exhausted: () => string
+): PlacementAttempt {
+  const { attempt, parent } = workflowInfo();
+  const assigned = hosts[attempt - 1];
+  if (assigned === undefined) throw typedFailure(FailureType.MaxRetriesExceeded, exhausted());
+  const host = assigned;
+  tagInstance({ instanceId, host });
+  const parentHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
+  return {
+    attempt,
+    host,
+    step: (op, taskState, spec) =>
+      runStep(op, {
+        ...spec,
+        label: `${spec.event} on ${host}`,
+        attempt,
+        onStart: async () => {
+          await parentHandle?.signal(placementProgressSignal, {
+            attempt,
+            host,
+            taskState,
+            step: `${spec.event} on ${host}`,
+          });
+        },
+      }),
+  };
+}
+
+/**
+ * How a placement attempt fails, once its compensations ran: a cancellation as it is; an abort type as a
+ * non-retryable typed failure (`abortDefault` when untyped); anything else on this host (a step failed,
+ * an alternate full, a host dead or silent) as the retryable `Rescheduled`.
+ */
+export function attemptFailure(
+  err: unknown,
+  what: { operation: string; instanceId: string; host: string; attempt: number; hosts: number },
+  abortTypes: readonly string[],
+  abortDefault: string
+): unknown {
+  if (isCancellation(err)) return err;
+  const message = failureMessage(err);
+  if (isFailureOfType(err, ...abortTypes)) return typedFailure(failureType(err) ?? abortDefault, message);
+  const timeout = timeoutType(err);
+  const reason = timeout ? `compute host ${what.host} did not respond (${timeout} timeout)` : message;
+  return ApplicationFailure.create({
+    type: FailureType.Rescheduled,
+    message: `${what.operation} of instance ${what.instanceId} on ${what.host} failed (attempt ${what.attempt} of ${what.hosts}): ${reason}`,
+    nonRetryable: false,
+    details: [{ host: what.host, attempt: what.attempt }],
+  });
+}
