@@ -19,6 +19,7 @@
  */
 import type { InstanceRecord } from './instance';
 import type { MigrationRecord } from './migration';
+import { MIGRATION_FINISHED_STATUSES } from './migration';
 import type { Resources } from './resources';
 
 export const FINDING_KINDS = [
@@ -41,18 +42,6 @@ export interface Finding {
   /** For a person to read: what is wrong, and what the audit saw. */
   detail: string;
 }
-
-/** Migration statuses after which a migration holds nothing and nothing more happens to it. */
-export const MIGRATION_FINISHED_STATUSES: readonly string[] = [
-  'confirmed',
-  'reverted',
-  'error',
-  'failed',
-  'completed',
-  // Nova's end states for evacuations (done) and aborted live migrations (cancelled).
-  'done',
-  'cancelled',
-];
 
 export interface AuditSnapshot {
   /** Every instance record, deleted ones included. */

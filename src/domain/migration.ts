@@ -44,3 +44,15 @@ export interface MigrationPlan {
   /** `resize` when the flavor changes, else `migration` (a cold migration). */
   migrationType: 'resize' | 'migration';
 }
+
+/** Migration statuses after which a migration holds nothing and nothing more happens to it. */
+export const MIGRATION_FINISHED_STATUSES: readonly string[] = [
+  'confirmed',
+  'reverted',
+  'error',
+  'failed',
+  'completed',
+  // Nova's end states for evacuations (done) and aborted live migrations (cancelled).
+  'done',
+  'cancelled',
+];

@@ -6,15 +6,16 @@
 import type { ExpressionBuilder, Selectable, Updateable } from 'kysely';
 
 import { InstanceInvalidState, InstanceNotFound, InvalidRequest, MigrationError } from '../domain/errors';
-import type { InstanceRecord, PowerState, TaskState, VmState } from '../domain/instance';
-import type { ServerGroupPolicy } from '../scheduler/types';
+import type { InstancePatch, InstanceRecord, PowerState, TaskState, VmState } from '../domain/instance';
+import type { MigrationRecord, MigrationType } from '../domain/migration';
+import type { ServerGroupPolicy } from '../domain/host';
 import type { Store } from './db';
 import type { Database, InstancesTable, MigrationsTable } from './schema';
 import { newId, nowIso } from './util';
 
 /** A new instance record; `taskOwner` defaults to none. */
 export type NewInstance = Omit<InstanceRecord, 'createdAt' | 'updatedAt' | 'taskOwner'> & { taskOwner?: string | null };
-export type InstancePatch = Partial<Omit<InstanceRecord, 'instanceId' | 'createdAt' | 'updatedAt'>>;
+export type { InstancePatch };
 
 /** Compare-and-swap guard of `update` (Nova's expected_task_state / expected_vm_state). */
 export interface InstanceExpectation {
@@ -90,22 +91,7 @@ export interface InstanceFault {
   createdAt: string;
 }
 
-export type MigrationType = 'resize' | 'migration' | 'evacuation';
-
-export interface MigrationRecord {
-  /** Also the placement consumer that holds the source allocation during a resize. */
-  id: string;
-  instanceId: string;
-  sourceHost: string;
-  destHost: string | null;
-  oldFlavor: string;
-  newFlavor: string;
-  migrationType: MigrationType;
-  /** Nova's statuses: pre-migrating, migrating, post-migrating, finished, confirming, confirmed, reverting, reverted, error, failed, done … */
-  status: string;
-  createdAt: string;
-  updatedAt: string;
-}
+export type { MigrationRecord, MigrationType };
 
 export type NewMigration = Omit<MigrationRecord, 'createdAt' | 'updatedAt'>;
 export type MigrationPatch = Partial<

@@ -29,24 +29,16 @@
 import type { Transaction } from 'kysely';
 
 import { ClaimFailed, ConcurrentUpdate, InvalidRequest } from '../domain/errors';
+import { MIGRATION_FINISHED_STATUSES } from '../domain/migration';
 import type { HostSpec } from '../domain/fleet';
 import { capacity, type Inventory, RESOURCE_CLASSES, type ResourceClass, type Resources } from '../domain/resources';
-import type { HostState } from '../scheduler/types';
+import type { HostState } from '../domain/host';
 import { backoffMs, sleep, type Store, transaction } from './db';
 import type { Database } from './schema';
 import { affected, nowIso } from './util';
 
 /** Migration statuses after which a migration no longer holds allocations (anything else is in progress). */
-export const MIGRATION_FINISHED_STATUSES: readonly string[] = [
-  'confirmed',
-  'reverted',
-  'error',
-  'failed',
-  'completed',
-  // Nova's end states for evacuations (done) and aborted live migrations (cancelled).
-  'done',
-  'cancelled',
-];
+export { MIGRATION_FINISHED_STATUSES };
 /**
  * A live instance may hold allocations: any instance not deleted, except an `error` instance with no host
  * (a build that failed must hold nothing). An `error` instance still on its host (a failed rebuild or
