@@ -43,7 +43,7 @@ const USAGE = `usage: npm run conductor -- <command> [options] [--json]
   migrate ID|NAME [--host H]           cold migration: same flavor, another host
   confirm ID|NAME | revert ID|NAME     settle a resize or migration
   hosts                                compute hosts: zone, usage, liveness, build failures
-  audit                                orphaned allocations and hosts over capacity`;
+  audit                                the consistency audit: placement, workflows, guests (exit 3 on findings)`;
 
 class UsageError extends Error {}
 
@@ -372,7 +372,8 @@ async function run(
       return EXIT_OK;
     }
     case 'audit':
-      return audit(ctx.json ? ['--json'] : []);
+      // The conductor CLI talks to Temporal anyway: the audit also checks workflows and the hosts' guests.
+      return audit(ctx.json ? ['--live', '--json'] : ['--live']);
     default:
       throw new UsageError(`unknown command '${command}'`);
   }
