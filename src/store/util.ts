@@ -27,6 +27,11 @@ export function affected(result: { numUpdatedRows?: bigint; numDeletedRows?: big
   return Number(result.numUpdatedRows ?? result.numDeletedRows ?? 0n);
 }
 
+/** A value or a list of values, as a list. */
+export function asList<T>(value: T | readonly T[]): readonly T[] {
+  return Array.isArray(value) ? (value as readonly T[]) : [value as T];
+}
+
 /** Groups items by a string key, keeping their order within each group. */
 export function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
   const out = new Map<string, T[]>();
