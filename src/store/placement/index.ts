@@ -76,20 +76,11 @@ export interface PlacementRepositoryOptions {
 }
 
 export function createPlacementRepository(store: Store, options: PlacementRepositoryOptions = {}): PlacementRepository {
-  const providers = createProviderWrites(store);
-  const allocations = createAllocationAccess(store);
   return {
-    upsertProvider: providers.upsertProvider,
-    upsertProviders: providers.upsertProviders,
-    setDisabled: providers.setDisabled,
-    setForcedDown: providers.setForcedDown,
+    ...createProviderWrites(store),
     listHostStates: createHostStates(store, options.cacheHostStates ?? true),
     claim: createClaim(store),
-    releaseConsumer: allocations.releaseConsumer,
-    moveAllocations: allocations.moveAllocations,
-    getAllocations: allocations.getAllocations,
-    allocationsByHost: allocations.allocationsByHost,
-    recordBuildResult: providers.recordBuildResult,
+    ...createAllocationAccess(store),
     audit: createAudit(store),
   };
 }
