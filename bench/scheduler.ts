@@ -80,9 +80,9 @@ interface ProviderRow {
  * A fleet as placement describes it: mixed host sizes and usage, two AZs, ~10% aarch64 hosts, ~3%
  * down or disabled, ~5% with recent build failures, a few instances per host.
  *
- * The HostStates are put together the way PlacementRepository.listHostStates does (src/store/
- * placement.ts): per-table passes build frozen Inventory records, trait and consumer sets and frozen
- * `used` records, keyed by provider; then one plain HostState object per host, every one of the same
+ * The HostStates are put together the way PlacementRepository.listHostStates does
+ * (src/store/placement/host-states.ts): per-table passes build frozen Inventory records, trait and
+ * consumer sets and frozen `used` records, keyed by provider; then one plain HostState object per host, every one of the same
  * shape. The layout in memory matters at 10,000 hosts (the pass is bound by memory there), so the
  * fixture follows the real loader rather than building each host in one go.
  */
