@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import type { ComputeActivities, SpawnProgress } from '../../../src/activities/compute';
 import { createComputeActivities } from '../../../src/activities/compute';
@@ -78,9 +78,10 @@ describe('compute activities', () => {
       const running = env.run(activities.spawnInstance, SPAWN).finally(() => (settled = true));
       running.catch(() => undefined); // observed below
 
-      await sleep(450); // the hang strikes halfway through the 0.3 s spawn
+      // The spawn reports its start; the hang strikes halfway through the 0.3 s spawn, before any other report.
+      await vi.waitFor(() => expect(seen.length).toBeGreaterThan(0), { timeout: 10_000, interval: 20 });
+      await sleep(200);
       const countWhenHung = seen.length;
-      expect(countWhenHung).toBeGreaterThan(0);
       await sleep(400); // longer than the whole spawn would have taken
       expect(seen.length).toBe(countWhenHung);
       expect(seen.at(-1)?.percent).toBeLessThan(100);
