@@ -113,8 +113,20 @@ export async function checkInvariants(options: {
 
     const guestsOn = new Map(hosts.map((h) => [h.name, readGuests(dataDir, h.name)]));
     for (const [host, ids] of guestsOn)
-      for (const id of ids) {
+      for (const key of ids) {
+        // The source guest of a resize or cold migration is kept as `<instance>_resize` until confirmed.
+        const id = key.endsWith('_resize') ? key.slice(0, -'_resize'.length) : key;
         const instance = instances.get(id);
+        if (key !== id) {
+          if (!instance || !movingOn(id, host))
+            problems.push({
+              kind: 'stray-guest',
+              subject: key,
+              host,
+              detail: 'a resize source guest with no move under way',
+            });
+          continue;
+        }
         if (instance && instance.taskState !== null && instance.host === host) continue; // reported below
         if (instance && movingOn(id, host)) continue;
         const fine =
