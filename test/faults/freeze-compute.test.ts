@@ -16,7 +16,14 @@ import {
 const FREEZE_MS = 60_000;
 /** When builds are started, in ms after the freeze: two each time. */
 const STARTS_MS = [500, 3_000, 8_000, 15_000, 30_000, 45_000];
-/** The target for a build started during the freeze, with 3 s spawns (reported, not asserted). */
+/**
+ * The target for a build started during the freeze, with 3 s spawns (reported, not asserted).
+ * TODO(bug: a frozen host swallows tasks): measured ~72 s for builds started in the first 30 s. Their
+ * first step (allocateNetworks on fz-1) is handed to the frozen worker's outstanding long polls, so it is
+ * neither backlogged (liveness never calls fz-1 sick, the scheduler keeps choosing it) nor timed out at
+ * scheduleToStartSeconds 5: it fails "ScheduleToStart timeout" only ~67 s later; short compute steps
+ * have no heartbeat and startToClose max(heartbeatSeconds, 60) (src/shared/activity-options.ts).
+ */
 const TARGET_SECONDS = 15;
 
 describe('fault: a compute worker frozen (SIGSTOP) for 60 s', () => {
