@@ -10,7 +10,7 @@ export npm_config_nodedir := $(shell [ -d /usr/include/node ] && echo /usr)
 
 help:
 	@echo "make start   run the system (Temporal dev server + Web UI, conductor, scheduler, compute workers)"
-	@echo "make test    install everything and run lint, typecheck and the whole test suite"
+	@echo "make test    install everything and run lint, typecheck, the whole test suite and the fault suite"
 	@echo "make bench   run the benchmarks"
 
 # `npm ci`: exactly the lock file, which records every platform's optional packages (the lock check
@@ -38,6 +38,7 @@ check: install
 
 test: install test-deps check
 	bash scripts/with-test-services.sh npm test
+	npm run test:faults
 
 bench: install
 	npm run bench:scheduler

@@ -1,0 +1,60 @@
+/** Fault 5: SIGSTOP the best-ranked compute worker for 60 s while builds are started, then SIGCONT. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import {
+  assertConsistent,
+  figures,
+  fleet,
+  type Outcome,
+  outcomes,
+  sleep,
+  Stack,
+  type Started,
+  startBuilds,
+} from './harness';
+
+const FREEZE_MS = 60_000;
+/** When builds are started, in ms after the freeze: two each time. */
+const STARTS_MS = [500, 3_000, 8_000, 15_000, 30_000, 45_000];
+/**
+ * The target for a build started during the freeze, with 3 s spawns (reported, not asserted).
+ * TODO(bug: a frozen host swallows tasks): measured ~72 s for builds started in the first 30 s. Their
+ * first step (allocateNetworks on fz-1) is handed to the frozen worker's outstanding long polls, so it is
+ * neither backlogged (liveness never calls fz-1 sick, the scheduler keeps choosing it) nor timed out at
+ * scheduleToStartSeconds 5: it fails "ScheduleToStart timeout" only ~67 s later; short compute steps
+ * have no heartbeat and startToClose max(heartbeatSeconds, 60) (src/shared/activity-options.ts).
+ */
+const TARGET_SECONDS = 15;
+
+describe('fault: a compute worker frozen (SIGSTOP) for 60 s', () => {
+  // fz-1 ranks best (most free RAM and vCPUs): it is the one frozen.
+  const stack = new Stack([...fleet('fz', 1, { vcpus: 32, memoryMb: 65536 }), ...fleet('fz', 3).slice(1)]);
+  beforeAll(() => stack.startAll(), 180_000);
+  afterAll(() => stack.dispose());
+
+  it('builds started during the freeze complete on the other hosts; nothing leaked after SIGCONT', async () => {
+    const frozen = stack.worker('compute', 'fz-1');
+    const t0 = Date.now();
+    await frozen.signal('SIGSTOP');
+    const started: Started[] = [];
+    for (const at of STARTS_MS) {
+      await sleep(Math.max(0, t0 + at - Date.now()));
+      started.push(...(await startBuilds(stack, 2, `fz${at}`)));
+    }
+    const during: Outcome[] = await outcomes(started);
+    await sleep(Math.max(0, t0 + FREEZE_MS - Date.now()));
+    await frozen.signal('SIGCONT');
+    await stack.waitAllTerminal(90_000);
+    await figures(stack, '5 compute fz-1 SIGSTOPped 60 s', during, t0);
+    const seconds = during.map(
+      (o, i) => `+${STARTS_MS[Math.floor(i / 2)]! / 1000}s:${o.seconds.toFixed(1)}s@${o.host ?? o.result}`
+    );
+    const met = during.every((o) => o.result === 'ok' && o.seconds < TARGET_SECONDS && o.host !== 'fz-1');
+    console.log(
+      `[faults] 5 per-build seconds (started at +t during the freeze: took@host): ${seconds.join(' ')}; ` +
+        `max ${Math.max(...during.map((o) => o.seconds)).toFixed(1)} s; target < ${TARGET_SECONDS} s ${met ? 'met' : 'NOT met'}`
+    );
+    expect(during.map((o) => o.result)).toEqual(during.map(() => 'ok'));
+    await assertConsistent(stack);
+  });
+});
