@@ -1,7 +1,8 @@
 /**
  * `npm run audit [-- --json]`: the placement audit (Nova's `nova-manage placement audit`). Lists
  * allocations whose consumer is neither a live instance nor an in-progress migration, and hosts whose
- * allocations exceed their capacity. Read-only, apart from bringing the schema up to date.
+ * allocations exceed their capacity. Read-only: it never creates or migrates the store (the workers own
+ * the schema) and fails, exit 1, on a store that is missing or not migrated.
  *
  * Store: DATABASE_URL (PostgreSQL), else $DATA_DIR/conductor.sqlite, read through loadEnv().
  * Exit status: 0 nothing found, 3 findings (as nova-manage), 2 bad usage or configuration, 1 the audit
@@ -9,7 +10,7 @@
  */
 import type { InstanceRecord } from '../domain/instance';
 import type { Resources } from '../domain/resources';
-import { migrateToLatest, openStore, type Store } from '../store/db';
+import { openMigratedStore, type Store } from '../store/db';
 import { createInstanceRepository, type MigrationRecord } from '../store/instances';
 import { createPlacementRepository, type PlacementAudit } from '../store/placement';
 import { loadEnv, sqlitePath } from '../workers/config';
@@ -146,8 +147,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const env = loadEnv(); // exits 2 on a bad variable, naming it
   let store: Store | undefined;
   try {
-    store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 2 });
-    await migrateToLatest(store);
+    store = await openMigratedStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 2 });
     const report = await auditStore(store);
     console.log(options.json ? JSON.stringify(report) : formatReport(report));
     return report.clean ? EXIT_CLEAN : EXIT_FINDINGS;
