@@ -37,7 +37,7 @@ async function npmCiDryRun(manifest: string): Promise<{ ok: boolean; output: str
     const { stdout, stderr } = await run(
       'npm',
       ['ci', '--dry-run', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'],
-      { cwd: dir, env: { ...process.env, npm_config_loglevel: 'error' } },
+      { cwd: dir, env: { ...process.env, npm_config_loglevel: 'error' } }
     );
     return { ok: true, output: stdout + stderr };
   } catch (error) {
@@ -70,7 +70,7 @@ describe('package-lock.json', () => {
       Object.keys(entry.optionalDependencies ?? {})
         .filter((name) => lock.packages[`node_modules/${name}`] === undefined)
         .filter((name) => lock.packages[`${where}/node_modules/${name}`] === undefined)
-        .map((name) => `${where || '(root)'} → ${name}`),
+        .map((name) => `${where || '(root)'} → ${name}`)
     );
     expect(missing).toEqual([]);
   });
