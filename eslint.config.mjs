@@ -31,7 +31,7 @@ const NODE_BUILTINS = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', 'data/**', 'coverage/**', 'test-artifacts/**'] },
+  { ignores: ['node_modules/**', '.tools/**', 'data/**', 'coverage/**', 'test-artifacts/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
