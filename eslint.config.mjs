@@ -50,7 +50,7 @@ const LAYERS = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', 'data/**', 'coverage/**', 'test-artifacts/**'] },
+  { ignores: ['node_modules/**', '.tools/**', 'data/**', 'coverage/**', 'test-artifacts/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

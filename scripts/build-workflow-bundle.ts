@@ -1,26 +1,31 @@
 /**
- * Bundles the workflow code with the SDK's bundler. `--check` only proves it bundles (the bundler rejects
- * Node built-ins and activity/client/worker imports in workflow code); `--out FILE` writes the bundle
- * for workers to load with `workflowBundle: { codePath }`.
+ * Bundles the workflow code with the SDK's bundler (the bundler rejects Node built-ins and
+ * activity/client/worker imports in workflow code). By default writes dist/workflow-bundle.js, the
+ * prebuilt bundle production workers load (`npm run build`); `--check` only proves it bundles;
+ * `--out FILE` writes it elsewhere.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 import { bundleWorkflowCode } from '@temporalio/worker';
 
-import { WORKFLOWS_PATH } from '../src/workers/workflow-bundle';
+import { PREBUILT_BUNDLE_PATH, WORKFLOWS_PATH } from '../src/workers/workflow-bundle';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const outIndex = args.indexOf('--out');
+  const check = args.includes('--check');
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
-  if (outIndex >= 0) {
-    const out = args[outIndex + 1];
-    if (!out) throw new Error('--out needs a file name');
-    writeFileSync(out, code);
-    console.log(`workflow bundle written to ${out} (${(code.length / 1024).toFixed(0)} KiB)`);
-  } else {
-    console.log(`workflow code bundles cleanly (${(code.length / 1024).toFixed(0)} KiB)`);
+  const size = `${(code.length / 1024).toFixed(0)} KiB`;
+  if (check) {
+    console.log(`workflow code bundles cleanly (${size})`);
+    return;
   }
+  const out = outIndex >= 0 ? args[outIndex + 1] : PREBUILT_BUNDLE_PATH;
+  if (!out) throw new Error('--out needs a file name');
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, code);
+  console.log(`workflow bundle written to ${path.relative(process.cwd(), out) || out} (${size})`);
 }
 
 main().catch((err: unknown) => {

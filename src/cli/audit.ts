@@ -5,7 +5,8 @@
  * stopped or resized instances holding nothing on their host (or holding on another host with no move
  * under way). With `--live` it also asks Temporal (TEMPORAL_ADDRESS) which operation workflows still run
  * (task states and migration allocations whose workflow is closed) and each live compute host which
- * guests it runs (missing and stray guests). Read-only, apart from bringing the schema up to date.
+ * guests it runs (missing and stray guests). Read-only: it never creates or migrates the store (the
+ * workers own the schema) and fails, exit 1, on a store that is missing or not migrated.
  *
  * Store: DATABASE_URL (PostgreSQL), else $DATA_DIR/conductor.sqlite, read through loadEnv().
  * Exit status: 0 nothing found, 3 findings (as nova-manage), 2 bad usage or configuration, 1 the audit
@@ -18,7 +19,7 @@ import type { Finding } from '../domain/audit';
 import { audit } from '../domain/audit';
 import type { InstanceRecord } from '../domain/instance';
 import type { Resources } from '../domain/resources';
-import { migrateToLatest, openStore, type Store } from '../store/db';
+import { openMigratedStore, type Store } from '../store/db';
 import { createInstanceRepository, type MigrationRecord } from '../store/instances';
 import { createPlacementRepository, type PlacementAudit } from '../store/placement';
 import { loadEnv, sqlitePath } from '../workers/config';
@@ -187,8 +188,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   let store: Store | undefined;
   let connection: Connection | undefined;
   try {
-    store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 2 });
-    await migrateToLatest(store);
+    store = await openMigratedStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 2 });
     let sources: AuditSources = {};
     if (options.live) {
       connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 5_000 });

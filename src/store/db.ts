@@ -19,7 +19,7 @@
  * declares transactional DDL: the migrations then run inside one `BEGIN IMMEDIATE` transaction that
  * re-reads the executed list after taking the write lock, which makes concurrent starts safe.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import BetterSqlite3 from 'better-sqlite3';
@@ -240,6 +240,44 @@ export async function migrateToLatest(store: Store): Promise<string[]> {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
     const message = error instanceof Error ? error.message : JSON.stringify(error);
     throw new Error(`store migration${failed === undefined ? '' : ` ${failed}`} failed: ${message}`, { cause: error });
+  }
+}
+
+/** The store a client opened has no schema, or an older one: the workers have not migrated it yet. */
+export class StoreNotMigratedError extends Error {
+  override readonly name = 'StoreNotMigratedError';
+}
+
+const START_WORKERS = 'start the workers (npm start), which create and migrate the store';
+
+/**
+ * Opens the store for a client (the CLIs): an existing store whose schema is at the latest migration.
+ * Never creates or migrates anything — the workers own the schema — and fails with
+ * StoreNotMigratedError when the SQLite file is missing or migrations are pending.
+ */
+export async function openMigratedStore(options: StoreOptions): Promise<Store> {
+  const file = options.databaseUrl ? undefined : options.sqlitePath;
+  if (file !== undefined && file !== '' && file !== ':memory:') {
+    try {
+      statSync(file);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ENOENT') throw err;
+      throw new StoreNotMigratedError(`no store at ${file}: ${START_WORKERS}`);
+    }
+  }
+  const store = await openStore(options);
+  try {
+    const migrations = await new Migrator({ db: store.db, provider: migrationProvider }).getMigrations();
+    const pending = migrations.filter((m) => m.executedAt === undefined).map((m) => m.name);
+    if (pending.length > 0) {
+      throw new StoreNotMigratedError(
+        `the store's schema is not migrated (pending: ${pending.join(', ')}): ${START_WORKERS}`
+      );
+    }
+    return store;
+  } catch (err) {
+    await store.close();
+    throw err;
   }
 }
 

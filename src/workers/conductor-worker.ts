@@ -10,7 +10,7 @@ import { loadCatalogue } from './catalogue-file';
 import { loadEnv, sqlitePath } from './config';
 import { connectWorker, installRuntime } from './connection';
 import { activityInterceptors } from './interceptors';
-import { bundleWorkflows } from './workflow-bundle';
+import { workflowBundle } from './workflow-bundle';
 
 async function run(): Promise<void> {
   const env = loadEnv();
@@ -22,7 +22,7 @@ async function run(): Promise<void> {
     connection: await connectWorker(env),
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowBundle: await bundleWorkflows(),
+    workflowBundle: await workflowBundle(env.NODE_ENV === 'production'),
     activities: createConductorActivities({
       instances: createInstanceRepository(store),
       catalogue: loadCatalogue(env.CATALOGUE_FILE),

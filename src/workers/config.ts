@@ -41,6 +41,8 @@ export const EnvSchema = z.object({
   /** Prometheus metrics of the Temporal runtime at http://METRICS_HOST:METRICS_PORT/metrics; unset: off. */
   METRICS_PORT: port.optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /** `production` (the Docker image): the conductor worker loads the prebuilt workflow bundle (npm run build). */
+  NODE_ENV: z.string().optional(),
 });
 export type Env = z.infer<typeof EnvSchema>;
 

@@ -16,7 +16,7 @@ import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/search-attributes';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../shared/task-queues';
 import { type Env, loadEnv } from './config';
 import { connectClient } from './connection';
-import { requireTemporalBinary, TemporalBinaryNotFound } from './temporal-binaries';
+import { requireTemporalBinary, RUNNING_BUILT_CODE, TemporalBinaryNotFound } from './temporal-binaries';
 
 interface Managed {
   name: string;
@@ -61,13 +61,15 @@ function launch(m: Managed): void {
   });
 }
 
+/** A worker process: `node --import tsx src/workers/X.ts` under tsx, `node dist/src/workers/X.js` from the build. */
 function workerProcess(name: string, script: string, env: NodeJS.ProcessEnv): Managed {
-  const file = path.join(__dirname, script);
+  const file = path.join(__dirname, RUNNING_BUILT_CODE ? script.replace(/\.ts$/, '.js') : script);
+  const loader = RUNNING_BUILT_CODE ? [] : ['--import', 'tsx'];
   return {
     name,
     restarts: [],
     start: () =>
-      spawn(process.execPath, ['--import', 'tsx', file], {
+      spawn(process.execPath, [...loader, file], {
         env: { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       }),

@@ -8,7 +8,10 @@ import { accessSync, constants } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
 
-export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+/** True when this is the built code (dist/src/…, npm run build), false under tsx. */
+export const RUNNING_BUILT_CODE = path.extname(__filename) === '.js';
+/** The repository root, from src/workers/ or from dist/src/workers/. */
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..', ...(RUNNING_BUILT_CODE ? ['..'] : []));
 export const LOCAL_TEMPORAL_BIN = path.join(PROJECT_ROOT, '.tools', 'temporal', 'bin');
 
 export type TemporalBinary = 'cli' | 'test-server';

@@ -1,11 +1,34 @@
+/**
+ * The conductor worker's workflow code. Development (tsx) bundles the TypeScript sources when the worker
+ * starts; production loads the bundle `npm run build` wrote (dist/workflow-bundle.js): with
+ * NODE_ENV=production it must be there, and built code (dist/) uses it whenever it is.
+ */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 
+import { PROJECT_ROOT, RUNNING_BUILT_CODE } from './temporal-binaries';
+
 /** The module every workflow is exported from; the bundler's entry point. */
-export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', 'index.ts');
+export const WORKFLOWS_PATH = path.join(PROJECT_ROOT, 'src', 'workflows', 'index.ts');
+
+/** Where `npm run build` (scripts/build-workflow-bundle.ts) writes the prebuilt bundle. */
+export const PREBUILT_BUNDLE_PATH = path.join(PROJECT_ROOT, 'dist', 'workflow-bundle.js');
 
 /** Bundles the workflows once, for a process that runs several workers (tests, the all-in-one runner). */
 export async function bundleWorkflows(): Promise<{ code: string }> {
   return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+}
+
+/** The worker's `workflowBundle`: the prebuilt file (see the header), else the sources bundled now. */
+export async function workflowBundle(production: boolean): Promise<{ codePath: string } | { code: string }> {
+  if (production || RUNNING_BUILT_CODE) {
+    if (existsSync(PREBUILT_BUNDLE_PATH)) return { codePath: PREBUILT_BUNDLE_PATH };
+    if (production)
+      throw new Error(
+        `NODE_ENV=production needs the prebuilt workflow bundle ${PREBUILT_BUNDLE_PATH}: run npm run build`
+      );
+  }
+  return bundleWorkflows();
 }

@@ -1,11 +1,10 @@
 /**
  * `npm run audit` as a subprocess (node --import tsx src/cli/audit.ts) against a temp SQLite store:
  * exit 0 when clean, 3 with the orphans and over-committed hosts listed, --json for machines, 2 on bad
- * usage, 1 with one line (never a stack trace) when the store cannot be opened.
+ * usage, 1 with one line (never a stack trace) when the store cannot be opened or is not migrated.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -16,35 +15,14 @@ import { HostSpecSchema } from '../../../src/domain/fleet';
 import type { VmState } from '../../../src/domain/instance';
 import { migrateToLatest, openStore } from '../../../src/store/db';
 import { createInstanceRepository } from '../../../src/store/instances';
+import { MIGRATIONS } from '../../../src/store/migrations';
 import { createPlacementRepository } from '../../../src/store/placement';
+import { ROOT, runCli } from '../../helpers/cli';
 
-const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'src', 'cli', 'audit.ts');
 const TINY = { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 };
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runAudit(args: string[], env: Record<string, string | undefined>): Promise<Run> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  for (const [k, v] of Object.entries(childEnv)) if (v === undefined) delete childEnv[k];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      cwd: ROOT,
-      env: childEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runAudit = (args: string[], env: Record<string, string | undefined>) => runCli(CLI, args, env);
 
 const host = (name: string, memoryMb: number) =>
   HostSpecSchema.parse({ name, vcpus: 8, memoryMb, diskGb: 100, reserved: { vcpus: 0, memoryMb: 512, diskGb: 0 } });
@@ -112,7 +90,36 @@ describe('npm run audit', () => {
     expect(run.stdout.trim()).toBe('placement audit: no orphaned allocations, no host over capacity');
   });
 
-  it('exits 0 on a store that does not exist yet (it is created and migrated)', async () => {
+  it('exits 1 on a store that does not exist yet, creating nothing (the workers own the schema)', async () => {
+    const run = await runAudit(['--json'], env);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trim()).toMatch(/^placement audit failed: no store at .*conductor\.sqlite: start the workers/);
+    expect(existsSync(path.join(dir, 'data'))).toBe(false);
+  });
+
+  it('exits 1 on a store whose schema is not migrated, migrating nothing', async () => {
+    const file = path.join(dir, 'data', 'conductor.sqlite');
+    const store = await openStore({ sqlitePath: file });
+    await store.close();
+    const run = await runAudit([], env);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toBe(
+      `placement audit failed: the store's schema is not migrated (pending: ${Object.keys(MIGRATIONS).join(', ')}): ` +
+        'start the workers (npm start), which create and migrate the store'
+    );
+    const again = await openStore({ sqlitePath: file });
+    try {
+      const tables = await again.db.introspection.getTables();
+      expect(tables.map((t) => t.name)).toEqual([]);
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('exits 0 on an empty, migrated store', async () => {
+    const store = await openStore({ sqlitePath: path.join(dir, 'data', 'conductor.sqlite') });
+    await migrateToLatest(store).finally(() => store.close());
     const run = await runAudit(['--json'], env);
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual({

@@ -91,8 +91,12 @@ describe('docker-compose.yml', () => {
     const known = new Set(Object.keys(EnvSchema.shape));
     for (const [name, service] of workers) {
       const command = service.command as string[];
-      expect(command.slice(0, 3), name).toEqual(['node', '--import', 'tsx']);
-      expect(existsSync(path.join(ROOT, command[3] ?? '')), `${name}: ${command[3]}`).toBe(true);
+      // Built code (npm run build in the Dockerfile): dist/src/workers/<role>-worker.js from src/workers/<role>-worker.ts.
+      expect(command, name).toHaveLength(2);
+      expect(command[0], name).toBe('node');
+      const [, built, role] = /^dist\/(src\/workers\/(\w+)-worker)\.js$/.exec(command[1] ?? '') ?? [];
+      expect(role, `${name}: ${command[1]}`).toMatch(/^(conductor|scheduler|compute)$/);
+      expect(existsSync(path.join(ROOT, `${built}.ts`)), `${name}: ${built}.ts`).toBe(true);
       const env = Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, String(v)]));
       expect(
         Object.keys(env).filter((k) => !known.has(k)),
@@ -138,10 +142,17 @@ describe('docker-compose.yml', () => {
     for (const sa of ['InstanceId', 'ComputeHost', 'VmState']) expect(setup).toContain(sa);
   });
 
-  it('builds the workers from a Dockerfile that ships the code and the fleet', () => {
+  it('builds the workers from a Dockerfile that ships the code and the fleet, built, and runs the built code', () => {
     const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     for (const line of ['COPY src ./src', 'COPY fleet ./fleet', 'RUN npm ci', 'WORKDIR /app']) {
       expect(dockerfile).toContain(line.split(' ').slice(0, 2).join(' '));
     }
+    expect(dockerfile).toMatch(/^RUN npm run build\b/m);
+    expect(dockerfile).toMatch(/^COPY .*tsconfig\.build\.json/m);
+    expect(dockerfile).toMatch(/^COPY scripts\/build-workflow-bundle\.ts /m);
+    expect(dockerfile).toContain('ENV NODE_ENV=production');
+    const cmd = /^CMD (.*)$/m.exec(dockerfile)?.[1] ?? '';
+    expect(JSON.parse(cmd)).toEqual(compose.services.conductor?.command);
+    expect(dockerfile).not.toContain('tsx');
   });
 });

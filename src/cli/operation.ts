@@ -1,0 +1,115 @@
+/**
+ * Starting the conductor's workflows by their typed references and following them live: each change of
+ * progress (step, host, attempt) goes to stderr, so stdout stays the table or the JSON document.
+ */
+import { randomUUID } from 'node:crypto';
+
+import { WorkflowFailedError } from '@temporalio/client';
+import type { WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
+
+import type { OperationProgress, ResizeOutcome } from '../shared/messages';
+import { getProgressQuery } from '../shared/messages';
+import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
+import type * as workflows from '../workflows';
+import type { Context } from './context';
+import { client, OperationFailed, printCurrent } from './context';
+
+/** A workflow type the conductor worker runs, and its function's type (for typed arguments). */
+export type WorkflowName = keyof typeof workflows;
+export type WorkflowOf<K extends WorkflowName> = (typeof workflows)[K];
+
+/** Starts a conductor workflow on its queue; its arguments are checked against the workflow's signature. */
+export async function startWorkflow<K extends WorkflowName>(
+  ctx: Context,
+  type: K,
+  workflowId: string,
+  args: Parameters<WorkflowOf<K>>
+): Promise<WorkflowHandle<WorkflowOf<K>>> {
+  const options = { taskQueue: CONDUCTOR_TASK_QUEUE, workflowId, args } as WorkflowStartOptions<WorkflowOf<K>>;
+  return (await client(ctx)).workflow.start<WorkflowOf<K>>(type, options);
+}
+
+export const requestId = (): string => randomUUID().slice(0, 8);
+
+function describeProgress(p: OperationProgress): string {
+  const where = p.host ? ` on ${p.host}` : '';
+  const attempt = p.attempt > 0 ? ` (attempt ${p.attempt})` : '';
+  return `${p.vmState}/${p.taskState ?? '-'}${where}${attempt}: ${p.step}`;
+}
+
+/**
+ * Follows a workflow until it ends (or `until` holds), printing each change of its progress. Throws
+ * OperationFailed with the typed failure when the workflow fails.
+ */
+export async function follow(handle: WorkflowHandle, until?: (p: OperationProgress) => boolean): Promise<void> {
+  let last = '';
+  let settled = false;
+  const result = handle.result().finally(() => (settled = true));
+  result.catch(() => undefined);
+  while (!settled) {
+    try {
+      const progress = await handle.query(getProgressQuery);
+      const line = describeProgress(progress);
+      if (line !== last) console.error(`  ${line}`);
+      last = line;
+      if (until?.(progress)) return;
+    } catch {
+      // Not queryable yet (no worker picked it up) or already closed: keep waiting for the result.
+    }
+    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
+  }
+  try {
+    await result;
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) {
+      const cause = err.cause as { type?: string; message?: string; name?: string } | undefined;
+      throw new OperationFailed(cause?.type ?? cause?.name ?? 'Failed', cause?.message ?? err.message);
+    }
+    throw err;
+  }
+}
+
+/** Starts an operation on an instance, follows it, then prints the instance as it now is. */
+export async function startAndFollow<K extends WorkflowName>(
+  ctx: Context,
+  type: K,
+  workflowId: string,
+  input: Parameters<WorkflowOf<K>>[0] & { instanceId: string },
+  until?: (p: OperationProgress) => boolean
+): Promise<number> {
+  const handle = await startWorkflow(ctx, type, workflowId, [input] as Parameters<WorkflowOf<K>>);
+  console.error(`${type} ${workflowId}`);
+  await follow(handle, until);
+  return printCurrent(ctx, input.instanceId);
+}
+
+const RESIZE_MIGRATE: WorkflowName = 'resizeMigrate';
+
+/** Confirms or reverts the instance's resize (or cold migration) waiting for a decision. */
+export async function decideResize(
+  ctx: Context,
+  instanceId: string,
+  update: UpdateDefinition<ResizeOutcome, [], string>
+): Promise<number> {
+  const c = await client(ctx);
+  let handle: WorkflowHandle<WorkflowOf<typeof RESIZE_MIGRATE>> | undefined;
+  for await (const wf of c.workflow.list({
+    query: `WorkflowType = '${RESIZE_MIGRATE}' AND InstanceId = '${instanceId}' AND ExecutionStatus = 'Running'`,
+  })) {
+    handle = c.workflow.getHandle(wf.workflowId, wf.runId);
+  }
+  if (!handle)
+    throw new OperationFailed(
+      'InstanceInvalidState',
+      `Instance ${instanceId} has no resize or migration waiting for a decision.`
+    );
+  try {
+    await handle.executeUpdate(update);
+  } catch (err) {
+    const cause = (err as { cause?: { type?: string; message?: string } }).cause;
+    throw new OperationFailed(cause?.type ?? 'UpdateRejected', cause?.message ?? (err as Error).message);
+  }
+  await follow(handle);
+  return printCurrent(ctx, instanceId);
+}

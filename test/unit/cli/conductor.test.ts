@@ -1,0 +1,82 @@
+/**
+ * The conductor CLI's parsing and store handling, as a subprocess with no Temporal server: usage errors
+ * exit 2 naming the option, help exits 0, and a missing or unmigrated store is an error (exit 1), never
+ * created or migrated by the client. Operations against a running system: test/e2e/system.test.ts.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { migrateToLatest, openStore } from '../../../src/store/db';
+import { ROOT, runCli } from '../../helpers/cli';
+
+const CLI = path.join(ROOT, 'src', 'cli', 'conductor.ts');
+const BOOT = ['boot', 'vm', '--flavor', 'm1.tiny', '--image', 'cirros'];
+
+describe('npm run conductor', () => {
+  let dir: string;
+  let env: Record<string, string | undefined>;
+  const conductor = (...args: string[]) => runCli(CLI, args, env);
+
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'conductor-cli-'));
+    // Nothing listens there: a command that got as far as Temporal would fail, not hang.
+    env = { DATA_DIR: path.join(dir, 'data'), DATABASE_URL: undefined, TEMPORAL_ADDRESS: '127.0.0.1:1' };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('--help lists every command and exits 0', async () => {
+    const run = await conductor('--help');
+    expect(run.code).toBe(0);
+    for (const command of ['boot', 'list', 'show', 'stop', 'start', 'rebuild', 'evacuate', 'resize', 'migrate'])
+      expect(run.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['confirm', 'revert', 'hosts', 'audit']) expect(run.stdout).toContain(`  ${command} `);
+  });
+
+  it.each([
+    [['--max-attempts', 'abc'], /option '--max-attempts <n>' argument 'abc' is invalid/],
+    [['--max-attempts', '-1'], /option '--max-attempts <n>' argument '-1' is invalid/],
+    [['--max-attempts=0'], /option '--max-attempts <n>' argument '0' is invalid/],
+    [['--frobnicate'], /unknown option '--frobnicate'/],
+  ])('boot %j exits 2 naming the option', async (extra, message) => {
+    const run = await conductor(...BOOT, ...extra);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(message);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('exits 2 on an unknown command, a missing argument or required option, and a bad --state', async () => {
+    const runs = await Promise.all([
+      conductor('frobnicate'),
+      conductor('show'),
+      conductor('boot', 'vm', '--image', 'cirros'),
+      conductor('list', '--state', 'sleeping'),
+      conductor(),
+    ]);
+    expect(runs.map((r) => r.code)).toEqual([2, 2, 2, 2, 2]);
+    expect(runs[0]?.stderr).toContain("unknown command 'frobnicate'");
+    expect(runs[1]?.stderr).toContain("missing required argument 'instance'");
+    expect(runs[2]?.stderr).toContain("required option '--flavor <flavor>' not specified");
+    expect(runs[3]?.stderr).toContain("option '--state <state>' argument 'sleeping' is invalid");
+  });
+
+  it('does not create a missing store: exit 1 with what to do', async () => {
+    const run = await conductor('list');
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim()).toMatch(/^conductor list: no store at .*conductor\.sqlite: start the workers/);
+    expect(existsSync(path.join(dir, 'data'))).toBe(false);
+  });
+
+  it('reads a migrated store (an empty list, as a table or JSON)', async () => {
+    const store = await openStore({ sqlitePath: path.join(dir, 'data', 'conductor.sqlite') });
+    await migrateToLatest(store).finally(() => store.close());
+    const [tableRun, jsonRun] = await Promise.all([conductor('list'), conductor('list', '--json')]);
+    expect(tableRun).toMatchObject({ code: 0, stderr: '' });
+    expect(tableRun.stdout).toMatch(/^ID\s+NAME\s+STATUS/);
+    expect(jsonRun).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(jsonRun.stdout)).toEqual([]);
+  });
+});
