@@ -99,3 +99,37 @@ export function resolveImage(catalogue: Catalogue, name: string, field = 'image'
   if (!image) throw new InvalidRequest(field, `unknown image '${name}'`);
   return image;
 }
+
+/**
+ * NOTE(nova): the API refuses a flavor below the image's min_ram / min_disk (FlavorMemoryTooSmall,
+ * FlavorDiskTooSmall) before anything is written; the real image size is only known on the host. The
+ * InvalidRequest names the field the caller chose: `flavor` (a build or a resize picks the flavor) or
+ * `image` (a rebuild picks the image for the instance's own flavor).
+ */
+export function checkImageFitsFlavor(flavor: Flavor, image: Image, field: 'flavor' | 'image'): void {
+  const memory = image.minRamMb > flavor.memoryMb;
+  const disk = flavor.diskGb > 0 && image.minDiskGb > flavor.diskGb;
+  if (field === 'flavor') {
+    if (memory)
+      throw new InvalidRequest(
+        'flavor',
+        `flavor's memory ${flavor.memoryMb} MB is smaller than image ${image.name}'s minimum ${image.minRamMb} MB`
+      );
+    if (disk)
+      throw new InvalidRequest(
+        'flavor',
+        `flavor's disk ${flavor.diskGb} GB is smaller than image ${image.name}'s minimum ${image.minDiskGb} GB`
+      );
+  } else {
+    if (memory)
+      throw new InvalidRequest(
+        'image',
+        `image ${image.name} needs ${image.minRamMb} MB of memory; the instance's flavor has ${flavor.memoryMb} MB`
+      );
+    if (disk)
+      throw new InvalidRequest(
+        'image',
+        `image ${image.name} needs a ${image.minDiskGb} GB disk; the instance's flavor has ${flavor.diskGb} GB`
+      );
+  }
+}

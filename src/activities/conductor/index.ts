@@ -6,7 +6,7 @@
 import { z } from 'zod';
 
 import type { Flavor, Image } from '../../domain/catalogue';
-import { resolveFlavor, resolveImage } from '../../domain/catalogue';
+import { checkImageFitsFlavor, resolveFlavor, resolveImage } from '../../domain/catalogue';
 import { InvalidRequest } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import { PowerState as Power, TaskState as Task, VmState as Vm } from '../../domain/instance';
@@ -105,18 +105,7 @@ export function createConductorActivities(deps: ConductorDeps) {
       const req = parseOrInvalid(CreateInstanceSchema, input);
       const flavor = resolveFlavor(catalogue, req.flavor);
       const image = resolveImage(catalogue, req.image);
-      // NOTE(nova): the API refuses a flavor below the image's min_ram/min_disk (FlavorMemoryTooSmall,
-      // FlavorDiskTooSmall) before anything is created; the real image size is only known on the host.
-      if (image.minRamMb > flavor.memoryMb)
-        throw new InvalidRequest(
-          'flavor',
-          `flavor's memory ${flavor.memoryMb} MB is smaller than image ${image.name}'s minimum ${image.minRamMb} MB`
-        );
-      if (flavor.diskGb > 0 && image.minDiskGb > flavor.diskGb)
-        throw new InvalidRequest(
-          'flavor',
-          `flavor's disk ${flavor.diskGb} GB is smaller than image ${image.name}'s minimum ${image.minDiskGb} GB`
-        );
+      checkImageFitsFlavor(flavor, image, 'flavor');
       const group = req.schedulerHints.group;
       if (group && !(await instances.getServerGroup(group)))
         throw new InvalidRequest('schedulerHints.group', `unknown server group '${group}'`);
@@ -252,16 +241,7 @@ export function createConductorActivities(deps: ConductorDeps) {
         memoryMb: instance.memoryMb,
         diskGb: instance.diskGb,
       };
-      if (image.minRamMb > flavor.memoryMb)
-        throw new InvalidRequest(
-          'image',
-          `image ${image.name} needs ${image.minRamMb} MB of memory; the instance's flavor has ${flavor.memoryMb} MB`
-        );
-      if (flavor.diskGb > 0 && image.minDiskGb > flavor.diskGb)
-        throw new InvalidRequest(
-          'image',
-          `image ${image.name} needs a ${image.minDiskGb} GB disk; the instance's flavor has ${flavor.diskGb} GB`
-        );
+      checkImageFitsFlavor(flavor, image, 'image');
       return { instance, flavor, image };
     },
 

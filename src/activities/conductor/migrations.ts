@@ -2,8 +2,7 @@
 import { z } from 'zod';
 
 import type { Flavor, Image } from '../../domain/catalogue';
-import { resolveFlavor } from '../../domain/catalogue';
-import { InvalidRequest } from '../../domain/errors';
+import { checkImageFitsFlavor, resolveFlavor } from '../../domain/catalogue';
 import type { MigrationPlan } from '../../domain/migration';
 import { RESIZE_MIGRATION_STATUSES } from '../../domain/migration';
 import { InstanceIdSchema } from '../../domain/schemas';
@@ -66,16 +65,7 @@ export function createMigrationActivities(deps: ConductorDeps) {
         minRamMb: 0,
         properties: { traitsRequired: [] },
       };
-      if (image.minRamMb > newFlavor.memoryMb)
-        throw new InvalidRequest(
-          'flavor',
-          `flavor's memory ${newFlavor.memoryMb} MB is smaller than image ${image.name}'s minimum ${image.minRamMb} MB`
-        );
-      if (newFlavor.diskGb > 0 && image.minDiskGb > newFlavor.diskGb)
-        throw new InvalidRequest(
-          'flavor',
-          `flavor's disk ${newFlavor.diskGb} GB is smaller than image ${image.name}'s minimum ${image.minDiskGb} GB`
-        );
+      checkImageFitsFlavor(newFlavor, image, 'flavor');
       const migrationType = newFlavor.name === oldFlavor.name ? 'migration' : 'resize';
       return { instance, oldFlavor, newFlavor, image, migrationType };
     },
