@@ -1,8 +1,9 @@
 /** Every workflow type the conductor worker runs; this module is the bundler's entry point. */
 export { buildAttempt, buildInstance } from './build-instance';
+export { hostGuests } from './host-guests';
+export { placementAttempt } from './placement-attempt';
 export { rebuild } from './rebuild';
 export { reconcileHost } from './reconcile-host';
-export { hostGuests } from './host-guests';
 export { registerHost } from './register-host';
 export { resizeAttempt, resizeMigrate } from './resize-migrate';
 export { start } from './start';

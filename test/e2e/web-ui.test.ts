@@ -1,7 +1,7 @@
 /**
  * The Temporal Web UI shows a build and its placement attempts: headless Chromium (Debian's, driven by
  * playwright-core) opens the dev server's UI, finds a build by its workflow id, and reads its status and
- * the runs of its buildAttempt child. Screenshots are kept in test-artifacts/.
+ * the runs of its placementAttempt child. Screenshots are kept in test-artifacts/.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -90,14 +90,14 @@ describe('the Temporal Web UI', () => {
     expect(buildPage).toContain('buildinstance');
     expect(buildPage).toMatch(/\bcompleted\b/);
 
-    // Its placement attempts: every run of the buildAttempt child, the failed one on ui-a included.
+    // Its placement attempts: every run of the placementAttempt child, the failed one on ui-a included.
     const childId = `place-build-${instanceId}`;
     await page.goto(`${base}?query=${encodeURIComponent(`WorkflowId="${childId}"`)}`);
     await page.getByText('Failed').first().waitFor({ timeout: 30_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-attempts.png'), fullPage: true });
     // Statuses are styled upper case; read the text as a person reads it, ignoring case.
     const attempts = (await page.locator('body').innerText()).toLowerCase();
-    expect(attempts).toContain('buildattempt');
+    expect(attempts).toContain('placementattempt');
     expect(attempts).toMatch(/\bfailed\b/);
     expect(attempts).toMatch(/\bcompleted\b/);
     expect(attempts.split(childId).length - 1).toBeGreaterThanOrEqual(2);

@@ -540,6 +540,32 @@ describe.sequential('record replay histories', () => {
     });
   });
 
+  it('buildInstance and resizeMigrate with the one placementAttempt child (patched one-placement-attempt)', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const build = await startBuild({ name: 'vm-one-child', availabilityZone: az });
+      const { instanceId } = (await build.result()) as { instanceId: string };
+      await save(
+        build.workflowId,
+        undefined,
+        'one-placement-attempt',
+        'COMPLETED',
+        'a build whose placement attempt is a placementAttempt run'
+      );
+      const resize = await startResize({ instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
+      await waitFor(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+      await resize.executeUpdate(confirmResizeUpdate);
+      await resize.result();
+      await save(
+        resize.workflowId,
+        undefined,
+        'one-placement-attempt',
+        'COMPLETED',
+        'a resize whose destination prep is a placementAttempt run, confirmed'
+      );
+    });
+  });
+
   it('resizeMigrate: confirmed, reverted, auto-confirmed, cold migration', async () => {
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {

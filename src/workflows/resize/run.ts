@@ -1,5 +1,5 @@
 /** One resize or cold migration on the kernel: the move, its rollback (the compensation stack), confirm and revert. */
-import { executeChild, isCancellation, log, uuid4 } from '@temporalio/workflow';
+import { executeChild, isCancellation, log, patched, uuid4 } from '@temporalio/workflow';
 
 import type { SelectDestinationsResult } from '../../activities/scheduler';
 import type { Flavor } from '../../domain/catalogue';
@@ -18,6 +18,7 @@ import { once, runStep, withKernel } from '../lib/kernel';
 import type { Operation } from '../lib/operation';
 import { advance, beginOperation, completeOperation, failOperation } from '../lib/operation';
 import { computeOn, conductor, scheduler } from '../lib/proxies';
+import { PATCH_ONE_PLACEMENT_ATTEMPT, placementAttempt } from '../placement-attempt';
 import { ABORT_TYPES, resizeAttempt } from './attempt';
 
 /** One resize or cold migration of one instance: the move, its rollback, the confirm and the revert. */
@@ -73,24 +74,26 @@ export class ResizeRun {
 
     const { hosts, resources } = await this.selectDestinations();
     op.progress.step = `preparing the resize on ${hosts[0] ?? '?'}`;
-    const { host: dest, attempt } = await executeChild(resizeAttempt, {
+    const prep = {
+      instanceId,
+      migrationId,
+      actionId: op.actionId,
+      hosts,
+      sourceHost: source,
+      oldFlavor: plan.oldFlavor,
+      newFlavor: plan.newFlavor,
+      image: plan.image,
+      resources,
+      timeouts: req.timeouts,
+    };
+    const child = {
       workflowId: workflowIds.placementAttempt(instanceId, 'resize'),
-      args: [
-        {
-          instanceId,
-          migrationId,
-          actionId: op.actionId,
-          hosts,
-          sourceHost: source,
-          oldFlavor: plan.oldFlavor,
-          newFlavor: plan.newFlavor,
-          image: plan.image,
-          resources,
-          timeouts: req.timeouts,
-        },
-      ],
       retry: placementAttemptRetry(hosts.length, ABORT_TYPES),
-    });
+    };
+    // Versioned: resizes started before the one placement-attempt child keep their resizeAttempt child.
+    const { host: dest, attempt } = patched(PATCH_ONE_PLACEMENT_ATTEMPT)
+      ? await executeChild(placementAttempt, { ...child, args: [{ kind: 'resize', ...prep }] })
+      : await executeChild(resizeAttempt, { ...child, args: [prep] });
     this.dest = dest;
     this.destAttempt = attempt;
     await this.setMigrationStatus('migrating', ['pre-migrating'], dest);

@@ -1,0 +1,34 @@
+/**
+ * placementAttempt: the one placement-attempt child workflow. Each run places one instance on one host
+ * of the scheduler's list (run N on host N), and its RetryPolicy.maximumAttempts is the reschedule
+ * budget; `kind` names the steps it runs there: `build` (claim an alternate, networks, block devices,
+ * spawn: Nova's build_and_run_instance) or `resize` (claim an alternate, prep_resize). Live migration's
+ * pre-checks will be a third kind.
+ *
+ * It replaced `buildAttempt` and `resizeAttempt` behind the patch `one-placement-attempt`; those two
+ * types stay registered, running the same steps, until no parent started before the patch can still be
+ * running (README, Versioning).
+ */
+import { workflowInfo } from '@temporalio/workflow';
+
+import type { BuildAttemptInput } from './build/attempt';
+import { buildAttempt } from './build/attempt';
+import type { ResizeAttemptInput } from './resize/attempt';
+import { resizeAttempt } from './resize/attempt';
+
+/** The patch id of the parents' switch from buildAttempt / resizeAttempt to placementAttempt. */
+export const PATCH_ONE_PLACEMENT_ATTEMPT = 'one-placement-attempt';
+
+export type PlacementAttemptInput = ({ kind: 'build' } & BuildAttemptInput) | ({ kind: 'resize' } & ResizeAttemptInput);
+
+/** The host this run placed the instance on, and the run's attempt number. */
+export interface PlacementAttemptResult {
+  host: string;
+  attempt: number;
+}
+
+export async function placementAttempt(input: PlacementAttemptInput): Promise<PlacementAttemptResult> {
+  if (input.kind === 'resize') return resizeAttempt(input);
+  const { host } = await buildAttempt(input);
+  return { host, attempt: workflowInfo().attempt };
+}
