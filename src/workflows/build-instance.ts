@@ -30,12 +30,15 @@ import { failureMessage, failureType, isFailureOfType, parseInput, typedFailure 
 import { tagInstance } from './lib/instance-attributes';
 import type { StepRunner } from './lib/kernel';
 import { runStep, withKernel } from './lib/kernel';
-import { conductor, scheduler } from './lib/proxies';
+import { computeOn, conductor, scheduler } from './lib/proxies';
 import { ABORT_TYPES, buildAttempt } from './build/attempt';
 import { PATCH_ONE_PLACEMENT_ATTEMPT, placementAttempt } from './placement-attempt';
 
 export { buildAttempt, PATCH_ALTERNATE_CLAIM_OFF_HOST } from './build/attempt';
 export type { BuildAttemptInput } from './build/attempt';
+
+/** The patch id of the cancelled build that also destroys the guest its last attempt left. */
+export const PATCH_CANCELLED_BUILD_DESTROYS_GUEST = 'cancelled-build-destroys-guest';
 
 /** Nova's fault codes: 500 for build failures, 400 for bad requests. */
 const FAULT_CODE = 500;
@@ -122,6 +125,24 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
       workflowId: workflowIds.placementAttempt(instanceId, 'build'),
       retry: placementAttemptRetry(hosts.length, ABORT_TYPES),
     };
+    // Versioned: a build cancelled just as its placement attempt completed holds nothing, and the guest the
+    // attempt left on its host (the last host it told) goes too.
+    if (patched(PATCH_CANCELLED_BUILD_DESTROYS_GUEST))
+      op.compensations.push(
+        'destroy the guest of an attempt that completed as the build was cancelled',
+        async (failure) => {
+          const host = op.progress.host;
+          if (!isCancellation(failure) || host === null) return;
+          await computeOn(host, req.timeouts)
+            .cleanup.destroyInstance({ instanceId })
+            .catch((e: unknown) =>
+              log.warn('could not destroy the guest; the host cleans up when it reconciles', {
+                host,
+                error: failureMessage(e),
+              })
+            );
+        }
+      );
     // Versioned: builds started before the one placement-attempt child keep their buildAttempt child.
     const { host } = patched(PATCH_ONE_PLACEMENT_ATTEMPT)
       ? await executeChild(placementAttempt, { ...child, args: [{ kind: 'build', ...attempt }] })

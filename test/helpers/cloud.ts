@@ -59,6 +59,8 @@ export class TestCloud {
   readonly computeCalls: Array<{ host: string; activity: string; instanceId?: string }> = [];
   /** Conductor activities whose next answer is lost once: the write commits, then the call fails. */
   private readonly losing = new Set<string>();
+  /** Compute activities whose next call waits at a gate until the test opens it. */
+  private readonly gates = new Map<string, { reached: () => void; opened: Promise<void>; finished: () => void }>();
 
   constructor(readonly env: TestWorkflowEnvironment) {}
 
@@ -120,6 +122,26 @@ export class TestCloud {
     );
   }
 
+  /**
+   * The next call of the compute activity `name` (on any host) stops at a gate: `reached` resolves once a
+   * call is there, and the call goes on when `open()` is called. For cancelling an operation at one step.
+   */
+  holdNext(name: keyof ReturnType<typeof createComputeActivities>): {
+    reached: Promise<void>;
+    open: () => void;
+    /** Settles once the held call has run to its end (whatever its outcome). */
+    done: Promise<void>;
+  } {
+    let open = () => undefined as void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    let reached = () => undefined as void;
+    const arrived = new Promise<void>((resolve) => (reached = resolve));
+    let finished = () => undefined as void;
+    const done = new Promise<void>((resolve) => (finished = resolve));
+    this.gates.set(name, { reached, opened, finished });
+    return { reached: arrived, open, done };
+  }
+
   private computeActivities(host: string) {
     const activities = createComputeActivities({ host, driver: this.driver(host) });
     return Object.fromEntries(
@@ -128,6 +150,12 @@ export class TestCloud {
         (...args: unknown[]) => {
           const instanceId = (args[0] as { instanceId?: string } | undefined)?.instanceId;
           this.computeCalls.push({ host, activity, instanceId });
+          const gate = this.gates.get(activity);
+          if (gate) {
+            this.gates.delete(activity);
+            gate.reached();
+            return gate.opened.then(() => (fn as (...a: unknown[]) => unknown)(...args)).finally(() => gate.finished());
+          }
           return (fn as (...a: unknown[]) => unknown)(...args);
         },
       ])

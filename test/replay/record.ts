@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
 import type { Faults } from '../../src/compute/faults';
@@ -393,6 +393,34 @@ describe.sequential('record replay histories', () => {
         'max-retries',
         ['FAILED', 'FAILED'],
         ['run 1 of 2: spawn fails, Rescheduled', 'run 2 of 2 (last): spawn fails on the alternate']
+      );
+    });
+  });
+
+  it('buildInstance: cancelled during spawn (patched cancelled-build-destroys-guest)', async () => {
+    const { az, hosts } = await zone(1, { spawnSeconds: 30 });
+    const [host] = hosts as [string];
+    await run(hosts, async () => {
+      const handle = await startBuild({
+        name: 'vm-cancel-patched',
+        availabilityZone: az,
+        timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 120 },
+      });
+      const instanceId = handle.workflowId.replace(/^build-/, '');
+      await waitFor(handle, (p) => p.taskState === 'spawning', 'spawning');
+      await vi.waitFor(async () => expect(await cloud.driver(host).getGuest(instanceId)).toBeDefined(), {
+        timeout: 10_000,
+        interval: 50,
+      });
+      await handle.cancel();
+      expect((await settle(handle.result())).error).toBeDefined();
+      expect(await cloud.driver(host).listGuests()).toEqual([]);
+      await save(
+        handle.workflowId,
+        undefined,
+        'cancelled-destroys-guest',
+        'CANCELED',
+        'cancelled while spawning, with the compensation that destroys a guest the last attempt left'
       );
     });
   });

@@ -1,0 +1,133 @@
+/**
+ * Cancelling an operation at each kind of step it runs leaves a stable state: the task state cleared,
+ * nothing allocated that no instance holds, no guest left for an instance that does not live there.
+ * Each step is held at a gate in front of its compute activity (the activity was sent to the host and
+ * is running there), the operation is cancelled, then the step goes on. After every test the placement
+ * audit is clean (useTimeSkippingCloud).
+ */
+import { randomUUID } from 'node:crypto';
+
+import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, expect, it } from 'vitest';
+
+import type { ComputeActivities } from '../../src/activities/compute';
+import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
+import type { buildInstance } from '../../src/workflows/build-instance';
+import type { resizeMigrate } from '../../src/workflows/resize-migrate';
+import type { TestCloud } from '../helpers/cloud';
+import { useTimeSkippingCloud } from '../helpers/cloud';
+
+let env: TestWorkflowEnvironment;
+let cloud: TestCloud;
+
+useTimeSkippingCloud((e, c) => {
+  env = e;
+  cloud = c;
+});
+
+let zoneCounter = 0;
+async function zoneWithHosts(count: number): Promise<{ az: string; hosts: string[] }> {
+  const az = `cancel-az-${++zoneCounter}`;
+  const hosts = await cloud.addHosts(
+    Array.from({ length: count }, (_, i) => ({
+      name: `cx${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
+      availabilityZone: az,
+      memoryMb: 65536 - i * 8192,
+    })),
+    0.2
+  );
+  return { az, hosts };
+}
+
+async function boot(az: string) {
+  const instanceId = randomUUID();
+  return env.client.workflow.execute<typeof buildInstance>('buildInstance', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.buildInstance(instanceId),
+    args: [
+      { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor: 'm1.small', image: 'cirros', availabilityZone: az },
+    ],
+  });
+}
+
+/** Holds `step`, starts the operation, cancels it once the step is on the host, lets the step go on. */
+async function cancelAt(step: keyof ComputeActivities, start: () => Promise<WorkflowHandle>): Promise<unknown> {
+  const gate = cloud.holdNext(step);
+  const handle = await start();
+  await gate.reached;
+  await handle.cancel();
+  gate.open();
+  await gate.done;
+  return handle.result().then(
+    () => undefined,
+    (err: unknown) => err
+  );
+}
+
+function expectCancelled(error: unknown): void {
+  expect(error).toBeInstanceOf(WorkflowFailedError);
+  expect(((error as WorkflowFailedError).cause as { name?: string } | undefined)?.name).toBe('CancelledFailure');
+}
+
+const guestsOf = async (host: string) => (await cloud.driver(host).listGuests()).map((g) => g.instanceId);
+
+describe('cancelling at each step', () => {
+  // Cancelling during a short compute step (allocateNetworks, rebuildPrepare) or during finishResize
+  // leaves the workflow task unanswered on the time-skipping server, before this kernel too: not covered
+  // here until that is understood (see the closing note of the kernel issue).
+  it.each(['spawnInstance'] as const)(
+    'a build cancelled at %s (as the spawn completes) ends deleted, holding nothing, with no guest',
+    async (step) => {
+      const { az, hosts } = await zoneWithHosts(2);
+      const instanceId = randomUUID();
+      const error = await cloud.run(hosts, () =>
+        cancelAt(step, () =>
+          env.client.workflow.start<typeof buildInstance>('buildInstance', {
+            taskQueue: CONDUCTOR_TASK_QUEUE,
+            workflowId: workflowIds.buildInstance(instanceId),
+            args: [{ instanceId, name: 'vm-cancel', flavor: 'm1.small', image: 'cirros', availabilityZone: az }],
+          })
+        )
+      );
+      expectCancelled(error);
+      expect(await cloud.instances.get(instanceId)).toMatchObject({ vmState: 'deleted', taskState: null });
+      expect(await cloud.placement.getAllocations(instanceId)).toEqual([]);
+      for (const host of hosts) expect(await guestsOf(host)).not.toContain(instanceId);
+    }
+  );
+
+  it.each(['prepResize', 'resizeInstance'] as const)(
+    'a resize cancelled at %s is back on its source: old flavor, its allocation and guest there only',
+    async (step) => {
+      const { az, hosts } = await zoneWithHosts(2);
+      const [source, dest] = hosts as [string, string];
+      const outcome = await cloud.run(hosts, async () => {
+        const { instanceId } = await boot(az);
+        const err = await cancelAt(step, () =>
+          env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
+            taskQueue: CONDUCTOR_TASK_QUEUE,
+            workflowId: workflowIds.resizeMigrate(instanceId, randomUUID().slice(0, 8)),
+            args: [{ instanceId, flavor: 'm1.medium' }],
+          })
+        );
+        return { err, instanceId };
+      });
+      expectCancelled(outcome.err);
+      const { instanceId } = outcome;
+      expect(await cloud.instances.get(instanceId)).toMatchObject({
+        vmState: 'active',
+        taskState: null,
+        host: source,
+        flavor: 'm1.small',
+        powerState: 'running',
+      });
+      expect((await cloud.placement.getAllocations(instanceId)).map((a) => a.host)).toEqual([source]);
+      expect(await guestsOf(source)).toContain(instanceId);
+      expect(await guestsOf(dest)).not.toContain(instanceId);
+      const migrations = await cloud.instances.listMigrations(instanceId);
+      expect(migrations.map((m) => m.status)).toEqual(['error']);
+    }
+  );
+});
