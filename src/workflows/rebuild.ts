@@ -172,7 +172,9 @@ async function evacuate(
     destZone = wanted.availabilityZone;
   }
 
-  const op = withKernel(await beginOperation({ instanceId, transition: 'evacuate', operation: 'rebuild' }));
+  const op = withKernel(
+    await beginOperation({ instanceId, transition: 'evacuate', operation: 'rebuild', expectOwner: instance.taskOwner })
+  );
   const wasStopped = op.before.vmState === VmState.Stopped;
   const migrationId = uuid4();
   const resources = { VCPU: op.before.vcpus, MEMORY_MB: op.before.memoryMb, DISK_GB: op.before.diskGb };

@@ -11,6 +11,7 @@ import { InvalidRequest } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import { PowerState as Power, TaskState as Task, VmState as Vm } from '../../domain/instance';
 import { InstanceIdSchema, InstanceNameSchema, SchedulerHintsSchema } from '../../domain/schemas';
+import { REBUILD_TASK_STATES } from '../../domain/transitions';
 import { parseOrInvalid } from '../../domain/validation';
 import type { InstanceRepository } from '../../store/instances';
 import type { ConductorDeps } from './deps';
@@ -85,10 +86,21 @@ const BeginOperationSchema = z.object({
   taskState: z.enum(Object.values(Task) as [TaskState, ...TaskState[]]),
   /** The vm states the operation may start from. */
   expectVmState: z.array(z.enum(Object.values(Vm) as [VmState, ...VmState[]])).min(1),
-  /** Evacuate is the one operation allowed while another task state is set. */
+  /** Evacuate is the one operation allowed while another task state is set (never a rebuild's). */
   allowTaskSet: z.boolean().default(false),
+  /**
+   * With allowTaskSet: the request the caller saw holding the instance (null: none), so a takeover
+   * happens only from what the caller saw, and of two racing evacuations one wins.
+   */
+  expectOwner: z.string().min(1).max(255).nullable().optional(),
 });
 export type BeginOperationInput = z.input<typeof BeginOperationSchema>;
+
+/** The task states an evacuation may take over: none, or any but a rebuild's or an evacuation's. */
+const TAKE_OVER_FROM: readonly (TaskState | null)[] = [
+  null,
+  ...Object.values(Task).filter((t) => !REBUILD_TASK_STATES.includes(t)),
+];
 
 export function createConductorActivities(deps: ConductorDeps) {
   const { instances, catalogue } = deps;
@@ -161,7 +173,15 @@ export function createConductorActivities(deps: ConductorDeps) {
           instance = await repo.update(
             req.instanceId,
             { taskState: req.taskState, taskOwner: req.requestId },
-            { taskState: req.allowTaskSet ? undefined : null, vmState: req.expectVmState, method: req.action }
+            req.allowTaskSet
+              ? {
+                  // NOTE(nova): evacuate may take over a task state, never another rebuild or evacuation.
+                  taskState: TAKE_OVER_FROM,
+                  ...(req.expectOwner !== undefined ? { owner: req.expectOwner } : {}),
+                  vmState: req.expectVmState,
+                  method: req.action,
+                }
+              : { taskState: null, vmState: req.expectVmState, method: req.action }
           );
         } catch (err) {
           // A retry whose swap already applied holds the lock itself: go on. Anyone else's lock: refuse.

@@ -19,6 +19,8 @@ export interface InstanceExpectation {
   taskState?: TaskState | null | readonly (TaskState | null)[];
   /** The vm state(s) the instance must be in. Undefined: not checked. */
   vmState?: VmState | readonly VmState[];
+  /** The request that must hold the task state (null: none). Undefined: not checked. */
+  owner?: string | null;
   /** The operation asking, named in InstanceInvalidState (default 'update'). */
   method?: string;
 }
@@ -149,6 +151,9 @@ export function createInstanceRecords(store: Store): InstanceRecords {
       if (expectedTasks !== undefined) query = query.where((eb) => taskStateMatches(eb, expectedTasks));
       if (expectedVms !== undefined)
         query = query.where((eb) => (expectedVms.length > 0 ? eb('vm_state', 'in', expectedVms) : eb.lit(false)));
+      const owner = expect.owner;
+      if (owner !== undefined)
+        query = query.where((eb) => (owner === null ? eb('task_owner', 'is', null) : eb('task_owner', '=', owner)));
       const row = await query.returningAll().executeTakeFirst();
       if (row !== undefined) return toRecord(row);
 
@@ -158,6 +163,9 @@ export function createInstanceRecords(store: Store): InstanceRecords {
         throw new InstanceInvalidState(instanceId, 'taskState', current.taskState, method);
       if (expectedVms !== undefined && !expectedVms.includes(current.vmState))
         throw new InstanceInvalidState(instanceId, 'vmState', current.vmState, method);
+      // Another request took the instance over since the caller looked (the same task state, a new owner).
+      if (owner !== undefined && current.taskOwner !== owner)
+        throw new InstanceInvalidState(instanceId, 'taskState', current.taskState, method);
       if (round >= 1) throw new InstanceInvalidState(instanceId, 'taskState', current.taskState, method);
     }
   }

@@ -24,6 +24,8 @@ export interface BeginOptions {
   transition: OperationName;
   /** The workflow type, for the progress query. */
   operation: string;
+  /** A takeover (evacuate): the request the caller saw holding the instance, null for none. */
+  expectOwner?: string | null;
 }
 
 /** What a step needs of its operation: the instance, the action its events go on, the live progress. */
@@ -73,6 +75,7 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
       taskState: row.taskState,
       expectVmState: [...row.from],
       allowTaskSet: row.takesOver !== undefined,
+      ...(options.expectOwner !== undefined ? { expectOwner: options.expectOwner } : {}),
     })
     .catch((err: unknown) => {
       if (isCancellation(err)) throw err;

@@ -52,6 +52,57 @@ describe('conductor activities', () => {
       expectVmState: ['active'],
     });
 
+  const evacuate = (instanceId: string, requestId: string, expectOwner: string | null) =>
+    conductor.beginOperation({
+      instanceId,
+      action: 'evacuate',
+      requestId,
+      taskState: 'rebuilding',
+      expectVmState: ['active', 'stopped', 'error'],
+      allowTaskSet: true,
+      expectOwner,
+    });
+
+  it('an evacuation takes over only from the owner it saw: of two racing evacuations one wins', async () => {
+    const instanceId = await activeInstance();
+    await stop(instanceId, 'stop-stuck'); // a stop stuck on the dead host
+    const [first, second] = await Promise.allSettled([
+      evacuate(instanceId, 'evacuate-1', 'stop-stuck'),
+      evacuate(instanceId, 'evacuate-2', 'stop-stuck'),
+    ]);
+    const outcomes = [first.status, second.status].sort();
+    expect(outcomes).toEqual(['fulfilled', 'rejected']);
+    const lost = (first.status === 'rejected' ? first : second) as PromiseRejectedResult;
+    expect(lost.reason).toMatchObject({ name: 'InstanceInvalidState' });
+    const winner = first.status === 'fulfilled' ? 'evacuate-1' : 'evacuate-2';
+    expect(await instances.get(instanceId)).toMatchObject({ taskState: 'rebuilding', taskOwner: winner });
+  });
+
+  it('an evacuation refuses an instance another request took since it looked', async () => {
+    const instanceId = await activeInstance();
+    await stop(instanceId, 'stop-1');
+    // The stop it saw finished, and another one took the instance meanwhile.
+    await instances.update(instanceId, { taskState: null });
+    await stop(instanceId, 'stop-2');
+    await expect(evacuate(instanceId, 'evacuate-1', 'stop-1')).rejects.toMatchObject({
+      name: 'InstanceInvalidState',
+    });
+    expect(await instances.get(instanceId)).toMatchObject({ taskState: 'powering-off', taskOwner: 'stop-2' });
+    expect(await evacuate(instanceId, 'evacuate-1', 'stop-2')).toMatchObject({
+      instance: { taskState: 'rebuilding', taskOwner: 'evacuate-1' },
+    });
+  });
+
+  it('an evacuation never takes over another rebuild or evacuation, whoever holds it', async () => {
+    const instanceId = await activeInstance();
+    await evacuate(instanceId, 'evacuate-1', null);
+    await expect(evacuate(instanceId, 'evacuate-2', 'evacuate-1')).rejects.toMatchObject({
+      name: 'InstanceInvalidState',
+      message: expect.stringContaining('rebuilding') as unknown as string,
+    });
+    expect(await instances.get(instanceId)).toMatchObject({ taskOwner: 'evacuate-1' });
+  });
+
   it('createInstance refuses an unknown flavor with InvalidRequest naming it, writing nothing', async () => {
     const instanceId = randomUUID();
     const create = conductor.createInstance({
