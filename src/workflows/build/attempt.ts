@@ -4,12 +4,12 @@ import { isCancellation, log, patched } from '@temporalio/workflow';
 import type { Flavor, Image } from '../../domain/catalogue';
 import { FailureType, MaxRetriesExceeded } from '../../domain/errors';
 import type { TaskState } from '../../domain/instance';
-import { PowerState, TaskState as Task, VmState } from '../../domain/instance';
+import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
 import { BUILD_TASK_STATES } from '../../domain/transitions';
 import { failureMessage, timeoutType } from '../lib/failures';
-import { once, withKernel } from '../lib/kernel';
+import { once } from '../lib/kernel';
 import { attemptFailure, placementAttempt } from '../lib/placement-attempt';
 import { computeOn, scheduler } from '../lib/proxies';
 
@@ -58,35 +58,26 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
   // is issued, so a claim whose answer was lost is released; a claim is not a step on the host, so an
   // alternate found full is skipped without a destroy call and without a failed build counted there.
   const claimOffHost = patched(PATCH_ALTERNATE_CLAIM_OFF_HOST);
-  const op = withKernel({
-    instanceId,
+  const op = placement.operation({
     actionId,
-    progress: {
-      instanceId,
-      operation: 'buildInstance',
-      vmState: VmState.Building,
-      taskState: Task.Scheduling,
-      powerState: PowerState.NoState,
-      host,
-      attempt,
-      step: `placement attempt ${attempt} on ${host}`,
-      hostsTried: [host],
-    },
+    operation: 'buildInstance',
+    vmState: VmState.Building,
+    taskState: Task.Scheduling,
   });
 
   /** Whether this attempt may have left something on the host: a step sent there, other than a claim that held. */
   const touched = () =>
     op.journal.entries.some((e) => e.compute === host && !(e.event === CLAIM_EVENT && e.status === 'done'));
   // Undone last first: the guest destroyed, then the claim released, then the failed build counted.
-  op.compensations.push('count a failed build on the host', async () => {
-    // Set below: cancelled attempts are not the host's fault.
-    if (countFailure && touched()) await scheduler.recordBuildResult({ host, success: false });
+  op.compensations.push('count a failed build on the host', async (failure) => {
+    // A cancelled attempt is not the host's fault.
+    if (!isCancellation(failure) && touched()) await scheduler.recordBuildResult({ host, success: false });
   });
   const releaseClaim = () =>
     op.compensations.push('release the claim on the host', async () => {
       await scheduler.releaseAllocations({ consumerId: instanceId, host });
     });
-  const destroyGuest = once(async () => {
+  const destroyGuest = once(async (failure) => {
     // A host that never picked the task up has nothing to destroy.
     if (!touched() || timeoutType(failure) === 'SCHEDULE_TO_START') return;
     await compute.cleanup.destroyInstance({ instanceId }).catch((e: unknown) =>
@@ -96,8 +87,6 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
       })
     );
   });
-  let countFailure = true;
-  let failure: unknown;
 
   /** One build step: the task state and host written, the parent told, the step run, its event recorded. */
   const step = <T>(taskState: TaskState, event: string, run: () => Promise<T>, onHost = true): Promise<T> =>
@@ -134,8 +123,6 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
     );
     return { host };
   } catch (err) {
-    failure = err;
-    countFailure = !isCancellation(err);
     await op.compensations.rollBack(err);
     throw attemptFailure(
       err,

@@ -149,7 +149,7 @@ export async function runStep<T>(op: StepRunner, spec: StepSpec<T>): Promise<T> 
  * A compensation shared by several undos, run at most once: the first call runs it, later calls get the
  * same promise (no second activity is issued).
  */
-export function once(run: () => Promise<void>): () => Promise<void> {
+export function once(run: (failure?: unknown) => Promise<void>): (failure?: unknown) => Promise<void> {
   let running: Promise<void> | undefined;
-  return () => (running ??= run());
+  return (failure) => (running ??= run(failure));
 }

@@ -9,18 +9,21 @@
 import { ApplicationFailure, getExternalWorkflowHandle, isCancellation, workflowInfo } from '@temporalio/workflow';
 
 import { FailureType } from '../../domain/errors';
-import type { TaskState } from '../../domain/instance';
+import type { TaskState, VmState } from '../../domain/instance';
+import { PowerState } from '../../domain/instance';
 import { placementProgressSignal } from '../../shared/messages';
 import { failureMessage, failureType, isFailureOfType, timeoutType, typedFailure } from './failures';
 import { tagInstance } from './instance-attributes';
 import type { StepRunner, StepSpec } from './kernel';
-import { runStep } from './kernel';
+import { runStep, withKernel } from './kernel';
 
 export interface PlacementAttempt {
   /** 1-based: the run of the child workflow. */
   attempt: number;
   /** The host of this run: hosts[attempt - 1]. */
   host: string;
+  /** This run as a kernel operation: its steps' events go on `actionId`, its progress names the host. */
+  operation(what: { actionId: string; operation: string; vmState: VmState; taskState: TaskState }): StepRunner;
   /** Runs one step of this attempt on the kernel, telling the parent which host and step it is on. */
   step<T>(op: StepRunner, taskState: TaskState, spec: Omit<StepSpec<T>, 'label' | 'onStart' | 'attempt'>): Promise<T>;
 }
@@ -43,6 +46,22 @@ export function placementAttempt(
   return {
     attempt,
     host,
+    operation: ({ actionId, operation, vmState, taskState }) =>
+      withKernel({
+        instanceId,
+        actionId,
+        progress: {
+          instanceId,
+          operation,
+          vmState,
+          taskState,
+          powerState: PowerState.NoState,
+          host,
+          attempt,
+          step: `placement attempt ${attempt} on ${host}`,
+          hostsTried: [host],
+        },
+      }),
     step: (op, taskState, spec) =>
       runStep(op, {
         ...spec,

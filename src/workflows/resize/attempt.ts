@@ -1,10 +1,9 @@
 /** One placement attempt of a resize or cold migration on one destination (a run of the child workflow). */
 import type { Flavor, Image } from '../../domain/catalogue';
 import { FailureType } from '../../domain/errors';
-import { PowerState, TaskState as Task, VmState } from '../../domain/instance';
+import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
-import { withKernel } from '../lib/kernel';
 import { attemptFailure, placementAttempt } from '../lib/placement-attempt';
 import { computeOn, scheduler } from '../lib/proxies';
 
@@ -47,20 +46,11 @@ export async function resizeAttempt(input: ResizeAttemptInput): Promise<{ host: 
   );
   const { attempt, host } = placement;
   const compute = computeOn(host, input.timeouts);
-  const op = withKernel({
-    instanceId,
+  const op = placement.operation({
     actionId,
-    progress: {
-      instanceId,
-      operation: 'resizeMigrate',
-      vmState: VmState.Active,
-      taskState: Task.ResizePrep,
-      powerState: PowerState.NoState,
-      host,
-      attempt,
-      step: `placement attempt ${attempt} on ${host}`,
-      hostsTried: [host],
-    },
+    operation: 'resizeMigrate',
+    vmState: VmState.Active,
+    taskState: Task.ResizePrep,
   });
   // NOTE(nova): prep_resize reverts the allocation before it reschedules. Pushed before the claim: a
   // claim that applied but reported a failure is released all the same.
