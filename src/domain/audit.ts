@@ -82,6 +82,8 @@ export function audit(snapshot: AuditSnapshot): Finding[] {
       (m) =>
         m.instanceId === instanceId && m.migrationType === 'evacuation' && m.sourceHost === host && m.status === 'done'
     );
+  /** Whether the operation holding the instance still runs (a task state with no owner has none). */
+  const operationOpen = (i: InstanceRecord) => (i.taskOwner === null ? false : snapshot.workflowOpen(i.taskOwner));
   const migrationOpen = (m: MigrationRecord) => {
     const workflowId = snapshot.migrationWorkflows.get(m.id);
     return workflowId === undefined ? undefined : snapshot.workflowOpen(workflowId);
@@ -136,8 +138,7 @@ export function audit(snapshot: AuditSnapshot): Finding[] {
     const { instanceId, host } = instance;
     if (instance.taskState !== null) {
       const owner = instance.taskOwner;
-      const open = owner === null ? false : snapshot.workflowOpen(owner);
-      if (open === false)
+      if (operationOpen(instance) === false)
         findings.push({
           kind: 'task-state-without-workflow',
           subject: instanceId,
@@ -168,12 +169,7 @@ export function audit(snapshot: AuditSnapshot): Finding[] {
   for (const [host, guestIds] of snapshot.guests) {
     for (const instanceId of guestIds) {
       const instance = instances.get(instanceId);
-      if (
-        instance !== undefined &&
-        instance.taskState !== null &&
-        snapshot.workflowOpen(instance.taskOwner ?? '') !== false
-      )
-        continue; // an operation under way on it
+      if (instance !== undefined && instance.taskState !== null && operationOpen(instance) !== false) continue; // an operation under way on it
       if (instance !== undefined && mayHold(instance) && (instance.host === host || moving(instanceId, host))) continue;
       const why =
         instance === undefined

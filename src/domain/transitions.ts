@@ -1,7 +1,7 @@
 /**
  * Which operation may start from which state: one table (Nova's @check_instance_state decorators on the
  * compute API, plus the task state each operation holds while it runs). Workflows take the lock with
- * the row of their operation; the conductor CLI and the reconciler read the same rows.
+ * the row of their operation; the evacuation's takeover rule reads REBUILD_TASK_STATES.
  */
 import type { TaskState as TaskStateType, VmState as VmStateType } from './instance';
 import { TaskState, VmState } from './instance';
@@ -57,14 +57,3 @@ export const REBUILD_TASK_STATES: readonly TaskStateType[] = [
   TaskState.RebuildBlockDeviceMapping,
   TaskState.RebuildSpawning,
 ];
-
-/** Whether `operation` may start on an instance in these states (the lock's compare-and-swap decides races). */
-export function mayStart(
-  operation: OperationName,
-  instance: { vmState: VmStateType; taskState: TaskStateType | null }
-): boolean {
-  const row: Transition = TRANSITIONS[operation];
-  if (!row.from.includes(instance.vmState)) return false;
-  if (instance.taskState === null) return true;
-  return row.takesOver === 'any-but-rebuild' && !REBUILD_TASK_STATES.includes(instance.taskState);
-}

@@ -32,10 +32,6 @@ export interface JournalEntry {
 export class Journal {
   readonly entries: JournalEntry[] = [];
 
-  started(event: string): boolean {
-    return this.entries.some((e) => e.event === event);
-  }
-
   /**
    * Whether any step reached `host`: sent and not refused for want of a worker there (a step that
    * failed with a schedule-to-start timeout never ran on the host; anything else may have).
@@ -56,10 +52,6 @@ export class Compensations {
 
   push(name: string, undo: (failure: unknown) => Promise<void>): void {
     this.stack.push({ name, undo });
-  }
-
-  get size(): number {
-    return this.stack.length;
   }
 
   /**
