@@ -12,6 +12,7 @@ import type { MigrationRecord } from '../domain/migration';
 import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
 import type { Store } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
+import type { PlacementAudit } from '../store/placement';
 import { createPlacementRepository } from '../store/placement';
 import type { hostGuests } from '../workflows/host-guests';
 
@@ -33,6 +34,8 @@ export interface AuditSources {
 
 export interface GatheredSnapshot {
   snapshot: AuditSnapshot;
+  /** Placement's own audit (orphans and hosts over capacity), read with the snapshot. */
+  placementAudit: PlacementAudit;
   /** Whether workflows were looked up. */
   workflowsChecked: boolean;
   /** Hosts that reported their guests, and those that were asked and did not answer. */
@@ -106,6 +109,7 @@ export async function gatherSnapshot(store: Store, sources: AuditSources = {}): 
   }
 
   return {
+    placementAudit: found,
     snapshot: {
       instances: records,
       allocations,

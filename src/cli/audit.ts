@@ -86,7 +86,7 @@ export async function auditStore(store: Store, sources: AuditSources = {}): Prom
   const instances = createInstanceRepository(store);
   const gathered = await gatherSnapshot(store, sources);
   const findings = audit(gathered.snapshot);
-  const found = await placement.audit();
+  const found = gathered.placementAudit;
   const orphans: OrphanReport[] = [];
   for (const { consumerId, host } of found.orphans) {
     const [held, instance, migration] = await Promise.all([
