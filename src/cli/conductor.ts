@@ -12,6 +12,7 @@ import { Command, CommanderError } from 'commander';
 import * as audit from './commands/audit';
 import * as boot from './commands/boot';
 import * as confirm from './commands/confirm';
+import * as deleteCommand from './commands/delete';
 import * as evacuate from './commands/evacuate';
 import * as hosts from './commands/hosts';
 import * as list from './commands/list';
@@ -25,7 +26,22 @@ import * as stop from './commands/stop';
 import { closeContext, createContext, EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationFailed, UsageError } from './context';
 import type { Action, Context, Run } from './context';
 
-const COMMANDS = [boot, list, show, stop, start, rebuild, evacuate, resize, migrate, confirm, revert, hosts, audit];
+const COMMANDS = [
+  boot,
+  list,
+  show,
+  stop,
+  start,
+  rebuild,
+  evacuate,
+  resize,
+  migrate,
+  confirm,
+  revert,
+  deleteCommand,
+  hosts,
+  audit,
+];
 
 const EXIT_STATUS = `
 Exit status: 0 the operation succeeded, 1 it failed (its typed message is printed), 2 bad usage or a
