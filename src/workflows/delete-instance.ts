@@ -100,44 +100,50 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
   if (plan.instance.vmState === VmState.Deleted && plan.holder === null && plan.instance.taskState === null)
     return plan.instance;
 
-  // 1. Stop whoever holds the instance, one holder after the other (a new one may take it meanwhile).
+  // 1. Stop whoever holds the instance, one holder after the other (a new one may take it meanwhile),
+  // 2. then take the lock, whole or not at all; an operation that slipped in between is stopped in turn.
   const stopped: StoppedHolder[] = [];
-  let takeOverFrom: string | null = null;
-  for (;;) {
-    Object.assign(waiting, {
-      vmState: plan.instance.vmState,
-      taskState: plan.instance.taskState,
-      powerState: plan.instance.powerState,
-      host: plan.instance.host,
-    });
-    const holder = plan.holder;
-    if (holder === null || holder.workflowId === me) break;
-    if (stopped.length >= MAX_HOLDERS)
-      throw typedFailure(
-        FailureType.InstanceInvalidState,
-        `Cannot 'deleteInstance' instance ${instanceId}: ${stopped.length} operations in a row took it (the last ${holder.workflowId}); nothing was deleted`
-      );
-    const result = await stopHolder(holder, plan.instance, req.holderWaitSeconds, waiting);
-    stopped.push(result);
-    plan = await planDelete(instanceId);
-    if (result.outcome !== 'released' && plan.holder?.workflowId === holder.workflowId) {
-      // Closed without letting go (or not in time): taken over from it, and from nobody else. A resize
-      // awaiting confirmation holds no task state: there is no owner to take over from.
-      takeOverFrom = holder.holds === 'task-state' ? holder.workflowId : null;
+  let begun: Awaited<ReturnType<typeof beginOperation>> | null = null;
+  while (begun === null) {
+    let takeOverFrom: string | null = null;
+    for (;;) {
+      Object.assign(waiting, {
+        vmState: plan.instance.vmState,
+        taskState: plan.instance.taskState,
+        powerState: plan.instance.powerState,
+        host: plan.instance.host,
+      });
+      const holder = plan.holder;
+      if (holder === null || holder.workflowId === me) break;
+      if (stopped.length >= MAX_HOLDERS) throw tooManyHolders(instanceId, stopped.length, holder.workflowId);
+      const result = await stopHolder(holder, plan.instance, req.holderWaitSeconds, waiting);
+      stopped.push(result);
+      plan = await planDelete(instanceId);
+      if (result.outcome !== 'released' && plan.holder?.workflowId === holder.workflowId) {
+        // Closed without letting go (or not in time): taken over from it, and from nobody else. A resize
+        // awaiting confirmation holds no task state: there is no owner to take over from.
+        takeOverFrom = holder.holds === 'task-state' ? holder.workflowId : null;
+        break;
+      }
+    }
+    const expectOwner = takeOverFrom;
+    const taken = await CancellationScope.nonCancellable(() =>
+      beginOperation({ instanceId, transition: 'delete', operation: 'deleteInstance', expectOwner })
+    ).then(
+      (operation) => ({ operation }),
+      (error: unknown) => ({ error })
+    );
+    if ('operation' in taken) {
+      begun = taken.operation;
       break;
     }
+    // Someone took the instance between the look and the lock.
+    plan = await planDelete(instanceId);
+    // A rival delete: this one waits for it and returns what it did.
+    if (plan.instance.taskState === TaskState.Deleting && plan.holder?.workflowId !== me)
+      return awaitRivalDelete(instanceId, req.holderWaitSeconds);
+    if (plan.holder === null || stopped.length >= MAX_HOLDERS) throw taken.error;
   }
-
-  // 2. The lock, whole or not at all.
-  const begun = await CancellationScope.nonCancellable(() =>
-    beginOperation({ instanceId, transition: 'delete', operation: 'deleteInstance', expectOwner: takeOverFrom })
-  ).catch(async (err: unknown) => {
-    // A rival delete took it first: this one waits for it and returns what it did.
-    const now = await planDelete(instanceId);
-    if (now.instance.taskState === TaskState.Deleting) return null;
-    throw err;
-  });
-  if (begun === null) return awaitRivalDelete(instanceId, req.holderWaitSeconds);
   const op = withKernel(begun);
 
   // 3-4. Not cancellable from here: the instance is going.
@@ -240,6 +246,13 @@ async function stopHolder(
     }
   }
   return { ...holder, outcome: 'timed-out', waitedSeconds: waited };
+}
+
+function tooManyHolders(instanceId: string, count: number, last: string): ApplicationFailure {
+  return typedFailure(
+    FailureType.InstanceInvalidState,
+    `Cannot 'deleteInstance' instance ${instanceId}: ${count} operations in a row took it (the last ${last}); nothing was deleted`
+  );
 }
 
 /** A rival delete holds the instance: wait for it to end, and return the instance as it left it. */
