@@ -21,6 +21,7 @@ const MIGRATION_ACTIONS: Record<MigrationRecord['migrationType'], readonly strin
   resize: ['resize'],
   migration: ['migrate'],
   evacuation: ['evacuate'],
+  'live-migration': ['live-migration'],
 };
 
 export interface AuditSources {

@@ -84,8 +84,11 @@ export const GuestSchema = z.object({
   instanceId: z.string(),
   name: z.string(),
   host: z.string(),
-  /** `spawning` while a spawn is under way (a half-made guest); `active` once it completed. */
-  status: z.enum(['spawning', 'active']),
+  /**
+   * `spawning` while a spawn is under way (a half-made guest); `active` once it completed; `migrating`:
+   * the destination's guest of a live migration under way (receiving memory, not yet running).
+   */
+  status: z.enum(['spawning', 'active', 'migrating']),
   /** The spawn run that owns a half-made guest, so a stale run never tears down a newer one. */
   spawnId: z.string(),
   flavor: GuestFlavorSchema,
@@ -169,6 +172,73 @@ export interface FinishMigrationRequest {
   powerOn: boolean;
 }
 
+/** The CPU a host offers (what a live migration's destination must match). */
+export interface HostCpu {
+  architecture: string;
+  /** CPU feature traits (HW_CPU_*) the host's CPU has. */
+  traits: string[];
+}
+
+export interface CheckLiveMigrationDestination {
+  instanceId: string;
+  sourceHost: string;
+  sourceCpu: HostCpu;
+  /** True: the disks are copied with the memory; false: the hosts must share the instance's storage. */
+  blockMigration: boolean;
+}
+
+export interface PreLiveMigrationRequest {
+  instanceId: string;
+  migrationId: string;
+  name: string;
+  flavor: GuestFlavor;
+  image: GuestImage;
+}
+
+export interface LiveMigrationRequest {
+  instanceId: string;
+  migrationId: string;
+  /** The longest the final switch-over pause may be (Nova's live_migration_downtime), ms. */
+  maxDowntimeMs: number;
+  /** Rounds over which the allowed downtime is stepped up to maxDowntimeMs (live_migration_downtime_steps). */
+  downtimeSteps: number;
+  /** Seconds per GiB of guest RAM before the copy is aborted (live_migration_completion_timeout). */
+  completionTimeoutSecondsPerGb: number;
+}
+
+/** Progress of a live migration's memory copy, reported as it runs. */
+export interface LiveMigrationProgress {
+  round: number;
+  memoryMb: number;
+  remainingMb: number;
+  copiedMb: number;
+  dirtyMbPerSecond: number;
+  /** The downtime the copy may switch over at, this round. */
+  allowedDowntimeMs: number;
+  percent: number;
+}
+
+export interface LiveMigrationOptions {
+  signal?: AbortSignal;
+  onProgress?: (progress: LiveMigrationProgress) => void;
+}
+
+export interface ReceiveOptions {
+  signal?: AbortSignal;
+  onProgress?: () => void;
+}
+
+export interface LiveMigrationResult {
+  rounds: number;
+  copiedMb: number;
+  /** The switch-over pause (the guest paused on the source), ms. */
+  downtimeMs: number;
+  /** The operator forced the completion (the guest was paused to converge). */
+  forced: boolean;
+  /** False when a retried call found the switch-over done already. */
+  switched: boolean;
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 /** The hypervisor of one compute host (Nova's ComputeDriver), as the compute activities use it. */
@@ -215,4 +285,31 @@ export interface VirtDriver {
   destroyMigrationTarget(instanceId: string, migrationId: string): Promise<boolean>;
   /** Source (finish_revert_migration): puts the kept guest back, powered on when asked. */
   finishRevertMigration(instanceId: string, migrationId: string, powerOn: boolean): Promise<PowerState>;
+
+  // ----- live migration -----
+  /** The CPU this host offers. */
+  hostCpu(): HostCpu;
+  /** Source (check_can_live_migrate_source): the guest is here and can move. Writes nothing. */
+  checkCanLiveMigrateSource(instanceId: string): Promise<HostCpu>;
+  /** Destination (check_can_live_migrate_destination): CPU, storage, no guest of it here. Writes nothing. */
+  checkCanLiveMigrateDestination(request: CheckLiveMigrationDestination): Promise<void>;
+  /** Destination (pre_live_migration): the port plugged and an empty guest ready to receive memory. */
+  preLiveMigration(request: PreLiveMigrationRequest): Promise<void>;
+  /** Source (live_migration): copies memory in rounds, then pauses the guest for the switch-over. */
+  liveMigration(request: LiveMigrationRequest, options: LiveMigrationOptions): Promise<LiveMigrationResult>;
+  /**
+   * Destination, while the source copies: the hypervisor receiving the memory; reports progress until
+   * aborted (the copy is over). Its silence is how a destination that died mid-copy shows.
+   */
+  receiveLiveMigration(instanceId: string, migrationId: string, options: ReceiveOptions): Promise<never>;
+  /** Source (live_migration_force_complete): pauses the guest so the copy converges. False: no copy running. */
+  forceCompleteLiveMigration(instanceId: string): Promise<boolean>;
+  /** Destination (post_live_migration_at_destination): the received guest runs. */
+  postLiveMigrationAtDestination(instanceId: string, migrationId: string): Promise<PowerState>;
+  /** Source (post_live_migration): the source guest, its port and disks removed. False: none was left. */
+  postLiveMigration(instanceId: string, migrationId: string): Promise<boolean>;
+  /** Destination (rollback_live_migration_at_destination): the half-received guest removed. */
+  rollbackLiveMigrationAtDestination(instanceId: string, migrationId: string): Promise<boolean>;
+  /** Source (_rollback_live_migration): the guest resumed, running as before. */
+  rollbackLiveMigration(instanceId: string): Promise<PowerState>;
 }

@@ -31,6 +31,23 @@ export const FaultsSchema = z.strictObject({
   migrateDisk: z.strictObject({ failNext: count.optional() }).optional(),
   /** Finishing a resize on this host as destination fails (the resize rolls back to the source). */
   finishResize: z.strictObject({ failNext: count.optional() }).optional(),
+  // ----- live migration -----
+  liveMigration: z
+    .strictObject({
+      /** Memory copied per second from this host as source (default 2048 MB/s). */
+      bandwidthMbPerSecond: z.number().positive().optional(),
+      /** Memory the guests of this host dirty per second while they run (default 64 MB/s). */
+      dirtyMbPerSecond: z.number().nonnegative().optional(),
+      /** The next N destination pre-checks on this host fail (the migration moves to the next alternate). */
+      checkDestinationFailNext: count.optional(),
+      /** The next N memory copies from this host fail halfway (the migration rolls back). */
+      failNext: count.optional(),
+      /** The next N receiving steps on this host as destination go silent (a dead destination). */
+      receiveHangNext: count.optional(),
+      /** The next N post-migration steps on this host as destination fail (after the switch-over). */
+      postFailNext: count.optional(),
+    })
+    .optional(),
 });
 export type Faults = z.infer<typeof FaultsSchema>;
 

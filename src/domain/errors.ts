@@ -17,6 +17,8 @@ export const FailureType = {
   ComputeServiceInUse: 'ComputeServiceInUse',
   ClaimFailed: 'ClaimFailed',
   MigrationError: 'MigrationError',
+  MigrationPreCheckError: 'MigrationPreCheckError',
+  LiveMigrationAborted: 'LiveMigrationAborted',
   HypervisorBusy: 'HypervisorBusy',
   ConcurrentUpdate: 'ConcurrentUpdate',
   /** An operation failed for a reason no more specific type names (its message says why). */
@@ -154,6 +156,22 @@ export class MigrationError extends DomainError {
   readonly name = FailureType.MigrationError;
   constructor(reason: string, details: Record<string, unknown> = {}) {
     super(`Migration error: ${reason}`, details);
+  }
+}
+
+/** A live-migration pre-check failed on a destination or the source (Nova's MigrationPreCheckError). */
+export class MigrationPreCheckError extends DomainError {
+  readonly name = FailureType.MigrationPreCheckError;
+  constructor(reason: string, details: Record<string, unknown> = {}) {
+    super(`Migration pre-check error: ${reason}`, { reason, ...details });
+  }
+}
+
+/** A live migration was aborted: by the operator, or past its completion timeout. */
+export class LiveMigrationAborted extends DomainError {
+  readonly name = FailureType.LiveMigrationAborted;
+  constructor(instanceId: string, reason: string) {
+    super(`Live migration of instance ${instanceId} aborted: ${reason}`, { instanceId, reason });
   }
 }
 

@@ -27,6 +27,8 @@ export const TaskState = {
   ResizeReverting: 'resize_reverting',
   ResizeConfirming: 'resize_confirming',
   Deleting: 'deleting',
+  /** A live migration under way (Nova's task_states.MIGRATING). */
+  Migrating: 'migrating',
 } as const;
 export type TaskState = (typeof TaskState)[keyof typeof TaskState];
 
@@ -35,6 +37,8 @@ export const PowerState = {
   Running: 'running',
   Shutdown: 'shutdown',
   Crashed: 'crashed',
+  /** Suspended in memory: a live migration's switch-over (or a paused guest), Nova's power_state.PAUSED. */
+  Paused: 'paused',
 } as const;
 export type PowerState = (typeof PowerState)[keyof typeof PowerState];
 

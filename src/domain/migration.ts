@@ -1,8 +1,8 @@
-/** Migrations (resize, cold migration, evacuation): the record, its statuses, and what a move works from. */
+/** Migrations (resize, cold migration, evacuation, live migration): the record, its statuses, and what a move works from. */
 import type { Flavor, Image } from './catalogue';
 import type { InstanceRecord } from './instance';
 
-export type MigrationType = 'resize' | 'migration' | 'evacuation';
+export type MigrationType = 'resize' | 'migration' | 'evacuation' | 'live-migration';
 
 export interface MigrationRecord {
   /** Also the placement consumer that holds the source allocation during a resize. */
@@ -32,6 +32,19 @@ export const RESIZE_MIGRATION_STATUSES = [
   'error',
 ] as const;
 export type ResizeMigrationStatus = (typeof RESIZE_MIGRATION_STATUSES)[number];
+
+/** Statuses a live migration goes through (Nova's, for live-migration). */
+export const LIVE_MIGRATION_STATUSES = [
+  'accepted',
+  'preparing',
+  'running',
+  'post-migrating',
+  'completed',
+  'failed',
+  'error',
+  'cancelled',
+] as const;
+export type LiveMigrationStatus = (typeof LIVE_MIGRATION_STATUSES)[number];
 
 /** What a resize or a cold migration works from, read before and again after the operation lock. */
 export interface MigrationPlan {

@@ -149,6 +149,44 @@ export const RebuildInputSchema = z
 export type RebuildInput = z.input<typeof RebuildInputSchema>;
 export type RebuildRequest = z.output<typeof RebuildInputSchema>;
 
+// ----- live migration -----
+
+/** Nova's [libvirt] live_migration_downtime (ms), _steps and completion_timeout (s per GiB), migrate_max_retries. */
+export const DEFAULT_LIVE_MIGRATION = {
+  maxDowntimeMs: 500,
+  downtimeSteps: 10,
+  completionTimeoutSecondsPerGb: 800,
+  migrateMaxRetries: 3,
+} as const;
+
+export const LiveMigrateInputSchema = z
+  .object({
+    instanceId: InstanceIdSchema,
+    /** A requested destination; the scheduler's filters still check it unless `force`. */
+    host: HostNameSchema.optional(),
+    /** With `host`: skip the scheduler's filters (Nova's force=True). */
+    force: z.boolean().default(false),
+    /**
+     * Copy the disks with the memory (true), or rely on storage the hosts share (false). `auto` (Nova's
+     * default): a block migration unless the hosts share storage; the fake's hosts share none.
+     */
+    blockMigration: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+    /** Alternates tried after a failed pre-check (Nova's migrate_max_retries). */
+    migrateMaxRetries: z.number().int().nonnegative().max(20).default(DEFAULT_LIVE_MIGRATION.migrateMaxRetries),
+    maxDowntimeMs: z.number().int().positive().max(60_000).default(DEFAULT_LIVE_MIGRATION.maxDowntimeMs),
+    downtimeSteps: z.number().int().positive().max(100).default(DEFAULT_LIVE_MIGRATION.downtimeSteps),
+    completionTimeoutSecondsPerGb: z
+      .number()
+      .positive()
+      .max(86_400)
+      .default(DEFAULT_LIVE_MIGRATION.completionTimeoutSecondsPerGb),
+    timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
+  })
+  .strict()
+  .refine((r) => !r.force || r.host !== undefined, { message: 'force needs a host', path: ['force'] });
+export type LiveMigrateInput = z.input<typeof LiveMigrateInputSchema>;
+export type LiveMigrateRequest = z.output<typeof LiveMigrateInputSchema>;
+
 /** Nova's terminate_instance: the seconds a delete waits for the operation it cancelled to let go. */
 export const DEFAULT_HOLDER_WAIT_SECONDS = 300;
 

@@ -40,6 +40,9 @@ export const TRANSITIONS = {
   migrate: { action: 'migrate', from: [VmState.Active, VmState.Stopped], taskState: TaskState.ResizePrep },
   confirmResize: { action: 'confirmResize', from: [VmState.Resized], taskState: TaskState.ResizeConfirming },
   revertResize: { action: 'revertResize', from: [VmState.Resized], taskState: TaskState.ResizeReverting },
+  // NOTE(nova): live_migrate is @check_instance_state(vm_state=[ACTIVE, PAUSED]); a paused guest is an
+  // active instance here (power state paused).
+  liveMigrate: { action: 'live-migration', from: [VmState.Active], taskState: TaskState.Migrating },
   // NOTE(nova): terminate_instance is allowed from every vm state (the API's delete has no state check
   // but the task state: here the operation holding the instance is cancelled first).
   delete: {

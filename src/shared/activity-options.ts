@@ -20,6 +20,8 @@ export const NON_RETRYABLE_ERROR_TYPES: readonly string[] = [
   FailureType.BuildAborted,
   FailureType.ClaimFailed,
   FailureType.MigrationError,
+  FailureType.MigrationPreCheckError,
+  FailureType.LiveMigrationAborted,
 ];
 
 /** Conductor (store) activities: short, retried until the store answers. */

@@ -68,3 +68,31 @@ export const confirmResizeUpdate = defineUpdate<ResizeOutcome>('confirmResize');
  * the resize has finished, after a confirm); a repeated revert returns the same outcome.
  */
 export const revertResizeUpdate = defineUpdate<ResizeOutcome>('revertResize');
+
+// ----- live migration -----
+
+/** How a live migration ended, with its copy's figures. */
+export interface LiveMigrationOutcome {
+  migration: MigrationRecord;
+  /** The switch-over pause, ms. */
+  downtimeMs: number;
+  rounds: number;
+  copiedMb: number;
+  /** The operator forced the completion. */
+  forced: boolean;
+}
+
+export type LiveMigrateResult = InstanceRecord & { liveMigration: LiveMigrationOutcome };
+
+/**
+ * Forces a live migration under way to complete: the guest is paused on the source so the copy
+ * converges (Nova's live_migration_force_complete). Accepted only while the memory is being copied.
+ */
+export const forceCompleteUpdate = defineUpdate<{ forced: boolean }>('forceComplete');
+
+/**
+ * Aborts a live migration under way (Nova's live_migration_abort): the copy stops, the destination is
+ * cleaned, the instance keeps running on its source. Accepted only while the memory is being copied;
+ * returns once the copy has been told to stop (the workflow then rolls back and fails LiveMigrationAborted).
+ */
+export const abortLiveMigrationUpdate = defineUpdate<{ aborted: boolean }>('abortLiveMigration');

@@ -20,6 +20,7 @@ export const workflowIds = {
   rebuild: (instanceId: string, requestId: string) => `rebuild-${instanceId}-${requestId}`,
   resizeMigrate: (instanceId: string, requestId: string) => `resize-${instanceId}-${requestId}`,
   deleteInstance: (instanceId: string, requestId: string) => `delete-${instanceId}-${requestId}`,
+  liveMigrate: (instanceId: string, requestId: string) => `live-migrate-${instanceId}-${requestId}`,
   registerHost: (host: string) => `register-host-${host}`,
   /** A compute host's start-up reconciliation (evacuated guests and their source allocations). */
   reconcileHost: (host: string) => `reconcile-host-${host}`,

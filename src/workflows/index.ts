@@ -2,6 +2,7 @@
 export { buildAttempt, buildInstance } from './build-instance';
 export { deleteInstance } from './delete-instance';
 export { hostGuests } from './host-guests';
+export { liveMigrate } from './live-migrate';
 export { placementAttempt } from './placement-attempt';
 export { rebuild } from './rebuild';
 export { reconcileHost } from './reconcile-host';

@@ -2,8 +2,8 @@
  * placementAttempt: the one placement-attempt child workflow. Each run places one instance on one host
  * of the scheduler's list (run N on host N), and its RetryPolicy.maximumAttempts is the reschedule
  * budget; `kind` names the steps it runs there: `build` (claim an alternate, networks, block devices,
- * spawn: Nova's build_and_run_instance) or `resize` (claim an alternate, prep_resize). Live migration's
- * pre-checks will be a third kind.
+ * spawn: Nova's build_and_run_instance), `resize` (claim an alternate, prep_resize) or `live` (claim an
+ * alternate, the live migration's pre-checks on the source and the destination).
  *
  * It replaced `buildAttempt` and `resizeAttempt` behind the patch `one-placement-attempt`; those two
  * types stay registered, running the same steps, until no parent started before the patch can still be
@@ -13,13 +13,18 @@ import { workflowInfo } from '@temporalio/workflow';
 
 import type { BuildAttemptInput } from './build/attempt';
 import { buildAttempt } from './build/attempt';
+import type { LiveAttemptInput } from './live/attempt';
+import { liveAttempt } from './live/attempt';
 import type { ResizeAttemptInput } from './resize/attempt';
 import { resizeAttempt } from './resize/attempt';
 
 /** The patch id of the parents' switch from buildAttempt / resizeAttempt to placementAttempt. */
 export const PATCH_ONE_PLACEMENT_ATTEMPT = 'one-placement-attempt';
 
-export type PlacementAttemptInput = ({ kind: 'build' } & BuildAttemptInput) | ({ kind: 'resize' } & ResizeAttemptInput);
+export type PlacementAttemptInput =
+  | ({ kind: 'build' } & BuildAttemptInput)
+  | ({ kind: 'resize' } & ResizeAttemptInput)
+  | ({ kind: 'live' } & LiveAttemptInput);
 
 /** The host this run placed the instance on, and the run's attempt number. */
 export interface PlacementAttemptResult {
@@ -29,6 +34,7 @@ export interface PlacementAttemptResult {
 
 export async function placementAttempt(input: PlacementAttemptInput): Promise<PlacementAttemptResult> {
   if (input.kind === 'resize') return resizeAttempt(input);
+  if (input.kind === 'live') return liveAttempt(input);
   const { host } = await buildAttempt(input);
   return { host, attempt: workflowInfo().attempt };
 }

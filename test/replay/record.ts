@@ -822,6 +822,43 @@ describe('delete and idempotent create', () => {
   });
 });
 
+describe('live migration', () => {
+  const startLive = (input: { instanceId: string; completionTimeoutSecondsPerGb?: number }) =>
+    env.client.workflow.start('liveMigrate', {
+      taskQueue: CONDUCTOR_TASK_QUEUE,
+      workflowId: workflowIds.liveMigrate(input.instanceId, randomUUID().slice(0, 8)),
+      args: [input],
+    });
+
+  it('liveMigrate: converged, and aborted by the completion timeout', async () => {
+    const { az, hosts } = await zone(2);
+    const [source] = hosts as [string, string];
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      const done = await startLive({ instanceId: vm.instanceId });
+      await done.result();
+      await save(
+        done.workflowId,
+        undefined,
+        'converged',
+        'COMPLETED',
+        'copied in rounds, switched over, post-migration on both hosts'
+      );
+      const other = await boot(az);
+      await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 4096, dirtyMbPerSecond: 8192 } });
+      const aborted = await startLive({ instanceId: other.instanceId, completionTimeoutSecondsPerGb: 1 });
+      expect((await settle(aborted.result())).error).toBeDefined();
+      await save(
+        aborted.workflowId,
+        undefined,
+        'not-converged',
+        'FAILED',
+        'never converges: aborted by the completion timeout, rolled back to the source'
+      );
+    });
+  });
+});
+
 afterAll(() => {
   if (recorded.length === 0) return;
   const rowsByFile = new Map(previousRows);

@@ -33,6 +33,7 @@ import { PowerState } from '../../domain/instance';
 import type { BlockDeviceInfo, Guest, GuestFlavor, GuestImage, NetworkInfo, VirtDriver } from '../../compute/driver';
 import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/driver';
 import { createRebuildActivities } from './rebuild';
+import { createLiveMigrationActivities } from './live-migration';
 import { createResizeActivities } from './resize';
 
 export interface InstanceRef {
@@ -80,6 +81,7 @@ export function createComputeActivities({ host, driver }: { host: string; driver
     // Resize and cold migration: prepResize, resizeInstance, finishResize, confirmResize, revertResize,
     // finishRevertResize (./resize.ts).
     ...createResizeActivities({ host, driver }),
+    ...createLiveMigrationActivities({ host, driver }),
     /** Plugs the instance's port on this host; the same port info on every retry. */
     allocateNetworks: async ({ instanceId }: InstanceRef): Promise<NetworkInfo> => {
       try {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Flavor, Image } from '../../domain/catalogue';
 import { checkImageFitsFlavor, resolveFlavor } from '../../domain/catalogue';
 import type { MigrationPlan } from '../../domain/migration';
-import { RESIZE_MIGRATION_STATUSES } from '../../domain/migration';
+import { LIVE_MIGRATION_STATUSES, RESIZE_MIGRATION_STATUSES } from '../../domain/migration';
 import { InstanceIdSchema } from '../../domain/schemas';
 import { parseOrInvalid } from '../../domain/validation';
 import type { InstanceRepository } from '../../store/instances';
@@ -22,15 +22,17 @@ const CreateMigrationSchema = z.object({
   sourceHost: z.string().min(1).max(255),
   oldFlavor: FlavorNameSchema,
   newFlavor: FlavorNameSchema,
-  migrationType: z.enum(['resize', 'migration']),
+  migrationType: z.enum(['resize', 'migration', 'live-migration']),
 });
+
+const MOVE_STATUSES = [...new Set([...RESIZE_MIGRATION_STATUSES, ...LIVE_MIGRATION_STATUSES])] as [string, ...string[]];
 
 const UpdateMigrationSchema = z.object({
   migrationId: MigrationIdSchema,
-  status: z.enum(RESIZE_MIGRATION_STATUSES),
+  status: z.enum(MOVE_STATUSES),
   destHost: z.string().min(1).max(255).optional(),
   /** Compare-and-swap: the update applies only from these statuses. */
-  expectStatus: z.array(z.enum(RESIZE_MIGRATION_STATUSES)).min(1).optional(),
+  expectStatus: z.array(z.enum(MOVE_STATUSES)).min(1).optional(),
   /** The operation asking, named in the MigrationError. */
   method: z.string().min(1).max(64).default('resizeMigrate'),
 });
@@ -83,7 +85,8 @@ export function createMigrationActivities(deps: ConductorDeps) {
         oldFlavor: req.oldFlavor,
         newFlavor: req.newFlavor,
         migrationType: req.migrationType,
-        status: 'pre-migrating',
+        // NOTE(nova): a live migration starts `accepted`, a resize or cold migration `pre-migrating`.
+        status: req.migrationType === 'live-migration' ? 'accepted' : 'pre-migrating',
       });
     },
 

@@ -53,6 +53,20 @@ export class FaultStore {
     });
   }
 
+  /** Consumes one of a live-migration counter; true when this run must fail (or hang). */
+  async consumeLiveMigrationFault(
+    counter: 'checkDestinationFailNext' | 'failNext' | 'receiveHangNext' | 'postFailNext'
+  ): Promise<boolean> {
+    return withFileLock(this.file, async () => {
+      const faults = await this.get();
+      const live = faults.liveMigration ?? {};
+      const left = live[counter] ?? 0;
+      if (left <= 0) return false;
+      await writeJsonFileAtomic(this.file, { ...faults, liveMigration: { ...live, [counter]: left - 1 } });
+      return true;
+    });
+  }
+
   /** Consumes one `failNext` of a resize step's injected fault; true when this run must fail. */
   async consumeResizeFault(step: ResizeFaultStep): Promise<boolean> {
     return withFileLock(this.file, async () => {

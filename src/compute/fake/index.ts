@@ -14,16 +14,23 @@ import type { PowerState } from '../../domain/instance';
 import { HOST_NAME_PATTERN } from '../../shared/task-queues';
 import type {
   BlockDeviceInfo,
+  CheckLiveMigrationDestination,
   FinishMigrationRequest,
   Guest,
   GuestFlavor,
   GuestImage,
+  HostCpu,
+  LiveMigrationOptions,
+  LiveMigrationRequest,
+  LiveMigrationResult,
   MigrateDiskOptions,
   MigrateDiskRequest,
   MigrateDiskResult,
   NetworkInfo,
   PrepareResizeRequest,
+  PreLiveMigrationRequest,
   RebuildPreparation,
+  ReceiveOptions,
   SpawnOptions,
   SpawnRequest,
   SpawnResult,
@@ -34,6 +41,9 @@ import * as build from './build';
 import type { FakeHost } from './build';
 import { FaultStore } from './fault-store';
 import { GuestStore } from './guest-store';
+import * as live from './live-migration';
+import type { LiveJobs } from './live-migration';
+import { newLiveJobs } from './live-migration';
 import * as migration from './migration';
 
 export { networkInfoFor } from './guest-store';
@@ -55,6 +65,8 @@ export interface FakeDriverOptions {
   now?: () => number;
   /** Random source for `spawn.failRate`, in [0, 1). Default Math.random. */
   rng?: () => number;
+  /** The CPU the host offers (live migration's checks). Default x86_64 with no feature traits. */
+  cpu?: HostCpu;
 }
 
 export class FakeDriver implements VirtDriver {
@@ -65,7 +77,7 @@ export class FakeDriver implements VirtDriver {
   readonly guestsFile: string;
   /** `<stateDir>/<host>/faults.json` */
   readonly faultsFile: string;
-  private readonly h: FakeHost;
+  private readonly h: FakeHost & { cpu: HostCpu; live: LiveJobs };
 
   constructor(options: FakeDriverOptions) {
     // The host name becomes a directory and a task queue: hold it to the same rule as the fleet file.
@@ -85,6 +97,8 @@ export class FakeDriver implements VirtDriver {
       shutdownSeconds,
       guests: new GuestStore(this.host, this.guestsFile, shutdownSeconds, options.now ?? Date.now),
       faults: new FaultStore(this.host, this.faultsFile, options.rng ?? Math.random),
+      cpu: options.cpu ?? { architecture: 'x86_64', traits: [] },
+      live: newLiveJobs(),
     };
   }
 
@@ -180,5 +194,51 @@ export class FakeDriver implements VirtDriver {
 
   finishRevertMigration(instanceId: string, migrationId: string, powerOn: boolean): Promise<PowerState> {
     return migration.finishRevertMigration(this.h, instanceId, migrationId, powerOn);
+  }
+
+  // ----- live migration (./live-migration.ts) ------------------------------------------------------------
+
+  hostCpu(): HostCpu {
+    return { architecture: this.h.cpu.architecture, traits: [...this.h.cpu.traits] };
+  }
+
+  checkCanLiveMigrateSource(instanceId: string): Promise<HostCpu> {
+    return live.checkCanLiveMigrateSource(this.h, instanceId);
+  }
+
+  checkCanLiveMigrateDestination(request: CheckLiveMigrationDestination): Promise<void> {
+    return live.checkCanLiveMigrateDestination(this.h, request);
+  }
+
+  preLiveMigration(request: PreLiveMigrationRequest): Promise<void> {
+    return live.preLiveMigration(this.h, request);
+  }
+
+  receiveLiveMigration(instanceId: string, migrationId: string, options: ReceiveOptions): Promise<never> {
+    return live.receiveLiveMigration(this.h, instanceId, migrationId, options);
+  }
+
+  liveMigration(request: LiveMigrationRequest, options: LiveMigrationOptions): Promise<LiveMigrationResult> {
+    return live.liveMigration(this.h, request, options);
+  }
+
+  forceCompleteLiveMigration(instanceId: string): Promise<boolean> {
+    return live.forceCompleteLiveMigration(this.h, instanceId);
+  }
+
+  postLiveMigrationAtDestination(instanceId: string, migrationId: string): Promise<PowerState> {
+    return live.postLiveMigrationAtDestination(this.h, instanceId, migrationId);
+  }
+
+  postLiveMigration(instanceId: string, migrationId: string): Promise<boolean> {
+    return live.postLiveMigration(this.h, instanceId, migrationId);
+  }
+
+  rollbackLiveMigrationAtDestination(instanceId: string, migrationId: string): Promise<boolean> {
+    return live.rollbackLiveMigrationAtDestination(this.h, instanceId, migrationId);
+  }
+
+  rollbackLiveMigration(instanceId: string): Promise<PowerState> {
+    return live.rollbackLiveMigration(this.h, instanceId);
   }
 }

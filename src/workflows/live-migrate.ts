@@ -1,0 +1,511 @@
+/**
+ * liveMigrate: Nova's live migration (ComputeTaskManager.live_migrate_instance's LiveMigrationTask plus
+ * the computes' pre_live_migration, live_migration, post_live_migration and their rollback), made
+ * durable. From `active` (the guest running, or paused) only.
+ *
+ * 1. Checks that write nothing: the instance has a host, its guest runs, a requested host is not its own,
+ *    the source is up. Then the operation lock (task state `migrating`, action `live-migration`), the
+ *    migration record (`live-migration`, accepted) and the source allocation moved to the migration.
+ * 2. The destination: selectDestinations (the source excluded; a requested host filtered unless `force`),
+ *    then each candidate as one run of the placementAttempt child (`kind: live`): claim an alternate, the
+ *    source and destination pre-checks on the hosts' queues. A failed pre-check moves to the next
+ *    alternate, at most `migrateMaxRetries` times; running out fails MigrationPreCheckError.
+ * 3. pre_live_migration on the destination (preparing), then the copy (running): the source copies the
+ *    memory in rounds (one heartbeating activity, its progress in its heartbeat details) while the
+ *    destination receives (a heartbeating activity too, so a destination that dies mid-copy is a
+ *    heartbeat timeout). Updates: `forceComplete` pauses the guest so the copy converges;
+ *    `abortLiveMigration` stops it. The guest runs on the source until the switch-over pause, whose
+ *    length is the migration's downtime.
+ * 4. After the switch-over (not cancellable): post_live_migration_at_destination (the guest runs there),
+ *    post_live_migration on the source (its guest removed), the migration's source allocation freed, the
+ *    migration completed, the instance `active` on the destination.
+ *
+ * Failure, abort or cancellation before the switch-over rolls back: the destination's guest and port
+ * removed, the source guest resumed, the allocation back on the source only; the instance `active` on the
+ * source, with a fault; the migration `error` (or `cancelled` when aborted). A failure after it leaves the
+ * instance `error` on the destination, holding its allocation there only, with no guest running anywhere
+ * (the source's stays paused for the reconciler): never two running guests.
+ */
+import type { ApplicationFailure } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  executeChild,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  uuid4,
+} from '@temporalio/workflow';
+
+import type { ComputeActivities } from '../activities/compute';
+
+import { FailureType } from '../domain/errors';
+import { PowerState, VmState } from '../domain/instance';
+import type { LiveMigrationStatus, MigrationPlan, MigrationRecord } from '../domain/migration';
+import type { LiveMigrateInput, LiveMigrateRequest } from '../domain/schemas';
+import { LiveMigrateInputSchema } from '../domain/schemas';
+import { computeLongStep, placementAttemptRetry } from '../shared/activity-options';
+import type { LiveMigrateResult, LiveMigrationOutcome, OperationProgress } from '../shared/messages';
+import { abortLiveMigrationUpdate, forceCompleteUpdate, getProgressQuery } from '../shared/messages';
+import { computeTaskQueue, workflowIds } from '../shared/task-queues';
+import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
+import type { KernelOperation } from './lib/kernel';
+import { once, runStep, withKernel } from './lib/kernel';
+import { beginOperation, completeOperation, failOperation } from './lib/operation';
+import { computeOn, conductor, scheduler } from './lib/proxies';
+import { LIVE_ABORT_TYPES } from './live/attempt';
+import { placementAttempt } from './placement-attempt';
+
+export const LIVE_EVENTS = {
+  select: 'conductor_live_migrate_instance',
+  pre: 'compute_pre_live_migration',
+  copy: 'compute_live_migration',
+  postDest: 'compute_post_live_migration_at_destination',
+  postSource: 'compute_post_live_migration',
+  rollbackDest: 'compute_rollback_live_migration_at_destination',
+  rollbackSource: 'compute_rollback_live_migration',
+} as const;
+
+/**
+ * Live-migrates one instance and returns its record on the destination, with `liveMigration`: the
+ * migration, the downtime, the copy's rounds. Fails typed: InvalidRequest, InstanceNotFound,
+ * InstanceInvalidState (not active, another operation holds it, no guest running), ComputeHostUnavailable
+ * (the source is down), NoValidHost, MigrationPreCheckError (every destination failed its checks),
+ * LiveMigrationAborted (aborted, or not converged in time), MigrationError.
+ */
+export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateResult> {
+  const req = parseInput(LiveMigrateInputSchema, input);
+  const { instanceId } = req;
+  const checking: OperationProgress = {
+    instanceId,
+    operation: 'liveMigrate',
+    vmState: VmState.Building,
+    taskState: null,
+    powerState: PowerState.NoState,
+    host: null,
+    attempt: 0,
+    step: 'checking the request',
+    hostsTried: [],
+  };
+  setHandler(getProgressQuery, () => checking);
+  const run = new LiveRun(req);
+  setHandler(forceCompleteUpdate, () => run.forceComplete(), { validator: () => run.requireCopying('forceComplete') });
+  setHandler(abortLiveMigrationUpdate, () => run.abort(), {
+    validator: () => run.requireCopying('abortLiveMigration'),
+  });
+
+  // Checks that write nothing: a request that can only fail is refused before the lock.
+  const planned = await conductor.planMigration({ instanceId }).catch((err: unknown) => {
+    if (isCancellation(err)) throw err;
+    throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
+  });
+  const current = planned.instance;
+  if (current.host !== null && req.host === current.host)
+    throw typedFailure(
+      FailureType.InvalidRequest,
+      `Invalid request: host: ${req.host} is the current host of instance ${instanceId} (UnableToMigrateToSelf)`
+    );
+
+  const op = withKernel(
+    await CancellationScope.nonCancellable(() =>
+      beginOperation({ instanceId, transition: 'liveMigrate', operation: 'liveMigrate' })
+    )
+  );
+  run.op = op;
+  let switched: CopyResult;
+  try {
+    switched = await run.move(planned);
+  } catch (err) {
+    return CancellationScope.nonCancellable(() => run.rollBack(err));
+  }
+  // After the switch-over the guest's memory is on the destination: finish, whatever happens to the workflow.
+  return CancellationScope.nonCancellable(() => run.finish(switched));
+}
+
+interface CopyResult {
+  rounds: number;
+  copiedMb: number;
+  downtimeMs: number;
+  forced: boolean;
+}
+
+/** One live migration of one instance: its move, rollback and finish. */
+class LiveRun {
+  readonly migrationId = uuid4();
+  op?: KernelOperation;
+  private source = '';
+  private dest?: string;
+  private attempt = 1;
+  private hostZones: Record<string, string> = {};
+  private copying = false;
+  private aborted = false;
+  private copyScope?: CancellationScope;
+  private migrationCreated = false;
+  private readonly moveAllocationBack = once(async () => {
+    await scheduler.moveAllocations({ from: this.migrationId, to: this.req.instanceId });
+  });
+
+  constructor(private readonly req: LiveMigrateRequest) {}
+
+  private get kernel(): KernelOperation {
+    if (!this.op) throw typedFailure(FailureType.MigrationError, 'the live migration has not started');
+    return this.op;
+  }
+
+  /** The Updates' validator: accepted only while the memory is being copied. */
+  requireCopying(method: string): void {
+    if (this.copying) return;
+    const p = this.op?.progress;
+    const where = p ? ` (vmState ${p.vmState}, taskState ${p.taskState ?? 'None'}: ${p.step})` : '';
+    throw typedFailure(
+      FailureType.InstanceInvalidState,
+      `Cannot '${method}' instance ${this.req.instanceId}: no live migration is copying its memory${where}`
+    );
+  }
+
+  async forceComplete(): Promise<{ forced: boolean }> {
+    const forced = await computeOn(this.source, this.req.timeouts).short.liveMigrationForceComplete({
+      instanceId: this.req.instanceId,
+    });
+    if (forced.forced) this.kernel.progress.step = `force-completing: the guest is paused on ${this.source}`;
+    return forced;
+  }
+
+  abort(): { aborted: boolean } {
+    this.aborted = true;
+    this.copyScope?.cancel();
+    return { aborted: true };
+  }
+
+  /** Everything up to the switch-over; a failure leaves the rollback to the caller. */
+  async move(planned: MigrationPlan): Promise<CopyResult> {
+    const op = this.kernel;
+    const { req, migrationId } = this;
+    const { instanceId } = req;
+    const before = op.before;
+    if (before.host === null)
+      throw typedFailure(
+        FailureType.InstanceInvalidState,
+        `Cannot 'liveMigrate' instance ${instanceId}: it has no host`
+      );
+    this.source = before.host;
+    if (before.powerState !== PowerState.Running && before.powerState !== PowerState.Paused)
+      throw typedFailure(
+        FailureType.InstanceInvalidState,
+        `Cannot 'liveMigrate' instance ${instanceId} while it is in powerState ${before.powerState}: only a running or paused guest moves live`
+      );
+    const up = await scheduler.isHostUp({ host: this.source });
+    if (!up.up)
+      throw typedFailure(
+        FailureType.ComputeHostUnavailable,
+        `Compute host ${this.source} is unavailable: ${up.reason} (the source of a live migration must be up)`
+      );
+
+    await conductor.createMigration({
+      migrationId,
+      instanceId,
+      sourceHost: this.source,
+      oldFlavor: planned.oldFlavor.name,
+      newFlavor: planned.oldFlavor.name,
+      migrationType: 'live-migration',
+    });
+    this.migrationCreated = true;
+    op.progress.step = 'moving the source allocation to the migration';
+    op.compensations.push('move the allocation back to the instance', this.moveAllocationBack);
+    await scheduler.moveAllocations({ from: instanceId, to: migrationId });
+
+    // 2. The destination, its alternates tried by the placement-attempt child.
+    const selected = await runStep(op, {
+      event: LIVE_EVENTS.select,
+      label: 'selecting destinations',
+      host: this.source,
+      attempt: 0,
+      details: (s) => `hosts: ${(s.selections[0]?.hosts ?? []).join(', ')}`,
+      run: () =>
+        scheduler.selectDestinations({
+          instanceIds: [instanceId],
+          flavor: planned.oldFlavor,
+          image: planned.image,
+          availabilityZone: before.availabilityZone ?? undefined,
+          schedulerHints: before.serverGroup ? { group: before.serverGroup } : {},
+          ignoreHosts: [this.source],
+          ...(req.force ? { forcedHost: req.host } : { requestedHost: req.host }),
+          // NOTE(nova): migrate_max_retries alternates after the first; a requested host is the only one.
+          maxAttempts: req.host ? 1 : req.migrateMaxRetries + 1,
+        }),
+    });
+    const hosts = selected.selections[0]?.hosts ?? [];
+    if (hosts.length === 0)
+      throw typedFailure(
+        FailureType.NoValidHost,
+        `No valid host was found for the live migration of instance ${instanceId}.`
+      );
+    this.hostZones = selected.hostZones;
+    const blockMigration = req.blockMigration === 'auto' ? true : req.blockMigration;
+    const { host: dest, attempt } = await executeChild(placementAttempt, {
+      workflowId: workflowIds.placementAttempt(instanceId, 'live'),
+      retry: placementAttemptRetry(hosts.length, LIVE_ABORT_TYPES),
+      args: [
+        {
+          kind: 'live',
+          instanceId,
+          migrationId,
+          actionId: op.actionId,
+          hosts,
+          sourceHost: this.source,
+          flavor: planned.oldFlavor,
+          image: planned.image,
+          resources: selected.resources,
+          blockMigration,
+          timeouts: req.timeouts,
+        },
+      ],
+    }).catch((err: unknown) => {
+      throw this.searchFailure(err, hosts);
+    });
+    this.dest = dest;
+    this.attempt = attempt;
+    op.progress.hostsTried = hosts.slice(0, attempt);
+    await this.setStatus('preparing', ['accepted'], dest);
+
+    // 3. pre_live_migration, then the copy.
+    await runStep(op, {
+      event: LIVE_EVENTS.pre,
+      label: `preparing ${dest} to receive the guest`,
+      host: dest,
+      compute: dest,
+      attempt,
+      undo: () => this.rollbackDestination(op, dest),
+      run: () =>
+        computeOn(dest, req.timeouts).short.preLiveMigration({
+          instanceId,
+          migrationId,
+          name: before.name,
+          flavor: planned.oldFlavor,
+          image: planned.image,
+        }),
+    });
+    await this.setStatus('running', ['preparing']);
+    return runStep(op, {
+      event: LIVE_EVENTS.copy,
+      label: `copying the memory from ${this.source} to ${dest}`,
+      host: this.source,
+      compute: this.source,
+      attempt,
+      undo: () => this.resumeSource(op),
+      details: (r) =>
+        `switched over after ${r.rounds} round(s), ${r.copiedMb} MB copied, downtime ${r.downtimeMs} ms${r.forced ? ' (force-completed)' : ''}`,
+      run: () => this.copy(dest),
+    });
+  }
+
+  /**
+   * The copy on the source while the destination receives. Whichever ends first decides: the copy
+   * switching over ends the receiving; the destination going silent (heartbeat timeout) stops the copy;
+   * an abort or a cancellation stops both.
+   */
+  private async copy(dest: string): Promise<CopyResult> {
+    const { req, migrationId, source } = this;
+    const { instanceId } = req;
+    const receiveScope = new CancellationScope();
+    const copyScope = new CancellationScope();
+    this.copyScope = copyScope;
+    this.copying = true;
+    const receiving = receiveScope.run(() =>
+      receiverOn(dest, req.timeouts).receiveLiveMigration({ instanceId, migrationId })
+    );
+    const copied = copyScope.run(() =>
+      computeOn(source, req.timeouts).long.liveMigration({
+        instanceId,
+        migrationId,
+        maxDowntimeMs: req.maxDowntimeMs,
+        downtimeSteps: req.downtimeSteps,
+        completionTimeoutSecondsPerGb: req.completionTimeoutSecondsPerGb,
+      })
+    );
+    const lost = receiving.then(
+      () => new Error('the destination stopped receiving'),
+      (err: unknown) => err
+    );
+    try {
+      const first = await Promise.race([copied.then((r) => ({ copied: r })), lost.then((err) => ({ lost: err }))]);
+      if ('copied' in first) return first.copied;
+      // The destination went away (or failed) mid-copy: stop the copy, wait for it, roll back.
+      copyScope.cancel();
+      await copied.catch(() => undefined);
+      const timedOut = timeoutType(first.lost);
+      throw typedFailure(
+        FailureType.MigrationError,
+        timedOut
+          ? `Migration error: destination ${dest} stopped answering during the copy (${timedOut} timeout)`
+          : `Migration error: destination ${dest} failed during the copy: ${failureMessage(first.lost)}`
+      );
+    } catch (err) {
+      if (this.aborted && isCancellation(err))
+        throw typedFailure(
+          FailureType.LiveMigrationAborted,
+          `Live migration of instance ${instanceId} aborted: by the operator (abortLiveMigration)`
+        );
+      throw err;
+    } finally {
+      this.copying = false;
+      receiveScope.cancel();
+      await receiving.catch(() => undefined);
+    }
+  }
+
+  /** After the switch-over: the guest runs on the destination, the source is cleaned, the migration completed. */
+  async finish(copy: CopyResult): Promise<LiveMigrateResult> {
+    const op = this.kernel;
+    const { req, migrationId, source } = this;
+    const { instanceId } = req;
+    const dest = this.dest ?? '';
+    try {
+      await this.setStatus('post-migrating', ['running']);
+      const { powerState } = await runStep(op, {
+        event: LIVE_EVENTS.postDest,
+        label: `starting the guest on ${dest}`,
+        host: dest,
+        compute: dest,
+        attempt: this.attempt,
+        run: () => computeOn(dest, req.timeouts).short.postLiveMigrationAtDestination({ instanceId, migrationId }),
+      });
+      await runStep(op, {
+        event: LIVE_EVENTS.postSource,
+        label: `removing the guest from ${source}`,
+        host: source,
+        compute: source,
+        attempt: this.attempt,
+        run: () => computeOn(source, req.timeouts).cleanup.postLiveMigration({ instanceId, migrationId }),
+      }).catch((err: unknown) =>
+        // The guest is paused there; the host's reconciliation removes it (the instance lives elsewhere).
+        log.warn('could not remove the source guest', { host: source, error: failureMessage(err) })
+      );
+      await scheduler.releaseAllocations({ consumerId: migrationId });
+      const migration = await this.setStatus('completed', ['post-migrating']);
+      const instance = await completeOperation(op, {
+        vmState: VmState.Active,
+        powerState,
+        host: dest,
+        availabilityZone: this.hostZones[dest] ?? op.before.availabilityZone,
+      });
+      return { ...instance, liveMigration: outcome(migration, copy) };
+    } catch (err) {
+      return this.errorAfterSwitch(op, err, dest);
+    }
+  }
+
+  /**
+   * Undoes a live migration that failed, was aborted or cancelled before the switch-over, then fails
+   * the operation. The instance stays (or is back) on its source, running.
+   */
+  async rollBack(err: unknown): Promise<never> {
+    const op = this.kernel;
+    const cancelled = this.aborted || isCancellation(err) || isFailureOfType(err, FailureType.LiveMigrationAborted);
+    op.progress.step = 'rolling back to the source';
+    await op.compensations.rollBack(err);
+    await this.markMigration(cancelled ? 'cancelled' : 'error');
+    return failOperation(op, err, {
+      vmState: op.before.vmState,
+      powerState: op.before.powerState,
+      host: op.before.host,
+      availabilityZone: op.before.availabilityZone,
+    });
+  }
+
+  /**
+   * After the switch-over nothing can go back: the instance is `error` on the destination, holding its
+   * allocation there only (the migration's on the source is freed), its guest running nowhere.
+   */
+  private async errorAfterSwitch(op: KernelOperation, err: unknown, dest: string): Promise<never> {
+    log.error('live migration failed after the switch-over', {
+      instanceId: this.req.instanceId,
+      error: failureMessage(err),
+    });
+    await scheduler.releaseAllocations({ consumerId: this.migrationId });
+    await this.markMigration('error');
+    const failure: ApplicationFailure = typedFailure(
+      failureType(err) ?? FailureType.MigrationError,
+      `${failureMessage(err)} (after the switch-over: the instance is in error on ${dest})`
+    );
+    return failOperation(op, failure, { vmState: VmState.Error, powerState: PowerState.NoState, host: dest });
+  }
+
+  /** Every destination failed its pre-checks: MigrationPreCheckError naming them; anything else as it is. */
+  private searchFailure(err: unknown, hosts: string[]): unknown {
+    if (!isFailureOfType(err, FailureType.Rescheduled, FailureType.MaxRetriesExceeded)) return err;
+    return typedFailure(
+      FailureType.MigrationPreCheckError,
+      `Migration pre-check error: no destination passed the live-migration checks for instance ${this.req.instanceId} (hosts tried: ${hosts.join(', ')}); last: ${failureMessage(err)}`,
+      { hostsTried: hosts }
+    );
+  }
+
+  private async rollbackDestination(op: KernelOperation, dest: string): Promise<void> {
+    const { instanceId } = this.req;
+    await runStep(op, {
+      event: LIVE_EVENTS.rollbackDest,
+      label: `removing the half-received guest from ${dest}`,
+      host: dest,
+      compute: dest,
+      attempt: this.attempt,
+      run: () =>
+        computeOn(dest, this.req.timeouts).cleanup.rollbackLiveMigrationAtDestination({
+          instanceId,
+          migrationId: this.migrationId,
+        }),
+    }).catch((err: unknown) =>
+      // A dead destination keeps its empty guest; its reconciliation removes it (the instance lives elsewhere).
+      log.warn('could not clean the destination', { host: dest, error: failureMessage(err) })
+    );
+  }
+
+  private async resumeSource(op: KernelOperation): Promise<void> {
+    const { instanceId } = this.req;
+    await runStep(op, {
+      event: LIVE_EVENTS.rollbackSource,
+      label: `resuming the guest on ${this.source}`,
+      host: this.source,
+      compute: this.source,
+      attempt: this.attempt,
+      run: () => computeOn(this.source, this.req.timeouts).short.rollbackLiveMigration({ instanceId }),
+    });
+  }
+
+  private setStatus(
+    status: LiveMigrationStatus,
+    expect: LiveMigrationStatus[],
+    destHost?: string
+  ): Promise<MigrationRecord> {
+    return conductor.updateMigration({
+      migrationId: this.migrationId,
+      status,
+      destHost,
+      expectStatus: expect,
+      method: 'liveMigrate',
+    });
+  }
+
+  private async markMigration(status: 'error' | 'cancelled'): Promise<void> {
+    if (!this.migrationCreated) return;
+    await conductor
+      .updateMigration({ migrationId: this.migrationId, status, method: 'liveMigrate' })
+      .catch((err: unknown) => log.warn('could not mark the migration', { status, error: failureMessage(err) }));
+  }
+}
+
+/**
+ * The destination's receiving, tried once: a destination that went silent mid-copy has lost the copy,
+ * and a retry there would only wait on a dead host.
+ */
+function receiverOn(host: string, timeouts: LiveMigrateRequest['timeouts']) {
+  return proxyActivities<ComputeActivities>({
+    taskQueue: computeTaskQueue(host),
+    ...computeLongStep(timeouts),
+    retry: { maximumAttempts: 1 },
+  });
+}
+
+function outcome(migration: MigrationRecord, copy: CopyResult): LiveMigrationOutcome {
+  return { migration, downtimeMs: copy.downtimeMs, rounds: copy.rounds, copiedMb: copy.copiedMb, forced: copy.forced };
+}

@@ -1,0 +1,93 @@
+/**
+ * One placement attempt of a live migration on one destination (a run of the placementAttempt child):
+ * Nova's LiveMigrationTask._find_destination loop body. The first host was claimed by the scheduler; an
+ * alternate is claimed here. Then the pre-checks as calls on the hosts' queues: the source's
+ * (check_can_live_migrate_source: the guest is there and can move; it returns the source's CPU) and the
+ * destination's (check_can_live_migrate_destination: CPU model and features, storage). A failed check
+ * releases the claim and fails the run as retryable `Rescheduled`, so the server starts the next run on
+ * the next alternate (bounded by migrate_max_retries).
+ */
+import type { Flavor, Image } from '../../domain/catalogue';
+import { FailureType } from '../../domain/errors';
+import { TaskState as Task, VmState } from '../../domain/instance';
+import type { Resources } from '../../domain/resources';
+import type { ComputeTimeoutsInput } from '../../domain/schemas';
+import { attemptFailure, placementAttempt } from '../lib/placement-attempt';
+import { computeOn, scheduler } from '../lib/proxies';
+
+/** Failure types that end the search at once: no other destination can fix them. */
+export const LIVE_ABORT_TYPES = [
+  FailureType.InvalidRequest,
+  FailureType.InstanceNotFound,
+  FailureType.InstanceInvalidState,
+  FailureType.MigrationError,
+];
+
+export interface LiveAttemptInput {
+  instanceId: string;
+  migrationId: string;
+  actionId: string;
+  /** The chosen host then the alternates; run N uses hosts[N-1]. */
+  hosts: string[];
+  sourceHost: string;
+  flavor: Flavor;
+  image: Image;
+  resources: Resources;
+  blockMigration: boolean;
+  timeouts: ComputeTimeoutsInput;
+}
+
+export async function liveAttempt(input: LiveAttemptInput): Promise<{ host: string; attempt: number }> {
+  const { instanceId, actionId, sourceHost } = input;
+  const placement = placementAttempt(
+    instanceId,
+    input.hosts,
+    () =>
+      `Exceeded maximum number of retries. Exhausted all hosts available for the live migration of instance ${instanceId}. Hosts tried: ${input.hosts.join(', ')}.`
+  );
+  const { attempt, host } = placement;
+  const op = placement.operation({
+    actionId,
+    operation: 'liveMigrate',
+    vmState: VmState.Active,
+    taskState: Task.Migrating,
+  });
+  op.compensations.push('release the claim on the destination', async () => {
+    await scheduler.releaseAllocations({ consumerId: instanceId, host });
+  });
+  try {
+    if (attempt > 1)
+      await placement.step(op, Task.Migrating, {
+        event: 'conductor_claim_alternate',
+        host,
+        run: () => scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources }),
+      });
+    const { cpu } = await placement.step(op, Task.Migrating, {
+      event: 'compute_check_can_live_migrate_source',
+      host: sourceHost,
+      compute: sourceHost,
+      run: () => computeOn(sourceHost, input.timeouts).short.checkCanLiveMigrateSource({ instanceId }),
+    });
+    await placement.step(op, Task.Migrating, {
+      event: 'compute_check_can_live_migrate_destination',
+      host,
+      compute: host,
+      run: () =>
+        computeOn(host, input.timeouts).short.checkCanLiveMigrateDestination({
+          instanceId,
+          sourceHost,
+          sourceCpu: cpu,
+          blockMigration: input.blockMigration,
+        }),
+    });
+    return { host, attempt };
+  } catch (err) {
+    await op.compensations.rollBack(err);
+    throw attemptFailure(
+      err,
+      { operation: 'Live migration', instanceId, host, attempt, hosts: input.hosts.length },
+      LIVE_ABORT_TYPES,
+      FailureType.MigrationPreCheckError
+    );
+  }
+}

@@ -1,0 +1,356 @@
+/**
+ * liveMigrate on the time-skipping server with real workers: a copy that converges, one that never does
+ * (aborted by the completion timeout), an operator's abort and force-complete, a destination that fails
+ * its pre-checks (the alternate is used), every destination failing, a destination dying mid-copy, a
+ * failure after the switch-over, and the lock refusing other operations meanwhile. Every test ends with
+ * the workflows closed and the placement audit clean (useTimeSkippingCloud).
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+
+import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, expect, it, vi } from 'vitest';
+
+import { FakeDriver } from '../../src/compute/fake';
+import type { HostCpu } from '../../src/compute/driver';
+import type { Faults } from '../../src/compute/faults';
+import type { InstanceRecord } from '../../src/domain/instance';
+import type { LiveMigrateInput } from '../../src/domain/schemas';
+import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../../src/shared/messages';
+import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
+import type { buildInstance } from '../../src/workflows/build-instance';
+import { LIVE_EVENTS } from '../../src/workflows/live-migrate';
+import type { liveMigrate } from '../../src/workflows/live-migrate';
+import type { resizeMigrate } from '../../src/workflows/resize-migrate';
+import type { stop } from '../../src/workflows/stop';
+import type { TestCloud } from '../helpers/cloud';
+import { useTimeSkippingCloud } from '../helpers/cloud';
+
+let env: TestWorkflowEnvironment;
+let cloud: TestCloud;
+
+useTimeSkippingCloud((e, c) => {
+  env = e;
+  cloud = c;
+});
+
+let zoneCounter = 0;
+/** Hosts in a zone of their own (the first has the most free RAM: builds land there); optional CPUs. */
+async function zoneWithHosts(count: number, cpus: HostCpu[] = []): Promise<{ az: string; hosts: string[] }> {
+  const az = `live-az-${++zoneCounter}`;
+  const hosts = await cloud.addHosts(
+    Array.from({ length: count }, (_, i) => ({
+      name: `lm${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
+      availabilityZone: az,
+      memoryMb: 65536 - i * 8192,
+    })),
+    0.2
+  );
+  hosts.forEach((host, i) =>
+    cloud.drivers.set(
+      host,
+      new FakeDriver({
+        host,
+        stateDir: path.join(cloud.dataDir, 'compute'),
+        spawnSeconds: 0.2,
+        ...(cpus[i] ? { cpu: cpus[i] } : {}),
+      })
+    )
+  );
+  return { az, hosts };
+}
+
+async function boot(az: string): Promise<InstanceRecord> {
+  const instanceId = randomUUID();
+  return env.client.workflow.execute<typeof buildInstance>('buildInstance', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.buildInstance(instanceId),
+    args: [
+      { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor: 'm1.small', image: 'cirros', availabilityZone: az },
+    ],
+  });
+}
+
+function startLive(input: LiveMigrateInput): Promise<WorkflowHandle<typeof liveMigrate>> {
+  return env.client.workflow.start<typeof liveMigrate>('liveMigrate', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.liveMigrate(input.instanceId, randomUUID().slice(0, 8)),
+    args: [input],
+  });
+}
+
+const setFaults = (host: string, faults: Faults) => cloud.driver(host).setFaults(faults);
+const guestsOf = async (host: string) => cloud.driver(host).listGuests();
+
+/** Resolves once the source's memory copy is running (the liveMigration activity is pending). */
+async function copying(handle: WorkflowHandle): Promise<void> {
+  await vi.waitFor(
+    async () =>
+      expect(
+        (await handle.describe()).raw.pendingActivities?.some(
+          (a) => a.activityType?.name === 'liveMigration' && a.attempt === 1 && a.lastStartedTime
+        )
+      ).toBe(true),
+    { timeout: 20_000, interval: 50 }
+  );
+}
+
+function failureOf(err: unknown): { type?: string; message?: string } {
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  return (err as WorkflowFailedError).cause ?? {};
+}
+
+/** Where the instance's allocations are, by host, and that its migrations hold none. */
+async function allocationHosts(instanceId: string): Promise<string[]> {
+  for (const m of await cloud.instances.listMigrations(instanceId))
+    expect(await cloud.placement.getAllocations(m.id)).toEqual([]);
+  return [...new Set((await cloud.placement.getAllocations(instanceId)).map((a) => a.host))];
+}
+
+/** Back on its source as it was: active, running, its guest running there only, its allocation there only. */
+async function expectOnSource(instanceId: string, source: string, others: string[]): Promise<void> {
+  expect(await cloud.instances.get(instanceId)).toMatchObject({
+    vmState: 'active',
+    taskState: null,
+    host: source,
+    powerState: 'running',
+  });
+  expect((await guestsOf(source)).find((g) => g.instanceId === instanceId)).toMatchObject({
+    powerState: 'running',
+    status: 'active',
+  });
+  for (const h of others) expect((await guestsOf(h)).map((g) => g.instanceId)).not.toContain(instanceId);
+  expect(await allocationHosts(instanceId)).toEqual([source]);
+}
+
+describe('liveMigrate', () => {
+  it('converges: the instance runs on the destination, one guest, its allocation there only, the downtime recorded', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts as [string, string];
+    const result = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      expect(vm.host).toBe(source);
+      return (await startLive({ instanceId: vm.instanceId })).result();
+    });
+    expect(result).toMatchObject({ vmState: 'active', taskState: null, host: dest, powerState: 'running' });
+    expect(result.liveMigration.migration).toMatchObject({
+      migrationType: 'live-migration',
+      status: 'completed',
+      sourceHost: source,
+      destHost: dest,
+    });
+    expect(result.liveMigration.downtimeMs).toBeGreaterThan(0);
+    expect(result.liveMigration.downtimeMs).toBeLessThanOrEqual(500);
+    expect(result.liveMigration.rounds).toBeGreaterThanOrEqual(2);
+    expect((await guestsOf(source)).map((g) => g.instanceId)).not.toContain(result.instanceId);
+    expect((await guestsOf(dest)).filter((g) => g.instanceId === result.instanceId)).toMatchObject([
+      { status: 'active', powerState: 'running' },
+    ]);
+    expect(await allocationHosts(result.instanceId)).toEqual([dest]);
+    const action = (await cloud.instances.listActions(result.instanceId)).find((a) => a.action === 'live-migration');
+    expect(action?.result).toBe('Success');
+    expect(action?.events.map((e) => e.event)).toEqual(
+      expect.arrayContaining([
+        LIVE_EVENTS.select,
+        'compute_check_can_live_migrate_source',
+        'compute_check_can_live_migrate_destination',
+        LIVE_EVENTS.pre,
+        LIVE_EVENTS.copy,
+        LIVE_EVENTS.postDest,
+        LIVE_EVENTS.postSource,
+      ])
+    );
+  });
+
+  it('never converges (pages dirtied faster than copied): aborted by the completion timeout, back on the source', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts as [string, string];
+    const outcome = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 4096, dirtyMbPerSecond: 8192 } });
+      const err = await (
+        await startLive({ instanceId: vm.instanceId, completionTimeoutSecondsPerGb: 1 })
+      )
+        .result()
+        .catch((e: unknown) => e);
+      return { vm, err };
+    });
+    expect(failureOf(outcome.err)).toMatchObject({ type: 'LiveMigrationAborted' });
+    expect(failureOf(outcome.err).message).toMatch(/not converged within the completion timeout/);
+    await expectOnSource(outcome.vm.instanceId, source, [dest]);
+    const [migration] = await cloud.instances.listMigrations(outcome.vm.instanceId);
+    expect(migration?.status).toBe('cancelled');
+  });
+
+  it('abortLiveMigration mid-copy: the copy stops, the destination is cleaned, the guest keeps running on the source', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts as [string, string];
+    const outcome = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
+      const handle = await startLive({ instanceId: vm.instanceId });
+      await copying(handle);
+      // The guest still runs on the source while the memory is copied.
+      expect((await guestsOf(source)).find((g) => g.instanceId === vm.instanceId)?.powerState).toBe('running');
+      expect(await handle.executeUpdate(abortLiveMigrationUpdate)).toEqual({ aborted: true });
+      return { vm, err: await handle.result().catch((e: unknown) => e) };
+    });
+    expect(failureOf(outcome.err)).toMatchObject({ type: 'LiveMigrationAborted' });
+    expect(failureOf(outcome.err).message).toMatch(/by the operator/);
+    await expectOnSource(outcome.vm.instanceId, source, [dest]);
+    expect((await cloud.instances.get(outcome.vm.instanceId)).taskState).toBeNull();
+  });
+
+  it('forceComplete: the guest is paused so the copy converges, and the migration completes', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts as [string, string];
+    const result = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
+      const handle = await startLive({ instanceId: vm.instanceId });
+      await copying(handle);
+      expect(await handle.executeUpdate(forceCompleteUpdate)).toEqual({ forced: true });
+      return handle.result();
+    });
+    expect(result).toMatchObject({ host: dest, vmState: 'active', powerState: 'running' });
+    expect(result.liveMigration.forced).toBe(true);
+    expect(await allocationHosts(result.instanceId)).toEqual([dest]);
+    expect((await guestsOf(source)).map((g) => g.instanceId)).not.toContain(result.instanceId);
+  });
+
+  it('a destination whose CPU lacks a feature of the source fails its pre-check: the alternate is used', async () => {
+    const avx = { architecture: 'x86_64', traits: ['HW_CPU_X86_AVX2'] };
+    const { az, hosts } = await zoneWithHosts(3, [avx, { architecture: 'x86_64', traits: [] }, avx]);
+    const [source, lacking, alternate] = hosts as [string, string, string];
+    const result = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      return (await startLive({ instanceId: vm.instanceId })).result();
+    });
+    expect(result.host).toBe(alternate);
+    expect((await guestsOf(lacking)).map((g) => g.instanceId)).not.toContain(result.instanceId);
+    expect((await guestsOf(source)).map((g) => g.instanceId)).not.toContain(result.instanceId);
+    expect(await allocationHosts(result.instanceId)).toEqual([alternate]);
+    const events = (await cloud.instances.listActions(result.instanceId))
+      .find((a) => a.action === 'live-migration')
+      ?.events.filter((e) => e.event === 'compute_check_can_live_migrate_destination');
+    expect(events?.map((e) => [e.host, e.result])).toEqual([
+      [lacking, 'Error'],
+      [alternate, 'Success'],
+    ]);
+    expect(events?.[0]?.details).toMatch(/lacks HW_CPU_X86_AVX2/);
+  });
+
+  it('every destination failing its pre-check leaves the instance as it was, with a fault: MigrationPreCheckError', async () => {
+    const { az, hosts } = await zoneWithHosts(3);
+    const [source, b, c] = hosts as [string, string, string];
+    const outcome = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      await setFaults(b, { liveMigration: { checkDestinationFailNext: 1 } });
+      await setFaults(c, { liveMigration: { checkDestinationFailNext: 1 } });
+      return { vm, err: await (await startLive({ instanceId: vm.instanceId })).result().catch((e: unknown) => e) };
+    });
+    expect(failureOf(outcome.err)).toMatchObject({ type: 'MigrationPreCheckError' });
+    expect(failureOf(outcome.err).message).toMatch(new RegExp(`hosts tried: ${b}, ${c}`));
+    await expectOnSource(outcome.vm.instanceId, source, [b, c]);
+    const faults = await cloud.instances.listFaults(outcome.vm.instanceId);
+    expect(faults.at(-1)?.message).toMatch(/Migration pre-check error/);
+    expect((await cloud.instances.listMigrations(outcome.vm.instanceId))[0]?.status).toBe('error');
+  });
+
+  it('a destination that dies mid-copy (its heartbeat times out) rolls back to the source', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts as [string, string];
+    const outcome = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
+      await setFaults(dest, { liveMigration: { receiveHangNext: 1 } });
+      const handle = await startLive({
+        instanceId: vm.instanceId,
+        timeouts: { scheduleToStartSeconds: 60, heartbeatSeconds: 2, longStepSeconds: 600 },
+      });
+      return { vm, err: await handle.result().catch((e: unknown) => e) };
+    });
+    expect(failureOf(outcome.err)).toMatchObject({ type: 'MigrationError' });
+    expect(failureOf(outcome.err).message).toMatch(
+      new RegExp(`destination ${dest} stopped answering during the copy \\(HEARTBEAT timeout\\)`)
+    );
+    await expectOnSource(outcome.vm.instanceId, source, [dest]);
+  });
+
+  it('a failure after the switch-over: error on the destination, its allocation there only, no guest running twice', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts as [string, string];
+    const outcome = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      await setFaults(dest, { liveMigration: { postFailNext: 1 } });
+      return { vm, err: await (await startLive({ instanceId: vm.instanceId })).result().catch((e: unknown) => e) };
+    });
+    expect(failureOf(outcome.err)).toMatchObject({ type: 'MigrationError' });
+    expect(await cloud.instances.get(outcome.vm.instanceId)).toMatchObject({
+      vmState: 'error',
+      host: dest,
+      taskState: null,
+    });
+    expect(await allocationHosts(outcome.vm.instanceId)).toEqual([dest]);
+    const running = [...(await guestsOf(source)), ...(await guestsOf(dest))].filter(
+      (g) => g.instanceId === outcome.vm.instanceId && g.powerState === 'running'
+    );
+    expect(running).toEqual([]);
+    // Clean up the guests the failure left (the reconciler's job on a real cloud).
+    await cloud.driver(source).destroy(outcome.vm.instanceId);
+    await cloud.driver(dest).destroy(outcome.vm.instanceId);
+    await cloud.placement.releaseConsumer(outcome.vm.instanceId);
+  });
+
+  it('a stop or a resize during a live migration is refused with InstanceInvalidState', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts as [string, string];
+    const outcome = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
+      const handle = await startLive({ instanceId: vm.instanceId });
+      await copying(handle);
+      const stopErr = await env.client.workflow
+        .execute<typeof stop>('stop', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: workflowIds.stop(vm.instanceId, 'during-live'),
+          args: [{ instanceId: vm.instanceId }],
+        })
+        .catch((e: unknown) => e);
+      const resizeErr = await env.client.workflow
+        .execute<typeof resizeMigrate>('resizeMigrate', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: workflowIds.resizeMigrate(vm.instanceId, 'during-live'),
+          args: [{ instanceId: vm.instanceId, flavor: 'm1.medium' }],
+        })
+        .catch((e: unknown) => e);
+      await handle.executeUpdate(abortLiveMigrationUpdate);
+      await handle.result().catch(() => undefined);
+      return { vm, stopErr, resizeErr };
+    });
+    expect(failureOf(outcome.stopErr)).toMatchObject({ type: 'InstanceInvalidState' });
+    expect(failureOf(outcome.stopErr).message).toMatch(/taskState migrating/);
+    expect(failureOf(outcome.resizeErr)).toMatchObject({ type: 'InstanceInvalidState' });
+    await expectOnSource(outcome.vm.instanceId, source, [dest]);
+  });
+
+  it('a request for its own host is refused before anything is written', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source] = hosts as [string];
+    const outcome = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      const actions = await cloud.instances.listActions(vm.instanceId);
+      const err = await (
+        await startLive({ instanceId: vm.instanceId, host: source })
+      )
+        .result()
+        .catch((e: unknown) => e);
+      expect(await cloud.instances.listActions(vm.instanceId)).toEqual(actions);
+      return { vm, err };
+    });
+    expect(failureOf(outcome.err)).toMatchObject({ type: 'InvalidRequest' });
+    expect(await cloud.instances.listMigrations(outcome.vm.instanceId)).toEqual([]);
+  });
+});
