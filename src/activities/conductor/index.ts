@@ -17,6 +17,7 @@ import type { InstanceRepository } from '../../store/instances';
 import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
 import { createMigrationActivities } from './migrations';
+import { createReconcileActivities } from './reconcile';
 
 export type { ConductorDeps };
 export type { MigrationPlan, MigrationRecord, ResizeMigrationStatus } from '../../domain/migration';
@@ -109,6 +110,8 @@ export function createConductorActivities(deps: ConductorDeps) {
   return {
     // Resize and cold migration: planMigration, createMigration, updateMigration (at the end of this file).
     ...createMigrationActivities(deps),
+    // The reconciler's reads and compare-and-swap writes, and reset-state (src/activities/conductor/reconcile.ts).
+    ...createReconcileActivities(deps),
     /**
      * Creates the instance record (building/scheduling) and its `create` action, after resolving the
      * flavor and image. Idempotent on the instance id. Throws InvalidRequest before writing anything.
