@@ -16,7 +16,9 @@ import * as evacuate from './commands/evacuate';
 import * as hosts from './commands/hosts';
 import * as list from './commands/list';
 import * as migrate from './commands/migrate';
+import * as reconcile from './commands/reconcile';
 import * as rebuild from './commands/rebuild';
+import * as resetState from './commands/reset-state';
 import * as resize from './commands/resize';
 import * as revert from './commands/revert';
 import * as show from './commands/show';
@@ -25,7 +27,23 @@ import * as stop from './commands/stop';
 import { closeContext, createContext, EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationFailed, UsageError } from './context';
 import type { Action, Context, Run } from './context';
 
-const COMMANDS = [boot, list, show, stop, start, rebuild, evacuate, resize, migrate, confirm, revert, hosts, audit];
+const COMMANDS = [
+  boot,
+  list,
+  show,
+  stop,
+  start,
+  rebuild,
+  evacuate,
+  resize,
+  migrate,
+  confirm,
+  revert,
+  resetState,
+  hosts,
+  audit,
+  reconcile,
+];
 
 const EXIT_STATUS = `
 Exit status: 0 the operation succeeded, 1 it failed (its typed message is printed), 2 bad usage or a

@@ -22,12 +22,13 @@
  * An instance an operation runs on is never touched. With `dryRun` it decides and reports, and changes
  * nothing. After `batchesPerRun` batches the workflow continues as new, carrying its decisions on.
  */
-import { continueAsNew, executeChild, log, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, executeChild, log, uuid4, workflowInfo } from '@temporalio/workflow';
 
 import type { ReconcileDecision, ReconcileDecisionKind } from '../domain/reconcile';
 import { decideAllocations, decideInstances } from '../domain/reconcile';
 import type { ReconcileInput, ReconcileRequest } from '../domain/schemas';
 import { ReconcileInputSchema } from '../domain/schemas';
+import { workflowIds } from '../shared/task-queues';
 import { failureMessage, parseInput } from './lib/failures';
 import { conductor, scheduler, workflowStatus } from './lib/proxies';
 import { applyPlan, decisionOf } from './reconcile/apply';
@@ -129,7 +130,8 @@ async function reconcileOneHost(
   if (req.dryRun) return { kind: 'host-reconciled', subject: host, host, detail, outcome: 'planned' };
   try {
     const result = await executeChild(reconcileHost, {
-      workflowId: `${workflowInfo().workflowId}-host-${host}`,
+      // Its own id (a reconcileHost a compute worker started at start-up may be running under its usual one).
+      workflowId: `${workflowIds.reconcileHost(host)}-${uuid4().slice(0, 8)}`,
       args: [{ host, timeouts }],
     });
     const cleaned = result.cleaned.map((c) => c.instanceId);
