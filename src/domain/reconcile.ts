@@ -8,8 +8,9 @@
  * An instance an operation is running on is never touched: a task state whose owner's workflow still
  * runs is left alone, and every plan on an instance is applied as a compare-and-swap on what was read.
  */
-import type { InstancePatch, InstanceRecord, TaskState } from './instance';
-import { PowerState, VmState } from './instance';
+import type { InstancePatch, InstanceRecord } from './instance';
+import type { TaskState as TaskStateName } from './instance';
+import { PowerState, TaskState, VmState } from './instance';
 import type { MigrationRecord } from './migration';
 import { MIGRATION_FINISHED_STATUSES } from './migration';
 import type { Resources } from './resources';
@@ -80,7 +81,7 @@ export interface InterruptedPlan {
   kind: 'interrupted-operation';
   instanceId: string;
   /** The compare-and-swap: the task state and owner read. */
-  taskState: TaskState;
+  taskState: TaskStateName;
   owner: string | null;
   ownerStatus: WorkflowStatus;
   /** The owner's action: finished as Error, and the event recorded on it. */
@@ -90,8 +91,14 @@ export interface InterruptedPlan {
   hostsDown: string[];
   /** Release every allocation of the instance (a build's claim that never turned into an instance). */
   releaseInstance: boolean;
-  /** Unfinished migrations of the interrupted operation: marked `error`; their allocation moved back or released. */
-  migrations: Array<{ migrationId: string; allocation: 'move-back' | 'release' }>;
+  /**
+   * Unfinished migrations of the interrupted operation. `move-back` (the instance is still on the source):
+   * the migration's allocation goes back to the instance, replacing its claim on the destination;
+   * `release` (the instance moved to the destination): the source allocation is released; both mark the
+   * migration `error`. `finished`: a confirm that was interrupted, the migration back to `finished` (the
+   * next pass confirms it).
+   */
+  migrations: Array<{ migrationId: string; allocation: 'move-back' | 'release' | 'finished' }>;
   /** The stable state; a fault is recorded when the outcome is unknown. */
   patch: InstancePatch;
   fault: string | null;
@@ -196,7 +203,7 @@ function decideInstance(view: InstanceView, batch: InstanceBatch): InstancePlan 
 function interrupted(
   view: InstanceView,
   batch: InstanceBatch,
-  taskState: TaskState,
+  taskState: TaskStateName,
   status: WorkflowStatus
 ): InterruptedPlan {
   const { instance, ownerAction } = view;
@@ -229,6 +236,25 @@ function interrupted(
       detail: `${why}: ${host === null ? 'no host chosen yet' : `destroy the half-made guest on ${host}${up ? '' : ' (down: left for later)'}`}, release its claim, end in error`,
     };
   }
+  // The allocation follows the instance: still on the source, the migration's goes back to it.
+  const undoMigrations = own.map((m) => ({
+    migrationId: m.migration.id,
+    allocation: instance.host === m.migration.sourceHost ? ('move-back' as const) : ('release' as const),
+  }));
+  if (taskState === TaskState.ResizeConfirming && instance.vmState === VmState.Resized)
+    // A confirm interrupted: the resize is left awaiting its decision again, and confirmed by the next pass.
+    return {
+      ...base,
+      destroyGuestOn: [],
+      hostsDown: [],
+      releaseInstance: false,
+      migrations: own
+        .filter((m) => m.migration.status === 'confirming')
+        .map((m) => ({ migrationId: m.migration.id, allocation: 'finished' as const })),
+      patch: { taskState: null },
+      fault: null,
+      detail: `${why}; a confirm was interrupted: back to resized, confirmed by the next pass`,
+    };
   // Nothing reached a host: the operation can be undone entirely (the allocations back where they were).
   const nothingDone = ownerAction !== null && !ownerAction.events.some((e) => e.startsWith('compute_'));
   if (nothingDone)
@@ -237,7 +263,7 @@ function interrupted(
       destroyGuestOn: [],
       hostsDown: [],
       releaseInstance: false,
-      migrations: own.map((m) => ({ migrationId: m.migration.id, allocation: 'move-back' })),
+      migrations: undoMigrations,
       patch: { taskState: null },
       fault: null,
       detail: `${why}; nothing of it reached a host: clear the task state, ${instance.vmState} as it was`,
@@ -247,10 +273,10 @@ function interrupted(
     destroyGuestOn: [],
     hostsDown: [],
     releaseInstance: false,
-    migrations: own.map((m) => ({ migrationId: m.migration.id, allocation: 'release' })),
+    migrations: undoMigrations,
     patch: { vmState: VmState.Error, taskState: null },
     fault: `Operation ${ownerAction?.action ?? taskState} on instance ${instance.instanceId} was interrupted: ${why}; its outcome is unknown`,
-    detail: `${why}; it reached a host: end in error with a fault${own.length > 0 ? ', its migration failed and its allocation released' : ''}`,
+    detail: `${why}; it reached a host: end in error with a fault${own.length > 0 ? ', its migration failed and its allocation back with the instance' : ''}`,
   };
 }
 

@@ -93,11 +93,16 @@ async function healInterrupted(plan: InterruptedPlan, timeouts: ComputeTimeoutsI
     notes.push(released > 0 ? `claim released on ${released} host(s)` : 'no claim was held');
   }
   for (const m of plan.migrations) {
+    if (m.allocation === 'finished') {
+      await conductor.updateMigration({ migrationId: m.migrationId, status: 'finished', method: 'reconcile' });
+      notes.push(`migration ${m.migrationId} back to finished`);
+      continue;
+    }
     if (m.allocation === 'move-back') await scheduler.moveAllocations({ from: m.migrationId, to: instanceId });
     else await scheduler.releaseAllocations({ consumerId: m.migrationId });
     await conductor.updateMigration({ migrationId: m.migrationId, status: 'error', method: 'reconcile' });
     notes.push(
-      `migration ${m.migrationId} error, its allocation ${m.allocation === 'move-back' ? 'moved back' : 'released'}`
+      `migration ${m.migrationId} error, its allocation ${m.allocation === 'move-back' ? 'moved back to the instance' : 'released'}`
     );
   }
   // A guest that could not be destroyed stays attributed to its host.
