@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/db';
 import { createInstanceRepository } from '../../src/store/instances';
 import { createPlacementRepository } from '../../src/store/placement';
-import { RECONCILE_SCHEDULE_ID } from '../../src/workers/reconcile-schedule';
+import { ensureReconcileSchedule, RECONCILE_SCHEDULE_ID } from '../../src/workers/reconcile-schedule';
 import {
   assertConsistent,
   FAST_TIMEOUTS,
@@ -96,7 +96,13 @@ describe('fault: an operator terminating a build mid-spawn and a resize in VERIF
       await store.close();
     }
     // The schedule keeps running reconcile; pause it so every workflow can be seen terminal.
-    await stack.client.schedule.getHandle(RECONCILE_SCHEDULE_ID).pause('fault suite: checking');
+    const scheduleHandle = stack.client.schedule.getHandle(RECONCILE_SCHEDULE_ID);
+    await scheduleHandle.pause('fault suite: checking');
+    // A conductor worker starting again updates the schedule in place (its period), keeping it paused.
+    expect(await ensureReconcileSchedule(stack.client, PERIOD_SECONDS * 2)).toBe('updated');
+    const updated = await scheduleHandle.describe();
+    expect(updated.spec.intervals).toMatchObject([{ every: PERIOD_SECONDS * 2 * 1000 }]);
+    expect(updated.state.paused).toBe(true);
     await figures(stack, '8 operator terminates a build mid-spawn and a resize in VERIFY_RESIZE', results, t0);
     await assertConsistent(stack);
   });
