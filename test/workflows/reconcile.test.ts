@@ -204,6 +204,30 @@ describe('reconcile', () => {
     });
   });
 
+  it('leaves an unconfirmed resize as it was when its source does not answer, and confirms it once it does', async () => {
+    const { instanceId, source, resize } = await cloud.run(hosts, resizedAndWaiting);
+    await cloud.run(hosts, () => resize.terminate('operator'));
+    const [migration] = await cloud.instances.listMigrations(instanceId);
+    // The source's worker is not running (the scheduler still counts the host as up).
+    const silent = await cloud.run(
+      hosts.filter((h) => h !== source),
+      () => runReconcile()
+    );
+    const [decision] = about(silent.decisions, instanceId);
+    expect(decision).toMatchObject({ kind: 'unconfirmed-resize', outcome: 'failed' });
+    expect(decision?.note).toContain(`${source} did not destroy the source guest`);
+    expect(await cloud.instances.get(instanceId)).toMatchObject({ vmState: 'resized', taskState: null });
+    expect((await cloud.instances.getMigration(migration!.id)).status).toBe('finished');
+    const confirm = (await cloud.instances.listActions(instanceId)).find((a) => a.action === 'confirmResize');
+    expect(confirm?.result).toBe('Error');
+    expect(confirm?.events).toMatchObject([{ event: 'compute_confirm_resize', result: 'Error' }]);
+
+    const answered = await cloud.run(hosts, () => runReconcile());
+    expect(about(answered.decisions, instanceId)).toMatchObject([{ kind: 'unconfirmed-resize', outcome: 'applied' }]);
+    expect((await cloud.instances.get(instanceId)).vmState).toBe('active');
+    expect(await cloud.placement.getAllocations(migration!.id)).toEqual([]);
+  }, 60_000);
+
   it('clears a stop whose workflow is gone: as it was when nothing reached the host, error with a fault once it did', async () => {
     await cloud.run(hosts, async () => {
       const untouched = await boot();

@@ -15,8 +15,10 @@ import type {
   UnconfirmedResizePlan,
 } from '../../domain/reconcile';
 import { RECONCILE_EVENT } from '../../domain/reconcile';
+import type { InstanceRecord } from '../../domain/instance';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
 import { failureMessage } from '../lib/failures';
+import { runStep, withKernel } from '../lib/kernel';
 import { computeOn, conductor, scheduler } from '../lib/proxies';
 
 type Plan = InterruptedPlan | UnconfirmedResizePlan | MissingAllocationPlan | OrphanedAllocationPlan;
@@ -131,25 +133,48 @@ async function confirmResize(plan: UnconfirmedResizePlan, timeouts: ComputeTimeo
   if (!plan.sourceUp)
     return decisionOf(plan, 'skipped', `source host ${sourceHost} is down: confirmed once it is back`);
   const me = workflowInfo().workflowId;
-  let actionId: string;
+  let begun: { instance: InstanceRecord; actionId: string };
   try {
-    ({ actionId } = await conductor.beginOperation({
+    begun = await conductor.beginOperation({
       instanceId,
       action: 'confirmResize',
       requestId: me,
       taskState: TaskState.ResizeConfirming,
       expectVmState: [VmState.Resized],
-    }));
+    });
   } catch (err) {
     return decisionOf(plan, 'skipped', `the instance moved on since it was read: ${failureMessage(err)}`);
   }
-  const release = () =>
-    conductor.updateInstance({
+  const { instance, actionId } = begun;
+  // The confirm on the kernel: its step's event on the confirmResize action, its undo on the stack.
+  const op = withKernel({
+    instanceId,
+    actionId,
+    progress: {
+      instanceId,
+      operation: 'reconcile',
+      vmState: instance.vmState,
+      taskState: TaskState.ResizeConfirming,
+      powerState: instance.powerState,
+      host: instance.host,
+      attempt: 0,
+      step: 'confirming a resize no workflow awaits',
+      hostsTried: [],
+    },
+  });
+  // Undone, the resize awaits its decision again (the lock released, the migration back to finished).
+  op.compensations.push('leave the resize as it was', async () => {
+    await conductor
+      .updateMigration({ migrationId, status: 'finished', expectStatus: ['confirming'], method: 'reconcile' })
+      .catch(() => undefined); // it never moved to confirming
+    await conductor.updateInstance({
       instanceId,
       patch: { taskState: null },
       expectTaskState: TaskState.ResizeConfirming,
       method: 'reconcile',
     });
+    await conductor.finishAction({ actionId, result: 'Error' });
+  });
   try {
     await conductor.updateMigration({
       migrationId,
@@ -158,31 +183,27 @@ async function confirmResize(plan: UnconfirmedResizePlan, timeouts: ComputeTimeo
       method: 'reconcile',
     });
   } catch (err) {
-    await release();
-    await conductor.finishAction({ actionId, result: 'Error' });
+    await op.compensations.rollBack(err);
     return decisionOf(plan, 'skipped', `the migration moved on since it was read: ${failureMessage(err)}`);
   }
   const startedAt = new Date().toISOString();
   try {
-    await computeOn(sourceHost, timeouts).cleanup.confirmResize({ instanceId, migrationId });
-  } catch (err) {
-    const why = failureMessage(err);
-    await conductor.updateMigration({
-      migrationId,
-      status: 'finished',
-      expectStatus: ['confirming'],
-      method: 'reconcile',
+    await runStep(op, {
+      event: 'compute_confirm_resize',
+      label: `destroying the source guest on ${sourceHost}`,
+      host: sourceHost,
+      compute: sourceHost,
+      details: () => `confirmed by reconcile ${me}`,
+      run: () => computeOn(sourceHost, timeouts).cleanup.confirmResize({ instanceId, migrationId }),
     });
-    await release();
-    await event(actionId, 'compute_confirm_resize', sourceHost, 'Error', why, startedAt);
-    await conductor.finishAction({ actionId, result: 'Error' });
+  } catch (err) {
+    await op.compensations.rollBack(err);
     return decisionOf(
       plan,
       'failed',
-      `${sourceHost} did not destroy the source guest (${why}): left resized for a later pass`
+      `${sourceHost} did not destroy the source guest (${failureMessage(err)}): left resized for a later pass`
     );
   }
-  await event(actionId, 'compute_confirm_resize', sourceHost, 'Success', `confirmed by reconcile ${me}`, startedAt);
   await scheduler.releaseAllocations({ consumerId: migrationId });
   await conductor.updateMigration({
     migrationId,
