@@ -12,6 +12,7 @@ import { Command, CommanderError } from 'commander';
 import * as audit from './commands/audit';
 import * as boot from './commands/boot';
 import * as confirm from './commands/confirm';
+import * as deleteCommand from './commands/delete';
 import * as evacuate from './commands/evacuate';
 import * as hosts from './commands/hosts';
 import * as list from './commands/list';
@@ -40,6 +41,7 @@ const COMMANDS = [
   confirm,
   revert,
   resetState,
+  deleteCommand,
   hosts,
   audit,
   reconcile,

@@ -19,6 +19,7 @@ export const workflowIds = {
   start: (instanceId: string, requestId: string) => `start-${instanceId}-${requestId}`,
   rebuild: (instanceId: string, requestId: string) => `rebuild-${instanceId}-${requestId}`,
   resizeMigrate: (instanceId: string, requestId: string) => `resize-${instanceId}-${requestId}`,
+  deleteInstance: (instanceId: string, requestId: string) => `delete-${instanceId}-${requestId}`,
   registerHost: (host: string) => `register-host-${host}`,
   /** A compute host's start-up reconciliation (evacuated guests and their source allocations). */
   reconcileHost: (host: string) => `reconcile-host-${host}`,

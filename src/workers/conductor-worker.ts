@@ -3,7 +3,6 @@ import { Client } from '@temporalio/client';
 import { Runtime, Worker } from '@temporalio/worker';
 
 import { createConductorActivities } from '../activities/conductor';
-import { createWorkflowStatusActivities } from '../activities/conductor/workflow-status';
 import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
 import { migrateToLatest, openStore } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
@@ -21,11 +20,10 @@ async function run(): Promise<void> {
   const store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env) });
   await migrateToLatest(store);
   await pruneAppliedWrites(store);
-  // The activities that ask which workflows still run, and the reconciler's schedule, use a client.
-  const clientConnection = await connectClient(env);
-  const client = new Client({ connection: clientConnection, namespace: env.TEMPORAL_NAMESPACE });
+  // Temporal, for the activities that ask whether an operation's workflow still runs, and the schedule.
+  const temporal = new Client({ connection: await connectClient(env), namespace: env.TEMPORAL_NAMESPACE });
   if (env.RECONCILE_PERIOD_SECONDS > 0) {
-    const done = await ensureReconcileSchedule(client, env.RECONCILE_PERIOD_SECONDS);
+    const done = await ensureReconcileSchedule(temporal, env.RECONCILE_PERIOD_SECONDS);
     Runtime.instance().logger.info(`reconcile schedule ${done}`, {
       scheduleId: RECONCILE_SCHEDULE_ID,
       periodSeconds: env.RECONCILE_PERIOD_SECONDS,
@@ -36,21 +34,19 @@ async function run(): Promise<void> {
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: CONDUCTOR_TASK_QUEUE,
     workflowBundle: await workflowBundle(env.NODE_ENV === 'production'),
-    activities: {
-      ...createConductorActivities({
-        instances: createInstanceRepository(store),
-        catalogue: loadCatalogue(env.CATALOGUE_FILE),
-        writes: instanceWrites(store),
-      }),
-      ...createWorkflowStatusActivities({ client }),
-    },
+    activities: createConductorActivities({
+      instances: createInstanceRepository(store),
+      catalogue: loadCatalogue(env.CATALOGUE_FILE),
+      writes: instanceWrites(store),
+      temporal,
+    }),
     interceptors: activityInterceptors,
   });
   try {
     await worker.run();
   } finally {
     await store.close();
-    await clientConnection.close().catch(() => undefined);
+    await temporal.connection.close();
   }
 }
 

@@ -28,9 +28,11 @@ import type { ReconcileDecision, ReconcileDecisionKind } from '../domain/reconci
 import { decideAllocations, decideInstances } from '../domain/reconcile';
 import type { ReconcileInput, ReconcileRequest } from '../domain/schemas';
 import { ReconcileInputSchema } from '../domain/schemas';
+import type { WorkflowStatus } from '../domain/workflow-status';
+import { workflowStatusOf } from '../domain/workflow-status';
 import { workflowIds } from '../shared/task-queues';
 import { failureMessage, parseInput } from './lib/failures';
-import { conductor, scheduler, workflowStatus } from './lib/proxies';
+import { conductor, scheduler } from './lib/proxies';
 import { applyPlan, decisionOf } from './reconcile/apply';
 import { reconcileHost } from './reconcile-host';
 
@@ -83,7 +85,7 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
       ]);
       const [allocations, statuses] = await Promise.all([
         ids.length > 0 ? scheduler.allocationsOf({ consumerIds: ids }) : {},
-        workflowIds.length > 0 ? workflowStatus.workflowStatuses({ workflowIds }) : {},
+        statusesOf(workflowIds),
       ]);
       for (const plan of decideInstances({ views: page.views, allocations, statuses, hostsUp }))
         report(req.dryRun ? decisionOf(plan, 'planned') : await applyPlan(plan, timeouts));
@@ -111,6 +113,16 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
   return { dryRun: req.dryRun, decisions, dropped: state.dropped, counts, batches: state.batches };
 }
 
+/** What Temporal says of each workflow id (the activity takes at most 1000 ids a call). */
+async function statusesOf(workflowIds: readonly string[]): Promise<Record<string, WorkflowStatus>> {
+  const ids = [...new Set(workflowIds)];
+  const out: Record<string, WorkflowStatus> = {};
+  for (let i = 0; i < ids.length; i += 1000)
+    for (const [id, name] of Object.entries(await conductor.workflowStatus({ workflowIds: ids.slice(i, i + 1000) })))
+      out[id] = workflowStatusOf(name);
+  return out;
+}
+
 /** One host's own reconciliation, as a child workflow; a down host is skipped and said so. */
 async function reconcileOneHost(
   host: string,
@@ -126,7 +138,7 @@ async function reconcileOneHost(
       detail: 'the host is down: its guests are reconciled when it returns',
       outcome: 'skipped',
     };
-  const detail = 'list its guests and destroy those of evacuated instances (reconcileHost)';
+  const detail = 'list its guests and destroy those of evacuated and deleted instances (reconcileHost)';
   if (req.dryRun) return { kind: 'host-reconciled', subject: host, host, detail, outcome: 'planned' };
   try {
     const result = await executeChild(reconcileHost, {

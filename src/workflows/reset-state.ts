@@ -9,10 +9,10 @@ import { FailureType } from '../domain/errors';
 import type { InstanceRecord } from '../domain/instance';
 import type { ResetStateInput } from '../domain/schemas';
 import { ResetStateInputSchema } from '../domain/schemas';
-import { isClosed } from '../domain/workflow-status';
+import { isClosed, workflowStatusOf } from '../domain/workflow-status';
 import { workflowInfo } from '@temporalio/workflow';
 import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
-import { conductor, workflowStatus } from './lib/proxies';
+import { conductor } from './lib/proxies';
 
 export async function resetState(input: ResetStateInput): Promise<InstanceRecord> {
   const { instanceId, state } = parseInput(ResetStateInputSchema, input);
@@ -22,7 +22,7 @@ export async function resetState(input: ResetStateInput): Promise<InstanceRecord
   const current = await conductor.getInstance({ instanceId }).catch(refused);
   const owner = current.taskOwner;
   if (current.taskState !== null && owner !== null) {
-    const status = (await workflowStatus.workflowStatuses({ workflowIds: [owner] }))[owner] ?? 'unknown';
+    const status = workflowStatusOf((await conductor.workflowStatus({ workflowIds: [owner] }))[owner] ?? 'NOT_FOUND');
     if (!isClosed(status))
       throw typedFailure(
         FailureType.InstanceInvalidState,

@@ -13,7 +13,6 @@ import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 
 import { createComputeActivities } from '../../src/activities/compute';
 import { createConductorActivities } from '../../src/activities/conductor';
-import { createWorkflowStatusActivities } from '../../src/activities/conductor/workflow-status';
 import { createSchedulerActivities } from '../../src/activities/scheduler';
 import { StaticLiveness } from '../../src/activities/scheduler/liveness';
 import { FakeDriver } from '../../src/compute/fake';
@@ -106,14 +105,12 @@ export class TestCloud {
   }
 
   private conductorActivities() {
-    const activities = {
-      ...createConductorActivities({
-        instances: this.instances,
-        catalogue: TEST_CATALOGUE,
-        writes: instanceWrites(this.store),
-      }),
-      ...createWorkflowStatusActivities({ client: this.env.client }),
-    };
+    const activities = createConductorActivities({
+      instances: this.instances,
+      catalogue: TEST_CATALOGUE,
+      writes: instanceWrites(this.store),
+      temporal: this.env.client,
+    });
     return Object.fromEntries(
       Object.entries(activities).map(([name, fn]) => [
         name,

@@ -7,19 +7,12 @@ import { proxyActivities } from '@temporalio/workflow';
 
 import type { ComputeActivities } from '../../activities/compute';
 import type { ConductorActivities } from '../../activities/conductor';
-import type { WorkflowStatusActivities } from '../../activities/conductor/workflow-status';
 import type { SchedulerActivities } from '../../activities/scheduler';
 import type { ComputeTimeouts } from '../../shared/activity-options';
 import { CONDUCTOR_DB, computeLongStep, computeShortStep, SCHEDULER_CALL } from '../../shared/activity-options';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../../shared/task-queues';
 
 export const conductor = proxyActivities<ConductorActivities>({ taskQueue: CONDUCTOR_TASK_QUEUE, ...CONDUCTOR_DB });
-
-/** Which workflows still run (a conductor activity over the worker's Temporal client). */
-export const workflowStatus = proxyActivities<WorkflowStatusActivities>({
-  taskQueue: CONDUCTOR_TASK_QUEUE,
-  ...CONDUCTOR_DB,
-});
 
 export const scheduler = proxyActivities<SchedulerActivities>({ taskQueue: SCHEDULER_TASK_QUEUE, ...SCHEDULER_CALL });
 

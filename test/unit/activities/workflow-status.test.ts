@@ -1,13 +1,13 @@
 /**
- * The workflowStatuses conductor activity over a stand-in Temporal client: each id described once, its
- * status mapped, an id Temporal does not know is `unknown`, bad input an InvalidRequest, other errors
- * thrown (the activity is retried).
+ * The workflowStatus conductor activity over a stand-in Temporal client: each id described once, an id
+ * Temporal does not know NOT_FOUND, bad input an InvalidRequest, other errors thrown (the activity is
+ * retried); the audit's mapped lookup (describeWorkflows) reads the same answers.
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 
-import { createWorkflowStatusActivities } from '../../../src/activities/conductor/workflow-status';
+import { createWorkflowStatusActivities, describeWorkflows } from '../../../src/activities/conductor/workflow-status';
 
 function fakeClient(statuses: Record<string, string | Error>, asked: string[]): Client {
   return {
@@ -26,27 +26,33 @@ function fakeClient(statuses: Record<string, string | Error>, asked: string[]): 
   } as unknown as Client;
 }
 
-describe('workflowStatuses', () => {
-  it('describes each id once and maps its status; an unknown id is unknown', async () => {
+describe('workflowStatus', () => {
+  it('describes each id once; an id Temporal does not know is NOT_FOUND; the audit reads what each means', async () => {
     const asked: string[] = [];
-    const activities = createWorkflowStatusActivities({
-      client: fakeClient({ a: 'RUNNING', b: 'TERMINATED', c: 'TIMED_OUT', d: 'COMPLETED' }, asked),
+    const client = fakeClient({ a: 'RUNNING', b: 'TERMINATED', c: 'TIMED_OUT', d: 'COMPLETED' }, asked);
+    const activities = createWorkflowStatusActivities(client);
+    expect(await activities.workflowStatus({ workflowIds: ['a', 'b', 'a', 'c', 'd', 'gone'] })).toEqual({
+      a: 'RUNNING',
+      b: 'TERMINATED',
+      c: 'TIMED_OUT',
+      d: 'COMPLETED',
+      gone: 'NOT_FOUND',
     });
-    expect(await activities.workflowStatuses({ workflowIds: ['a', 'b', 'a', 'c', 'd', 'gone'] })).toEqual({
+    expect(asked.sort()).toEqual(['a', 'b', 'c', 'd', 'gone']);
+    expect(await describeWorkflows(client, ['a', 'b', 'c', 'gone'])).toEqual({
       a: 'running',
       b: 'terminated',
       c: 'timed-out',
-      d: 'completed',
       gone: 'unknown',
     });
-    expect(asked.sort()).toEqual(['a', 'b', 'c', 'd', 'gone']);
   });
 
   it('refuses bad input with InvalidRequest and lets other errors through (the activity retries)', async () => {
-    const activities = createWorkflowStatusActivities({
-      client: fakeClient({ x: new Error('connection refused') }, []),
-    });
-    await expect(activities.workflowStatuses({ workflowIds: [''] })).rejects.toMatchObject({ name: 'InvalidRequest' });
-    await expect(activities.workflowStatuses({ workflowIds: ['x'] })).rejects.toThrow('connection refused');
+    const activities = createWorkflowStatusActivities(fakeClient({ x: new Error('connection refused') }, []));
+    await expect(activities.workflowStatus({ workflowIds: [''] })).rejects.toMatchObject({ name: 'InvalidRequest' });
+    await expect(activities.workflowStatus({ workflowIds: ['x'] })).rejects.toThrow('connection refused');
+    await expect(createWorkflowStatusActivities(undefined).workflowStatus({ workflowIds: ['x'] })).rejects.toThrow(
+      'without a Temporal client'
+    );
   });
 });
