@@ -6,23 +6,17 @@
  */
 import type { Client } from '@temporalio/client';
 
-import { describeWorkflowStatus } from '../activities/conductor/workflow-status';
+import { describeWorkflows } from '../activities/conductor/workflow-status';
 import type { AuditSnapshot } from '../domain/audit';
 import type { MigrationRecord } from '../domain/migration';
+import { migrationWorkflowOf } from '../domain/migration';
+import { isClosed } from '../domain/workflow-status';
 import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
 import type { Store } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
 import type { PlacementAudit } from '../store/placement';
 import { createPlacementRepository } from '../store/placement';
 import type { hostGuests } from '../workflows/host-guests';
-
-/** The actions that start each kind of migration. */
-const MIGRATION_ACTIONS: Record<MigrationRecord['migrationType'], readonly string[]> = {
-  resize: ['resize'],
-  migration: ['migrate'],
-  evacuation: ['evacuate'],
-  'live-migration': ['live-migration'],
-};
 
 export interface AuditSources {
   /** Temporal: task owners and migration workflows are looked up, and live hosts asked for their guests. */
@@ -72,10 +66,8 @@ export async function gatherSnapshot(store: Store, sources: AuditSources = {}): 
     migrations.push(...own);
     const actions = await instances.listActions(instance.instanceId);
     for (const m of own) {
-      const starter = actions
-        .filter((a) => MIGRATION_ACTIONS[m.migrationType].includes(a.action) && a.startedAt <= m.createdAt)
-        .at(-1);
-      if (starter) migrationWorkflows.set(m.id, starter.requestId);
+      const workflowId = migrationWorkflowOf(m, actions);
+      if (workflowId !== undefined) migrationWorkflows.set(m.id, workflowId);
     }
   }
 
@@ -84,7 +76,8 @@ export async function gatherSnapshot(store: Store, sources: AuditSources = {}): 
   if (client) {
     const ids = new Set<string>([...migrationWorkflows.values()]);
     for (const i of records) if (i.taskState !== null && i.taskOwner !== null) ids.add(i.taskOwner);
-    for (const id of ids) open.set(id, await isRunning(client, id));
+    for (const [id, status] of Object.entries(await describeWorkflows(client, [...ids])))
+      open.set(id, !isClosed(status));
   }
 
   const guests = new Map<string, string[]>();
@@ -124,9 +117,4 @@ export async function gatherSnapshot(store: Store, sources: AuditSources = {}): 
     hostsAsked: [...guests.keys()].sort(),
     hostsUnanswered: unanswered.sort(),
   };
-}
-
-/** Whether the workflow with this id is running (its latest run); false when closed or unknown to Temporal. */
-async function isRunning(client: Client, workflowId: string): Promise<boolean> {
-  return (await describeWorkflowStatus(client, workflowId)) === 'RUNNING';
 }

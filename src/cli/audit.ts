@@ -22,6 +22,7 @@ import type { Resources } from '../domain/resources';
 import { openMigratedStore, type Store } from '../store/db';
 import { createInstanceRepository, type MigrationRecord } from '../store/instances';
 import { createPlacementRepository, type PlacementAudit } from '../store/placement';
+import type { Env } from '../workers/config';
 import { loadEnv, sqlitePath } from '../workers/config';
 import type { AuditSources } from './audit-snapshot';
 import { gatherSnapshot } from './audit-snapshot';
@@ -174,6 +175,33 @@ function oneLine(err: unknown): string {
   return message.replace(/\s+/g, ' ').trim();
 }
 
+/**
+ * The audit of the store the environment names (and with `live`, of Temporal and the compute hosts):
+ * opens what it needs, runs, closes. Throws when the store or Temporal cannot be reached.
+ */
+export async function runAudit(env: Env, live: boolean): Promise<AuditReport> {
+  let store: Store | undefined;
+  let connection: Connection | undefined;
+  try {
+    store = await openMigratedStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 2 });
+    let sources: AuditSources = {};
+    if (live) {
+      connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 5_000 });
+      const hosts = (await createPlacementRepository(store).listHostStates(() => true)).map((h) => h.host);
+      const liveness = new TaskQueuePollerLiveness(connection, env.TEMPORAL_NAMESPACE, () => Promise.resolve(hosts));
+      await liveness.refresh();
+      sources = {
+        client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }),
+        isUp: (host) => liveness.isUp(host),
+      };
+    }
+    return await auditStore(store, sources);
+  } finally {
+    await store?.close().catch(() => undefined);
+    await connection?.close().catch(() => undefined);
+  }
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const options = parseArgs(argv);
   if (typeof options === 'string') {
@@ -185,30 +213,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     return EXIT_CLEAN;
   }
   const env = loadEnv(); // exits 2 on a bad variable, naming it
-  let store: Store | undefined;
-  let connection: Connection | undefined;
   try {
-    store = await openMigratedStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 2 });
-    let sources: AuditSources = {};
-    if (options.live) {
-      connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 5_000 });
-      const hosts = (await createPlacementRepository(store).listHostStates(() => true)).map((h) => h.host);
-      const liveness = new TaskQueuePollerLiveness(connection, env.TEMPORAL_NAMESPACE, () => Promise.resolve(hosts));
-      await liveness.refresh();
-      sources = {
-        client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }),
-        isUp: (host) => liveness.isUp(host),
-      };
-    }
-    const report = await auditStore(store, sources);
+    const report = await runAudit(env, options.live);
     console.log(options.json ? JSON.stringify(report) : formatReport(report));
     return report.clean ? EXIT_CLEAN : EXIT_FINDINGS;
   } catch (err) {
     console.error(`placement audit failed: ${oneLine(err)}`);
     return EXIT_FAILED;
-  } finally {
-    await store?.close().catch(() => undefined);
-    await connection?.close().catch(() => undefined);
   }
 }
 

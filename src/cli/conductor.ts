@@ -17,7 +17,9 @@ import * as evacuate from './commands/evacuate';
 import * as hosts from './commands/hosts';
 import * as list from './commands/list';
 import * as migrate from './commands/migrate';
+import * as reconcile from './commands/reconcile';
 import * as rebuild from './commands/rebuild';
+import * as resetState from './commands/reset-state';
 import * as resize from './commands/resize';
 import * as revert from './commands/revert';
 import * as show from './commands/show';
@@ -38,9 +40,11 @@ const COMMANDS = [
   migrate,
   confirm,
   revert,
+  resetState,
   deleteCommand,
   hosts,
   audit,
+  reconcile,
 ];
 
 const EXIT_STATUS = `

@@ -69,3 +69,24 @@ export const MIGRATION_FINISHED_STATUSES: readonly string[] = [
   'done',
   'cancelled',
 ];
+
+/** The actions that start each kind of migration. */
+const MIGRATION_ACTIONS: Record<MigrationType, readonly string[]> = {
+  resize: ['resize'],
+  migration: ['migrate'],
+  evacuation: ['evacuate'],
+  'live-migration': ['live-migration'],
+};
+
+/**
+ * The workflow that runs a migration: the request of the latest action of its kind started before it
+ * (the migration is created by the operation that started that action); undefined when none is found.
+ */
+export function migrationWorkflowOf(
+  migration: Pick<MigrationRecord, 'migrationType' | 'createdAt'>,
+  actions: ReadonlyArray<{ action: string; requestId: string; startedAt: string }>
+): string | undefined {
+  return actions
+    .filter((a) => MIGRATION_ACTIONS[migration.migrationType].includes(a.action) && a.startedAt <= migration.createdAt)
+    .at(-1)?.requestId;
+}

@@ -1,6 +1,6 @@
 /** The conductor worker: every workflow plus the conductor activities, on the `conductor` queue. */
 import { Client } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
+import { Runtime, Worker } from '@temporalio/worker';
 
 import { createConductorActivities } from '../activities/conductor';
 import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
@@ -11,6 +11,7 @@ import { loadCatalogue } from './catalogue-file';
 import { loadEnv, sqlitePath } from './config';
 import { connectClient, connectWorker, installRuntime } from './connection';
 import { activityInterceptors } from './interceptors';
+import { ensureReconcileSchedule, RECONCILE_SCHEDULE_ID } from './reconcile-schedule';
 import { workflowBundle } from './workflow-bundle';
 
 async function run(): Promise<void> {
@@ -19,8 +20,15 @@ async function run(): Promise<void> {
   const store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env) });
   await migrateToLatest(store);
   await pruneAppliedWrites(store);
-  // Temporal, for the activities that ask whether an operation's workflow still runs.
+  // Temporal, for the activities that ask whether an operation's workflow still runs, and the schedule.
   const temporal = new Client({ connection: await connectClient(env), namespace: env.TEMPORAL_NAMESPACE });
+  if (env.RECONCILE_PERIOD_SECONDS > 0) {
+    const done = await ensureReconcileSchedule(temporal, env.RECONCILE_PERIOD_SECONDS);
+    Runtime.instance().logger.info(`reconcile schedule ${done}`, {
+      scheduleId: RECONCILE_SCHEDULE_ID,
+      periodSeconds: env.RECONCILE_PERIOD_SECONDS,
+    });
+  }
   const worker = await Worker.create({
     connection: await connectWorker(env),
     namespace: env.TEMPORAL_NAMESPACE,

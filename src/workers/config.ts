@@ -41,6 +41,11 @@ export const EnvSchema = z.object({
   /** Prometheus metrics of the Temporal runtime at http://METRICS_HOST:METRICS_PORT/metrics; unset: off. */
   METRICS_PORT: port.optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /**
+   * Seconds between runs of the reconciler's Temporal Schedule, created or updated by the conductor
+   * worker at start-up; 0: the worker leaves the schedule alone.
+   */
+  RECONCILE_PERIOD_SECONDS: z.coerce.number().int().nonnegative().max(86_400).default(60),
   /** `production` (the Docker image): the conductor worker loads the prebuilt workflow bundle (npm run build). */
   NODE_ENV: z.string().optional(),
 });

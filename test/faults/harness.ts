@@ -43,6 +43,11 @@ export class Stack {
   connection?: Connection;
   private readonly oldConnections: Connection[] = [];
   client!: Client;
+  /**
+   * Extra environment of the worker processes, set before they start. The reconciler's Schedule is off
+   * unless a scenario asks for it (RECONCILE_PERIOD_SECONDS), so the other scenarios see only their faults.
+   */
+  workerExtraEnv: NodeJS.ProcessEnv = {};
 
   constructor(
     readonly hosts: HostSpec[],
@@ -83,6 +88,8 @@ export class Stack {
       TEMPORAL_ADDRESS: this.address,
       COMPUTE_SPAWN_SECONDS: String(this.spawnSeconds),
       LOG_LEVEL: 'INFO',
+      RECONCILE_PERIOD_SECONDS: '0',
+      ...this.workerExtraEnv,
       ...(host ? { COMPUTE_HOST: host } : {}),
     };
   }

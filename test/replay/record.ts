@@ -711,6 +711,94 @@ describe.sequential('record replay histories', () => {
       );
     });
   });
+
+  it('reconcile: a build terminated mid-spawn healed, a resize terminated in VERIFY_RESIZE confirmed; a dry run', async () => {
+    const { az, hosts } = await zone(2);
+    // Only this case's hosts are up: the hosts of earlier cases run no worker now.
+    const others = [...cloud.drivers.keys()].filter((h) => !hosts.includes(h));
+    for (const h of others) cloud.liveness.down.add(h);
+    try {
+      await run(hosts, async () => {
+        const vm = await boot(az);
+        const resize = await startResize({ instanceId: vm.instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
+        await waitFor(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+        await resize.terminate('operator');
+        const build = await startBuild({ name: 'vm-terminated', availabilityZone: az });
+        await waitFor(build, (p) => p.taskState === 'spawning', 'the spawn');
+        await build.terminate('operator');
+
+        const dry = await env.client.workflow.start('reconcile', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: `reconcile-dry-${randomUUID().slice(0, 8)}`,
+          args: [{ dryRun: true }],
+        });
+        await dry.result();
+        await save(
+          dry.workflowId,
+          undefined,
+          'dry-run',
+          'COMPLETED',
+          'dry run: the decisions planned, nothing changed'
+        );
+
+        const healing = await env.client.workflow.start('reconcile', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: `reconcile-${randomUUID().slice(0, 8)}`,
+          args: [{}],
+        });
+        await healing.result();
+        await save(
+          healing.workflowId,
+          undefined,
+          'heals-terminated',
+          'COMPLETED',
+          'the terminated build healed (guest destroyed, claim released, error), the resize confirmed, every live host reconciled, the down ones skipped'
+        );
+        expect((await cloud.instances.get(vm.instanceId)).vmState).toBe('active');
+      });
+    } finally {
+      for (const h of others) cloud.liveness.down.delete(h);
+    }
+  });
+
+  it('resetState: a stale task state cleared; refused while the operation runs', async () => {
+    const { az, hosts } = await zone(1, { spawnSeconds: 5 });
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      await cloud.instances.update(vm.instanceId, { taskState: 'powering-off', taskOwner: 'stop-gone' });
+      const reset = await env.client.workflow.start('resetState', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: `reset-state-${vm.instanceId}-${randomUUID().slice(0, 8)}`,
+        args: [{ instanceId: vm.instanceId, state: 'active' }],
+      });
+      await reset.result();
+      await save(
+        reset.workflowId,
+        undefined,
+        'stale-task-state',
+        'COMPLETED',
+        'a task state whose workflow is gone: reset to active'
+      );
+
+      const build = await startBuild({ name: 'vm-busy', availabilityZone: az });
+      await waitFor(build, (p) => p.taskState === 'spawning', 'the spawn');
+      const building = (await build.query(getProgressQuery)).instanceId;
+      const refused = await env.client.workflow.start('resetState', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: `reset-state-${building}-${randomUUID().slice(0, 8)}`,
+        args: [{ instanceId: building, state: 'error' }],
+      });
+      expect((await settle(refused.result())).error).toBeDefined();
+      await save(
+        refused.workflowId,
+        undefined,
+        'refused-while-running',
+        'FAILED',
+        'refused: the build holding the instance runs'
+      );
+      await build.result();
+    });
+  });
 });
 
 describe('delete and idempotent create', () => {

@@ -18,6 +18,7 @@ import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
 import { createDeletionActivities } from './deletion';
 import { createMigrationActivities } from './migrations';
+import { createReconcileActivities } from './reconcile';
 import { createWorkflowStatusActivities } from './workflow-status';
 
 export type { ConductorDeps };
@@ -123,6 +124,8 @@ export function createConductorActivities(deps: ConductorDeps) {
     ...createMigrationActivities(deps),
     ...createDeletionActivities(deps),
     ...createWorkflowStatusActivities(deps.temporal),
+    // The reconciler's reads and compare-and-swap writes, and reset-state (src/activities/conductor/reconcile.ts).
+    ...createReconcileActivities(deps),
     /**
      * Creates the instance record (building/scheduling) and its `create` action, after resolving the
      * flavor and image. Idempotent on the instance id. Throws InvalidRequest before writing anything.

@@ -22,6 +22,7 @@ import type { InstanceSelection, Rng, SchedulerConfig, SchedulingRequest } from 
 import type { InstanceRepository } from '../../store/instances';
 import type { PlacementRepository } from '../../store/placement';
 import type { HostLiveness } from './liveness';
+import { createReconcileReads } from './reconcile';
 
 export interface SchedulerDeps {
   placement: PlacementRepository;
@@ -98,6 +99,8 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
   }
 
   return {
+    // The reconciler's reads of placement (src/activities/scheduler/reconcile.ts).
+    ...createReconcileReads(deps),
     /**
      * Filters and weighs the hosts, claims the chosen host of every instance (all or nothing) and
      * returns it followed by up to maxAttempts-1 alternates. Throws NoValidHost, InvalidRequest.

@@ -40,6 +40,8 @@ export interface InstanceRepository {
   get(instanceId: string): Promise<InstanceRecord>;
   find(instanceId: string): Promise<InstanceRecord | undefined>;
   list(filter?: InstanceListFilter): Promise<InstanceRecord[]>;
+  /** At most `limit` instances (deleted ones included) whose id sorts after `after`, ids ascending. */
+  listPage(page: { after: string | null; limit: number }): Promise<InstanceRecord[]>;
   /**
    * One conditional UPDATE (Nova's `instance.save(expected_task_state=…)`). When the expectation does
    * not hold: InstanceInvalidState naming the attribute and its current value; InstanceNotFound when absent.

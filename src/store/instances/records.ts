@@ -30,7 +30,7 @@ export interface InstanceListFilter {
   vmState?: VmState | readonly VmState[];
 }
 
-export type InstanceRecords = Pick<InstanceRepository, 'create' | 'get' | 'find' | 'list' | 'update'>;
+export type InstanceRecords = Pick<InstanceRepository, 'create' | 'get' | 'find' | 'list' | 'listPage' | 'update'>;
 
 function toRecord(row: Selectable<InstancesTable>): InstanceRecord {
   return {
@@ -133,6 +133,13 @@ export function createInstanceRecords(store: Store): InstanceRecords {
     return rows.map(toRecord);
   }
 
+  async function listPage({ after, limit }: { after: string | null; limit: number }): Promise<InstanceRecord[]> {
+    let query = db.selectFrom('instances').selectAll();
+    if (after !== null) query = query.where('instance_id', '>', after);
+    const rows = await query.orderBy('instance_id').limit(limit).execute();
+    return rows.map(toRecord);
+  }
+
   async function update(
     instanceId: string,
     patch: InstancePatch,
@@ -170,5 +177,5 @@ export function createInstanceRecords(store: Store): InstanceRecords {
     }
   }
 
-  return { create, get, find, list, update };
+  return { create, get, find, list, listPage, update };
 }

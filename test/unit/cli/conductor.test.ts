@@ -32,7 +32,23 @@ describe('npm run conductor', () => {
     expect(run.code).toBe(0);
     for (const command of ['boot', 'list', 'show', 'stop', 'start', 'rebuild', 'evacuate', 'resize', 'migrate'])
       expect(run.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
-    for (const command of ['confirm', 'revert', 'hosts', 'audit']) expect(run.stdout).toContain(`  ${command} `);
+    for (const command of ['confirm', 'revert', 'reset-state', 'hosts', 'audit', 'reconcile'])
+      expect(run.stdout).toContain(`  ${command} `);
+  });
+
+  it('exits 2 on reset-state --active --error, audit --yes without --fix and a bad reconcile --batch-size', async () => {
+    const runs = await Promise.all([
+      conductor('reset-state', 'vm', '--active', '--error'),
+      conductor('audit', '--yes'),
+      conductor('reconcile', '--batch-size', '0'),
+    ]);
+    expect(runs.map((r) => r.code)).toEqual([2, 2, 2]);
+    expect(runs[0]?.stderr).toMatch(
+      /option '--active' cannot be used with option '--error'|option '--error' cannot be used with option '--active'/
+    );
+    expect(runs[1]?.stderr).toContain('--yes applies --fix: give both');
+    expect(runs[2]?.stderr).toContain("option '--batch-size <n>' argument '0' is invalid");
+    for (const run of runs) expect(run.stderr).not.toMatch(/\n\s+at /);
   });
 
   it.each([

@@ -52,6 +52,15 @@ describe.each(BACKENDS)('instance repository on $name', (backend) => {
       expect(await repo.list()).toHaveLength(1);
     });
 
+    it('lists a page of instances by id, after a given one (deleted ones included)', async () => {
+      const repo = createInstanceRepository(fx.store);
+      for (const id of ['i-3', 'i-1', 'i-2'])
+        await repo.create(newInstance(id, { vmState: id === 'i-2' ? 'deleted' : 'active', taskState: null }));
+      expect((await repo.listPage({ after: null, limit: 2 })).map((i) => i.instanceId)).toEqual(['i-1', 'i-2']);
+      expect((await repo.listPage({ after: 'i-2', limit: 2 })).map((i) => i.instanceId)).toEqual(['i-3']);
+      expect(await repo.listPage({ after: 'i-3', limit: 2 })).toEqual([]);
+    });
+
     it('gets, finds and lists with filters', async () => {
       const repo = createInstanceRepository(fx.store);
       await repo.create(newInstance('i-1', { host: 'compute-a', vmState: 'active', taskState: null }));
