@@ -25,6 +25,7 @@ import { createPlacementRepository, type PlacementAudit } from '../store/placeme
 import { loadEnv, sqlitePath } from '../workers/config';
 import type { AuditSources } from './audit-snapshot';
 import { gatherSnapshot } from './audit-snapshot';
+import { exitQuietlyOnClosedPipe } from './context';
 import { table } from './table';
 
 export const EXIT_CLEAN = 0;
@@ -193,7 +194,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (options.live) {
       connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 5_000 });
       const hosts = (await createPlacementRepository(store).listHostStates(() => true)).map((h) => h.host);
-      const liveness = new TaskQueuePollerLiveness(connection, env.TEMPORAL_NAMESPACE, () => Promise.resolve(hosts));
+      const liveness = new TaskQueuePollerLiveness(
+        connection,
+        env.TEMPORAL_NAMESPACE,
+        () => Promise.resolve(hosts),
+        env.HOST_DOWN_AFTER_SECONDS * 1000
+      );
       await liveness.refresh();
       sources = {
         client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }),
@@ -213,6 +219,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  exitQuietlyOnClosedPipe();
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -20,6 +20,8 @@ export const workflowIds = {
   rebuild: (instanceId: string, requestId: string) => `rebuild-${instanceId}-${requestId}`,
   resizeMigrate: (instanceId: string, requestId: string) => `resize-${instanceId}-${requestId}`,
   registerHost: (host: string) => `register-host-${host}`,
+  /** An operator's disable / enable / force-down / up of a host's service (setHostService). */
+  setHostService: (host: string, requestId: string) => `host-service-${host}-${requestId}`,
   /** A compute host's start-up reconciliation (evacuated guests and their source allocations). */
   reconcileHost: (host: string) => `reconcile-host-${host}`,
 } as const;

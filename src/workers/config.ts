@@ -35,6 +35,11 @@ export const EnvSchema = z.object({
   COMPUTE_SPAWN_SECONDS: z.coerce.number().nonnegative().default(DEFAULT_SPAWN_SECONDS),
   /** Builds one compute host runs at once (Nova's max_concurrent_builds). */
   COMPUTE_MAX_CONCURRENT_BUILDS: z.coerce.number().int().positive().default(10),
+  /**
+   * A compute host is down once no poll has been seen on its queue for this long (Nova's
+   * service_down_time); a shorter gap, such as a server restart, does not take it down.
+   */
+  HOST_DOWN_AFTER_SECONDS: z.coerce.number().positive().max(3600).default(60),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** `json`: one JSON object per line with workflow and activity ids; `pretty`: the SDK's own format. */
   LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),

@@ -6,5 +6,6 @@ export { rebuild } from './rebuild';
 export { reconcileHost } from './reconcile-host';
 export { registerHost } from './register-host';
 export { resizeAttempt, resizeMigrate } from './resize-migrate';
+export { setHostService } from './set-host-service';
 export { start } from './start';
 export { stop } from './stop';

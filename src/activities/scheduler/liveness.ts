@@ -23,6 +23,8 @@ export class StaticLiveness implements HostLiveness {
   }
 }
 
+/** No poll on a host's queue for this long: the host is down (HOST_DOWN_AFTER_SECONDS, Nova's service_down_time). */
+export const DEFAULT_DOWN_AFTER_MS = 60_000;
 /** Tasks waiting this long on a host's queue with no poll in that time: the host is sick (hung, frozen). */
 export const DEFAULT_SICK_AFTER_MS = 5_000;
 /** How often the scheduler refreshes its view (one DescribeTaskQueue per host). */
@@ -47,7 +49,7 @@ export class TaskQueuePollerLiveness implements HostLiveness {
     private readonly connection: Connection,
     private readonly namespace: string,
     private readonly hosts: () => Promise<string[]>,
-    private readonly downAfterMs = 90_000,
+    private readonly downAfterMs = DEFAULT_DOWN_AFTER_MS,
     private readonly now: () => number = Date.now,
     private readonly sickAfterMs = DEFAULT_SICK_AFTER_MS
   ) {}
