@@ -117,8 +117,12 @@ describe('npm run conductor against a running system', () => {
       conductor('boot', 'vm-nowhere', '--flavor', 'm1.small', '--image', 'cirros', '--force-host', 'no-such-host'),
       conductor('host', 'disable', 'no-such-host'),
       conductor('host', 'down', 'Bad_Name'),
+      conductor('evacuate', 'vm-any', '--host', 'no-such-host'),
+      conductor('migrate', 'vm-any', '--host', 'no-such-host'),
+      conductor('resize', 'vm-any', '--flavor', 'm1.medium', '--host', 'no-such-host'),
+      conductor('host', 'disable', 'cli-a', '--reason', 'x'.repeat(300)),
     ]);
-    expect(runs.map((r) => r.code)).toEqual([2, 2, 2, 2]);
+    expect(runs.map((r) => r.code)).toEqual([2, 2, 2, 2, 2, 2, 2, 2]);
     expect(runs[0]?.stderr.trim()).toBe(
       "InvalidRequest: Invalid request: host: no compute host named 'no-such-host' is registered"
     );
@@ -129,6 +133,11 @@ describe('npm run conductor against a running system', () => {
       "InvalidRequest: Invalid request: host: no compute host named 'no-such-host' is registered"
     );
     expect(runs[3]?.stderr.trim()).toMatch(/^InvalidRequest: Invalid request: host: host names are lower-case/);
+    for (const r of runs.slice(4, 7))
+      expect(r.stderr.trim()).toBe(
+        "InvalidRequest: Invalid request: host: no compute host named 'no-such-host' is registered"
+      );
+    expect(runs[7]?.stderr.trim()).toMatch(/^InvalidRequest: Invalid request: disabledReason: /);
     for (const r of runs) expect(r.stderr).not.toMatch(/\n\s+at /);
     expect((await cloud.instances.list()).length).toBe(before.instances);
     // Visibility is written just after a start: give it a moment to show one, had any been started.

@@ -13,8 +13,8 @@ export function register(program: Command, run: Run): void {
     .option('--image <image>', 'the image (default: the current one)')
     .action((ref: string, o: { host?: string; image?: string }) =>
       run(async (ctx) => {
-        const { instanceId } = await resolveInstance(ctx, ref);
         if (o.host) await requireHost(ctx, o.host);
+        const { instanceId } = await resolveInstance(ctx, ref);
         const input = {
           instanceId,
           evacuate: true,

@@ -6,9 +6,10 @@
 import type { Command } from 'commander';
 
 import type { SetHostServiceInput } from '../../domain/schemas';
+import { SetHostServiceInputSchema } from '../../domain/schemas';
 import { workflowIds } from '../../shared/task-queues';
 import type { HostService } from '../../workflows/set-host-service';
-import { EXIT_OK, printJson, requireHost } from '../context';
+import { checkInput, EXIT_OK, printJson, requireHost } from '../context';
 import type { Context, Run } from '../context';
 import { outcome, requestId, startWorkflow } from '../operation';
 import { fields } from '../table';
@@ -17,6 +18,7 @@ import { serviceState, serviceStatus } from './hosts';
 type Change = Omit<SetHostServiceInput, 'host'>;
 
 async function setHostService(ctx: Context, host: string, change: Change): Promise<number> {
+  checkInput(SetHostServiceInputSchema, { host, ...change });
   await requireHost(ctx, host);
   const workflowId = workflowIds.setHostService(host, requestId());
   const handle = await startWorkflow(ctx, 'setHostService', workflowId, [{ host, ...change }]);

@@ -17,8 +17,8 @@ export async function resizeOrMigrate(
   ref: string,
   request: Omit<ResizeMigrateInput, 'instanceId'>
 ): Promise<number> {
-  const { instanceId } = await resolveInstance(ctx, ref);
   if (request.host) await requireHost(ctx, request.host);
+  const { instanceId } = await resolveInstance(ctx, ref);
   const workflowId = workflowIds.resizeMigrate(instanceId, requestId());
   const resized = (p: { vmState: string }) => p.vmState === 'resized';
   const code = await startAndFollow(ctx, 'resizeMigrate', workflowId, { instanceId, ...request }, resized);
