@@ -5,8 +5,8 @@
  * is read, and the findings that need workflows or guests are not looked for.
  */
 import type { Client } from '@temporalio/client';
-import { WorkflowNotFoundError } from '@temporalio/client';
 
+import { describeWorkflowStatus } from '../activities/conductor/workflow-status';
 import type { AuditSnapshot } from '../domain/audit';
 import type { MigrationRecord } from '../domain/migration';
 import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
@@ -127,11 +127,5 @@ export async function gatherSnapshot(store: Store, sources: AuditSources = {}): 
 
 /** Whether the workflow with this id is running (its latest run); false when closed or unknown to Temporal. */
 async function isRunning(client: Client, workflowId: string): Promise<boolean> {
-  try {
-    const description = await client.workflow.getHandle(workflowId).describe();
-    return description.status.name === 'RUNNING';
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
-  }
+  return (await describeWorkflowStatus(client, workflowId)) === 'RUNNING';
 }

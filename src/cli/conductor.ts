@@ -13,6 +13,7 @@ import { Command, CommanderError } from 'commander';
 import * as audit from './commands/audit';
 import * as boot from './commands/boot';
 import * as confirm from './commands/confirm';
+import * as deleteCommand from './commands/delete';
 import * as evacuate from './commands/evacuate';
 import * as host from './commands/host';
 import * as hosts from './commands/hosts';
@@ -50,6 +51,7 @@ const COMMANDS = [
   migrate,
   confirm,
   revert,
+  deleteCommand,
   hosts,
   host,
   audit,

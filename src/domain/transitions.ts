@@ -15,9 +15,10 @@ export interface Transition {
   taskState: TaskStateType;
   /**
    * Task states the operation may take over; none means the task state must be free (null). Evacuate
-   * alone takes over an instance another operation holds (e.g. a stop stuck on the dead host).
+   * takes over an instance another operation holds (e.g. a stop stuck on the dead host), never a rebuild;
+   * delete takes over any, but only from the request it stopped first (the owner it names).
    */
-  takesOver?: 'any-but-rebuild';
+  takesOver?: 'any-but-rebuild' | 'any';
 }
 
 /** The rows, by operation. */
@@ -39,6 +40,14 @@ export const TRANSITIONS = {
   migrate: { action: 'migrate', from: [VmState.Active, VmState.Stopped], taskState: TaskState.ResizePrep },
   confirmResize: { action: 'confirmResize', from: [VmState.Resized], taskState: TaskState.ResizeConfirming },
   revertResize: { action: 'revertResize', from: [VmState.Resized], taskState: TaskState.ResizeReverting },
+  // NOTE(nova): terminate_instance is allowed from every vm state (the API's delete has no state check
+  // but the task state: here the operation holding the instance is cancelled first).
+  delete: {
+    action: 'delete',
+    from: Object.values(VmState),
+    taskState: TaskState.Deleting,
+    takesOver: 'any',
+  },
 } as const satisfies Record<string, Transition>;
 
 export type OperationName = keyof typeof TRANSITIONS;

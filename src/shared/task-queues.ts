@@ -19,6 +19,7 @@ export const workflowIds = {
   start: (instanceId: string, requestId: string) => `start-${instanceId}-${requestId}`,
   rebuild: (instanceId: string, requestId: string) => `rebuild-${instanceId}-${requestId}`,
   resizeMigrate: (instanceId: string, requestId: string) => `resize-${instanceId}-${requestId}`,
+  deleteInstance: (instanceId: string, requestId: string) => `delete-${instanceId}-${requestId}`,
   registerHost: (host: string) => `register-host-${host}`,
   /** An operator's disable / enable / force-down / up of a host's service (setHostService). */
   setHostService: (host: string, requestId: string) => `host-service-${host}-${requestId}`,

@@ -1,4 +1,5 @@
 /** The conductor worker: every workflow plus the conductor activities, on the `conductor` queue. */
+import { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 
 import { createConductorActivities } from '../activities/conductor';
@@ -8,7 +9,7 @@ import { createInstanceRepository } from '../store/instances';
 import { instanceWrites, pruneAppliedWrites } from '../store/write-once';
 import { loadCatalogue } from './catalogue-file';
 import { loadEnv, sqlitePath } from './config';
-import { connectWorker, installRuntime } from './connection';
+import { connectClient, connectWorker, installRuntime } from './connection';
 import { activityInterceptors } from './interceptors';
 import { workflowBundle } from './workflow-bundle';
 
@@ -18,6 +19,8 @@ async function run(): Promise<void> {
   const store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env) });
   await migrateToLatest(store);
   await pruneAppliedWrites(store);
+  // Temporal, for the activities that ask whether an operation's workflow still runs.
+  const temporal = new Client({ connection: await connectClient(env), namespace: env.TEMPORAL_NAMESPACE });
   const worker = await Worker.create({
     connection: await connectWorker(env),
     namespace: env.TEMPORAL_NAMESPACE,
@@ -27,6 +30,7 @@ async function run(): Promise<void> {
       instances: createInstanceRepository(store),
       catalogue: loadCatalogue(env.CATALOGUE_FILE),
       writes: instanceWrites(store),
+      temporal,
     }),
     interceptors: activityInterceptors,
   });
@@ -34,6 +38,7 @@ async function run(): Promise<void> {
     await worker.run();
   } finally {
     await store.close();
+    await temporal.connection.close();
   }
 }
 

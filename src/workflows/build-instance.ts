@@ -21,6 +21,7 @@ import { FailureType, MaxRetriesExceeded } from '../domain/errors';
 import type { InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../domain/instance';
 import type { BuildInstanceInput } from '../domain/schemas';
+import type { CreateInstanceResult } from '../activities/conductor';
 import { BuildInstanceInputSchema } from '../domain/schemas';
 import type { OperationProgress } from '../shared/messages';
 import { getProgressQuery, placementProgressSignal } from '../shared/messages';
@@ -74,7 +75,7 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
   });
   tagInstance({ instanceId, vmState: VmState.Building });
 
-  const { instance, flavor, image, actionId } = await conductor
+  const created = await conductor
     .createInstance({
       instanceId,
       name: req.name,
@@ -88,6 +89,8 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
       // Nothing exists yet (an unknown flavor or image is refused before anything is written).
       throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
     });
+  if (created.existing) return duplicateBuild(created.instance, created.existing, progress);
+  const { instance, flavor, image, actionId } = created;
   // The build holds its instance from its creation: the operation is its record, action and progress.
   const op = withKernel({ instanceId, actionId, requestId, before: instance, progress });
   // Each attempt releases its own claim; this is the safety net under them (idempotent).
@@ -178,6 +181,35 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
   }
 }
 
+/**
+ * A build of an instance that exists already (its workflow id re-run, or its instance id given again):
+ * the instance as it is, or the failure its build ended with; nothing is created, claimed or changed.
+ */
+function duplicateBuild(
+  instance: InstanceRecord,
+  existing: NonNullable<CreateInstanceResult['existing']>,
+  progress: OperationProgress
+): InstanceRecord {
+  Object.assign(progress, {
+    instanceId: instance.instanceId,
+    vmState: instance.vmState,
+    taskState: instance.taskState,
+    powerState: instance.powerState,
+    host: instance.host,
+    step: `instance ${instance.instanceId} exists already (created by ${existing.requestId ?? 'an earlier request'}): nothing to do`,
+  });
+  tagInstance({ instanceId: instance.instanceId, host: instance.host, vmState: instance.vmState });
+  log.info('build of an existing instance: returning it', { instanceId: instance.instanceId, by: existing.requestId });
+  if (instance.vmState === VmState.Error && existing.fault) {
+    const failure: ApplicationFailure = typedFailure(
+      existing.fault.type ?? FailureType.BuildAborted,
+      existing.fault.message
+    );
+    throw failure;
+  }
+  return instance;
+}
+
 /** Persists the outcome of a failed or cancelled build, releases every claim, then fails typed. */
 async function failBuild(err: unknown, op: StepRunner): Promise<never> {
   const { instanceId, actionId, progress } = op;
@@ -204,7 +236,14 @@ async function failBuild(err: unknown, op: StepRunner): Promise<never> {
     failure = typedFailure(type, failureMessage(err));
   }
   log.warn('build failed', { instanceId, type: failure.type, message: failure.message });
-  await conductor.recordFailure({ instanceId, actionId, code: FAULT_CODE, message: failure.message });
+  // The fault's details name the failure's type: a re-submitted build fails the same way.
+  await conductor.recordFailure({
+    instanceId,
+    actionId,
+    code: FAULT_CODE,
+    message: failure.message,
+    details: failure.type ?? undefined,
+  });
   Object.assign(progress, { vmState: VmState.Error, taskState: null, step: 'failed' });
   tagInstance({ vmState: VmState.Error });
   throw failure;

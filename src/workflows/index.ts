@@ -1,5 +1,6 @@
 /** Every workflow type the conductor worker runs; this module is the bundler's entry point. */
 export { buildAttempt, buildInstance } from './build-instance';
+export { deleteInstance } from './delete-instance';
 export { hostGuests } from './host-guests';
 export { placementAttempt } from './placement-attempt';
 export { rebuild } from './rebuild';

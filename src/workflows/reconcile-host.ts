@@ -13,9 +13,18 @@
  *    on its new host), the migration marked `completed`, and a `compute_destroy_evacuated_instance` event
  *    recorded on the instance's evacuate action.
  *
+ * 4. Versioned (`reconcile-deleted-guests`): of the same instances, those that are gone (deleted, or with
+ *    no record): the guest here destroyed and every allocation on this host released, with a
+ *    `compute_destroy_deleted_instance` event on the instance's delete action. This finishes a local
+ *    delete (Nova's _local_delete while the host was down) and any guest a closed operation left behind
+ *    (NOTE(nova): _cleanup_running_deleted_instances, with `running_deleted_instance_action = reap`).
+ *
  * Idempotent: a run that died half-way is simply run again (every step is).
  */
-import { log } from '@temporalio/workflow';
+
+/** The patch id of the reconciliation that also destroys the guests of deleted instances. */
+export const PATCH_RECONCILE_DELETED_GUESTS = 'reconcile-deleted-guests';
+import { log, patched } from '@temporalio/workflow';
 
 import type { ReconcileHostInput } from '../domain/schemas';
 import { ReconcileHostInputSchema } from '../domain/schemas';
@@ -32,12 +41,20 @@ export interface ReconciledInstance {
   allocationReleased: boolean;
 }
 
+export interface DeletedInstanceCleaned {
+  instanceId: string;
+  guestDestroyed: boolean;
+  allocationReleased: boolean;
+}
+
 export interface ReconcileHostResult {
   host: string;
   /** Guests the host had when it came back. */
   guests: number;
   /** The evacuated instances cleaned up. */
   cleaned: ReconciledInstance[];
+  /** The deleted (or unknown) instances whose guest or allocation was left here, cleaned up. */
+  deleted?: DeletedInstanceCleaned[];
 }
 
 export async function reconcileHost(input: ReconcileHostInput): Promise<ReconcileHostResult> {
@@ -75,6 +92,35 @@ export async function reconcileHost(input: ReconcileHostInput): Promise<Reconcil
     }
     cleaned.push({ instanceId, migrationId, currentHost, guestDestroyed, allocationReleased: released > 0 });
   }
-  log.info('host reconciled', { host, guests: guestIds.size, evacuated: cleaned.length });
-  return { host, guests: guestIds.size, cleaned };
+  if (!patched(PATCH_RECONCILE_DELETED_GUESTS)) {
+    log.info('host reconciled', { host, guests: guestIds.size, evacuated: cleaned.length });
+    return { host, guests: guestIds.size, cleaned };
+  }
+
+  const evacuatedIds = new Set(cleaned.map((c) => c.instanceId));
+  const rest = candidates.filter((id) => !evacuatedIds.has(id));
+  const gone = rest.length === 0 ? [] : await conductor.findDeletedInstances({ host, instanceIds: rest });
+  const deleted: DeletedInstanceCleaned[] = [];
+  for (const { instanceId, actionId } of gone) {
+    const startedAt = new Date().toISOString();
+    const guestDestroyed = guestIds.has(instanceId)
+      ? (await compute.short.destroyInstance({ instanceId })).destroyed
+      : false;
+    const { released } = await scheduler.releaseAllocations({ consumerId: instanceId, host });
+    if (actionId !== null) {
+      await conductor.recordEvent({
+        actionId,
+        event: 'compute_destroy_deleted_instance',
+        attempt: 1,
+        host,
+        result: 'Success',
+        details: `the instance is deleted: guest destroyed: ${guestDestroyed ? 'yes' : 'none was left'}; allocation here released: ${released > 0 ? 'yes' : 'none was left'}`,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+      });
+    }
+    deleted.push({ instanceId, guestDestroyed, allocationReleased: released > 0 });
+  }
+  log.info('host reconciled', { host, guests: guestIds.size, evacuated: cleaned.length, deleted: deleted.length });
+  return { host, guests: guestIds.size, cleaned, deleted };
 }

@@ -174,11 +174,11 @@ describe('npm run conductor against a running system', () => {
         args: [{ instanceId, name: 'vm-gone', flavor: 'm1.tiny', image: 'cirros', availabilityZone: 'cli' }],
       });
     });
-    // Deleted as a delete leaves it: no guest, no allocation, the record soft-deleted.
-    await cloud.driver(built.host!).destroy(built.instanceId);
-    await cloud.placement.releaseConsumer(built.instanceId);
-    await cloud.instances.update(built.instanceId, { vmState: 'deleted', powerState: 'nostate' });
-
+    // Deleted through the CLI's own delete (deleteInstance): soft-deleted, no guest, no allocation.
+    const deleted = await inCloud(() => conductor('delete', 'vm-gone'));
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(await cloud.driver(built.host!).getGuest(built.instanceId)).toBeUndefined();
+    expect(await cloud.placement.getAllocations(built.instanceId)).toEqual([]);
     const shown = await conductor('show', 'vm-gone', '--json');
     expect(shown.code, shown.stderr).toBe(0);
     expect(JSON.parse(shown.stdout)).toMatchObject({ instanceId: built.instanceId, vmState: 'deleted' });
@@ -197,6 +197,13 @@ describe('npm run conductor against a running system', () => {
     });
     const live = await conductor('show', 'vm-gone', '--json');
     expect(JSON.parse(live.stdout)).toMatchObject({ instanceId: again.instanceId, vmState: 'active' });
+    // Deleting it too leaves two deleted instances of that name: which one is ambiguous.
+    expect((await inCloud(() => conductor('delete', 'vm-gone'))).code).toBe(0);
+    const ambiguous = await conductor('show', 'vm-gone');
+    expect(ambiguous.code).toBe(2);
+    expect(ambiguous.stderr.trim()).toBe(
+      `conductor show: 2 deleted instances are named 'vm-gone': use the id (${built.instanceId}, ${again.instanceId})`
+    );
     expect((await conductor('show', 'vm-never-was')).stderr.trim()).toBe(
       'InstanceNotFound: Instance vm-never-was could not be found.'
     );

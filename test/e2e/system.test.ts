@@ -249,6 +249,35 @@ describe('the system started by npm start', () => {
       execution: { workflowId: string };
     }>;
     expect(vmStates.map((w) => w.execution.workflowId)).toEqual([`stop-${instanceId}-e2e`]);
+
+    // The README's first command again, same workflow id: the instance it made, not a second one.
+    const again = (await temporal(
+      'workflow',
+      'execute',
+      '--type',
+      'buildInstance',
+      '--task-queue',
+      'conductor',
+      '--workflow-id',
+      'build-e2e-1',
+      '--input',
+      JSON.stringify({ name: 'e2e-1', flavor: 'm1.small', image: 'cirros' })
+    )) as { status: string; result: { instanceId: string; vmState: string } };
+    expect(again).toMatchObject({ status: 'COMPLETED', result: { instanceId, vmState: 'stopped' } });
+
+    const deleted = (await temporal(
+      'workflow',
+      'execute',
+      '--type',
+      'deleteInstance',
+      '--task-queue',
+      'conductor',
+      '--workflow-id',
+      `delete-${instanceId}-e2e`,
+      '--input',
+      JSON.stringify({ instanceId })
+    )) as { status: string; result: { vmState: string; taskState: string | null } };
+    expect(deleted).toMatchObject({ status: 'COMPLETED', result: { vmState: 'deleted', taskState: null } });
   });
 
   it('drives the same system with the conductor CLI: tables or JSON, live progress, typed failures, exit codes', async () => {
@@ -337,6 +366,9 @@ describe('the system started by npm start', () => {
       ['e2e-a', true],
       ['e2e-b', true],
     ]);
+    const deleted = await conductor('delete', 'cli-vm', '--json');
+    expect(deleted.code).toBe(0);
+    expect(JSON.parse(deleted.stdout)).toMatchObject({ instanceId: booted.instanceId, vmState: 'deleted' });
     const audit = await conductor('audit');
     expect(audit).toMatchObject({ code: 0 });
     expect(audit.stdout).toContain('no orphaned allocations, no host over capacity');
@@ -359,7 +391,7 @@ describe('the system started by npm start', () => {
       expect(failures).toEqual([]);
       // Builds, their attempts, resizes, stops, starts, rebuilds, and the hosts' registrations.
       expect([...types].sort()).toEqual(
-        expect.arrayContaining(['build', 'place', 'rebuild', 'register', 'resize', 'start', 'stop'])
+        expect.arrayContaining(['build', 'delete', 'place', 'rebuild', 'register', 'resize', 'start', 'stop'])
       );
     } finally {
       await connection.close();

@@ -109,6 +109,7 @@ export class TestCloud {
       instances: this.instances,
       catalogue: TEST_CATALOGUE,
       writes: instanceWrites(this.store),
+      temporal: this.env.client,
     });
     return Object.fromEntries(
       Object.entries(activities).map(([name, fn]) => [

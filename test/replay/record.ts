@@ -743,6 +743,115 @@ describe.sequential('record replay histories', () => {
   });
 });
 
+describe('delete and idempotent create', () => {
+  const startDelete = (instanceId: string) =>
+    env.client.workflow.start('deleteInstance', {
+      taskQueue: CONDUCTOR_TASK_QUEUE,
+      workflowId: workflowIds.deleteInstance(instanceId, randomUUID().slice(0, 8)),
+      args: [{ instanceId }],
+    });
+
+  it('deleteInstance: active, already deleted, during a build, host down; reconcileHost destroys the guest', async () => {
+    const { az, hosts } = await zone(1);
+    const [host] = hosts as [string];
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      const deleted = await startDelete(vm.instanceId);
+      await deleted.result();
+      await save(
+        deleted.workflowId,
+        undefined,
+        'active',
+        'COMPLETED',
+        'an active instance: guest destroyed, allocations removed'
+      );
+      const again = await startDelete(vm.instanceId);
+      await again.result();
+      await save(again.workflowId, undefined, 'already-deleted', 'COMPLETED', 'a deleted instance: nothing to do');
+
+      const gate = cloud.holdNext('spawnInstance');
+      const build = await startBuild({ name: 'deleted-while-building', availabilityZone: az });
+      await gate.reached;
+      const building = (await build.query(getProgressQuery)).instanceId;
+      const during = await startDelete(building);
+      await vi.waitFor(
+        async () =>
+          expect(
+            (await build.fetchHistory()).events?.some((e) => e.workflowExecutionCancelRequestedEventAttributes)
+          ).toBe(true),
+        { timeout: 20_000 }
+      );
+      gate.open();
+      await gate.done;
+      await during.result();
+      expect((await settle(build.result())).error).toBeDefined();
+      await save(
+        during.workflowId,
+        undefined,
+        'during-build',
+        'COMPLETED',
+        'cancels the build mid-spawn, waits for its rollback, deletes'
+      );
+    });
+
+    const vm = await run(hosts, () => boot(az));
+    cloud.liveness.down.add(host);
+    try {
+      await run([], async () => {
+        const local = await startDelete(vm.instanceId);
+        await local.result();
+        await save(
+          local.workflowId,
+          undefined,
+          'host-down',
+          'COMPLETED',
+          'the host is down: a local delete, the guest left to the host'
+        );
+      });
+    } finally {
+      cloud.liveness.down.delete(host);
+    }
+    await run(hosts, async () => {
+      const handle = await env.client.workflow.start('reconcileHost', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: `${workflowIds.reconcileHost(host)}-${randomUUID().slice(0, 8)}`,
+        args: [{ host }],
+      });
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'deleted-guests',
+        'COMPLETED',
+        'the returning host destroys the guest of an instance deleted while it was down (patched reconcile-deleted-guests)'
+      );
+    });
+  });
+
+  it('buildInstance: re-submitted under the same workflow id', async () => {
+    const { az, hosts } = await zone(1);
+    await run(hosts, async () => {
+      const workflowId = `build-again-${randomUUID().slice(0, 8)}`;
+      const submit = () =>
+        env.client.workflow.start('buildInstance', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId,
+          args: [{ name: 'again', flavor: 'm1.small', image: 'cirros', availabilityZone: az }],
+        });
+      await (await submit()).result();
+      const second = await submit();
+      await second.result();
+      await save(
+        workflowId,
+        second.firstExecutionRunId,
+        'duplicate',
+        'COMPLETED',
+        'a second run of the same workflow id returns the instance the first made'
+      );
+    });
+  });
+});
+
 afterAll(() => {
   if (recorded.length === 0) return;
   const rowsByFile = new Map(previousRows);

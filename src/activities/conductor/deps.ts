@@ -1,4 +1,6 @@
 /** What the conductor activities are made over, and the one way they write: once per activity call. */
+import type { Client } from '@temporalio/client';
+
 import type { Catalogue } from '../../domain/catalogue';
 import type { InstanceRepository } from '../../store/instances';
 import type { InstanceWrites } from '../../store/write-once';
@@ -13,6 +15,8 @@ export interface ConductorDeps {
    * activities as plain functions).
    */
   writes?: InstanceWrites;
+  /** Temporal, to ask whether an operation's workflow still runs (delete, reconcile). */
+  temporal?: Client;
 }
 
 /** A write run once per activity call: through the store's applied-write log when the worker gave one. */

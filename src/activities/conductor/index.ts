@@ -16,7 +16,9 @@ import { parseOrInvalid } from '../../domain/validation';
 import type { InstanceRepository } from '../../store/instances';
 import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
+import { createDeletionActivities } from './deletion';
 import { createMigrationActivities } from './migrations';
+import { createWorkflowStatusActivities } from './workflow-status';
 
 export type { ConductorDeps };
 export type { MigrationPlan, MigrationRecord, ResizeMigrationStatus } from '../../domain/migration';
@@ -37,6 +39,14 @@ export interface CreateInstanceResult {
   flavor: Flavor;
   image: Image;
   actionId: string;
+  /**
+   * Set when the instance already existed (the same workflow id re-run, or the same instance id): nothing
+   * was created or changed. `fault`: its last fault when it is `error` (`type`: the failure's type).
+   */
+  existing?: {
+    requestId: string | null;
+    fault: { code: number; message: string; type: string | null } | null;
+  };
 }
 
 export type { InstancePatch };
@@ -93,6 +103,8 @@ const BeginOperationSchema = z.object({
    * happens only from what the caller saw, and of two racing evacuations one wins.
    */
   expectOwner: z.string().min(1).max(255).nullable().optional(),
+  /** Delete: takes over any task state, rebuilds' included, but only from `expectOwner` (required then). */
+  takeOverAny: z.boolean().default(false),
 });
 export type BeginOperationInput = z.input<typeof BeginOperationSchema>;
 
@@ -109,6 +121,8 @@ export function createConductorActivities(deps: ConductorDeps) {
   return {
     // Resize and cold migration: planMigration, createMigration, updateMigration (at the end of this file).
     ...createMigrationActivities(deps),
+    ...createDeletionActivities(deps),
+    ...createWorkflowStatusActivities(deps.temporal),
     /**
      * Creates the instance record (building/scheduling) and its `create` action, after resolving the
      * flavor and image. Idempotent on the instance id. Throws InvalidRequest before writing anything.
@@ -121,25 +135,51 @@ export function createConductorActivities(deps: ConductorDeps) {
       const group = req.schedulerHints.group;
       if (group && !(await instances.getServerGroup(group)))
         throw new InvalidRequest('schedulerHints.group', `unknown server group '${group}'`);
-      const instance = await instances.create({
-        instanceId: req.instanceId,
-        name: req.name,
-        vmState: Vm.Building,
-        taskState: Task.Scheduling,
-        // The build holds its instance from the start: no other operation until it is done.
-        taskOwner: req.requestId,
-        powerState: Power.NoState,
-        host: null,
-        availabilityZone: req.availabilityZone ?? null,
-        flavor: flavor.name,
-        image: image.name,
-        vcpus: flavor.vcpus,
-        memoryMb: flavor.memoryMb,
-        diskGb: flavor.diskGb,
-        serverGroup: group ?? null,
+      // Once per call: a retry after a lost answer gets the first answer, never "a duplicate of itself".
+      return once(async (repo) => {
+        // Idempotent create: a build re-submitted under the same workflow id (a new run), or for an
+        // instance id that exists, gets the instance as it is and creates and touches nothing.
+        const previous = await repo.findActionByRequest('create', req.requestId);
+        const found = await repo.find(previous?.instanceId ?? req.instanceId);
+        const asExisting = async (existing: InstanceRecord): Promise<CreateInstanceResult> => {
+          const actions = await repo.listActions(existing.instanceId);
+          const create = actions.find((a) => a.action === 'create');
+          const fault =
+            existing.vmState === Vm.Error ? ((await repo.listFaults(existing.instanceId)).at(-1) ?? null) : null;
+          return {
+            instance: existing,
+            flavor,
+            image,
+            actionId: create?.actionId ?? '',
+            existing: {
+              requestId: create?.requestId ?? null,
+              fault: fault && { code: fault.code, message: fault.message, type: fault.details },
+            },
+          };
+        };
+        if (found) return asExisting(found);
+        const instance = await repo.create({
+          instanceId: req.instanceId,
+          name: req.name,
+          vmState: Vm.Building,
+          taskState: Task.Scheduling,
+          // The build holds its instance from the start: no other operation until it is done.
+          taskOwner: req.requestId,
+          powerState: Power.NoState,
+          host: null,
+          availabilityZone: req.availabilityZone ?? null,
+          flavor: flavor.name,
+          image: image.name,
+          vcpus: flavor.vcpus,
+          memoryMb: flavor.memoryMb,
+          diskGb: flavor.diskGb,
+          serverGroup: group ?? null,
+        });
+        // A rival build of the same instance id created it first (create returns the record it found).
+        if (instance.taskOwner !== req.requestId) return asExisting(instance);
+        const { actionId } = await repo.startAction(req.instanceId, 'create', req.requestId);
+        return { instance, flavor, image, actionId };
       });
-      const { actionId } = await instances.startAction(req.instanceId, 'create', req.requestId);
-      return { instance, flavor, image, actionId };
     },
 
     /** An image of the catalogue by name (its properties: os_shutdown_timeout, architecture …); null if unknown. */
@@ -173,15 +213,18 @@ export function createConductorActivities(deps: ConductorDeps) {
           instance = await repo.update(
             req.instanceId,
             { taskState: req.taskState, taskOwner: req.requestId },
-            req.allowTaskSet
-              ? {
-                  // NOTE(nova): evacuate may take over a task state, never another rebuild or evacuation.
-                  taskState: TAKE_OVER_FROM,
-                  ...(req.expectOwner !== undefined ? { owner: req.expectOwner } : {}),
-                  vmState: req.expectVmState,
-                  method: req.action,
-                }
-              : { taskState: null, vmState: req.expectVmState, method: req.action }
+            req.takeOverAny
+              ? // Delete: whatever the task state, from the owner it stopped (or none) and nobody else.
+                { owner: req.expectOwner ?? null, vmState: req.expectVmState, method: req.action }
+              : req.allowTaskSet
+                ? {
+                    // NOTE(nova): evacuate may take over a task state, never another rebuild or evacuation.
+                    taskState: TAKE_OVER_FROM,
+                    ...(req.expectOwner !== undefined ? { owner: req.expectOwner } : {}),
+                    vmState: req.expectVmState,
+                    method: req.action,
+                  }
+                : { taskState: null, vmState: req.expectVmState, method: req.action }
           );
         } catch (err) {
           // A retry whose swap already applied holds the lock itself: go on. Anyone else's lock: refuse.

@@ -45,7 +45,7 @@ export interface EventRecord {
 
 export type InstanceActions = Pick<
   InstanceRepository,
-  'startAction' | 'finishAction' | 'startEvent' | 'finishEvent' | 'recordEvent' | 'listActions'
+  'startAction' | 'finishAction' | 'startEvent' | 'finishEvent' | 'recordEvent' | 'findActionByRequest' | 'listActions'
 >;
 
 export function createInstanceActions(store: Store): InstanceActions {
@@ -128,6 +128,20 @@ export function createInstanceActions(store: Store): InstanceActions {
         .execute();
   }
 
+  async function findActionByRequest(
+    action: string,
+    requestId: string
+  ): Promise<{ actionId: string; instanceId: string } | undefined> {
+    const row = await db
+      .selectFrom('instance_actions')
+      .select(['id', 'instance_id'])
+      .where('request_id', '=', requestId)
+      .where('action', '=', action)
+      .orderBy('started_at')
+      .executeTakeFirst();
+    return row && { actionId: row.id, instanceId: row.instance_id };
+  }
+
   async function listActions(instanceId: string): Promise<InstanceAction[]> {
     const actions = await db
       .selectFrom('instance_actions')
@@ -183,6 +197,7 @@ export function createInstanceActions(store: Store): InstanceActions {
       return recordEvent({ actionId, event, attempt, host: null, result, details, startedAt: now, finishedAt: now });
     },
     recordEvent,
+    findActionByRequest,
     listActions,
   };
 }

@@ -48,6 +48,8 @@ export interface InstanceRepository {
 
   /** Starts (or finds) the action of a request: idempotent on (instanceId, requestId, action). */
   startAction(instanceId: string, action: string, requestId: string): Promise<{ actionId: string }>;
+  /** The first action `action` of a request (workflow id), on whichever instance; undefined if none. */
+  findActionByRequest(action: string, requestId: string): Promise<{ actionId: string; instanceId: string } | undefined>;
   /** Finishes the action; the first result recorded wins (idempotent). */
   finishAction(actionId: string, result: ActionResult): Promise<void>;
   /** Records a step as started (idempotent; the first start wins). */

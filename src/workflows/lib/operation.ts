@@ -24,7 +24,7 @@ export interface BeginOptions {
   transition: OperationName;
   /** The workflow type, for the progress query. */
   operation: string;
-  /** A takeover (evacuate): the request the caller saw holding the instance, null for none. */
+  /** A takeover (evacuate, delete): the request the caller saw holding the instance, null for none. */
   expectOwner?: string | null;
 }
 
@@ -74,7 +74,8 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
       requestId,
       taskState: row.taskState,
       expectVmState: [...row.from],
-      allowTaskSet: row.takesOver !== undefined,
+      allowTaskSet: row.takesOver === 'any-but-rebuild',
+      ...(row.takesOver === 'any' ? { takeOverAny: true } : {}),
       ...(options.expectOwner !== undefined ? { expectOwner: options.expectOwner } : {}),
     })
     .catch((err: unknown) => {

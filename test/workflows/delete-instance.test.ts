@@ -1,0 +1,420 @@
+/**
+ * deleteInstance from each stable state and during each running operation, with its host down, twice;
+ * and the idempotent create (a build re-submitted under the same workflow id or instance id). Every test
+ * ends with the instance `deleted` (or as the test says), no guest and no allocation left for it, the
+ * workflows it started closed, and the placement audit clean (useTimeSkippingCloud).
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+
+import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, expect, it, vi } from 'vitest';
+
+import { FakeDriver } from '../../src/compute/fake';
+import type { InstanceRecord } from '../../src/domain/instance';
+import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
+import type { buildInstance } from '../../src/workflows/build-instance';
+import { DELETE_EVENTS } from '../../src/workflows/delete-instance';
+import type { deleteInstance } from '../../src/workflows/delete-instance';
+import type { reconcileHost } from '../../src/workflows/reconcile-host';
+import type { resizeMigrate } from '../../src/workflows/resize-migrate';
+import type { stop } from '../../src/workflows/stop';
+import type { TestCloud } from '../helpers/cloud';
+import { useTimeSkippingCloud } from '../helpers/cloud';
+
+let env: TestWorkflowEnvironment;
+let cloud: TestCloud;
+
+useTimeSkippingCloud((e, c) => {
+  env = e;
+  cloud = c;
+});
+
+let zoneCounter = 0;
+/** Hosts in a zone of their own; their guests ignore ACPI requests for `shutdownSeconds`. */
+async function zoneWithHosts(count: number, shutdownSeconds = 5): Promise<{ az: string; hosts: string[] }> {
+  const az = `delete-az-${++zoneCounter}`;
+  const hosts = await cloud.addHosts(
+    Array.from({ length: count }, (_, i) => ({
+      name: `dl${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
+      availabilityZone: az,
+      memoryMb: 65536 - i * 8192,
+    })),
+    0.2
+  );
+  for (const host of hosts)
+    cloud.drivers.set(
+      host,
+      new FakeDriver({ host, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 0.2, shutdownSeconds })
+    );
+  return { az, hosts };
+}
+
+function startBuild(az: string, instanceId = randomUUID(), workflowId = workflowIds.buildInstance(instanceId)) {
+  return env.client.workflow.start<typeof buildInstance>('buildInstance', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId,
+    args: [
+      { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor: 'm1.small', image: 'cirros', availabilityZone: az },
+    ],
+  });
+}
+
+async function boot(az: string): Promise<InstanceRecord> {
+  return (await startBuild(az)).result();
+}
+
+function startDelete(instanceId: string): Promise<WorkflowHandle<typeof deleteInstance>> {
+  return env.client.workflow.start<typeof deleteInstance>('deleteInstance', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.deleteInstance(instanceId, randomUUID().slice(0, 8)),
+    args: [{ instanceId }],
+  });
+}
+
+async function remove(instanceId: string): Promise<InstanceRecord> {
+  return (await startDelete(instanceId)).result();
+}
+
+const guestsOf = async (host: string) => (await cloud.driver(host).listGuests()).map((g) => g.instanceId);
+
+/** Deleted, holding nothing anywhere, with no guest on any of `hosts`. */
+async function expectGone(instanceId: string, hosts: readonly string[]): Promise<void> {
+  expect(await cloud.instances.get(instanceId)).toMatchObject({
+    vmState: 'deleted',
+    taskState: null,
+    taskOwner: null,
+    powerState: 'nostate',
+  });
+  expect(await cloud.placement.getAllocations(instanceId)).toEqual([]);
+  for (const m of await cloud.instances.listMigrations(instanceId))
+    expect(await cloud.placement.getAllocations(m.id)).toEqual([]);
+  for (const host of hosts) expect(await guestsOf(host)).not.toContain(instanceId);
+}
+
+async function expectClosed(...handles: WorkflowHandle[]): Promise<void> {
+  for (const h of handles) expect((await h.describe()).status.name).not.toBe('RUNNING');
+}
+
+async function deleteAction(instanceId: string) {
+  const actions = (await cloud.instances.listActions(instanceId)).filter((a) => a.action === 'delete');
+  expect(actions).toHaveLength(1);
+  return actions[0]!;
+}
+
+function failureOf(err: unknown): { name?: string; type?: string; message?: string } | undefined {
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  return (err as WorkflowFailedError).cause;
+}
+
+describe('deleteInstance from a stable state', () => {
+  it('an active instance ends deleted: its guest destroyed on its host, its allocation removed, its action recorded', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const record = await cloud.run(hosts, async () => {
+      const built = await boot(az);
+      expect(await guestsOf(built.host!)).toContain(built.instanceId);
+      return remove(built.instanceId);
+    });
+    expect(record).toMatchObject({ vmState: 'deleted', taskState: null });
+    await expectGone(record.instanceId, hosts);
+    const action = await deleteAction(record.instanceId);
+    expect(action.result).toBe('Success');
+    expect(action.events.map((e) => [e.event, e.result])).toEqual([
+      [DELETE_EVENTS.terminate, 'Success'],
+      [DELETE_EVENTS.allocations, 'Success'],
+    ]);
+    expect(action.events[0]?.details).toMatch(/guest destroyed on dl\d+-host-a/);
+    // Soft-deleted: still found, with its history.
+    expect((await cloud.instances.list()).map((i) => i.instanceId)).toContain(record.instanceId);
+  });
+
+  it('a stopped instance ends deleted', async () => {
+    const { az, hosts } = await zoneWithHosts(1, 0);
+    const record = await cloud.run(hosts, async () => {
+      const built = await boot(az);
+      await env.client.workflow.execute<typeof stop>('stop', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.stop(built.instanceId, 'one'),
+        args: [{ instanceId: built.instanceId }],
+      });
+      expect(await cloud.instances.get(built.instanceId)).toMatchObject({ vmState: 'stopped' });
+      return remove(built.instanceId);
+    });
+    await expectGone(record.instanceId, hosts);
+  });
+
+  it('an instance in error whose build found no host ends deleted (nothing to destroy anywhere)', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const instanceId = randomUUID();
+    const record = await cloud.run(hosts, async () => {
+      const err = await env.client.workflow
+        .execute<typeof buildInstance>('buildInstance', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: workflowIds.buildInstance(instanceId),
+          args: [{ instanceId, name: 'too-big', flavor: 'm1.xlarge', image: 'cirros', availabilityZone: `${az}-none` }],
+        })
+        .catch((e: unknown) => e);
+      expect(failureOf(err)?.type).toBe('NoValidHost');
+      expect(await cloud.instances.get(instanceId)).toMatchObject({ vmState: 'error', host: null });
+      return remove(instanceId);
+    });
+    expect(record.vmState).toBe('deleted');
+    await expectGone(instanceId, hosts);
+    const action = await deleteAction(instanceId);
+    expect(action.events.map((e) => e.event)).toEqual([DELETE_EVENTS.allocations]);
+  });
+
+  it('a resized instance (VERIFY_RESIZE) ends deleted: its resize ends, no guest on either host, no allocation', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const result = await cloud.run(hosts, async () => {
+      const built = await boot(az);
+      const resize = await env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.resizeMigrate(built.instanceId, 'r1'),
+        args: [{ instanceId: built.instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 }],
+      });
+      await vi.waitFor(async () => expect((await cloud.instances.get(built.instanceId)).vmState).toBe('resized'), {
+        timeout: 20_000,
+      });
+      const record = await remove(built.instanceId);
+      const resizeEnd = await resize.result().catch((e: unknown) => e);
+      await expectClosed(resize);
+      return { record, resizeEnd };
+    });
+    expect(failureOf(result.resizeEnd)?.name).toBe('CancelledFailure');
+    await expectGone(result.record.instanceId, hosts);
+    const action = await deleteAction(result.record.instanceId);
+    expect(action.events[0]).toMatchObject({ event: DELETE_EVENTS.stopOperation, result: 'Success' });
+    expect(action.events[0]?.details).toMatch(/resize awaiting confirmation\): cancelled; it rolled back/);
+    const [migration] = await cloud.instances.listMigrations(result.record.instanceId);
+    expect(migration?.status).toBe('reverted');
+  });
+
+  it('deleting a deleted instance succeeds and changes nothing', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    await cloud.run(hosts, async () => {
+      const built = await boot(az);
+      const first = await remove(built.instanceId);
+      const actions = await cloud.instances.listActions(built.instanceId);
+      const again = await remove(built.instanceId);
+      expect(again).toEqual(first);
+      expect(await cloud.instances.get(built.instanceId)).toEqual(first);
+      expect(await cloud.instances.listActions(built.instanceId)).toEqual(actions);
+    });
+  });
+
+  it('an unknown instance is InstanceNotFound, and nothing is written', async () => {
+    const { hosts } = await zoneWithHosts(1);
+    const instanceId = randomUUID();
+    const err = await cloud.run(hosts, () => remove(instanceId).catch((e: unknown) => e));
+    expect(failureOf(err)).toMatchObject({ type: 'InstanceNotFound' });
+    expect(await cloud.instances.find(instanceId)).toBeUndefined();
+  });
+});
+
+describe('deleteInstance during a running operation', () => {
+  it('a build mid-spawn is cancelled, rolls back, and the instance ends deleted with no guest or claim', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const instanceId = randomUUID();
+    const outcome = await cloud.run(hosts, async () => {
+      const gate = cloud.holdNext('spawnInstance');
+      const build = await startBuild(az, instanceId);
+      await gate.reached;
+      const deletion = await startDelete(instanceId);
+      // The build is asked to stop while its spawn runs on the host.
+      await vi.waitFor(
+        async () =>
+          expect(
+            (await build.fetchHistory()).events?.some((e) => e.workflowExecutionCancelRequestedEventAttributes)
+          ).toBe(true),
+        { timeout: 20_000 }
+      );
+      gate.open();
+      await gate.done;
+      const record = await deletion.result();
+      const buildEnd = await build.result().catch((e: unknown) => e);
+      await expectClosed(build, deletion);
+      return { record, buildEnd };
+    });
+    expect(failureOf(outcome.buildEnd)?.name).toBe('CancelledFailure');
+    expect(outcome.record.vmState).toBe('deleted');
+    await expectGone(instanceId, hosts);
+    const action = await deleteAction(instanceId);
+    expect(action.events[0]?.details).toMatch(/^build-.*\(held the task state\): cancelled; it rolled back/);
+  });
+
+  it('a resize mid-migration is cancelled, rolls back to its source, then the instance ends deleted', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const outcome = await cloud.run(hosts, async () => {
+      const built = await boot(az);
+      const gate = cloud.holdNext('resizeInstance');
+      const resize = await env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.resizeMigrate(built.instanceId, 'mid'),
+        args: [{ instanceId: built.instanceId, flavor: 'm1.medium' }],
+      });
+      await gate.reached;
+      const deletion = await startDelete(built.instanceId);
+      gate.open();
+      await gate.done;
+      const record = await deletion.result();
+      const resizeEnd = await resize.result().catch((e: unknown) => e);
+      await expectClosed(resize, deletion);
+      return { record, resizeEnd };
+    });
+    expect(failureOf(outcome.resizeEnd)?.name).toBe('CancelledFailure');
+    await expectGone(outcome.record.instanceId, hosts);
+    for (const m of await cloud.instances.listMigrations(outcome.record.instanceId))
+      expect(['error', 'reverted', 'confirmed']).toContain(m.status);
+  });
+
+  it('a stop mid-shutdown is cancelled and the instance ends deleted, its guest destroyed', async () => {
+    // Guests that take 10,000 s to hear an ACPI request: the stop waits on its timers.
+    const { az, hosts } = await zoneWithHosts(1, 10_000);
+    const outcome = await cloud.run(hosts, async () => {
+      const built = await boot(az);
+      const stopping = await env.client.workflow.start<typeof stop>('stop', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.stop(built.instanceId, 'slow'),
+        args: [{ instanceId: built.instanceId, shutdownTimeoutSeconds: 3600 }],
+      });
+      await vi.waitFor(async () =>
+        expect((await cloud.instances.get(built.instanceId)).taskState).toBe('powering-off')
+      );
+      const record = await remove(built.instanceId);
+      const stopEnd = await stopping.result().catch((e: unknown) => e);
+      await expectClosed(stopping);
+      return { record, stopEnd };
+    });
+    expect(failureOf(outcome.stopEnd)?.name).toBe('CancelledFailure');
+    await expectGone(outcome.record.instanceId, hosts);
+  });
+
+  it('a build terminated mid-spawn (its workflow closed, the lock left behind) is taken over; its guest is destroyed', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const instanceId = randomUUID();
+    const record = await cloud.run(hosts, async () => {
+      const gate = cloud.holdNext('spawnInstance');
+      const build = await startBuild(az, instanceId);
+      await gate.reached;
+      await build.terminate('operator');
+      gate.open();
+      await gate.done;
+      // The spawn finished on the host for a workflow that is gone: a guest and a claim are left.
+      expect(await cloud.instances.get(instanceId)).toMatchObject({ vmState: 'building', taskState: 'spawning' });
+      const deleted = await remove(instanceId);
+      await expectClosed(build);
+      return deleted;
+    });
+    expect(record.vmState).toBe('deleted');
+    await expectGone(instanceId, hosts);
+    const action = await deleteAction(instanceId);
+    expect(action.events[0]?.details).toMatch(/its workflow was closed .*taken over from it/);
+  });
+
+  it('two deletes racing: both succeed, one action, the instance deleted once', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const [a, b] = await cloud.run(hosts, async () => {
+      const built = await boot(az);
+      const [first, second] = await Promise.all([startDelete(built.instanceId), startDelete(built.instanceId)]);
+      return Promise.all([first.result(), second.result()]);
+    });
+    expect(a.vmState).toBe('deleted');
+    expect(b.vmState).toBe('deleted');
+    await expectGone(a.instanceId, hosts);
+    await deleteAction(a.instanceId);
+  });
+});
+
+describe('deleteInstance with the host down (a local delete)', () => {
+  it('records and allocations go at once; the guest is destroyed when the host comes back', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const [host] = hosts as [string];
+    const built = await cloud.run(hosts, () => boot(az));
+    cloud.liveness.down.add(host);
+    try {
+      // No compute worker polls the host's queue: only the conductor and the scheduler run.
+      const record = await cloud.run([], () => remove(built.instanceId));
+      expect(record.vmState).toBe('deleted');
+      expect(await cloud.placement.getAllocations(built.instanceId)).toEqual([]);
+      expect(await guestsOf(host)).toContain(built.instanceId);
+      const action = await deleteAction(built.instanceId);
+      expect(action.events[0]?.details).toMatch(/^local delete: .* is down/);
+    } finally {
+      cloud.liveness.down.delete(host);
+    }
+    // The host returns: its reconciliation destroys the guest of the deleted instance.
+    const reconciled = await cloud.run(hosts, () =>
+      env.client.workflow.execute<typeof reconcileHost>('reconcileHost', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.reconcileHost(host),
+        args: [{ host }],
+      })
+    );
+    expect(reconciled.deleted).toEqual([
+      { instanceId: built.instanceId, guestDestroyed: true, allocationReleased: false },
+    ]);
+    await expectGone(built.instanceId, hosts);
+    const events = (await cloud.instances.listActions(built.instanceId)).flatMap((a) => a.events.map((e) => e.event));
+    expect(events).toContain('compute_destroy_deleted_instance');
+  });
+});
+
+describe('idempotent create', () => {
+  it('a build re-submitted under the same workflow id returns the instance its first run made, and makes no other', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const workflowId = `build-again-${randomUUID().slice(0, 8)}`;
+    const name = `again-${workflowId.slice(-8)}`;
+    const submit = () =>
+      env.client.workflow.execute<typeof buildInstance>('buildInstance', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId,
+        args: [{ name, flavor: 'm1.small', image: 'cirros', availabilityZone: az }],
+      });
+    const [first, second] = await cloud.run(hosts, async () => [await submit(), await submit()] as const);
+    expect(second).toEqual(first);
+    expect((await cloud.instances.list()).filter((i) => i.name === name)).toHaveLength(1);
+    expect((await cloud.instances.listActions(first.instanceId)).map((a) => a.action)).toEqual(['create']);
+    expect(await guestsOf(hosts[0]!)).toEqual(expect.arrayContaining([first.instanceId]));
+    await cloud.run(hosts, () => remove(first.instanceId));
+  });
+
+  it('a build re-submitted with the same instance id returns the live instance and does not touch it', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const instanceId = randomUUID();
+    await cloud.run(hosts, async () => {
+      const first = await (await startBuild(az, instanceId)).result();
+      const allocations = await cloud.placement.getAllocations(instanceId);
+      const second = await (await startBuild(az, instanceId, `build-other-${instanceId}`)).result();
+      expect(second).toEqual(first);
+      expect(await cloud.instances.get(instanceId)).toEqual(first);
+      expect(await cloud.placement.getAllocations(instanceId)).toEqual(allocations);
+      expect((await cloud.instances.listActions(instanceId)).map((a) => a.action)).toEqual(['create']);
+      await remove(instanceId);
+    });
+  });
+
+  it('a failed build re-submitted fails the same way, and changes nothing', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const instanceId = randomUUID();
+    const workflowId = workflowIds.buildInstance(instanceId);
+    const submit = () =>
+      env.client.workflow
+        .execute<typeof buildInstance>('buildInstance', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId,
+          args: [{ instanceId, name: 'nowhere', flavor: 'm1.small', image: 'cirros', availabilityZone: `${az}-x` }],
+        })
+        .catch((e: unknown) => e);
+    await cloud.run(hosts, async () => {
+      const first = failureOf(await submit());
+      const faults = await cloud.instances.listFaults(instanceId);
+      const second = failureOf(await submit());
+      expect(second).toMatchObject({ type: 'NoValidHost', message: first?.message });
+      expect(await cloud.instances.listFaults(instanceId)).toEqual(faults);
+      await remove(instanceId);
+    });
+  });
+});
