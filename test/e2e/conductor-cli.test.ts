@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FakeDriver } from '../../src/compute/fake';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
-import { ROOT, runCli } from '../helpers/cli';
+import { ROOT, runCli, runProcess } from '../helpers/cli';
 import { TestCloud } from '../helpers/cloud';
 import { createDevServerEnv } from '../helpers/temporal';
 
@@ -55,17 +55,15 @@ describe('npm run conductor against a running system', () => {
   });
 
   /** A shell pipeline with the CLI's environment: its exit status and output. */
-  function bash(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, ...cliEnv };
-    delete childEnv.DATABASE_URL;
-    return new Promise((resolve, reject) => {
-      const child = spawn('/bin/bash', args, { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
+  const bash = (args: string[]) => runProcess('/bin/bash', args, cliEnv);
+
+  /** Builds an instance in the zone through the workflow (workers running). */
+  function build(name: string) {
+    const instanceId = randomUUID();
+    return env.client.workflow.execute<typeof buildInstance>('buildInstance', {
+      taskQueue: CONDUCTOR_TASK_QUEUE,
+      workflowId: workflowIds.buildInstance(instanceId),
+      args: [{ instanceId, name, flavor: 'm1.tiny', image: 'cirros', availabilityZone: 'cli' }],
     });
   }
 
@@ -147,14 +145,7 @@ describe('npm run conductor against a running system', () => {
 
   it('exits quietly when the reader closes the pipe (`list | head -1`, `list | true`)', async () => {
     await inCloud(async () => {
-      for (let i = 0; i < 3; i++) {
-        const instanceId = randomUUID();
-        await env.client.workflow.execute<typeof buildInstance>('buildInstance', {
-          taskQueue: CONDUCTOR_TASK_QUEUE,
-          workflowId: workflowIds.buildInstance(instanceId),
-          args: [{ instanceId, name: `vm-pipe-${i}`, flavor: 'm1.tiny', image: 'cirros', availabilityZone: 'cli' }],
-        });
-      }
+      for (let i = 0; i < 3; i++) await build(`vm-pipe-${i}`);
     });
     const cli = `'${process.execPath}' --import tsx '${CLI}'`;
     for (const pipeline of [`${cli} list | head -1`, `${cli} list --json | true`, `${cli} hosts | true`]) {
@@ -166,14 +157,7 @@ describe('npm run conductor against a running system', () => {
   });
 
   it('show finds a deleted instance by its name; a live one of the same name comes first', async () => {
-    const built = await inCloud(() => {
-      const instanceId = randomUUID();
-      return env.client.workflow.execute<typeof buildInstance>('buildInstance', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.buildInstance(instanceId),
-        args: [{ instanceId, name: 'vm-gone', flavor: 'm1.tiny', image: 'cirros', availabilityZone: 'cli' }],
-      });
-    });
+    const built = await inCloud(() => build('vm-gone'));
     // Deleted through the CLI's own delete (deleteInstance): soft-deleted, no guest, no allocation.
     const deleted = await inCloud(() => conductor('delete', 'vm-gone'));
     expect(deleted.code, deleted.stderr).toBe(0);
@@ -187,14 +171,7 @@ describe('npm run conductor against a running system', () => {
       built.instanceId
     );
 
-    const again = await inCloud(() => {
-      const instanceId = randomUUID();
-      return env.client.workflow.execute<typeof buildInstance>('buildInstance', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.buildInstance(instanceId),
-        args: [{ instanceId, name: 'vm-gone', flavor: 'm1.tiny', image: 'cirros', availabilityZone: 'cli' }],
-      });
-    });
+    const again = await inCloud(() => build('vm-gone'));
     const live = await conductor('show', 'vm-gone', '--json');
     expect(JSON.parse(live.stdout)).toMatchObject({ instanceId: again.instanceId, vmState: 'active' });
     // Deleting it too leaves two deleted instances of that name: which one is ambiguous.
