@@ -132,6 +132,7 @@ export function makeFleet(size: number, seed = 42): HostState[] {
       traits: s.traits,
       enabled: !s.row.disabled,
       disabledReason: s.row.disabled ? 'maintenance' : null,
+      forcedDown: s.row.forcedDown,
       up: !s.row.forcedDown,
       inventories: s.inventories,
       used: s.used,

@@ -26,6 +26,7 @@ import type { Env } from '../workers/config';
 import { loadEnv, sqlitePath } from '../workers/config';
 import type { AuditSources } from './audit-snapshot';
 import { gatherSnapshot } from './audit-snapshot';
+import { exitQuietlyOnClosedPipe } from './context';
 import { table } from './table';
 
 export const EXIT_CLEAN = 0;
@@ -188,7 +189,12 @@ export async function runAudit(env: Env, live: boolean): Promise<AuditReport> {
     if (live) {
       connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 5_000 });
       const hosts = (await createPlacementRepository(store).listHostStates(() => true)).map((h) => h.host);
-      const liveness = new TaskQueuePollerLiveness(connection, env.TEMPORAL_NAMESPACE, () => Promise.resolve(hosts));
+      const liveness = new TaskQueuePollerLiveness(
+        connection,
+        env.TEMPORAL_NAMESPACE,
+        () => Promise.resolve(hosts),
+        env.HOST_DOWN_AFTER_SECONDS * 1000
+      );
       await liveness.refresh();
       sources = {
         client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }),
@@ -224,6 +230,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  exitQuietlyOnClosedPipe();
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -5,7 +5,8 @@
  * One module per command under ./commands; the store is opened as a client, never migrated here.
  *
  * Exit status: 0 the operation succeeded, 1 it failed (its typed message is printed, never a stack
- * trace), 2 bad usage or a request refused as invalid, 3 the audit found something.
+ * trace), 2 bad usage or a request refused as invalid, 3 the audit found something, 130 interrupted
+ * (Ctrl-C) while following an operation, which goes on.
  */
 import { Command, CommanderError } from 'commander';
 
@@ -14,6 +15,7 @@ import * as boot from './commands/boot';
 import * as confirm from './commands/confirm';
 import * as deleteCommand from './commands/delete';
 import * as evacuate from './commands/evacuate';
+import * as host from './commands/host';
 import * as hosts from './commands/hosts';
 import * as list from './commands/list';
 import * as migrate from './commands/migrate';
@@ -25,7 +27,18 @@ import * as revert from './commands/revert';
 import * as show from './commands/show';
 import * as start from './commands/start';
 import * as stop from './commands/stop';
-import { closeContext, createContext, EXIT_FAILED, EXIT_OK, EXIT_USAGE, OperationFailed, UsageError } from './context';
+import {
+  closeContext,
+  createContext,
+  EXIT_FAILED,
+  EXIT_INTERRUPTED,
+  EXIT_OK,
+  EXIT_USAGE,
+  exitQuietlyOnClosedPipe,
+  Interrupted,
+  OperationFailed,
+  UsageError,
+} from './context';
 import type { Action, Context, Run } from './context';
 
 const COMMANDS = [
@@ -43,19 +56,26 @@ const COMMANDS = [
   resetState,
   deleteCommand,
   hosts,
+  host,
   audit,
   reconcile,
 ];
 
 const EXIT_STATUS = `
 Exit status: 0 the operation succeeded, 1 it failed (its typed message is printed), 2 bad usage or a
-request refused as invalid, 3 the audit found something.`;
+request refused as invalid, 3 the audit found something, 130 interrupted (Ctrl-C) while following an
+operation: the operation goes on, and the message says how to watch it.`;
 
 /** The exit status for what an action threw, printed as one line (JSON on stdout with --json). */
 function failure(ctx: Context, command: string, err: unknown): number {
   if (err instanceof UsageError) {
     console.error(`conductor ${command}: ${err.message}`);
     return EXIT_USAGE;
+  }
+  if (err instanceof Interrupted) {
+    if (ctx.json) console.log(JSON.stringify({ interrupted: { workflowId: err.workflowId } }));
+    console.error(`\n${err.message}`);
+    return EXIT_INTERRUPTED;
   }
   if (err instanceof OperationFailed) {
     if (ctx.json) console.log(JSON.stringify({ error: { type: err.type, message: err.message } }));
@@ -107,6 +127,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  exitQuietlyOnClosedPipe();
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -3,11 +3,16 @@
  * connection and store, the typed errors that become exit statuses, and how an instance is printed.
  */
 import { Client, Connection } from '@temporalio/client';
+import { z } from 'zod';
 
 import type { InstanceRecord } from '../domain/instance';
+import { InvalidRequest } from '../domain/errors';
+import { HostNameSchema } from '../domain/schemas';
+import { parseOrInvalid } from '../domain/validation';
 import { openMigratedStore } from '../store/db';
 import type { Store } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
+import { createPlacementRepository } from '../store/placement';
 import { loadEnv, sqlitePath } from '../workers/config';
 import type { Env } from '../workers/config';
 import { fields } from './table';
@@ -15,6 +20,8 @@ import { fields } from './table';
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
+/** Ctrl-C while following an operation: the operation goes on (128 + SIGINT, the shell's convention). */
+export const EXIT_INTERRUPTED = 130;
 
 /** Bad usage found after parsing (e.g. an ambiguous name): exit 2 with the message. */
 export class UsageError extends Error {}
@@ -26,6 +33,20 @@ export class OperationFailed extends Error {
     message: string
   ) {
     super(message);
+  }
+}
+
+/** Ctrl-C while a command followed an operation: the workflow goes on; the message says how to watch it. */
+export class Interrupted extends Error {
+  constructor(readonly workflowId: string) {
+    super(
+      [
+        `Interrupted: the operation goes on (workflow ${workflowId}). Watch it with`,
+        `  npm run temporal -- workflow query --workflow-id ${workflowId} --name getProgress`,
+        `  npm run temporal -- workflow describe --workflow-id ${workflowId}`,
+        `or cancel it with: npm run temporal -- workflow cancel --workflow-id ${workflowId}`,
+      ].join('\n')
+    );
   }
 }
 
@@ -74,15 +95,62 @@ export async function instances(ctx: Context) {
   return createInstanceRepository(await store(ctx));
 }
 
-/** An instance by id, or by name when the name is unique. */
+/**
+ * An instance by id, or by name when the name is unique: among the live instances first, then among the
+ * deleted ones (so `show` finds a deleted instance by the name it had).
+ */
 export async function resolveInstance(ctx: Context, ref: string): Promise<InstanceRecord> {
   const repo = await instances(ctx);
   const byId = await repo.find(ref);
   if (byId) return byId;
-  const named = (await repo.list()).filter((i) => i.name === ref && i.vmState !== 'deleted');
-  if (named.length === 1 && named[0]) return named[0];
-  if (named.length > 1) throw new UsageError(`${named.length} instances are named '${ref}': use the id`);
+  const named = (await repo.list()).filter((i) => i.name === ref);
+  const live = named.filter((i) => i.vmState !== 'deleted');
+  const candidates = live.length > 0 ? live : named;
+  if (candidates.length === 1 && candidates[0]) return candidates[0];
+  if (candidates.length > 1) {
+    const which = live.length > 0 ? '' : ' deleted';
+    throw new UsageError(
+      `${candidates.length}${which} instances are named '${ref}': use the id (${candidates.map((i) => i.instanceId).join(', ')})`
+    );
+  }
   throw new OperationFailed('InstanceNotFound', `Instance ${ref} could not be found.`);
+}
+
+/** Checks a workflow input with its own schema before the workflow is started: InvalidRequest (exit 2). */
+export function checkInput<S extends z.ZodType>(schema: S, input: unknown): void {
+  try {
+    parseOrInvalid(schema, input);
+  } catch (err) {
+    if (err instanceof InvalidRequest) throw new OperationFailed(err.name, err.message);
+    throw err;
+  }
+}
+
+/**
+ * Refuses a host that cannot be one (a bad name, or one placement has never registered) before anything
+ * is started or written: the request could only fail. InvalidRequest (exit 2) naming the option.
+ */
+export async function requireHost(ctx: Context, host: string, option = 'host'): Promise<void> {
+  checkInput(z.object({ [option]: HostNameSchema }), { [option]: host });
+  const known = (await createPlacementRepository(await store(ctx)).listHostStates(() => true)).some(
+    (h) => h.host === host
+  );
+  if (!known) {
+    const unknown = new InvalidRequest(option, `no compute host named '${host}' is registered`);
+    throw new OperationFailed(unknown.name, unknown.message);
+  }
+}
+
+/**
+ * A reader that closed the pipe (`npm run conductor -- list | head -1`) ends the command quietly: no EPIPE
+ * stack trace, exit 0 (an operation being followed goes on, as after Ctrl-C).
+ */
+export function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      process.exit(EXIT_OK);
+    });
 }
 
 export function printJson(value: unknown): void {

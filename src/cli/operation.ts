@@ -13,7 +13,7 @@ import { getProgressQuery } from '../shared/messages';
 import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
 import type * as workflows from '../workflows';
 import type { Context } from './context';
-import { client, OperationFailed, printCurrent } from './context';
+import { client, Interrupted, OperationFailed, printCurrent } from './context';
 
 /** A workflow type the conductor worker runs, and its function's type (for typed arguments). */
 export type WorkflowName = keyof typeof workflows;
@@ -38,29 +38,10 @@ function describeProgress(p: OperationProgress): string {
   return `${p.vmState}/${p.taskState ?? '-'}${where}${attempt}: ${p.step}`;
 }
 
-/**
- * Follows a workflow until it ends (or `until` holds), printing each change of its progress. Throws
- * OperationFailed with the typed failure when the workflow fails.
- */
-export async function follow(handle: WorkflowHandle, until?: (p: OperationProgress) => boolean): Promise<void> {
-  let last = '';
-  let settled = false;
-  const result = handle.result().finally(() => (settled = true));
-  result.catch(() => undefined);
-  while (!settled) {
-    try {
-      const progress = await handle.query(getProgressQuery);
-      const line = describeProgress(progress);
-      if (line !== last) console.error(`  ${line}`);
-      last = line;
-      if (until?.(progress)) return;
-    } catch {
-      // Not queryable yet (no worker picked it up) or already closed: keep waiting for the result.
-    }
-    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
-  }
+/** The workflow's result; its failure as OperationFailed with the typed failure's type and message. */
+export async function outcome<T>(result: Promise<T>): Promise<T> {
   try {
-    await result;
+    return await result;
   } catch (err) {
     if (err instanceof WorkflowFailedError) {
       const cause = err.cause as { type?: string; message?: string; name?: string } | undefined;
@@ -68,6 +49,51 @@ export async function follow(handle: WorkflowHandle, until?: (p: OperationProgre
     }
     throw err;
   }
+}
+
+/** Resolves on the first Ctrl-C (SIGINT) while `dispose` has not been called; the listener is then removed. */
+function interruption(): { signalled: Promise<void>; dispose: () => void } {
+  let onSigint = () => undefined as void;
+  const signalled = new Promise<void>((resolve) => (onSigint = () => resolve()));
+  process.once('SIGINT', onSigint);
+  return { signalled, dispose: () => process.removeListener('SIGINT', onSigint) };
+}
+
+/**
+ * Follows a workflow until it ends (or `until` holds), printing each change of its progress. Throws
+ * OperationFailed with the typed failure when the workflow fails, and Interrupted on Ctrl-C: the
+ * workflow goes on without us (its message says how to watch it).
+ */
+export async function follow(handle: WorkflowHandle, until?: (p: OperationProgress) => boolean): Promise<void> {
+  let last = '';
+  let settled = false;
+  let interrupted = false;
+  const sigint = interruption();
+  void sigint.signalled.then(() => (interrupted = true));
+  const result = handle.result().finally(() => (settled = true));
+  result.catch(() => undefined);
+  try {
+    while (!settled) {
+      try {
+        const progress = await Promise.race([handle.query(getProgressQuery), sigint.signalled.then(() => undefined)]);
+        if (interrupted) throw new Interrupted(handle.workflowId);
+        if (progress) {
+          const line = describeProgress(progress);
+          if (line !== last) console.error(`  ${line}`);
+          last = line;
+          if (until?.(progress)) return;
+        }
+      } catch (err) {
+        // Not queryable yet (no worker picked it up) or already closed: keep waiting for the result.
+        if (err instanceof Interrupted) throw err;
+      }
+      await Promise.race([result.catch(() => undefined), sigint.signalled, new Promise((r) => setTimeout(r, 500))]);
+      if (interrupted) throw new Interrupted(handle.workflowId);
+    }
+  } finally {
+    sigint.dispose();
+  }
+  await outcome(result);
 }
 
 /** Starts an operation on an instance, follows it, then prints the instance as it now is. */

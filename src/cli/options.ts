@@ -4,12 +4,13 @@ import type { Command } from 'commander';
 
 import { VmState } from '../domain/instance';
 
-/** Parses a whole number ≥ `min`; commander reports the option and the value when it throws. */
-export function wholeNumber(min: number): (value: string) => number {
+/** Parses a whole number from `min` (to `max`); commander reports the option and the value when it throws. */
+export function wholeNumber(min: number, max?: number): (value: string) => number {
+  const range = max === undefined ? `of at least ${min}` : `from ${min} to ${max}`;
   return (value) => {
     const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
-    if (!Number.isSafeInteger(n) || n < min)
-      throw new InvalidArgumentError(`It must be a whole number of at least ${min}.`);
+    if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max))
+      throw new InvalidArgumentError(`It must be a whole number ${range}.`);
     return n;
   };
 }

@@ -16,6 +16,8 @@ export interface HostState {
   traits: ReadonlySet<string>;
   enabled: boolean;
   disabledReason: string | null;
+  /** Nova's forced_down: an operator reports the host down whatever its liveness (`up` is then false). */
+  forcedDown: boolean;
   /** A compute worker for this host is live (it polled recently or heartbeated its service record). */
   up: boolean;
   inventories: Record<ResourceClass, Inventory>;

@@ -51,6 +51,9 @@ export const ComputeTimeoutsSchema = z
   })
   .strict();
 
+/** The most hosts one build or resize may try (`maxAttempts`). */
+export const MAX_ATTEMPTS_LIMIT = 10;
+
 export const SchedulerHintsSchema = z
   .object({
     /** A server group's name; its policy decides affinity or anti-affinity. */
@@ -76,7 +79,7 @@ export const BuildInstanceInputSchema = z
     /** Build on this host, bypassing the filters (Nova's forced host); no reschedule. */
     forceHost: HostNameSchema.optional(),
     /** Hosts tried at most, counting the first (Nova's [scheduler] max_attempts). */
-    maxAttempts: z.number().int().min(1).max(10).default(3),
+    maxAttempts: z.number().int().min(1).max(MAX_ATTEMPTS_LIMIT).default(3),
     timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
   })
   .strict()
@@ -212,6 +215,25 @@ export const ReconcileHostInputSchema = z
   .strict();
 export type ReconcileHostInput = z.input<typeof ReconcileHostInputSchema>;
 
+/**
+ * An operator's switch on a compute host's service (Nova's `openstack compute service set`): `disabled`
+ * (the scheduler's ComputeFilter skips the host; a reason only with `disabled: true`) and `forcedDown`
+ * (reported down whatever its liveness, so its instances may be evacuated). Neither: the state as it is.
+ */
+export const SetHostServiceInputSchema = z
+  .object({
+    host: HostNameSchema,
+    disabled: z.boolean().optional(),
+    disabledReason: z.string().min(1).max(255).optional(),
+    forcedDown: z.boolean().optional(),
+  })
+  .strict()
+  .refine((i) => i.disabledReason === undefined || i.disabled === true, {
+    message: 'a reason is given only to disable a host',
+    path: ['disabledReason'],
+  });
+export type SetHostServiceInput = z.input<typeof SetHostServiceInputSchema>;
+
 export const HostGuestsInputSchema = z
   .object({
     hosts: z.array(HostNameSchema).max(10_000),
@@ -235,7 +257,7 @@ export const ResizeMigrateInputSchema = z
     /** May the instance's own host be the destination (Nova's allow_resize_to_same_host, default False). */
     allowSameHost: z.boolean().default(false),
     /** Hosts tried at most, counting the first (Nova's [scheduler] max_attempts). */
-    maxAttempts: z.number().int().min(1).max(10).default(3),
+    maxAttempts: z.number().int().min(1).max(MAX_ATTEMPTS_LIMIT).default(3),
     /**
      * Seconds the resized instance (VERIFY_RESIZE) waits for confirmResize or revertResize before it is
      * confirmed automatically; 0 waits indefinitely. NOTE(nova): resize_confirm_window, whose default

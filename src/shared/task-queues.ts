@@ -22,6 +22,8 @@ export const workflowIds = {
   deleteInstance: (instanceId: string, requestId: string) => `delete-${instanceId}-${requestId}`,
   liveMigrate: (instanceId: string, requestId: string) => `live-migrate-${instanceId}-${requestId}`,
   registerHost: (host: string) => `register-host-${host}`,
+  /** An operator's disable / enable / force-down / up of a host's service (setHostService). */
+  setHostService: (host: string, requestId: string) => `host-service-${host}-${requestId}`,
   /** A compute host's start-up reconciliation (evacuated guests and their source allocations). */
   reconcileHost: (host: string) => `reconcile-host-${host}`,
 } as const;

@@ -35,6 +35,15 @@ export const EnvSchema = z.object({
   COMPUTE_SPAWN_SECONDS: z.coerce.number().nonnegative().default(DEFAULT_SPAWN_SECONDS),
   /** Builds one compute host runs at once (Nova's max_concurrent_builds). */
   COMPUTE_MAX_CONCURRENT_BUILDS: z.coerce.number().int().positive().default(10),
+  /**
+   * A compute host is down once no poll has been seen on its queue for this long (Nova's
+   * service_down_time); a shorter gap, such as a server restart, does not take it down.
+   */
+  HOST_DOWN_AFTER_SECONDS: z.coerce.number().positive().max(3600).default(60),
+  /** The launcher restarts a crashed worker after this, doubling per crash in a row (capped at 30 s). */
+  LAUNCHER_BACKOFF_SECONDS: z.coerce.number().positive().max(60).default(1),
+  /** A compute worker that crashed this many times in a row is left down (the rest keeps running). */
+  LAUNCHER_MAX_RESTARTS: z.coerce.number().int().nonnegative().max(100).default(5),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** `json`: one JSON object per line with workflow and activity ids; `pretty`: the SDK's own format. */
   LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),

@@ -4,6 +4,16 @@
  * worker, the scheduler worker and one compute worker process per host of the fleet file, each polling
  * its own queue. Waits until every queue has a poller, prints the UI address and a ready-to-paste
  * `temporal workflow start`. Ctrl-C stops every process; starting again resumes from $DATA_DIR.
+ *
+ * A worker that exits is restarted after a backoff (LAUNCHER_BACKOFF_SECONDS, doubled for each crash in a
+ * row, at most 30 s; a run of a minute or more resets the count). A compute host that crashed
+ * LAUNCHER_MAX_RESTARTS times in a row is left down (logged; `hosts` shows it down once its poller is
+ * gone) while the server and every other worker keep running; the conductor and the scheduler are
+ * always restarted (nothing works without them). The dev server exiting stops everything.
+ *
+ * Children run in their own process group, so a Ctrl-C in the terminal reaches only the launcher, which
+ * stops the workers first (they drain, the server still up) and the server last: no worker logs a
+ * flood of connection errors on the way down.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -15,63 +25,94 @@ import { FleetSchema } from '../domain/fleet';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/search-attributes';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../shared/task-queues';
 import { type Env, loadEnv } from './config';
+import { DEV_SERVER_TUNING_ARGS } from './dev-server';
 import { connectClient } from './connection';
 import { requireTemporalBinary, RUNNING_BUILT_CODE, TemporalBinaryNotFound } from './temporal-binaries';
 
 interface Managed {
   name: string;
+  /** Compute hosts are left down after too many crashes in a row; the conductor and scheduler never are. */
+  kind: 'server' | 'core' | 'compute';
   start: () => ChildProcess;
   child?: ChildProcess;
-  restarts: number[];
+  /** Crashes in a row (exits within STABLE_RUN_MS of their start). */
+  crashes: number;
+  startedAt: number;
 }
+
+/** A worker that ran this long before it exited was not crash-looping: its count starts again. */
+const STABLE_RUN_MS = 60_000;
+const MAX_BACKOFF_MS = 30_000;
 
 const TaskQueueType = temporal.api.enums.v1.TaskQueueType;
 let stopping = false;
 const managed: Managed[] = [];
 
-function prefixOutput(name: string, child: ChildProcess): void {
-  const pad = name.padEnd(18);
+/**
+ * Once stopping, the dev server's own warnings are dropped: its internal system workers warn about every
+ * connection they lose while it shuts itself down (errors still show).
+ */
+const quietWhileStopping = (m: Managed, line: string) => stopping && m.kind === 'server' && /level=WARN/.test(line);
+
+function prefixOutput(m: Managed, child: ChildProcess): void {
+  const pad = m.name.padEnd(18);
   for (const stream of [child.stdout, child.stderr]) {
     let buffered = '';
     stream?.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       const lines = buffered.split('\n');
       buffered = lines.pop() ?? '';
-      for (const line of lines) if (line.trim()) process.stdout.write(`${pad}| ${line}\n`);
+      for (const line of lines)
+        if (line.trim() && !quietWhileStopping(m, line)) process.stdout.write(`${pad}| ${line}\n`);
     });
   }
 }
 
-function launch(m: Managed): void {
+function launch(m: Managed, env: Env): void {
   const child = m.start();
   m.child = child;
-  prefixOutput(m.name, child);
+  m.startedAt = Date.now();
+  prefixOutput(m, child);
+  console.log(`launcher: started ${m.name} (pid ${child.pid ?? '?'})`);
   child.on('exit', (code, signal) => {
     if (stopping) return;
-    const now = Date.now();
-    m.restarts = m.restarts.filter((t) => now - t < 60_000);
-    if (m.name === 'temporal' || m.restarts.length >= 5) {
-      console.error(`${m.name} exited (${signal ?? code}); stopping everything.`);
+    const how = signal ?? `code ${code ?? '?'}`;
+    if (m.kind === 'server') {
+      console.error(`launcher: the Temporal dev server exited (${how}); stopping everything.`);
       void shutdown(1);
       return;
     }
-    m.restarts.push(now);
-    console.error(`${m.name} exited (${signal ?? code}); restarting in 2 s.`);
-    setTimeout(() => !stopping && launch(m), 2_000);
+    m.crashes = Date.now() - m.startedAt >= STABLE_RUN_MS ? 1 : m.crashes + 1;
+    if (m.kind === 'compute' && m.crashes > env.LAUNCHER_MAX_RESTARTS) {
+      console.error(
+        `launcher: ${m.name} exited (${how}) after ${m.crashes} crashes in a row; left down (the rest keeps running). ` +
+          `Its instances can be evacuated; start it again with: COMPUTE_HOST=${m.name} npm run worker:compute`
+      );
+      m.child = undefined;
+      return;
+    }
+    const delayMs = Math.min(env.LAUNCHER_BACKOFF_SECONDS * 1000 * 2 ** (m.crashes - 1), MAX_BACKOFF_MS);
+    console.error(
+      `launcher: ${m.name} exited (${how}); restarting in ${(delayMs / 1000).toFixed(1)} s (crash ${m.crashes} in a row).`
+    );
+    setTimeout(() => !stopping && launch(m, env), delayMs);
   });
 }
 
 /** A worker process: `node --import tsx src/workers/X.ts` under tsx, `node dist/src/workers/X.js` from the build. */
-function workerProcess(name: string, script: string, env: NodeJS.ProcessEnv): Managed {
+function workerProcess(name: string, kind: Managed['kind'], script: string, env: NodeJS.ProcessEnv): Managed {
   const file = path.join(__dirname, RUNNING_BUILT_CODE ? script.replace(/\.ts$/, '.js') : script);
   const loader = RUNNING_BUILT_CODE ? [] : ['--import', 'tsx'];
   return {
     name,
-    restarts: [],
+    kind,
+    crashes: 0,
+    startedAt: 0,
     start: () =>
       spawn(process.execPath, [...loader, file], {
         env: { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
       }),
   };
 }
@@ -88,8 +129,8 @@ async function shutdown(code: number): Promise<void> {
       setTimeout(() => m.child?.kill('SIGKILL'), 15_000).unref();
     });
   // Workers first (they drain in-flight tasks), then the server.
-  await Promise.all(managed.filter((m) => m.name !== 'temporal').map(exited));
-  const server = managed.find((m) => m.name === 'temporal');
+  await Promise.all(managed.filter((m) => m.kind !== 'server').map(exited));
+  const server = managed.find((m) => m.kind === 'server');
   if (server) await exited(server);
   process.exit(code);
 }
@@ -137,33 +178,34 @@ async function main(): Promise<void> {
     '--ui-disable-news-fetch',
     '--log-level',
     'warn',
+    ...DEV_SERVER_TUNING_ARGS,
     ...SEARCH_ATTRIBUTE_CLI_ARGS.flatMap((sa) => ['--search-attribute', sa]),
   ];
   const server: Managed = {
     name: 'temporal',
-    restarts: [],
-    start: () => spawn(cli, serverArgs, { stdio: ['ignore', 'pipe', 'pipe'] }),
+    kind: 'server',
+    crashes: 0,
+    startedAt: 0,
+    start: () => spawn(cli, serverArgs, { stdio: ['ignore', 'pipe', 'pipe'], detached: true }),
   };
   managed.push(server);
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
-  launch(server);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(0));
+  launch(server, env);
 
   const workerEnv = { TEMPORAL_ADDRESS: `127.0.0.1:${env.TEMPORAL_PORT}`, DATA_DIR: env.DATA_DIR };
   // The scheduler comes up before the computes: each compute registers its inventory through it.
   // With METRICS_PORT set, each process exports its metrics on its own port: conductor on the port,
   // scheduler on the next, then one per compute host.
   const metrics = (offset: number) => (env.METRICS_PORT ? { METRICS_PORT: String(env.METRICS_PORT + offset) } : {});
-  managed.push(workerProcess('conductor', 'conductor-worker.ts', { ...workerEnv, ...metrics(0) }));
-  managed.push(workerProcess('scheduler', 'scheduler-worker.ts', { ...workerEnv, ...metrics(1) }));
+  managed.push(workerProcess('conductor', 'core', 'conductor-worker.ts', { ...workerEnv, ...metrics(0) }));
+  managed.push(workerProcess('scheduler', 'core', 'scheduler-worker.ts', { ...workerEnv, ...metrics(1) }));
   fleet.hosts.forEach((host, i) => {
-    managed.push(
-      workerProcess(host.name, 'compute-worker.ts', { ...workerEnv, ...metrics(2 + i), COMPUTE_HOST: host.name })
-    );
+    const hostEnv = { ...workerEnv, ...metrics(2 + i), COMPUTE_HOST: host.name };
+    managed.push(workerProcess(host.name, 'compute', 'compute-worker.ts', hostEnv));
   });
   const started = connectClient({ ...env, TEMPORAL_ADDRESS: workerEnv.TEMPORAL_ADDRESS }, 60_000);
   await (await started).close();
-  for (const m of managed) if (m !== server) launch(m);
+  for (const m of managed) if (m !== server) launch(m, env);
 
   await waitForPollers({ ...env, TEMPORAL_ADDRESS: workerEnv.TEMPORAL_ADDRESS }, [
     { name: CONDUCTOR_TASK_QUEUE, type: TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW },

@@ -20,8 +20,11 @@ async function run(): Promise<void> {
   await migrateToLatest(store);
   const placement = createPlacementRepository(store);
   const client = await connectClient(env);
-  const liveness = new TaskQueuePollerLiveness(client, env.TEMPORAL_NAMESPACE, async () =>
-    (await placement.listHostStates(() => true)).map((h) => h.host)
+  const liveness = new TaskQueuePollerLiveness(
+    client,
+    env.TEMPORAL_NAMESPACE,
+    async () => (await placement.listHostStates(() => true)).map((h) => h.host),
+    env.HOST_DOWN_AFTER_SECONDS * 1000
   );
   await liveness.start(LIVENESS_REFRESH_MS, (err) => {
     Runtime.instance().logger.warn('liveness refresh failed', { error: (err as Error).message });

@@ -10,5 +10,6 @@ export { reconcileHost } from './reconcile-host';
 export { registerHost } from './register-host';
 export { resetState } from './reset-state';
 export { resizeAttempt, resizeMigrate } from './resize-migrate';
+export { setHostService } from './set-host-service';
 export { start } from './start';
 export { stop } from './stop';

@@ -18,6 +18,7 @@ import type { HostSpec } from '../../src/domain/fleet';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../../src/shared/search-attributes';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../../src/shared/task-queues';
 import { openStore } from '../../src/store/db';
+import { DEV_SERVER_TUNING_ARGS } from '../../src/workers/dev-server';
 import { createInstanceRepository } from '../../src/store/instances';
 import { freePort } from '../helpers/ports';
 import { checkInvariants, type Problem } from './invariants';
@@ -61,13 +62,13 @@ export class Stack {
     return `127.0.0.1:${this.port}`;
   }
 
-  /** Starts the server (same db file on every start) and connects the client. */
+  /** Starts the server (same db file on every start, tuned as `make start` runs it) and connects the client. */
   async startServer(): Promise<void> {
     if (this.port === 0) this.port = await freePort();
     const uiPort = await freePort();
     const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(this.port)];
     args.push('--ui-port', String(uiPort), '--db-filename', path.join(this.dir, 'temporal.db'), '--log-level', 'warn');
-    args.push(...SEARCH_ATTRIBUTE_CLI_ARGS.flatMap((sa) => ['--search-attribute', sa]));
+    args.push(...SEARCH_ATTRIBUTE_CLI_ARGS.flatMap((sa) => ['--search-attribute', sa]), ...DEV_SERVER_TUNING_ARGS);
     this.server = new Proc('temporal', inject('temporalCli'), args, process.env).start();
     // An earlier connection stays open until dispose: operations awaited through it resume on the same address.
     if (this.connection) this.oldConnections.push(this.connection);

@@ -16,11 +16,20 @@ export function runCli(
   args: readonly string[],
   env: Record<string, string | undefined>
 ): Promise<CliRun> {
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  return runProcess(process.execPath, [...loader, script, ...args], env);
+}
+
+/** Runs any command (a shell pipeline: `/bin/bash -c …`) the same way, from the project root. */
+export function runProcess(
+  command: string,
+  args: readonly string[],
+  env: Record<string, string | undefined>
+): Promise<CliRun> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   for (const [k, v] of Object.entries(childEnv)) if (v === undefined) delete childEnv[k];
-  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...loader, script, ...args], {
+    const child = spawn(command, args, {
       cwd: ROOT,
       env: childEnv,
       stdio: ['ignore', 'pipe', 'pipe'],

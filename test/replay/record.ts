@@ -568,6 +568,36 @@ describe.sequential('record replay histories', () => {
     });
   });
 
+  it('setHostService: disable with a reason, force down, and an unknown host refused', async () => {
+    const { hosts } = await zone(1);
+    const [host] = hosts as [string];
+    await run(hosts, async () => {
+      const start = (id: string, input: { host: string; [flag: string]: unknown }) =>
+        env.client.workflow.start('setHostService', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: workflowIds.setHostService(input.host, id),
+          args: [input],
+        });
+      const disabled = await start('disable', { host, disabled: true, disabledReason: 'maintenance' });
+      await disabled.result();
+      await save(disabled.workflowId, undefined, 'disabled', 'COMPLETED', 'host disabled with a reason');
+      const down = await start('down', { host, forcedDown: true, disabled: false });
+      await down.result();
+      await save(down.workflowId, undefined, 'forced-down', 'COMPLETED', 'host enabled and forced down in one run');
+      const up = await start('up', { host, forcedDown: false });
+      await up.result();
+      const unknown = await start('unknown', { host: 'rp-no-such-host', disabled: true });
+      expect((await settle(unknown.result())).error).toBeDefined();
+      await save(
+        unknown.workflowId,
+        undefined,
+        'unknown-host',
+        'FAILED',
+        'an unknown host: InvalidRequest, nothing set'
+      );
+    });
+  });
+
   it('buildInstance and resizeMigrate with the one placementAttempt child (patched one-placement-attempt)', async () => {
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {

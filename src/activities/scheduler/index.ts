@@ -215,20 +215,42 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
       return placement.getAllocations(consumerId);
     },
 
-    // ----- rebuild / evacuate ----------------------------------------------------------------------
+    // ----- host services, rebuild / evacuate ------------------------------------------------------
 
     /**
-     * Whether a compute host is up, as the scheduler sees it: `up = !forcedDown && liveness.isUp(host)`
-     * (Nova's servicegroup API with forced_down). An evacuation is allowed only while its source is down.
+     * A compute host's service as the scheduler sees it: `up = !forcedDown && liveness.isUp(host)` (Nova's
+     * servicegroup API with forced_down), whether it is enabled (the ComputeFilter skips a disabled host)
+     * and why. An evacuation is allowed only while its source is down; `setHostService` returns this.
      * `known` is false for a host placement does not know (then it is not up either).
      */
     async isHostUp(input: { host: string }): Promise<HostUpResult> {
       const { host } = parseOrInvalid(z.object({ host: HostNameSchema }), input);
       const state = (await placement.listHostStates((h) => liveness.isUp(h))).find((h) => h.host === host);
+      const alive = liveness.isUp(host);
       if (!state)
-        return { host, known: false, up: false, reason: 'not a registered compute host', availabilityZone: null };
-      const reason = state.up ? 'up' : liveness.isUp(host) ? 'forced down' : 'no live compute worker';
-      return { host, known: true, up: state.up, reason, availabilityZone: state.availabilityZone };
+        return {
+          host,
+          known: false,
+          up: false,
+          reason: 'not a registered compute host',
+          availabilityZone: null,
+          enabled: false,
+          disabledReason: null,
+          forcedDown: false,
+          alive,
+        };
+      const reason = state.up ? 'up' : state.forcedDown ? 'forced down' : 'no live compute worker';
+      return {
+        host,
+        known: true,
+        up: state.up,
+        reason,
+        availabilityZone: state.availabilityZone,
+        enabled: state.enabled,
+        disabledReason: state.disabledReason,
+        forcedDown: state.forcedDown,
+        alive,
+      };
     },
 
     /** The consumers holding allocations on a host: what a returning host reconciles (evacuated instances). */
@@ -239,13 +261,21 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
   };
 }
 
-/** A compute host's state for the conductor: up or down, and why. */
+/** A compute host's service for the conductor: up or down and why, enabled or disabled and why. */
 export interface HostUpResult {
   host: string;
   known: boolean;
+  /** Schedulable and evacuation-proof: not forced down and a live compute worker. */
   up: boolean;
   reason: 'up' | 'forced down' | 'no live compute worker' | 'not a registered compute host';
   availabilityZone: string | null;
+  /** The ComputeFilter passes only enabled hosts (Nova's service disable). */
+  enabled: boolean;
+  disabledReason: string | null;
+  /** Nova's forced_down, set by an operator: down whatever its liveness. */
+  forcedDown: boolean;
+  /** A compute worker polls the host's queue (Temporal's view, with hysteresis), forced down or not. */
+  alive: boolean;
 }
 
 export type SchedulerActivities = ReturnType<typeof createSchedulerActivities>;

@@ -23,16 +23,21 @@ export class StaticLiveness implements HostLiveness {
   }
 }
 
+/** No poll on a host's queue for this long: the host is down (HOST_DOWN_AFTER_SECONDS, Nova's service_down_time). */
+export const DEFAULT_DOWN_AFTER_MS = 60_000;
 /** Tasks waiting this long on a host's queue with no poll in that time: the host is sick (hung, frozen). */
 export const DEFAULT_SICK_AFTER_MS = 5_000;
 /** How often the scheduler refreshes its view (one DescribeTaskQueue per host). */
 export const LIVENESS_REFRESH_MS = 5_000;
 
 /**
- * Up = a poller on the host's activity queue accessed within `downAfterMs` (a live worker re-polls at
- * least every ~70 s, so the default allows one missed long poll), with hysteresis: a poller list that
- * comes back empty once (a server restart forgets its pollers) does not take a host down before the
- * window has passed since its last poll. Sooner than that, a host is out while it is *sick*: tasks have
+ * Up = a poller on the host's activity queue accessed within `downAfterMs` (HOST_DOWN_AFTER_SECONDS,
+ * 60 s by default). An idle live worker polls again whenever its long poll expires (the server's
+ * `matching.longPollExpirationInterval`: 10 s on the dev server `make start` runs, about 50 s measured on
+ * a default one), so its last poll is never older than that; a frozen worker's last poll keeps being
+ * recorded until that long poll expires, so it reads down within the window plus one long poll. With
+ * hysteresis: a poller list that comes back empty (a server restart forgets its pollers) or a refresh
+ * that fails does not take a host down before the window has passed since its last poll. Sooner than that, a host is out while it is *sick*: tasks have
  * waited on its queue longer than `sickAfterMs` and no poller has come for them in that time (a worker
  * that hangs without dying, SIGSTOPped, or one that cannot keep up). Hosts never seen are up until the
  * first refresh has looked at them, so a freshly registered host is schedulable at once.
@@ -47,7 +52,7 @@ export class TaskQueuePollerLiveness implements HostLiveness {
     private readonly connection: Connection,
     private readonly namespace: string,
     private readonly hosts: () => Promise<string[]>,
-    private readonly downAfterMs = 90_000,
+    private readonly downAfterMs = DEFAULT_DOWN_AFTER_MS,
     private readonly now: () => number = Date.now,
     private readonly sickAfterMs = DEFAULT_SICK_AFTER_MS
   ) {}

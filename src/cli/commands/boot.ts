@@ -4,8 +4,9 @@ import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 
 import type { BuildInstanceInput } from '../../domain/schemas';
+import { BuildInstanceInputSchema, MAX_ATTEMPTS_LIMIT } from '../../domain/schemas';
 import { workflowIds } from '../../shared/task-queues';
-import { EXIT_OK } from '../context';
+import { checkInput, EXIT_OK, requireHost } from '../context';
 import type { Context, Run } from '../context';
 import { startAndFollow, startWorkflow } from '../operation';
 import { wholeNumber } from '../options';
@@ -35,6 +36,10 @@ async function boot(ctx: Context, name: string, o: BootOptions): Promise<number>
     ...(o.group ? { schedulerHints: { group: o.group } } : {}),
     ...(o.maxAttempts !== undefined ? { maxAttempts: o.maxAttempts } : {}),
   };
+  // A request that can only fail is refused here: no workflow started, no instance created.
+  checkInput(BuildInstanceInputSchema, input);
+  if (o.host) await requireHost(ctx, o.host);
+  if (o.forceHost) await requireHost(ctx, o.forceHost, 'forceHost');
   if (o.wait) return startAndFollow(ctx, 'buildInstance', workflowId, input);
   await startWorkflow(ctx, 'buildInstance', workflowId, [input]);
   console.log(ctx.json ? JSON.stringify({ instanceId, workflowId }) : instanceId);
@@ -52,7 +57,11 @@ export function register(program: Command, run: Run): void {
     .option('--host <host>', 'build on this host, still checking the filters')
     .option('--force-host <host>', 'this host, skipping the filters')
     .option('--group <group>', 'a server group (its affinity policy applies)')
-    .option('--max-attempts <n>', 'placement attempts (default 3)', wholeNumber(1))
+    .option(
+      '--max-attempts <n>',
+      `placement attempts, 1 to ${MAX_ATTEMPTS_LIMIT} (default 3)`,
+      wholeNumber(1, MAX_ATTEMPTS_LIMIT)
+    )
     .option('--no-wait', 'print the instance id and return once the build has started')
     .action((name: string, o: BootOptions) => run((ctx) => boot(ctx, name, o)));
 }

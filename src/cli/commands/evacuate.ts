@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 
 import { workflowIds } from '../../shared/task-queues';
-import { resolveInstance } from '../context';
+import { requireHost, resolveInstance } from '../context';
 import type { Run } from '../context';
 import { requestId, startAndFollow } from '../operation';
 import { instanceCommand } from '../options';
@@ -13,6 +13,7 @@ export function register(program: Command, run: Run): void {
     .option('--image <image>', 'the image (default: the current one)')
     .action((ref: string, o: { host?: string; image?: string }) =>
       run(async (ctx) => {
+        if (o.host) await requireHost(ctx, o.host);
         const { instanceId } = await resolveInstance(ctx, ref);
         const input = {
           instanceId,

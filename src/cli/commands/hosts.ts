@@ -1,4 +1,7 @@
-/** `hosts`: compute hosts with their zone, usage against capacity, liveness (task-queue pollers) and build failures. */
+/**
+ * `hosts`: compute hosts with their zone, service state (up, down: no poller within the liveness window,
+ * sick, or forced down; enabled or disabled and why), usage against capacity and build failures.
+ */
 import type { Command } from 'commander';
 
 import { TaskQueuePollerLiveness } from '../../activities/scheduler/liveness';
@@ -7,13 +10,28 @@ import { connection, EXIT_OK, printJson, store } from '../context';
 import type { Context, Run } from '../context';
 import { table } from '../table';
 
+/** up, down (no live compute worker), sick (tasks wait, nobody polls), or forced down (an operator's `host down`). */
+export function serviceState(s: { up: boolean; forcedDown: boolean; reason?: string }): string {
+  if (s.up) return 'up';
+  if (s.forcedDown) return 'down (forced)';
+  return s.reason === 'sick' ? 'down (sick)' : 'down';
+}
+
+export function serviceStatus(s: { enabled: boolean; disabledReason: string | null }): string {
+  if (s.enabled) return 'enabled';
+  return s.disabledReason ? `disabled: ${s.disabledReason}` : 'disabled';
+}
+
 async function hosts(ctx: Context): Promise<number> {
   const placement = createPlacementRepository(await store(ctx));
-  const states = await placement.listHostStates(() => true);
-  const liveness = new TaskQueuePollerLiveness(await connection(ctx), ctx.env.TEMPORAL_NAMESPACE, () =>
-    Promise.resolve(states.map((h) => h.host))
+  const liveness = new TaskQueuePollerLiveness(
+    await connection(ctx),
+    ctx.env.TEMPORAL_NAMESPACE,
+    async () => (await placement.listHostStates(() => true)).map((h) => h.host),
+    ctx.env.HOST_DOWN_AFTER_SECONDS * 1000
   );
   await liveness.refresh();
+  const states = await placement.listHostStates((h) => liveness.isUp(h));
   const rows = states.map((h) => {
     const cap = (rc: 'VCPU' | 'MEMORY_MB' | 'DISK_GB') => {
       const inv = h.inventories[rc];
@@ -22,7 +40,9 @@ async function hosts(ctx: Context): Promise<number> {
     return {
       host: h.host,
       zone: h.availabilityZone,
-      up: liveness.isUp(h.host) && h.up,
+      up: h.up,
+      state: serviceState({ ...h, reason: liveness.reason(h.host) }),
+      forcedDown: h.forcedDown,
       enabled: h.enabled,
       disabledReason: h.disabledReason,
       vcpus: `${h.used.VCPU}/${cap('VCPU')}`,
@@ -41,8 +61,8 @@ async function hosts(ctx: Context): Promise<number> {
         rows.map((r) => [
           r.host,
           r.zone,
-          r.up ? 'up' : 'down',
-          r.enabled ? 'enabled' : `disabled: ${r.disabledReason ?? ''}`,
+          r.state,
+          serviceStatus(r),
           r.vcpus,
           r.memoryMb,
           r.diskGb,
@@ -58,6 +78,6 @@ async function hosts(ctx: Context): Promise<number> {
 export function register(program: Command, run: Run): void {
   program
     .command('hosts')
-    .description('compute hosts: zone, usage, liveness, build failures')
+    .description('compute hosts: zone, service state (up/down/forced down, enabled/disabled), usage, build failures')
     .action(() => run(hosts));
 }

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 
 import type { ResizeMigrateInput } from '../../domain/schemas';
 import { workflowIds } from '../../shared/task-queues';
-import { resolveInstance } from '../context';
+import { requireHost, resolveInstance } from '../context';
 import type { Context, Run } from '../context';
 import { requestId, startAndFollow } from '../operation';
 import { instanceCommand } from '../options';
@@ -17,6 +17,7 @@ export async function resizeOrMigrate(
   ref: string,
   request: Omit<ResizeMigrateInput, 'instanceId'>
 ): Promise<number> {
+  if (request.host) await requireHost(ctx, request.host);
   const { instanceId } = await resolveInstance(ctx, ref);
   const workflowId = workflowIds.resizeMigrate(instanceId, requestId());
   const resized = (p: { vmState: string }) => p.vmState === 'resized';

@@ -21,7 +21,6 @@ export const INCREMENTAL_REFRESH_LIMIT = 500;
 
 interface CachedHost {
   state: Omit<HostState, 'up'>;
-  forcedDown: boolean;
   /** The frozen HostState last handed out with up = true / false (reused while the host is unchanged). */
   whenUp?: HostState;
   whenDown?: HostState;
@@ -46,6 +45,7 @@ function toHostState(s: Omit<HostState, 'up'>, up: boolean): HostState {
     traits: s.traits,
     enabled: s.enabled,
     disabledReason: s.disabledReason,
+    forcedDown: s.forcedDown,
     up,
     inventories: s.inventories,
     used: s.used,
@@ -135,7 +135,6 @@ export function createHostStates(store: Store, useCache: boolean): PlacementRepo
     for (const p of providers) {
       const inv = inventories.get(p.name) ?? {};
       out.set(p.name, {
-        forcedDown: p.forced_down !== 0,
         state: {
           host: p.name,
           availabilityZone: p.availability_zone,
@@ -143,6 +142,7 @@ export function createHostStates(store: Store, useCache: boolean): PlacementRepo
           traits: traits.get(p.name) ?? noTraits,
           enabled: p.disabled === 0,
           disabledReason: p.disabled_reason,
+          forcedDown: p.forced_down !== 0,
           inventories: Object.freeze({
             VCPU: inv.VCPU ?? ZERO_INVENTORY,
             MEMORY_MB: inv.MEMORY_MB ?? ZERO_INVENTORY,
@@ -199,7 +199,8 @@ export function createHostStates(store: Store, useCache: boolean): PlacementRepo
     const out = new Array<HostState>(list.length);
     for (let i = 0; i < list.length; i++) {
       const cached = list[i]!;
-      if (!cached.forcedDown && isUp(cached.state.host)) out[i] = cached.whenUp ??= toHostState(cached.state, true);
+      if (!cached.state.forcedDown && isUp(cached.state.host))
+        out[i] = cached.whenUp ??= toHostState(cached.state, true);
       else out[i] = cached.whenDown ??= toHostState(cached.state, false);
     }
     return out;

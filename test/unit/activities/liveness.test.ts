@@ -1,7 +1,13 @@
 import type { Connection } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 
-import { StaticLiveness, TaskQueuePollerLiveness, timestampMs } from '../../../src/activities/scheduler/liveness';
+import {
+  DEFAULT_DOWN_AFTER_MS,
+  StaticLiveness,
+  TaskQueuePollerLiveness,
+  timestampMs,
+} from '../../../src/activities/scheduler/liveness';
+import { EnvSchema } from '../../../src/workers/config';
 
 /** Protobuf decodes int64 seconds as a Long; only its toString matters here. */
 const long = (n: number) => ({ toString: () => String(n) });
@@ -93,6 +99,66 @@ describe('TaskQueuePollerLiveness', () => {
     clock = now + 61_000;
     await liveness.refresh();
     expect(liveness.isUp('a')).toBe(false);
+    expect(liveness.reason('a')).toBe('down');
+  });
+
+  it('is down after 60 s without a poll by default (HOST_DOWN_AFTER_SECONDS), and that is configurable', async () => {
+    expect(DEFAULT_DOWN_AFTER_MS).toBe(60_000);
+    expect(EnvSchema.parse({}).HOST_DOWN_AFTER_SECONDS).toBe(60);
+    expect(EnvSchema.parse({ HOST_DOWN_AFTER_SECONDS: '15' }).HOST_DOWN_AFTER_SECONDS).toBe(15);
+    expect(EnvSchema.safeParse({ HOST_DOWN_AFTER_SECONDS: 'soon' }).success).toBe(false);
+    expect(EnvSchema.safeParse({ HOST_DOWN_AFTER_SECONDS: '0' }).success).toBe(false);
+    const hosts = () => Promise.resolve(['fresh', 'stale']);
+    const connection = fakeConnection({ 'compute-fresh': [now - 59_000], 'compute-stale': [now - 61_000] });
+    const byDefault = new TaskQueuePollerLiveness(connection, 'default', hosts, undefined, () => now);
+    await byDefault.refresh();
+    expect([byDefault.isUp('fresh'), byDefault.isUp('stale')]).toEqual([true, false]);
+    const patient = new TaskQueuePollerLiveness(connection, 'default', hosts, 120_000, () => now);
+    await patient.refresh();
+    expect([patient.isUp('fresh'), patient.isUp('stale')]).toEqual([true, true]);
+  });
+
+  it('stays up through a server restart: refreshes that fail, then an empty poller list, for a few seconds', async () => {
+    let clock = now;
+    let serverUp = true;
+    const pollers: Record<string, number[]> = { 'compute-a': [now - 2_000] };
+    const answering = fakeConnection(pollers);
+    const connection = {
+      workflowService: {
+        describeTaskQueue: (req: { taskQueue: { name: string } }) =>
+          serverUp
+            ? answering.workflowService.describeTaskQueue(req)
+            : Promise.reject(new Error('14 UNAVAILABLE: No connection established')),
+      },
+    } as unknown as Connection;
+    const liveness = new TaskQueuePollerLiveness(
+      connection,
+      'default',
+      () => Promise.resolve(['a']),
+      20_000,
+      () => clock
+    );
+    await liveness.refresh();
+    serverUp = false;
+    for (const t of [5_000, 10_000]) {
+      clock = now + t;
+      await expect(liveness.refresh()).rejects.toThrow(/UNAVAILABLE/);
+      expect(liveness.isUp('a')).toBe(true);
+    }
+    // Back, with its pollers forgotten until the worker polls again.
+    serverUp = true;
+    pollers['compute-a'] = [];
+    clock = now + 15_000;
+    await liveness.refresh();
+    expect(liveness.isUp('a')).toBe(true);
+    pollers['compute-a'] = [now + 16_000];
+    clock = now + 30_000;
+    await liveness.refresh();
+    expect(liveness.isUp('a')).toBe(true);
+    // No poll since then for longer than the window: down.
+    clock = now + 16_000 + 20_001;
+    pollers['compute-a'] = [];
+    await liveness.refresh();
     expect(liveness.reason('a')).toBe('down');
   });
 

@@ -32,7 +32,7 @@ describe('npm run conductor', () => {
     expect(run.code).toBe(0);
     for (const command of ['boot', 'list', 'show', 'stop', 'start', 'rebuild', 'evacuate', 'resize', 'migrate'])
       expect(run.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
-    for (const command of ['confirm', 'revert', 'reset-state', 'hosts', 'audit', 'reconcile'])
+    for (const command of ['confirm', 'revert', 'delete', 'reset-state', 'hosts', 'host', 'audit', 'reconcile'])
       expect(run.stdout).toContain(`  ${command} `);
   });
 
@@ -55,6 +55,11 @@ describe('npm run conductor', () => {
     [['--max-attempts', 'abc'], /option '--max-attempts <n>' argument 'abc' is invalid/],
     [['--max-attempts', '-1'], /option '--max-attempts <n>' argument '-1' is invalid/],
     [['--max-attempts=0'], /option '--max-attempts <n>' argument '0' is invalid/],
+    [
+      ['--max-attempts', '11'],
+      /option '--max-attempts <n>' argument '11' is invalid\. It must be a whole number from 1 to 10\./,
+    ],
+    [['--max-attempts', '2.5'], /option '--max-attempts <n>' argument '2\.5' is invalid/],
     [['--frobnicate'], /unknown option '--frobnicate'/],
   ])('boot %j exits 2 naming the option', async (extra, message) => {
     const run = await conductor(...BOOT, ...extra);
@@ -71,12 +76,16 @@ describe('npm run conductor', () => {
       conductor('boot', 'vm', '--image', 'cirros'),
       conductor('list', '--state', 'sleeping'),
       conductor(),
+      conductor('host', 'reboot', 'h1'),
+      conductor('host', 'disable'),
     ]);
-    expect(runs.map((r) => r.code)).toEqual([2, 2, 2, 2, 2]);
+    expect(runs.map((r) => r.code)).toEqual([2, 2, 2, 2, 2, 2, 2]);
     expect(runs[0]?.stderr).toContain("unknown command 'frobnicate'");
     expect(runs[1]?.stderr).toContain("missing required argument 'instance'");
     expect(runs[2]?.stderr).toContain("required option '--flavor <flavor>' not specified");
     expect(runs[3]?.stderr).toContain("option '--state <state>' argument 'sleeping' is invalid");
+    expect(runs[5]?.stderr).toContain("unknown command 'reboot'");
+    expect(runs[6]?.stderr).toContain("missing required argument 'host'");
   });
 
   it('does not create a missing store: exit 1 with what to do', async () => {

@@ -37,6 +37,7 @@ export function makeHost(name: string, f: HostFixture = {}): HostState {
     traits: new Set(f.traits ?? []),
     enabled: f.enabled ?? true,
     disabledReason: f.enabled === false ? 'disabled by test' : null,
+    forcedDown: false,
     up: f.up ?? true,
     inventories: {
       VCPU: { total: f.vcpus ?? 16, reserved: reserved.VCPU, allocationRatio: ratio.VCPU },

@@ -38,6 +38,7 @@ describe.each(BACKENDS)('placement repository on $name', (backend) => {
         architecture: 'x86_64',
         enabled: true,
         disabledReason: null,
+        forcedDown: false,
         up: true,
         generation: 1,
         failedBuilds: 0,
@@ -102,9 +103,9 @@ describe.each(BACKENDS)('placement repository on $name', (backend) => {
 
       expect((await hostState(placement, 'compute-a', () => false)).up).toBe(false);
       await placement.setForcedDown('compute-a', true);
-      expect((await hostState(placement, 'compute-a', () => true)).up).toBe(false);
+      expect(await hostState(placement, 'compute-a', () => true)).toMatchObject({ up: false, forcedDown: true });
       await placement.setForcedDown('compute-a', false);
-      expect((await hostState(placement, 'compute-a', () => true)).up).toBe(true);
+      expect(await hostState(placement, 'compute-a', () => true)).toMatchObject({ up: true, forcedDown: false });
 
       await expect(placement.setDisabled('nope', true)).rejects.toBeInstanceOf(InvalidRequest);
       await expect(placement.setForcedDown('nope', true)).rejects.toBeInstanceOf(InvalidRequest);
