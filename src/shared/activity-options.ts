@@ -112,6 +112,13 @@ export const SHORT_STEP_HEARTBEAT_SECONDS = 3;
 export const HEARTBEAT_TIMEOUT_RETRY_TYPE = 'TemporalTimeout:Heartbeat';
 
 /**
+ * The timeouts of a best-effort clean-up on a host that has just gone silent (a step's heartbeat timed
+ * out there): it is not going to answer soon, so the clean-up gives up in seconds rather than hold up a
+ * reschedule; what it leaves, the host cleans up when it reconciles.
+ */
+export const SILENT_HOST_CLEANUP_SECONDS = 2;
+
+/**
  * Short compute steps (networks, block devices, power, destroy). A task handed to a worker that then
  * froze (SIGSTOP, a hung process: its open long polls still take tasks) fails on its heartbeat timeout
  * and is not retried on the same host: the workflow decides at once (a placement attempt reschedules, a
