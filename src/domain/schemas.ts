@@ -32,7 +32,10 @@ const CatalogueNameSchema = z.string().min(1).max(255);
 export const DEFAULT_COMPUTE_TIMEOUTS = {
   /** No live worker on the host's queue within this: the host is down (reschedule). */
   scheduleToStartSeconds: 60,
-  /** A running compute activity that stays silent this long: the host died mid-task (reschedule). */
+  /**
+   * A running compute activity that stays silent this long: the host died mid-task (reschedule). Short
+   * steps, heartbeated by the worker every second, use at most 3 s (SHORT_STEP_HEARTBEAT_SECONDS).
+   */
   heartbeatSeconds: 30,
   /** The longest a spawn, a disk transfer or another long step may take. */
   longStepSeconds: 30 * 60,

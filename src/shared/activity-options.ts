@@ -100,11 +100,40 @@ export function computeLongStep(t: ComputeTimeouts): ActivityOptions {
   };
 }
 
-/** Short compute steps (networks, block devices, power, destroy). */
+/**
+ * The heartbeat timeout of a short compute step, at most: the compute worker heartbeats every step that
+ * does not heartbeat itself about once a second while it runs (src/workers/interceptors.ts), so a silent
+ * step means a frozen or dead worker, known in seconds rather than at the start-to-close timeout.
+ */
+export const SHORT_STEP_HEARTBEAT_SECONDS = 3;
+
+/**
+ * The retry-policy type of a heartbeat timeout (the server's `TemporalTimeout:` prefix and the timeout
+ * type's name): listed as non-retryable, a step whose worker went silent is not retried on that host.
+ */
+export const HEARTBEAT_TIMEOUT_RETRY_TYPE = 'TemporalTimeout:Heartbeat';
+
+/**
+ * The timeouts of a best-effort clean-up on a host that has just gone silent (a step's heartbeat timed
+ * out there): it is not going to answer soon, so the clean-up gives up in seconds rather than hold up a
+ * reschedule; what it leaves, the host cleans up when it reconciles.
+ */
+export const SILENT_HOST_CLEANUP_SECONDS = 2;
+
+/**
+ * Short compute steps (networks, block devices, power, destroy). A task handed to a worker that then
+ * froze (SIGSTOP, a hung process: its open long polls still take tasks) fails on its heartbeat timeout
+ * and is not retried on the same host: the workflow decides at once (a placement attempt reschedules, a
+ * stop or start fails ComputeHostUnavailable).
+ */
 export function computeShortStep(t: ComputeTimeouts): ActivityOptions {
   return {
     scheduleToStartTimeout: `${t.scheduleToStartSeconds} seconds`,
     startToCloseTimeout: `${Math.max(t.heartbeatSeconds, 60)} seconds`,
-    retry: COMPUTE_RETRY,
+    heartbeatTimeout: `${Math.min(t.heartbeatSeconds, SHORT_STEP_HEARTBEAT_SECONDS)} seconds`,
+    retry: {
+      ...COMPUTE_RETRY,
+      nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES, HEARTBEAT_TIMEOUT_RETRY_TYPE],
+    },
   };
 }

@@ -17,7 +17,7 @@ import type { reconcileHost } from '../workflows/reconcile-host';
 import type { registerHost } from '../workflows/register-host';
 import { loadEnv } from './config';
 import { connectClient, connectWorker, installRuntime } from './connection';
-import { activityInterceptors } from './interceptors';
+import { computeWorkerOptions } from './interceptors';
 
 async function run(): Promise<void> {
   const env = loadEnv();
@@ -39,7 +39,8 @@ async function run(): Promise<void> {
     activities: createComputeActivities({ host, driver }),
     // NOTE(nova): max_concurrent_builds, as worker concurrency.
     maxConcurrentActivityTaskExecutions: env.COMPUTE_MAX_CONCURRENT_BUILDS,
-    interceptors: activityInterceptors,
+    // Typed domain errors, and every step heartbeated while it runs (a frozen worker is known in seconds).
+    ...computeWorkerOptions(),
   });
   const registered = (async () => {
     const connection = await connectClient(env);

@@ -7,11 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 
-import { createComputeActivities } from '../../src/activities/compute';
+import { createComputeActivities, SELF_HEARTBEATING } from '../../src/activities/compute';
 import { createConductorActivities } from '../../src/activities/conductor';
 import { createSchedulerActivities } from '../../src/activities/scheduler';
 import { StaticLiveness } from '../../src/activities/scheduler/liveness';
@@ -28,7 +29,7 @@ import { migrateToLatest, openStore } from '../../src/store/db';
 import { createInstanceRepository } from '../../src/store/instances';
 import { createPlacementRepository } from '../../src/store/placement';
 import { instanceWrites } from '../../src/store/write-once';
-import { activityInterceptors } from '../../src/workers/interceptors';
+import { activityInterceptors, computeWorkerOptions } from '../../src/workers/interceptors';
 import { createTimeSkippingEnv, withWorkers, workflowBundleOption } from './temporal';
 
 /** Images the default catalogue lacks: one larger than m1.small's 20 GB root disk, one with its own shutdown timeout. */
@@ -59,6 +60,8 @@ export class TestCloud {
   readonly computeCalls: Array<{ host: string; activity: string; instanceId?: string }> = [];
   /** Conductor activities whose next answer is lost once: the write commits, then the call fails. */
   private readonly losing = new Set<string>();
+  /** Hosts whose worker is frozen: each compute call there is taken and never answered, with no heartbeat. */
+  private readonly frozen = new Map<string, () => void>();
   /** Compute activities whose next call waits at a gate until the test opens it. */
   private readonly gates = new Map<string, { reached: () => void; opened: Promise<void>; finished: () => void }>();
 
@@ -143,6 +146,19 @@ export class TestCloud {
     return { reached: arrived, open, done };
   }
 
+  /**
+   * Freezes the compute worker of `host` from now on, as SIGSTOP would once its open long polls have taken
+   * tasks: every compute call there is taken and never answered, and the worker's automatic heartbeat is
+   * withheld for it. `reached` resolves once a call is held; held calls end only when cancelled (the
+   * worker shutting down). The calls still show in `computeCalls`.
+   */
+  freezeHost(host: string): { reached: Promise<void> } {
+    let reached = () => undefined as void;
+    const arrived = new Promise<void>((resolve) => (reached = resolve));
+    this.frozen.set(host, reached);
+    return { reached: arrived };
+  }
+
   private computeActivities(host: string) {
     const activities = createComputeActivities({ host, driver: this.driver(host) });
     return Object.fromEntries(
@@ -151,6 +167,14 @@ export class TestCloud {
         (...args: unknown[]) => {
           const instanceId = (args[0] as { instanceId?: string } | undefined)?.instanceId;
           this.computeCalls.push({ host, activity, instanceId });
+          const frozen = this.frozen.get(host);
+          if (frozen) {
+            frozen();
+            const signal = Context.current().cancellationSignal;
+            return new Promise((_, reject) =>
+              signal.addEventListener('abort', () => reject(new Error(`${activity} on frozen ${host} cancelled`)))
+            );
+          }
           const gate = this.gates.get(activity);
           if (gate) {
             this.gates.delete(activity);
@@ -188,7 +212,8 @@ export class TestCloud {
         taskQueue: computeTaskQueue(host),
         activities: this.computeActivities(host),
         maxConcurrentActivityTaskExecutions: 10,
-        interceptors: activityInterceptors,
+        // A frozen host's worker heartbeats nothing.
+        ...computeWorkerOptions((type) => SELF_HEARTBEATING.has(type) || this.frozen.has(host)),
       })),
     ];
   }

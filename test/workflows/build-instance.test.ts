@@ -238,6 +238,35 @@ describe('buildInstance', () => {
     expect((await allocationsOf(instanceId)).map((a) => a.host)).toEqual([next]);
   });
 
+  it('reschedules when the chosen host goes silent in a short step (a frozen worker), in seconds', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [frozen, next] = hosts as [string, string];
+    const freeze = cloud.freezeHost(frozen);
+    // A short step's start-to-close stays 60 s, which the test server does not skip while a step is held.
+    const { instanceId, record } = await cloud.run(hosts, () =>
+      build({
+        name: 'vm-frozen-host',
+        flavor: 'm1.small',
+        image: 'cirros',
+        availabilityZone: az,
+        timeouts: { scheduleToStartSeconds: 60, heartbeatSeconds: 2, longStepSeconds: 60 },
+      })
+    );
+    await freeze.reached;
+    expect(record).toMatchObject({ vmState: 'active', taskState: null, host: next });
+    expect((await allocationsOf(instanceId)).map((a) => a.host)).toEqual([next]);
+    expect((await cloud.driver(next).listGuests()).map((g) => g.instanceId)).toEqual([instanceId]);
+    expect(await cloud.driver(frozen).listGuests()).toEqual([]);
+    const first = (await cloud.instances.listActions(instanceId))
+      .flatMap((a) => a.events)
+      .filter((e) => e.attempt === 1);
+    expect(first.map((e) => [e.event, e.host, e.result])).toEqual([['compute_allocate_networks', frozen, 'Error']]);
+    // The guest's clean-up was tried on the silent host (it gives up in seconds).
+    expect(cloud.computeCalls.filter((c) => c.host === frozen).map((c) => c.activity)).toContain('destroyInstance');
+    const states = await cloud.placement.listHostStates(() => true);
+    expect(states.find((s) => s.host === frozen)?.failedBuilds).toBe(1);
+  });
+
   it('aborts after one attempt when the image is larger than the flavor disk, releasing the allocation', async () => {
     const { az, hosts } = await zoneWithHosts(3);
     const { instanceId, error } = await cloud.run(hosts, () =>

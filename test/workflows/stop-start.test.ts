@@ -414,6 +414,35 @@ describe('stop', () => {
     expect((await cloud.driver(host).getGuest(instanceId))?.powerState).toBe('running');
   });
 
+  it('fails ComputeHostUnavailable in seconds when the host goes silent (a frozen worker), leaving the instance active', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const [host] = hosts as [string];
+    const { instanceId } = await run(hosts, () => build({ name: 'vm-frozen-host', availabilityZone: az }));
+
+    const freeze = cloud.freezeHost(host);
+    // A short step's start-to-close stays 60 s, which the test server does not skip while a step is held.
+    const result = await run(hosts, () =>
+      runStop({ instanceId, timeouts: { scheduleToStartSeconds: 60, heartbeatSeconds: 2, longStepSeconds: 60 } })
+    );
+    await freeze.reached;
+    const failure = failureOf(result.error);
+    expect(failure.type).toBe('ComputeHostUnavailable');
+    expect(failure.message).toBe(`Compute host ${host} is unavailable: it did not answer (HEARTBEAT timeout)`);
+    expect(await cloud.instances.get(instanceId)).toMatchObject({
+      vmState: 'active',
+      taskState: null,
+      taskOwner: null,
+      powerState: 'running',
+      host,
+    });
+    expect(await actionsOf(instanceId)).toEqual([
+      ['create', 'Success'],
+      ['stop', 'Error'],
+    ]);
+    expect(await eventOf(instanceId, 'stop', STOP_EVENT)).toMatchObject({ host, result: 'Error' });
+    expect((await cloud.driver(host).getGuest(instanceId))?.powerState).toBe('running');
+  });
+
   it('fails InstanceNotFound when the guest is missing from its host, leaving the instance as it was', async () => {
     const { az, hosts } = await zoneWithHosts(1);
     const [host] = hosts as [string];

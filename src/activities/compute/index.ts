@@ -179,6 +179,17 @@ export function createComputeActivities({ host, driver }: { host: string; driver
 
 export type ComputeActivities = ReturnType<typeof createComputeActivities>;
 
+/**
+ * The compute activities that heartbeat their own progress, whose details a retry reads (a spawn that
+ * went silent part-way reschedules): the compute worker's automatic heartbeat leaves them alone, so it
+ * never overwrites their details. Every other compute activity is heartbeated by the worker while it runs.
+ */
+export const SELF_HEARTBEATING: ReadonlySet<string> = new Set<keyof ComputeActivities>([
+  'spawnInstance',
+  'rebuildSpawn',
+  'resizeInstance',
+]);
+
 /** Maps a spawn failure to reschedule / abort / transient, as Nova's _build_and_run_instance does. */
 export function classifySpawnFailure(err: unknown, instanceId: string, host: string): DomainError {
   // NOTE(nova): FlavorDiskTooSmall and ImageUnacceptable are BuildAbortException: no other host helps.

@@ -79,8 +79,11 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
     });
   const destroyGuest = once(async (failure) => {
     // A host that never picked the task up has nothing to destroy.
-    if (!touched() || timeoutType(failure) === 'SCHEDULE_TO_START') return;
-    await compute.cleanup.destroyInstance({ instanceId }).catch((e: unknown) =>
+    const timeout = timeoutType(failure);
+    if (!touched() || timeout === 'SCHEDULE_TO_START') return;
+    // A host that went silent mid-step (frozen, hung) gets a try of seconds: the reschedule does not wait on it.
+    const cleanup = timeout === 'HEARTBEAT' ? compute.cleanupSilent : compute.cleanup;
+    await cleanup.destroyInstance({ instanceId }).catch((e: unknown) =>
       log.warn('could not destroy the guest; the host cleans up when it reconciles', {
         host,
         error: failureMessage(e),

@@ -9,7 +9,13 @@ import type { ComputeActivities } from '../../activities/compute';
 import type { ConductorActivities } from '../../activities/conductor';
 import type { SchedulerActivities } from '../../activities/scheduler';
 import type { ComputeTimeouts } from '../../shared/activity-options';
-import { CONDUCTOR_DB, computeLongStep, computeShortStep, SCHEDULER_CALL } from '../../shared/activity-options';
+import {
+  CONDUCTOR_DB,
+  computeLongStep,
+  computeShortStep,
+  SCHEDULER_CALL,
+  SILENT_HOST_CLEANUP_SECONDS,
+} from '../../shared/activity-options';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../../shared/task-queues';
 
 export const conductor = proxyActivities<ConductorActivities>({ taskQueue: CONDUCTOR_TASK_QUEUE, ...CONDUCTOR_DB });
@@ -26,6 +32,15 @@ export function computeOn(host: string, timeouts: ComputeTimeouts) {
     cleanup: proxyActivities<ComputeActivities>({
       taskQueue,
       ...computeShortStep({ ...timeouts, scheduleToStartSeconds: Math.min(timeouts.scheduleToStartSeconds, 10) }),
+    }),
+    /** Clean-up on a host that has just gone silent (a heartbeat timed out there): a try of seconds. */
+    cleanupSilent: proxyActivities<ComputeActivities>({
+      taskQueue,
+      ...computeShortStep({
+        ...timeouts,
+        scheduleToStartSeconds: Math.min(timeouts.scheduleToStartSeconds, SILENT_HOST_CLEANUP_SECONDS),
+        heartbeatSeconds: Math.min(timeouts.heartbeatSeconds, SILENT_HOST_CLEANUP_SECONDS),
+      }),
     }),
   };
 }
