@@ -20,6 +20,7 @@ import * as migrate from './commands/migrate';
 import * as rebuild from './commands/rebuild';
 import * as resize from './commands/resize';
 import * as revert from './commands/revert';
+import * as serverGroup from './commands/server-group';
 import * as show from './commands/show';
 import * as start from './commands/start';
 import * as stop from './commands/stop';
@@ -40,6 +41,7 @@ const COMMANDS = [
   revert,
   deleteCommand,
   hosts,
+  serverGroup,
   audit,
 ];
 

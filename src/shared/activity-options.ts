@@ -20,6 +20,9 @@ export const NON_RETRYABLE_ERROR_TYPES: readonly string[] = [
   FailureType.BuildAborted,
   FailureType.ClaimFailed,
   FailureType.MigrationError,
+  FailureType.GroupAffinityViolation,
+  FailureType.ServerGroupNotFound,
+  FailureType.ServerGroupInUse,
 ];
 
 /** Conductor (store) activities: short, retried until the store answers. */

@@ -7,5 +7,6 @@ export { rebuild } from './rebuild';
 export { reconcileHost } from './reconcile-host';
 export { registerHost } from './register-host';
 export { resizeAttempt, resizeMigrate } from './resize-migrate';
+export { serverGroup } from './server-group';
 export { start } from './start';
 export { stop } from './stop';

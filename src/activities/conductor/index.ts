@@ -18,6 +18,7 @@ import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
 import { createDeletionActivities } from './deletion';
 import { createMigrationActivities } from './migrations';
+import { createServerGroupActivities } from './server-groups';
 import { createWorkflowStatusActivities } from './workflow-status';
 
 export type { ConductorDeps };
@@ -39,6 +40,8 @@ export interface CreateInstanceResult {
   flavor: Flavor;
   image: Image;
   actionId: string;
+  /** The request whose `create` action made the instance (the one holding it while it builds). */
+  requestId: string;
   /**
    * Set when the instance already existed (the same workflow id re-run, or the same instance id): nothing
    * was created or changed. `fault`: its last fault when it is `error` (`type`: the failure's type).
@@ -122,6 +125,7 @@ export function createConductorActivities(deps: ConductorDeps) {
     // Resize and cold migration: planMigration, createMigration, updateMigration (at the end of this file).
     ...createMigrationActivities(deps),
     ...createDeletionActivities(deps),
+    ...createServerGroupActivities(deps),
     ...createWorkflowStatusActivities(deps.temporal),
     /**
      * Creates the instance record (building/scheduling) and its `create` action, after resolving the
@@ -151,6 +155,7 @@ export function createConductorActivities(deps: ConductorDeps) {
             flavor,
             image,
             actionId: create?.actionId ?? '',
+            requestId: create?.requestId ?? req.requestId,
             existing: {
               requestId: create?.requestId ?? null,
               fault: fault && { code: fault.code, message: fault.message, type: fault.details },
@@ -178,7 +183,7 @@ export function createConductorActivities(deps: ConductorDeps) {
         // A rival build of the same instance id created it first (create returns the record it found).
         if (instance.taskOwner !== req.requestId) return asExisting(instance);
         const { actionId } = await repo.startAction(req.instanceId, 'create', req.requestId);
-        return { instance, flavor, image, actionId };
+        return { instance, flavor, image, actionId, requestId: req.requestId };
       });
     },
 

@@ -100,7 +100,9 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
   return {
     /**
      * Filters and weighs the hosts, claims the chosen host of every instance (all or nothing) and
-     * returns it followed by up to maxAttempts-1 alternates. Throws NoValidHost, InvalidRequest.
+     * returns it followed by up to maxAttempts-1 alternates. With `minCount`, the instances after the
+     * first minCount are placed while there is room (the selections list only those placed). Throws
+     * NoValidHost, InvalidRequest.
      */
     async selectDestinations(input: RequestSpecInput): Promise<SelectDestinationsResult> {
       const spec = parseOrInvalid(RequestSpecSchema, input);
@@ -122,6 +124,7 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
         forcedHost: spec.forcedHost,
         isRebuild: spec.isRebuild,
         maxAttempts: spec.maxAttempts,
+        minCount: spec.minCount,
       };
       const resources = flavorResources(flavor);
       if (!spec.isRebuild) await releaseLeftoverClaims(spec.instanceIds);
