@@ -161,6 +161,10 @@ export const BuildInstanceInputSchema = z
     message: 'names of several instances take a suffix (-1, -2 …): at most 250 characters',
     path: ['name'],
   })
+  .refine((i) => i.scheduled === undefined || i.instanceId !== undefined, {
+    message: 'a pre-scheduled build names its instanceId',
+    path: ['scheduled'],
+  })
   .refine((i) => batchSize(i).max === 1 || i.scheduled === undefined, {
     message: 'a pre-scheduled build is one instance',
     path: ['scheduled'],

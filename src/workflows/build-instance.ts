@@ -79,6 +79,7 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
     if (!progress.hostsTried.includes(p.host)) progress.hostsTried.push(p.host);
   });
   tagInstance({ instanceId, vmState: VmState.Building });
+  if (req.scheduled) await checkScheduled(instanceId, req.scheduled.hosts[0]!);
 
   const created = await conductor
     .createInstance({
@@ -203,6 +204,19 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
   } catch (err) {
     return CancellationScope.nonCancellable(() => failBuild(err, op));
   }
+}
+
+/**
+ * `scheduled` comes only from a multi-create parent, which claimed the first host for the instance before
+ * starting this child: without that claim it is refused (InvalidRequest), before anything is written.
+ */
+async function checkScheduled(instanceId: string, host: string): Promise<void> {
+  const claims = await scheduler.getAllocations({ consumerId: instanceId });
+  if (!claims.some((c) => c.host === host))
+    throw typedFailure(
+      FailureType.InvalidRequest,
+      `Invalid request: scheduled: set only by a multi-create parent, which claimed ${host} for instance ${instanceId}; no such claim`
+    );
 }
 
 /**

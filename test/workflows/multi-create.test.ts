@@ -6,12 +6,17 @@
  * (useTimeSkippingCloud) and no workflow it started still running.
  */
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 
 import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+
+import { FakeDriver } from '../../src/compute/fake';
 
 import type { BuildInstanceInput, ServerGroupInput } from '../../src/domain/schemas';
+import { getProgressQuery } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { serverGroup } from '../../src/workflows/server-group';
@@ -258,6 +263,78 @@ describe('multi-create', () => {
     expect(states.find((s) => s.host === b)?.failedBuilds).toBe(0);
     expect((await cloud.placement.getAllocations(first!.instanceId)).map((x) => x.host)).toEqual([c]);
     expect((await cloud.instances.getServerGroup('spread-late'))?.hosts).toEqual([b, c].sort());
+  });
+
+  it('a cancelled request waits for each child to roll back: every instance deleted, nothing claimed, no guest', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    // Spawns take 30 s, so both children are mid-spawn when the request is cancelled.
+    for (const host of hosts)
+      cloud.drivers.set(
+        host,
+        new FakeDriver({ host, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 30 })
+      );
+    const workflowId = workflowIds.buildInstance(randomUUID());
+    const children = [1, 2].map((i) => workflowIds.batchMember(workflowId, i));
+    started.push(workflowId, ...children);
+    const outcome = await cloud.run(hosts, async () => {
+      const handle = await env.client.workflow.start<typeof buildInstance>('buildInstance', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId,
+        args: [{ name: 'gone', flavor: 'm1.small', image: 'cirros', availabilityZone: az, count: 2 }],
+      });
+      for (const child of children)
+        await vi.waitFor(
+          async () =>
+            expect((await env.client.workflow.getHandle(child).query(getProgressQuery)).taskState).toBe('spawning'),
+          { timeout: 15_000, interval: 100 }
+        );
+      await handle.cancel();
+      return handle.result().then(
+        () => undefined,
+        (e: unknown) => e
+      );
+    });
+    expect((outcome as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    for (const member of await membersOf(workflowId, 2)) {
+      expect(member).toMatchObject({ vmState: 'deleted', taskState: null, host: null });
+      expect(await cloud.placement.getAllocations(member!.instanceId)).toEqual([]);
+    }
+    for (const host of hosts) expect(await cloud.driver(host).listGuests()).toEqual([]);
+    for (const child of children)
+      expect((await env.client.workflow.getHandle(child).describe()).status.name).toBe('CANCELLED');
+  });
+
+  it('refuses a forged `scheduled` (no claim made by a parent) with InvalidRequest, creating nothing', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const instanceId = randomUUID();
+    const workflowId = workflowIds.buildInstance(instanceId);
+    started.push(workflowId);
+    const error = await cloud.run(hosts, () =>
+      env.client.workflow
+        .execute<typeof buildInstance>('buildInstance', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId,
+          args: [
+            {
+              name: 'forged',
+              flavor: 'm1.small',
+              image: 'cirros',
+              availabilityZone: az,
+              instanceId,
+              scheduled: { hosts, resources: { VCPU: 1, MEMORY_MB: 2048, DISK_GB: 20 }, hostZones: {} },
+            },
+          ],
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e
+        )
+    );
+    const failure = failureOf(error);
+    expect(failure.type).toBe('InvalidRequest');
+    expect(failure.message).toMatch(/^Invalid request: scheduled: set only by a multi-create parent/);
+    expect(await cloud.instances.find(instanceId)).toBeUndefined();
+    expect(await cloud.placement.getAllocations(instanceId)).toEqual([]);
   });
 
   it('refuses bad counts with InvalidRequest naming the field, creating nothing', async () => {

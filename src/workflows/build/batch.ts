@@ -172,7 +172,9 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
     progress.step = `building ${placed.length} instances, each in its own child`;
     progress.hostsTried = [...new Set(selected.selections.map((s) => s.hosts[0]!))];
     handedOver = true;
-    const outcomes = await Promise.all(
+    // Every child settles before the parent does: a cancelled request waits for each child's own rollback
+    // (closing first would terminate the children mid-compensation).
+    const settled = await Promise.all(
       placed.map((m) =>
         executeChild<(input: BuildInstanceInput) => Promise<BuildInstanceResult>>('buildInstance', {
           workflowId: m.workflowId,
@@ -194,9 +196,9 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
             },
           ],
         }).then(
-          (record): BatchMember => describe(m, record),
-          async (err: unknown): Promise<BatchMember> => {
-            if (isCancellation(err)) throw err;
+          (record): BatchMember | { cancelled: unknown } => describe(m, record),
+          async (err: unknown): Promise<BatchMember | { cancelled: unknown }> => {
+            if (isCancellation(err)) return { cancelled: err };
             const record = await conductor.getInstance({ instanceId: m.instanceId });
             const cause = (err as { cause?: unknown }).cause ?? err;
             return describe(m, record, {
@@ -207,6 +209,9 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
         )
       )
     );
+    const cancelled = settled.find((s): s is { cancelled: unknown } => 'cancelled' in s);
+    if (cancelled) throw cancelled.cancelled;
+    const outcomes = settled as BatchMember[];
     Object.assign(progress, { vmState: outcomes[0]?.record.vmState ?? VmState.Error, taskState: null, step: 'done' });
     const result: BatchResult = { requested: { min, max }, placed: placed.length, instances: outcomes };
     log.info('multi-create done', { placed: placed.length, failed: outcomes.filter((o) => o.failure).length });
