@@ -304,6 +304,28 @@ describe('multi-create', () => {
       expect((await env.client.workflow.getHandle(child).describe()).status.name).toBe('CANCELLED');
   });
 
+  it('re-submitted under the same workflow id, returns the instances its first run built and creates nothing', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const input = { name: 'twice', flavor: 'm1.small', image: 'cirros', availabilityZone: az, count: 2 };
+    const first = await cloud.run(hosts, () => build(input, 2));
+    expect(first.error).toBeUndefined();
+    const before = (await cloud.instances.list()).length;
+    const again = await cloud.run(hosts, async () => {
+      const handle = await env.client.workflow.start<typeof buildInstance>('buildInstance', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: first.workflowId,
+        args: [input],
+      });
+      return handle.result();
+    });
+    expect(again.batch!.instances.map((m) => [m.name, m.instanceId, m.record.vmState, m.record.host])).toEqual(
+      first.result!.batch!.instances.map((m) => [m.name, m.instanceId, 'active', m.record.host])
+    );
+    expect((await cloud.instances.list()).length).toBe(before);
+    for (const m of again.batch!.instances)
+      expect((await cloud.placement.getAllocations(m.instanceId)).map((a) => a.host)).toEqual([m.record.host]);
+  });
+
   it('refuses a forged `scheduled` (no claim made by a parent) with InvalidRequest, creating nothing', async () => {
     const { az, hosts } = await zoneWithHosts(1);
     const instanceId = randomUUID();
