@@ -92,17 +92,20 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
 
   // The records first (each owned by its child-to-be), so no claim is ever made for a consumer that
   // does not exist. Idempotent on the child's id: a re-run of this workflow id finds the first run's.
-  const created = await Promise.all(
-    members.map((m) =>
-      conductor.createInstance({
-        instanceId: m.instanceId,
-        name: m.name,
-        flavor: req.flavor,
-        image: req.image,
-        availabilityZone: req.availabilityZone,
-        schedulerHints: req.schedulerHints,
-        requestId: m.workflowId,
-      })
+  // Not cancellable: a cancellation waits for the answers, so every record made is known and ended.
+  const created = await CancellationScope.nonCancellable(() =>
+    Promise.all(
+      members.map((m) =>
+        conductor.createInstance({
+          instanceId: m.instanceId,
+          name: m.name,
+          flavor: req.flavor,
+          image: req.image,
+          availabilityZone: req.availabilityZone,
+          schedulerHints: req.schedulerHints,
+          requestId: m.workflowId,
+        })
+      )
     )
   ).catch((err: unknown) => {
     throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
