@@ -265,6 +265,36 @@ describe('multi-create', () => {
     expect((await cloud.instances.getServerGroup('spread-late'))?.hosts).toEqual([b, c].sort());
   });
 
+  it('lists an instance whose build failed after placement with its failure; the others are built', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [a, b] = hosts as [string, string];
+    await cloud.run(hosts, () => groups({ action: 'create', name: 'spread-fail', policy: 'anti-affinity' }));
+    await cloud.driver(b).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
+    const { result, error } = await cloud.run(hosts, () =>
+      build(
+        {
+          name: 'half',
+          flavor: 'm1.small',
+          image: 'cirros',
+          availabilityZone: az,
+          count: 2,
+          maxAttempts: 1,
+          schedulerHints: { group: 'spread-fail' },
+        },
+        2
+      )
+    );
+    expect(error).toBeUndefined();
+    const [ok, failed] = result!.batch!.instances;
+    expect([ok?.name, ok?.record.vmState, ok?.record.host, ok?.failure]).toEqual(['half-1', 'active', a, undefined]);
+    expect(failed?.name).toBe('half-2');
+    expect(failed?.record).toMatchObject({ vmState: 'error', taskState: null });
+    expect(failed?.failure?.type).toBe('MaxRetriesExceeded');
+    expect(failed?.failure?.message).toMatch(/^Exceeded maximum number of retries.*Hosts tried: /);
+    expect(await cloud.placement.getAllocations(failed!.instanceId)).toEqual([]);
+    expect(await cloud.driver(b).listGuests()).toEqual([]);
+  });
+
   it('a cancelled request waits for each child to roll back: every instance deleted, nothing claimed, no guest', async () => {
     const { az, hosts } = await zoneWithHosts(2);
     // Spawns take 30 s, so both children are mid-spawn when the request is cancelled.
