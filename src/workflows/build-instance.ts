@@ -95,8 +95,14 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
       // Nothing exists yet (an unknown flavor or image is refused before anything is written).
       throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
     });
-  if (created.existing && !adoptedFromParent(created, req.scheduled !== undefined))
+  if (created.existing && !adoptedFromParent(created, req.scheduled !== undefined)) {
+    // A multi-create child whose instance was taken from it (deleted between its parent's creation and
+    // claim): the parent's claim has no build to hold it any more.
+    const claimed = req.scheduled?.hosts[0];
+    if (claimed !== undefined && (created.instance.vmState === VmState.Deleted || created.instance.host !== claimed))
+      await scheduler.releaseAllocations({ consumerId: instanceId, host: claimed });
     return duplicateBuild(created.instance, created.existing, progress);
+  }
   const { instance, flavor, image, actionId } = created;
   // The build holds its instance from its creation: the operation is its record, action and progress.
   const op = withKernel({ instanceId, actionId, requestId, before: instance, progress });

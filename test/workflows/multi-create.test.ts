@@ -356,6 +356,55 @@ describe('multi-create', () => {
       expect((await cloud.placement.getAllocations(m.instanceId)).map((a) => a.host)).toEqual([m.record.host]);
   });
 
+  it('a child whose instance was deleted before it started releases the claim its parent made, and builds nothing', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const host = hosts[0]!;
+    const instanceId = randomUUID();
+    const childId = workflowIds.batchMember(workflowIds.buildInstance(randomUUID()), 1);
+    started.push(childId);
+    // As a parent leaves it: the record owned by the child-to-be, its create action, the claim; then a
+    // delete takes the instance (its owner's workflow not running yet) before the child starts.
+    await cloud.instances.create({
+      instanceId,
+      name: 'taken-1',
+      vmState: 'building',
+      taskState: 'scheduling',
+      taskOwner: childId,
+      powerState: 'nostate',
+      host: null,
+      availabilityZone: az,
+      flavor: 'm1.small',
+      image: 'cirros',
+      vcpus: 1,
+      memoryMb: 2048,
+      diskGb: 20,
+      serverGroup: null,
+    });
+    await cloud.instances.startAction(instanceId, 'create', childId);
+    const resources = { VCPU: 1, MEMORY_MB: 2048, DISK_GB: 20 };
+    await cloud.placement.claim(instanceId, host, resources);
+    await cloud.instances.update(instanceId, { vmState: 'deleted', taskState: null, taskOwner: null });
+    const record = await cloud.run(hosts, () =>
+      env.client.workflow.execute<typeof buildInstance>('buildInstance', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: childId,
+        args: [
+          {
+            name: 'taken-1',
+            flavor: 'm1.small',
+            image: 'cirros',
+            availabilityZone: az,
+            instanceId,
+            scheduled: { hosts: [host], resources, hostZones: { [host]: az } },
+          },
+        ],
+      })
+    );
+    expect(record).toMatchObject({ instanceId, vmState: 'deleted' });
+    expect(await cloud.placement.getAllocations(instanceId)).toEqual([]);
+    expect(cloud.computeCalls.filter((c) => c.instanceId === instanceId)).toEqual([]);
+  });
+
   it('refuses a forged `scheduled` (no claim made by a parent) with InvalidRequest, creating nothing', async () => {
     const { az, hosts } = await zoneWithHosts(1);
     const instanceId = randomUUID();
