@@ -4,16 +4,19 @@
  * `server-group create|list|show|delete` and `boot NAME --count N --group G`, their tables, JSON and exit
  * statuses. Afterwards the placement audit is clean and no workflow is left running.
  */
+import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { ROOT, runCli } from '../helpers/cli';
 import { TestCloud } from '../helpers/cloud';
 import { createDevServerEnv } from '../helpers/temporal';
 
 const CLI = path.join(ROOT, 'src', 'cli', 'conductor.ts');
+const exec = promisify(execFile);
 
 describe('conductor CLI: boot --count and server-group (dev server)', () => {
   let env: TestWorkflowEnvironment;
@@ -30,6 +33,50 @@ describe('conductor CLI: boot --count and server-group (dev server)', () => {
 
   const conductor = (...args: string[]) =>
     runCli(CLI, args, { DATA_DIR: cloud.dataDir, DATABASE_URL: undefined, TEMPORAL_ADDRESS: env.address });
+
+  /** The stock `temporal` CLI against this server, JSON output: its exit status and what it printed. */
+  async function temporal(...args: string[]): Promise<{ code: number; out: string }> {
+    const all = [...args, '--address', env.address, '--namespace', env.namespace ?? 'default', '-o', 'json'];
+    return exec(inject('temporalCli'), all).then(
+      ({ stdout }) => ({ code: 0, out: stdout }),
+      (err: { code?: number; stdout?: string; stderr?: string }) => ({
+        code: err.code ?? 1,
+        out: `${err.stdout ?? ''}${err.stderr ?? ''}`,
+      })
+    );
+  }
+
+  it('the stock temporal CLI runs the serverGroup workflow: create, show, delete, and a typed failure', async () => {
+    await cloud.run([], async () => {
+      const run = (id: string, input: unknown) =>
+        temporal(
+          'workflow',
+          'execute',
+          '--type',
+          'serverGroup',
+          '--task-queue',
+          'conductor',
+          '--workflow-id',
+          id,
+          '--input',
+          JSON.stringify(input)
+        );
+      const created = await run('sg-create', { action: 'create', name: 'stock', policy: 'affinity' });
+      expect(created.code).toBe(0);
+      // (The CLI's JSON prints the empty member and host lists as null.)
+      expect((JSON.parse(created.out) as { result: { groups: unknown[] } }).result.groups).toEqual([
+        expect.objectContaining({ name: 'stock', policy: 'affinity' }),
+      ]);
+      const bad = await run('sg-bad', { action: 'create', name: 'stock' });
+      expect(bad.code).not.toBe(0);
+      expect(bad.out).toContain('InvalidRequest');
+      const deleted = await run('sg-delete', { action: 'delete', name: 'stock' });
+      expect(deleted.code).toBe(0);
+      const missing = await run('sg-show', { action: 'show', name: 'stock' });
+      expect(missing.code).not.toBe(0);
+      expect(missing.out).toContain('Server group stock could not be found.');
+    });
+  });
 
   it('creates a group, boots three spread over three hosts, refuses a fourth and the delete of a group in use', async () => {
     const az = 'mc-cli';
