@@ -24,6 +24,7 @@ import * as rebuild from './commands/rebuild';
 import * as resetState from './commands/reset-state';
 import * as resize from './commands/resize';
 import * as revert from './commands/revert';
+import * as serverGroup from './commands/server-group';
 import * as show from './commands/show';
 import * as start from './commands/start';
 import * as stop from './commands/stop';
@@ -57,6 +58,7 @@ const COMMANDS = [
   deleteCommand,
   hosts,
   host,
+  serverGroup,
   audit,
   reconcile,
 ];

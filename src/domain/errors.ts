@@ -21,6 +21,10 @@ export const FailureType = {
   LiveMigrationAborted: 'LiveMigrationAborted',
   HypervisorBusy: 'HypervisorBusy',
   ConcurrentUpdate: 'ConcurrentUpdate',
+  /** The late server-group check on the host found the policy broken (reschedulable). */
+  GroupAffinityViolation: 'GroupAffinityViolation',
+  ServerGroupNotFound: 'ServerGroupNotFound',
+  ServerGroupInUse: 'ServerGroupInUse',
   /** An operation failed for a reason no more specific type names (its message says why). */
   OperationFailed: 'OperationFailed',
 } as const;
@@ -149,6 +153,44 @@ export class ClaimFailed extends DomainError {
     reason: string
   ) {
     super(`Unable to claim resources on host ${host}: ${reason}`, { host, reason });
+  }
+}
+
+/**
+ * The late server-group check found the host against the group's policy (Nova's GroupAffinityViolation
+ * from _validate_instance_group_policy): the attempt is rescheduled, not counted against the host.
+ */
+export class GroupAffinityViolation extends DomainError {
+  readonly name = FailureType.GroupAffinityViolation;
+  constructor(
+    readonly group: string,
+    readonly policy: string,
+    readonly host: string,
+    reason: string
+  ) {
+    super(`Server group ${group} (${policy}) would be violated on ${host}: ${reason}`, { group, policy, host });
+  }
+}
+
+/** No server group of that name (Nova's InstanceGroupNotFound). */
+export class ServerGroupNotFound extends DomainError {
+  readonly name = FailureType.ServerGroupNotFound;
+  constructor(readonly group: string) {
+    super(`Server group ${group} could not be found.`, { group });
+  }
+}
+
+/** A server group that still has members is not deleted (their policy would silently change). */
+export class ServerGroupInUse extends DomainError {
+  readonly name = FailureType.ServerGroupInUse;
+  constructor(
+    readonly group: string,
+    readonly members: readonly string[]
+  ) {
+    super(`Server group ${group} still has ${members.length} member(s): delete them first (${members.join(', ')}).`, {
+      group,
+      members: [...members],
+    });
   }
 }
 

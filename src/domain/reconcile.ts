@@ -74,7 +74,16 @@ export interface InstanceBatch {
   statuses: Record<string, WorkflowStatus>;
   /** Hosts that are up (a down host is not asked to destroy anything). */
   hostsUp: Record<string, boolean>;
+  /** Now, epoch ms (the workflow's clock): an owner Temporal does not know yet gets UNKNOWN_OWNER_GRACE_MS. */
+  now?: number;
 }
+
+/**
+ * An owner Temporal has no record of may be one about to start (a multi-create's child, whose record
+ * its parent made first): left alone until the instance has not changed for this long. An owner known
+ * closed (terminated, timed out, failed) is healed at once.
+ */
+export const UNKNOWN_OWNER_GRACE_MS = 120_000;
 
 /** Where a half-made guest is destroyed, and what is released, for an interrupted operation. */
 export interface InterruptedPlan {
@@ -163,6 +172,12 @@ function decideInstance(view: InstanceView, batch: InstanceBatch): InstancePlan 
     const status = ownerStatus(instance, batch.statuses);
     // A live operation is never touched.
     if (!isClosed(status)) return undefined;
+    if (
+      status === 'unknown' &&
+      batch.now !== undefined &&
+      batch.now - Date.parse(instance.updatedAt) < UNKNOWN_OWNER_GRACE_MS
+    )
+      return undefined;
     return interrupted(view, batch, instance.taskState, status);
   }
   if (instance.vmState === VmState.Resized) {

@@ -23,8 +23,17 @@ export const RequestSpecSchema = z
     /** Rebuild: only the filters that run on rebuild, and nothing claimed. */
     isRebuild: z.boolean().default(false),
     maxAttempts: z.number().int().min(1).max(10).default(3),
+    /**
+     * Multi-create: place at least this many of the instances (in order) or none; those after the first
+     * minCount that find no host are left out. Default: every instance.
+     */
+    minCount: z.number().int().min(1).max(100).optional(),
   })
-  .strict();
+  .strict()
+  .refine((s) => s.minCount === undefined || s.minCount <= s.instanceIds.length, {
+    message: 'minCount is at most the number of instances',
+    path: ['minCount'],
+  });
 export type RequestSpecInput = z.input<typeof RequestSpecSchema>;
 export type RequestSpec = z.output<typeof RequestSpecSchema>;
 

@@ -15,6 +15,8 @@ import type { HostState, InstanceSelection, Rng, SchedulerConfig, SchedulingRequ
  * Pure: it claims nothing and never mutates `hosts` or `req`. All or nothing: it throws NoValidHost
  * naming the instance and the filter that returned 0 hosts, and the caller releases any claims.
  * A `forcedHost` bypasses the filters (it must still be in `hosts`) and gets no alternates.
+ * With `minCount` below the number of instances, the first instance after minCount that finds no host
+ * ends the request: the selections so far are returned (at least minCount of them).
  */
 export function selectDestinations(
   hosts: readonly HostState[],
@@ -39,10 +41,15 @@ export function selectDestinations(
   let spec = req;
   const selections: InstanceSelection[] = [];
   const count = req.instanceIds.length;
+  const atLeast = Math.min(count, Math.max(1, req.minCount ?? count));
   for (let n = 0; n < count; n++) {
     const instanceId = req.instanceIds[n]!;
     const ranked = rankHosts(view, compileFilterPlan(spec), weights, keep);
-    if (ranked.length === 0) throw new NoValidHost(noHostReason(view, spec, instanceId));
+    if (ranked.length === 0) {
+      // NOTE(nova): Nova places max_count or fails; here maxCount is a ceiling and minCount the floor.
+      if (n >= atLeast) break;
+      throw new NoValidHost(noHostReason(view, spec, instanceId));
+    }
 
     const pool = Math.min(subsetSize, ranked.length);
     // The rng is only consulted when there is a choice to make.

@@ -12,8 +12,13 @@ export type { HostState };
 
 /** What the scheduler is asked for, with every reference already resolved. */
 export interface SchedulingRequest {
-  /** One id per instance to place; the request places all of them or none. */
+  /** One id per instance to place; the request places all of them or none (but see minCount). */
   instanceIds: readonly string[];
+  /**
+   * Multi-create: at least this many (the first ones) or none; the instances after them are placed while
+   * hosts remain and left out once one finds no host. Default: all of them.
+   */
+  minCount?: number;
   flavor: Flavor;
   image: Image;
   availabilityZone?: string;

@@ -22,6 +22,9 @@ export const NON_RETRYABLE_ERROR_TYPES: readonly string[] = [
   FailureType.MigrationError,
   FailureType.MigrationPreCheckError,
   FailureType.LiveMigrationAborted,
+  FailureType.GroupAffinityViolation,
+  FailureType.ServerGroupNotFound,
+  FailureType.ServerGroupInUse,
 ];
 
 /** Conductor (store) activities: short, retried until the store answers. */

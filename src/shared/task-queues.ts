@@ -14,6 +14,10 @@ export function computeTaskQueue(host: string): string {
 
 export const workflowIds = {
   buildInstance: (instanceId: string) => `build-${instanceId}`,
+  /** A multi-create's child for its instance `index` (1-based): the parent's id with the suffix. */
+  batchMember: (parentWorkflowId: string, index: number) => `${parentWorkflowId}-${index}`,
+  /** One server-group API call (create, list, show, delete). */
+  serverGroup: (action: string, requestId: string) => `server-group-${action}-${requestId}`,
   placementAttempt: (instanceId: string, operation: string) => `place-${operation}-${instanceId}`,
   stop: (instanceId: string, requestId: string) => `stop-${instanceId}-${requestId}`,
   start: (instanceId: string, requestId: string) => `start-${instanceId}-${requestId}`,

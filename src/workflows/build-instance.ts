@@ -22,7 +22,7 @@ import type { InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../domain/instance';
 import type { BuildInstanceInput } from '../domain/schemas';
 import type { CreateInstanceResult } from '../activities/conductor';
-import { BuildInstanceInputSchema } from '../domain/schemas';
+import { batchSize, BuildInstanceInputSchema } from '../domain/schemas';
 import type { OperationProgress } from '../shared/messages';
 import { getProgressQuery, placementProgressSignal } from '../shared/messages';
 import { placementAttemptRetry } from '../shared/activity-options';
@@ -33,10 +33,13 @@ import type { StepRunner } from './lib/kernel';
 import { runStep, withKernel } from './lib/kernel';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 import { ABORT_TYPES, buildAttempt } from './build/attempt';
+import type { BuildInstanceResult } from './build/batch';
+import { buildBatch } from './build/batch';
 import { PATCH_ONE_PLACEMENT_ATTEMPT, placementAttempt } from './placement-attempt';
 
 export { buildAttempt, PATCH_ALTERNATE_CLAIM_OFF_HOST } from './build/attempt';
 export type { BuildAttemptInput } from './build/attempt';
+export type { BatchMember, BatchResult, BuildInstanceResult } from './build/batch';
 
 /** The patch id of the cancelled build that also destroys the guest its last attempt left. */
 export const PATCH_CANCELLED_BUILD_DESTROYS_GUEST = 'cancelled-build-destroys-guest';
@@ -48,10 +51,12 @@ const FAULT_CODE = 500;
  * Builds one instance and returns its record (`active` on success). Fails with a typed failure:
  * InvalidRequest, NoValidHost, MaxRetriesExceeded, BuildAborted; the instance is then `error` with a
  * fault and holds no allocation. Cancelled: any guest is destroyed, the claim released, and the
- * instance ends `deleted`.
+ * instance ends `deleted`. With `count` (or `minCount` / `maxCount`) above one it is a multi-create
+ * (build/batch.ts): the first instance's record with `batch` listing every instance.
  */
-export async function buildInstance(input: BuildInstanceInput): Promise<InstanceRecord> {
+export async function buildInstance(input: BuildInstanceInput): Promise<BuildInstanceResult> {
   const req = parseInput(BuildInstanceInputSchema, input);
+  if (batchSize(req).max > 1) return buildBatch(req);
   const instanceId = req.instanceId ?? uuid4();
   const requestId = workflowInfo().workflowId;
   const progress: OperationProgress = {
@@ -74,6 +79,7 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
     if (!progress.hostsTried.includes(p.host)) progress.hostsTried.push(p.host);
   });
   tagInstance({ instanceId, vmState: VmState.Building });
+  if (req.scheduled) await checkScheduled(instanceId, req.scheduled.hosts[0]!);
 
   const created = await conductor
     .createInstance({
@@ -89,7 +95,14 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
       // Nothing exists yet (an unknown flavor or image is refused before anything is written).
       throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
     });
-  if (created.existing) return duplicateBuild(created.instance, created.existing, progress);
+  if (created.existing && !adoptedFromParent(created, req.scheduled !== undefined)) {
+    // A multi-create child whose instance was taken from it (deleted between its parent's creation and
+    // claim): the parent's claim has no build to hold it any more.
+    const claimed = req.scheduled?.hosts[0];
+    if (claimed !== undefined && (created.instance.vmState === VmState.Deleted || created.instance.host !== claimed))
+      await scheduler.releaseAllocations({ consumerId: instanceId, host: claimed });
+    return duplicateBuild(created.instance, created.existing, progress);
+  }
   const { instance, flavor, image, actionId } = created;
   // The build holds its instance from its creation: the operation is its record, action and progress.
   const op = withKernel({ instanceId, actionId, requestId, before: instance, progress });
@@ -108,22 +121,40 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
       hostOf: (s) => s.selections[0]?.hosts[0] ?? null,
       details: (s) => `hosts: ${(s.selections[0]?.hosts ?? []).join(', ')}`,
       run: () =>
-        scheduler.selectDestinations({
-          instanceIds: [instanceId],
-          flavor,
-          image,
-          availabilityZone: req.availabilityZone,
-          schedulerHints: req.schedulerHints,
-          requestedHost: req.host,
-          forcedHost: req.forceHost,
-          // NOTE(nova): a requested or forced host is never rescheduled elsewhere.
-          maxAttempts: pinned ? 1 : req.maxAttempts,
-        }),
+        // A multi-create child: its parent's one scheduler call chose (and claimed) its hosts.
+        req.scheduled
+          ? Promise.resolve({
+              selections: [{ instanceId, hosts: req.scheduled.hosts }],
+              resources: req.scheduled.resources,
+              hostZones: req.scheduled.hostZones,
+            })
+          : scheduler.selectDestinations({
+              instanceIds: [instanceId],
+              flavor,
+              image,
+              availabilityZone: req.availabilityZone,
+              schedulerHints: req.schedulerHints,
+              requestedHost: req.host,
+              forcedHost: req.forceHost,
+              // NOTE(nova): a requested or forced host is never rescheduled elsewhere.
+              maxAttempts: pinned ? 1 : req.maxAttempts,
+            }),
     });
     const hosts = selected.selections[0]?.hosts ?? [];
     const { resources, hostZones } = selected;
 
-    const attempt = { instanceId, name: req.name, actionId, hosts, flavor, image, resources, timeouts: req.timeouts };
+    const group = req.schedulerHints.group;
+    const attempt = {
+      instanceId,
+      name: req.name,
+      actionId,
+      hosts,
+      flavor,
+      image,
+      resources,
+      timeouts: req.timeouts,
+      ...(group !== undefined ? { serverGroup: group } : {}),
+    };
     const child = {
       workflowId: workflowIds.placementAttempt(instanceId, 'build'),
       retry: placementAttemptRetry(hosts.length, ABORT_TYPES),
@@ -179,6 +210,37 @@ export async function buildInstance(input: BuildInstanceInput): Promise<Instance
   } catch (err) {
     return CancellationScope.nonCancellable(() => failBuild(err, op));
   }
+}
+
+/**
+ * `scheduled` comes only from a multi-create parent, which claimed the first host for the instance before
+ * starting this child: without that claim it is refused (InvalidRequest), before anything is written.
+ */
+async function checkScheduled(instanceId: string, host: string): Promise<void> {
+  const claims = await scheduler.getAllocations({ consumerId: instanceId });
+  if (!claims.some((c) => c.host === host))
+    throw typedFailure(
+      FailureType.InvalidRequest,
+      `Invalid request: scheduled: set only by a multi-create parent, which claimed ${host} for instance ${instanceId}; no such claim`
+    );
+}
+
+/**
+ * Whether the instance found is this build's own, made by its multi-create parent for it (`scheduled` is
+ * set only by that parent, with this workflow's id as the record's request): still held by the request
+ * that created it and untouched (building/scheduling). A re-run of the child's id after its build ran
+ * finds it otherwise and is a duplicate. NOTE: decided from the store's answer, not from this workflow's
+ * id, so a replay under another id takes the same path.
+ */
+function adoptedFromParent(created: CreateInstanceResult, scheduled: boolean): boolean {
+  const { instance, existing } = created;
+  return (
+    scheduled &&
+    existing !== undefined &&
+    instance.taskOwner === existing.requestId &&
+    instance.vmState === VmState.Building &&
+    instance.taskState === Task.Scheduling
+  );
 }
 
 /**

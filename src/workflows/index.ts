@@ -11,5 +11,6 @@ export { registerHost } from './register-host';
 export { resetState } from './reset-state';
 export { resizeAttempt, resizeMigrate } from './resize-migrate';
 export { setHostService } from './set-host-service';
+export { serverGroup } from './server-group';
 export { start } from './start';
 export { stop } from './stop';

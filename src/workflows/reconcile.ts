@@ -87,7 +87,7 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
         ids.length > 0 ? scheduler.allocationsOf({ consumerIds: ids }) : {},
         statusesOf(workflowIds),
       ]);
-      for (const plan of decideInstances({ views: page.views, allocations, statuses, hostsUp }))
+      for (const plan of decideInstances({ views: page.views, allocations, statuses, hostsUp, now: Date.now() }))
         report(req.dryRun ? decisionOf(plan, 'planned') : await applyPlan(plan, timeouts));
       Object.assign(state, page.next === null ? { phase: 'hosts', after: null } : { after: page.next });
     } else {

@@ -916,6 +916,111 @@ describe('delete and idempotent create', () => {
     });
   });
 
+  it('buildInstance: multi-create (count, minCount/maxCount), the late group check, and serverGroup', async () => {
+    const group = (input: Record<string, unknown>) =>
+      env.client.workflow.start('serverGroup', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.serverGroup(String(input.action), randomUUID().slice(0, 8)),
+        args: [input],
+      });
+    const startMulti = (input: Omit<BuildInstanceInput, 'flavor' | 'image'>) =>
+      env.client.workflow.start('buildInstance', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.buildInstance(randomUUID()),
+        args: [{ flavor: 'm1.small', image: 'cirros', ...input }],
+      });
+    const { az, hosts } = await zone(3);
+    // Room for one m1.small per host.
+    const small = await zone(2, { memoryMb: 3072 });
+    await run([...hosts, ...small.hosts], async () => {
+      const created = await group({ action: 'create', name: 'rp-spread', policy: 'anti-affinity' });
+      await created.result();
+      await save(created.workflowId, undefined, 'create', 'COMPLETED', 'a server group created');
+
+      // web-1 on a (alternates b, c), web-2 on b; a fails web-1's spawn, b is web-2's: the late check
+      // reschedules web-1 to c.
+      await setFaults(hosts[0]!, { spawn: { failNext: 1, kind: 'reschedule' } });
+      const multi = await startMulti({
+        name: 'rp-web',
+        availabilityZone: az,
+        count: 2,
+        schedulerHints: { group: 'rp-spread' },
+      });
+      await multi.result();
+      await save(
+        multi.workflowId,
+        undefined,
+        'multi-create',
+        'COMPLETED',
+        'count 2 in an anti-affinity group: one scheduler call, a child buildInstance per instance'
+      );
+      const member = workflowIds.batchMember(multi.workflowId, 1);
+      await save(
+        member,
+        undefined,
+        'multi-create-member',
+        'COMPLETED',
+        'a multi-create child: the hosts its parent chose, no scheduler call'
+      );
+      await saveChildRuns(
+        member,
+        'late-group-check',
+        ['FAILED', 'FAILED', 'COMPLETED'],
+        [
+          'run 1: the group check passes, spawn fails, fails Rescheduled',
+          'run 2: the alternate is claimed, the late group check finds a member there (patched late-group-check): Rescheduled',
+          'run 3: the next alternate passes the check and spawns',
+        ]
+      );
+
+      const full = await startMulti({
+        name: 'rp-crowd',
+        availabilityZone: az,
+        count: 4,
+        schedulerHints: { group: 'rp-spread' },
+      });
+      await settle(full.result());
+      await save(
+        full.workflowId,
+        undefined,
+        'multi-create-no-valid-host',
+        'FAILED',
+        'count 4 in an anti-affinity group whose members hold 2 of 3 hosts: NoValidHost, every instance error, nothing claimed'
+      );
+
+      const partial = await startMulti({ name: 'rp-db', availabilityZone: small.az, minCount: 1, maxCount: 3 });
+      await partial.result();
+      await save(
+        partial.workflowId,
+        undefined,
+        'multi-create-partial',
+        'COMPLETED',
+        'minCount 1, maxCount 3 with room for 2: two built, the third never claimed for and deleted'
+      );
+
+      const shown = await group({ action: 'show', name: 'rp-spread' });
+      await shown.result();
+      await save(shown.workflowId, undefined, 'show', 'COMPLETED', 'a server group with its members and hosts');
+      const listed = await group({ action: 'list' });
+      await listed.result();
+      await save(listed.workflowId, undefined, 'list', 'COMPLETED', 'every server group');
+      const inUse = await group({ action: 'delete', name: 'rp-spread' });
+      await settle(inUse.result());
+      await save(
+        inUse.workflowId,
+        undefined,
+        'delete-in-use',
+        'FAILED',
+        'a group with members is not deleted: ServerGroupInUse'
+      );
+      const empty = await group({ action: 'create', name: 'rp-empty', policy: 'affinity' });
+      await empty.result();
+      const deleted = await group({ action: 'delete', name: 'rp-empty' });
+      await deleted.result();
+      await save(deleted.workflowId, undefined, 'delete', 'COMPLETED', 'a group with no member deleted');
+    });
+  });
+
   it('buildInstance: re-submitted under the same workflow id', async () => {
     const { az, hosts } = await zone(1);
     await run(hosts, async () => {

@@ -15,6 +15,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import type { ReconcileDecision } from '../../src/domain/reconcile';
+import { UNKNOWN_OWNER_GRACE_MS } from '../../src/domain/reconcile';
 import type { ReconcileInput } from '../../src/domain/schemas';
 import { confirmResizeUpdate } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
@@ -248,6 +249,19 @@ describe('reconcile', () => {
           });
         }
       }
+
+      // An owner Temporal has never heard of may be about to start (a multi-create's child): left alone
+      // while the instance changed recently.
+      const early = await runReconcile();
+      expect(about(early.decisions, untouched.instanceId)).toEqual([]);
+      expect((await cloud.instances.get(untouched.instanceId)).taskState).toBe('powering-off');
+      // … and healed once it has been still for longer than that.
+      const still = new Date(Date.now() - UNKNOWN_OWNER_GRACE_MS - 60_000).toISOString();
+      await cloud.store.db
+        .updateTable('instances')
+        .set({ updated_at: still })
+        .where('instance_id', 'in', [untouched.instanceId, reached.instanceId])
+        .execute();
 
       const result = await runReconcile();
       expect(about(result.decisions, untouched.instanceId)).toMatchObject([

@@ -19,6 +19,7 @@ import { onceWriter } from './deps';
 import { createDeletionActivities } from './deletion';
 import { createMigrationActivities } from './migrations';
 import { createReconcileActivities } from './reconcile';
+import { createServerGroupActivities } from './server-groups';
 import { createWorkflowStatusActivities } from './workflow-status';
 
 export type { ConductorDeps };
@@ -40,6 +41,8 @@ export interface CreateInstanceResult {
   flavor: Flavor;
   image: Image;
   actionId: string;
+  /** The request whose `create` action made the instance (the one holding it while it builds). */
+  requestId: string;
   /**
    * Set when the instance already existed (the same workflow id re-run, or the same instance id): nothing
    * was created or changed. `fault`: its last fault when it is `error` (`type`: the failure's type).
@@ -123,6 +126,7 @@ export function createConductorActivities(deps: ConductorDeps) {
     // Resize and cold migration: planMigration, createMigration, updateMigration (at the end of this file).
     ...createMigrationActivities(deps),
     ...createDeletionActivities(deps),
+    ...createServerGroupActivities(deps),
     ...createWorkflowStatusActivities(deps.temporal),
     // The reconciler's reads and compare-and-swap writes, and reset-state (src/activities/conductor/reconcile.ts).
     ...createReconcileActivities(deps),
@@ -154,6 +158,7 @@ export function createConductorActivities(deps: ConductorDeps) {
             flavor,
             image,
             actionId: create?.actionId ?? '',
+            requestId: create?.requestId ?? req.requestId,
             existing: {
               requestId: create?.requestId ?? null,
               fault: fault && { code: fault.code, message: fault.message, type: fault.details },
@@ -181,7 +186,7 @@ export function createConductorActivities(deps: ConductorDeps) {
         // A rival build of the same instance id created it first (create returns the record it found).
         if (instance.taskOwner !== req.requestId) return asExisting(instance);
         const { actionId } = await repo.startAction(req.instanceId, 'create', req.requestId);
-        return { instance, flavor, image, actionId };
+        return { instance, flavor, image, actionId, requestId: req.requestId };
       });
     },
 

@@ -103,7 +103,9 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
     ...createReconcileReads(deps),
     /**
      * Filters and weighs the hosts, claims the chosen host of every instance (all or nothing) and
-     * returns it followed by up to maxAttempts-1 alternates. Throws NoValidHost, InvalidRequest.
+     * returns it followed by up to maxAttempts-1 alternates. With `minCount`, the instances after the
+     * first minCount are placed while there is room (the selections list only those placed). Throws
+     * NoValidHost, InvalidRequest.
      */
     async selectDestinations(input: RequestSpecInput): Promise<SelectDestinationsResult> {
       const spec = parseOrInvalid(RequestSpecSchema, input);
@@ -125,6 +127,7 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
         forcedHost: spec.forcedHost,
         isRebuild: spec.isRebuild,
         maxAttempts: spec.maxAttempts,
+        minCount: spec.minCount,
       };
       const resources = flavorResources(flavor);
       if (!spec.isRebuild) await releaseLeftoverClaims(spec.instanceIds);

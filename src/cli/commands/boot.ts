@@ -1,15 +1,21 @@
-/** `boot NAME --flavor F --image I`: builds an instance (buildInstance) and follows it until it is active or in error. */
+/**
+ * `boot NAME --flavor F --image I`: builds an instance (buildInstance) and follows it until it is active or
+ * in error. `--count N` (or `--min-count`/`--max-count`) builds several, named NAME-1, NAME-2 …
+ */
 import { randomUUID } from 'node:crypto';
 
+import { Option } from 'commander';
 import type { Command } from 'commander';
 
 import type { BuildInstanceInput } from '../../domain/schemas';
-import { BuildInstanceInputSchema, MAX_ATTEMPTS_LIMIT } from '../../domain/schemas';
+import { batchSize, BuildInstanceInputSchema, MAX_ATTEMPTS_LIMIT } from '../../domain/schemas';
 import { workflowIds } from '../../shared/task-queues';
-import { checkInput, EXIT_OK, requireHost } from '../context';
+import type { BuildInstanceResult } from '../../workflows/build-instance';
+import { checkInput, EXIT_FAILED, EXIT_OK, requireHost } from '../context';
 import type { Context, Run } from '../context';
-import { startAndFollow, startWorkflow } from '../operation';
+import { follow, startAndFollow, startWorkflow } from '../operation';
 import { wholeNumber } from '../options';
+import { table } from '../table';
 
 interface BootOptions {
   flavor: string;
@@ -19,38 +25,77 @@ interface BootOptions {
   forceHost?: string;
   group?: string;
   maxAttempts?: number;
+  count?: number;
+  minCount?: number;
+  maxCount?: number;
   wait: boolean;
 }
 
 async function boot(ctx: Context, name: string, o: BootOptions): Promise<number> {
-  const instanceId = randomUUID();
-  const workflowId = workflowIds.buildInstance(instanceId);
-  const input: BuildInstanceInput & { instanceId: string } = {
+  const counts = {
+    ...(o.count !== undefined ? { count: o.count } : {}),
+    ...(o.minCount !== undefined ? { minCount: o.minCount } : {}),
+    ...(o.maxCount !== undefined ? { maxCount: o.maxCount } : {}),
+  };
+  const several = batchSize(counts).max > 1;
+  // One instance: its id is chosen here and names the workflow. Several: the id names the request.
+  const id = randomUUID();
+  const workflowId = workflowIds.buildInstance(id);
+  const input: BuildInstanceInput = {
     name,
     flavor: o.flavor,
     image: o.image,
-    instanceId,
+    ...(several ? counts : { instanceId: id }),
     ...(o.az ? { availabilityZone: o.az } : {}),
     ...(o.host ? { host: o.host } : {}),
     ...(o.forceHost ? { forceHost: o.forceHost } : {}),
     ...(o.group ? { schedulerHints: { group: o.group } } : {}),
     ...(o.maxAttempts !== undefined ? { maxAttempts: o.maxAttempts } : {}),
   };
-  // A request that can only fail is refused here: no workflow started, no instance created.
+  // A request that can only fail is refused here: no workflow started, no instance created (the
+  // workflow's own schema, so a bad combination such as --min-count above --max-count exits 2 at once).
   checkInput(BuildInstanceInputSchema, input);
   if (o.host) await requireHost(ctx, o.host);
   if (o.forceHost) await requireHost(ctx, o.forceHost, 'forceHost');
-  if (o.wait) return startAndFollow(ctx, 'buildInstance', workflowId, input);
-  await startWorkflow(ctx, 'buildInstance', workflowId, [input]);
-  console.log(ctx.json ? JSON.stringify({ instanceId, workflowId }) : instanceId);
-  return EXIT_OK;
+  if (o.wait && !several) return startAndFollow(ctx, 'buildInstance', workflowId, { ...input, instanceId: id });
+  const handle = await startWorkflow(ctx, 'buildInstance', workflowId, [input]);
+  if (!o.wait) {
+    console.log(
+      ctx.json ? JSON.stringify(several ? { workflowId } : { instanceId: id, workflowId }) : several ? workflowId : id
+    );
+    return EXIT_OK;
+  }
+  console.error(`buildInstance ${workflowId}`);
+  await follow(handle);
+  return printBatch(ctx, await handle.result());
+}
+
+/** Every instance of a multi-create: exit 1 when one of them failed after placement. */
+function printBatch(ctx: Context, result: BuildInstanceResult): number {
+  const members = result.batch?.instances ?? [];
+  if (ctx.json) console.log(JSON.stringify(result.batch ?? null, null, 2));
+  else
+    console.log(
+      table(
+        ['NAME', 'ID', 'STATE', 'HOST', 'WORKFLOW', 'FAILURE'],
+        members.map((m) => [
+          m.name,
+          m.instanceId,
+          m.record.vmState,
+          m.record.host,
+          m.workflowId,
+          m.failure ? `${m.failure.type}: ${m.failure.message}` : null,
+        ])
+      )
+    );
+  return members.some((m) => m.failure) ? EXIT_FAILED : EXIT_OK;
 }
 
 export function register(program: Command, run: Run): void {
   program
     .command('boot')
-    .description('build an instance and follow it until it is active (or in error)')
-    .argument('<name>', 'the instance name')
+    .description('build an instance (or several) and follow it until it is active (or in error)')
+    .argument('<name>', 'the instance name (several: NAME-1, NAME-2 …)')
     .requiredOption('--flavor <flavor>', 'the flavor')
     .requiredOption('--image <image>', 'the image')
     .option('--az <zone>', 'the availability zone')
@@ -62,6 +107,13 @@ export function register(program: Command, run: Run): void {
       `placement attempts, 1 to ${MAX_ATTEMPTS_LIMIT} (default 3)`,
       wholeNumber(1, MAX_ATTEMPTS_LIMIT)
     )
-    .option('--no-wait', 'print the instance id and return once the build has started')
+    .addOption(
+      new Option('--count <n>', 'build exactly n instances, all or none')
+        .argParser(wholeNumber(1))
+        .conflicts(['minCount', 'maxCount'])
+    )
+    .option('--min-count <n>', 'build at least n instances, or none', wholeNumber(1))
+    .option('--max-count <n>', 'build at most n instances, as many as there is room for', wholeNumber(1))
+    .option('--no-wait', 'print the instance id (several: the request workflow id) and return once started')
     .action((name: string, o: BootOptions) => run((ctx) => boot(ctx, name, o)));
 }

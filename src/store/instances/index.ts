@@ -86,6 +86,10 @@ export interface InstanceRepository {
   ensureServerGroup(name: string, policy: ServerGroupPolicy): Promise<ServerGroup>;
   /** The group with its members and their hosts; undefined when absent. */
   getServerGroup(name: string): Promise<ServerGroup | undefined>;
+  /** Every group with its members and their hosts, by name. */
+  listServerGroups(): Promise<ServerGroup[]>;
+  /** Removes the group (members are the caller's concern); false when there was none. */
+  deleteServerGroup(name: string): Promise<boolean>;
 }
 
 export function createInstanceRepository(store: Store): InstanceRepository {

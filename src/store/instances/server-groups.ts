@@ -14,7 +14,10 @@ export interface ServerGroup {
   hosts: string[];
 }
 
-export type ServerGroups = Pick<InstanceRepository, 'ensureServerGroup' | 'getServerGroup'>;
+export type ServerGroups = Pick<
+  InstanceRepository,
+  'ensureServerGroup' | 'getServerGroup' | 'listServerGroups' | 'deleteServerGroup'
+>;
 
 export function createServerGroups(store: Store): ServerGroups {
   const db = store.db;
@@ -54,5 +57,16 @@ export function createServerGroups(store: Store): ServerGroups {
     return group;
   }
 
-  return { ensureServerGroup, getServerGroup };
+  async function listServerGroups(): Promise<ServerGroup[]> {
+    const names = await db.selectFrom('server_groups').select('name').orderBy('name').execute();
+    const groups = await Promise.all(names.map((n) => getServerGroup(n.name)));
+    return groups.filter((g): g is ServerGroup => g !== undefined);
+  }
+
+  async function deleteServerGroup(name: string): Promise<boolean> {
+    const result = await db.deleteFrom('server_groups').where('name', '=', name).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  return { ensureServerGroup, getServerGroup, listServerGroups, deleteServerGroup };
 }

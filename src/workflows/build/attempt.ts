@@ -11,7 +11,7 @@ import { BUILD_TASK_STATES } from '../../domain/transitions';
 import { failureMessage, timeoutType } from '../lib/failures';
 import { once } from '../lib/kernel';
 import { attemptFailure, placementAttempt } from '../lib/placement-attempt';
-import { computeOn, scheduler } from '../lib/proxies';
+import { computeOn, conductor, scheduler } from '../lib/proxies';
 
 /** Failure types that end a build at once: no other host can fix them. */
 export const ABORT_TYPES = [
@@ -27,6 +27,12 @@ export const CLAIM_EVENT = 'conductor_claim_alternate';
 /** The patch id of the alternate claim that is in flight before it is issued and never touches the host. */
 export const PATCH_ALTERNATE_CLAIM_OFF_HOST = 'alternate-claim-off-host';
 
+/** The patch id of the late server-group check before an instance of a group is built on its host. */
+export const PATCH_LATE_GROUP_CHECK = 'late-group-check';
+
+/** The event of the late server-group check (Nova's _validate_instance_group_policy). */
+export const GROUP_CHECK_EVENT = 'compute_validate_instance_group_policy';
+
 export interface BuildAttemptInput {
   instanceId: string;
   name: string;
@@ -37,6 +43,8 @@ export interface BuildAttemptInput {
   image: Image;
   resources: Resources;
   timeouts: ComputeTimeoutsInput;
+  /** The instance's server group, when it has one: its policy is checked again on the host. */
+  serverGroup?: string;
 }
 
 /**
@@ -116,6 +124,17 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
       );
       if (!claimOffHost) releaseClaim();
     }
+    // Versioned, and only for an instance in a group: the late check (Nova's
+    // _validate_instance_group_policy) against the group's members as they are now, which a concurrent
+    // build may have moved since the scheduler chose. A violation reschedules; it is no step on the host,
+    // so the host is not counted as failing (Nova's RescheduledByPolicyException).
+    if (input.serverGroup !== undefined && patched(PATCH_LATE_GROUP_CHECK))
+      await step(
+        Task.Scheduling,
+        GROUP_CHECK_EVENT,
+        () => conductor.checkServerGroupPolicy({ instanceId, host }),
+        false
+      );
     op.compensations.push('destroy the guest', destroyGuest);
     await step(Task.Networking, 'compute_allocate_networks', () => compute.short.allocateNetworks({ instanceId }));
     await step(Task.BlockDeviceMapping, 'compute_prepare_block_devices', () =>

@@ -399,6 +399,35 @@ describe('scheduler activities', () => {
   });
 
   describe('server groups', () => {
+    it('with minCount, claims for the instances an anti-affinity group has hosts for and leaves out the rest', async () => {
+      await instances.ensureServerGroup('spread', 'anti-affinity');
+      const ids = Array.from({ length: 5 }, () => randomUUID());
+      const { selections } = await select(
+        request({ instanceIds: ids, minCount: 2, schedulerHints: { group: 'spread' } })
+      );
+      expect(selections.map((s) => s.instanceId)).toEqual(ids.slice(0, 3));
+      for (const s of selections) expect((await placement.getAllocations(s.instanceId))[0]?.host).toBe(s.hosts[0]);
+      for (const id of ids.slice(3)) expect(await placement.getAllocations(id)).toEqual([]);
+    });
+
+    it('below minCount, NoValidHost with nothing claimed', async () => {
+      await instances.ensureServerGroup('spread', 'anti-affinity');
+      const before = await snapshot();
+      const ids = Array.from({ length: 5 }, () => randomUUID());
+      const err = await failure(
+        select(request({ instanceIds: ids, minCount: 4, schedulerHints: { group: 'spread' } }))
+      );
+      expect(err.name).toBe(FailureType.NoValidHost);
+      expect(err.message).toMatch(/Filter ServerGroupAntiAffinityFilter returned 0 hosts/);
+      expect(await snapshot()).toEqual(before);
+    });
+
+    it('refuses a minCount above the number of instances as InvalidRequest', async () => {
+      const err = await failure(select(request({ instanceIds: [randomUUID()], minCount: 2 })));
+      expect(err.name).toBe(FailureType.InvalidRequest);
+      expect(err.message).toMatch(/minCount/);
+    });
+
     it('anti-affinity spreads the instances of one request over distinct hosts', async () => {
       await instances.ensureServerGroup('spread', 'anti-affinity');
       const ids = [randomUUID(), randomUUID(), randomUUID()];

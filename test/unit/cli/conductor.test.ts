@@ -32,7 +32,17 @@ describe('npm run conductor', () => {
     expect(run.code).toBe(0);
     for (const command of ['boot', 'list', 'show', 'stop', 'start', 'rebuild', 'evacuate', 'resize', 'migrate'])
       expect(run.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
-    for (const command of ['confirm', 'revert', 'delete', 'reset-state', 'hosts', 'host', 'audit', 'reconcile'])
+    for (const command of [
+      'confirm',
+      'revert',
+      'delete',
+      'reset-state',
+      'hosts',
+      'host',
+      'server-group',
+      'audit',
+      'reconcile',
+    ])
       expect(run.stdout).toContain(`  ${command} `);
   });
 
@@ -67,6 +77,37 @@ describe('npm run conductor', () => {
     expect(run.stdout).toBe('');
     expect(run.stderr).toMatch(message);
     expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it.each([
+    [['--count', '2', '--min-count', '1'], /option '--count <n>' cannot be used with option '--min-count <n>'/],
+    [['--count', '0'], /option '--count <n>' argument '0' is invalid/],
+    [['--min-count', '3', '--max-count', '2'], /conductor boot: maxCount: maxCount must be at least minCount/],
+    [['--count', '51'], /conductor boot: count: /],
+  ])('boot %j (several instances) exits 2 naming the option, before reaching Temporal', async (extra, message) => {
+    const run = await conductor(...BOOT, ...extra);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(message);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('server-group: lists its subcommands; a missing --policy, a bad policy or a missing name exits 2', async () => {
+    const help = await conductor('server-group', '--help');
+    expect(help.code).toBe(0);
+    for (const sub of ['create', 'list', 'show', 'delete'])
+      expect(help.stdout).toMatch(new RegExp(`^  ${sub}\\b`, 'm'));
+    const runs = await Promise.all([
+      conductor('server-group', 'create', 'g'),
+      conductor('server-group', 'create', 'g', '--policy', 'sideways'),
+      conductor('server-group', 'show'),
+      conductor('server-group', 'frobnicate'),
+    ]);
+    expect(runs.map((r) => r.code)).toEqual([2, 2, 2, 2]);
+    expect(runs[0]?.stderr).toContain("required option '--policy <policy>' not specified");
+    expect(runs[1]?.stderr).toMatch(/argument 'sideways' is invalid. Allowed choices are affinity, anti-affinity/);
+    expect(runs[2]?.stderr).toContain("missing required argument 'name'");
+    for (const r of runs) expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('exits 2 on an unknown command, a missing argument or required option, and a bad --state', async () => {

@@ -205,6 +205,21 @@ describe('selectDestinations', () => {
       expect(err.reason).toBe('Filter ResourcesFilter returned 0 hosts for instance i4');
     });
 
+    it('with minCount, places as many as fit beyond it and leaves out the rest', () => {
+      const req = makeRequest({ instanceIds: ['i1', 'i2', 'i3', 'i4', 'i5'], minCount: 2, maxAttempts: 1 });
+      expect(selectDestinations(oneSlotHosts(), req, config, unusedRng)).toEqual([
+        { instanceId: 'i1', hosts: ['h3'] },
+        { instanceId: 'i2', hosts: ['h2'] },
+        { instanceId: 'i3', hosts: ['h1'] },
+      ]);
+    });
+
+    it('with minCount, still throws NoValidHost when fewer than minCount fit', () => {
+      const req = makeRequest({ instanceIds: ['i1', 'i2', 'i3', 'i4', 'i5'], minCount: 4 });
+      const err = noValidHost(() => selectDestinations(oneSlotHosts(), req, config, unusedRng));
+      expect(err.reason).toBe('Filter ResourcesFilter returned 0 hosts for instance i4');
+    });
+
     it('stacks several instances on one host when the weighers say so', () => {
       const stack = makeConfig({ ramWeightMultiplier: -1, cpuWeightMultiplier: -1, diskWeightMultiplier: -1 });
       const req = makeRequest({ instanceIds: ['i1', 'i2'], maxAttempts: 1 });
