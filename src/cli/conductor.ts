@@ -18,6 +18,7 @@ import * as evacuate from './commands/evacuate';
 import * as host from './commands/host';
 import * as hosts from './commands/hosts';
 import * as list from './commands/list';
+import * as liveMigrate from './commands/live-migrate';
 import * as migrate from './commands/migrate';
 import * as reconcile from './commands/reconcile';
 import * as rebuild from './commands/rebuild';
@@ -52,6 +53,7 @@ const COMMANDS = [
   evacuate,
   resize,
   migrate,
+  liveMigrate,
   confirm,
   revert,
   resetState,

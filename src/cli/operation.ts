@@ -7,13 +7,16 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
+import { defaultPayloadConverter } from '@temporalio/common';
+
+import type { LiveMigrationProgress } from '../compute/driver';
 
 import type { OperationProgress, ResizeOutcome } from '../shared/messages';
 import { getProgressQuery } from '../shared/messages';
 import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
 import type * as workflows from '../workflows';
 import type { Context } from './context';
-import { client, Interrupted, OperationFailed, printCurrent } from './context';
+import { client, instances, Interrupted, OperationFailed, printCurrent } from './context';
 
 /** A workflow type the conductor worker runs, and its function's type (for typed arguments). */
 export type WorkflowName = keyof typeof workflows;
@@ -64,7 +67,11 @@ function interruption(): { signalled: Promise<void>; dispose: () => void } {
  * OperationFailed with the typed failure when the workflow fails, and Interrupted on Ctrl-C: the
  * workflow goes on without us (its message says how to watch it).
  */
-export async function follow(handle: WorkflowHandle, until?: (p: OperationProgress) => boolean): Promise<void> {
+export async function follow(
+  handle: WorkflowHandle,
+  until?: (p: OperationProgress) => boolean,
+  detail?: (handle: WorkflowHandle) => Promise<string | undefined>
+): Promise<void> {
   let last = '';
   let settled = false;
   let interrupted = false;
@@ -78,7 +85,8 @@ export async function follow(handle: WorkflowHandle, until?: (p: OperationProgre
         const progress = await Promise.race([handle.query(getProgressQuery), sigint.signalled.then(() => undefined)]);
         if (interrupted) throw new Interrupted(handle.workflowId);
         if (progress) {
-          const line = describeProgress(progress);
+          const more = detail ? await detail(handle).catch(() => undefined) : undefined;
+          const line = describeProgress(progress) + (more ? `; ${more}` : '');
           if (line !== last) console.error(`  ${line}`);
           last = line;
           if (until?.(progress)) return;
@@ -102,11 +110,12 @@ export async function startAndFollow<K extends WorkflowName>(
   type: K,
   workflowId: string,
   input: Parameters<WorkflowOf<K>>[0] & { instanceId: string },
-  until?: (p: OperationProgress) => boolean
+  until?: (p: OperationProgress) => boolean,
+  detail?: (handle: WorkflowHandle) => Promise<string | undefined>
 ): Promise<number> {
   const handle = await startWorkflow(ctx, type, workflowId, [input] as Parameters<WorkflowOf<K>>);
   console.error(`${type} ${workflowId}`);
-  await follow(handle, until);
+  await follow(handle, until, detail);
   return printCurrent(ctx, input.instanceId);
 }
 
@@ -138,4 +147,28 @@ export async function decideResize(
   }
   await follow(handle);
   return printCurrent(ctx, instanceId);
+}
+
+/**
+ * A live migration's copy as its running source reports it (the pending liveMigration activity's
+ * heartbeat details): round, share copied, memory left and the dirty rate. Undefined when no copy runs.
+ */
+export async function copyProgress(handle: WorkflowHandle): Promise<string | undefined> {
+  const pending = (await handle.describe()).raw.pendingActivities ?? [];
+  const copy = pending.find((a) => a.activityType?.name === 'liveMigration');
+  const payload = copy?.heartbeatDetails?.payloads?.[0];
+  if (!payload) return copy ? 'copy starting' : undefined;
+  const p = defaultPayloadConverter.fromPayload<Partial<LiveMigrationProgress>>(payload);
+  return `round ${p.round ?? '?'}, ${p.percent ?? 0}% copied, ${p.remainingMb ?? '?'} MB left (dirtied at ${p.dirtyMbPerSecond ?? '?'} MB/s)`;
+}
+
+/** The running liveMigrate workflow of an instance: the request holding its task state `migrating`. */
+export async function liveMigrationOf(ctx: Context, instanceId: string): Promise<WorkflowHandle> {
+  const record = await (await instances(ctx)).get(instanceId);
+  if (record.taskState !== 'migrating' || record.taskOwner === null)
+    throw new OperationFailed(
+      'InstanceInvalidState',
+      `Instance ${instanceId} has no live migration under way (taskState ${record.taskState ?? 'None'}).`
+    );
+  return (await client(ctx)).workflow.getHandle(record.taskOwner);
 }

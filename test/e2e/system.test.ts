@@ -280,6 +280,54 @@ describe('the system started by npm start', () => {
     expect(deleted).toMatchObject({ status: 'COMPLETED', result: { vmState: 'deleted', taskState: null } });
   });
 
+  it('live-migrates an instance with the stock temporal CLI, watched with getProgress, and leaves nothing behind', async () => {
+    const built = (await temporal(
+      'workflow',
+      'execute',
+      '--type',
+      'buildInstance',
+      '--task-queue',
+      'conductor',
+      '--workflow-id',
+      'build-e2e-live',
+      '--input',
+      JSON.stringify({ name: 'e2e-live', flavor: 'm1.tiny', image: 'cirros' })
+    )) as { result: { instanceId: string; host: string } };
+    const { instanceId, host: source } = built.result;
+    const liveId = `live-migrate-${instanceId}-e2e`;
+    await temporal(
+      'workflow',
+      'start',
+      '--type',
+      'liveMigrate',
+      '--task-queue',
+      'conductor',
+      '--workflow-id',
+      liveId,
+      '--input',
+      JSON.stringify({ instanceId })
+    );
+    const progress = (await temporal('workflow', 'query', '--workflow-id', liveId, '--name', 'getProgress')) as {
+      queryResult: Array<{ operation: string; instanceId: string }>;
+    };
+    expect(progress.queryResult[0]).toMatchObject({ operation: 'liveMigrate', instanceId });
+    const result = (await temporal('workflow', 'result', '--workflow-id', liveId)) as {
+      status: string;
+      result: { vmState: string; host: string; liveMigration: { migration: { status: string }; downtimeMs: number } };
+    };
+    expect(result.status).toBe('COMPLETED');
+    expect(result.result).toMatchObject({ vmState: 'active', liveMigration: { migration: { status: 'completed' } } });
+    expect(result.result.host).not.toBe(source);
+    expect(result.result.liveMigration.downtimeMs).toBeGreaterThan(0);
+    const running = (await temporal(
+      'workflow',
+      'list',
+      '--query',
+      `InstanceId='${instanceId}' AND ExecutionStatus='Running'`
+    )) as unknown[];
+    expect(running).toEqual([]);
+  });
+
   it('drives the same system with the conductor CLI: tables or JSON, live progress, typed failures, exit codes', async () => {
     const cliEnv = {
       ...process.env,
@@ -352,6 +400,14 @@ describe('the system started by npm start', () => {
     const rebuilt = await conductor('rebuild', 'cli-vm', '--image', 'ubuntu-24.04', '--json');
     expect(rebuilt.code).toBe(0);
     expect(JSON.parse(rebuilt.stdout)).toMatchObject({ vmState: 'active', image: 'ubuntu-24.04', host: before.host });
+    const live = await conductor('live-migrate', 'cli-vm', '--json');
+    expect(live.code).toBe(0);
+    expect(JSON.parse(live.stdout)).toMatchObject({ vmState: 'active', taskState: null });
+    expect((JSON.parse(live.stdout) as { host: string }).host).not.toBe(before.host);
+    expect(live.stderr).toMatch(/liveMigrate live-migrate-/);
+    const noCopy = await conductor('live-migrate-abort', 'cli-vm');
+    expect(noCopy.code).toBe(1);
+    expect(noCopy.stderr).toMatch(/^InstanceInvalidState: Instance .* has no live migration under way/m);
     // Evacuation needs the host down; with its worker running it is refused, typed.
     const evacuate = await conductor('evacuate', 'cli-vm');
     expect(evacuate.code).toBe(1);
@@ -391,7 +447,7 @@ describe('the system started by npm start', () => {
       expect(failures).toEqual([]);
       // Builds, their attempts, resizes, stops, starts, rebuilds, and the hosts' registrations.
       expect([...types].sort()).toEqual(
-        expect.arrayContaining(['build', 'delete', 'place', 'rebuild', 'register', 'resize', 'start', 'stop'])
+        expect.arrayContaining(['build', 'delete', 'live', 'place', 'rebuild', 'register', 'resize', 'start', 'stop'])
       );
     } finally {
       await connection.close();

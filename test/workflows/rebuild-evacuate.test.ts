@@ -363,6 +363,7 @@ describe('rebuild with evacuate', () => {
       cleaned: [
         { instanceId, migrationId: migration?.id, currentHost: dest, guestDestroyed: true, allocationReleased: true },
       ],
+      deleted: [],
     });
     expect(await cloud.driver(source).listGuests()).toEqual([]);
     expect(await cloud.driver(dest).getGuest(instanceId)).toBeDefined();

@@ -188,6 +188,10 @@ export const SELF_HEARTBEATING: ReadonlySet<string> = new Set<keyof ComputeActiv
   'spawnInstance',
   'rebuildSpawn',
   'resizeInstance',
+  // A live migration's copy reports its progress; the destination's receiving beats only while it is
+  // alive (its silence is how a destination that died mid-copy shows).
+  'liveMigration',
+  'receiveLiveMigration',
 ]);
 
 /** Maps a spawn failure to reschedule / abort / transient, as Nova's _build_and_run_instance does. */

@@ -6,9 +6,10 @@ import type { Command } from 'commander';
 
 import { TaskQueuePollerLiveness } from '../../activities/scheduler/liveness';
 import { createPlacementRepository } from '../../store/placement';
-import { connection, EXIT_OK, printJson, store } from '../context';
+import { connection, EXIT_OK, instances, printJson, store } from '../context';
 import type { Context, Run } from '../context';
 import { table } from '../table';
+import { migrationProgress } from './show';
 
 /** up, down (no live compute worker), sick (tasks wait, nobody polls), or forced down (an operator's `host down`). */
 export function serviceState(s: { up: boolean; forcedDown: boolean; reason?: string }): string {
@@ -32,6 +33,15 @@ async function hosts(ctx: Context): Promise<number> {
   );
   await liveness.refresh();
   const states = await placement.listHostStates((h) => liveness.isUp(h));
+  const repo = await instances(ctx);
+  // Migrations under way, each on both its hosts, with its progress.
+  const moving = new Map<string, string[]>();
+  for (const m of await repo.listMigrationsInProgress()) {
+    const instance = await repo.find(m.instanceId);
+    const progress = instance ? await migrationProgress(ctx, instance, m) : null;
+    const line = `${m.migrationType} ${m.instanceId.slice(0, 8)} ${m.sourceHost}→${m.destHost ?? '?'}: ${progress ?? m.status}`;
+    for (const host of [m.sourceHost, m.destHost]) if (host) moving.set(host, [...(moving.get(host) ?? []), line]);
+  }
   const rows = states.map((h) => {
     const cap = (rc: 'VCPU' | 'MEMORY_MB' | 'DISK_GB') => {
       const inv = h.inventories[rc];
@@ -51,13 +61,26 @@ async function hosts(ctx: Context): Promise<number> {
       instances: h.instances.size,
       failedBuilds: h.failedBuilds,
       traits: [...h.traits].join(','),
+      migrations: moving.get(h.host) ?? [],
     };
   });
   if (ctx.json) printJson(rows);
   else
     console.log(
       table(
-        ['HOST', 'ZONE', 'STATE', 'STATUS', 'VCPU', 'MEMORY MB', 'DISK GB', 'INSTANCES', 'FAILED BUILDS', 'TRAITS'],
+        [
+          'HOST',
+          'ZONE',
+          'STATE',
+          'STATUS',
+          'VCPU',
+          'MEMORY MB',
+          'DISK GB',
+          'INSTANCES',
+          'FAILED BUILDS',
+          'TRAITS',
+          'MIGRATIONS IN PROGRESS',
+        ],
         rows.map((r) => [
           r.host,
           r.zone,
@@ -69,6 +92,7 @@ async function hosts(ctx: Context): Promise<number> {
           r.instances,
           r.failedBuilds,
           r.traits,
+          r.migrations.join('; ') || null,
         ])
       )
     );

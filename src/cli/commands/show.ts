@@ -1,8 +1,12 @@
 /** `show ID|NAME`: an instance with its actions and their events, its faults and its migrations. */
 import type { Command } from 'commander';
 
-import { EXIT_OK, instances, printInstance, printJson, resolveInstance } from '../context';
+import type { InstanceRecord } from '../../domain/instance';
+import type { MigrationRecord } from '../../domain/migration';
+import { MIGRATION_FINISHED_STATUSES } from '../../domain/migration';
+import { client, EXIT_OK, instances, printInstance, printJson, resolveInstance } from '../context';
 import type { Context, Run } from '../context';
+import { copyProgress } from '../operation';
 import { instanceCommand } from '../options';
 import { table } from '../table';
 
@@ -14,8 +18,11 @@ async function show(ctx: Context, ref: string): Promise<number> {
     repo.listFaults(record.instanceId),
     repo.listMigrations(record.instanceId),
   ]);
+  const withProgress = await Promise.all(
+    migrations.map(async (m) => ({ ...m, progress: await migrationProgress(ctx, record, m) }))
+  );
   if (ctx.json) {
-    printJson({ ...record, actions, faults, migrations });
+    printJson({ ...record, actions, faults, migrations: withProgress });
     return EXIT_OK;
   }
   printInstance(ctx, record);
@@ -40,11 +47,38 @@ async function show(ctx: Context, ref: string): Promise<number> {
   if (migrations.length)
     console.log(
       `\nmigrations\n${table(
-        ['ID', 'TYPE', 'STATUS', 'SOURCE', 'DEST', 'OLD FLAVOR', 'NEW FLAVOR'],
-        migrations.map((m) => [m.id, m.migrationType, m.status, m.sourceHost, m.destHost, m.oldFlavor, m.newFlavor])
+        ['ID', 'TYPE', 'STATUS', 'SOURCE', 'DEST', 'OLD FLAVOR', 'NEW FLAVOR', 'PROGRESS'],
+        withProgress.map((m) => [
+          m.id,
+          m.migrationType,
+          m.status,
+          m.sourceHost,
+          m.destHost,
+          m.oldFlavor,
+          m.newFlavor,
+          m.progress,
+        ])
       )}`
     );
   return EXIT_OK;
+}
+
+/**
+ * A migration under way, as it goes: a live migration's copy (round, share copied) from its workflow, or
+ * the status of any other; null for a finished one.
+ */
+export async function migrationProgress(
+  ctx: Context,
+  instance: InstanceRecord,
+  m: MigrationRecord
+): Promise<string | null> {
+  if (MIGRATION_FINISHED_STATUSES.includes(m.status)) return null;
+  if (m.migrationType === 'live-migration' && instance.taskState === 'migrating' && instance.taskOwner !== null) {
+    const handle = (await client(ctx)).workflow.getHandle(instance.taskOwner);
+    const copy = await copyProgress(handle).catch(() => undefined);
+    if (copy) return copy;
+  }
+  return `in progress (${m.status})`;
 }
 
 export function register(program: Command, run: Run): void {

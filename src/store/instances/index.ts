@@ -81,6 +81,8 @@ export interface InstanceRepository {
   findMigration(id: string): Promise<MigrationRecord | undefined>;
   /** The instance's migrations, oldest first. */
   listMigrations(instanceId: string): Promise<MigrationRecord[]>;
+  /** Every migration not in a finished status (Nova's in-progress migrations), oldest first. */
+  listMigrationsInProgress(): Promise<MigrationRecord[]>;
 
   /** Creates the group if absent; InvalidRequest when it exists with another policy. */
   ensureServerGroup(name: string, policy: ServerGroupPolicy): Promise<ServerGroup>;

@@ -3,6 +3,7 @@ import type { MigrationRecord, MigrationType } from '../../domain/migration';
 import type { Selectable, Updateable } from 'kysely';
 
 import { MigrationError } from '../../domain/errors';
+import { MIGRATION_FINISHED_STATUSES } from '../../domain/migration';
 import type { Store } from '../db';
 import type { MigrationsTable } from '../schema';
 import { asList, nowIso } from '../util';
@@ -24,7 +25,12 @@ export interface MigrationExpectation {
 
 export type MigrationRecords = Pick<
   InstanceRepository,
-  'createMigration' | 'updateMigration' | 'getMigration' | 'findMigration' | 'listMigrations'
+  | 'createMigration'
+  | 'updateMigration'
+  | 'getMigration'
+  | 'findMigration'
+  | 'listMigrations'
+  | 'listMigrationsInProgress'
 >;
 
 function toMigration(row: Selectable<MigrationsTable>): MigrationRecord {
@@ -112,5 +118,16 @@ export function createMigrationRecords(store: Store): MigrationRecords {
     return rows.map(toMigration);
   }
 
-  return { createMigration, updateMigration, getMigration, findMigration, listMigrations };
+  async function listMigrationsInProgress(): Promise<MigrationRecord[]> {
+    const rows = await db
+      .selectFrom('migrations')
+      .selectAll()
+      .where('status', 'not in', [...MIGRATION_FINISHED_STATUSES])
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return rows.map(toMigration);
+  }
+
+  return { createMigration, updateMigration, getMigration, findMigration, listMigrations, listMigrationsInProgress };
 }

@@ -82,8 +82,11 @@ describe('npm run conductor', () => {
   it.each([
     [['--count', '2', '--min-count', '1'], /option '--count <n>' cannot be used with option '--min-count <n>'/],
     [['--count', '0'], /option '--count <n>' argument '0' is invalid/],
-    [['--min-count', '3', '--max-count', '2'], /conductor boot: maxCount: maxCount must be at least minCount/],
-    [['--count', '51'], /conductor boot: count: /],
+    [
+      ['--min-count', '3', '--max-count', '2'],
+      /^InvalidRequest: Invalid request: maxCount: maxCount must be at least minCount$/m,
+    ],
+    [['--count', '51'], /^InvalidRequest: Invalid request: count: /m],
   ])('boot %j (several instances) exits 2 naming the option, before reaching Temporal', async (extra, message) => {
     const run = await conductor(...BOOT, ...extra);
     expect(run.code).toBe(2);
