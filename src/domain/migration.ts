@@ -15,6 +15,8 @@ export interface MigrationRecord {
   migrationType: MigrationType;
   /** Nova's statuses: pre-migrating, migrating, post-migrating, finished, confirming, confirmed, reverting, reverted, error, failed, done … */
   status: string;
+  /** A completed live migration's switch-over pause (the guest paused on its source), ms. */
+  downtimeMs?: number;
   createdAt: string;
   updatedAt: string;
 }

@@ -111,6 +111,8 @@ export interface MigrationsTable {
   new_flavor: string;
   migration_type: string;
   status: string;
+  /** A live migration's switch-over pause, ms (migration 0005); null for other moves. */
+  downtime_ms: number | null;
   created_at: string;
   updated_at: string;
 }

@@ -382,7 +382,13 @@ class LiveRun {
         log.warn('could not remove the source guest', { host: source, error: failureMessage(err) })
       );
       await scheduler.releaseAllocations({ consumerId: migrationId });
-      const migration = await this.setStatus('completed', ['post-migrating']);
+      const migration = await conductor.updateMigration({
+        migrationId,
+        status: 'completed',
+        expectStatus: ['post-migrating'],
+        method: 'liveMigrate',
+        downtimeMs: copy.downtimeMs,
+      });
       const instance = await completeOperation(op, {
         vmState: VmState.Active,
         powerState,

@@ -143,6 +143,11 @@ describe('liveMigrate', () => {
     });
     expect(result.liveMigration.downtimeMs).toBeGreaterThan(0);
     expect(result.liveMigration.downtimeMs).toBeLessThanOrEqual(500);
+    // The switch-over pause is the migration's downtime, in its record.
+    expect((await cloud.instances.listMigrations(result.instanceId))[0]?.downtimeMs).toBe(
+      result.liveMigration.downtimeMs
+    );
+    expect(result.liveMigration.migration.downtimeMs).toBe(result.liveMigration.downtimeMs);
     expect(result.liveMigration.rounds).toBeGreaterThanOrEqual(2);
     expect((await guestsOf(source)).map((g) => g.instanceId)).not.toContain(result.instanceId);
     expect((await guestsOf(dest)).filter((g) => g.instanceId === result.instanceId)).toMatchObject([

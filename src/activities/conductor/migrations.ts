@@ -35,6 +35,8 @@ const UpdateMigrationSchema = z.object({
   expectStatus: z.array(z.enum(MOVE_STATUSES)).min(1).optional(),
   /** The operation asking, named in the MigrationError. */
   method: z.string().min(1).max(64).default('resizeMigrate'),
+  /** A live migration's switch-over pause, recorded as it completes. */
+  downtimeMs: z.number().int().nonnegative().optional(),
 });
 
 export function createMigrationActivities(deps: ConductorDeps) {
@@ -99,7 +101,11 @@ export function createMigrationActivities(deps: ConductorDeps) {
       input: z.input<typeof UpdateMigrationSchema>
     ): Promise<Awaited<ReturnType<InstanceRepository['updateMigration']>>> {
       const req = parseOrInvalid(UpdateMigrationSchema, input);
-      const patch = { status: req.status, ...(req.destHost === undefined ? {} : { destHost: req.destHost }) };
+      const patch = {
+        status: req.status,
+        ...(req.destHost === undefined ? {} : { destHost: req.destHost }),
+        ...(req.downtimeMs === undefined ? {} : { downtimeMs: req.downtimeMs }),
+      };
       try {
         return await once((repo) =>
           repo.updateMigration(req.migrationId, patch, { status: req.expectStatus, method: req.method })

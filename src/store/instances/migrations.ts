@@ -13,7 +13,7 @@ export type { MigrationRecord, MigrationType };
 
 export type NewMigration = Omit<MigrationRecord, 'createdAt' | 'updatedAt'>;
 export type MigrationPatch = Partial<
-  Pick<MigrationRecord, 'status' | 'sourceHost' | 'destHost' | 'oldFlavor' | 'newFlavor'>
+  Pick<MigrationRecord, 'status' | 'sourceHost' | 'destHost' | 'oldFlavor' | 'newFlavor' | 'downtimeMs'>
 >;
 
 export interface MigrationExpectation {
@@ -43,6 +43,7 @@ function toMigration(row: Selectable<MigrationsTable>): MigrationRecord {
     newFlavor: row.new_flavor,
     migrationType: row.migration_type as MigrationType,
     status: row.status,
+    ...(row.downtime_ms !== null && row.downtime_ms !== undefined ? { downtimeMs: row.downtime_ms } : {}),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -75,6 +76,7 @@ export function createMigrationRecords(store: Store): MigrationRecords {
         new_flavor: m.newFlavor,
         migration_type: m.migrationType,
         status: m.status,
+        downtime_ms: m.downtimeMs ?? null,
         created_at: now,
         updated_at: now,
       })
@@ -94,6 +96,7 @@ export function createMigrationRecords(store: Store): MigrationRecords {
     if (patch.destHost !== undefined) set.dest_host = patch.destHost;
     if (patch.oldFlavor !== undefined) set.old_flavor = patch.oldFlavor;
     if (patch.newFlavor !== undefined) set.new_flavor = patch.newFlavor;
+    if (patch.downtimeMs !== undefined) set.downtime_ms = patch.downtimeMs;
     const expected = expect.status === undefined ? undefined : asList(expect.status);
     let query = db.updateTable('migrations').set(set).where('id', '=', id);
     if (expected !== undefined)
