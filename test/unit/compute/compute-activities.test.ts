@@ -71,6 +71,8 @@ describe('compute activities', () => {
     });
 
     it('a hung spawn stops heartbeating, never completes, and still aborts when cancelled', async () => {
+      // A 1 s spawn reports progress every 200 ms until the hang strikes halfway (0.5 s), then nothing.
+      setUp({ spawnSeconds: 1 });
       await driver.setFaults({ hangNext: 1 });
       const env = mockEnv();
       const seen = recordHeartbeats(env);
@@ -78,11 +80,10 @@ describe('compute activities', () => {
       const running = env.run(activities.spawnInstance, SPAWN).finally(() => (settled = true));
       running.catch(() => undefined); // observed below
 
-      // The spawn reports its start; the hang strikes halfway through the 0.3 s spawn, before any other report.
       await vi.waitFor(() => expect(seen.length).toBeGreaterThan(0), { timeout: 10_000, interval: 20 });
-      await sleep(200);
+      await sleep(600); // past the hang
       const countWhenHung = seen.length;
-      await sleep(400); // longer than the whole spawn would have taken
+      await sleep(800); // longer than the whole spawn would have taken
       expect(seen.length).toBe(countWhenHung);
       expect(seen.at(-1)?.percent).toBeLessThan(100);
       expect(settled).toBe(false);
