@@ -18,6 +18,8 @@
  *    `compute_destroy_deleted_instance` event on the instance's delete action. This finishes a local
  *    delete (Nova's _local_delete while the host was down) and any guest a closed operation left behind
  *    (NOTE(nova): _cleanup_running_deleted_instances, with `running_deleted_instance_action = reap`).
+ *    Likewise instances that live on another host with nothing under way that involves this one (a
+ *    failed attempt's guest left on a host that was down): `compute_destroy_stray_guest`.
  *
  * Idempotent: a run that died half-way is simply run again (every step is).
  */
@@ -55,6 +57,8 @@ export interface ReconcileHostResult {
   cleaned: ReconciledInstance[];
   /** The deleted (or unknown) instances whose guest or allocation was left here, cleaned up. */
   deleted?: DeletedInstanceCleaned[];
+  /** Instances living elsewhere whose guest or allocation was left here (a failed attempt's), cleaned up. */
+  strays?: DeletedInstanceCleaned[];
 }
 
 export async function reconcileHost(input: ReconcileHostInput): Promise<ReconcileHostResult> {
@@ -101,7 +105,9 @@ export async function reconcileHost(input: ReconcileHostInput): Promise<Reconcil
   const rest = candidates.filter((id) => !evacuatedIds.has(id));
   const gone = rest.length === 0 ? [] : await conductor.findDeletedInstances({ host, instanceIds: rest });
   const deleted: DeletedInstanceCleaned[] = [];
-  for (const { instanceId, actionId } of gone) {
+  const strays: DeletedInstanceCleaned[] = [];
+  for (const { instanceId, actionId, reason } of gone) {
+    const elsewhere = reason === 'elsewhere';
     const startedAt = new Date().toISOString();
     const guestDestroyed = guestIds.has(instanceId)
       ? (await compute.short.destroyInstance({ instanceId })).destroyed
@@ -110,17 +116,23 @@ export async function reconcileHost(input: ReconcileHostInput): Promise<Reconcil
     if (actionId !== null) {
       await conductor.recordEvent({
         actionId,
-        event: 'compute_destroy_deleted_instance',
+        event: elsewhere ? 'compute_destroy_stray_guest' : 'compute_destroy_deleted_instance',
         attempt: 1,
         host,
         result: 'Success',
-        details: `the instance is deleted: guest destroyed: ${guestDestroyed ? 'yes' : 'none was left'}; allocation here released: ${released > 0 ? 'yes' : 'none was left'}`,
+        details: `${elsewhere ? 'the instance lives elsewhere' : 'the instance is deleted'}: guest destroyed: ${guestDestroyed ? 'yes' : 'none was left'}; allocation here released: ${released > 0 ? 'yes' : 'none was left'}`,
         startedAt,
         finishedAt: new Date().toISOString(),
       });
     }
-    deleted.push({ instanceId, guestDestroyed, allocationReleased: released > 0 });
+    (elsewhere ? strays : deleted).push({ instanceId, guestDestroyed, allocationReleased: released > 0 });
   }
-  log.info('host reconciled', { host, guests: guestIds.size, evacuated: cleaned.length, deleted: deleted.length });
-  return { host, guests: guestIds.size, cleaned, deleted };
+  log.info('host reconciled', {
+    host,
+    guests: guestIds.size,
+    evacuated: cleaned.length,
+    deleted: deleted.length,
+    strays: strays.length,
+  });
+  return { host, guests: guestIds.size, cleaned, deleted, ...(strays.length > 0 ? { strays } : {}) };
 }

@@ -362,6 +362,49 @@ describe('deleteInstance with the host down (a local delete)', () => {
   });
 });
 
+describe('a returning host cleans what is no longer its own', () => {
+  it("destroys a guest of an instance that lives on another host (a failed attempt's), and nothing else", async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [home, other] = hosts as [string, string];
+    const built = await cloud.run(hosts, () => boot(az));
+    expect(built.host).toBe(home);
+    // What a failed attempt on a host that was down leaves: a guest there, for an instance now elsewhere.
+    await cloud.driver(other).spawn({
+      instanceId: built.instanceId,
+      name: built.name,
+      flavor: { name: 'm1.small', vcpus: 1, memoryMb: 2048, diskGb: 20 },
+      image: { name: 'cirros', sizeGb: 1 },
+    });
+    const reconciled = await cloud.run(hosts, () =>
+      env.client.workflow.execute<typeof reconcileHost>('reconcileHost', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: `${workflowIds.reconcileHost(other)}-${randomUUID().slice(0, 8)}`,
+        args: [{ host: other }],
+      })
+    );
+    expect(reconciled.strays).toEqual([
+      { instanceId: built.instanceId, guestDestroyed: true, allocationReleased: false },
+    ]);
+    expect(reconciled.deleted).toEqual([]);
+    expect(await guestsOf(other)).toEqual([]);
+    expect(await guestsOf(home)).toEqual([built.instanceId]);
+    expect((await cloud.placement.getAllocations(built.instanceId)).map((a) => a.host)).toEqual([home]);
+    const events = (await cloud.instances.listActions(built.instanceId)).flatMap((a) => a.events.map((e) => e.event));
+    expect(events).toContain('compute_destroy_stray_guest');
+    // Its own host keeps it.
+    const own = await cloud.run(hosts, () =>
+      env.client.workflow.execute<typeof reconcileHost>('reconcileHost', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: `${workflowIds.reconcileHost(home)}-${randomUUID().slice(0, 8)}`,
+        args: [{ host: home }],
+      })
+    );
+    expect(own).toMatchObject({ guests: 1, cleaned: [], deleted: [] });
+    expect(own.strays).toBeUndefined();
+    await cloud.run(hosts, () => remove(built.instanceId));
+  });
+});
+
 describe('idempotent create', () => {
   it('a build re-submitted under the same workflow id returns the instance its first run made, and makes no other', async () => {
     const { az, hosts } = await zoneWithHosts(1);

@@ -36,6 +36,12 @@ export interface DeletedGuest {
   instanceId: string;
   /** The instance's delete action, to record the clean-up on; null for an instance with no record. */
   actionId: string | null;
+  /**
+   * deleted: the instance is deleted or has no record; elsewhere: it lives on another host (or none)
+   * with no operation and no migration touching this host (e.g. a failed attempt's guest left on a host
+   * that was down). Absent on answers of before the distinction (read as deleted).
+   */
+  reason?: 'deleted' | 'elsewhere';
 }
 
 const HostGuestsSchema = z.object({
@@ -93,12 +99,13 @@ export function createDeletionActivities(deps: ConductorDeps) {
     },
 
     /**
-     * Of the instances a compute host has guests or allocations for, those that are gone: deleted, or
-     * with no record at all (NOTE(nova): _cleanup_running_deleted_instances). An instance whose delete is
-     * still running is left to that delete.
+     * Of the instances a compute host has guests or allocations for, those that are gone from it: deleted,
+     * with no record at all (NOTE(nova): _cleanup_running_deleted_instances), or living elsewhere with no
+     * operation running on them and no migration under way from or to this host. An instance whose delete
+     * is still running is left to that delete.
      */
     async findDeletedInstances(input: z.input<typeof HostGuestsSchema>): Promise<DeletedGuest[]> {
-      const { instanceIds } = parseOrInvalid(HostGuestsSchema, input);
+      const { host, instanceIds } = parseOrInvalid(HostGuestsSchema, input);
       const found: DeletedGuest[] = [];
       for (const instanceId of [...new Set(instanceIds)].sort()) {
         const instance = await instances.find(instanceId);
@@ -106,13 +113,24 @@ export function createDeletionActivities(deps: ConductorDeps) {
           // A migration's allocation is the migration's business (its resize, or the reconciler's).
           if ((await instances.findMigration(instanceId)) !== undefined) continue;
           // Guests and claims are made only for instances with a record; no record: nothing owns it.
-          found.push({ instanceId, actionId: null });
+          found.push({ instanceId, actionId: null, reason: 'deleted' });
           continue;
         }
-        if (instance.vmState !== Vm.Deleted || instance.taskState === Task.Deleting) continue;
+        if (instance.vmState !== Vm.Deleted) {
+          // Living elsewhere: only when nothing is under way that may still put it here.
+          if (instance.host === host || instance.taskState !== null) continue;
+          const moving = (await instances.listMigrations(instanceId)).some(
+            (m) => !MIGRATION_FINISHED_STATUSES.includes(m.status) && (m.sourceHost === host || m.destHost === host)
+          );
+          if (moving) continue;
+          const last = (await instances.listActions(instanceId)).at(-1);
+          found.push({ instanceId, actionId: last?.actionId ?? null, reason: 'elsewhere' });
+          continue;
+        }
+        if (instance.taskState === Task.Deleting) continue;
         const actions = await instances.listActions(instanceId);
         const last = actions.filter((a) => a.action === 'delete' || a.action === 'create').at(-1);
-        found.push({ instanceId, actionId: last?.actionId ?? null });
+        found.push({ instanceId, actionId: last?.actionId ?? null, reason: 'deleted' });
       }
       return found;
     },
