@@ -119,8 +119,12 @@ export function createDeletionActivities(deps: ConductorDeps) {
         if (instance.vmState !== Vm.Deleted) {
           // Living elsewhere: only when nothing is under way that may still put it here.
           if (instance.host === host || instance.taskState !== null) continue;
+          // An evacuation from this host, finished or not, is the evacuated clean-up's (it completes the
+          // evacuation too); the evacuation may have become `done` since that clean-up looked.
           const moving = (await instances.listMigrations(instanceId)).some(
-            (m) => !MIGRATION_FINISHED_STATUSES.includes(m.status) && (m.sourceHost === host || m.destHost === host)
+            (m) =>
+              (m.migrationType === 'evacuation' && m.sourceHost === host && m.status !== 'completed') ||
+              (!MIGRATION_FINISHED_STATUSES.includes(m.status) && (m.sourceHost === host || m.destHost === host))
           );
           if (moving) continue;
           const last = (await instances.listActions(instanceId)).at(-1);
