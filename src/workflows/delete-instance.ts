@@ -24,7 +24,6 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
-  setHandler,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -36,11 +35,11 @@ import type { DeleteInstanceInput } from '../domain/schemas';
 import { DeleteInstanceInputSchema } from '../domain/schemas';
 import type { DeletePlan, InstanceHolder } from '../activities/conductor/deletion';
 import type { OperationProgress } from '../shared/messages';
-import { getProgressQuery } from '../shared/messages';
 import { failureMessage, failureType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import { runStep, withKernel } from './lib/kernel';
 import type { KernelOperation } from './lib/kernel';
 import { beginOperation, completeOperation, failOperation } from './lib/operation';
+import { preliminaryProgress } from './lib/progress';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 
 export const DELETE_EVENTS = {
@@ -82,18 +81,7 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
   const req = parseInput(DeleteInstanceInputSchema, input);
   const { instanceId } = req;
   const me = workflowInfo().workflowId;
-  const waiting: OperationProgress = {
-    instanceId,
-    operation: 'deleteInstance',
-    vmState: VmState.Building,
-    taskState: null,
-    powerState: PowerState.NoState,
-    host: null,
-    attempt: 0,
-    step: 'looking at the instance',
-    hostsTried: [],
-  };
-  setHandler(getProgressQuery, () => waiting);
+  const waiting = preliminaryProgress(instanceId, 'deleteInstance', 'looking at the instance');
 
   let plan = await planDelete(instanceId);
   // NOTE(nova): deleting a deleted instance is a no-op.

@@ -45,13 +45,14 @@ import type { LiveMigrationStatus, MigrationPlan, MigrationRecord } from '../dom
 import type { LiveMigrateInput, LiveMigrateRequest } from '../domain/schemas';
 import { LiveMigrateInputSchema } from '../domain/schemas';
 import { computeLongStep, placementAttemptRetry } from '../shared/activity-options';
-import type { LiveMigrateResult, LiveMigrationOutcome, OperationProgress } from '../shared/messages';
-import { abortLiveMigrationUpdate, forceCompleteUpdate, getProgressQuery } from '../shared/messages';
+import type { LiveMigrateResult, LiveMigrationOutcome } from '../shared/messages';
+import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../shared/messages';
 import { computeTaskQueue, workflowIds } from '../shared/task-queues';
 import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import type { KernelOperation } from './lib/kernel';
 import { once, runStep, withKernel } from './lib/kernel';
 import { beginOperation, completeOperation, failOperation } from './lib/operation';
+import { preliminaryProgress } from './lib/progress';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 import { LIVE_ABORT_TYPES } from './live/attempt';
 import { placementAttempt } from './placement-attempt';
@@ -76,18 +77,7 @@ export const LIVE_EVENTS = {
 export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateResult> {
   const req = parseInput(LiveMigrateInputSchema, input);
   const { instanceId } = req;
-  const checking: OperationProgress = {
-    instanceId,
-    operation: 'liveMigrate',
-    vmState: VmState.Building,
-    taskState: null,
-    powerState: PowerState.NoState,
-    host: null,
-    attempt: 0,
-    step: 'checking the request',
-    hostsTried: [],
-  };
-  setHandler(getProgressQuery, () => checking);
+  preliminaryProgress(instanceId, 'liveMigrate', 'checking the request');
   const run = new LiveRun(req);
   setHandler(forceCompleteUpdate, () => run.forceComplete(), { validator: () => run.requireCopying('forceComplete') });
   setHandler(abortLiveMigrationUpdate, () => run.abort(), {

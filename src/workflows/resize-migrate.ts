@@ -41,20 +41,14 @@ import {
 } from '@temporalio/workflow';
 
 import { FailureType } from '../domain/errors';
-import { PowerState, VmState } from '../domain/instance';
 import type { ResizeMigrateInput } from '../domain/schemas';
 import { ResizeMigrateInputSchema } from '../domain/schemas';
-import type { OperationProgress, ResizeMigrateResult, ResizeOutcome } from '../shared/messages';
-import {
-  confirmResizeUpdate,
-  getProgressQuery,
-  placementProgressSignal,
-  revertResizeUpdate,
-  resizeResult,
-} from '../shared/messages';
+import type { ResizeMigrateResult, ResizeOutcome } from '../shared/messages';
+import { confirmResizeUpdate, placementProgressSignal, revertResizeUpdate, resizeResult } from '../shared/messages';
 import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
 import { withKernel } from './lib/kernel';
 import { beginOperation, failOperation } from './lib/operation';
+import { preliminaryProgress } from './lib/progress';
 import { conductor } from './lib/proxies';
 import { ResizeRun } from './resize/run';
 import { Verification } from './resize/verification';
@@ -73,18 +67,7 @@ export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMi
   const req = parseInput(ResizeMigrateInputSchema, input);
   const { instanceId } = req;
   // getProgress answers from the first workflow task on; beginOperation then installs the live progress.
-  const checking: OperationProgress = {
-    instanceId,
-    operation: 'resizeMigrate',
-    vmState: VmState.Building,
-    taskState: null,
-    powerState: PowerState.NoState,
-    host: null,
-    attempt: 0,
-    step: 'checking the request',
-    hostsTried: [],
-  };
-  setHandler(getProgressQuery, () => checking);
+  const checking = preliminaryProgress(instanceId, 'resizeMigrate', 'checking the request');
   const verification = new Verification(instanceId);
   setHandler(confirmResizeUpdate, () => verification.handle('confirmed'), {
     validator: () => verification.validate('confirmed'),
