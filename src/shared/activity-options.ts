@@ -4,7 +4,7 @@
  * comes in through the workflow input as `ComputeTimeouts`.
  */
 import { ActivityCancellationType } from '@temporalio/common';
-import type { ActivityOptions, RetryPolicy } from '@temporalio/common';
+import type { ActivityOptions, LocalActivityOptions, RetryPolicy } from '@temporalio/common';
 
 import { FailureType } from '../domain/errors';
 import type { ComputeTimeoutsInput } from '../domain/schemas';
@@ -36,6 +36,16 @@ export const CONDUCTOR_DB: ActivityOptions = {
     maximumInterval: '30 seconds',
     nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES],
   },
+};
+
+/**
+ * Conductor writes run as local activities on the workflow's own worker (the conductor worker holds the
+ * store): a step's bookkeeping costs no server round trip, only a marker in the history. Each is one
+ * short transaction, idempotent per call (its write key), retried the same way as CONDUCTOR_DB.
+ */
+export const CONDUCTOR_LOCAL_DB: LocalActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: CONDUCTOR_DB.retry,
 };
 
 /**

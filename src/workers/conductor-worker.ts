@@ -6,6 +6,7 @@ import { createConductorActivities } from '../activities/conductor';
 import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
 import { migrateToLatest, openStore } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
+import { createPlacementRepository } from '../store/placement';
 import { instanceWrites, pruneAppliedWrites } from '../store/write-once';
 import { loadCatalogue } from './catalogue-file';
 import { loadEnv, sqlitePath } from './config';
@@ -39,6 +40,7 @@ async function run(): Promise<void> {
       catalogue: loadCatalogue(env.CATALOGUE_FILE),
       writes: instanceWrites(store),
       temporal,
+      buildResults: createPlacementRepository(store),
     }),
     interceptors: activityInterceptors,
   });

@@ -20,7 +20,7 @@ import {
 import { FailureType, MaxRetriesExceeded } from '../domain/errors';
 import type { InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../domain/instance';
-import type { BuildInstanceInput } from '../domain/schemas';
+import type { BuildInstanceInput, BuildInstanceRequest } from '../domain/schemas';
 import type { CreateInstanceResult } from '../activities/conductor';
 import { batchSize, BuildInstanceInputSchema } from '../domain/schemas';
 import type { OperationProgress } from '../shared/messages';
@@ -31,15 +31,21 @@ import { failureMessage, failureType, isFailureOfType, parseInput, typedFailure 
 import { tagInstance } from './lib/instance-attributes';
 import type { StepRunner } from './lib/kernel';
 import { runStep, withKernel } from './lib/kernel';
-import { computeOn, conductor, scheduler } from './lib/proxies';
-import { ABORT_TYPES, buildAttempt } from './build/attempt';
+import { EventBatch, recordStep } from './lib/operation';
+import { showProgress } from './lib/progress';
+import { computeOn, conductor, conductorLocal, scheduler } from './lib/proxies';
+import { ABORT_TYPES, buildAttempt, hostsTriedOf, SELECT_EVENT } from './build/attempt';
 import type { BuildInstanceResult } from './build/batch';
 import { buildBatch } from './build/batch';
+import type { PlacementAttemptInput } from './placement-attempt';
 import { PATCH_ONE_PLACEMENT_ATTEMPT, placementAttempt } from './placement-attempt';
 
 export { buildAttempt, PATCH_ALTERNATE_CLAIM_OFF_HOST } from './build/attempt';
 export type { BuildAttemptInput } from './build/attempt';
 export type { BatchMember, BatchResult, BuildInstanceResult } from './build/batch';
+
+/** The patch id of the build whose bookkeeping is batched with its steps' writes (local activities). */
+export const PATCH_BATCHED_BUILD = 'batched-build';
 
 /** The patch id of the cancelled build that also destroys the guest its last attempt left. */
 export const PATCH_CANCELLED_BUILD_DESTROYS_GUEST = 'cancelled-build-destroys-guest';
@@ -79,37 +85,19 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
     if (!progress.hostsTried.includes(p.host)) progress.hostsTried.push(p.host);
   });
   tagInstance({ instanceId, vmState: VmState.Building });
+  // Versioned: a build's bookkeeping batched with its steps' own writes, as local activities (builds
+  // started before it replay the one-activity-per-write way below).
+  if (patched(PATCH_BATCHED_BUILD)) return batchedBuild(req, instanceId, progress);
   if (req.scheduled) await checkScheduled(instanceId, req.scheduled.hosts[0]!);
 
-  const created = await conductor
-    .createInstance({
-      instanceId,
-      name: req.name,
-      flavor: req.flavor,
-      image: req.image,
-      availabilityZone: req.availabilityZone,
-      schedulerHints: req.schedulerHints,
-      requestId,
-    })
-    .catch((err: unknown) => {
-      // Nothing exists yet (an unknown flavor or image is refused before anything is written).
-      throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
-    });
-  if (created.existing && !adoptedFromParent(created, req.scheduled !== undefined)) {
-    // A multi-create child whose instance was taken from it (deleted between its parent's creation and
-    // claim): the parent's claim has no build to hold it any more.
-    const claimed = req.scheduled?.hosts[0];
-    if (claimed !== undefined && (created.instance.vmState === VmState.Deleted || created.instance.host !== claimed))
-      await scheduler.releaseAllocations({ consumerId: instanceId, host: claimed });
-    return duplicateBuild(created.instance, created.existing, progress);
-  }
+  const created = await createRecord(conductor, req, instanceId);
+  if (created.existing && !adoptedFromParent(created, req.scheduled !== undefined))
+    return existingInstance(created, req, progress);
   const { instance, flavor, image, actionId } = created;
   // The build holds its instance from its creation: the operation is its record, action and progress.
   const op = withKernel({ instanceId, actionId, requestId, before: instance, progress });
   // Each attempt releases its own claim; this is the safety net under them (idempotent).
-  op.compensations.push('release every claim of the build', async () => {
-    await scheduler.releaseAllocations({ consumerId: instanceId });
-  });
+  op.compensations.push(RELEASE_CLAIMS, releaseClaims(instanceId));
 
   try {
     const pinned = req.host ?? req.forceHost;
@@ -162,21 +150,7 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
     // Versioned: a build cancelled just as its placement attempt completed holds nothing, and the guest the
     // attempt left on its host (the last host it told) goes too.
     if (patched(PATCH_CANCELLED_BUILD_DESTROYS_GUEST))
-      op.compensations.push(
-        'destroy the guest of an attempt that completed as the build was cancelled',
-        async (failure) => {
-          const host = op.progress.host;
-          if (!isCancellation(failure) || host === null) return;
-          await computeOn(host, req.timeouts)
-            .cleanup.destroyInstance({ instanceId })
-            .catch((e: unknown) =>
-              log.warn('could not destroy the guest; the host cleans up when it reconciles', {
-                host,
-                error: failureMessage(e),
-              })
-            );
-        }
-      );
+      op.compensations.push(DESTROY_LAST_GUEST, destroyLastGuest(op, req));
     // Versioned: builds started before the one placement-attempt child keep their buildAttempt child.
     const { host } = patched(PATCH_ONE_PLACEMENT_ATTEMPT)
       ? await executeChild(placementAttempt, { ...child, args: [{ kind: 'build', ...attempt }] })
@@ -206,6 +180,161 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
       conductor.finishAction({ actionId, result: 'Success' }),
       scheduler.recordBuildResult({ host, success: true }),
     ]);
+    return record;
+  } catch (err) {
+    return CancellationScope.nonCancellable(() => failBuild(err, op));
+  }
+}
+
+// Each attempt releases its own claim; this is the safety net under them (idempotent).
+const RELEASE_CLAIMS = 'release every claim of the build';
+const releaseClaims = (instanceId: string) => async () => {
+  await scheduler.releaseAllocations({ consumerId: instanceId });
+};
+
+// A build cancelled just as its placement attempt completed holds nothing, and the guest the attempt
+// left on its host (the last host it told) goes too.
+const DESTROY_LAST_GUEST = 'destroy the guest of an attempt that completed as the build was cancelled';
+const destroyLastGuest = (op: StepRunner, req: BuildInstanceRequest) => async (failure: unknown) => {
+  const host = op.progress.host;
+  if (!isCancellation(failure) || host === null) return;
+  await computeOn(host, req.timeouts)
+    .cleanup.destroyInstance({ instanceId: op.instanceId })
+    .catch((e: unknown) =>
+      log.warn('could not destroy the guest; the host cleans up when it reconciles', { host, error: failureMessage(e) })
+    );
+};
+
+/** Creates the instance record and its action (or finds the existing one: an idempotent create). */
+function createRecord(
+  store: Pick<typeof conductor, 'createInstance'>,
+  req: BuildInstanceRequest,
+  instanceId: string
+): Promise<CreateInstanceResult> {
+  return store
+    .createInstance({
+      instanceId,
+      name: req.name,
+      flavor: req.flavor,
+      image: req.image,
+      availabilityZone: req.availabilityZone,
+      schedulerHints: req.schedulerHints,
+      requestId: workflowInfo().workflowId,
+    })
+    .catch((err: unknown) => {
+      // Nothing exists yet (an unknown flavor or image is refused before anything is written).
+      throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
+    });
+}
+
+/** A build of an instance that exists already (see duplicateBuild), after any claim made for it is let go. */
+async function existingInstance(
+  created: CreateInstanceResult,
+  req: BuildInstanceRequest,
+  progress: OperationProgress
+): Promise<InstanceRecord> {
+  // A multi-create child whose instance was taken from it (deleted between its parent's creation and
+  // claim): the parent's claim has no build to hold it any more.
+  const claimed = req.scheduled?.hosts[0];
+  const { instance } = created;
+  if (claimed !== undefined && (instance.vmState === VmState.Deleted || instance.host !== claimed))
+    await scheduler.releaseAllocations({ consumerId: instance.instanceId, host: claimed });
+  return duplicateBuild(instance, created.existing!, progress);
+}
+
+/**
+ * A build on the batched kernel: the record created by a local activity, one placement-attempt child
+ * that asks the scheduler on its first run (a multi-create member's hosts come from its parent), and
+ * one last local write (the instance active, every step's event, the action's Success, the host's build
+ * result). At most 25 events in this workflow's history for a build that needs no reschedule.
+ */
+async function batchedBuild(
+  req: BuildInstanceRequest,
+  instanceId: string,
+  progress: OperationProgress
+): Promise<InstanceRecord> {
+  if (req.scheduled) await checkScheduled(instanceId, req.scheduled.hosts[0]!);
+  const created = await createRecord(conductorLocal, req, instanceId);
+  if (created.existing && !adoptedFromParent(created, req.scheduled !== undefined))
+    return existingInstance(created, req, progress);
+  const { instance, flavor, image, actionId } = created;
+  const op = withKernel({
+    instanceId,
+    actionId,
+    requestId: workflowInfo().workflowId,
+    before: instance,
+    progress,
+    batch: new EventBatch(),
+  });
+  op.compensations.push(RELEASE_CLAIMS, releaseClaims(instanceId));
+  op.compensations.push(DESTROY_LAST_GUEST, destroyLastGuest(op, req));
+
+  try {
+    const { scheduled } = req;
+    const pinned = req.host ?? req.forceHost;
+    // A multi-create member's hosts were chosen (and claimed) by its parent's one scheduler call.
+    if (scheduled)
+      await recordStep(op, SELECT_EVENT, () => Promise.resolve(scheduled.hosts), {
+        host: null,
+        attempt: 0,
+        hostOf: (hosts) => hosts[0] ?? null,
+        details: (hosts) => `hosts: ${hosts.join(', ')}`,
+      });
+    progress.step = scheduled ? 'placement attempt' : 'selecting destinations';
+    showProgress(progress);
+    const group = req.schedulerHints.group;
+    const attempt: PlacementAttemptInput = {
+      kind: 'build',
+      instanceId,
+      name: req.name,
+      actionId,
+      flavor,
+      image,
+      timeouts: req.timeouts,
+      ...(group !== undefined ? { serverGroup: group } : {}),
+      batched: true,
+      ...(scheduled
+        ? { hosts: scheduled.hosts, resources: scheduled.resources }
+        : {
+            hosts: [],
+            select: {
+              instanceIds: [instanceId],
+              flavor,
+              image,
+              availabilityZone: req.availabilityZone,
+              schedulerHints: req.schedulerHints,
+              requestedHost: req.host,
+              forcedHost: req.forceHost,
+              // NOTE(nova): a requested or forced host is never rescheduled elsewhere.
+              maxAttempts: pinned ? 1 : req.maxAttempts,
+            },
+          }),
+    };
+    const runs = scheduled ? scheduled.hosts.length : pinned ? 1 : req.maxAttempts;
+    const placed = await executeChild(placementAttempt, {
+      workflowId: workflowIds.placementAttempt(instanceId, 'build'),
+      retry: placementAttemptRetry(runs, ABORT_TYPES),
+      args: [attempt],
+    });
+    const { host } = placed;
+    const record = await conductorLocal.finishBuild({
+      instanceId,
+      actionId,
+      host,
+      availabilityZone: placed.zone ?? scheduled?.hostZones[host] ?? null,
+      events: [...op.batch.take(), ...(placed.events ?? [])],
+    });
+    Object.assign(progress, {
+      vmState: record.vmState,
+      taskState: null,
+      powerState: record.powerState,
+      host,
+      attempt: placed.attempt,
+      hostsTried: placed.hostsTried ?? [host],
+      step: 'done',
+    });
+    showProgress(progress);
+    tagInstance({ host, vmState: VmState.Active });
     return record;
   } catch (err) {
     return CancellationScope.nonCancellable(() => failBuild(err, op));
@@ -276,11 +405,15 @@ function duplicateBuild(
 async function failBuild(err: unknown, op: StepRunner): Promise<never> {
   const { instanceId, actionId, progress } = op;
   await op.compensations.rollBack(err);
+  // A batched build's fault goes with its steps' unwritten events, as a local activity.
+  const store = op.batch ? conductorLocal : conductor;
+  const events = op.batch?.take();
   if (isCancellation(err)) {
     // NOTE(nova): deleting an instance during its build ends it deleted with no allocation.
-    await conductor.recordFailure({
+    await store.recordFailure({
       instanceId,
       actionId,
+      ...(events ? { events } : {}),
       code: 499,
       message: 'Build cancelled by the user',
       patch: { vmState: VmState.Deleted, taskState: null, powerState: PowerState.NoState, host: null },
@@ -291,7 +424,7 @@ async function failBuild(err: unknown, op: StepRunner): Promise<never> {
   }
   let failure: ApplicationFailure;
   if (isFailureOfType(err, FailureType.Rescheduled)) {
-    const exceeded = new MaxRetriesExceeded(instanceId, progress.hostsTried);
+    const exceeded = new MaxRetriesExceeded(instanceId, hostsTriedOf(err) ?? progress.hostsTried);
     failure = typedFailure(exceeded.name, exceeded.message, exceeded.details);
   } else {
     const type = failureType(err) ?? FailureType.BuildAborted;
@@ -299,9 +432,10 @@ async function failBuild(err: unknown, op: StepRunner): Promise<never> {
   }
   log.warn('build failed', { instanceId, type: failure.type, message: failure.message });
   // The fault's details name the failure's type: a re-submitted build fails the same way.
-  await conductor.recordFailure({
+  await store.recordFailure({
     instanceId,
     actionId,
+    ...(events ? { events } : {}),
     code: FAULT_CODE,
     message: failure.message,
     details: failure.type ?? undefined,

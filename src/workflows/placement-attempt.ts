@@ -11,7 +11,7 @@
  */
 import { workflowInfo } from '@temporalio/workflow';
 
-import type { BuildAttemptInput } from './build/attempt';
+import type { BuildAttemptInput, BuildAttemptResult } from './build/attempt';
 import { buildAttempt } from './build/attempt';
 import type { LiveAttemptInput } from './live/attempt';
 import { liveAttempt } from './live/attempt';
@@ -26,8 +26,8 @@ export type PlacementAttemptInput =
   | ({ kind: 'resize' } & ResizeAttemptInput)
   | ({ kind: 'live' } & LiveAttemptInput);
 
-/** The host this run placed the instance on, and the run's attempt number. */
-export interface PlacementAttemptResult {
+/** The host this run placed the instance on, and the run's attempt number (a batched build's: more, see BuildAttemptResult). */
+export interface PlacementAttemptResult extends BuildAttemptResult {
   host: string;
   attempt: number;
 }
@@ -35,6 +35,6 @@ export interface PlacementAttemptResult {
 export async function placementAttempt(input: PlacementAttemptInput): Promise<PlacementAttemptResult> {
   if (input.kind === 'resize') return resizeAttempt(input);
   if (input.kind === 'live') return liveAttempt(input);
-  const { host } = await buildAttempt(input);
-  return { host, attempt: workflowInfo().attempt };
+  const built = await buildAttempt(input);
+  return { ...built, attempt: workflowInfo().attempt };
 }

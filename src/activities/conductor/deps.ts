@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 
 import type { Catalogue } from '../../domain/catalogue';
 import type { InstanceRepository } from '../../store/instances';
+import type { PlacementRepository } from '../../store/placement';
 import type { InstanceWrites } from '../../store/write-once';
 import { activityWriteKey } from './write-key';
 
@@ -17,6 +18,8 @@ export interface ConductorDeps {
   writes?: InstanceWrites;
   /** Temporal, to ask whether an operation's workflow still runs (delete, reconcile). */
   temporal?: Client;
+  /** Placement's per-host build results (the build's own last write resets a host's failed builds). */
+  buildResults?: Pick<PlacementRepository, 'recordBuildResult'>;
 }
 
 /** A write run once per activity call: through the store's applied-write log when the worker gave one. */

@@ -63,6 +63,8 @@ export interface UpdateInstanceInput {
   expectVmState?: VmState | VmState[];
   /** The operation asking, named in InstanceInvalidState. */
   method: string;
+  /** Events of steps that finished since the operation's last write, recorded in the same transaction. */
+  events?: EventInput[];
 }
 
 export interface EventInput {
@@ -74,6 +76,19 @@ export interface EventInput {
   details?: string;
   startedAt: string;
   finishedAt?: string;
+}
+
+export interface FinishBuildInput {
+  instanceId: string;
+  actionId: string;
+  host: string;
+  availabilityZone: string | null;
+  events: EventInput[];
+}
+
+/** Records events in order; each is idempotent on action, event and attempt. */
+async function recordEvents(repo: InstanceRepository, events: readonly EventInput[] | undefined): Promise<void> {
+  for (const event of events ?? []) await repo.recordEvent(event);
 }
 
 export interface FaultInput {
@@ -89,6 +104,8 @@ export interface FaultInput {
    * another operation took the instance over meanwhile, the fault is recorded and its state left alone.
    */
   expectTaskState?: TaskState | null;
+  /** Events of steps that finished since the operation's last write, recorded with the fault. */
+  events?: EventInput[];
 }
 
 const BeginOperationSchema = z.object({
@@ -202,9 +219,42 @@ export function createConductorActivities(deps: ConductorDeps) {
     /** Compare-and-swap update; InstanceInvalidState names the current state when it does not apply. */
     async updateInstance(input: UpdateInstanceInput): Promise<InstanceRecord> {
       const { instanceId, patch, expectTaskState, expectVmState, method } = input;
-      return once((repo) =>
-        repo.update(instanceId, patch, { taskState: expectTaskState, vmState: expectVmState, method })
-      );
+      return once(async (repo) => {
+        await recordEvents(repo, input.events);
+        return repo.update(instanceId, patch, { taskState: expectTaskState, vmState: expectVmState, method });
+      });
+    },
+
+    /** Events of finished steps, in one transaction (idempotent on action, event and attempt). */
+    async recordEvents(input: { events: EventInput[] }): Promise<void> {
+      await once((repo) => recordEvents(repo, input.events));
+    },
+
+    /**
+     * The end of a successful build, in one write: the instance active on its host (a compare-and-swap
+     * from the build's spawning), the steps' events not yet recorded, the `create` action's Success; then
+     * the host's failed-build count reset (Nova's compute reports a build that succeeded).
+     */
+    async finishBuild(input: FinishBuildInput): Promise<InstanceRecord> {
+      const record = await once(async (repo) => {
+        await recordEvents(repo, input.events);
+        const updated = await repo.update(
+          input.instanceId,
+          {
+            vmState: Vm.Active,
+            taskState: null,
+            powerState: Power.Running,
+            host: input.host,
+            availabilityZone: input.availabilityZone,
+          },
+          { taskState: Task.Spawning, method: 'buildInstance' }
+        );
+        await repo.finishAction(input.actionId, 'Success');
+        return updated;
+      });
+      if (!deps.buildResults) throw new Error('finishBuild: the conductor activities were made without buildResults');
+      await deps.buildResults.recordBuildResult(input.host, true);
+      return record;
     },
 
     /**
@@ -266,6 +316,7 @@ export function createConductorActivities(deps: ConductorDeps) {
     async recordFailure(input: FaultInput): Promise<InstanceRecord> {
       // Once: a retry after a lost answer must not record the fault twice.
       return once(async (instances) => {
+        await recordEvents(instances, input.events);
         await instances.recordFault(input.instanceId, {
           code: input.code,
           message: input.message,

@@ -1,17 +1,29 @@
 /** One placement attempt of a build on one host (a run of the child workflow): Nova's build_and_run_instance. */
-import { isCancellation, log, patched } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  log,
+  patched,
+  workflowInfo,
+} from '@temporalio/workflow';
+
+import type { EventInput } from '../../activities/conductor';
+import type { RequestSpecInput } from '../../domain/request-spec';
 
 import type { Flavor, Image } from '../../domain/catalogue';
 import { FailureType, MaxRetriesExceeded } from '../../domain/errors';
 import type { TaskState } from '../../domain/instance';
-import { TaskState as Task, VmState } from '../../domain/instance';
+import { PowerState, TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
 import { BUILD_TASK_STATES } from '../../domain/transitions';
-import { failureMessage, timeoutType } from '../lib/failures';
+import { applicationCause, failureMessage, failureType, timeoutType, typedFailure } from '../lib/failures';
 import { once } from '../lib/kernel';
 import { attemptFailure, placementAttempt } from '../lib/placement-attempt';
-import { computeOn, conductor, scheduler } from '../lib/proxies';
+import { EventBatch, recordStep } from '../lib/operation';
+import type { OperationProgress } from '../../shared/messages';
+import { computeOn, conductor, conductorLocal, scheduler } from '../lib/proxies';
 
 /** Failure types that end a build at once: no other host can fix them. */
 export const ABORT_TYPES = [
@@ -41,11 +53,42 @@ export interface BuildAttemptInput {
   hosts: string[];
   flavor: Flavor;
   image: Image;
-  resources: Resources;
+  /** What the first host's claim holds (an alternate is claimed with it); absent with `select`. */
+  resources?: Resources;
   timeouts: ComputeTimeoutsInput;
   /** The instance's server group, when it has one: its policy is checked again on the host. */
   serverGroup?: string;
+  /**
+   * A batched build (its parent on the patch `batched-build`): the attempt's bookkeeping goes with its
+   * steps' own writes, as local activities, and the parent is told only of the spawn.
+   */
+  batched?: boolean;
+  /**
+   * With `batched`, when the parent has no hosts yet: the first run asks the scheduler with this request
+   * (`hosts` and `resources` are then empty) and every later run takes the selection from the run before
+   * it, which hands it on in its failure's details.
+   */
+  select?: RequestSpecInput;
 }
+
+/** What the scheduler chose for a build: the host then its alternates, the claim's resources, their zones. */
+export interface BuildSelection {
+  hosts: string[];
+  resources: Resources;
+  hostZones: Record<string, string | null>;
+}
+
+/** A build attempt's outcome: its host; a batched one's also its zone, the hosts tried and its unrecorded events. */
+export interface BuildAttemptResult {
+  host: string;
+  zone?: string | null;
+  hostsTried?: string[];
+  /** The events of a batched attempt's last steps, for the parent's last write. */
+  events?: EventInput[];
+}
+
+/** The event of the scheduler's selection, on the build's action. */
+export const SELECT_EVENT = 'conductor_schedule_and_build_instances';
 
 /**
  * One placement attempt on one host (Nova's build_and_run_instance on that compute). The first host
@@ -53,24 +96,28 @@ export interface BuildAttemptInput {
  * host's claim and fails the run as retryable `Rescheduled`, so the server starts the next run on the
  * next alternate; an abort fails it as non-retryable `BuildAborted`.
  */
-export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: string }> {
+export async function buildAttempt(input: BuildAttemptInput): Promise<BuildAttemptResult> {
+  const { instanceId, actionId } = input;
+  const batch = input.batched ? new EventBatch() : undefined;
+  const selection: BuildSelection = batch ? await selectionOf(input, batch) : given(input);
   const placement = placementAttempt(
-    input.instanceId,
-    input.hosts,
-    () => new MaxRetriesExceeded(input.instanceId, input.hosts).message
+    instanceId,
+    selection.hosts,
+    () => new MaxRetriesExceeded(instanceId, selection.hosts).message
   );
   const { attempt, host } = placement;
   const compute = computeOn(host, input.timeouts);
-  const { instanceId, actionId } = input;
   // Versioned (runs recorded before it replay the old way): an alternate's claim is in flight before it
   // is issued, so a claim whose answer was lost is released; a claim is not a step on the host, so an
   // alternate found full is skipped without a destroy call and without a failed build counted there.
-  const claimOffHost = patched(PATCH_ALTERNATE_CLAIM_OFF_HOST);
+  // A batched build is newer than both patches: it takes their paths without a marker.
+  const claimOffHost = batch !== undefined || patched(PATCH_ALTERNATE_CLAIM_OFF_HOST);
   const op = placement.operation({
     actionId,
     operation: 'buildInstance',
     vmState: VmState.Building,
     taskState: Task.Scheduling,
+    ...(batch ? { batch } : {}),
   });
 
   /** Whether this attempt may have left something on the host: a step sent there, other than a claim that held. */
@@ -102,6 +149,7 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
   /** One build step: the task state and host written, the parent told, the step run, its event recorded. */
   const step = <T>(taskState: TaskState, event: string, run: () => Promise<T>, onHost = true): Promise<T> =>
     placement.step(op, taskState, {
+      tellParent: taskState === Task.Spawning,
       event,
       taskState,
       patch: { host },
@@ -119,7 +167,7 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
       await step(
         Task.Scheduling,
         CLAIM_EVENT,
-        () => scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources }),
+        () => scheduler.claimResources({ consumerId: instanceId, host, resources: selection.resources }),
         !claimOffHost
       );
       if (!claimOffHost) releaseClaim();
@@ -128,7 +176,7 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
     // _validate_instance_group_policy) against the group's members as they are now, which a concurrent
     // build may have moved since the scheduler chose. A violation reschedules; it is no step on the host,
     // so the host is not counted as failing (Nova's RescheduledByPolicyException).
-    if (input.serverGroup !== undefined && patched(PATCH_LATE_GROUP_CHECK))
+    if (input.serverGroup !== undefined && (batch !== undefined || patched(PATCH_LATE_GROUP_CHECK)))
       await step(
         Task.Scheduling,
         GROUP_CHECK_EVENT,
@@ -143,14 +191,89 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
     await step(Task.Spawning, 'compute_spawn', () =>
       compute.long.spawnInstance({ instanceId, name: input.name, flavor: input.flavor, image: input.image })
     );
-    return { host };
+    if (!batch) return { host };
+    const hostsTried = selection.hosts.slice(0, attempt);
+    return { host, zone: selection.hostZones[host] ?? null, hostsTried, events: batch.take() };
   } catch (err) {
     await op.compensations.rollBack(err);
+    if (batch) await flushEvents(batch);
     throw attemptFailure(
       err,
-      { operation: 'Build', instanceId, host, attempt, hosts: input.hosts.length },
+      { operation: 'Build', instanceId, host, attempt, hosts: selection.hosts.length },
       ABORT_TYPES,
-      FailureType.BuildAborted
+      FailureType.BuildAborted,
+      batch && { details: { selection }, lastHost: attempt >= selection.hosts.length }
     );
   }
+}
+
+/**
+ * A batched attempt's hosts: its parent's (a multi-create member's, chosen by one scheduler call for the
+ * batch), the scheduler's answer on the first run (its event goes with the attempt's first write), or the
+ * selection the run before handed on.
+ */
+async function selectionOf(input: BuildAttemptInput, batch: EventBatch): Promise<BuildSelection> {
+  const { instanceId, actionId, select } = input;
+  if (!select) return given(input);
+  const { attempt, lastFailure } = workflowInfo();
+  if (attempt > 1) {
+    const carried = handedOn(lastFailure);
+    if (carried) return carried;
+    throw typedFailure(
+      FailureType.BuildAborted,
+      `Build of instance ${instanceId}: run ${attempt} of its placement attempt has no selection from the run before it`
+    );
+  }
+  const progress: OperationProgress = {
+    instanceId,
+    operation: 'buildInstance',
+    vmState: VmState.Building,
+    taskState: Task.Scheduling,
+    powerState: PowerState.NoState,
+    host: null,
+    attempt,
+    step: 'selecting destinations',
+    hostsTried: [],
+  };
+  const owner = { instanceId, actionId, batch, progress };
+  try {
+    const selected = await recordStep(owner, SELECT_EVENT, () => scheduler.selectDestinations(select), {
+      host: null,
+      attempt: 0,
+      hostOf: (s) => s.selections[0]?.hosts[0] ?? null,
+      details: (s) => `hosts: ${(s.selections[0]?.hosts ?? []).join(', ')}`,
+    });
+    return { hosts: selected.selections[0]?.hosts ?? [], resources: selected.resources, hostZones: selected.hostZones };
+  } catch (err) {
+    await flushEvents(batch);
+    // Nothing was claimed: NoValidHost (or a bad request) ends the build; no run after this one.
+    throw typedFailure(failureType(err) ?? FailureType.NoValidHost, failureMessage(err));
+  }
+}
+
+/** The hosts and resources the parent gave. */
+function given(input: BuildAttemptInput): BuildSelection {
+  if (!input.resources)
+    throw typedFailure(FailureType.InvalidRequest, 'Invalid request: resources: required unless select is given');
+  return { hosts: input.hosts, resources: input.resources, hostZones: {} };
+}
+
+/** The hosts a batched build tried, from its last attempt's failure (its details carry the selection). */
+export function hostsTriedOf(err: unknown): string[] | undefined {
+  const details = applicationCause(err)?.details?.[0] as { attempt?: number; selection?: BuildSelection } | undefined;
+  if (!details?.selection || details.attempt === undefined) return undefined;
+  return details.selection.hosts.slice(0, details.attempt);
+}
+
+/** The selection in the details of the run before's failure (attemptFailure puts it there). */
+function handedOn(lastFailure: Error | undefined): BuildSelection | undefined {
+  const details = lastFailure instanceof ApplicationFailure ? lastFailure.details : undefined;
+  const carried = (details?.[0] as { selection?: BuildSelection } | undefined)?.selection;
+  return carried && Array.isArray(carried.hosts) ? carried : undefined;
+}
+
+/** Writes the events a batched attempt has not written yet (it ends without another write). */
+async function flushEvents(batch: EventBatch): Promise<void> {
+  const events = batch.take();
+  if (events.length > 0) await CancellationScope.nonCancellable(() => conductorLocal.recordEvents({ events }));
 }

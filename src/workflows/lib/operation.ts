@@ -10,13 +10,14 @@ import type { ApplicationFailure } from '@temporalio/workflow';
 import { FailureType } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import type { OperationName, Transition } from '../../domain/transitions';
+import type { EventInput } from '../../activities/conductor';
 import { TRANSITIONS } from '../../domain/transitions';
 import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
 import { failureMessage, failureType, timeoutType, typedFailure } from './failures';
 import { tagInstance } from './instance-attributes';
 import { showProgress } from './progress';
-import { conductor } from './proxies';
+import { conductor, conductorLocal } from './proxies';
 
 export interface BeginOptions {
   instanceId: string;
@@ -28,8 +29,46 @@ export interface BeginOptions {
   expectOwner?: string | null;
 }
 
-/** What a step needs of its operation: the instance, the action its events go on, the live progress. */
-export type StepOwner = Pick<Operation, 'instanceId' | 'actionId' | 'progress'>;
+/**
+ * What a step needs of its operation: the instance, the action its events go on, the live progress and,
+ * for a batched operation, the events waiting for its next write.
+ */
+export type StepOwner = Pick<Operation, 'instanceId' | 'actionId' | 'progress'> & { batch?: EventBatch };
+
+/**
+ * A batched operation's bookkeeping (the build's): a finished step's event waits here and goes with the
+ * operation's next write (its next task state, its end or its fault), in the same transaction, and those
+ * writes are local activities. One write per step, no server round trip for any of them.
+ */
+export class EventBatch {
+  private pending: EventInput[] = [];
+
+  add(event: EventInput): void {
+    this.pending.push(event);
+  }
+
+  /** Takes the events waiting; `putBack` returns them when the write that took them failed. */
+  take(): EventInput[] {
+    const events = this.pending;
+    this.pending = [];
+    return events;
+  }
+
+  putBack(events: EventInput[]): void {
+    this.pending = [...events, ...this.pending];
+  }
+
+  /** Runs a write that carries the waiting events; on its failure they wait for the next one. */
+  async with<T>(write: (events: EventInput[]) => Promise<T>): Promise<T> {
+    const events = this.take();
+    try {
+      return await write(events);
+    } catch (err) {
+      this.putBack(events);
+      throw err;
+    }
+  }
+}
 
 /** The compare-and-swap a step's task-state write makes, when not the operation's own current task state. */
 export interface Expectation {
@@ -97,13 +136,16 @@ export async function advance(
   patch: InstancePatch = {},
   expect?: Expectation
 ): Promise<InstanceRecord> {
-  const record = await conductor.updateInstance({
+  const input = {
     instanceId: op.instanceId,
     patch: { ...patch, taskState },
     expectTaskState: expect ? [...expect.taskState] : op.progress.taskState,
     ...(expect?.vmState !== undefined ? { expectVmState: expect.vmState } : {}),
     method: op.progress.operation,
-  });
+  };
+  const record = op.batch
+    ? await op.batch.with((events) => conductorLocal.updateInstance({ ...input, events }))
+    : await conductor.updateInstance(input);
   Object.assign(op.progress, {
     taskState,
     step,
@@ -136,28 +178,22 @@ export async function recordStep<T>(
     host: where.host ?? op.progress.host,
     startedAt,
   };
+  // The step happened: its event is recorded even if a cancellation arrives now (a batched operation's
+  // goes with its next write, which its end or its fault always makes).
+  const record = (event: EventInput) =>
+    op.batch ? op.batch.add(event) : CancellationScope.nonCancellable(() => conductor.recordEvent(event));
   try {
     const result = await run();
-    // The step happened: its event is recorded even if a cancellation arrives now.
-    await CancellationScope.nonCancellable(() =>
-      conductor.recordEvent({
-        ...base,
-        ...(where.hostOf ? { host: where.hostOf(result) } : {}),
-        result: 'Success',
-        details: where.details?.(result),
-        finishedAt: new Date().toISOString(),
-      })
-    );
+    await record({
+      ...base,
+      ...(where.hostOf ? { host: where.hostOf(result) } : {}),
+      result: 'Success',
+      details: where.details?.(result),
+      finishedAt: new Date().toISOString(),
+    });
     return result;
   } catch (err) {
-    await CancellationScope.nonCancellable(() =>
-      conductor.recordEvent({
-        ...base,
-        result: 'Error',
-        details: failureMessage(err),
-        finishedAt: new Date().toISOString(),
-      })
-    );
+    await record({ ...base, result: 'Error', details: failureMessage(err), finishedAt: new Date().toISOString() });
     throw err;
   }
 }

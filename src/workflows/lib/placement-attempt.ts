@@ -6,7 +6,7 @@
  * other host can fix it: non-retryable) or `Rescheduled` (retryable: the server starts the next run on
  * the next alternate).
  */
-import { ApplicationFailure, getExternalWorkflowHandle, isCancellation, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, getExternalWorkflowHandle, isCancellation, log, workflowInfo } from '@temporalio/workflow';
 
 import { FailureType } from '../../domain/errors';
 import type { TaskState, VmState } from '../../domain/instance';
@@ -15,6 +15,7 @@ import { placementProgressSignal } from '../../shared/messages';
 import { failureMessage, failureType, isFailureOfType, timeoutType, typedFailure } from './failures';
 import { tagInstance } from './instance-attributes';
 import type { StepRunner, StepSpec } from './kernel';
+import type { EventBatch } from './operation';
 import { runStep, withKernel } from './kernel';
 
 export interface PlacementAttempt {
@@ -22,10 +23,27 @@ export interface PlacementAttempt {
   attempt: number;
   /** The host of this run: hosts[attempt - 1]. */
   host: string;
-  /** This run as a kernel operation: its steps' events go on `actionId`, its progress names the host. */
-  operation(what: { actionId: string; operation: string; vmState: VmState; taskState: TaskState }): StepRunner;
-  /** Runs one step of this attempt on the kernel, telling the parent which host and step it is on. */
-  step<T>(op: StepRunner, taskState: TaskState, spec: Omit<StepSpec<T>, 'label' | 'onStart' | 'attempt'>): Promise<T>;
+  /**
+   * This run as a kernel operation: its steps' events go on `actionId`, its progress names the host.
+   * With `batch`, a batched operation (its events go with its next write, its writes are local).
+   */
+  operation(what: {
+    actionId: string;
+    operation: string;
+    vmState: VmState;
+    taskState: TaskState;
+    batch?: EventBatch;
+  }): StepRunner;
+  /**
+   * Runs one step of this attempt on the kernel, telling the parent which host and step it is on. A
+   * batched operation tells it only of the steps marked `tellParent` (the long one: the parent shows it
+   * while it runs), and does not wait for the signal to land before the step starts.
+   */
+  step<T>(
+    op: StepRunner,
+    taskState: TaskState,
+    spec: Omit<StepSpec<T>, 'label' | 'onStart' | 'attempt'> & { tellParent?: boolean }
+  ): Promise<T>;
 }
 
 /**
@@ -46,10 +64,11 @@ export function placementAttempt(
   return {
     attempt,
     host,
-    operation: ({ actionId, operation, vmState, taskState }) =>
+    operation: ({ actionId, operation, vmState, taskState, batch }) =>
       withKernel({
         instanceId,
         actionId,
+        ...(batch ? { batch } : {}),
         progress: {
           instanceId,
           operation,
@@ -62,20 +81,21 @@ export function placementAttempt(
           hostsTried: [host],
         },
       }),
-    step: (op, taskState, spec) =>
-      runStep(op, {
+    step: (op, taskState, { tellParent, ...spec }) => {
+      const tell = () =>
+        parentHandle?.signal(placementProgressSignal, { attempt, host, taskState, step: `${spec.event} on ${host}` });
+      return runStep(op, {
         ...spec,
         label: `${spec.event} on ${host}`,
         attempt,
         onStart: async () => {
-          await parentHandle?.signal(placementProgressSignal, {
-            attempt,
-            host,
-            taskState,
-            step: `${spec.event} on ${host}`,
-          });
+          if (!op.batch) await tell();
+          else if (tellParent)
+            // Sent with the step's own command; a parent that is gone only misses a progress line.
+            tell()?.catch((e: unknown) => log.warn('could not tell the parent', { error: failureMessage(e) }));
         },
-      }),
+      });
+    },
   };
 }
 
@@ -88,7 +108,12 @@ export function attemptFailure(
   err: unknown,
   what: { operation: string; instanceId: string; host: string; attempt: number; hosts: number },
   abortTypes: readonly string[],
-  abortDefault: string
+  abortDefault: string,
+  /**
+   * A batched build's: what the next run needs (the selection, in the failure's details, which the
+   * server hands it as its last failure), and the last host's failure made final (no run after it).
+   */
+  carry?: { details: Record<string, unknown>; lastHost: boolean }
 ): unknown {
   if (isCancellation(err)) return err;
   const message = failureMessage(err);
@@ -98,7 +123,7 @@ export function attemptFailure(
   return ApplicationFailure.create({
     type: FailureType.Rescheduled,
     message: `${what.operation} of instance ${what.instanceId} on ${what.host} failed (attempt ${what.attempt} of ${what.hosts}): ${reason}`,
-    nonRetryable: false,
-    details: [{ host: what.host, attempt: what.attempt }],
+    nonRetryable: carry?.lastHost ?? false,
+    details: [{ host: what.host, attempt: what.attempt, ...carry?.details }],
   });
 }

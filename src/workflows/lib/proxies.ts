@@ -3,7 +3,7 @@
  * awaited call, like Nova's select_destinations), and a per-call proxy on `compute-<host>` (Nova's cast
  * to the host's topic). Options come from the one module that holds timeouts and retry policies.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 
 import type { ComputeActivities } from '../../activities/compute';
 import type { ConductorActivities } from '../../activities/conductor';
@@ -11,6 +11,7 @@ import type { SchedulerActivities } from '../../activities/scheduler';
 import type { ComputeTimeouts } from '../../shared/activity-options';
 import {
   CONDUCTOR_DB,
+  CONDUCTOR_LOCAL_DB,
   computeLongStep,
   computeShortStep,
   SCHEDULER_CALL,
@@ -19,6 +20,9 @@ import {
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../../shared/task-queues';
 
 export const conductor = proxyActivities<ConductorActivities>({ taskQueue: CONDUCTOR_TASK_QUEUE, ...CONDUCTOR_DB });
+
+/** The same conductor writes as local activities: the build's bookkeeping, batched per step (kernel.ts). */
+export const conductorLocal = proxyLocalActivities<ConductorActivities>(CONDUCTOR_LOCAL_DB);
 
 export const scheduler = proxyActivities<SchedulerActivities>({ taskQueue: SCHEDULER_TASK_QUEUE, ...SCHEDULER_CALL });
 
