@@ -26,10 +26,13 @@ import type { HostSpec } from '../src/domain/fleet';
 import { HostSpecSchema } from '../src/domain/fleet';
 import { confirmResizeUpdate, getProgressQuery } from '../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../src/shared/task-queues';
+import { breakdown, printBreakdown } from './e2e/breakdown';
 import { BenchStack } from './e2e/stack';
 import { HOLLOW_WORKFLOW_QUEUE } from './e2e/hollow-workflows';
 
 const quick = process.argv.includes('--quick');
+/** --builds-only: the build window alone, with its breakdown (to see where a build's time goes). */
+const buildsOnly = process.argv.includes('--builds-only');
 const SEQUENTIAL = quick ? 20 : 200;
 const WINDOW_SECONDS = quick ? 10 : 60;
 const CLIENTS = quick ? 20 : 50;
@@ -53,8 +56,9 @@ const HOSTS: HostSpec[] = [
 
 type Kind = 'build' | 'hollow' | 'ceiling';
 
-function startOf(client: Client, kind: Kind, extra: object = {}) {
+function startOf(client: Client, kind: Kind, extra: object = {}, ids?: string[]) {
   const id = `bench-${kind}-${randomUUID()}`;
+  ids?.push(id);
   if (kind === 'build')
     return client.workflow.execute('buildInstance', {
       taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -84,12 +88,18 @@ function stats(samples: number[]): { p50: number; p95: number } {
 }
 
 /** Completions per second in a window of `seconds`, with `clients` each running one workflow after another. */
-async function throughput(client: Client, kind: Kind, seconds: number, clients: number): Promise<number> {
+async function throughput(
+  client: Client,
+  kind: Kind,
+  seconds: number,
+  clients: number,
+  ids?: string[]
+): Promise<number> {
   const end = Date.now() + seconds * 1000;
   let done = 0;
   const loop = async () => {
     while (Date.now() < end) {
-      await startOf(client, kind);
+      await startOf(client, kind, {}, ids);
       if (Date.now() <= end) done++;
     }
   };
@@ -171,7 +181,7 @@ async function main(): Promise<void> {
 
     const build: number[] = [];
     const hollow: number[] = [];
-    for (let i = 0; i < SEQUENTIAL; i++) {
+    for (let i = 0; i < (buildsOnly ? 0 : SEQUENTIAL); i++) {
       build.push(await timed(() => startOf(client, 'build')));
       hollow.push(await timed(() => startOf(client, 'hollow')));
     }
@@ -184,9 +194,10 @@ async function main(): Promise<void> {
     console.log(`| hollow build | ${f(lh.p50, 0)} | ${f(lh.p95, 0)} |`);
     console.log(`ratio p50 ${f(latencyRatio)} (target <= ${TARGETS.latencyRatio}), p95 ${f(lb.p95 / lh.p95)}`);
 
-    const ceiling = await throughput(client, 'ceiling', WINDOW_SECONDS, CLIENTS);
-    const hollowRate = await throughput(client, 'hollow', WINDOW_SECONDS, CLIENTS);
-    const buildRate = await throughput(client, 'build', WINDOW_SECONDS, CLIENTS);
+    const ceiling = buildsOnly ? NaN : await throughput(client, 'ceiling', WINDOW_SECONDS, CLIENTS);
+    const hollowRate = buildsOnly ? NaN : await throughput(client, 'hollow', WINDOW_SECONDS, CLIENTS);
+    const buildIds: string[] = [];
+    const buildRate = await throughput(client, 'build', WINDOW_SECONDS, CLIENTS, buildIds);
     console.log(`\nB-throughput, ${CLIENTS} clients, ${WINDOW_SECONDS} s each (workflows/s):`);
     console.log('| workflow | per second |\n| --- | --- |');
     console.log(`| one no-op activity (ceiling) | ${f(ceiling, 1)} |`);
@@ -195,6 +206,19 @@ async function main(): Promise<void> {
     console.log(
       `builds / hollow ${f(buildRate / hollowRate)} (target >= ${TARGETS.vsHollow}), ` +
         `builds / ceiling ${f(buildRate / ceiling)} (target >= ${TARGETS.vsCeiling})`
+    );
+
+    // Where the time of builds under load went: the last 20 of the window, parent and child.
+    const sample = buildIds.slice(-25, -5);
+    const children = await Promise.all(
+      sample.map(async (id) => {
+        const r = (await client.workflow.getHandle(id).result()) as { instanceId: string };
+        return workflowIds.placementAttempt(r.instanceId, 'build');
+      })
+    );
+    printBreakdown(
+      `Where the time went, ${sample.length} builds of the window`,
+      await breakdown(client, [...sample, ...children])
     );
 
     const plain = await buildHistory(client, 'bench', 1);

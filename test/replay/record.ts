@@ -1115,3 +1115,76 @@ afterAll(() => {
   ].join('\n');
   writeFileSync(INDEX, readme);
 });
+
+describe.sequential('batched build (patched batched-build)', () => {
+  it('buildInstance: batched happy path, a reschedule, NoValidHost, MaxRetriesExceeded, cancelled', async () => {
+    const { az, hosts } = await zone(2);
+    const resched = await zone(3);
+    const doomed = await zone(2);
+    const tooSmall = await zone(1, { memoryMb: 8192 });
+    const cancelled = await zone(1, { spawnSeconds: 30 });
+    await run([...hosts, ...resched.hosts, ...doomed.hosts, ...tooSmall.hosts, ...cancelled.hosts], async () => {
+      const happy = await startBuild({ name: 'vm-batched', availabilityZone: az });
+      await happy.result();
+      await save(happy.workflowId, undefined, 'batched-happy', 'COMPLETED', 'batched: record, child, one last write');
+      await saveChildRuns(
+        happy.workflowId,
+        'batched-happy',
+        ['COMPLETED'],
+        ['batched: selection, networks, disks, spawn']
+      );
+
+      await setFaults(resched.hosts[0]!, { spawn: { failNext: 1, kind: 'reschedule' } });
+      const rescheduled = await startBuild({ name: 'vm-batched-resched', availabilityZone: resched.az });
+      await rescheduled.result();
+      await save(rescheduled.workflowId, undefined, 'batched-reschedule', 'COMPLETED', 'batched: rescheduled once');
+      await saveChildRuns(
+        rescheduled.workflowId,
+        'batched-reschedule',
+        ['FAILED', 'COMPLETED'],
+        [
+          'batched run 1: selects, spawn fails, hands the selection on in its failure',
+          'batched run 2: takes the selection, claims the alternate, spawns',
+        ]
+      );
+
+      const novalid = await startBuild({ name: 'vm-batched-big', flavor: 'm1.xlarge', availabilityZone: tooSmall.az });
+      expect((await settle(novalid.result())).error).toBeDefined();
+      await save(novalid.workflowId, undefined, 'batched-no-valid-host', 'FAILED', 'batched: NoValidHost');
+      await saveChildRuns(
+        novalid.workflowId,
+        'batched-no-valid-host',
+        ['FAILED'],
+        ['batched: the selection fails NoValidHost (final)']
+      );
+
+      for (const host of doomed.hosts) await setFaults(host, { spawn: { failNext: 5, kind: 'reschedule' } });
+      const exceeded = await startBuild({ name: 'vm-batched-doomed', availabilityZone: doomed.az, maxAttempts: 2 });
+      expect((await settle(exceeded.result())).error).toBeDefined();
+      await save(exceeded.workflowId, undefined, 'batched-max-retries', 'FAILED', 'batched: MaxRetriesExceeded');
+      await saveChildRuns(
+        exceeded.workflowId,
+        'batched-max-retries',
+        ['FAILED', 'FAILED'],
+        ['batched run 1 of 2: spawn fails', 'batched run 2 of 2: spawn fails on the last host (final)']
+      );
+
+      const cancel = await startBuild({
+        name: 'vm-batched-cancel',
+        availabilityZone: cancelled.az,
+        timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 120 },
+      });
+      const instanceId = cancel.workflowId.replace(/^build-/, '');
+      await waitFor(cancel, (p) => p.taskState === 'spawning', 'spawning');
+      await vi.waitFor(async () => expect(await cloud.driver(cancelled.hosts[0]!).getGuest(instanceId)).toBeDefined(), {
+        timeout: 10_000,
+        interval: 50,
+      });
+      await cancel.cancel();
+      expect((await settle(cancel.result())).error).toBeDefined();
+      expect(await cloud.driver(cancelled.hosts[0]!).listGuests()).toEqual([]);
+      await save(cancel.workflowId, undefined, 'batched-cancelled', 'CANCELED', 'batched: cancelled while spawning');
+      await saveChildRuns(cancel.workflowId, 'batched-cancelled', ['CANCELED'], ['batched: cancelled during spawn']);
+    });
+  });
+});

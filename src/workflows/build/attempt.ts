@@ -192,11 +192,12 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<BuildAttem
       compute.long.spawnInstance({ instanceId, name: input.name, flavor: input.flavor, image: input.image })
     );
     if (!batch) return { host };
+    await placement.told();
     const hostsTried = selection.hosts.slice(0, attempt);
     return { host, zone: selection.hostZones[host] ?? null, hostsTried, events: batch.take() };
   } catch (err) {
     await op.compensations.rollBack(err);
-    if (batch) await flushEvents(batch);
+    if (batch) await Promise.all([flushEvents(batch), placement.told()]);
     throw attemptFailure(
       err,
       { operation: 'Build', instanceId, host, attempt, hosts: selection.hosts.length },

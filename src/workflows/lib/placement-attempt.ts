@@ -6,7 +6,14 @@
  * other host can fix it: non-retryable) or `Rescheduled` (retryable: the server starts the next run on
  * the next alternate).
  */
-import { ApplicationFailure, getExternalWorkflowHandle, isCancellation, log, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  workflowInfo,
+} from '@temporalio/workflow';
 
 import { FailureType } from '../../domain/errors';
 import type { TaskState, VmState } from '../../domain/instance';
@@ -39,6 +46,11 @@ export interface PlacementAttempt {
    * batched operation tells it only of the steps marked `tellParent` (the long one: the parent shows it
    * while it runs), and does not wait for the signal to land before the step starts.
    */
+  /**
+   * Waits for the signals a batched attempt sent its parent without waiting (the run must not close
+   * with one in flight). They have almost always landed while the step ran.
+   */
+  told(): Promise<void>;
   step<T>(
     op: StepRunner,
     taskState: TaskState,
@@ -61,9 +73,13 @@ export function placementAttempt(
   const host = assigned;
   tagInstance({ instanceId, host });
   const parentHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
+  const telling: Promise<void>[] = [];
   return {
     attempt,
     host,
+    told: async () => {
+      await CancellationScope.nonCancellable(() => Promise.all(telling));
+    },
     operation: ({ actionId, operation, vmState, taskState, batch }) =>
       withKernel({
         instanceId,
@@ -82,8 +98,14 @@ export function placementAttempt(
         },
       }),
     step: (op, taskState, { tellParent, ...spec }) => {
-      const tell = () =>
-        parentHandle?.signal(placementProgressSignal, { attempt, host, taskState, step: `${spec.event} on ${host}` });
+      const tell = async () => {
+        await parentHandle?.signal(placementProgressSignal, {
+          attempt,
+          host,
+          taskState,
+          step: `${spec.event} on ${host}`,
+        });
+      };
       return runStep(op, {
         ...spec,
         label: `${spec.event} on ${host}`,
@@ -91,8 +113,11 @@ export function placementAttempt(
         onStart: async () => {
           if (!op.batch) await tell();
           else if (tellParent)
-            // Sent with the step's own command; a parent that is gone only misses a progress line.
-            tell()?.catch((e: unknown) => log.warn('could not tell the parent', { error: failureMessage(e) }));
+            // Sent with the step's own command, not waited for here (see `told`); a parent that is gone
+            // only misses a progress line.
+            telling.push(
+              tell().catch((e: unknown) => log.warn('could not tell the parent', { error: failureMessage(e) }))
+            );
         },
       });
     },
