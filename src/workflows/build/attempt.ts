@@ -6,7 +6,7 @@ import { FailureType, MaxRetriesExceeded } from '../../domain/errors';
 import type { TaskState } from '../../domain/instance';
 import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
-import type { ComputeTimeoutsInput } from '../../domain/schemas';
+import { type ComputeTimeoutsInput, guestSecrets } from '../../domain/schemas';
 import { BUILD_TASK_STATES } from '../../domain/transitions';
 import { failureMessage, timeoutType } from '../lib/failures';
 import { once } from '../lib/kernel';
@@ -45,6 +45,9 @@ export interface BuildAttemptInput {
   timeouts: ComputeTimeoutsInput;
   /** The instance's server group, when it has one: its policy is checked again on the host. */
   serverGroup?: string;
+  /** Nova's adminPass and user_data, for the spawn only (never stored, never in progress or events). */
+  adminPassword?: string;
+  userData?: string;
 }
 
 /**
@@ -141,7 +144,13 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<{ host: st
       compute.short.prepareBlockDevices({ instanceId, flavor: input.flavor, image: input.image })
     );
     await step(Task.Spawning, 'compute_spawn', () =>
-      compute.long.spawnInstance({ instanceId, name: input.name, flavor: input.flavor, image: input.image })
+      compute.long.spawnInstance({
+        instanceId,
+        name: input.name,
+        flavor: input.flavor,
+        image: input.image,
+        ...guestSecrets(input),
+      })
     );
     return { host };
   } catch (err) {
