@@ -59,3 +59,11 @@ export function computeEnvironment(
   for (const name of storeCredentialNames(out)) delete out[name];
   return out;
 }
+
+/** The codec server's environment: what compute gets (no store credential), plus its own CONDUCTOR_CODEC_* settings. */
+export function codecServerEnvironment(parent: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const own = Object.entries(parent).filter(
+    (e): e is [string, string] => e[0].startsWith('CONDUCTOR_CODEC_') && e[1] !== undefined
+  );
+  return { ...computeEnvironment(parent), ...Object.fromEntries(own) };
+}

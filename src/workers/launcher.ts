@@ -25,7 +25,7 @@ import { FleetSchema } from '../domain/fleet';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/search-attributes';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../shared/task-queues';
 import { loadCodecKeys } from './codec';
-import { computeEnvironment } from './compute-env';
+import { codecServerEnvironment, computeEnvironment } from './compute-env';
 import { type Env, loadEnv } from './config';
 import { DEV_SERVER_TUNING_ARGS } from './dev-server';
 import { connectClient } from './connection';
@@ -112,8 +112,13 @@ function workerProcess(name: string, kind: Managed['kind'], script: string, env:
     startedAt: 0,
     start: () =>
       spawn(process.execPath, [...loader, file], {
-        // Compute gets only what it reads: no store credential (compute-env.ts).
-        env: kind === 'compute' ? computeEnvironment(process.env, env) : { ...process.env, ...env },
+        // Compute and the codec server get only what they read: no store credential (compute-env.ts).
+        env:
+          kind === 'compute'
+            ? computeEnvironment(process.env, env)
+            : name === 'codec-server'
+              ? codecServerEnvironment(process.env)
+              : { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       }),

@@ -3,19 +3,20 @@
  * dev server (its Web UI pointed at the codec server), the codec server, the conductor, the scheduler
  * and a compute worker per host. A build and a rebuild carrying an admin password and user data:
  * the stock `temporal` CLI without the codec sees only ciphertext; with `--codec-endpoint` (the codec
- * server the launcher started) it sees the plain input; neither the store, nor the logs, nor the
- * hypervisor's files hold the secrets. And no compute process has a store credential in its
+ * server the launcher started) it sees the plain input, and so does the Web UI in a browser; neither
+ * the store, nor the logs, nor the hypervisor's files hold the secrets. And no compute process has a store credential in its
  * environment (/proc/<pid>/environ).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import type { InstanceRecord } from '../../src/domain/instance';
@@ -40,7 +41,8 @@ const USER_DATA = Buffer.from(USER_DATA_TEXT).toString('base64');
 const REBUILD_PASSWORD = `pw2-${randomBytes(8).toString('hex')}`;
 const REBUILD_USER_DATA = Buffer.from(`#cloud-config\nrebuilt: ${randomBytes(8).toString('hex')}\n`).toString('base64');
 const SECRETS = [ADMIN_PASSWORD, USER_DATA, USER_DATA_TEXT.split('\n')[1]!, REBUILD_PASSWORD, REBUILD_USER_DATA];
-const CODEC_AUTH = `Bearer ${randomBytes(12).toString('hex')}`;
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = path.resolve(__dirname, '..', '..', 'test-artifacts');
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 interface JsonPayload {
@@ -86,7 +88,7 @@ describe.skipIf(!pgAdminUrl)('npm start with a codec key and the PostgreSQL stor
     });
     return stdout;
   }
-  const codecFlags = () => ['--codec-endpoint', `http://127.0.0.1:${codecPort}`, '--codec-auth', CODEC_AUTH];
+  const codecFlags = () => ['--codec-endpoint', `http://127.0.0.1:${codecPort}`];
 
   beforeAll(async () => {
     const admin = new pg.Client({ connectionString: pgAdminUrl });
@@ -128,7 +130,7 @@ describe.skipIf(!pgAdminUrl)('npm start with a codec key and the PostgreSQL stor
         PGCONNECT_TIMEOUT: '10',
         CONDUCTOR_CODEC_KEY_FILE: keyFile,
         CONDUCTOR_CODEC_PORT: String(codecPort),
-        CONDUCTOR_CODEC_AUTH: CODEC_AUTH,
+        // No CONDUCTOR_CODEC_AUTH: the Web UI sends no Authorization header (the check is unit-tested).
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -171,6 +173,11 @@ describe.skipIf(!pgAdminUrl)('npm start with a codec key and the PostgreSQL stor
       expect(env.CONDUCTOR_CODEC_AUTH).toBeUndefined();
       expect(env.COMPUTE_HOST).toMatch(/^sec-[ab]$/);
     }
+    // Nor has the codec server, which has the codec's own settings.
+    const codecServer = computeWorkerPids(launcher.pid!, /codec-server/);
+    expect(codecServer).toHaveLength(1);
+    assertNoStoreCredentials(codecServer);
+    expect(processEnvironment(codecServer[0]!).CONDUCTOR_CODEC_PORT).toBe(String(codecPort));
     // The check sees a credential where there is one: the conductor holds the store's.
     const conductor = computeWorkerPids(launcher.pid!, /conductor-worker/);
     expect(conductor).toHaveLength(1);
@@ -229,15 +236,14 @@ describe.skipIf(!pgAdminUrl)('npm start with a codec key and the PostgreSQL stor
       adminPassword: ADMIN_PASSWORD,
       userData: USER_DATA,
     });
-    // The codec server's /decode returns the plain input; without the Authorization header it refuses.
-    const post = (headers: Record<string, string>) =>
-      fetch(`http://127.0.0.1:${codecPort}/decode`, {
+    // The codec server's /decode returns the plain input.
+    const res = (await (
+      await fetch(`http://127.0.0.1:${codecPort}/decode`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', ...headers },
+        headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default' },
         body: JSON.stringify({ payloads: [input] }),
-      });
-    expect((await post({})).status).toBe(401);
-    const res = (await (await post({ Authorization: CODEC_AUTH })).json()) as { payloads: JsonPayload[] };
+      })
+    ).json()) as { payloads: JsonPayload[] };
     expect(JSON.parse(Buffer.from(res.payloads[0]!.data, 'base64').toString())).toMatchObject({
       name: 'secret-1',
       adminPassword: ADMIN_PASSWORD,
@@ -294,6 +300,51 @@ describe.skipIf(!pgAdminUrl)('npm start with a codec key and the PostgreSQL stor
       expect(dump).not.toContain(secret);
       expect(guests()).not.toContain(secret);
       expect(output).not.toContain(secret);
+    }
+  });
+
+  it('shows the decoded input in the Web UI (headless Chromium), through the codec server', async () => {
+    if (!existsSync(CHROMIUM))
+      throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
+    await client.workflow.execute('buildInstance', {
+      taskQueue: 'conductor',
+      workflowId: 'build-secret-ui',
+      args: [{ name: 'secret-ui', flavor: 'm1.small', image: 'cirros', adminPassword: ADMIN_PASSWORD }],
+    });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      const decodeCalls: number[] = [];
+      // The browser itself calls the codec server (CORS from the UI's origin): /decode?preserveStorageRefs=true.
+      page.on('response', (r) => {
+        const url = new URL(r.url());
+        if (url.port === String(codecPort) && url.pathname === '/decode') decodeCalls.push(r.status());
+      });
+      const base = `http://localhost:${uiPort}/namespaces/default/workflows`;
+      await page.goto(`${base}?query=${encodeURIComponent('WorkflowId="build-secret-ui"')}`);
+      const link = page.getByRole('link', { name: 'build-secret-ui' }).first();
+      await link.waitFor({ timeout: 30_000 });
+      await link.click();
+      await page.waitForURL((url) => url.pathname.includes('/workflows/build-secret-ui/'), { timeout: 30_000 });
+      // The Input card: decoded by the browser through the codec server, so the plain JSON shows.
+      await page.getByText(ADMIN_PASSWORD).first().waitFor({ timeout: 30_000 });
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-codec.png'), fullPage: true });
+      expect(decodeCalls.length).toBeGreaterThan(0);
+      expect(decodeCalls.every((status) => status === 200)).toBe(true);
+    } finally {
+      await browser.close();
     }
   });
 });

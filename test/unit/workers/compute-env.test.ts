@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { computeEnvironment, storeCredentialNames } from '../../../src/workers/compute-env';
+import { codecServerEnvironment, computeEnvironment, storeCredentialNames } from '../../../src/workers/compute-env';
 import { assertNoStoreCredentials, descendantPids, processEnvironment } from '../../helpers/process-env';
 
 const operatorShell = {
@@ -43,6 +43,13 @@ describe('the compute environment', () => {
       DATA_DIR: '/data',
     });
     expect(storeCredentialNames(env)).toEqual([]);
+  });
+
+  it('gives the codec server its own settings on top, and still no store credential', () => {
+    const env = codecServerEnvironment({ ...operatorShell, CONDUCTOR_CODEC_PORT: '8234' });
+    expect(env).toMatchObject({ CONDUCTOR_CODEC_AUTH: 'Bearer codec-server-secret', CONDUCTOR_CODEC_PORT: '8234' });
+    expect(storeCredentialNames(env)).toEqual([]);
+    expect(env).not.toHaveProperty('AWS_SECRET_ACCESS_KEY');
   });
 
   it('drops a store URL even when it comes in an allowed variable', () => {
