@@ -81,6 +81,11 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
   return parsed.data;
 }
 
+/** The codec server's address for clients on this machine, when a codec key is configured. */
+export function codecEndpointFor(env: Env): string | undefined {
+  return env.CONDUCTOR_CODEC_KEY_FILE ? `http://localhost:${env.CONDUCTOR_CODEC_PORT}` : undefined;
+}
+
 /** The SQLite file of the conductor store, when DATABASE_URL is not set. */
 export function sqlitePath(env: Env): string {
   return path.join(env.DATA_DIR, 'conductor.sqlite');

@@ -26,7 +26,7 @@ import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/search-attributes';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../shared/task-queues';
 import { loadCodecKeys } from './codec';
 import { codecServerEnvironment, computeEnvironment } from './compute-env';
-import { type Env, loadEnv } from './config';
+import { codecEndpointFor, type Env, loadEnv } from './config';
 import { DEV_SERVER_TUNING_ARGS } from './dev-server';
 import { connectClient } from './connection';
 import { requireTemporalBinary, RUNNING_BUILT_CODE, TemporalBinaryNotFound } from './temporal-binaries';
@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   mkdirSync(env.DATA_DIR, { recursive: true });
   // With a codec key the Web UI decodes through the codec server the launcher runs (a bad key file stops here).
   const codecKeys = env.CONDUCTOR_CODEC_KEY_FILE ? loadCodecKeys(env.CONDUCTOR_CODEC_KEY_FILE) : undefined;
-  const codecEndpoint = `http://localhost:${env.CONDUCTOR_CODEC_PORT}`;
+  const codecEndpoint = codecEndpointFor(env) ?? '';
 
   const serverArgs = [
     'server',

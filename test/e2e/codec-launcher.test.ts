@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import type { InstanceRecord } from '../../src/domain/instance';
 import { dataConverterFor, ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../src/workers/codec';
+import { runCli } from '../helpers/cli';
 import { freePort } from '../helpers/ports';
 import {
   assertNoStoreCredentials,
@@ -235,6 +236,20 @@ describe.skipIf(!pgAdminUrl)('npm start with a codec key and the PostgreSQL stor
       name: 'secret-1',
       adminPassword: ADMIN_PASSWORD,
       userData: USER_DATA,
+    });
+    // `npm run temporal` (the pinned CLI) with the key configured decodes through it by itself.
+    const pinned = await runCli(
+      path.join(ROOT, 'src', 'workers', 'temporal-cli.ts'),
+      ['workflow', 'show', '--workflow-id', 'build-secret-1', '--address', `127.0.0.1:${port}`, '-o', 'json'],
+      {
+        CONDUCTOR_CODEC_KEY_FILE: keyFile,
+        CONDUCTOR_CODEC_PORT: String(codecPort),
+        TEMPORAL_CLI_PATH: inject('temporalCli'),
+      }
+    );
+    expect(pinned.code, pinned.stderr).toBe(0);
+    expect(JSON.parse(Buffer.from(startInput(pinned.stdout).data, 'base64').toString())).toMatchObject({
+      adminPassword: ADMIN_PASSWORD,
     });
     // The codec server's /decode returns the plain input.
     const res = (await (
