@@ -23,6 +23,7 @@ import { openMigratedStore, type Store } from '../store/db';
 import { createInstanceRepository, type MigrationRecord } from '../store/instances';
 import { createPlacementRepository, type PlacementAudit } from '../store/placement';
 import type { Env } from '../workers/config';
+import { dataConverterFor } from '../workers/codec';
 import { loadEnv, sqlitePath } from '../workers/config';
 import type { AuditSources } from './audit-snapshot';
 import { gatherSnapshot } from './audit-snapshot';
@@ -197,7 +198,7 @@ export async function runAudit(env: Env, live: boolean): Promise<AuditReport> {
       );
       await liveness.refresh();
       sources = {
-        client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }),
+        client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(env) }),
         isUp: (host) => liveness.isUp(host),
       };
     }

@@ -13,6 +13,7 @@ import { openMigratedStore } from '../store/db';
 import type { Store } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
 import { createPlacementRepository } from '../store/placement';
+import { dataConverterFor } from '../workers/codec';
 import { loadEnv, sqlitePath } from '../workers/config';
 import type { Env } from '../workers/config';
 import { fields } from './table';
@@ -78,7 +79,11 @@ export async function connection(ctx: Context): Promise<Connection> {
 }
 
 export async function client(ctx: Context): Promise<Client> {
-  return new Client({ connection: await connection(ctx), namespace: ctx.env.TEMPORAL_NAMESPACE });
+  return new Client({
+    connection: await connection(ctx),
+    namespace: ctx.env.TEMPORAL_NAMESPACE,
+    dataConverter: dataConverterFor(ctx.env),
+  });
 }
 
 /** The store, opened as a client: never migrated here (the workers own the schema). */

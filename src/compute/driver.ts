@@ -100,6 +100,12 @@ export const GuestSchema = z.object({
   createdAt: z.string(),
   /** Epoch ms of the first ACPI shutdown request a cooperative guest is acting on; null when none. */
   shutdownRequestedAt: z.number().nullable(),
+  /**
+   * What the guest was given of its secrets, never the secrets: whether an admin password was set, and
+   * the SHA-256 (hex) of its user data. Absent: none given.
+   */
+  adminPasswordSet: z.boolean().optional(),
+  userDataSha256: z.string().optional(),
 });
 export type Guest = z.infer<typeof GuestSchema>;
 
@@ -111,6 +117,10 @@ export interface SpawnRequest {
   name: string;
   flavor: GuestFlavor;
   image: GuestImage;
+  /** Nova's adminPass, set in the guest; a driver keeps it nowhere. */
+  adminPassword?: string;
+  /** Nova's user_data (base64), handed to the guest; a driver keeps it nowhere. */
+  userData?: string;
 }
 
 export interface SpawnOptions {

@@ -120,6 +120,36 @@ export const ServerGroupInputSchema = z.discriminatedUnion('action', [
 ]);
 export type ServerGroupInput = z.input<typeof ServerGroupInputSchema>;
 
+// ----- secrets given to the guest -----
+
+/**
+ * Nova's adminPass: the password the hypervisor sets in the guest. It goes to the compute host's spawn
+ * (or rebuild) and nowhere else: never written to the store, never in an event, a log or a progress
+ * query (the fake hypervisor keeps only that one was set). Encrypted in Temporal's history when the
+ * payload codec has a key (src/workers/codec.ts).
+ */
+export const AdminPasswordSchema = z.string().min(1).max(255);
+/** Nova's limit on user_data: 65535 characters of base64. */
+export const USER_DATA_MAX_LENGTH = 65_535;
+/** Nova's user_data: base64 (the guest's cloud-init), at most 65535 characters; handled like adminPassword. */
+export const UserDataSchema = z
+  .string()
+  // A regex, not z.base64(): that one calls atob, which the workflow sandbox does not have.
+  .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'userData must be base64')
+  .max(USER_DATA_MAX_LENGTH, `userData is at most ${USER_DATA_MAX_LENGTH} characters of base64`);
+/** The secret fields, as they travel to the compute host (only those given). */
+export interface GuestSecrets {
+  adminPassword?: string;
+  userData?: string;
+}
+/** The secret fields of a request, only those given (so a request without them sends nothing new). */
+export function guestSecrets(req: GuestSecrets): GuestSecrets {
+  return {
+    ...(req.adminPassword !== undefined ? { adminPassword: req.adminPassword } : {}),
+    ...(req.userData !== undefined ? { userData: req.userData } : {}),
+  };
+}
+
 export const BuildInstanceInputSchema = z
   .object({
     name: InstanceNameSchema,
@@ -147,6 +177,10 @@ export const BuildInstanceInputSchema = z
      * scheduler call chose for this instance (the first already claimed), so the child does not schedule.
      */
     scheduled: ScheduledPlacementSchema.optional(),
+    /** Nova's adminPass; every instance of a multi-create gets the same (as in Nova). */
+    adminPassword: AdminPasswordSchema.optional(),
+    /** Nova's user_data (base64). */
+    userData: UserDataSchema.optional(),
   })
   .strict()
   .refine((i) => !(i.host && i.forceHost), { message: 'give host or forceHost, not both', path: ['forceHost'] })
@@ -232,6 +266,14 @@ export const RebuildInputSchema = z
     /** Evacuate only: the requested destination, claimed directly (never the instance's own host). */
     host: HostNameSchema.optional(),
     timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
+    /** Nova's adminPass for the rebuilt guest (rebuild and evacuate). */
+    adminPassword: AdminPasswordSchema.optional(),
+    /**
+     * Nova's user_data for the rebuilt guest. NOTE(nova): Nova keeps user_data in the instance record
+     * and a rebuild without it reuses the stored one; here it is never stored, so a rebuild gets only
+     * what it is given.
+     */
+    userData: UserDataSchema.optional(),
   })
   .strict()
   .refine((i) => i.evacuate || i.host === undefined, { message: 'a host is given only to evacuate', path: ['host'] })

@@ -15,6 +15,7 @@ import { FleetSchema } from '../domain/fleet';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../shared/task-queues';
 import type { reconcileHost } from '../workflows/reconcile-host';
 import type { registerHost } from '../workflows/register-host';
+import { dataConverterFor } from './codec';
 import { loadEnv } from './config';
 import { connectClient, connectWorker, installRuntime } from './connection';
 import { computeWorkerOptions } from './interceptors';
@@ -32,8 +33,10 @@ async function run(): Promise<void> {
   // The host's folder exists from the start, so a user can drop a faults.json in it at any time.
   mkdirSync(path.join(stateDir, host), { recursive: true });
   const driver = new FakeDriver({ host, stateDir, spawnSeconds: env.COMPUTE_SPAWN_SECONDS });
+  const dataConverter = dataConverterFor(env);
   const worker = await Worker.create({
     connection: await connectWorker(env),
+    dataConverter,
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: computeTaskQueue(host),
     activities: createComputeActivities({ host, driver }),
@@ -45,7 +48,7 @@ async function run(): Promise<void> {
   const registered = (async () => {
     const connection = await connectClient(env);
     try {
-      const client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
+      const client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE, dataConverter });
       await client.workflow.execute<typeof registerHost>('registerHost', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
         workflowId: workflowIds.registerHost(host),

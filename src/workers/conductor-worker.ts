@@ -9,6 +9,7 @@ import { createInstanceRepository } from '../store/instances';
 import { createPlacementRepository } from '../store/placement';
 import { instanceWrites, pruneAppliedWrites } from '../store/write-once';
 import { loadCatalogue } from './catalogue-file';
+import { dataConverterFor } from './codec';
 import { loadEnv, sqlitePath } from './config';
 import { connectClient, connectWorker, installRuntime } from './connection';
 import { activityInterceptors } from './interceptors';
@@ -22,7 +23,12 @@ async function run(): Promise<void> {
   await migrateToLatest(store);
   await pruneAppliedWrites(store);
   // Temporal, for the activities that ask whether an operation's workflow still runs, and the schedule.
-  const temporal = new Client({ connection: await connectClient(env), namespace: env.TEMPORAL_NAMESPACE });
+  const dataConverter = dataConverterFor(env);
+  const temporal = new Client({
+    connection: await connectClient(env),
+    namespace: env.TEMPORAL_NAMESPACE,
+    dataConverter,
+  });
   if (env.RECONCILE_PERIOD_SECONDS > 0) {
     const done = await ensureReconcileSchedule(temporal, env.RECONCILE_PERIOD_SECONDS);
     Runtime.instance().logger.info(`reconcile schedule ${done}`, {
@@ -32,6 +38,7 @@ async function run(): Promise<void> {
   }
   const worker = await Worker.create({
     connection: await connectWorker(env),
+    dataConverter,
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: CONDUCTOR_TASK_QUEUE,
     workflowBundle: await workflowBundle(env.NODE_ENV === 'production'),

@@ -57,6 +57,17 @@ export const EnvSchema = z.object({
   RECONCILE_PERIOD_SECONDS: z.coerce.number().int().nonnegative().max(86_400).default(60),
   /** `production` (the Docker image): the conductor worker loads the prebuilt workflow bundle (npm run build). */
   NODE_ENV: z.string().optional(),
+  /**
+   * The payload codec's key file (src/workers/codec.ts: JSON or `keyid:base64key` lines); set: every
+   * payload the workers and CLIs send is AES-256-GCM encrypted and `npm start` runs the codec server.
+   */
+  CONDUCTOR_CODEC_KEY_FILE: z.string().min(1).optional(),
+  /** The codec server (`npm run codec-server`): address, port, the Web UI origins it allows (CORS). */
+  CONDUCTOR_CODEC_HOST: z.string().min(1).default('127.0.0.1'),
+  CONDUCTOR_CODEC_PORT: port.default(8234),
+  CONDUCTOR_CODEC_CORS_ORIGINS: z.string().optional(),
+  /** When set, the codec server answers only requests whose Authorization header is exactly this. */
+  CONDUCTOR_CODEC_AUTH: z.string().min(1).optional(),
 });
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -68,6 +79,11 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
     process.exit(2);
   }
   return parsed.data;
+}
+
+/** The codec server's address for clients on this machine, when a codec key is configured. */
+export function codecEndpointFor(env: Env): string | undefined {
+  return env.CONDUCTOR_CODEC_KEY_FILE ? `http://localhost:${env.CONDUCTOR_CODEC_PORT}` : undefined;
 }
 
 /** The SQLite file of the conductor store, when DATABASE_URL is not set. */

@@ -24,7 +24,9 @@ import { temporal } from '@temporalio/proto';
 import { FleetSchema } from '../domain/fleet';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/search-attributes';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../shared/task-queues';
-import { type Env, loadEnv } from './config';
+import { loadCodecKeys } from './codec';
+import { codecServerEnvironment, computeEnvironment } from './compute-env';
+import { codecEndpointFor, type Env, loadEnv } from './config';
 import { DEV_SERVER_TUNING_ARGS } from './dev-server';
 import { connectClient } from './connection';
 import { requireTemporalBinary, RUNNING_BUILT_CODE, TemporalBinaryNotFound } from './temporal-binaries';
@@ -110,7 +112,13 @@ function workerProcess(name: string, kind: Managed['kind'], script: string, env:
     startedAt: 0,
     start: () =>
       spawn(process.execPath, [...loader, file], {
-        env: { ...process.env, ...env },
+        // Compute and the codec server get only what they read: no store credential (compute-env.ts).
+        env:
+          kind === 'compute'
+            ? computeEnvironment(process.env, env)
+            : name === 'codec-server'
+              ? codecServerEnvironment(process.env)
+              : { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       }),
@@ -161,6 +169,9 @@ async function main(): Promise<void> {
   const cli = requireTemporalBinary('cli');
   const fleet = FleetSchema.parse(JSON.parse(readFileSync(env.FLEET_FILE, 'utf8')));
   mkdirSync(env.DATA_DIR, { recursive: true });
+  // With a codec key the Web UI decodes through the codec server the launcher runs (a bad key file stops here).
+  const codecKeys = env.CONDUCTOR_CODEC_KEY_FILE ? loadCodecKeys(env.CONDUCTOR_CODEC_KEY_FILE) : undefined;
+  const codecEndpoint = codecEndpointFor(env) ?? '';
 
   const serverArgs = [
     'server',
@@ -179,6 +190,7 @@ async function main(): Promise<void> {
     '--log-level',
     'warn',
     ...DEV_SERVER_TUNING_ARGS,
+    ...(codecKeys ? ['--ui-codec-endpoint', codecEndpoint] : []),
     ...SEARCH_ATTRIBUTE_CLI_ARGS.flatMap((sa) => ['--search-attribute', sa]),
   ];
   const server: Managed = {
@@ -197,6 +209,7 @@ async function main(): Promise<void> {
   // With METRICS_PORT set, each process exports its metrics on its own port: conductor on the port,
   // scheduler on the next, then one per compute host.
   const metrics = (offset: number) => (env.METRICS_PORT ? { METRICS_PORT: String(env.METRICS_PORT + offset) } : {});
+  if (codecKeys) managed.push(workerProcess('codec-server', 'core', 'codec-server.ts', {}));
   managed.push(workerProcess('conductor', 'core', 'conductor-worker.ts', { ...workerEnv, ...metrics(0) }));
   managed.push(workerProcess('scheduler', 'core', 'scheduler-worker.ts', { ...workerEnv, ...metrics(1) }));
   fleet.hosts.forEach((host, i) => {
@@ -218,7 +231,7 @@ Conductor on Temporal is running.
   Temporal Web UI   http://localhost:${env.TEMPORAL_UI_PORT}
   Temporal frontend 127.0.0.1:${env.TEMPORAL_PORT} (namespace ${env.TEMPORAL_NAMESPACE})
   Workers           conductor, scheduler, ${fleet.hosts.map((h) => h.name).join(', ')}
-  Data              ${env.DATA_DIR}
+  Data              ${env.DATA_DIR}${codecKeys ? `\n  Codec server      ${codecEndpoint} (payloads encrypted with key "${codecKeys.currentKeyId}"; stock CLI: --codec-endpoint ${codecEndpoint})` : ''}
 
 Boot an instance:
   npm run temporal -- workflow execute --type buildInstance --task-queue ${CONDUCTOR_TASK_QUEUE} --workflow-id build-vm1 --input '${input}'

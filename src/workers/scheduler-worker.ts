@@ -9,6 +9,7 @@ import { migrateToLatest, openStore } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
 import { createPlacementRepository } from '../store/placement';
 import { loadCatalogue } from './catalogue-file';
+import { dataConverterFor } from './codec';
 import { loadEnv, sqlitePath } from './config';
 import { connectClient, connectWorker, installRuntime } from './connection';
 import { activityInterceptors } from './interceptors';
@@ -31,6 +32,7 @@ async function run(): Promise<void> {
   });
   const worker = await Worker.create({
     connection: await connectWorker(env),
+    dataConverter: dataConverterFor(env),
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: SCHEDULER_TASK_QUEUE,
     activities: createSchedulerActivities({

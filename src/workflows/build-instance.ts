@@ -22,7 +22,7 @@ import type { InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../domain/instance';
 import type { BuildInstanceInput, BuildInstanceRequest } from '../domain/schemas';
 import type { CreateInstanceResult } from '../activities/conductor';
-import { batchSize, BuildInstanceInputSchema } from '../domain/schemas';
+import { batchSize, BuildInstanceInputSchema, guestSecrets } from '../domain/schemas';
 import type { OperationProgress } from '../shared/messages';
 import { getProgressQuery, placementProgressSignal } from '../shared/messages';
 import { placementAttemptRetry } from '../shared/activity-options';
@@ -142,6 +142,7 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
       resources,
       timeouts: req.timeouts,
       ...(group !== undefined ? { serverGroup: group } : {}),
+      ...guestSecrets(req),
     };
     const child = {
       workflowId: workflowIds.placementAttempt(instanceId, 'build'),
@@ -292,6 +293,7 @@ async function batchedBuild(
       image,
       timeouts: req.timeouts,
       ...(group !== undefined ? { serverGroup: group } : {}),
+      ...guestSecrets(req),
       batched: true,
       ...(scheduled
         ? { hosts: scheduled.hosts, resources: scheduled.resources }

@@ -62,8 +62,8 @@ import {
 } from '../domain/errors';
 import type { InstanceRecord, PowerState } from '../domain/instance';
 import { PowerState as Power, TaskState as Task, VmState } from '../domain/instance';
-import type { ComputeTimeoutsInput, RebuildInput, RebuildRequest } from '../domain/schemas';
-import { RebuildInputSchema } from '../domain/schemas';
+import type { ComputeTimeoutsInput, GuestSecrets, RebuildInput, RebuildRequest } from '../domain/schemas';
+import { guestSecrets, RebuildInputSchema } from '../domain/schemas';
 import { REBUILD_TASK_STATES, TRANSITIONS } from '../domain/transitions';
 import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import type { KernelOperation } from './lib/kernel';
@@ -128,7 +128,7 @@ async function rebuildOnHost(req: RebuildRequest, host: string, flavor: Flavor, 
         });
       },
     });
-    const powerState = await rebuildGuest(op, compute, host, flavor, image, !wasStopped);
+    const powerState = await rebuildGuest(op, compute, host, flavor, image, !wasStopped, guestSecrets(req));
     return await completeOperation(op, {
       vmState: wasStopped ? VmState.Stopped : VmState.Active,
       powerState,
@@ -261,7 +261,15 @@ async function evacuate(
           })
         );
     });
-    const powerState = await rebuildGuest(op, rebuildCompute(target, req.timeouts), target, flavor, image, !wasStopped);
+    const powerState = await rebuildGuest(
+      op,
+      rebuildCompute(target, req.timeouts),
+      target,
+      flavor,
+      image,
+      !wasStopped,
+      guestSecrets(req)
+    );
     await conductor.updateEvacuation({ migrationId, status: 'done' });
     return await completeOperation(op, {
       vmState: wasStopped ? VmState.Stopped : VmState.Active,
@@ -298,7 +306,9 @@ async function rebuildGuest(
   host: string,
   flavor: Flavor,
   image: Image,
-  powerOn: boolean
+  powerOn: boolean,
+  /** Nova's adminPass and user_data for the new guest: to the compute host only. */
+  secrets: GuestSecrets
 ): Promise<PowerState> {
   const { instanceId } = op;
   await runStep(op, {
@@ -315,7 +325,7 @@ async function rebuildGuest(
     taskState: Task.RebuildSpawning,
     host,
     compute: host,
-    run: () => compute.spawn.rebuildSpawn({ instanceId, name: op.before.name, flavor, image, powerOn }),
+    run: () => compute.spawn.rebuildSpawn({ instanceId, name: op.before.name, flavor, image, powerOn, ...secrets }),
   });
   return powerState;
 }

@@ -30,6 +30,7 @@ import { Context } from '@temporalio/activity';
 
 import { BuildAborted, DomainError, Rescheduled } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
+import { guestSecrets } from '../../domain/schemas';
 import type { BlockDeviceInfo, Guest, GuestFlavor, GuestImage, NetworkInfo, VirtDriver } from '../../compute/driver';
 import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/driver';
 import { createRebuildActivities } from './rebuild';
@@ -51,6 +52,9 @@ export interface SpawnInstanceInput {
   name: string;
   flavor: GuestFlavor;
   image: GuestImage;
+  /** Nova's adminPass and user_data: handed to the driver only (never logged, never returned). */
+  adminPassword?: string;
+  userData?: string;
 }
 
 export interface SpawnInstanceResult {
@@ -110,7 +114,13 @@ export function createComputeActivities({ host, driver }: { host: string; driver
      * Boots the guest, heartbeating `{ percent }` while it runs and honouring cancellation. Idempotent: a
      * retried spawn of an instance whose guest already exists succeeds without making a second guest.
      */
-    spawnInstance: async ({ instanceId, name, flavor, image }: SpawnInstanceInput): Promise<SpawnInstanceResult> => {
+    spawnInstance: async ({
+      instanceId,
+      name,
+      flavor,
+      image,
+      ...secrets
+    }: SpawnInstanceInput): Promise<SpawnInstanceResult> => {
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
       // A retry whose previous attempt had made progress and then went silent (heartbeat timeout): this
@@ -127,7 +137,7 @@ export function createComputeActivities({ host, driver }: { host: string; driver
       }
       try {
         await driver.spawn(
-          { instanceId, name, flavor, image },
+          { instanceId, name, flavor, image, ...guestSecrets(secrets) },
           {
             signal,
             // Only real progress is recorded: it is what tells a retry that a spawn was under way.

@@ -26,6 +26,7 @@ import type { BlockDeviceInfo, GuestFlavor, GuestImage, NetworkInfo, VirtDriver 
 import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/driver';
 import { BuildAborted, DomainError } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
+import { guestSecrets } from '../../domain/schemas';
 
 export interface RebuildPrepareInput {
   instanceId: string;
@@ -48,6 +49,9 @@ export interface RebuildSpawnInput {
   image: GuestImage;
   /** False for an instance that was stopped: the new guest is powered off once it has booted. */
   powerOn: boolean;
+  /** Nova's adminPass and user_data for the rebuilt guest: handed to the driver only. */
+  adminPassword?: string;
+  userData?: string;
 }
 
 export interface RebuildSpawnResult {
@@ -81,12 +85,13 @@ export function createRebuildActivities({ host, driver }: { host: string; driver
       flavor,
       image,
       powerOn,
+      ...secrets
     }: RebuildSpawnInput): Promise<RebuildSpawnResult> => {
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
       try {
         await driver.spawn(
-          { instanceId, name, flavor, image },
+          { instanceId, name, flavor, image, ...guestSecrets(secrets) },
           { signal, onProgress: (percent) => ctx.heartbeat({ percent } satisfies RebuildSpawnProgress) }
         );
       } catch (err) {

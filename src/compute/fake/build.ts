@@ -3,7 +3,7 @@
  * power_on, get_info, rebuild_block_device_mapping), on the host's guest file. Every step is idempotent,
  * keyed by instance id.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 
 import { HypervisorBusy, InstanceNotFound } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
@@ -113,6 +113,11 @@ export async function spawn(h: FakeHost, request: SpawnRequest, options: SpawnOp
       blockDevices: state.blockDevices[instanceId] ?? null,
       createdAt: previous?.createdAt ?? new Date(at).toISOString(),
       shutdownRequestedAt: null,
+      // Only that the secrets were given (for tests to assert), never the secrets themselves.
+      ...(request.adminPassword !== undefined ? { adminPasswordSet: true } : {}),
+      ...(request.userData !== undefined
+        ? { userDataSha256: createHash('sha256').update(request.userData).digest('hex') }
+        : {}),
     };
   });
 

@@ -16,7 +16,7 @@ import { FailureType, MaxRetriesExceeded } from '../../domain/errors';
 import type { TaskState } from '../../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
-import type { ComputeTimeoutsInput } from '../../domain/schemas';
+import { type ComputeTimeoutsInput, guestSecrets } from '../../domain/schemas';
 import { BUILD_TASK_STATES } from '../../domain/transitions';
 import { applicationCause, failureMessage, failureType, timeoutType, typedFailure } from '../lib/failures';
 import { once } from '../lib/kernel';
@@ -69,6 +69,9 @@ export interface BuildAttemptInput {
    * it, which hands it on in its failure's details.
    */
   select?: RequestSpecInput;
+  /** Nova's adminPass and user_data, for the spawn only (never stored, never in progress or events). */
+  adminPassword?: string;
+  userData?: string;
 }
 
 /** What the scheduler chose for a build: the host then its alternates, the claim's resources, their zones. */
@@ -189,7 +192,13 @@ export async function buildAttempt(input: BuildAttemptInput): Promise<BuildAttem
       compute.short.prepareBlockDevices({ instanceId, flavor: input.flavor, image: input.image })
     );
     await step(Task.Spawning, 'compute_spawn', () =>
-      compute.long.spawnInstance({ instanceId, name: input.name, flavor: input.flavor, image: input.image })
+      compute.long.spawnInstance({
+        instanceId,
+        name: input.name,
+        flavor: input.flavor,
+        image: input.image,
+        ...guestSecrets(input),
+      })
     );
     if (!batch) return { host };
     await placement.told();

@@ -20,7 +20,7 @@ import { FailureType } from '../../domain/errors';
 import type { InstanceRecord } from '../../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../../domain/instance';
 import type { BuildInstanceInput, BuildInstanceRequest } from '../../domain/schemas';
-import { batchSize } from '../../domain/schemas';
+import { batchSize, guestSecrets } from '../../domain/schemas';
 import type { CreateInstanceResult } from '../../activities/conductor';
 import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
@@ -191,6 +191,7 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
               schedulerHints: req.schedulerHints,
               maxAttempts: req.maxAttempts,
               timeouts: req.timeouts,
+              ...guestSecrets(req),
               scheduled: {
                 hosts: hostsOf.get(m.instanceId)!,
                 resources: selected.resources,

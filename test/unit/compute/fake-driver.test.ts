@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -18,6 +19,7 @@ describe('FakeDriver', () => {
     new FakeDriver({ host: HOST, stateDir: dir, spawnSeconds: 0, ...options });
   const spawn = (d: FakeDriver, instanceId = 'inst-1', flavor = TINY, image = CIRROS) =>
     d.spawn({ instanceId, name: `vm-${instanceId}`, flavor, image });
+  const guestOf = (instanceId: string) => ({ instanceId, name: `vm-${instanceId}`, flavor: TINY, image: CIRROS });
   const readState = async () =>
     JSON.parse(await readFile(path.join(dir, HOST, 'guests.json'), 'utf8')) as { guests: Record<string, unknown> };
   const readFaults = async () => JSON.parse(await readFile(path.join(dir, HOST, 'faults.json'), 'utf8')) as unknown;
@@ -33,6 +35,27 @@ describe('FakeDriver', () => {
 
   it('rejects a host name that is not a DNS label (it becomes a directory and a task queue)', () => {
     expect(() => new FakeDriver({ host: '../etc', stateDir: dir })).toThrow(/invalid compute host name/);
+  });
+
+  describe('secrets given to the guest', () => {
+    it('records that an admin password was set and the hash of the user data, never the secrets', async () => {
+      const d = driver();
+      const userData = Buffer.from('#cloud-config\npassword: ud-secret-42\n').toString('base64');
+      const { guest } = await d.spawn({ ...guestOf('inst-s'), adminPassword: 'pw-secret-42', userData });
+      expect(guest).toMatchObject({
+        adminPasswordSet: true,
+        userDataSha256: createHash('sha256').update(userData).digest('hex'),
+      });
+      const file = await readFile(path.join(dir, HOST, 'guests.json'), 'utf8');
+      expect(file).toContain('inst-s');
+      for (const secret of ['pw-secret-42', userData, 'ud-secret-42']) expect(file).not.toContain(secret);
+    });
+
+    it('records nothing of them for a guest given none', async () => {
+      const { guest } = await driver().spawn(guestOf('inst-n'));
+      expect(guest).not.toHaveProperty('adminPasswordSet');
+      expect(guest).not.toHaveProperty('userDataSha256');
+    });
   });
 
   describe('persistence', () => {

@@ -1,7 +1,9 @@
 /**
  * docker-compose.yml is for users: no Docker engine runs here, so it is checked statically. It must
  * be valid Compose (the Compose JSON schema), pin its images, start services in a sound order, and run
- * the project's workers with exactly the commands and environment the code reads.
+ * the project's workers with exactly the commands and environment the code reads, run Temporal 1.32.2
+ * with mTLS (the TLS files mounted wherever a client or server needs them), mount the payload codec key,
+ * and give no compute service a store credential.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
 import { FleetSchema } from '../../../src/domain/fleet';
+import { storeCredentialNames } from '../../../src/workers/compute-env';
 import { EnvSchema } from '../../../src/workers/config';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -31,8 +34,20 @@ interface ComposeFile {
 
 const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as ComposeFile;
 const services = Object.entries(compose.services);
-const workers = services.filter(([, s]) => s.build !== undefined);
+const built = services.filter(([, s]) => s.build !== undefined);
+const workers = built.filter(([, s]) => JSON.stringify(s.command).includes('-worker'));
+const storeWorkers = workers.filter(([name]) => name === 'conductor' || name === 'scheduler');
 const computes = workers.filter(([, s]) => JSON.stringify(s.command).includes('compute-worker'));
+
+/** The Temporal connection profile, read by @temporalio/envconfig (as the stock temporal CLI does), not EnvSchema. */
+const ENVCONFIG_VARIABLES = new Set([
+  'TEMPORAL_TLS_CLIENT_CERT_PATH',
+  'TEMPORAL_TLS_CLIENT_KEY_PATH',
+  'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+  'TEMPORAL_TLS_SERVER_NAME',
+]);
+const TEMPORAL_SERVER_VERSION = '1.32.2';
+const env = (s: Service) => Object.fromEntries(Object.entries(s.environment ?? {}).map(([k, v]) => [k, String(v)]));
 
 function dependencies(service: Service): Record<string, string> {
   const deps = service.depends_on ?? {};
@@ -77,14 +92,91 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('starts the workers after their store is healthy and the Temporal setup has completed', () => {
+  it('starts the workers after the Temporal setup has completed, the store workers once their store is healthy', () => {
     expect(workers.map(([n]) => n).sort()).toEqual(['conductor', 'node-1', 'node-2', 'node-3', 'scheduler']);
-    for (const [name, service] of workers) {
-      expect(dependencies(service), name).toMatchObject({
-        postgres: 'service_healthy',
-        'temporal-setup': 'service_completed_successfully',
+    for (const [name, service] of workers)
+      expect(dependencies(service), name).toMatchObject({ 'temporal-setup': 'service_completed_successfully' });
+    for (const [name, service] of storeWorkers)
+      expect(dependencies(service), name).toMatchObject({ postgres: 'service_healthy' });
+  });
+
+  it('gives no compute service a store credential (no DATABASE_URL, PG*, postgres:// URL) nor a store dependency', () => {
+    expect(computes).toHaveLength(3);
+    for (const [name, service] of computes) {
+      expect(storeCredentialNames(env(service)), name).toEqual([]);
+      expect(
+        Object.keys(env(service)).filter((k) => /^(DATABASE_URL|PG)/.test(k)),
+        name
+      ).toEqual([]);
+      expect(Object.keys(dependencies(service)), name).not.toContain('postgres');
+    }
+    // The check does see the store workers' credential.
+    for (const [name, service] of storeWorkers)
+      expect(storeCredentialNames(env(service)), name).toEqual(['DATABASE_URL']);
+  });
+
+  it('runs Temporal server 1.32.2 as its four services, its schema job and admin tools of the same version', () => {
+    const server = services.filter(([, s]) => s.image?.startsWith('temporalio/server:'));
+    expect(server.map(([n]) => n).sort()).toEqual([
+      'temporal-frontend',
+      'temporal-history',
+      'temporal-matching',
+      'temporal-worker',
+    ]);
+    for (const [name, s] of server) {
+      expect(s.image, name).toBe(`temporalio/server:${TEMPORAL_SERVER_VERSION}`);
+      expect(JSON.stringify(s.command), name).toContain(`start --service ${name.replace('temporal-', '')}`);
+      expect(dependencies(s), name).toMatchObject({
+        'temporal-schema': 'service_completed_successfully',
+        secrets: 'service_completed_successfully',
       });
     }
+    for (const name of ['temporal-schema', 'temporal-setup', 'temporal-admin-tools'])
+      expect(compose.services[name]?.image, name).toBe(`temporalio/admin-tools:${TEMPORAL_SERVER_VERSION}`);
+    const schema = JSON.stringify(compose.services['temporal-schema']?.command);
+    for (const step of ['create-database', 'setup-schema', 'update-schema', 'temporal_visibility'])
+      expect(schema).toContain(step);
+    expect(services.some(([, s]) => s.image?.startsWith('temporalio/auto-setup'))).toBe(false);
+  });
+
+  it('mounts the TLS files made by the set-up step wherever Temporal is served or called, and points at them', () => {
+    const secrets = compose.services.secrets!;
+    expect(secrets.volumes).toEqual(expect.arrayContaining(['certs:/certs', 'codec-key:/codec']));
+    const script = readFileSync(path.join(ROOT, 'deploy', 'compose', 'gen-secrets.sh'), 'utf8');
+    for (const file of ['ca.pem', 'frontend', 'internode', 'client', 'codec.key']) expect(script).toContain(file);
+    const tlsUsers = services.filter(
+      ([name]) => name.startsWith('temporal-') && name !== 'temporal-schema' && name !== 'temporal-postgres'
+    );
+    for (const [name, s] of [...tlsUsers, ...workers]) {
+      expect(s.volumes, name).toContain('certs:/certs:ro');
+    }
+    for (const [name, s] of workers)
+      expect(env(s), name).toMatchObject({
+        TEMPORAL_ADDRESS: 'temporal-frontend:7233',
+        TEMPORAL_TLS_CLIENT_CERT_PATH: '/certs/client.pem',
+        TEMPORAL_TLS_CLIENT_KEY_PATH: '/certs/client.key',
+        TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/certs/ca.pem',
+      });
+    const config = readFileSync(path.join(ROOT, 'deploy', 'compose', 'temporal.yaml'), 'utf8');
+    expect(config).toMatch(/requireClientAuth: true/);
+    for (const [, s] of services.filter(([, s]) => s.image?.startsWith('temporalio/server:')))
+      expect(s.volumes).toContain('./deploy/compose/temporal.yaml:/etc/conductor-temporal/temporal.yaml:ro');
+  });
+
+  it('mounts the codec key into every worker and the codec server, which the Web UI is pointed at', () => {
+    for (const [name, s] of workers) {
+      expect(s.volumes, name).toContain('codec-key:/codec:ro');
+      expect(env(s).CONDUCTOR_CODEC_KEY_FILE, name).toBe('/codec/codec.key');
+    }
+    const codec = compose.services['codec-server']!;
+    expect(codec.command).toEqual(['node', 'dist/src/workers/codec-server.js']);
+    expect(existsSync(path.join(ROOT, 'src', 'workers', 'codec-server.ts'))).toBe(true);
+    expect(codec.volumes).toEqual(['codec-key:/codec:ro']);
+    expect(EnvSchema.safeParse(env(codec)).error?.issues ?? []).toEqual([]);
+    expect(storeCredentialNames(env(codec))).toEqual([]);
+    expect(env(compose.services['temporal-ui']!).TEMPORAL_CODEC_ENDPOINT).toBe(
+      `http://localhost:${env(codec).CONDUCTOR_CODEC_PORT}`
+    );
   });
 
   it("runs each worker's real entry point with only the variables the code reads, all valid", () => {
@@ -97,22 +189,22 @@ describe('docker-compose.yml', () => {
       const [, built, role] = /^dist\/(src\/workers\/(\w+)-worker)\.js$/.exec(command[1] ?? '') ?? [];
       expect(role, `${name}: ${command[1]}`).toMatch(/^(conductor|scheduler|compute)$/);
       expect(existsSync(path.join(ROOT, `${built}.ts`)), `${name}: ${built}.ts`).toBe(true);
-      const env = Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, String(v)]));
+      const vars = env(service);
       expect(
-        Object.keys(env).filter((k) => !known.has(k)),
+        Object.keys(vars).filter((k) => !known.has(k) && !ENVCONFIG_VARIABLES.has(k)),
         `${name}: unknown variables`
       ).toEqual([]);
-      const parsed = EnvSchema.safeParse(env);
+      const parsed = EnvSchema.safeParse(vars);
       expect(parsed.error?.issues ?? [], name).toEqual([]);
     }
   });
 
   it('points the workers at the Temporal and PostgreSQL services it defines, with matching credentials', () => {
     const pg = compose.services.postgres?.environment ?? {};
-    for (const [name, service] of workers) {
-      const env = service.environment ?? {};
-      expect(String(env.TEMPORAL_ADDRESS), name).toBe('temporal:7233');
-      const url = new URL(String(env.DATABASE_URL));
+    for (const [name, service] of workers)
+      expect(compose.services[env(service).TEMPORAL_ADDRESS!.split(':')[0]!], name).toBeDefined();
+    for (const [name, service] of storeWorkers) {
+      const url = new URL(env(service).DATABASE_URL!);
       expect(compose.services[url.hostname], `${name}: ${url.hostname}`).toBeDefined();
       expect([url.username, url.password, url.pathname.slice(1)], name).toEqual([
         pg.POSTGRES_USER,
@@ -133,7 +225,7 @@ describe('docker-compose.yml', () => {
     });
     expect(new Set(normalised).size).toBe(1);
     for (const [name, service] of computes) {
-      expect(service.volumes, name).toEqual([`${String(service.environment?.COMPUTE_HOST)}:/data`]);
+      expect(service.volumes?.at(-1), name).toBe(`${String(service.environment?.COMPUTE_HOST)}:/data`);
     }
   });
 
