@@ -23,7 +23,7 @@ import { openMigratedStore, type Store } from '../store/db';
 import { createInstanceRepository, type MigrationRecord } from '../store/instances';
 import { createPlacementRepository, type PlacementAudit } from '../store/placement';
 import type { Env } from '../workers/config';
-import { loadEnv, sqlitePath } from '../workers/config';
+import { loadEnv, sqlitePath, temporalConnectionOptions } from '../workers/config';
 import type { AuditSources } from './audit-snapshot';
 import { gatherSnapshot } from './audit-snapshot';
 import { exitQuietlyOnClosedPipe } from './context';
@@ -187,7 +187,7 @@ export async function runAudit(env: Env, live: boolean): Promise<AuditReport> {
     store = await openMigratedStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 2 });
     let sources: AuditSources = {};
     if (live) {
-      connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 5_000 });
+      connection = await Connection.connect({ ...temporalConnectionOptions(env), connectTimeout: 5_000 });
       const hosts = (await createPlacementRepository(store).listHostStates(() => true)).map((h) => h.host);
       const liveness = new TaskQueuePollerLiveness(
         connection,
