@@ -5,7 +5,7 @@
 #   bin/ui-server           the Temporal Web UI server (its assets are embedded in the Go module)
 #   schema/postgresql/v12/  the server's PostgreSQL schemas, copied from the module cache
 # From the Go module proxy with `go install`, pinned; a second run with the same pins does nothing
-# (stamp file). Needs Go (GOTOOLCHAIN fetches the pinned toolchain from the proxy).
+# (stamp file); a second run while one builds waits for it (lock). Needs Go (GOTOOLCHAIN fetches the pinned toolchain from the proxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,11 @@ TEMPORAL_UI_SERVER_VERSION=v2.54.1
 GO_TOOLCHAIN=go1.27.3
 dest=.tools/temporal-server
 stamp="$dest/.installed-$TEMPORAL_SERVER_VERSION-$TEMPORAL_UI_SERVER_VERSION-$GO_TOOLCHAIN"
+
+# One build at a time: .ci/run starts one in the background early, `make test` waits for it here.
+mkdir -p .tools
+exec 9>.tools/.temporal-server.lock
+flock 9
 
 if [[ -f "$stamp" && -x "$dest/bin/temporal-server" && -x "$dest/bin/temporal-sql-tool" && -x "$dest/bin/ui-server" ]]; then
   echo "temporal server $TEMPORAL_SERVER_VERSION already installed in $dest"
