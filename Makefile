@@ -32,7 +32,7 @@ install-server: scripts/install-temporal-server.sh
 start: install
 	npm start
 
-cluster: install install-server test-deps
+cluster: install install-server
 	npm run cluster
 
 test-deps:

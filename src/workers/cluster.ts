@@ -204,6 +204,8 @@ async function main(): Promise<void> {
   sup.add(ui);
   sup.launch(ui);
 
+  // INTEGRATION POINT (payload codec): start the codec server here as a `service` process and pass
+  // its URL as CLUSTER_CODEC_ENDPOINT (serverEnv, for the Web UI) and the key to every worker below.
   // The workers, scaled out. Only the conductors and schedulers get the store's credentials.
   const workerEnv = { ...profileEnv, DATA_DIR: dataDir };
   const storeEnv = {

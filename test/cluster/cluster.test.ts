@@ -95,6 +95,11 @@ describe('make cluster: PostgreSQL, Temporal services, mTLS, replicated workers'
     expect(second.status).toBe('COMPLETED');
     expect(second.result.vmState).toBe('active');
 
+    // INTEGRATION POINT (payload codec, merged from the codec branch): the cluster's workers encrypt
+    // payloads; assert here that `stack.temporal('workflow', 'show', '--workflow-id', 'build-cl-vm1')`
+    // shows the input payload as ciphertext (its encrypted encoding in metadata, no plaintext name),
+    // while the CLI results above stay readable through the codec (profile / --codec-endpoint).
+
     const id = first.result.instanceId;
     await stack.temporal(
       'workflow',
