@@ -26,7 +26,7 @@ if [[ -f "$stamp" && -x "$dest/bin/temporal-server" && -x "$dest/bin/temporal-sq
 fi
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "install-temporal-server: Go is required (apt-get install -y golang-go, or https://go.dev/dl); none on PATH" >&2
+  echo "install-temporal-server: Go 1.21 or newer is required on PATH (https://go.dev/dl; it fetches $GO_TOOLCHAIN itself)" >&2
   exit 1
 fi
 proxy="$(go env GOPROXY)"
@@ -41,7 +41,8 @@ mkdir -p "$dest/bin"
 bin="$(pwd)/$dest/bin"
 build() {
   echo "install-temporal-server: go install $1"
-  GOTOOLCHAIN="$GO_TOOLCHAIN" GOBIN="$bin" go install "$1"
+  GOTOOLCHAIN="$GO_TOOLCHAIN" GOBIN="$bin" go install "$1" ||
+    { echo "install-temporal-server: go install $1 failed (is the Go module proxy $proxy reachable?)" >&2; exit 1; }
 }
 build "go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION"
 mv "$bin/server" "$bin/temporal-server"

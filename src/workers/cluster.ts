@@ -219,7 +219,12 @@ async function main(): Promise<void> {
       workerProcess(`scheduler-${i + 1}`, 'core', 'scheduler-worker.ts', { ...workerEnv, ...storeEnv })
     ),
     ...fleet.hosts.map((host) =>
-      workerProcess(host.name, 'compute', 'compute-worker.ts', { ...workerEnv, COMPUTE_HOST: host.name })
+      workerProcess(host.name, 'compute', 'compute-worker.ts', {
+        ...workerEnv,
+        COMPUTE_HOST: host.name,
+        // Not inherited from the shell either (spawn leaves out undefined variables).
+        DATABASE_URL: undefined,
+      })
     ),
   ];
   for (const w of workers) {

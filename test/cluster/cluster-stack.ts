@@ -81,10 +81,12 @@ export class ClusterStack extends Stack {
     return `postgres://conductor:${encodeURIComponent(conductor)}@127.0.0.1:${this.ports.CLUSTER_PG_PORT}/conductor`;
   }
 
-  /** Starts the cluster and waits for its ready message, then connects with the profile. */
+  /** Starts the cluster (again: on the same ports and data) and waits for its ready message, then connects with the profile. */
   async startCluster(env: Record<string, string> = {}): Promise<void> {
-    const taken = new Set<number>();
-    for (const name of PORTS) taken.add((this.ports[name] = await freeLowPort(taken)));
+    if (this.port === 0) {
+      const taken = new Set<number>();
+      for (const name of PORTS) taken.add((this.ports[name] = await freeLowPort(taken)));
+    }
     this.port = this.ports.TEMPORAL_PORT;
     const t0 = Date.now();
     const cluster = new Proc(
@@ -112,6 +114,15 @@ export class ClusterStack extends Stack {
     });
     this.connection = await Connection.connect(connectionOptions);
     this.client = new Client({ connection: this.connection, namespace: namespace ?? 'default' });
+  }
+
+  /** Ctrl-C (SIGINT), as in a terminal: the cluster stops everything and exits 0. Returns its exit code. */
+  async stopCluster(): Promise<number | null> {
+    const child = this.cluster?.child;
+    await this.cluster?.signal('SIGINT');
+    await this.connection?.close();
+    this.connection = undefined;
+    return child?.exitCode ?? null;
   }
 
   /** The stock `temporal` CLI with the cluster's profile, `-o json`: its parsed output. */

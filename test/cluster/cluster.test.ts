@@ -6,16 +6,20 @@
  * the burst kills a conductor and a scheduler replica with kill -9 and every build completes on the
  * replicas left, the store (PostgreSQL) and the hosts consistent after.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 import { Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 
 import { HostSpecSchema } from '../../src/domain/fleet';
 import { assertConsistent, figures, outcomes, startBuilds, waitForTaskState } from '../faults/harness';
 import { isAlive } from '../faults/launcher-stack';
 import { ClusterStack } from './cluster-stack';
+
+const run = promisify(execFile);
 
 const HOSTS = HostSpecSchema.array().parse([
   { name: 'cl-1', availabilityZone: 'az1', vcpus: 16, memoryMb: 65536, diskGb: 1000 },
@@ -53,6 +57,24 @@ describe('make cluster: PostgreSQL, Temporal services, mTLS, replicated workers'
       c.workflowService.getSystemInfo({})
     );
     await expect(plain).rejects.toThrow();
+    // The stock CLI with TLS and the CA but no client certificate is refused too.
+    await expect(
+      run(
+        inject('temporalCli'),
+        [
+          'workflow',
+          'list',
+          '--address',
+          stack.address,
+          '--tls',
+          '--tls-ca-path',
+          path.join(stack.dataDir, 'tls', 'ca.pem'),
+          '--tls-server-name',
+          'frontend.cluster.local',
+        ],
+        { env: { ...process.env, TEMPORAL_CONFIG_FILE: path.join(stack.dir, 'none.toml') } }
+      )
+    ).rejects.toThrow();
     // The same address with the profile's certificate answers.
     await expect(stack.connection!.workflowService.getSystemInfo({})).resolves.toBeDefined();
   });
@@ -181,6 +203,30 @@ describe('make cluster: PostgreSQL, Temporal services, mTLS, replicated workers'
     console.log(`[cluster] replacements of the killed replicas killed at start during the burst: ${replacements.size}`);
     await figures(stack, 'cluster: kill -9 conductor-1 and scheduler-1 mid-burst (20 builds)', results, t0);
     expect(results.map((r) => r.result)).toEqual(results.map(() => 'ok'));
+    await assertConsistent(stack);
+  });
+
+  it('stops on Ctrl-C and a second start resumes from its data: the same workflows, instances and store', async () => {
+    expect(await stack.stopCluster()).toBe(0);
+    await stack.startCluster({ LAUNCHER_BACKOFF_SECONDS: '60' });
+    console.log(`[cluster] restarted on its data in ${stack.startSeconds.toFixed(1)} s`);
+    const described = (await stack.temporal('workflow', 'describe', '--workflow-id', 'build-cl-vm1')) as {
+      workflowExecutionInfo: { status: string };
+    };
+    expect(described.workflowExecutionInfo.status).toBe('WORKFLOW_EXECUTION_STATUS_COMPLETED');
+    const again = (await stack.temporal(
+      'workflow',
+      'execute',
+      '--type',
+      'buildInstance',
+      '--task-queue',
+      'conductor',
+      '--workflow-id',
+      'build-cl-after-restart',
+      '--input',
+      JSON.stringify({ name: 'cl-after-restart', flavor: 'm1.small', image: 'cirros' })
+    )) as Executed<Instance>;
+    expect(again.result.vmState).toBe('active');
     await assertConsistent(stack);
   });
 });
