@@ -176,6 +176,20 @@ describe('make cluster: PostgreSQL, Temporal services, mTLS, replicated workers'
     );
   });
 
+  it('serves the Web UI with its assets, reading the cluster through the frontend over mTLS', async () => {
+    const ui = `http://127.0.0.1:${stack.ports.TEMPORAL_UI_PORT}`;
+    const page = await (await fetch(`${ui}/`)).text();
+    const asset = /(?:src|href)="(\/_app\/[^"]+\.js)"/.exec(page)?.[1];
+    expect(asset, page.slice(0, 2000)).toBeDefined();
+    expect((await fetch(`${ui}${asset}`)).status).toBe(200);
+    const listed = (await (
+      await fetch(
+        `${ui}/api/v1/namespaces/default/workflows?query=${encodeURIComponent("WorkflowId = 'build-cl-vm1'")}`
+      )
+    ).json()) as { executions?: Array<{ execution: { workflowId: string } }> };
+    expect(listed.executions?.map((e) => e.execution.workflowId)).toEqual(['build-cl-vm1']);
+  });
+
   it('completes a burst of 20 builds on the replicas left after kill -9 of a conductor and a scheduler; nothing leaked', async () => {
     const t0 = Date.now();
     const killed = { conductor: stack.pidOf('conductor-1')!, scheduler: stack.pidOf('scheduler-1')! };
