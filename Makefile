@@ -6,10 +6,11 @@ SHELL := /bin/bash
 # better-sqlite3 compiles from source offline; node-gyp needs the local Node headers, not a download.
 export npm_config_nodedir := $(shell [ -d /usr/include/node ] && echo /usr)
 
-.PHONY: help install start test check test-deps bench
+.PHONY: help install install-server start cluster test check test-deps bench
 
 help:
 	@echo "make start   run the system (Temporal dev server + Web UI, conductor, scheduler, compute workers)"
+	@echo "make cluster run it as on many machines (PostgreSQL, the Temporal services apart, mTLS, replicated workers)"
 	@echo "make test    install everything and run lint, typecheck, the whole test suite and the fault suite"
 	@echo "make bench   run the benchmarks"
 
@@ -24,8 +25,15 @@ node_modules/.installed: package.json package-lock.json
 
 install: node_modules/.installed .tools/temporal/bin/temporal
 
+# The Temporal server, its SQL tool and the Web UI server, built from the Go module proxy (pinned).
+install-server: scripts/install-temporal-server.sh
+	bash scripts/install-temporal-server.sh
+
 start: install
 	npm start
+
+cluster: install install-server
+	npm run cluster
 
 test-deps:
 	bash scripts/install-test-deps.sh
@@ -39,6 +47,8 @@ check: install
 test: install test-deps check
 	bash scripts/with-test-services.sh npm test
 	npm run test:faults
+	$(MAKE) install-server
+	npm run test:cluster
 
 bench: install
 	npm run bench:scheduler

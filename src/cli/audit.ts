@@ -24,7 +24,7 @@ import { createInstanceRepository, type MigrationRecord } from '../store/instanc
 import { createPlacementRepository, type PlacementAudit } from '../store/placement';
 import type { Env } from '../workers/config';
 import { dataConverterFor } from '../workers/codec';
-import { loadEnv, sqlitePath } from '../workers/config';
+import { loadEnv, sqlitePath, temporalConnectionOptions } from '../workers/config';
 import type { AuditSources } from './audit-snapshot';
 import { gatherSnapshot } from './audit-snapshot';
 import { exitQuietlyOnClosedPipe } from './context';
@@ -188,7 +188,7 @@ export async function runAudit(env: Env, live: boolean): Promise<AuditReport> {
     store = await openMigratedStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 2 });
     let sources: AuditSources = {};
     if (live) {
-      connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 5_000 });
+      connection = await Connection.connect({ ...temporalConnectionOptions(env), connectTimeout: 5_000 });
       const hosts = (await createPlacementRepository(store).listHostStates(() => true)).map((h) => h.host);
       const liveness = new TaskQueuePollerLiveness(
         connection,

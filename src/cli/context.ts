@@ -14,7 +14,7 @@ import type { Store } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
 import { createPlacementRepository } from '../store/placement';
 import { dataConverterFor } from '../workers/codec';
-import { loadEnv, sqlitePath } from '../workers/config';
+import { loadEnv, sqlitePath, temporalConnectionOptions } from '../workers/config';
 import type { Env } from '../workers/config';
 import { fields } from './table';
 
@@ -74,7 +74,7 @@ export async function closeContext(ctx: Context): Promise<void> {
 }
 
 export async function connection(ctx: Context): Promise<Connection> {
-  ctx.connection ??= await Connection.connect({ address: ctx.env.TEMPORAL_ADDRESS, connectTimeout: 5_000 });
+  ctx.connection ??= await Connection.connect({ ...temporalConnectionOptions(ctx.env), connectTimeout: 5_000 });
   return ctx.connection;
 }
 

@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 
+import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import { z } from 'zod';
 
 import { DEFAULT_SPAWN_SECONDS } from '../compute/fake';
@@ -12,7 +13,10 @@ import { PROJECT_ROOT } from './temporal-binaries';
 const port = z.coerce.number().int().min(1).max(65535);
 
 export const EnvSchema = z.object({
-  /** Temporal frontend the workers and clients connect to. */
+  /**
+   * Temporal frontend the workers and clients connect to. Unset, the address of the connection profile
+   * (TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE, the stock `temporal` CLI's TOML file), else 127.0.0.1:7233.
+   */
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   /** Ports `npm start` gives the dev server it runs. */
@@ -69,16 +73,51 @@ export const EnvSchema = z.object({
   /** When set, the codec server answers only requests whose Authorization header is exactly this. */
   CONDUCTOR_CODEC_AUTH: z.string().min(1).optional(),
 });
-export type Env = z.infer<typeof EnvSchema>;
+/**
+ * The environment, and what the connection profile adds to it: TLS (client certificate, CA, server
+ * name) and an API key. Absent (as in `make start`) the connection is plain.
+ */
+export type Env = z.infer<typeof EnvSchema> & { temporalTls?: TemporalTls; temporalApiKey?: string };
+export type TemporalTls = NonNullable<ReturnType<typeof toClientOptions>['connectionOptions']['tls']>;
 
-/** Parses the environment; on error prints one line per bad variable and exits 2. */
+/**
+ * Parses the environment; on error prints one line per bad variable and exits 2. The Temporal connection
+ * comes from `@temporalio/envconfig`, as the stock `temporal` CLI takes it: the profile TEMPORAL_PROFILE
+ * (default `default`) of TEMPORAL_CONFIG_FILE (default ~/.config/temporalio/temporal.toml, absent is
+ * fine), overridden by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY.
+ */
 export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
-  const parsed = EnvSchema.safeParse(env);
+  let profile;
+  try {
+    const vars = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+    profile = toClientOptions(loadClientConfigProfile({ overrideEnvVars: vars }));
+  } catch (err) {
+    console.error(`config: TEMPORAL_CONFIG_FILE / TEMPORAL_PROFILE: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const parsed = EnvSchema.safeParse({
+    ...env,
+    TEMPORAL_ADDRESS: profile.connectionOptions.address ?? env.TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE: profile.namespace ?? env.TEMPORAL_NAMESPACE,
+  });
   if (!parsed.success) {
     for (const issue of parsed.error.issues) console.error(`config: ${issue.path.join('.')}: ${issue.message}`);
     process.exit(2);
   }
-  return parsed.data;
+  const { tls, apiKey } = profile.connectionOptions;
+  return { ...parsed.data, ...(tls ? { temporalTls: tls } : {}), ...(apiKey ? { temporalApiKey: apiKey } : {}) };
+}
+
+/**
+ * The connection options of the environment's profile (config.ts): address, TLS and API key; plain
+ * 127.0.0.1:7233 without a profile (`make start`).
+ */
+export function temporalConnectionOptions(env: Env): { address: string; tls?: Env['temporalTls']; apiKey?: string } {
+  return {
+    address: env.TEMPORAL_ADDRESS,
+    ...(env.temporalTls ? { tls: env.temporalTls } : {}),
+    ...(env.temporalApiKey ? { apiKey: env.temporalApiKey } : {}),
+  };
 }
 
 /** The codec server's address for clients on this machine, when a codec key is configured. */

@@ -1,7 +1,7 @@
 import { Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 
-import type { Env } from './config';
+import { type Env, temporalConnectionOptions } from './config';
 import { jsonLogFunction } from './json-log';
 
 /**
@@ -22,13 +22,13 @@ export function installRuntime(env: Env, processName: string): void {
  * dev server). Gives up after `timeoutMs` with the address in the message.
  */
 export async function connectWorker(env: Env, timeoutMs = 60_000): Promise<NativeConnection> {
-  return retryConnect(() => NativeConnection.connect({ address: env.TEMPORAL_ADDRESS }), env, timeoutMs);
+  return retryConnect(() => NativeConnection.connect(temporalConnectionOptions(env)), env, timeoutMs);
 }
 
 /** A client connection, with the same retry. */
 export async function connectClient(env: Env, timeoutMs = 60_000): Promise<Connection> {
   return retryConnect(
-    () => Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: 2_000 }),
+    () => Connection.connect({ ...temporalConnectionOptions(env), connectTimeout: 2_000 }),
     env,
     timeoutMs
   );

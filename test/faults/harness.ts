@@ -81,7 +81,7 @@ export class Stack {
     this.client = new Client({ connection: this.connection });
   }
 
-  private workerEnv(host?: string): NodeJS.ProcessEnv {
+  protected workerEnv(host?: string): NodeJS.ProcessEnv {
     return {
       ...process.env,
       DATA_DIR: this.dataDir,
@@ -150,6 +150,11 @@ export class Stack {
     await this.stopAll('SIGKILL').catch(() => undefined);
     for (const c of [...this.oldConnections, this.connection]) await c?.close().catch(() => undefined);
     if (!process.env.KEEP_FAULTS_DIR) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Where the conductor store is: the SQLite file in the data folder (a cluster: PostgreSQL). */
+  storeOptions(): { sqlitePath?: string; databaseUrl?: string } {
+    return { sqlitePath: path.join(this.dataDir, 'conductor.sqlite') };
   }
 
   /** Every process's output tail, for a failed assertion. */
@@ -324,7 +329,7 @@ export const outcomes = (started: readonly Started[]): Promise<Outcome[]> => Pro
 
 /** Placement attempts beyond the first, from the store: compute_spawn events of each instance's create action. */
 export async function reschedules(stack: Stack): Promise<number> {
-  const store = await openStore({ sqlitePath: path.join(stack.dataDir, 'conductor.sqlite') });
+  const store = await openStore(stack.storeOptions());
   try {
     const instances = createInstanceRepository(store);
     let total = 0;
@@ -367,7 +372,12 @@ export async function assertConsistent(
 ): Promise<Problem[]> {
   await stack.waitAllTerminal(boundMs);
   const running = new Set(await stack.runningWorkflows());
-  const problems = await checkInvariants({ dataDir: stack.dataDir, hosts: stack.hosts, running });
+  const problems = await checkInvariants({
+    dataDir: stack.dataDir,
+    hosts: stack.hosts,
+    running,
+    store: stack.storeOptions(),
+  });
   const tolerated = problems.filter((p) => tolerate.includes(p.kind));
   const order = (a: { kind: string; subject: string }, b: { kind: string; subject: string }) =>
     a.kind.localeCompare(b.kind) || a.subject.localeCompare(b.subject);

@@ -46,10 +46,12 @@ export async function checkInvariants(options: {
   dataDir: string;
   hosts: readonly HostSpec[];
   running: ReadonlySet<string>;
+  /** The store (default: the SQLite file in `dataDir`; a cluster's is PostgreSQL). */
+  store?: { sqlitePath?: string; databaseUrl?: string };
 }): Promise<Problem[]> {
   const { dataDir, running } = options;
   const hosts = options.hosts.map((h) => HostSpecSchema.parse(h));
-  const store = await openStore({ sqlitePath: path.join(dataDir, 'conductor.sqlite') });
+  const store = await openStore(options.store ?? { sqlitePath: path.join(dataDir, 'conductor.sqlite') });
   const problems: Problem[] = [];
   try {
     const repo = createInstanceRepository(store);

@@ -1,0 +1,166 @@
+/**
+ * The fault suite's Stack on `make cluster` instead of the dev server: src/workers/cluster.ts itself
+ * (PostgreSQL, the four Temporal services, the Web UI, two conductors, two schedulers, one compute
+ * process per host), started by the test on free loopback ports with its own data folder. The test
+ * talks to it as any client must: over mTLS with the profile the cluster wrote, and it kills the
+ * cluster's children by the pids the supervisor logs.
+ */
+import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
+import { chmodSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { Client, Connection } from '@temporalio/client';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import { inject } from 'vitest';
+
+import { Stack } from '../faults/harness';
+import { Proc } from '../faults/process';
+import { isAlive } from '../faults/launcher-stack';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const run = promisify(execFile);
+
+const PORTS = [
+  'TEMPORAL_PORT',
+  'TEMPORAL_UI_PORT',
+  'CLUSTER_PG_PORT',
+  'CLUSTER_FRONTEND_HTTP_PORT',
+  'CLUSTER_FRONTEND_MEMBERSHIP_PORT',
+  'CLUSTER_HISTORY_PORT',
+  'CLUSTER_HISTORY_MEMBERSHIP_PORT',
+  'CLUSTER_MATCHING_PORT',
+  'CLUSTER_MATCHING_MEMBERSHIP_PORT',
+  'CLUSTER_WORKER_PORT',
+  'CLUSTER_WORKER_MEMBERSHIP_PORT',
+] as const;
+
+/**
+ * A port free on loopback below 32768: Temporal's cluster_membership table keeps ports as smallint,
+ * and the kernel's ephemeral range (what port 0 gives) starts above it.
+ */
+async function freeLowPort(taken: ReadonlySet<number>): Promise<number> {
+  for (;;) {
+    const candidate = 20_000 + Math.floor(Math.random() * 12_000);
+    if (taken.has(candidate)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(candidate, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return candidate;
+  }
+}
+
+export class ClusterStack extends Stack {
+  constructor(...args: ConstructorParameters<typeof Stack>) {
+    super(...args);
+    // PostgreSQL runs as `postgres` under root: its data folder's parents must let it through.
+    chmodSync(this.dir, 0o755);
+  }
+
+  cluster?: Proc;
+  ports: Record<(typeof PORTS)[number], number> = {} as never;
+  /** Seconds `make cluster` took from its start to its ready message. */
+  startSeconds = 0;
+
+  get profileFile(): string {
+    return path.join(this.dataDir, 'temporal.toml');
+  }
+
+  /** The environment of every client: the cluster's profile (address, namespace, mTLS files). */
+  get profileEnv(): Record<string, string> {
+    return { TEMPORAL_CONFIG_FILE: this.profileFile, TEMPORAL_PROFILE: 'cluster' };
+  }
+
+  get databaseUrl(): string {
+    const { conductor } = JSON.parse(readFileSync(path.join(this.dataDir, 'secrets.json'), 'utf8')) as {
+      conductor: string;
+    };
+    return `postgres://conductor:${encodeURIComponent(conductor)}@127.0.0.1:${this.ports.CLUSTER_PG_PORT}/conductor`;
+  }
+
+  /** Starts the cluster (again: on the same ports and data) and waits for its ready message, then connects with the profile. */
+  async startCluster(env: Record<string, string> = {}): Promise<void> {
+    if (this.port === 0) {
+      const taken = new Set<number>();
+      for (const name of PORTS) taken.add((this.ports[name] = await freeLowPort(taken)));
+    }
+    this.port = this.ports.TEMPORAL_PORT;
+    const t0 = Date.now();
+    const cluster = new Proc(
+      'cluster',
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'src', 'workers', 'cluster.ts')],
+      {
+        ...process.env,
+        ...Object.fromEntries(Object.entries(this.ports).map(([k, v]) => [k, String(v)])),
+        CLUSTER_DATA_DIR: this.dataDir,
+        FLEET_FILE: this.fleetFile,
+        COMPUTE_SPAWN_SECONDS: String(this.spawnSeconds),
+        RECONCILE_PERIOD_SECONDS: '0',
+        LOG_LEVEL: 'INFO',
+        ...env,
+      }
+    );
+    this.cluster = cluster.start();
+    await cluster.waitFor('Conductor on Temporal is running', 240_000);
+    this.startSeconds = (Date.now() - t0) / 1000;
+    const { connectionOptions, namespace } = loadClientConnectConfig({
+      configSource: { path: this.profileFile },
+      profile: 'cluster',
+      disableEnv: true,
+    });
+    this.connection = await Connection.connect(connectionOptions);
+    this.client = new Client({ connection: this.connection, namespace: namespace ?? 'default' });
+  }
+
+  /** Ctrl-C (SIGINT), as in a terminal: the cluster stops everything and exits 0. Returns its exit code. */
+  async stopCluster(): Promise<number | null> {
+    const child = this.cluster?.child;
+    await this.cluster?.signal('SIGINT');
+    await this.connection?.close();
+    this.connection = undefined;
+    return child?.exitCode ?? null;
+  }
+
+  /** The stock `temporal` CLI with the cluster's profile, `-o json`: its parsed output. */
+  async temporal(...args: string[]): Promise<unknown> {
+    const { stdout } = await run(inject('temporalCli'), [...args, '-o', 'json'], {
+      env: { ...process.env, ...this.profileEnv },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return stdout.trim() === '' ? [] : (JSON.parse(stdout) as unknown);
+  }
+
+  /** The pid the supervisor last started `name` with. */
+  pidOf(name: string): number | undefined {
+    const pids = [...(this.cluster?.output ?? '').matchAll(/^launcher: started (\S+) \(pid (\d+)\)$/gm)]
+      .filter((m) => m[1] === name)
+      .map((m) => Number(m[2]));
+    return pids.at(-1);
+  }
+
+  protected override workerEnv(host?: string): NodeJS.ProcessEnv {
+    return { ...super.workerEnv(host), ...this.profileEnv, DATABASE_URL: this.databaseUrl };
+  }
+
+  override storeOptions(): { databaseUrl: string } {
+    return { databaseUrl: this.databaseUrl };
+  }
+
+  override logs(lines = 120): string {
+    return `===== cluster\n${(this.cluster?.output ?? '').split('\n').slice(-lines).join('\n')}`;
+  }
+
+  /** The cluster stopped as Ctrl-C stops it (SIGINT), then anything it left behind killed. */
+  override async dispose(): Promise<void> {
+    const pids = [...(this.cluster?.output ?? '').matchAll(/^launcher: started \S+ \(pid (\d+)\)$/gm)].map((m) =>
+      Number(m[1])
+    );
+    await this.cluster?.signal('SIGINT').catch(() => undefined);
+    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await super.dispose();
+  }
+}
