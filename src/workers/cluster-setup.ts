@@ -135,6 +135,16 @@ export function ensureSecrets(file: string): ClusterSecrets {
   return secrets;
 }
 
+/**
+ * The payload codec's key file, made once (0400 in the data directory): `keyid:base64key`, the first
+ * line the key that encrypts (src/workers/codec.ts). Rotate by adding a new first line.
+ */
+export function ensureCodecKey(file: string): void {
+  if (existsSync(file)) return;
+  const day = new Date().toISOString().slice(0, 10).replaceAll('-', '');
+  writeFileSync(file, `k${day}:${randomBytes(32).toString('base64')}\n`, { mode: 0o400 });
+}
+
 /** initdb once, superuser `postgres` with a password (scram-sha-256), nothing but loopback TCP. */
 export function ensurePostgresData(pgDir: string, secrets: ClusterSecrets): void {
   if (existsSync(path.join(pgDir, 'data', 'PG_VERSION'))) return;

@@ -26,6 +26,7 @@ import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '..
 import {
   CLUSTER_PROFILE,
   ensureCertificates,
+  ensureCodecKey,
   ensurePostgresData,
   ensureRolesAndDatabases,
   ensureSecrets,
@@ -33,7 +34,8 @@ import {
   postgresCommand,
   writeProfile,
 } from './cluster-setup';
-import { type Env, loadEnv } from './config';
+import { codecServerEnvironment, computeEnvironment } from './compute-env';
+import { codecEndpointFor, type Env, loadEnv } from './config';
 import { connectClient } from './connection';
 import { managedProcess, readyMessage, Supervisor, TaskQueueType, waitForPollers, workerProcess } from './supervisor';
 import { PROJECT_ROOT } from './temporal-binaries';
@@ -65,10 +67,10 @@ export const ClusterEnvSchema = z.object({
   /** Temporal services' log level (their own config: debug, info, warn, error). */
   CLUSTER_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('warn'),
   /**
-   * INTEGRATION POINT (payload codec): the codec server the Web UI's browser asks to decode payloads
-   * (deploy/cluster/ui/cluster.yaml `codec.endpoint`); empty: the UI shows payloads as stored.
+   * The codec server the Web UI's browser asks to decode payloads (deploy/cluster/ui/cluster.yaml
+   * `codec.endpoint`); default: the one the cluster runs (CONDUCTOR_CODEC_PORT on localhost).
    */
-  CLUSTER_CODEC_ENDPOINT: z.string().default(''),
+  CLUSTER_CODEC_ENDPOINT: z.string().optional(),
 });
 
 const GRPC_NOT_FOUND = 5;
@@ -142,6 +144,9 @@ async function main(): Promise<void> {
   const secrets = ensureSecrets(path.join(dataDir, 'secrets.json'));
   const pgDir = path.join(dataDir, 'postgres');
   ensurePostgresData(pgDir, secrets);
+  // Every payload the cluster's workers and clients write is encrypted with this key (codec.ts).
+  const codecKeyFile = path.join(dataDir, 'codec.key');
+  ensureCodecKey(codecKeyFile);
   const base = loadEnv();
   writeProfile(profileFile, { address: frontend, namespace: base.TEMPORAL_NAMESPACE, tlsDir });
   const profileEnv = {
@@ -150,7 +155,9 @@ async function main(): Promise<void> {
     TEMPORAL_ADDRESS: frontend,
     TEMPORAL_NAMESPACE: base.TEMPORAL_NAMESPACE,
   };
-  const env = loadEnv({ ...process.env, ...profileEnv });
+  const codecEnv = { CONDUCTOR_CODEC_KEY_FILE: codecKeyFile, CONDUCTOR_CODEC_PORT: String(base.CONDUCTOR_CODEC_PORT) };
+  const env = loadEnv({ ...process.env, ...profileEnv, ...codecEnv });
+  const codecEndpoint = cluster.CLUSTER_CODEC_ENDPOINT ?? codecEndpointFor(env)!;
   const fleet = FleetSchema.parse(JSON.parse(readFileSync(env.FLEET_FILE, 'utf8')));
 
   const sup = new Supervisor(env);
@@ -189,7 +196,7 @@ async function main(): Promise<void> {
     CLUSTER_WORKER_MEMBERSHIP_PORT: String(cluster.CLUSTER_WORKER_MEMBERSHIP_PORT),
     CLUSTER_UI_PORT: String(env.TEMPORAL_UI_PORT),
     CLUSTER_NAMESPACE: env.TEMPORAL_NAMESPACE,
-    CLUSTER_CODEC_ENDPOINT: cluster.CLUSTER_CODEC_ENDPOINT,
+    CLUSTER_CODEC_ENDPOINT: codecEndpoint,
   };
   const configFile = path.join(PROJECT_ROOT, 'deploy', 'cluster', 'temporal.yaml');
   for (const service of TEMPORAL_SERVICES) {
@@ -204,10 +211,19 @@ async function main(): Promise<void> {
   sup.add(ui);
   sup.launch(ui);
 
-  // INTEGRATION POINT (payload codec): start the codec server here as a `service` process and pass
-  // its URL as CLUSTER_CODEC_ENDPOINT (serverEnv, for the Web UI) and the key to every worker below.
-  // The workers, scaled out. Only the conductors and schedulers get the store's credentials.
-  const workerEnv = { ...profileEnv, DATA_DIR: dataDir };
+  // The codec server, for the Web UI's browser and the stock CLI (--codec-endpoint): the key, nothing else.
+  const codec = workerProcess(
+    'codec-server',
+    'service',
+    'codec-server.ts',
+    {},
+    codecServerEnvironment({ ...process.env, ...codecEnv, TEMPORAL_UI_PORT: String(env.TEMPORAL_UI_PORT) })
+  );
+  sup.add(codec);
+  sup.launch(codec);
+  // The workers, scaled out. Only the conductors and schedulers get the store's credentials; compute
+  // gets an allowlist (compute-env.ts): its queue, the profile, the codec key.
+  const workerEnv = { ...profileEnv, ...codecEnv, DATA_DIR: dataDir };
   const storeEnv = {
     DATABASE_URL: `postgres://conductor:${encodeURIComponent(secrets.conductor)}@127.0.0.1:${cluster.CLUSTER_PG_PORT}/conductor`,
   };
@@ -219,12 +235,13 @@ async function main(): Promise<void> {
       workerProcess(`scheduler-${i + 1}`, 'core', 'scheduler-worker.ts', { ...workerEnv, ...storeEnv })
     ),
     ...fleet.hosts.map((host) =>
-      workerProcess(host.name, 'compute', 'compute-worker.ts', {
-        ...workerEnv,
-        COMPUTE_HOST: host.name,
-        // Not inherited from the shell either (spawn leaves out undefined variables).
-        DATABASE_URL: undefined,
-      })
+      workerProcess(
+        host.name,
+        'compute',
+        'compute-worker.ts',
+        {},
+        computeEnvironment(process.env, { ...workerEnv, COMPUTE_HOST: host.name })
+      )
     ),
   ];
   for (const w of workers) {
@@ -237,7 +254,14 @@ async function main(): Promise<void> {
     ...fleet.hosts.map((h) => ({ name: computeTaskQueue(h.name), type: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY })),
   ]);
   // What a shell needs for both CLIs (the conductor CLI also reads the store): `set -a; . cli.env; set +a`.
-  const cliEnv = { ...profileEnv, DATA_DIR: dataDir, FLEET_FILE: env.FLEET_FILE, ...storeEnv };
+  const cliEnv = {
+    ...profileEnv,
+    ...codecEnv,
+    TEMPORAL_CODEC_ENDPOINT: codecEndpoint,
+    DATA_DIR: dataDir,
+    FLEET_FILE: env.FLEET_FILE,
+    ...storeEnv,
+  };
   writeFileSync(
     path.join(dataDir, 'cli.env'),
     Object.entries(cliEnv)
@@ -256,7 +280,7 @@ async function main(): Promise<void> {
       taskQueue: CONDUCTOR_TASK_QUEUE,
       temporalCommand: `${profile} npm run temporal --`,
       again: 'make cluster',
-      extra: `  Profile           ${profile} (both CLIs: set -a; . ${path.join(dataDir, 'cli.env')}; set +a)\n  Temporal services ${TEMPORAL_SERVICES.join(', ')} (${cluster.CLUSTER_HISTORY_SHARDS} history shards), PostgreSQL 127.0.0.1:${cluster.CLUSTER_PG_PORT}\n`,
+      extra: `  Profile           ${profile} (both CLIs: set -a; . ${path.join(dataDir, 'cli.env')}; set +a)\n  Temporal services ${TEMPORAL_SERVICES.join(', ')} (${cluster.CLUSTER_HISTORY_SHARDS} history shards), PostgreSQL 127.0.0.1:${cluster.CLUSTER_PG_PORT}\n  Codec server      ${codecEndpoint} (payloads encrypted; stock CLI: --codec-endpoint ${codecEndpoint})\n`,
     })
   );
 }

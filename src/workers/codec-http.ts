@@ -85,9 +85,13 @@ export function codecRequestHandler(options: CodecServerOptions) {
     if (!authorized(req, options.auth)) return send(res, 401, { message: 'unauthorized' });
     let payloads: Payload[];
     try {
-      const body = JSON.parse(await readBody(req)) as { payloads?: unknown };
-      if (!Array.isArray(body.payloads)) throw new TypeError('the body must be {"payloads": [...]}');
-      payloads = (body.payloads as JsonPayload[]).map(fromJson);
+      const body = JSON.parse(await readBody(req)) as { payloads?: unknown } | null;
+      // No payloads at all (a query without arguments: the stock CLI sends no list) is an empty list.
+      const onlyPayloads =
+        body !== null && typeof body === 'object' && Object.keys(body).every((k) => k === 'payloads');
+      const given = onlyPayloads ? (body.payloads ?? []) : undefined;
+      if (!Array.isArray(given)) throw new TypeError('the body must be {"payloads": [...]}');
+      payloads = (given as JsonPayload[]).map(fromJson);
     } catch (err) {
       return send(res, err instanceof RangeError ? 413 : 400, { message: (err as Error).message });
     }

@@ -15,6 +15,7 @@ import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { inject } from 'vitest';
 
+import { dataConverterFor } from '../../src/workers/codec';
 import { Stack } from '../faults/harness';
 import { Proc } from '../faults/process';
 import { isAlive } from '../faults/launcher-stack';
@@ -34,6 +35,7 @@ const PORTS = [
   'CLUSTER_MATCHING_MEMBERSHIP_PORT',
   'CLUSTER_WORKER_PORT',
   'CLUSTER_WORKER_MEMBERSHIP_PORT',
+  'CONDUCTOR_CODEC_PORT',
 ] as const;
 
 /**
@@ -113,7 +115,11 @@ export class ClusterStack extends Stack {
       disableEnv: true,
     });
     this.connection = await Connection.connect(connectionOptions);
-    this.client = new Client({ connection: this.connection, namespace: namespace ?? 'default' });
+    this.client = new Client({
+      connection: this.connection,
+      namespace: namespace ?? 'default',
+      dataConverter: dataConverterFor(this.codecEnv),
+    });
   }
 
   /** Ctrl-C (SIGINT), as in a terminal: the cluster stops everything and exits 0. Returns its exit code. */
@@ -125,10 +131,30 @@ export class ClusterStack extends Stack {
     return child?.exitCode ?? null;
   }
 
-  /** The stock `temporal` CLI with the cluster's profile, `-o json`: its parsed output. */
+  /** The payload codec's key file the cluster made, for this test's own clients and workers. */
+  get codecEnv(): { CONDUCTOR_CODEC_KEY_FILE: string } {
+    return { CONDUCTOR_CODEC_KEY_FILE: path.join(this.dataDir, 'codec.key') };
+  }
+
+  /** The codec server the cluster runs. */
+  get codecEndpoint(): string {
+    return `http://localhost:${this.ports.CONDUCTOR_CODEC_PORT}`;
+  }
+
+  /** The stock `temporal` CLI with the cluster's profile and its codec server, `-o json`: its parsed output. */
   async temporal(...args: string[]): Promise<unknown> {
+    return this.temporalCli({ TEMPORAL_CODEC_ENDPOINT: this.codecEndpoint }, args);
+  }
+
+  /** The stock CLI with the profile (mTLS) but no codec: payloads as the cluster stores them. */
+  async temporalWithoutCodec(...args: string[]): Promise<unknown> {
+    return this.temporalCli({}, args);
+  }
+
+  private async temporalCli(extra: Record<string, string>, args: string[]): Promise<unknown> {
+    const { TEMPORAL_CODEC_ENDPOINT: _inherited, ...parent } = process.env;
     const { stdout } = await run(inject('temporalCli'), [...args, '-o', 'json'], {
-      env: { ...process.env, ...this.profileEnv },
+      env: { ...parent, ...this.profileEnv, ...extra },
       maxBuffer: 16 * 1024 * 1024,
     });
     return stdout.trim() === '' ? [] : (JSON.parse(stdout) as unknown);
@@ -143,7 +169,7 @@ export class ClusterStack extends Stack {
   }
 
   protected override workerEnv(host?: string): NodeJS.ProcessEnv {
-    return { ...super.workerEnv(host), ...this.profileEnv, DATABASE_URL: this.databaseUrl };
+    return { ...super.workerEnv(host), ...this.profileEnv, ...this.codecEnv, DATABASE_URL: this.databaseUrl };
   }
 
   override storeOptions(): { databaseUrl: string } {

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { HostSpecSchema } from '../../src/domain/fleet';
 import { assertConsistent, figures, outcomes, startBuilds, waitForTaskState } from '../faults/harness';
 import { isAlive } from '../faults/launcher-stack';
+import { assertNoStoreCredentials, computeWorkerPids, storeCredentialsOf } from '../helpers/process-env';
 import { ClusterStack } from './cluster-stack';
 
 const run = promisify(execFile);
@@ -117,10 +118,26 @@ describe('make cluster: PostgreSQL, Temporal services, mTLS, replicated workers'
     expect(second.status).toBe('COMPLETED');
     expect(second.result.vmState).toBe('active');
 
-    // INTEGRATION POINT (payload codec, merged from the codec branch): the cluster's workers encrypt
-    // payloads; assert here that `stack.temporal('workflow', 'show', '--workflow-id', 'build-cl-vm1')`
-    // shows the input payload as ciphertext (its encrypted encoding in metadata, no plaintext name),
-    // while the CLI results above stay readable through the codec (profile / --codec-endpoint).
+    // Stored encrypted: without the codec the stock CLI shows the input as ciphertext (the codec's
+    // encoding and key id in its metadata, no plain field); through the codec server, the plain input.
+    type Shown = Array<{
+      workflowExecutionStartedEventAttributes?: {
+        input?: { payloads?: Array<{ metadata?: Record<string, string>; data?: string }> };
+      };
+    }>;
+    const startedInput = async (show: (...a: string[]) => Promise<unknown>) => {
+      const out = (await show('workflow', 'show', '--workflow-id', 'build-cl-vm1')) as { events?: Shown } | Shown;
+      const events = Array.isArray(out) ? out : (out.events ?? []);
+      return events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    };
+    const stored = await startedInput((...a) => stack.temporalWithoutCodec(...a));
+    const b64 = (v: string | undefined) => Buffer.from(v ?? '', 'base64').toString('utf8');
+    expect(b64(stored?.metadata?.encoding)).toBe('binary/encrypted');
+    expect(b64(stored?.metadata?.['encryption-key-id'])).toMatch(/^k\d{8}$/);
+    expect(b64(stored?.data)).not.toContain('cl-vm1');
+    const decoded = await startedInput((...a) => stack.temporal(...a));
+    expect(b64(decoded?.metadata?.encoding)).toBe('json/plain');
+    expect(JSON.parse(b64(decoded?.data))).toMatchObject({ name: 'cl-vm1', flavor: 'm1.small' });
 
     const id = first.result.instanceId;
     await stack.temporal(
@@ -174,6 +191,17 @@ describe('make cluster: PostgreSQL, Temporal services, mTLS, replicated workers'
       },
       { timeout: 30_000, interval: 1_000 }
     );
+  });
+
+  it('gives no compute process a store credential (read from /proc/<pid>/environ); the conductors have theirs', () => {
+    const root = stack.cluster!.child!.pid!;
+    const computes = computeWorkerPids(root);
+    expect(computes.length).toBeGreaterThanOrEqual(3);
+    assertNoStoreCredentials(computes);
+    // The check can fail: a conductor's environment does hold the store's URL.
+    const conductors = computeWorkerPids(root, /conductor-worker/);
+    expect(conductors).toHaveLength(2);
+    expect(storeCredentialsOf(conductors).every((f) => f.variables.includes('DATABASE_URL'))).toBe(true);
   });
 
   it('serves the Web UI with its assets, reading the cluster through the frontend over mTLS', async () => {

@@ -189,6 +189,8 @@ describe('codec server (Temporal remote codec protocol)', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { message: string }).message).toMatch(/key "k7"/);
     expect((await post('decode', { nope: 1 })).status).toBe(400);
+    // No list at all (the stock CLI's query without arguments) is an empty one.
+    expect(await (await post('encode', {})).json()).toEqual({ payloads: [] });
     expect((await post('other', { payloads: [] })).status).toBe(404);
   });
 });
