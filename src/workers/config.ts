@@ -31,6 +31,13 @@ export const EnvSchema = z.object({
   CATALOGUE_FILE: z.string().min(1).optional(),
   /** The host a compute worker serves; it polls `compute-<host>`. */
   COMPUTE_HOST: z.string().optional(),
+  /**
+   * Several hosts served by one compute process (one Worker per host queue, one connection): a list and
+   * ranges (`node-1..node-1000,edge-1`), or `all` for every host of FLEET_FILE. Unset: COMPUTE_HOST alone.
+   */
+  COMPUTE_HOSTS: z.string().min(1).optional(),
+  /** Host registrations (registerHost, then reconcileHost) a multi-host compute process runs at once. */
+  COMPUTE_REGISTER_CONCURRENCY: z.coerce.number().int().positive().max(1000).default(50),
   /** Seconds the fake hypervisor takes to spawn a guest. */
   COMPUTE_SPAWN_SECONDS: z.coerce.number().nonnegative().default(DEFAULT_SPAWN_SECONDS),
   /** Builds one compute host runs at once (Nova's max_concurrent_builds). */
