@@ -26,6 +26,7 @@
  *   BENCH_SCALE_HOSTS=100 npm run bench:scale   a quicker look
  */
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -92,7 +93,13 @@ async function main(): Promise<void> {
 
     // Registration of every host by the one compute process.
     const computeStart = performance.now();
-    await stack.startWorker('compute', 'registered all hosts', 900_000);
+    const progress = setInterval(() => {
+      const out = stack.worker('compute').output;
+      console.log(
+        `  registering: ${occurrences(out, '"registered with placement"')} registered, ${occurrences(out, '"reconciled evacuated instances"')} reconciled, ${occurrences(out, 'start-up reconciliation failed')} reconciliations failed after ${round((performance.now() - computeStart) / 1000)} s`
+      );
+    }, 15_000);
+    await stack.startWorker('compute', 'registered all hosts', 900_000).finally(() => clearInterval(progress));
     const registrationWallMs = performance.now() - computeStart;
     const computeOut = stack.worker('compute').output;
     const registrationMs = Number(/"registered all hosts".*?"ms":(\d+)/.exec(computeOut)?.[1] ?? NaN);
@@ -295,8 +302,11 @@ async function main(): Promise<void> {
     );
     console.log(JSON.stringify(figures));
   } catch (err) {
-    for (const proc of stack.workers.values())
-      if (!proc.alive) console.error(`${proc.name} output:\n${proc.output.slice(-4000)}`);
+    for (const proc of [...stack.workers.values(), stack.server]) {
+      const file = path.join(os.tmpdir(), `bench-scale-${proc.name}.log`);
+      writeFileSync(file, proc.output);
+      console.error(`${proc.name} (${proc.alive ? 'running' : 'exited'}): output in ${file}`);
+    }
     await stack.stop().catch(() => undefined);
     throw err;
   }

@@ -141,11 +141,8 @@ async function run(): Promise<void> {
       await clientConnection.close();
     }
   })();
-  try {
-    await Promise.all([...workers.map((w) => w.run()), registered]);
-  } finally {
-    await connection.close();
-  }
+  await Promise.all([...workers.map((w) => w.run()), registered]);
+  await connection.close();
 }
 
 if (require.main === module) {
