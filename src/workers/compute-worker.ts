@@ -1,7 +1,8 @@
 /**
  * A compute worker: activity-only, with the fake hypervisor driver. It serves one host (COMPUTE_HOST,
  * polling `compute-<host>`), or many in one process (COMPUTE_HOSTS: a list, ranges, or `all` hosts of
- * the fleet file): one Worker per host queue, all on one NativeConnection, each host with its own
+ * the fleet file): one Worker per host queue, sharing a NativeConnection per COMPUTE_HOSTS_PER_CONNECTION
+ * hosts (one for up to 100 hosts by default), each host with its own
  * FakeDriver and state folder (`$DATA_DIR/compute/<host>/`: guests.json, faults.json), so a fault
  * injected on one host touches only that host. Freezing or killing the process takes down every host it
  * serves at once: the failure domain of a process is all of its hosts.
@@ -124,11 +125,18 @@ async function run(): Promise<void> {
   const multi = env.COMPUTE_HOSTS !== undefined;
   installRuntime(env, multi ? `compute-${specs.length}-hosts` : `compute-${specs[0]!.name}`);
 
-  const connection = await connectWorker(env);
+  // One connection per COMPUTE_HOSTS_PER_CONNECTION hosts: every long poll, heartbeat and completion of
+  // a connection's workers shares its one HTTP/2 connection.
+  const connections: NativeConnection[] = [];
+  for (let i = 0; i < specs.length; i += env.COMPUTE_HOSTS_PER_CONNECTION) connections.push(await connectWorker(env));
   const workers: Worker[] = [];
-  await forEachBounded(specs, CREATE_CONCURRENCY, async (spec) => {
-    workers.push(await createHostWorker(env, connection, spec, multi));
-  });
+  await forEachBounded(
+    specs.map((spec, i) => ({ spec, connection: connections[Math.floor(i / env.COMPUTE_HOSTS_PER_CONNECTION)]! })),
+    CREATE_CONCURRENCY,
+    async ({ spec, connection }) => {
+      workers.push(await createHostWorker(env, connection, spec, multi));
+    }
+  );
   const registered = (async () => {
     const started = Date.now();
     const clientConnection = await connectClient(env);
@@ -142,7 +150,7 @@ async function run(): Promise<void> {
     }
   })();
   await Promise.all([...workers.map((w) => w.run()), registered]);
-  await connection.close();
+  for (const connection of connections) await connection.close();
 }
 
 if (require.main === module) {

@@ -36,6 +36,8 @@ export const EnvSchema = z.object({
    * ranges (`node-1..node-1000,edge-1`), or `all` for every host of FLEET_FILE. Unset: COMPUTE_HOST alone.
    */
   COMPUTE_HOSTS: z.string().min(1).optional(),
+  /** Hosts of a multi-host compute process that share one connection to Temporal (its long polls, heartbeats). */
+  COMPUTE_HOSTS_PER_CONNECTION: z.coerce.number().int().positive().max(10_000).default(100),
   /** Host registrations (registerHost, then reconcileHost) a multi-host compute process runs at once. */
   COMPUTE_REGISTER_CONCURRENCY: z.coerce.number().int().positive().max(1000).default(50),
   /** Seconds the fake hypervisor takes to spawn a guest. */

@@ -87,7 +87,10 @@ interface HostBeat {
  * until the first refresh has looked at them, so a freshly registered host is schedulable at once.
  */
 export class TaskQueuePollerLiveness implements HostLiveness {
+  /** When a worker of the host was last seen: its last poll or its last heartbeat. */
   private readonly lastSeen = new Map<string, number>();
+  /** When a poller last came to the host's queue (the sick rule: tasks waiting and no poll for them). */
+  private readonly lastPolled = new Map<string, number>();
   private readonly known = new Set<string>();
   private readonly sick = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -140,11 +143,11 @@ export class TaskQueuePollerLiveness implements HostLiveness {
           this.known.add(host);
           continue;
         }
-        // Not heartbeating and already down (or never seen by a look): nothing a describe could add but a
-        // worker that does not heartbeat, which this project does not run.
+        // Already down, its heartbeat (if listed) as old: nothing a describe could add but a worker that
+        // polls without heartbeating, which this project does not run. A fresh heartbeat brings it back.
         const seen = this.lastSeen.get(host);
         const down = this.known.has(host) && (seen === undefined || now - seen > this.downAfterMs);
-        if (!beat && down) {
+        if (down) {
           this.sick.delete(host);
           continue;
         }
@@ -214,9 +217,12 @@ export class TaskQueuePollerLiveness implements HostLiveness {
       taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
       reportStats: true,
     });
-    let latest = this.lastSeen.get(host) ?? 0;
+    let latest = this.lastPolled.get(host) ?? 0;
     for (const poller of res.pollers ?? []) latest = Math.max(latest, timestampMs(poller.lastAccessTime));
-    if (latest > 0) this.lastSeen.set(host, latest);
+    if (latest > 0) {
+      this.lastPolled.set(host, latest);
+      this.lastSeen.set(host, Math.max(this.lastSeen.get(host) ?? 0, latest));
+    }
     const backlog = Number(res.stats?.approximateBacklogCount?.toString() ?? 0);
     const backlogAgeMs = durationMs(res.stats?.approximateBacklogAge);
     const now = this.now();

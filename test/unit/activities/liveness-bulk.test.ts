@@ -38,9 +38,9 @@ function fakeServer(opts: {
         calls.listWorkers++;
         if (opts.listWorkersCode !== undefined)
           return Promise.reject(Object.assign(new Error('refused'), { code: opts.listWorkersCode }));
-        const from = nextPageToken && nextPageToken.length > 0 ? nextPageToken[0]! : 0;
+        const from = nextPageToken && nextPageToken.length > 0 ? Number(new TextDecoder().decode(nextPageToken)) : 0;
         const page = opts.beats.slice(from, from + pageSize);
-        const next = from + pageSize < opts.beats.length ? new Uint8Array([from + pageSize]) : new Uint8Array();
+        const next = new TextEncoder().encode(from + pageSize < opts.beats.length ? String(from + pageSize) : '');
         return Promise.resolve({
           workersInfo: page.map((b) => ({
             workerHeartbeat: {
