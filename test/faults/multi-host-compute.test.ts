@@ -44,7 +44,7 @@ describe('one compute process serving several hosts', () => {
   }, 180_000);
   afterAll(() => stack.dispose());
 
-  it('serves every host: a build lands on each, its guest in that host own guests.json', async () => {
+  it("serves every host: a build lands on each, its guest in that host's own guests.json", async () => {
     const results = await buildOn(stack, NAMES);
     expect(results.map((r) => [r.result, r.host])).toEqual(NAMES.map((h) => ['ok', h]));
     for (const r of results) expect(stack.guests(r.host!)).toContain(r.instanceId);
