@@ -4,7 +4,7 @@
  * and ONE compute process serving every host of a generated fleet: COMPUTE_HOSTS=all), each started as
  * `node --import tsx src/workers/<role>-worker.ts` on its own data folder under a temp dir.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -89,7 +89,19 @@ export class ScaleStack {
 
   /** Starts a worker and waits for `ready` in its output. */
   async startWorker(role: Role, ready: string, timeoutMs = 300_000): Promise<void> {
-    await this.worker(role).start().waitFor(ready, timeoutMs);
+    const proc = this.worker(role).start();
+    // Its output also goes to a file as it comes (KEEP_BENCH_DIR=1 keeps it), and a process that exits
+    // while awaited fails the wait at once.
+    const log = createWriteStream(path.join(this.dir, `${role}.log`));
+    proc.child?.stdout?.on('data', (c: Buffer) => log.write(c));
+    proc.child?.stderr?.on('data', (c: Buffer) => log.write(c));
+    const exited = new Promise<never>((_, reject) =>
+      proc.child?.once('exit', (code, signal) =>
+        reject(new Error(`${role} exited (${code ?? signal}) before printing ${ready}:\n${proc.output.slice(-3000)}`))
+      )
+    );
+    exited.catch(() => undefined);
+    await Promise.race([proc.waitFor(ready, timeoutMs), exited]);
   }
 
   pid(role: Role | 'server'): number | undefined {

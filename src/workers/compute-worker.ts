@@ -129,12 +129,12 @@ async function run(): Promise<void> {
   // a connection's workers shares its one HTTP/2 connection.
   const connections: NativeConnection[] = [];
   for (let i = 0; i < specs.length; i += env.COMPUTE_HOSTS_PER_CONNECTION) connections.push(await connectWorker(env));
-  const workers: Worker[] = [];
+  const workers: { host: string; worker: Worker }[] = [];
   await forEachBounded(
     specs.map((spec, i) => ({ spec, connection: connections[Math.floor(i / env.COMPUTE_HOSTS_PER_CONNECTION)]! })),
     CREATE_CONCURRENCY,
     async ({ spec, connection }) => {
-      workers.push(await createHostWorker(env, connection, spec, multi));
+      workers.push({ host: spec.name, worker: await createHostWorker(env, connection, spec, multi) });
     }
   );
   const registered = (async () => {
@@ -149,7 +149,15 @@ async function run(): Promise<void> {
       await clientConnection.close();
     }
   })();
-  await Promise.all([...workers.map((w) => w.run()), registered]);
+  // A host whose Worker fails stops alone (it reads down, its builds go elsewhere); the process serves the
+  // others, and exits once every Worker has stopped. One host alone fails as before (exit 1).
+  const runs = workers.map(({ host, worker }) =>
+    worker.run().catch((err: unknown) => {
+      if (!multi) throw err;
+      Runtime.instance().logger.error('host worker failed; the other hosts go on', { host, error: String(err) });
+    })
+  );
+  await Promise.all([...runs, registered]);
   for (const connection of connections) await connection.close();
 }
 
