@@ -40,6 +40,9 @@ export const MULTI_HOST_WORKER_OPTIONS: Pick<WorkerOptions, 'activityTaskPollerB
   activityTaskPollerBehavior: { type: 'simple-maximum', maximum: 1 },
 };
 
+/** Tries of a host's registerHost (1 s, 2 s, 4 s, 8 s apart) before the process gives up. */
+const REGISTER_ATTEMPTS = 5;
+
 /** Worker.create calls under way at once while a multi-host process starts. */
 const CREATE_CONCURRENCY = 16;
 
@@ -93,12 +96,23 @@ async function createHostWorker(
 /** registerHost, then reconcileHost (a failure of the latter is logged, not fatal: the next start reconciles again). */
 async function registerAndReconcile(client: Client, spec: HostSpec): Promise<void> {
   const host = spec.name;
-  await client.workflow.execute<typeof registerHost>('registerHost', {
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.registerHost(host),
-    args: [spec],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-  });
+  // Idempotent, so retried: a loaded server can answer a start with a passing error (seen at 1,000
+  // hosts on 2 cores: NamespaceNotFound for the default namespace); the last failure is fatal.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.workflow.execute<typeof registerHost>('registerHost', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.registerHost(host),
+        args: [spec],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
+      break;
+    } catch (err) {
+      if (attempt >= REGISTER_ATTEMPTS) throw err;
+      Runtime.instance().logger.warn('registration failed; trying again', { host, attempt, error: String(err) });
+      await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** (attempt - 1)));
+    }
+  }
   Runtime.instance().logger.info('registered with placement', { host, taskQueue: computeTaskQueue(host) });
   // Back from the dead: destroy the guests evacuated away meanwhile and release their allocations here
   // (the conductor and the scheduler do the bookkeeping).
