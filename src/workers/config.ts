@@ -35,6 +35,15 @@ export const EnvSchema = z.object({
   CATALOGUE_FILE: z.string().min(1).optional(),
   /** The host a compute worker serves; it polls `compute-<host>`. */
   COMPUTE_HOST: z.string().optional(),
+  /**
+   * Several hosts served by one compute process (one Worker per host queue, one connection): a list and
+   * ranges (`node-1..node-1000,edge-1`), or `all` for every host of FLEET_FILE. Unset: COMPUTE_HOST alone.
+   */
+  COMPUTE_HOSTS: z.string().min(1).optional(),
+  /** Hosts of a multi-host compute process that share one connection to Temporal (its long polls, heartbeats). */
+  COMPUTE_HOSTS_PER_CONNECTION: z.coerce.number().int().positive().max(10_000).default(100),
+  /** Host registrations (registerHost, then reconcileHost) a multi-host compute process runs at once. */
+  COMPUTE_REGISTER_CONCURRENCY: z.coerce.number().int().positive().max(1000).default(50),
   /** Seconds the fake hypervisor takes to spawn a guest. */
   COMPUTE_SPAWN_SECONDS: z.coerce.number().nonnegative().default(DEFAULT_SPAWN_SECONDS),
   /** Builds one compute host runs at once (Nova's max_concurrent_builds). */

@@ -1,16 +1,20 @@
 import { Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 
+import { WORKER_HEARTBEAT_MS } from '../activities/scheduler/liveness';
 import { type Env, temporalConnectionOptions } from './config';
 import { jsonLogFunction } from './json-log';
 
 /**
  * Installs the SDK runtime once per process: JSON-line logs at the configured level (or the SDK's
- * pretty format with LOG_FORMAT=pretty), and Prometheus metrics on METRICS_PORT when it is set.
+ * pretty format with LOG_FORMAT=pretty), Prometheus metrics on METRICS_PORT when it is set, and worker
+ * heartbeats every WORKER_HEARTBEAT_MS (host liveness reads them in bulk).
  */
 export function installRuntime(env: Env, processName: string): void {
   Runtime.install({
     logger: new DefaultLogger(env.LOG_LEVEL, env.LOG_FORMAT === 'json' ? jsonLogFunction(processName) : undefined),
+    // Worker heartbeats (the server's ListWorkers): how the scheduler sees every host alive in one call.
+    workerHeartbeatInterval: WORKER_HEARTBEAT_MS,
     telemetryOptions: env.METRICS_PORT
       ? { metrics: { prometheus: { bindAddress: `${env.METRICS_HOST}:${env.METRICS_PORT}` } } }
       : undefined,

@@ -93,6 +93,7 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
       } catch (err) {
         if ((err as Error).name !== FailureType.ClaimFailed) throw err;
         failure = err;
+        log.info('claim lost a race; claiming the next alternate', { host, reason: (err as Error).message });
       }
     }
     throw failure;
