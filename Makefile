@@ -55,3 +55,4 @@ test: install test-deps check
 bench: install
 	npm run bench:scheduler
 	npm run bench:e2e
+	npm run bench:scale
