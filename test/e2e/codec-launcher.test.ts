@@ -219,11 +219,16 @@ describe.skipIf(!pgAdminUrl)('npm start with a codec key and the PostgreSQL stor
     const meta = (k: string) => Buffer.from(input.metadata[k]!, 'base64').toString();
     expect(meta('encoding')).toBe(ENCRYPTED_ENCODING);
     expect(meta(KEY_ID_METADATA)).toBe('k2');
-    // Every payload is encrypted but search attributes and the SDK's patch markers (not payloads the
-    // codec sees, and no secret goes into them).
+    // Every payload is encrypted but search attributes and the SDK's patch and local-activity marker
+    // metadata (not payloads the codec sees, and no secret goes into them).
     const plainPayloads = payloadsIn(JSON.parse(raw), '').filter((p) => p.encoding !== ENCRYPTED_ENCODING);
     expect(payloadsIn(JSON.parse(raw), '').length).toBeGreaterThan(10);
-    for (const p of plainPayloads) expect(p.path).toMatch(/searchAttributes\.indexedFields|patch-data/);
+    // Also the SDK's own metadata of a local activity's marker (`details.data`: its sequence number,
+    // type and times); the local activity's result (`details.result`) is encrypted like any payload.
+    for (const p of plainPayloads)
+      expect(p.path).toMatch(
+        /searchAttributes\.indexedFields|patch-data|markerRecordedEventAttributes\.details\.data\./
+      );
     for (const secret of SECRETS) expect(raw).not.toContain(secret);
     // …and the placement attempt that carried them to the host, likewise.
     const attempt = await temporal('workflow', 'show', '--workflow-id', `place-build-${instanceId}`);
