@@ -195,7 +195,8 @@ async function main(): Promise<void> {
     console.log(`ratio p50 ${f(latencyRatio)} (target <= ${TARGETS.latencyRatio}), p95 ${f(lb.p95 / lh.p95)}`);
 
     const ceiling = buildsOnly ? NaN : await throughput(client, 'ceiling', WINDOW_SECONDS, CLIENTS);
-    const hollowRate = buildsOnly ? NaN : await throughput(client, 'hollow', WINDOW_SECONDS, CLIENTS);
+    const hollowIds: string[] = [];
+    const hollowRate = buildsOnly ? NaN : await throughput(client, 'hollow', WINDOW_SECONDS, CLIENTS, hollowIds);
     const buildIds: string[] = [];
     const buildRate = await throughput(client, 'build', WINDOW_SECONDS, CLIENTS, buildIds);
     console.log(`\nB-throughput, ${CLIENTS} clients, ${WINDOW_SECONDS} s each (workflows/s):`);
@@ -220,6 +221,13 @@ async function main(): Promise<void> {
       `Where the time went, ${sample.length} builds of the window`,
       await breakdown(client, [...sample, ...children])
     );
+    // The same for the hollow builds of their window, to compare task by task.
+    const hollowSample = hollowIds.slice(-25, -5);
+    if (hollowSample.length > 0)
+      printBreakdown(
+        `The same for ${hollowSample.length} hollow builds of their window`,
+        await breakdown(client, [...hollowSample, ...hollowSample.map((id) => `${id}-attempt`)])
+      );
 
     const plain = await buildHistory(client, 'bench', 1);
     stack.setFaults('once-a', { spawn: { failNext: 1, kind: 'reschedule' } });
