@@ -35,6 +35,7 @@ import { EventBatch, recordStep } from './lib/operation';
 import { showProgress } from './lib/progress';
 import { computeOn, conductor, conductorLocal, scheduler } from './lib/proxies';
 import { ABORT_TYPES, buildAttempt, hostsTriedOf, SELECT_EVENT } from './build/attempt';
+import { buildAttempts, selectionRequest } from './build/selection';
 import type { BuildInstanceResult } from './build/batch';
 import { buildBatch } from './build/batch';
 import type { PlacementAttemptInput } from './placement-attempt';
@@ -100,9 +101,8 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
   op.compensations.push(RELEASE_CLAIMS, releaseClaims(instanceId));
 
   try {
-    const pinned = req.host ?? req.forceHost;
     const selected = await runStep(op, {
-      event: 'conductor_schedule_and_build_instances',
+      event: SELECT_EVENT,
       label: 'selecting destinations',
       attempt: 0,
       host: null,
@@ -116,17 +116,7 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
               resources: req.scheduled.resources,
               hostZones: req.scheduled.hostZones,
             })
-          : scheduler.selectDestinations({
-              instanceIds: [instanceId],
-              flavor,
-              image,
-              availabilityZone: req.availabilityZone,
-              schedulerHints: req.schedulerHints,
-              requestedHost: req.host,
-              forcedHost: req.forceHost,
-              // NOTE(nova): a requested or forced host is never rescheduled elsewhere.
-              maxAttempts: pinned ? 1 : req.maxAttempts,
-            }),
+          : scheduler.selectDestinations(selectionRequest(req, [instanceId], flavor, image)),
     });
     const hosts = selected.selections[0]?.hosts ?? [];
     const { resources, hostZones } = selected;
@@ -272,7 +262,6 @@ async function batchedBuild(
 
   try {
     const { scheduled } = req;
-    const pinned = req.host ?? req.forceHost;
     // A multi-create member's hosts were chosen (and claimed) by its parent's one scheduler call.
     if (scheduled)
       await recordStep(op, SELECT_EVENT, () => Promise.resolve(scheduled.hosts), {
@@ -297,22 +286,9 @@ async function batchedBuild(
       batched: true,
       ...(scheduled
         ? { hosts: scheduled.hosts, resources: scheduled.resources }
-        : {
-            hosts: [],
-            select: {
-              instanceIds: [instanceId],
-              flavor,
-              image,
-              availabilityZone: req.availabilityZone,
-              schedulerHints: req.schedulerHints,
-              requestedHost: req.host,
-              forcedHost: req.forceHost,
-              // NOTE(nova): a requested or forced host is never rescheduled elsewhere.
-              maxAttempts: pinned ? 1 : req.maxAttempts,
-            },
-          }),
+        : { hosts: [], select: selectionRequest(req, [instanceId], flavor, image) }),
     };
-    const runs = scheduled ? scheduled.hosts.length : pinned ? 1 : req.maxAttempts;
+    const runs = scheduled ? scheduled.hosts.length : buildAttempts(req);
     const placed = await executeChild(placementAttempt, {
       workflowId: workflowIds.placementAttempt(instanceId, 'build'),
       retry: placementAttemptRetry(runs, ABORT_TYPES),

@@ -21,6 +21,7 @@ import type { InstanceRecord } from '../../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../../domain/instance';
 import type { BuildInstanceInput, BuildInstanceRequest } from '../../domain/schemas';
 import { batchSize, guestSecrets } from '../../domain/schemas';
+import { selectionRequest } from './selection';
 import type { CreateInstanceResult } from '../../activities/conductor';
 import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
@@ -144,17 +145,14 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
   try {
     progress.step = `selecting destinations for ${max} instances (at least ${min})`;
     const { flavor, image } = members[0]!.created!;
-    const pinned = req.host ?? req.forceHost;
     const selected = await scheduler.selectDestinations({
-      instanceIds: members.map((m) => m.instanceId),
+      ...selectionRequest(
+        req,
+        members.map((m) => m.instanceId),
+        flavor,
+        image
+      ),
       minCount: min,
-      flavor,
-      image,
-      availabilityZone: req.availabilityZone,
-      schedulerHints: req.schedulerHints,
-      requestedHost: req.host,
-      forcedHost: req.forceHost,
-      maxAttempts: pinned ? 1 : req.maxAttempts,
     });
     const hostsOf = new Map(selected.selections.map((s) => [s.instanceId, s.hosts]));
     const placed = members.filter((m) => hostsOf.has(m.instanceId));
