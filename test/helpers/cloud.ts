@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 
 import { createComputeActivities, SELF_HEARTBEATING } from '../../src/activities/compute';
 import { createConductorActivities } from '../../src/activities/conductor';
+import type { SchedulerActivities } from '../../src/activities/scheduler';
 import { createSchedulerActivities } from '../../src/activities/scheduler';
 import { StaticLiveness } from '../../src/activities/scheduler/liveness';
 import { FakeDriver } from '../../src/compute/fake';
@@ -128,10 +129,10 @@ export class TestCloud {
   }
 
   /**
-   * The next call of the compute activity `name` (on any host) stops at a gate: `reached` resolves once a
+   * The next call of the compute or scheduler activity `name` (on any host) stops at a gate: `reached` resolves once a
    * call is there, and the call goes on when `open()` is called. For cancelling an operation at one step.
    */
-  holdNext(name: keyof ReturnType<typeof createComputeActivities>): {
+  holdNext(name: keyof ReturnType<typeof createComputeActivities> | keyof SchedulerActivities): {
     reached: Promise<void>;
     open: () => void;
     /** Settles once the held call has run to its end (whatever its outcome). */
@@ -176,14 +177,34 @@ export class TestCloud {
               signal.addEventListener('abort', () => reject(new Error(`${activity} on frozen ${host} cancelled`)))
             );
           }
-          const gate = this.gates.get(activity);
-          if (gate) {
-            this.gates.delete(activity);
-            gate.reached();
-            return gate.opened.then(() => (fn as (...a: unknown[]) => unknown)(...args)).finally(() => gate.finished());
-          }
-          return (fn as (...a: unknown[]) => unknown)(...args);
+          return this.throughGate(activity, () => (fn as (...a: unknown[]) => unknown)(...args));
         },
+      ])
+    );
+  }
+
+  /** Runs `call`, first waiting at the gate of `activity` when a test set one (holdNext). */
+  private throughGate(activity: string, call: () => unknown): unknown {
+    const gate = this.gates.get(activity);
+    if (!gate) return call();
+    this.gates.delete(activity);
+    gate.reached();
+    return gate.opened.then(call).finally(() => gate.finished());
+  }
+
+  private schedulerActivities() {
+    const activities = createSchedulerActivities({
+      placement: this.placement,
+      instances: this.instances,
+      catalogue: TEST_CATALOGUE,
+      liveness: this.liveness,
+      config: this.schedulerConfig,
+      rng: () => 0,
+    });
+    return Object.fromEntries(
+      Object.entries(activities).map(([activity, fn]) => [
+        activity,
+        (...args: unknown[]) => this.throughGate(activity, () => (fn as (...a: unknown[]) => unknown)(...args)),
       ])
     );
   }
@@ -199,14 +220,7 @@ export class TestCloud {
       },
       {
         taskQueue: SCHEDULER_TASK_QUEUE,
-        activities: createSchedulerActivities({
-          placement: this.placement,
-          instances: this.instances,
-          catalogue: TEST_CATALOGUE,
-          liveness: this.liveness,
-          config: this.schedulerConfig,
-          rng: () => 0,
-        }),
+        activities: this.schedulerActivities(),
         interceptors: activityInterceptors,
       },
       ...computeHosts.map((host) => ({

@@ -1188,3 +1188,39 @@ describe.sequential('batched build (patched batched-build)', () => {
     });
   });
 });
+
+describe.sequential('selection outlives a cancel (patched selection-outlives-cancel)', () => {
+  it('buildInstance: batched, cancelled while the scheduler selects; the happy path with its marker', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const happy = await startBuild({ name: 'vm-selection', availabilityZone: az });
+      await happy.result();
+      await save(happy.workflowId, undefined, 'selection-happy', 'COMPLETED', 'the selection awaited whole');
+      await saveChildRuns(happy.workflowId, 'selection-happy', ['COMPLETED'], ['the selection awaited whole']);
+
+      const gate = cloud.holdNext('selectDestinations');
+      const cancel = await startBuild({ name: 'vm-selection-cancel', availabilityZone: az });
+      await gate.reached;
+      await cancel.cancel();
+      const instanceId = cancel.workflowId.replace(/^build-/, '');
+      const attempt = env.client.workflow.getHandle(workflowIds.placementAttempt(instanceId, 'build'));
+      await vi.waitFor(
+        async () => {
+          const { events } = await attempt.fetchHistory();
+          expect(events?.some((e) => e.workflowExecutionCancelRequestedEventAttributes)).toBe(true);
+        },
+        { timeout: 10_000 }
+      );
+      gate.open();
+      expect((await settle(cancel.result())).error).toBeDefined();
+      expect(await cloud.placement.getAllocations(instanceId)).toEqual([]);
+      await save(cancel.workflowId, undefined, 'selection-cancelled', 'CANCELED', 'cancelled while selecting');
+      await saveChildRuns(
+        cancel.workflowId,
+        'selection-cancelled',
+        ['CANCELED'],
+        ['cancelled while selecting: the claim made, then released']
+      );
+    });
+  });
+});

@@ -10,9 +10,10 @@ import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import type { ComputeActivities } from '../../src/activities/compute';
+import type { SchedulerActivities } from '../../src/activities/scheduler';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
@@ -52,8 +53,11 @@ async function boot(az: string) {
   });
 }
 
-/** Holds `step`, starts the operation, cancels it once the step is on the host, lets the step go on. */
-async function cancelAt(step: keyof ComputeActivities, start: () => Promise<WorkflowHandle>): Promise<unknown> {
+/** Holds `step`, starts the operation, cancels it once the step is running, lets the step go on. */
+async function cancelAt(
+  step: keyof ComputeActivities | keyof SchedulerActivities,
+  start: () => Promise<WorkflowHandle>
+): Promise<unknown> {
   const gate = cloud.holdNext(step);
   const handle = await start();
   await gate.reached;
@@ -97,6 +101,43 @@ describe('cancelling at each step', () => {
       for (const host of hosts) expect(await guestsOf(host)).not.toContain(instanceId);
     }
   );
+
+  it('a build cancelled while the scheduler selects (and claims) ends deleted, with no fault and nothing claimed', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const instanceId = randomUUID();
+    const error = await cloud.run(hosts, async () => {
+      const gate = cloud.holdNext('selectDestinations');
+      const handle = await env.client.workflow.start<typeof buildInstance>('buildInstance', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.buildInstance(instanceId),
+        args: [{ instanceId, name: 'vm-cancel', flavor: 'm1.small', image: 'cirros', availabilityZone: az }],
+      });
+      await gate.reached;
+      await handle.cancel();
+      // The selection (made by the placement attempt) answers only once the attempt knows it is cancelled.
+      const attempt = env.client.workflow.getHandle(workflowIds.placementAttempt(instanceId, 'build'));
+      await vi.waitFor(
+        async () => {
+          const { events } = await attempt.fetchHistory();
+          expect(events?.some((e) => e.workflowExecutionCancelRequestedEventAttributes)).toBe(true);
+        },
+        { timeout: 10_000 }
+      );
+      gate.open();
+      return handle.result().then(
+        () => undefined,
+        (err: unknown) => err
+      );
+    });
+    expectCancelled(error);
+    expect(await cloud.instances.get(instanceId)).toMatchObject({ vmState: 'deleted', taskState: null, host: null });
+    expect((await cloud.instances.listFaults(instanceId)).map((f) => [f.code, f.message])).toEqual([
+      [499, 'Build cancelled by the user'],
+    ]);
+    // The claim the selection made as the build was cancelled was released after it, not before.
+    expect(await cloud.placement.getAllocations(instanceId)).toEqual([]);
+    expect(cloud.computeCalls.filter((c) => c.instanceId === instanceId)).toEqual([]);
+  });
 
   it.each(['prepResize', 'resizeInstance'] as const)(
     'a resize cancelled at %s is back on its source: old flavor, its allocation and guest there only',

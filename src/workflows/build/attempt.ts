@@ -94,6 +94,20 @@ export interface BuildAttemptResult {
 export const SELECT_EVENT = 'conductor_schedule_and_build_instances';
 
 /**
+ * The patch id of the selection a cancellation waits for: the scheduler's answer (and its claim) is
+ * awaited, so the claim made is known and released, never landing after the build's release.
+ */
+export const PATCH_SELECTION_OUTLIVES_CANCEL = 'selection-outlives-cancel';
+
+/**
+ * The scheduler's selection as a cancellable build makes it. Versioned: builds recorded before it cancel
+ * the call at once (the claim it was making could land after their release).
+ */
+export function selectOnce<T>(select: () => Promise<T>): Promise<T> {
+  return patched(PATCH_SELECTION_OUTLIVES_CANCEL) ? CancellationScope.nonCancellable(select) : select();
+}
+
+/**
  * One placement attempt on one host (Nova's build_and_run_instance on that compute). The first host
  * was claimed by the scheduler; an alternate is claimed here. A reschedulable failure releases this
  * host's claim and fails the run as retryable `Rescheduled`, so the server starts the next run on the
@@ -247,17 +261,25 @@ async function selectionOf(input: BuildAttemptInput, batch: EventBatch): Promise
   };
   const owner = { instanceId, actionId, batch, progress };
   try {
-    const selected = await recordStep(owner, SELECT_EVENT, () => scheduler.selectDestinations(select), {
-      host: null,
-      attempt: 0,
-      hostOf: (s) => s.selections[0]?.hosts[0] ?? null,
-      details: (s) => `hosts: ${(s.selections[0]?.hosts ?? []).join(', ')}`,
-    });
+    const selected = await recordStep(
+      owner,
+      SELECT_EVENT,
+      () => selectOnce(() => scheduler.selectDestinations(select)),
+      {
+        host: null,
+        attempt: 0,
+        hostOf: (s) => s.selections[0]?.hosts[0] ?? null,
+        details: (s) => `hosts: ${(s.selections[0]?.hosts ?? []).join(', ')}`,
+      }
+    );
     return { hosts: selected.selections[0]?.hosts ?? [], resources: selected.resources, hostZones: selected.hostZones };
   } catch (err) {
     await flushEvents(batch);
-    // Nothing was claimed: NoValidHost (or a bad request) ends the build; no run after this one.
-    throw typedFailure(failureType(err) ?? FailureType.NoValidHost, failureMessage(err));
+    // A cancelled build ends deleted (its parent's failBuild), not with a fault.
+    if (isCancellation(err)) throw err;
+    // Nothing was claimed: NoValidHost (or a bad request) ends the build; no run after this one. A
+    // failure with no type (the scheduler unreachable) aborts, as the one-activity build's does.
+    throw typedFailure(failureType(err) ?? FailureType.BuildAborted, failureMessage(err));
   }
 }
 

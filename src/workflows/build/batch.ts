@@ -21,6 +21,7 @@ import type { InstanceRecord } from '../../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../../domain/instance';
 import type { BuildInstanceInput, BuildInstanceRequest } from '../../domain/schemas';
 import { batchSize, guestSecrets } from '../../domain/schemas';
+import { selectOnce } from './attempt';
 import { selectionRequest } from './selection';
 import type { CreateInstanceResult } from '../../activities/conductor';
 import type { OperationProgress } from '../../shared/messages';
@@ -145,15 +146,17 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
   try {
     progress.step = `selecting destinations for ${max} instances (at least ${min})`;
     const { flavor, image } = members[0]!.created!;
-    const selected = await scheduler.selectDestinations({
-      ...selectionRequest(
-        req,
-        members.map((m) => m.instanceId),
-        flavor,
-        image
-      ),
-      minCount: min,
-    });
+    const selected = await selectOnce(() =>
+      scheduler.selectDestinations({
+        ...selectionRequest(
+          req,
+          members.map((m) => m.instanceId),
+          flavor,
+          image
+        ),
+        minCount: min,
+      })
+    );
     const hostsOf = new Map(selected.selections.map((s) => [s.instanceId, s.hosts]));
     const placed = members.filter((m) => hostsOf.has(m.instanceId));
     const left = members.filter((m) => !hostsOf.has(m.instanceId));
