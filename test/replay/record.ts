@@ -1190,14 +1190,9 @@ describe.sequential('batched build (patched batched-build)', () => {
 });
 
 describe.sequential('selection outlives a cancel (patched selection-outlives-cancel)', () => {
-  it('buildInstance: batched, cancelled while the scheduler selects; the happy path with its marker', async () => {
+  it('buildInstance: batched, cancelled while the scheduler selects (the marker only then)', async () => {
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {
-      const happy = await startBuild({ name: 'vm-selection', availabilityZone: az });
-      await happy.result();
-      await save(happy.workflowId, undefined, 'selection-happy', 'COMPLETED', 'the selection awaited whole');
-      await saveChildRuns(happy.workflowId, 'selection-happy', ['COMPLETED'], ['the selection awaited whole']);
-
       const gate = cloud.holdNext('selectDestinations');
       const cancel = await startBuild({ name: 'vm-selection-cancel', availabilityZone: az });
       await gate.reached;

@@ -100,11 +100,24 @@ export const SELECT_EVENT = 'conductor_schedule_and_build_instances';
 export const PATCH_SELECTION_OUTLIVES_CANCEL = 'selection-outlives-cancel';
 
 /**
- * The scheduler's selection as a cancellable build makes it. Versioned: builds recorded before it cancel
- * the call at once (the claim it was making could land after their release).
+ * The scheduler's selection as a cancellable build makes it: a cancellation that arrives while it runs
+ * waits for its answer (the claim it makes is then released by the build's rollback, never landing after
+ * it). Versioned where it matters only: the patch is asked when such a cancellation arrives, so a build
+ * that is not cancelled mid-selection records no marker; one recorded before it cancels the call at once.
  */
 export function selectOnce<T>(select: () => Promise<T>): Promise<T> {
-  return patched(PATCH_SELECTION_OUTLIVES_CANCEL) ? CancellationScope.nonCancellable(select) : select();
+  const outer = CancellationScope.current();
+  if (outer.consideredCancelled) return select();
+  return CancellationScope.nonCancellable(() => {
+    const call = new CancellationScope();
+    let settled = false;
+    outer.cancelRequested.catch(() => {
+      if (!settled && !patched(PATCH_SELECTION_OUTLIVES_CANCEL)) call.cancel();
+    });
+    return call.run(select).finally(() => {
+      settled = true;
+    });
+  });
 }
 
 /**
@@ -275,8 +288,8 @@ async function selectionOf(input: BuildAttemptInput, batch: EventBatch): Promise
     return { hosts: selected.selections[0]?.hosts ?? [], resources: selected.resources, hostZones: selected.hostZones };
   } catch (err) {
     await flushEvents(batch);
-    // A cancelled build ends deleted (its parent's failBuild), not with a fault.
-    if (isCancellation(err)) throw err;
+    // A cancelled build ends deleted (its parent's failBuild), not with a fault (versioned with the wait).
+    if (isCancellation(err) && patched(PATCH_SELECTION_OUTLIVES_CANCEL)) throw err;
     // Nothing was claimed: NoValidHost (or a bad request) ends the build; no run after this one. A
     // failure with no type (the scheduler unreachable) aborts, as the one-activity build's does.
     throw typedFailure(failureType(err) ?? FailureType.BuildAborted, failureMessage(err));
