@@ -16,6 +16,8 @@
  *
  *   npm run bench:e2e                 200 sequential builds, 60 s windows with 50 clients
  *   npm run bench:e2e -- --quick      20 builds, 10 s windows with 20 clients (a smoke run)
+ *   npm run bench:e2e -- --builds-only  the build window alone, with its breakdown
+ *   BENCH_CPU_PROF=conductor npm run bench:e2e …   V8 CPU profiles of one process (bench/e2e/stack.ts)
  */
 import { cpus, totalmem } from 'node:os';
 import { randomUUID } from 'node:crypto';

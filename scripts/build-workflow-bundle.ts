@@ -9,13 +9,13 @@ import path from 'node:path';
 
 import { bundleWorkflowCode } from '@temporalio/worker';
 
-import { PREBUILT_BUNDLE_PATH, WORKFLOWS_PATH } from '../src/workers/workflow-bundle';
+import { PREBUILT_BUNDLE_PATH, WORKFLOW_BUNDLE_OPTIONS } from '../src/workers/workflow-bundle';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const outIndex = args.indexOf('--out');
   const check = args.includes('--check');
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: undefined });
+  const { code } = await bundleWorkflowCode({ ...WORKFLOW_BUNDLE_OPTIONS, logger: undefined });
   const size = `${(code.length / 1024).toFixed(0)} KiB`;
   if (check) {
     console.log(`workflow code bundles cleanly (${size})`);

@@ -111,7 +111,13 @@ export class BenchStack {
   }
 
   private worker(name: string, script: string, env: Record<string, string>): void {
-    this.spawn(name, process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, script)], env);
+    // BENCH_CPU_PROF=<process name> (conductor, scheduler, bench-1, hollow-workflows …): V8 CPU profiles of
+    // that process, one per thread (the workflow thread apart), in test-artifacts/bench-profiles/.
+    const profile =
+      process.env.BENCH_CPU_PROF === name
+        ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROJECT_ROOT, 'test-artifacts', 'bench-profiles')}`]
+        : [];
+    this.spawn(name, process.execPath, [...profile, '--import', 'tsx', path.join(PROJECT_ROOT, script)], env);
   }
 
   private spawn(name: string, command: string, args: string[], env: Record<string, string> = {}): void {
