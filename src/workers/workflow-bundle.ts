@@ -17,18 +17,16 @@ export const WORKFLOWS_PATH = path.join(PROJECT_ROOT, 'src', 'workflows', 'index
 export const PREBUILT_BUNDLE_PATH = path.join(PROJECT_ROOT, 'dist', 'workflow-bundle.js');
 
 /**
- * Modules evaluated once per worker thread and shared by every workflow run on it (the SDK's
- * `preloadModules`, which deep-freezes what they export), instead of evaluated again for each run:
- * zod's own module (its classes, checks and locales), which was a tenth of the conductor's workflow
- * thread under load. Schemas are not shared: zod builds parts of a schema on first use, which a frozen
- * schema cannot take.
+ * What every bundle of the workflows is made with (workers, the prebuilt bundle, tests, replay). The
+ * preloaded module is evaluated once per worker thread and shared by every workflow run on it (the SDK's
+ * `preloadModules`, which deep-freezes what it exports), instead of evaluated again for each run: zod's
+ * own module (its classes, checks and locales), which was a tenth of the conductor's workflow thread
+ * under load. Schemas are not shared: zod builds parts of a schema on first use, which a frozen schema
+ * cannot take.
  */
-export const PRELOADED_MODULES: readonly string[] = [path.join(PROJECT_ROOT, 'src', 'workflows', 'lib', 'preload.ts')];
-
-/** What every bundle of the workflows is made with (workers, the prebuilt bundle, tests, replay). */
 export const WORKFLOW_BUNDLE_OPTIONS = {
   workflowsPath: WORKFLOWS_PATH,
-  preloadModules: [...PRELOADED_MODULES],
+  preloadModules: [path.join(PROJECT_ROOT, 'src', 'workflows', 'lib', 'preload.ts')],
 };
 
 /** Bundles the workflows once, for a process that runs several workers (tests, the all-in-one runner). */

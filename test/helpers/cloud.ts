@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
-import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, vi } from 'vitest';
 
 import { createComputeActivities, SELF_HEARTBEATING } from '../../src/activities/compute';
 import { createConductorActivities } from '../../src/activities/conductor';
@@ -129,8 +129,9 @@ export class TestCloud {
   }
 
   /**
-   * The next call of the compute or scheduler activity `name` (on any host) stops at a gate: `reached` resolves once a
-   * call is there, and the call goes on when `open()` is called. For cancelling an operation at one step.
+   * The next call of the compute activity (on any host) or scheduler activity `name` stops at a gate:
+   * `reached` resolves once a call is there, and the call goes on when `open()` is called. For
+   * cancelling an operation at one step.
    */
   holdNext(name: keyof ReturnType<typeof createComputeActivities> | keyof SchedulerActivities): {
     reached: Promise<void>;
@@ -180,6 +181,21 @@ export class TestCloud {
           return this.throughGate(activity, () => (fn as (...a: unknown[]) => unknown)(...args));
         },
       ])
+    );
+  }
+
+  /**
+   * Waits until the workflow `workflowId` has its cancellation request in its history (a parent's
+   * cancellation reaches its child a workflow task later), so a held call is let go only once it knows.
+   */
+  async cancelRequestSeen(workflowId: string): Promise<void> {
+    const handle = this.env.client.workflow.getHandle(workflowId);
+    await vi.waitFor(
+      async () => {
+        const { events } = await handle.fetchHistory();
+        expect(events?.some((e) => e.workflowExecutionCancelRequestedEventAttributes)).toBe(true);
+      },
+      { timeout: 10_000 }
     );
   }
 

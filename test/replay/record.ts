@@ -1198,14 +1198,7 @@ describe.sequential('selection outlives a cancel (patched selection-outlives-can
       await gate.reached;
       await cancel.cancel();
       const instanceId = cancel.workflowId.replace(/^build-/, '');
-      const attempt = env.client.workflow.getHandle(workflowIds.placementAttempt(instanceId, 'build'));
-      await vi.waitFor(
-        async () => {
-          const { events } = await attempt.fetchHistory();
-          expect(events?.some((e) => e.workflowExecutionCancelRequestedEventAttributes)).toBe(true);
-        },
-        { timeout: 10_000 }
-      );
+      await cloud.cancelRequestSeen(workflowIds.placementAttempt(instanceId, 'build'));
       gate.open();
       expect((await settle(cancel.result())).error).toBeDefined();
       expect(await cloud.placement.getAllocations(instanceId)).toEqual([]);
