@@ -37,7 +37,16 @@ import {
 import { codecServerEnvironment, computeEnvironment } from './compute-env';
 import { codecEndpointFor, type Env, loadEnv } from './config';
 import { connectClient } from './connection';
-import { managedProcess, readyMessage, Supervisor, TaskQueueType, waitForPollers, workerProcess } from './supervisor';
+import {
+  codecProbe,
+  managedProcess,
+  readyMessage,
+  Supervisor,
+  TaskQueueType,
+  waitForHttp,
+  waitForPollers,
+  workerProcess,
+} from './supervisor';
 import { PROJECT_ROOT } from './temporal-binaries';
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -119,6 +128,41 @@ async function ensureNamespace(env: Env): Promise<void> {
         searchAttributes: Object.fromEntries(missing.map((k) => [k.name, Keyword])),
       });
       console.log(`cluster: search attributes ${missing.map((k) => k.name).join(', ')} registered`);
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+/**
+ * Waits (at most two minutes) until the history service answers for the namespace on every shard: a
+ * describe of workflows that do not exist (ids spread over the shards, eight per shard on average) is
+ * NotFound for the workflow, not Unavailable (a shard not yet owned) nor NotFound for the namespace (a
+ * history host that has not loaded it yet). The pollers only prove the frontend and matching.
+ */
+async function waitForHistory(env: Env, shards: number): Promise<void> {
+  const connection = await connectClient(env);
+  const deadline = Date.now() + 120_000;
+  try {
+    for (let i = 0; i < shards * 8; i++) {
+      for (;;) {
+        const why = await connection.workflowService
+          .describeWorkflowExecution({
+            namespace: env.TEMPORAL_NAMESPACE,
+            execution: { workflowId: `cluster-readiness-probe-${i}` },
+          })
+          .then(
+            () => undefined,
+            (err: { code?: number; details?: string; message?: string }) =>
+              err.code === GRPC_NOT_FOUND && !/namespace/i.test(err.details ?? err.message ?? '')
+                ? undefined
+                : (err.details ?? err.message ?? `gRPC code ${err.code ?? '?'}`)
+          );
+        if (why === undefined) break;
+        if (Date.now() > deadline)
+          throw new Error(`history does not serve namespace ${env.TEMPORAL_NAMESPACE}: ${why}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
     }
   } finally {
     await connection.close();
@@ -253,6 +297,11 @@ async function main(): Promise<void> {
     { name: SCHEDULER_TASK_QUEUE, type: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY },
     ...fleet.hosts.map((h) => ({ name: computeTaskQueue(h.name), type: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY })),
   ]);
+  // What the ready message promises answers before it is printed: a start reaches history on every
+  // shard, the Web UI serves, the codec server the stock CLI is told to use encodes.
+  await waitForHistory(env, cluster.CLUSTER_HISTORY_SHARDS);
+  await waitForHttp('the Temporal Web UI', `http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`);
+  await waitForHttp('the codec server', `${codecEndpointFor(env)!}/encode`, codecProbe(env.CONDUCTOR_CODEC_AUTH));
   // What a shell needs for both CLIs (the conductor CLI also reads the store): `set -a; . cli.env; set +a`.
   const cliEnv = {
     ...profileEnv,

@@ -27,7 +27,16 @@ import { codecServerEnvironment, computeEnvironment } from './compute-env';
 import { codecEndpointFor, loadEnv } from './config';
 import { connectClient } from './connection';
 import { DEV_SERVER_TUNING_ARGS } from './dev-server';
-import { managedProcess, readyMessage, Supervisor, TaskQueueType, waitForPollers, workerProcess } from './supervisor';
+import {
+  codecProbe,
+  managedProcess,
+  readyMessage,
+  Supervisor,
+  TaskQueueType,
+  waitForHttp,
+  waitForPollers,
+  workerProcess,
+} from './supervisor';
 import { requireTemporalBinary, TemporalBinaryNotFound } from './temporal-binaries';
 
 let supervisor: Supervisor | undefined;
@@ -91,6 +100,9 @@ async function main(): Promise<void> {
     { name: SCHEDULER_TASK_QUEUE, type: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY },
     ...fleet.hosts.map((h) => ({ name: computeTaskQueue(h.name), type: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY })),
   ]);
+  // The servers the message names answer before it is printed.
+  await waitForHttp('the Temporal Web UI', `http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`);
+  if (codecKeys) await waitForHttp('the codec server', `${codecEndpoint}/encode`, codecProbe(env.CONDUCTOR_CODEC_AUTH));
   console.log(
     readyMessage({
       uiUrl: `http://localhost:${env.TEMPORAL_UI_PORT}`,

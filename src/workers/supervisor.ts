@@ -187,6 +187,38 @@ Ctrl-C stops everything; ${o.again} again resumes from ${o.dataDir}.
 `;
 }
 
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waits (at most two minutes) until `url` answers `init` with a 2xx: a server the ready message names
+ * (the Web UI, the codec server the stock CLI is told to use) is serving, not just started.
+ */
+export async function waitForHttp(name: string, url: string, init: RequestInit = {}): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    let why: string;
+    try {
+      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
+      await res.body?.cancel();
+      if (res.ok) return;
+      why = `HTTP ${res.status}`;
+    } catch (err) {
+      why = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`${name} does not answer at ${url}: ${why}`);
+    await pause(500);
+  }
+}
+
+/** The request that proves a codec server serves: an empty encode (with its Authorization, when it wants one). */
+export function codecProbe(auth: string | undefined): RequestInit {
+  return {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(auth === undefined ? {} : { Authorization: auth }) },
+    body: JSON.stringify({ payloads: [] }),
+  };
+}
+
 /** Waits (at most two minutes) until every queue has a poller. */
 export async function waitForPollers(env: Env, queues: Array<{ name: string; type: number }>): Promise<void> {
   const connection = await connectClient(env);
@@ -201,7 +233,7 @@ export async function waitForPollers(env: Env, queues: Array<{ name: string; typ
         });
         if ((res.pollers ?? []).length > 0) break;
         if (Date.now() > deadline) throw new Error(`no worker is polling task queue ${queue.name}`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        await pause(500);
       }
     }
   } finally {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { Connection } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 
 import { HostSpecSchema } from '../../src/domain/fleet';
 import { assertConsistent, figures, outcomes, startBuilds, waitForTaskState } from '../faults/harness';
@@ -44,6 +44,11 @@ describe('make cluster: PostgreSQL, Temporal services, mTLS, replicated workers'
   // A killed replica is restarted after the longest backoff (30 s); the burst keeps it down meanwhile.
   beforeAll(() => stack.startCluster({ LAUNCHER_BACKOFF_SECONDS: '60' }), 300_000);
   afterAll(() => stack.dispose());
+  // A failure shows what the cluster printed (its services, workers and supervisor), for a CI log.
+  afterEach(({ task }) => {
+    if (task.result?.state === 'fail')
+      console.log(`[cluster] after the failure of "${task.name}":\n${stack.logs(300)}`);
+  });
 
   it('refuses a client without a certificate, with or without TLS', async () => {
     console.log(`[cluster] started in ${stack.startSeconds.toFixed(1)} s`);
