@@ -1,0 +1,143 @@
+/**
+ * Resize and cold migration on real guests: the source powers the guest off cleanly and moves its
+ * directory aside (`<id>_resize`), the destination grows the disk and boots it with the new flavor;
+ * confirm deletes the copy aside, revert boots the old one with the old flavor.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+
+import { DriverError } from '../../src/compute/driver';
+import { CIRROS, GuestLab, MEDIUM, SMALL, STUBBORN } from './helpers';
+
+function virtualSizeGb(disk: string): number {
+  const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', disk], { encoding: 'utf8' })) as {
+    'virtual-size': number;
+  };
+  return info['virtual-size'] / 1024 ** 3;
+}
+
+describe('QEMU driver: resize and cold migration', () => {
+  const lab = new GuestLab();
+  const a = lab.driver('rs-a');
+  const b = lab.driver('rs-b');
+
+  afterEach(() => {
+    expect(lab.qemuPids()).toEqual([]);
+    expect(lab.leftovers()).toEqual([]);
+  });
+  afterAll(() => lab.dispose());
+
+  it('migrates a running guest to another host with a bigger flavor, then confirm removes the copy aside', async () => {
+    await a.spawn({ instanceId: 'vm-r1', name: 'vm-r1', flavor: SMALL, image: CIRROS });
+    const phases: string[] = [];
+    const moved = await a.migrateDiskAndPowerOff(
+      { instanceId: 'vm-r1', migrationId: 'mig-1', newFlavor: MEDIUM },
+      { shutdownTimeoutSeconds: 30, onProgress: (phase) => phases.push(phase) }
+    );
+    expect(moved).toEqual({ transferred: true, diskGb: 1 });
+    expect(phases).toContain('powering-off');
+    expect(phases.at(-1)).toBe('transferring');
+    expect(lab.console('vm-r1')).toBe('');
+    expect(existsSync(`${lab.instanceDir('vm-r1')}_resize/disk.qcow2`)).toBe(true);
+    // A retried call finds the work done.
+    expect(
+      await a.migrateDiskAndPowerOff(
+        { instanceId: 'vm-r1', migrationId: 'mig-1', newFlavor: MEDIUM },
+        { shutdownTimeoutSeconds: 30 }
+      )
+    ).toEqual({ transferred: false, diskGb: 1 });
+
+    await b.prepareResize({
+      instanceId: 'vm-r1',
+      sourceHost: 'rs-a',
+      oldFlavor: SMALL,
+      newFlavor: MEDIUM,
+      image: CIRROS,
+    });
+    const finished = await b.finishMigration({
+      instanceId: 'vm-r1',
+      migrationId: 'mig-1',
+      name: 'vm-r1',
+      flavor: MEDIUM,
+      image: CIRROS,
+      powerOn: true,
+    });
+    expect(finished).toMatchObject({ created: true, guest: { host: 'rs-b', powerState: 'running', flavor: MEDIUM } });
+    // The same disk: the counter goes on; the new memory and disk size.
+    expect(lab.boots('vm-r1')).toEqual([expect.stringMatching(/boot=2 image=cirros/)]);
+    expect((await b.guestRecord('vm-r1'))?.process?.argv).toEqual(expect.arrayContaining(['-m', '192']));
+    expect(virtualSizeGb(path.join(lab.instanceDir('vm-r1'), 'disk.qcow2'))).toBe(2);
+    expect(
+      (
+        await b.finishMigration({
+          instanceId: 'vm-r1',
+          migrationId: 'mig-1',
+          name: 'vm-r1',
+          flavor: MEDIUM,
+          image: CIRROS,
+          powerOn: true,
+        })
+      ).created
+    ).toBe(false);
+
+    expect(await a.confirmMigration('vm-r1')).toBe(true);
+    expect(await a.confirmMigration('vm-r1')).toBe(false);
+    expect(existsSync(`${lab.instanceDir('vm-r1')}_resize`)).toBe(false);
+    expect(await b.destroy('vm-r1')).toBe(true);
+  });
+
+  it('reverts: the target destroyed, the old guest booted back on its host with its old flavor', async () => {
+    await a.spawn({ instanceId: 'vm-r2', name: 'vm-r2', flavor: SMALL, image: CIRROS });
+    await a.migrateDiskAndPowerOff(
+      { instanceId: 'vm-r2', migrationId: 'mig-2', newFlavor: MEDIUM },
+      { shutdownTimeoutSeconds: 30 }
+    );
+    await b.finishMigration({
+      instanceId: 'vm-r2',
+      migrationId: 'mig-2',
+      name: 'vm-r2',
+      flavor: MEDIUM,
+      image: CIRROS,
+      powerOn: true,
+    });
+    expect(lab.boots('vm-r2').at(-1)).toMatch(/boot=2/);
+
+    expect(await b.destroyMigrationTarget('vm-r2', 'mig-2')).toBe(true);
+    expect(await b.destroyMigrationTarget('vm-r2', 'mig-2')).toBe(false);
+    expect(await a.finishRevertMigration('vm-r2', 'mig-2', true)).toBe('running');
+    expect(await a.finishRevertMigration('vm-r2', 'mig-2', true)).toBe('running');
+    // The source's own disk, untouched by the target's boot: its counter was 1.
+    expect(lab.boots('vm-r2').at(-1)).toMatch(/boot=2 image=cirros/);
+    expect((await a.guestRecord('vm-r2'))?.process?.argv).toEqual(expect.arrayContaining(['-m', '128']));
+    expect(virtualSizeGb(path.join(lab.instanceDir('vm-r2'), 'disk.qcow2'))).toBe(1);
+    expect(existsSync(`${lab.instanceDir('vm-r2')}_resize`)).toBe(false);
+    await a.destroy('vm-r2');
+  });
+
+  it('an ACPI-ignoring guest is forced off after the shutdown timeout; a smaller disk is refused first', async () => {
+    await a.spawn({ instanceId: 'vm-r3', name: 'vm-r3', flavor: MEDIUM, image: STUBBORN });
+    const shrink = await a
+      .migrateDiskAndPowerOff(
+        { instanceId: 'vm-r3', migrationId: 'mig-3', newFlavor: SMALL },
+        { shutdownTimeoutSeconds: 2 }
+      )
+      .catch((e: unknown) => e);
+    expect(shrink).toBeInstanceOf(DriverError);
+    expect((shrink as Error).message).toMatch(/Unable to resize disk down/);
+    expect(await a.getPowerState('vm-r3')).toBe('running');
+
+    const started = Date.now();
+    await a.migrateDiskAndPowerOff(
+      { instanceId: 'vm-r3', migrationId: 'mig-3', newFlavor: MEDIUM },
+      { shutdownTimeoutSeconds: 2 }
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(lab.console('vm-r3')).not.toContain('Power down');
+    expect(lab.qemuPids()).toEqual([]);
+    expect(await a.finishRevertMigration('vm-r3', 'mig-3', false)).toBe('shutdown');
+    await a.destroy('vm-r3');
+  });
+});
