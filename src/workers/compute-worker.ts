@@ -81,6 +81,8 @@ async function createHostWorker(
   // The host's folder exists from the start, so a user can drop a faults.json in it at any time.
   mkdirSync(path.join(stateDir, host), { recursive: true });
   const driver = new FakeDriver({ host, stateDir, spawnSeconds: env.COMPUTE_SPAWN_SECONDS });
+  // Nova's init_host: a driver whose guests outlive the worker re-adopts them before any work comes.
+  await driver.initHost();
   return Worker.create({
     connection,
     dataConverter: dataConverterFor(env),

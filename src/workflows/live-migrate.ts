@@ -231,7 +231,9 @@ class LiveRun {
         `No valid host was found for the live migration of instance ${instanceId}.`
       );
     this.hostZones = selected.hostZones;
-    const blockMigration = req.blockMigration === 'auto' ? true : req.blockMigration;
+    // 'auto' goes to the destination's check, which resolves it against its driver's storage (only the
+    // argument changes, not the commands: running workflows replay as before).
+    const blockMigration = req.blockMigration;
     const { host: dest, attempt } = await executeChild(placementAttempt, {
       workflowId: workflowIds.placementAttempt(instanceId, 'live'),
       retry: placementAttemptRetry(hosts.length, LIVE_ABORT_TYPES),

@@ -16,7 +16,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
-import type { Faults } from '../../src/compute/faults';
+import type { Faults } from '../../src/compute/fake';
 import type { BuildInstanceInput, RebuildInput, ResizeMigrateInput, StopInput } from '../../src/domain/schemas';
 import type { OperationProgress } from '../../src/shared/messages';
 import { confirmResizeUpdate, getProgressQuery, revertResizeUpdate } from '../../src/shared/messages';

@@ -15,7 +15,7 @@ import { describe, expect, it, vi } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
 import type { HostCpu } from '../../src/compute/driver';
-import type { Faults } from '../../src/compute/faults';
+import type { Faults } from '../../src/compute/fake';
 import type { InstanceRecord } from '../../src/domain/instance';
 import type { LiveMigrateInput } from '../../src/domain/schemas';
 import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../../src/shared/messages';
@@ -82,7 +82,7 @@ function startLive(input: LiveMigrateInput): Promise<WorkflowHandle<typeof liveM
 }
 
 const setFaults = (host: string, faults: Faults) => cloud.driver(host).setFaults(faults);
-const guestsOf = async (host: string) => cloud.driver(host).listGuests();
+const guestsOf = async (host: string) => cloud.driver(host).listRecords();
 
 /** Resolves once the source's memory copy is running (the liveMigration activity is pending). */
 async function copying(handle: WorkflowHandle): Promise<void> {
@@ -304,8 +304,8 @@ describe('liveMigrate', () => {
     );
     expect(running).toEqual([]);
     // Clean up the guests the failure left (the reconciler's job on a real cloud).
-    await cloud.driver(source).destroy(outcome.vm.instanceId);
-    await cloud.driver(dest).destroy(outcome.vm.instanceId);
+    await cloud.driver(source).destroy({ instanceId: outcome.vm.instanceId });
+    await cloud.driver(dest).destroy({ instanceId: outcome.vm.instanceId });
     await cloud.placement.releaseConsumer(outcome.vm.instanceId);
   });
 

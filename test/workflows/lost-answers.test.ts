@@ -96,7 +96,7 @@ describe('a conductor write whose answer is lost', () => {
   it('records a failure once when the answer of recordFailure is lost', async () => {
     const { instanceId, host } = await activeInstance();
     // The guest vanished from its host: the stop fails with InstanceNotFound and records its fault.
-    await cloud.driver(host).destroy(instanceId);
+    await cloud.driver(host).destroy({ instanceId: instanceId });
     cloud.loseNextAnswer('recordFailure');
     const error = await cloud
       .run([host], () => stopInstance({ instanceId, shutdownTimeoutSeconds: 0 }))

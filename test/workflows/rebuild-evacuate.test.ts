@@ -123,7 +123,7 @@ const QUICK = { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds
 
 /** Puts an instance into the stopped state, as a completed stop would leave it. */
 async function markStopped(instanceId: string, host: string) {
-  await cloud.driver(host).powerOff(instanceId);
+  await cloud.driver(host).powerOff({ instanceId: instanceId });
   await cloud.instances.update(instanceId, { vmState: 'stopped', powerState: 'shutdown' });
 }
 

@@ -507,7 +507,7 @@ describe('resizeMigrate', () => {
       const vm = await boot(az);
       const id = vm.instanceId;
       // The guest vanished from its host behind the conductor's back: nothing to move, nothing to restore.
-      await cloud.driver(a).destroy(id);
+      await cloud.driver(a).destroy({ instanceId: id });
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium' });
       const failure = failureOf((await outcomeOf(handle.result())).error);
       expect(failure.type).toBe('InstanceNotFound');
@@ -527,7 +527,7 @@ describe('resizeMigrate', () => {
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
-      await cloud.driver(a).powerOff(id);
+      await cloud.driver(a).powerOff({ instanceId: id });
       await cloud.instances.update(id, { vmState: 'stopped', powerState: 'shutdown' });
 
       const first = await startResize({ instanceId: id, flavor: 'm1.medium' });

@@ -306,7 +306,7 @@ describe('stop', () => {
     const { az, hosts } = await zoneWithHosts(1);
     const [host] = hosts as [string];
     const { instanceId } = await run(hosts, () => build({ name: 'vm-off', availabilityZone: az }));
-    await cloud.driver(host).powerOff(instanceId);
+    await cloud.driver(host).powerOff({ instanceId: instanceId });
 
     const result = await run(hosts, () => runStop({ instanceId }));
     expect(result.record).toMatchObject({ vmState: 'stopped', powerState: 'shutdown', taskState: null });
@@ -447,7 +447,7 @@ describe('stop', () => {
     const { az, hosts } = await zoneWithHosts(1);
     const [host] = hosts as [string];
     const { instanceId } = await run(hosts, () => build({ name: 'vm-vanished', availabilityZone: az }));
-    await cloud.driver(host).destroy(instanceId);
+    await cloud.driver(host).destroy({ instanceId: instanceId });
 
     const result = await run(hosts, () => runStop({ instanceId }));
     expect(failureOf(result.error).type).toBe('InstanceNotFound');

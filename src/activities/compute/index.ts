@@ -66,6 +66,18 @@ export interface PowerStateResult {
   powerState: PowerState;
 }
 
+export interface ConsoleOutputInput {
+  instanceId: string;
+  /** Only the last N lines; all of them when absent. */
+  lines?: number;
+}
+
+export interface ConsoleOutputResult {
+  host: string;
+  /** The console's text, one newline-terminated line each. */
+  output: string;
+}
+
 export interface ListGuestsResult {
   host: string;
   guests: Guest[];
@@ -89,7 +101,7 @@ export function createComputeActivities({ host, driver }: { host: string; driver
     /** Plugs the instance's port on this host; the same port info on every retry. */
     allocateNetworks: async ({ instanceId }: InstanceRef): Promise<NetworkInfo> => {
       try {
-        return await driver.allocateNetworks(instanceId);
+        return await driver.allocateNetworks({ instanceId });
       } catch (err) {
         // NOTE(nova): a failed network allocation aborts the build ("not rescheduling").
         throw asDomainError(
@@ -102,7 +114,7 @@ export function createComputeActivities({ host, driver }: { host: string; driver
     /** Prepares the root disk; a flavor disk smaller than the image aborts the build. */
     prepareBlockDevices: async ({ instanceId, flavor, image }: PrepareBlockDevicesInput): Promise<BlockDeviceInfo> => {
       try {
-        return await driver.prepareBlockDevices(instanceId, flavor, image);
+        return await driver.prepareBlockDevices({ instanceId, flavor, image });
       } catch (err) {
         if (err instanceof FlavorDiskSmallerThanImage) throw new BuildAborted(instanceId, err.message);
         // NOTE(nova): a failure to prepare block devices is a BuildAbortException too.
@@ -128,7 +140,7 @@ export function createComputeActivities({ host, driver }: { host: string; driver
       // hypervisor fails before any progress, so its retries (no progress recorded) spawn normally.
       const previous = ctx.info.heartbeatDetails as SpawnProgress | undefined;
       if (ctx.info.attempt > 1 && previous && previous.percent > 0) {
-        await driver.destroy(instanceId);
+        await driver.destroy({ instanceId });
         throw new Rescheduled(
           instanceId,
           host,
@@ -154,7 +166,7 @@ export function createComputeActivities({ host, driver }: { host: string; driver
 
     /** Removes the guest, its networks and block devices. Idempotent: `destroyed` is false when absent. */
     destroyInstance: async ({ instanceId }: InstanceRef): Promise<{ destroyed: boolean }> => {
-      return { destroyed: await driver.destroy(instanceId) };
+      return { destroyed: await driver.destroy({ instanceId }) };
     },
 
     /**
@@ -162,27 +174,35 @@ export function createComputeActivities({ host, driver }: { host: string; driver
      * workflow re-sends it every retry interval on a durable timer and forces a power-off at the timeout.
      */
     requestShutdown: async ({ instanceId }: InstanceRef): Promise<PowerStateResult> => {
-      return { powerState: await driver.requestShutdown(instanceId) };
+      return { powerState: await driver.requestShutdown({ instanceId }) };
     },
 
     getPowerState: async ({ instanceId }: InstanceRef): Promise<PowerStateResult> => {
-      return { powerState: await driver.getPowerState(instanceId) };
+      return { powerState: await driver.getPowerState({ instanceId }) };
     },
 
     /** Forced, immediate power-off. Idempotent. */
     powerOffInstance: async ({ instanceId }: InstanceRef): Promise<PowerStateResult> => {
-      return { powerState: await driver.powerOff(instanceId) };
+      return { powerState: await driver.powerOff({ instanceId }) };
     },
 
     /** Powers the guest on. Idempotent. */
     powerOnInstance: async ({ instanceId }: InstanceRef): Promise<{ powerState: typeof PowerState.Running }> => {
-      await driver.powerOn(instanceId);
+      await driver.powerOn({ instanceId });
       return { powerState: PowerState.Running };
     },
 
     /** Every guest this host has, for reconciliation (e.g. cleaning up evacuated guests). */
     listGuests: async (): Promise<ListGuestsResult> => {
       return { host, guests: await driver.listGuests() };
+    },
+
+    /**
+     * The guest's console log (Nova's get_console_output), its last `lines` lines when given. Read-only;
+     * InstanceNotFound when this host has no guest of the instance.
+     */
+    getConsoleOutput: async ({ instanceId, lines }: ConsoleOutputInput): Promise<ConsoleOutputResult> => {
+      return { host, output: await driver.getConsoleOutput({ instanceId, ...(lines === undefined ? {} : { lines }) }) };
     },
   };
 }

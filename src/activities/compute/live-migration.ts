@@ -13,6 +13,7 @@
 import { Context } from '@temporalio/activity';
 
 import type { GuestFlavor, GuestImage, HostCpu, LiveMigrationProgress, VirtDriver } from '../../compute/driver';
+import { resolveBlockMigration } from '../../compute/driver';
 import { DomainError, MigrationError, MigrationPreCheckError } from '../../domain/errors';
 import type { PowerState } from '../../domain/instance';
 
@@ -25,7 +26,11 @@ export interface CheckDestinationInput {
   instanceId: string;
   sourceHost: string;
   sourceCpu: HostCpu;
-  blockMigration: boolean;
+  /**
+   * As the API took it: `'auto'` lets this host's storage decide (a block migration unless the instance
+   * path is shared). Workflows started before `'auto'` was passed through resolved it to true.
+   */
+  blockMigration: boolean | 'auto';
 }
 
 export interface PreLiveMigrationInput extends LiveMigrationRef {
@@ -59,16 +64,35 @@ export function createLiveMigrationActivities({ host, driver }: { host: string; 
       instanceId: string;
     }): Promise<{ host: string; cpu: HostCpu }> => {
       try {
-        return { host, cpu: await driver.checkCanLiveMigrateSource(instanceId) };
+        if (!driver.capabilities.supportsLiveMigration)
+          throw new MigrationPreCheckError(`the hypervisor of ${host} cannot live-migrate instance ${instanceId}`, {
+            instanceId,
+            host,
+          });
+        return { host, cpu: await driver.checkCanLiveMigrateSource({ instanceId }) };
       } catch (err) {
         throw preCheck(err, instanceId);
       }
     },
 
-    /** Destination: CPU compatible with the source's, storage, no guest of it here. Writes nothing. */
+    /**
+     * Destination: live migration supported, the storage mode fits this host's storage (the driver's
+     * capabilities, as Nova's check_can_live_migrate_* do), CPU compatible with the source's, no guest of
+     * it here. Writes nothing.
+     */
     checkCanLiveMigrateDestination: async (input: CheckDestinationInput): Promise<{ host: string }> => {
       try {
-        await driver.checkCanLiveMigrateDestination(input);
+        if (!driver.capabilities.supportsLiveMigration)
+          throw new MigrationPreCheckError(`the hypervisor of ${host} cannot receive a live migration`, {
+            instanceId: input.instanceId,
+            host,
+          });
+        const blockMigration = resolveBlockMigration(input.blockMigration, driver.capabilities, {
+          instanceId: input.instanceId,
+          host,
+          sourceHost: input.sourceHost,
+        });
+        await driver.checkCanLiveMigrateDestination({ ...input, blockMigration });
         return { host };
       } catch (err) {
         throw preCheck(err, input.instanceId);
@@ -89,10 +113,13 @@ export function createLiveMigrationActivities({ host, driver }: { host: string; 
     receiveLiveMigration: async ({ instanceId, migrationId }: LiveMigrationRef): Promise<never> => {
       const ctx = Context.current();
       try {
-        return await driver.receiveLiveMigration(instanceId, migrationId, {
-          signal: ctx.cancellationSignal,
-          onProgress: () => ctx.heartbeat(),
-        });
+        return await driver.receiveLiveMigration(
+          { instanceId, migrationId },
+          {
+            signal: ctx.cancellationSignal,
+            onProgress: () => ctx.heartbeat(),
+          }
+        );
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw err;
         throw migrationError(err, { instanceId, migrationId });
@@ -117,7 +144,7 @@ export function createLiveMigrationActivities({ host, driver }: { host: string; 
 
     /** Source: pauses the guest so the copy converges (Nova's live_migration_force_complete). */
     liveMigrationForceComplete: async ({ instanceId }: { instanceId: string }): Promise<{ forced: boolean }> => {
-      return { forced: await driver.forceCompleteLiveMigration(instanceId) };
+      return { forced: await driver.forceCompleteLiveMigration({ instanceId }) };
     },
 
     /** Destination: the received guest runs (post_live_migration_at_destination). */
@@ -125,7 +152,7 @@ export function createLiveMigrationActivities({ host, driver }: { host: string; 
       ref: LiveMigrationRef
     ): Promise<{ host: string; powerState: PowerState }> => {
       try {
-        return { host, powerState: await driver.postLiveMigrationAtDestination(ref.instanceId, ref.migrationId) };
+        return { host, powerState: await driver.postLiveMigrationAtDestination(ref) };
       } catch (err) {
         throw migrationError(err, ref);
       }
@@ -133,17 +160,17 @@ export function createLiveMigrationActivities({ host, driver }: { host: string; 
 
     /** Source: the source guest, its port and disks removed (post_live_migration). Idempotent. */
     postLiveMigration: async (ref: LiveMigrationRef): Promise<{ destroyed: boolean }> => {
-      return { destroyed: await driver.postLiveMigration(ref.instanceId, ref.migrationId) };
+      return { destroyed: await driver.postLiveMigration(ref) };
     },
 
     /** Destination: the half-received guest removed (rollback_live_migration_at_destination). Idempotent. */
     rollbackLiveMigrationAtDestination: async (ref: LiveMigrationRef): Promise<{ destroyed: boolean }> => {
-      return { destroyed: await driver.rollbackLiveMigrationAtDestination(ref.instanceId, ref.migrationId) };
+      return { destroyed: await driver.rollbackLiveMigrationAtDestination(ref) };
     },
 
     /** Source: the guest resumed (_rollback_live_migration). Idempotent. */
     rollbackLiveMigration: async ({ instanceId }: { instanceId: string }): Promise<{ powerState: PowerState }> => {
-      return { powerState: await driver.rollbackLiveMigration(instanceId) };
+      return { powerState: await driver.rollbackLiveMigration({ instanceId }) };
     },
   };
 }

@@ -71,7 +71,7 @@ export function createRebuildActivities({ host, driver }: { host: string; driver
     /** Nova's rebuild_block_device_mapping on this host; an image larger than the flavor's disk aborts. */
     rebuildPrepare: async ({ instanceId, flavor, image }: RebuildPrepareInput): Promise<RebuildPrepareResult> => {
       try {
-        return { host, ...(await driver.prepareRebuild(instanceId, flavor, image)) };
+        return { host, ...(await driver.prepareRebuild({ instanceId, flavor, image })) };
       } catch (err) {
         if (err instanceof FlavorDiskSmallerThanImage) throw new BuildAborted(instanceId, err.message);
         throw asDomainError(err, (reason) => new BuildAborted(instanceId, `Failure prepping block device: ${reason}`));
@@ -101,7 +101,7 @@ export function createRebuildActivities({ host, driver }: { host: string; driver
       }
       if (powerOn) return { host, powerState: PowerState.Running };
       // NOTE(nova): a rebuilt STOPPED instance is powered off at once, without a clean shutdown.
-      return { host, powerState: await driver.powerOff(instanceId) };
+      return { host, powerState: await driver.powerOff({ instanceId }) };
     },
   };
 }

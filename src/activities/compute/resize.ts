@@ -91,6 +91,14 @@ export function createResizeActivities({ host, driver }: { host: string; driver:
   return {
     /** Destination: checks this host can take the instance (idempotent, writes nothing). */
     prepResize: async (input: PrepResizeInput): Promise<{ host: string }> => {
+      // NOTE(nova): prep_resize raises UnableToMigrateToSelf (a reschedule) for a same-host move when the
+      // driver lacks the supports_migrate_to_same_host capability.
+      if (input.sourceHost === host && !driver.capabilities.supportsMigrateToSameHost)
+        throw rescheduled(
+          input.instanceId,
+          host,
+          `Unable to migrate instance (${input.instanceId}) to current host (${host}): its driver cannot resize in place`
+        );
       try {
         await driver.prepareResize(input);
       } catch (err) {
@@ -147,12 +155,12 @@ export function createResizeActivities({ host, driver }: { host: string; driver:
 
     /** Source: deletes the guest kept aside for the move. Idempotent: `destroyed` is false when absent. */
     confirmResize: async ({ instanceId }: MigrationRef): Promise<{ destroyed: boolean }> => {
-      return { destroyed: await driver.confirmMigration(instanceId) };
+      return { destroyed: await driver.confirmMigration({ instanceId }) };
     },
 
     /** Destination: destroys the guest this migration made here. Idempotent; a no-op when it never ran. */
     revertResize: async ({ instanceId, migrationId }: MigrationRef): Promise<{ destroyed: boolean }> => {
-      return { destroyed: await driver.destroyMigrationTarget(instanceId, migrationId) };
+      return { destroyed: await driver.destroyMigrationTarget({ instanceId, migrationId }) };
     },
 
     /** Source: puts the kept guest back (powered on when asked) and returns its power state. Idempotent. */
@@ -162,7 +170,7 @@ export function createResizeActivities({ host, driver }: { host: string; driver:
       powerOn,
     }: FinishRevertResizeInput): Promise<{ host: string; powerState: PowerState }> => {
       try {
-        return { host, powerState: await driver.finishRevertMigration(instanceId, migrationId, powerOn) };
+        return { host, powerState: await driver.finishRevertMigration({ instanceId, migrationId, powerOn }) };
       } catch (err) {
         throw asDomainError(err, (reason) => new MigrationError(reason, { instanceId, migrationId, host }));
       }

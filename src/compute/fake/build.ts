@@ -9,8 +9,9 @@ import { HypervisorBusy, InstanceNotFound } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
 import type {
   BlockDeviceInfo,
-  GuestFlavor,
-  GuestImage,
+  BlockDevicesRequest,
+  ConsoleOutputRequest,
+  InstanceRequest,
   NetworkInfo,
   RebuildPreparation,
   SpawnOptions,
@@ -18,15 +19,18 @@ import type {
   SpawnResult,
 } from '../driver';
 import { DriverError, ImageUnacceptable } from '../driver';
-import type { SpawnFault } from '../faults';
+import type { SpawnFault } from './faults';
 import type { FaultStore } from './fault-store';
 import type { GuestStore } from './guest-store';
 import {
+  bootGuest,
   checkDiskFits,
   forgetResources,
   guestFlavorImage,
+  logConsole,
   networkInfoFor,
   powerOnGuest,
+  publicGuest,
   requireGuest,
   rootDiskFor,
   settleGuest,
@@ -42,10 +46,12 @@ export interface FakeHost {
   readonly shutdownSeconds: number;
   readonly guests: GuestStore;
   readonly faults: FaultStore;
+  /** Images whose guests ignore ACPI power-button requests (only a forced power-off stops them). */
+  readonly acpiIgnoringImages: ReadonlySet<string>;
 }
 
 /** Plugs a port for the instance; the same port on a retry (and on every host: it is the tenant's port). */
-export function allocateNetworks(h: FakeHost, instanceId: string): Promise<NetworkInfo> {
+export function allocateNetworks(h: FakeHost, { instanceId }: InstanceRequest): Promise<NetworkInfo> {
   return h.guests.mutate((state) => {
     const info = state.networks[instanceId] ?? networkInfoFor(instanceId);
     state.networks[instanceId] = info;
@@ -59,9 +65,7 @@ export function allocateNetworks(h: FakeHost, instanceId: string): Promise<Netwo
  */
 export async function prepareBlockDevices(
   h: FakeHost,
-  instanceId: string,
-  flavor: GuestFlavor,
-  image: GuestImage
+  { instanceId, flavor, image }: BlockDevicesRequest
 ): Promise<BlockDeviceInfo> {
   checkDiskFits(flavor, image);
   return h.guests.mutate((state) => {
@@ -84,11 +88,11 @@ export async function spawn(h: FakeHost, request: SpawnRequest, options: SpawnOp
   throwIfAborted(signal);
   checkDiskFits(request.flavor, request.image);
 
-  const existing = await h.guests.mutate((state) => {
+  const existing = await h.guests.mutate((state, at) => {
     const guest = state.guests[instanceId];
     if (guest?.status !== 'active') return undefined;
-    if (guest.powerState !== PowerState.Running) powerOnGuest(guest);
-    return { ...guest };
+    powerOnGuest(guest, at);
+    return publicGuest(guest);
   });
   if (existing) {
     onProgress?.(100);
@@ -113,6 +117,8 @@ export async function spawn(h: FakeHost, request: SpawnRequest, options: SpawnOp
       blockDevices: state.blockDevices[instanceId] ?? null,
       createdAt: previous?.createdAt ?? new Date(at).toISOString(),
       shutdownRequestedAt: null,
+      boots: 0,
+      console: [`[${new Date(at).toISOString()}] spawning: flavor ${request.flavor.name}, image ${request.image.name}`],
       // Only that the secrets were given (for tests to assert), never the secrets themselves.
       ...(request.adminPassword !== undefined ? { adminPasswordSet: true } : {}),
       ...(request.userData !== undefined
@@ -128,15 +134,15 @@ export async function spawn(h: FakeHost, request: SpawnRequest, options: SpawnOp
       onProgress,
       strike: spawnFaultStrike(h.host, fault, signal),
     });
-    return await h.guests.mutate((state): SpawnResult => {
+    return await h.guests.mutate((state, at): SpawnResult => {
       const current = state.guests[instanceId];
       // NOTE(nova): an instance deleted during its build ends the build with InstanceNotFound.
       if (!current) throw new InstanceNotFound(instanceId);
       // Another run took the guest over: leave it to that run and report what is there.
-      if (current.spawnId !== spawnId) return { guest: { ...current }, created: false };
+      if (current.spawnId !== spawnId) return { guest: publicGuest(current), created: false };
       current.status = 'active';
-      current.powerState = PowerState.Running;
-      return { guest: { ...current }, created: true };
+      bootGuest(current, at);
+      return { guest: publicGuest(current), created: true };
     });
   } catch (err) {
     await discardHalfMadeGuest(h, instanceId, spawnId);
@@ -171,7 +177,7 @@ async function discardHalfMadeGuest(h: FakeHost, instanceId: string, spawnId: st
 }
 
 /** Idempotent: removes the guest, its networks and block devices; `false` when there was no guest. */
-export function destroy(h: FakeHost, instanceId: string): Promise<boolean> {
+export function destroy(h: FakeHost, { instanceId }: InstanceRequest): Promise<boolean> {
   return h.guests.mutate((state) => {
     const existed = instanceId in state.guests;
     delete state.guests[instanceId];
@@ -183,24 +189,31 @@ export function destroy(h: FakeHost, instanceId: string): Promise<boolean> {
 /**
  * Sends an ACPI shutdown request and returns the power state right after. A cooperative guest reaches
  * `shutdown` `shutdownSeconds` after the first request it heeded (evaluated lazily from timestamps, so
- * re-sending does not restart its clock); with `ignoreShutdown` injected the request is ignored.
+ * re-sending does not restart its clock); a guest of an ACPI-ignoring image, or any guest with
+ * `ignoreShutdown` injected, ignores it.
  */
-export async function requestShutdown(h: FakeHost, instanceId: string): Promise<PowerState> {
+export async function requestShutdown(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
   const { ignoreShutdown } = await h.faults.get();
   return h.guests.mutate((state, at) => {
     const guest = requireGuest(state, instanceId);
-    if (guest.powerState === PowerState.Running && guest.shutdownRequestedAt === null && !ignoreShutdown) {
-      guest.shutdownRequestedAt = at;
-      settleGuest(guest, at, h.shutdownSeconds);
+    if (guest.powerState === PowerState.Running && guest.shutdownRequestedAt === null) {
+      if (ignoreShutdown || h.acpiIgnoringImages.has(guest.image.name)) {
+        logConsole(guest, at, 'ACPI power button pressed: ignored');
+      } else {
+        logConsole(guest, at, 'ACPI power button pressed');
+        guest.shutdownRequestedAt = at;
+        settleGuest(guest, at, h.shutdownSeconds);
+      }
     }
     return guest.powerState;
   });
 }
 
 /** Forced power-off (virDomainDestroy): immediate, whatever the guest thinks. Idempotent. */
-export function powerOff(h: FakeHost, instanceId: string): Promise<PowerState> {
-  return h.guests.mutate((state) => {
+export function powerOff(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
+  return h.guests.mutate((state, at) => {
     const guest = requireGuest(state, instanceId);
+    if (guest.powerState !== PowerState.Shutdown) logConsole(guest, at, 'powered off (forced)');
     guest.powerState = PowerState.Shutdown;
     guest.shutdownRequestedAt = null;
     return guest.powerState;
@@ -208,17 +221,24 @@ export function powerOff(h: FakeHost, instanceId: string): Promise<PowerState> {
 }
 
 /** Boots a stopped guest. Idempotent: a running guest stays running. */
-export function powerOn(h: FakeHost, instanceId: string): Promise<PowerState> {
-  return h.guests.mutate((state) => {
+export function powerOn(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
+  return h.guests.mutate((state, at) => {
     const guest = requireGuest(state, instanceId);
-    powerOnGuest(guest);
+    powerOnGuest(guest, at);
     return guest.powerState;
   });
 }
 
 /** The guest's power state now; throws InstanceNotFound when the host has no such guest. */
-export async function getPowerState(h: FakeHost, instanceId: string): Promise<PowerState> {
+export async function getPowerState(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
   return requireGuest(await h.guests.read(), instanceId).powerState;
+}
+
+/** The guest's record of events, its last `lines` when given; InstanceNotFound when the host has no such guest. */
+export async function getConsoleOutput(h: FakeHost, { instanceId, lines }: ConsoleOutputRequest): Promise<string> {
+  const { console: log } = requireGuest(await h.guests.read(), instanceId);
+  const tail = lines === undefined ? log : lines <= 0 ? [] : log.slice(-lines);
+  return tail.map((line) => `${line}\n`).join('');
 }
 
 /**
@@ -229,12 +249,8 @@ export async function getPowerState(h: FakeHost, instanceId: string): Promise<Po
  * keeps the ports across a rebuild), plugs that port here when this host has none (an evacuation), and
  * lays out the root disk from the image. Idempotent: a repeat finds no guest and lays out the same disk.
  */
-export async function prepareRebuild(
-  h: FakeHost,
-  instanceId: string,
-  flavor: GuestFlavor,
-  image: GuestImage
-): Promise<RebuildPreparation> {
+export async function prepareRebuild(h: FakeHost, request: BlockDevicesRequest): Promise<RebuildPreparation> {
+  const { instanceId, flavor, image } = request;
   checkDiskFits(flavor, image);
   const { removedGuest, network } = await h.guests.mutate((state) => {
     const removed = instanceId in state.guests;
@@ -243,6 +259,6 @@ export async function prepareRebuild(
     state.networks[instanceId] = port;
     return { removedGuest: removed, network: port };
   });
-  const blockDevices = await prepareBlockDevices(h, instanceId, flavor, image);
+  const blockDevices = await prepareBlockDevices(h, request);
   return { removedGuest, network, blockDevices };
 }

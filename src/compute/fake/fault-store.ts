@@ -4,9 +4,9 @@
  */
 import { z } from 'zod';
 
-import type { Faults, SpawnFault } from '../faults';
-import { FaultsSchema, takeSpawnFault } from '../faults';
-import { readJsonFile, withFileLock, writeJsonFileAtomic } from '../json-file';
+import type { Faults, SpawnFault } from './faults';
+import { FaultsSchema, takeSpawnFault } from './faults';
+import { readJsonFile, withFileLock, writeJsonFileAtomic } from './json-file';
 
 /** The resize steps a `failNext` can be injected into. */
 export type ResizeFaultStep = 'prepResize' | 'migrateDisk' | 'finishResize';

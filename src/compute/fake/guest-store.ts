@@ -1,7 +1,8 @@
 /**
- * The fake hypervisor's persisted guests: `<stateDir>/<host>/guests.json` holds the guests, their networks
- * and block devices, so a restarted compute worker still knows what runs on its host. Written whole through
- * temp + rename (never torn), read-modify-write under the file's lock. A cooperative guest's shutdown is
+ * The fake hypervisor's persisted guests: `<stateDir>/<host>/guests.json` holds the guests (the fake's own
+ * record, `FakeGuest`: the driver-neutral `Guest` plus the fake's bookkeeping), their networks and block
+ * devices, so a restarted compute worker still knows what runs on its host. Written whole through temp +
+ * rename (never torn), read-modify-write under the file's lock. A cooperative guest's shutdown is
  * evaluated lazily from timestamps whenever the file is read.
  */
 import { createHash } from 'node:crypto';
@@ -12,12 +13,33 @@ import { InstanceNotFound } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
 import type { BlockDeviceInfo, Guest, GuestFlavor, GuestImage, NetworkInfo } from '../driver';
 import { BlockDeviceInfoSchema, FlavorDiskSmallerThanImage, GuestSchema, NetworkInfoSchema } from '../driver';
-import { readJsonFile, withFileLock, writeJsonFileAtomic } from '../json-file';
+import { readJsonFile, withFileLock, writeJsonFileAtomic } from './json-file';
+
+/** Lines of console a fake guest keeps (its oldest go first), so guests.json stays small at scale. */
+export const CONSOLE_LINES_KEPT = 50;
+
+/** The fake's record of a guest: what every driver reports, plus the fake's own bookkeeping. */
+export const FakeGuestSchema = GuestSchema.extend({
+  /**
+   * `spawning` while a spawn is under way (a half-made guest); `active` once it completed; `migrating`:
+   * the destination's guest of a live migration under way (receiving memory, not yet running).
+   */
+  status: z.enum(['spawning', 'active', 'migrating']),
+  /** The spawn run (or migration) that owns the guest, so a stale run never tears down a newer one. */
+  spawnId: z.string(),
+  /** Epoch ms of the first ACPI shutdown request a cooperative guest is acting on; null when none. */
+  shutdownRequestedAt: z.number().nullable(),
+  /** Boots of this guest's disk (a real guest counts them on its disk): 1 after a spawn, +1 per power-on. */
+  boots: z.number().int().nonnegative().default(0),
+  /** The guest's record of events, one line each (what getConsoleOutput returns). */
+  console: z.array(z.string()).default([]),
+});
+export type FakeGuest = z.infer<typeof FakeGuestSchema>;
 
 const HostStateSchema = z.object({
   version: z.literal(1),
   host: z.string(),
-  guests: z.record(z.string(), GuestSchema),
+  guests: z.record(z.string(), FakeGuestSchema),
   networks: z.record(z.string(), NetworkInfoSchema),
   blockDevices: z.record(z.string(), BlockDeviceInfoSchema),
 });
@@ -67,23 +89,61 @@ export class GuestStore {
 }
 
 /** Applies a cooperative shutdown that has completed by `at`. */
-export function settleGuest(guest: Guest, at: number, shutdownSeconds: number): void {
+export function settleGuest(guest: FakeGuest, at: number, shutdownSeconds: number): void {
   if (guest.powerState !== PowerState.Running || guest.shutdownRequestedAt === null) return;
-  if (at >= guest.shutdownRequestedAt + shutdownSeconds * 1000) {
+  const done = guest.shutdownRequestedAt + shutdownSeconds * 1000;
+  if (at >= done) {
     guest.powerState = PowerState.Shutdown;
     guest.shutdownRequestedAt = null;
+    logConsole(guest, done, 'acpid: power button: powering off');
   }
 }
 
-export function requireGuest(state: HostState, instanceId: string): Guest {
+export function requireGuest(state: HostState, instanceId: string): FakeGuest {
   const guest = state.guests[instanceId];
   if (!guest) throw new InstanceNotFound(instanceId);
   return guest;
 }
 
-export function powerOnGuest(guest: Guest): void {
+/** Runs the guest: a stopped one boots (its boot counter goes up, a boot line on its console); a paused one resumes. */
+export function powerOnGuest(guest: FakeGuest, at: number): void {
+  if (guest.powerState === PowerState.Running) {
+    guest.shutdownRequestedAt = null;
+    return;
+  }
+  if (guest.powerState === PowerState.Paused) logConsole(guest, at, 'resumed');
+  else bootGuest(guest, at);
   guest.powerState = PowerState.Running;
   guest.shutdownRequestedAt = null;
+}
+
+/** The guest boots from its disk: running, its boot counter up by one, its boot line on the console. */
+export function bootGuest(guest: FakeGuest, at: number): void {
+  guest.boots += 1;
+  guest.powerState = PowerState.Running;
+  guest.shutdownRequestedAt = null;
+  // The boot line of the project's real guest images (scripts/build-guest-images.sh), so a test reads
+  // both drivers' consoles the same way.
+  logConsole(guest, at, `GUEST-BOOT boot=${guest.boots} image=${guest.image.name}`);
+}
+
+/** Appends one event to the guest's console, keeping the last CONSOLE_LINES_KEPT lines. */
+export function logConsole(guest: FakeGuest, at: number, line: string): void {
+  guest.console.push(`[${new Date(at).toISOString()}] ${line}`);
+  if (guest.console.length > CONSOLE_LINES_KEPT) guest.console.splice(0, guest.console.length - CONSOLE_LINES_KEPT);
+}
+
+/** The driver-neutral view of a fake guest (what listGuests and spawn report, over the wire). */
+export function publicGuest(guest: FakeGuest): Guest {
+  const {
+    status: _status,
+    spawnId: _spawnId,
+    shutdownRequestedAt: _at,
+    boots: _boots,
+    console: _console,
+    ...rest
+  } = guest;
+  return { ...rest };
 }
 
 /** Removes an instance's port and disks from the host. */
@@ -137,7 +197,7 @@ export function checkDiskFits(flavor: GuestFlavor, image: GuestImage): void {
 }
 
 /** The flavor and image fields a guest keeps (a full catalogue entry carries more). */
-export function guestFlavorImage(flavor: GuestFlavor, image: GuestImage): Pick<Guest, 'flavor' | 'image'> {
+export function guestFlavorImage(flavor: GuestFlavor, image: GuestImage): Pick<FakeGuest, 'flavor' | 'image'> {
   return {
     flavor: { name: flavor.name, vcpus: flavor.vcpus, memoryMb: flavor.memoryMb, diskGb: flavor.diskGb },
     image: { name: image.name, sizeGb: image.sizeGb },

@@ -3,7 +3,7 @@
  * It knows its host name and two files under `<stateDir>/<host>/`:
  *
  * - `guests.json`: the guests, their networks and block devices (./guest-store.ts).
- * - `faults.json`: faults injected by a user or a test (../faults.ts, ./fault-store.ts).
+ * - `faults.json`: faults injected by a user or a test (./faults.ts, ./fault-store.ts).
  *
  * The steps live by concern: build, power, destroy and rebuild in ./build.ts, resize and migration in
  * ./migration.ts, the spawn and transfer timing in ./spawn-clock.ts.
@@ -14,18 +14,22 @@ import type { PowerState } from '../../domain/instance';
 import { HOST_NAME_PATTERN } from '../../shared/task-queues';
 import type {
   BlockDeviceInfo,
+  BlockDevicesRequest,
   CheckLiveMigrationDestination,
+  ConsoleOutputRequest,
+  DriverCapabilities,
   FinishMigrationRequest,
+  FinishRevertMigrationRequest,
   Guest,
-  GuestFlavor,
-  GuestImage,
   HostCpu,
+  InstanceRequest,
   LiveMigrationOptions,
   LiveMigrationRequest,
   LiveMigrationResult,
   MigrateDiskOptions,
   MigrateDiskRequest,
   MigrateDiskResult,
+  MigrationRequest,
   NetworkInfo,
   PrepareResizeRequest,
   PreLiveMigrationRequest,
@@ -36,16 +40,20 @@ import type {
   SpawnResult,
   VirtDriver,
 } from '../driver';
-import type { Faults } from '../faults';
 import * as build from './build';
 import type { FakeHost } from './build';
 import { FaultStore } from './fault-store';
-import { GuestStore } from './guest-store';
+import type { Faults } from './faults';
+import type { FakeGuest } from './guest-store';
+import { GuestStore, publicGuest } from './guest-store';
 import * as live from './live-migration';
 import type { LiveJobs } from './live-migration';
 import { newLiveJobs } from './live-migration';
 import * as migration from './migration';
 
+export type { Faults } from './faults';
+export { FaultsSchema } from './faults';
+export type { FakeGuest } from './guest-store';
 export { networkInfoFor } from './guest-store';
 export { SPAWN_FAULT_POINT, SPAWN_PROGRESS_INTERVAL_MS } from './spawn-clock';
 
@@ -53,6 +61,22 @@ export { SPAWN_FAULT_POINT, SPAWN_PROGRESS_INTERVAL_MS } from './spawn-clock';
 export const DEFAULT_SPAWN_SECONDS = 3;
 /** Seconds a cooperative fake guest takes to power off after an ACPI request, unless told. */
 export const DEFAULT_SHUTDOWN_SECONDS = 2;
+/** Images whose fake guests ignore ACPI requests, unless told (as the real `stubborn` guest image does). */
+export const DEFAULT_ACPI_IGNORING_IMAGES: readonly string[] = ['stubborn'];
+/** Images whose fake guests dirty memory faster than a copy, unless told (as the real `dirty` image does). */
+export const DEFAULT_MEMORY_DIRTYING_IMAGES: readonly string[] = ['dirty'];
+
+/**
+ * The fake's capabilities: its hosts share no storage (each host has its own state folder), so a live
+ * migration is a block migration, which it simulates; force-complete pauses the guest (no post-copy).
+ */
+export const FAKE_CAPABILITIES: DriverCapabilities = Object.freeze({
+  supportsLiveMigration: true,
+  supportsPostCopy: false,
+  supportsBlockMigration: true,
+  sharedInstancePath: false,
+  supportsMigrateToSameHost: true,
+});
 
 export interface FakeDriverOptions {
   host: string;
@@ -67,10 +91,15 @@ export interface FakeDriverOptions {
   rng?: () => number;
   /** The CPU the host offers (live migration's checks). Default x86_64 with no feature traits. */
   cpu?: HostCpu;
+  /** Images whose guests ignore ACPI requests. Default DEFAULT_ACPI_IGNORING_IMAGES. */
+  acpiIgnoringImages?: readonly string[];
+  /** Images whose guests dirty memory faster than any copy. Default DEFAULT_MEMORY_DIRTYING_IMAGES. */
+  memoryDirtyingImages?: readonly string[];
 }
 
 export class FakeDriver implements VirtDriver {
   readonly host: string;
+  readonly capabilities: DriverCapabilities = FAKE_CAPABILITIES;
   readonly spawnSeconds: number;
   readonly shutdownSeconds: number;
   /** `<stateDir>/<host>/guests.json` */
@@ -97,9 +126,15 @@ export class FakeDriver implements VirtDriver {
       shutdownSeconds,
       guests: new GuestStore(this.host, this.guestsFile, shutdownSeconds, options.now ?? Date.now),
       faults: new FaultStore(this.host, this.faultsFile, options.rng ?? Math.random),
+      acpiIgnoringImages: new Set(options.acpiIgnoringImages ?? DEFAULT_ACPI_IGNORING_IMAGES),
       cpu: options.cpu ?? { architecture: 'x86_64', traits: [] },
-      live: newLiveJobs(),
+      live: newLiveJobs(options.memoryDirtyingImages ?? DEFAULT_MEMORY_DIRTYING_IMAGES),
     };
+  }
+
+  /** Nothing to re-adopt: the guests are records in guests.json, read at each step. */
+  initHost(): Promise<void> {
+    return Promise.resolve();
   }
 
   // ----- faults (the fake's own: a test's or a user's handle) ---------------------------------------
@@ -116,57 +151,69 @@ export class FakeDriver implements VirtDriver {
 
   // ----- build, power, rebuild (./build.ts) ---------------------------------------------------------
 
-  allocateNetworks(instanceId: string): Promise<NetworkInfo> {
-    return build.allocateNetworks(this.h, instanceId);
+  allocateNetworks(request: InstanceRequest): Promise<NetworkInfo> {
+    return build.allocateNetworks(this.h, request);
   }
 
-  prepareBlockDevices(instanceId: string, flavor: GuestFlavor, image: GuestImage): Promise<BlockDeviceInfo> {
-    return build.prepareBlockDevices(this.h, instanceId, flavor, image);
+  prepareBlockDevices(request: BlockDevicesRequest): Promise<BlockDeviceInfo> {
+    return build.prepareBlockDevices(this.h, request);
   }
 
   spawn(request: SpawnRequest, options?: SpawnOptions): Promise<SpawnResult> {
     return build.spawn(this.h, request, options);
   }
 
-  destroy(instanceId: string): Promise<boolean> {
-    return build.destroy(this.h, instanceId);
+  destroy(request: InstanceRequest): Promise<boolean> {
+    return build.destroy(this.h, request);
   }
 
-  requestShutdown(instanceId: string): Promise<PowerState> {
-    return build.requestShutdown(this.h, instanceId);
+  requestShutdown(request: InstanceRequest): Promise<PowerState> {
+    return build.requestShutdown(this.h, request);
   }
 
-  powerOff(instanceId: string): Promise<PowerState> {
-    return build.powerOff(this.h, instanceId);
+  powerOff(request: InstanceRequest): Promise<PowerState> {
+    return build.powerOff(this.h, request);
   }
 
-  powerOn(instanceId: string): Promise<PowerState> {
-    return build.powerOn(this.h, instanceId);
+  powerOn(request: InstanceRequest): Promise<PowerState> {
+    return build.powerOn(this.h, request);
   }
 
-  getPowerState(instanceId: string): Promise<PowerState> {
-    return build.getPowerState(this.h, instanceId);
+  getPowerState(request: InstanceRequest): Promise<PowerState> {
+    return build.getPowerState(this.h, request);
   }
 
-  prepareRebuild(instanceId: string, flavor: GuestFlavor, image: GuestImage): Promise<RebuildPreparation> {
-    return build.prepareRebuild(this.h, instanceId, flavor, image);
+  getConsoleOutput(request: ConsoleOutputRequest): Promise<string> {
+    return build.getConsoleOutput(this.h, request);
+  }
+
+  prepareRebuild(request: BlockDevicesRequest): Promise<RebuildPreparation> {
+    return build.prepareRebuild(this.h, request);
   }
 
   // ----- reads ---------------------------------------------------------------------------------------
 
-  /** The guest, or undefined. */
-  async getGuest(instanceId: string): Promise<Guest | undefined> {
+  /** The fake's record of the guest (with its bookkeeping), or undefined. */
+  async getGuest(instanceId: string): Promise<FakeGuest | undefined> {
     return (await this.h.guests.read()).guests[instanceId];
   }
 
   /** Every guest on this host (including half-made ones), sorted by instance id. */
   async listGuests(): Promise<Guest[]> {
     const state = await this.h.guests.read();
+    return Object.values(state.guests)
+      .sort((a, b) => a.instanceId.localeCompare(b.instanceId))
+      .map(publicGuest);
+  }
+
+  /** The fake's records of every guest on this host (with their bookkeeping), sorted by instance id. */
+  async listRecords(): Promise<FakeGuest[]> {
+    const state = await this.h.guests.read();
     return Object.values(state.guests).sort((a, b) => a.instanceId.localeCompare(b.instanceId));
   }
 
   /** The guest a resize moved aside on this host (until confirm or revert), or undefined. */
-  async getResizeAsideGuest(instanceId: string): Promise<Guest | undefined> {
+  async getResizeAsideGuest(instanceId: string): Promise<FakeGuest | undefined> {
     return (await this.h.guests.read()).guests[migration.asideKey(instanceId)];
   }
 
@@ -184,26 +231,26 @@ export class FakeDriver implements VirtDriver {
     return migration.finishMigration(this.h, request);
   }
 
-  confirmMigration(instanceId: string): Promise<boolean> {
-    return migration.confirmMigration(this.h, instanceId);
+  confirmMigration(request: InstanceRequest): Promise<boolean> {
+    return migration.confirmMigration(this.h, request);
   }
 
-  destroyMigrationTarget(instanceId: string, migrationId: string): Promise<boolean> {
-    return migration.destroyMigrationTarget(this.h, instanceId, migrationId);
+  destroyMigrationTarget(request: MigrationRequest): Promise<boolean> {
+    return migration.destroyMigrationTarget(this.h, request);
   }
 
-  finishRevertMigration(instanceId: string, migrationId: string, powerOn: boolean): Promise<PowerState> {
-    return migration.finishRevertMigration(this.h, instanceId, migrationId, powerOn);
+  finishRevertMigration(request: FinishRevertMigrationRequest): Promise<PowerState> {
+    return migration.finishRevertMigration(this.h, request);
   }
 
   // ----- live migration (./live-migration.ts) ------------------------------------------------------------
 
-  hostCpu(): HostCpu {
-    return { architecture: this.h.cpu.architecture, traits: [...this.h.cpu.traits] };
+  hostCpu(): Promise<HostCpu> {
+    return Promise.resolve({ architecture: this.h.cpu.architecture, traits: [...this.h.cpu.traits] });
   }
 
-  checkCanLiveMigrateSource(instanceId: string): Promise<HostCpu> {
-    return live.checkCanLiveMigrateSource(this.h, instanceId);
+  checkCanLiveMigrateSource(request: InstanceRequest): Promise<HostCpu> {
+    return live.checkCanLiveMigrateSource(this.h, request);
   }
 
   checkCanLiveMigrateDestination(request: CheckLiveMigrationDestination): Promise<void> {
@@ -214,31 +261,31 @@ export class FakeDriver implements VirtDriver {
     return live.preLiveMigration(this.h, request);
   }
 
-  receiveLiveMigration(instanceId: string, migrationId: string, options: ReceiveOptions): Promise<never> {
-    return live.receiveLiveMigration(this.h, instanceId, migrationId, options);
+  receiveLiveMigration(request: MigrationRequest, options: ReceiveOptions): Promise<never> {
+    return live.receiveLiveMigration(this.h, request, options);
   }
 
   liveMigration(request: LiveMigrationRequest, options: LiveMigrationOptions): Promise<LiveMigrationResult> {
     return live.liveMigration(this.h, request, options);
   }
 
-  forceCompleteLiveMigration(instanceId: string): Promise<boolean> {
-    return live.forceCompleteLiveMigration(this.h, instanceId);
+  forceCompleteLiveMigration(request: InstanceRequest): Promise<boolean> {
+    return live.forceCompleteLiveMigration(this.h, request);
   }
 
-  postLiveMigrationAtDestination(instanceId: string, migrationId: string): Promise<PowerState> {
-    return live.postLiveMigrationAtDestination(this.h, instanceId, migrationId);
+  postLiveMigrationAtDestination(request: MigrationRequest): Promise<PowerState> {
+    return live.postLiveMigrationAtDestination(this.h, request);
   }
 
-  postLiveMigration(instanceId: string, migrationId: string): Promise<boolean> {
-    return live.postLiveMigration(this.h, instanceId, migrationId);
+  postLiveMigration(request: MigrationRequest): Promise<boolean> {
+    return live.postLiveMigration(this.h, request);
   }
 
-  rollbackLiveMigrationAtDestination(instanceId: string, migrationId: string): Promise<boolean> {
-    return live.rollbackLiveMigrationAtDestination(this.h, instanceId, migrationId);
+  rollbackLiveMigrationAtDestination(request: MigrationRequest): Promise<boolean> {
+    return live.rollbackLiveMigrationAtDestination(this.h, request);
   }
 
-  rollbackLiveMigration(instanceId: string): Promise<PowerState> {
-    return live.rollbackLiveMigration(this.h, instanceId);
+  rollbackLiveMigration(request: InstanceRequest): Promise<PowerState> {
+    return live.rollbackLiveMigration(this.h, request);
   }
 }

@@ -16,18 +16,27 @@ import { InstanceNotFound, LiveMigrationAborted, MigrationPreCheckError } from '
 import { PowerState } from '../../domain/instance';
 import type {
   CheckLiveMigrationDestination,
-  Guest,
   HostCpu,
+  InstanceRequest,
   LiveMigrationOptions,
   LiveMigrationProgress,
   LiveMigrationRequest,
   LiveMigrationResult,
+  MigrationRequest,
   PreLiveMigrationRequest,
   ReceiveOptions,
 } from '../driver';
 import { DriverError } from '../driver';
 import type { FakeHost } from './build';
-import { forgetResources, guestFlavorImage, networkInfoFor, requireGuest, rootDiskFor } from './guest-store';
+import type { FakeGuest } from './guest-store';
+import {
+  forgetResources,
+  guestFlavorImage,
+  logConsole,
+  networkInfoFor,
+  requireGuest,
+  rootDiskFor,
+} from './guest-store';
 import { delay, SPAWN_PROGRESS_INTERVAL_MS, throwIfAborted, waitForAbort } from './spawn-clock';
 
 /** Memory copied per second when faults.json does not say. */
@@ -39,13 +48,18 @@ export const DEFAULT_DIRTY_MB_PER_SECOND = 64;
 export interface LiveJobs {
   readonly forced: Set<string>;
   readonly running: Set<string>;
+  /** Images whose guests dirty memory faster than any copy (a precopy never converges unforced). */
+  readonly memoryDirtyingImages: ReadonlySet<string>;
 }
 
-export function newLiveJobs(): LiveJobs {
-  return { forced: new Set(), running: new Set() };
+export function newLiveJobs(memoryDirtyingImages: Iterable<string>): LiveJobs {
+  return { forced: new Set(), running: new Set(), memoryDirtyingImages: new Set(memoryDirtyingImages) };
 }
 
-export function checkCanLiveMigrateSource(h: FakeHost & { cpu: HostCpu }, instanceId: string): Promise<HostCpu> {
+export function checkCanLiveMigrateSource(
+  h: FakeHost & { cpu: HostCpu },
+  { instanceId }: InstanceRequest
+): Promise<HostCpu> {
   return h.guests.read().then((state) => {
     const guest = state.guests[instanceId];
     if (!guest) throw new InstanceNotFound(instanceId);
@@ -61,15 +75,16 @@ export function checkCanLiveMigrateSource(h: FakeHost & { cpu: HostCpu }, instan
 
 /**
  * The destination's pre-checks: not the source itself, the same CPU architecture and every CPU feature
- * the source offers (the guest may use any of them), storage (the fake's hosts share none, so only a block
- * migration moves the disks), and no guest of the instance here already. An injected
- * `liveMigration.checkDestinationFailNext` fails it. Writes nothing.
+ * the source offers (the guest may use any of them), and no guest of the instance here already. The
+ * storage mode was checked against the capabilities by the caller (the fake's hosts share no storage, so
+ * only a block migration moves the disks). An injected `liveMigration.checkDestinationFailNext` fails it.
+ * Writes nothing.
  */
 export async function checkCanLiveMigrateDestination(
   h: FakeHost & { cpu: HostCpu },
   request: CheckLiveMigrationDestination
 ): Promise<void> {
-  const { instanceId, sourceHost, sourceCpu, blockMigration } = request;
+  const { instanceId, sourceHost, sourceCpu } = request;
   if (sourceHost === h.host)
     throw new MigrationPreCheckError(`Unable to migrate instance ${instanceId} to the current host (${h.host})`);
   if (sourceCpu.architecture !== h.cpu.architecture)
@@ -79,10 +94,6 @@ export async function checkCanLiveMigrateDestination(
   const missing = sourceCpu.traits.filter((t) => !h.cpu.traits.includes(t));
   if (missing.length > 0)
     throw new MigrationPreCheckError(`the CPU of ${h.host} lacks ${missing.join(', ')}, which the source's offers`);
-  if (!blockMigration)
-    throw new MigrationPreCheckError(
-      `${h.host} and ${sourceHost} share no storage: only a block migration can move instance ${instanceId}`
-    );
   const existing = (await h.guests.read()).guests[instanceId];
   if (existing) throw new MigrationPreCheckError(`a guest of instance ${instanceId} already exists on ${h.host}`);
   if (await h.faults.consumeLiveMigrationFault('checkDestinationFailNext'))
@@ -98,7 +109,7 @@ export function preLiveMigration(h: FakeHost, request: PreLiveMigrationRequest):
     if (current) throw new DriverError(`a guest of instance ${instanceId} already exists on ${h.host}`);
     const network = state.networks[instanceId] ?? networkInfoFor(instanceId);
     const blockDevices = rootDiskFor(flavor, image);
-    const guest: Guest = {
+    const guest: FakeGuest = {
       instanceId,
       name: request.name,
       host: h.host,
@@ -110,7 +121,10 @@ export function preLiveMigration(h: FakeHost, request: PreLiveMigrationRequest):
       blockDevices,
       createdAt: new Date(at).toISOString(),
       shutdownRequestedAt: null,
+      boots: 0,
+      console: [],
     };
+    logConsole(guest, at, `incoming live migration ${migrationId}`);
     state.guests[instanceId] = guest;
     state.networks[instanceId] = network;
     state.blockDevices[instanceId] = blockDevices;
@@ -120,8 +134,7 @@ export function preLiveMigration(h: FakeHost, request: PreLiveMigrationRequest):
 /** The destination receiving: progress every interval until aborted, or silent (`receiveHangNext`). */
 export async function receiveLiveMigration(
   h: FakeHost,
-  instanceId: string,
-  migrationId: string,
+  { instanceId, migrationId }: MigrationRequest,
   options: ReceiveOptions
 ): Promise<never> {
   const guest = (await h.guests.read()).guests[instanceId];
@@ -153,7 +166,10 @@ export async function liveMigration(
     return { rounds: 0, copiedMb: 0, downtimeMs: 0, forced: false, switched: false };
   const faults = (await h.faults.get()).liveMigration ?? {};
   const bandwidth = faults.bandwidthMbPerSecond ?? DEFAULT_BANDWIDTH_MB_PER_SECOND;
-  const dirtyRate = faults.dirtyMbPerSecond ?? DEFAULT_DIRTY_MB_PER_SECOND;
+  // A memory-dirtying image dirties twice what the link copies: only a forced completion converges.
+  const dirtyRate = h.live.memoryDirtyingImages.has(guest.image.name)
+    ? Math.max(2 * bandwidth, faults.dirtyMbPerSecond ?? 0)
+    : (faults.dirtyMbPerSecond ?? DEFAULT_DIRTY_MB_PER_SECOND);
   const fail = await h.faults.consumeLiveMigrationFault('failNext');
   const memoryMb = guest.flavor.memoryMb;
   const timeoutMs = completionTimeoutSecondsPerGb * Math.max(1, memoryMb / 1024) * 1000;
@@ -224,7 +240,7 @@ async function setPower(h: FakeHost, instanceId: string, powerState: PowerState)
 /** Force-complete: the guest is paused now; the copy converges on its next slice. */
 export async function forceCompleteLiveMigration(
   h: FakeHost & { live: LiveJobs },
-  instanceId: string
+  { instanceId }: InstanceRequest
 ): Promise<boolean> {
   if (!h.live.running.has(instanceId)) return false;
   h.live.forced.add(instanceId);
@@ -235,24 +251,24 @@ export async function forceCompleteLiveMigration(
 /** The received guest runs. Idempotent; an injected `liveMigration.postFailNext` fails it. */
 export async function postLiveMigrationAtDestination(
   h: FakeHost,
-  instanceId: string,
-  migrationId: string
+  { instanceId, migrationId }: MigrationRequest
 ): Promise<PowerState> {
   const current = (await h.guests.read()).guests[instanceId];
   if (current?.spawnId === migrationId && current.status === 'active') return current.powerState;
   if (await h.faults.consumeLiveMigrationFault('postFailNext'))
     throw new DriverError(`post_live_migration_at_destination failed on ${h.host}: injected fault`);
-  return h.guests.mutate((state) => {
+  return h.guests.mutate((state, at) => {
     const guest = state.guests[instanceId];
     if (guest?.spawnId !== migrationId) throw new InstanceNotFound(instanceId);
     guest.status = 'active';
     guest.powerState = PowerState.Running;
+    logConsole(guest, at, `live migration ${migrationId} switched over: running here`);
     return guest.powerState;
   });
 }
 
 /** The source guest goes, with its port and disks here. False when it was gone already. */
-export function postLiveMigration(h: FakeHost, instanceId: string, migrationId: string): Promise<boolean> {
+export function postLiveMigration(h: FakeHost, { instanceId, migrationId }: MigrationRequest): Promise<boolean> {
   return h.guests.mutate((state) => {
     const guest = state.guests[instanceId];
     if (!guest || guest.spawnId === migrationId) return false;
@@ -265,8 +281,7 @@ export function postLiveMigration(h: FakeHost, instanceId: string, migrationId: 
 /** The half-received guest goes (only this migration's). False when there was none. */
 export function rollbackLiveMigrationAtDestination(
   h: FakeHost,
-  instanceId: string,
-  migrationId: string
+  { instanceId, migrationId }: MigrationRequest
 ): Promise<boolean> {
   return h.guests.mutate((state) => {
     const guest = state.guests[instanceId];
@@ -278,11 +293,17 @@ export function rollbackLiveMigrationAtDestination(
 }
 
 /** The source guest resumed: running, as it was before the copy paused it. */
-export function rollbackLiveMigration(h: FakeHost & { live: LiveJobs }, instanceId: string): Promise<PowerState> {
+export function rollbackLiveMigration(
+  h: FakeHost & { live: LiveJobs },
+  { instanceId }: InstanceRequest
+): Promise<PowerState> {
   h.live.forced.delete(instanceId);
-  return h.guests.mutate((state) => {
+  return h.guests.mutate((state, at) => {
     const guest = requireGuest(state, instanceId);
-    if (guest.powerState === PowerState.Paused) guest.powerState = PowerState.Running;
+    if (guest.powerState === PowerState.Paused) {
+      guest.powerState = PowerState.Running;
+      logConsole(guest, at, 'live migration rolled back: resumed');
+    }
     return guest.powerState;
   });
 }

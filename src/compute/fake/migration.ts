@@ -11,22 +11,28 @@ import { performance } from 'node:perf_hooks';
 import { PowerState } from '../../domain/instance';
 import type {
   FinishMigrationRequest,
-  Guest,
+  FinishRevertMigrationRequest,
+  InstanceRequest,
   MigrateDiskOptions,
   MigrateDiskRequest,
   MigrateDiskResult,
+  MigrationRequest,
   PrepareResizeRequest,
   SpawnResult,
 } from '../driver';
 import { DriverError } from '../driver';
 import type { FakeHost } from './build';
 import { getPowerState, powerOff, requestShutdown } from './build';
+import type { FakeGuest } from './guest-store';
 import {
+  bootGuest,
   checkDiskFits,
   forgetResources,
   guestFlavorImage,
+  logConsole,
   networkInfoFor,
   powerOnGuest,
+  publicGuest,
   requireGuest,
   rootDiskFor,
 } from './guest-store';
@@ -86,13 +92,13 @@ export async function migrateDiskAndPowerOff(
   if (guest.powerState === PowerState.Running) {
     onProgress?.('powering-off', 0);
     const deadline = performance.now() + options.shutdownTimeoutSeconds * 1000;
-    let power = await requestShutdown(h, instanceId);
+    let power = await requestShutdown(h, { instanceId });
     while (power === PowerState.Running && performance.now() < deadline) {
       await delay(Math.max(1, Math.min(SPAWN_PROGRESS_INTERVAL_MS, deadline - performance.now())), signal);
       onProgress?.('powering-off', 0);
-      power = await getPowerState(h, instanceId);
+      power = await getPowerState(h, { instanceId });
     }
-    if (power === PowerState.Running) await powerOff(h, instanceId);
+    if (power === PowerState.Running) await powerOff(h, { instanceId });
   }
 
   await runProgressClock({
@@ -109,9 +115,10 @@ export async function migrateDiskAndPowerOff(
       : undefined,
   });
 
-  await h.guests.mutate((s) => {
+  await h.guests.mutate((s, at) => {
     const g = s.guests[instanceId];
     if (!g || g.spawnId === migrationId) return;
+    logConsole(g, at, `disk moved aside for migration ${migrationId}`);
     s.guests[aside] = g;
     delete s.guests[instanceId];
   });
@@ -128,32 +135,35 @@ export async function finishMigration(h: FakeHost, request: FinishMigrationReque
   const { instanceId, migrationId, flavor, image } = request;
   checkDiskFits(flavor, image);
   const existing = (await h.guests.read()).guests[instanceId];
-  if (existing?.spawnId === migrationId) return { guest: existing, created: false };
+  if (existing?.spawnId === migrationId) return { guest: publicGuest(existing), created: false };
   if (await h.faults.consumeResizeFault('finishResize'))
     throw new DriverError(`Hypervisor error while finishing the migration on ${h.host}: injected fault`);
   return h.guests.mutate((state, at): SpawnResult => {
     const current = state.guests[instanceId];
-    if (current?.spawnId === migrationId) return { guest: { ...current }, created: false };
+    if (current?.spawnId === migrationId) return { guest: publicGuest(current), created: false };
     if (current) throw new DriverError(`a guest of instance ${instanceId} already exists on ${h.host}`);
     const network = state.networks[instanceId] ?? networkInfoFor(instanceId);
     const blockDevices = rootDiskFor(flavor, image);
-    const guest: Guest = {
+    const guest: FakeGuest = {
       instanceId,
       name: request.name,
       host: h.host,
       status: 'active',
       spawnId: migrationId,
       ...guestFlavorImage(flavor, image),
-      powerState: request.powerOn ? PowerState.Running : PowerState.Shutdown,
+      powerState: PowerState.Shutdown,
       network,
       blockDevices,
       createdAt: new Date(at).toISOString(),
       shutdownRequestedAt: null,
+      boots: 0,
+      console: [`[${new Date(at).toISOString()}] disk received for migration ${migrationId}: flavor ${flavor.name}`],
     };
+    if (request.powerOn) bootGuest(guest, at);
     state.guests[instanceId] = guest;
     state.networks[instanceId] = network;
     state.blockDevices[instanceId] = blockDevices;
-    return { guest: { ...guest }, created: true };
+    return { guest: publicGuest(guest), created: true };
   });
 }
 
@@ -162,7 +172,7 @@ export async function finishMigration(h: FakeHost, request: FinishMigrationReque
  * port and disks here unless the instance lives on here (a same-host resize). Idempotent: false when
  * there was nothing to delete.
  */
-export function confirmMigration(h: FakeHost, instanceId: string): Promise<boolean> {
+export function confirmMigration(h: FakeHost, { instanceId }: InstanceRequest): Promise<boolean> {
   return h.guests.mutate((state) => {
     const aside = asideKey(instanceId);
     const existed = aside in state.guests;
@@ -177,7 +187,7 @@ export function confirmMigration(h: FakeHost, instanceId: string): Promise<boole
  * and the instance's port and disks unless its moved-aside guest is here too (a same-host resize).
  * Idempotent: false when there was no such guest.
  */
-export function destroyMigrationTarget(h: FakeHost, instanceId: string, migrationId: string): Promise<boolean> {
+export function destroyMigrationTarget(h: FakeHost, { instanceId, migrationId }: MigrationRequest): Promise<boolean> {
   return h.guests.mutate((state) => {
     const guest = state.guests[instanceId];
     if (guest?.spawnId !== migrationId) return false;
@@ -195,11 +205,9 @@ export function destroyMigrationTarget(h: FakeHost, instanceId: string, migratio
  */
 export function finishRevertMigration(
   h: FakeHost,
-  instanceId: string,
-  migrationId: string,
-  powerOn: boolean
+  { instanceId, migrationId, powerOn }: FinishRevertMigrationRequest
 ): Promise<PowerState> {
-  return h.guests.mutate((state) => {
+  return h.guests.mutate((state, at) => {
     const key = asideKey(instanceId);
     if (state.guests[instanceId]?.spawnId === migrationId) delete state.guests[instanceId];
     const aside = state.guests[key];
@@ -212,7 +220,7 @@ export function finishRevertMigration(
       if (aside.blockDevices) state.blockDevices[instanceId] = aside.blockDevices;
     }
     const guest = requireGuest(state, instanceId);
-    if (powerOn) powerOnGuest(guest);
+    if (powerOn) powerOnGuest(guest, at);
     return guest.powerState;
   });
 }

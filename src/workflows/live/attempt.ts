@@ -33,7 +33,11 @@ export interface LiveAttemptInput {
   flavor: Flavor;
   image: Image;
   resources: Resources;
-  blockMigration: boolean;
+  /**
+   * As requested: `'auto'` is resolved by the destination against its driver's storage (Nova's
+   * block_migration='auto'). Runs started before this was passed through carry `true` for `'auto'`.
+   */
+  blockMigration: boolean | 'auto';
   timeouts: ComputeTimeoutsInput;
 }
 

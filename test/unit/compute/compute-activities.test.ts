@@ -57,7 +57,7 @@ describe('compute activities', () => {
       expect(seen.at(-1)?.percent).toBe(100);
       const gaps = seen.slice(1).map((s, i) => s.at - (seen[i]?.at ?? 0));
       expect(Math.max(...gaps)).toBeLessThan(1000);
-      expect(await driver.getPowerState('inst-1')).toBe('running');
+      expect(await driver.getPowerState({ instanceId: 'inst-1' })).toBe('running');
     });
 
     it('on cancellation tears down the half-made guest and rejects with the cancellation', async () => {
@@ -146,7 +146,7 @@ describe('compute activities', () => {
 
     it('a retry after an attempt that progressed and went silent removes the half-made guest and reschedules', async () => {
       setUp({ spawnSeconds: 0.05 });
-      await driver.allocateNetworks('inst-1');
+      await driver.allocateNetworks({ instanceId: 'inst-1' });
       const retry = mockEnv({ attempt: 2, heartbeatDetails: { percent: 40 } satisfies SpawnProgress });
       const error = (await retry.run(activities.spawnInstance, SPAWN).catch((e: unknown) => e)) as DomainError;
       expect(error.name).toBe('Rescheduled');

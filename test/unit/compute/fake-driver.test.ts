@@ -61,8 +61,8 @@ describe('FakeDriver', () => {
   describe('persistence', () => {
     it('a new driver on the same state dir knows the guests of the previous one', async () => {
       const first = driver();
-      await first.allocateNetworks('inst-1');
-      await first.prepareBlockDevices('inst-1', TINY, CIRROS);
+      await first.allocateNetworks({ instanceId: 'inst-1' });
+      await first.prepareBlockDevices({ instanceId: 'inst-1', flavor: TINY, image: CIRROS });
       const { guest } = await spawn(first);
 
       const restarted = driver();
@@ -71,15 +71,20 @@ describe('FakeDriver', () => {
         instanceId: 'inst-1',
         name: 'vm-inst-1',
         host: HOST,
-        status: 'active',
         powerState: 'running',
         flavor: { name: 'm1.tiny', vcpus: 1, memoryMb: 512, diskGb: 1 },
         image: { name: 'cirros', sizeGb: 0.02 },
         network: networkInfoFor('inst-1'),
         blockDevices: { rootDeviceName: '/dev/vda' },
-        shutdownRequestedAt: null,
       });
-      expect(await restarted.getPowerState('inst-1')).toBe('running');
+      // The fake's own bookkeeping stays in its record, out of the driver-neutral guest.
+      expect(guest).not.toHaveProperty('spawnId');
+      expect(await restarted.getGuest('inst-1')).toMatchObject({
+        status: 'active',
+        shutdownRequestedAt: null,
+        boots: 1,
+      });
+      expect(await restarted.getPowerState({ instanceId: 'inst-1' })).toBe('running');
     });
 
     it('writes guests.json through temp + rename: a concurrent reader never sees a torn file', async () => {
@@ -97,7 +102,7 @@ describe('FakeDriver', () => {
       const ops: Promise<unknown>[] = [];
       for (let i = 0; i < 60; i++) {
         const id = ['a', 'b', 'c', 'd'][i % 4] ?? 'a';
-        ops.push(i % 2 === 0 ? d.powerOff(id) : d.powerOn(id));
+        ops.push(i % 2 === 0 ? d.powerOff({ instanceId: id }) : d.powerOn({ instanceId: id }));
       }
       await Promise.all(ops);
       writing = false;
@@ -124,8 +129,8 @@ describe('FakeDriver', () => {
   describe('build steps', () => {
     it('allocates the same deterministic network info per instance, idempotently', async () => {
       const d = driver();
-      const first = await d.allocateNetworks('inst-1');
-      expect(await d.allocateNetworks('inst-1')).toEqual(first);
+      const first = await d.allocateNetworks({ instanceId: 'inst-1' });
+      expect(await d.allocateNetworks({ instanceId: 'inst-1' })).toEqual(first);
       expect(first.mac).toMatch(/^fa:16:3e(:[0-9a-f]{2}){3}$/);
       expect(first.ip).toMatch(/^10\.\d+\.\d+\.\d+$/);
       expect(first).toEqual(networkInfoFor('inst-1'));
@@ -134,7 +139,9 @@ describe('FakeDriver', () => {
 
     it('aborts block-device preparation when the image is larger than the flavor root disk', async () => {
       const d = driver();
-      const err = await d.prepareBlockDevices('inst-1', TINY, UBUNTU).catch((e: unknown) => e);
+      const err = await d
+        .prepareBlockDevices({ instanceId: 'inst-1', flavor: TINY, image: UBUNTU })
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(FlavorDiskSmallerThanImage);
       expect((err as Error).message).toBe(
         "Flavor's disk is too small for requested image. Flavor disk is 1GB, image is 3GB."
@@ -145,9 +152,9 @@ describe('FakeDriver', () => {
 
     it('sizes a root disk of 0 to the image, and a non-zero one to the flavor', async () => {
       const d = driver();
-      const zero = await d.prepareBlockDevices('inst-1', { ...TINY, diskGb: 0 }, UBUNTU);
+      const zero = await d.prepareBlockDevices({ instanceId: 'inst-1', flavor: { ...TINY, diskGb: 0 }, image: UBUNTU });
       expect(zero.devices[0]?.sizeGb).toBe(3);
-      const small = await d.prepareBlockDevices('inst-2', SMALL, UBUNTU);
+      const small = await d.prepareBlockDevices({ instanceId: 'inst-2', flavor: SMALL, image: UBUNTU });
       expect(small.devices[0]).toMatchObject({
         deviceName: '/dev/vda',
         bootIndex: 0,
@@ -171,7 +178,7 @@ describe('FakeDriver', () => {
     it('a repeated spawn of a guest that was powered off leaves it running (the spawn contract)', async () => {
       const d = driver();
       await spawn(d);
-      await d.powerOff('inst-1');
+      await d.powerOff({ instanceId: 'inst-1' });
       const again = await spawn(d);
       expect(again).toMatchObject({ created: false, guest: { powerState: 'running' } });
     });
@@ -195,7 +202,7 @@ describe('FakeDriver', () => {
 
     it('an aborted spawn rejects with the abort reason and tears down the half-made guest and its networks', async () => {
       const d = driver({ spawnSeconds: 0.3 });
-      await d.allocateNetworks('inst-1');
+      await d.allocateNetworks({ instanceId: 'inst-1' });
       const controller = new AbortController();
       const spawning = d.spawn(
         { instanceId: 'inst-1', name: 'vm', flavor: TINY, image: CIRROS },
@@ -216,14 +223,15 @@ describe('FakeDriver', () => {
       expect(retried.created).toBe(true);
       stale.abort(new Error('old attempt cancelled'));
       await expect(hung).rejects.toThrow('old attempt cancelled');
-      expect(await d.listGuests()).toMatchObject([{ instanceId: 'inst-1', status: 'active', powerState: 'running' }]);
+      expect(await d.listGuests()).toMatchObject([{ instanceId: 'inst-1', powerState: 'running' }]);
+      expect(await d.getGuest('inst-1')).toMatchObject({ status: 'active', spawnId: expect.any(String) as string });
     });
 
     it('a guest destroyed while it spawns ends the spawn with InstanceNotFound', async () => {
       const d = driver({ spawnSeconds: 0.2 });
       const spawning = d.spawn(
         { instanceId: 'inst-1', name: 'vm', flavor: TINY, image: CIRROS },
-        { onProgress: (p) => p > 0 && void d.destroy('inst-1') }
+        { onProgress: (p) => p > 0 && void d.destroy({ instanceId: 'inst-1' }) }
       );
       await expect(spawning).rejects.toBeInstanceOf(InstanceNotFound);
       expect(await d.listGuests()).toEqual([]);
@@ -231,12 +239,12 @@ describe('FakeDriver', () => {
 
     it('destroy is idempotent and removes networks and block devices too', async () => {
       const d = driver();
-      await d.allocateNetworks('inst-1');
-      await d.prepareBlockDevices('inst-1', TINY, CIRROS);
+      await d.allocateNetworks({ instanceId: 'inst-1' });
+      await d.prepareBlockDevices({ instanceId: 'inst-1', flavor: TINY, image: CIRROS });
       await spawn(d);
-      expect(await d.destroy('inst-1')).toBe(true);
-      expect(await d.destroy('inst-1')).toBe(false);
-      expect(await d.destroy('never-existed')).toBe(false);
+      expect(await d.destroy({ instanceId: 'inst-1' })).toBe(true);
+      expect(await d.destroy({ instanceId: 'inst-1' })).toBe(false);
+      expect(await d.destroy({ instanceId: 'never-existed' })).toBe(false);
       expect(await readState()).toMatchObject({ guests: {}, networks: {}, blockDevices: {} });
     });
   });
@@ -262,7 +270,7 @@ describe('FakeDriver', () => {
 
     it('busyNext throws HypervisorBusy before making anything, then the retry succeeds', async () => {
       const d = driver();
-      await d.allocateNetworks('inst-1');
+      await d.allocateNetworks({ instanceId: 'inst-1' });
       await d.setFaults({ busyNext: 1 });
       await expect(spawn(d)).rejects.toBeInstanceOf(HypervisorBusy);
       expect(await d.listGuests()).toEqual([]);
@@ -310,22 +318,24 @@ describe('FakeDriver', () => {
       const clock = manualClock();
       const d = driver({ now: clock.now, shutdownSeconds: 2 });
       await spawn(d);
-      expect(await d.requestShutdown('inst-1')).toBe('running');
+      expect(await d.requestShutdown({ instanceId: 'inst-1' })).toBe('running');
       clock.advance(1_500);
-      expect(await d.requestShutdown('inst-1')).toBe('running'); // a re-send does not restart the clock
+      expect(await d.requestShutdown({ instanceId: 'inst-1' })).toBe('running'); // a re-send does not restart the clock
       clock.advance(499);
-      expect(await d.getPowerState('inst-1')).toBe('running');
+      expect(await d.getPowerState({ instanceId: 'inst-1' })).toBe('running');
       clock.advance(1);
-      expect(await d.getPowerState('inst-1')).toBe('shutdown');
+      expect(await d.getPowerState({ instanceId: 'inst-1' })).toBe('shutdown');
       // Nothing was written when it went off; a restarted driver derives the same from the stored request time.
-      expect(await driver({ now: clock.now, shutdownSeconds: 2 }).getPowerState('inst-1')).toBe('shutdown');
-      expect(await d.requestShutdown('inst-1')).toBe('shutdown');
+      expect(await driver({ now: clock.now, shutdownSeconds: 2 }).getPowerState({ instanceId: 'inst-1' })).toBe(
+        'shutdown'
+      );
+      expect(await d.requestShutdown({ instanceId: 'inst-1' })).toBe('shutdown');
     });
 
     it('with shutdownSeconds 0 the guest is off as soon as it is asked', async () => {
       const d = driver({ shutdownSeconds: 0 });
       await spawn(d);
-      expect(await d.requestShutdown('inst-1')).toBe('shutdown');
+      expect(await d.requestShutdown({ instanceId: 'inst-1' })).toBe('shutdown');
     });
 
     it('a guest ignoring ACPI stays running until forced off', async () => {
@@ -333,11 +343,11 @@ describe('FakeDriver', () => {
       const d = driver({ now: clock.now });
       await spawn(d);
       await d.setFaults({ ignoreShutdown: true });
-      expect(await d.requestShutdown('inst-1')).toBe('running');
+      expect(await d.requestShutdown({ instanceId: 'inst-1' })).toBe('running');
       clock.advance(3_600_000);
-      expect(await d.requestShutdown('inst-1')).toBe('running');
-      expect(await d.powerOff('inst-1')).toBe('shutdown');
-      expect(await d.getPowerState('inst-1')).toBe('shutdown');
+      expect(await d.requestShutdown({ instanceId: 'inst-1' })).toBe('running');
+      expect(await d.powerOff({ instanceId: 'inst-1' })).toBe('shutdown');
+      expect(await d.getPowerState({ instanceId: 'inst-1' })).toBe('shutdown');
     });
 
     it('a request heeded after ignoreShutdown is lifted starts the clock then', async () => {
@@ -345,35 +355,35 @@ describe('FakeDriver', () => {
       const d = driver({ now: clock.now, shutdownSeconds: 2 });
       await spawn(d);
       await d.setFaults({ ignoreShutdown: true });
-      await d.requestShutdown('inst-1');
+      await d.requestShutdown({ instanceId: 'inst-1' });
       clock.advance(10_000);
       await d.setFaults({});
-      expect(await d.requestShutdown('inst-1')).toBe('running');
+      expect(await d.requestShutdown({ instanceId: 'inst-1' })).toBe('running');
       clock.advance(2_000);
-      expect(await d.getPowerState('inst-1')).toBe('shutdown');
+      expect(await d.getPowerState({ instanceId: 'inst-1' })).toBe('shutdown');
     });
 
     it('power off and on are immediate and idempotent; power on cancels a pending shutdown', async () => {
       const clock = manualClock();
       const d = driver({ now: clock.now });
       await spawn(d);
-      expect(await d.powerOff('inst-1')).toBe('shutdown');
-      expect(await d.powerOff('inst-1')).toBe('shutdown');
-      expect(await d.powerOn('inst-1')).toBe('running');
-      expect(await d.powerOn('inst-1')).toBe('running');
-      await d.requestShutdown('inst-1');
-      await d.powerOn('inst-1');
+      expect(await d.powerOff({ instanceId: 'inst-1' })).toBe('shutdown');
+      expect(await d.powerOff({ instanceId: 'inst-1' })).toBe('shutdown');
+      expect(await d.powerOn({ instanceId: 'inst-1' })).toBe('running');
+      expect(await d.powerOn({ instanceId: 'inst-1' })).toBe('running');
+      await d.requestShutdown({ instanceId: 'inst-1' });
+      await d.powerOn({ instanceId: 'inst-1' });
       clock.advance(10_000);
-      expect(await d.getPowerState('inst-1')).toBe('running');
+      expect(await d.getPowerState({ instanceId: 'inst-1' })).toBe('running');
     });
 
     it('power operations on a guest the host does not have throw InstanceNotFound', async () => {
       const d = driver();
       for (const op of [
-        () => d.getPowerState('ghost'),
-        () => d.requestShutdown('ghost'),
-        () => d.powerOff('ghost'),
-        () => d.powerOn('ghost'),
+        () => d.getPowerState({ instanceId: 'ghost' }),
+        () => d.requestShutdown({ instanceId: 'ghost' }),
+        () => d.powerOff({ instanceId: 'ghost' }),
+        () => d.powerOn({ instanceId: 'ghost' }),
       ]) {
         await expect(op()).rejects.toBeInstanceOf(InstanceNotFound);
       }

@@ -8,7 +8,7 @@ import { createResizeActivities } from '../../../src/activities/compute/resize';
 import type { GuestFlavor } from '../../../src/compute/driver';
 import type { FakeDriverOptions } from '../../../src/compute/fake';
 import { FakeDriver, networkInfoFor } from '../../../src/compute/fake';
-import { FaultsSchema } from '../../../src/compute/faults';
+import { FaultsSchema } from '../../../src/compute/fake';
 import type { DomainError } from '../../../src/domain/errors';
 import { CIRROS, makeStateDir, SMALL, TINY, UBUNTU } from './helpers';
 
@@ -52,8 +52,8 @@ describe('resize compute activities', () => {
 
   /** A running guest of the instance on the source, built the normal way. */
   const boot = async (flavor: GuestFlavor = SMALL) => {
-    await source.allocateNetworks(ID);
-    await source.prepareBlockDevices(ID, flavor, CIRROS);
+    await source.allocateNetworks({ instanceId: ID });
+    await source.prepareBlockDevices({ instanceId: ID, flavor: flavor, image: CIRROS });
     await source.spawn({ instanceId: ID, name: 'vm-1', flavor, image: CIRROS });
   };
 
@@ -171,7 +171,7 @@ describe('resize compute activities', () => {
 
     it('leaves an already stopped guest as it is and transfers its disk', async () => {
       await boot();
-      await source.powerOff(ID);
+      await source.powerOff({ instanceId: ID });
       await expect(transfer(MEDIUM, 0)).resolves.toMatchObject({ transferred: true });
       expect(await source.getResizeAsideGuest(ID)).toMatchObject({ powerState: 'shutdown' });
     });
@@ -316,8 +316,9 @@ describe('resize compute activities', () => {
       await run(onSource.finishResize, { ...again, name: 'vm-1', newFlavor: MEDIUM, image: CIRROS, powerOn: true });
       expect(await run(onSource.confirmResize, again)).toEqual({ destroyed: true });
       expect(await source.listGuests()).toEqual([
-        expect.objectContaining({ instanceId: ID, flavor: MEDIUM, spawnId: 'mig-2', network: networkInfoFor(ID) }),
+        expect.objectContaining({ instanceId: ID, flavor: MEDIUM, network: networkInfoFor(ID) }),
       ]);
+      expect(await source.getGuest(ID)).toMatchObject({ spawnId: 'mig-2' });
     });
   });
 });

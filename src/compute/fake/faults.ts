@@ -1,6 +1,7 @@
 /**
- * Faults a user or a test injects into one compute host through `<stateDir>/<host>/faults.json`. The driver
- * re-reads the file at each operation that can fail, so writing it affects a worker that is already running.
+ * Faults a user or a test injects into one fake compute host through `<stateDir>/<host>/faults.json` (the
+ * fake driver's own: a real hypervisor has none). The driver re-reads the file at each operation that can
+ * fail, so writing it affects a worker that is already running.
  */
 import { z } from 'zod';
 
