@@ -51,43 +51,45 @@ describe('QEMU driver: build, power, rebuild', () => {
     expect(again.created).toBe(false);
     expect(lab.boots('vm-1')).toHaveLength(1);
     expect(await a.listGuests()).toEqual([expect.objectContaining({ instanceId: 'vm-1', powerState: 'running' })]);
-    expect(await a.getConsoleOutput('vm-1', 1)).toEqual([expect.stringMatching(/^HEARTBEAT \d+$/)]);
+    expect(await a.getConsoleOutput({ instanceId: 'vm-1', lines: 1 })).toMatch(/^HEARTBEAT \d+\n$/);
 
-    expect(await a.destroy('vm-1')).toBe(true);
-    expect(await a.destroy('vm-1')).toBe(false);
-    await expect(a.getPowerState('vm-1')).rejects.toBeInstanceOf(InstanceNotFound);
+    expect(await a.destroy({ instanceId: 'vm-1' })).toBe(true);
+    expect(await a.destroy({ instanceId: 'vm-1' })).toBe(false);
+    await expect(a.getPowerState({ instanceId: 'vm-1' })).rejects.toBeInstanceOf(InstanceNotFound);
   });
 
   it('stops on ACPI, starts from the same disk (boot=2), and a rebuild starts the counter again', async () => {
     await a.spawn({ instanceId: 'vm-2', name: 'vm-2', flavor: SMALL, image: CIRROS });
-    await a.requestShutdown('vm-2');
-    await vi.waitFor(async () => expect(await a.getPowerState('vm-2')).toBe('shutdown'), { timeout: 15_000 });
+    await a.requestShutdown({ instanceId: 'vm-2' });
+    await vi.waitFor(async () => expect(await a.getPowerState({ instanceId: 'vm-2' })).toBe('shutdown'), {
+      timeout: 15_000,
+    });
     expect(lab.console('vm-2')).toContain('reboot: Power down');
 
-    expect(await a.powerOn('vm-2')).toBe('running');
+    expect(await a.powerOn({ instanceId: 'vm-2' })).toBe('running');
     expect(lab.boots('vm-2').at(-1)).toMatch(/boot=2 image=cirros/);
-    expect(await a.powerOn('vm-2')).toBe('running');
+    expect(await a.powerOn({ instanceId: 'vm-2' })).toBe('running');
     expect(lab.boots('vm-2')).toHaveLength(2);
 
-    const prep = await a.prepareRebuild('vm-2', SMALL, STUBBORN);
+    const prep = await a.prepareRebuild({ instanceId: 'vm-2', flavor: SMALL, image: STUBBORN });
     expect(prep.removedGuest).toBe(true);
-    expect(await a.getPowerState('vm-2').catch((e: unknown) => e)).toBeInstanceOf(InstanceNotFound);
+    expect(await a.getPowerState({ instanceId: 'vm-2' }).catch((e: unknown) => e)).toBeInstanceOf(InstanceNotFound);
     await a.spawn({ instanceId: 'vm-2', name: 'vm-2', flavor: SMALL, image: STUBBORN });
     expect(lab.boots('vm-2').at(-1)).toMatch(/boot=1 image=stubborn/);
-    await a.destroy('vm-2');
+    await a.destroy({ instanceId: 'vm-2' });
   });
 
   it('an ACPI-ignoring guest keeps running through the request and its retries; the forced power-off stops it', async () => {
     await a.spawn({ instanceId: 'vm-3', name: 'vm-3', flavor: SMALL, image: STUBBORN });
     const beat = lab.lastHeartbeat('vm-3');
-    expect(await a.requestShutdown('vm-3')).toBe('running');
+    expect(await a.requestShutdown({ instanceId: 'vm-3' })).toBe('running');
     await lab.waitForHeartbeat('vm-3', beat + 2);
-    expect(await a.requestShutdown('vm-3')).toBe('running');
-    expect(await a.getPowerState('vm-3')).toBe('running');
-    expect(await a.powerOff('vm-3')).toBe('shutdown');
-    expect(await a.getPowerState('vm-3')).toBe('shutdown');
+    expect(await a.requestShutdown({ instanceId: 'vm-3' })).toBe('running');
+    expect(await a.getPowerState({ instanceId: 'vm-3' })).toBe('running');
+    expect(await a.powerOff({ instanceId: 'vm-3' })).toBe('shutdown');
+    expect(await a.getPowerState({ instanceId: 'vm-3' })).toBe('shutdown');
     expect(lab.qemuPids()).toEqual([]);
-    await a.destroy('vm-3');
+    await a.destroy({ instanceId: 'vm-3' });
   });
 
   it('a guest that does not boot within the bound is a DriverError, its process and files removed', async () => {

@@ -32,7 +32,7 @@ describe('QEMU driver: live migration', () => {
   it('moves a running guest: its heartbeat continues on the destination, no reboot, a pause of milliseconds', async () => {
     await a.spawn({ instanceId: 'vm-l1', name: 'vm-l1', flavor: SMALL, image: CIRROS });
     await lab.waitForHeartbeat('vm-l1', 2);
-    const cpu = await a.checkCanLiveMigrateSource('vm-l1');
+    const cpu = await a.checkCanLiveMigrateSource({ instanceId: 'vm-l1' });
     await b.checkCanLiveMigrateDestination({
       instanceId: 'vm-l1',
       sourceHost: 'lm-a',
@@ -48,7 +48,9 @@ describe('QEMU driver: live migration', () => {
     await pre(b, 'vm-l1', 'lm-1');
     await pre(b, 'vm-l1', 'lm-1');
     const controller = new AbortController();
-    const receiving = b.receiveLiveMigration('vm-l1', 'lm-1', { signal: controller.signal }).catch(() => 'stopped');
+    const receiving = b
+      .receiveLiveMigration({ instanceId: 'vm-l1', migrationId: 'lm-1' }, { signal: controller.signal })
+      .catch(() => 'stopped');
     const progress: LiveMigrationProgress[] = [];
     const beforeBeat = lab.lastHeartbeat('vm-l1');
     const result = await a.liveMigration(
@@ -64,9 +66,9 @@ describe('QEMU driver: live migration', () => {
     expect(progress.at(-1)).toMatchObject({ percent: 100, memoryMb: 128 });
     expect((await a.liveMigration({ instanceId: 'vm-l1', migrationId: 'lm-1', ...LIVE }, {})).switched).toBe(false);
 
-    expect(await b.postLiveMigrationAtDestination('vm-l1', 'lm-1')).toBe('running');
-    expect(await a.postLiveMigration('vm-l1', 'lm-1')).toBe(true);
-    expect(await a.postLiveMigration('vm-l1', 'lm-1')).toBe(false);
+    expect(await b.postLiveMigrationAtDestination({ instanceId: 'vm-l1', migrationId: 'lm-1' })).toBe('running');
+    expect(await a.postLiveMigration({ instanceId: 'vm-l1', migrationId: 'lm-1' })).toBe(true);
+    expect(await a.postLiveMigration({ instanceId: 'vm-l1', migrationId: 'lm-1' })).toBe(false);
     // The counter goes on from where the source left it, with no second boot.
     await lab.waitForHeartbeat('vm-l1', beforeBeat + 3);
     const beats = [...lab.console('vm-l1').matchAll(/HEARTBEAT (\d+)/g)].map((m) => Number(m[1]));
@@ -74,7 +76,7 @@ describe('QEMU driver: live migration', () => {
     expect(lab.boots('vm-l1')).toHaveLength(1);
     expect(await b.listGuests()).toEqual([expect.objectContaining({ instanceId: 'vm-l1', host: 'lm-b' })]);
     expect(await a.listGuests()).toEqual([]);
-    expect(await b.destroy('vm-l1')).toBe(true);
+    expect(await b.destroy({ instanceId: 'vm-l1' })).toBe(true);
   });
 
   it('a guest dirtying memory does not converge under a tight downtime; force-complete (post-copy) finishes it', async () => {
@@ -82,7 +84,7 @@ describe('QEMU driver: live migration', () => {
     await lab.waitForHeartbeat('vm-l2', 2);
     await pre(b, 'vm-l2', 'lm-2', DIRTY);
     const progress: LiveMigrationProgress[] = [];
-    expect(await a.forceCompleteLiveMigration('vm-l2')).toBe(false);
+    expect(await a.forceCompleteLiveMigration({ instanceId: 'vm-l2' })).toBe(false);
     const copying = a.liveMigration(
       {
         instanceId: 'vm-l2',
@@ -96,15 +98,15 @@ describe('QEMU driver: live migration', () => {
     await vi.waitFor(() => expect(progress.at(-1)?.round).toBeGreaterThanOrEqual(3), { timeout: 60_000 });
     expect(progress.at(-1)?.dirtyMbPerSecond).toBeGreaterThan(0);
     const beat = lab.lastHeartbeat('vm-l2');
-    expect(await a.forceCompleteLiveMigration('vm-l2')).toBe(true);
+    expect(await a.forceCompleteLiveMigration({ instanceId: 'vm-l2' })).toBe(true);
     const result = await copying;
     console.log(`force-completed live migration: ${JSON.stringify(result)}`);
     expect(result).toMatchObject({ switched: true, forced: true });
-    expect(await b.postLiveMigrationAtDestination('vm-l2', 'lm-2')).toBe('running');
-    await a.postLiveMigration('vm-l2', 'lm-2');
+    expect(await b.postLiveMigrationAtDestination({ instanceId: 'vm-l2', migrationId: 'lm-2' })).toBe('running');
+    await a.postLiveMigration({ instanceId: 'vm-l2', migrationId: 'lm-2' });
     await lab.waitForHeartbeat('vm-l2', beat + 2);
     expect(lab.boots('vm-l2')).toHaveLength(1);
-    await b.destroy('vm-l2');
+    await b.destroy({ instanceId: 'vm-l2' });
   });
 
   it('without post-copy, force-complete pauses the source so the copy converges', async () => {
@@ -124,11 +126,11 @@ describe('QEMU driver: live migration', () => {
       { onProgress: (p) => progress.push(p) }
     );
     await vi.waitFor(() => expect(progress.at(-1)?.round).toBeGreaterThanOrEqual(2), { timeout: 60_000 });
-    expect(await pinned.forceCompleteLiveMigration('vm-l3')).toBe(true);
+    expect(await pinned.forceCompleteLiveMigration({ instanceId: 'vm-l3' })).toBe(true);
     expect(await copying).toMatchObject({ switched: true, forced: true });
-    expect(await dest.postLiveMigrationAtDestination('vm-l3', 'lm-3')).toBe('running');
-    await pinned.postLiveMigration('vm-l3', 'lm-3');
-    await dest.destroy('vm-l3');
+    expect(await dest.postLiveMigrationAtDestination({ instanceId: 'vm-l3', migrationId: 'lm-3' })).toBe('running');
+    await pinned.postLiveMigration({ instanceId: 'vm-l3', migrationId: 'lm-3' });
+    await dest.destroy({ instanceId: 'vm-l3' });
   });
 
   it('abort cancels the copy: the destination QEMU exits, the guest runs on at its source', async () => {
@@ -150,12 +152,14 @@ describe('QEMU driver: live migration', () => {
     await vi.waitFor(() => expect(progress.length).toBeGreaterThanOrEqual(2), { timeout: 60_000 });
     controller.abort(new Error('aborted by the operator'));
     await expect(copying).rejects.toThrow('aborted by the operator');
-    await vi.waitFor(async () => expect(await b.getPowerState('vm-l4')).toBe('shutdown'), { timeout: 10_000 });
-    expect(await b.rollbackLiveMigrationAtDestination('vm-l4', 'lm-4')).toBe(true);
-    expect(await a.rollbackLiveMigration('vm-l4')).toBe('running');
+    await vi.waitFor(async () => expect(await b.getPowerState({ instanceId: 'vm-l4' })).toBe('shutdown'), {
+      timeout: 10_000,
+    });
+    expect(await b.rollbackLiveMigrationAtDestination({ instanceId: 'vm-l4', migrationId: 'lm-4' })).toBe(true);
+    expect(await a.rollbackLiveMigration({ instanceId: 'vm-l4' })).toBe('running');
     const beat = lab.lastHeartbeat('vm-l4');
     await lab.waitForHeartbeat('vm-l4', beat + 1);
-    await a.destroy('vm-l4');
+    await a.destroy({ instanceId: 'vm-l4' });
   });
 
   it('a copy that does not converge within the completion timeout is cancelled', async () => {
@@ -175,8 +179,8 @@ describe('QEMU driver: live migration', () => {
       )
       .catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/not converged within the completion timeout \(2 s/);
-    expect(await a.getPowerState('vm-l5')).toBe('running');
-    await b.rollbackLiveMigrationAtDestination('vm-l5', 'lm-5');
-    await a.destroy('vm-l5');
+    expect(await a.getPowerState({ instanceId: 'vm-l5' })).toBe('running');
+    await b.rollbackLiveMigrationAtDestination({ instanceId: 'vm-l5', migrationId: 'lm-5' });
+    await a.destroy({ instanceId: 'vm-l5' });
   });
 });

@@ -83,10 +83,10 @@ describe('QEMU driver: resize and cold migration', () => {
       ).created
     ).toBe(false);
 
-    expect(await a.confirmMigration('vm-r1')).toBe(true);
-    expect(await a.confirmMigration('vm-r1')).toBe(false);
+    expect(await a.confirmMigration({ instanceId: 'vm-r1' })).toBe(true);
+    expect(await a.confirmMigration({ instanceId: 'vm-r1' })).toBe(false);
     expect(existsSync(`${lab.instanceDir('vm-r1')}_resize`)).toBe(false);
-    expect(await b.destroy('vm-r1')).toBe(true);
+    expect(await b.destroy({ instanceId: 'vm-r1' })).toBe(true);
   });
 
   it('reverts: the target destroyed, the old guest booted back on its host with its old flavor', async () => {
@@ -105,16 +105,16 @@ describe('QEMU driver: resize and cold migration', () => {
     });
     expect(lab.boots('vm-r2').at(-1)).toMatch(/boot=2/);
 
-    expect(await b.destroyMigrationTarget('vm-r2', 'mig-2')).toBe(true);
-    expect(await b.destroyMigrationTarget('vm-r2', 'mig-2')).toBe(false);
-    expect(await a.finishRevertMigration('vm-r2', 'mig-2', true)).toBe('running');
-    expect(await a.finishRevertMigration('vm-r2', 'mig-2', true)).toBe('running');
+    expect(await b.destroyMigrationTarget({ instanceId: 'vm-r2', migrationId: 'mig-2' })).toBe(true);
+    expect(await b.destroyMigrationTarget({ instanceId: 'vm-r2', migrationId: 'mig-2' })).toBe(false);
+    expect(await a.finishRevertMigration({ instanceId: 'vm-r2', migrationId: 'mig-2', powerOn: true })).toBe('running');
+    expect(await a.finishRevertMigration({ instanceId: 'vm-r2', migrationId: 'mig-2', powerOn: true })).toBe('running');
     // The source's own disk, untouched by the target's boot: its counter was 1.
     expect(lab.boots('vm-r2').at(-1)).toMatch(/boot=2 image=cirros/);
     expect((await a.guestRecord('vm-r2'))?.process?.argv).toEqual(expect.arrayContaining(['-m', '128']));
     expect(virtualSizeGb(path.join(lab.instanceDir('vm-r2'), 'disk.qcow2'))).toBe(1);
     expect(existsSync(`${lab.instanceDir('vm-r2')}_resize`)).toBe(false);
-    await a.destroy('vm-r2');
+    await a.destroy({ instanceId: 'vm-r2' });
   });
 
   it('an ACPI-ignoring guest is forced off after the shutdown timeout; a smaller disk is refused first', async () => {
@@ -127,7 +127,7 @@ describe('QEMU driver: resize and cold migration', () => {
       .catch((e: unknown) => e);
     expect(shrink).toBeInstanceOf(DriverError);
     expect((shrink as Error).message).toMatch(/Unable to resize disk down/);
-    expect(await a.getPowerState('vm-r3')).toBe('running');
+    expect(await a.getPowerState({ instanceId: 'vm-r3' })).toBe('running');
 
     const started = Date.now();
     await a.migrateDiskAndPowerOff(
@@ -137,7 +137,9 @@ describe('QEMU driver: resize and cold migration', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
     expect(lab.console('vm-r3')).not.toContain('Power down');
     expect(lab.qemuPids()).toEqual([]);
-    expect(await a.finishRevertMigration('vm-r3', 'mig-3', false)).toBe('shutdown');
-    await a.destroy('vm-r3');
+    expect(await a.finishRevertMigration({ instanceId: 'vm-r3', migrationId: 'mig-3', powerOn: false })).toBe(
+      'shutdown'
+    );
+    await a.destroy({ instanceId: 'vm-r3' });
   });
 });

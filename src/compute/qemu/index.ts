@@ -16,18 +16,22 @@ import type { PowerState } from '../../domain/instance';
 import { HOST_NAME_PATTERN } from '../../shared/task-queues';
 import type {
   BlockDeviceInfo,
+  BlockDevicesRequest,
   CheckLiveMigrationDestination,
+  ConsoleOutputRequest,
+  DriverCapabilities,
   FinishMigrationRequest,
+  FinishRevertMigrationRequest,
   Guest,
-  GuestFlavor,
-  GuestImage,
   HostCpu,
+  InstanceRequest,
   LiveMigrationOptions,
   LiveMigrationRequest,
   LiveMigrationResult,
   MigrateDiskOptions,
   MigrateDiskRequest,
   MigrateDiskResult,
+  MigrationRequest,
   NetworkInfo,
   PrepareResizeRequest,
   PreLiveMigrationRequest,
@@ -44,6 +48,7 @@ import type { AdoptionReport } from './adopt';
 import { adoptGuests } from './adopt';
 import * as build from './build';
 import { Monitors, requireRecord } from './guest';
+import type { GuestRecord } from './layout';
 import { defaultRuntimeDir, Layout } from './layout';
 import { HeavyStepLimits, MachineSlots, Semaphore } from './limits';
 import * as live from './live';
@@ -96,6 +101,9 @@ export class QemuDriver implements VirtDriver {
   readonly host: string;
   readonly accel: Accel;
   readonly layout: Layout;
+  readonly capabilities: DriverCapabilities;
+  /** What the last re-adoption (initHost) found. */
+  lastAdoption: AdoptionReport | undefined;
   private readonly h: LiveHost;
 
   constructor(options: QemuDriverOptions) {
@@ -122,11 +130,29 @@ export class QemuDriver implements VirtDriver {
       copying: new Set(),
       forced: new Set(),
     };
+    this.capabilities = Object.freeze({
+      supportsLiveMigration: true,
+      supportsPostCopy: this.h.permitPostCopy,
+      // NOTE(nova): no block migration yet (NBD + drive-mirror): the instance path is shared by every host.
+      supportsBlockMigration: false,
+      sharedInstancePath: true,
+      supportsMigrateToSameHost: true,
+    });
   }
 
-  /** Checks every guest record of this host against its process; kills this host's orphan QEMUs. */
-  adoptGuests(): Promise<AdoptionReport> {
-    return adoptGuests(this.h);
+  /**
+   * Nova's init_host: every guest record of this host checked against its process (a guest whose QEMU is
+   * gone reads off; this host's QEMUs that no record names are killed). The report is kept for the worker
+   * (`lastAdoption`). Idempotent.
+   */
+  async initHost(): Promise<void> {
+    this.lastAdoption = await adoptGuests(this.h);
+  }
+
+  /** Re-adoption, with its report: what initHost does. */
+  async adoptGuests(): Promise<AdoptionReport> {
+    this.lastAdoption = await adoptGuests(this.h);
+    return this.lastAdoption;
   }
 
   /** Closes the QMP connections (the guests run on). */
@@ -134,24 +160,25 @@ export class QemuDriver implements VirtDriver {
     return this.h.monitors.closeAll();
   }
 
-  /** The guest's serial console, its last `lines` lines (Nova's get_console_output). */
-  async getConsoleOutput(instanceId: string, lines?: number): Promise<string[]> {
+  /** The guest's serial console, its last `lines` lines, each ending in a newline (Nova's get_console_output). */
+  async getConsoleOutput({ instanceId, lines }: ConsoleOutputRequest): Promise<string> {
     await requireRecord(this.h, instanceId);
-    return tailLines(this.layout.console(this.layout.instanceDir(instanceId)), lines);
+    const text = await tailLines(this.layout.console(this.layout.instanceDir(instanceId)), lines);
+    return text.map((line) => `${line}\n`).join('');
   }
 
   /** The record of the guest here (pid, sockets, argv), or undefined: for tests and operators. */
-  guestRecord(instanceId: string) {
+  guestRecord(instanceId: string): Promise<GuestRecord | undefined> {
     return this.layout.readRecord(this.layout.instanceDir(instanceId));
   }
 
   // ----- build, power, rebuild (./build.ts) ---------------------------------------------------------
 
-  allocateNetworks(instanceId: string): Promise<NetworkInfo> {
+  allocateNetworks({ instanceId }: InstanceRequest): Promise<NetworkInfo> {
     return Promise.resolve(build.allocateNetworks(instanceId));
   }
 
-  prepareBlockDevices(_instanceId: string, flavor: GuestFlavor, image: GuestImage): Promise<BlockDeviceInfo> {
+  prepareBlockDevices({ flavor, image }: BlockDevicesRequest): Promise<BlockDeviceInfo> {
     return Promise.resolve().then(() => build.prepareBlockDevices(flavor, image));
   }
 
@@ -159,23 +186,23 @@ export class QemuDriver implements VirtDriver {
     return build.spawn(this.h, request, options);
   }
 
-  destroy(instanceId: string): Promise<boolean> {
+  destroy({ instanceId }: InstanceRequest): Promise<boolean> {
     return build.destroy(this.h, instanceId);
   }
 
-  requestShutdown(instanceId: string): Promise<PowerState> {
+  requestShutdown({ instanceId }: InstanceRequest): Promise<PowerState> {
     return build.requestShutdown(this.h, instanceId);
   }
 
-  powerOff(instanceId: string): Promise<PowerState> {
+  powerOff({ instanceId }: InstanceRequest): Promise<PowerState> {
     return build.powerOff(this.h, instanceId);
   }
 
-  powerOn(instanceId: string): Promise<PowerState> {
+  powerOn({ instanceId }: InstanceRequest): Promise<PowerState> {
     return build.powerOn(this.h, instanceId);
   }
 
-  getPowerState(instanceId: string): Promise<PowerState> {
+  getPowerState({ instanceId }: InstanceRequest): Promise<PowerState> {
     return build.getPowerState(this.h, instanceId);
   }
 
@@ -183,7 +210,7 @@ export class QemuDriver implements VirtDriver {
     return build.listGuests(this.h);
   }
 
-  prepareRebuild(instanceId: string, flavor: GuestFlavor, image: GuestImage): Promise<RebuildPreparation> {
+  prepareRebuild({ instanceId, flavor, image }: BlockDevicesRequest): Promise<RebuildPreparation> {
     return build.prepareRebuild(this.h, instanceId, flavor, image);
   }
 
@@ -201,25 +228,25 @@ export class QemuDriver implements VirtDriver {
     return resize.finishMigration(this.h, request);
   }
 
-  confirmMigration(instanceId: string): Promise<boolean> {
+  confirmMigration({ instanceId }: InstanceRequest): Promise<boolean> {
     return resize.confirmMigration(this.h, instanceId);
   }
 
-  destroyMigrationTarget(instanceId: string, migrationId: string): Promise<boolean> {
+  destroyMigrationTarget({ instanceId, migrationId }: MigrationRequest): Promise<boolean> {
     return resize.destroyMigrationTarget(this.h, instanceId, migrationId);
   }
 
-  finishRevertMigration(instanceId: string, migrationId: string, powerOn: boolean): Promise<PowerState> {
+  finishRevertMigration({ instanceId, migrationId, powerOn }: FinishRevertMigrationRequest): Promise<PowerState> {
     return resize.finishRevertMigration(this.h, instanceId, migrationId, powerOn);
   }
 
   // ----- live migration (./live.ts) -----------------------------------------------------------------
 
-  hostCpu(): HostCpu {
-    return { architecture: this.h.cpu.architecture, traits: [...this.h.cpu.traits] };
+  hostCpu(): Promise<HostCpu> {
+    return Promise.resolve({ architecture: this.h.cpu.architecture, traits: [...this.h.cpu.traits] });
   }
 
-  checkCanLiveMigrateSource(instanceId: string): Promise<HostCpu> {
+  checkCanLiveMigrateSource({ instanceId }: InstanceRequest): Promise<HostCpu> {
     return checks.checkCanLiveMigrateSource(this.h, instanceId);
   }
 
@@ -231,7 +258,7 @@ export class QemuDriver implements VirtDriver {
     return live.preLiveMigration(this.h, request);
   }
 
-  receiveLiveMigration(instanceId: string, migrationId: string, options: ReceiveOptions): Promise<never> {
+  receiveLiveMigration({ instanceId, migrationId }: MigrationRequest, options: ReceiveOptions): Promise<never> {
     return live.receiveLiveMigration(this.h, instanceId, migrationId, options);
   }
 
@@ -239,23 +266,23 @@ export class QemuDriver implements VirtDriver {
     return live.liveMigration(this.h, request, options);
   }
 
-  forceCompleteLiveMigration(instanceId: string): Promise<boolean> {
+  forceCompleteLiveMigration({ instanceId }: InstanceRequest): Promise<boolean> {
     return live.forceCompleteLiveMigration(this.h, instanceId);
   }
 
-  postLiveMigrationAtDestination(instanceId: string, migrationId: string): Promise<PowerState> {
+  postLiveMigrationAtDestination({ instanceId, migrationId }: MigrationRequest): Promise<PowerState> {
     return live.postLiveMigrationAtDestination(this.h, instanceId, migrationId);
   }
 
-  postLiveMigration(instanceId: string, migrationId: string): Promise<boolean> {
+  postLiveMigration({ instanceId, migrationId }: MigrationRequest): Promise<boolean> {
     return live.postLiveMigration(this.h, instanceId, migrationId);
   }
 
-  rollbackLiveMigrationAtDestination(instanceId: string, migrationId: string): Promise<boolean> {
+  rollbackLiveMigrationAtDestination({ instanceId, migrationId }: MigrationRequest): Promise<boolean> {
     return live.rollbackLiveMigrationAtDestination(this.h, instanceId, migrationId);
   }
 
-  rollbackLiveMigration(instanceId: string): Promise<PowerState> {
+  rollbackLiveMigration({ instanceId }: InstanceRequest): Promise<PowerState> {
     return live.rollbackLiveMigration(this.h, instanceId);
   }
 }
