@@ -3,6 +3,10 @@ import { z } from 'zod';
 import { HOST_NAME_PATTERN } from './host';
 import { TRAIT_PATTERN } from './resources';
 
+/** The virt drivers a compute host can run (COMPUTE_DRIVER, or a fleet host's `driver`). */
+export const COMPUTE_DRIVER_KINDS = ['fake', 'qemu'] as const;
+export type ComputeDriverKind = (typeof COMPUTE_DRIVER_KINDS)[number];
+
 /**
  * One compute host as a user describes it in the fleet file. Built the first time it parses (`z.lazy`):
  * workflow code (registerHost) evaluates this module again for every workflow run.
@@ -30,6 +34,8 @@ export const HostSpecSchema = z.lazy(() =>
       })
       .default({ vcpus: 4.0, memoryMb: 1.0, diskGb: 1.0 }),
     traits: z.array(z.string().regex(TRAIT_PATTERN)).default([]),
+    /** The host's virt driver; absent: the compute worker's COMPUTE_DRIVER. */
+    driver: z.enum(COMPUTE_DRIVER_KINDS).optional(),
   })
 );
 export type HostSpec = z.infer<typeof HostSpecSchema>;

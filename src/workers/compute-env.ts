@@ -2,7 +2,8 @@
  * The environment a compute worker process gets: compute holds no store credentials in any mode. The
  * launcher passes it only what compute reads (an allowlist, so a credential added to the operator's
  * shell later does not leak either): the process basics, TEMPORAL_* (the connection to Temporal,
- * TLS files or API key included: those are Temporal's, not the store's), COMPUTE_*, logging, metrics,
+ * TLS files or API key included: those are Temporal's, not the store's), COMPUTE_*, the QEMU driver's
+ * GUEST_IMAGE_DIR and QEMU_*, logging, metrics,
  * the fleet and data folders, and CONDUCTOR_CODEC_KEY_FILE (compute decrypts its activity inputs: a
  * payload key, not a store credential). Never DATABASE_URL, PG*, POSTGRES_* or the codec server's
  * Authorization secret.
@@ -30,8 +31,9 @@ const PASSED = new Set([
   'METRICS_HOST',
   'METRICS_PORT',
   'CONDUCTOR_CODEC_KEY_FILE',
+  'GUEST_IMAGE_DIR',
 ]);
-const PASSED_PREFIXES = ['LC_', 'TEMPORAL_', 'COMPUTE_'];
+const PASSED_PREFIXES = ['LC_', 'TEMPORAL_', 'COMPUTE_', 'QEMU_'];
 
 /** The names of the variables in `env` that are (or carry) a store credential. */
 export function storeCredentialNames(env: Readonly<Record<string, string | undefined>>): string[] {

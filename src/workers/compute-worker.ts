@@ -1,10 +1,11 @@
 /**
- * A compute worker: activity-only, with the fake hypervisor driver. It serves one host (COMPUTE_HOST,
+ * A compute worker: activity-only, with a virt driver per host (./compute-driver.ts: the fleet file's
+ * `driver`, else COMPUTE_DRIVER, default the fake hypervisor). It serves one host (COMPUTE_HOST,
  * polling `compute-<host>`), or many in one process (COMPUTE_HOSTS: a list, ranges, or `all` hosts of
  * the fleet file): one Worker per host queue, sharing a NativeConnection per COMPUTE_HOSTS_PER_CONNECTION
- * hosts (one for up to 100 hosts by default), each host with its own
- * FakeDriver and state folder (`$DATA_DIR/compute/<host>/`: guests.json, faults.json), so a fault
- * injected on one host touches only that host. Freezing or killing the process takes down every host it
+ * hosts (one for up to 100 hosts by default), each host with its own driver (a fake one with its own
+ * state folder, `$DATA_DIR/compute/<host>/`: guests.json, faults.json, so a fault injected on one host
+ * touches only that host). The driver's initHost runs before the host's Worker takes work. Freezing or killing the process takes down every host it
  * serves at once: the failure domain of a process is all of its hosts.
  *
  * It holds no database credentials: it registers each host's inventory with placement by starting the
@@ -12,21 +13,20 @@
  * (reconcileHost). A multi-host process runs at most COMPUTE_REGISTER_CONCURRENCY of these at once over
  * one client connection, and logs one `registered all hosts` line with the count and the time taken.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 
 import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 
 import { createComputeActivities } from '../activities/compute';
-import { FakeDriver } from '../compute/fake';
 import { type Fleet, FleetSchema, type HostSpec, parseHostList } from '../domain/fleet';
 import { forEachBounded } from '../shared/bounded';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../shared/task-queues';
 import type { reconcileHost } from '../workflows/reconcile-host';
 import type { registerHost } from '../workflows/register-host';
 import { dataConverterFor } from './codec';
+import { createDriver } from './compute-driver';
 import { type Env, loadEnv } from './config';
 import { connectClient, connectWorker, installRuntime } from './connection';
 import { computeWorkerOptions } from './interceptors';
@@ -77,10 +77,11 @@ async function createHostWorker(
   multi: boolean
 ): Promise<Worker> {
   const host = spec.name;
-  const stateDir = path.join(env.DATA_DIR, 'compute');
-  // The host's folder exists from the start, so a user can drop a faults.json in it at any time.
-  mkdirSync(path.join(stateDir, host), { recursive: true });
-  const driver = new FakeDriver({ host, stateDir, spawnSeconds: env.COMPUTE_SPAWN_SECONDS });
+  const driver = await createDriver(spec.driver ?? env.COMPUTE_DRIVER, {
+    host,
+    dataDir: env.DATA_DIR,
+    spawnSeconds: env.COMPUTE_SPAWN_SECONDS,
+  });
   // Nova's init_host: a driver whose guests outlive the worker re-adopts them before any work comes.
   await driver.initHost();
   return Worker.create({

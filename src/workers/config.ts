@@ -8,6 +8,7 @@ import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig'
 import { z } from 'zod';
 
 import { DEFAULT_SPAWN_SECONDS } from '../compute/fake';
+import { COMPUTE_DRIVER_KINDS } from '../domain/fleet';
 import { PROJECT_ROOT } from './temporal-binaries';
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -44,6 +45,8 @@ export const EnvSchema = z.object({
   COMPUTE_HOSTS_PER_CONNECTION: z.coerce.number().int().positive().max(10_000).default(100),
   /** Host registrations (registerHost, then reconcileHost) a multi-host compute process runs at once. */
   COMPUTE_REGISTER_CONCURRENCY: z.coerce.number().int().positive().max(1000).default(50),
+  /** The virt driver of a compute host whose fleet entry names none: `fake` (default) or `qemu` (real guests). */
+  COMPUTE_DRIVER: z.enum(COMPUTE_DRIVER_KINDS).default('fake'),
   /** Seconds the fake hypervisor takes to spawn a guest. */
   COMPUTE_SPAWN_SECONDS: z.coerce.number().nonnegative().default(DEFAULT_SPAWN_SECONDS),
   /** Builds one compute host runs at once (Nova's max_concurrent_builds). */
