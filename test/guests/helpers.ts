@@ -20,8 +20,13 @@ export const SMALL: GuestFlavor = { name: 'g.small', vcpus: 1, memoryMb: 128, di
 export const MEDIUM: GuestFlavor = { name: 'g.medium', vcpus: 1, memoryMb: 192, diskGb: 2 };
 
 export class GuestLab {
-  readonly dataDir = mkdtempSync(path.join(tmpdir(), 'guests-'));
+  readonly dataDir: string;
   readonly drivers: QemuDriver[] = [];
+
+  /** A fresh data directory, or `dataDir` (whose QEMU processes it then watches and, on dispose, kills). */
+  constructor(dataDir?: string) {
+    this.dataDir = dataDir ?? mkdtempSync(path.join(tmpdir(), 'guests-'));
+  }
 
   driver(host: string, options: Partial<QemuDriverOptions> = {}): QemuDriver {
     const d = new QemuDriver({

@@ -4,7 +4,7 @@
  * must be held: one per host (in the compute worker's process) and one for the whole machine (slot
  * directories under the runtime dir, each naming its holder's pid, so a holder that died frees its slot).
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -81,9 +81,12 @@ export class MachineSlots {
       await mkdir(slot);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      // Taken: free it when its holder is gone (its pid file written right after the mkdir).
+      // Taken: free it when its holder is gone (its pid file written right after the mkdir; a slot with
+      // none after a few seconds lost its holder in between).
       const owner = Number(await readFile(path.join(slot, 'pid'), 'utf8').catch(() => ''));
-      if (owner > 0 && !alive(owner)) await rm(slot, { recursive: true, force: true });
+      const age = Date.now() - ((await stat(slot).catch(() => undefined))?.mtimeMs ?? Date.now());
+      if ((owner > 0 && !alive(owner)) || (!(owner > 0) && age > 5000))
+        await rm(slot, { recursive: true, force: true });
       return false;
     }
     await writeFile(path.join(slot, 'pid'), String(process.pid));
