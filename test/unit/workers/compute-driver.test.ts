@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeDriver } from '../../../src/compute/fake';
 import { FleetSchema } from '../../../src/domain/fleet';
 import { createDriver } from '../../../src/workers/compute-driver';
-import { EnvSchema } from '../../../src/workers/config';
+import { EnvSchema, loadEnv, QEMU_FLEET_FILE } from '../../../src/workers/config';
 import { makeStateDir } from '../compute/helpers';
 
 const QEMU_BUILT_IN = existsSync(path.join(__dirname, '../../../src/compute/qemu/index.ts'));
@@ -57,5 +57,22 @@ describe('choosing a compute driver', () => {
     const driver = await createDriver('qemu', { host: 'node-1', dataDir: dir });
     expect(driver.host).toBe('node-1');
     expect(driver.capabilities.sharedInstancePath).toBe(true);
+  });
+});
+
+describe('the default fleet of real guests', () => {
+  it('COMPUTE_DRIVER=qemu without a FLEET_FILE runs fleet/qemu.json: three qemu hosts that fit a few guests', () => {
+    const env = loadEnv({ COMPUTE_DRIVER: 'qemu' });
+    expect(env.FLEET_FILE).toBe(QEMU_FLEET_FILE);
+    expect(loadEnv({ COMPUTE_DRIVER: 'qemu', FLEET_FILE: '/x.json' }).FLEET_FILE).toBe('/x.json');
+    expect(loadEnv({}).FLEET_FILE).toMatch(/fleet\/default\.json$/);
+    const fleet = FleetSchema.parse(JSON.parse(readFileSync(QEMU_FLEET_FILE, 'utf8')));
+    expect(fleet.hosts.map((h) => [h.name, h.driver])).toEqual([
+      ['qemu-1', 'qemu'],
+      ['qemu-2', 'qemu'],
+      ['qemu-3', 'qemu'],
+    ]);
+    // An m1.small (2048 MB) and an m1.tiny (512 MB) fit on each host after its reserved 512 MB.
+    for (const h of fleet.hosts) expect(h.memoryMb - h.reserved.memoryMb).toBeGreaterThanOrEqual(2048 + 512);
   });
 });
