@@ -6,10 +6,11 @@ SHELL := /bin/bash
 # better-sqlite3 compiles from source offline; node-gyp needs the local Node headers, not a download.
 export npm_config_nodedir := $(shell [ -d /usr/include/node ] && echo /usr)
 
-.PHONY: help install install-server start cluster test check test-deps bench
+.PHONY: help install install-server start cluster test check test-deps bench guest-images
 
 help:
 	@echo "make start   run the system (Temporal dev server + Web UI, conductor, scheduler, compute workers)"
+	@echo "             COMPUTE_DRIVER=qemu make start: the same on real QEMU guests (fleet/qemu.json)"
 	@echo "make cluster run it as on many machines (PostgreSQL, the Temporal services apart, mTLS, replicated workers)"
 	@echo "make test    install everything and run lint, typecheck, the whole test suite and the fault suite"
 	@echo "make bench   run the benchmarks"
@@ -29,7 +30,15 @@ install: node_modules/.installed .tools/temporal/bin/temporal
 install-server: scripts/install-temporal-server.sh
 	bash scripts/install-temporal-server.sh
 
-start: install
+# The real guests' images (kernel, initramfs, qcow2 bases) from Debian packages, once, into a cache;
+# as root the script installs QEMU first (qemu-system-x86, qemu-utils, busybox-static).
+guest-images:
+	@if [ -f scripts/build-guest-images.sh ]; then bash scripts/build-guest-images.sh; \
+	else echo "make: COMPUTE_DRIVER=qemu needs scripts/build-guest-images.sh, missing from this checkout" >&2; exit 1; fi
+
+# COMPUTE_DRIVER=qemu make start: the images first. Ctrl-C leaves the guests running (a hypervisor's
+# guests outlive nova-compute); the next start re-adopts them; `npm run guests -- stop-all` stops them.
+start: install $(if $(filter qemu,$(COMPUTE_DRIVER)),guest-images)
 	npm start
 
 cluster: install install-server

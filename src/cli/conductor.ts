@@ -13,6 +13,7 @@ import { Command, CommanderError } from 'commander';
 import * as audit from './commands/audit';
 import * as boot from './commands/boot';
 import * as confirm from './commands/confirm';
+import * as consoleCommand from './commands/console';
 import * as deleteCommand from './commands/delete';
 import * as evacuate from './commands/evacuate';
 import * as host from './commands/host';
@@ -47,6 +48,7 @@ const COMMANDS = [
   boot,
   list,
   show,
+  consoleCommand,
   stop,
   start,
   rebuild,

@@ -398,6 +398,21 @@ export const HostGuestsInputSchema = z.lazy(() =>
 );
 export type HostGuestsInput = z.input<typeof HostGuestsInputSchema>;
 
+/** The longest console tail a caller may ask for (Nova's console log `--length`). */
+export const MAX_CONSOLE_LINES = 10_000;
+
+export const ConsoleOutputInputSchema = z.lazy(() =>
+  z
+    .object({
+      instanceId: InstanceIdSchema,
+      /** Only the last N lines of the guest's console; all of it when absent. */
+      lines: z.number().int().nonnegative().max(MAX_CONSOLE_LINES).optional(),
+      timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
+    })
+    .strict()
+);
+export type ConsoleOutputInput = z.input<typeof ConsoleOutputInputSchema>;
+
 // ----- resize / migrate -----
 
 /** Seconds a resized instance waits for confirmResize / revertResize before it confirms itself. */

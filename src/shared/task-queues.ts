@@ -25,6 +25,8 @@ export const workflowIds = {
   resizeMigrate: (instanceId: string, requestId: string) => `resize-${instanceId}-${requestId}`,
   deleteInstance: (instanceId: string, requestId: string) => `delete-${instanceId}-${requestId}`,
   liveMigrate: (instanceId: string, requestId: string) => `live-migrate-${instanceId}-${requestId}`,
+  /** A read of the guest's console log from its host (consoleOutput). */
+  consoleOutput: (instanceId: string, requestId: string) => `console-${instanceId}-${requestId}`,
   registerHost: (host: string) => `register-host-${host}`,
   /** An operator's disable / enable / force-down / up of a host's service (setHostService). */
   setHostService: (host: string, requestId: string) => `host-service-${host}-${requestId}`,

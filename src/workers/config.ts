@@ -27,7 +27,7 @@ export const EnvSchema = z.object({
   DATA_DIR: z.string().min(1).default(path.join(PROJECT_ROOT, 'data')),
   /** PostgreSQL store (at scale); unset means the embedded SQLite file `$DATA_DIR/conductor.sqlite`. */
   DATABASE_URL: z.string().url().optional(),
-  /** The fleet `npm start` runs: one compute worker per host. */
+  /** The fleet `npm start` runs: one compute worker per host (with COMPUTE_DRIVER=qemu: fleet/qemu.json). */
   FLEET_FILE: z
     .string()
     .min(1)
@@ -89,6 +89,9 @@ export const EnvSchema = z.object({
  * The environment, and what the connection profile adds to it: TLS (client certificate, CA, server
  * name) and an API key. Absent (as in `make start`) the connection is plain.
  */
+/** The default fleet of real guests: three small hosts (COMPUTE_DRIVER=qemu without a FLEET_FILE). */
+export const QEMU_FLEET_FILE = path.join(PROJECT_ROOT, 'fleet', 'qemu.json');
+
 export type Env = z.infer<typeof EnvSchema> & { temporalTls?: TemporalTls; temporalApiKey?: string };
 export type TemporalTls = NonNullable<ReturnType<typeof toClientOptions>['connectionOptions']['tls']>;
 
@@ -109,6 +112,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
   }
   const parsed = EnvSchema.safeParse({
     ...env,
+    ...(env.FLEET_FILE === undefined && env.COMPUTE_DRIVER === 'qemu' ? { FLEET_FILE: QEMU_FLEET_FILE } : {}),
     TEMPORAL_ADDRESS: profile.connectionOptions.address ?? env.TEMPORAL_ADDRESS,
     TEMPORAL_NAMESPACE: profile.namespace ?? env.TEMPORAL_NAMESPACE,
   });

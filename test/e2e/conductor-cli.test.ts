@@ -2,7 +2,8 @@
  * The conductor CLI against a running system: the dev server, with the conductor, scheduler and compute
  * workers in-process (TestCloud), and `npm run conductor -- …` as a subprocess reading the same store.
  * Host commands (disable / enable / down / up, and what `hosts` shows), requests refused before anything
- * is written, a closed pipe, `show` of a deleted instance by name, and Ctrl-C while following a build.
+ * is written, a closed pipe, `show` of a deleted instance by name, `console` (the guest's console read
+ * from its host), and Ctrl-C while following a build.
  * Ends with the placement audit clean and no workflow running.
  */
 import { spawn } from 'node:child_process';
@@ -184,6 +185,38 @@ describe('npm run conductor against a running system', () => {
     expect((await conductor('show', 'vm-never-was')).stderr.trim()).toBe(
       'InstanceNotFound: Instance vm-never-was could not be found.'
     );
+  });
+
+  it("console prints the guest's console from its host (whole, last N lines, JSON); a guest gone is InstanceNotFound", async () => {
+    const built = await inCloud(() => build('vm-console'));
+    const host = built.host!;
+    await inCloud(async () => {
+      const whole = await conductor('console', 'vm-console');
+      expect(whole.code, whole.stderr).toBe(0);
+      expect(whole.stdout).toMatch(/GUEST-BOOT boot=1 image=cirros\n/);
+
+      await cloud.driver(host).powerOff({ instanceId: built.instanceId });
+      const last = await conductor('console', built.instanceId, '--lines', '1');
+      expect(last.code, last.stderr).toBe(0);
+      expect(last.stdout).toMatch(/^\[[^\]]+\] powered off \(forced\)\n$/);
+      const json = await conductor('console', 'vm-console', '--lines', '2', '--json');
+      expect(JSON.parse(json.stdout)).toEqual({
+        instanceId: built.instanceId,
+        host,
+        output: expect.stringMatching(/GUEST-BOOT boot=1 image=cirros\n.*powered off \(forced\)\n$/) as string,
+      });
+
+      // The guest gone from its host behind the conductor's back: the host's answer, typed.
+      await cloud.driver(host).destroy({ instanceId: built.instanceId });
+      const gone = await conductor('console', 'vm-console');
+      expect(gone.code).toBe(1);
+      expect(gone.stderr.trim()).toMatch(/^InstanceNotFound: .*could not be found/);
+      expect((await conductor('delete', 'vm-console')).code).toBe(0);
+    });
+    const bad = await conductor('console', 'vm-console', '--lines', '-1');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--lines/);
+    expect(await countWorkflows(`WorkflowType = 'consoleOutput'`)).toBeGreaterThanOrEqual(3);
   });
 
   it('Ctrl-C while following a build: says the build goes on and how to watch it; the build completes', async () => {

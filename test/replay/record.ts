@@ -23,6 +23,7 @@ import { confirmResizeUpdate, getProgressQuery, revertResizeUpdate } from '../..
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import type { consoleOutput } from '../../src/workflows/console-output';
 import { historyToJSON } from '../helpers/history-json';
 import { withWorkers } from '../helpers/temporal';
 
@@ -1209,6 +1210,24 @@ describe.sequential('selection outlives a cancel (patched selection-outlives-can
         ['CANCELED'],
         ['cancelled while selecting: the claim made, then released']
       );
+    });
+  });
+});
+
+describe.sequential('consoleOutput (the console command)', () => {
+  it("consoleOutput: the last lines of a guest's console, read from its host", async () => {
+    const { az, hosts } = await zone(1);
+    await run(hosts, async () => {
+      const vm = await startBuild({ name: 'vm-console', availabilityZone: az });
+      await vm.result();
+      const instanceId = vm.workflowId.replace(/^build-/, '');
+      const handle = await env.client.workflow.start<typeof consoleOutput>('consoleOutput', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.consoleOutput(instanceId, randomUUID().slice(0, 8)),
+        args: [{ instanceId, lines: 5 }],
+      });
+      expect((await handle.result()).output).toMatch(/GUEST-BOOT boot=1 image=cirros\n/);
+      await save(handle.workflowId, undefined, 'happy', 'COMPLETED', "the host returns the guest's console");
     });
   });
 });

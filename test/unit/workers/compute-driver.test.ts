@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -7,7 +8,7 @@ import { FakeDriver } from '../../../src/compute/fake';
 import type { QemuDriver } from '../../../src/compute/qemu';
 import { FleetSchema } from '../../../src/domain/fleet';
 import { createDriver } from '../../../src/workers/compute-driver';
-import { EnvSchema } from '../../../src/workers/config';
+import { EnvSchema, loadEnv, QEMU_FLEET_FILE } from '../../../src/workers/config';
 import { makeStateDir } from '../compute/helpers';
 
 const host = { name: 'node-1', vcpus: 4, memoryMb: 8192, diskGb: 100 };
@@ -52,5 +53,22 @@ describe('choosing a compute driver', () => {
     expect(driver.capabilities.sharedInstancePath).toBe(true);
     expect((driver as QemuDriver).layout.instancesDir).toBe(path.join(dir, 'instances'));
     expect(await driver.listGuests()).toEqual([]);
+  });
+});
+
+describe('the default fleet of real guests', () => {
+  it('COMPUTE_DRIVER=qemu without a FLEET_FILE runs fleet/qemu.json: three qemu hosts that fit a few guests', () => {
+    const env = loadEnv({ COMPUTE_DRIVER: 'qemu' });
+    expect(env.FLEET_FILE).toBe(QEMU_FLEET_FILE);
+    expect(loadEnv({ COMPUTE_DRIVER: 'qemu', FLEET_FILE: '/x.json' }).FLEET_FILE).toBe('/x.json');
+    expect(loadEnv({}).FLEET_FILE).toMatch(/fleet\/default\.json$/);
+    const fleet = FleetSchema.parse(JSON.parse(readFileSync(QEMU_FLEET_FILE, 'utf8')));
+    expect(fleet.hosts.map((h) => [h.name, h.driver])).toEqual([
+      ['qemu-1', 'qemu'],
+      ['qemu-2', 'qemu'],
+      ['qemu-3', 'qemu'],
+    ]);
+    // An m1.small (2048 MB) and an m1.tiny (512 MB) fit on each host after its reserved 512 MB.
+    for (const h of fleet.hosts) expect(h.memoryMb - h.reserved.memoryMb).toBeGreaterThanOrEqual(2048 + 512);
   });
 });
