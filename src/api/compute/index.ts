@@ -1,0 +1,17 @@
+/** Compute v2.1 under /compute: version documents at the root, the API under /v2.1 (and /v2). */
+import type { FastifyInstance } from 'fastify';
+
+import { plugin } from '../plugin';
+import type { ApiDeps } from '../deps';
+import { registerFlavors } from './flavors';
+import { registerVersions } from './versions';
+
+export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
+  registerVersions(app, deps);
+  void app.register(
+    plugin((v21) => {
+      registerFlavors(v21, deps);
+    }),
+    { prefix: '/v2.1' }
+  );
+}
