@@ -45,3 +45,9 @@ export function keysOnly(value: unknown): unknown {
     );
   return '.';
 }
+
+/** The top-level keys of a sample's one member (`server`, `flavor` …), sorted. */
+export function sampleKeys(file: string, member: string): string[] {
+  const body = novaSample(file) as Record<string, Record<string, unknown>>;
+  return Object.keys(body[member] ?? {}).sort();
+}

@@ -4,6 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import { plugin } from '../plugin';
 import type { ApiDeps } from '../deps';
 import { registerFlavors } from './flavors';
+import { registerServerActions } from './server-actions';
+import { registerServerReads } from './servers-read';
+import { registerServerWrites } from './servers-write';
 import { registerVersions } from './versions';
 
 export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
@@ -11,6 +14,9 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
   void app.register(
     plugin((v21) => {
       registerFlavors(v21, deps);
+      registerServerReads(v21, deps);
+      registerServerWrites(v21, deps);
+      registerServerActions(v21, deps);
     }),
     { prefix: '/v2.1' }
   );
