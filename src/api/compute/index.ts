@@ -4,6 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import { plugin } from '../plugin';
 import type { ApiDeps } from '../deps';
 import { registerFlavors } from './flavors';
+import { registerHosts } from './hosts';
+import { registerInstanceActions } from './instance-actions';
+import { registerMigrations } from './migrations';
+import { registerServerGroups } from './server-groups';
 import { registerServerActions } from './server-actions';
 import { registerServerReads } from './servers-read';
 import { registerServerWrites } from './servers-write';
@@ -17,6 +21,10 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
       registerServerReads(v21, deps);
       registerServerWrites(v21, deps);
       registerServerActions(v21, deps);
+      registerServerGroups(v21, deps);
+      registerInstanceActions(v21, deps);
+      registerMigrations(v21, deps);
+      registerHosts(v21, deps);
     }),
     { prefix: '/v2.1' }
   );
