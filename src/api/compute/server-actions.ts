@@ -87,13 +87,20 @@ async function operate<K extends 'stop' | 'start' | 'rebuild' | 'resizeMigrate' 
   await startAndAccept(deps, type, workflowId, { instanceId, ...input }, heldBy(deps, instanceId, workflowId));
 }
 
-/** The resize or cold migration of the instance waiting for a decision: its workflow id (the action's request). */
+/**
+ * The resize or cold migration of the instance waiting for a decision: the workflow of its latest resize or
+ * migrate action (the action's request id), still running. 409 in Nova's form otherwise.
+ */
 async function pendingResize(deps: ApiDeps, record: InstanceRecord, method: string): Promise<string> {
+  const refused = () =>
+    conflict(`Cannot '${method}' instance ${record.instanceId} while it is in vm_state ${record.vmState}`);
+  if (record.vmState !== 'resized') throw refused();
   const actions = await deps.instances.listActions(record.instanceId);
-  const open = [...actions].reverse().find((a) => (a.action === 'resize' || a.action === 'migrate') && !a.finishedAt);
-  if (record.vmState !== 'resized' || !open)
-    throw conflict(`Cannot '${method}' instance ${record.instanceId} while it is in vm_state ${record.vmState}`);
-  return open.requestId;
+  const latest = [...actions].reverse().find((a) => a.action === 'resize' || a.action === 'migrate');
+  if (!latest) throw refused();
+  const { status } = await (await deps.temporal()).workflow.getHandle(latest.requestId).describe();
+  if (status.name !== 'RUNNING') throw refused();
+  return latest.requestId;
 }
 
 async function decide(deps: ApiDeps, req: FastifyRequest, record: InstanceRecord, confirm: boolean): Promise<void> {
