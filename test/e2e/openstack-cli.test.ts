@@ -14,7 +14,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { buildApp } from '../../src/api/app';
 import { imageId, serverGroupId } from '../../src/api/ids';
+import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import { createApiRepository } from '../../src/store/api';
+import type { reconcileHost } from '../../src/workflows/reconcile-host';
 import type { InstanceRecord } from '../../src/domain/instance';
 import { TEST_USERS } from '../helpers/api';
 import { ROOT, runProcess } from '../helpers/cli';
@@ -23,6 +25,7 @@ import { freePort } from '../helpers/ports';
 import { createDevServerEnv } from '../helpers/temporal';
 
 const OPENSTACK = path.join(ROOT, '.tools', 'osc', 'bin', 'openstack');
+const SDK_SCRIPT = path.join(ROOT, 'test', 'e2e', 'fixtures', 'openstacksdk_flow.py');
 
 describe('the real openstack CLI against the API (dev server)', () => {
   let env: TestWorkflowEnvironment;
@@ -224,6 +227,33 @@ describe('the real openstack CLI against the API (dev server)', () => {
     expect(detail.events.some((e) => e.result === 'Success')).toBe(true);
   });
 
+  it('server evacuate while its host is forced down re-creates it elsewhere (polled: OSC --wait bug); the host returns and cleans up', async () => {
+    const source = (await record(vm1)).host!;
+    await osOk(['compute', 'service', 'set', '--down', source, 'nova-compute']);
+    try {
+      await osOk(['server', 'evacuate', 'vm1']);
+      await vi.waitFor(
+        async () => {
+          const now = await record(vm1);
+          expect(now).toMatchObject({ vmState: 'active', taskState: null });
+          expect(now.host).not.toBe(source);
+        },
+        { timeout: 60_000, interval: 500 }
+      );
+      expect((await show('vm1'))['OS-EXT-SRV-ATTR:host']).toBe((await record(vm1)).host);
+    } finally {
+      await osOk(['compute', 'service', 'set', '--up', source, 'nova-compute']);
+    }
+    // The returning host's start-up reconciliation destroys the evacuated guest and frees its allocation.
+    await env.client.workflow.execute<typeof reconcileHost>('reconcileHost', {
+      taskQueue: CONDUCTOR_TASK_QUEUE,
+      workflowId: `${workflowIds.reconcileHost(source)}-api-test`,
+      args: [{ host: source }],
+    });
+    const events = await osJson<Array<{ Action: string }>>(['server', 'event', 'list', 'vm1']);
+    expect(events.map((e) => e.Action)).toContain('evacuate');
+  });
+
   it('server group create --policy anti-affinity, then create --hint group= --min 2 --max 2 lands on two hosts', async () => {
     const group = await osJson<{ id: string; name: string; policy?: string; policies?: string }>([
       'server',
@@ -326,6 +356,51 @@ describe('the real openstack CLI against the API (dev server)', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toEqual({ badRequest: { code: 400, message: 'Flavor m1.nope could not be found.' } });
     expect((await cloud.instances.list()).length).toBe(count);
+  });
+
+  it("the same through openstacksdk's Python API: its own waits hold (create, stop, start, resize, confirm, live-migrate, delete)", async () => {
+    const u = TEST_USERS.users[0]!;
+    const run = await runProcess(path.join(ROOT, '.tools', 'osc', 'bin', 'python'), [SDK_SCRIPT], {
+      OS_CLOUD: undefined,
+      OS_AUTH_URL: `${url}/identity/v3`,
+      OS_USERNAME: u.name,
+      OS_PASSWORD: u.password,
+      OS_PROJECT_NAME: u.project,
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const seen = JSON.parse(run.stdout) as {
+      created: { id: string; status: string };
+      stopped: string;
+      started: string;
+      resized: string;
+      confirmed: { status: string; flavor: string };
+      after_live_migrate_call: string;
+      live_migrated: { from: string; to: string };
+      actions: string[];
+      services: string[];
+      hypervisors: number;
+      deleted: boolean;
+    };
+    expect(seen).toMatchObject({
+      created: { status: 'ACTIVE' },
+      stopped: 'SHUTOFF',
+      started: 'ACTIVE',
+      resized: 'VERIFY_RESIZE',
+      after_live_migrate_call: 'MIGRATING',
+      confirmed: { status: 'ACTIVE', flavor: 'm1.medium' },
+      services: hosts,
+      hypervisors: 3,
+      deleted: true,
+    });
+    const moves = await cloud.instances.listMigrations(seen.created.id);
+    const live = moves.find((m) => m.migrationType === 'live-migration');
+    expect(live, JSON.stringify({ moves, seen })).toMatchObject({
+      status: 'completed',
+      sourceHost: seen.live_migrated.from,
+    });
+    expect(seen.live_migrated.to, JSON.stringify({ moves, seen })).toBe(live!.destHost);
+    expect(seen.actions).toEqual(['confirmResize', 'create', 'live-migration', 'resize', 'start', 'stop']);
+    expect(await record(seen.created.id)).toMatchObject({ vmState: 'deleted', flavor: 'm1.medium' });
   });
 
   it('server delete --wait removes them: show 404, the store says deleted', async () => {

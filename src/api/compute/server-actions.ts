@@ -21,7 +21,7 @@ import { requestIdOf } from './request-id';
 import { showServer } from './servers-read';
 import { visibleServer } from './tenancy';
 
-/** Nova's server actions this conductor does not have: 501 (the list, and Nova's others). */
+/** NOTE(nova): Nova's server actions this conductor does not have answer 501 notImplemented. */
 const NOT_IMPLEMENTED = new Set([
   'reboot',
   'pause',

@@ -77,6 +77,7 @@ async function buildInput(deps: ApiDeps, req: FastifyRequest, body: CreateBody):
   // NOTE(nova): no networking here: a list of networks or ports is refused (see the README's deviations).
   if (Array.isArray(s.networks) && s.networks.length > 0)
     throw badRequest('Networks are not supported by this conductor: use "auto" or "none".');
+  // NOTE(nova): no key pairs, server metadata or tags are kept here: asking for them is a 400.
   if (s.key_name !== undefined) throw badRequest('Invalid key_name provided.');
   if (s.metadata && Object.keys(s.metadata).length > 0)
     throw badRequest('Server metadata is not supported by this conductor.');
@@ -126,6 +127,8 @@ async function buildInput(deps: ApiDeps, req: FastifyRequest, body: CreateBody):
     ...(sameHost ? { sameHost } : {}),
     ...(differentHost ? { differentHost } : {}),
   };
+  // NOTE(nova): max_count is a ceiling (as many as there is room for, at least min_count), as the
+  // multi-create workflow does.
   const several = maxCount > 1;
   const input: BuildInstanceInput = {
     name: s.name,
