@@ -136,7 +136,8 @@ export function serverView(
     'OS-EXT-STS:vm_state': r.vmState,
     'OS-EXT-STS:power_state': POWER_STATE[r.powerState],
   };
-  if (WITH_PROGRESS.has(status)) body.progress = status === 'BUILD' ? 0 : status === 'ACTIVE' ? 100 : 0;
+  // Nova's instance.progress is 0 unless a driver reports it (ours do not through the record).
+  if (WITH_PROGRESS.has(status)) body.progress = 0;
   if (admin) {
     body['OS-EXT-SRV-ATTR:host'] = r.host;
     body['OS-EXT-SRV-ATTR:hypervisor_hostname'] = r.host;
