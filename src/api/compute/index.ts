@@ -6,6 +6,7 @@ import type { ApiDeps } from '../deps';
 import { registerFlavors } from './flavors';
 import { registerHosts } from './hosts';
 import { registerInstanceActions } from './instance-actions';
+import { registerLimits } from './limits';
 import { registerMigrations } from './migrations';
 import { registerServerGroups } from './server-groups';
 import { registerServerActions } from './server-actions';
@@ -25,6 +26,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
       registerInstanceActions(v21, deps);
       registerMigrations(v21, deps);
       registerHosts(v21, deps);
+      registerLimits(v21, deps);
     }),
     { prefix: '/v2.1' }
   );

@@ -184,6 +184,24 @@ describe('OpenStack API: server reads', () => {
     expect(deleted.servers.map((s) => s.id)).toEqual([ids.gone]);
   });
 
+  it.each([
+    ['2.1', 'limits/limit-get-resp'],
+    ['2.36', 'limits/v2.36/limit-get-resp'],
+    ['2.39', 'limits/v2.39/limit-get-resp'],
+    ['2.57', 'limits/v2.57/limit-get-resp'],
+  ])('shows limits at %s as Nova (no quotas: unlimited) with the project usage', async (version, sample) => {
+    const res = await get('/compute/v2.1/limits', demo, version);
+    const absolute = res.json<{ limits: { absolute: Record<string, number> } }>().limits.absolute;
+    const expected = (novaSample(sample) as { limits: { absolute: object } }).limits.absolute;
+    expect(Object.keys(absolute).sort()).toEqual(Object.keys(expected).sort());
+    expect(absolute).toMatchObject({
+      maxTotalInstances: -1,
+      totalInstancesUsed: 2,
+      totalCoresUsed: 2,
+      totalRAMUsed: 2048 + 2048,
+    });
+  });
+
   it('answers Nova-shaped errors for unknown routes, bad actions and unimplemented ones, never 500', async () => {
     const post = (body: unknown, token = demo) =>
       api.app.inject({
