@@ -205,13 +205,17 @@ export function registerHosts(app: FastifyInstance, deps: ApiDeps): void {
       const pattern = req.query.hypervisor_hostname_pattern;
       if (pattern !== undefined && atLeast(req.apiVersion, '2.53'))
         hosts = hosts.filter((h) => h.host.includes(pattern));
+      // The marker is the hypervisor's id: its UUID from 2.53, its integer id below.
+      const ids = new Map<string, string>();
+      for (const h of hosts)
+        ids.set(
+          h.host,
+          atLeast(req.apiVersion, '2.53')
+            ? hypervisorId(h.host)
+            : String(await deps.api.integerId('hypervisor', h.host))
+        );
       const paged = atLeast(req.apiVersion, '2.33')
-        ? page(
-            hosts,
-            (h) => (atLeast(req.apiVersion, '2.53') ? hypervisorId(h.host) : String(h.host)),
-            parseLimit(req.query.limit),
-            req.query.marker
-          )
+        ? page(hosts, (h) => ids.get(h.host)!, parseLimit(req.query.limit), req.query.marker)
         : { items: hosts, markerMissing: false, more: false };
       if (paged.markerMissing) throw badRequest(`marker [${req.query.marker}] not found`);
       return { hypervisors: await Promise.all(paged.items.map((h) => hypervisorView(deps, req, h, detail))) };

@@ -148,6 +148,22 @@ describe('OpenStack API: services, hypervisors, migrations, instance actions, se
     ).toBe(h2.id);
   });
 
+  it('pages hypervisors from 2.33 by their integer id, and by UUID from 2.53', async () => {
+    const first = (await get('/os-hypervisors?limit=1', admin, '2.33')).json<{
+      hypervisors: Array<{ id: number; hypervisor_hostname: string }>;
+    }>();
+    expect(first.hypervisors.map((h) => h.hypervisor_hostname)).toEqual(['h-1']);
+    const next = (await get(`/os-hypervisors?marker=${first.hypervisors[0]!.id}`, admin, '2.33')).json<{
+      hypervisors: Array<{ hypervisor_hostname: string }>;
+    }>();
+    expect(next.hypervisors.map((h) => h.hypervisor_hostname)).toEqual(['h-2']);
+    const byUuid = (await get(`/os-hypervisors?marker=${hypervisorId('h-1')}`, admin, '2.53')).json<{
+      hypervisors: Array<{ hypervisor_hostname: string }>;
+    }>();
+    expect(byUuid.hypervisors.map((h) => h.hypervisor_hostname)).toEqual(['h-2']);
+    expect((await get('/os-hypervisors?marker=nope', admin, '2.53')).statusCode).toBe(400);
+  });
+
   it.each([
     ['2.1', 'os-migrations/migrations-get'],
     ['2.23', 'os-migrations/v2.23/migrations-get'],
