@@ -234,6 +234,27 @@ describe('OpenStack API: services, hypervisors, migrations, instance actions, se
     ).toHaveLength(1);
   });
 
+  it("gates a server's migrations by microversion and refuses force_complete / abort of a migration not under way", async () => {
+    const at = (method: 'GET' | 'POST' | 'DELETE', url: string, version: string, payload?: object) =>
+      api.app.inject({
+        method,
+        url: `/compute/v2.1${url}`,
+        ...(payload ? { payload } : {}),
+        headers: { 'x-auth-token': admin, 'OpenStack-API-Version': `compute ${version}` },
+      });
+    expect((await at('GET', `/servers/${server}/migrations`, '2.22')).statusCode).toBe(404);
+    expect((await at('GET', `/servers/${server}/migrations`, '2.23')).json()).toEqual({ migrations: [] });
+    const id = (await get('/os-migrations', admin)).json<{ migrations: Array<{ id: number }> }>().migrations[0]!.id;
+    const force = (v: string) => at('POST', `/servers/${server}/migrations/${id}/action`, v, { force_complete: null });
+    expect((await force('2.21')).statusCode).toBe(404);
+    expect(
+      (await force('2.22')).json<{ conflictingRequest: { message: string } }>().conflictingRequest.message
+    ).toMatch(/is not a live migration under way/);
+    expect((await at('DELETE', `/servers/${server}/migrations/${id}`, '2.23')).statusCode).toBe(404);
+    expect((await at('DELETE', `/servers/${server}/migrations/${id}`, '2.24')).statusCode).toBe(404);
+    expect((await at('GET', `/servers/${server}/migrations/999`, '2.23')).statusCode).toBe(404);
+  });
+
   it('answers 403 to a member on the admin-only routes', async () => {
     for (const url of ['/os-services', '/os-hypervisors', '/os-hypervisors/detail', '/os-migrations']) {
       const res = await get(url, demo);
