@@ -19,6 +19,7 @@ import { createApiRepository } from '../../src/store/api';
 import type { reconcileHost } from '../../src/workflows/reconcile-host';
 import type { InstanceRecord } from '../../src/domain/instance';
 import { TEST_USERS } from '../helpers/api';
+import { sampleKeys } from '../helpers/nova-samples';
 import { ROOT, runProcess } from '../helpers/cli';
 import { TEST_CATALOGUE, TestCloud } from '../helpers/cloud';
 import { freePort } from '../helpers/ports';
@@ -356,6 +357,23 @@ describe('the real openstack CLI against the API (dev server)', () => {
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toEqual({ badRequest: { code: 400, message: 'Flavor m1.nope could not be found.' } });
     expect((await cloud.instances.list()).length).toBe(count);
+    // A good create through the API: Nova's create response, and x-compute-request-id is the request_id
+    // of the instance's create action (Tempest follows it).
+    const good = await app.inject({
+      method: 'POST',
+      url: '/compute/v2.1/servers',
+      headers: { 'x-auth-token': token, 'OpenStack-API-Version': 'compute 2.60' },
+      payload: { server: { name: 'demo-vm', flavorRef: 'm1.tiny', imageRef: imageId('cirros'), networks: 'none' } },
+    });
+    expect(good.statusCode).toBe(202);
+    const body = good.json<{ server: Record<string, unknown> }>();
+    expect(Object.keys(body.server).sort()).toEqual(sampleKeys('servers/server-create-resp', 'server'));
+    const id = body.server.id as string;
+    const [created] = await cloud.instances.listActions(id);
+    expect(created).toMatchObject({ action: 'create', requestId: good.headers['x-compute-request-id'] });
+    expect(await osJson<Array<{ ID: string }>>(['server', 'list'], 'demo')).toEqual([
+      expect.objectContaining({ ID: id }),
+    ]);
   });
 
   it("the same through openstacksdk's Python API: its own waits hold (create, stop, start, resize, confirm, live-migrate, delete)", async () => {
