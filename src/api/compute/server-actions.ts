@@ -3,6 +3,8 @@
  * migrate, os-migrateLive, os-resetState, each through the workflow (or Update) the CLIs use, answered
  * once the workflow holds the instance. Nova's other actions answer 501; an unknown one 400.
  */
+import { randomBytes } from 'node:crypto';
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -18,6 +20,7 @@ import { atLeast } from '../microversion';
 import { execute, heldBy, startAndAccept } from '../operations';
 import { requireAdmin, requireMember } from './common';
 import { requestIdOf } from './request-id';
+import { rebuildView } from './server-view';
 import { showServer } from './servers-read';
 import { visibleServer } from './tenancy';
 
@@ -139,13 +142,11 @@ const ACTIONS: Record<string, Handler> = {
     const ref = a.imageRef.split('/').pop() ?? a.imageRef;
     const image = findImage(deps, ref);
     if (!image) throw badRequest(`Image ${ref} could not be found.`);
-    const adminPass = typeof a.adminPass === 'string' ? a.adminPass : undefined;
-    await operate(deps, req, 'rebuild', record.instanceId, {
-      image: image.name,
-      ...(adminPass ? { adminPassword: adminPass } : {}),
-    });
+    // As Nova with enable_instance_password: a password is set (generated unless given) and returned.
+    const adminPass = typeof a.adminPass === 'string' ? a.adminPass : randomBytes(9).toString('base64url');
+    await operate(deps, req, 'rebuild', record.instanceId, { image: image.name, adminPassword: adminPass });
     const server = await showServer(deps, req, record.instanceId);
-    return reply.status(202).send({ server: { ...server, ...(adminPass ? { adminPass } : {}) } });
+    return reply.status(202).send({ server: rebuildView(server, adminPass) });
   },
   evacuate: async ({ deps, req, reply, record, arg }) => {
     requireAdmin(req, 'os_compute_api:os-evacuate');

@@ -167,3 +167,35 @@ export function serverView(
     };
   return body;
 }
+
+/** The keys of Nova's rebuild response (its basic server view, without the extended attributes). */
+const REBUILD_KEYS = [
+  'id',
+  'name',
+  'status',
+  'tenant_id',
+  'user_id',
+  'metadata',
+  'hostId',
+  'image',
+  'flavor',
+  'created',
+  'updated',
+  'addresses',
+  'accessIPv4',
+  'accessIPv6',
+  'links',
+  'OS-DCF:diskConfig',
+  'progress',
+  'locked',
+  'description',
+  'tags',
+] as const;
+
+/** Nova's rebuild response from the full server body: the basic view, with the password. */
+export function rebuildView(full: Record<string, unknown>, adminPass: string): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const key of REBUILD_KEYS) if (key in full) body[key] = full[key];
+  if (!('progress' in body)) body.progress = 0;
+  return { ...body, adminPass };
+}

@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { statusOf } from '../../../src/api/compute/server-view';
+import { rebuildView, statusOf } from '../../../src/api/compute/server-view';
 import { keystoneId } from '../../../src/api/ids';
 import type { InstanceRecord } from '../../../src/domain/instance';
 import type { TestApi } from '../../helpers/api';
@@ -84,6 +84,18 @@ describe('OpenStack API: server reads', () => {
     expect(Object.keys(server).sort()).toEqual(sampleKeys(sample, 'server'));
     const flavorSample = (novaSample(sample) as { server: { flavor: Record<string, unknown> } }).server.flavor;
     expect(Object.keys(server.flavor as object).sort()).toEqual(Object.keys(flavorSample).sort());
+  });
+
+  it.each([
+    ['2.1', 'servers/server-action-rebuild-resp'],
+    ['2.19', 'servers/v2.19/server-action-rebuild-resp'],
+    ['2.26', 'servers/v2.26/server-action-rebuild-resp'],
+  ])('answers a rebuild at %s with the keys of Nova rebuild sample', async (version, sample) => {
+    const full = (await get(`/compute/v2.1/servers/${ids.demo1}`, admin, version)).json<{
+      server: Record<string, unknown>;
+    }>();
+    const body = rebuildView(full.server, 'secret');
+    expect(Object.keys(body).sort()).toEqual(sampleKeys(sample, 'server'));
   });
 
   it('adds tags at 2.26 (as the 2.26 rebuild sample shows) and hides admin attributes from a member', async () => {
