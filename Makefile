@@ -46,6 +46,7 @@ cluster: install install-server
 
 test-deps:
 	bash scripts/install-test-deps.sh
+	bash scripts/install-openstack-tools.sh
 
 check: install
 	npm run typecheck

@@ -39,14 +39,14 @@ const NODE_BUILTINS = [
 const LAYERS = [
   {
     target: 'src/domain',
-    from: ['shared', 'scheduler', 'store', 'compute', 'activities', 'workflows', 'workers', 'cli'],
+    from: ['shared', 'scheduler', 'store', 'compute', 'activities', 'workflows', 'workers', 'cli', 'api'],
   },
-  { target: 'src/shared', from: ['store', 'compute', 'activities', 'workflows', 'workers', 'cli'] },
-  { target: 'src/scheduler', from: ['store', 'compute', 'activities', 'workflows', 'workers', 'cli'] },
-  { target: 'src/store', from: ['compute', 'activities', 'workflows', 'workers', 'cli'] },
-  { target: 'src/compute', from: ['store', 'activities', 'workflows', 'workers', 'cli'] },
-  { target: 'src/activities', from: ['workflows', 'workers', 'cli'] },
-  { target: 'src/workflows', from: ['workers', 'cli'] },
+  { target: 'src/shared', from: ['store', 'compute', 'activities', 'workflows', 'workers', 'cli', 'api'] },
+  { target: 'src/scheduler', from: ['store', 'compute', 'activities', 'workflows', 'workers', 'cli', 'api'] },
+  { target: 'src/store', from: ['compute', 'activities', 'workflows', 'workers', 'cli', 'api'] },
+  { target: 'src/compute', from: ['store', 'activities', 'workflows', 'workers', 'cli', 'api'] },
+  { target: 'src/activities', from: ['workflows', 'workers', 'cli', 'api'] },
+  { target: 'src/workflows', from: ['workers', 'cli', 'api'] },
 ];
 
 export default tseslint.config(

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { WorkflowFailedError } from '@temporalio/client';
-import type { WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { defaultPayloadConverter } from '@temporalio/common';
 
@@ -13,14 +13,12 @@ import type { LiveMigrationProgress } from '../compute/driver';
 
 import type { OperationProgress, ResizeOutcome } from '../shared/messages';
 import { getProgressQuery } from '../shared/messages';
-import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
-import type * as workflows from '../workflows';
+import { startConductorWorkflow, typedFailureOf } from '../workers/workflow-client';
+import type { WorkflowName, WorkflowOf } from '../workers/workflow-client';
 import type { Context } from './context';
 import { client, instances, Interrupted, OperationFailed, printCurrent } from './context';
 
-/** A workflow type the conductor worker runs, and its function's type (for typed arguments). */
-export type WorkflowName = keyof typeof workflows;
-export type WorkflowOf<K extends WorkflowName> = (typeof workflows)[K];
+export type { WorkflowName, WorkflowOf };
 
 /** Starts a conductor workflow on its queue; its arguments are checked against the workflow's signature. */
 export async function startWorkflow<K extends WorkflowName>(
@@ -29,8 +27,7 @@ export async function startWorkflow<K extends WorkflowName>(
   workflowId: string,
   args: Parameters<WorkflowOf<K>>
 ): Promise<WorkflowHandle<WorkflowOf<K>>> {
-  const options = { taskQueue: CONDUCTOR_TASK_QUEUE, workflowId, args } as WorkflowStartOptions<WorkflowOf<K>>;
-  return (await client(ctx)).workflow.start<WorkflowOf<K>>(type, options);
+  return startConductorWorkflow(await client(ctx), type, workflowId, args);
 }
 
 export const requestId = (): string => randomUUID().slice(0, 8);
@@ -46,10 +43,8 @@ export async function outcome<T>(result: Promise<T>): Promise<T> {
   try {
     return await result;
   } catch (err) {
-    if (err instanceof WorkflowFailedError) {
-      const cause = err.cause as { type?: string; message?: string; name?: string } | undefined;
-      throw new OperationFailed(cause?.type ?? cause?.name ?? 'Failed', cause?.message ?? err.message);
-    }
+    const failure = err instanceof WorkflowFailedError ? typedFailureOf(err) : undefined;
+    if (failure) throw new OperationFailed(failure.type, failure.message);
     throw err;
   }
 }

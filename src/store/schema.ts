@@ -135,6 +135,29 @@ export interface ServerGroupsTable {
   created_at: string;
 }
 
+/** The project and user an instance was created for (the API's tenancy; migration 0006). */
+export interface ApiInstanceOwnersTable {
+  instance_id: string;
+  project_id: string;
+  user_id: string;
+  created_at: string;
+}
+
+/** The project and user a server group was created for (the API's tenancy). */
+export interface ApiServerGroupOwnersTable {
+  name: string;
+  project_id: string;
+  user_id: string;
+  created_at: string;
+}
+
+/** Stable integer ids the API shows where a microversion wants one: per kind (service, migration …) and key. */
+export interface ApiIntegerIdsTable {
+  kind: string;
+  key: string;
+  id: number;
+}
+
 export interface Database {
   resource_providers: ResourceProvidersTable;
   inventories: InventoriesTable;
@@ -148,6 +171,9 @@ export interface Database {
   migrations: MigrationsTable;
   server_groups: ServerGroupsTable;
   applied_writes: AppliedWritesTable;
+  api_instance_owners: ApiInstanceOwnersTable;
+  api_server_group_owners: ApiServerGroupOwnersTable;
+  api_integer_ids: ApiIntegerIdsTable;
 }
 
 /** Every table, children before parents (the order to empty them in). */
@@ -164,4 +190,7 @@ export const TABLES: readonly (keyof Database)[] = [
   'instances',
   'server_groups',
   'applied_writes',
+  'api_instance_owners',
+  'api_server_group_owners',
+  'api_integer_ids',
 ];

@@ -20,6 +20,8 @@ import { temporal } from '@temporalio/proto';
 import { msToTs } from '@temporalio/common/lib/time';
 import { z } from 'zod';
 
+import { apiReadyLines, publicUrl, usersFile } from '../api/settings';
+import { loadOrCreateUsers } from '../api/users';
 import { FleetSchema } from '../domain/fleet';
 import { CONDUCTOR_SEARCH_ATTRIBUTES } from '../shared/search-attributes';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../shared/task-queues';
@@ -288,6 +290,10 @@ async function main(): Promise<void> {
       )
     ),
   ];
+  // The OpenStack API, with the store's credentials (it reads the store and writes its own tables); its
+  // users file is made here on first start, so the ready message can print the admin password.
+  const apiUsers = loadOrCreateUsers(usersFile({ ...env, DATA_DIR: dataDir }));
+  workers.push(workerProcess('api', 'core', '../api/main.ts', { ...workerEnv, ...storeEnv }));
   for (const w of workers) {
     sup.add(w);
     sup.launch(w);
@@ -302,6 +308,7 @@ async function main(): Promise<void> {
   await waitForHistory(env, cluster.CLUSTER_HISTORY_SHARDS);
   await waitForHttp('the Temporal Web UI', `http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`);
   await waitForHttp('the codec server', `${codecEndpointFor(env)!}/encode`, codecProbe(env.CONDUCTOR_CODEC_AUTH));
+  await waitForHttp('the OpenStack API', `${publicUrl(env)}/compute/`);
   // What a shell needs for both CLIs (the conductor CLI also reads the store): `set -a; . cli.env; set +a`.
   const cliEnv = {
     ...profileEnv,
@@ -329,7 +336,7 @@ async function main(): Promise<void> {
       taskQueue: CONDUCTOR_TASK_QUEUE,
       temporalCommand: `${profile} npm run temporal --`,
       again: 'make cluster',
-      extra: `  Profile           ${profile} (both CLIs: set -a; . ${path.join(dataDir, 'cli.env')}; set +a)\n  Temporal services ${TEMPORAL_SERVICES.join(', ')} (${cluster.CLUSTER_HISTORY_SHARDS} history shards), PostgreSQL 127.0.0.1:${cluster.CLUSTER_PG_PORT}\n  Codec server      ${codecEndpoint} (payloads encrypted; stock CLI: --codec-endpoint ${codecEndpoint})\n`,
+      extra: `${apiReadyLines({ ...env, DATA_DIR: dataDir }, apiUsers.users.users.find((u) => u.name === 'admin')?.password)}  Profile           ${profile} (both CLIs: set -a; . ${path.join(dataDir, 'cli.env')}; set +a)\n  Temporal services ${TEMPORAL_SERVICES.join(', ')} (${cluster.CLUSTER_HISTORY_SHARDS} history shards), PostgreSQL 127.0.0.1:${cluster.CLUSTER_PG_PORT}\n  Codec server      ${codecEndpoint} (payloads encrypted; stock CLI: --codec-endpoint ${codecEndpoint})\n`,
     })
   );
 }

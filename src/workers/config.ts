@@ -84,6 +84,20 @@ export const EnvSchema = z.object({
   CONDUCTOR_CODEC_CORS_ORIGINS: z.string().optional(),
   /** When set, the codec server answers only requests whose Authorization header is exactly this. */
   CONDUCTOR_CODEC_AUTH: z.string().min(1).optional(),
+  /** The OpenStack-compatible API (src/api): address and port it listens on (loopback by default). */
+  API_HOST: z.string().min(1).default('127.0.0.1'),
+  API_PORT: port.default(8774),
+  /** The API's address as clients reach it (catalog, links); default http://API_HOST:API_PORT. */
+  API_PUBLIC_URL: z.string().url().optional(),
+  /** The API's users, passwords, roles and token key (JSON); default $DATA_DIR/api-users.json, made on first start. */
+  API_USERS_FILE: z.string().min(1).optional(),
+  /** Lifetime of the API's tokens, seconds. */
+  API_TOKEN_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(7 * 86_400)
+    .default(3600),
 });
 /**
  * The environment, and what the connection profile adds to it: TLS (client certificate, CA, server

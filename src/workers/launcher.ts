@@ -19,6 +19,8 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { apiReadyLines, publicUrl, usersFile } from '../api/settings';
+import { loadOrCreateUsers } from '../api/users';
 import { FleetSchema } from '../domain/fleet';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../shared/search-attributes';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../shared/task-queues';
@@ -49,6 +51,8 @@ async function main(): Promise<void> {
   // With a codec key the Web UI decodes through the codec server the launcher runs (a bad key file stops here).
   const codecKeys = env.CONDUCTOR_CODEC_KEY_FILE ? loadCodecKeys(env.CONDUCTOR_CODEC_KEY_FILE) : undefined;
   const codecEndpoint = codecEndpointFor(env) ?? '';
+  // The OpenStack API's users: made on first start, with a generated admin password printed below.
+  const apiUsers = loadOrCreateUsers(usersFile(env));
 
   const serverArgs = [
     'server',
@@ -87,6 +91,7 @@ async function main(): Promise<void> {
     sup.add(workerProcess('codec-server', 'core', 'codec-server.ts', {}, codecServerEnvironment(process.env)));
   sup.add(workerProcess('conductor', 'core', 'conductor-worker.ts', { ...workerEnv, ...metrics(0) }));
   sup.add(workerProcess('scheduler', 'core', 'scheduler-worker.ts', { ...workerEnv, ...metrics(1) }));
+  sup.add(workerProcess('api', 'core', '../api/main.ts', workerEnv));
   fleet.hosts.forEach((host, i) => {
     const hostEnv = { ...workerEnv, ...metrics(2 + i), COMPUTE_HOST: host.name };
     sup.add(workerProcess(host.name, 'compute', 'compute-worker.ts', {}, computeEnvironment(process.env, hostEnv)));
@@ -103,6 +108,8 @@ async function main(): Promise<void> {
   // The servers the message names answer before it is printed.
   await waitForHttp('the Temporal Web UI', `http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`);
   if (codecKeys) await waitForHttp('the codec server', `${codecEndpoint}/encode`, codecProbe(env.CONDUCTOR_CODEC_AUTH));
+  await waitForHttp('the OpenStack API', `${publicUrl(env)}/compute/`);
+  const adminPassword = apiUsers.users.users.find((u) => u.name === 'admin')?.password;
   console.log(
     readyMessage({
       uiUrl: `http://localhost:${env.TEMPORAL_UI_PORT}`,
@@ -113,11 +120,11 @@ async function main(): Promise<void> {
       taskQueue: CONDUCTOR_TASK_QUEUE,
       temporalCommand: 'npm run temporal --',
       again: 'npm start',
-      ...(codecKeys
-        ? {
-            extra: `  Codec server      ${codecEndpoint} (payloads encrypted with key "${codecKeys.currentKeyId}"; stock CLI: --codec-endpoint ${codecEndpoint})\n`,
-          }
-        : {}),
+      extra:
+        apiReadyLines(env, adminPassword) +
+        (codecKeys
+          ? `  Codec server      ${codecEndpoint} (payloads encrypted with key "${codecKeys.currentKeyId}"; stock CLI: --codec-endpoint ${codecEndpoint})\n`
+          : ''),
     })
   );
 }

@@ -121,6 +121,7 @@ describe.skipIf(!pgAdminUrl)('npm start with a codec key and the PostgreSQL stor
         FLEET_FILE: fleetFile,
         TEMPORAL_PORT: String(port),
         TEMPORAL_UI_PORT: String(uiPort),
+        API_PORT: String(await freePort()),
         TEMPORAL_CLI_PATH: inject('temporalCli'),
         COMPUTE_SPAWN_SECONDS: '0.5',
         RECONCILE_PERIOD_SECONDS: '0',

@@ -54,6 +54,7 @@ describe('the system started by npm start', () => {
         FLEET_FILE: fleetFile,
         TEMPORAL_PORT: String(port),
         TEMPORAL_UI_PORT: String(uiPort),
+        API_PORT: String(await freePort()),
         TEMPORAL_CLI_PATH: inject('temporalCli'),
         COMPUTE_SPAWN_SECONDS: '0.5',
         LOG_LEVEL: 'DEBUG',

@@ -30,6 +30,7 @@ export class LauncherStack extends Stack {
         FLEET_FILE: this.fleetFile,
         TEMPORAL_PORT: String(this.port),
         TEMPORAL_UI_PORT: String(await freePort()),
+        API_PORT: String(await freePort()),
         TEMPORAL_CLI_PATH: inject('temporalCli'),
         COMPUTE_SPAWN_SECONDS: String(this.spawnSeconds),
         LOG_LEVEL: 'INFO',

@@ -1,0 +1,134 @@
+/**
+ * os-server-groups: create, list, show, delete through the `serverGroup` workflow (the conductor is the
+ * store's one writer); ids are UUIDv5 of the group's name, owners kept by the API (project, user).
+ * NOTE(nova): names are unique across projects (the conductor keys groups by name): creating a group
+ * under a name taken by another project is a 409; the same name and policy in the same project returns
+ * the existing group. A group that still has members is not deleted (409).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+
+import type { ServerGroup } from '../../store/instances';
+import { workflowIds } from '../../shared/task-queues';
+import type { Owner } from '../../store/api';
+import type { ApiDeps } from '../deps';
+import { badRequest, conflict, notFound } from '../errors';
+import { serverGroupId } from '../ids';
+import { atLeast } from '../microversion';
+import { execute } from '../operations';
+import { isAdmin } from '../tokens';
+import { caller, requireMember } from './common';
+import { requestIdOf } from './request-id';
+import { ownerOrAdmin } from './tenancy';
+
+function groupView(req: FastifyRequest, g: ServerGroup, owner: Owner) {
+  return {
+    id: serverGroupId(g.name),
+    name: g.name,
+    policies: [g.policy],
+    members: g.members,
+    metadata: {},
+    ...(atLeast(req.apiVersion, '2.13') ? { project_id: owner.projectId, user_id: owner.userId } : {}),
+  };
+}
+
+const CreateBody = z.object({
+  server_group: z
+    .object({
+      name: z.string().min(1).max(255),
+      policies: z.array(z.string()).length(1),
+    })
+    .strict(),
+});
+
+async function visibleGroups(deps: ApiDeps, req: FastifyRequest, all: boolean) {
+  const who = caller(req);
+  const owners = await deps.api.serverGroupOwners();
+  const groups = await deps.instances.listServerGroups();
+  return groups
+    .map((g) => ({ group: g, owner: ownerOrAdmin(owners.get(g.name)) }))
+    .filter(({ owner }) => (isAdmin(who) && all) || owner.projectId === who.projectId);
+}
+
+async function findGroup(deps: ApiDeps, req: FastifyRequest, id: string) {
+  const found = (await visibleGroups(deps, req, true)).find(({ group }) => serverGroupId(group.name) === id);
+  const who = caller(req);
+  if (!found || (!isAdmin(who) && found.owner.projectId !== who.projectId))
+    throw notFound(`Server group ${id} could not be found.`);
+  return found;
+}
+
+export function registerServerGroups(app: FastifyInstance, deps: ApiDeps): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  r.get(
+    '/os-server-groups',
+    {
+      schema: {
+        tags: ['server groups'],
+        summary: 'List server groups',
+        querystring: z
+          .object({ all_projects: z.string().optional(), limit: z.string().optional(), offset: z.string().optional() })
+          .passthrough(),
+      },
+    },
+    async (req) => {
+      const all = req.query.all_projects !== undefined && !['0', 'false', 'False'].includes(req.query.all_projects);
+      const offset = Number(req.query.offset ?? 0) || 0;
+      const limit = req.query.limit === undefined ? undefined : Number(req.query.limit);
+      const groups = (await visibleGroups(deps, req, all)).slice(
+        offset,
+        limit === undefined ? undefined : offset + limit
+      );
+      return { server_groups: groups.map(({ group, owner }) => groupView(req, group, owner)) };
+    }
+  );
+  r.post(
+    '/os-server-groups',
+    { schema: { tags: ['server groups'], summary: 'Create a server group', body: CreateBody } },
+    async (req) => {
+      const who = requireMember(req);
+      const { name, policies } = req.body.server_group;
+      const policy = policies[0];
+      if (policy !== 'affinity' && policy !== 'anti-affinity')
+        throw badRequest(
+          `Invalid input for field/attribute 0. Value: ${policy}. '${policy}' is not one of ['anti-affinity', 'affinity']`
+        );
+      const owner = { projectId: who.projectId, userId: who.userId };
+      const existing = (await deps.api.serverGroupOwners()).get(name);
+      if (existing && existing.projectId !== owner.projectId)
+        throw conflict(`A server group named ${name} exists in another project (names are unique here).`);
+      await deps.api.setServerGroupOwner(name, owner);
+      const workflowId = workflowIds.serverGroup('create', requestIdOf());
+      req.requestId = workflowId;
+      const { groups } = await execute(deps, 'serverGroup', workflowId, { action: 'create', name, policy }).catch(
+        async (err: unknown) => {
+          if (!existing) await deps.api.deleteServerGroupOwner(name);
+          throw err;
+        }
+      );
+      return { server_group: groupView(req, groups[0]!, existing ?? owner) };
+    }
+  );
+  r.get(
+    '/os-server-groups/:id',
+    { schema: { tags: ['server groups'], summary: 'Show a server group', params: z.object({ id: z.string() }) } },
+    async (req) => {
+      const { group, owner } = await findGroup(deps, req, req.params.id);
+      return { server_group: groupView(req, group, owner) };
+    }
+  );
+  r.delete(
+    '/os-server-groups/:id',
+    { schema: { tags: ['server groups'], summary: 'Delete a server group', params: z.object({ id: z.string() }) } },
+    async (req, reply) => {
+      requireMember(req);
+      const { group } = await findGroup(deps, req, req.params.id);
+      const workflowId = workflowIds.serverGroup('delete', requestIdOf());
+      req.requestId = workflowId;
+      await execute(deps, 'serverGroup', workflowId, { action: 'delete', name: group.name });
+      await deps.api.deleteServerGroupOwner(group.name);
+      return reply.status(204).send();
+    }
+  );
+}

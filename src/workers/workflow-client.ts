@@ -1,0 +1,35 @@
+/**
+ * Starting the conductor's workflows by their typed references, and reading a workflow's typed failure:
+ * shared by the CLIs (src/cli/operation.ts) and the OpenStack API (src/api/operations.ts).
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import type { Client, WorkflowHandle, WorkflowStartOptions } from '@temporalio/client';
+
+import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
+import type * as workflows from '../workflows';
+
+/** A workflow type the conductor worker runs, and its function's type (for typed arguments). */
+export type WorkflowName = keyof typeof workflows;
+export type WorkflowOf<K extends WorkflowName> = (typeof workflows)[K];
+
+/** Starts a conductor workflow on its queue; its arguments are checked against the workflow's signature. */
+export function startConductorWorkflow<K extends WorkflowName>(
+  client: Client,
+  type: K,
+  workflowId: string,
+  args: Parameters<WorkflowOf<K>>
+): Promise<WorkflowHandle<WorkflowOf<K>>> {
+  const options = { taskQueue: CONDUCTOR_TASK_QUEUE, workflowId, args } as WorkflowStartOptions<WorkflowOf<K>>;
+  return client.workflow.start<WorkflowOf<K>>(type, options);
+}
+
+/** The typed failure (type and message) a failed workflow or rejected update carries; undefined for other errors. */
+export function typedFailureOf(err: unknown): { type: string; message: string } | undefined {
+  if (err instanceof WorkflowFailedError) {
+    const cause = err.cause as { type?: string; message?: string; name?: string } | undefined;
+    return { type: cause?.type ?? cause?.name ?? 'Failed', message: cause?.message ?? err.message };
+  }
+  const cause = (err as { cause?: { type?: string; message?: string } } | undefined)?.cause;
+  if (cause?.type) return { type: cause.type, message: cause.message ?? (err as Error).message };
+  return undefined;
+}
