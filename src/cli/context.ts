@@ -121,14 +121,19 @@ export async function resolveInstance(ctx: Context, ref: string): Promise<Instan
   throw new OperationFailed('InstanceNotFound', `Instance ${ref} could not be found.`);
 }
 
-/** Checks a workflow input with its own schema before the workflow is started: InvalidRequest (exit 2). */
-export function checkInput<S extends z.ZodType>(schema: S, input: unknown): void {
+/** Runs a check; an InvalidRequest it throws becomes the CLI's refusal (exit 2, nothing started). */
+export function refuseInvalid(check: () => void): void {
   try {
-    parseOrInvalid(schema, input);
+    check();
   } catch (err) {
     if (err instanceof InvalidRequest) throw new OperationFailed(err.name, err.message);
     throw err;
   }
+}
+
+/** Checks a workflow input with its own schema before the workflow is started: InvalidRequest (exit 2). */
+export function checkInput<S extends z.ZodType>(schema: S, input: unknown): void {
+  refuseInvalid(() => parseOrInvalid(schema, input));
 }
 
 /**
@@ -178,6 +183,8 @@ export function printInstance(ctx: Context, record: InstanceRecord): void {
       ['zone', record.availabilityZone],
       ['flavor', `${record.flavor} (${record.vcpus} vCPU, ${record.memoryMb} MB, ${record.diskGb} GB)`],
       ['image', record.image],
+      ['created', record.createdAt],
+      ['updated', record.updatedAt],
     ])
   );
 }

@@ -36,7 +36,8 @@ export async function startWorkflow<K extends WorkflowName>(
 export const requestId = (): string => randomUUID().slice(0, 8);
 
 function describeProgress(p: OperationProgress): string {
-  const where = p.host ? ` on ${p.host}` : '';
+  // A step that names its host (an evacuation's destination, a migration's) is not given the record's too.
+  const where = p.host && !p.step.includes(' on ') ? ` on ${p.host}` : '';
   const attempt = p.attempt > 0 ? ` (attempt ${p.attempt})` : '';
   return `${p.vmState}/${p.taskState ?? '-'}${where}${attempt}: ${p.step}`;
 }
@@ -77,7 +78,12 @@ export async function follow(
   let interrupted = false;
   const sigint = interruption();
   void sigint.signalled.then(() => (interrupted = true));
-  const result = handle.result().finally(() => (settled = true));
+  // The result's long poll is aborted when we stop following early (`until`, Ctrl-C): closing the
+  // connection leaves a call in flight running, and it kept the process alive for the poll's ~20 s.
+  const stop = new AbortController();
+  const result = handle.client.connection
+    .withAbortSignal(stop.signal, () => handle.result())
+    .finally(() => (settled = true));
   result.catch(() => undefined);
   try {
     while (!settled) {
@@ -100,6 +106,7 @@ export async function follow(
     }
   } finally {
     sigint.dispose();
+    if (!settled) stop.abort();
   }
   await outcome(result);
 }

@@ -1,0 +1,219 @@
+/**
+ * What a newcomer trips over (issue 29), through `npm run conductor -- …` as a subprocess against the dev
+ * server with the workers in-process (TestCloud): resize and migrate exit as soon as they printed their
+ * last line, errors say what to do (evacuate while the host is up, a missing or misspelt field, an
+ * unknown flavor, image or group, refused before any workflow starts), evacuations are `evacuate-…`
+ * with a readable progress line, and the small commands (`flavors`, `images`, timestamps in `show`).
+ */
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { FakeDriver } from '../../src/compute/fake';
+import { CONDUCTOR_TASK_QUEUE } from '../../src/shared/task-queues';
+import { ROOT, runCli } from '../helpers/cli';
+import { TestCloud } from '../helpers/cloud';
+import { createDevServerEnv } from '../helpers/temporal';
+
+const CLI = path.join(ROOT, 'src', 'cli', 'conductor.ts');
+
+/** A CLI run, timed: when its last output arrived and when it exited (ms since its start). */
+interface TimedRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  lastOutputMs: number;
+  exitMs: number;
+}
+
+function timedCli(args: readonly string[], env: Record<string, string | undefined>): Promise<TimedRun> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(childEnv)) if (v === undefined) delete childEnv[k];
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      cwd: ROOT,
+      env: childEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let lastOutputMs = 0;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      lastOutputMs = Date.now() - started;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      lastOutputMs = Date.now() - started;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr, lastOutputMs, exitMs: Date.now() - started }));
+  });
+}
+
+describe('npm run conductor, as a newcomer meets it', () => {
+  let env: TestWorkflowEnvironment;
+  let cloud: TestCloud;
+  let hosts: string[];
+  let cliEnv: Record<string, string | undefined>;
+  const conductor = (...args: string[]) => runCli(CLI, args, cliEnv);
+  const inCloud = <T>(fn: () => Promise<T>) => cloud.run(hosts, fn);
+
+  beforeAll(async () => {
+    env = await createDevServerEnv();
+    cloud = await new TestCloud(env).open();
+    hosts = await cloud.addHosts([
+      { name: 'nc-a', availabilityZone: 'nc', memoryMb: 65536 },
+      { name: 'nc-b', availabilityZone: 'nc', memoryMb: 65536 },
+    ]);
+    cliEnv = {
+      DATA_DIR: cloud.dataDir,
+      DATABASE_URL: undefined,
+      CATALOGUE_FILE: undefined,
+      TEMPORAL_ADDRESS: env.address,
+      TEMPORAL_NAMESPACE: env.namespace ?? 'default',
+    };
+  });
+  afterAll(async () => {
+    await cloud?.close();
+    await env?.teardown();
+  });
+
+  const countWorkflows = async (query?: string) => (await env.client.workflow.count(query)).count;
+
+  it('resize and migrate exit right after their last line (no long poll left open)', async () => {
+    await inCloud(async () => {
+      const boot = await conductor('boot', 'nc-vm', '--flavor', 'm1.small', '--image', 'cirros', '--az', 'nc');
+      expect(boot.code, boot.stderr).toBe(0);
+
+      const resize = await timedCli(['resize', 'nc-vm', '--flavor', 'm1.medium'], cliEnv);
+      expect(resize.code, resize.stderr).toBe(0);
+      expect(resize.stdout).toMatch(/^status\s+resized$/m);
+      expect(resize.stderr).toMatch(/^confirm: npm run conductor -- confirm /m);
+      // Before the fix the process stayed ~15 s after its last line (the result's long poll).
+      expect(resize.exitMs - resize.lastOutputMs).toBeLessThan(2_000);
+      expect((await conductor('confirm', 'nc-vm')).code).toBe(0);
+
+      const migrate = await timedCli(['migrate', 'nc-vm'], cliEnv);
+      expect(migrate.code, migrate.stderr).toBe(0);
+      expect(migrate.stdout).toMatch(/^status\s+resized$/m);
+      expect(migrate.exitMs - migrate.lastOutputMs).toBeLessThan(2_000);
+      expect((await conductor('revert', 'nc-vm')).code).toBe(0);
+    });
+  });
+
+  it('evacuate while the host is up says evacuate needs it down, how to force it down, or to live-migrate', async () => {
+    await inCloud(async () => {
+      const show = JSON.parse((await conductor('show', 'nc-vm', '--json')).stdout) as { host: string };
+      const evacuate = await conductor('evacuate', 'nc-vm');
+      expect(evacuate.code).toBe(1);
+      expect(evacuate.stderr).toContain(`ComputeServiceInUse: Compute service of ${show.host} is still in use.`);
+      expect(evacuate.stderr).toContain(`Evacuate needs the instance's host down`);
+      expect(evacuate.stderr).toContain(`npm run conductor -- host down ${show.host}`);
+      expect(evacuate.stderr).toContain('live-migrate');
+    });
+  });
+
+  it('an evacuation is `evacuate-…` and its progress line names where from and where to', async () => {
+    await inCloud(async () => {
+      const { host: source } = JSON.parse((await conductor('show', 'nc-vm', '--json')).stdout) as { host: string };
+      // Spawns take 3 s, so the CLI (which polls every 0.5 s) sees the spawning step.
+      for (const host of hosts)
+        cloud.drivers.set(
+          host,
+          new FakeDriver({ host, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 3 })
+        );
+      expect((await conductor('host', 'down', source)).code).toBe(0);
+      try {
+        const evacuate = await conductor('evacuate', 'nc-vm');
+        expect(evacuate.code, evacuate.stderr).toBe(0);
+        expect(evacuate.stderr).toMatch(/^rebuild evacuate-[0-9a-f-]{36}-[0-9a-f]{8}$/m);
+        expect(evacuate.stderr).toMatch(
+          new RegExp(`^ {2}active/rebuild_spawning: spawning the guest on nc-[ab], evacuating from ${source}$`, 'm')
+        );
+        expect(evacuate.stderr).not.toMatch(/rebuild_spawning on /);
+      } finally {
+        expect((await conductor('host', 'up', source)).code).toBe(0);
+      }
+      // The refused one above, and this one.
+      expect(await countWorkflows(`WorkflowId STARTS_WITH 'evacuate-'`)).toBe(2);
+    });
+  });
+
+  it('refuses an unknown flavor, image or group before starting anything, listing the valid ones', async () => {
+    const before = { workflows: await countWorkflows(), instances: (await cloud.instances.list()).length };
+    const flavor = await conductor('boot', 'nc-bad', '--flavor', 'm1.huge', '--image', 'cirros');
+    expect(flavor.code).toBe(2);
+    expect(flavor.stderr.trim()).toBe(
+      "InvalidRequest: Invalid request: flavor: unknown flavor 'm1.huge' (valid: m1.tiny, m1.small, m1.medium, m1.large, m1.xlarge; see `npm run conductor -- flavors`)"
+    );
+    const image = await conductor('boot', 'nc-bad', '--flavor', 'm1.small', '--image', 'debian');
+    expect(image.code).toBe(2);
+    expect(image.stderr).toContain(
+      "Invalid request: image: unknown image 'debian' (valid: cirros, ubuntu-24.04, fedora-41-aarch64;"
+    );
+    const group = await conductor('boot', 'nc-bad', '--flavor', 'm1.small', '--image', 'cirros', '--group', 'spread');
+    expect(group.code).toBe(2);
+    expect(group.stderr).toContain(
+      "Invalid request: schedulerHints.group: unknown server group 'spread' (none exists yet; create it first: npm run conductor -- server-group create spread --policy anti-affinity)"
+    );
+    const resize = await conductor('resize', 'nc-vm', '--flavor', 'm1.huge');
+    expect(resize.code).toBe(2);
+    expect(resize.stderr).toContain("unknown flavor 'm1.huge' (valid: m1.tiny");
+    // Nothing was started, nothing was written.
+    expect(await countWorkflows()).toBe(before.workflows);
+    expect((await cloud.instances.list()).length).toBe(before.instances);
+  });
+
+  it('a workflow input names a missing field as missing and a misspelt key as unknown', async () => {
+    const fail = async (type: string, input: unknown) => {
+      const err = await env.client.workflow
+        .execute(type, { taskQueue: CONDUCTOR_TASK_QUEUE, workflowId: `bad-${randomUUID()}`, args: [input] })
+        .then(
+          () => undefined,
+          (e: unknown) => e as { cause?: { type?: string; message?: string } }
+        );
+      return { type: err?.cause?.type, message: err?.cause?.message };
+    };
+    await inCloud(async () => {
+      expect(await fail('stop', {})).toEqual({
+        type: 'InvalidRequest',
+        message: 'Invalid request: instanceId: missing (required)',
+      });
+      expect(await fail('buildInstance', { name: 'vm', flavour: 'm1.small', image: 'cirros' })).toEqual({
+        type: 'InvalidRequest',
+        message: "Invalid request: flavour: unknown key 'flavour'; flavor: missing (required)",
+      });
+      expect(await fail('stop', { instanceId: 'vm1' })).toEqual({
+        type: 'InvalidRequest',
+        message: 'Invalid request: instanceId: instance ids are UUIDs',
+      });
+    });
+  });
+
+  it('flavors and images list the catalogue; show prints when things happened', async () => {
+    const flavors = await conductor('flavors');
+    expect(flavors.code, flavors.stderr).toBe(0);
+    expect(flavors.stdout).toMatch(/^NAME\s+VCPUS\s+RAM MB\s+DISK GB/m);
+    expect(flavors.stdout).toMatch(/^m1\.small\s+1\s+2048\s+20\s+-$/m);
+    const images = await conductor('images', '--json');
+    expect((JSON.parse(images.stdout) as Array<{ name: string }>).map((i) => i.name)).toEqual([
+      'cirros',
+      'ubuntu-24.04',
+      'fedora-41-aarch64',
+    ]);
+    const show = await conductor('show', 'nc-vm');
+    expect(show.code, show.stderr).toBe(0);
+    const iso = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z';
+    expect(show.stdout).toMatch(new RegExp(`^created\\s+${iso}$`, 'm'));
+    expect(show.stdout).toMatch(new RegExp(`^updated\\s+${iso}$`, 'm'));
+    expect(show.stdout).toMatch(
+      /ACTION\s+RESULT\s+EVENT\s+ATTEMPT\s+HOST\s+EVENT RESULT\s+STARTED\s+FINISHED\s+DETAILS/
+    );
+    expect(show.stdout).toMatch(new RegExp(`^create\\s+.*compute__?\\S*\\s+.*${iso}\\s+${iso}`, 'm'));
+  });
+});
