@@ -36,8 +36,9 @@ export async function startWorkflow<K extends WorkflowName>(
 export const requestId = (): string => randomUUID().slice(0, 8);
 
 function describeProgress(p: OperationProgress): string {
-  // A step that names its host (an evacuation's destination, a migration's) is not given the record's too.
-  const where = p.host && !p.step.includes(' on ') ? ` on ${p.host}` : '';
+  // A step on another host than the record's (an evacuation's destination) is not given the record's too.
+  const stepHost = / on ([^\s,;]+)/.exec(p.step)?.[1];
+  const where = p.host && (stepHost === undefined || stepHost === p.host) ? ` on ${p.host}` : '';
   const attempt = p.attempt > 0 ? ` (attempt ${p.attempt})` : '';
   return `${p.vmState}/${p.taskState ?? '-'}${where}${attempt}: ${p.step}`;
 }

@@ -135,6 +135,15 @@ export interface ServerGroupsTable {
   created_at: string;
 }
 
+/** The stack the store belongs to (one row, singleton = 1): see src/store/stack.ts. */
+export interface StackIdentityTable {
+  singleton: number;
+  stack_id: string;
+  temporal_address: string;
+  temporal_namespace: string;
+  recorded_at: string;
+}
+
 export interface Database {
   resource_providers: ResourceProvidersTable;
   inventories: InventoriesTable;
@@ -148,6 +157,7 @@ export interface Database {
   migrations: MigrationsTable;
   server_groups: ServerGroupsTable;
   applied_writes: AppliedWritesTable;
+  stack_identity: StackIdentityTable;
 }
 
 /** Every table, children before parents (the order to empty them in). */
@@ -164,4 +174,5 @@ export const TABLES: readonly (keyof Database)[] = [
   'instances',
   'server_groups',
   'applied_writes',
+  'stack_identity',
 ];

@@ -14,8 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
 import { CONDUCTOR_TASK_QUEUE } from '../../src/shared/task-queues';
+import { recordStackIdentity } from '../../src/store/stack';
+import { claimNamespace, namespaceStackId } from '../../src/workers/stack-identity';
 import { ROOT, runCli } from '../helpers/cli';
 import { TestCloud } from '../helpers/cloud';
+import { freePort } from '../helpers/ports';
 import { createDevServerEnv } from '../helpers/temporal';
 
 const CLI = path.join(ROOT, 'src', 'cli', 'conductor.ts');
@@ -215,5 +218,58 @@ describe('npm run conductor, as a newcomer meets it', () => {
       /ACTION\s+RESULT\s+EVENT\s+ATTEMPT\s+HOST\s+EVENT RESULT\s+STARTED\s+FINISHED\s+DETAILS/
     );
     expect(show.stdout).toMatch(new RegExp(`^create\\s+.*compute__?\\S*\\s+.*${iso}\\s+${iso}`, 'm'));
+  });
+});
+
+describe('npm run conductor refuses a store of another stack', () => {
+  let env: TestWorkflowEnvironment;
+  let cloud: TestCloud;
+  let cliEnv: Record<string, string | undefined>;
+  const conductor = (...args: string[]) => runCli(CLI, args, cliEnv);
+
+  beforeAll(async () => {
+    env = await createDevServerEnv();
+    cloud = await new TestCloud(env).open();
+    cliEnv = {
+      DATA_DIR: cloud.dataDir,
+      DATABASE_URL: undefined,
+      TEMPORAL_ADDRESS: env.address,
+      TEMPORAL_NAMESPACE: env.namespace ?? 'default',
+    };
+  });
+  afterAll(async () => {
+    await cloud?.close();
+    await env?.teardown();
+  });
+
+  it('reads only a store whose stack id the namespace names; says which stack when Temporal is not there', async () => {
+    const namespace = env.namespace ?? 'default';
+    // A store a conductor worker started on, for another stack (as make start's ./data is for the cluster).
+    const stack = await recordStackIdentity(cloud.store, { address: '127.0.0.1:7233', namespace: 'default' });
+    const refused = await conductor('list');
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toContain(
+      `WrongStack: the store ${path.join(cloud.dataDir, 'conductor.sqlite')} belongs to stack ${stack.stackId} (Temporal 127.0.0.1:7233, namespace default), but this CLI is connected to ${env.address} namespace ${namespace}, which serves no conductor stack.`
+    );
+    expect((await conductor('boot', 'vm', '--flavor', 'm1.small', '--image', 'cirros')).stderr).toMatch(
+      /^WrongStack: /m
+    );
+    expect((await env.client.workflow.count()).count).toBe(0);
+
+    // The conductor worker's start-up claim: the namespace names the store's stack, and the CLI reads it.
+    await claimNamespace(env.client.connection, namespace, stack.stackId);
+    await claimNamespace(env.client.connection, namespace, stack.stackId); // idempotent
+    expect(await namespaceStackId(env.client.connection, namespace)).toBe(stack.stackId);
+    const read = await conductor('list');
+    expect(read.code, read.stderr).toBe(0);
+    // The id is kept on a later start (the address and namespace follow the worker's).
+    expect((await recordStackIdentity(cloud.store, { address: env.address, namespace })).stackId).toBe(stack.stackId);
+
+    // No Temporal where the CLI looks: the message says which stack the store belongs to.
+    const nowhere = await runCli(CLI, ['list'], { ...cliEnv, TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}` });
+    expect(nowhere.code).toBe(1);
+    expect(nowhere.stderr).toMatch(/^TemporalUnreachable: cannot reach Temporal at 127\.0\.0\.1:\d+ \(namespace /m);
+    expect(nowhere.stderr).toContain(`belongs to the stack at ${env.address} (namespace ${namespace})`);
   });
 });

@@ -158,7 +158,10 @@ export function createConductorActivities(deps: ConductorDeps) {
       checkImageFitsFlavor(flavor, image, 'flavor');
       const group = req.schedulerHints.group;
       if (group && !(await instances.getServerGroup(group)))
-        throw unknownServerGroup(group, (await instances.listServerGroups()).map((g) => g.name));
+        throw unknownServerGroup(
+          group,
+          (await instances.listServerGroups()).map((g) => g.name)
+        );
       // Once per call: a retry after a lost answer gets the first answer, never "a duplicate of itself".
       return once(async (repo) => {
         // Idempotent create: a build re-submitted under the same workflow id (a new run), or for an

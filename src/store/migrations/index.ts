@@ -9,6 +9,7 @@ import * as m0002 from './0002_task_owner';
 import * as m0003 from './0003_applied_writes';
 import * as m0004 from './0004_action_request_index';
 import * as m0005 from './0005_migration_downtime';
+import * as m0006 from './0006_stack_identity';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': m0001,
@@ -16,6 +17,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0003_applied_writes': m0003,
   '0004_action_request_index': m0004,
   '0005_migration_downtime': m0005,
+  '0006_stack_identity': m0006,
 };
 
 export const migrationProvider: MigrationProvider = {
