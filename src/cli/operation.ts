@@ -13,6 +13,7 @@ import type { LiveMigrationProgress } from '../compute/driver';
 
 import type { OperationProgress, ResizeOutcome } from '../shared/messages';
 import { getProgressQuery } from '../shared/messages';
+import { InstanceIdKey, InstanceNameKey } from '../shared/search-attributes';
 import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
 import type * as workflows from '../workflows';
 import type { Context } from './context';
@@ -22,18 +23,91 @@ import { client, instances, Interrupted, OperationFailed, printCurrent } from '.
 export type WorkflowName = keyof typeof workflows;
 export type WorkflowOf<K extends WorkflowName> = (typeof workflows)[K];
 
+/**
+ * What the Web UI shows of a workflow the CLI starts (Temporal's user metadata and the instance's search
+ * attributes, set at start): its one-line summary, its details, and the instance it is about.
+ */
+export interface StartMetadata {
+  summary: string;
+  details?: string;
+  instanceId?: string;
+  instanceName: string;
+}
+
 /** Starts a conductor workflow on its queue; its arguments are checked against the workflow's signature. */
 export async function startWorkflow<K extends WorkflowName>(
   ctx: Context,
   type: K,
   workflowId: string,
-  args: Parameters<WorkflowOf<K>>
+  args: Parameters<WorkflowOf<K>>,
+  meta?: StartMetadata
 ): Promise<WorkflowHandle<WorkflowOf<K>>> {
-  const options = { taskQueue: CONDUCTOR_TASK_QUEUE, workflowId, args } as WorkflowStartOptions<WorkflowOf<K>>;
+  const metadata = meta
+    ? {
+        staticSummary: meta.summary,
+        ...(meta.details ? { staticDetails: meta.details } : {}),
+        typedSearchAttributes: [
+          { key: InstanceNameKey, value: meta.instanceName },
+          ...(meta.instanceId ? [{ key: InstanceIdKey, value: meta.instanceId }] : []),
+        ],
+      }
+    : {};
+  const options = { taskQueue: CONDUCTOR_TASK_QUEUE, workflowId, args, ...metadata } as WorkflowStartOptions<
+    WorkflowOf<K>
+  >;
   return (await client(ctx)).workflow.start<WorkflowOf<K>>(type, options);
 }
 
+/** The metadata of an operation on an existing instance: "stop vm2 on node-1", and the request in the details. */
+async function operationMetadata(
+  ctx: Context,
+  type: WorkflowName,
+  input: { instanceId: string }
+): Promise<StartMetadata> {
+  const record = await (await instances(ctx)).find(input.instanceId);
+  const name = record?.name ?? input.instanceId;
+  const { instanceId, ...request } = input as Record<string, unknown> & { instanceId: string };
+  // What was asked, in words; never a guest secret (adminPassword, userData): metadata is for everyone.
+  const asked = Object.entries(request)
+    .filter(([k, v]) => v !== undefined && typeof v !== 'object' && !/password|userdata|secret/i.test(k))
+    .map(([k, v]) => `${k} ${String(v)}`)
+    .join(', ');
+  return {
+    summary: `${type === 'rebuild' && request.evacuate === true ? 'evacuate' : type} ${name}${record?.host ? ` on ${record.host}` : ''}${asked ? ` (${asked})` : ''}`,
+    details: [
+      `instance **${name}** \`${instanceId}\``,
+      record
+        ? `was ${record.vmState} on ${record.host ?? 'no host'}, flavor ${record.flavor}, image ${record.image}`
+        : '',
+      asked ? `asked: ${asked}` : '',
+    ]
+      .filter(Boolean)
+      .join('\n\n'),
+    instanceId,
+    instanceName: name,
+  };
+}
+
 export const requestId = (): string => randomUUID().slice(0, 8);
+
+/** A build's metadata: "build vm1 (m1.small, cirros)"; several: "build web-1 … web-3 (m1.small, cirros)". */
+export function buildMetadata(input: {
+  name: string;
+  flavor: string;
+  image: string;
+  instanceId?: string;
+  count?: number;
+  maxCount?: number;
+}): StartMetadata {
+  const several = input.count ?? input.maxCount;
+  const names = several && several > 1 ? `${input.name}-1 … ${input.name}-${several}` : input.name;
+  return {
+    summary: `build ${names} (${input.flavor}, ${input.image})`,
+    details: `${several && several > 1 ? `${several} instances` : `instance **${input.name}**`}, flavor ${input.flavor}, image ${input.image}`,
+    ...(input.instanceId ? { instanceId: input.instanceId } : {}),
+    instanceName: input.name,
+  };
+}
 
 function describeProgress(p: OperationProgress): string {
   // A step on another host than the record's (an evacuation's destination) is not given the record's too.
@@ -121,7 +195,11 @@ export async function startAndFollow<K extends WorkflowName>(
   until?: (p: OperationProgress) => boolean,
   detail?: (handle: WorkflowHandle) => Promise<string | undefined>
 ): Promise<number> {
-  const handle = await startWorkflow(ctx, type, workflowId, [input] as Parameters<WorkflowOf<K>>);
+  const meta =
+    type === 'buildInstance'
+      ? buildMetadata(input as { name: string; flavor: string; image: string; instanceId?: string })
+      : await operationMetadata(ctx, type, input);
+  const handle = await startWorkflow(ctx, type, workflowId, [input] as Parameters<WorkflowOf<K>>, meta);
   console.error(`${type} ${workflowId}`);
   await follow(handle, until, detail);
   return printCurrent(ctx, input.instanceId);

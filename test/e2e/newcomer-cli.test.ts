@@ -5,12 +5,14 @@
  * unknown flavor, image or group, refused before any workflow starts), evacuations are `evacuate-…`
  * with a readable progress line, and the small commands (`flavors`, `images`, timestamps in `show`).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
 import { CONDUCTOR_TASK_QUEUE } from '../../src/shared/task-queues';
@@ -22,6 +24,19 @@ import { freePort } from '../helpers/ports';
 import { createDevServerEnv } from '../helpers/temporal';
 
 const CLI = path.join(ROOT, 'src', 'cli', 'conductor.ts');
+const exec = promisify(execFile);
+
+/** The Web UI's saved view of what people started, as the README gives it (internal workflows hidden). */
+const SAVED_VIEW_QUERY =
+  /^WorkflowType NOT IN \(.*\)$/m.exec(readFileSync(path.join(ROOT, 'README.md'), 'utf8'))?.[0] ?? 'no saved view';
+
+/** A search attribute's value in the stock CLI's `workflow describe -o json` (base64 JSON payloads). */
+function searchAttribute(described: Record<string, unknown>, key: string): unknown {
+  const info = described.workflowExecutionInfo as
+    { searchAttributes?: { indexedFields?: Record<string, { data?: string }> } } | undefined;
+  const data = info?.searchAttributes?.indexedFields?.[key]?.data;
+  return data === undefined ? undefined : (JSON.parse(Buffer.from(data, 'base64').toString()) as unknown);
+}
 
 /** A CLI run, timed: when its last output arrived and when it exited (ms since its start). */
 interface TimedRun {
@@ -124,11 +139,11 @@ describe('npm run conductor, as a newcomer meets it', () => {
   it('an evacuation is `evacuate-…` and its progress line names where from and where to', async () => {
     await inCloud(async () => {
       const { host: source } = JSON.parse((await conductor('show', 'nc-vm', '--json')).stdout) as { host: string };
-      // Spawns take 3 s, so the CLI (which polls every 0.5 s) sees the spawning step.
+      // Spawns take 5 s, so the CLI (which polls every 0.5 s) sees the spawning step even on a busy machine.
       for (const host of hosts)
         cloud.drivers.set(
           host,
-          new FakeDriver({ host, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 3 })
+          new FakeDriver({ host, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 5 })
         );
       expect((await conductor('host', 'down', source)).code).toBe(0);
       try {
@@ -195,6 +210,89 @@ describe('npm run conductor, as a newcomer meets it', () => {
         type: 'InvalidRequest',
         message: 'Invalid request: instanceId: instance ids are UUIDs',
       });
+    });
+  });
+
+  it('the Web UI reads: InstanceName, summaries and details (stock CLI `workflow describe`), step summaries', async () => {
+    const temporal = async (...args: string[]) => {
+      const { stdout } = await exec(inject('temporalCli'), [
+        ...args,
+        '--address',
+        env.address,
+        '--namespace',
+        env.namespace ?? 'default',
+        '-o',
+        'json',
+      ]);
+      return stdout;
+    };
+    await inCloud(async () => {
+      const boot = await conductor('boot', 'nc-ui', '--flavor', 'm1.small', '--image', 'cirros', '--az', 'nc');
+      expect(boot.code, boot.stderr).toBe(0);
+      const workflowId = /^buildInstance (build-\S+)$/m.exec(boot.stderr)?.[1] ?? '';
+      const instanceId = workflowId.replace(/^build-/, '');
+      const described = JSON.parse(await temporal('workflow', 'describe', '--workflow-id', workflowId)) as {
+        executionConfig: { userMetadata?: { summary?: string; details?: string } };
+        workflowExtendedInfo?: unknown;
+      } & Record<string, unknown>;
+      expect(described.executionConfig.userMetadata).toEqual({
+        summary: 'build nc-ui (m1.small, cirros)',
+        details: 'instance **nc-ui**, flavor m1.small, image cirros',
+      });
+      expect(searchAttribute(described, 'InstanceName')).toBe('nc-ui');
+      expect(searchAttribute(described, 'InstanceId')).toBe(instanceId);
+
+      // A build started with the stock CLI: the workflow tags the name itself; found by name.
+      await temporal(
+        'workflow',
+        'execute',
+        '--type',
+        'buildInstance',
+        '--task-queue',
+        CONDUCTOR_TASK_QUEUE,
+        '--workflow-id',
+        'build-nc-raw',
+        '--input',
+        JSON.stringify({ name: 'nc-raw', flavor: 'm1.tiny', image: 'cirros', availabilityZone: 'nc' })
+      );
+      const raw = JSON.parse(await temporal('workflow', 'describe', '--workflow-id', 'build-nc-raw')) as Record<
+        string,
+        unknown
+      >;
+      expect(searchAttribute(raw, 'InstanceName')).toBe('nc-raw');
+      const byName = await env.client.workflow.count(`InstanceName = 'nc-raw'`);
+      expect(byName.count).toBe(1);
+
+      // The placement child says what it places, and each compute step what it does, where, which attempt.
+      const child = JSON.parse(
+        await temporal('workflow', 'describe', '--workflow-id', `place-build-${instanceId}`)
+      ) as typeof described;
+      expect(child.executionConfig.userMetadata?.summary).toBe('place and build nc-ui (m1.small, cirros)');
+      const history = JSON.parse(await temporal('workflow', 'show', '--workflow-id', `place-build-${instanceId}`)) as {
+        events: Array<{
+          eventType: string;
+          userMetadata?: { summary?: { data?: string } };
+          activityTaskScheduledEventAttributes?: { activityType?: { name?: string } };
+        }>;
+      };
+      const summaries = history.events
+        .filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED' && e.userMetadata?.summary?.data)
+        .map((e) => ({
+          activity: e.activityTaskScheduledEventAttributes?.activityType?.name,
+          summary: JSON.parse(Buffer.from(e.userMetadata?.summary?.data ?? '', 'base64').toString()) as string,
+        }));
+      expect(summaries).toContainEqual({
+        activity: 'spawnInstance',
+        summary: expect.stringMatching(/^spawn on nc-[ab], attempt 1$/) as string,
+      });
+
+      // The saved view the README gives: only what a person started, no internal workflow.
+      const view = env.client.workflow.list({ query: SAVED_VIEW_QUERY });
+      const types = new Set<string>();
+      for await (const w of view) types.add(w.type);
+      expect(types).toContain('buildInstance');
+      expect([...types].filter((t) => /placementAttempt|reconcile|registerHost|hostGuests/.test(t))).toEqual([]);
+      expect((await env.client.workflow.count(`WorkflowType = 'placementAttempt'`)).count).toBeGreaterThan(0);
     });
   });
 

@@ -15,7 +15,7 @@ import { checkImageFitsFlavor, resolveFlavor, resolveImage } from '../../domain/
 import { unknownServerGroup } from '../../domain/errors';
 import { checkInput, EXIT_FAILED, EXIT_OK, instances, refuseInvalid, requireHost } from '../context';
 import type { Context, Run } from '../context';
-import { follow, startAndFollow, startWorkflow } from '../operation';
+import { buildMetadata, follow, startAndFollow, startWorkflow } from '../operation';
 import { catalogueOf } from './catalogue';
 import { wholeNumber } from '../options';
 import { table } from '../table';
@@ -77,7 +77,7 @@ async function boot(ctx: Context, name: string, o: BootOptions): Promise<number>
   if (o.host) await requireHost(ctx, o.host);
   if (o.forceHost) await requireHost(ctx, o.forceHost, 'forceHost');
   if (o.wait && !several) return startAndFollow(ctx, 'buildInstance', workflowId, { ...input, instanceId: id });
-  const handle = await startWorkflow(ctx, 'buildInstance', workflowId, [input]);
+  const handle = await startWorkflow(ctx, 'buildInstance', workflowId, [input], buildMetadata(input));
   if (!o.wait) {
     console.log(
       ctx.json ? JSON.stringify(several ? { workflowId } : { instanceId: id, workflowId }) : several ? workflowId : id
