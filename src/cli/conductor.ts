@@ -12,6 +12,7 @@ import { Command, CommanderError } from 'commander';
 
 import * as audit from './commands/audit';
 import * as boot from './commands/boot';
+import * as catalogue from './commands/catalogue';
 import * as confirm from './commands/confirm';
 import * as consoleCommand from './commands/console';
 import * as deleteCommand from './commands/delete';
@@ -63,6 +64,7 @@ const COMMANDS = [
   hosts,
   host,
   serverGroup,
+  catalogue,
   audit,
   reconcile,
 ];

@@ -13,9 +13,11 @@ import { openMigratedStore } from '../store/db';
 import type { Store } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
 import { createPlacementRepository } from '../store/placement';
+import { readStackIdentity } from '../store/stack';
 import { dataConverterFor } from '../workers/codec';
 import { loadEnv, sqlitePath, temporalConnectionOptions } from '../workers/config';
 import type { Env } from '../workers/config';
+import { namespaceStackId, wrongStack } from '../workers/stack-identity';
 import { fields } from './table';
 
 export const EXIT_OK = 0;
@@ -74,11 +76,21 @@ export async function closeContext(ctx: Context): Promise<void> {
 }
 
 export async function connection(ctx: Context): Promise<Connection> {
-  ctx.connection ??= await Connection.connect({ ...temporalConnectionOptions(ctx.env), connectTimeout: 5_000 });
+  ctx.connection ??= await Connection.connect({ ...temporalConnectionOptions(ctx.env), connectTimeout: 5_000 }).catch(
+    (err: unknown) => {
+      throw new OperationFailed(
+        'TemporalUnreachable',
+        `cannot reach Temporal at ${ctx.env.TEMPORAL_ADDRESS} (namespace ${ctx.env.TEMPORAL_NAMESPACE}): ` +
+          `${(err as Error).message}. Is the stack running? make start serves 127.0.0.1:7233 (the default); ` +
+          `for make cluster use its profile and data/cluster/cli.env (README, "Running on a cluster").`
+      );
+    }
+  );
   return ctx.connection;
 }
 
 export async function client(ctx: Context): Promise<Client> {
+  await store(ctx); // nothing is started on a Temporal whose stack does not own this store (checkSameStack)
   return new Client({
     connection: await connection(ctx),
     namespace: ctx.env.TEMPORAL_NAMESPACE,
@@ -88,12 +100,60 @@ export async function client(ctx: Context): Promise<Client> {
 
 /** The store, opened as a client: never migrated here (the workers own the schema). */
 export async function store(ctx: Context): Promise<Store> {
-  ctx.store ??= await openMigratedStore({
+  if (ctx.store) return ctx.store;
+  const opened = await openMigratedStore({
     databaseUrl: ctx.env.DATABASE_URL,
     sqlitePath: sqlitePath(ctx.env),
     poolSize: 2,
   });
-  return ctx.store;
+  try {
+    await checkSameStack(ctx, opened);
+  } catch (err) {
+    await opened.close().catch(() => undefined);
+    throw err;
+  }
+  ctx.store = opened;
+  return opened;
+}
+
+/** The store as a message names it: the SQLite file, or the PostgreSQL server and database (no password). */
+export function storeDescription(env: Context['env']): string {
+  if (!env.DATABASE_URL) return sqlitePath(env);
+  const url = new URL(env.DATABASE_URL);
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+/**
+ * Refuses a store that belongs to another stack than the Temporal this CLI is connected to (the store's
+ * stack id against the one its namespace names): the instances of `make start` are never shown as the
+ * cluster's. A store no conductor worker started on (a test's) records no stack and is read as it is.
+ */
+async function checkSameStack(ctx: Context, opened: Store): Promise<void> {
+  const identity = await readStackIdentity(opened);
+  if (!identity) return;
+  const conn = await connection(ctx).catch((err: unknown) => {
+    if (!(err instanceof OperationFailed)) throw err;
+    throw new OperationFailed(
+      err.type,
+      `${err.message} The store ${storeDescription(ctx.env)} belongs to the stack at ${identity.temporalAddress} ` +
+        `(namespace ${identity.temporalNamespace}).`
+    );
+  });
+  const why = wrongStack(
+    { description: storeDescription(ctx.env), identity },
+    {
+      address: ctx.env.TEMPORAL_ADDRESS,
+      namespace: ctx.env.TEMPORAL_NAMESPACE,
+      stackId: await namespaceStackId(conn, ctx.env.TEMPORAL_NAMESPACE).catch((err: unknown) => {
+        throw new OperationFailed(
+          'WrongStack',
+          `cannot check that the store ${storeDescription(ctx.env)} belongs to namespace ${ctx.env.TEMPORAL_NAMESPACE} ` +
+            `at ${ctx.env.TEMPORAL_ADDRESS}: ${(err as Error).message}`
+        );
+      }),
+    }
+  );
+  if (why) throw new OperationFailed('WrongStack', why);
 }
 
 export async function instances(ctx: Context) {
@@ -121,14 +181,19 @@ export async function resolveInstance(ctx: Context, ref: string): Promise<Instan
   throw new OperationFailed('InstanceNotFound', `Instance ${ref} could not be found.`);
 }
 
-/** Checks a workflow input with its own schema before the workflow is started: InvalidRequest (exit 2). */
-export function checkInput<S extends z.ZodType>(schema: S, input: unknown): void {
+/** Runs a check; an InvalidRequest it throws becomes the CLI's refusal (exit 2, nothing started). */
+export function refuseInvalid(check: () => void): void {
   try {
-    parseOrInvalid(schema, input);
+    check();
   } catch (err) {
     if (err instanceof InvalidRequest) throw new OperationFailed(err.name, err.message);
     throw err;
   }
+}
+
+/** Checks a workflow input with its own schema before the workflow is started: InvalidRequest (exit 2). */
+export function checkInput<S extends z.ZodType>(schema: S, input: unknown): void {
+  refuseInvalid(() => parseOrInvalid(schema, input));
 }
 
 /**
@@ -178,6 +243,8 @@ export function printInstance(ctx: Context, record: InstanceRecord): void {
       ['zone', record.availabilityZone],
       ['flavor', `${record.flavor} (${record.vcpus} vCPU, ${record.memoryMb} MB, ${record.diskGb} GB)`],
       ['image', record.image],
+      ['created', record.createdAt],
+      ['updated', record.updatedAt],
     ])
   );
 }

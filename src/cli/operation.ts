@@ -14,26 +14,78 @@ import type { LiveMigrationProgress } from '../compute/driver';
 import type { OperationProgress, ResizeOutcome } from '../shared/messages';
 import { getProgressQuery } from '../shared/messages';
 import { startConductorWorkflow, typedFailureOf } from '../workers/workflow-client';
-import type { WorkflowName, WorkflowOf } from '../workers/workflow-client';
+import type { StartMetadata, WorkflowName, WorkflowOf } from '../workers/workflow-client';
 import type { Context } from './context';
 import { client, instances, Interrupted, OperationFailed, printCurrent } from './context';
 
-export type { WorkflowName, WorkflowOf };
+export type { StartMetadata, WorkflowName, WorkflowOf };
 
 /** Starts a conductor workflow on its queue; its arguments are checked against the workflow's signature. */
 export async function startWorkflow<K extends WorkflowName>(
   ctx: Context,
   type: K,
   workflowId: string,
-  args: Parameters<WorkflowOf<K>>
+  args: Parameters<WorkflowOf<K>>,
+  meta?: StartMetadata
 ): Promise<WorkflowHandle<WorkflowOf<K>>> {
-  return startConductorWorkflow(await client(ctx), type, workflowId, args);
+  return startConductorWorkflow(await client(ctx), type, workflowId, args, meta);
+}
+
+/** The metadata of an operation on an existing instance: "stop vm2 on node-1", and the request in the details. */
+async function operationMetadata(
+  ctx: Context,
+  type: WorkflowName,
+  input: { instanceId: string }
+): Promise<StartMetadata> {
+  const record = await (await instances(ctx)).find(input.instanceId);
+  const name = record?.name ?? input.instanceId;
+  const { instanceId, ...request } = input as Record<string, unknown> & { instanceId: string };
+  // What was asked, in words; never a guest secret (adminPassword, userData): metadata is for everyone.
+  const asked = Object.entries(request)
+    .filter(([k, v]) => v !== undefined && typeof v !== 'object' && !/password|userdata|secret/i.test(k))
+    .map(([k, v]) => `${k} ${String(v)}`)
+    .join(', ');
+  return {
+    summary: `${type === 'rebuild' && request.evacuate === true ? 'evacuate' : type} ${name}${record?.host ? ` on ${record.host}` : ''}${asked ? ` (${asked})` : ''}`,
+    details: [
+      `instance **${name}** \`${instanceId}\``,
+      record
+        ? `was ${record.vmState} on ${record.host ?? 'no host'}, flavor ${record.flavor}, image ${record.image}`
+        : '',
+      asked ? `asked: ${asked}` : '',
+    ]
+      .filter(Boolean)
+      .join('\n\n'),
+    instanceId,
+    instanceName: name,
+  };
 }
 
 export const requestId = (): string => randomUUID().slice(0, 8);
 
+/** A build's metadata: "build vm1 (m1.small, cirros)"; several: "build web-1 … web-3 (m1.small, cirros)". */
+export function buildMetadata(input: {
+  name: string;
+  flavor: string;
+  image: string;
+  instanceId?: string;
+  count?: number;
+  maxCount?: number;
+}): StartMetadata {
+  const several = input.count ?? input.maxCount;
+  const names = several && several > 1 ? `${input.name}-1 … ${input.name}-${several}` : input.name;
+  return {
+    summary: `build ${names} (${input.flavor}, ${input.image})`,
+    details: `${several && several > 1 ? `${several} instances` : `instance **${input.name}**`}, flavor ${input.flavor}, image ${input.image}`,
+    ...(input.instanceId ? { instanceId: input.instanceId } : {}),
+    instanceName: input.name,
+  };
+}
+
 function describeProgress(p: OperationProgress): string {
-  const where = p.host ? ` on ${p.host}` : '';
+  // A step on another host than the record's (an evacuation's destination) is not given the record's too.
+  const stepHost = / on ([^\s,;]+)/.exec(p.step)?.[1];
+  const where = p.host && (stepHost === undefined || stepHost === p.host) ? ` on ${p.host}` : '';
   const attempt = p.attempt > 0 ? ` (attempt ${p.attempt})` : '';
   return `${p.vmState}/${p.taskState ?? '-'}${where}${attempt}: ${p.step}`;
 }
@@ -72,7 +124,12 @@ export async function follow(
   let interrupted = false;
   const sigint = interruption();
   void sigint.signalled.then(() => (interrupted = true));
-  const result = handle.result().finally(() => (settled = true));
+  // The result's long poll is aborted when we stop following early (`until`, Ctrl-C): closing the
+  // connection leaves a call in flight running, and it kept the process alive for the poll's ~20 s.
+  const stop = new AbortController();
+  const result = handle.client.connection
+    .withAbortSignal(stop.signal, () => handle.result())
+    .finally(() => (settled = true));
   result.catch(() => undefined);
   try {
     while (!settled) {
@@ -95,6 +152,7 @@ export async function follow(
     }
   } finally {
     sigint.dispose();
+    if (!settled) stop.abort();
   }
   await outcome(result);
 }
@@ -108,7 +166,11 @@ export async function startAndFollow<K extends WorkflowName>(
   until?: (p: OperationProgress) => boolean,
   detail?: (handle: WorkflowHandle) => Promise<string | undefined>
 ): Promise<number> {
-  const handle = await startWorkflow(ctx, type, workflowId, [input] as Parameters<WorkflowOf<K>>);
+  const meta =
+    type === 'buildInstance'
+      ? buildMetadata(input as { name: string; flavor: string; image: string; instanceId?: string })
+      : await operationMetadata(ctx, type, input);
+  const handle = await startWorkflow(ctx, type, workflowId, [input] as Parameters<WorkflowOf<K>>, meta);
   console.error(`${type} ${workflowId}`);
   await follow(handle, until, detail);
   return printCurrent(ctx, input.instanceId);

@@ -100,14 +100,22 @@ export function mergeCatalogues(base: Catalogue, extra: Catalogue): Catalogue {
 /** The flavor of that name; an unknown one is an InvalidRequest naming `field`. */
 export function resolveFlavor(catalogue: Catalogue, name: string, field = 'flavor'): Flavor {
   const flavor = catalogue.flavors.find((f) => f.name === name);
-  if (!flavor) throw new InvalidRequest(field, `unknown flavor '${name}'`);
+  if (!flavor)
+    throw new InvalidRequest(
+      field,
+      `unknown flavor '${name}' (valid: ${catalogue.flavors.map((f) => f.name).join(', ')}; see \`npm run conductor -- flavors\`)`
+    );
   return flavor;
 }
 
 /** The image of that name; an unknown one is an InvalidRequest naming `field`. */
 export function resolveImage(catalogue: Catalogue, name: string, field = 'image'): Image {
   const image = catalogue.images.find((i) => i.name === name);
-  if (!image) throw new InvalidRequest(field, `unknown image '${name}'`);
+  if (!image)
+    throw new InvalidRequest(
+      field,
+      `unknown image '${name}' (valid: ${catalogue.images.map((i) => i.name).join(', ')}; see \`npm run conductor -- images\`)`
+    );
   return image;
 }
 

@@ -46,9 +46,11 @@ export class InvalidRequest extends DomainError {
   readonly name = FailureType.InvalidRequest;
   constructor(
     readonly field: string,
-    reason: string
+    reason: string,
+    /** The whole message, when the reason already names its fields (validation.ts). */
+    message = `Invalid request: ${field}: ${reason}`
   ) {
-    super(`Invalid request: ${field}: ${reason}`, { field, reason });
+    super(message, { field, reason });
   }
 }
 
@@ -141,7 +143,12 @@ export class ComputeHostUnavailable extends DomainError {
 export class ComputeServiceInUse extends DomainError {
   readonly name = FailureType.ComputeServiceInUse;
   constructor(readonly host: string) {
-    super(`Compute service of ${host} is still in use.`, { host });
+    super(
+      `Compute service of ${host} is still in use. Evacuate needs the instance's host down: force it down ` +
+        `(npm run conductor -- host down ${host}) or stop its compute worker, then evacuate; or, with the host ` +
+        `up, move the instance with live-migrate (npm run conductor -- live-migrate <instance>) or migrate.`,
+      { host }
+    );
   }
 }
 
@@ -234,4 +241,13 @@ export class ConcurrentUpdate extends DomainError {
   constructor(what: string) {
     super(`Concurrent update of ${what}`, { what });
   }
+}
+
+/** A build naming a server group that does not exist: InvalidRequest saying how to create it, and which exist. */
+export function unknownServerGroup(name: string, existing: readonly string[]): InvalidRequest {
+  const known = existing.length ? `existing: ${existing.join(', ')}` : 'none exists yet';
+  return new InvalidRequest(
+    'schedulerHints.group',
+    `unknown server group '${name}' (${known}; create it first: npm run conductor -- server-group create ${name} --policy anti-affinity)`
+  );
 }

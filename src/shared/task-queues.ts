@@ -22,6 +22,8 @@ export const workflowIds = {
   stop: (instanceId: string, requestId: string) => `stop-${instanceId}-${requestId}`,
   start: (instanceId: string, requestId: string) => `start-${instanceId}-${requestId}`,
   rebuild: (instanceId: string, requestId: string) => `rebuild-${instanceId}-${requestId}`,
+  /** An evacuation: a run of the `rebuild` workflow (`evacuate: true`), named for what it does. */
+  evacuate: (instanceId: string, requestId: string) => `evacuate-${instanceId}-${requestId}`,
   resizeMigrate: (instanceId: string, requestId: string) => `resize-${instanceId}-${requestId}`,
   deleteInstance: (instanceId: string, requestId: string) => `delete-${instanceId}-${requestId}`,
   liveMigrate: (instanceId: string, requestId: string) => `live-migrate-${instanceId}-${requestId}`,

@@ -158,6 +158,15 @@ export interface ApiIntegerIdsTable {
   id: number;
 }
 
+/** The stack the store belongs to (one row, singleton = 1): see src/store/stack.ts. */
+export interface StackIdentityTable {
+  singleton: number;
+  stack_id: string;
+  temporal_address: string;
+  temporal_namespace: string;
+  recorded_at: string;
+}
+
 export interface Database {
   resource_providers: ResourceProvidersTable;
   inventories: InventoriesTable;
@@ -174,6 +183,7 @@ export interface Database {
   api_instance_owners: ApiInstanceOwnersTable;
   api_server_group_owners: ApiServerGroupOwnersTable;
   api_integer_ids: ApiIntegerIdsTable;
+  stack_identity: StackIdentityTable;
 }
 
 /** Every table, children before parents (the order to empty them in). */
@@ -193,4 +203,5 @@ export const TABLES: readonly (keyof Database)[] = [
   'api_instance_owners',
   'api_server_group_owners',
   'api_integer_ids',
+  'stack_identity',
 ];

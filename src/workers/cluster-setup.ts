@@ -187,6 +187,11 @@ export function postgresCommand(
   const { uid, gid } = asPostgres();
   const args = ['-D', path.join(pgDir, 'data'), '-c', 'listen_addresses=127.0.0.1', '-p', String(port)];
   args.push('-c', 'unix_socket_directories=', '-c', 'max_connections=300');
+  // No ERROR lines in the server log (LOG, FATAL and PANIC still print): each is the error of a client's
+  // statement, returned to that client, which reports what matters. Expected ones were most of them:
+  // every Temporal service inserts its system namespace and queue metadata on each start and takes the
+  // unique violation as "already there", so PostgreSQL printed `duplicate key` errors on every start.
+  args.push('-c', 'log_min_messages=log', '-c', 'log_min_error_statement=panic');
   const command = path.join(postgresBinDir(), 'postgres');
   return uid !== undefined && gid !== undefined ? { command, args, user: { uid, gid } } : { command, args };
 }

@@ -7,6 +7,7 @@ import { CONDUCTOR_TASK_QUEUE } from '../shared/task-queues';
 import { migrateToLatest, openStore } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
 import { createPlacementRepository } from '../store/placement';
+import { recordStackIdentity } from '../store/stack';
 import { instanceWrites, pruneAppliedWrites } from '../store/write-once';
 import { loadCatalogue } from './catalogue-file';
 import { dataConverterFor } from './codec';
@@ -14,6 +15,7 @@ import { loadEnv, sqlitePath } from './config';
 import { connectClient, connectWorker, installRuntime } from './connection';
 import { activityInterceptors } from './interceptors';
 import { ensureReconcileSchedule, RECONCILE_SCHEDULE_ID } from './reconcile-schedule';
+import { claimNamespace } from './stack-identity';
 import { workflowBundle } from './workflow-bundle';
 
 async function run(): Promise<void> {
@@ -29,6 +31,9 @@ async function run(): Promise<void> {
     namespace: env.TEMPORAL_NAMESPACE,
     dataConverter,
   });
+  // The store and the namespace name each other (the CLIs refuse a store of another stack).
+  const stack = await recordStackIdentity(store, { address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE });
+  await claimNamespace(temporal.connection, env.TEMPORAL_NAMESPACE, stack.stackId);
   if (env.RECONCILE_PERIOD_SECONDS > 0) {
     const done = await ensureReconcileSchedule(temporal, env.RECONCILE_PERIOD_SECONDS);
     Runtime.instance().logger.info(`reconcile schedule ${done}`, {

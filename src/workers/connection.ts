@@ -1,5 +1,6 @@
 import { Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import type { Logger } from '@temporalio/worker';
 
 import { WORKER_HEARTBEAT_MS } from '../activities/scheduler/liveness';
 import { type Env, temporalConnectionOptions } from './config';
@@ -11,14 +12,44 @@ import { jsonLogFunction } from './json-log';
  * heartbeats every WORKER_HEARTBEAT_MS (host liveness reads them in bulk).
  */
 export function installRuntime(env: Env, processName: string): void {
+  const logger = new DefaultLogger(env.LOG_LEVEL, env.LOG_FORMAT === 'json' ? jsonLogFunction(processName) : undefined);
   Runtime.install({
-    logger: new DefaultLogger(env.LOG_LEVEL, env.LOG_FORMAT === 'json' ? jsonLogFunction(processName) : undefined),
+    logger: withoutNoWorkflowsWarning(logger),
     // Worker heartbeats (the server's ListWorkers): how the scheduler sees every host alive in one call.
     workerHeartbeatInterval: WORKER_HEARTBEAT_MS,
     telemetryOptions: env.METRICS_PORT
       ? { metrics: { prometheus: { bindAddress: `${env.METRICS_HOST}:${env.METRICS_PORT}` } } }
       : undefined,
   });
+}
+
+/**
+ * The SDK warns "No workflows registered, not polling for workflow tasks" at the start of every worker
+ * without workflows: here the scheduler and the compute workers, which register none on purpose (the
+ * conductor worker always loads the workflow bundle, so it never says it). The warning is dropped.
+ */
+export function withoutNoWorkflowsWarning(logger: Logger): Logger {
+  const quiet = (message: string) => message.startsWith('No workflows registered');
+  return {
+    log(level, message, meta) {
+      if (!quiet(message)) logger.log(level, message, meta);
+    },
+    trace(message, meta) {
+      logger.trace(message, meta);
+    },
+    debug(message, meta) {
+      logger.debug(message, meta);
+    },
+    info(message, meta) {
+      logger.info(message, meta);
+    },
+    warn(message, meta) {
+      if (!quiet(message)) logger.warn(message, meta);
+    },
+    error(message, meta) {
+      logger.error(message, meta);
+    },
+  };
 }
 
 /**

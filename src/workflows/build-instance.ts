@@ -28,7 +28,7 @@ import { getProgressQuery, placementProgressSignal } from '../shared/messages';
 import { placementAttemptRetry } from '../shared/activity-options';
 import { workflowIds } from '../shared/task-queues';
 import { failureMessage, failureType, isFailureOfType, parseInput, typedFailure } from './lib/failures';
-import { tagInstance } from './lib/instance-attributes';
+import { instanceNameTag, tagInstance } from './lib/instance-attributes';
 import type { StepRunner } from './lib/kernel';
 import { runStep, withKernel } from './lib/kernel';
 import { EventBatch, recordStep } from './lib/operation';
@@ -85,7 +85,7 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
     progress.step = p.step;
     if (!progress.hostsTried.includes(p.host)) progress.hostsTried.push(p.host);
   });
-  tagInstance({ instanceId, vmState: VmState.Building });
+  tagInstance({ instanceId, vmState: VmState.Building, ...instanceNameTag(req.name) });
   // Versioned: a build's bookkeeping batched with its steps' own writes, as local activities (builds
   // started before it replay the one-activity-per-write way below).
   if (patched(PATCH_BATCHED_BUILD)) return batchedBuild(req, instanceId, progress);
@@ -291,6 +291,7 @@ async function batchedBuild(
     const runs = scheduled ? scheduled.hosts.length : buildAttempts(req);
     const placed = await executeChild(placementAttempt, {
       workflowId: workflowIds.placementAttempt(instanceId, 'build'),
+      staticSummary: `place and build ${req.name} (${req.flavor}, ${req.image})`,
       retry: placementAttemptRetry(runs, ABORT_TYPES),
       args: [attempt],
     });

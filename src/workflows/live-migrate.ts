@@ -236,6 +236,7 @@ class LiveRun {
     const blockMigration = req.blockMigration;
     const { host: dest, attempt } = await executeChild(placementAttempt, {
       workflowId: workflowIds.placementAttempt(instanceId, 'live'),
+      staticSummary: `pre-check the live migration of ${instanceId} from ${this.source}`,
       retry: placementAttemptRetry(hosts.length, LIVE_ABORT_TYPES),
       args: [
         {

@@ -311,9 +311,11 @@ async function rebuildGuest(
   secrets: GuestSecrets
 ): Promise<PowerState> {
   const { instanceId } = op;
+  // An evacuation says where from: its record still names the source until the switch.
+  const from = op.before.host && op.before.host !== host ? `, evacuating from ${op.before.host}` : '';
   await runStep(op, {
     event: 'compute_rebuild_block_device_mapping',
-    label: `rebuild_block_device_mapping on ${host}`,
+    label: `preparing the disk on ${host}${from}`,
     taskState: Task.RebuildBlockDeviceMapping,
     host,
     compute: host,
@@ -321,7 +323,7 @@ async function rebuildGuest(
   });
   const { powerState } = await runStep(op, {
     event: 'compute_rebuild_spawning',
-    label: `rebuild_spawning on ${host}`,
+    label: `spawning the guest on ${host}${from}`,
     taskState: Task.RebuildSpawning,
     host,
     compute: host,

@@ -416,7 +416,9 @@ describe('the system started by npm start', () => {
 
     const bad = await conductor('boot', 'bad-vm', '--flavor', 'm9.huge', '--image', 'cirros');
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/^InvalidRequest: Invalid request: flavor: unknown flavor 'm9.huge'$/m);
+    expect(bad.stderr).toMatch(
+      /^InvalidRequest: Invalid request: flavor: unknown flavor 'm9.huge' \(valid: m1.tiny, m1.small, .*m1.xlarge.*\)$/m
+    );
 
     const hosts = JSON.parse((await conductor('hosts', '--json')).stdout) as Array<{ host: string; up: boolean }>;
     expect(hosts.map((h) => [h.host, h.up])).toEqual([

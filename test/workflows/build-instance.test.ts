@@ -405,7 +405,7 @@ describe('buildInstance', () => {
       attempt: 1,
       hostsTried: [host],
     });
-    expect(seen.during.step).toContain('compute_spawn');
+    expect(seen.during.step).toMatch(/^spawn on /);
     expect(seen.after).toMatchObject({ vmState: 'active', taskState: null, host });
   });
 

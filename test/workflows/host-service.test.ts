@@ -78,7 +78,7 @@ async function build(az: string, hosts: readonly string[]) {
 async function evacuate(instanceId: string, hosts: readonly string[]) {
   const handle = await env.client.workflow.start<typeof rebuild>('rebuild', {
     taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.rebuild(instanceId, randomUUID().slice(0, 8)),
+    workflowId: workflowIds.evacuate(instanceId, randomUUID().slice(0, 8)),
     args: [{ instanceId, evacuate: true }],
   });
   handles.push(handle);
@@ -145,7 +145,7 @@ describe('setHostService', () => {
     const inUse = await evacuate(instanceId, hosts);
     expect(failureOf(inUse.error)).toEqual({
       type: 'ComputeServiceInUse',
-      message: `Compute service of ${a} is still in use.`,
+      message: expect.stringContaining(`Compute service of ${a} is still in use.`) as string,
     });
 
     expect(await setService({ host: a, forcedDown: true }, hosts)).toMatchObject({

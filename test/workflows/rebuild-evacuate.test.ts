@@ -57,7 +57,7 @@ async function buildIn(az: string, hosts: readonly string[], image = 'cirros') {
 function startRebuild(input: RebuildInput) {
   return env.client.workflow.start<typeof rebuild>('rebuild', {
     taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.rebuild(input.instanceId, randomUUID()),
+    workflowId: (input.evacuate ? workflowIds.evacuate : workflowIds.rebuild)(input.instanceId, randomUUID()),
     args: [input],
   });
 }
@@ -307,7 +307,14 @@ describe('rebuild with evacuate', () => {
 
     const { error } = await cloud.run(hosts.slice(1), () => runRebuild({ instanceId, evacuate: true }));
     const failure = failureOf(error);
-    expect(failure).toEqual({ type: 'ComputeServiceInUse', message: `Compute service of ${source} is still in use.` });
+    // Nova's words, then what to do: force the host down (and how), or live-migrate instead.
+    expect(failure).toEqual({
+      type: 'ComputeServiceInUse',
+      message: expect.stringContaining(`Compute service of ${source} is still in use.`) as string,
+    });
+    expect(failure?.message).toContain(`Evacuate needs the instance's host down`);
+    expect(failure?.message).toContain(`npm run conductor -- host down ${source}`);
+    expect(failure?.message).toContain('live-migrate');
     expect(await cloud.instances.get(instanceId)).toEqual(built);
     expect((await cloud.instances.listActions(instanceId)).map((a) => a.action)).toEqual(['create']);
     expect(await cloud.instances.listMigrations(instanceId)).toEqual([]);

@@ -7,7 +7,7 @@ import { z } from 'zod';
 
 import type { Flavor, Image } from '../../domain/catalogue';
 import { checkImageFitsFlavor, resolveFlavor, resolveImage } from '../../domain/catalogue';
-import { InvalidRequest } from '../../domain/errors';
+import { unknownServerGroup } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import { PowerState as Power, TaskState as Task, VmState as Vm } from '../../domain/instance';
 import { InstanceIdSchema, InstanceNameSchema, SchedulerHintsSchema } from '../../domain/schemas';
@@ -158,7 +158,10 @@ export function createConductorActivities(deps: ConductorDeps) {
       checkImageFitsFlavor(flavor, image, 'flavor');
       const group = req.schedulerHints.group;
       if (group && !(await instances.getServerGroup(group)))
-        throw new InvalidRequest('schedulerHints.group', `unknown server group '${group}'`);
+        throw unknownServerGroup(
+          group,
+          (await instances.listServerGroups()).map((g) => g.name)
+        );
       // Once per call: a retry after a lost answer gets the first answer, never "a duplicate of itself".
       return once(async (repo) => {
         // Idempotent create: a build re-submitted under the same workflow id (a new run), or for an

@@ -11,9 +11,12 @@ import type { BuildInstanceInput } from '../../domain/schemas';
 import { batchSize, BuildInstanceInputSchema, MAX_ATTEMPTS_LIMIT } from '../../domain/schemas';
 import { workflowIds } from '../../shared/task-queues';
 import type { BuildInstanceResult } from '../../workflows/build-instance';
-import { checkInput, EXIT_FAILED, EXIT_OK, requireHost } from '../context';
+import { checkImageFitsFlavor, resolveFlavor, resolveImage } from '../../domain/catalogue';
+import { unknownServerGroup } from '../../domain/errors';
+import { checkInput, EXIT_FAILED, EXIT_OK, instances, refuseInvalid, requireHost } from '../context';
 import type { Context, Run } from '../context';
-import { follow, startAndFollow, startWorkflow } from '../operation';
+import { buildMetadata, follow, startAndFollow, startWorkflow } from '../operation';
+import { catalogueOf } from './catalogue';
 import { wholeNumber } from '../options';
 import { table } from '../table';
 
@@ -55,10 +58,26 @@ async function boot(ctx: Context, name: string, o: BootOptions): Promise<number>
   // A request that can only fail is refused here: no workflow started, no instance created (the
   // workflow's own schema, so a bad combination such as --min-count above --max-count exits 2 at once).
   checkInput(BuildInstanceInputSchema, input);
+  // The flavor, the image and the group as the conductor's createInstance will check them: the same
+  // catalogue and the same store, so a build that could only fail starts no workflow.
+  refuseInvalid(() => {
+    const catalogue = catalogueOf(ctx);
+    checkImageFitsFlavor(resolveFlavor(catalogue, o.flavor), resolveImage(catalogue, o.image), 'flavor');
+  });
+  if (o.group) {
+    const groups = await (await instances(ctx)).listServerGroups();
+    if (!groups.some((g) => g.name === o.group))
+      refuseInvalid(() => {
+        throw unknownServerGroup(
+          o.group ?? '',
+          groups.map((g) => g.name)
+        );
+      });
+  }
   if (o.host) await requireHost(ctx, o.host);
   if (o.forceHost) await requireHost(ctx, o.forceHost, 'forceHost');
   if (o.wait && !several) return startAndFollow(ctx, 'buildInstance', workflowId, { ...input, instanceId: id });
-  const handle = await startWorkflow(ctx, 'buildInstance', workflowId, [input]);
+  const handle = await startWorkflow(ctx, 'buildInstance', workflowId, [input], buildMetadata(input));
   if (!o.wait) {
     console.log(
       ctx.json ? JSON.stringify(several ? { workflowId } : { instanceId: id, workflowId }) : several ? workflowId : id

@@ -21,7 +21,7 @@ export function register(program: Command, run: Run): void {
           ...(o.image ? { image: o.image } : {}),
           ...(o.host ? { host: o.host } : {}),
         };
-        return startAndFollow(ctx, 'rebuild', workflowIds.rebuild(instanceId, requestId()), input);
+        return startAndFollow(ctx, 'rebuild', workflowIds.evacuate(instanceId, requestId()), input);
       })
     );
 }

@@ -4,12 +4,14 @@
  */
 import type { Command } from 'commander';
 
+import { resolveFlavor } from '../../domain/catalogue';
 import type { ResizeMigrateInput } from '../../domain/schemas';
 import { workflowIds } from '../../shared/task-queues';
-import { requireHost, resolveInstance } from '../context';
+import { refuseInvalid, requireHost, resolveInstance } from '../context';
 import type { Context, Run } from '../context';
 import { requestId, startAndFollow } from '../operation';
 import { instanceCommand } from '../options';
+import { catalogueOf } from './catalogue';
 
 /** Shared with `migrate`, a resize to the same flavor. */
 export async function resizeOrMigrate(
@@ -17,6 +19,9 @@ export async function resizeOrMigrate(
   ref: string,
   request: Omit<ResizeMigrateInput, 'instanceId'>
 ): Promise<number> {
+  // An unknown flavor could only fail: refused before anything starts, listing the valid ones.
+  const flavor = request.flavor;
+  if (flavor) refuseInvalid(() => resolveFlavor(catalogueOf(ctx), flavor));
   if (request.host) await requireHost(ctx, request.host);
   const { instanceId } = await resolveInstance(ctx, ref);
   const workflowId = workflowIds.resizeMigrate(instanceId, requestId());

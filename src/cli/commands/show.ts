@@ -29,11 +29,21 @@ async function show(ctx: Context, ref: string): Promise<number> {
   console.log('\nactions');
   console.log(
     table(
-      ['ACTION', 'RESULT', 'EVENT', 'ATTEMPT', 'HOST', 'EVENT RESULT', 'DETAILS'],
+      ['ACTION', 'RESULT', 'EVENT', 'ATTEMPT', 'HOST', 'EVENT RESULT', 'STARTED', 'FINISHED', 'DETAILS'],
       actions.flatMap((a) =>
         a.events.length
-          ? a.events.map((e) => [a.action, a.result, e.event, e.attempt, e.host, e.result, e.details])
-          : [[a.action, a.result]]
+          ? a.events.map((e) => [
+              a.action,
+              a.result,
+              e.event,
+              e.attempt,
+              e.host,
+              e.result,
+              e.startedAt,
+              e.finishedAt,
+              e.details,
+            ])
+          : [[a.action, a.result, null, null, null, null, a.startedAt, a.finishedAt]]
       )
     )
   );
@@ -47,7 +57,7 @@ async function show(ctx: Context, ref: string): Promise<number> {
   if (migrations.length)
     console.log(
       `\nmigrations\n${table(
-        ['ID', 'TYPE', 'STATUS', 'SOURCE', 'DEST', 'OLD FLAVOR', 'NEW FLAVOR', 'PROGRESS'],
+        ['ID', 'TYPE', 'STATUS', 'SOURCE', 'DEST', 'OLD FLAVOR', 'NEW FLAVOR', 'CREATED', 'UPDATED', 'PROGRESS'],
         withProgress.map((m) => [
           m.id,
           m.migrationType,
@@ -56,6 +66,8 @@ async function show(ctx: Context, ref: string): Promise<number> {
           m.destHost,
           m.oldFlavor,
           m.newFlavor,
+          m.createdAt,
+          m.updatedAt,
           m.progress,
         ])
       )}`

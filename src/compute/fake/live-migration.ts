@@ -183,15 +183,23 @@ export async function liveMigration(
       const paused = forced;
       const allowed = Math.round(maxDowntimeMs * Math.min(1, round / Math.max(1, downtimeSteps)));
       const roundMs = (remaining / bandwidth) * 1000;
-      const progress = (): LiveMigrationProgress => ({
-        round,
-        memoryMb,
-        remainingMb: Math.round(remaining),
-        copiedMb: Math.round(copied),
-        dirtyMbPerSecond: paused ? 0 : dirtyRate,
-        allowedDowntimeMs: allowed,
-        percent: Math.min(99, Math.floor((1 - remaining / memoryMb) * 100)),
-      });
+      // Where the copy is `spent` ms into the round: what this round copied so far counts at once (a
+      // newcomer watching a long first round sees it move, not 0% until the round ends), and what the
+      // running guest dirtied meanwhile is left to copy again.
+      const progress = (spent = 0): LiveMigrationProgress => {
+        const share = roundMs > 0 ? Math.min(1, spent / roundMs) : 0;
+        const dirtied = paused ? 0 : (dirtyRate * spent) / 1000;
+        const left = Math.min(memoryMb, remaining * (1 - share) + dirtied);
+        return {
+          round,
+          memoryMb,
+          remainingMb: Math.round(left),
+          copiedMb: Math.round(copied + remaining * share),
+          dirtyMbPerSecond: paused ? 0 : dirtyRate,
+          allowedDowntimeMs: allowed,
+          percent: Math.max(0, Math.min(99, Math.floor((1 - left / memoryMb) * 100))),
+        };
+      };
       onProgress?.(progress());
       if (forced || roundMs <= allowed) {
         // Switch-over: the guest pauses here while the rest is copied.
@@ -217,7 +225,7 @@ export async function liveMigration(
           throw new DriverError(
             `live migration of instance ${instanceId} from ${h.host} failed: injected fault (liveMigration.failNext)`
           );
-        onProgress?.(progress());
+        onProgress?.(progress(spent));
         if (h.live.forced.has(instanceId)) break;
       }
       copied += remaining * (spent / roundMs);

@@ -10,6 +10,7 @@ import * as m0003 from './0003_applied_writes';
 import * as m0004 from './0004_action_request_index';
 import * as m0005 from './0005_migration_downtime';
 import * as m0006 from './0006_api_tenancy';
+import * as m0007 from './0007_stack_identity';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': m0001,
@@ -18,6 +19,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0004_action_request_index': m0004,
   '0005_migration_downtime': m0005,
   '0006_api_tenancy': m0006,
+  '0007_stack_identity': m0007,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -182,6 +182,7 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
       placed.map((m) =>
         executeChild<(input: BuildInstanceInput) => Promise<BuildInstanceResult>>('buildInstance', {
           workflowId: m.workflowId,
+          staticSummary: `build ${m.name} (${req.flavor}, ${req.image}), one of ${req.name}`,
           args: [
             {
               name: m.name,

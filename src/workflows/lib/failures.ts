@@ -8,7 +8,7 @@ import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, TimeoutFailu
 import type { z } from 'zod';
 
 import { FailureType } from '../../domain/errors';
-import { issueField } from '../../domain/validation';
+import { inputProblems, invalidRequestOf } from '../../domain/validation';
 
 /** The ApplicationFailure at the bottom of an activity/child failure chain, if any. */
 export function applicationCause(err: unknown): ApplicationFailure | undefined {
@@ -72,10 +72,9 @@ export function typedFailure(type: string, message: string, details?: unknown): 
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((issue) => ({ field: issueField(issue), message: issue.message }));
-  const first = issues[0] ?? { field: '(input)', message: 'invalid' };
-  const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
-  throw typedFailure(FailureType.InvalidRequest, `Invalid request: ${first.field}: ${first.message}${more}`, {
-    issues,
+  const problems = inputProblems(parsed.error.issues, input);
+  const invalid = invalidRequestOf(problems);
+  throw typedFailure(FailureType.InvalidRequest, invalid.message, {
+    issues: problems.map((p) => ({ field: p.field, message: p.reason })),
   });
 }

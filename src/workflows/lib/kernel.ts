@@ -17,6 +17,7 @@ import { failureMessage, timeoutType } from './failures';
 import type { Expectation, Operation, StepOwner } from './operation';
 import { advance, recordStep } from './operation';
 import { showProgress } from './progress';
+import { withActivitySummary } from './proxies';
 
 /** How far one step got: started (sent), done, or failed (with the timeout kind when it timed out). */
 export interface JournalEntry {
@@ -121,7 +122,10 @@ export async function runStep<T>(op: StepRunner, spec: StepSpec<T>): Promise<T> 
   await spec.onStart?.();
   op.journal.entries.push(entry);
   try {
-    const result = await recordStep(op, spec.event, spec.run, {
+    const attempt = spec.attempt ?? op.progress.attempt;
+    const summary = attempt > 0 ? `${spec.label}, attempt ${attempt}` : spec.label;
+    const run = () => withActivitySummary(summary, spec.run);
+    const result = await recordStep(op, spec.event, run, {
       host,
       hostOf: spec.hostOf,
       attempt: spec.attempt,

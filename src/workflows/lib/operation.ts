@@ -15,7 +15,7 @@ import { TRANSITIONS } from '../../domain/transitions';
 import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
 import { failureMessage, failureType, timeoutType, typedFailure } from './failures';
-import { tagInstance } from './instance-attributes';
+import { instanceNameTag, tagInstance } from './instance-attributes';
 import { showProgress } from './progress';
 import { conductor, conductorLocal } from './proxies';
 
@@ -123,7 +123,7 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
       throw typedFailure(failureType(err) ?? FailureType.InstanceInvalidState, failureMessage(err));
     });
   Object.assign(progress, { vmState: instance.vmState, powerState: instance.powerState, host: instance.host });
-  tagInstance({ host: instance.host, vmState: instance.vmState });
+  tagInstance({ host: instance.host, vmState: instance.vmState, ...instanceNameTag(instance.name) });
   showProgress(progress);
   return { instanceId: options.instanceId, actionId, requestId, before: instance, progress };
 }

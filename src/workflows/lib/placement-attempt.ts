@@ -103,12 +103,12 @@ export function placementAttempt(
           attempt,
           host,
           taskState,
-          step: `${spec.event} on ${host}`,
+          step: stepLabel(spec.event, host),
         });
       };
       return runStep(op, {
         ...spec,
-        label: `${spec.event} on ${host}`,
+        label: stepLabel(spec.event, host),
         attempt,
         onStart: async () => {
           if (!op.batch) await tell();
@@ -151,4 +151,9 @@ export function attemptFailure(
     nonRetryable: carry?.lastHost ?? false,
     details: [{ host: what.host, attempt: what.attempt, ...carry?.details }],
   });
+}
+
+/** A compute step in words, for progress and the Web UI: `compute_spawn` on node-2 is "spawn on node-2". */
+export function stepLabel(event: string, host: string): string {
+  return `${event.replace(/^compute_/, '').replace(/_/g, ' ')} on ${host}`;
 }

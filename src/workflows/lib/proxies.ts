@@ -26,25 +26,58 @@ export const conductorLocal = proxyLocalActivities<ConductorActivities>(CONDUCTO
 
 export const scheduler = proxyActivities<SchedulerActivities>({ taskQueue: SCHEDULER_TASK_QUEUE, ...SCHEDULER_CALL });
 
+/** The summary the next compute activity is scheduled with (Temporal's user metadata), while a step starts. */
+let stepSummary: string | undefined;
+
+/**
+ * Runs `start` with `summary` as the summary of the compute activities it schedules before its first
+ * await (a step's call): the Web UI's timeline shows "spawn on node-2, attempt 2", not only the type.
+ */
+export function withActivitySummary<T>(summary: string, start: () => Promise<T>): Promise<T> {
+  stepSummary = summary;
+  try {
+    return start();
+  } finally {
+    stepSummary = undefined;
+  }
+}
+
+/**
+ * A compute proxy's options: the SDK reads them (spreads them) at each call, so the summary is the one
+ * of the step scheduling it. Metadata only: the commands are the same, so histories replay unchanged.
+ */
+function withSummary<O extends object>(options: O): O & { readonly summary: string | undefined } {
+  return {
+    ...options,
+    get summary() {
+      return stepSummary;
+    },
+  };
+}
+
 /** Activities on one host's queue: `short` for quick steps, `long` for heartbeating ones (spawn, disk moves). */
 export function computeOn(host: string, timeouts: ComputeTimeouts) {
   const taskQueue = computeTaskQueue(host);
   return {
-    short: proxyActivities<ComputeActivities>({ taskQueue, ...computeShortStep(timeouts) }),
-    long: proxyActivities<ComputeActivities>({ taskQueue, ...computeLongStep(timeouts) }),
+    short: proxyActivities<ComputeActivities>(withSummary({ taskQueue, ...computeShortStep(timeouts) })),
+    long: proxyActivities<ComputeActivities>(withSummary({ taskQueue, ...computeLongStep(timeouts) })),
     /** Clean-up on a host that may be down: give up quickly, the host reconciles when it returns. */
-    cleanup: proxyActivities<ComputeActivities>({
-      taskQueue,
-      ...computeShortStep({ ...timeouts, scheduleToStartSeconds: Math.min(timeouts.scheduleToStartSeconds, 10) }),
-    }),
+    cleanup: proxyActivities<ComputeActivities>(
+      withSummary({
+        taskQueue,
+        ...computeShortStep({ ...timeouts, scheduleToStartSeconds: Math.min(timeouts.scheduleToStartSeconds, 10) }),
+      })
+    ),
     /** Clean-up on a host that has just gone silent (a heartbeat timed out there): a try of seconds. */
-    cleanupSilent: proxyActivities<ComputeActivities>({
-      taskQueue,
-      ...computeShortStep({
-        ...timeouts,
-        scheduleToStartSeconds: Math.min(timeouts.scheduleToStartSeconds, SILENT_HOST_CLEANUP_SECONDS),
-        heartbeatSeconds: Math.min(timeouts.heartbeatSeconds, SILENT_HOST_CLEANUP_SECONDS),
-      }),
-    }),
+    cleanupSilent: proxyActivities<ComputeActivities>(
+      withSummary({
+        taskQueue,
+        ...computeShortStep({
+          ...timeouts,
+          scheduleToStartSeconds: Math.min(timeouts.scheduleToStartSeconds, SILENT_HOST_CLEANUP_SECONDS),
+          heartbeatSeconds: Math.min(timeouts.heartbeatSeconds, SILENT_HOST_CLEANUP_SECONDS),
+        }),
+      })
+    ),
   };
 }

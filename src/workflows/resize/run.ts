@@ -88,6 +88,7 @@ export class ResizeRun {
     };
     const child = {
       workflowId: workflowIds.placementAttempt(instanceId, 'resize'),
+      staticSummary: `place the resize of ${instanceId} from ${source} (${plan.oldFlavor.name} to ${plan.newFlavor.name})`,
       retry: placementAttemptRetry(hosts.length, ABORT_TYPES),
     };
     // Versioned: resizes started before the one placement-attempt child keep their resizeAttempt child.

@@ -313,6 +313,36 @@ describe('FakeDriver', () => {
     });
   });
 
+  describe('live migration progress', () => {
+    it('reports the copy while a round runs, not only between rounds', async () => {
+      const d = driver();
+      await spawn(d, 'live-1', SMALL);
+      // 2048 MB at 1024 MB/s: the first round takes 2 s; the guest dirties 64 MB/s meanwhile.
+      await writeFaults({ liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 64 } });
+      const seen: Array<{ round: number; percent: number; remainingMb: number }> = [];
+      const result = await d.liveMigration(
+        {
+          instanceId: 'live-1',
+          migrationId: 'm-1',
+          maxDowntimeMs: 500,
+          downtimeSteps: 1,
+          completionTimeoutSecondsPerGb: 800,
+        },
+        { onProgress: (p) => seen.push({ round: p.round, percent: p.percent, remainingMb: p.remainingMb }) }
+      );
+      expect(result.switched).toBe(true);
+      const firstRound = seen.filter((p) => p.round === 1);
+      // Every interval of the round says more copied and less left, from 0% up to most of the memory.
+      expect(firstRound.length).toBeGreaterThanOrEqual(2_000 / SPAWN_PROGRESS_INTERVAL_MS - 1);
+      expect(firstRound[0]?.percent).toBe(0);
+      expect(firstRound.at(-1)?.percent).toBeGreaterThan(90);
+      const percents = firstRound.map((p) => p.percent);
+      expect(percents).toEqual([...percents].sort((a, b) => a - b));
+      expect(new Set(percents).size).toBeGreaterThan(5);
+      expect(firstRound.at(-1)?.remainingMb).toBe(128); // what the guest dirtied in the 2 s round
+    });
+  });
+
   describe('power', () => {
     it('a cooperative guest shuts down shutdownSeconds after the first ACPI request (lazy, from timestamps)', async () => {
       const clock = manualClock();

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
 import { FleetSchema } from '../../../src/domain/fleet';
+import { CONDUCTOR_SEARCH_ATTRIBUTES } from '../../../src/shared/search-attributes';
 import { storeCredentialNames } from '../../../src/workers/compute-env';
 import { EnvSchema } from '../../../src/workers/config';
 
@@ -231,7 +232,7 @@ describe('docker-compose.yml', () => {
 
   it('registers the search attributes the workflows set', () => {
     const setup = JSON.stringify(compose.services['temporal-setup']?.command);
-    for (const sa of ['InstanceId', 'ComputeHost', 'VmState']) expect(setup).toContain(sa);
+    for (const { name } of CONDUCTOR_SEARCH_ATTRIBUTES) expect(setup).toContain(name);
   });
 
   it('builds the workers from a Dockerfile that ships the code and the fleet, built, and runs the built code', () => {

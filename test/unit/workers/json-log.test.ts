@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { formatJsonLogLine } from '../../../src/workers/json-log';
+import type { Logger } from '@temporalio/worker';
+import { withoutNoWorkflowsWarning } from '../../../src/workers/connection';
 
 describe('formatJsonLogLine', () => {
   const at = BigInt(Date.UTC(2026, 10, 21, 12, 0, 0)) * 1_000_000n;
@@ -59,5 +61,31 @@ describe('formatJsonLogLine', () => {
       formatJsonLogLine({ level: 'WARN', message: 'odd', timestampNanos: at, meta: { cyclic } })
     ) as Record<string, unknown>;
     expect(line).toMatchObject({ level: 'warn', msg: 'odd' });
+  });
+});
+
+describe('withoutNoWorkflowsWarning', () => {
+  it('drops the SDK\'s "No workflows registered" warning (workers that register none on purpose), passes the rest', () => {
+    const seen: string[] = [];
+    const record = (level: string) => (message: string) => seen.push(`${level} ${message}`);
+    const inner: Logger = {
+      log: (level, message) => seen.push(`${level} ${message}`),
+      trace: record('TRACE'),
+      debug: record('DEBUG'),
+      info: record('INFO'),
+      warn: record('WARN'),
+      error: record('ERROR'),
+    };
+    const logger = withoutNoWorkflowsWarning(inner);
+    logger.warn('No workflows registered, not polling for workflow tasks');
+    logger.log('WARN', 'No workflows registered, not polling for workflow tasks');
+    logger.warn('Worker state changed');
+    logger.info('No workflows registered is only dropped as the warning it is');
+    logger.error('boom');
+    expect(seen).toEqual([
+      'WARN Worker state changed',
+      'INFO No workflows registered is only dropped as the warning it is',
+      'ERROR boom',
+    ]);
   });
 });
