@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` runs pure and store tests with no Temporal server; `temporal` runs workflow
-// tests (time-skipping server) and end-to-end tests (dev server, worker processes). Temporal workers
+// Three projects: `unit` runs pure and store tests with no Temporal server; `temporal` runs workflow
+// tests (time-skipping server) and end-to-end tests (dev server, worker processes); `guests` runs the QEMU
+// driver against real guests. Temporal workers
 // run in forked processes (the threads pool hits wasm OOMs with the SDK's core bridge).
 export default defineConfig({
   test: {
@@ -28,6 +29,21 @@ export default defineConfig({
           maxWorkers: 2,
           fileParallelism: true,
           testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+      // Real QEMU guests (src/compute/qemu): one file at a time, at most 2 guests booting and about 6 alive.
+      // The global setup builds the guest images once (scripts/build-guest-images.sh) when they are missing.
+      {
+        test: {
+          name: 'guests',
+          include: ['test/guests/**/*.test.ts'],
+          sequence: { groupOrder: 2 },
+          globalSetup: ['test/setup/guest-images.ts'],
+          pool: 'forks',
+          maxWorkers: 1,
+          fileParallelism: false,
+          testTimeout: 180_000,
           hookTimeout: 180_000,
         },
       },

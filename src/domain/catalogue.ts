@@ -73,6 +73,17 @@ export const DEFAULT_CATALOGUE: Catalogue = CatalogueSchema.parse({
   ],
   images: [
     { name: 'cirros', sizeGb: 0.02, minDiskGb: 0, minRamMb: 64, properties: { hwArchitecture: 'x86_64' } },
+    // The real-guest test images (scripts/build-guest-images.sh): `stubborn` ignores the ACPI power button,
+    // so a stop ends in the forced power-off after its (short) shutdown timeout; `dirty` rewrites its memory
+    // fast, so a live migration does not converge unless forced.
+    {
+      name: 'stubborn',
+      sizeGb: 0.02,
+      minDiskGb: 0,
+      minRamMb: 64,
+      properties: { hwArchitecture: 'x86_64', osShutdownTimeout: 5 },
+    },
+    { name: 'dirty', sizeGb: 0.02, minDiskGb: 0, minRamMb: 64, properties: { hwArchitecture: 'x86_64' } },
     { name: 'ubuntu-24.04', sizeGb: 3, minDiskGb: 3, minRamMb: 1024, properties: { hwArchitecture: 'x86_64' } },
     { name: 'fedora-41-aarch64', sizeGb: 5, minDiskGb: 5, minRamMb: 1024, properties: { hwArchitecture: 'aarch64' } },
   ],

@@ -23,13 +23,6 @@ export interface DriverFactoryOptions {
   spawnSeconds?: number;
 }
 
-/** The driver module's path, relative to this file (a variable: a build without it still compiles). */
-const QEMU_MODULE = '../compute/qemu';
-
-interface QemuModule {
-  QemuDriver: new (options: { host: string; dataDir: string }) => VirtDriver;
-}
-
 export async function createDriver(kind: ComputeDriverKind, options: DriverFactoryOptions): Promise<VirtDriver> {
   switch (kind) {
     case 'fake': {
@@ -43,32 +36,8 @@ export async function createDriver(kind: ComputeDriverKind, options: DriverFacto
       });
     }
     case 'qemu': {
-      const { QemuDriver } = await loadQemu();
+      const { QemuDriver } = await import('../compute/qemu/index.js');
       return new QemuDriver({ host: options.host, dataDir: options.dataDir });
     }
   }
-}
-
-async function loadQemu(): Promise<QemuModule> {
-  let loaded: Partial<QemuModule>;
-  try {
-    loaded = (await import(QEMU_MODULE)) as Partial<QemuModule>;
-  } catch (err) {
-    if (isModuleNotFound(err))
-      throw new Error('the qemu driver is not built in (no src/compute/qemu in this build)', { cause: err });
-    throw err;
-  }
-  if (typeof loaded.QemuDriver !== 'function')
-    throw new Error('the qemu driver is not built in (src/compute/qemu exports no QemuDriver)');
-  return loaded as QemuModule;
-}
-
-/** Node's (MODULE_NOT_FOUND) and a bundler's or test runner's ("Cannot find module") word for it. */
-function isModuleNotFound(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return (
-    code === 'MODULE_NOT_FOUND' ||
-    code === 'ERR_MODULE_NOT_FOUND' ||
-    (err instanceof Error && /Cannot find module .*compute\/qemu/.test(err.message))
-  );
 }

@@ -1,16 +1,16 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { FakeDriver } from '../../../src/compute/fake';
+import type { QemuDriver } from '../../../src/compute/qemu';
 import { FleetSchema } from '../../../src/domain/fleet';
 import { createDriver } from '../../../src/workers/compute-driver';
 import { EnvSchema, loadEnv, QEMU_FLEET_FILE } from '../../../src/workers/config';
 import { makeStateDir } from '../compute/helpers';
 
-const QEMU_BUILT_IN = existsSync(path.join(__dirname, '../../../src/compute/qemu/index.ts'));
 const host = { name: 'node-1', vcpus: 4, memoryMb: 8192, diskGb: 100 };
 
 describe('choosing a compute driver', () => {
@@ -47,16 +47,12 @@ describe('choosing a compute driver', () => {
     expect((driver as FakeDriver).spawnSeconds).toBe(0);
   });
 
-  it.runIf(!QEMU_BUILT_IN)('qemu, in a build without it, fails with a clear error', async () => {
-    await expect(createDriver('qemu', { host: 'node-1', dataDir: dir })).rejects.toThrow(
-      'the qemu driver is not built in'
-    );
-  });
-
-  it.runIf(QEMU_BUILT_IN)('qemu is loaded on demand and serves the host', async () => {
+  it('qemu is loaded on demand and serves the host, its instances under <DATA_DIR>/instances/', async () => {
     const driver = await createDriver('qemu', { host: 'node-1', dataDir: dir });
     expect(driver.host).toBe('node-1');
     expect(driver.capabilities.sharedInstancePath).toBe(true);
+    expect((driver as QemuDriver).layout.instancesDir).toBe(path.join(dir, 'instances'));
+    expect(await driver.listGuests()).toEqual([]);
   });
 });
 

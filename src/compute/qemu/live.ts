@@ -1,0 +1,368 @@
+/**
+ * The QEMU driver's live migration, Nova's libvirt driver mapped onto QMP: the destination is a QEMU
+ * started with `-incoming defer` in the shared instance directory, listening on a loopback port; the source
+ * runs `migrate` and polls `query-migrate` every 0.5 s (Nova's _live_migration_monitor), reporting each
+ * poll as progress, stepping `downtime-limit` up, cancelling (`migrate_cancel`) after the completion
+ * timeout. Force-complete is post-copy when permitted, else the source paused (Nova's
+ * live_migration_force_complete). The full capability list is sent to both ends every time (capabilities
+ * stick to a migrated-in QEMU), and auto-converge is never on (it corrupted guests under TCG).
+ */
+import { readdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { InstanceNotFound, LiveMigrationAborted } from '../../domain/errors';
+import { PowerState } from '../../domain/instance';
+import type {
+  HostCpu,
+  LiveMigrationOptions,
+  LiveMigrationProgress,
+  LiveMigrationRequest,
+  LiveMigrationResult,
+  PreLiveMigrationRequest,
+  ReceiveOptions,
+} from '../driver';
+import { DriverError } from '../driver';
+import { networkInfoFor } from '../fake';
+import type { QemuHost } from './guest';
+import {
+  launchGuest,
+  powerStateOf,
+  processAlive,
+  queryStatus,
+  removeGuestFiles,
+  requireRecord,
+  rootDiskFor,
+  stopProcess,
+} from './guest';
+import type { GuestRecord } from './layout';
+import type { QmpClient } from './qmp';
+
+/** What a host's live migrations share: the copies running here, and the ones forced. */
+export interface LiveHost extends QemuHost {
+  readonly cpu: HostCpu;
+  /** Nova's live_migration_permit_post_copy: force-complete switches to post-copy. */
+  readonly permitPostCopy: boolean;
+  /** QEMU's max-bandwidth, bytes/s; undefined keeps QEMU's default (128 MiB/s). */
+  readonly maxBandwidthBytes: number | undefined;
+  readonly copying: Set<string>;
+  readonly forced: Set<string>;
+}
+
+const POLL_MS = 500;
+
+interface MigrateInfo {
+  status?: string;
+  'total-time'?: number;
+  downtime?: number;
+  'expected-downtime'?: number;
+  'error-desc'?: string;
+  ram?: {
+    transferred: number;
+    remaining: number;
+    total: number;
+    'dirty-pages-rate': number;
+    'page-size': number;
+    'dirty-sync-count': number;
+  };
+  'socket-address'?: { type: string; host?: string; port?: string }[];
+}
+
+/** Every capability QEMU knows, off, but `events` and (when permitted) `postcopy-ram`: never auto-converge. */
+async function setCapabilities(qmp: QmpClient, postCopy: boolean): Promise<void> {
+  const known = await qmp.execute<{ capability: string; state: boolean }[]>('query-migrate-capabilities');
+  const on = new Set(['events', ...(postCopy ? ['postcopy-ram'] : [])]);
+  await qmp.execute('migrate-set-capabilities', {
+    capabilities: known.map((c) => ({ capability: c.capability, state: on.has(c.capability) })),
+  });
+}
+
+/** The destination QEMU started with `-incoming defer`, capabilities set, listening. Idempotent by migration id. */
+export async function preLiveMigration(h: LiveHost, request: PreLiveMigrationRequest): Promise<void> {
+  const { instanceId, migrationId, flavor, image } = request;
+  const dir = h.layout.instanceDir(instanceId);
+  const existing = await h.layout.readRecord(dir);
+  if (existing?.opId === migrationId && existing.status === 'incoming' && (await processAlive(existing))) return;
+  if (existing && existing.opId !== migrationId)
+    throw new DriverError(`a guest of instance ${instanceId} already exists on ${h.host}`);
+  if (existing) await stopProcess(h, dir, existing);
+  const record: GuestRecord = {
+    version: 1,
+    instanceId,
+    name: request.name,
+    host: h.host,
+    status: 'incoming',
+    opId: migrationId,
+    flavor: { name: flavor.name, vcpus: flavor.vcpus, memoryMb: flavor.memoryMb, diskGb: flavor.diskGb },
+    image: { name: image.name, sizeGb: image.sizeGb },
+    network: networkInfoFor(instanceId),
+    blockDevices: rootDiskFor(flavor, image),
+    createdAt: new Date().toISOString(),
+    process: null,
+  };
+  const { proc } = await launchGuest(h, dir, record, { incoming: true });
+  try {
+    const qmp = await h.monitors.get(proc);
+    await setCapabilities(qmp, h.permitPostCopy);
+    await qmp.execute('migrate-incoming', { uri: 'tcp:127.0.0.1:0' });
+    const info = await qmp.execute<MigrateInfo>('query-migrate');
+    const port = info['socket-address']?.find((a) => a.port)?.port;
+    if (!port) throw new DriverError(`the incoming QEMU of instance ${instanceId} reports no port`);
+    record.incomingUri = `tcp:127.0.0.1:${port}`;
+    await h.layout.writeRecord(dir, record);
+  } catch (err) {
+    await stopProcess(h, dir, record).catch(() => undefined);
+    await removeGuestFiles(h, dir);
+    throw err;
+  }
+}
+
+/**
+ * The destination while the copy runs: progress every second while its QEMU lives; silent once it is gone
+ * (its heartbeat times out, as a dead host's would), until aborted.
+ */
+export async function receiveLiveMigration(
+  h: LiveHost,
+  instanceId: string,
+  migrationId: string,
+  options: ReceiveOptions
+): Promise<never> {
+  const record = await h.layout.readRecord(h.layout.instanceDir(instanceId));
+  if (record?.opId !== migrationId) throw new DriverError(`no incoming guest of instance ${instanceId} on ${h.host}`);
+  for (;;) {
+    options.signal?.throwIfAborted();
+    if (await processAlive(record)) options.onProgress?.();
+    await sleep(1000, undefined, { signal: options.signal }).catch(() => undefined);
+  }
+}
+
+/** The destination of this migration: its record in the shared instance directory. */
+async function incomingOf(h: LiveHost, instanceId: string, migrationId: string): Promise<GuestRecord | undefined> {
+  const dir = h.layout.instanceDir(instanceId);
+  for (const name of await readdir(dir)) {
+    const m = /^guest\.(.+)\.json$/.exec(name);
+    if (!m?.[1] || m[1] === h.host) continue;
+    const r = await h.layout.readRecord(dir, m[1]).catch(() => undefined);
+    if (r?.opId === migrationId && r.status === 'incoming') return r;
+  }
+  return undefined;
+}
+
+function mb(bytes: number | undefined): number {
+  return Math.round((bytes ?? 0) / (1024 * 1024));
+}
+
+/**
+ * The copy, on the source. Idempotent: a retry re-attaches to a copy still running, and a guest already
+ * switched over for this migration returns at once (`switched: false`).
+ */
+export async function liveMigration(
+  h: LiveHost,
+  request: LiveMigrationRequest,
+  options: LiveMigrationOptions
+): Promise<LiveMigrationResult> {
+  const { instanceId, migrationId, maxDowntimeMs, downtimeSteps, completionTimeoutSecondsPerGb } = request;
+  const { signal, onProgress } = options;
+  signal?.throwIfAborted();
+  const dir = h.layout.instanceDir(instanceId);
+  const record = await requireRecord(h, instanceId);
+  if (record.status === 'outgoing' && record.opId === migrationId)
+    return { rounds: 0, copiedMb: 0, downtimeMs: 0, forced: false, switched: false };
+  if (!record.process || !(await processAlive(record)))
+    throw new DriverError(`the guest of instance ${instanceId} is not running on ${h.host}`);
+  const qmp = await h.monitors.get(record.process);
+  const memoryMb = record.flavor.memoryMb;
+  const timeoutMs = completionTimeoutSecondsPerGb * Math.max(1, memoryMb / 1024) * 1000;
+  const allowed = (round: number): number =>
+    Math.round(maxDowntimeMs * Math.min(1, Math.max(1, round) / Math.max(1, downtimeSteps)));
+
+  return h.limits.hold(signal, undefined, async () => {
+    let info = await qmp.execute<MigrateInfo>('query-migrate');
+    if (info.status !== 'active' && info.status !== 'postcopy-active' && info.status !== 'completed') {
+      const incoming = await incomingOf(h, instanceId, migrationId);
+      if (!incoming?.incomingUri)
+        throw new DriverError(`no destination is listening for migration ${migrationId} of instance ${instanceId}`);
+      await setCapabilities(qmp, h.permitPostCopy);
+      await qmp.execute('migrate-set-parameters', {
+        'downtime-limit': allowed(0),
+        ...(h.maxBandwidthBytes ? { 'max-bandwidth': h.maxBandwidthBytes } : {}),
+      });
+      await qmp.execute('migrate', { uri: incoming.incomingUri });
+    }
+    h.copying.add(instanceId);
+    const started = Date.now();
+    let limit = allowed(0);
+    try {
+      for (;;) {
+        info = await qmp.execute<MigrateInfo>('query-migrate');
+        const ram = info.ram;
+        const round = ram?.['dirty-sync-count'] ?? 0;
+        const progress: LiveMigrationProgress = {
+          round,
+          memoryMb,
+          remainingMb: mb(ram?.remaining),
+          copiedMb: mb(ram?.transferred),
+          dirtyMbPerSecond: mb((ram?.['dirty-pages-rate'] ?? 0) * (ram?.['page-size'] ?? 4096)),
+          allowedDowntimeMs: limit,
+          percent: ram?.total ? Math.min(99, Math.floor((1 - ram.remaining / ram.total) * 100)) : 0,
+        };
+        const forced = h.forced.has(instanceId);
+        switch (info.status) {
+          case 'completed': {
+            record.status = 'outgoing';
+            record.opId = migrationId;
+            await h.layout.writeRecord(dir, record);
+            onProgress?.({ ...progress, remainingMb: 0, percent: 100 });
+            return {
+              rounds: round,
+              copiedMb: mb(ram?.transferred),
+              downtimeMs: info.downtime ?? 0,
+              forced,
+              switched: true,
+            };
+          }
+          case 'failed':
+          case 'cancelled':
+            throw new DriverError(
+              `live migration of instance ${instanceId} from ${h.host} ${info.status}: ${info['error-desc'] ?? 'no reason given'}`
+            );
+          default:
+            break;
+        }
+        onProgress?.(progress);
+        if (signal?.aborted) throw signal.reason;
+        // Nova's downtime steps: the limit rises with the rounds up to the maximum.
+        if (allowed(round) !== limit) {
+          limit = allowed(round);
+          await qmp.execute('migrate-set-parameters', { 'downtime-limit': limit });
+        }
+        // NOTE(nova): never in post-copy, as should_trigger_timeout_action.
+        if (info.status !== 'postcopy-active' && Date.now() - started > timeoutMs)
+          throw new LiveMigrationAborted(
+            instanceId,
+            `not converged within the completion timeout (${Math.round(timeoutMs / 1000)} s: ${completionTimeoutSecondsPerGb} s per GiB of RAM); ${progress.remainingMb} MB left, dirtied at ${progress.dirtyMbPerSecond} MB/s`
+          );
+        await sleep(POLL_MS);
+      }
+    } catch (err) {
+      await cancelCopy(qmp, instanceId, h.forced.has(instanceId));
+      throw err;
+    } finally {
+      h.copying.delete(instanceId);
+      h.forced.delete(instanceId);
+    }
+  });
+}
+
+/** migrate_cancel, waited for; a guest paused to force the copy runs again (Nova's run_recover_tasks). */
+async function cancelCopy(qmp: QmpClient, instanceId: string, forced: boolean): Promise<void> {
+  try {
+    const info = await qmp.execute<MigrateInfo>('query-migrate');
+    if (info.status === 'active' || info.status === 'device' || info.status === 'setup') {
+      await qmp.execute('migrate_cancel');
+      for (let i = 0; i < 100; i++) {
+        const now = await qmp.execute<MigrateInfo>('query-migrate');
+        if (now.status !== 'cancelling' && now.status !== 'active') break;
+        await sleep(50);
+      }
+    }
+    if (forced) {
+      const status = (await qmp.execute<{ status: string }>('query-status')).status;
+      if (status === 'paused') await qmp.execute('cont');
+    }
+  } catch (err) {
+    throw new DriverError(`could not cancel the live migration of instance ${instanceId}: ${String(err)}`);
+  }
+}
+
+/** Force-complete: post-copy when permitted, else the guest paused so the copy converges. False: no copy. */
+export async function forceCompleteLiveMigration(h: LiveHost, instanceId: string): Promise<boolean> {
+  if (!h.copying.has(instanceId)) return false;
+  const record = await requireRecord(h, instanceId);
+  if (!record.process) return false;
+  const qmp = await h.monitors.get(record.process);
+  h.forced.add(instanceId);
+  if (h.permitPostCopy) await qmp.execute('migrate-start-postcopy');
+  else await qmp.execute('stop');
+  return true;
+}
+
+/**
+ * The destination runs the received guest. NOTE(nova): QEMU resumes a migrated-in guest by itself at the
+ * switch-over (libvirt starts it with -S and `cont`s it here), so the pause is the copy's alone; this
+ * waits for it to run (and resumes it if paused). Idempotent.
+ */
+export async function postLiveMigrationAtDestination(
+  h: LiveHost,
+  instanceId: string,
+  migrationId: string
+): Promise<PowerState> {
+  const dir = h.layout.instanceDir(instanceId);
+  const record = await h.layout.readRecord(dir);
+  if (record?.opId !== migrationId || !record.process) throw new InstanceNotFound(instanceId);
+  if (record.status === 'active') return powerStateOf(h, record);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (!(await processAlive(record)))
+      throw new DriverError(`the received guest of instance ${instanceId} is gone from ${h.host}`);
+    const status = await queryStatus(h, record.process);
+    if (status === 'running') break;
+    if (status === 'paused') {
+      await (await h.monitors.get(record.process)).execute('cont');
+      continue;
+    }
+    if (Date.now() > deadline)
+      throw new DriverError(`the received guest of instance ${instanceId} is ${status} on ${h.host}, not running`);
+    await sleep(100);
+  }
+  record.status = 'active';
+  delete record.incomingUri;
+  await h.layout.writeRecord(dir, record);
+  return PowerState.Running;
+}
+
+/** The source's QEMU, paused after the switch-over, quit and its files here removed. False: none left. */
+export async function postLiveMigration(h: LiveHost, instanceId: string, migrationId: string): Promise<boolean> {
+  const dir = h.layout.instanceDir(instanceId);
+  const record = await h.layout.readRecord(dir);
+  if (!record || (record.opId === migrationId && record.status !== 'outgoing')) return false;
+  if (record.status !== 'outgoing' && record.process && (await processAlive(record))) {
+    // A worker that died between the switch-over and its record: QEMU says whether it switched.
+    const status = await queryStatus(h, record.process);
+    if (status !== 'postmigrate')
+      throw new DriverError(`the guest of instance ${instanceId} on ${h.host} is ${status}: it has not migrated`);
+  }
+  await stopProcess(h, dir, record);
+  await removeGuestFiles(h, dir);
+  return true;
+}
+
+/** The half-received guest of this migration quit and its record removed (the shared disk stays). */
+export async function rollbackLiveMigrationAtDestination(
+  h: LiveHost,
+  instanceId: string,
+  migrationId: string
+): Promise<boolean> {
+  const dir = h.layout.instanceDir(instanceId);
+  const record = await h.layout.readRecord(dir);
+  if (record?.opId !== migrationId || record.status !== 'incoming') return false;
+  await stopProcess(h, dir, record);
+  await removeGuestFiles(h, dir);
+  return true;
+}
+
+/** The source guest running as before: a copy still going cancelled, a paused guest resumed. */
+export async function rollbackLiveMigration(h: LiveHost, instanceId: string): Promise<PowerState> {
+  h.forced.delete(instanceId);
+  const record = await requireRecord(h, instanceId);
+  if (record.process && (await processAlive(record))) {
+    const qmp = await h.monitors.get(record.process);
+    await cancelCopy(qmp, instanceId, false);
+    const status = await queryStatus(h, record.process);
+    if (status === 'paused' || status === 'postmigrate') await qmp.execute('cont');
+  }
+  if (record.status === 'outgoing') {
+    record.status = 'active';
+    await h.layout.writeRecord(h.layout.instanceDir(instanceId), record);
+  }
+  return powerStateOf(h, record);
+}
