@@ -25,6 +25,7 @@ import { DriverError } from '../driver';
 import { networkInfoFor } from '../fake';
 import type { QemuHost } from './guest';
 import {
+  guestMemoryMb,
   launchGuest,
   powerStateOf,
   processAlive,
@@ -170,8 +171,9 @@ export async function liveMigration(
   if (!record.process || !(await processAlive(record)))
     throw new DriverError(`the guest of instance ${instanceId} is not running on ${h.host}`);
   const qmp = await h.monitors.get(record.process);
-  const memoryMb = record.flavor.memoryMb;
-  const timeoutMs = completionTimeoutSecondsPerGb * Math.max(1, memoryMb / 1024) * 1000;
+  // What is copied: the guest's memory (its flavor's, capped); the timeout counts the flavor's, as Nova's.
+  const memoryMb = guestMemoryMb(h, record.flavor);
+  const timeoutMs = completionTimeoutSecondsPerGb * Math.max(1, record.flavor.memoryMb / 1024) * 1000;
   const allowed = (round: number): number =>
     Math.round(maxDowntimeMs * Math.min(1, Math.max(1, round) / Math.max(1, downtimeSteps)));
 
