@@ -50,6 +50,8 @@ export interface LiveHost extends QemuHost {
 }
 
 const POLL_MS = 500;
+/** The `MIGRATION` event statuses that end (or change the nature of) a copy: polled at once. */
+const ENDS = new Set(['completed', 'failed', 'cancelled', 'postcopy-active']);
 
 interface MigrateInfo {
   status?: string;
@@ -243,7 +245,8 @@ export async function liveMigration(
             instanceId,
             `not converged within the completion timeout (${Math.round(timeoutMs / 1000)} s: ${completionTimeoutSecondsPerGb} s per GiB of RAM); ${progress.remainingMb} MB left, dirtied at ${progress.dirtyMbPerSecond} MB/s`
           );
-        await sleep(POLL_MS);
+        // The next poll in 0.5 s (Nova's monitor interval), or at once when QEMU reports the end.
+        await qmp.waitForEvent('MIGRATION', POLL_MS, (e) => ENDS.has(String(e.data?.status))).catch(() => undefined);
       }
     } catch (err) {
       await cancelCopy(qmp, instanceId, h.forced.has(instanceId));
