@@ -181,7 +181,7 @@ export async function liveMigration(
 
   return h.limits.hold(signal, undefined, async () => {
     let info = await qmp.execute<MigrateInfo>('query-migrate');
-    if (info.status !== 'active' && info.status !== 'postcopy-active' && info.status !== 'completed') {
+    if (!(await isOwnCopy(h, record, migrationId, info))) {
       const incoming = await incomingOf(h, instanceId, migrationId);
       if (!incoming?.incomingUri)
         throw new DriverError(`no destination is listening for migration ${migrationId} of instance ${instanceId}`);
@@ -190,6 +190,9 @@ export async function liveMigration(
         'downtime-limit': allowed(0),
         ...(h.maxBandwidthBytes ? { 'max-bandwidth': h.maxBandwidthBytes } : {}),
       });
+      // Recorded first: a retry after this worker died re-attaches to the copy instead of starting one.
+      record.outgoing = migrationId;
+      await h.layout.writeRecord(dir, record);
       await qmp.execute('migrate', { uri: incoming.incomingUri });
     }
     h.copying.add(instanceId);
@@ -256,6 +259,17 @@ export async function liveMigration(
       h.forced.delete(instanceId);
     }
   });
+}
+
+/**
+ * Is QEMU's current migration state this migration's copy (a retry re-attaches)? Only when this host
+ * started it (its record says so) and it runs, or completed with the guest left here `postmigrate`: a
+ * migrated-in QEMU reports its incoming migration `completed` too, while it runs.
+ */
+async function isOwnCopy(h: LiveHost, record: GuestRecord, migrationId: string, info: MigrateInfo): Promise<boolean> {
+  if (record.outgoing !== migrationId || !record.process) return false;
+  if (info.status === 'active' || info.status === 'postcopy-active' || info.status === 'device') return true;
+  return info.status === 'completed' && (await queryStatus(h, record.process)) === 'postmigrate';
 }
 
 /** migrate_cancel, waited for; a guest paused to force the copy runs again (Nova's run_recover_tasks). */
