@@ -39,7 +39,8 @@ export default defineConfig({
           name: 'guests',
           include: ['test/guests/**/*.test.ts'],
           sequence: { groupOrder: 2 },
-          globalSetup: ['test/setup/guest-images.ts'],
+          // The Temporal binaries and the workflow bundle (the whole-stack test), then the guest images.
+          globalSetup: ['test/setup/global-setup.ts', 'test/setup/guest-images.ts'],
           pool: 'forks',
           maxWorkers: 1,
           fileParallelism: false,

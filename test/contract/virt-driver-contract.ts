@@ -446,6 +446,35 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
     );
 
     it(
+      'a guest that came in by live migration moves on again (back to its first host), still not rebooted',
+      async () => {
+        const [a, b] = await hosts();
+        const id = newId('twice');
+        await spawn(a, id);
+        await waitForBoot(a, id, 1);
+        const bootsBefore = bootLines(await consoleOf(a, id)).length;
+        for (const [from, to] of [
+          [a, b],
+          [b, a],
+        ] as const) {
+          const migrationId = newId('mig');
+          await prepareLive(from, to, id, migrationId, images.cooperative);
+          const watch = receive(to, id, migrationId);
+          const result = await from.liveMigration({ instanceId: id, migrationId, ...live }, {});
+          expect(result).toMatchObject({ switched: true });
+          await watch.stop();
+          expect(await to.postLiveMigrationAtDestination({ instanceId: id, migrationId })).toBe(PowerState.Running);
+          expect(await from.postLiveMigration({ instanceId: id, migrationId })).toBe(true);
+          expect(await idsOn(to)).toEqual([id]);
+          expect(await idsOn(from)).not.toContain(id);
+        }
+        expect(await a.getPowerState({ instanceId: id })).toBe(PowerState.Running);
+        expect(bootLines(await consoleOf(a, id)).length).toBeLessThanOrEqual(bootsBefore);
+      },
+      timeouts.testMs
+    );
+
+    it(
       'force-completes a live migration that does not converge',
       async () => {
         const [a, b] = await hosts();

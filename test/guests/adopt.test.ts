@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, inject, it, vi } from 'vitest';
 
 import { QmpClient } from '../../src/compute/qemu';
-import { GuestLab } from './helpers';
+import { CIRROS, DIRTY, GuestLab, SMALL } from './helpers';
 
 describe('QEMU driver: re-adoption after the owner is killed', () => {
   const lab = new GuestLab();
@@ -64,6 +64,72 @@ describe('QEMU driver: re-adoption after the owner is killed', () => {
     expect(lab.boots('vm-a1')).toHaveLength(1);
     expect(await heir.powerOff({ instanceId: 'vm-a1' })).toBe('shutdown');
     expect(await heir.destroy({ instanceId: 'vm-a1' })).toBe(true);
+  });
+
+  it('kill -9 of the owner mid-spawn: the retried spawn on a new driver takes the half-made guest over and boots it once', async () => {
+    const owner = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(__dirname, 'fixtures', 'owner.ts'),
+        'ad-s',
+        lab.dataDir,
+        inject('guestImageDir'),
+        'vm-s1',
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] }
+    );
+    const exited = new Promise((resolve) => owner.once('exit', resolve));
+    // Killed once its QEMU runs, before the guest's boot line.
+    await vi.waitFor(() => expect(lab.qemuPids()).toHaveLength(1), { timeout: 60_000, interval: 20 });
+    owner.kill('SIGKILL');
+    await exited;
+    const [halfMade] = lab.qemuPids();
+
+    const heir = lab.driver('ad-s');
+    const report = await heir.adoptGuests();
+    expect(report.guests).toEqual([expect.objectContaining({ instanceId: 'vm-s1', status: 'spawning' })]);
+    const retried = await heir.spawn({ instanceId: 'vm-s1', name: 'vm-s1', flavor: SMALL, image: CIRROS });
+    expect(retried.created).toBe(true);
+    expect(lab.qemuPids()).not.toContain(halfMade);
+    expect(lab.qemuPids()).toHaveLength(1);
+    expect(lab.boots('vm-s1').at(-1)).toMatch(/boot=1 image=cirros/);
+    await heir.destroy({ instanceId: 'vm-s1' });
+  });
+
+  it('the owner lost mid-copy: the retried live migration on a new driver re-attaches to the copy QEMU runs on', async () => {
+    const bandwidth = { maxBandwidthBytes: 48 * 1024 * 1024 };
+    const a = lab.driver('ad-m', bandwidth);
+    const b = lab.driver('ad-n', bandwidth);
+    await a.spawn({ instanceId: 'vm-m1', name: 'vm-m1', flavor: SMALL, image: DIRTY });
+    await lab.waitForHeartbeat('vm-m1', 2);
+    await b.preLiveMigration({ instanceId: 'vm-m1', migrationId: 'mm-1', name: 'vm-m1', flavor: SMALL, image: DIRTY });
+    const request = {
+      instanceId: 'vm-m1',
+      migrationId: 'mm-1',
+      maxDowntimeMs: 1,
+      downtimeSteps: 1,
+      completionTimeoutSecondsPerGb: 120,
+    };
+    const rounds: number[] = [];
+    const first = a.liveMigration(request, { onProgress: (p) => rounds.push(p.round) }).catch((e: unknown) => e);
+    await vi.waitFor(() => expect(rounds.at(-1)).toBeGreaterThanOrEqual(2), { timeout: 60_000 });
+    // The worker's connection gone (as when its process dies): its call fails, QEMU's copy runs on.
+    await a.close();
+    expect(await first).toBeInstanceOf(Error);
+
+    const heir = lab.driver('ad-m', bandwidth);
+    const progress: number[] = [];
+    const retried = heir.liveMigration(request, { onProgress: (p) => progress.push(p.round) });
+    await vi.waitFor(() => expect(progress.length).toBeGreaterThanOrEqual(1), { timeout: 30_000 });
+    expect(progress[0]).toBeGreaterThanOrEqual(2); // the same copy, not a new one
+    expect(await heir.forceCompleteLiveMigration({ instanceId: 'vm-m1' })).toBe(true);
+    expect(await retried).toMatchObject({ switched: true, forced: true });
+    expect(await b.postLiveMigrationAtDestination({ instanceId: 'vm-m1', migrationId: 'mm-1' })).toBe('running');
+    expect(await heir.postLiveMigration({ instanceId: 'vm-m1', migrationId: 'mm-1' })).toBe(true);
+    expect(lab.boots('vm-m1')).toHaveLength(1);
+    await b.destroy({ instanceId: 'vm-m1' });
   });
 
   it('a guest whose QEMU is gone reads off; a QEMU of this host that no record names is killed', async () => {

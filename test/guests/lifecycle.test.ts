@@ -1,6 +1,7 @@
 /**
  * The QEMU driver's build steps on real guests, beyond the contract (test/guests/qemu-contract.test.ts):
- * the command line, pidfile and socket of a spawned guest, its heartbeat, a boot timeout and a missing
+ * the command line, pidfile and socket of a spawned guest, its heartbeat, an evacuation onto the shared
+ * instance path while the source's guest still runs, a boot timeout and a missing
  * image as spawn failures cleaned up. Each test leaves no QEMU process and no file.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -56,6 +57,27 @@ describe('QEMU driver: build', () => {
     expect(await a.destroy({ instanceId: 'vm-1' })).toBe(true);
     expect(await a.destroy({ instanceId: 'vm-1' })).toBe(false);
     await expect(a.getPowerState({ instanceId: 'vm-1' })).rejects.toBeInstanceOf(InstanceNotFound);
+  });
+
+  it("evacuates: rebuilt on another host while the source's guest still runs there; the source's destroy later leaves the new guest alone", async () => {
+    const b = lab.driver('lc-e');
+    await a.spawn({ instanceId: 'vm-e', name: 'vm-e', flavor: SMALL, image: CIRROS });
+    const prepared = await b.prepareRebuild({ instanceId: 'vm-e', flavor: SMALL, image: CIRROS });
+    expect(prepared.removedGuest).toBe(false);
+    const { created } = await b.spawn({ instanceId: 'vm-e', name: 'vm-e', flavor: SMALL, image: CIRROS });
+    expect(created).toBe(true);
+    // A new disk: the evacuated guest boots as boot 1 again, while the old one runs on its unlinked disk.
+    expect(lab.boots('vm-e').map((l) => l.replace(/ uptime=.*/, ''))).toEqual([
+      'GUEST-BOOT boot=1 image=cirros',
+      'GUEST-BOOT boot=1 image=cirros',
+    ]);
+    expect(lab.qemuPids()).toHaveLength(2);
+    // The source back: its reconciliation destroys the evacuated instance's guest there.
+    expect(await a.destroy({ instanceId: 'vm-e' })).toBe(true);
+    expect(lab.qemuPids()).toHaveLength(1);
+    expect(await b.getPowerState({ instanceId: 'vm-e' })).toBe('running');
+    expect(existsSync(path.join(lab.instanceDir('vm-e'), 'disk.qcow2'))).toBe(true);
+    expect(await b.destroy({ instanceId: 'vm-e' })).toBe(true);
   });
 
   it('a guest that does not boot within the bound is a DriverError, its process and files removed', async () => {

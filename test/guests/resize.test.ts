@@ -50,6 +50,8 @@ describe('QEMU driver: resize and cold migration', () => {
         { shutdownTimeoutSeconds: 30 }
       )
     ).toEqual({ transferred: false, diskGb: 1 });
+    // The copy aside is listed (off) until confirmed, as the fake lists it: the host's reconciliation sees it.
+    expect(await a.listGuests()).toEqual([expect.objectContaining({ instanceId: 'vm-r1', powerState: 'shutdown' })]);
 
     await b.prepareResize({
       instanceId: 'vm-r1',
@@ -87,6 +89,7 @@ describe('QEMU driver: resize and cold migration', () => {
     expect(await a.confirmMigration({ instanceId: 'vm-r1' })).toBe(true);
     expect(await a.confirmMigration({ instanceId: 'vm-r1' })).toBe(false);
     expect(existsSync(`${lab.instanceDir('vm-r1')}_resize`)).toBe(false);
+    expect(await a.listGuests()).toEqual([]);
     expect(await b.destroy({ instanceId: 'vm-r1' })).toBe(true);
   });
 

@@ -205,11 +205,13 @@ export async function getPowerState(h: QemuHost, instanceId: string): Promise<Po
   return powerStateOf(h, await requireRecord(h, instanceId));
 }
 
-/** Every guest whose record names this host (the moved-aside copies of resizes excluded), by instance id. */
+/**
+ * Every guest whose record names this host, by instance id: a resize's copy moved aside included (off),
+ * as the fake lists it, so the host's reconciliation sees it.
+ */
 export async function listGuests(h: QemuHost): Promise<Guest[]> {
   const guests: Guest[] = [];
   for (const dir of await h.layout.ownedDirs()) {
-    if (dir.endsWith('_resize')) continue;
     const record = await h.layout.readRecord(dir).catch(() => undefined);
     if (record) guests.push(toGuest(record, await powerStateOf(h, record)));
   }

@@ -69,6 +69,15 @@ export function defaultImageDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.GUEST_IMAGE_DIR ?? path.join(PROJECT_ROOT, '.tools', 'guest-images');
 }
 
+function envNumber(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 128)
+    throw new Error(`${name} must be an integer of at least 128, not '${raw}'`);
+  return value;
+}
+
 export interface QemuDriverOptions {
   host: string;
   /** `$DATA_DIR`: instances live in `<dataDir>/instances/`, shared by every host. */
@@ -79,7 +88,7 @@ export interface QemuDriverOptions {
   runtimeDir?: string;
   /** Default: detected (TCG unless hardware KVM; see ./accel.ts). */
   accel?: Accel;
-  /** A guest's memory is its flavor's, at least 128 MiB and at most this. Default 256. */
+  /** A guest's memory is its flavor's, at least 128 MiB and at most this. Default $QEMU_MEMORY_CAP_MB, else 256. */
   memoryCapMb?: number;
   /** A guest's vCPUs are its flavor's, at most this. Default 2. */
   vcpuCap?: number;
@@ -120,7 +129,7 @@ export class QemuDriver implements VirtDriver {
         new Semaphore(options.maxHeavyStepsPerHost ?? 2),
         new MachineSlots(path.join(runtimeDir, 'slots'), options.maxHeavyStepsPerMachine ?? 2)
       ),
-      memoryCapMb: options.memoryCapMb ?? 256,
+      memoryCapMb: options.memoryCapMb ?? envNumber('QEMU_MEMORY_CAP_MB') ?? 256,
       vcpuCap: options.vcpuCap ?? 2,
       bootTimeoutMs: options.bootTimeoutMs ?? 90_000,
       monitors: new Monitors(),

@@ -60,6 +60,8 @@ export const GuestRecordSchema = z.object({
   userDataSha256: z.string().optional(),
   /** The QEMU process; null while the guest is off. */
   process: GuestProcessSchema.nullable(),
+  /** A live migration's source: the migration whose copy this host started. */
+  outgoing: z.string().optional(),
   /** A live migration's destination: where it listens (`tcp:127.0.0.1:<port>`). */
   incomingUri: z.string().optional(),
   /** Set by a forced power-off, so an ACPI-powered-off guest and a destroyed one read the same. */

@@ -25,6 +25,7 @@ import { DriverError } from '../driver';
 import { networkInfoFor } from '../fake';
 import type { QemuHost } from './guest';
 import {
+  guestMemoryMb,
   launchGuest,
   powerStateOf,
   processAlive,
@@ -49,6 +50,8 @@ export interface LiveHost extends QemuHost {
 }
 
 const POLL_MS = 500;
+/** The `MIGRATION` event statuses that end (or change the nature of) a copy: polled at once. */
+const ENDS = new Set(['completed', 'failed', 'cancelled', 'postcopy-active']);
 
 interface MigrateInfo {
   status?: string;
@@ -170,14 +173,15 @@ export async function liveMigration(
   if (!record.process || !(await processAlive(record)))
     throw new DriverError(`the guest of instance ${instanceId} is not running on ${h.host}`);
   const qmp = await h.monitors.get(record.process);
-  const memoryMb = record.flavor.memoryMb;
-  const timeoutMs = completionTimeoutSecondsPerGb * Math.max(1, memoryMb / 1024) * 1000;
+  // What is copied: the guest's memory (its flavor's, capped); the timeout counts the flavor's, as Nova's.
+  const memoryMb = guestMemoryMb(h, record.flavor);
+  const timeoutMs = completionTimeoutSecondsPerGb * Math.max(1, record.flavor.memoryMb / 1024) * 1000;
   const allowed = (round: number): number =>
     Math.round(maxDowntimeMs * Math.min(1, Math.max(1, round) / Math.max(1, downtimeSteps)));
 
   return h.limits.hold(signal, undefined, async () => {
     let info = await qmp.execute<MigrateInfo>('query-migrate');
-    if (info.status !== 'active' && info.status !== 'postcopy-active' && info.status !== 'completed') {
+    if (!(await isOwnCopy(h, record, migrationId, info))) {
       const incoming = await incomingOf(h, instanceId, migrationId);
       if (!incoming?.incomingUri)
         throw new DriverError(`no destination is listening for migration ${migrationId} of instance ${instanceId}`);
@@ -186,6 +190,9 @@ export async function liveMigration(
         'downtime-limit': allowed(0),
         ...(h.maxBandwidthBytes ? { 'max-bandwidth': h.maxBandwidthBytes } : {}),
       });
+      // Recorded first: a retry after this worker died re-attaches to the copy instead of starting one.
+      record.outgoing = migrationId;
+      await h.layout.writeRecord(dir, record);
       await qmp.execute('migrate', { uri: incoming.incomingUri });
     }
     h.copying.add(instanceId);
@@ -241,7 +248,8 @@ export async function liveMigration(
             instanceId,
             `not converged within the completion timeout (${Math.round(timeoutMs / 1000)} s: ${completionTimeoutSecondsPerGb} s per GiB of RAM); ${progress.remainingMb} MB left, dirtied at ${progress.dirtyMbPerSecond} MB/s`
           );
-        await sleep(POLL_MS);
+        // The next poll in 0.5 s (Nova's monitor interval), or at once when QEMU reports the end.
+        await qmp.waitForEvent('MIGRATION', POLL_MS, (e) => ENDS.has(String(e.data?.status))).catch(() => undefined);
       }
     } catch (err) {
       await cancelCopy(qmp, instanceId, h.forced.has(instanceId));
@@ -251,6 +259,17 @@ export async function liveMigration(
       h.forced.delete(instanceId);
     }
   });
+}
+
+/**
+ * Is QEMU's current migration state this migration's copy (a retry re-attaches)? Only when this host
+ * started it (its record says so) and it runs, or completed with the guest left here `postmigrate`: a
+ * migrated-in QEMU reports its incoming migration `completed` too, while it runs.
+ */
+async function isOwnCopy(h: LiveHost, record: GuestRecord, migrationId: string, info: MigrateInfo): Promise<boolean> {
+  if (record.outgoing !== migrationId || !record.process) return false;
+  if (info.status === 'active' || info.status === 'postcopy-active' || info.status === 'device') return true;
+  return info.status === 'completed' && (await queryStatus(h, record.process)) === 'postmigrate';
 }
 
 /** migrate_cancel, waited for; a guest paused to force the copy runs again (Nova's run_recover_tasks). */

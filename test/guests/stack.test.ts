@@ -1,0 +1,266 @@
+/**
+ * The whole system on real guests, as `COMPUTE_DRIVER=qemu make start` runs it: the launcher (dev
+ * server, conductor, scheduler, one compute worker per host of a 3-host fleet, every host on the QEMU
+ * driver) driven by the stock `temporal` CLI. Every operation acts on QEMU guests and is checked on
+ * them (their serial console: boot lines, heartbeat counter): build, console, stop (ACPI) and start, the
+ * forced stop of an ACPI-ignoring guest, rebuild, resize with confirm and with revert, live migration
+ * (the heartbeat goes on, no reboot, the pause measured), force-complete of a non-converging guest, an
+ * aborted live migration, delete. Ends with no QEMU process and no instance directory left, the audit
+ * clean and no workflow running. At most 4 guests are alive at once (plus a migration's second QEMU).
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+
+import { findGuestProcesses, stopAllGuests } from '../../src/cli/guests';
+import { runCli } from '../helpers/cli';
+import { freePort } from '../helpers/ports';
+
+const exec = promisify(execFile);
+const ROOT = path.resolve(__dirname, '..', '..');
+const HOSTS = ['qe2e-1', 'qe2e-2', 'qe2e-3'];
+
+interface Instance {
+  instanceId: string;
+  name: string;
+  host: string;
+  vmState: string;
+  taskState: string | null;
+  powerState: string;
+  flavor: string;
+  image: string;
+}
+
+describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the stock temporal CLI', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'qemu-e2e-'));
+  const dataDir = path.join(dir, 'data');
+  let launcher: ChildProcess | undefined;
+  let output = '';
+  let port = 0;
+  let serial = 0;
+
+  /** The stock `temporal` CLI against the system, JSON out. */
+  async function temporal<T>(...args: string[]): Promise<T> {
+    const { stdout } = await exec(inject('temporalCli'), [...args, '--address', `127.0.0.1:${port}`, '-o', 'json'], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return JSON.parse(stdout) as T;
+  }
+  /** `temporal workflow execute`: the workflow's result (the CLI fails when the workflow does). */
+  async function execute<T>(type: string, input: unknown, id = `${type}-${++serial}`): Promise<T> {
+    const out = await temporal<{ status: string; result: T }>(
+      'workflow',
+      'execute',
+      '--type',
+      type,
+      '--task-queue',
+      'conductor',
+      '--workflow-id',
+      id,
+      '--input',
+      JSON.stringify(input)
+    );
+    expect(out.status, `${type} ${JSON.stringify(input)}`).toBe('COMPLETED');
+    return out.result;
+  }
+  const start = (type: string, id: string, input: unknown) =>
+    temporal(
+      'workflow',
+      'start',
+      '--type',
+      type,
+      '--task-queue',
+      'conductor',
+      '--workflow-id',
+      id,
+      '--input',
+      JSON.stringify(input)
+    );
+  const update = <T>(id: string, name: string) =>
+    temporal<{ result: T }>('workflow', 'update', 'execute', '--workflow-id', id, '--name', name).then((r) => r.result);
+  const result = <T>(id: string) =>
+    temporal<{ status: string; result: T }>('workflow', 'result', '--workflow-id', id).then((r) => r.result);
+  const consoleOf = async (instanceId: string) =>
+    (await execute<{ output: string }>('consoleOutput', { instanceId })).output;
+  const boots = (console: string) =>
+    [...console.matchAll(/GUEST-BOOT boot=(\d+) image=(\S+)/g)].map((m) => `${m[1]} ${m[2]}`);
+  /** The guest's heartbeat counter now: the last HEARTBEAT line (it restarts at every boot). */
+  const lastHeartbeat = (console: string) => Number([...console.matchAll(/HEARTBEAT (\d+)/g)].at(-1)?.[1] ?? 0);
+  /** Waits until the guest's console shows its `n`th boot line (of `image`). */
+  const waitForBoot = (instanceId: string, n: number, image = 'cirros') =>
+    vi.waitFor(async () => expect(boots(await consoleOf(instanceId)).at(-1)).toBe(`${n} ${image}`), {
+      timeout: 90_000,
+      interval: 1000,
+    });
+  const build = (name: string, image = 'cirros') =>
+    execute<Instance>('buildInstance', { name, flavor: 'm1.tiny', image }, `build-${name}`);
+  /** Retries an update the workflow's validator refuses until its moment comes (resized, or copying). */
+  const updateWhenReady = <T>(id: string, name: string) =>
+    vi.waitFor(() => update<T>(id, name), { timeout: 90_000, interval: 500 });
+
+  beforeAll(async () => {
+    port = await freePort();
+    const fleetFile = path.join(dir, 'fleet.json');
+    writeFileSync(
+      fleetFile,
+      JSON.stringify({
+        hosts: HOSTS.map((name) => ({ name, availabilityZone: 'az1', vcpus: 2, memoryMb: 3072, diskGb: 100 })),
+      })
+    );
+    launcher = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'workers', 'launcher.ts')], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        COMPUTE_DRIVER: 'qemu',
+        GUEST_IMAGE_DIR: inject('guestImageDir'),
+        DATA_DIR: dataDir,
+        FLEET_FILE: fleetFile,
+        TEMPORAL_PORT: String(port),
+        TEMPORAL_UI_PORT: String(await freePort()),
+        TEMPORAL_CLI_PATH: inject('temporalCli'),
+        RECONCILE_PERIOD_SECONDS: '0',
+        LOG_LEVEL: 'WARN',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    launcher.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    launcher.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await vi.waitFor(
+      () => {
+        if (launcher?.exitCode !== null) throw new Error(`launcher exited:\n${output}`);
+        expect(output).toContain('Conductor on Temporal is running');
+      },
+      { timeout: 170_000, interval: 250 }
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    launcher?.kill('SIGTERM');
+    // Whatever a failure left: every guest of this data directory stopped by its pid file.
+    await stopAllGuests(dataDir, 2000);
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('builds, stops and starts, forces off, rebuilds, resizes, live-migrates and deletes real guests', async () => {
+    try {
+      // ----- build 2 instances: their guests reach their boot line -----
+      const [a, b] = await Promise.all([build('vm-a'), build('vm-b')]);
+      expect([a.vmState, b.vmState]).toEqual(['active', 'active']);
+      await Promise.all([waitForBoot(a.instanceId, 1), waitForBoot(b.instanceId, 1)]);
+      expect(new Set((await findGuestProcesses(dataDir)).map((g) => g.instanceId))).toEqual(
+        new Set([a.instanceId, b.instanceId])
+      );
+
+      // ----- stop (ACPI, the guest powers itself off) and start (boot 2 from the same disk) -----
+      const stopAt = Date.now();
+      const stopped = await execute<Instance>('stop', { instanceId: a.instanceId, shutdownTimeoutSeconds: 60 });
+      expect(stopped).toMatchObject({ vmState: 'stopped', powerState: 'shutdown' });
+      expect(Date.now() - stopAt).toBeLessThan(45_000); // off on its own, well before the forced power-off
+      expect(await execute<Instance>('start', { instanceId: a.instanceId })).toMatchObject({ vmState: 'active' });
+      await waitForBoot(a.instanceId, 2);
+
+      // ----- a guest that ignores ACPI ends forced off after its timeout -----
+      const s = await build('vm-s', 'stubborn');
+      await waitForBoot(s.instanceId, 1, 'stubborn');
+      const forcedAt = Date.now();
+      expect(await execute<Instance>('stop', { instanceId: s.instanceId, shutdownTimeoutSeconds: 5 })).toMatchObject({
+        vmState: 'stopped',
+        powerState: 'shutdown',
+      });
+      expect(Date.now() - forcedAt).toBeGreaterThanOrEqual(5000);
+      await execute('deleteInstance', { instanceId: s.instanceId });
+
+      // ----- rebuild: a new overlay, the boot counter starts again -----
+      expect(await execute<Instance>('rebuild', { instanceId: a.instanceId })).toMatchObject({ vmState: 'active' });
+      await waitForBoot(a.instanceId, 1);
+
+      // ----- resize with confirm: the guest runs on its new host with the new flavor -----
+      const resizeId = `resize-a-${++serial}`;
+      await start('resizeMigrate', resizeId, { instanceId: a.instanceId, flavor: 'm1.small' });
+      const confirmed = await updateWhenReady<{ decision: string; instance: Instance }>(resizeId, 'confirmResize');
+      expect(confirmed).toMatchObject({ decision: 'confirmed', instance: { flavor: 'm1.small', vmState: 'active' } });
+      expect(confirmed.instance.host).not.toBe(a.host);
+      await waitForBoot(a.instanceId, 2); // the disk moved with it: its counter goes on
+
+      // ----- resize with revert: back on the source with the old flavor, running -----
+      const revertId = `resize-b-${++serial}`;
+      await start('resizeMigrate', revertId, { instanceId: b.instanceId, flavor: 'm1.small' });
+      const reverted = await updateWhenReady<{ decision: string; instance: Instance }>(revertId, 'revertResize');
+      expect(reverted).toMatchObject({
+        decision: 'reverted',
+        instance: { flavor: 'm1.tiny', vmState: 'active', host: b.host, powerState: 'running' },
+      });
+      await waitForBoot(b.instanceId, 2); // the source's own disk boots again (the destination had a copy)
+
+      // ----- live migration: the heartbeat goes on at the destination, no reboot, a measured pause -----
+      const before = await consoleOf(b.instanceId);
+      const live = await execute<Instance & { liveMigration: { downtimeMs: number; migration: { destHost: string } } }>(
+        'liveMigrate',
+        { instanceId: b.instanceId }
+      );
+      expect(live.host).not.toBe(b.host);
+      expect(live.liveMigration.downtimeMs).toBeGreaterThanOrEqual(0);
+      expect(live.liveMigration.downtimeMs).toBeLessThanOrEqual(500);
+      await vi.waitFor(
+        async () => expect(lastHeartbeat(await consoleOf(b.instanceId))).toBeGreaterThan(lastHeartbeat(before) + 1),
+        { timeout: 30_000, interval: 1000 }
+      );
+      expect(boots(await consoleOf(b.instanceId))).toEqual(boots(before));
+
+      // ----- a guest that dirties memory faster than the copy: an aborted live migration, then a forced one -----
+      const d = await build('vm-d', 'dirty');
+      await waitForBoot(d.instanceId, 1, 'dirty');
+      // A 1 ms pause at once (no steps): the dirty guest's rewritten memory never fits it (at 50 ms it
+      // converged here in 4 rounds: the dirtier does not always outrun the copy under TCG).
+      const nonConverging = { instanceId: d.instanceId, maxDowntimeMs: 1, downtimeSteps: 1 };
+      const abortId = `live-d-${++serial}`;
+      await start('liveMigrate', abortId, nonConverging);
+      expect(await updateWhenReady<{ aborted: boolean }>(abortId, 'abortLiveMigration')).toEqual({ aborted: true });
+      // The workflow ends failed, LiveMigrationAborted (the operator's abort).
+      await vi.waitFor(
+        async () => {
+          const described = await temporal<{ workflowExecutionInfo?: { status?: string } }>(
+            'workflow',
+            'describe',
+            '--workflow-id',
+            abortId
+          );
+          expect(described.workflowExecutionInfo?.status, JSON.stringify(described)).toMatch(/FAILED/);
+        },
+        { timeout: 60_000, interval: 500 }
+      );
+      const stayed = await execute<{ host: string; output: string }>('consoleOutput', { instanceId: d.instanceId });
+      expect(stayed.host).toBe(d.host); // runs on at its source, not rebooted
+      expect(boots(stayed.output)).toEqual(['1 dirty']);
+
+      const forceId = `live-d-${++serial}`;
+      await start('liveMigrate', forceId, nonConverging);
+      expect(await updateWhenReady<{ forced: boolean }>(forceId, 'forceComplete')).toEqual({ forced: true });
+      const forced = await result<Instance & { liveMigration: { forced: boolean } }>(forceId);
+      expect(forced).toMatchObject({ vmState: 'active', powerState: 'running', liveMigration: { forced: true } });
+      expect(forced.host).not.toBe(d.host);
+      expect(boots(await consoleOf(d.instanceId))).toEqual(['1 dirty']);
+
+      // ----- delete everything: no QEMU process, no instance directory left -----
+      for (const vm of [a, b, d]) await execute('deleteInstance', { instanceId: vm.instanceId });
+      await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
+      expect(readdirSync(path.join(dataDir, 'instances'))).toEqual([]);
+
+      const audit = await runCli(path.join(ROOT, 'src', 'cli', 'conductor.ts'), ['audit'], {
+        DATA_DIR: dataDir,
+        DATABASE_URL: undefined,
+        TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+      });
+      expect(audit.code, `${audit.stdout}${audit.stderr}`).toBe(0);
+      const running = await temporal<unknown[]>('workflow', 'list', '--query', 'ExecutionStatus="Running"');
+      expect(running).toEqual([]);
+    } catch (err) {
+      console.error(`launcher output (last lines):\n${output.split('\n').slice(-60).join('\n')}`);
+      throw err;
+    }
+  }, 900_000);
+});
