@@ -121,6 +121,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
         FLEET_FILE: fleetFile,
         TEMPORAL_PORT: String(port),
         TEMPORAL_UI_PORT: String(await freePort()),
+        API_PORT: String(await freePort()),
         TEMPORAL_CLI_PATH: inject('temporalCli'),
         RECONCILE_PERIOD_SECONDS: '0',
         LOG_LEVEL: 'WARN',
