@@ -172,7 +172,7 @@ describe('npm run conductor, as a newcomer meets it', () => {
     const image = await conductor('boot', 'nc-bad', '--flavor', 'm1.small', '--image', 'debian');
     expect(image.code).toBe(2);
     expect(image.stderr).toContain(
-      "Invalid request: image: unknown image 'debian' (valid: cirros, ubuntu-24.04, fedora-41-aarch64;"
+      "Invalid request: image: unknown image 'debian' (valid: cirros, stubborn, dirty, ubuntu-24.04, fedora-41-aarch64;"
     );
     const group = await conductor('boot', 'nc-bad', '--flavor', 'm1.small', '--image', 'cirros', '--group', 'spread');
     expect(group.code).toBe(2);
@@ -304,6 +304,8 @@ describe('npm run conductor, as a newcomer meets it', () => {
     const images = await conductor('images', '--json');
     expect((JSON.parse(images.stdout) as Array<{ name: string }>).map((i) => i.name)).toEqual([
       'cirros',
+      'stubborn',
+      'dirty',
       'ubuntu-24.04',
       'fedora-41-aarch64',
     ]);

@@ -153,7 +153,13 @@ describe('OpenStack API: identity, versions, images, flavors', () => {
 
   it('lists and shows images with deterministic UUIDs, filters and paging', async () => {
     const all = (await get('/image/v2/images')).json<{ images: Array<{ id: string; name: string }> }>();
-    expect(all.images.map((i) => i.name).sort()).toEqual(['cirros', 'fedora-41-aarch64', 'ubuntu-24.04']);
+    expect(all.images.map((i) => i.name).sort()).toEqual([
+      'cirros',
+      'dirty',
+      'fedora-41-aarch64',
+      'stubborn',
+      'ubuntu-24.04',
+    ]);
     const cirros = imageId('cirros');
     expect(cirros).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(all.images.find((i) => i.name === 'cirros')!.id).toBe(cirros);
