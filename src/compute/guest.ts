@@ -1,6 +1,8 @@
 /**
  * Guests and what they are made of, as every driver reports them (src/compute/driver.ts re-exports these).
  */
+import { createHash } from 'node:crypto';
+
 import { z } from 'zod';
 
 import type { Flavor, Image } from '../domain/catalogue';
@@ -70,3 +72,49 @@ export const GuestSchema = z.object({
   userDataSha256: z.string().optional(),
 });
 export type Guest = z.infer<typeof GuestSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// What every driver lays out the same way: the instance's port and its image-backed root disk.
+
+/** A deterministic port for an instance: OpenStack's fa:16:3e MAC prefix and an address in 10.0.0.0/8. */
+export function networkInfoFor(instanceId: string): NetworkInfo {
+  const digest = createHash('sha256').update(instanceId).digest();
+  const byte = (i: number): number => digest[i] ?? 0;
+  const hex = (i: number): string => byte(i).toString(16).padStart(2, '0');
+  return {
+    network: 'private',
+    portId: [
+      digest.subarray(4, 8),
+      digest.subarray(8, 10),
+      digest.subarray(10, 12),
+      digest.subarray(12, 14),
+      digest.subarray(14, 20),
+    ]
+      .map((part) => part.toString('hex'))
+      .join('-'),
+    mac: `fa:16:3e:${hex(0)}:${hex(1)}:${hex(2)}`,
+    ip: `10.${byte(1)}.${byte(2)}.${2 + (byte(3) % 252)}`,
+  };
+}
+
+/** The root disk's size in GB: the flavor's, or (a 0 GB flavor disk, Nova's rule) the image's, at least 1. */
+export function rootDiskGb(flavor: GuestFlavor, image: GuestImage): number {
+  return flavor.diskGb > 0 ? flavor.diskGb : Math.max(1, Math.ceil(image.sizeGb));
+}
+
+/** The local root disk a guest of this flavor boots from this image. */
+export function rootDiskFor(flavor: GuestFlavor, image: GuestImage): BlockDeviceInfo {
+  return {
+    rootDeviceName: '/dev/vda',
+    devices: [
+      {
+        deviceName: '/dev/vda',
+        bootIndex: 0,
+        sourceType: 'image',
+        destinationType: 'local',
+        imageName: image.name,
+        sizeGb: rootDiskGb(flavor, image),
+      },
+    ],
+  };
+}

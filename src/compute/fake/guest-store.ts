@@ -5,13 +5,12 @@
  * rename (never torn), read-modify-write under the file's lock. A cooperative guest's shutdown is
  * evaluated lazily from timestamps whenever the file is read.
  */
-import { createHash } from 'node:crypto';
 
 import { z } from 'zod';
 
 import { InstanceNotFound } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
-import type { BlockDeviceInfo, Guest, GuestFlavor, GuestImage, NetworkInfo } from '../driver';
+import type { Guest, GuestFlavor, GuestImage } from '../driver';
 import { BlockDeviceInfoSchema, FlavorDiskSmallerThanImage, GuestSchema, NetworkInfoSchema } from '../driver';
 import { readJsonFile, withFileLock, writeJsonFileAtomic } from './json-file';
 
@@ -152,44 +151,6 @@ export function forgetResources(state: HostState, instanceId: string): void {
   delete state.blockDevices[instanceId];
 }
 
-/** A deterministic port for an instance: OpenStack's fa:16:3e MAC prefix and an address in 10.0.0.0/8. */
-export function networkInfoFor(instanceId: string): NetworkInfo {
-  const digest = createHash('sha256').update(instanceId).digest();
-  const byte = (i: number): number => digest[i] ?? 0;
-  const hex = (i: number): string => byte(i).toString(16).padStart(2, '0');
-  return {
-    network: 'private',
-    portId: [
-      digest.subarray(4, 8),
-      digest.subarray(8, 10),
-      digest.subarray(10, 12),
-      digest.subarray(12, 14),
-      digest.subarray(14, 20),
-    ]
-      .map((part) => part.toString('hex'))
-      .join('-'),
-    mac: `fa:16:3e:${hex(0)}:${hex(1)}:${hex(2)}`,
-    ip: `10.${byte(1)}.${byte(2)}.${2 + (byte(3) % 252)}`,
-  };
-}
-
-/** The local root disk a guest of this flavor boots from this image (a 0 GB flavor disk takes the image's size). */
-export function rootDiskFor(flavor: GuestFlavor, image: GuestImage): BlockDeviceInfo {
-  return {
-    rootDeviceName: '/dev/vda',
-    devices: [
-      {
-        deviceName: '/dev/vda',
-        bootIndex: 0,
-        sourceType: 'image',
-        destinationType: 'local',
-        imageName: image.name,
-        sizeGb: flavor.diskGb > 0 ? flavor.diskGb : Math.ceil(image.sizeGb),
-      },
-    ],
-  };
-}
-
 export function checkDiskFits(flavor: GuestFlavor, image: GuestImage): void {
   // NOTE(nova): a root disk of 0 is sized to the image, so only a non-zero disk can be too small.
   if (flavor.diskGb > 0 && image.sizeGb > flavor.diskGb)
@@ -203,3 +164,5 @@ export function guestFlavorImage(flavor: GuestFlavor, image: GuestImage): Pick<F
     image: { name: image.name, sizeGb: image.sizeGb },
   };
 }
+
+export { networkInfoFor, rootDiskFor } from '../guest';

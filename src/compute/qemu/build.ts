@@ -19,7 +19,7 @@ import type {
   SpawnResult,
 } from '../driver';
 import { ImageUnacceptable } from '../driver';
-import { networkInfoFor } from '../fake';
+import { networkInfoFor } from '../guest';
 import type { QemuHost } from './guest';
 import {
   checkDiskFits,

@@ -9,8 +9,8 @@ import { promisify } from 'node:util';
 
 import { InstanceNotFound } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
-import type { BlockDeviceInfo, Guest, GuestFlavor, GuestImage } from '../driver';
-import { DriverError, FlavorDiskSmallerThanImage } from '../driver';
+import type { Guest, GuestFlavor, GuestImage } from '../driver';
+import { DriverError, FlavorDiskSmallerThanImage, rootDiskGb } from '../driver';
 import type { Accel } from './accel';
 import type { GuestProcess, GuestRecord, Layout } from './layout';
 import type { HeavyStepLimits } from './limits';
@@ -191,26 +191,6 @@ export function checkDiskFits(flavor: GuestFlavor, image: GuestImage): void {
     throw new FlavorDiskSmallerThanImage(flavor.diskGb, image.sizeGb);
 }
 
-export function rootDiskGb(flavor: GuestFlavor, image: GuestImage): number {
-  return flavor.diskGb > 0 ? flavor.diskGb : Math.max(1, Math.ceil(image.sizeGb));
-}
-
-export function rootDiskFor(flavor: GuestFlavor, image: GuestImage): BlockDeviceInfo {
-  return {
-    rootDeviceName: '/dev/vda',
-    devices: [
-      {
-        deviceName: '/dev/vda',
-        bootIndex: 0,
-        sourceType: 'image',
-        destinationType: 'local',
-        imageName: image.name,
-        sizeGb: rootDiskGb(flavor, image),
-      },
-    ],
-  };
-}
-
 /** Nova's Qcow2.create_image: a qcow2 overlay on the image's base, the flavor's root disk in size. */
 export async function createOverlay(h: QemuHost, dir: string, flavor: GuestFlavor, image: GuestImage): Promise<void> {
   const disk = h.layout.disk(dir);
@@ -351,3 +331,5 @@ export async function stopProcess(h: QemuHost, dir: string, record: GuestRecord)
   record.stoppedAt = new Date().toISOString();
   await h.layout.writeRecord(dir, record);
 }
+
+export { rootDiskFor, rootDiskGb } from '../guest';

@@ -22,7 +22,7 @@ import type {
   ReceiveOptions,
 } from '../driver';
 import { DriverError } from '../driver';
-import { networkInfoFor } from '../fake';
+import { networkInfoFor } from '../guest';
 import type { QemuHost } from './guest';
 import {
   guestMemoryMb,

@@ -17,7 +17,7 @@ import type {
   SpawnResult,
 } from '../driver';
 import { DriverError } from '../driver';
-import { networkInfoFor } from '../fake';
+import { networkInfoFor } from '../guest';
 import { requestShutdown } from './build';
 import type { QemuHost } from './guest';
 import {
