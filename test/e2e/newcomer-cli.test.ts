@@ -137,14 +137,12 @@ describe('npm run conductor, as a newcomer meets it', () => {
   });
 
   it('an evacuation is `evacuate-…` and its progress line names where from and where to', async () => {
+    // Spawns take 5 s, so the CLI (which polls every 0.5 s) sees the spawning step even on a quiet machine.
+    // Set before the cloud's compute workers start: each takes its host's driver when it starts.
+    for (const host of hosts)
+      cloud.drivers.set(host, new FakeDriver({ host, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 5 }));
     await inCloud(async () => {
       const { host: source } = JSON.parse((await conductor('show', 'nc-vm', '--json')).stdout) as { host: string };
-      // Spawns take 5 s, so the CLI (which polls every 0.5 s) sees the spawning step even on a busy machine.
-      for (const host of hosts)
-        cloud.drivers.set(
-          host,
-          new FakeDriver({ host, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 5 })
-        );
       expect((await conductor('host', 'down', source)).code).toBe(0);
       try {
         const evacuate = await conductor('evacuate', 'nc-vm');
