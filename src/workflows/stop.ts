@@ -1,8 +1,9 @@
 /**
  * stop: Nova's API `stop` plus the compute's `stop_instance`, made durable. The operation lock
  * (powering-off) is taken first; then a graceful ACPI shutdown is requested on the instance's host and
- * re-sent every retry interval (10 s) until the guest is off or the shutdown timeout passes (60 s; the
- * image's os_shutdown_timeout wins; the input wins over both), then the guest is powered off by force.
+ * re-sent every retry interval (10 s), the guest's power state read once a second, until the guest is off
+ * or the shutdown timeout passes (60 s; the image's os_shutdown_timeout wins; the input wins over both),
+ * then the guest is powered off by force.
  * The instance ends stopped. A guest that is already off is a success.
  *
  * NOTE(nova): the waiting lives here, in the workflow, as durable timers. Nova's _power_off_instance →
@@ -13,7 +14,7 @@
  * test server skips the timeout instead of sleeping through it. A compute activity that did wait would have
  * to heartbeat (the compute queue's heartbeatTimeout).
  */
-import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, sleep } from '@temporalio/workflow';
 import type { ApplicationFailure } from '@temporalio/workflow';
 
 import { FailureType } from '../domain/errors';
@@ -35,6 +36,27 @@ export const STOP_EVENT = 'compute_stop_instance';
  * A longer timeout stretches the interval instead (3600 s at 10 s would otherwise be 360 rounds; 1 s, 3600).
  */
 export const MAX_SHUTDOWN_ROUNDS = 360;
+
+/**
+ * The guest's power state is read once a second between ACPI requests (libvirt's _clean_shutdown), so a
+ * cooperative guest's stop ends about a second after it powers off rather than at the end of the retry
+ * interval. Histories recorded before it read the state once per retry interval.
+ */
+export const PATCH_STOP_POLLS_EACH_SECOND = 'stop-polls-each-second';
+
+/** At most this many power-state reads per stop: a longer timeout reads less often (3600 s: every 10 s). */
+export const MAX_SHUTDOWN_POLLS = 360;
+
+/**
+ * The polls of one wait between ACPI requests, in seconds: a 10 s wait polled every second is ten 1 s
+ * polls; the poll interval stretches so one stop makes at most MAX_SHUTDOWN_POLLS reads.
+ */
+export function shutdownPolls(waitSeconds: number, timeoutSeconds: number): number[] {
+  const every = Math.max(1, Math.ceil(timeoutSeconds / MAX_SHUTDOWN_POLLS));
+  const polls: number[] = [];
+  for (let waited = 0; waited < waitSeconds; waited += every) polls.push(Math.min(every, waitSeconds - waited));
+  return polls;
+}
 
 export type ShutdownTimeoutSource = 'request' | 'image' | 'default';
 
@@ -191,10 +213,15 @@ async function powerOffGuest(
       power = (await call(() => compute.short.requestShutdown({ instanceId }))).powerState;
       requests++;
       if (power === PowerState.Shutdown) break;
-      progress.step = `graceful shutdown requested on ${host} (request ${requests}); ${waitedSeconds} of ${timeout.seconds} s waited`;
-      await sleep(wait * 1000);
-      waitedSeconds += wait;
-      power = (await call(() => compute.short.getPowerState({ instanceId }))).powerState;
+      // NOTE(nova): libvirt's _clean_shutdown reads the state once a second and re-sends every retry interval.
+      const polls = patched(PATCH_STOP_POLLS_EACH_SECOND) ? shutdownPolls(wait, timeout.seconds) : [wait];
+      for (const poll of polls) {
+        progress.step = `graceful shutdown requested on ${host} (request ${requests}); ${waitedSeconds} of ${timeout.seconds} s waited`;
+        await sleep(poll * 1000);
+        waitedSeconds += poll;
+        power = (await call(() => compute.short.getPowerState({ instanceId }))).powerState;
+        if (power === PowerState.Shutdown) break;
+      }
       if (power === PowerState.Shutdown) break;
     }
     if (power === PowerState.Shutdown) return { how: 'graceful', requests, waitedSeconds };

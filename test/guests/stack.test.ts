@@ -161,7 +161,9 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       const stopAt = Date.now();
       const stopped = await execute<Instance>('stop', { instanceId: a.instanceId, shutdownTimeoutSeconds: 60 });
       expect(stopped).toMatchObject({ vmState: 'stopped', powerState: 'shutdown' });
-      expect(Date.now() - stopAt).toBeLessThan(45_000); // off on its own, well before the forced power-off
+      // Off on its own within a second or two, seen by the power-state read each second: well within the
+      // first 10 s retry interval (no second ACPI request), long before the forced power-off.
+      expect(Date.now() - stopAt).toBeLessThan(9_000);
       expect(await execute<Instance>('start', { instanceId: a.instanceId })).toMatchObject({ vmState: 'active' });
       await waitForBoot(a.instanceId, 2);
 

@@ -472,9 +472,9 @@ describe.sequential('record replay histories', () => {
       await save(
         graceful.workflowId,
         undefined,
-        'graceful',
+        'graceful-each-second',
         'COMPLETED',
-        'the guest powers off within one retry interval of one ACPI request'
+        'the guest powers off 5 s after one ACPI request, seen by the read each second'
       );
 
       const forced = await startStop({ instanceId: b.instanceId, shutdownTimeoutSeconds: 20 });
@@ -482,9 +482,9 @@ describe.sequential('record replay histories', () => {
       await save(
         forced.workflowId,
         undefined,
-        'forced',
+        'forced-each-second',
         'COMPLETED',
-        'the guest ignores ACPI: requests every 10 s until the 20 s timeout, then forced off'
+        'the guest ignores ACPI: requests every 10 s, the state read each second, until the 20 s timeout, then forced off'
       );
 
       const cancelled = await startStop({ instanceId: c.instanceId });
@@ -494,7 +494,7 @@ describe.sequential('record replay histories', () => {
       await save(
         cancelled.workflowId,
         undefined,
-        'cancelled',
+        'cancelled-each-second',
         'CANCELED',
         'cancelled while waiting on the guest: lock released, instance as it was'
       );

@@ -5,8 +5,10 @@ import { StopInputSchema } from '../../../src/domain/schemas';
 import {
   describePowerOff,
   hostFailure,
+  MAX_SHUTDOWN_POLLS,
   MAX_SHUTDOWN_ROUNDS,
   resolveShutdownTimeout,
+  shutdownPolls,
   shutdownWaits,
 } from '../../../src/workflows/stop';
 
@@ -37,6 +39,15 @@ describe('stop: the shutdown timeout', () => {
     const waits = shutdownWaits(3600, 1);
     expect(waits.length).toBeLessThanOrEqual(MAX_SHUTDOWN_ROUNDS);
     expect(waits.reduce((a, b) => a + b, 0)).toBe(3600);
+  });
+
+  it("reads the guest's power state each second between requests, less often for a long timeout", () => {
+    expect(shutdownPolls(10, 60)).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(shutdownPolls(5, 25)).toEqual([1, 1, 1, 1, 1]);
+    // 3600 s: every 10 s, so the whole stop reads at most MAX_SHUTDOWN_POLLS times.
+    const polls = shutdownWaits(3600, 10).flatMap((wait) => shutdownPolls(wait, 3600));
+    expect(polls.length).toBeLessThanOrEqual(MAX_SHUTDOWN_POLLS);
+    expect(polls.reduce((a, b) => a + b, 0)).toBe(3600);
   });
 
   it('is named in the event, with how the guest went off', () => {
