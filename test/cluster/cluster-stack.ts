@@ -6,7 +6,6 @@
  * cluster's children by the pids the supervisor logs.
  */
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
 import { chmodSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +18,7 @@ import { dataConverterFor } from '../../src/workers/codec';
 import { Stack } from '../faults/harness';
 import { Proc } from '../faults/process';
 import { isAlive } from '../faults/launcher-stack';
+import { freePort } from '../helpers/ports';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const run = promisify(execFile);
@@ -38,23 +38,6 @@ const PORTS = [
   'CONDUCTOR_CODEC_PORT',
   'API_PORT',
 ] as const;
-
-/**
- * A port free on loopback below 32768: Temporal's cluster_membership table keeps ports as smallint,
- * and the kernel's ephemeral range (what port 0 gives) starts above it.
- */
-async function freeLowPort(taken: ReadonlySet<number>): Promise<number> {
-  for (;;) {
-    const candidate = 20_000 + Math.floor(Math.random() * 12_000);
-    if (taken.has(candidate)) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(candidate, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return candidate;
-  }
-}
 
 export class ClusterStack extends Stack {
   constructor(...args: ConstructorParameters<typeof Stack>) {
@@ -87,8 +70,8 @@ export class ClusterStack extends Stack {
   /** Starts the cluster (again: on the same ports and data) and waits for its ready message, then connects with the profile. */
   async startCluster(env: Record<string, string> = {}): Promise<void> {
     if (this.port === 0) {
-      const taken = new Set<number>();
-      for (const name of PORTS) taken.add((this.ports[name] = await freeLowPort(taken)));
+      // freePort gives ports below 32768: Temporal keeps cluster membership ports as smallint.
+      for (const name of PORTS) this.ports[name] = await freePort();
     }
     this.port = this.ports.TEMPORAL_PORT;
     const t0 = Date.now();
