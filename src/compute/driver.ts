@@ -93,7 +93,10 @@ export interface VirtDriver {
   prepareBlockDevices(request: BlockDevicesRequest): Promise<BlockDeviceInfo>;
   /** Creates and boots the guest; tears the half-made guest down on failure or abort. Never makes two. */
   spawn(request: SpawnRequest, options?: SpawnOptions): Promise<SpawnResult>;
-  /** Removes the guest, its networks and block devices; `false` when there was no guest. */
+  /**
+   * Removes the guest, its networks and block devices, and a copy a resize moved aside on this host;
+   * `false` when there was neither.
+   */
   destroy(request: InstanceRequest): Promise<boolean>;
 
   // ----- power -----

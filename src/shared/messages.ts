@@ -69,6 +69,14 @@ export const confirmResizeUpdate = defineUpdate<ResizeOutcome>('confirmResize');
  */
 export const revertResizeUpdate = defineUpdate<ResizeOutcome>('revertResize');
 
+/**
+ * Sent by a delete to a resize awaiting its confirmation (VERIFY_RESIZE): the resize is confirmed (the
+ * source's moved-aside guest deleted, the source allocation freed) and ends, then the delete goes on.
+ * NOTE(nova): the API's delete calls _confirm_resize_on_deleting. A resize that has already decided (or
+ * is not awaiting a decision) ignores it.
+ */
+export const confirmBeforeDeleteSignal = defineSignal('confirmBeforeDelete');
+
 // ----- live migration -----
 
 /** How a live migration ended, with its copy's figures. */

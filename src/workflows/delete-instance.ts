@@ -4,7 +4,8 @@
  * 1. An operation holding the instance (its task state's owner, or a resize waiting in VERIFY_RESIZE) is
  *    cancelled through its workflow, and the delete waits for it to roll back and let go: its own
  *    compensations run first (a build destroys its guest and releases its claim, a resize goes back to its
- *    source, a stop leaves the guest as it is). One whose workflow is already closed (terminated, timed
+ *    source, a stop leaves the guest as it is); a resize awaiting confirmation is confirmed instead (Nova's
+ *    _confirm_resize_on_deleting). One whose workflow is already closed (terminated, timed
  *    out) cannot let go: the delete takes the instance over from it, naming it in the compare-and-swap.
  * 2. The operation lock (task state `deleting`, action `delete`), taken from any vm state.
  * 3. On each host that may have a guest of it (its host, and both ends of a migration under way): the
@@ -24,6 +25,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -35,12 +37,20 @@ import type { DeleteInstanceInput } from '../domain/schemas';
 import { DeleteInstanceInputSchema } from '../domain/schemas';
 import type { DeletePlan, InstanceHolder } from '../activities/conductor/deletion';
 import type { OperationProgress } from '../shared/messages';
+import { confirmBeforeDeleteSignal } from '../shared/messages';
 import { failureMessage, failureType, parseInput, timeoutType, typedFailure } from './lib/failures';
 import { runStep, withKernel } from './lib/kernel';
 import type { KernelOperation } from './lib/kernel';
 import { beginOperation, completeOperation, failOperation } from './lib/operation';
 import { preliminaryProgress } from './lib/progress';
 import { computeOn, conductor, scheduler } from './lib/proxies';
+
+/**
+ * A resize awaiting its confirmation is asked to confirm (confirmBeforeDelete) rather than cancelled (which
+ * reverted it): Nova's _confirm_resize_on_deleting, the same answer whether its workflow runs or was
+ * terminated. Histories recorded before it cancel the resize.
+ */
+export const PATCH_DELETE_CONFIRMS_RESIZE = 'delete-confirms-resize';
 
 export const DELETE_EVENTS = {
   /** The operation that held the instance, cancelled and waited for. */
@@ -60,8 +70,11 @@ const MAX_HOLDERS = 5;
 
 /** How the operation that held the instance was dealt with. */
 export interface StoppedHolder extends InstanceHolder {
-  /** released: it rolled back and let go; closed: its workflow had ended, so it is taken over; timed-out. */
-  outcome: 'released' | 'closed' | 'timed-out';
+  /**
+   * released: it rolled back and let go; confirmed: a resize awaiting confirmation confirmed it and ended;
+   * closed: its workflow had ended, so it is taken over; timed-out.
+   */
+  outcome: 'released' | 'confirmed' | 'closed' | 'timed-out';
   waitedSeconds: number;
 }
 
@@ -107,7 +120,8 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
       const result = await stopHolder(holder, plan.instance, req.holderWaitSeconds, waiting);
       stopped.push(result);
       plan = await planDelete(instanceId);
-      if (result.outcome !== 'released' && plan.holder?.workflowId === holder.workflowId) {
+      const letGo = result.outcome === 'released' || result.outcome === 'confirmed';
+      if (!letGo && plan.holder?.workflowId === holder.workflowId) {
         // Closed without letting go (or not in time): taken over from it, and from nobody else. A resize
         // awaiting confirmation holds no task state: there is no owner to take over from.
         takeOverFrom = holder.holds === 'task-state' ? holder.workflowId : null;
@@ -205,9 +219,12 @@ async function stopHolder(
     (await conductor.workflowStatus({ workflowIds: [holder.workflowId] }))[holder.workflowId] === 'RUNNING';
   progress.step = `${rivalDelete ? 'waiting for' : 'cancelling'} ${holder.workflowId}, which holds the instance`;
   if (!(await running())) return { ...holder, outcome: 'closed', waitedSeconds: 0 };
+  // NOTE(nova): _confirm_resize_on_deleting: a resize awaiting its confirmation is confirmed, not undone.
+  const confirm = holder.holds === 'resize-awaiting-confirmation' && patched(PATCH_DELETE_CONFIRMS_RESIZE);
   if (!rivalDelete) {
     try {
-      await getExternalWorkflowHandle(holder.workflowId).cancel();
+      const handle = getExternalWorkflowHandle(holder.workflowId);
+      await (confirm ? handle.signal(confirmBeforeDeleteSignal) : handle.cancel());
     } catch (err) {
       if (isCancellation(err)) throw err;
       // It closed between the two questions.
@@ -227,7 +244,8 @@ async function stopHolder(
     sinceProbe += pause;
     progress.step = `waiting for ${holder.workflowId} to roll back and let go (${waited} of ${waitSeconds} s)`;
     const now = await planDelete(instance.instanceId);
-    if (now.holder?.workflowId !== holder.workflowId) return { ...holder, outcome: 'released', waitedSeconds: waited };
+    if (now.holder?.workflowId !== holder.workflowId)
+      return { ...holder, outcome: confirm ? 'confirmed' : 'released', waitedSeconds: waited };
     if (sinceProbe >= HOLDER_PROBE_SECONDS) {
       sinceProbe = 0;
       if (!(await running())) return { ...holder, outcome: 'closed', waitedSeconds: waited };
@@ -267,6 +285,7 @@ async function awaitRivalDelete(instanceId: string, waitSeconds: number): Promis
 async function recordStopped(op: KernelOperation, s: StoppedHolder): Promise<void> {
   const how = {
     released: `cancelled; it rolled back and let go within ${s.waitedSeconds} s`,
+    confirmed: `asked to confirm before the delete; it confirmed the resize and let go within ${s.waitedSeconds} s`,
     closed: 'its workflow was closed (terminated or timed out): the instance was taken over from it',
     'timed-out': `cancelled; it still held the instance after ${s.waitedSeconds} s: the instance was taken over from it`,
   }[s.outcome];

@@ -44,7 +44,13 @@ import { FailureType } from '../domain/errors';
 import type { ResizeMigrateInput } from '../domain/schemas';
 import { ResizeMigrateInputSchema } from '../domain/schemas';
 import type { ResizeMigrateResult, ResizeOutcome } from '../shared/messages';
-import { confirmResizeUpdate, placementProgressSignal, revertResizeUpdate, resizeResult } from '../shared/messages';
+import {
+  confirmBeforeDeleteSignal,
+  confirmResizeUpdate,
+  placementProgressSignal,
+  revertResizeUpdate,
+  resizeResult,
+} from '../shared/messages';
 import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
 import { withKernel } from './lib/kernel';
 import { beginOperation, failOperation } from './lib/operation';
@@ -75,6 +81,8 @@ export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMi
   setHandler(revertResizeUpdate, () => verification.handle('reverted'), {
     validator: () => verification.validate('reverted'),
   });
+  // A delete confirms first (Nova's _confirm_resize_on_deleting); only while a decision is awaited.
+  setHandler(confirmBeforeDeleteSignal, () => verification.confirmBeforeDelete());
 
   // NOTE(nova): the API checks the flavor before it changes anything: a bad request writes nothing.
   const planned = await conductor.planMigration({ instanceId, flavor: req.flavor }).catch((err: unknown) => {

@@ -404,6 +404,38 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
     );
 
     it(
+      "destroys a resized instance's guests on both hosts, the source's moved-aside copy too (a delete in VERIFY_RESIZE)",
+      async () => {
+        const [a, b] = await hosts();
+        const id = newId('delresized');
+        const migrationId = newId('mig');
+        await spawn(a, id);
+        await waitForBoot(a, id, 1);
+        await a.migrateDiskAndPowerOff(
+          { instanceId: id, migrationId, newFlavor: flavors.large },
+          { shutdownTimeoutSeconds: Math.ceil(timeouts.shutdownMs / 1000) }
+        );
+        await b.finishMigration({
+          instanceId: id,
+          migrationId,
+          name: `vm-${id}`,
+          flavor: flavors.large,
+          image: images.cooperative,
+          powerOn: true,
+        });
+        expect(await idsOn(a)).toEqual([id]); // the copy kept aside for a revert
+
+        expect(await a.destroy({ instanceId: id })).toBe(true);
+        expect(await a.destroy({ instanceId: id })).toBe(false);
+        expect(await b.destroy({ instanceId: id })).toBe(true);
+        expect(await idsOn(a)).toEqual([]);
+        expect(await idsOn(b)).toEqual([]);
+        expect(await a.confirmMigration({ instanceId: id })).toBe(false);
+      },
+      timeouts.testMs
+    );
+
+    it(
       'live-migrates a running guest with progress: it runs on the destination with no new boot, the source gone',
       async () => {
         const [a, b] = await hosts();

@@ -840,6 +840,32 @@ describe('delete and idempotent create', () => {
       args: [{ instanceId }],
     });
 
+  it('deleteInstance: a resize awaiting confirmation is confirmed first (patched delete-confirms-resize)', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      const resize = await startResize({ instanceId: vm.instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
+      await waitFor(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+      const deleted = await startDelete(vm.instanceId);
+      await deleted.result();
+      await resize.result();
+      await save(
+        deleted.workflowId,
+        undefined,
+        'resized-confirmed-first',
+        'COMPLETED',
+        'a resize awaiting confirmation: signalled confirmBeforeDelete, it confirmed and let go, then the delete'
+      );
+      await save(
+        resize.workflowId,
+        undefined,
+        'confirmed-before-delete',
+        'COMPLETED',
+        'in VERIFY_RESIZE a delete signals confirmBeforeDelete: confirmed, then the workflow ends'
+      );
+    });
+  });
+
   it('deleteInstance: active, already deleted, during a build, host down; reconcileHost destroys the guest', async () => {
     const { az, hosts } = await zone(1);
     const [host] = hosts as [string];

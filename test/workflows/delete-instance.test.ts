@@ -166,7 +166,7 @@ describe('deleteInstance from a stable state', () => {
     expect(action.events.map((e) => e.event)).toEqual([DELETE_EVENTS.allocations]);
   });
 
-  it('a resized instance (VERIFY_RESIZE) ends deleted: its resize ends, no guest on either host, no allocation', async () => {
+  it('a resized instance (VERIFY_RESIZE) is confirmed, then deleted: no guest on either host, no allocation', async () => {
     const { az, hosts } = await zoneWithHosts(2);
     const result = await cloud.run(hosts, async () => {
       const built = await boot(az);
@@ -179,17 +179,48 @@ describe('deleteInstance from a stable state', () => {
         timeout: 20_000,
       });
       const record = await remove(built.instanceId);
-      const resizeEnd = await resize.result().catch((e: unknown) => e);
+      const resizeEnd = await resize.result();
       await expectClosed(resize);
       return { record, resizeEnd };
     });
-    expect(failureOf(result.resizeEnd)?.name).toBe('CancelledFailure');
+    // NOTE(nova): _confirm_resize_on_deleting: the resize is confirmed (not reverted), then the delete goes on.
+    expect(result.resizeEnd.resize).toMatchObject({ decision: 'confirmed' });
     await expectGone(result.record.instanceId, hosts);
+    for (const host of hosts) expect(await cloud.driver(host).listGuests()).toEqual([]);
     const action = await deleteAction(result.record.instanceId);
     expect(action.events[0]).toMatchObject({ event: DELETE_EVENTS.stopOperation, result: 'Success' });
-    expect(action.events[0]?.details).toMatch(/resize awaiting confirmation\): cancelled; it rolled back/);
+    expect(action.events[0]?.details).toMatch(/resize awaiting confirmation\): asked to confirm before the delete/);
     const [migration] = await cloud.instances.listMigrations(result.record.instanceId);
-    expect(migration?.status).toBe('reverted');
+    expect(migration?.status).toBe('confirmed');
+    const actions = (await cloud.instances.listActions(result.record.instanceId)).map((a) => a.action);
+    expect(actions).not.toContain('revertResize');
+  });
+
+  it('a resized instance whose resize workflow was terminated in VERIFY_RESIZE: the same answer, no moved-aside copy left', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const record = await cloud.run(hosts, async () => {
+      const built = await boot(az);
+      const resize = await env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.resizeMigrate(built.instanceId, 't1'),
+        args: [{ instanceId: built.instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 }],
+      });
+      await vi.waitFor(async () => expect((await cloud.instances.get(built.instanceId)).vmState).toBe('resized'), {
+        timeout: 20_000,
+      });
+      await resize.terminate('operator');
+      // The source keeps the moved-aside guest (`<id>_resize`) for a revert that will never come.
+      expect((await cloud.driver(built.host!).listGuests()).map((g) => g.instanceId)).toEqual([built.instanceId]);
+      const deleted = await remove(built.instanceId);
+      await expectClosed(resize);
+      return deleted;
+    });
+    await expectGone(record.instanceId, hosts);
+    for (const host of hosts) expect(await cloud.driver(host).listGuests()).toEqual([]);
+    const action = await deleteAction(record.instanceId);
+    expect(action.events[0]?.details).toMatch(/resize awaiting confirmation\): its workflow was closed/);
+    const [migration] = await cloud.instances.listMigrations(record.instanceId);
+    expect(migration?.status).toBe('confirmed');
   });
 
   it('deleting a deleted instance succeeds and changes nothing', async () => {

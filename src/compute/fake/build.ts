@@ -23,6 +23,7 @@ import type { SpawnFault } from './faults';
 import type { FaultStore } from './fault-store';
 import type { GuestStore } from './guest-store';
 import {
+  asideKey,
   bootGuest,
   checkDiskFits,
   forgetResources,
@@ -176,11 +177,16 @@ async function discardHalfMadeGuest(h: FakeHost, instanceId: string, spawnId: st
   });
 }
 
-/** Idempotent: removes the guest, its networks and block devices; `false` when there was no guest. */
+/**
+ * Idempotent: removes the guest, its networks and block devices, and the copy a resize moved aside here
+ * (Nova's destroy cleans the `_resize` directory up too); `false` when there was neither.
+ */
 export function destroy(h: FakeHost, { instanceId }: InstanceRequest): Promise<boolean> {
   return h.guests.mutate((state) => {
-    const existed = instanceId in state.guests;
+    const aside = asideKey(instanceId);
+    const existed = instanceId in state.guests || aside in state.guests;
     delete state.guests[instanceId];
+    delete state.guests[aside];
     forgetResources(state, instanceId);
     return existed;
   });

@@ -145,6 +145,11 @@ export function publicGuest(guest: FakeGuest): Guest {
   return { ...rest };
 }
 
+/** Where a migrated-away guest waits for confirm or revert (libvirt's `<instance dir>_resize`). */
+export function asideKey(instanceId: string): string {
+  return `${instanceId}_resize`;
+}
+
 /** Removes an instance's port and disks from the host. */
 export function forgetResources(state: HostState, instanceId: string): void {
   delete state.networks[instanceId];

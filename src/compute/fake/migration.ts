@@ -25,6 +25,7 @@ import type { FakeHost } from './build';
 import { getPowerState, powerOff, requestShutdown } from './build';
 import type { FakeGuest } from './guest-store';
 import {
+  asideKey,
   bootGuest,
   checkDiskFits,
   forgetResources,
@@ -38,10 +39,7 @@ import {
 } from './guest-store';
 import { delay, runProgressClock, SPAWN_PROGRESS_INTERVAL_MS, throwIfAborted } from './spawn-clock';
 
-/** Where a migrated-away guest waits for confirm or revert (libvirt's `<instance dir>_resize`). */
-export function asideKey(instanceId: string): string {
-  return `${instanceId}_resize`;
-}
+export { asideKey };
 
 /**
  * Checks that this host can take the instance (Nova's prep_resize on the destination): the image fits

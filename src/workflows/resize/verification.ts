@@ -57,6 +57,11 @@ export class Verification {
     this.decision ??= { decision: kind, automatic };
   }
 
+  /** A delete's request: confirmed (automatically) if the resize awaits its decision and none was taken. */
+  confirmBeforeDelete(): void {
+    if (this.awaiting) this.decide('confirmed', true);
+  }
+
   open(): void {
     this.awaiting = true;
   }
