@@ -29,9 +29,11 @@
 import type { ApplicationFailure } from '@temporalio/workflow';
 import {
   CancellationScope,
+  condition,
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   uuid4,
@@ -66,6 +68,12 @@ export const LIVE_EVENTS = {
   rollbackDest: 'compute_rollback_live_migration_at_destination',
   rollbackSource: 'compute_rollback_live_migration',
 } as const;
+
+/**
+ * The copy's cancellation waits for the source's answer, and `abortLiveMigration` answers what happened:
+ * `aborted: false` when the copy switched over before the cancel reached it (it then finishes).
+ */
+export const PATCH_LIVE_ABORT_ANSWERS_OUTCOME = 'live-abort-answers-outcome';
 
 /**
  * Live-migrates one instance and returns its record on the destination, with `liveMigration`: the
@@ -130,6 +138,9 @@ class LiveRun {
   private copying = false;
   private aborted = false;
   private copyScope?: CancellationScope;
+  /** Patched: the copy's cancellation waits for the source's answer (it may have switched over). */
+  private copyAnswersCancel = false;
+  private copyEnded?: 'switched' | 'failed';
   private migrationCreated = false;
   private readonly moveAllocationBack = once(async () => {
     await scheduler.moveAllocations({ from: this.migrationId, to: this.req.instanceId });
@@ -161,10 +172,14 @@ class LiveRun {
     return forced;
   }
 
-  abort(): { aborted: boolean } {
+  async abort(): Promise<{ aborted: boolean }> {
     this.aborted = true;
     this.copyScope?.cancel();
-    return { aborted: true };
+    if (!this.copyAnswersCancel) return { aborted: true };
+    // What really happened: a copy that switched over before the cancel reached it is not aborted (Nova
+    // refuses to abort a migration past its switch-over); the workflow then finishes the migration.
+    await condition(() => this.copyEnded !== undefined);
+    return { aborted: this.copyEnded !== 'switched' };
   }
 
   /** Everything up to the switch-over; a failure leaves the rollback to the caller. */
@@ -307,8 +322,11 @@ class LiveRun {
     const receiving = receiveScope.run(() =>
       receiverOn(dest, req.timeouts).receiveLiveMigration({ instanceId, migrationId })
     );
+    this.copyAnswersCancel = patched(PATCH_LIVE_ABORT_ANSWERS_OUTCOME);
+    const compute = computeOn(source, req.timeouts);
+    const copier = this.copyAnswersCancel ? compute.longAwaitingCancel : compute.long;
     const copied = copyScope.run(() =>
-      computeOn(source, req.timeouts).long.liveMigration({
+      copier.liveMigration({
         instanceId,
         migrationId,
         maxDowntimeMs: req.maxDowntimeMs,
@@ -322,7 +340,10 @@ class LiveRun {
     );
     try {
       const first = await Promise.race([copied.then((r) => ({ copied: r })), lost.then((err) => ({ lost: err }))]);
-      if ('copied' in first) return first.copied;
+      if ('copied' in first) {
+        this.copyEnded = 'switched';
+        return first.copied;
+      }
       // The destination went away (or failed) mid-copy: stop the copy, wait for it, roll back.
       copyScope.cancel();
       await copied.catch(() => undefined);
@@ -341,6 +362,7 @@ class LiveRun {
         );
       throw err;
     } finally {
+      this.copyEnded ??= 'failed';
       this.copying = false;
       receiveScope.cancel();
       await receiving.catch(() => undefined);

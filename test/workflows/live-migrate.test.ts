@@ -14,7 +14,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it, vi } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
-import type { HostCpu } from '../../src/compute/driver';
+import type { HostCpu, LiveMigrationOptions, LiveMigrationRequest } from '../../src/compute/driver';
 import type { Faults } from '../../src/compute/fake';
 import type { InstanceRecord } from '../../src/domain/instance';
 import type { LiveMigrateInput } from '../../src/domain/schemas';
@@ -206,6 +206,36 @@ describe('liveMigrate', () => {
     expect(failureOf(outcome.err).message).toMatch(/by the operator/);
     await expectOnSource(outcome.vm.instanceId, source, [dest]);
     expect((await cloud.instances.get(outcome.vm.instanceId)).taskState).toBeNull();
+  });
+
+  it('abortLiveMigration that reaches a copy already switched over answers aborted: false, and the migration completes', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts as [string, string];
+    // The source's copy does not see the cancel in time: it switches over anyway (QEMU's copy may finish
+    // between the abort and migrate_cancel).
+    class SwitchesOverRegardless extends FakeDriver {
+      override liveMigration(request: LiveMigrationRequest, options: LiveMigrationOptions) {
+        return super.liveMigration(request, { ...options, signal: new AbortController().signal });
+      }
+    }
+    cloud.drivers.set(
+      source,
+      new SwitchesOverRegardless({ host: source, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 0.2 })
+    );
+    const result = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      // Converges in a few rounds of about a second.
+      await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 256, dirtyMbPerSecond: 64 } });
+      const handle = await startLive({ instanceId: vm.instanceId });
+      await copying(handle);
+      expect(await handle.executeUpdate(abortLiveMigrationUpdate)).toEqual({ aborted: false });
+      return handle.result();
+    });
+    expect(result).toMatchObject({ host: dest, vmState: 'active', powerState: 'running', taskState: null });
+    expect(await allocationHosts(result.instanceId)).toEqual([dest]);
+    expect((await guestsOf(source)).map((g) => g.instanceId)).not.toContain(result.instanceId);
+    const [migration] = await cloud.instances.listMigrations(result.instanceId);
+    expect(migration?.status).toBe('completed');
   });
 
   it('forceComplete: the guest is paused so the copy converges, and the migration completes', async () => {

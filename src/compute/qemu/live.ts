@@ -10,8 +10,7 @@
 import { readdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { InstanceNotFound, LiveMigrationAborted } from '../../domain/errors';
-import { PowerState } from '../../domain/instance';
+import { LiveMigrationAborted } from '../../domain/errors';
 import type {
   HostCpu,
   LiveMigrationOptions,
@@ -27,7 +26,6 @@ import type { QemuHost } from './guest';
 import {
   guestMemoryMb,
   launchGuest,
-  powerStateOf,
   processAlive,
   queryStatus,
   removeGuestFiles,
@@ -36,7 +34,16 @@ import {
   stopProcess,
 } from './guest';
 import type { GuestRecord } from './layout';
+import type { MigrateInfo } from './live-end';
+import { cancelCopy } from './live-end';
 import type { QmpClient } from './qmp';
+
+export {
+  postLiveMigration,
+  postLiveMigrationAtDestination,
+  rollbackLiveMigration,
+  rollbackLiveMigrationAtDestination,
+} from './live-end';
 
 /** What a host's live migrations share: the copies running here, and the ones forced. */
 export interface LiveHost extends QemuHost {
@@ -52,23 +59,6 @@ export interface LiveHost extends QemuHost {
 const POLL_MS = 500;
 /** The `MIGRATION` event statuses that end (or change the nature of) a copy: polled at once. */
 const ENDS = new Set(['completed', 'failed', 'cancelled', 'postcopy-active']);
-
-interface MigrateInfo {
-  status?: string;
-  'total-time'?: number;
-  downtime?: number;
-  'expected-downtime'?: number;
-  'error-desc'?: string;
-  ram?: {
-    transferred: number;
-    remaining: number;
-    total: number;
-    'dirty-pages-rate': number;
-    'page-size': number;
-    'dirty-sync-count': number;
-  };
-  'socket-address'?: { type: string; host?: string; port?: string }[];
-}
 
 /** Every capability QEMU knows, off, but `events` and (when permitted) `postcopy-ram`: never auto-converge. */
 async function setCapabilities(qmp: QmpClient, postCopy: boolean): Promise<void> {
@@ -252,8 +242,21 @@ export async function liveMigration(
         await qmp.waitForEvent('MIGRATION', POLL_MS, (e) => ENDS.has(String(e.data?.status))).catch(() => undefined);
       }
     } catch (err) {
-      await cancelCopy(qmp, instanceId, h.forced.has(instanceId));
-      throw err;
+      const final = await cancelCopy(qmp, instanceId, h.forced.has(instanceId));
+      if (final.status !== 'completed') throw err;
+      // The copy switched over before migrate_cancel reached it: the guest runs on the destination, and
+      // the answer says so (Nova refuses to abort a migration that has switched over).
+      record.status = 'outgoing';
+      record.opId = migrationId;
+      await h.layout.writeRecord(dir, record);
+      const ram = final.ram;
+      return {
+        rounds: ram?.['dirty-sync-count'] ?? 0,
+        copiedMb: mb(ram?.transferred),
+        downtimeMs: final.downtime ?? 0,
+        forced: h.forced.has(instanceId),
+        switched: true,
+      };
     } finally {
       h.copying.delete(instanceId);
       h.forced.delete(instanceId);
@@ -272,27 +275,6 @@ async function isOwnCopy(h: LiveHost, record: GuestRecord, migrationId: string, 
   return info.status === 'completed' && (await queryStatus(h, record.process)) === 'postmigrate';
 }
 
-/** migrate_cancel, waited for; a guest paused to force the copy runs again (Nova's run_recover_tasks). */
-async function cancelCopy(qmp: QmpClient, instanceId: string, forced: boolean): Promise<void> {
-  try {
-    const info = await qmp.execute<MigrateInfo>('query-migrate');
-    if (info.status === 'active' || info.status === 'device' || info.status === 'setup') {
-      await qmp.execute('migrate_cancel');
-      for (let i = 0; i < 100; i++) {
-        const now = await qmp.execute<MigrateInfo>('query-migrate');
-        if (now.status !== 'cancelling' && now.status !== 'active') break;
-        await sleep(50);
-      }
-    }
-    if (forced) {
-      const status = (await qmp.execute<{ status: string }>('query-status')).status;
-      if (status === 'paused') await qmp.execute('cont');
-    }
-  } catch (err) {
-    throw new DriverError(`could not cancel the live migration of instance ${instanceId}: ${String(err)}`);
-  }
-}
-
 /** Force-complete: post-copy when permitted, else the guest paused so the copy converges. False: no copy. */
 export async function forceCompleteLiveMigration(h: LiveHost, instanceId: string): Promise<boolean> {
   if (!h.copying.has(instanceId)) return false;
@@ -303,85 +285,4 @@ export async function forceCompleteLiveMigration(h: LiveHost, instanceId: string
   if (h.permitPostCopy) await qmp.execute('migrate-start-postcopy');
   else await qmp.execute('stop');
   return true;
-}
-
-/**
- * The destination runs the received guest. NOTE(nova): QEMU resumes a migrated-in guest by itself at the
- * switch-over (libvirt starts it with -S and `cont`s it here), so the pause is the copy's alone; this
- * waits for it to run (and resumes it if paused). Idempotent.
- */
-export async function postLiveMigrationAtDestination(
-  h: LiveHost,
-  instanceId: string,
-  migrationId: string
-): Promise<PowerState> {
-  const dir = h.layout.instanceDir(instanceId);
-  const record = await h.layout.readRecord(dir);
-  if (record?.opId !== migrationId || !record.process) throw new InstanceNotFound(instanceId);
-  if (record.status === 'active') return powerStateOf(h, record);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (!(await processAlive(record)))
-      throw new DriverError(`the received guest of instance ${instanceId} is gone from ${h.host}`);
-    const status = await queryStatus(h, record.process);
-    if (status === 'running') break;
-    if (status === 'paused') {
-      await (await h.monitors.get(record.process)).execute('cont');
-      continue;
-    }
-    if (Date.now() > deadline)
-      throw new DriverError(`the received guest of instance ${instanceId} is ${status} on ${h.host}, not running`);
-    await sleep(100);
-  }
-  record.status = 'active';
-  delete record.incomingUri;
-  await h.layout.writeRecord(dir, record);
-  return PowerState.Running;
-}
-
-/** The source's QEMU, paused after the switch-over, quit and its files here removed. False: none left. */
-export async function postLiveMigration(h: LiveHost, instanceId: string, migrationId: string): Promise<boolean> {
-  const dir = h.layout.instanceDir(instanceId);
-  const record = await h.layout.readRecord(dir);
-  if (!record || (record.opId === migrationId && record.status !== 'outgoing')) return false;
-  if (record.status !== 'outgoing' && record.process && (await processAlive(record))) {
-    // A worker that died between the switch-over and its record: QEMU says whether it switched.
-    const status = await queryStatus(h, record.process);
-    if (status !== 'postmigrate')
-      throw new DriverError(`the guest of instance ${instanceId} on ${h.host} is ${status}: it has not migrated`);
-  }
-  await stopProcess(h, dir, record);
-  await removeGuestFiles(h, dir);
-  return true;
-}
-
-/** The half-received guest of this migration quit and its record removed (the shared disk stays). */
-export async function rollbackLiveMigrationAtDestination(
-  h: LiveHost,
-  instanceId: string,
-  migrationId: string
-): Promise<boolean> {
-  const dir = h.layout.instanceDir(instanceId);
-  const record = await h.layout.readRecord(dir);
-  if (record?.opId !== migrationId || record.status !== 'incoming') return false;
-  await stopProcess(h, dir, record);
-  await removeGuestFiles(h, dir);
-  return true;
-}
-
-/** The source guest running as before: a copy still going cancelled, a paused guest resumed. */
-export async function rollbackLiveMigration(h: LiveHost, instanceId: string): Promise<PowerState> {
-  h.forced.delete(instanceId);
-  const record = await requireRecord(h, instanceId);
-  if (record.process && (await processAlive(record))) {
-    const qmp = await h.monitors.get(record.process);
-    await cancelCopy(qmp, instanceId, false);
-    const status = await queryStatus(h, record.process);
-    if (status === 'paused' || status === 'postmigrate') await qmp.execute('cont');
-  }
-  if (record.status === 'outgoing') {
-    record.status = 'active';
-    await h.layout.writeRecord(h.layout.instanceDir(instanceId), record);
-  }
-  return powerStateOf(h, record);
 }

@@ -3,7 +3,7 @@
  * awaited call, like Nova's select_destinations), and a per-call proxy on `compute-<host>` (Nova's cast
  * to the host's topic). Options come from the one module that holds timeouts and retry policies.
  */
-import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 
 import type { ComputeActivities } from '../../activities/compute';
 import type { ConductorActivities } from '../../activities/conductor';
@@ -61,6 +61,14 @@ export function computeOn(host: string, timeouts: ComputeTimeouts) {
   return {
     short: proxyActivities<ComputeActivities>(withSummary({ taskQueue, ...computeShortStep(timeouts) })),
     long: proxyActivities<ComputeActivities>(withSummary({ taskQueue, ...computeLongStep(timeouts) })),
+    /** A long step whose cancellation waits for the activity's own answer (it may complete regardless). */
+    longAwaitingCancel: proxyActivities<ComputeActivities>(
+      withSummary({
+        taskQueue,
+        ...computeLongStep(timeouts),
+        cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      })
+    ),
     /** Clean-up on a host that may be down: give up quickly, the host reconciles when it returns. */
     cleanup: proxyActivities<ComputeActivities>(
       withSummary({
