@@ -19,7 +19,12 @@ import { FakeDriver } from '../../src/compute/fake';
 import type { Faults } from '../../src/compute/fake';
 import type { BuildInstanceInput, RebuildInput, ResizeMigrateInput, StopInput } from '../../src/domain/schemas';
 import type { OperationProgress } from '../../src/shared/messages';
-import { confirmResizeUpdate, getProgressQuery, revertResizeUpdate } from '../../src/shared/messages';
+import {
+  abortLiveMigrationUpdate,
+  confirmResizeUpdate,
+  getProgressQuery,
+  revertResizeUpdate,
+} from '../../src/shared/messages';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
@@ -1104,6 +1109,40 @@ describe('live migration', () => {
         'not-converged',
         'FAILED',
         'never converges: aborted by the completion timeout, rolled back to the source'
+      );
+    });
+  });
+});
+
+describe('live migration, abort answered by the copy (patched live-abort-answers-outcome)', () => {
+  it('liveMigrate: aborted by the operator mid-copy', async () => {
+    const { az, hosts } = await zone(2);
+    const [source] = hosts as [string, string];
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
+      const handle = await env.client.workflow.start('liveMigrate', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
+        args: [{ instanceId: vm.instanceId }],
+      });
+      await vi.waitFor(
+        async () =>
+          expect(
+            (await handle.describe()).raw.pendingActivities?.some(
+              (a) => a.activityType?.name === 'liveMigration' && a.lastStartedTime
+            )
+          ).toBe(true),
+        { timeout: 20_000, interval: 50 }
+      );
+      expect(await handle.executeUpdate(abortLiveMigrationUpdate)).toEqual({ aborted: true });
+      expect((await settle(handle.result())).error).toBeDefined();
+      await save(
+        handle.workflowId,
+        undefined,
+        'aborted',
+        'FAILED',
+        'aborted by the operator mid-copy: the cancel answered by the source, rolled back to the source'
       );
     });
   });
