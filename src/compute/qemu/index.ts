@@ -69,13 +69,17 @@ export function defaultImageDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.GUEST_IMAGE_DIR ?? path.join(PROJECT_ROOT, '.tools', 'guest-images');
 }
 
-function envNumber(name: string): number | undefined {
+function envNumber(name: string, min = 128): number | undefined {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return undefined;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 128)
-    throw new Error(`${name} must be an integer of at least 128, not '${raw}'`);
+  if (!Number.isInteger(value) || value < min)
+    throw new Error(`${name} must be an integer of at least ${min}, not '${raw}'`);
   return value;
+}
+
+function mebibytes(mb: number | undefined): number | undefined {
+  return mb === undefined ? undefined : mb * 1024 * 1024;
 }
 
 export interface QemuDriverOptions {
@@ -102,7 +106,7 @@ export interface QemuDriverOptions {
   cpu?: HostCpu;
   /** Nova's live_migration_permit_post_copy: force-complete as post-copy. Default true. */
   permitPostCopy?: boolean;
-  /** QEMU's migration max-bandwidth in bytes/s. Default QEMU's (128 MiB/s). */
+  /** QEMU's migration max-bandwidth in bytes/s. Default $QEMU_MAX_BANDWIDTH_MB (MiB/s), else QEMU's (128 MiB/s). */
   maxBandwidthBytes?: number;
 }
 
@@ -135,7 +139,7 @@ export class QemuDriver implements VirtDriver {
       monitors: new Monitors(),
       cpu: options.cpu ?? { architecture: 'x86_64', traits: [] },
       permitPostCopy: options.permitPostCopy ?? true,
-      maxBandwidthBytes: options.maxBandwidthBytes,
+      maxBandwidthBytes: options.maxBandwidthBytes ?? mebibytes(envNumber('QEMU_MAX_BANDWIDTH_MB', 1)),
       copying: new Set(),
       forced: new Set(),
     };
