@@ -176,8 +176,9 @@ class LiveRun {
     this.aborted = true;
     this.copyScope?.cancel();
     if (!this.copyAnswersCancel) return { aborted: true };
-    // What really happened: a copy that switched over before the cancel reached it is not aborted (Nova
-    // refuses to abort a migration past its switch-over); the workflow then finishes the migration.
+    // What really happened: a copy that switched over before the cancel reached it is not aborted; the
+    // workflow then finishes the migration. NOTE(nova): Nova refuses such an abort (InvalidMigrationState,
+    // 400) when it sees the migration past `running`; here the race is answered `aborted: false`.
     await condition(() => this.copyEnded !== undefined);
     return { aborted: this.copyEnded !== 'switched' };
   }
