@@ -26,8 +26,13 @@ export async function readJsonFile(file: string): Promise<unknown> {
  * dying, which is what the fake models, not against the machine losing power.)
  */
 export async function writeJsonFileAtomic(file: string, value: unknown): Promise<void> {
+  await writeTextFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** The same for text already serialised (a caller that has it at hand need not serialise twice). */
+export async function writeTextFileAtomic(file: string, text: string): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, { encoding: 'utf8', fsync: false });
+  await writeFileAtomic(file, text, { encoding: 'utf8', fsync: false });
 }
 
 const locks = new Map<string, Mutex>();
