@@ -21,6 +21,7 @@ import type { stop } from '../../src/workflows/stop';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { withWorkers } from '../helpers/temporal';
+import { failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -177,13 +178,6 @@ async function runStop(input: StopInput): Promise<OperationRun> {
 
 async function runStart(input: StartInput): Promise<OperationRun> {
   return outcomeOf(await startStart(input));
-}
-
-/** The failure's type and message, as a caller of the workflow sees them. */
-function failureOf(error: unknown): { type?: string; message?: string } {
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  const cause = (error as WorkflowFailedError).cause as { type?: string; message?: string } | undefined;
-  return { type: cause?.type, message: cause?.message };
 }
 
 /** The activity types a workflow scheduled, in order. */
