@@ -19,6 +19,8 @@ async function run(): Promise<void> {
           connection,
           taskQueue: HOLLOW_WORKFLOW_QUEUE,
           workflowsPath: path.join(__dirname, 'hollow-workflows.ts'),
+          // The state-equivalent hollow's local activities run here, as a build's run in the conductor.
+          activities: createHollowActivities(),
         })
       : await Worker.create({
           connection,

@@ -111,12 +111,11 @@ export class BenchStack {
   }
 
   private worker(name: string, script: string, env: Record<string, string>): void {
-    // BENCH_CPU_PROF=<process name> (conductor, scheduler, bench-1, hollow-workflows …): V8 CPU profiles of
+    // BENCH_CPU_PROF=<process names, comma-separated> (conductor, scheduler, bench-1, hollow-workflows …): V8 CPU profiles of
     // that process, one per thread (the workflow thread apart), in test-artifacts/bench-profiles/.
-    const profile =
-      process.env.BENCH_CPU_PROF === name
-        ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROJECT_ROOT, 'test-artifacts', 'bench-profiles')}`]
-        : [];
+    const profile = (process.env.BENCH_CPU_PROF ?? '').split(',').includes(name)
+      ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROJECT_ROOT, 'test-artifacts', 'bench-profiles')}`]
+      : [];
     this.spawn(name, process.execPath, [...profile, '--import', 'tsx', path.join(PROJECT_ROOT, script)], env);
   }
 

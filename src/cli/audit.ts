@@ -13,6 +13,7 @@
  * could not run (one line on stderr, never a stack trace).
  */
 import { Client, Connection } from '@temporalio/client';
+import { Command, CommanderError } from 'commander';
 
 import { TaskQueuePollerLiveness } from '../activities/scheduler/liveness';
 import type { Finding } from '../domain/audit';
@@ -63,15 +64,23 @@ interface Options {
   help: boolean;
 }
 
+/** The options, or the usage error as one line (commander's words, without its "error: " prefix). */
 function parseArgs(argv: readonly string[]): Options | string {
-  const options: Options = { json: false, live: false, help: false };
-  for (const arg of argv) {
-    if (arg === '--json') options.json = true;
-    else if (arg === '--live') options.live = true;
-    else if (arg === '-h' || arg === '--help') options.help = true;
-    else return `unknown argument '${arg}'`;
+  const program = new Command('audit')
+    .option('--json', 'one JSON document')
+    .option('--live', 'also Temporal and the compute hosts')
+    .helpOption(false)
+    .option('-h, --help', 'this usage')
+    .exitOverride()
+    .configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.message.replace(/^error: /, '');
+    throw err;
   }
-  return options;
+  const opts = program.opts<{ json?: boolean; live?: boolean; help?: boolean }>();
+  return { json: opts.json === true, live: opts.live === true, help: opts.help === true };
 }
 
 function orphanReason(instance: InstanceRecord | undefined, migration: MigrationRecord | undefined): string {

@@ -22,6 +22,7 @@ import * as hosts from './commands/hosts';
 import * as list from './commands/list';
 import * as liveMigrate from './commands/live-migrate';
 import * as migrate from './commands/migrate';
+import * as reboot from './commands/reboot';
 import * as reconcile from './commands/reconcile';
 import * as rebuild from './commands/rebuild';
 import * as resetState from './commands/reset-state';
@@ -52,6 +53,7 @@ const COMMANDS = [
   consoleCommand,
   stop,
   start,
+  reboot,
   rebuild,
   evacuate,
   resize,

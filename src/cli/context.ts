@@ -82,7 +82,7 @@ export async function connection(ctx: Context): Promise<Connection> {
         'TemporalUnreachable',
         `cannot reach Temporal at ${ctx.env.TEMPORAL_ADDRESS} (namespace ${ctx.env.TEMPORAL_NAMESPACE}): ` +
           `${(err as Error).message}. Is the stack running? make start serves 127.0.0.1:7233 (the default); ` +
-          `for make cluster use its profile and data/cluster/cli.env (README, "Running on a cluster").`
+          `for make cluster use its profile and data/cluster/cli.env (docs/cluster.md).`
       );
     }
   );

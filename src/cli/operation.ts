@@ -17,6 +17,7 @@ import { startConductorWorkflow, typedFailureOf } from '../workers/workflow-clie
 import type { StartMetadata, WorkflowName, WorkflowOf } from '../workers/workflow-client';
 import type { Context } from './context';
 import { client, instances, Interrupted, OperationFailed, printCurrent } from './context';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export type { StartMetadata, WorkflowName, WorkflowOf };
 
@@ -147,7 +148,7 @@ export async function follow(
         // Not queryable yet (no worker picked it up) or already closed: keep waiting for the result.
         if (err instanceof Interrupted) throw err;
       }
-      await Promise.race([result.catch(() => undefined), sigint.signalled, new Promise((r) => setTimeout(r, 500))]);
+      await Promise.race([result.catch(() => undefined), sigint.signalled, sleep(500)]);
       if (interrupted) throw new Interrupted(handle.workflowId);
     }
   } finally {

@@ -29,6 +29,12 @@ export const TaskState = {
   Deleting: 'deleting',
   /** A live migration under way (Nova's task_states.MIGRATING). */
   Migrating: 'migrating',
+  /** A soft reboot requested, then under way on the host (Nova's REBOOTING, REBOOT_STARTED). */
+  Rebooting: 'rebooting',
+  RebootStarted: 'reboot_started',
+  /** A hard reboot requested, then under way (Nova's REBOOTING_HARD, REBOOT_STARTED_HARD). */
+  RebootingHard: 'rebooting_hard',
+  RebootStartedHard: 'reboot_started_hard',
 } as const;
 export type TaskState = (typeof TaskState)[keyof typeof TaskState];
 

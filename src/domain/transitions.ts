@@ -40,6 +40,14 @@ export const TRANSITIONS = {
   migrate: { action: 'migrate', from: [VmState.Active, VmState.Stopped], taskState: TaskState.ResizePrep },
   confirmResize: { action: 'confirmResize', from: [VmState.Resized], taskState: TaskState.ResizeConfirming },
   revertResize: { action: 'revertResize', from: [VmState.Resized], taskState: TaskState.ResizeReverting },
+  // NOTE(nova): reboot is ALLOW_SOFT_REBOOT ([ACTIVE]) for SOFT and ALLOW_HARD_REBOOT (those plus STOPPED,
+  // PAUSED, SUSPENDED, ERROR) for HARD; one action name, `reboot`, for both.
+  reboot: { action: 'reboot', from: [VmState.Active], taskState: TaskState.Rebooting },
+  rebootHard: {
+    action: 'reboot',
+    from: [VmState.Active, VmState.Stopped, VmState.Error],
+    taskState: TaskState.RebootingHard,
+  },
   // NOTE(nova): live_migrate is @check_instance_state(vm_state=[ACTIVE, PAUSED]); a paused guest is an
   // active instance here (power state paused).
   liveMigrate: { action: 'live-migration', from: [VmState.Active], taskState: TaskState.Migrating },

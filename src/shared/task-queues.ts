@@ -21,6 +21,7 @@ export const workflowIds = {
   placementAttempt: (instanceId: string, operation: string) => `place-${operation}-${instanceId}`,
   stop: (instanceId: string, requestId: string) => `stop-${instanceId}-${requestId}`,
   start: (instanceId: string, requestId: string) => `start-${instanceId}-${requestId}`,
+  reboot: (instanceId: string, requestId: string) => `reboot-${instanceId}-${requestId}`,
   rebuild: (instanceId: string, requestId: string) => `rebuild-${instanceId}-${requestId}`,
   /** An evacuation: a run of the `rebuild` workflow (`evacuate: true`), named for what it does. */
   evacuate: (instanceId: string, requestId: string) => `evacuate-${instanceId}-${requestId}`,

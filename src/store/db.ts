@@ -21,7 +21,9 @@
  */
 import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
+import { backOff } from 'exponential-backoff';
 import BetterSqlite3 from 'better-sqlite3';
 import {
   CompiledQuery,
@@ -303,21 +305,30 @@ const TRANSACTION_ATTEMPTS = 8;
  * single: using `store.db` inside would wait forever for itself) and must be safe to run again.
  */
 export async function transaction<T>(store: Store, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await store.db.transaction().execute(fn);
-    } catch (err) {
-      if (attempt >= TRANSACTION_ATTEMPTS || !isTransientStoreError(err)) throw err;
-      await sleep(backoffMs(attempt));
-    }
-  }
+  return retryTransient(TRANSACTION_ATTEMPTS, () => store.db.transaction().execute(fn), isTransientStoreError);
+}
+
+/**
+ * Runs `fn` up to `attempts` times while `retryable` says its error is passing, with full-jitter
+ * exponential backoff between attempts (at most 200 ms); the last error is thrown as it is.
+ */
+export function retryTransient<T>(
+  attempts: number,
+  fn: (attempt: number) => Promise<T>,
+  retryable: (err: unknown) => boolean
+): Promise<T> {
+  let attempt = 0;
+  return backOff(() => fn(++attempt), {
+    numOfAttempts: attempts,
+    startingDelay: 4,
+    timeMultiple: 2,
+    maxDelay: 200,
+    jitter: 'full',
+    retry: (err: unknown) => retryable(err),
+  });
 }
 
 /** Full-jitter exponential backoff: random in [1, min(200, 4·2^attempt)] ms. */
 export function backoffMs(attempt: number): number {
   return 1 + Math.floor(Math.random() * Math.min(200, 4 * 2 ** attempt));
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -22,6 +22,7 @@ import path from 'node:path';
 
 import { clientConfigToToml } from '@temporalio/envconfig';
 import pg from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The names the certificates are issued for; clients check the frontend's against FRONTEND_SERVER_NAME. */
 export const FRONTEND_SERVER_NAME = 'frontend.cluster.local';
@@ -221,7 +222,7 @@ export async function ensureRolesAndDatabases(
         throw new Error(`PostgreSQL on 127.0.0.1:${port} did not start: ${(err as Error).message}`, {
           cause: err,
         });
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
     }
   }
   try {

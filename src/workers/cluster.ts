@@ -50,6 +50,7 @@ import {
   workerProcess,
 } from './supervisor';
 import { PROJECT_ROOT } from './temporal-binaries';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -118,7 +119,7 @@ async function ensureNamespace(env: Env): Promise<void> {
         break;
       } catch (err) {
         if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(500);
       }
     }
     const Keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
@@ -163,7 +164,7 @@ async function waitForHistory(env: Env, shards: number): Promise<void> {
         if (why === undefined) break;
         if (Date.now() > deadline)
           throw new Error(`history does not serve namespace ${env.TEMPORAL_NAMESPACE}: ${why}`);
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(500);
       }
     }
   } finally {

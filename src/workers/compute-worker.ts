@@ -15,6 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 
+import { backOff } from 'exponential-backoff';
 import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
@@ -103,21 +104,29 @@ async function registerAndReconcile(client: Client, spec: HostSpec): Promise<voi
   const host = spec.name;
   // Idempotent, so retried: a loaded server can answer a start with a passing error (seen at 1,000
   // hosts on 2 cores: NamespaceNotFound for the default namespace); the last failure is fatal.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await client.workflow.execute<typeof registerHost>('registerHost', {
+  await backOff(
+    () =>
+      client.workflow.execute<typeof registerHost>('registerHost', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
         workflowId: workflowIds.registerHost(host),
         args: [spec],
         workflowIdConflictPolicy: 'USE_EXISTING',
-      });
-      break;
-    } catch (err) {
-      if (attempt >= REGISTER_ATTEMPTS) throw err;
-      Runtime.instance().logger.warn('registration failed; trying again', { host, attempt, error: String(err) });
-      await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** (attempt - 1)));
+      }),
+    {
+      numOfAttempts: REGISTER_ATTEMPTS,
+      startingDelay: 1000,
+      retry: (err: unknown, failures: number) => {
+        if (failures < REGISTER_ATTEMPTS) {
+          Runtime.instance().logger.warn('registration failed; trying again', {
+            host,
+            attempt: failures,
+            error: String(err),
+          });
+        }
+        return true;
+      },
     }
-  }
+  );
   Runtime.instance().logger.info('registered with placement', { host, taskQueue: computeTaskQueue(host) });
   // Back from the dead: destroy the guests evacuated away meanwhile and release their allocations here
   // (the conductor and the scheduler do the bookkeeping).

@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import { Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { Logger } from '@temporalio/worker';
@@ -78,7 +80,7 @@ async function retryConnect<T>(connect: () => Promise<T>, env: Env, timeoutMs: n
       if (Date.now() > deadline) {
         throw new Error(`cannot reach Temporal at ${env.TEMPORAL_ADDRESS}: ${(err as Error).message}`, { cause: err });
       }
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await sleep(500);
     }
   }
 }

@@ -32,8 +32,7 @@ export class DomainErrorInterceptor implements ActivityInboundCallsInterceptor {
 export const AUTO_HEARTBEAT_MS = 1_000;
 
 /**
- * Heartbeats an activity that has a heartbeat timeout and does not heartbeat itself, at once and then
- * every second (four times per timeout when that is under four seconds) until it ends. A live worker
+ * Heartbeats an activity that has a heartbeat timeout and does not heartbeat itself, every second (four times per timeout when that is under four seconds) until it ends. A live worker
  * so keeps its short steps alive however long the host takes; a frozen or dead one stops beating and
  * its step times out in seconds. Activities `leaveAlone` names heartbeat their own progress details
  * and are not touched.
@@ -48,7 +47,8 @@ export class AutoHeartbeatInterceptor implements ActivityInboundCallsInterceptor
     const { activityType, heartbeatTimeoutMs } = this.ctx.info;
     if (!heartbeatTimeoutMs || this.leaveAlone(activityType)) return next(input);
     const every = Math.max(100, Math.min(AUTO_HEARTBEAT_MS, heartbeatTimeoutMs / 4));
-    this.ctx.heartbeat();
+    // No beat at once: a step that ends within `every` (most do) sends none, which the server need not
+    // record; the first beat, `every` in, is still four within the heartbeat timeout.
     const timer = setInterval(() => this.ctx.heartbeat(), every);
     try {
       return await next(input);

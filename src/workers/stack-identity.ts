@@ -41,6 +41,6 @@ export function wrongStack(
     `namespace ${identity.temporalNamespace}), but this CLI is connected to ${connected.address} namespace ` +
     `${connected.namespace}, which serves ${theirs}. Point both at the same stack: make start's are the ` +
     `defaults (DATA_DIR=./data, TEMPORAL_ADDRESS=127.0.0.1:7233); make cluster's are its profile and ` +
-    `data/cluster/cli.env (see the README, "Running on a cluster").`
+    `data/cluster/cli.env (see docs/cluster.md).`
   );
 }

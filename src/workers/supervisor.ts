@@ -18,6 +18,7 @@ import { temporal } from '@temporalio/proto';
 import type { Env } from './config';
 import { connectClient } from './connection';
 import { RUNNING_BUILT_CODE } from './temporal-binaries';
+import { setTimeout as pause } from 'node:timers/promises';
 
 export type ManagedKind = 'server' | 'service' | 'core' | 'compute';
 
@@ -186,8 +187,6 @@ Boot an instance:
 Ctrl-C stops everything; ${o.again} again resumes from ${o.dataDir}.
 `;
 }
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Waits (at most two minutes) until `url` answers `init` with a 2xx: a server the ready message names

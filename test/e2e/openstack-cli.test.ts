@@ -151,13 +151,21 @@ describe('the real openstack CLI against the API (dev server)', () => {
       'OS-EXT-STS:power_state': 1,
     });
   });
-  it('server stop and start (no --wait: polled), rebuild --wait, each checked by show and the store', async () => {
+  it('server stop and start (no --wait: polled), reboot --wait (soft, then --hard), rebuild --wait, each checked by show and the store', async () => {
     await osOk(['server', 'stop', 'vm1']);
     await waitStatus('vm1', 'SHUTOFF');
     expect(await record(vm1)).toMatchObject({ vmState: 'stopped', powerState: 'shutdown', taskState: null });
     await osOk(['server', 'start', 'vm1']);
     await waitStatus('vm1', 'ACTIVE');
     expect(await record(vm1)).toMatchObject({ vmState: 'active', powerState: 'running' });
+    await osOk(['server', 'reboot', '--wait', 'vm1']);
+    await osOk(['server', 'reboot', '--hard', '--wait', 'vm1']);
+    expect(await record(vm1)).toMatchObject({ vmState: 'active', powerState: 'running', taskState: null });
+    const reboots = (await cloud.instances.listActions(vm1)).filter((a) => a.action === 'reboot');
+    expect(reboots.map((a) => [a.result, (a.events[0]?.details ?? '').split(':')[0]])).toEqual([
+      ['Success', 'soft reboot'],
+      ['Success', 'hard reboot'],
+    ]);
     await osOk(['server', 'rebuild', '--image', 'ubuntu-24.04', '--wait', 'vm1']);
     const shown = await show('vm1');
     expect(shown.status).toBe('ACTIVE');
@@ -209,6 +217,8 @@ describe('the real openstack CLI against the API (dev server)', () => {
         'create',
         'live-migration',
         'migrate',
+        'reboot',
+        'reboot',
         'rebuild',
         'resize',
         'resize',

@@ -149,7 +149,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  it('builds, stops and starts, forces off, rebuilds, resizes, live-migrates and deletes real guests', async () => {
+  it('builds, stops and starts, reboots (soft, and soft falling back to hard), forces off, rebuilds, resizes, live-migrates and deletes real guests', async () => {
     try {
       // ----- build 2 instances: their guests reach their boot line -----
       const [a, b] = await Promise.all([build('vm-a'), build('vm-b')]);
@@ -169,9 +169,24 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       expect(await execute<Instance>('start', { instanceId: a.instanceId })).toMatchObject({ vmState: 'active' });
       await waitForBoot(a.instanceId, 2);
 
-      // ----- a guest that ignores ACPI ends forced off after its timeout -----
+      // ----- soft reboot: the guest shuts itself down on ACPI and boots again from its disk -----
+      const softAt = Date.now();
+      expect(await execute<Instance>('reboot', { instanceId: a.instanceId, type: 'SOFT' })).toMatchObject({
+        vmState: 'active',
+        powerState: 'running',
+      });
+      await waitForBoot(a.instanceId, 3);
+      expect(Date.now() - softAt).toBeLessThan(60_000); // its own shutdown, not the 120 s fallback
+
+      // ----- a guest that ignores ACPI: a soft reboot falls back to hard, a stop ends forced off -----
       const s = await build('vm-s', 'stubborn');
       await waitForBoot(s.instanceId, 1, 'stubborn');
+      const fallbackAt = Date.now();
+      expect(
+        await execute<Instance>('reboot', { instanceId: s.instanceId, type: 'SOFT', softRebootSeconds: 5 })
+      ).toMatchObject({ vmState: 'active', powerState: 'running' });
+      expect(Date.now() - fallbackAt).toBeGreaterThanOrEqual(5000);
+      await waitForBoot(s.instanceId, 2, 'stubborn');
       const forcedAt = Date.now();
       expect(await execute<Instance>('stop', { instanceId: s.instanceId, shutdownTimeoutSeconds: 5 })).toMatchObject({
         vmState: 'stopped',

@@ -17,6 +17,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
 import type { Faults } from '../../src/compute/fake';
+import type { RebootInput } from '../../src/domain/reboot';
 import type { BuildInstanceInput, RebuildInput, ResizeMigrateInput, StopInput } from '../../src/domain/schemas';
 import type { OperationProgress } from '../../src/shared/messages';
 import {
@@ -162,6 +163,12 @@ const startStop = (input: StopInput) =>
   env.client.workflow.start('stop', {
     taskQueue: CONDUCTOR_TASK_QUEUE,
     workflowId: workflowIds.stop(input.instanceId, randomUUID().slice(0, 8)),
+    args: [input],
+  });
+const startReboot = (input: RebootInput) =>
+  env.client.workflow.start('reboot', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.reboot(input.instanceId, randomUUID().slice(0, 8)),
     args: [input],
   });
 const startRebuild = (input: RebuildInput) =>
@@ -511,6 +518,37 @@ describe.sequential('record replay histories', () => {
       });
       await started.result();
       await save(started.workflowId, undefined, 'happy', 'COMPLETED', 'starts a stopped instance');
+    });
+  });
+
+  it('reboot: soft, soft falling back to hard, and hard', async () => {
+    const quick = await zone(1, { shutdownSeconds: 5, serverClock: true });
+    const stubborn = await zone(1, { shutdownSeconds: 5, serverClock: true });
+    await setFaults(stubborn.hosts[0]!, { ignoreShutdown: true });
+    await run([...quick.hosts, ...stubborn.hosts], async () => {
+      const a = await boot(quick.az);
+      const b = await boot(stubborn.az);
+      const soft = await startReboot({ instanceId: a.instanceId, type: 'SOFT' });
+      await soft.result();
+      await save(
+        soft.workflowId,
+        undefined,
+        'soft',
+        'COMPLETED',
+        'the guest shuts down on ACPI within 5 s, then started'
+      );
+      const fallback = await startReboot({ instanceId: b.instanceId, type: 'SOFT', softRebootSeconds: 20 });
+      await fallback.result();
+      await save(
+        fallback.workflowId,
+        undefined,
+        'soft-fell-back-to-hard',
+        'COMPLETED',
+        'the guest ignores ACPI for the 20 s soft-reboot timeout: powered off by force, then started'
+      );
+      const hard = await startReboot({ instanceId: a.instanceId, type: 'HARD' });
+      await hard.result();
+      await save(hard.workflowId, undefined, 'hard', 'COMPLETED', 'powered off by force, then started');
     });
   });
 

@@ -11,6 +11,7 @@ import { CONDUCTOR_TASK_QUEUE } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import { TestCloud } from '../helpers/cloud';
 import { createTimeSkippingEnv } from '../helpers/temporal';
+import { failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -70,13 +71,6 @@ async function build(input: BuildInstanceInput) {
     (error: unknown) => ({ record: undefined, error })
   );
   return { instanceId, handle: h, ...outcome };
-}
-
-/** The failure's type and message, as a caller of the workflow sees them. */
-function failureOf(error: unknown): { type?: string; message?: string } {
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  const cause = (error as WorkflowFailedError).cause as { type?: string; message?: string } | undefined;
-  return { type: cause?.type, message: cause?.message };
 }
 
 async function allocationsOf(instanceId: string) {

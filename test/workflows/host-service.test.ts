@@ -6,7 +6,6 @@
 import { randomUUID } from 'node:crypto';
 
 import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -18,6 +17,7 @@ import type { reconcileHost } from '../../src/workflows/reconcile-host';
 import type { setHostService } from '../../src/workflows/set-host-service';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import { failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -88,13 +88,6 @@ async function evacuate(instanceId: string, hosts: readonly string[]) {
       (error: unknown) => ({ record: undefined, error })
     )
   );
-}
-
-/** The typed failure a caller of the workflow sees. */
-function failureOf(error: unknown): { type?: string; message?: string } {
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  const cause = (error as WorkflowFailedError).cause as { type?: string; message?: string } | undefined;
-  return { type: cause?.type, message: cause?.message };
 }
 
 async function refused(input: unknown) {

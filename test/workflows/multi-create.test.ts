@@ -8,7 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 
-import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -22,6 +23,7 @@ import type { buildInstance } from '../../src/workflows/build-instance';
 import type { serverGroup } from '../../src/workflows/server-group';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import { failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -96,12 +98,6 @@ async function groupFailure(input: ServerGroupInput) {
       (e: unknown) => e
     )
   );
-}
-
-function failureOf(error: unknown): { type?: string; message?: string } {
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  const cause = (error as WorkflowFailedError).cause as { type?: string; message?: string } | undefined;
-  return { type: cause?.type, message: cause?.message };
 }
 
 /** The instances of a request (records created for its children), by name suffix. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 
-import { WorkflowFailedError } from '@temporalio/client';
+import type { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 
@@ -14,6 +14,7 @@ import type { rebuild } from '../../src/workflows/rebuild';
 import type { reconcileHost } from '../../src/workflows/reconcile-host';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import { failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -77,13 +78,6 @@ function reconcile(host: string) {
     workflowId: `${workflowIds.reconcileHost(host)}-${randomUUID()}`,
     args: [{ host }],
   });
-}
-
-/** The failure's type and message, as a caller of the workflow sees them. */
-function failureOf(error: unknown): { type?: string; message?: string } {
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  const cause = (error as WorkflowFailedError).cause as { type?: string; message?: string } | undefined;
-  return { type: cause?.type, message: cause?.message };
 }
 
 const allocationHosts = async (instanceId: string) =>

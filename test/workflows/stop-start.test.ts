@@ -7,10 +7,13 @@ import { describe, expect, it } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
 import type { InstanceRecord } from '../../src/domain/instance';
+import type { RebootInput } from '../../src/domain/reboot';
 import type { BuildInstanceInput, StartInput, StopInput } from '../../src/domain/schemas';
 import { getProgressQuery } from '../../src/shared/messages';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
+import { REBOOT_EVENT } from '../../src/workflows/reboot';
+import type { reboot } from '../../src/workflows/reboot';
 import { START_EVENT } from '../../src/workflows/start';
 import type { start } from '../../src/workflows/start';
 import { STOP_EVENT } from '../../src/workflows/stop';
@@ -18,6 +21,7 @@ import type { stop } from '../../src/workflows/stop';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { withWorkers } from '../helpers/temporal';
+import { failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -157,19 +161,23 @@ async function outcomeOf(handle: OperationHandle): Promise<OperationRun> {
   };
 }
 
+async function runReboot(input: RebootInput): Promise<OperationRun> {
+  const workflowId = workflowIds.reboot(String(input.instanceId), randomUUID());
+  return outcomeOf(
+    await env.client.workflow.start<typeof reboot>('reboot', {
+      taskQueue: CONDUCTOR_TASK_QUEUE,
+      workflowId,
+      args: [input],
+    })
+  );
+}
+
 async function runStop(input: StopInput): Promise<OperationRun> {
   return outcomeOf(await startStop(input));
 }
 
 async function runStart(input: StartInput): Promise<OperationRun> {
   return outcomeOf(await startStart(input));
-}
-
-/** The failure's type and message, as a caller of the workflow sees them. */
-function failureOf(error: unknown): { type?: string; message?: string } {
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  const cause = (error as WorkflowFailedError).cause as { type?: string; message?: string } | undefined;
-  return { type: cause?.type, message: cause?.message };
 }
 
 /** The activity types a workflow scheduled, in order. */
@@ -618,5 +626,88 @@ describe('start', () => {
     const failure = failureOf(result.error);
     expect(failure.type).toBe('InvalidRequest');
     expect(failure.message).toContain(`Invalid request: ${field}:`);
+  });
+});
+
+describe('reboot', () => {
+  it('SOFT: the guest shuts itself down on ACPI and is started again from its disk, never forced off', async () => {
+    const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 3 });
+    const [host] = hosts as [string];
+    const { instanceId } = await run(hosts, () => build({ name: 'vm-soft', availabilityZone: az }));
+    const bootsBefore = (await cloud.driver(host).getGuest(instanceId))!.boots;
+
+    const result = await run(hosts, () => runReboot({ instanceId, type: 'SOFT' }));
+    expect(result.record).toMatchObject({ vmState: 'active', powerState: 'running', taskState: null, host });
+    expect(result.workflowMs).toBeGreaterThanOrEqual(3_000);
+    expect(result.workflowMs).toBeLessThan(6_000);
+    expect((await cloud.driver(host).getGuest(instanceId))!.boots).toBe(bootsBefore + 1);
+    const activities = await activitiesOf(result.workflowId);
+    expect(count(activities, 'requestShutdown')).toBe(1);
+    expect(count(activities, 'powerOffInstance')).toBe(0);
+    expect(count(activities, 'powerOnInstance')).toBe(1);
+    expect((await eventOf(instanceId, 'reboot', REBOOT_EVENT)).details).toBe(
+      'soft reboot: the guest shut down within 3 s of 1 ACPI request(s), then started'
+    );
+    expect(await actionsOf(instanceId)).toEqual([
+      ['create', 'Success'],
+      ['reboot', 'Success'],
+    ]);
+  });
+
+  it('SOFT of a guest that ignores ACPI falls back to HARD after the soft-reboot timeout: skipped, not slept', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const [host] = hosts as [string];
+    await cloud.driver(host).setFaults({ ignoreShutdown: true });
+    const { instanceId } = await run(hosts, () => build({ name: 'vm-deaf', availabilityZone: az }));
+
+    const result = await run(hosts, () => runReboot({ instanceId, type: 'SOFT' }));
+    expect(result.record).toMatchObject({ vmState: 'active', powerState: 'running', taskState: null });
+    expect(result.workflowMs).toBeGreaterThanOrEqual(120_000); // Nova's wait_soft_reboot_seconds
+    const activities = await activitiesOf(result.workflowId);
+    expect(count(activities, 'requestShutdown')).toBe(12);
+    expect(count(activities, 'powerOffInstance')).toBe(1);
+    expect((await eventOf(instanceId, 'reboot', REBOOT_EVENT)).details).toBe(
+      'soft reboot fell back to hard: the guest was still on after 12 ACPI request(s) and 120 s; powered off by force, then started'
+    );
+  });
+
+  it('HARD powers off by force and starts; from stopped too, where SOFT is refused and changes nothing', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const [host] = hosts as [string];
+    const [a, b] = await run(hosts, () =>
+      buildEach([
+        { name: 'vm-hard', availabilityZone: az },
+        { name: 'vm-stopped', availabilityZone: az },
+      ])
+    ).then((records) => records as [InstanceRecord, InstanceRecord]);
+
+    const hard = await run(hosts, () => runReboot({ instanceId: a.instanceId, type: 'HARD' }));
+    expect(hard.record).toMatchObject({ vmState: 'active', powerState: 'running', taskState: null });
+    const activities = await activitiesOf(hard.workflowId);
+    expect(count(activities, 'requestShutdown')).toBe(0);
+    expect(count(activities, 'powerOffInstance')).toBe(1);
+    expect(count(activities, 'powerOnInstance')).toBe(1);
+    expect((await eventOf(a.instanceId, 'reboot', REBOOT_EVENT)).details).toBe(
+      'hard reboot: the guest powered off by force, then started'
+    );
+
+    await run(hosts, () => runStop({ instanceId: b.instanceId, shutdownTimeoutSeconds: 0 }));
+    const soft = await run(hosts, () => runReboot({ instanceId: b.instanceId }));
+    expect(failureOf(soft.error)).toEqual({
+      type: 'InstanceInvalidState',
+      message: expect.stringMatching(/Cannot 'reboot' instance .* in vmState stopped/) as string,
+    });
+    expect(await cloud.instances.get(b.instanceId)).toMatchObject({ vmState: 'stopped', taskState: null });
+    const fromStopped = await run(hosts, () => runReboot({ instanceId: b.instanceId, type: 'HARD' }));
+    expect(fromStopped.record).toMatchObject({ vmState: 'active', powerState: 'running', taskState: null, host });
+    expect(count(await activitiesOf(fromStopped.workflowId), 'powerOffInstance')).toBe(0); // already off
+  });
+
+  it('a bad request is InvalidRequest and writes nothing', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    const { instanceId } = await run(hosts, () => build({ name: 'vm-bad', availabilityZone: az }));
+    const bad = await run(hosts, () => runReboot({ instanceId, type: 'GENTLE' as never }));
+    expect(failureOf(bad.error).type).toBe('InvalidRequest');
+    expect(await actionsOf(instanceId)).toEqual([['create', 'Success']]);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * POST /servers/{id}/action: os-stop, os-start, rebuild, evacuate, resize, confirmResize, revertResize,
+ * POST /servers/{id}/action: os-stop, os-start, reboot, rebuild, evacuate, resize, confirmResize, revertResize,
  * migrate, os-migrateLive, os-resetState, each through the workflow (or Update) the CLIs use, answered
  * once the workflow holds the instance. Nova's other actions answer 501; an unknown one 400.
  */
@@ -26,7 +26,6 @@ import { visibleServer } from './tenancy';
 
 /** NOTE(nova): Nova's server actions this conductor does not have answer 501 notImplemented. */
 const NOT_IMPLEMENTED = new Set([
-  'reboot',
   'pause',
   'unpause',
   'suspend',
@@ -71,7 +70,7 @@ const obj = (arg: unknown): Record<string, unknown> =>
   arg !== null && typeof arg === 'object' && !Array.isArray(arg) ? (arg as Record<string, unknown>) : {};
 
 /** Starts an operation on the instance under a fresh workflow id and answers 202 once it holds the instance. */
-async function operate<K extends 'stop' | 'start' | 'rebuild' | 'resizeMigrate' | 'liveMigrate'>(
+async function operate<K extends 'stop' | 'start' | 'reboot' | 'rebuild' | 'resizeMigrate' | 'liveMigrate'>(
   deps: ApiDeps,
   req: FastifyRequest,
   type: K,
@@ -82,6 +81,7 @@ async function operate<K extends 'stop' | 'start' | 'rebuild' | 'resizeMigrate' 
   const workflowId = {
     stop: workflowIds.stop,
     start: workflowIds.start,
+    reboot: workflowIds.reboot,
     rebuild: workflowIds.rebuild,
     resizeMigrate: workflowIds.resizeMigrate,
     liveMigrate: workflowIds.liveMigrate,
@@ -133,6 +133,14 @@ const ACTIONS: Record<string, Handler> = {
   },
   'os-start': async ({ deps, req, reply, record }) => {
     await operate(deps, req, 'start', record.instanceId, {});
+    return reply.status(202).send();
+  },
+  // Nova's reboot action: {"reboot": {"type": "SOFT" | "HARD"}} (the type is required, either case).
+  reboot: async ({ deps, req, reply, record, arg }) => {
+    const type = obj(arg).type;
+    if (typeof type !== 'string' || !['SOFT', 'HARD'].includes(type.toUpperCase()))
+      throw badRequest("Invalid input for field/attribute type. Value: must be one of 'SOFT', 'HARD'");
+    await operate(deps, req, 'reboot', record.instanceId, { type: type.toUpperCase() });
     return reply.status(202).send();
   },
   rebuild: async ({ deps, req, reply, record, arg }) => {
@@ -231,7 +239,7 @@ export function registerServerActions(app: FastifyInstance, deps: ApiDeps): void
       schema: {
         tags: ['servers'],
         summary:
-          'A server action: os-stop, os-start, rebuild, evacuate, resize, confirmResize, revertResize, migrate, os-migrateLive, os-resetState',
+          'A server action: os-stop, os-start, reboot, rebuild, evacuate, resize, confirmResize, revertResize, migrate, os-migrateLive, os-resetState',
         params: z.object({ id: z.string() }),
         body: z.record(z.string(), z.unknown()),
       },

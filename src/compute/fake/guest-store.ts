@@ -12,7 +12,7 @@ import { InstanceNotFound } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
 import type { Guest, GuestFlavor, GuestImage } from '../driver';
 import { BlockDeviceInfoSchema, FlavorDiskSmallerThanImage, GuestSchema, NetworkInfoSchema } from '../driver';
-import { readJsonFile, withFileLock, writeJsonFileAtomic } from './json-file';
+import { readJsonFile, withFileLock, writeTextFileAtomic } from './json-file';
 
 /** Lines of console a fake guest keeps (its oldest go first), so guests.json stays small at scale. */
 export const CONSOLE_LINES_KEPT = 50;
@@ -68,7 +68,10 @@ export class GuestStore {
       const at = this.now();
       this.settle(state, at);
       const result = change(state, at);
-      if (JSON.stringify(state) !== before) await writeJsonFileAtomic(this.file, state);
+      // Compact, and serialised once: the file holds every guest of the host and is rewritten by each
+      // step of a build, so its size is what each write costs.
+      const after = JSON.stringify(state);
+      if (after !== before) await writeTextFileAtomic(this.file, `${after}\n`);
       return result;
     });
   }

@@ -1,10 +1,12 @@
 /**
  * Small JSON files that a compute host owns (its guests, its injected faults): read whole, written whole
- * through a temp file and a rename, so a reader or a restarted worker never sees a torn file.
+ * through a temp file and a rename (write-file-atomic), so a reader or a restarted worker never sees a
+ * torn file; read-modify-write cycles of one file run one at a time (async-mutex).
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Mutex } from 'async-mutex';
+import writeFileAtomic from 'write-file-atomic';
 
 /** Reads and parses a JSON file; `undefined` when the file does not exist. */
 export async function readJsonFile(file: string): Promise<unknown> {
@@ -19,23 +21,21 @@ export async function readJsonFile(file: string): Promise<unknown> {
 }
 
 /**
- * Writes `value` as JSON to a sibling temp file, then renames it over `file`. rename(2) is atomic on one
- * file system, so a crash leaves either the old or the new content, never half of one. (No fsync: this
- * guards against a process dying, which is what the fake models, not against the machine losing power.)
+ * Writes `value` as JSON to a sibling temp file, then renames it over `file` (creating the folder). A crash
+ * leaves either the old or the new content, never half of one. (No fsync: this guards against a process
+ * dying, which is what the fake models, not against the machine losing power.)
  */
 export async function writeJsonFileAtomic(file: string, value: unknown): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const temp = `${file}.${process.pid}.${randomUUID()}.tmp`;
-  try {
-    await writeFile(temp, `${JSON.stringify(value, null, 2)}\n`, 'utf8');
-    await rename(temp, file);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
+  await writeTextFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-const lockTails = new Map<string, Promise<void>>();
+/** The same for text already serialised (a caller that has it at hand need not serialise twice). */
+export async function writeTextFileAtomic(file: string, text: string): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFileAtomic(file, text, { encoding: 'utf8', fsync: false });
+}
+
+const locks = new Map<string, Mutex>();
 
 /**
  * Runs `fn` while holding an in-process lock on `key` (a file path), so read-modify-write cycles of the
@@ -43,18 +43,12 @@ const lockTails = new Map<string, Promise<void>>();
  * serves one host, so an in-process lock is all the fake needs.
  */
 export async function withFileLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const previous = lockTails.get(key) ?? Promise.resolve();
-  let release: () => void = () => undefined;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  const tail = previous.then(() => held);
-  lockTails.set(key, tail);
-  await previous;
-  try {
-    return await fn();
-  } finally {
-    release();
-    if (lockTails.get(key) === tail) lockTails.delete(key);
+  let lock = locks.get(key);
+  if (lock === undefined) {
+    lock = new Mutex();
+    locks.set(key, lock);
   }
+  return lock.runExclusive(fn);
 }
 
 function isNotFound(err: unknown): boolean {

@@ -6,7 +6,7 @@ import type { Transaction } from 'kysely';
 
 import { ConcurrentUpdate, InvalidRequest } from '../../domain/errors';
 import { RESOURCE_CLASSES, type ResourceClass, type Resources } from '../../domain/resources';
-import { backoffMs, sleep } from '../db';
+import { retryTransient } from '../db';
 import type { Database } from '../schema';
 import { chunks } from '../util';
 
@@ -69,14 +69,10 @@ export async function bumpGenerations(trx: Trx, hosts: readonly string[], now: s
 
 /** Runs a write, retrying generation conflicts and a lost insert race (both: someone else wrote first). */
 export async function withConflictRetry<T>(what: string, fn: (attempt: number) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn(attempt);
-    } catch (err) {
-      const retryable = err instanceof GenerationConflict || isUniqueViolation(err);
-      if (!retryable) throw err;
-      if (attempt >= CLAIM_ATTEMPTS) throw new ConcurrentUpdate(what);
-      await sleep(backoffMs(attempt));
-    }
+  const retryable = (err: unknown) => err instanceof GenerationConflict || isUniqueViolation(err);
+  try {
+    return await retryTransient(CLAIM_ATTEMPTS, fn, retryable);
+  } catch (err) {
+    throw retryable(err) ? new ConcurrentUpdate(what) : err;
   }
 }

@@ -222,8 +222,14 @@ describe('OpenStack API: server reads', () => {
         payload: body as object,
         headers: { 'x-auth-token': token },
       });
-    expect((await post({ reboot: { type: 'SOFT' } })).json()).toEqual({
-      notImplemented: { code: 501, message: 'Action reboot is not implemented by this conductor.' },
+    expect((await post({ pause: null })).json()).toEqual({
+      notImplemented: { code: 501, message: 'Action pause is not implemented by this conductor.' },
+    });
+    expect((await post({ reboot: { type: 'GENTLE' } })).json()).toEqual({
+      badRequest: {
+        code: 400,
+        message: "Invalid input for field/attribute type. Value: must be one of 'SOFT', 'HARD'",
+      },
     });
     expect((await post({ fly: null })).statusCode).toBe(400);
     expect(

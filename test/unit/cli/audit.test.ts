@@ -166,13 +166,17 @@ describe('npm run audit', () => {
     expect(report.overCapacity).toEqual([{ host: 'host-b', resourceClass: 'MEMORY_MB', used: 3072, capacity: 1536 }]);
   });
 
-  it('exits 2 on an unknown argument, with the usage on one line', async () => {
+  it('exits 2 on an unknown option or argument, with the usage on one line', async () => {
     const run = await runAudit(['--frobnicate'], env);
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
-    expect(run.stderr).toContain("unknown argument '--frobnicate'");
+    expect(run.stderr).toContain("unknown option '--frobnicate'");
     expect(run.stderr).toContain('usage:');
+    const extra = await runAudit(['orphans'], env);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr.trim().split('\n')).toHaveLength(1);
+    expect(extra.stderr).toMatch(/too many arguments.*usage:/);
   });
 
   it('exits 2 on a bad DATABASE_URL, naming the variable', async () => {

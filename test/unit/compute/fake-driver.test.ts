@@ -218,7 +218,7 @@ describe('FakeDriver', () => {
       await d.setFaults({ hangNext: 1 });
       const stale = new AbortController();
       const hung = d.spawn({ instanceId: 'inst-1', name: 'vm', flavor: TINY, image: CIRROS }, { signal: stale.signal });
-      await new Promise((r) => setTimeout(r, 50));
+      await vi.waitFor(async () => expect((await d.getGuest('inst-1'))?.status).toBe('spawning'), { interval: 10 });
       const retried = await spawn(d); // a retry attempt takes the half-made guest over
       expect(retried.created).toBe(true);
       stale.abort(new Error('old attempt cancelled'));

@@ -1,7 +1,7 @@
 import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import type { RebuildActivities, RebuildSpawnProgress } from '../../../src/activities/compute/rebuild';
 import { createRebuildActivities } from '../../../src/activities/compute/rebuild';
@@ -161,8 +161,10 @@ describe('rebuild compute activities', () => {
       const hung = mockEnv();
       const first = hung.run(activities.rebuildSpawn, { ...SPAWN, powerOn: true });
       first.catch(() => undefined);
-      for (let i = 0; i < 50 && (await driver.getGuest(ID))?.status !== 'spawning'; i++)
-        await new Promise((r) => setTimeout(r, 20));
+      await vi.waitFor(async () => expect((await driver.getGuest(ID))?.status).toBe('spawning'), {
+        timeout: 1_000,
+        interval: 20,
+      });
       // The heartbeat timeout: the server retries on the same host while the first run still hangs.
       await expect(mockEnv({ attempt: 2 }).run(activities.rebuildSpawn, { ...SPAWN, powerOn: true })).resolves.toEqual({
         host: HOST,

@@ -1,0 +1,144 @@
+/**
+ * reboot: Nova's API `reboot` plus the compute's `reboot_instance`, made durable.
+ *
+ * SOFT (from `active`): the operation lock (`rebooting`), then on the host (`reboot_started`) the guest is
+ * asked to shut down by ACPI, its power state read once a second, the request re-sent every retry
+ * interval; once it is off it is started again from its disk. A guest still on after the soft-reboot
+ * timeout (Nova's `wait_soft_reboot_seconds`, 120 s) is rebooted hard instead, as libvirt's
+ * `_soft_reboot` falls back to `_hard_reboot`.
+ *
+ * HARD (from `active`, `stopped` or `error`): the lock (`rebooting_hard`), then (`reboot_started_hard`) the
+ * guest powered off by force and started from its disk.
+ *
+ * Either way the instance ends `active` and running, its action `reboot` with one event
+ * `compute_reboot_instance` saying how the guest went down. Once the lock is taken a reboot does not stop
+ * half-way: a cancellation is recorded but waits for the guest to be up (a guest left off by a cancelled
+ * reboot helps nobody).
+ */
+import { CancellationScope, sleep } from '@temporalio/workflow';
+
+import type { InstanceRecord } from '../domain/instance';
+import { PowerState, TaskState, VmState } from '../domain/instance';
+import type { RebootInput } from '../domain/reboot';
+import { RebootInputSchema } from '../domain/reboot';
+import { DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS } from '../domain/schemas';
+import { parseInput } from './lib/failures';
+import { runStep, withKernel } from './lib/kernel';
+import type { KernelOperation } from './lib/kernel';
+import { beginOperation, failOperation } from './lib/operation';
+import { computeOn } from './lib/proxies';
+import { finishOperation, hostFailure, noHost, shutdownPolls, shutdownWaits } from './stop';
+
+/** The event of the compute step, as Nova names it (wrap_instance_event on reboot_instance). */
+export const REBOOT_EVENT = 'compute_reboot_instance';
+
+/** How the guest went down before it was started again. */
+export interface RebootOutcome {
+  how: 'soft' | 'hard' | 'soft-fell-back-to-hard';
+  /** ACPI shutdown requests sent (soft). */
+  requests: number;
+  /** Seconds waited on the guest's own shutdown (workflow time). */
+  waitedSeconds: number;
+}
+
+export function describeReboot(outcome: RebootOutcome, softRebootSeconds: number): string {
+  switch (outcome.how) {
+    case 'soft':
+      return `soft reboot: the guest shut down within ${outcome.waitedSeconds} s of ${outcome.requests} ACPI request(s), then started`;
+    case 'hard':
+      return 'hard reboot: the guest powered off by force, then started';
+    case 'soft-fell-back-to-hard':
+      return `soft reboot fell back to hard: the guest was still on after ${outcome.requests} ACPI request(s) and ${softRebootSeconds} s; powered off by force, then started`;
+  }
+}
+
+/**
+ * Reboots one instance and returns its record (`active`, running). Fails typed, changing nothing before
+ * the lock: InvalidRequest, InstanceNotFound, InstanceInvalidState (a soft reboot of an instance that is
+ * not active, a hard one of a building, resized or deleted one, another operation holding it, or no host).
+ * ComputeHostUnavailable when its host does not answer; a failure on the host leaves the instance as it
+ * was, with a fault.
+ */
+export async function reboot(input: RebootInput): Promise<InstanceRecord> {
+  const req = parseInput(RebootInputSchema, input);
+  const { instanceId } = req;
+  const hard = req.type === 'HARD';
+  const op = withKernel(
+    await CancellationScope.nonCancellable(() =>
+      beginOperation({ instanceId, transition: hard ? 'rebootHard' : 'reboot', operation: 'reboot' })
+    )
+  );
+  const host = op.before.host;
+  return CancellationScope.nonCancellable(async () => {
+    try {
+      if (host === null) throw noHost(op.before, 'reboot');
+      await runStep(op, {
+        event: REBOOT_EVENT,
+        label: `${hard ? 'hard' : 'soft'} rebooting the guest on ${host}`,
+        taskState: hard ? TaskState.RebootStartedHard : TaskState.RebootStarted,
+        host,
+        compute: host,
+        run: () => rebootGuest(op, host, hard, req),
+        details: (outcome) => describeReboot(outcome, req.softRebootSeconds),
+      });
+    } catch (err) {
+      return failOperation(op, hostFailure(err, host));
+    }
+    return finishOperation(op, { vmState: VmState.Active, powerState: PowerState.Running });
+  });
+}
+
+type RebootRequest = ReturnType<typeof RebootInputSchema.parse>;
+
+/** The compute side: the guest down (its own ACPI shutdown, or forced), then started from its disk. */
+async function rebootGuest(
+  op: KernelOperation,
+  host: string,
+  hard: boolean,
+  req: RebootRequest
+): Promise<RebootOutcome> {
+  const { instanceId, progress } = op;
+  const compute = computeOn(host, req.timeouts);
+  let outcome: RebootOutcome = { how: 'hard', requests: 0, waitedSeconds: 0 };
+  let power = (await compute.short.getPowerState({ instanceId })).powerState;
+  // NOTE(nova): libvirt's _soft_reboot asks a running guest only; anything else is rebooted hard.
+  if (!hard && power === PowerState.Running) {
+    outcome = await softShutdown(op, host, compute, req.softRebootSeconds);
+    if (outcome.how === 'soft') power = PowerState.Shutdown;
+  }
+  if (power !== PowerState.Shutdown) {
+    progress.step = `powering off the guest on ${host} by force`;
+    await compute.short.powerOffInstance({ instanceId });
+  }
+  progress.step = `starting the guest on ${host}`;
+  await compute.short.powerOnInstance({ instanceId });
+  return outcome;
+}
+
+/**
+ * The guest asked to shut down, its power state read once a second and the request re-sent every retry
+ * interval, for at most `seconds`: `soft` once it is off, else `soft-fell-back-to-hard`.
+ */
+async function softShutdown(
+  op: KernelOperation,
+  host: string,
+  compute: ReturnType<typeof computeOn>,
+  seconds: number
+): Promise<RebootOutcome> {
+  const { instanceId, progress } = op;
+  let requests = 0;
+  let waitedSeconds = 0;
+  for (const wait of shutdownWaits(seconds, DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS)) {
+    let power = (await compute.short.requestShutdown({ instanceId })).powerState;
+    requests++;
+    for (const poll of shutdownPolls(wait, seconds)) {
+      if (power === PowerState.Shutdown) break;
+      progress.step = `soft reboot: shutdown requested on ${host} (request ${requests}); ${waitedSeconds} of ${seconds} s waited`;
+      await sleep(poll * 1000);
+      waitedSeconds += poll;
+      power = (await compute.short.getPowerState({ instanceId })).powerState;
+    }
+    if (power === PowerState.Shutdown) return { how: 'soft', requests, waitedSeconds };
+  }
+  return { how: 'soft-fell-back-to-hard', requests, waitedSeconds };
+}
