@@ -29,7 +29,7 @@ const LONG_FILES_ALLOWED = new Set<string>([
 
 /** Workflow bodies over 80 lines today (file#name). May only shrink. */
 const LONG_BODIES_ALLOWED = new Set<string>([
-  'src/workflows/build/attempt.ts#buildAttempt',
+  'src/workflows/build/attempt.ts#buildOnHost',
   'src/workflows/build/batch.ts#buildBatch',
   'src/workflows/build-instance.ts#buildInstance',
   'src/workflows/delete-instance.ts#deleteInstance',
