@@ -10,7 +10,8 @@ import { ConsoleOutputInputSchema } from '../domain/schemas';
 import { FailureType } from '../domain/errors';
 import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
 import { computeOn, conductor } from './lib/proxies';
-import { hostFailure, noHost } from './stop';
+import { noHost } from './lib/failures';
+import { hostFailure } from './stop';
 
 export interface ConsoleOutputResult {
   instanceId: string;

@@ -50,7 +50,15 @@ import { computeLongStep, placementAttemptRetry } from '../shared/activity-optio
 import type { LiveMigrateResult, LiveMigrationOutcome } from '../shared/messages';
 import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../shared/messages';
 import { computeTaskQueue, workflowIds } from '../shared/task-queues';
-import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
+import {
+  failureMessage,
+  failureType,
+  isFailureOfType,
+  noHost,
+  parseInput,
+  timeoutType,
+  typedFailure,
+} from './lib/failures';
 import type { KernelOperation } from './lib/kernel';
 import { once, runStep, withKernel } from './lib/kernel';
 import { beginOperation, completeOperation, failOperation } from './lib/operation';
@@ -189,11 +197,7 @@ class LiveRun {
     const { req, migrationId } = this;
     const { instanceId } = req;
     const before = op.before;
-    if (before.host === null)
-      throw typedFailure(
-        FailureType.InstanceInvalidState,
-        `Cannot 'liveMigrate' instance ${instanceId}: it has no host`
-      );
+    if (before.host === null) throw noHost(before, 'liveMigrate');
     this.source = before.host;
     if (before.powerState !== PowerState.Running && before.powerState !== PowerState.Paused)
       throw typedFailure(

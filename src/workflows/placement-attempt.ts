@@ -12,11 +12,11 @@
 import { workflowInfo } from '@temporalio/workflow';
 
 import type { BuildAttemptInput, BuildAttemptResult } from './build/attempt';
-import { buildAttempt } from './build/attempt';
+import { buildOnHost } from './build/attempt';
 import type { LiveAttemptInput } from './live/attempt';
-import { liveAttempt } from './live/attempt';
+import { checkLiveOnHost } from './live/attempt';
 import type { ResizeAttemptInput } from './resize/attempt';
-import { resizeAttempt } from './resize/attempt';
+import { prepResizeOnHost } from './resize/attempt';
 
 /** The patch id of the parents' switch from buildAttempt / resizeAttempt to placementAttempt. */
 export const PATCH_ONE_PLACEMENT_ATTEMPT = 'one-placement-attempt';
@@ -33,8 +33,8 @@ export interface PlacementAttemptResult extends BuildAttemptResult {
 }
 
 export async function placementAttempt(input: PlacementAttemptInput): Promise<PlacementAttemptResult> {
-  if (input.kind === 'resize') return resizeAttempt(input);
-  if (input.kind === 'live') return liveAttempt(input);
-  const built = await buildAttempt(input);
+  if (input.kind === 'resize') return prepResizeOnHost(input);
+  if (input.kind === 'live') return checkLiveOnHost(input);
+  const built = await buildOnHost(input);
   return { ...built, attempt: workflowInfo().attempt };
 }

@@ -22,12 +22,12 @@ import { PowerState, TaskState, VmState } from '../domain/instance';
 import type { RebootInput } from '../domain/reboot';
 import { RebootInputSchema } from '../domain/reboot';
 import { DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS } from '../domain/schemas';
-import { parseInput } from './lib/failures';
+import { noHost, parseInput } from './lib/failures';
 import { runStep, withKernel } from './lib/kernel';
 import type { KernelOperation } from './lib/kernel';
 import { beginOperation, failOperation } from './lib/operation';
 import { computeOn } from './lib/proxies';
-import { finishOperation, hostFailure, noHost, shutdownPolls, shutdownWaits } from './stop';
+import { finishOperation, hostFailure, shutdownPolls, shutdownWaits } from './stop';
 
 /** The event of the compute step, as Nova names it (wrap_instance_event on reboot_instance). */
 export const REBOOT_EVENT = 'compute_reboot_instance';

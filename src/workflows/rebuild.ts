@@ -65,7 +65,16 @@ import { PowerState as Power, TaskState as Task, VmState } from '../domain/insta
 import type { ComputeTimeoutsInput, GuestSecrets, RebuildInput, RebuildRequest } from '../domain/schemas';
 import { guestSecrets, RebuildInputSchema } from '../domain/schemas';
 import { REBUILD_TASK_STATES, TRANSITIONS } from '../domain/transitions';
-import { failureMessage, failureType, isFailureOfType, parseInput, timeoutType, typedFailure } from './lib/failures';
+import {
+  domainFailure,
+  failureMessage,
+  failureType,
+  isFailureOfType,
+  noHost,
+  parseInput,
+  timeoutType,
+  typedFailure,
+} from './lib/failures';
 import type { KernelOperation } from './lib/kernel';
 import { runStep, withKernel } from './lib/kernel';
 import { beginOperation, completeOperation, failOperation } from './lib/operation';
@@ -79,12 +88,10 @@ export async function rebuild(input: RebuildInput): Promise<InstanceRecord> {
     .catch(refuse);
   const action = req.evacuate ? 'evacuate' : 'rebuild';
   if (!TRANSITIONS[action].from.some((s) => s === instance.vmState)) {
-    throw refusal(new InstanceInvalidState(instance.instanceId, 'vmState', instance.vmState, action));
+    throw domainFailure(new InstanceInvalidState(instance.instanceId, 'vmState', instance.vmState, action));
   }
   if (!instance.host) {
-    throw refusal(
-      new InvalidRequest('instanceId', `instance ${instance.instanceId} has no host (it was never built) to ${action}`)
-    );
+    throw noHost(instance, action);
   }
   return req.evacuate
     ? evacuate(req, instance, instance.host, flavor, image)
@@ -157,18 +164,18 @@ async function evacuate(
 ): Promise<InstanceRecord> {
   const instanceId = instance.instanceId;
   if (instance.taskState !== null && REBUILD_TASK_STATES.includes(instance.taskState)) {
-    throw refusal(new InstanceInvalidState(instanceId, 'taskState', instance.taskState, 'evacuate'));
+    throw domainFailure(new InstanceInvalidState(instanceId, 'taskState', instance.taskState, 'evacuate'));
   }
   const sourceState = await scheduler.isHostUp({ host: source }).catch(refuse);
-  if (sourceState.up) throw refusal(new ComputeServiceInUse(source));
+  if (sourceState.up) throw domainFailure(new ComputeServiceInUse(source));
   let destZone: string | null = null;
   if (req.host !== undefined) {
     if (req.host === source) {
-      throw refusal(new InvalidRequest('host', `the destination must not be the instance's own host ${source}`));
+      throw domainFailure(new InvalidRequest('host', `the destination must not be the instance's own host ${source}`));
     }
     const wanted = await scheduler.isHostUp({ host: req.host }).catch(refuse);
-    if (!wanted.known) throw refusal(new InvalidRequest('host', `unknown compute host '${req.host}'`));
-    if (!wanted.up) throw refusal(new ComputeHostUnavailable(req.host, wanted.reason));
+    if (!wanted.known) throw domainFailure(new InvalidRequest('host', `unknown compute host '${req.host}'`));
+    if (!wanted.up) throw domainFailure(new ComputeHostUnavailable(req.host, wanted.reason));
     destZone = wanted.availabilityZone;
   }
 
@@ -237,7 +244,7 @@ async function evacuate(
                 maxAttempts: 1,
               });
               const chosen = selected.selections[0]?.hosts[0];
-              if (chosen === undefined) throw refusal(new NoValidHost(`No host was selected for ${instanceId}`));
+              if (chosen === undefined) throw domainFailure(new NoValidHost(`No host was selected for ${instanceId}`));
               claimed(chosen);
               destZone = selected.hostZones[chosen] ?? null;
             },
@@ -246,7 +253,7 @@ async function evacuate(
       },
     });
     const target = dest;
-    if (target === undefined) throw refusal(new NoValidHost(`No host was selected for ${instanceId}`));
+    if (target === undefined) throw domainFailure(new NoValidHost(`No host was selected for ${instanceId}`));
     await conductor.updateEvacuation({ migrationId, status: 'pre-migrating', destHost: target });
     op.progress.hostsTried = [target];
     op.compensations.push('destroy the guest on the destination', async () => {
@@ -357,11 +364,6 @@ function classify(err: unknown, host: string | undefined): unknown {
     return typedFailure(noHost.name, noHost.message, noHost.details);
   }
   return typedFailure(failureType(err) ?? FailureType.BuildAborted, failureMessage(err));
-}
-
-/** A refusal before the operation lock: nothing was written. */
-function refusal(error: { name: string; message: string; details: Record<string, unknown> }) {
-  return typedFailure(error.name, error.message, error.details);
 }
 
 /** Re-throws an activity failure from before the lock as a typed workflow failure (nothing was written). */

@@ -51,7 +51,7 @@ import {
   revertResizeUpdate,
   resizeResult,
 } from '../shared/messages';
-import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
+import { failureMessage, failureType, noHost, parseInput, typedFailure } from './lib/failures';
 import { withKernel } from './lib/kernel';
 import { beginOperation, failOperation } from './lib/operation';
 import { preliminaryProgress } from './lib/progress';
@@ -123,11 +123,7 @@ export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMi
       planned.instance.host === before.host &&
       planned.instance.image === before.image;
     const plan = unchanged ? planned : await conductor.planMigration({ instanceId, flavor: req.flavor });
-    if (before.host === null)
-      throw typedFailure(
-        FailureType.InstanceInvalidState,
-        `Cannot 'resizeMigrate' instance ${instanceId} while it has no host`
-      );
+    if (before.host === null) throw noHost(before, 'resizeMigrate');
     run = new ResizeRun(req, op, plan, before.host);
   } catch (err) {
     return CancellationScope.nonCancellable(() => failOperation(op, err));

@@ -13,7 +13,8 @@ import { parseInput } from './lib/failures';
 import { runStep, withKernel } from './lib/kernel';
 import { beginOperation, failOperation } from './lib/operation';
 import { computeOn } from './lib/proxies';
-import { finishOperation, hostFailure, noHost } from './stop';
+import { noHost } from './lib/failures';
+import { finishOperation, hostFailure } from './stop';
 
 /** The event of the compute step, as Nova names it (wrap_instance_event on start_instance). */
 export const START_EVENT = 'compute_start_instance';

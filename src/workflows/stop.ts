@@ -15,14 +15,13 @@
  * to heartbeat (the compute queue's heartbeatTimeout).
  */
 import { CancellationScope, isCancellation, patched, sleep } from '@temporalio/workflow';
-import type { ApplicationFailure } from '@temporalio/workflow';
 
 import { FailureType } from '../domain/errors';
 import type { InstancePatch, InstanceRecord } from '../domain/instance';
 import { PowerState, VmState } from '../domain/instance';
 import type { StopInput } from '../domain/schemas';
 import { DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, StopInputSchema } from '../domain/schemas';
-import { failureMessage, failureType, parseInput, timeoutType, typedFailure } from './lib/failures';
+import { failureMessage, failureType, noHost, parseInput, timeoutType, typedFailure } from './lib/failures';
 import type { Operation } from './lib/operation';
 import { runStep, withKernel } from './lib/kernel';
 import { beginOperation, completeOperation, failOperation } from './lib/operation';
@@ -269,13 +268,5 @@ export function hostFailure(err: unknown, host: string | null): unknown {
   return typedFailure(
     FailureType.ComputeHostUnavailable,
     `Compute host ${host ?? '(none)'} is unavailable: it did not answer (${timedOut} timeout)`
-  );
-}
-
-/** Nova's InstanceNotReady (409), as the InstanceInvalidState it is here: the instance has no host. */
-export function noHost(instance: InstanceRecord, method: string): ApplicationFailure {
-  return typedFailure(
-    FailureType.InstanceInvalidState,
-    `Cannot '${method}' instance ${instance.instanceId} while it is in vmState ${instance.vmState} with no host`
   );
 }

@@ -244,6 +244,30 @@ describe('rebuild', () => {
   });
 
   it.each([
+    ['rebuild', {}],
+    ['evacuate', { evacuate: true }],
+  ])(
+    '%s of an error instance with no host is refused (Nova: InstanceNotReady), changing nothing',
+    async (action, patch) => {
+      const { az, hosts } = await zoneWithHosts(1);
+      const { instanceId } = await buildIn(az, hosts);
+      await cloud.instances.update(instanceId, { vmState: 'error', host: null });
+      const before = await cloud.instances.get(instanceId);
+
+      const { error } = await cloud.run(hosts, () => runRebuild({ instanceId, ...patch }));
+      const failure = failureOf(error);
+      expect(failure.type).toBe('InstanceInvalidState');
+      expect(failure.message).toBe(
+        `Cannot '${action}' instance ${instanceId} while it is in vmState error with no host`
+      );
+      expect(await cloud.instances.get(instanceId)).toEqual(before);
+      expect((await cloud.instances.listActions(instanceId)).map((a) => a.action)).toEqual(['create']);
+      // Back on its host: the shared placement audit after each test finds no orphaned allocation.
+      await cloud.instances.update(instanceId, { vmState: 'active', host: hosts[0] });
+    }
+  );
+
+  it.each([
     ['an unknown image', 'image', { image: 'no-such-image' }],
     ['a host without evacuate', 'host', { host: 'somewhere' }],
     ['an image with evacuate', 'image', { evacuate: true, image: 'cirros' }],

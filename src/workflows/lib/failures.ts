@@ -66,6 +66,26 @@ export function typedFailure(type: string, message: string, details?: unknown): 
 }
 
 /**
+ * The one translation of a domain error (src/domain/errors: name, message, details) into the typed
+ * failure that crosses the wire: its type is the error's name, its message and details are kept.
+ */
+export function domainFailure(error: { name: string; message: string; details?: unknown }): ApplicationFailure {
+  return typedFailure(error.name, error.message, error.details);
+}
+
+/**
+ * The one refusal of an operation on an instance with no host: Nova's check_instance_host
+ * (InstanceNotReady, 409), as the InstanceInvalidState it is here. Every operation that needs a host
+ * (stop, start, console output, rebuild, evacuate, resize, migrate, live migration) raises this one.
+ */
+export function noHost(instance: { instanceId: string; vmState: string }, method: string): ApplicationFailure {
+  return typedFailure(
+    FailureType.InstanceInvalidState,
+    `Cannot '${method}' instance ${instance.instanceId} while it is in vmState ${instance.vmState} with no host`
+  );
+}
+
+/**
  * Validates a workflow input with its zod schema. Bad input fails the workflow at once, before anything
  * is claimed or written, as a non-retryable InvalidRequest whose message names the field.
  */

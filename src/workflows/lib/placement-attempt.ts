@@ -62,11 +62,7 @@ export interface PlacementAttempt {
  * The host of this run, or a MaxRetriesExceeded failure when the list is exhausted (`exhausted` gives the
  * message). Tags the run with its instance and host.
  */
-export function placementAttempt(
-  instanceId: string,
-  hosts: readonly string[],
-  exhausted: () => string
-): PlacementAttempt {
+export function attemptOnHost(instanceId: string, hosts: readonly string[], exhausted: () => string): PlacementAttempt {
   const { attempt, parent } = workflowInfo();
   const assigned = hosts[attempt - 1];
   if (assigned === undefined) throw typedFailure(FailureType.MaxRetriesExceeded, exhausted());

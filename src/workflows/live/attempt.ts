@@ -12,7 +12,7 @@ import { FailureType } from '../../domain/errors';
 import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
-import { attemptFailure, placementAttempt } from '../lib/placement-attempt';
+import { attemptFailure, attemptOnHost } from '../lib/placement-attempt';
 import { computeOn, scheduler } from '../lib/proxies';
 
 /** Failure types that end the search at once: no other destination can fix them. */
@@ -41,9 +41,9 @@ export interface LiveAttemptInput {
   timeouts: ComputeTimeoutsInput;
 }
 
-export async function liveAttempt(input: LiveAttemptInput): Promise<{ host: string; attempt: number }> {
+export async function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: string; attempt: number }> {
   const { instanceId, actionId, sourceHost } = input;
-  const placement = placementAttempt(
+  const placement = attemptOnHost(
     instanceId,
     input.hosts,
     () =>

@@ -4,7 +4,7 @@ import { FailureType } from '../../domain/errors';
 import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
-import { attemptFailure, placementAttempt } from '../lib/placement-attempt';
+import { attemptFailure, attemptOnHost } from '../lib/placement-attempt';
 import { computeOn, scheduler } from '../lib/proxies';
 
 /** Failure types that end a placement attempt at once: no other host can fix them. */
@@ -36,9 +36,9 @@ export interface ResizeAttemptInput {
  * full, host silent) releases this host's claim and fails the run as retryable `Rescheduled`, so the
  * server starts the next run on the next alternate; an abort (MigrationError …) fails it non-retryable.
  */
-export async function resizeAttempt(input: ResizeAttemptInput): Promise<{ host: string; attempt: number }> {
+export async function prepResizeOnHost(input: ResizeAttemptInput): Promise<{ host: string; attempt: number }> {
   const { instanceId, migrationId, actionId } = input;
-  const placement = placementAttempt(
+  const placement = attemptOnHost(
     instanceId,
     input.hosts,
     () =>
@@ -89,4 +89,12 @@ export async function resizeAttempt(input: ResizeAttemptInput): Promise<{ host: 
       FailureType.MigrationError
     );
   }
+}
+
+/**
+ * The `resizeAttempt` workflow type: kept registered for parents started before the patch
+ * `one-placement-attempt` (docs/versioning.md); one run is prepResizeOnHost on its host.
+ */
+export async function resizeAttempt(input: ResizeAttemptInput): Promise<{ host: string; attempt: number }> {
+  return prepResizeOnHost(input);
 }
