@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # better-sqlite3 compiles from source offline; node-gyp needs the local Node headers, not a download.
 export npm_config_nodedir := $(shell [ -d /usr/include/node ] && echo /usr)
 
-.PHONY: help install install-server start cluster test check test-deps bench guest-images tempest schemathesis
+.PHONY: help install install-server start cluster test check test-deps bench guest-images tempest
 
 help:
 	@echo "make start   run the system (Temporal dev server + Web UI, conductor, scheduler, compute workers)"
