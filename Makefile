@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # better-sqlite3 compiles from source offline; node-gyp needs the local Node headers, not a download.
 export npm_config_nodedir := $(shell [ -d /usr/include/node ] && echo /usr)
 
-.PHONY: help install install-server start cluster test check test-deps bench guest-images
+.PHONY: help install install-server start cluster test check test-deps bench guest-images tempest
 
 help:
 	@echo "make start   run the system (Temporal dev server + Web UI, conductor, scheduler, compute workers)"
@@ -14,6 +14,7 @@ help:
 	@echo "make cluster run it as on many machines (PostgreSQL, the Temporal services apart, mTLS, replicated workers)"
 	@echo "make test    install everything and run lint, typecheck, the whole test suite and the fault suite"
 	@echo "make bench   run the benchmarks"
+	@echo "make tempest run Tempest's compute API tests against the stack (test/tempest/include.txt)"
 
 # `npm ci`: exactly the lock file, which records every platform's optional packages (the lock check
 # in test/unit/deploy/lock-file.test.ts keeps it in step with package.json).
@@ -47,6 +48,7 @@ cluster: install install-server
 test-deps:
 	bash scripts/install-test-deps.sh
 	bash scripts/install-openstack-tools.sh
+	bash scripts/install-tempest.sh
 
 check: install
 	npm run typecheck
@@ -66,3 +68,8 @@ bench: install
 	npm run bench:scheduler
 	npm run bench:e2e
 	npm run bench:scale
+
+# Tempest's compute API tests (pinned, .tools/tempest) against the stack as `make start` runs it
+# (fake driver, a temporary data dir, free loopback ports); docs/tempest.md.
+tempest: install
+	bash scripts/run-tempest.sh

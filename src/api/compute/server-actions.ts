@@ -15,6 +15,7 @@ import { workflowIds } from '../../shared/task-queues';
 import { typedFailureOf } from '../../workers/workflow-client';
 import type { ApiDeps } from '../deps';
 import { badRequest, conflict, faultOfFailure, notImplemented } from '../errors';
+import { imageId } from '../ids';
 import { findImage } from '../images';
 import { atLeast } from '../microversion';
 import { execute, heldBy, startAndAccept } from '../operations';
@@ -154,6 +155,10 @@ const ACTIONS: Record<string, Handler> = {
     const adminPass = typeof a.adminPass === 'string' ? a.adminPass : randomBytes(9).toString('base64url');
     await operate(deps, req, 'rebuild', record.instanceId, { image: image.name, adminPassword: adminPass });
     const server = await showServer(deps, req, record.instanceId);
+    // As Nova, whose API sets the instance's image before it casts the rebuild: the answer names the new
+    // image, though the rebuild workflow has not yet changed the record (Tempest checks it at once).
+    const id = imageId(image.name);
+    server.image = { id, links: [{ rel: 'bookmark', href: `${deps.publicUrl}/compute/images/${id}` }] };
     return reply.status(202).send({ server: rebuildView(server, adminPass) });
   },
   evacuate: async ({ deps, req, reply, record, arg }) => {
