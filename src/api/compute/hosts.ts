@@ -6,6 +6,8 @@
  * workflow. Integer ids below 2.53 are kept by the API.
  * NOTE(nova): the conductor, scheduler and API processes are not listed as services.
  */
+import os from 'node:os';
+
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -82,6 +84,53 @@ async function hypervisorView(deps: ApiDeps, req: FastifyRequest, h: HostState, 
     vcpus: capacity(h, 'VCPU'),
     vcpus_used: h.used.VCPU,
   };
+}
+
+/** The hypervisor of an id: its UUID from 2.53, its integer id below; 404 in Nova's words otherwise. */
+async function hypervisorById(deps: ApiDeps, req: FastifyRequest, id: string): Promise<HostState> {
+  const hosts = await sorted(deps);
+  let h: HostState | undefined;
+  if (atLeast(req.apiVersion, '2.53')) h = hosts.find((x) => hypervisorId(x.host) === id);
+  else if (/^\d+$/.test(id)) {
+    const host = await deps.api.keyOfInteger('hypervisor', Number(id));
+    h = hosts.find((x) => x.host === host);
+  }
+  if (!h) throw notFound(`Hypervisor with ID '${id}' could not be found.`);
+  return h;
+}
+
+/** Nova's os-hypervisors/statistics: the sums over every hypervisor. */
+export function statistics(hosts: readonly HostState[]) {
+  const sum = (f: (h: HostState) => number) => hosts.reduce((n, h) => n + f(h), 0);
+  return {
+    count: hosts.length,
+    current_workload: 0,
+    disk_available_least: sum((h) => capacity(h, 'DISK_GB') - h.used.DISK_GB),
+    free_disk_gb: sum((h) => capacity(h, 'DISK_GB') - h.used.DISK_GB),
+    free_ram_mb: sum((h) => capacity(h, 'MEMORY_MB') - h.used.MEMORY_MB),
+    local_gb: sum((h) => capacity(h, 'DISK_GB')),
+    local_gb_used: sum((h) => h.used.DISK_GB),
+    memory_mb: sum((h) => capacity(h, 'MEMORY_MB')),
+    memory_mb_used: sum((h) => h.used.MEMORY_MB),
+    running_vms: sum((h) => h.instances.size),
+    vcpus: sum((h) => capacity(h, 'VCPU')),
+    vcpus_used: sum((h) => h.used.VCPU),
+  };
+}
+
+/**
+ * The line `uptime` prints on the machine the compute hosts run on (Nova's get_host_uptime runs
+ * `uptime` on the compute host): " 10:12:01 up 3 days,  4:05,  0 users,  load average: 0.20, 0.12, 0.14".
+ */
+export function uptimeLine(now = new Date(), seconds = os.uptime(), load = os.loadavg()): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const clock = `${pad(now.getUTCHours())}:${pad(now.getUTCMinutes())}:${pad(now.getUTCSeconds())}`;
+  const days = Math.floor(seconds / 86_400);
+  const hours = Math.floor((seconds % 86_400) / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  const up = `${days > 0 ? `${days} day${days === 1 ? '' : 's'}, ` : ''}${String(hours).padStart(2)}:${pad(minutes)}`;
+  const averages = load.map((l) => l.toFixed(2)).join(', ');
+  return ` ${clock} up ${up},  0 users,  load average: ${averages}`;
 }
 
 const sorted = async (deps: ApiDeps) => [...(await deps.hostStates())].sort((a, b) => (a.host < b.host ? -1 : 1));
@@ -240,20 +289,83 @@ export function registerHosts(app: FastifyInstance, deps: ApiDeps): void {
     list(true)
   );
   r.get(
+    '/os-hypervisors/statistics',
+    { schema: { tags: ['hypervisors'], summary: 'Totals over every hypervisor (admin; below 2.88)' } },
+    async (req) => {
+      requireAdmin(req, 'os_compute_api:os-hypervisors:statistics');
+      return { hypervisor_statistics: statistics(await sorted(deps)) };
+    }
+  );
+  // Below 2.53: the hypervisors whose hostname contains the pattern (404 when none), with their servers.
+  const byPattern = async (pattern: string) => {
+    const hosts = (await sorted(deps)).filter((h) => h.host.includes(pattern));
+    if (hosts.length === 0) throw notFound(`No hypervisor matching '${pattern}' could be found.`);
+    return hosts;
+  };
+  r.get(
+    '/os-hypervisors/:pattern/search',
+    {
+      schema: {
+        tags: ['hypervisors'],
+        summary: 'Hypervisors whose hostname contains the pattern (admin; below 2.53)',
+        params: z.object({ pattern: z.string() }),
+      },
+    },
+    async (req) => {
+      requireAdmin(req, 'os_compute_api:os-hypervisors:search');
+      if (atLeast(req.apiVersion, '2.53')) throw notFound('Unknown resource');
+      const hosts = await byPattern(req.params.pattern);
+      return { hypervisors: await Promise.all(hosts.map((h) => hypervisorView(deps, req, h, false))) };
+    }
+  );
+  r.get(
+    '/os-hypervisors/:pattern/servers',
+    {
+      schema: {
+        tags: ['hypervisors'],
+        summary: 'Hypervisors whose hostname contains the pattern, with their servers (admin; below 2.53)',
+        params: z.object({ pattern: z.string() }),
+      },
+    },
+    async (req) => {
+      requireAdmin(req, 'os_compute_api:os-hypervisors:servers');
+      if (atLeast(req.apiVersion, '2.53')) throw notFound('Unknown resource');
+      const hosts = await byPattern(req.params.pattern);
+      const hypervisors = [];
+      for (const h of hosts) {
+        const servers = [];
+        for (const id of [...h.instances].sort()) {
+          const record = await deps.instances.find(id);
+          if (record && record.vmState !== 'deleted') servers.push({ uuid: id, name: record.name });
+        }
+        hypervisors.push({ ...(await hypervisorView(deps, req, h, false)), ...(servers.length ? { servers } : {}) });
+      }
+      return { hypervisors };
+    }
+  );
+  r.get(
+    '/os-hypervisors/:id/uptime',
+    {
+      schema: {
+        tags: ['hypervisors'],
+        summary: "The hypervisor's uptime (admin; below 2.88)",
+        params: z.object({ id: z.string() }),
+      },
+    },
+    async (req) => {
+      requireAdmin(req, 'os_compute_api:os-hypervisors:uptime');
+      const h = await hypervisorById(deps, req, req.params.id);
+      if (!h.up || !h.enabled)
+        throw badRequest(`Cannot get the uptime of hypervisor ${h.host}: its compute service is down or disabled.`);
+      return { hypervisor: { ...(await hypervisorView(deps, req, h, false)), uptime: uptimeLine() } };
+    }
+  );
+  r.get(
     '/os-hypervisors/:id',
     { schema: { tags: ['hypervisors'], summary: 'Show a hypervisor (admin)', params: z.object({ id: z.string() }) } },
     async (req) => {
       requireAdmin(req, 'os_compute_api:os-hypervisors:show');
-      const hosts = await sorted(deps);
-      const id = req.params.id;
-      let h: HostState | undefined;
-      if (atLeast(req.apiVersion, '2.53')) h = hosts.find((x) => hypervisorId(x.host) === id);
-      else if (/^\d+$/.test(id)) {
-        const host = await deps.api.keyOfInteger('hypervisor', Number(id));
-        h = hosts.find((x) => x.host === host);
-      }
-      if (!h) throw notFound(`Hypervisor with ID '${id}' could not be found.`);
-      return { hypervisor: await hypervisorView(deps, req, h, true) };
+      return { hypervisor: await hypervisorView(deps, req, await hypervisorById(deps, req, req.params.id), true) };
     }
   );
 }

@@ -53,7 +53,6 @@ const NOT_IMPLEMENTED = new Set([
   'addSecurityGroup',
   'removeSecurityGroup',
   'trigger_crash_dump',
-  'injectNetworkInfo',
   'resetNetwork',
   'forceDelete',
   'restore',
@@ -142,6 +141,12 @@ const ACTIONS: Record<string, Handler> = {
     if (typeof type !== 'string' || !['SOFT', 'HARD'].includes(type.toUpperCase()))
       throw badRequest("Invalid input for field/attribute type. Value: must be one of 'SOFT', 'HARD'");
     await operate(deps, req, 'reboot', record.instanceId, { type: type.toUpperCase() });
+    return reply.status(202).send();
+  },
+  // NOTE(nova): there is no network to inject into a guest here; like a driver without
+  // inject_network_info, the request is accepted (admin only) and changes nothing.
+  injectNetworkInfo: async ({ req, reply }) => {
+    requireAdmin(req, 'os_compute_api:os-admin-actions:inject_network_info');
     return reply.status(202).send();
   },
   rebuild: async ({ deps, req, reply, record, arg }) => {

@@ -59,9 +59,11 @@ async function listServers(deps: ApiDeps, req: FastifyRequest, q: ListQuery) {
     wantDeleted ? r.vmState === 'deleted' : r.vmState !== 'deleted'
   );
   const projectOf = (r: InstanceRecord) => ownerOrAdmin(owners.get(r.instanceId)).projectId;
-  const project = q.project_id ?? q.tenant_id;
-  if (!allTenants || (project !== undefined && admin))
-    servers = servers.filter((r) => projectOf(r) === (admin && project !== undefined ? project : who.projectId));
+  // NOTE(nova): a project filter (project_id, tenant_id) counts only with all_tenants (Tempest's
+  // test_list_servers_by_admin_with_specified_tenant); without it, the caller's own project.
+  const project = allTenants ? (q.project_id ?? q.tenant_id) : undefined;
+  if (!allTenants || project !== undefined)
+    servers = servers.filter((r) => projectOf(r) === (project ?? who.projectId));
   if (q.name !== undefined) {
     let re: RegExp;
     try {

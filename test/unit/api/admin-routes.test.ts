@@ -62,6 +62,7 @@ describe('OpenStack API: services, hypervisors, migrations, instance actions, se
       diskGb: 20,
       serverGroup: 'spread',
     });
+    await placement.claim(server, 'h-2', { VCPU: 1, MEMORY_MB: 2048, DISK_GB: 20 });
     await api.deps.api.setInstanceOwner(server, {
       projectId: keystoneId('project', 'demo'),
       userId: keystoneId('user', 'demo'),
@@ -146,6 +147,53 @@ describe('OpenStack API: services, hypervisors, migrations, instance actions, se
     expect(
       (await get('/os-hypervisors', admin)).json<{ hypervisors: Array<{ id: number }> }>().hypervisors[1]!.id
     ).toBe(h2.id);
+  });
+
+  it('sums every hypervisor in statistics, with the keys of Nova sample', async () => {
+    const res = await get('/os-hypervisors/statistics', admin);
+    expect(firstKeys(res.json(), 'hypervisor_statistics')).toEqual(
+      firstKeys(novaSample('os-hypervisors/hypervisors-statistics-resp'), 'hypervisor_statistics')
+    );
+    expect(res.json<{ hypervisor_statistics: object }>().hypervisor_statistics).toMatchObject({
+      count: 2,
+      vcpus: 16,
+      vcpus_used: 1,
+      memory_mb: 31744, // 16384 each, less 512 reserved
+      memory_mb_used: 2048,
+      local_gb_used: 20,
+      running_vms: 1,
+    });
+    expect((await get('/os-hypervisors/statistics', demo)).statusCode).toBe(403);
+  });
+
+  it("answers an up hypervisor's uptime as `uptime` prints it, and 400 for one that is down", async () => {
+    const list = (await get('/os-hypervisors', admin)).json<{ hypervisors: Array<{ id: number }> }>().hypervisors;
+    const res = await get(`/os-hypervisors/${list[0]!.id}/uptime`, admin);
+    expect(firstKeys(res.json(), 'hypervisor')).toEqual(
+      firstKeys(novaSample('os-hypervisors/hypervisors-uptime-resp'), 'hypervisor')
+    );
+    expect(res.json<{ hypervisor: { uptime: string } }>().hypervisor.uptime).toMatch(
+      /^ \d\d:\d\d:\d\d up .*, +\d+ users, +load average: [\d.]+, [\d.]+, [\d.]+$/
+    );
+    expect((await get(`/os-hypervisors/${list[1]!.id}/uptime`, admin)).statusCode).toBe(400); // h-2 is down
+    expect((await get('/os-hypervisors/999/uptime', admin)).statusCode).toBe(404);
+  });
+
+  it('searches hypervisors by hostname and lists their servers below 2.53 (Nova samples), 404 from 2.53', async () => {
+    const search = await get('/os-hypervisors/h-/search', admin);
+    expect(firstKeys(search.json(), 'hypervisors')).toEqual(
+      firstKeys(novaSample('os-hypervisors/hypervisors-search-resp'), 'hypervisors')
+    );
+    expect(search.json<{ hypervisors: unknown[] }>().hypervisors).toHaveLength(2);
+    expect((await get('/os-hypervisors/nope/search', admin)).statusCode).toBe(404);
+    const servers = (await get('/os-hypervisors/h-2/servers', admin)).json<{
+      hypervisors: Array<{ hypervisor_hostname: string; servers?: Array<{ uuid: string; name: string }> }>;
+    }>().hypervisors;
+    expect(Object.keys(servers[0]!).sort()).toEqual(
+      firstKeys(novaSample('os-hypervisors/hypervisors-with-servers-resp'), 'hypervisors')
+    );
+    expect(servers[0]!.servers).toEqual([{ uuid: server, name: 'vm' }]);
+    expect((await get('/os-hypervisors/h-/search', admin, '2.53')).statusCode).toBe(404);
   });
 
   it('pages hypervisors from 2.33 by their integer id, and by UUID from 2.53', async () => {

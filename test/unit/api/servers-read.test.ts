@@ -179,6 +179,12 @@ describe('OpenStack API: server reads', () => {
       servers: unknown[];
     }>();
     expect(byProject.servers).toHaveLength(2);
+    // Without all_tenants a project filter is ignored: the admin's own project (Tempest's
+    // test_list_servers_by_admin_with_specified_tenant).
+    const tenantOnly = (await get(`/compute/v2.1/servers?tenant_id=${demoProject}`, admin)).json<{
+      servers: Array<{ id: string }>;
+    }>();
+    expect(tenantOnly.servers.map((s) => s.id)).toEqual([ids.cli]);
     const first = (await get('/compute/v2.1/servers?all_tenants=1&limit=3', admin)).json<{
       servers: Array<{ id: string }>;
       servers_links: Array<{ href: string }>;
