@@ -15,7 +15,7 @@
  * half-way: a cancellation is recorded but waits for the guest to be up (a guest left off by a cancelled
  * reboot helps nobody).
  */
-import { CancellationScope, sleep } from '@temporalio/workflow';
+import { CancellationScope } from '@temporalio/workflow';
 
 import type { InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState, VmState } from '../domain/instance';
@@ -27,7 +27,7 @@ import { runStep, withKernel } from './lib/kernel';
 import type { KernelOperation } from './lib/kernel';
 import { beginOperation, failOperation } from './lib/operation';
 import { computeOn } from './lib/proxies';
-import { finishOperation, hostFailure, shutdownPolls, shutdownWaits } from './stop';
+import { awaitCleanShutdown, finishOperation, hostFailure, shutdownPolls } from './stop';
 
 /** The event of the compute step, as Nova names it (wrap_instance_event on reboot_instance). */
 export const REBOOT_EVENT = 'compute_reboot_instance';
@@ -103,8 +103,19 @@ async function rebootGuest(
   let power = (await compute.short.getPowerState({ instanceId })).powerState;
   // NOTE(nova): libvirt's _soft_reboot asks a running guest only; anything else is rebooted hard.
   if (!hard && power === PowerState.Running) {
-    outcome = await softShutdown(op, host, compute, req.softRebootSeconds);
-    if (outcome.how === 'soft') power = PowerState.Shutdown;
+    const seconds = req.softRebootSeconds;
+    const clean = await awaitCleanShutdown(op, host, compute, {
+      seconds,
+      retryIntervalSeconds: DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS,
+      label: 'soft reboot: shutdown requested',
+      pollsOf: (wait) => shutdownPolls(wait, seconds),
+    });
+    outcome = {
+      how: clean.off ? 'soft' : 'soft-fell-back-to-hard',
+      requests: clean.requests,
+      waitedSeconds: clean.waitedSeconds,
+    };
+    if (clean.off) power = PowerState.Shutdown;
   }
   if (power !== PowerState.Shutdown) {
     progress.step = `powering off the guest on ${host} by force`;
@@ -113,32 +124,4 @@ async function rebootGuest(
   progress.step = `starting the guest on ${host}`;
   await compute.short.powerOnInstance({ instanceId });
   return outcome;
-}
-
-/**
- * The guest asked to shut down, its power state read once a second and the request re-sent every retry
- * interval, for at most `seconds`: `soft` once it is off, else `soft-fell-back-to-hard`.
- */
-async function softShutdown(
-  op: KernelOperation,
-  host: string,
-  compute: ReturnType<typeof computeOn>,
-  seconds: number
-): Promise<RebootOutcome> {
-  const { instanceId, progress } = op;
-  let requests = 0;
-  let waitedSeconds = 0;
-  for (const wait of shutdownWaits(seconds, DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS)) {
-    let power = (await compute.short.requestShutdown({ instanceId })).powerState;
-    requests++;
-    for (const poll of shutdownPolls(wait, seconds)) {
-      if (power === PowerState.Shutdown) break;
-      progress.step = `soft reboot: shutdown requested on ${host} (request ${requests}); ${waitedSeconds} of ${seconds} s waited`;
-      await sleep(poll * 1000);
-      waitedSeconds += poll;
-      power = (await compute.short.getPowerState({ instanceId })).powerState;
-    }
-    if (power === PowerState.Shutdown) return { how: 'soft', requests, waitedSeconds };
-  }
-  return { how: 'soft-fell-back-to-hard', requests, waitedSeconds };
 }

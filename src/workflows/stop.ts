@@ -199,7 +199,7 @@ async function powerOffGuest(
   const call = <T>(fn: () => Promise<T>): Promise<T> => CancellationScope.nonCancellable(fn);
 
   progress.step = `reading the guest's power state on ${host}`;
-  let power = (await call(() => compute.short.getPowerState({ instanceId }))).powerState;
+  const power = (await call(() => compute.short.getPowerState({ instanceId }))).powerState;
   // NOTE(nova): stop_instance accepts a guest that is already off (a racing stop does not fail).
   if (power === PowerState.Shutdown) return { how: 'already-off', requests: 0, waitedSeconds: 0 };
 
@@ -208,22 +208,15 @@ async function powerOffGuest(
   // A crashed guest hears no ACPI request: straight to the forced power-off (libvirt's _destroy).
   const crashed = power === PowerState.Crashed;
   if (!crashed) {
-    for (const wait of shutdownWaits(timeout.seconds, retryIntervalSeconds)) {
-      power = (await call(() => compute.short.requestShutdown({ instanceId }))).powerState;
-      requests++;
-      if (power === PowerState.Shutdown) break;
+    const clean = await awaitCleanShutdown(op, host, compute, {
+      seconds: timeout.seconds,
+      retryIntervalSeconds,
+      label: 'graceful shutdown requested',
       // NOTE(nova): libvirt's _clean_shutdown reads the state once a second and re-sends every retry interval.
-      const polls = patched(PATCH_STOP_POLLS_EACH_SECOND) ? shutdownPolls(wait, timeout.seconds) : [wait];
-      for (const poll of polls) {
-        progress.step = `graceful shutdown requested on ${host} (request ${requests}); ${waitedSeconds} of ${timeout.seconds} s waited`;
-        await sleep(poll * 1000);
-        waitedSeconds += poll;
-        power = (await call(() => compute.short.getPowerState({ instanceId }))).powerState;
-        if (power === PowerState.Shutdown) break;
-      }
-      if (power === PowerState.Shutdown) break;
-    }
-    if (power === PowerState.Shutdown) return { how: 'graceful', requests, waitedSeconds };
+      pollsOf: (wait) => (patched(PATCH_STOP_POLLS_EACH_SECOND) ? shutdownPolls(wait, timeout.seconds) : [wait]),
+    });
+    ({ requests, waitedSeconds } = clean);
+    if (clean.off) return { how: 'graceful', requests, waitedSeconds };
   }
 
   // NOTE(nova): libvirt's power_off always ends with _destroy: a guest that ignores ACPI only makes the
@@ -231,6 +224,45 @@ async function powerOffGuest(
   progress.step = `forcing the power-off on ${host}`;
   await call(() => compute.short.powerOffInstance({ instanceId }));
   return { how: crashed ? 'crashed' : 'forced', requests, waitedSeconds };
+}
+
+export interface CleanShutdown {
+  /** The guest powered itself off. */
+  off: boolean;
+  /** ACPI shutdown requests sent. */
+  requests: number;
+  /** Seconds waited on the guest (workflow time). */
+  waitedSeconds: number;
+}
+
+/**
+ * The guest's own shutdown (libvirt's _clean_shutdown), shared by stop and soft reboot: an ACPI request
+ * every retry interval, the power state read at each of `pollsOf(wait)` between them, for at most
+ * `seconds`. Each compute call is short and not cancellable; a cancellation lands on the timers.
+ */
+export async function awaitCleanShutdown(
+  op: Pick<Operation, 'instanceId' | 'progress'>,
+  host: string,
+  compute: Compute,
+  opts: { seconds: number; retryIntervalSeconds: number; label: string; pollsOf: (wait: number) => number[] }
+): Promise<CleanShutdown> {
+  const { instanceId, progress } = op;
+  const call = <T>(fn: () => Promise<T>): Promise<T> => CancellationScope.nonCancellable(fn);
+  let requests = 0;
+  let waitedSeconds = 0;
+  for (const wait of shutdownWaits(opts.seconds, opts.retryIntervalSeconds)) {
+    let power = (await call(() => compute.short.requestShutdown({ instanceId }))).powerState;
+    requests++;
+    if (power === PowerState.Shutdown) return { off: true, requests, waitedSeconds };
+    for (const poll of opts.pollsOf(wait)) {
+      progress.step = `${opts.label} on ${host} (request ${requests}); ${waitedSeconds} of ${opts.seconds} s waited`;
+      await sleep(poll * 1000);
+      waitedSeconds += poll;
+      power = (await call(() => compute.short.getPowerState({ instanceId }))).powerState;
+      if (power === PowerState.Shutdown) return { off: true, requests, waitedSeconds };
+    }
+  }
+  return { off: false, requests, waitedSeconds };
 }
 
 /**
