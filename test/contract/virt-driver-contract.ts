@@ -100,6 +100,26 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
         { timeout: timeouts.bootMs, interval: 100 }
       );
     const idsOn = async (d: VirtDriver) => (await d.listGuests()).map((g) => g.instanceId);
+    /** A running guest on `a` resized onto `b` (large flavor, powered on): awaiting confirm or revert. */
+    const resizedOnto = async (a: VirtDriver, b: VirtDriver, what: string) => {
+      const id = newId(what);
+      const migrationId = newId('mig');
+      await spawn(a, id);
+      await waitForBoot(a, id, 1);
+      await a.migrateDiskAndPowerOff(
+        { instanceId: id, migrationId, newFlavor: flavors.large },
+        { shutdownTimeoutSeconds: Math.ceil(timeouts.shutdownMs / 1000) }
+      );
+      await b.finishMigration({
+        instanceId: id,
+        migrationId,
+        name: `vm-${id}`,
+        flavor: flavors.large,
+        image: images.cooperative,
+        powerOn: true,
+      });
+      return { id, migrationId };
+    };
     /** Runs the pre-steps of a live migration from a to b (checks, destination prepared). */
     const prepareLive = async (
       a: VirtDriver,
@@ -373,22 +393,7 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
       'reverts: the destination guest destroyed, the source guest back with its old flavor, running',
       async () => {
         const [a, b] = await hosts();
-        const id = newId('revert');
-        const migrationId = newId('mig');
-        await spawn(a, id);
-        await waitForBoot(a, id, 1);
-        await a.migrateDiskAndPowerOff(
-          { instanceId: id, migrationId, newFlavor: flavors.large },
-          { shutdownTimeoutSeconds: Math.ceil(timeouts.shutdownMs / 1000) }
-        );
-        await b.finishMigration({
-          instanceId: id,
-          migrationId,
-          name: `vm-${id}`,
-          flavor: flavors.large,
-          image: images.cooperative,
-          powerOn: true,
-        });
+        const { id, migrationId } = await resizedOnto(a, b, 'revert');
 
         expect(await b.destroyMigrationTarget({ instanceId: id, migrationId })).toBe(true);
         expect(await b.destroyMigrationTarget({ instanceId: id, migrationId })).toBe(false);
@@ -407,22 +412,7 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
       "destroys a resized instance's guests on both hosts, the source's moved-aside copy too (a delete in VERIFY_RESIZE)",
       async () => {
         const [a, b] = await hosts();
-        const id = newId('delresized');
-        const migrationId = newId('mig');
-        await spawn(a, id);
-        await waitForBoot(a, id, 1);
-        await a.migrateDiskAndPowerOff(
-          { instanceId: id, migrationId, newFlavor: flavors.large },
-          { shutdownTimeoutSeconds: Math.ceil(timeouts.shutdownMs / 1000) }
-        );
-        await b.finishMigration({
-          instanceId: id,
-          migrationId,
-          name: `vm-${id}`,
-          flavor: flavors.large,
-          image: images.cooperative,
-          powerOn: true,
-        });
+        const { id } = await resizedOnto(a, b, 'delresized');
         expect(await idsOn(a)).toEqual([id]); // the copy kept aside for a revert
 
         expect(await a.destroy({ instanceId: id })).toBe(true);
