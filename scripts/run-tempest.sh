@@ -150,8 +150,8 @@ set -e
 cp "$ws/tempest.log" "$ART/tempest.log" 2>/dev/null || true
 "$TEMPEST/subunit2pyunit" <"$ART/tempest.subunit" 2>&1 | grep -E '^(FAIL|ERROR):' || true
 totals_ok=0
-"$PY" - "$ART/tempest.subunit" "$(( $(date +%s) - t0 ))" <<'PY' || totals_ok=1
-import sys, subunit, testtools
+"$PY" - "$ART/tempest.subunit" "$(( $(date +%s) - t0 ))" "$ART/tempest-totals.json" <<'PY' || totals_ok=1
+import json, sys, subunit, testtools
 from testtools import StreamSummary
 s = StreamSummary()
 with open(sys.argv[1], "rb") as f:
@@ -159,7 +159,11 @@ with open(sys.argv[1], "rb") as f:
     res.startTestRun(); subunit.ByteStreamToStreamResult(f, non_subunit_name="stdout").run(res); res.stopTestRun()
 failed = len(s.errors) + len(s.failures)
 skipped = len(s.skipped)
-print(f"tempest: {s.testsRun - failed - skipped} passed, {failed} failed, {skipped} skipped ({sys.argv[2]} s)")
+passed = s.testsRun - failed - skipped
+print(f"tempest: {passed} passed, {failed} failed, {skipped} skipped ({sys.argv[2]} s)")
+# The totals for .ci/run's closing line (scripts/test-summary.ts).
+with open(sys.argv[3], "w") as out:
+    json.dump({"passed": passed, "failed": failed, "skipped": skipped}, out)
 for t, _ in s.errors + s.failures: print("  FAILED", t.id())
 sys.exit(1 if failed or s.testsRun == 0 else 0)
 PY
@@ -178,10 +182,14 @@ PY
   seed=${SCHEMATHESIS_SEED:-20261206}
   echo "schemathesis: seed $seed, ${SCHEMATHESIS_EXAMPLES:-10} examples per operation"
   t1=$(date +%s)
+  # Its report goes to a file (printed whole on failure): its closing line looks like pytest's.
   "$ROOT/.tools/schemathesis/bin/st" run "$URL/openapi.json" --url "$URL" -H "X-Auth-Token: $token" \
     --checks not_a_server_error,response_schema_conformance --max-examples "${SCHEMATHESIS_EXAMPLES:-10}" \
-    --seed "$seed" --report junit --report-junit-path "$ART/schemathesis-junit.xml" || st_rc=$?
-  echo "schemathesis: exit $st_rc ($(( $(date +%s) - t1 )) s)"
+    --seed "$seed" --report junit --report-junit-path "$ART/schemathesis-junit.xml" \
+    >"$ART/schemathesis.log" 2>&1 || st_rc=$?
+  [[ $st_rc -eq 0 ]] || cat "$ART/schemathesis.log"
+  cases=$(grep -Eo '[0-9]+ generated, [0-9]+ passed' "$ART/schemathesis.log" | tail -1 || true)
+  echo "schemathesis: ${cases:-no cases counted}, exit $st_rc ($(( $(date +%s) - t1 )) s); report in test-artifacts/schemathesis.log"
 fi
 [[ $rc -eq 0 && $totals_ok -eq 0 ]] || { echo "tempest: failures (exit $rc); details in test-artifacts/tempest.log" >&2; exit 1; }
 [[ $st_rc -eq 0 ]] || { echo "schemathesis: failures" >&2; exit 1; }
