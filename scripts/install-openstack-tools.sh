@@ -2,6 +2,8 @@
 # What the OpenStack API's tests read, from PyPI, pinned, into .tools/ (never into the repository):
 # - Nova's api-sample templates (the exact response shapes per microversion), unzipped from the nova
 #   wheel into .tools/nova/api_samples;
+# - Nova's versioned notification samples (doc/notification_samples), from the nova sdist of the same
+#   version (its sha256 checked), into .tools/nova/notification_samples;
 # - the real python-openstackclient and openstacksdk, in the venv .tools/osc (bin/openstack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,8 +11,10 @@ NOVA=34.0.0
 OSC=10.5.0
 SDK=4.22.0
 stamp=.tools/openstack-tools.installed
-want="nova==$NOVA osc==$OSC sdk==$SDK"
-if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x .tools/osc/bin/openstack && -d .tools/nova/api_samples ]]; then
+NOVA_SDIST_SHA256=919eef77cda4ce0cc4746a5853b5d9341ebd0ae37bc8b1939eb77d17727c00df
+want="nova==$NOVA osc==$OSC sdk==$SDK samples"
+if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -x .tools/osc/bin/openstack && -d .tools/nova/api_samples \
+  && -d .tools/nova/notification_samples ]]; then
   echo "openstack tools present ($want)"
   exit 0
 fi
@@ -30,6 +34,14 @@ with zipfile.ZipFile(f'.tools/nova/nova-{sys.argv[1]}-py3-none-any.whl') as z:
             with open(out, 'wb') as f:
                 f.write(z.read(name))
 PY
+if [[ ! -f .tools/nova/nova-$NOVA.tar.gz ]]; then
+  python3 -m pip download --quiet --no-deps --no-binary :all: "nova==$NOVA" -d .tools/nova
+fi
+echo "$NOVA_SDIST_SHA256  .tools/nova/nova-$NOVA.tar.gz" | sha256sum --check --quiet
+rm -rf .tools/nova/notification_samples
+mkdir -p .tools/nova/notification_samples
+tar -xzf ".tools/nova/nova-$NOVA.tar.gz" -C .tools/nova/notification_samples --strip-components=3 \
+  "nova-$NOVA/doc/notification_samples"
 if [[ ! -x .tools/osc/bin/openstack ]]; then
   python3 -m venv .tools/osc
 fi

@@ -20,6 +20,7 @@ import { buildApp } from './app';
 import { loadOrCreateUsers } from './users';
 
 import { publicUrl, usersFile } from './settings';
+import { notificationContext } from '../store/notifications';
 
 /** The store once the workers have migrated it (they start beside this process): waits up to a minute. */
 async function openStoreWhenMigrated(env: Env): Promise<Store> {
@@ -38,6 +39,8 @@ async function main(): Promise<void> {
   const env = loadEnv();
   const { users } = loadOrCreateUsers(usersFile(env));
   const store = await openStoreWhenMigrated(env);
+  // Notifications this process writes name it as their publisher (src/store/notifications.ts).
+  store.notifications = notificationContext(loadCatalogue(env.CATALOGUE_FILE));
   const connection = await connectClient(env);
   const client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(env) });
   const placement = createPlacementRepository(store);

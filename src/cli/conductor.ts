@@ -22,6 +22,7 @@ import * as hosts from './commands/hosts';
 import * as list from './commands/list';
 import * as liveMigrate from './commands/live-migrate';
 import * as migrate from './commands/migrate';
+import * as notifications from './commands/notifications';
 import * as reboot from './commands/reboot';
 import * as reconcile from './commands/reconcile';
 import * as rebuild from './commands/rebuild';
@@ -69,6 +70,7 @@ const COMMANDS = [
   catalogue,
   audit,
   reconcile,
+  notifications,
 ];
 
 const EXIT_STATUS = `

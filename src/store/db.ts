@@ -39,6 +39,7 @@ import {
 import { type CustomTypesConfig, Pool, types as pgTypes } from 'pg';
 
 import { migrationProvider } from './migrations';
+import type { NotificationContext } from './notifications';
 import type { Database } from './schema';
 
 export type StoreDialect = 'sqlite' | 'postgres';
@@ -48,6 +49,8 @@ export interface Store {
   dialect: StoreDialect;
   /** Releases this handle (the shared SQLite connection closes with its last handle). Idempotent. */
   close(): Promise<void>;
+  /** What the notifications this process writes say of it (src/store/notifications.ts); set by workers. */
+  notifications?: NotificationContext;
 }
 
 export interface StoreOptions {

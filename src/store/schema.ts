@@ -3,6 +3,7 @@
  * integers 0/1 (better-sqlite3 cannot bind booleans), timestamps are ISO-8601 text, JSON is text,
  * ids are text. Column names are snake_case; repositories map rows to the camelCase domain records.
  */
+import type { Generated } from 'kysely';
 
 /** One row per compute host (Nova's resource provider plus its compute service record). */
 export interface ResourceProvidersTable {
@@ -167,6 +168,20 @@ export interface StackIdentityTable {
   recorded_at: string;
 }
 
+/** The notification outbox (src/store/notifications.ts), in commit order. */
+export interface NotificationsTable {
+  seq: Generated<number>;
+  message_id: string;
+  event_type: string;
+  priority: string;
+  publisher_id: string;
+  instance_id: string | null;
+  created_at: string;
+  /** The versioned payload, JSON. */
+  payload: string;
+  delivered_at: string | null;
+}
+
 export interface Database {
   resource_providers: ResourceProvidersTable;
   inventories: InventoriesTable;
@@ -184,6 +199,7 @@ export interface Database {
   api_server_group_owners: ApiServerGroupOwnersTable;
   api_integer_ids: ApiIntegerIdsTable;
   stack_identity: StackIdentityTable;
+  notifications: NotificationsTable;
 }
 
 /** Every table, children before parents (the order to empty them in). */
@@ -204,4 +220,5 @@ export const TABLES: readonly (keyof Database)[] = [
   'api_server_group_owners',
   'api_integer_ids',
   'stack_identity',
+  'notifications',
 ];

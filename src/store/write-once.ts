@@ -53,7 +53,12 @@ export async function pruneAppliedWrites(store: Store, now = Date.now()): Promis
 
 /** The store as seen from inside one transaction: every query of a repository built on it joins it. */
 function scopedStore(store: Store, trx: Transaction<Database>): Store {
-  return { db: trx, dialect: store.dialect, close: () => Promise.resolve() };
+  return {
+    db: trx,
+    dialect: store.dialect,
+    close: () => Promise.resolve(),
+    ...(store.notifications ? { notifications: store.notifications } : {}),
+  };
 }
 
 /** A write scope over instance records: `write` runs once for `key`, on a repository inside its transaction. */

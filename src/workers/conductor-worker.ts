@@ -17,6 +17,7 @@ import { activityInterceptors } from './interceptors';
 import { ensureReconcileSchedule, RECONCILE_SCHEDULE_ID } from './reconcile-schedule';
 import { claimNamespace } from './stack-identity';
 import { workflowBundle } from './workflow-bundle';
+import { notificationContext } from '../store/notifications';
 
 async function run(): Promise<void> {
   const env = loadEnv();
@@ -32,6 +33,8 @@ async function run(): Promise<void> {
     dataConverter,
   });
   // The store and the namespace name each other (the CLIs refuse a store of another stack).
+  // Notifications this process writes name it as their publisher (src/store/notifications.ts).
+  store.notifications = notificationContext(loadCatalogue(env.CATALOGUE_FILE));
   const stack = await recordStackIdentity(store, { address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE });
   await claimNamespace(temporal.connection, env.TEMPORAL_NAMESPACE, stack.stackId);
   if (env.RECONCILE_PERIOD_SECONDS > 0) {

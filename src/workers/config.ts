@@ -71,6 +71,17 @@ export const EnvSchema = z.object({
    * worker at start-up; 0: the worker leaves the schedule alone.
    */
   RECONCILE_PERIOD_SECONDS: z.coerce.number().int().nonnegative().max(86_400).default(60),
+  /**
+   * Where the notification relay publishes the outbox (docs/notifications.md): `amqp://` or `amqps://`
+   * (RabbitMQ, as oslo.messaging's notifier). Unset: notifications stay in the store, read with
+   * `conductor notifications`.
+   */
+  NOTIFICATION_URL: z
+    .string()
+    .regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL')
+    .optional(),
+  /** Days notifications are kept (delivered ones with a relay; all of them without). */
+  NOTIFICATION_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(7),
   /** `production` (the Docker image): the conductor worker loads the prebuilt workflow bundle (npm run build). */
   NODE_ENV: z.string().optional(),
   /**

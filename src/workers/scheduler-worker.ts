@@ -13,12 +13,15 @@ import { dataConverterFor } from './codec';
 import { loadEnv, sqlitePath } from './config';
 import { connectClient, connectWorker, installRuntime } from './connection';
 import { activityInterceptors } from './interceptors';
+import { notificationContext } from '../store/notifications';
 
 async function run(): Promise<void> {
   const env = loadEnv();
   installRuntime(env, 'scheduler');
   const store = await openStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env) });
   await migrateToLatest(store);
+  // Notifications this process writes name it as their publisher (src/store/notifications.ts).
+  store.notifications = notificationContext(loadCatalogue(env.CATALOGUE_FILE));
   const placement = createPlacementRepository(store);
   const client = await connectClient(env);
   const liveness = new TaskQueuePollerLiveness(

@@ -1,5 +1,6 @@
 /** Instance actions with one event per step and attempt (Nova's instance actions). */
 import type { Store } from '../db';
+import { atomically, notifyActionPhase, notifyStepPhase } from '../notifications';
 import { newId, nowIso } from '../util';
 import type { InstanceRepository } from './index';
 
@@ -51,46 +52,75 @@ export type InstanceActions = Pick<
 export function createInstanceActions(store: Store): InstanceActions {
   const db = store.db;
 
-  async function startAction(instanceId: string, action: string, requestId: string): Promise<{ actionId: string }> {
-    await db
-      .insertInto('instance_actions')
-      .values({
-        id: newId(),
-        instance_id: instanceId,
-        action,
-        request_id: requestId,
-        message: null,
-        result: null,
-        started_at: nowIso(),
-        finished_at: null,
-      })
-      .onConflict((oc) => oc.columns(['instance_id', 'request_id', 'action']).doNothing())
-      .execute();
-    const row = await db
-      .selectFrom('instance_actions')
-      .select('id')
-      .where('instance_id', '=', instanceId)
-      .where('request_id', '=', requestId)
-      .where('action', '=', action)
-      .executeTakeFirstOrThrow();
-    return { actionId: row.id };
+  // Each write and the notifications it emits commit together (src/store/notifications.ts).
+  function startAction(instanceId: string, action: string, requestId: string): Promise<{ actionId: string }> {
+    return atomically(store, async (db) => {
+      const inserted = await db
+        .insertInto('instance_actions')
+        .values({
+          id: newId(),
+          instance_id: instanceId,
+          action,
+          request_id: requestId,
+          message: null,
+          result: null,
+          started_at: nowIso(),
+          finished_at: null,
+        })
+        .onConflict((oc) => oc.columns(['instance_id', 'request_id', 'action']).doNothing())
+        .returning('id')
+        .executeTakeFirst();
+      if (inserted) {
+        await notifyActionPhase(store, db, { instanceId, action, requestId }, 'start');
+        return { actionId: inserted.id };
+      }
+      const row = await db
+        .selectFrom('instance_actions')
+        .select('id')
+        .where('instance_id', '=', instanceId)
+        .where('request_id', '=', requestId)
+        .where('action', '=', action)
+        .executeTakeFirstOrThrow();
+      return { actionId: row.id };
+    });
   }
 
-  async function finishAction(actionId: string, result: ActionResult): Promise<void> {
-    await db
-      .updateTable('instance_actions')
-      .set((eb) => ({
-        result,
-        finished_at: nowIso(),
-        message: result === 'Error' ? eb.fn.coalesce('message', eb.val('Error')) : eb.ref('message'),
-      }))
-      .where('id', '=', actionId)
-      .where('finished_at', 'is', null)
-      .execute();
+  function finishAction(actionId: string, result: ActionResult): Promise<void> {
+    return atomically(store, async (db) => {
+      const finished = await db
+        .updateTable('instance_actions')
+        .set((eb) => ({
+          result,
+          finished_at: nowIso(),
+          message: result === 'Error' ? eb.fn.coalesce('message', eb.val('Error')) : eb.ref('message'),
+        }))
+        .where('id', '=', actionId)
+        .where('finished_at', 'is', null)
+        .returning(['instance_id', 'action', 'request_id'])
+        .executeTakeFirst();
+      if (finished)
+        await notifyActionPhase(
+          store,
+          db,
+          { instanceId: finished.instance_id, action: finished.action, requestId: finished.request_id },
+          result === 'Error' ? 'error' : 'end'
+        );
+    });
   }
 
-  async function recordEvent(event: EventRecord): Promise<void> {
+  function recordEvent(event: EventRecord): Promise<void> {
+    return atomically(store, (db) => recordEventIn(db, event));
+  }
+
+  async function recordEventIn(db: typeof store.db, event: EventRecord): Promise<void> {
     const finishedAt = event.finishedAt ?? (event.result === null ? null : nowIso());
+    const before = await db
+      .selectFrom('instance_action_events')
+      .select('finished_at')
+      .where('action_id', '=', event.actionId)
+      .where('event', '=', event.event)
+      .where('attempt', '=', event.attempt)
+      .executeTakeFirst();
     // Insert, or fill in a step that has not finished yet; a finished step is never rewritten (the
     // first finish wins), so a retried activity cannot flip a recorded result.
     const written = await db
@@ -116,7 +146,7 @@ export function createInstanceActions(store: Store): InstanceActions {
           }))
           .where('instance_action_events.finished_at', 'is', null)
       )
-      .returning('result')
+      .returning(['result', 'host', 'started_at', 'finished_at', 'details'])
       .executeTakeFirst();
     // NOTE(nova): action_event_finish marks the action's message 'Error' when an event fails.
     if (written?.result === 'Error')
@@ -126,6 +156,16 @@ export function createInstanceActions(store: Store): InstanceActions {
         .where('id', '=', event.actionId)
         .where('message', 'is', null)
         .execute();
+    if (written === undefined) return; // already finished: nothing changed, nothing to report
+    const step = { actionId: event.actionId, event: event.event, host: written.host, details: written.details };
+    if (before === undefined) await notifyStepPhase(store, db, { ...step, timestamp: written.started_at }, 'start');
+    if (written.result !== null && written.finished_at !== null && before?.finished_at == null)
+      await notifyStepPhase(
+        store,
+        db,
+        { ...step, timestamp: written.finished_at },
+        written.result === 'Error' ? 'error' : 'end'
+      );
   }
 
   async function findActionByRequest(

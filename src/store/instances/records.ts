@@ -5,6 +5,8 @@ import type { ExpressionBuilder, Selectable, Updateable } from 'kysely';
 import { InstanceInvalidState, InstanceNotFound } from '../../domain/errors';
 import type { InstanceRecord, PowerState, TaskState, VmState } from '../../domain/instance';
 import type { Store } from '../db';
+import { atomically } from '../notifications';
+import { notifyMemberAdded } from './server-groups';
 import type { Database, InstancesTable } from '../schema';
 import { asList, nowIso } from '../util';
 import type { InstanceRepository } from './index';
@@ -100,28 +102,33 @@ export function createInstanceRecords(store: Store): InstanceRecords {
 
   async function create(record: NewInstance): Promise<InstanceRecord> {
     const now = nowIso();
-    await db
-      .insertInto('instances')
-      .values({
-        instance_id: record.instanceId,
-        name: record.name,
-        vm_state: record.vmState,
-        task_state: record.taskState,
-        task_owner: record.taskOwner ?? null,
-        power_state: record.powerState,
-        host: record.host,
-        availability_zone: record.availabilityZone,
-        flavor: record.flavor,
-        image: record.image,
-        vcpus: record.vcpus,
-        memory_mb: record.memoryMb,
-        disk_gb: record.diskGb,
-        server_group: record.serverGroup,
-        created_at: now,
-        updated_at: now,
-      })
-      .onConflict((oc) => oc.column('instance_id').doNothing())
-      .execute();
+    await atomically(store, async (db) => {
+      const inserted = await db
+        .insertInto('instances')
+        .values({
+          instance_id: record.instanceId,
+          name: record.name,
+          vm_state: record.vmState,
+          task_state: record.taskState,
+          task_owner: record.taskOwner ?? null,
+          power_state: record.powerState,
+          host: record.host,
+          availability_zone: record.availabilityZone,
+          flavor: record.flavor,
+          image: record.image,
+          vcpus: record.vcpus,
+          memory_mb: record.memoryMb,
+          disk_gb: record.diskGb,
+          server_group: record.serverGroup,
+          created_at: now,
+          updated_at: now,
+        })
+        .onConflict((oc) => oc.column('instance_id').doNothing())
+        .returning('instance_id')
+        .executeTakeFirst();
+      if (inserted && record.serverGroup !== null)
+        await notifyMemberAdded(store, db, record.serverGroup, record.instanceId);
+    });
     return get(record.instanceId);
   }
 

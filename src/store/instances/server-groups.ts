@@ -1,7 +1,11 @@
 /** Server groups: a policy and the (not deleted) instances that are members. */
 import { InvalidRequest } from '../../domain/errors';
 import type { ServerGroupPolicy } from '../../domain/host';
+import type { Kysely } from 'kysely';
+
 import type { Store } from '../db';
+import { atomically, notifyServerGroup } from '../notifications';
+import type { Database } from '../schema';
 import { nowIso } from '../util';
 import type { InstanceRepository } from './index';
 
@@ -22,7 +26,9 @@ export type ServerGroups = Pick<
 export function createServerGroups(store: Store): ServerGroups {
   const db = store.db;
 
-  async function getServerGroup(name: string): Promise<ServerGroup | undefined> {
+  const getServerGroup = (name: string) => getServerGroupIn(db, name);
+
+  async function getServerGroupIn(db: Kysely<Database>, name: string): Promise<ServerGroup | undefined> {
     const group = await db.selectFrom('server_groups').selectAll().where('name', '=', name).executeTakeFirst();
     if (group === undefined) return undefined;
     const members = await db
@@ -43,11 +49,15 @@ export function createServerGroups(store: Store): ServerGroups {
   }
 
   async function ensureServerGroup(name: string, policy: ServerGroupPolicy): Promise<ServerGroup> {
-    await db
-      .insertInto('server_groups')
-      .values({ name, policy, created_at: nowIso() })
-      .onConflict((oc) => oc.column('name').doNothing())
-      .execute();
+    await atomically(store, async (db) => {
+      const created = await db
+        .insertInto('server_groups')
+        .values({ name, policy, created_at: nowIso() })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .returning('name')
+        .executeTakeFirst();
+      if (created) await notifyServerGroup(store, db, 'server_group.create', { name, policy, members: [] });
+    });
     const group = (await getServerGroup(name))!;
     if (group.policy !== policy)
       throw new InvalidRequest(
@@ -63,10 +73,31 @@ export function createServerGroups(store: Store): ServerGroups {
     return groups.filter((g): g is ServerGroup => g !== undefined);
   }
 
-  async function deleteServerGroup(name: string): Promise<boolean> {
-    const result = await db.deleteFrom('server_groups').where('name', '=', name).executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
+  function deleteServerGroup(name: string): Promise<boolean> {
+    return atomically(store, async (db) => {
+      const group = await getServerGroupIn(db, name);
+      const result = await db.deleteFrom('server_groups').where('name', '=', name).executeTakeFirst();
+      const deleted = Number(result.numDeletedRows) > 0;
+      if (deleted && group) await notifyServerGroup(store, db, 'server_group.delete', group);
+      return deleted;
+    });
   }
 
   return { ensureServerGroup, getServerGroup, listServerGroups, deleteServerGroup };
+}
+
+/** server_group.add_member: an instance made in a group joined it (in the caller's transaction). */
+export async function notifyMemberAdded(
+  store: Store,
+  db: Kysely<Database>,
+  group: string,
+  instanceId: string
+): Promise<void> {
+  const row = await db.selectFrom('server_groups').select('policy').where('name', '=', group).executeTakeFirst();
+  if (row === undefined) return;
+  await notifyServerGroup(store, db, 'server_group.add_member', {
+    name: group,
+    policy: row.policy,
+    members: [instanceId],
+  });
 }

@@ -11,6 +11,7 @@ import * as m0004 from './0004_action_request_index';
 import * as m0005 from './0005_migration_downtime';
 import * as m0006 from './0006_api_tenancy';
 import * as m0007 from './0007_stack_identity';
+import * as m0008 from './0008_notifications';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': m0001,
@@ -20,6 +21,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0005_migration_downtime': m0005,
   '0006_api_tenancy': m0006,
   '0007_stack_identity': m0007,
+  '0008_notifications': m0008,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -6,6 +6,7 @@ import { InvalidRequest } from '../../domain/errors';
 import type { HostSpec } from '../../domain/fleet';
 import { type Inventory, RESOURCE_CLASSES, type ResourceClass } from '../../domain/resources';
 import { type Store, transaction } from '../db';
+import { notifyServiceUpdate } from '../notifications';
 import { affected, chunks, groupBy, nowIso } from '../util';
 import {
   bumpVersion,
@@ -216,6 +217,7 @@ export function createProviderWrites(store: Store): ProviderWrites {
         .executeTakeFirst();
       if (affected(result) === 0) throw unknownHost(host);
       await bumpVersion(trx, [host]);
+      await notifyServiceUpdate(store, trx, host);
     });
   }
 

@@ -1,0 +1,275 @@
+/**
+ * Versioned notifications (src/domain/notifications.ts): the sequence each operation writes to the outbox
+ * on success, failure and cancellation, and every payload's shape against Nova's own samples (read at test
+ * time from the pinned nova sdist: test/helpers/nova-notification-samples.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, expect, it } from 'vitest';
+
+import { FakeDriver } from '../../src/compute/fake';
+import type { InstanceRecord } from '../../src/domain/instance';
+import { confirmResizeUpdate, getProgressQuery, revertResizeUpdate } from '../../src/shared/messages';
+import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
+import type { OutboxEntry } from '../../src/store/notification-outbox';
+import { createNotificationOutbox } from '../../src/store/notification-outbox';
+import type { TestCloud } from '../helpers/cloud';
+import { useTimeSkippingCloud } from '../helpers/cloud';
+import { failureOf } from '../helpers/failures';
+import { notificationSample, payloadShape, shapeDifferences } from '../helpers/nova-notification-samples';
+
+let env: TestWorkflowEnvironment;
+let cloud: TestCloud;
+
+useTimeSkippingCloud((e, c) => {
+  env = e;
+  cloud = c;
+});
+
+let zoneCounter = 0;
+/** Hosts in an availability zone of their own; free RAM orders them (the first takes the build). */
+async function zoneWithHosts(count: number, memoryMb = 65536): Promise<{ az: string; hosts: string[] }> {
+  const az = `nz-${++zoneCounter}`;
+  const hosts = await cloud.addHosts(
+    Array.from({ length: count }, (_, i) => ({
+      name: `n${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
+      availabilityZone: az,
+      memoryMb: memoryMb - i * 8192,
+    }))
+  );
+  for (const host of hosts)
+    cloud.drivers.set(
+      host,
+      new FakeDriver({ host, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 0.2, shutdownSeconds: 0.1 })
+    );
+  return { az, hosts };
+}
+
+function build(az: string, extra: Record<string, unknown> = {}): Promise<InstanceRecord> {
+  const instanceId = randomUUID();
+  return env.client.workflow.execute('buildInstance', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.buildInstance(instanceId),
+    args: [
+      {
+        instanceId,
+        name: `vm-${instanceId.slice(0, 8)}`,
+        flavor: 'm1.small',
+        image: 'cirros',
+        availabilityZone: az,
+        ...extra,
+      },
+    ],
+  });
+}
+
+type Kind = 'stop' | 'start' | 'reboot' | 'rebuild' | 'resizeMigrate' | 'deleteInstance' | 'liveMigrate';
+function operate(kind: Kind, instanceId: string, input: Record<string, unknown> = {}) {
+  return env.client.workflow.start(kind, {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: `${kind}-${instanceId}-${randomUUID().slice(0, 8)}`,
+    args: [{ instanceId, ...input }],
+  });
+}
+const run = async (kind: Kind, instanceId: string, input: Record<string, unknown> = {}): Promise<unknown> =>
+  (await operate(kind, instanceId, input)).result() as Promise<unknown>;
+
+const outbox = () => createNotificationOutbox(cloud.store);
+
+/** The instance's notifications, in commit order, from `after` (a seq) on. */
+async function notificationsOf(instanceId: string, after = 0): Promise<OutboxEntry[]> {
+  return outbox().list({ instanceId, afterSeq: after });
+}
+const types = (entries: readonly OutboxEntry[]) => entries.map((n) => n.eventType);
+const lastSeq = async (instanceId: string) => (await notificationsOf(instanceId)).at(-1)?.seq ?? 0;
+
+/** Every notification's payload has the shape of Nova's sample for its event type; envelope fields too. */
+function expectNovaShapes(entries: readonly OutboxEntry[]): void {
+  for (const n of entries) {
+    const sample = notificationSample(n.eventType);
+    expect({ type: n.eventType, priority: n.priority }).toEqual({ type: n.eventType, priority: sample.priority });
+    // NOTE(nova): the conductor publishes instance.create.* (Nova's compute does); compute.exception's
+    // sample is the API's (an aggregate's), ours come from compute steps.
+    const publisher = n.eventType.startsWith('instance.create.')
+      ? 'nova-conductor'
+      : n.eventType === 'compute.exception'
+        ? 'nova-compute'
+        : sample.publisher_id.split(':')[0];
+    expect(n.publisherId.split(':')[0], n.eventType).toBe(publisher);
+    expect(shapeDifferences(payloadShape(n.payload), payloadShape(sample.payload)), n.eventType).toEqual([]);
+    expect(n.messageId).toMatch(/^[0-9a-f-]{36}$/);
+  }
+}
+
+const data = (n: OutboxEntry | undefined) => n?.payload['nova_object.data'] as Record<string, unknown>;
+
+describe('versioned notifications', () => {
+  it('a build writes create.start, the scheduler’s select_destinations, then create.end, with Nova’s payloads', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    await cloud.run(hosts, async () => {
+      const vm = await build(az);
+      const seen = await notificationsOf(vm.instanceId);
+      expect(types(seen)).toEqual([
+        'instance.create.start',
+        'scheduler.select_destinations.start',
+        'scheduler.select_destinations.end',
+        'instance.create.end',
+      ]);
+      expectNovaShapes(seen);
+      expect(data(seen[0])).toMatchObject({
+        uuid: vm.instanceId,
+        state: 'building',
+        task_state: 'scheduling',
+        host: null,
+      });
+      expect(data(seen.at(-1))).toMatchObject({
+        state: 'active',
+        task_state: null,
+        power_state: 'running',
+        host: hosts[0],
+      });
+      expect(data(seen.at(-1))?.launched_at).toEqual(expect.any(String));
+      expect(seen.at(-1)?.publisherId).toMatch(/^nova-conductor:/);
+    });
+  });
+
+  it('a build rescheduled once: compute.exception from the failed host between the two selections', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    await cloud.driver(hosts[0]!).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
+    await cloud.run(hosts, async () => {
+      const vm = await build(az);
+      expect(vm.host).toBe(hosts[1]);
+      const seen = await notificationsOf(vm.instanceId);
+      expect(types(seen)).toEqual([
+        'instance.create.start',
+        'scheduler.select_destinations.start',
+        'scheduler.select_destinations.end',
+        'compute.exception',
+        'instance.create.end',
+      ]);
+      expectNovaShapes(seen);
+      const exception = seen[3]!;
+      expect(exception).toMatchObject({ priority: 'ERROR', publisherId: `nova-compute:${hosts[0]}` });
+      expect(data(exception)).toMatchObject({ function_name: 'compute_spawn' });
+    });
+  });
+
+  it('a build with no host: create.error carrying NoValidHost as its fault', async () => {
+    const { az, hosts } = await zoneWithHosts(1, 1024);
+    await cloud.run(hosts, async () => {
+      const failed = await build(az).catch((e: unknown) => e);
+      expect(failureOf(failed).type).toBe('NoValidHost');
+      const [instance] = (await cloud.instances.list()).filter((i) => i.availabilityZone === az);
+      const seen = await notificationsOf(instance!.instanceId);
+      expect(types(seen)).toEqual([
+        'instance.create.start',
+        'scheduler.select_destinations.start',
+        'instance.create.error',
+      ]);
+      expectNovaShapes(seen);
+      const error = seen.at(-1)!;
+      expect(error.priority).toBe('ERROR');
+      expect(data(error)).toMatchObject({ state: 'error' });
+      expect((data(error)?.fault as Record<string, Record<string, unknown>>)['nova_object.data']).toMatchObject({
+        exception: 'NoValidHost',
+      });
+    });
+  });
+
+  it('stop, start, reboot, rebuild and delete each write their start and end', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    await cloud.run(hosts, async () => {
+      const vm = await build(az);
+      const steps: Array<[Kind, Record<string, unknown>, string[]]> = [
+        ['stop', {}, ['instance.power_off.start', 'instance.power_off.end']],
+        ['start', {}, ['instance.power_on.start', 'instance.power_on.end']],
+        ['reboot', {}, ['instance.reboot.start', 'instance.reboot.end']],
+        ['rebuild', {}, ['instance.rebuild.start', 'instance.rebuild.end']],
+        ['deleteInstance', {}, ['instance.delete.start', 'instance.delete.end']],
+      ];
+      for (const [kind, input, expected] of steps) {
+        const after = await lastSeq(vm.instanceId);
+        await run(kind, vm.instanceId, input);
+        const seen = await notificationsOf(vm.instanceId, after);
+        expect(types(seen), kind).toEqual(expected);
+        expectNovaShapes(seen);
+      }
+      const all = await notificationsOf(vm.instanceId);
+      expect(data(all.find((n) => n.eventType === 'instance.power_off.start'))).toMatchObject({
+        task_state: 'powering-off',
+      });
+      expect(data(all.find((n) => n.eventType === 'instance.power_off.end'))).toMatchObject({
+        state: 'stopped',
+        power_state: 'shutdown',
+      });
+      expect(data(all.at(-1))).toMatchObject({ state: 'deleted' });
+      expect(data(all.at(-1))?.deleted_at).toEqual(expect.any(String));
+    });
+  });
+
+  it('a resize confirmed and a resize reverted: prep, resize, finish, then confirm or revert', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    await cloud.run(hosts, async () => {
+      for (const [decision, update] of [
+        ['confirm', confirmResizeUpdate],
+        ['revert', revertResizeUpdate],
+      ] as const) {
+        const vm = await build(az);
+        const after = await lastSeq(vm.instanceId);
+        const handle = await operate('resizeMigrate', vm.instanceId, { flavor: 'm1.medium', confirmWindowSeconds: 0 });
+        await expect
+          .poll(
+            async () => {
+              const { vmState, taskState } = await handle.query(getProgressQuery);
+              return `${vmState}/${taskState ?? 'none'}`;
+            },
+            { timeout: 30_000, interval: 50 }
+          )
+          .toBe('resized/none');
+        await handle.executeUpdate(update);
+        await handle.result();
+        const seen = await notificationsOf(vm.instanceId, after);
+        expect(types(seen), decision).toEqual([
+          'scheduler.select_destinations.start',
+          'scheduler.select_destinations.end',
+          'instance.resize_prep.start',
+          'instance.resize_prep.end',
+          'instance.resize.start',
+          'instance.resize.end',
+          'instance.resize_finish.start',
+          'instance.resize_finish.end',
+          `instance.resize_${decision}.start`,
+          `instance.resize_${decision}.end`,
+        ]);
+        expectNovaShapes(seen);
+        const prep = seen.find((n) => n.eventType === 'instance.resize_prep.start');
+        expect((data(prep)?.new_flavor as Record<string, Record<string, unknown>>)['nova_object.data']).toMatchObject({
+          name: 'm1.medium',
+        });
+        await run('deleteInstance', vm.instanceId);
+      }
+    });
+  });
+
+  it('a live migration: pre and post on the hosts', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    await cloud.run(hosts, async () => {
+      const vm = await build(az);
+      const after = await lastSeq(vm.instanceId);
+      await run('liveMigrate', vm.instanceId);
+      const seen = await notificationsOf(vm.instanceId, after);
+      expect(types(seen)).toEqual([
+        'scheduler.select_destinations.start',
+        'scheduler.select_destinations.end',
+        'instance.live_migration_pre.start',
+        'instance.live_migration_pre.end',
+        'instance.live_migration_post.start',
+        'instance.live_migration_post.end',
+      ]);
+      expectNovaShapes(seen);
+      await run('deleteInstance', vm.instanceId);
+    });
+  });
+});
