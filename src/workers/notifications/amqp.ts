@@ -12,12 +12,15 @@
  *   the queue an oslo listener without a pool consumes;
  * - the body and properties of oslo-envelope.ts.
  *
- * Unlike oslo's notifier (which logs and drops a notification it could not send), publishing uses
- * publisher confirms: `publish` resolves when the broker has confirmed every message of the batch, and
- * rejects with NotificationBrokerUnavailable when the broker cannot be reached, closes the connection or
- * the channel, nacks a message, or does not confirm in time; the caller (the outbox relay) keeps the batch
- * and retries. The next `publish` after a lost connection connects again (and declares again: a broker
- * restart loses a non-durable exchange and queue). Batches are published one after the other, in order.
+ * NOTE(nova): oslo's notifier publishes without publisher confirms, retrying a lost connection forever in
+ * the notifying thread (`[oslo_messaging_notifications] retry = -1`), and a message the broker loses after
+ * the write is lost; here `publish` resolves only when the broker has confirmed every message of the
+ * batch, and rejects at once (NotificationBrokerUnavailable) when the broker cannot be reached, closes
+ * the connection or the channel, nacks a message, or does not confirm in time: the outbox keeps the
+ * batch and its relay retries.
+ *
+ * The next `publish` after a lost connection connects again (and declares again: a broker restart loses
+ * a non-durable exchange and queue). Batches are published one after the other, in call order.
  */
 import { once } from 'node:events';
 
