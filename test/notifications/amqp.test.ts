@@ -204,6 +204,28 @@ describe('the RabbitMQ transport, received by an unmodified oslo.messaging liste
     );
   });
 
+  it('rejects a batch the broker does not confirm in time (a memory alarm blocks publishers), then goes on', async () => {
+    const blocked = await connectAmqp(broker.url, { confirmTimeoutMs: 2_000 });
+    try {
+      await broker.ctl('set_vm_memory_high_watermark', '0');
+      const error = await blocked.publish([notification('INFO')]).catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(NotificationBrokerUnavailable);
+      expect(error).toMatchObject({ reason: 'timeout' });
+      expect((error as Error).message).toMatch(/no confirm within 2000 ms \(the broker blocks publishers: .+\)/);
+
+      await broker.ctl('set_vm_memory_high_watermark', '0.4');
+      const after = [notification('INFO')];
+      await vi.waitFor(() => blocked.publish(after), { timeout: 20_000, interval: 500 });
+      await receivedAll(
+        listeners[0]!,
+        after.map((n) => n.messageId)
+      );
+    } finally {
+      await broker.ctl('set_vm_memory_high_watermark', '0.4');
+      await blocked.close();
+    }
+  });
+
   it('rejects with NotificationBrokerUnavailable while the broker is down, naming the URL without its password', async () => {
     await listeners[0]!.stop();
     await broker.stop();

@@ -23,6 +23,7 @@
  * a non-durable exchange and queue). Batches are published one after the other, in call order.
  */
 import { once } from 'node:events';
+import { setTimeout as pause } from 'node:timers/promises';
 
 import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib';
 
@@ -37,6 +38,8 @@ import {
 
 export { NotificationInvalid, NotificationTransportConfigError, osloTimestamp } from './oslo-envelope';
 export type { WireNotification } from './oslo-envelope';
+
+const CLOSE_WAIT_MS = 5_000;
 
 export interface NotificationTransport {
   /** Resolves once the broker confirmed every notification of the batch; rejects with NotificationBrokerUnavailable. */
@@ -312,17 +315,16 @@ class AmqpNotificationTransport implements NotificationTransport {
     );
   }
 
-  /** Closes the current connection, if any; never throws. */
+  /**
+   * Closes the current connection, if any; never throws, and waits at most CLOSE_WAIT_MS for the broker's
+   * close-ok (a broker that stopped answering must not hold the next publish).
+   */
   private async drop(): Promise<void> {
     const conn = this.current;
     this.current = undefined;
     if (!conn) return;
     conn.state.lost ??= new Error('closed by the transport');
-    try {
-      await conn.model.close();
-    } catch {
-      // already closed
-    }
+    await Promise.race([conn.model.close().catch(() => undefined), pause(CLOSE_WAIT_MS, undefined, { ref: false })]);
   }
 }
 
