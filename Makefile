@@ -49,6 +49,8 @@ test-deps:
 	bash scripts/install-test-deps.sh
 	bash scripts/install-openstack-tools.sh
 	bash scripts/install-tempest.sh
+	bash scripts/install-rabbitmq.sh
+	bash scripts/install-oslo-listener.sh
 
 check: install
 	npm run typecheck

@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects: `unit` runs pure and store tests with no Temporal server; `temporal` runs workflow
+// Four projects: `unit` runs pure and store tests with no Temporal server; `temporal` runs workflow
 // tests (time-skipping server) and end-to-end tests (dev server, worker processes); `guests` runs the QEMU
-// driver against real guests. Temporal workers
+// driver against real guests; `notifications` runs the RabbitMQ transport against a real broker. Temporal workers
 // run in forked processes (the threads pool hits wasm OOMs with the SDK's core bridge).
 export default defineConfig({
   test: {
@@ -45,6 +45,20 @@ export default defineConfig({
           maxWorkers: 1,
           fileParallelism: false,
           testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
+      // The RabbitMQ notification transport against a real broker and the oslo.messaging listener
+      // (scripts/install-rabbitmq.sh, scripts/install-oslo-listener.sh): one file at a time.
+      {
+        test: {
+          name: 'notifications',
+          include: ['test/notifications/**/*.test.ts'],
+          sequence: { groupOrder: 3 },
+          pool: 'forks',
+          maxWorkers: 1,
+          fileParallelism: false,
+          testTimeout: 120_000,
           hookTimeout: 180_000,
         },
       },
