@@ -11,9 +11,10 @@
  *   (terminated, timed out, failed without cleanup): it refuses every operation until healed.
  * - `migration-allocation-without-workflow`: a migration holds the source allocation of a move whose
  *   workflow is closed (e.g. a resize terminated in VERIFY_RESIZE).
- * - `missing-allocation` / `allocation-on-wrong-host`: an active, stopped or resized instance that holds
- *   nothing on its host, or holds something on another host with no move under way.
- * - `missing-guest`: an active, stopped or resized instance whose host reports no guest for it.
+ * - `missing-allocation` / `allocation-on-wrong-host`: an active, stopped, paused, suspended or resized
+ *   instance that holds nothing on its host, or holds something on another host with no move under way.
+ * - `missing-guest`: such an instance whose host reports no guest for it (a suspended guest is reported:
+ *   its memory saved on its host, no process).
  * - `stray-guest`: a guest a host reports for an instance that is deleted, failed, unknown, or lives
  *   elsewhere (evacuated, moved) with no move under way on that host.
  */
@@ -61,7 +62,8 @@ export interface AuditSnapshot {
   overCapacity: ReadonlyArray<{ host: string; resourceClass: string; used: number; capacity: number }>;
 }
 
-const HOLDS_RESOURCES = new Set(['active', 'stopped', 'resized']);
+/** A paused or suspended instance keeps its claim (Nova's too: its guest stays on its host). */
+const HOLDS_RESOURCES = new Set(['active', 'stopped', 'paused', 'suspended', 'resized']);
 
 /** Whether an instance may hold allocations at all (placement's own rule: a failed build holds nothing). */
 function mayHold(instance: InstanceRecord): boolean {

@@ -5,6 +5,10 @@ export const VmState = {
   Active: 'active',
   Stopped: 'stopped',
   Resized: 'resized',
+  /** Paused in memory (Nova's PAUSED): its guest frozen, still on its host. */
+  Paused: 'paused',
+  /** Suspended to disk (Nova's SUSPENDED): its memory saved on its host, no process, its resources kept. */
+  Suspended: 'suspended',
   Error: 'error',
   Deleted: 'deleted',
 } as const;
@@ -35,6 +39,11 @@ export const TaskState = {
   /** A hard reboot requested, then under way (Nova's REBOOTING_HARD, REBOOT_STARTED_HARD). */
   RebootingHard: 'rebooting_hard',
   RebootStartedHard: 'reboot_started_hard',
+  /** Pause, unpause, suspend and resume under way (Nova's PAUSING, UNPAUSING, SUSPENDING, RESUMING). */
+  Pausing: 'pausing',
+  Unpausing: 'unpausing',
+  Suspending: 'suspending',
+  Resuming: 'resuming',
 } as const;
 export type TaskState = (typeof TaskState)[keyof typeof TaskState];
 
@@ -45,6 +54,8 @@ export const PowerState = {
   Crashed: 'crashed',
   /** Suspended in memory: a live migration's switch-over (or a paused guest), Nova's power_state.PAUSED. */
   Paused: 'paused',
+  /** Its memory saved to disk and its process gone (Nova's power_state.SUSPENDED). */
+  Suspended: 'suspended',
 } as const;
 export type PowerState = (typeof PowerState)[keyof typeof PowerState];
 

@@ -73,6 +73,7 @@ const POWER_STATES: Record<PowerState, string> = {
   shutdown: 'shutdown',
   crashed: 'crashed',
   paused: 'paused',
+  suspended: 'suspended',
 };
 
 /** What an instance payload is built from: the record as the change left it, and its surroundings. */

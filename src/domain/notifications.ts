@@ -98,6 +98,10 @@ export const ACTION_NOTIFICATIONS: Readonly<Record<string, PhaseRules>> = {
   stop: startEnd('instance.power_off', 'compute'),
   start: startEnd('instance.power_on', 'compute'),
   reboot: startEnd('instance.reboot', 'compute', 'action', true),
+  pause: startEnd('instance.pause', 'compute'),
+  unpause: startEnd('instance.unpause', 'compute'),
+  suspend: startEnd('instance.suspend', 'compute'),
+  resume: startEnd('instance.resume', 'compute'),
   rebuild: startEnd('instance.rebuild', 'compute', 'rebuild', true),
   // NOTE(nova): the API emits instance.evacuate; the destination's rebuild_instance then emits the rebuild's.
   evacuate: {

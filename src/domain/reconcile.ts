@@ -154,6 +154,17 @@ function ownerStatus(instance: InstanceRecord, statuses: Record<string, Workflow
 const describeOwner = (owner: string | null, status: WorkflowStatus) =>
   owner === null ? 'no request holds it' : `its workflow ${owner} is ${status}`;
 
+/**
+ * The vm states of an instance settled on its host, which holds its claim there: a paused or suspended
+ * one too (its guest, frozen or saved to disk, stays on the host; Nova keeps its allocation).
+ */
+const SETTLED_ON_HOST: ReadonlySet<string> = new Set([
+  VmState.Active,
+  VmState.Stopped,
+  VmState.Paused,
+  VmState.Suspended,
+]);
+
 /** What to do with each instance of a batch: nothing for most. */
 export function decideInstances(batch: InstanceBatch): InstancePlan[] {
   const plans: InstancePlan[] = [];
@@ -199,7 +210,7 @@ function decideInstance(view: InstanceView, batch: InstanceBatch): InstancePlan 
       detail: `resized with no workflow awaiting its confirmation (${describeOwner(finished.workflowId, status)}): confirm it, the source guest on ${source} destroyed and its allocation released`,
     };
   }
-  if ((instance.vmState === VmState.Active || instance.vmState === VmState.Stopped) && instance.host !== null) {
+  if (SETTLED_ON_HOST.has(instance.vmState) && instance.host !== null) {
     const held = batch.allocations[instanceId] ?? [];
     if (held.some((a) => a.host === instance.host)) return undefined;
     const host = instance.host;

@@ -45,9 +45,14 @@ export const TRANSITIONS = {
   reboot: { action: 'reboot', from: [VmState.Active], taskState: TaskState.Rebooting },
   rebootHard: {
     action: 'reboot',
-    from: [VmState.Active, VmState.Stopped, VmState.Error],
+    from: [VmState.Active, VmState.Stopped, VmState.Paused, VmState.Suspended, VmState.Error],
     taskState: TaskState.RebootingHard,
   },
+  // Nova's pause (ACTIVE), unpause (PAUSED), suspend (ACTIVE) and resume (SUSPENDED).
+  pause: { action: 'pause', from: [VmState.Active], taskState: TaskState.Pausing },
+  unpause: { action: 'unpause', from: [VmState.Paused], taskState: TaskState.Unpausing },
+  suspend: { action: 'suspend', from: [VmState.Active], taskState: TaskState.Suspending },
+  resume: { action: 'resume', from: [VmState.Suspended], taskState: TaskState.Resuming },
   // NOTE(nova): live_migrate is @check_instance_state(vm_state=[ACTIVE, PAUSED]); a paused guest is an
   // active instance here (power state paused).
   liveMigrate: { action: 'live-migration', from: [VmState.Active], taskState: TaskState.Migrating },

@@ -47,6 +47,13 @@ const STATE_MAP: Record<VmState, { default: string } & Partial<Record<TaskState,
     rebooting_hard: 'HARD_REBOOT',
     reboot_started_hard: 'HARD_REBOOT',
   },
+  paused: {
+    default: 'PAUSED',
+    rebooting_hard: 'HARD_REBOOT',
+    reboot_started_hard: 'HARD_REBOOT',
+    migrating: 'MIGRATING',
+  },
+  suspended: { default: 'SUSPENDED' },
   resized: { default: 'VERIFY_RESIZE', resize_reverting: 'REVERT_RESIZE' },
   error: {
     default: 'ERROR',
@@ -71,7 +78,14 @@ export function vmStatesOf(status: string): VmState[] {
 }
 
 /** nova/compute/power_state.py */
-export const POWER_STATE: Record<PowerState, number> = { nostate: 0, running: 1, paused: 3, shutdown: 4, crashed: 6 };
+export const POWER_STATE: Record<PowerState, number> = {
+  nostate: 0,
+  running: 1,
+  paused: 3,
+  shutdown: 4,
+  crashed: 6,
+  suspended: 7,
+};
 
 /** The progress Nova shows (0 … 100) for the statuses that have one. */
 const WITH_PROGRESS = new Set(['ACTIVE', 'BUILD', 'REBUILD', 'RESIZE', 'VERIFY_RESIZE', 'MIGRATING']);
