@@ -106,6 +106,17 @@ export interface VirtDriver {
   powerOff(request: InstanceRequest): Promise<PowerState>;
   /** Boots a stopped guest from its disk; a running guest stays running. */
   powerOn(request: InstanceRequest): Promise<PowerState>;
+  /** Freezes the running guest in memory (Nova's pause); a paused one stays paused. Returns `paused`. */
+  pause(request: InstanceRequest): Promise<PowerState>;
+  /** Runs the paused guest on (unpause); a running one stays running. Returns `running`. */
+  unpause(request: InstanceRequest): Promise<PowerState>;
+  /**
+   * Saves the guest's memory on this host and ends its process (Nova's suspend, libvirt's managed save);
+   * its disks and port stay. A suspended one stays suspended. Returns `suspended`.
+   */
+  suspend(request: InstanceRequest): Promise<PowerState>;
+  /** Restores the suspended guest from its saved memory, running on (no boot); a running one stays running. */
+  resume(request: InstanceRequest): Promise<PowerState>;
   /** The guest's power state now (get_info); InstanceNotFound when the host has no such guest. */
   getPowerState(request: InstanceRequest): Promise<PowerState>;
   /** Every guest on this host, sorted by instance id. */

@@ -270,6 +270,80 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
     );
 
     it(
+      'pauses and unpauses a running guest in place (no boot); both idempotent; a guest that is off is refused',
+      async () => {
+        const a = await driver(HOST_A);
+        const id = newId('pause');
+        await spawn(a, id);
+        await waitForBoot(a, id, 1);
+        expect(await a.pause({ instanceId: id })).toBe(PowerState.Paused);
+        expect(await a.pause({ instanceId: id })).toBe(PowerState.Paused); // a retry after a lost answer
+        expect(await a.getPowerState({ instanceId: id })).toBe(PowerState.Paused);
+        expect((await a.listGuests()).find((g) => g.instanceId === id)?.powerState).toBe(PowerState.Paused);
+        expect(await a.unpause({ instanceId: id })).toBe(PowerState.Running);
+        expect(await a.unpause({ instanceId: id })).toBe(PowerState.Running);
+        expect(await a.getPowerState({ instanceId: id })).toBe(PowerState.Running);
+        expect(bootLines(await consoleOf(a, id))).toHaveLength(1);
+
+        expect(await a.powerOff({ instanceId: id })).toBe(PowerState.Shutdown);
+        await expect(a.pause({ instanceId: id })).rejects.toThrow(/cannot pause/);
+        await expect(a.unpause({ instanceId: id })).rejects.toThrow(/cannot unpause/);
+        await expect(a.pause({ instanceId: newId('never') })).rejects.toBeInstanceOf(InstanceNotFound);
+      },
+      timeouts.testMs
+    );
+
+    it(
+      'suspends a guest (its memory saved, no guest running, its port kept) and resumes it where it was, no boot; both idempotent',
+      async () => {
+        const a = await driver(HOST_A);
+        const id = newId('suspend');
+        const network = await a.allocateNetworks({ instanceId: id });
+        await spawn(a, id);
+        await waitForBoot(a, id, 1);
+        expect(await a.suspend({ instanceId: id })).toBe(PowerState.Suspended);
+        expect(await a.suspend({ instanceId: id })).toBe(PowerState.Suspended); // a retry after a lost answer
+        expect(await a.getPowerState({ instanceId: id })).toBe(PowerState.Suspended);
+        expect((await a.listGuests()).filter((g) => g.instanceId === id)).toMatchObject([
+          { powerState: PowerState.Suspended, network },
+        ]);
+        await expect(a.pause({ instanceId: id })).rejects.toThrow(/cannot pause/);
+
+        expect(await a.resume({ instanceId: id })).toBe(PowerState.Running);
+        expect(await a.resume({ instanceId: id })).toBe(PowerState.Running); // resuming a running guest
+        expect(await a.getPowerState({ instanceId: id })).toBe(PowerState.Running);
+        expect(bootLines(await consoleOf(a, id))).toHaveLength(1); // its memory restored: no boot
+
+        // From paused too (the hypervisor allows it), and it runs again after the resume.
+        await a.pause({ instanceId: id });
+        expect(await a.suspend({ instanceId: id })).toBe(PowerState.Suspended);
+        expect(await a.resume({ instanceId: id })).toBe(PowerState.Running);
+        expect(bootLines(await consoleOf(a, id))).toHaveLength(1);
+      },
+      timeouts.testMs
+    );
+
+    it(
+      "a forced power-off discards a suspended guest's saved memory: resume is refused, a power-on boots from its disk",
+      async () => {
+        const a = await driver(HOST_A);
+        const id = newId('discard');
+        await spawn(a, id);
+        await waitForBoot(a, id, 1);
+        await a.suspend({ instanceId: id });
+        expect(await a.powerOff({ instanceId: id })).toBe(PowerState.Shutdown);
+        expect(await a.getPowerState({ instanceId: id })).toBe(PowerState.Shutdown);
+        await expect(a.resume({ instanceId: id })).rejects.toThrow(/cannot resume/);
+        expect(await a.powerOn({ instanceId: id })).toBe(PowerState.Running);
+        await waitForBoot(a, id, 2);
+        await a.suspend({ instanceId: id });
+        expect(await a.destroy({ instanceId: id })).toBe(true);
+        await expect(a.resume({ instanceId: id })).rejects.toBeInstanceOf(InstanceNotFound);
+      },
+      timeouts.testMs
+    );
+
+    it(
       'a guest that ignores ACPI keeps running until it is forced off',
       async () => {
         const a = await driver(HOST_A);

@@ -222,6 +222,8 @@ export function powerOff(h: FakeHost, { instanceId }: InstanceRequest): Promise<
     if (guest.powerState !== PowerState.Shutdown) logConsole(guest, at, 'powered off (forced)');
     guest.powerState = PowerState.Shutdown;
     guest.shutdownRequestedAt = null;
+    // A suspended guest's saved memory goes with it (libvirt's destroy undefines its managed save).
+    guest.savedMemory = null;
     return guest.powerState;
   });
 }

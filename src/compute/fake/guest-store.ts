@@ -32,6 +32,11 @@ export const FakeGuestSchema = GuestSchema.extend({
   boots: z.number().int().nonnegative().default(0),
   /** The guest's record of events, one line each (what getConsoleOutput returns). */
   console: z.array(z.string()).default([]),
+  /**
+   * A suspended guest's memory "saved" on this host (its flavor's memory, when): what resume restores.
+   * Absent or null when none is saved; a forced power-off or a boot discards it.
+   */
+  savedMemory: z.object({ at: z.number(), memoryMb: z.number() }).nullable().optional(),
 });
 export type FakeGuest = z.infer<typeof FakeGuestSchema>;
 
@@ -122,6 +127,7 @@ export function powerOnGuest(guest: FakeGuest, at: number): void {
 /** The guest boots from its disk: running, its boot counter up by one, its boot line on the console. */
 export function bootGuest(guest: FakeGuest, at: number): void {
   guest.boots += 1;
+  guest.savedMemory = null;
   guest.powerState = PowerState.Running;
   guest.shutdownRequestedAt = null;
   // The boot line of the project's real guest images (scripts/build-guest-images.sh), so a test reads
@@ -143,6 +149,7 @@ export function publicGuest(guest: FakeGuest): Guest {
     shutdownRequestedAt: _at,
     boots: _boots,
     console: _console,
+    savedMemory: _saved,
     ...rest
   } = guest;
   return { ...rest };

@@ -50,6 +50,7 @@ import * as live from './live-migration';
 import type { LiveJobs } from './live-migration';
 import { newLiveJobs } from './live-migration';
 import * as migration from './migration';
+import * as pausing from './pause';
 
 export type { Faults } from './faults';
 export { FaultsSchema } from './faults';
@@ -181,6 +182,24 @@ export class FakeDriver implements VirtDriver {
 
   getPowerState(request: InstanceRequest): Promise<PowerState> {
     return build.getPowerState(this.h, request);
+  }
+
+  // ----- pause, unpause, suspend, resume (./pause.ts) -----------------------------------------------
+
+  pause(request: InstanceRequest): Promise<PowerState> {
+    return pausing.pause(this.h, request);
+  }
+
+  unpause(request: InstanceRequest): Promise<PowerState> {
+    return pausing.unpause(this.h, request);
+  }
+
+  suspend(request: InstanceRequest): Promise<PowerState> {
+    return pausing.suspend(this.h, request);
+  }
+
+  resume(request: InstanceRequest): Promise<PowerState> {
+    return pausing.resume(this.h, request);
   }
 
   getConsoleOutput(request: ConsoleOutputRequest): Promise<string> {

@@ -59,7 +59,9 @@ export async function adoptGuests(h: QemuHost): Promise<AdoptionReport> {
         record.stoppedAt = new Date().toISOString();
         await h.layout.writeRecord(dir, record);
       }
-      guests.push({ ...base, pid: null, process: 'stopped', powerState: 'shutdown' });
+      // A suspended guest has no process either: its memory waits in its file for resume.
+      const powerState = record.suspendedAt !== undefined ? 'suspended' : 'shutdown';
+      guests.push({ ...base, pid: null, process: 'stopped', powerState });
       continue;
     }
     known.add(proc.pid);

@@ -24,6 +24,7 @@ import type { QemuHost } from './guest';
 import {
   checkDiskFits,
   createOverlay,
+  discardSavedState,
   launchGuest,
   powerStateOf,
   processAlive,
@@ -180,7 +181,10 @@ export async function requestShutdown(h: QemuHost, instanceId: string): Promise<
 /** Forced power-off (virDomainDestroy): quit, then SIGTERM/SIGKILL by pid. Idempotent. */
 export async function powerOff(h: QemuHost, instanceId: string): Promise<PowerState> {
   const record = await requireRecord(h, instanceId);
-  await stopProcess(h, h.layout.instanceDir(instanceId), record);
+  const dir = h.layout.instanceDir(instanceId);
+  await stopProcess(h, dir, record);
+  // A suspended guest's saved memory goes with it (libvirt's destroy undefines its managed save).
+  await discardSavedState(h, dir, record);
   return PowerState.Shutdown;
 }
 
@@ -197,6 +201,8 @@ export async function powerOn(h: QemuHost, instanceId: string, options: SpawnOpt
     if (status !== 'shutdown') return powerStateOf(h, record);
     await stopProcess(h, dir, record);
   }
+  // A boot from the disk: a suspended guest's saved memory is stale from now on.
+  await discardSavedState(h, dir, record);
   await boot(h, dir, record, options);
   return PowerState.Running;
 }

@@ -149,9 +149,13 @@ export async function queryStatus(h: QemuHost, proc: GuestProcess): Promise<stri
   return r.status;
 }
 
-/** The guest's power state now: no live process is `shutdown`; a monitor that does not answer, `nostate`. */
+/**
+ * The guest's power state now: no live process is `shutdown` (`suspended` when its memory is saved); a
+ * monitor that does not answer, `nostate`.
+ */
 export async function powerStateOf(h: QemuHost, record: GuestRecord): Promise<PowerState> {
-  if (!record.process || !(await processAlive(record))) return PowerState.Shutdown;
+  if (!record.process || !(await processAlive(record)))
+    return record.suspendedAt !== undefined ? PowerState.Suspended : PowerState.Shutdown;
   try {
     return powerStateOfStatus(await queryStatus(h, record.process));
   } catch (err) {
@@ -212,8 +216,18 @@ export async function createOverlay(h: QemuHost, dir: string, flavor: GuestFlavo
   });
 }
 
+/** Discards a suspended guest's saved memory (a boot, a forced power-off or a destroy makes it stale). */
+export async function discardSavedState(h: QemuHost, dir: string, record: GuestRecord): Promise<void> {
+  await rm(h.layout.savedState(dir), { force: true });
+  await rm(`${h.layout.savedState(dir)}.tmp`, { force: true });
+  if (record.suspendedAt === undefined) return;
+  delete record.suspendedAt;
+  await h.layout.writeRecord(dir, record);
+}
+
 /** Removes this host's files of a guest, and the directory once no host has a record in it. */
 export async function removeGuestFiles(h: QemuHost, dir: string): Promise<void> {
+  await rm(h.layout.savedState(dir), { force: true });
   await h.layout.removeRecord(dir);
   await rm(h.layout.qemuLog(dir), { force: true });
   let names: string[];

@@ -5,8 +5,8 @@
  * session that outlives the compute worker; a new driver on the same data directory re-adopts it
  * (`adoptGuests`, or lazily on first use).
  *
- * The steps live by concern: ./build.ts (spawn, power, destroy, rebuild), ./resize.ts (resize and cold
- * migration), ./live.ts (live migration), ./adopt.ts (re-adoption); ./guest.ts is what they share,
+ * The steps live by concern: ./build.ts (spawn, power, destroy, rebuild), ./pause.ts (pause, unpause,
+ * suspend, resume), ./resize.ts (resize and cold migration), ./live.ts (live migration), ./adopt.ts (re-adoption); ./guest.ts is what they share,
  * ./process.ts the processes, ./qmp.ts the QMP client, ./layout.ts the files, ./limits.ts how many heavy
  * steps run at once, ./accel.ts TCG or KVM.
  */
@@ -55,6 +55,7 @@ import * as live from './live';
 import * as checks from './live-checks';
 import type { LiveHost } from './live';
 import { tailLines } from './process';
+import * as pausing from './pause';
 import * as resize from './resize';
 
 export type { AdoptionReport, AdoptedGuest } from './adopt';
@@ -217,6 +218,24 @@ export class QemuDriver implements VirtDriver {
 
   getPowerState({ instanceId }: InstanceRequest): Promise<PowerState> {
     return build.getPowerState(this.h, instanceId);
+  }
+
+  // ----- pause, unpause, suspend, resume (./pause.ts) -----------------------------------------------
+
+  pause({ instanceId }: InstanceRequest): Promise<PowerState> {
+    return pausing.pause(this.h, instanceId);
+  }
+
+  unpause({ instanceId }: InstanceRequest): Promise<PowerState> {
+    return pausing.unpause(this.h, instanceId);
+  }
+
+  suspend({ instanceId }: InstanceRequest): Promise<PowerState> {
+    return pausing.suspend(this.h, instanceId);
+  }
+
+  resume({ instanceId }: InstanceRequest): Promise<PowerState> {
+    return pausing.resume(this.h, instanceId);
   }
 
   listGuests(): Promise<Guest[]> {

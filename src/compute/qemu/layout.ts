@@ -9,6 +9,7 @@
  *                        migration it belongs to (one per host, so a live migration's source and
  *                        destination, both in this directory, each have theirs)
  *   qemu.<host>.pid      QEMU's own pidfile;  qemu.<host>.log  its stderr
+ *   memory.<host>.state  a suspended guest's memory, saved by suspend (QEMU's migration stream), until resume
  *
  * `<instanceId>_resize/` is the source's directory moved aside by a resize or cold migration (Nova's
  * `_resize`), until confirm deletes it or revert moves it back. QMP sockets live in a short runtime
@@ -66,6 +67,11 @@ export const GuestRecordSchema = z.object({
   incomingUri: z.string().optional(),
   /** Set by a forced power-off, so an ACPI-powered-off guest and a destroyed one read the same. */
   stoppedAt: z.string().optional(),
+  /**
+   * Set once the guest's memory is saved in `memory.<host>.state` (suspend): with no process, the guest is
+   * suspended, and resume starts a QEMU that loads it. Cleared by resume, a boot or a forced power-off.
+   */
+  suspendedAt: z.string().optional(),
 });
 export type GuestRecord = z.infer<typeof GuestRecordSchema>;
 
@@ -103,6 +109,11 @@ export class Layout {
 
   pidFile(dir: string, host = this.host): string {
     return path.join(dir, `qemu.${host}.pid`);
+  }
+
+  /** A suspended guest's saved memory (QEMU's migration stream), on this host. */
+  savedState(dir: string, host = this.host): string {
+    return path.join(dir, `memory.${host}.state`);
   }
 
   qemuLog(dir: string, host = this.host): string {
