@@ -22,6 +22,10 @@ export const workflowIds = {
   stop: (instanceId: string, requestId: string) => `stop-${instanceId}-${requestId}`,
   start: (instanceId: string, requestId: string) => `start-${instanceId}-${requestId}`,
   reboot: (instanceId: string, requestId: string) => `reboot-${instanceId}-${requestId}`,
+  pause: (instanceId: string, requestId: string) => `pause-${instanceId}-${requestId}`,
+  unpause: (instanceId: string, requestId: string) => `unpause-${instanceId}-${requestId}`,
+  suspend: (instanceId: string, requestId: string) => `suspend-${instanceId}-${requestId}`,
+  resume: (instanceId: string, requestId: string) => `resume-${instanceId}-${requestId}`,
   rebuild: (instanceId: string, requestId: string) => `rebuild-${instanceId}-${requestId}`,
   /** An evacuation: a run of the `rebuild` workflow (`evacuate: true`), named for what it does. */
   evacuate: (instanceId: string, requestId: string) => `evacuate-${instanceId}-${requestId}`,

@@ -4,6 +4,7 @@ export { consoleOutput } from './console-output';
 export { deleteInstance } from './delete-instance';
 export { hostGuests } from './host-guests';
 export { liveMigrate } from './live-migrate';
+export { pause, resume, suspend, unpause } from './pause';
 export { placementAttempt } from './placement-attempt';
 export { reboot } from './reboot';
 export { rebuild } from './rebuild';

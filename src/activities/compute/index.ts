@@ -35,6 +35,7 @@ import type { BlockDeviceInfo, Guest, GuestFlavor, GuestImage, NetworkInfo, Virt
 import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/driver';
 import { createRebuildActivities } from './rebuild';
 import { createLiveMigrationActivities } from './live-migration';
+import { createPauseActivities } from './pause';
 import { createResizeActivities } from './resize';
 
 export interface InstanceRef {
@@ -98,6 +99,8 @@ export function createComputeActivities({ host, driver }: { host: string; driver
     // finishRevertResize (./resize.ts).
     ...createResizeActivities({ host, driver }),
     ...createLiveMigrationActivities({ host, driver }),
+    // pauseInstance, unpauseInstance, suspendInstance, resumeInstance (./pause.ts).
+    ...createPauseActivities({ host, driver }),
     /** Plugs the instance's port on this host; the same port info on every retry. */
     allocateNetworks: async ({ instanceId }: InstanceRef): Promise<NetworkInfo> => {
       try {

@@ -15,7 +15,7 @@ import { CancellationScope, log } from '@temporalio/workflow';
 import type { InstancePatch, TaskState } from '../../domain/instance';
 import { failureMessage, timeoutType } from './failures';
 import type { Expectation, Operation, StepOwner } from './operation';
-import { advance, recordStep } from './operation';
+import { advance, failOperation, recordStep } from './operation';
 import { showProgress } from './progress';
 import { withActivitySummary } from './proxies';
 
@@ -148,4 +148,13 @@ export async function runStep<T>(op: StepRunner, spec: StepSpec<T>): Promise<T> 
 export function once(run: (failure?: unknown) => Promise<void>): (failure?: unknown) => Promise<void> {
   let running: Promise<void> | undefined;
   return (failure) => (running ??= run(failure));
+}
+
+/**
+ * Ends a failed or cancelled operation the frame's way: its compensation stack unwound (last step first,
+ * non-cancellable), then failOperation writes the failure (the instance in `patch`, by default as it was).
+ */
+export async function rollBackAndFail(op: KernelOperation, err: unknown, patch?: InstancePatch): Promise<never> {
+  await op.compensations.rollBack(err);
+  return CancellationScope.nonCancellable(() => failOperation(op, err, patch));
 }
