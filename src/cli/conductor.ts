@@ -23,6 +23,7 @@ import * as list from './commands/list';
 import * as liveMigrate from './commands/live-migrate';
 import * as migrate from './commands/migrate';
 import * as notifications from './commands/notifications';
+import * as pauseCommands from './commands/pause';
 import * as reboot from './commands/reboot';
 import * as reconcile from './commands/reconcile';
 import * as rebuild from './commands/rebuild';
@@ -55,6 +56,7 @@ const COMMANDS = [
   stop,
   start,
   reboot,
+  pauseCommands,
   rebuild,
   evacuate,
   resize,

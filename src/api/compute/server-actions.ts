@@ -1,5 +1,6 @@
 /**
- * POST /servers/{id}/action: os-stop, os-start, reboot, rebuild, evacuate, resize, confirmResize, revertResize,
+ * POST /servers/{id}/action: os-stop, os-start, reboot, pause, unpause, suspend, resume, rebuild, evacuate,
+ * resize, confirmResize, revertResize,
  * migrate, os-migrateLive, os-resetState, each through the workflow (or Update) the CLIs use, answered
  * once the workflow holds the instance. Nova's other actions answer 501; an unknown one 400.
  */
@@ -27,10 +28,6 @@ import { visibleServer } from './tenancy';
 
 /** NOTE(nova): Nova's server actions this conductor does not have answer 501 notImplemented. */
 const NOT_IMPLEMENTED = new Set([
-  'pause',
-  'unpause',
-  'suspend',
-  'resume',
   'shelve',
   'shelveOffload',
   'unshelve',
@@ -70,18 +67,28 @@ const obj = (arg: unknown): Record<string, unknown> =>
   arg !== null && typeof arg === 'object' && !Array.isArray(arg) ? (arg as Record<string, unknown>) : {};
 
 /** Starts an operation on the instance under a fresh workflow id and answers 202 once it holds the instance. */
-async function operate<K extends 'stop' | 'start' | 'reboot' | 'rebuild' | 'resizeMigrate' | 'liveMigrate'>(
-  deps: ApiDeps,
-  req: FastifyRequest,
-  type: K,
-  instanceId: string,
-  input: Record<string, unknown>
-): Promise<void> {
+async function operate<
+  K extends
+    | 'stop'
+    | 'start'
+    | 'reboot'
+    | 'pause'
+    | 'unpause'
+    | 'suspend'
+    | 'resume'
+    | 'rebuild'
+    | 'resizeMigrate'
+    | 'liveMigrate',
+>(deps: ApiDeps, req: FastifyRequest, type: K, instanceId: string, input: Record<string, unknown>): Promise<void> {
   const id = requestIdOf();
   const workflowId = {
     stop: workflowIds.stop,
     start: workflowIds.start,
     reboot: workflowIds.reboot,
+    pause: workflowIds.pause,
+    unpause: workflowIds.unpause,
+    suspend: workflowIds.suspend,
+    resume: workflowIds.resume,
     rebuild: workflowIds.rebuild,
     resizeMigrate: workflowIds.resizeMigrate,
     liveMigrate: workflowIds.liveMigrate,
@@ -147,6 +154,23 @@ const ACTIONS: Record<string, Handler> = {
   // inject_network_info, the request is accepted (admin only) and changes nothing.
   injectNetworkInfo: async ({ req, reply }) => {
     requireAdmin(req, 'os_compute_api:os-admin-actions:inject_network_info');
+    return reply.status(202).send();
+  },
+  // Nova's pause, unpause, suspend and resume actions: {"pause": null} and so on, no argument.
+  pause: async ({ deps, req, reply, record }) => {
+    await operate(deps, req, 'pause', record.instanceId, {});
+    return reply.status(202).send();
+  },
+  unpause: async ({ deps, req, reply, record }) => {
+    await operate(deps, req, 'unpause', record.instanceId, {});
+    return reply.status(202).send();
+  },
+  suspend: async ({ deps, req, reply, record }) => {
+    await operate(deps, req, 'suspend', record.instanceId, {});
+    return reply.status(202).send();
+  },
+  resume: async ({ deps, req, reply, record }) => {
+    await operate(deps, req, 'resume', record.instanceId, {});
     return reply.status(202).send();
   },
   rebuild: async ({ deps, req, reply, record, arg }) => {
@@ -249,7 +273,7 @@ export function registerServerActions(app: FastifyInstance, deps: ApiDeps): void
       schema: {
         tags: ['servers'],
         summary:
-          'A server action: os-stop, os-start, reboot, rebuild, evacuate, resize, confirmResize, revertResize, migrate, os-migrateLive, os-resetState',
+          'A server action: os-stop, os-start, reboot, pause, unpause, suspend, resume, rebuild, evacuate, resize, confirmResize, revertResize, migrate, os-migrateLive, os-resetState',
         params: z.object({ id: z.string() }),
         body: z.record(z.string(), z.unknown()),
       },

@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { rebuildView, statusOf } from '../../../src/api/compute/server-view';
+import { POWER_STATE, rebuildView, statusOf } from '../../../src/api/compute/server-view';
 import { keystoneId } from '../../../src/api/ids';
 import type { InstanceRecord } from '../../../src/domain/instance';
 import type { TestApi } from '../../helpers/api';
@@ -137,6 +137,13 @@ describe('OpenStack API: server reads', () => {
     expect(statusOf('building', 'spawning')).toBe('BUILD');
     expect(statusOf('error', null)).toBe('ERROR');
     expect(statusOf('active', 'rebuilding')).toBe('REBUILD');
+    expect(statusOf('active', 'pausing')).toBe('ACTIVE');
+    expect(statusOf('paused', null)).toBe('PAUSED');
+    expect(statusOf('paused', 'unpausing')).toBe('PAUSED');
+    expect(statusOf('paused', 'rebooting_hard')).toBe('HARD_REBOOT');
+    expect(statusOf('suspended', null)).toBe('SUSPENDED');
+    expect(statusOf('suspended', 'resuming')).toBe('SUSPENDED');
+    expect(POWER_STATE).toMatchObject({ paused: 3, suspended: 7 });
   });
 
   it("gives a member its project's servers only: others' and deleted ones are 404", async () => {
@@ -228,8 +235,8 @@ describe('OpenStack API: server reads', () => {
         payload: body as object,
         headers: { 'x-auth-token': token },
       });
-    expect((await post({ pause: null })).json()).toEqual({
-      notImplemented: { code: 501, message: 'Action pause is not implemented by this conductor.' },
+    expect((await post({ shelve: null })).json()).toEqual({
+      notImplemented: { code: 501, message: 'Action shelve is not implemented by this conductor.' },
     });
     expect((await post({ reboot: { type: 'GENTLE' } })).json()).toEqual({
       badRequest: {
