@@ -54,7 +54,12 @@ export const PowerState = {
   Crashed: 'crashed',
   /** Suspended in memory: a live migration's switch-over (or a paused guest), Nova's power_state.PAUSED. */
   Paused: 'paused',
-  /** Its memory saved to disk and its process gone (Nova's power_state.SUSPENDED). */
+  /**
+   * Its memory saved to disk and its process gone (Nova's power_state.SUSPENDED, 7).
+   * NOTE(nova): libvirt reports a managed-saved domain as shut off, so Nova on libvirt records a
+   * suspended instance's power state as shutdown (4); here both drivers report `suspended`, so the
+   * record says what the host holds (saved memory, not a powered-off guest).
+   */
   Suspended: 'suspended',
 } as const;
 export type PowerState = (typeof PowerState)[keyof typeof PowerState];

@@ -65,7 +65,18 @@ function build(az: string, extra: Record<string, unknown> = {}): Promise<Instanc
   });
 }
 
-type Kind = 'stop' | 'start' | 'reboot' | 'rebuild' | 'resizeMigrate' | 'deleteInstance' | 'liveMigrate';
+type Kind =
+  | 'stop'
+  | 'start'
+  | 'reboot'
+  | 'pause'
+  | 'unpause'
+  | 'suspend'
+  | 'resume'
+  | 'rebuild'
+  | 'resizeMigrate'
+  | 'deleteInstance'
+  | 'liveMigrate';
 function operate(kind: Kind, instanceId: string, input: Record<string, unknown> = {}) {
   return env.client.workflow.start(kind, {
     taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -206,6 +217,28 @@ describe('versioned notifications', () => {
       });
       expect(data(all.at(-1))).toMatchObject({ state: 'deleted' });
       expect(data(all.at(-1))?.deleted_at).toEqual(expect.any(String));
+    });
+  });
+
+  it('pause, unpause, suspend and resume each write their start and end, with the states Nova reports', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    await cloud.run(hosts, async () => {
+      const vm = await build(az);
+      const steps: Array<[Kind, { task_state: string }, { state: string; power_state: string }]> = [
+        ['pause', { task_state: 'pausing' }, { state: 'paused', power_state: 'paused' }],
+        ['unpause', { task_state: 'unpausing' }, { state: 'active', power_state: 'running' }],
+        ['suspend', { task_state: 'suspending' }, { state: 'suspended', power_state: 'suspended' }],
+        ['resume', { task_state: 'resuming' }, { state: 'active', power_state: 'running' }],
+      ];
+      for (const [kind, started, ended] of steps) {
+        const after = await lastSeq(vm.instanceId);
+        await run(kind, vm.instanceId);
+        const seen = await notificationsOf(vm.instanceId, after);
+        expect(types(seen), kind).toEqual([`instance.${kind}.start`, `instance.${kind}.end`]);
+        expectNovaShapes(seen);
+        expect(data(seen[0]), kind).toMatchObject(started);
+        expect(data(seen[1]), kind).toMatchObject({ ...ended, task_state: null });
+      }
     });
   });
 
