@@ -171,6 +171,12 @@ const startReboot = (input: RebootInput) =>
     workflowId: workflowIds.reboot(input.instanceId, randomUUID().slice(0, 8)),
     args: [input],
   });
+const startPowerAction = (type: 'pause' | 'unpause' | 'suspend' | 'resume', instanceId: string) =>
+  env.client.workflow.start(type, {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds[type](instanceId, randomUUID().slice(0, 8)),
+    args: [{ instanceId }],
+  });
 const startRebuild = (input: RebuildInput) =>
   env.client.workflow.start('rebuild', {
     taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -549,6 +555,38 @@ describe.sequential('record replay histories', () => {
       const hard = await startReboot({ instanceId: a.instanceId, type: 'HARD' });
       await hard.result();
       await save(hard.workflowId, undefined, 'hard', 'COMPLETED', 'powered off by force, then started');
+    });
+  });
+
+  it('pause, unpause, suspend, resume; a pause cancelled while the guest paused (rolled back)', async () => {
+    const { az, hosts } = await zone(1);
+    await run(hosts, async () => {
+      const { instanceId } = await boot(az);
+      const cases: Array<['pause' | 'unpause' | 'suspend' | 'resume', string]> = [
+        ['pause', 'active to paused: the guest frozen in memory'],
+        ['unpause', 'paused to active: the guest runs on'],
+        ['suspend', "active to suspended: the guest's memory saved on its host"],
+        ['resume', 'suspended to active: restored from the saved memory'],
+      ];
+      for (const [type, covers] of cases) {
+        const handle = await startPowerAction(type, instanceId);
+        await handle.result();
+        await save(handle.workflowId, undefined, 'completed', 'COMPLETED', covers);
+      }
+      const gate = cloud.holdNext('pauseInstance');
+      const cancelled = await startPowerAction('pause', instanceId);
+      await gate.reached;
+      await cancelled.cancel();
+      await cloud.cancelRequestSeen(cancelled.workflowId);
+      gate.open();
+      expect((await settle(cancelled.result())).error).toBeDefined();
+      await save(
+        cancelled.workflowId,
+        undefined,
+        'cancelled-rolled-back',
+        'CANCELED',
+        'cancelled while the guest paused: unpaused again (the undo), the instance active'
+      );
     });
   });
 
