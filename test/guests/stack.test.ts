@@ -4,7 +4,8 @@
  * driver) driven by the stock `temporal` CLI. Every operation acts on QEMU guests and is checked on
  * them (their serial console: boot lines, heartbeat counter): build, console, stop (ACPI) and start, the
  * forced stop of an ACPI-ignoring guest, rebuild, resize with confirm and with revert, live migration
- * (the heartbeat goes on, no reboot, the pause measured), delete, ending with no QEMU process and no
+ * (the heartbeat goes on, no reboot, the pause measured), pause and unpause, suspend and resume (the
+ * heartbeat stands still, then goes on from where it was), delete, ending with no QEMU process and no
  * instance directory left, the audit clean and no workflow running; a kill -9 of a compute worker
  * mid-spawn; an aborted and a force-completed live migration of a guest that
  * dirties memory faster than the copy. At most 4 guests are alive at once (plus a migration's second QEMU).
@@ -253,6 +254,72 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
 
   // Needs a guest that outruns the copy: the `dirty` image at a 1 ms pause over a 16 MiB/s link (at
   // QEMU's default 128 MiB/s it converged twice in 3 runs before the abort or force-complete reached it).
+  it('pauses and unpauses, suspends and resumes a real guest: its heartbeat stands still, then goes on from where it was, never from 0', async () => {
+    try {
+      const p = await build('vm-p');
+      await waitForBoot(p.instanceId, 1);
+      const heartbeatAbove = (n: number) =>
+        vi.waitFor(async () => expect(lastHeartbeat(await consoleOf(p.instanceId))).toBeGreaterThan(n), {
+          timeout: 30_000,
+          interval: 500,
+        });
+      await heartbeatAbove(1);
+
+      // ----- pause (QMP stop): the counter stands still while the process stays -----
+      expect(await execute<Instance>('pause', { instanceId: p.instanceId })).toMatchObject({
+        vmState: 'paused',
+        powerState: 'paused',
+        taskState: null,
+      });
+      const frozen = lastHeartbeat(await consoleOf(p.instanceId));
+      await new Promise((resolve) => setTimeout(resolve, 3000)); // three heartbeats' worth of silence
+      expect(lastHeartbeat(await consoleOf(p.instanceId))).toBe(frozen);
+      expect((await findGuestProcesses(dataDir)).map((g) => g.instanceId)).toContain(p.instanceId);
+
+      // ----- unpause (cont): it goes on from where it stood -----
+      expect(await execute<Instance>('unpause', { instanceId: p.instanceId })).toMatchObject({
+        vmState: 'active',
+        powerState: 'running',
+      });
+      await heartbeatAbove(frozen);
+
+      // ----- suspend: its memory saved, its QEMU gone; the audit sees nothing wrong -----
+      expect(await execute<Instance>('suspend', { instanceId: p.instanceId })).toMatchObject({
+        vmState: 'suspended',
+        powerState: 'suspended',
+        taskState: null,
+      });
+      expect((await findGuestProcesses(dataDir)).map((g) => g.instanceId)).not.toContain(p.instanceId);
+      const saved = lastHeartbeat(await consoleOf(p.instanceId));
+      const audit = await runCli(path.join(ROOT, 'src', 'cli', 'conductor.ts'), ['audit'], {
+        DATA_DIR: dataDir,
+        DATABASE_URL: undefined,
+        TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+      });
+      expect(audit.code, `${audit.stdout}${audit.stderr}`).toBe(0);
+
+      // ----- resume: a QEMU loads the saved memory; the counter goes on from `saved`, no boot -----
+      const resumeAt = Date.now();
+      expect(await execute<Instance>('resume', { instanceId: p.instanceId })).toMatchObject({
+        vmState: 'active',
+        powerState: 'running',
+      });
+      console.log(`resume of a suspended guest through the workflow: ${Date.now() - resumeAt} ms`);
+      await heartbeatAbove(saved + 1);
+      const text = await consoleOf(p.instanceId);
+      expect(boots(text)).toEqual(['1 cirros']);
+      const beats = [...text.matchAll(/HEARTBEAT (\d+)/g)].map((m) => Number(m[1]));
+      // One run of the counter from 1, with no restart and no gap: paused, suspended, resumed in place.
+      expect(beats).toEqual(Array.from({ length: beats.length }, (_, i) => i + 1));
+
+      await execute('deleteInstance', { instanceId: p.instanceId });
+      await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
+    } catch (err) {
+      console.error(`launcher output (last lines):\n${output.split('\n').slice(-60).join('\n')}`);
+      throw err;
+    }
+  }, 300_000);
+
   it('aborts, then force-completes, the live migration of a guest that dirties memory faster than the copy', async () => {
     try {
       // ----- a guest that dirties memory faster than the copy: an aborted live migration, then a forced one -----
