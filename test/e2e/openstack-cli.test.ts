@@ -173,6 +173,34 @@ describe('the real openstack CLI against the API (dev server)', () => {
     expect(await record(vm1)).toMatchObject({ vmState: 'active', image: 'ubuntu-24.04', taskState: null });
   });
 
+  it("server pause and unpause, suspend and resume (polled), each checked by show and the store; from the wrong state Nova's 409", async () => {
+    await osOk(['server', 'pause', 'vm1']);
+    expect((await waitStatus('vm1', 'PAUSED'))['OS-EXT-STS:power_state']).toBe(3);
+    expect(await record(vm1)).toMatchObject({ vmState: 'paused', powerState: 'paused', taskState: null });
+    const again = await os(['server', 'pause', 'vm1']);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain('ConflictException: 409');
+    expect(again.stderr).toContain(`Cannot 'pause' instance ${vm1} while it is in vmState paused`);
+    await osOk(['server', 'unpause', 'vm1']);
+    await waitStatus('vm1', 'ACTIVE');
+    expect(await record(vm1)).toMatchObject({ vmState: 'active', powerState: 'running', taskState: null });
+
+    await osOk(['server', 'suspend', 'vm1']);
+    expect((await waitStatus('vm1', 'SUSPENDED'))['OS-EXT-STS:power_state']).toBe(7);
+    expect(await record(vm1)).toMatchObject({ vmState: 'suspended', powerState: 'suspended', taskState: null });
+    const host = (await record(vm1)).host!;
+    expect((await cloud.driver(host).getGuest(vm1))?.savedMemory).toBeTruthy();
+    await osOk(['server', 'resume', 'vm1']);
+    await waitStatus('vm1', 'ACTIVE');
+    expect(await record(vm1)).toMatchObject({ vmState: 'active', powerState: 'running', taskState: null });
+    expect((await cloud.instances.listActions(vm1)).slice(-4).map((a) => [a.action, a.result])).toEqual([
+      ['pause', 'Success'],
+      ['unpause', 'Success'],
+      ['suspend', 'Success'],
+      ['resume', 'Success'],
+    ]);
+  });
+
   it('server resize --wait then resize confirm; resize --wait then resize revert', async () => {
     await osOk(['server', 'resize', '--flavor', 'm1.medium', '--wait', 'vm1']);
     expect((await show('vm1')).status).toBe('VERIFY_RESIZE');
@@ -217,14 +245,18 @@ describe('the real openstack CLI against the API (dev server)', () => {
         'create',
         'live-migration',
         'migrate',
+        'pause',
         'reboot',
         'reboot',
         'rebuild',
         'resize',
         'resize',
+        'resume',
         'revertResize',
         'start',
         'stop',
+        'suspend',
+        'unpause',
       ].sort()
     );
     const create = events.find((e) => e.Action === 'create')!;
