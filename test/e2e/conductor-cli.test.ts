@@ -3,7 +3,7 @@
  * workers in-process (TestCloud), and `npm run conductor -- …` as a subprocess reading the same store.
  * Host commands (disable / enable / down / up, and what `hosts` shows), requests refused before anything
  * is written, a closed pipe, `show` of a deleted instance by name, `console` (the guest's console read
- * from its host), and Ctrl-C while following a build.
+ * from its host), pause / unpause / suspend / resume, and Ctrl-C while following a build.
  * Ends with the placement audit clean and no workflow running.
  */
 import { spawn } from 'node:child_process';
@@ -217,6 +217,36 @@ describe('npm run conductor against a running system', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--lines/);
     expect(await countWorkflows(`WorkflowType = 'consoleOutput'`)).toBeGreaterThanOrEqual(3);
+  });
+
+  it('pause, unpause, suspend, resume: each runs its workflow and ends in the state Nova would; list --state finds it; the wrong state is refused with exit 1', async () => {
+    const built = await inCloud(() => build('vm-pause'));
+    const host = built.host!;
+    await inCloud(async () => {
+      const step = async (command: string, vmState: string, powerState: string) => {
+        const run = await conductor(command, 'vm-pause');
+        expect(run.code, `${command}: ${run.stderr}`).toBe(0);
+        const shown = await conductor('show', 'vm-pause', '--json');
+        expect(JSON.parse(shown.stdout), command).toMatchObject({ vmState, powerState, taskState: null });
+        expect((await cloud.driver(host).getGuest(built.instanceId))?.powerState, command).toBe(powerState);
+      };
+      await step('pause', 'paused', 'paused');
+      const listed = await conductor('list', '--state', 'paused', '--json');
+      expect((JSON.parse(listed.stdout) as Array<{ instanceId: string }>).map((i) => i.instanceId)).toEqual([
+        built.instanceId,
+      ]);
+      const refused = await conductor('suspend', 'vm-pause');
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(
+        `InstanceInvalidState: Cannot 'suspend' instance ${built.instanceId} while it is in vmState paused`
+      );
+      await step('unpause', 'active', 'running');
+      await step('suspend', 'suspended', 'suspended');
+      await step('resume', 'active', 'running');
+      expect((await conductor('delete', 'vm-pause')).code).toBe(0);
+    });
+    for (const type of ['pause', 'unpause', 'suspend', 'resume'])
+      expect(await countWorkflows(`WorkflowType = '${type}'`), type).toBeGreaterThanOrEqual(1);
   });
 
   it('Ctrl-C while following a build: says the build goes on and how to watch it; the build completes', async () => {
