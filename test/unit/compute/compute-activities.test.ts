@@ -220,6 +220,34 @@ describe('compute activities', () => {
       }
     });
 
+    it('pause, unpause, suspend, resume: each idempotent (a retry succeeds); a guest in the wrong power state is InstanceInvalidState naming it', async () => {
+      setUp({ spawnSeconds: 0 });
+      await mockEnv().run(activities.spawnInstance, SPAWN);
+      const ref = { instanceId: 'inst-1' };
+      for (const [fn, powerState] of [
+        [activities.pauseInstance, 'paused'],
+        [activities.unpauseInstance, 'running'],
+        [activities.suspendInstance, 'suspended'],
+        [activities.resumeInstance, 'running'],
+      ] as const) {
+        expect(await mockEnv().run(fn, ref)).toEqual({ powerState });
+        expect(await mockEnv().run(fn, ref)).toEqual({ powerState }); // the retry after a lost answer
+      }
+      expect((await driver.getGuest('inst-1'))?.boots).toBe(1);
+      await driver.powerOff(ref);
+      for (const [fn, name] of [
+        [activities.pauseInstance, 'pause'],
+        [activities.resumeInstance, 'resume'],
+      ] as const)
+        await expect(mockEnv().run(fn, ref)).rejects.toMatchObject({
+          name: 'InstanceInvalidState',
+          message: `Cannot '${name}' instance inst-1 while it is in powerState shutdown`,
+        });
+      await expect(mockEnv().run(activities.suspendInstance, { instanceId: 'ghost' })).rejects.toMatchObject({
+        name: 'InstanceNotFound',
+      });
+    });
+
     it('destroyInstance is idempotent and listGuests reports what the host has', async () => {
       setUp({ spawnSeconds: 0 });
       await mockEnv().run(activities.spawnInstance, SPAWN);
