@@ -92,6 +92,8 @@ async function main(): Promise<void> {
   sup.add(workerProcess('conductor', 'core', 'conductor-worker.ts', { ...workerEnv, ...metrics(0) }));
   sup.add(workerProcess('scheduler', 'core', 'scheduler-worker.ts', { ...workerEnv, ...metrics(1) }));
   sup.add(workerProcess('api', 'core', '../api/main.ts', workerEnv));
+  // NOTIFICATION_URL set: the relay delivers the notification outbox to it (docs/notifications.md).
+  if (env.NOTIFICATION_URL) sup.add(workerProcess('notification-relay', 'core', 'notification-relay.ts', workerEnv));
   fleet.hosts.forEach((host, i) => {
     const hostEnv = { ...workerEnv, ...metrics(2 + i), COMPUTE_HOST: host.name };
     sup.add(workerProcess(host.name, 'compute', 'compute-worker.ts', {}, computeEnvironment(process.env, hostEnv)));
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
       uiUrl: `http://localhost:${env.TEMPORAL_UI_PORT}`,
       frontend: `127.0.0.1:${env.TEMPORAL_PORT}`,
       namespace: env.TEMPORAL_NAMESPACE,
-      workers: `conductor, scheduler, ${fleet.hosts.map((h) => h.name).join(', ')}`,
+      workers: `conductor, scheduler, ${env.NOTIFICATION_URL ? 'notification-relay, ' : ''}${fleet.hosts.map((h) => h.name).join(', ')}`,
       dataDir: env.DATA_DIR,
       taskQueue: CONDUCTOR_TASK_QUEUE,
       temporalCommand: 'npm run temporal --',
