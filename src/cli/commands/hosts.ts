@@ -98,7 +98,7 @@ async function hosts(ctx: Context): Promise<number> {
       )
     );
   // With a relay, the notifications it has not delivered yet (a broker down holds them).
-  if (ctx.env.NOTIFICATION_URL !== undefined) {
+  if (ctx.env.NOTIFICATION_URL !== undefined || ctx.env.NOTIFICATION_RABBITMQ === '1') {
     const backlog = await createNotificationOutbox(await store(ctx)).backlog();
     const line = `notifications: ${backlog.count} waiting for delivery${backlog.oldest ? ` (oldest ${backlog.oldest})` : ''}`;
     if (ctx.json) console.error(line);
