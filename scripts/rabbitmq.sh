@@ -3,6 +3,8 @@
 # transport's tests and `make cluster`:
 #
 #   scripts/rabbitmq.sh start <dir> <amqp-port>   start it, wait until it accepts AMQP, print its start time
+#   scripts/rabbitmq.sh run <dir> <amqp-port>     run it in the foreground (a supervisor's child: `make cluster`,
+#                                                 NOTIFICATION_RABBITMQ=1 make start); SIGTERM stops it cleanly
 #   scripts/rabbitmq.sh stop <dir>                stop it (and its epmd); nothing to do when it is not running
 #   scripts/rabbitmq.sh ctl <dir> <args…>         rabbitmqctl against it (e.g. list_queues name messages)
 #
@@ -15,7 +17,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 start <dir> <amqp-port> | stop <dir> | ctl <dir> <rabbitmqctl args…>" >&2
+  echo "usage: $0 start|run <dir> <amqp-port> | stop <dir> | ctl <dir> <rabbitmqctl args…>" >&2
   exit 2
 }
 
@@ -42,8 +44,11 @@ PY
 
 alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 
-start() {
-  local dir=$1 port=$2
+# Writes <dir>'s config and broker.env (node name and ports kept across restarts); sets NODENAME,
+# EPMD_PORT, DIST_PORT and dir (absolute).
+prepare() {
+  local port=$2
+  dir=$1
   [[ $port =~ ^[0-9]+$ ]] || usage
   [[ -x $server ]] || {
     echo "rabbitmq: $server missing: run scripts/install-rabbitmq.sh" >&2
@@ -55,7 +60,7 @@ start() {
     echo "rabbitmq: a broker already runs in $dir (pid $(cat "$dir/server.pid"))" >&2
     exit 1
   fi
-  local NODENAME='' EPMD_PORT='' DIST_PORT=''
+  NODENAME='' EPMD_PORT='' DIST_PORT=''
   # shellcheck disable=SC1091
   [[ -f $dir/broker.env ]] && source "$dir/broker.env"
   NODENAME=${NODENAME:-rabbit_$port@localhost}
@@ -68,23 +73,38 @@ start() {
 # written by scripts/rabbitmq.sh
 listeners.tcp.1 = 127.0.0.1:$port
 loopback_users.guest = true
+# The console (a supervisor's log) gets errors only; everything goes to log/ under <dir>.
+log.console.level = error
+log.file.level = info
 EOF
   echo '[].' >"$dir/enabled_plugins"
+}
 
+# The broker's environment (in the subshell that execs the server).
+broker_env() {
+  local port=$1
+  export HOME=$dir/home
+  export ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=127.0.0.1
+  export RABBITMQ_NODENAME=$NODENAME RABBITMQ_USE_LONGNAME=false
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$DIST_PORT
+  export RABBITMQ_CONF_ENV_FILE=/nonexistent RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf
+  export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config
+  export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+  export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_PID_FILE=$dir/beam.pid
+  # Its log in a file from the first line (the console keeps the start banner and errors).
+  export RABBITMQ_LOGS=$dir/log/rabbit.log
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
+}
+
+start() {
+  local port=$2 dir
+  prepare "$1" "$port"
   local began ended
   began=$(date +%s.%N)
   # Our own epmd, on loopback and on our port, started before the VM so the VM uses it.
   ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$EPMD_PORT" -daemon
   (
-    export HOME=$dir/home
-    export ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=127.0.0.1
-    export RABBITMQ_NODENAME=$NODENAME RABBITMQ_USE_LONGNAME=false
-    export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$DIST_PORT
-    export RABBITMQ_CONF_ENV_FILE=/nonexistent RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf
-    export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config
-    export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
-    export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_PID_FILE=$dir/beam.pid
-    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
+    broker_env "$port"
     # The script's own shell stays (it turns SIGTERM into a clean stop of the VM); its own process group.
     exec setsid "$server" </dev/null >>"$dir/log/console.log" 2>&1
   ) &
@@ -103,6 +123,39 @@ EOF
   ended=$(date +%s.%N)
   printf 'rabbitmq: %s on amqp://127.0.0.1:%s (dist %s, epmd %s) started in %.2f s\n' \
     "$NODENAME" "$port" "$DIST_PORT" "$EPMD_PORT" "$(awk -v a="$began" -v b="$ended" 'BEGIN { print b - a }')"
+}
+
+# In the foreground, its own epmd a child too: SIGTERM or SIGINT stops the broker cleanly, then epmd. The
+# broker's console goes to <dir>/log/console.log; this prints one line once it accepts AMQP (or its log's
+# tail when it exits first).
+run() {
+  local port=$2 dir
+  prepare "$1" "$port"
+  ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$EPMD_PORT" &
+  local epmd=$!
+  (
+    broker_env "$port"
+    exec "$server" </dev/null >>"$dir/log/console.log" 2>&1
+  ) &
+  local srv=$!
+  echo "$srv" >"$dir/server.pid"
+  # shellcheck disable=SC2064
+  trap "kill -TERM $srv 2>/dev/null; wait $srv; kill $epmd 2>/dev/null; rm -f '$dir/server.pid'; exit 0" TERM INT
+  local began=$SECONDS
+  until accepts_amqp "$port"; do
+    if ! alive "$srv"; then
+      echo "rabbitmq: the broker in $dir exited before it accepted AMQP; its log:" >&2
+      tail -n 40 "$dir/log/console.log" >&2 || true
+      break
+    fi
+    sleep 0.2
+  done
+  alive "$srv" && echo "rabbitmq: $NODENAME on amqp://127.0.0.1:$port in $((SECONDS - began)) s (logs in $dir/log)"
+  local rc=0
+  wait "$srv" || rc=$?
+  kill "$epmd" 2>/dev/null || true
+  rm -f "$dir/server.pid"
+  exit "$rc"
 }
 
 stop() {
@@ -153,6 +206,10 @@ case ${1:-} in
   start)
     (($# == 3)) || usage
     start "$2" "$3"
+    ;;
+  run)
+    (($# == 3)) || usage
+    run "$2" "$3"
     ;;
   stop)
     (($# == 2)) || usage

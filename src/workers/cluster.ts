@@ -51,6 +51,7 @@ import {
 } from './supervisor';
 import { PROJECT_ROOT } from './temporal-binaries';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { rabbitmqProcess, rabbitmqUrl, waitForAmqp } from './rabbitmq';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -65,6 +66,8 @@ export const ClusterEnvSchema = z.object({
     .min(1)
     .default(path.join(PROJECT_ROOT, '.tools', 'temporal-server')),
   CLUSTER_PG_PORT: port.default(55433),
+  /** The RabbitMQ broker the notification relay publishes to (docs/notifications.md). */
+  CLUSTER_RABBITMQ_PORT: port.default(5673),
   CLUSTER_FRONTEND_HTTP_PORT: port.default(7243),
   CLUSTER_FRONTEND_MEMBERSHIP_PORT: port.default(6933),
   CLUSTER_HISTORY_PORT: port.default(7234),
@@ -210,6 +213,10 @@ async function main(): Promise<void> {
   const sup = new Supervisor(env);
   supervisor = sup;
   sup.stopOnSignals();
+  // RabbitMQ for the notifications, starting while PostgreSQL and Temporal do.
+  const rabbitmq = rabbitmqProcess(path.join(dataDir, 'rabbitmq'), cluster.CLUSTER_RABBITMQ_PORT);
+  sup.add(rabbitmq);
+  sup.launch(rabbitmq);
   const pgCmd = postgresCommand(pgDir, cluster.CLUSTER_PG_PORT);
   const postgres = managedProcess('postgres', 'server', pgCmd.command, pgCmd.args, undefined, pgCmd.user);
   sup.add(postgres);
@@ -295,6 +302,16 @@ async function main(): Promise<void> {
   // users file is made here on first start, so the ready message can print the admin password.
   const apiUsers = loadOrCreateUsers(usersFile({ ...env, DATA_DIR: dataDir }));
   workers.push(workerProcess('api', 'core', '../api/main.ts', { ...workerEnv, ...storeEnv }));
+  // The notification relay: the outbox to RabbitMQ, durable (nothing lost across a broker restart).
+  await waitForAmqp(cluster.CLUSTER_RABBITMQ_PORT);
+  workers.push(
+    workerProcess('notification-relay', 'core', 'notification-relay.ts', {
+      ...workerEnv,
+      ...storeEnv,
+      NOTIFICATION_URL: rabbitmqUrl(cluster.CLUSTER_RABBITMQ_PORT),
+      NOTIFICATION_DURABLE: 'true',
+    })
+  );
   for (const w of workers) {
     sup.add(w);
     sup.launch(w);
@@ -337,7 +354,7 @@ async function main(): Promise<void> {
       taskQueue: CONDUCTOR_TASK_QUEUE,
       temporalCommand: `${profile} npm run temporal --`,
       again: 'make cluster',
-      extra: `${apiReadyLines({ ...env, DATA_DIR: dataDir }, apiUsers.users.users.find((u) => u.name === 'admin')?.password)}  Profile           ${profile} (both CLIs: set -a; . ${path.join(dataDir, 'cli.env')}; set +a)\n  Temporal services ${TEMPORAL_SERVICES.join(', ')} (${cluster.CLUSTER_HISTORY_SHARDS} history shards), PostgreSQL 127.0.0.1:${cluster.CLUSTER_PG_PORT}\n  Codec server      ${codecEndpoint} (payloads encrypted; stock CLI: --codec-endpoint ${codecEndpoint})\n`,
+      extra: `${apiReadyLines({ ...env, DATA_DIR: dataDir }, apiUsers.users.users.find((u) => u.name === 'admin')?.password)}  Profile           ${profile} (both CLIs: set -a; . ${path.join(dataDir, 'cli.env')}; set +a)\n  Temporal services ${TEMPORAL_SERVICES.join(', ')} (${cluster.CLUSTER_HISTORY_SHARDS} history shards), PostgreSQL 127.0.0.1:${cluster.CLUSTER_PG_PORT}\n  Notifications     ${rabbitmqUrl(cluster.CLUSTER_RABBITMQ_PORT)} (RabbitMQ; exchange nova, versioned_notifications.info|error, durable)\n  Codec server      ${codecEndpoint} (payloads encrypted; stock CLI: --codec-endpoint ${codecEndpoint})\n`,
     })
   );
 }

@@ -80,6 +80,18 @@ export const EnvSchema = z.object({
     .string()
     .regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL')
     .optional(),
+  /**
+   * `true`: the relay declares the `nova` exchange and the notification queues durable and the broker
+   * confirms a notification once it is on disk, so a broker restart loses none; the consumers must then
+   * run with oslo.messaging's `amqp_durable_queues = True` too. Default `false`, oslo's default.
+   */
+  NOTIFICATION_DURABLE: z.enum(['true', 'false']).default('false'),
+  /**
+   * `1`: `npm start` also runs a private RabbitMQ broker (scripts/rabbitmq.sh; data in $DATA_DIR/rabbitmq)
+   * on NOTIFICATION_RABBITMQ_PORT, and the relay publishes to it (NOTIFICATION_URL is then not needed).
+   */
+  NOTIFICATION_RABBITMQ: z.enum(['0', '1']).default('0'),
+  NOTIFICATION_RABBITMQ_PORT: port.default(5673),
   /** Days notifications are kept (delivered ones with a relay; all of them without). */
   NOTIFICATION_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(7),
   /** `production` (the Docker image): the conductor worker loads the prebuilt workflow bundle (npm run build). */

@@ -40,6 +40,7 @@ import {
   workerProcess,
 } from './supervisor';
 import { requireTemporalBinary, TemporalBinaryNotFound } from './temporal-binaries';
+import { rabbitmqProcess, rabbitmqUrl } from './rabbitmq';
 
 let supervisor: Supervisor | undefined;
 
@@ -92,6 +93,21 @@ async function main(): Promise<void> {
   sup.add(workerProcess('conductor', 'core', 'conductor-worker.ts', { ...workerEnv, ...metrics(0) }));
   sup.add(workerProcess('scheduler', 'core', 'scheduler-worker.ts', { ...workerEnv, ...metrics(1) }));
   sup.add(workerProcess('api', 'core', '../api/main.ts', workerEnv));
+  // NOTIFICATION_URL set, or NOTIFICATION_RABBITMQ=1 (a broker of our own): the relay delivers the
+  // notification outbox to it (docs/notifications.md).
+  const ownBroker = env.NOTIFICATION_RABBITMQ === '1';
+  const notificationUrl = ownBroker ? rabbitmqUrl(env.NOTIFICATION_RABBITMQ_PORT) : env.NOTIFICATION_URL;
+  if (ownBroker) {
+    // Launched with the workers below; the relay retries until the broker accepts it.
+    sup.add(rabbitmqProcess(path.join(env.DATA_DIR, 'rabbitmq'), env.NOTIFICATION_RABBITMQ_PORT));
+  }
+  if (notificationUrl)
+    sup.add(
+      workerProcess('notification-relay', 'core', 'notification-relay.ts', {
+        ...workerEnv,
+        NOTIFICATION_URL: notificationUrl,
+      })
+    );
   fleet.hosts.forEach((host, i) => {
     const hostEnv = { ...workerEnv, ...metrics(2 + i), COMPUTE_HOST: host.name };
     sup.add(workerProcess(host.name, 'compute', 'compute-worker.ts', {}, computeEnvironment(process.env, hostEnv)));
@@ -115,13 +131,16 @@ async function main(): Promise<void> {
       uiUrl: `http://localhost:${env.TEMPORAL_UI_PORT}`,
       frontend: `127.0.0.1:${env.TEMPORAL_PORT}`,
       namespace: env.TEMPORAL_NAMESPACE,
-      workers: `conductor, scheduler, ${fleet.hosts.map((h) => h.name).join(', ')}`,
+      workers: `conductor, scheduler, ${notificationUrl ? 'notification-relay, ' : ''}${fleet.hosts.map((h) => h.name).join(', ')}`,
       dataDir: env.DATA_DIR,
       taskQueue: CONDUCTOR_TASK_QUEUE,
       temporalCommand: 'npm run temporal --',
       again: 'npm start',
       extra:
         apiReadyLines(env, adminPassword) +
+        (notificationUrl
+          ? `  Notifications     ${notificationUrl.replace(/\/\/[^@/]*@/, '//')} (relay; \`npm run conductor -- notifications\`)\n`
+          : '') +
         (codecKeys
           ? `  Codec server      ${codecEndpoint} (payloads encrypted with key "${codecKeys.currentKeyId}"; stock CLI: --codec-endpoint ${codecEndpoint})\n`
           : ''),

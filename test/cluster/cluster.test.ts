@@ -15,6 +15,8 @@ import { Connection } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 
 import { HostSpecSchema } from '../../src/domain/fleet';
+import { openStore } from '../../src/store/db';
+import { createNotificationOutbox } from '../../src/store/notification-outbox';
 import { assertConsistent, figures, outcomes, startBuilds, waitForTaskState } from '../faults/harness';
 import { isAlive } from '../faults/launcher-stack';
 import { assertNoStoreCredentials, computeWorkerPids, storeCredentialsOf } from '../helpers/process-env';
@@ -251,6 +253,18 @@ describe('make cluster: PostgreSQL, Temporal services, mTLS, replicated workers'
     await figures(stack, 'cluster: kill -9 conductor-1 and scheduler-1 mid-burst (20 builds)', results, t0);
     expect(results.map((r) => r.result)).toEqual(results.map(() => 'ok'));
     await assertConsistent(stack);
+    // The cluster's relay delivered every build's notifications to its RabbitMQ.
+    const store = await openStore({ databaseUrl: stack.databaseUrl });
+    try {
+      const outbox = createNotificationOutbox(store);
+      await vi.waitFor(async () => expect((await outbox.backlog()).count).toBe(0), { timeout: 30_000, interval: 250 });
+      const ended = (await outbox.list({ limit: 10_000 })).filter((n) => n.eventType === 'instance.create.end');
+      const endedIds = new Set(ended.map((n) => n.instanceId));
+      expect(results.filter((r) => !endedIds.has(r.instanceId ?? null))).toEqual([]);
+      expect(ended.every((n) => n.deliveredAt !== null)).toBe(true);
+    } finally {
+      await store.close();
+    }
   });
 
   it('stops on Ctrl-C and a second start resumes from its data: the same workflows, instances and store', async () => {

@@ -86,9 +86,10 @@ export interface OsloListener {
 }
 
 /** Starts the oslo.messaging listener on `osloUrl`; resolves once it has started its listener. */
-export async function startOsloListener(osloUrl: string): Promise<OsloListener> {
+export async function startOsloListener(osloUrl: string, { durable = false } = {}): Promise<OsloListener> {
   const child: ChildProcess = spawn(OSLO_PYTHON, ['-W', 'ignore', LISTENER, osloUrl], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...(durable ? { OSLO_AMQP_DURABLE_QUEUES: '1' } : {}) },
   });
   const received: Received[] = [];
   let stderr = '';

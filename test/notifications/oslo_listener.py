@@ -7,10 +7,13 @@ It prints each notification it receives as one JSON line on stdout, flushed:
 {"priority", "event_type", "publisher_id", "payload", "metadata", "ctxt"}, and acknowledges it (the endpoint
 returns HANDLED). It handles one notification at a time (executor_thread_pool_size 1), so the lines keep
 the order of each queue. Without a pool it consumes the queue the notifier declares, `versioned_notifications.<priority>`.
-It prints "listening" on stderr once started, and stops cleanly on SIGTERM or SIGINT.
+It prints "listening" on stderr once started, and stops cleanly on SIGTERM or SIGINT. With
+OSLO_AMQP_DURABLE_QUEUES=1 in its environment it runs with `[oslo_messaging_rabbit] amqp_durable_queues =
+True` (configuration, as a consumer of a broker whose notifier declares durable queues sets it).
 """
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -55,6 +58,8 @@ def main():
     conf = cfg.ConfigOpts()
     conf(args=[], project='oslo-listener', default_config_files=[])
     transport = oslo_messaging.get_notification_transport(conf, url=url)
+    if os.environ.get('OSLO_AMQP_DURABLE_QUEUES') == '1':
+        conf.set_override('amqp_durable_queues', True, group='oslo_messaging_rabbit')
     targets = [oslo_messaging.Target(topic='versioned_notifications', exchange='nova')]
     listener = oslo_messaging.get_notification_listener(
         transport, targets, [Endpoint()], executor='threading', pool=pool)

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 
 import { TaskQueuePollerLiveness } from '../../activities/scheduler/liveness';
 import { createPlacementRepository } from '../../store/placement';
+import { createNotificationOutbox } from '../../store/notification-outbox';
 import { connection, EXIT_OK, instances, printJson, store } from '../context';
 import type { Context, Run } from '../context';
 import { table } from '../table';
@@ -96,6 +97,13 @@ async function hosts(ctx: Context): Promise<number> {
         ])
       )
     );
+  // With a relay, the notifications it has not delivered yet (a broker down holds them).
+  if (ctx.env.NOTIFICATION_URL !== undefined || ctx.env.NOTIFICATION_RABBITMQ === '1') {
+    const backlog = await createNotificationOutbox(await store(ctx)).backlog();
+    const line = `notifications: ${backlog.count} waiting for delivery${backlog.oldest ? ` (oldest ${backlog.oldest})` : ''}`;
+    if (ctx.json) console.error(line);
+    else console.log(`\n${line}`);
+  }
   return EXIT_OK;
 }
 

@@ -1,36 +1,13 @@
 /**
- * What the notification relay hands a transport: a notification as oslo.messaging's notifier sends it.
- * A transport publishes a batch in order and resolves only once the broker confirmed every message;
- * anything else rejects, and the relay keeps the batch for its next try.
+ * From an outbox row to what a transport sends (src/workers/notifications/oslo-envelope.ts): the
+ * notification as oslo.messaging's notifier sends it, with its own message id and oslo's timestamp.
  */
-import type { NotificationPriority, VersionedObject } from '../../domain/notifications';
 import type { OutboxEntry } from '../../store/notification-outbox';
+import type { NotificationTransport } from './amqp';
+import type { WireNotification } from './oslo-envelope';
+import { osloTimestamp } from './oslo-envelope';
 
-export interface WireNotification {
-  /** Consumers drop duplicates on it (delivery is at least once). */
-  messageId: string;
-  eventType: string;
-  priority: NotificationPriority;
-  publisherId: string;
-  /** As oslo.messaging prints it: `YYYY-MM-DD HH:MM:SS.ffffff`, UTC. */
-  timestamp: string;
-  payload: VersionedObject;
-}
-
-export interface NotificationTransport {
-  publish(batch: readonly WireNotification[]): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** oslo.messaging's timestamp (timeutils.utcnow() printed by str()): microseconds, no zone. */
-export function osloTimestamp(iso: string): string {
-  const d = new Date(iso);
-  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
-  return (
-    `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ` +
-    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}000`
-  );
-}
+export type { NotificationTransport, WireNotification };
 
 export function toWire(entry: OutboxEntry): WireNotification {
   return {
@@ -38,7 +15,7 @@ export function toWire(entry: OutboxEntry): WireNotification {
     eventType: entry.eventType,
     priority: entry.priority,
     publisherId: entry.publisherId,
-    timestamp: osloTimestamp(entry.timestamp),
-    payload: entry.payload,
+    timestamp: osloTimestamp(new Date(entry.timestamp)),
+    payload: entry.payload as unknown as Record<string, unknown>,
   };
 }

@@ -10,7 +10,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { migrateToLatest, openStore } from '../../../src/store/db';
+import { createInstanceRepository } from '../../../src/store/instances';
 import { ROOT, runCli } from '../../helpers/cli';
+import { newInstance } from '../store/fixtures';
 
 const CLI = path.join(ROOT, 'src', 'cli', 'conductor.ts');
 const BOOT = ['boot', 'vm', '--flavor', 'm1.tiny', '--image', 'cirros'];
@@ -147,5 +149,42 @@ describe('npm run conductor', () => {
     expect(tableRun.stdout).toMatch(/^ID\s+NAME\s+STATUS/);
     expect(jsonRun).toMatchObject({ code: 0, stderr: '' });
     expect(JSON.parse(jsonRun.stdout)).toEqual([]);
+  });
+
+  it("notifications: the outbox as a table, one instance's as JSON lines, after a seq; --prune; a bad --after exits 2", async () => {
+    const store = await openStore({ sqlitePath: path.join(dir, 'data', 'conductor.sqlite') });
+    try {
+      await migrateToLatest(store);
+      const repo = createInstanceRepository(store);
+      for (const id of ['n-1', 'n-2']) {
+        await repo.create(newInstance(id));
+        const { actionId } = await repo.startAction(id, 'stop', `req-${id}`);
+        await repo.finishAction(actionId, 'Success');
+      }
+    } finally {
+      await store.close();
+    }
+    const table = await conductor('notifications');
+    expect(table).toMatchObject({ code: 0, stderr: '' });
+    expect(table.stdout.split('\n')[0]).toMatch(/^SEQ\s+TIME\s+EVENT\s+PRIORITY\s+PUBLISHER\s+INSTANCE\s+DELIVERY/);
+    expect(table.stdout.match(/instance\.power_off\.(start|end)/g)).toHaveLength(4);
+
+    const json = await conductor('notifications', '--instance', 'n-2', '--json');
+    expect(json).toMatchObject({ code: 0, stderr: '' });
+    const lines = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.event_type)).toEqual(['instance.power_off.start', 'instance.power_off.end']);
+    expect(lines[0]).toMatchObject({ priority: 'INFO', payload: { 'nova_object.name': 'InstanceActionPayload' } });
+    expect(lines[0]!.message_id).toMatch(/^[0-9a-f-]{36}$/);
+
+    const after = await conductor('notifications', '--after', String(lines[0]!.seq), '--json');
+    expect(after.stdout.trim().split('\n')).toHaveLength(1);
+    expect(await conductor('notifications', '--after', 'x')).toMatchObject({ code: 2 });
+    // Nothing is older than the retention yet.
+    expect((await conductor('notifications', '--prune')).stdout).toMatch(
+      /^pruned 0 notification\(s\) older than 7 day/
+    );
   });
 });
