@@ -85,6 +85,21 @@ describe('audit findings', () => {
     expect(report.checked).toEqual({ workflows: true, hostsReporting: ['host-a', 'host-b'], hostsNotAnswering: [] });
   });
 
+  it('a paused or a suspended instance is settled on its host: clean while its host reports its guest and it holds its claim', async () => {
+    const paused = await instance({ vmState: 'paused', powerState: 'paused' });
+    const suspended = await instance({ vmState: 'suspended', powerState: 'suspended' });
+    const bare = await instance({ vmState: 'suspended', powerState: 'suspended' }, null);
+    const guests = { 'host-a': [paused, suspended, bare], 'host-b': [] };
+    expect(await kinds(fakeClient(new Set(), guests))).toEqual(sorted([['missing-allocation', bare, 'host-a']]));
+    expect(await kinds(fakeClient(new Set(), { 'host-a': [paused], 'host-b': [] }))).toEqual(
+      sorted([
+        ['missing-allocation', bare, 'host-a'],
+        ['missing-guest', suspended, 'host-a'],
+        ['missing-guest', bare, 'host-a'],
+      ])
+    );
+  });
+
   it('reports a build whose workflow was terminated mid-spawn: task state held, workflow closed', async () => {
     const id = await instance({
       vmState: 'building',

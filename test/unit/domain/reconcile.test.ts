@@ -165,6 +165,11 @@ describe('reconcile decisions', () => {
     ]);
     expect(batch({ instance: instance({ vmState: 'deleted', host: null }) }, { allocations: {} })).toEqual([]);
     expect(batch({ instance: instance({}) })).toEqual([]);
+    // A paused or suspended instance keeps its claim on its host too.
+    for (const vmState of ['paused', 'suspended'] as const)
+      expect(batch({ instance: instance({ vmState }) }, { allocations: {} })).toEqual([
+        expect.objectContaining({ kind: 'missing-allocation', host: 'host-a', resources: SMALL }),
+      ]);
   });
 
   it('removes allocations of consumers gone, deleted, failed builds and finished migrations, nothing else', () => {
