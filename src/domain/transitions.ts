@@ -53,9 +53,8 @@ export const TRANSITIONS = {
   unpause: { action: 'unpause', from: [VmState.Paused], taskState: TaskState.Unpausing },
   suspend: { action: 'suspend', from: [VmState.Active], taskState: TaskState.Suspending },
   resume: { action: 'resume', from: [VmState.Suspended], taskState: TaskState.Resuming },
-  // NOTE(nova): live_migrate is @check_instance_state(vm_state=[ACTIVE, PAUSED]); here from active only: a
-  // paused instance is unpaused first (the migration's switch-over and rollback run the guest on).
-  liveMigrate: { action: 'live-migration', from: [VmState.Active], taskState: TaskState.Migrating },
+  // Nova's live_migrate is @check_instance_state(vm_state=[ACTIVE, PAUSED]): a paused one stays paused.
+  liveMigrate: { action: 'live-migration', from: [VmState.Active, VmState.Paused], taskState: TaskState.Migrating },
   // NOTE(nova): terminate_instance is allowed from every vm state (the API's delete has no state check
   // but the task state: here the operation holding the instance is cancelled first).
   delete: {

@@ -65,6 +65,7 @@ import { beginOperation, completeOperation, failOperation } from './lib/operatio
 import { preliminaryProgress } from './lib/progress';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 import { LIVE_ABORT_TYPES } from './live/attempt';
+import { PAUSE_EVENT } from './pause';
 import { placementAttempt } from './placement-attempt';
 
 export const LIVE_EVENTS = {
@@ -382,7 +383,7 @@ class LiveRun {
     const dest = this.dest ?? '';
     try {
       await this.setStatus('post-migrating', ['running']);
-      const { powerState } = await runStep(op, {
+      let { powerState } = await runStep(op, {
         event: LIVE_EVENTS.postDest,
         label: `starting the guest on ${dest}`,
         host: dest,
@@ -390,6 +391,7 @@ class LiveRun {
         attempt: this.attempt,
         run: () => computeOn(dest, req.timeouts).short.postLiveMigrationAtDestination({ instanceId, migrationId }),
       });
+      if (op.before.vmState === VmState.Paused) ({ powerState } = await this.pauseAgain(dest));
       await runStep(op, {
         event: LIVE_EVENTS.postSource,
         label: `removing the guest from ${source}`,
@@ -410,7 +412,7 @@ class LiveRun {
         downtimeMs: copy.downtimeMs,
       });
       const instance = await completeOperation(op, {
-        vmState: VmState.Active,
+        vmState: op.before.vmState === VmState.Paused ? VmState.Paused : VmState.Active,
         powerState,
         host: dest,
         availabilityZone: this.hostZones[dest] ?? op.before.availabilityZone,
@@ -495,6 +497,25 @@ class LiveRun {
       compute: this.source,
       attempt: this.attempt,
       run: () => computeOn(this.source, this.req.timeouts).short.rollbackLiveMigration({ instanceId }),
+    });
+    if (op.before.vmState === VmState.Paused) await this.pauseAgain(this.source);
+  }
+
+  /**
+   * A paused instance (Nova's live_migrate allows PAUSED) stays paused: its guest, run on by the
+   * destination's post step or the source's rollback, is paused again there.
+   * NOTE(nova): libvirt keeps a paused domain paused through the migration; the drivers here run the
+   * received (or rolled-back) guest on, so it runs for the moment between the two steps.
+   */
+  private pauseAgain(host: string): Promise<{ powerState: PowerState }> {
+    const { instanceId } = this.req;
+    return runStep(this.kernel, {
+      event: PAUSE_EVENT,
+      label: `pausing the guest again on ${host}`,
+      host,
+      compute: host,
+      attempt: this.attempt,
+      run: () => computeOn(host, this.req.timeouts).short.pauseInstance({ instanceId }),
     });
   }
 

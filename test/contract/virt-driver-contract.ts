@@ -542,6 +542,32 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
     );
 
     it(
+      'live-migrates a paused guest (the copy converges at once; a retry finds it switched over), then pauses it again on the destination',
+      async () => {
+        const [a, b] = await hosts();
+        const id = newId('paused-live');
+        const migrationId = newId('mig');
+        await spawn(a, id);
+        await waitForBoot(a, id, 1);
+        expect(await a.pause({ instanceId: id })).toBe(PowerState.Paused);
+        await prepareLive(a, b, id, migrationId, images.cooperative);
+        const watch = receive(b, id, migrationId);
+        const request = { instanceId: id, migrationId, ...live };
+        expect(await a.liveMigration(request, {})).toMatchObject({ switched: true });
+        expect(await a.liveMigration(request, {})).toMatchObject({ switched: false });
+        await watch.stop();
+        await b.postLiveMigrationAtDestination({ instanceId: id, migrationId });
+        expect(await b.pause({ instanceId: id })).toBe(PowerState.Paused);
+        expect(await a.postLiveMigration({ instanceId: id, migrationId })).toBe(true);
+        expect(await b.getPowerState({ instanceId: id })).toBe(PowerState.Paused);
+        expect(await b.unpause({ instanceId: id })).toBe(PowerState.Running);
+        // Moved, not restarted: no boot the source's console did not have.
+        expect(bootLines(await consoleOf(b, id)).length).toBeLessThanOrEqual(1);
+      },
+      timeouts.testMs
+    );
+
+    it(
       'a guest that came in by live migration moves on again (back to its first host), still not rebooted',
       async () => {
         const [a, b] = await hosts();

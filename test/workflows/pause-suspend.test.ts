@@ -15,6 +15,7 @@ import type { PauseInput } from '../../src/domain/pause';
 import type { RebootInput } from '../../src/domain/reboot';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { deleteInstance } from '../../src/workflows/delete-instance';
+import type { liveMigrate as liveMigrateWorkflow } from '../../src/workflows/live-migrate';
 import type { reboot as rebootWorkflow } from '../../src/workflows/reboot';
 import { PAUSE_EVENT, RESUME_EVENT, SUSPEND_EVENT, UNPAUSE_EVENT } from '../../src/workflows/pause';
 import type { TestCloud } from '../helpers/cloud';
@@ -218,6 +219,45 @@ describe('pause and unpause', () => {
     });
     expect(await cloud.instances.get(vm.instanceId)).toMatchObject({ vmState: 'active', taskState: null });
     expect((await actionsOf(vm.instanceId)).at(-1)).toEqual(['pause', 'Error']);
+  });
+
+  it('live-migrates a paused instance (Nova allows it): paused on its new host, its claim moved; a failed copy leaves it paused on its source', async () => {
+    const az = `pause-az-${++zones}`;
+    const [a, b] = (await cloud.addHosts([
+      { name: `ps${zones}-host-a`, availabilityZone: az, memoryMb: 65536 },
+      { name: `ps${zones}-host-b`, availabilityZone: az, memoryMb: 57344 },
+    ])) as [string, string];
+    const vm = await cloud.run([a, b], () => build('vm-paused-move', az));
+    const source = vm.host!;
+    const dest = source === a ? b : a;
+    await cloud.run([a, b], () => runOp('pause', { instanceId: vm.instanceId }));
+    const liveMigrate = (input: { instanceId: string; host?: string }) =>
+      env.client.workflow.execute<typeof liveMigrateWorkflow>('liveMigrate', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.liveMigrate(input.instanceId, randomUUID()),
+        args: [input],
+      });
+
+    await cloud.driver(source).setFaults({ liveMigration: { failNext: 1 } });
+    const failed = await cloud.run([a, b], () =>
+      liveMigrate({ instanceId: vm.instanceId, host: dest }).catch((e: unknown) => e)
+    );
+    expect(failureOf(failed).type).toBeDefined();
+    expect(await cloud.instances.get(vm.instanceId)).toMatchObject({
+      vmState: 'paused',
+      powerState: 'paused',
+      taskState: null,
+      host: source,
+    });
+    expect((await guestOf(source, vm.instanceId))?.powerState).toBe('paused');
+
+    const moved = await cloud.run([a, b], () => liveMigrate({ instanceId: vm.instanceId, host: dest }));
+    expect(moved).toMatchObject({ vmState: 'paused', powerState: 'paused', taskState: null, host: dest });
+    expect((await guestOf(dest, vm.instanceId))?.powerState).toBe('paused');
+    expect(await guestOf(source, vm.instanceId)).toBeUndefined();
+    expect((await allocationsOf(vm.instanceId)).map((x) => x.host)).toEqual([dest]);
+    const unpaused = await cloud.run([a, b], () => runOp('unpause', { instanceId: vm.instanceId }));
+    expect(unpaused.record).toMatchObject({ vmState: 'active', powerState: 'running', host: dest });
   });
 
   it.each([

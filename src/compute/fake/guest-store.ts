@@ -37,6 +37,8 @@ export const FakeGuestSchema = GuestSchema.extend({
    * Absent or null when none is saved; a forced power-off or a boot discards it.
    */
   savedMemory: z.object({ at: z.number(), memoryMb: z.number() }).nullable().optional(),
+  /** The live migration whose switch-over paused this (source) guest, until its rollback or removal. */
+  switchedOverFor: z.string().optional(),
 });
 export type FakeGuest = z.infer<typeof FakeGuestSchema>;
 
@@ -150,6 +152,7 @@ export function publicGuest(guest: FakeGuest): Guest {
     boots: _boots,
     console: _console,
     savedMemory: _saved,
+    switchedOverFor: _switched,
     ...rest
   } = guest;
   return { ...rest };

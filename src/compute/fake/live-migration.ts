@@ -157,12 +157,13 @@ export async function liveMigration(
   request: LiveMigrationRequest,
   options: LiveMigrationOptions
 ): Promise<LiveMigrationResult> {
-  const { instanceId, maxDowntimeMs, downtimeSteps, completionTimeoutSecondsPerGb } = request;
+  const { instanceId, migrationId, maxDowntimeMs, downtimeSteps, completionTimeoutSecondsPerGb } = request;
   const { signal, onProgress } = options;
   throwIfAborted(signal);
   const guest = requireGuest(await h.guests.read(), instanceId);
-  // Paused and no copy running: the switch-over of an earlier try of this call happened (a retry).
-  if (guest.powerState === PowerState.Paused && !h.live.running.has(instanceId))
+  // Switched over for this migration and no copy running: an earlier try of this call got there (a
+  // retry). A guest paused before the copy (a paused instance) is copied like any other.
+  if (guest.switchedOverFor === migrationId && !h.live.running.has(instanceId))
     return { rounds: 0, copiedMb: 0, downtimeMs: 0, forced: false, switched: false };
   const faults = (await h.faults.get()).liveMigration ?? {};
   const bandwidth = faults.bandwidthMbPerSecond ?? DEFAULT_BANDWIDTH_MB_PER_SECOND;
@@ -203,7 +204,11 @@ export async function liveMigration(
       onProgress?.(progress());
       if (forced || roundMs <= allowed) {
         // Switch-over: the guest pauses here while the rest is copied.
-        await setPower(h, instanceId, PowerState.Paused);
+        await h.guests.mutate((state) => {
+          const switched = requireGuest(state, instanceId);
+          switched.powerState = PowerState.Paused;
+          switched.switchedOverFor = migrationId;
+        });
         await delay(Math.max(1, roundMs), signal);
         copied += remaining;
         return { rounds: round, copiedMb: Math.round(copied), downtimeMs: Math.round(roundMs), forced, switched: true };
@@ -308,6 +313,7 @@ export function rollbackLiveMigration(
   h.live.forced.delete(instanceId);
   return h.guests.mutate((state, at) => {
     const guest = requireGuest(state, instanceId);
+    delete guest.switchedOverFor;
     if (guest.powerState === PowerState.Paused) {
       guest.powerState = PowerState.Running;
       logConsole(guest, at, 'live migration rolled back: resumed');
