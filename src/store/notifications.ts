@@ -302,7 +302,8 @@ export async function notifyServiceUpdate(store: Store, db: Db, host: string): P
   await writeNotification(db, {
     eventType: 'service.update',
     priority: 'INFO',
-    publisherId: publisher(store, 'api', null),
+    // Nova's Service.save publishes as the service itself (NotificationPublisher.from_service_obj).
+    publisherId: `nova-compute:${host}`,
     instanceId: null,
     payload: serviceStatusPayload({
       uuid: serviceId(host),
