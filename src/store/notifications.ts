@@ -296,7 +296,7 @@ export async function notifyServerGroup(
 }
 
 /** service.update of a compute host's service record as it now is (in the caller's transaction). */
-export async function notifyServiceUpdate(store: Store, db: Db, host: string): Promise<void> {
+export async function notifyServiceUpdate(db: Db, host: string): Promise<void> {
   const row = await db.selectFrom('resource_providers').selectAll().where('name', '=', host).executeTakeFirst();
   if (row === undefined) return;
   await writeNotification(db, {

@@ -7,11 +7,17 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
 import type { InstanceRecord } from '../../src/domain/instance';
-import { confirmResizeUpdate, getProgressQuery, revertResizeUpdate } from '../../src/shared/messages';
+import {
+  abortLiveMigrationUpdate,
+  confirmResizeUpdate,
+  forceCompleteUpdate,
+  getProgressQuery,
+  revertResizeUpdate,
+} from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { OutboxEntry } from '../../src/store/notification-outbox';
 import { createNotificationOutbox } from '../../src/store/notification-outbox';
@@ -424,6 +430,58 @@ describe('versioned notifications', () => {
       ]);
       expectNovaShapes(seen);
       expect(data(seen[1])).toMatchObject({ members: [vm.instanceId], policy: 'anti-affinity' });
+    });
+  });
+
+  it('a live migration force-completed, and one aborted: their notifications between pre and post or rollback', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    await cloud.run(hosts, async () => {
+      for (const [update, expected] of [
+        [
+          forceCompleteUpdate,
+          [
+            'instance.live_migration_force_complete.start',
+            'instance.live_migration_force_complete.end',
+            'instance.live_migration_post.start',
+            'instance.live_migration_post.end',
+          ],
+        ],
+        [
+          abortLiveMigrationUpdate,
+          [
+            'instance.live_migration_abort.start',
+            'instance.live_migration_abort.end',
+            'instance.live_migration_rollback.start',
+            'instance.live_migration_rollback.end',
+          ],
+        ],
+      ] as const) {
+        const vm = await build(az);
+        // A copy that never converges by itself: it runs until the Update.
+        await cloud
+          .driver(hosts[0]!)
+          .setFaults({ liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
+        const after = await lastSeq(vm.instanceId);
+        const handle = await operate('liveMigrate', vm.instanceId);
+        await vi.waitFor(
+          async () =>
+            expect(
+              (await handle.describe()).raw.pendingActivities?.some(
+                (a) => a.activityType?.name === 'liveMigration' && a.lastStartedTime
+              )
+            ).toBe(true),
+          { timeout: 20_000, interval: 50 }
+        );
+        if (update === forceCompleteUpdate) await handle.executeUpdate(forceCompleteUpdate);
+        else await handle.executeUpdate(abortLiveMigrationUpdate);
+        await handle.result().catch(() => undefined);
+        const seen = await notificationsOf(vm.instanceId, after);
+        const steps = types(seen).filter((t) => !t.startsWith('scheduler.') && !t.includes('live_migration_pre'));
+        expect(steps.filter((t) => t !== 'compute.exception')).toEqual(expected);
+        expectNovaShapes(seen);
+        await cloud.driver(hosts[0]!).setFaults({});
+        await run('deleteInstance', vm.instanceId);
+      }
     });
   });
 });
