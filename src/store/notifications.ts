@@ -29,10 +29,10 @@ import type {
 } from '../domain/notifications';
 import { COMPUTE_EXCEPTION, actionRules, isComputeStep, stepRules } from '../domain/notifications';
 import type { Catalogue, Image } from '../domain/catalogue';
-import type { InstanceRecord, PowerState, TaskState, VmState } from '../domain/instance';
 import type { Store } from './db';
 import { imageId, serverGroupId, serviceId } from './ids';
 import { transaction } from './db';
+import { instanceFromRow } from './instances/rows';
 import type { Database } from './schema';
 import { nowIso } from './util';
 
@@ -99,24 +99,7 @@ async function instanceFacts(
 ): Promise<InstanceFacts | undefined> {
   const row = await db.selectFrom('instances').selectAll().where('instance_id', '=', instanceId).executeTakeFirst();
   if (row === undefined) return undefined;
-  const instance: InstanceRecord = {
-    instanceId: row.instance_id,
-    name: row.name,
-    vmState: row.vm_state as VmState,
-    taskState: row.task_state as TaskState | null,
-    taskOwner: row.task_owner,
-    powerState: row.power_state as PowerState,
-    host: row.host,
-    availabilityZone: row.availability_zone,
-    flavor: row.flavor,
-    image: row.image,
-    vcpus: row.vcpus,
-    memoryMb: row.memory_mb,
-    diskGb: row.disk_gb,
-    serverGroup: row.server_group,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
+  const instance = instanceFromRow(row);
   const owner = await db
     .selectFrom('api_instance_owners')
     .select(['project_id', 'user_id'])

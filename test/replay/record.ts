@@ -32,7 +32,7 @@ import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import type { consoleOutput } from '../../src/workflows/console-output';
 import { historyToJSON } from '../helpers/history-json';
-import { withWorkers } from '../helpers/temporal';
+import { liveCopyRunning, withWorkers } from '../helpers/temporal';
 
 const REPLAY_DIR = __dirname;
 const INDEX = path.join(REPLAY_DIR, 'README.md');
@@ -1206,15 +1206,7 @@ describe('live migration, abort and force-complete record their steps (patched l
           workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
           args: [{ instanceId: vm.instanceId }],
         });
-        await vi.waitFor(
-          async () =>
-            expect(
-              (await handle.describe()).raw.pendingActivities?.some(
-                (a) => a.activityType?.name === 'liveMigration' && a.lastStartedTime
-              )
-            ).toBe(true),
-          { timeout: 20_000, interval: 50 }
-        );
+        await liveCopyRunning(handle);
         if (name === 'force-completed') {
           expect(await handle.executeUpdate(forceCompleteUpdate)).toEqual({ forced: true });
           expect((await settle(handle.result())).error).toBeUndefined();

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
 import type { InstanceRecord } from '../../src/domain/instance';
@@ -23,6 +23,7 @@ import type { OutboxEntry } from '../../src/store/notification-outbox';
 import { createNotificationOutbox } from '../../src/store/notification-outbox';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import { liveCopyRunning } from '../helpers/temporal';
 import { failureOf } from '../helpers/failures';
 import { notificationSample, payloadShape, shapeDifferences } from '../helpers/nova-notification-samples';
 
@@ -463,15 +464,7 @@ describe('versioned notifications', () => {
           .setFaults({ liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
         const after = await lastSeq(vm.instanceId);
         const handle = await operate('liveMigrate', vm.instanceId);
-        await vi.waitFor(
-          async () =>
-            expect(
-              (await handle.describe()).raw.pendingActivities?.some(
-                (a) => a.activityType?.name === 'liveMigration' && a.lastStartedTime
-              )
-            ).toBe(true),
-          { timeout: 20_000, interval: 50 }
-        );
+        await liveCopyRunning(handle);
         if (update === forceCompleteUpdate) await handle.executeUpdate(forceCompleteUpdate);
         else await handle.executeUpdate(abortLiveMigrationUpdate);
         await handle.result().catch(() => undefined);
