@@ -7,14 +7,12 @@ import { Client } from '@temporalio/client';
 
 import { LIVENESS_REFRESH_MS, TaskQueuePollerLiveness } from '../activities/scheduler/liveness';
 import { createApiRepository } from '../store/api';
-import { openMigratedStore, StoreNotMigratedError } from '../store/db';
-import type { Store } from '../store/db';
+import { openMigratedStoreWhenReady } from '../store/db';
 import { createInstanceRepository } from '../store/instances';
 import { createPlacementRepository } from '../store/placement';
 import { loadCatalogue } from '../workers/catalogue-file';
 import { dataConverterFor } from '../workers/codec';
 import { loadEnv, sqlitePath } from '../workers/config';
-import type { Env } from '../workers/config';
 import { connectClient } from '../workers/connection';
 import { buildApp } from './app';
 import { loadOrCreateUsers } from './users';
@@ -22,23 +20,14 @@ import { loadOrCreateUsers } from './users';
 import { publicUrl, usersFile } from './settings';
 import { notificationContext } from '../store/notifications';
 
-/** The store once the workers have migrated it (they start beside this process): waits up to a minute. */
-async function openStoreWhenMigrated(env: Env): Promise<Store> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      return await openMigratedStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 4 });
-    } catch (err) {
-      if (!(err instanceof StoreNotMigratedError) || Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
-}
-
 async function main(): Promise<void> {
   const env = loadEnv();
   const { users } = loadOrCreateUsers(usersFile(env));
-  const store = await openStoreWhenMigrated(env);
+  const store = await openMigratedStoreWhenReady({
+    databaseUrl: env.DATABASE_URL,
+    sqlitePath: sqlitePath(env),
+    poolSize: 4,
+  });
   // Notifications this process writes name it as their publisher (src/store/notifications.ts).
   store.notifications = notificationContext(loadCatalogue(env.CATALOGUE_FILE));
   const connection = await connectClient(env);

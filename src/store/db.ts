@@ -286,6 +286,22 @@ export async function openMigratedStore(options: StoreOptions): Promise<Store> {
   }
 }
 
+/**
+ * openMigratedStore for a process that starts beside the workers (the API, the notification relay): waits
+ * up to `timeoutMs` for them to create and migrate the store.
+ */
+export async function openMigratedStoreWhenReady(options: StoreOptions, timeoutMs = 60_000): Promise<Store> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await openMigratedStore(options);
+    } catch (err) {
+      if (!(err instanceof StoreNotMigratedError) || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
 /** SQLite lock contention, or a PostgreSQL serialization failure, deadlock or lock timeout: retry. */
 export function isTransientStoreError(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;

@@ -3,7 +3,10 @@
  * the relay takes the undelivered notifications in commit order and marks them delivered.
  */
 import type { VersionedNotification, VersionedObject } from '../domain/notifications';
+import type { Selectable } from 'kysely';
+
 import type { Store } from './db';
+import type { NotificationsTable } from './schema';
 import { nowIso } from './util';
 
 /** An outbox row: the notification, its place in commit order and whether it was delivered. */
@@ -12,17 +15,7 @@ export interface OutboxEntry extends VersionedNotification {
   deliveredAt: string | null;
 }
 
-function toEntry(row: {
-  seq: number;
-  message_id: string;
-  event_type: string;
-  priority: string;
-  publisher_id: string;
-  instance_id: string | null;
-  created_at: string;
-  payload: string;
-  delivered_at: string | null;
-}): OutboxEntry {
+function toEntry(row: Selectable<NotificationsTable>): OutboxEntry {
   return {
     seq: Number(row.seq),
     messageId: row.message_id,

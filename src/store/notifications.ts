@@ -29,10 +29,10 @@ import type {
 } from '../domain/notifications';
 import { COMPUTE_EXCEPTION, actionRules, isComputeStep, stepRules } from '../domain/notifications';
 import type { Catalogue, Image } from '../domain/catalogue';
-import type { InstanceRecord, PowerState, TaskState, VmState } from '../domain/instance';
 import type { Store } from './db';
 import { imageId, serverGroupId, serviceId } from './ids';
 import { transaction } from './db';
+import { instanceFromRow } from './instances/rows';
 import type { Database } from './schema';
 import { nowIso } from './util';
 
@@ -99,24 +99,7 @@ async function instanceFacts(
 ): Promise<InstanceFacts | undefined> {
   const row = await db.selectFrom('instances').selectAll().where('instance_id', '=', instanceId).executeTakeFirst();
   if (row === undefined) return undefined;
-  const instance: InstanceRecord = {
-    instanceId: row.instance_id,
-    name: row.name,
-    vmState: row.vm_state as VmState,
-    taskState: row.task_state as TaskState | null,
-    taskOwner: row.task_owner,
-    powerState: row.power_state as PowerState,
-    host: row.host,
-    availabilityZone: row.availability_zone,
-    flavor: row.flavor,
-    image: row.image,
-    vcpus: row.vcpus,
-    memoryMb: row.memory_mb,
-    diskGb: row.disk_gb,
-    serverGroup: row.server_group,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
+  const instance = instanceFromRow(row);
   const owner = await db
     .selectFrom('api_instance_owners')
     .select(['project_id', 'user_id'])
@@ -296,13 +279,14 @@ export async function notifyServerGroup(
 }
 
 /** service.update of a compute host's service record as it now is (in the caller's transaction). */
-export async function notifyServiceUpdate(store: Store, db: Db, host: string): Promise<void> {
+export async function notifyServiceUpdate(db: Db, host: string): Promise<void> {
   const row = await db.selectFrom('resource_providers').selectAll().where('name', '=', host).executeTakeFirst();
   if (row === undefined) return;
   await writeNotification(db, {
     eventType: 'service.update',
     priority: 'INFO',
-    publisherId: publisher(store, 'api', null),
+    // Nova's Service.save publishes as the service itself (NotificationPublisher.from_service_obj).
+    publisherId: `nova-compute:${host}`,
     instanceId: null,
     payload: serviceStatusPayload({
       uuid: serviceId(host),

@@ -8,30 +8,15 @@
  */
 import { hostname } from 'node:os';
 
-import { openMigratedStore, StoreNotMigratedError } from '../store/db';
-import type { Store } from '../store/db';
+import { openMigratedStoreWhenReady } from '../store/db';
 import { createNotificationOutbox } from '../store/notification-outbox';
 import { loadEnv, sqlitePath } from './config';
-import type { Env } from './config';
 import { connectAmqp, NotificationTransportConfigError } from './notifications/amqp';
 import { NotificationRelay } from './notifications/relay';
 
 function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
   const line = JSON.stringify({ ts: new Date().toISOString(), level, process: 'notification-relay', msg, ...fields });
   (level === 'info' ? process.stdout : process.stderr).write(`${line}\n`);
-}
-
-/** The store once the conductor worker has migrated it (it starts beside this process): up to a minute. */
-async function openStoreWhenMigrated(env: Env): Promise<Store> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      return await openMigratedStore({ databaseUrl: env.DATABASE_URL, sqlitePath: sqlitePath(env), poolSize: 2 });
-    } catch (err) {
-      if (!(err instanceof StoreNotMigratedError) || Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
 }
 
 async function main(): Promise<void> {
@@ -51,7 +36,11 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const store = await openStoreWhenMigrated(env);
+  const store = await openMigratedStoreWhenReady({
+    databaseUrl: env.DATABASE_URL,
+    sqlitePath: sqlitePath(env),
+    poolSize: 2,
+  });
   const relay = new NotificationRelay({
     outbox: createNotificationOutbox(store),
     transport,

@@ -61,7 +61,7 @@ import {
 } from './lib/failures';
 import type { KernelOperation } from './lib/kernel';
 import { once, runStep, withKernel } from './lib/kernel';
-import { beginOperation, completeOperation, failOperation } from './lib/operation';
+import { beginOperation, completeOperation, failOperation, recordStep } from './lib/operation';
 import { preliminaryProgress } from './lib/progress';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 import { LIVE_ABORT_TYPES } from './live/attempt';
@@ -76,6 +76,8 @@ export const LIVE_EVENTS = {
   postSource: 'compute_post_live_migration',
   rollbackDest: 'compute_rollback_live_migration_at_destination',
   rollbackSource: 'compute_rollback_live_migration',
+  abort: 'compute_live_migration_abort',
+  forceComplete: 'compute_live_migration_force_complete',
 } as const;
 
 /**
@@ -83,6 +85,13 @@ export const LIVE_EVENTS = {
  * `aborted: false` when the copy switched over before the cancel reached it (it then finishes).
  */
 export const PATCH_LIVE_ABORT_ANSWERS_OUTCOME = 'live-abort-answers-outcome';
+
+/**
+ * The abort and the force-complete Updates record their step (`compute_live_migration_abort`,
+ * `compute_live_migration_force_complete`), which writes Nova's live_migration_abort and
+ * live_migration_force_complete notifications. Histories recorded before it record no such step.
+ */
+export const PATCH_LIVE_ABORT_FORCE_EVENTS = 'live-abort-force-complete-events';
 
 /**
  * Live-migrates one instance and returns its record on the destination, with `liveMigration`: the
@@ -174,14 +183,27 @@ class LiveRun {
   }
 
   async forceComplete(): Promise<{ forced: boolean }> {
-    const forced = await computeOn(this.source, this.req.timeouts).short.liveMigrationForceComplete({
-      instanceId: this.req.instanceId,
-    });
+    const call = () =>
+      computeOn(this.source, this.req.timeouts).short.liveMigrationForceComplete({ instanceId: this.req.instanceId });
+    const forced = patched(PATCH_LIVE_ABORT_FORCE_EVENTS)
+      ? await recordStep(this.kernel, LIVE_EVENTS.forceComplete, call, {
+          host: this.source,
+          details: (f) => (f.forced ? 'the guest paused so that the copy converges' : 'the copy had already ended'),
+        })
+      : await call();
     if (forced.forced) this.kernel.progress.step = `force-completing: the guest is paused on ${this.source}`;
     return forced;
   }
 
   async abort(): Promise<{ aborted: boolean }> {
+    if (!patched(PATCH_LIVE_ABORT_FORCE_EVENTS)) return this.abortCopy();
+    return recordStep(this.kernel, LIVE_EVENTS.abort, () => this.abortCopy(), {
+      host: this.source,
+      details: (a) => (a.aborted ? 'the copy cancelled' : 'not aborted: the copy had switched over'),
+    });
+  }
+
+  private async abortCopy(): Promise<{ aborted: boolean }> {
     this.aborted = true;
     this.copyScope?.cancel();
     if (!this.copyAnswersCancel) return { aborted: true };

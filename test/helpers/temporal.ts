@@ -3,11 +3,12 @@
  * on the project's real task queues: the conductor queue, the scheduler queue, one queue per compute host.
  */
 import { status } from '@grpc/grpc-js';
+import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, makeTelemetryFilterString, Runtime, Worker } from '@temporalio/worker';
 import type { WorkerOptions } from '@temporalio/worker';
-import { inject } from 'vitest';
+import { expect, inject, vi } from 'vitest';
 
 import { CONDUCTOR_SEARCH_ATTRIBUTES } from '../../src/shared/search-attributes';
 
@@ -80,4 +81,17 @@ export async function withWorkers<T>(
   // Nest runUntil so every worker polls while fn runs and each shuts down cleanly after.
   const run = rest.reduce<() => Promise<T>>((inner, w) => () => w.runUntil(inner()), fn);
   return first.runUntil(run());
+}
+
+/** Resolves once a live migration's memory copy runs (its liveMigration activity started). */
+export async function liveCopyRunning(handle: WorkflowHandle): Promise<void> {
+  await vi.waitFor(
+    async () =>
+      expect(
+        (await handle.describe()).raw.pendingActivities?.some(
+          (a) => a.activityType?.name === 'liveMigration' && a.lastStartedTime
+        )
+      ).toBe(true),
+    { timeout: 20_000, interval: 50 }
+  );
 }

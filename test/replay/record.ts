@@ -22,6 +22,7 @@ import type { BuildInstanceInput, RebuildInput, ResizeMigrateInput, StopInput } 
 import type { OperationProgress } from '../../src/shared/messages';
 import {
   abortLiveMigrationUpdate,
+  forceCompleteUpdate,
   confirmResizeUpdate,
   getProgressQuery,
   revertResizeUpdate,
@@ -31,7 +32,7 @@ import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import type { consoleOutput } from '../../src/workflows/console-output';
 import { historyToJSON } from '../helpers/history-json';
-import { withWorkers } from '../helpers/temporal';
+import { liveCopyRunning, withWorkers } from '../helpers/temporal';
 
 const REPLAY_DIR = __dirname;
 const INDEX = path.join(REPLAY_DIR, 'README.md');
@@ -1222,6 +1223,38 @@ describe('live migration, abort answered by the copy (patched live-abort-answers
       );
     });
   });
+});
+
+describe('live migration, abort and force-complete record their steps (patched live-abort-force-complete-events)', () => {
+  for (const [name, covers] of [
+    [
+      'force-completed',
+      'force-completed mid-copy: the step recorded (its notifications), the guest paused, switched over',
+    ],
+    ['aborted-step-recorded', 'aborted by the operator mid-copy: the step recorded (its notifications), rolled back'],
+  ] as const)
+    it(`liveMigrate: ${name}`, async () => {
+      const { az, hosts } = await zone(2);
+      const [source] = hosts as [string, string];
+      await run(hosts, async () => {
+        const vm = await boot(az);
+        await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
+        const handle = await env.client.workflow.start('liveMigrate', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
+          args: [{ instanceId: vm.instanceId }],
+        });
+        await liveCopyRunning(handle);
+        if (name === 'force-completed') {
+          expect(await handle.executeUpdate(forceCompleteUpdate)).toEqual({ forced: true });
+          expect((await settle(handle.result())).error).toBeUndefined();
+        } else {
+          expect(await handle.executeUpdate(abortLiveMigrationUpdate)).toEqual({ aborted: true });
+          expect((await settle(handle.result())).error).toBeDefined();
+        }
+        await save(handle.workflowId, undefined, name, name === 'force-completed' ? 'COMPLETED' : 'FAILED', covers);
+      });
+    });
 });
 
 afterAll(() => {

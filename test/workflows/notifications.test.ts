@@ -11,12 +11,19 @@ import { describe, expect, it } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
 import type { InstanceRecord } from '../../src/domain/instance';
-import { confirmResizeUpdate, getProgressQuery, revertResizeUpdate } from '../../src/shared/messages';
+import {
+  abortLiveMigrationUpdate,
+  confirmResizeUpdate,
+  forceCompleteUpdate,
+  getProgressQuery,
+  revertResizeUpdate,
+} from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { OutboxEntry } from '../../src/store/notification-outbox';
 import { createNotificationOutbox } from '../../src/store/notification-outbox';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import { liveCopyRunning } from '../helpers/temporal';
 import { failureOf } from '../helpers/failures';
 import { notificationSample, payloadShape, shapeDifferences } from '../helpers/nova-notification-samples';
 
@@ -303,6 +310,204 @@ describe('versioned notifications', () => {
       ]);
       expectNovaShapes(seen);
       await run('deleteInstance', vm.instanceId);
+    });
+  });
+
+  it('a resize whose disk copy fails: resize.error and compute.exception from the source, no resize_finish', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    await cloud.run(hosts, async () => {
+      const vm = await build(az);
+      const after = await lastSeq(vm.instanceId);
+      await cloud.driver(hosts[0]!).setFaults({ migrateDisk: { failNext: 1 } });
+      const failed = await run('resizeMigrate', vm.instanceId, { flavor: 'm1.medium' }).catch((e: unknown) => e);
+      expect(failureOf(failed).type).toBeDefined();
+      const seen = await notificationsOf(vm.instanceId, after);
+      expect(types(seen)).toEqual([
+        'scheduler.select_destinations.start',
+        'scheduler.select_destinations.end',
+        'instance.resize_prep.start',
+        'instance.resize_prep.end',
+        'instance.resize.start',
+        'instance.resize.error',
+        'compute.exception',
+      ]);
+      expectNovaShapes(seen);
+      expect(seen.slice(-2).map((n) => [n.priority, n.publisherId])).toEqual([
+        ['ERROR', `nova-compute:${hosts[0]}`],
+        ['ERROR', `nova-compute:${hosts[0]}`],
+      ]);
+      expect(await cloud.instances.get(vm.instanceId)).toMatchObject({ host: hosts[0], flavor: 'm1.small' });
+      await run('deleteInstance', vm.instanceId);
+    });
+  });
+
+  it('a live migration whose memory copy fails: compute.exception, then the rollback on the source', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    await cloud.run(hosts, async () => {
+      const vm = await build(az);
+      const after = await lastSeq(vm.instanceId);
+      await cloud.driver(hosts[0]!).setFaults({ liveMigration: { failNext: 1 } });
+      const failed = await run('liveMigrate', vm.instanceId).catch((e: unknown) => e);
+      expect(failureOf(failed).type).toBeDefined();
+      const seen = await notificationsOf(vm.instanceId, after);
+      expect(types(seen)).toEqual([
+        'scheduler.select_destinations.start',
+        'scheduler.select_destinations.end',
+        'instance.live_migration_pre.start',
+        'instance.live_migration_pre.end',
+        'compute.exception',
+        'instance.live_migration_rollback.start',
+        'instance.live_migration_rollback.end',
+      ]);
+      expectNovaShapes(seen);
+      expect(data(seen[4])).toMatchObject({ function_name: 'compute_live_migration' });
+      await run('deleteInstance', vm.instanceId);
+    });
+  });
+
+  it('a build cancelled while it spawns: create.start, the selection, then create.error and nothing after', async () => {
+    const { az, hosts } = await zoneWithHosts(1);
+    await cloud.run(hosts, async () => {
+      const gate = cloud.holdNext('spawnInstance');
+      const instanceId = randomUUID();
+      const handle = await env.client.workflow.start('buildInstance', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.buildInstance(instanceId),
+        args: [{ instanceId, name: 'vm-cancelled', flavor: 'm1.small', image: 'cirros', availabilityZone: az }],
+      });
+      await gate.reached;
+      await handle.cancel();
+      gate.open();
+      await gate.done;
+      await handle.result().catch(() => undefined);
+      const seen = await notificationsOf(instanceId);
+      expect(types(seen).slice(0, 3)).toEqual([
+        'instance.create.start',
+        'scheduler.select_destinations.start',
+        'scheduler.select_destinations.end',
+      ]);
+      expect(
+        types(seen)
+          .slice(3)
+          .filter((t) => t !== 'compute.exception')
+      ).toEqual(['instance.create.error']);
+      expect(types(seen)).not.toContain('instance.create.end');
+      expectNovaShapes(seen);
+    });
+  });
+
+  it('an evacuation off a forced-down host: service.update, instance.evacuate, then the rebuild on another host', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    await cloud.run(hosts, async () => {
+      const vm = await build(az);
+      const services = await outbox().list({ afterSeq: await lastSeq(vm.instanceId) });
+      const before = services.at(-1)?.seq ?? (await lastSeq(vm.instanceId));
+      await env.client.workflow.execute('setHostService', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.setHostService(hosts[0]!, randomUUID().slice(0, 8)),
+        args: [{ host: hosts[0]!, forcedDown: true }],
+      });
+      const service = (await outbox().list({ afterSeq: before })).filter((n) => n.eventType === 'service.update');
+      expect(service).toHaveLength(1);
+      expectNovaShapes(service);
+      expect(data(service[0])).toMatchObject({ host: hosts[0], forced_down: true, disabled: false });
+
+      const after = await lastSeq(vm.instanceId);
+      const evacuated = (await env.client.workflow.execute('rebuild', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.evacuate(vm.instanceId, randomUUID().slice(0, 8)),
+        args: [{ instanceId: vm.instanceId, evacuate: true }],
+      })) as InstanceRecord;
+      expect(evacuated.host).toBe(hosts[1]);
+      const seen = await notificationsOf(vm.instanceId, after);
+      expect(types(seen)).toEqual([
+        'instance.evacuate',
+        'instance.rebuild.start',
+        'scheduler.select_destinations.start',
+        'scheduler.select_destinations.end',
+        'instance.rebuild.end',
+      ]);
+      expectNovaShapes(seen);
+      expect(seen[0]!.publisherId).toMatch(/^nova-api:/);
+      expect(data(seen.at(-1))).toMatchObject({ host: hosts[1], state: 'active' });
+      await env.client.workflow.execute('setHostService', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.setHostService(hosts[0]!, randomUUID().slice(0, 8)),
+        args: [{ host: hosts[0]!, forcedDown: false }],
+      });
+      await run('deleteInstance', vm.instanceId);
+    });
+  });
+
+  it('a server group: create, add_member for an instance built in it, delete', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const group = `ng-${randomUUID().slice(0, 8)}`;
+    const before = (await outbox().list({ limit: 100_000 })).at(-1)?.seq ?? 0;
+    await cloud.run(hosts, async () => {
+      const serverGroup = (input: Record<string, unknown>) =>
+        env.client.workflow.execute('serverGroup', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: workflowIds.serverGroup(String(input.action), randomUUID().slice(0, 8)),
+          args: [input],
+        });
+      await serverGroup({ action: 'create', name: group, policy: 'anti-affinity' });
+      const vm = await build(az, { schedulerHints: { group } });
+      await run('deleteInstance', vm.instanceId);
+      await serverGroup({ action: 'delete', name: group });
+      const seen = (await outbox().list({ afterSeq: before, limit: 100_000 })).filter((n) =>
+        n.eventType.startsWith('server_group.')
+      );
+      expect(seen.map((n) => [n.eventType, data(n)?.name])).toEqual([
+        ['server_group.create', group],
+        ['server_group.add_member', group],
+        ['server_group.delete', group],
+      ]);
+      expectNovaShapes(seen);
+      expect(data(seen[1])).toMatchObject({ members: [vm.instanceId], policy: 'anti-affinity' });
+    });
+  });
+
+  it('a live migration force-completed, and one aborted: their notifications between pre and post or rollback', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    await cloud.run(hosts, async () => {
+      for (const [update, expected] of [
+        [
+          forceCompleteUpdate,
+          [
+            'instance.live_migration_force_complete.start',
+            'instance.live_migration_force_complete.end',
+            'instance.live_migration_post.start',
+            'instance.live_migration_post.end',
+          ],
+        ],
+        [
+          abortLiveMigrationUpdate,
+          [
+            'instance.live_migration_abort.start',
+            'instance.live_migration_abort.end',
+            'instance.live_migration_rollback.start',
+            'instance.live_migration_rollback.end',
+          ],
+        ],
+      ] as const) {
+        const vm = await build(az);
+        // A copy that never converges by itself: it runs until the Update.
+        await cloud
+          .driver(hosts[0]!)
+          .setFaults({ liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
+        const after = await lastSeq(vm.instanceId);
+        const handle = await operate('liveMigrate', vm.instanceId);
+        await liveCopyRunning(handle);
+        if (update === forceCompleteUpdate) await handle.executeUpdate(forceCompleteUpdate);
+        else await handle.executeUpdate(abortLiveMigrationUpdate);
+        await handle.result().catch(() => undefined);
+        const seen = await notificationsOf(vm.instanceId, after);
+        const steps = types(seen).filter((t) => !t.startsWith('scheduler.') && !t.includes('live_migration_pre'));
+        expect(steps.filter((t) => t !== 'compute.exception')).toEqual(expected);
+        expectNovaShapes(seen);
+        await cloud.driver(hosts[0]!).setFaults({});
+        await run('deleteInstance', vm.instanceId);
+      }
     });
   });
 });

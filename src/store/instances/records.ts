@@ -1,14 +1,15 @@
 /** Instance records: create, read, list and the compare-and-swap update (Nova's `instance.save`). */
 import type { InstancePatch } from '../../domain/instance';
-import type { ExpressionBuilder, Selectable, Updateable } from 'kysely';
+import type { ExpressionBuilder, Updateable } from 'kysely';
 
 import { InstanceInvalidState, InstanceNotFound } from '../../domain/errors';
-import type { InstanceRecord, PowerState, TaskState, VmState } from '../../domain/instance';
+import type { InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import type { Store } from '../db';
 import { atomically } from '../notifications';
-import { notifyMemberAdded } from './server-groups';
 import type { Database, InstancesTable } from '../schema';
 import { asList, nowIso } from '../util';
+import { instanceFromRow } from './rows';
+import { notifyMemberAdded } from './server-groups';
 import type { InstanceRepository } from './index';
 
 /** A new instance record; `taskOwner` defaults to none. */
@@ -33,27 +34,6 @@ export interface InstanceListFilter {
 }
 
 export type InstanceRecords = Pick<InstanceRepository, 'create' | 'get' | 'find' | 'list' | 'listPage' | 'update'>;
-
-function toRecord(row: Selectable<InstancesTable>): InstanceRecord {
-  return {
-    instanceId: row.instance_id,
-    name: row.name,
-    vmState: row.vm_state as VmState,
-    taskState: row.task_state as TaskState | null,
-    taskOwner: row.task_owner,
-    powerState: row.power_state as PowerState,
-    host: row.host,
-    availabilityZone: row.availability_zone,
-    flavor: row.flavor,
-    image: row.image,
-    vcpus: row.vcpus,
-    memoryMb: row.memory_mb,
-    diskGb: row.disk_gb,
-    serverGroup: row.server_group,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
 
 /** The columns a patch sets; keys left undefined are not touched. */
 function patchColumns(patch: InstancePatch): Updateable<InstancesTable> {
@@ -91,7 +71,7 @@ export function createInstanceRecords(store: Store): InstanceRecords {
 
   async function find(instanceId: string): Promise<InstanceRecord | undefined> {
     const row = await db.selectFrom('instances').selectAll().where('instance_id', '=', instanceId).executeTakeFirst();
-    return row === undefined ? undefined : toRecord(row);
+    return row === undefined ? undefined : instanceFromRow(row);
   }
 
   async function get(instanceId: string): Promise<InstanceRecord> {
@@ -137,14 +117,14 @@ export function createInstanceRecords(store: Store): InstanceRecords {
     if (filter.host !== undefined) query = query.where('host', '=', filter.host);
     if (filter.vmState !== undefined) query = query.where('vm_state', 'in', asList(filter.vmState));
     const rows = await query.orderBy('created_at').orderBy('instance_id').execute();
-    return rows.map(toRecord);
+    return rows.map(instanceFromRow);
   }
 
   async function listPage({ after, limit }: { after: string | null; limit: number }): Promise<InstanceRecord[]> {
     let query = db.selectFrom('instances').selectAll();
     if (after !== null) query = query.where('instance_id', '>', after);
     const rows = await query.orderBy('instance_id').limit(limit).execute();
-    return rows.map(toRecord);
+    return rows.map(instanceFromRow);
   }
 
   async function update(
@@ -169,7 +149,7 @@ export function createInstanceRecords(store: Store): InstanceRecords {
       if (owner !== undefined)
         query = query.where((eb) => (owner === null ? eb('task_owner', 'is', null) : eb('task_owner', '=', owner)));
       const row = await query.returningAll().executeTakeFirst();
-      if (row !== undefined) return toRecord(row);
+      if (row !== undefined) return instanceFromRow(row);
 
       const current = await find(instanceId);
       if (current === undefined) throw new InstanceNotFound(instanceId);

@@ -217,7 +217,7 @@ export function createProviderWrites(store: Store): ProviderWrites {
         .executeTakeFirst();
       if (affected(result) === 0) throw unknownHost(host);
       await bumpVersion(trx, [host]);
-      await notifyServiceUpdate(store, trx, host);
+      await notifyServiceUpdate(trx, host);
     });
   }
 
