@@ -23,9 +23,23 @@ usage() {
 
 server=/usr/lib/rabbitmq/bin/rabbitmq-server
 
-# A TCP port free on loopback now (the kernel's pick).
+# A TCP port free on loopback now, below the kernel's ephemeral range (32768 up): a port from that range
+# can be taken by any outgoing connection between the pick and the broker's bind.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 - <<'PY'
+import random, socket
+while True:
+    port = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+PY
 }
 
 # Whether a broker answers the AMQP 0-9-1 protocol header with connection.start (a method frame on channel 0).
