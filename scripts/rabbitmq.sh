@@ -22,24 +22,12 @@ usage() {
 }
 
 server=/usr/lib/rabbitmq/bin/rabbitmq-server
+SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 
 # A TCP port free on loopback now, below the kernel's ephemeral range (32768 up): a port from that range
 # can be taken by any outgoing connection between the pick and the broker's bind.
 free_port() {
-  python3 - <<'PY'
-import random, socket
-while True:
-    port = random.randrange(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-PY
+  python3 "$SCRIPTS/free-port.py" "$@"
 }
 
 # Whether a broker answers the AMQP 0-9-1 protocol header with connection.start (a method frame on channel 0).

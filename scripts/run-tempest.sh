@@ -16,23 +16,7 @@ work=$(mktemp -d -t tempest.XXXXXX)
 # A free loopback port below the kernel's ephemeral range (32768 up), not one of "$@": a port from that
 # range can be taken by any outgoing connection between the pick and the server's bind.
 free_port() {
-  "$PY" - "$@" <<'PY'
-import random, socket, sys
-taken = set(sys.argv[1:])
-while True:
-    port = random.randrange(20000, 32000)
-    if str(port) in taken:
-        continue
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-PY
+  "$PY" "$ROOT/scripts/free-port.py" "$@"
 }
 API_PORT=$(free_port); TPORT=$(free_port "$API_PORT"); UIPORT=$(free_port "$API_PORT" "$TPORT")
 URL=http://127.0.0.1:$API_PORT

@@ -1203,15 +1203,7 @@ describe('live migration, abort answered by the copy (patched live-abort-answers
         workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
         args: [{ instanceId: vm.instanceId }],
       });
-      await vi.waitFor(
-        async () =>
-          expect(
-            (await handle.describe()).raw.pendingActivities?.some(
-              (a) => a.activityType?.name === 'liveMigration' && a.lastStartedTime
-            )
-          ).toBe(true),
-        { timeout: 20_000, interval: 50 }
-      );
+      await liveCopyRunning(handle);
       expect(await handle.executeUpdate(abortLiveMigrationUpdate)).toEqual({ aborted: true });
       expect((await settle(handle.result())).error).toBeDefined();
       await save(
