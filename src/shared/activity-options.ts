@@ -81,7 +81,7 @@ export function placementAttemptRetry(hosts: number, abortTypes: readonly string
 
 /**
  * Timeouts of activities on a compute host's queue. Seconds; workflow inputs may override them, and
- * their defaults are DEFAULT_COMPUTE_TIMEOUTS (src/domain/schemas.ts).
+ * their defaults are DEFAULT_COMPUTE_TIMEOUTS (src/domain/schemas/common.ts).
  */
 export type ComputeTimeouts = ComputeTimeoutsInput;
 
