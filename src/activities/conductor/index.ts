@@ -17,6 +17,7 @@ import type { InstanceRepository } from '../../store/instances';
 import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
 import { createDeletionActivities } from './deletion';
+import { createEvacuationActivities } from './evacuation';
 import { createMigrationActivities } from './migrations';
 import { createReconcileActivities } from './reconcile';
 import { createServerGroupActivities } from './server-groups';
@@ -147,6 +148,8 @@ export function createConductorActivities(deps: ConductorDeps) {
     ...createWorkflowStatusActivities(deps.temporal),
     // The reconciler's reads and compare-and-swap writes, and reset-state (src/activities/conductor/reconcile.ts).
     ...createReconcileActivities(deps),
+    // Rebuild's spec and the evacuation's migration record (src/activities/conductor/evacuation.ts).
+    ...createEvacuationActivities(deps),
     /**
      * Creates the instance record (building/scheduling) and its `create` action, after resolving the
      * flavor and image. Idempotent on the instance id. Throws InvalidRequest before writing anything.
@@ -341,113 +344,6 @@ export function createConductorActivities(deps: ConductorDeps) {
     },
 
     // ----- rebuild / evacuate ----------------------------------------------------------------------
-
-    /**
-     * What a rebuild or an evacuation works from, read before it takes the operation lock: the instance,
-     * its flavor (the instance's own sizes, even if the catalogue changed) and the image (default: its
-     * current one). Refuses, writing nothing, an unknown image (InvalidRequest naming `image`) and an
-     * image the flavor is too small for. NOTE(nova): the API's _validate_flavor_image_nostatus on rebuild.
-     */
-    async resolveRebuildSpec(input: {
-      instanceId: string;
-      image?: string;
-    }): Promise<{ instance: InstanceRecord; flavor: Flavor; image: Image }> {
-      const req = parseOrInvalid(
-        z.object({ instanceId: InstanceIdSchema, image: z.string().min(1).max(255).optional() }),
-        input
-      );
-      const instance = await instances.get(req.instanceId);
-      const image = resolveImage(catalogue, req.image ?? instance.image);
-      const known = catalogue.flavors.find((f) => f.name === instance.flavor);
-      const flavor: Flavor = {
-        extraSpecs: known?.extraSpecs ?? {},
-        name: instance.flavor,
-        vcpus: instance.vcpus,
-        memoryMb: instance.memoryMb,
-        diskGb: instance.diskGb,
-      };
-      checkImageFitsFlavor(flavor, image, 'image');
-      return { instance, flavor, image };
-    },
-
-    /** Creates an evacuation's migration record (status `accepted`); idempotent on its id. */
-    async createEvacuation(input: {
-      migrationId: string;
-      instanceId: string;
-      sourceHost: string;
-      destHost: string | null;
-      flavor: string;
-    }): Promise<Awaited<ReturnType<InstanceRepository['createMigration']>>> {
-      const req = parseOrInvalid(
-        z.object({
-          migrationId: z.string().min(1).max(64),
-          instanceId: InstanceIdSchema,
-          sourceHost: z.string().min(1).max(255),
-          destHost: z.string().min(1).max(255).nullable(),
-          flavor: z.string().min(1).max(255),
-        }),
-        input
-      );
-      return instances.createMigration({
-        id: req.migrationId,
-        instanceId: req.instanceId,
-        sourceHost: req.sourceHost,
-        destHost: req.destHost,
-        oldFlavor: req.flavor,
-        newFlavor: req.flavor,
-        migrationType: 'evacuation',
-        status: 'accepted',
-      });
-    },
-
-    /**
-     * Moves an evacuation on: accepted → pre-migrating (destination chosen) → done, or error; a returning
-     * source marks a done one completed once it has cleaned up. `expectStatus` makes it a compare-and-swap.
-     */
-    async updateEvacuation(input: {
-      migrationId: string;
-      status: 'pre-migrating' | 'done' | 'error' | 'completed';
-      destHost?: string;
-      expectStatus?: string[];
-    }): Promise<Awaited<ReturnType<InstanceRepository['updateMigration']>>> {
-      const { migrationId, status, destHost, expectStatus } = input;
-      return once((repo) =>
-        repo.updateMigration(migrationId, { status, destHost }, { status: expectStatus, method: 'evacuate' })
-      );
-    },
-
-    /**
-     * Of the instances a returning compute host still has guests or allocations for, those evacuated away
-     * from it: an evacuation from this host is `done` and the instance now lives on another host. With the
-     * latest evacuate action, to record the clean-up on. NOTE(nova): _destroy_evacuated_instances looks up
-     * evacuation migrations from this host the same way (in-progress ones are left alone here: the
-     * evacuation may still fail and leave the instance on this host).
-     */
-    async findEvacuatedInstances(input: {
-      host: string;
-      instanceIds: string[];
-    }): Promise<
-      Array<{ instanceId: string; migrationId: string; currentHost: string | null; actionId: string | null }>
-    > {
-      const { host, instanceIds } = parseOrInvalid(
-        z.object({ host: z.string().min(1).max(255), instanceIds: z.array(z.string().min(1).max(64)).max(100_000) }),
-        input
-      );
-      const found = [];
-      for (const instanceId of [...new Set(instanceIds)].sort()) {
-        const instance = await instances.find(instanceId);
-        if (!instance || instance.host === host) continue;
-        const evacuations = (await instances.listMigrations(instanceId)).filter(
-          (m) => m.migrationType === 'evacuation' && m.sourceHost === host && m.status === 'done'
-        );
-        if (evacuations.length === 0) continue;
-        const actions = await instances.listActions(instanceId);
-        const actionId = actions.filter((a) => a.action === 'evacuate').at(-1)?.actionId ?? null;
-        for (const m of evacuations)
-          found.push({ instanceId, migrationId: m.id, currentHost: instance.host, actionId });
-      }
-      return found;
-    },
   };
 }
 

@@ -21,7 +21,6 @@ const FRAME = 'src/workflows/lib/';
 
 /** Files in src/ over 400 lines today. May only shrink. */
 const LONG_FILES_ALLOWED = new Set<string>([
-  'src/activities/conductor/index.ts',
   'src/workflows/build-instance.ts',
   'src/workflows/live-migrate.ts',
 ]);
