@@ -112,8 +112,10 @@ export async function profileOf(handle: WorkflowHandle, client?: Client, depth =
       e.childWorkflowExecutionTimedOutEventAttributes;
     if (child) {
       const s = scheduled.get(Number(child.initiatedEventId));
-      if (s)
+      if (s) {
         steps.push({ step: s.step, at: s.at - t0, waitMs: (s.started ?? at) - s.at, runMs: at - (s.started ?? at) });
+        if (s.workflowId) children.push({ workflowId: s.workflowId, runId: s.runId, offset: (s.started ?? at) - t0 });
+      }
     }
     if (e.workflowTaskScheduledEventAttributes) wtScheduled = at;
     if (e.workflowTaskStartedEventAttributes) wtStarted = at;

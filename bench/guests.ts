@@ -11,6 +11,8 @@
  *   workflow's switch-over pause within its 500 ms downtime limit.
  *
  * Runs alternate (build, bare, build, bare …) so a busy spell hits both alike; medians are compared.
+ * After the table, the last build's and the last live migration's histories say where the time went
+ * (guests-profile.ts: each activity's queue wait and run, each workflow task, child workflows inline).
  * The last line printed is one JSON object with every figure. Exits 0 unless it crashes.
  *
  *   npm run bench:guests              3 of each
