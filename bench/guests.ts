@@ -11,6 +11,8 @@
  *   workflow's switch-over pause within its 500 ms downtime limit.
  *
  * Runs alternate (build, bare, build, bare …) so a busy spell hits both alike; medians are compared.
+ * After the table, the last build's and the last live migration's histories say where the time went
+ * (guests-profile.ts: each activity's queue wait and run, each workflow task, child workflows inline).
  * The last line printed is one JSON object with every figure. Exits 0 unless it crashes.
  *
  *   npm run bench:guests              3 of each
@@ -35,6 +37,7 @@ import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../src/shared/task-queues';
 import type { buildInstance } from '../src/workflows/build-instance';
 import type { liveMigrate } from '../src/workflows/live-migrate';
 import { freePort } from '../test/helpers/ports';
+import { type Profile, profileOf, profileTable } from './guests-profile';
 
 const quick = process.argv.includes('--quick');
 const RUNS = quick ? 1 : 3;
@@ -103,7 +106,10 @@ async function startStack(): Promise<Client> {
 const consoleOf = (instanceId: string) => path.join(dataDir, 'instances', instanceId, 'console.log');
 
 /** A build through the system, to the guest's boot line (ms); the instance is left running. */
-async function timedBuild(client: Client, name: string): Promise<{ ms: number; instanceId: string }> {
+async function timedBuild(
+  client: Client,
+  name: string
+): Promise<{ ms: number; instanceId: string; profile: Profile; bootAtMs: number }> {
   const instanceId = randomUUID();
   const started = performance.now();
   const handle = await client.workflow.start<typeof buildInstance>('buildInstance', {
@@ -113,7 +119,7 @@ async function timedBuild(client: Client, name: string): Promise<{ ms: number; i
   });
   const booted = await waitForLine(consoleOf(instanceId), BOOT_LINE);
   await handle.result();
-  return { ms: booted - started, instanceId };
+  return { ms: booted - started, instanceId, profile: await profileOf(handle, client), bootAtMs: booted - started };
 }
 
 async function deleteInstance(client: Client, instanceId: string): Promise<void> {
@@ -246,14 +252,19 @@ async function timedBareMigration(n: number): Promise<{ ms: number; downtimeMs: 
   }
 }
 
-async function timedLiveMigration(client: Client, instanceId: string): Promise<{ ms: number; downtimeMs: number }> {
+async function timedLiveMigration(
+  client: Client,
+  instanceId: string
+): Promise<{ ms: number; downtimeMs: number; profile: Profile }> {
   const started = performance.now();
-  const result = await client.workflow.execute<typeof liveMigrate>('liveMigrate', {
+  const handle = await client.workflow.start<typeof liveMigrate>('liveMigrate', {
     taskQueue: CONDUCTOR_TASK_QUEUE,
     workflowId: workflowIds.liveMigrate(instanceId, randomUUID().slice(0, 8)),
     args: [{ instanceId }],
   });
-  return { ms: performance.now() - started, downtimeMs: result.liveMigration.downtimeMs };
+  const result = await handle.result();
+  const ms = performance.now() - started;
+  return { ms, downtimeMs: result.liveMigration.downtimeMs, profile: await profileOf(handle, client) };
 }
 
 const median = (xs: number[]) => {
@@ -270,9 +281,17 @@ async function main(): Promise<void> {
 
   const builds: number[] = [];
   const bares: number[] = [];
+  const profiles: string[] = [];
   for (let i = 0; i < RUNS; i++) {
     const built = await timedBuild(client, `bench-build-${i}`);
     builds.push(built.ms);
+    if (i === RUNS - 1)
+      profiles.push(
+        profileTable(
+          `Build, run ${i + 1} (${round(built.ms)} ms to the boot line, seen ${round(built.bootAtMs)} ms after the start call)`,
+          built.profile
+        )
+      );
     await deleteInstance(client, built.instanceId);
     bares.push(await timedBareLaunch(i));
     console.error(`  build ${round(built.ms)} ms, bare launch ${round(bares.at(-1)!)} ms`);
@@ -289,6 +308,8 @@ async function main(): Promise<void> {
     const live = await timedLiveMigration(client, vm.instanceId);
     await deleteInstance(client, vm.instanceId);
     lives.push(live.ms);
+    if (i === RUNS - 1)
+      profiles.push(profileTable(`Live migration, run ${i + 1} (${round(live.ms)} ms start to result)`, live.profile));
     liveDowntimes.push(live.downtimeMs);
     const bare = await timedBareMigration(i);
     bareMigrations.push(bare.ms);
@@ -327,6 +348,7 @@ async function main(): Promise<void> {
   console.log(
     `| switch-over pause (worst) | ${figures.liveDowntimeMs} ms | ${figures.bareDowntimeMs} ms | | <= ${TARGETS.downtimeMs} ms ${figures.liveDowntimeMs <= TARGETS.downtimeMs ? 'met' : 'MISSED'} |`
   );
+  for (const table of profiles) console.log(`\n${table}`);
   console.log(JSON.stringify(figures));
   await client.connection.close();
 }

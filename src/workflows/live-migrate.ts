@@ -94,6 +94,13 @@ export const PATCH_LIVE_ABORT_ANSWERS_OUTCOME = 'live-abort-answers-outcome';
 export const PATCH_LIVE_ABORT_FORCE_EVENTS = 'live-abort-force-complete-events';
 
 /**
+ * After the switch-over the workflow goes on at once: the destination's receiving step is cancelled but
+ * not waited for (its worker learns of the cancel on its next heartbeat, up to a second later, and it
+ * only watched the incoming QEMU). Before it, every switch-over waited that second.
+ */
+export const PATCH_LIVE_RECEIVER_NOT_AWAITED = 'live-receiver-not-awaited';
+
+/**
  * Live-migrates one instance and returns its record on the destination, with `liveMigration`: the
  * migration, the downtime, the copy's rounds. Fails typed: InvalidRequest, InstanceNotFound,
  * InstanceInvalidState (not active, another operation holds it, no guest running), ComputeHostUnavailable
@@ -393,7 +400,9 @@ class LiveRun {
       this.copyEnded ??= 'failed';
       this.copying = false;
       receiveScope.cancel();
-      await receiving.catch(() => undefined);
+      // Its failure is handled (`lost`); a switched-over copy does not wait for the cancel to land.
+      if (this.copyEnded !== 'switched' || !patched(PATCH_LIVE_RECEIVER_NOT_AWAITED))
+        await receiving.catch(() => undefined);
     }
   }
 

@@ -7,8 +7,9 @@
  * (the heartbeat goes on, no reboot, the pause measured), pause and unpause, suspend and resume (the
  * heartbeat stands still, then goes on from where it was), delete, ending with no QEMU process and no
  * instance directory left, the audit clean and no workflow running; a kill -9 of a compute worker
- * mid-spawn; an aborted and a force-completed live migration of a guest that
- * dirties memory faster than the copy. At most 4 guests are alive at once (plus a migration's second QEMU).
+ * mid-spawn, and of the source's, then the destination's, worker mid-live-migration; an aborted and a
+ * force-completed live migration of a guest that dirties memory faster than the copy. At most 4 guests
+ * are alive at once (plus a migration's second QEMU).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -412,6 +413,140 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
         { timeout: 30_000 }
       );
       expect(readdirSync(path.join(dataDir, 'instances'))).not.toContain(built.instanceId);
+      const running = await temporal<unknown[]>('workflow', 'list', '--query', 'ExecutionStatus="Running"');
+      expect(running).toEqual([]);
+    } catch (err) {
+      console.error(`launcher output (last lines):\n${output.split('\n').slice(-60).join('\n')}`);
+      throw err;
+    }
+  }, 600_000);
+  /**
+   * kill -9 of the source's, then the destination's, compute worker while a live migration copies (a
+   * 16 MiB/s link keeps an idle guest's copy running for seconds). The guests are QEMU processes that
+   * outlive their worker, so the copy goes on without it; the launcher restarts the worker, which
+   * re-adopts its guests and takes the operation's next step.
+   */
+  it('kill -9 of the source, then the destination, compute worker mid-live-migration: the operation ends stable, the guest runs once, its heartbeat goes on, the worker re-adopts its guests, nothing is left over', async () => {
+    const [h1, h2] = [HOSTS[0]!, HOSTS[1]!];
+    const workerPid = (host: string) =>
+      Number(
+        [...output.matchAll(/^launcher: started (\S+) \(pid (\d+)\)$/gm)].filter((m) => m[1] === host).at(-1)?.[2]
+      );
+    const guestsOf = async (instanceId: string) =>
+      (await findGuestProcesses(dataDir)).filter((g) => g.instanceId === instanceId).map((g) => [g.host, g.pid]);
+    /** Waits until the copy runs on the source (the liveMigration activity has reported progress). */
+    const copying = (id: string) =>
+      vi.waitFor(
+        async () => {
+          const d = await temporal<{
+            pendingActivities?: Array<{ activityType?: { name?: string }; lastHeartbeatTime?: string }>;
+          }>('workflow', 'describe', '--workflow-id', id);
+          expect(
+            d.pendingActivities?.some((a) => a.activityType?.name === 'liveMigration' && a.lastHeartbeatTime),
+            JSON.stringify(d.pendingActivities)
+          ).toBe(true);
+        },
+        { timeout: 60_000, interval: 100 }
+      );
+    /** The workflow's end: completed (its result) or failed (the CLI's error, naming the failure's type). */
+    const ending = async (
+      id: string
+    ): Promise<{ completed: true; instance: Instance } | { completed: false; error: string }> => {
+      try {
+        return { completed: true, instance: await result<Instance>(id) };
+      } catch (err) {
+        return { completed: false, error: String(err) };
+      }
+    };
+    /**
+     * One live migration of `vm` to `dest` with `victim`'s worker killed mid-copy: returns where the
+     * instance ends and how long the operation took after the kill.
+     */
+    const killMidCopy = async (vm: Instance, dest: string, victim: string) => {
+      const before = await consoleOf(vm.instanceId);
+      const id = `live-kill-${victim}-${++serial}`;
+      await start('liveMigrate', id, { instanceId: vm.instanceId, host: dest });
+      await copying(id);
+      const pid = workerPid(victim);
+      expect(pid).toBeGreaterThan(0);
+      process.kill(pid, 'SIGKILL');
+      const killedAt = Date.now();
+      const end = await ending(id);
+      const seconds = (Date.now() - killedAt) / 1000;
+      console.log(
+        `live migration with ${victim === vm.host ? 'the source' : 'the destination'} worker killed mid-copy: ${
+          end.completed ? 'completed' : `failed (${end.error.split('\n')[0]})`
+        } ${seconds.toFixed(1)} s after the kill`
+      );
+      // Stable, and typed when it failed: on the destination, or rolled back to its source, running.
+      const where = end.completed ? dest : vm.host;
+      if (end.completed)
+        expect(end.instance).toMatchObject({ host: dest, vmState: 'active', taskState: null, powerState: 'running' });
+      else expect(end.error).toMatch(/MigrationError|LiveMigrationAborted|ComputeHostUnavailable/);
+      // Not minutes: at most the copy's heartbeat timeout (30 s) and a retry after the restart.
+      expect(seconds).toBeLessThan(90);
+      // The launcher restarted the worker.
+      await vi.waitFor(() => expect(workerPid(victim)).not.toBe(pid), { timeout: 60_000, interval: 250 });
+      // The guest runs exactly once, where its record says, not rebooted, its heartbeat going on.
+      await vi.waitFor(async () => expect((await guestsOf(vm.instanceId)).map(([h]) => h)).toEqual([where]), {
+        timeout: 60_000,
+        interval: 500,
+      });
+      const after = await execute<{ host: string; output: string }>('consoleOutput', { instanceId: vm.instanceId });
+      expect(after.host).toBe(where);
+      expect(boots(after.output)).toEqual(boots(before));
+      await vi.waitFor(
+        async () => expect(lastHeartbeat(await consoleOf(vm.instanceId))).toBeGreaterThan(lastHeartbeat(before) + 1),
+        { timeout: 30_000, interval: 1000 }
+      );
+      return { ...vm, host: where };
+    };
+    /** The restarted worker drives a guest it did not start: pause and unpause over its re-attached QMP. */
+    const drivesAdopted = async (vm: Instance, pid: number) => {
+      expect(await guestsOf(vm.instanceId)).toEqual([[vm.host, pid]]); // the same process: not relaunched
+      expect(await execute<Instance>('pause', { instanceId: vm.instanceId })).toMatchObject({ vmState: 'paused' });
+      expect(await execute<Instance>('unpause', { instanceId: vm.instanceId })).toMatchObject({
+        vmState: 'active',
+        powerState: 'running',
+      });
+    };
+
+    try {
+      // Two guests on h1: the one migrated, and one that stays (the restarted worker must re-adopt it).
+      const m = await execute<Instance>('buildInstance', {
+        name: 'vm-m',
+        flavor: 'm1.tiny',
+        image: 'cirros',
+        host: h1,
+      });
+      const n = await execute<Instance>('buildInstance', {
+        name: 'vm-n',
+        flavor: 'm1.tiny',
+        image: 'cirros',
+        host: h1,
+      });
+      await Promise.all([waitForBoot(m.instanceId, 1), waitForBoot(n.instanceId, 1)]);
+      const nPid = Number((await guestsOf(n.instanceId))[0]?.[1]);
+
+      // ----- the source's worker killed mid-copy (h1 → h2) -----
+      const m1 = await killMidCopy(m, h2, h1);
+      await drivesAdopted(n, nPid);
+
+      // ----- the destination's worker killed mid-copy (back to h1, where vm-n runs) -----
+      const m2 = await killMidCopy(m1, h1, h1);
+      await drivesAdopted(n, nPid);
+      if (m2.host === h1) await drivesAdopted(m2, Number((await guestsOf(m2.instanceId))[0]?.[1]));
+
+      // ----- nothing left over: no QEMU process, no directory, no allocation that no instance owns -----
+      for (const vm of [m2, n]) await execute('deleteInstance', { instanceId: vm.instanceId });
+      await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
+      expect(readdirSync(path.join(dataDir, 'instances'))).toEqual([]);
+      const audit = await runCli(path.join(ROOT, 'src', 'cli', 'conductor.ts'), ['audit'], {
+        DATA_DIR: dataDir,
+        DATABASE_URL: undefined,
+        TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+      });
+      expect(audit.code, `${audit.stdout}${audit.stderr}`).toBe(0);
       const running = await temporal<unknown[]>('workflow', 'list', '--query', 'ExecutionStatus="Running"');
       expect(running).toEqual([]);
     } catch (err) {

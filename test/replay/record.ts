@@ -1191,6 +1191,29 @@ describe('live migration', () => {
   });
 });
 
+describe('live migration, the receiving not awaited after the switch-over (patched live-receiver-not-awaited)', () => {
+  it('liveMigrate: converged, the workflow going on at the switch-over', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      const done = env.client.workflow.start('liveMigrate', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
+        args: [{ instanceId: vm.instanceId }],
+      });
+      const handle = await done;
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'converged-receiver-not-awaited',
+        'COMPLETED',
+        "switched over; the destination's receiving cancelled but not waited for; post-migration on both hosts"
+      );
+    });
+  });
+});
+
 describe('live migration, abort answered by the copy (patched live-abort-answers-outcome)', () => {
   it('liveMigrate: aborted by the operator mid-copy', async () => {
     const { az, hosts } = await zone(2);
