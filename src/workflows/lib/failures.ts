@@ -83,13 +83,13 @@ export function toWireFailure(err: unknown): unknown {
 }
 
 /**
- * A refusal (before the lock, or of the success write) as the typed failure it crosses the wire as: a domain error translated, a
- * typed failure (an activity's, unwrapped) kept, anything else `fallback` with its message.
+ * A failure (a refusal before the lock, an activity's answer) as the non-retryable typed failure it
+ * crosses the wire as: a domain error translated, a typed failure (an activity's, unwrapped) keeping its
+ * type and message, anything else `fallback` with its message.
  */
 export function refusalFailure(err: unknown, fallback: string = FailureType.OperationFailed): ApplicationFailure {
-  const wire = toWireFailure(err);
-  if (wire instanceof ApplicationFailure) return wire;
-  return typedFailure(failureType(wire) ?? fallback, failureMessage(wire));
+  if (err instanceof DomainError) return domainFailure(err);
+  return typedFailure(failureType(err) ?? fallback, failureMessage(err));
 }
 
 /**
