@@ -21,13 +21,13 @@ import { FailureType, MaxRetriesExceeded } from '../domain/errors';
 import type { InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../domain/instance';
 import type { BuildInstanceInput, BuildInstanceRequest } from '../domain/schemas';
-import type { CreateInstanceResult } from '../activities/conductor';
 import { batchSize, BuildInstanceInputSchema, guestSecrets } from '../domain/schemas';
+import type { CreateInstanceResult } from '../activities/conductor';
 import type { OperationProgress } from '../shared/messages';
 import { getProgressQuery, placementProgressSignal } from '../shared/messages';
 import { placementAttemptRetry } from '../shared/activity-options';
 import { workflowIds } from '../shared/task-queues';
-import { failureMessage, failureType, isFailureOfType, parseInput, typedFailure } from './lib/failures';
+import { domainFailure, failureMessage, isFailureOfType, parseInput, refusalFailure } from './lib/failures';
 import { instanceNameTag, tagInstance } from './lib/instance-attributes';
 import type { StepRunner } from './lib/kernel';
 import { runStep, withKernel } from './lib/kernel';
@@ -36,6 +36,7 @@ import { showProgress } from './lib/progress';
 import { computeOn, conductor, conductorLocal, scheduler } from './lib/proxies';
 import { ABORT_TYPES, buildAttempt, hostsTriedOf, SELECT_EVENT } from './build/attempt';
 import { buildAttempts, selectionRequest } from './build/selection';
+import { adoptedFromParent, checkScheduled, createRecord, existingInstance } from './build/record';
 import type { BuildInstanceResult } from './build/batch';
 import { buildBatch } from './build/batch';
 import type { PlacementAttemptInput } from './placement-attempt';
@@ -65,7 +66,6 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
   const req = parseInput(BuildInstanceInputSchema, input);
   if (batchSize(req).max > 1) return buildBatch(req);
   const instanceId = req.instanceId ?? uuid4();
-  const requestId = workflowInfo().workflowId;
   const progress: OperationProgress = {
     instanceId,
     operation: 'buildInstance',
@@ -89,64 +89,32 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
   // Versioned: a build's bookkeeping batched with its steps' own writes, as local activities (builds
   // started before it replay the one-activity-per-write way below).
   if (patched(PATCH_BATCHED_BUILD)) return batchedBuild(req, instanceId, progress);
+  return unbatchedBuild(req, instanceId, progress);
+}
+
+/**
+ * A build started before the batched kernel (it replays this way): one activity per bookkeeping write,
+ * the selection as a step of this workflow, one placement-attempt child (or buildAttempt, older still).
+ */
+async function unbatchedBuild(
+  req: BuildInstanceRequest,
+  instanceId: string,
+  progress: OperationProgress
+): Promise<InstanceRecord> {
+  const requestId = workflowInfo().workflowId;
   if (req.scheduled) await checkScheduled(instanceId, req.scheduled.hosts[0]!);
 
   const created = await createRecord(conductor, req, instanceId);
   if (created.existing && !adoptedFromParent(created, req.scheduled !== undefined))
     return existingInstance(created, req, progress);
-  const { instance, flavor, image, actionId } = created;
+  const { instance, actionId } = created;
   // The build holds its instance from its creation: the operation is its record, action and progress.
   const op = withKernel({ instanceId, actionId, requestId, before: instance, progress });
   // Each attempt releases its own claim; this is the safety net under them (idempotent).
   op.compensations.push(RELEASE_CLAIMS, releaseClaims(instanceId));
 
   try {
-    const selected = await runStep(op, {
-      event: SELECT_EVENT,
-      label: 'selecting destinations',
-      attempt: 0,
-      host: null,
-      hostOf: (s) => s.selections[0]?.hosts[0] ?? null,
-      details: (s) => `hosts: ${(s.selections[0]?.hosts ?? []).join(', ')}`,
-      run: () =>
-        // A multi-create child: its parent's one scheduler call chose (and claimed) its hosts.
-        req.scheduled
-          ? Promise.resolve({
-              selections: [{ instanceId, hosts: req.scheduled.hosts }],
-              resources: req.scheduled.resources,
-              hostZones: req.scheduled.hostZones,
-            })
-          : scheduler.selectDestinations(selectionRequest(req, [instanceId], flavor, image)),
-    });
-    const hosts = selected.selections[0]?.hosts ?? [];
-    const { resources, hostZones } = selected;
-
-    const group = req.schedulerHints.group;
-    const attempt = {
-      instanceId,
-      name: req.name,
-      actionId,
-      hosts,
-      flavor,
-      image,
-      resources,
-      timeouts: req.timeouts,
-      ...(group !== undefined ? { serverGroup: group } : {}),
-      ...guestSecrets(req),
-    };
-    const child = {
-      workflowId: workflowIds.placementAttempt(instanceId, 'build'),
-      retry: placementAttemptRetry(hosts.length, ABORT_TYPES),
-    };
-    // Versioned: a build cancelled just as its placement attempt completed holds nothing, and the guest the
-    // attempt left on its host (the last host it told) goes too.
-    if (patched(PATCH_CANCELLED_BUILD_DESTROYS_GUEST))
-      op.compensations.push(DESTROY_LAST_GUEST, destroyLastGuest(op, req));
-    // Versioned: builds started before the one placement-attempt child keep their buildAttempt child.
-    const { host } = patched(PATCH_ONE_PLACEMENT_ATTEMPT)
-      ? await executeChild(placementAttempt, { ...child, args: [{ kind: 'build', ...attempt }] })
-      : await executeChild(buildAttempt, { ...child, args: [attempt] });
-
+    const { host, zone } = await placeUnbatched(op, req, created);
     const record = await conductor.updateInstance({
       instanceId,
       patch: {
@@ -154,7 +122,7 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
         taskState: null,
         powerState: PowerState.Running,
         host,
-        availabilityZone: hostZones[host] ?? null,
+        availabilityZone: zone,
       },
       expectTaskState: Task.Spawning,
       method: 'buildInstance',
@@ -177,6 +145,61 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
   }
 }
 
+/** The unbatched build's selection step and its one placement-attempt child; the host it built on and its zone. */
+async function placeUnbatched(
+  op: StepRunner,
+  req: BuildInstanceRequest,
+  { flavor, image, actionId }: CreateInstanceResult
+): Promise<{ host: string; zone: string | null }> {
+  const { instanceId } = op;
+  const selected = await runStep(op, {
+    event: SELECT_EVENT,
+    label: 'selecting destinations',
+    attempt: 0,
+    host: null,
+    hostOf: (s) => s.selections[0]?.hosts[0] ?? null,
+    details: (s) => `hosts: ${(s.selections[0]?.hosts ?? []).join(', ')}`,
+    run: () =>
+      // A multi-create child: its parent's one scheduler call chose (and claimed) its hosts.
+      req.scheduled
+        ? Promise.resolve({
+            selections: [{ instanceId, hosts: req.scheduled.hosts }],
+            resources: req.scheduled.resources,
+            hostZones: req.scheduled.hostZones,
+          })
+        : scheduler.selectDestinations(selectionRequest(req, [instanceId], flavor, image)),
+  });
+  const hosts = selected.selections[0]?.hosts ?? [];
+  const { resources, hostZones } = selected;
+
+  const group = req.schedulerHints.group;
+  const attempt = {
+    instanceId,
+    name: req.name,
+    actionId,
+    hosts,
+    flavor,
+    image,
+    resources,
+    timeouts: req.timeouts,
+    ...(group !== undefined ? { serverGroup: group } : {}),
+    ...guestSecrets(req),
+  };
+  const child = {
+    workflowId: workflowIds.placementAttempt(instanceId, 'build'),
+    retry: placementAttemptRetry(hosts.length, ABORT_TYPES),
+  };
+  // Versioned: a build cancelled just as its placement attempt completed holds nothing, and the guest the
+  // attempt left on its host (the last host it told) goes too.
+  if (patched(PATCH_CANCELLED_BUILD_DESTROYS_GUEST))
+    op.compensations.push(DESTROY_LAST_GUEST, destroyLastGuest(op, req));
+  // Versioned: builds started before the one placement-attempt child keep their buildAttempt child.
+  const { host } = patched(PATCH_ONE_PLACEMENT_ATTEMPT)
+    ? await executeChild(placementAttempt, { ...child, args: [{ kind: 'build', ...attempt }] })
+    : await executeChild(buildAttempt, { ...child, args: [attempt] });
+  return { host, zone: hostZones[host] ?? null };
+}
+
 // Each attempt releases its own claim; this is the safety net under them (idempotent).
 const RELEASE_CLAIMS = 'release every claim of the build';
 const releaseClaims = (instanceId: string) => async () => {
@@ -195,43 +218,6 @@ const destroyLastGuest = (op: StepRunner, req: BuildInstanceRequest) => async (f
       log.warn('could not destroy the guest; the host cleans up when it reconciles', { host, error: failureMessage(e) })
     );
 };
-
-/** Creates the instance record and its action (or finds the existing one: an idempotent create). */
-function createRecord(
-  store: Pick<typeof conductor, 'createInstance'>,
-  req: BuildInstanceRequest,
-  instanceId: string
-): Promise<CreateInstanceResult> {
-  return store
-    .createInstance({
-      instanceId,
-      name: req.name,
-      flavor: req.flavor,
-      image: req.image,
-      availabilityZone: req.availabilityZone,
-      schedulerHints: req.schedulerHints,
-      requestId: workflowInfo().workflowId,
-    })
-    .catch((err: unknown) => {
-      // Nothing exists yet (an unknown flavor or image is refused before anything is written).
-      throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
-    });
-}
-
-/** A build of an instance that exists already (see duplicateBuild), after any claim made for it is let go. */
-async function existingInstance(
-  created: CreateInstanceResult,
-  req: BuildInstanceRequest,
-  progress: OperationProgress
-): Promise<InstanceRecord> {
-  // A multi-create child whose instance was taken from it (deleted between its parent's creation and
-  // claim): the parent's claim has no build to hold it any more.
-  const claimed = req.scheduled?.hosts[0];
-  const { instance } = created;
-  if (claimed !== undefined && (instance.vmState === VmState.Deleted || instance.host !== claimed))
-    await scheduler.releaseAllocations({ consumerId: instance.instanceId, host: claimed });
-  return duplicateBuild(instance, created.existing!, progress);
-}
 
 /**
  * A build on the batched kernel: the record created by a local activity, one placement-attempt child
@@ -320,66 +306,6 @@ async function batchedBuild(
   }
 }
 
-/**
- * `scheduled` comes only from a multi-create parent, which claimed the first host for the instance before
- * starting this child: without that claim it is refused (InvalidRequest), before anything is written.
- */
-async function checkScheduled(instanceId: string, host: string): Promise<void> {
-  const claims = await scheduler.getAllocations({ consumerId: instanceId });
-  if (!claims.some((c) => c.host === host))
-    throw typedFailure(
-      FailureType.InvalidRequest,
-      `Invalid request: scheduled: set only by a multi-create parent, which claimed ${host} for instance ${instanceId}; no such claim`
-    );
-}
-
-/**
- * Whether the instance found is this build's own, made by its multi-create parent for it (`scheduled` is
- * set only by that parent, with this workflow's id as the record's request): still held by the request
- * that created it and untouched (building/scheduling). A re-run of the child's id after its build ran
- * finds it otherwise and is a duplicate. NOTE: decided from the store's answer, not from this workflow's
- * id, so a replay under another id takes the same path.
- */
-function adoptedFromParent(created: CreateInstanceResult, scheduled: boolean): boolean {
-  const { instance, existing } = created;
-  return (
-    scheduled &&
-    existing !== undefined &&
-    instance.taskOwner === existing.requestId &&
-    instance.vmState === VmState.Building &&
-    instance.taskState === Task.Scheduling
-  );
-}
-
-/**
- * A build of an instance that exists already (its workflow id re-run, or its instance id given again):
- * the instance as it is, or the failure its build ended with; nothing is created, claimed or changed.
- */
-function duplicateBuild(
-  instance: InstanceRecord,
-  existing: NonNullable<CreateInstanceResult['existing']>,
-  progress: OperationProgress
-): InstanceRecord {
-  Object.assign(progress, {
-    instanceId: instance.instanceId,
-    vmState: instance.vmState,
-    taskState: instance.taskState,
-    powerState: instance.powerState,
-    host: instance.host,
-    step: `instance ${instance.instanceId} exists already (created by ${existing.requestId ?? 'an earlier request'}): nothing to do`,
-  });
-  tagInstance({ instanceId: instance.instanceId, host: instance.host, vmState: instance.vmState });
-  log.info('build of an existing instance: returning it', { instanceId: instance.instanceId, by: existing.requestId });
-  if (instance.vmState === VmState.Error && existing.fault) {
-    const failure: ApplicationFailure = typedFailure(
-      existing.fault.type ?? FailureType.BuildAborted,
-      existing.fault.message
-    );
-    throw failure;
-  }
-  return instance;
-}
-
 /** Persists the outcome of a failed or cancelled build, releases every claim, then fails typed. */
 async function failBuild(err: unknown, op: StepRunner): Promise<never> {
   const { instanceId, actionId, progress } = op;
@@ -404,10 +330,9 @@ async function failBuild(err: unknown, op: StepRunner): Promise<never> {
   let failure: ApplicationFailure;
   if (isFailureOfType(err, FailureType.Rescheduled)) {
     const exceeded = new MaxRetriesExceeded(instanceId, hostsTriedOf(err) ?? progress.hostsTried);
-    failure = typedFailure(exceeded.name, exceeded.message, exceeded.details);
+    failure = domainFailure(exceeded);
   } else {
-    const type = failureType(err) ?? FailureType.BuildAborted;
-    failure = typedFailure(type, failureMessage(err));
+    failure = refusalFailure(err, FailureType.BuildAborted);
   }
   log.warn('build failed', { instanceId, type: failure.type, message: failure.message });
   // The fault's details name the failure's type: a re-submitted build fails the same way.

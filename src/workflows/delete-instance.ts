@@ -38,7 +38,7 @@ import { DeleteInstanceInputSchema } from '../domain/schemas';
 import type { DeletePlan, InstanceHolder } from '../activities/conductor/deletion';
 import type { OperationProgress } from '../shared/messages';
 import { confirmBeforeDeleteSignal } from '../shared/messages';
-import { failureMessage, failureType, parseInput, timeoutType, typedFailure } from './lib/failures';
+import { failureMessage, parseInput, refusalFailure, timeoutType, typedFailure } from './lib/failures';
 import { runStep, withKernel } from './lib/kernel';
 import type { KernelOperation } from './lib/kernel';
 import { beginOperation, completeOperation, failOperation } from './lib/operation';
@@ -149,55 +149,66 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
   const op = withKernel(begun);
 
   // 3-4. Not cancellable from here: the instance is going.
-  return CancellationScope.nonCancellable(async () => {
-    try {
-      for (const s of stopped) await recordStopped(op, s);
-      // Migrations read again under the lock: the holder's rollback may have ended them.
-      const { migrations } = await planDelete(instanceId);
-      const hosts = [
-        ...new Set(
-          [op.before.host, ...migrations.flatMap((m) => [m.sourceHost, m.destHost])].filter(
-            (h): h is string => h !== null
-          )
-        ),
-      ];
-      for (const [i, host] of hosts.entries()) {
-        await runStep(op, {
-          event: DELETE_EVENTS.terminate,
-          label: `destroying the guest on ${host}`,
-          host,
-          compute: host,
-          attempt: i + 1,
-          run: () => terminateOn(instanceId, host, req.timeouts),
-          details: describeTerminate,
-        });
-      }
+  return CancellationScope.nonCancellable(() => destroyAndRelease(op, stopped, req));
+}
+
+/**
+ * 3-4, under the lock: the holders stopped recorded, the guest destroyed on every host it may be on (its
+ * own and any migration's), the allocations removed and the migrations ended; then deleted, or error.
+ */
+async function destroyAndRelease(
+  op: KernelOperation,
+  stopped: StoppedHolder[],
+  req: ReturnType<typeof DeleteInstanceInputSchema.parse>
+): Promise<InstanceRecord> {
+  const { instanceId } = op;
+  try {
+    for (const s of stopped) await recordStopped(op, s);
+    // Migrations read again under the lock: the holder's rollback may have ended them.
+    const { migrations } = await planDelete(instanceId);
+    const hosts = [
+      ...new Set(
+        [op.before.host, ...migrations.flatMap((m) => [m.sourceHost, m.destHost])].filter(
+          (h): h is string => h !== null
+        )
+      ),
+    ];
+    for (const [i, host] of hosts.entries()) {
       await runStep(op, {
-        event: DELETE_EVENTS.allocations,
-        label: 'removing the allocations',
-        host: null,
-        run: async () => {
-          let released = (await scheduler.releaseAllocations({ consumerId: instanceId })).released;
-          for (const m of migrations) released += (await scheduler.releaseAllocations({ consumerId: m.id })).released;
-          await conductor.endMigrationsOnDelete({
-            migrations: migrations.map((m) => ({ migrationId: m.id, status: m.status })),
-          });
-          return { released, migrations: migrations.length };
-        },
-        details: (r) =>
-          `${r.released} allocation row(s) removed` + (r.migrations > 0 ? `; ${r.migrations} migration(s) ended` : ''),
+        event: DELETE_EVENTS.terminate,
+        label: `destroying the guest on ${host}`,
+        host,
+        compute: host,
+        attempt: i + 1,
+        run: () => terminateOn(instanceId, host, req.timeouts),
+        details: describeTerminate,
       });
-      return await completeOperation(op, { vmState: VmState.Deleted, powerState: PowerState.NoState });
-    } catch (err) {
-      return failOperation(op, err, { vmState: VmState.Error });
     }
-  });
+    await runStep(op, {
+      event: DELETE_EVENTS.allocations,
+      label: 'removing the allocations',
+      host: null,
+      run: async () => {
+        let released = (await scheduler.releaseAllocations({ consumerId: instanceId })).released;
+        for (const m of migrations) released += (await scheduler.releaseAllocations({ consumerId: m.id })).released;
+        await conductor.endMigrationsOnDelete({
+          migrations: migrations.map((m) => ({ migrationId: m.id, status: m.status })),
+        });
+        return { released, migrations: migrations.length };
+      },
+      details: (r) =>
+        `${r.released} allocation row(s) removed` + (r.migrations > 0 ? `; ${r.migrations} migration(s) ended` : ''),
+    });
+    return await completeOperation(op, { vmState: VmState.Deleted, powerState: PowerState.NoState });
+  } catch (err) {
+    return failOperation(op, err, { vmState: VmState.Error });
+  }
 }
 
 async function planDelete(instanceId: string): Promise<DeletePlan> {
   return conductor.planDelete({ instanceId }).catch((err: unknown) => {
     if (isCancellation(err)) throw err;
-    throw typedFailure(failureType(err) ?? FailureType.InstanceNotFound, failureMessage(err));
+    throw refusalFailure(err, FailureType.InstanceNotFound);
   });
 }
 

@@ -16,17 +16,12 @@
  * unwinds it (a guest that was paused is unpaused, one suspended resumed) and leaves the instance as it
  * was, with a fault; the compute call itself is never cut half-way (it always answers or times out).
  */
-import { CancellationScope } from '@temporalio/workflow';
-
 import type { InstancePatch, InstanceRecord } from '../domain/instance';
 import { PowerState, VmState } from '../domain/instance';
 import type { PauseInput } from '../domain/pause';
 import { PauseInputSchema } from '../domain/pause';
-import { noHost, parseInput } from './lib/failures';
-import { rollBackAndFail, runStep, withKernel } from './lib/kernel';
-import { beginOperation } from './lib/operation';
+import { defineOperation, step } from './lib/define-operation';
 import { computeOn } from './lib/proxies';
-import { finishOperation, hostFailure } from './stop';
 
 /** The events of the compute steps, as Nova names them (wrap_instance_event). */
 export const PAUSE_EVENT = 'compute_pause_instance';
@@ -48,88 +43,75 @@ interface PowerAction {
 }
 
 /**
- * Runs one of the four. Fails typed, changing nothing before the lock: InvalidRequest, InstanceNotFound,
- * InstanceInvalidState (the vm state does not allow it, another operation holds the instance, no host);
- * after it, ComputeHostUnavailable when the host does not answer, InstanceInvalidState when the guest's
- * power state does not allow the step; each leaves the instance as it was, with a fault.
+ * One of the four as an operation definition. Fails typed, changing nothing before the lock:
+ * InvalidRequest, InstanceNotFound, InstanceInvalidState (the vm state does not allow it, another
+ * operation holds the instance, no host); after it, ComputeHostUnavailable when the host does not answer,
+ * InstanceInvalidState when the guest's power state does not allow the step; each leaves the instance as
+ * it was, with a fault.
  */
-async function powerAction(input: PauseInput, action: PowerAction): Promise<InstanceRecord> {
-  const req = parseInput(PauseInputSchema, input);
-  const { instanceId } = req;
-  const op = withKernel(
-    await CancellationScope.nonCancellable(() =>
-      beginOperation({ instanceId, transition: action.name, operation: action.name })
-    )
-  );
-  const host = op.before.host;
-  try {
-    if (host === null) throw noHost(op.before, action.name);
-    const compute = computeOn(host, req.timeouts);
-    await CancellationScope.nonCancellable(() =>
-      runStep(op, {
-        event: action.event,
-        label: `${action.label} on ${host}`,
-        host,
-        compute: host,
-        // Only a step that may have reached the host has anything to undo; the undo is best effort.
-        undo: async () => {
-          if (op.journal.reachedHost(host)) await compute.cleanup[action.undo]({ instanceId }).catch(() => undefined);
-        },
-        run: () => compute.short[action.step]({ instanceId }),
-      })
-    );
-    // A cancellation requested while the guest changed: the change is undone below.
-    if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
-  } catch (err) {
-    return rollBackAndFail(op, hostFailure(err, host));
-  }
-  return finishOperation(op, action.done);
+function powerAction(action: PowerAction): (input: PauseInput) => Promise<InstanceRecord> {
+  return defineOperation({
+    name: action.name,
+    input: PauseInputSchema,
+    transition: action.name,
+    steps: ({ req: { instanceId, timeouts }, op, host }) => {
+      const compute = computeOn(host, timeouts);
+      return [
+        step({
+          event: action.event,
+          label: `${action.label} on ${host}`,
+          host,
+          compute: host,
+          // Only a step that may have reached the host has anything to undo; the undo is best effort.
+          undo: async () => {
+            if (op.journal.reachedHost(host)) await compute.cleanup[action.undo]({ instanceId }).catch(() => undefined);
+          },
+          run: () => compute.short[action.step]({ instanceId }),
+        }),
+      ];
+    },
+    // A cancellation requested while the guest changed: the change is undone.
+    cancellation: 'between-steps',
+    done: action.done,
+  });
 }
 
 /** Pauses an active instance's guest in memory; returns its record (`paused`). */
-export async function pause(input: PauseInput): Promise<InstanceRecord> {
-  return powerAction(input, {
-    name: 'pause',
-    event: PAUSE_EVENT,
-    label: 'pausing the guest',
-    step: 'pauseInstance',
-    undo: 'unpauseInstance',
-    done: { vmState: VmState.Paused, powerState: PowerState.Paused },
-  });
-}
+export const pause = powerAction({
+  name: 'pause',
+  event: PAUSE_EVENT,
+  label: 'pausing the guest',
+  step: 'pauseInstance',
+  undo: 'unpauseInstance',
+  done: { vmState: VmState.Paused, powerState: PowerState.Paused },
+});
 
 /** Runs a paused instance's guest on; returns its record (`active`, running). */
-export async function unpause(input: PauseInput): Promise<InstanceRecord> {
-  return powerAction(input, {
-    name: 'unpause',
-    event: UNPAUSE_EVENT,
-    label: 'unpausing the guest',
-    step: 'unpauseInstance',
-    undo: 'pauseInstance',
-    done: { vmState: VmState.Active, powerState: PowerState.Running },
-  });
-}
+export const unpause = powerAction({
+  name: 'unpause',
+  event: UNPAUSE_EVENT,
+  label: 'unpausing the guest',
+  step: 'unpauseInstance',
+  undo: 'pauseInstance',
+  done: { vmState: VmState.Active, powerState: PowerState.Running },
+});
 
 /** Suspends an active instance: its guest's memory saved on its host; returns its record (`suspended`). */
-export async function suspend(input: PauseInput): Promise<InstanceRecord> {
-  return powerAction(input, {
-    name: 'suspend',
-    event: SUSPEND_EVENT,
-    label: "saving the guest's memory",
-    step: 'suspendInstance',
-    undo: 'resumeInstance',
-    done: { vmState: VmState.Suspended, powerState: PowerState.Suspended },
-  });
-}
+export const suspend = powerAction({
+  name: 'suspend',
+  event: SUSPEND_EVENT,
+  label: "saving the guest's memory",
+  step: 'suspendInstance',
+  undo: 'resumeInstance',
+  done: { vmState: VmState.Suspended, powerState: PowerState.Suspended },
+});
 
 /** Resumes a suspended instance from its saved memory; returns its record (`active`, running). */
-export async function resume(input: PauseInput): Promise<InstanceRecord> {
-  return powerAction(input, {
-    name: 'resume',
-    event: RESUME_EVENT,
-    label: 'restoring the guest from its saved memory',
-    step: 'resumeInstance',
-    undo: 'suspendInstance',
-    done: { vmState: VmState.Active, powerState: PowerState.Running },
-  });
-}
+export const resume = powerAction({
+  name: 'resume',
+  event: RESUME_EVENT,
+  label: 'restoring the guest from its saved memory',
+  step: 'resumeInstance',
+  undo: 'suspendInstance',
+  done: { vmState: VmState.Active, powerState: PowerState.Running },
+});

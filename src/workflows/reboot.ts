@@ -15,19 +15,15 @@
  * half-way: a cancellation is recorded but waits for the guest to be up (a guest left off by a cancelled
  * reboot helps nobody).
  */
-import { CancellationScope } from '@temporalio/workflow';
-
 import type { InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState, VmState } from '../domain/instance';
 import type { RebootInput } from '../domain/reboot';
 import { RebootInputSchema } from '../domain/reboot';
 import { DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS } from '../domain/schemas';
-import { noHost, parseInput } from './lib/failures';
-import { runStep, withKernel } from './lib/kernel';
+import { defineOperation, step } from './lib/define-operation';
 import type { KernelOperation } from './lib/kernel';
-import { beginOperation, failOperation } from './lib/operation';
 import { computeOn } from './lib/proxies';
-import { awaitCleanShutdown, finishOperation, hostFailure, shutdownPolls } from './stop';
+import { awaitCleanShutdown, shutdownPolls } from './stop';
 
 /** The event of the compute step, as Nova names it (wrap_instance_event on reboot_instance). */
 export const REBOOT_EVENT = 'compute_reboot_instance';
@@ -59,20 +55,14 @@ export function describeReboot(outcome: RebootOutcome, softRebootSeconds: number
  * ComputeHostUnavailable when its host does not answer; a failure on the host leaves the instance as it
  * was, with a fault.
  */
-export async function reboot(input: RebootInput): Promise<InstanceRecord> {
-  const req = parseInput(RebootInputSchema, input);
-  const { instanceId } = req;
-  const hard = req.type === 'HARD';
-  const op = withKernel(
-    await CancellationScope.nonCancellable(() =>
-      beginOperation({ instanceId, transition: hard ? 'rebootHard' : 'reboot', operation: 'reboot' })
-    )
-  );
-  const host = op.before.host;
-  return CancellationScope.nonCancellable(async () => {
-    try {
-      if (host === null) throw noHost(op.before, 'reboot');
-      await runStep(op, {
+export const reboot: (input: RebootInput) => Promise<InstanceRecord> = defineOperation({
+  name: 'reboot',
+  input: RebootInputSchema,
+  transition: (req) => (req.type === 'HARD' ? 'rebootHard' : 'reboot'),
+  steps: ({ req, op, host }) => {
+    const hard = req.type === 'HARD';
+    return [
+      step({
         event: REBOOT_EVENT,
         label: `${hard ? 'hard' : 'soft'} rebooting the guest on ${host}`,
         taskState: hard ? TaskState.RebootStartedHard : TaskState.RebootStarted,
@@ -80,13 +70,12 @@ export async function reboot(input: RebootInput): Promise<InstanceRecord> {
         compute: host,
         run: () => rebootGuest(op, host, hard, req),
         details: (outcome) => describeReboot(outcome, req.softRebootSeconds),
-      });
-    } catch (err) {
-      return failOperation(op, hostFailure(err, host));
-    }
-    return finishOperation(op, { vmState: VmState.Active, powerState: PowerState.Running });
-  });
-}
+      }),
+    ];
+  },
+  cancellation: 'none',
+  done: { vmState: VmState.Active, powerState: PowerState.Running },
+});
 
 type RebootRequest = ReturnType<typeof RebootInputSchema.parse>;
 

@@ -16,15 +16,14 @@
  */
 import { CancellationScope, isCancellation, patched, sleep } from '@temporalio/workflow';
 
-import { FailureType } from '../domain/errors';
 import type { InstancePatch, InstanceRecord } from '../domain/instance';
 import { PowerState, VmState } from '../domain/instance';
 import type { StopInput } from '../domain/schemas';
 import { DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, StopInputSchema } from '../domain/schemas';
-import { failureMessage, failureType, noHost, parseInput, timeoutType, typedFailure } from './lib/failures';
+import { defineOperation, step } from './lib/define-operation';
+import { finishOperation, hostFailure } from './lib/ending';
+import { noHost } from './lib/failures';
 import type { Operation } from './lib/operation';
-import { runStep, withKernel } from './lib/kernel';
-import { beginOperation, completeOperation, failOperation } from './lib/operation';
 import { computeOn, conductor } from './lib/proxies';
 
 /** The event of the compute step, as Nova names it (wrap_instance_event on stop_instance). */
@@ -130,56 +129,44 @@ export function describePowerOff(outcome: PowerOffOutcome, timeout: ShutdownTime
  * (no such instance, or no such guest on its host), ComputeHostUnavailable (its host did not answer).
  * Cancelled: the instance keeps its vm state, unless its guest was found off (then `stopped`).
  */
-export async function stop(input: StopInput): Promise<InstanceRecord> {
-  const req = parseInput(StopInputSchema, input);
-  const { instanceId } = req;
-
-  // NOTE(nova): check_instance_host refuses an instance with no host (InstanceNotReady, 409) before the
-  // state check and before anything is written; an instance whose build found no host is `error` with no
-  // host, and a stop must not add a fault that hides the build's.
-  const current = await conductor.getInstance({ instanceId }).catch((err: unknown) => {
-    if (isCancellation(err)) throw err; // nothing written yet: just cancelled
-    throw typedFailure(failureType(err) ?? FailureType.InstanceNotFound, failureMessage(err));
-  });
-  if (current.host === null && current.taskState === null) throw noHost(current, 'stop');
-
-  // The lock is taken whole or not at all: a cancellation waits for the compare-and-swap to answer.
-  const op = withKernel(
-    await CancellationScope.nonCancellable(() => beginOperation({ instanceId, transition: 'stop', operation: 'stop' }))
-  );
-  const host = op.before.host;
+export const stop: (input: StopInput) => Promise<InstanceRecord> = defineOperation({
+  name: 'stop',
+  input: StopInputSchema,
+  transition: 'stop',
+  checks: {
+    // NOTE(nova): check_instance_host refuses an instance with no host (InstanceNotReady, 409) before the
+    // state check and before anything is written; an instance whose build found no host is `error` with no
+    // host, and a stop must not add a fault that hides the build's.
+    checkInstanceHost: async ({ instanceId }) => {
+      const current = await conductor.getInstance({ instanceId });
+      if (current.host === null && current.taskState === null) throw noHost(current, 'stop');
+    },
+  },
   // NOTE(nova): the image's os_shutdown_timeout (Nova keeps it in the instance's system metadata).
-  const imageTimeout =
-    req.imageOsShutdownTimeoutSeconds ??
-    (await conductor.getImage({ name: op.before.image }).catch(() => null))?.properties.osShutdownTimeout;
-  const timeout = resolveShutdownTimeout({ ...req, imageOsShutdownTimeoutSeconds: imageTimeout });
-  try {
-    if (host === null) throw noHost(op.before, 'stop');
-    const compute = computeOn(host, req.timeouts);
-    await runStep(op, {
+  prepare: async (op, req) =>
+    resolveShutdownTimeout({
+      ...req,
+      imageOsShutdownTimeoutSeconds:
+        req.imageOsShutdownTimeoutSeconds ??
+        (await conductor.getImage({ name: op.before.image }).catch(() => null))?.properties.osShutdownTimeout,
+    }),
+  steps: ({ req, op, host, ctx: timeout }) => [
+    step({
       event: STOP_EVENT,
       label: `stopping the guest on ${host}`,
       host,
       compute: host,
-      run: () => powerOffGuest(op, host, compute, timeout, req.shutdownRetryIntervalSeconds),
+      run: () => powerOffGuest(op, host, computeOn(host, req.timeouts), timeout, req.shutdownRetryIntervalSeconds),
       details: (outcome) => describePowerOff(outcome, timeout),
-    });
-  } catch (err) {
-    return CancellationScope.nonCancellable(() => failStop(op, err, host, req.timeouts));
-  }
-  return finishOperation(op, { vmState: VmState.Stopped, powerState: PowerState.Shutdown });
-}
+    }),
+  ],
+  cancellation: 'steps',
+  done: { vmState: VmState.Stopped, powerState: PowerState.Shutdown },
+  stableState: ({ req, op, host }, err) => stoppedIfOff(op, err, host, req.timeouts),
+});
 
-/**
- * completeOperation once the guest did what was asked: not cancellable (a cancellation now must not leave
- * the record behind the guest), and typed if the record moved away meanwhile (evacuate may take over an
- * instance whose task state is set), without writing over whoever moved it.
- */
-export function finishOperation(op: Operation, patch: InstancePatch): Promise<InstanceRecord> {
-  return CancellationScope.nonCancellable(() => completeOperation(op, patch)).catch((err: unknown) => {
-    throw typedFailure(failureType(err) ?? FailureType.InstanceInvalidState, failureMessage(err));
-  });
-}
+/** Re-exported for the operations not yet on the frame (lib/ending.ts holds them). */
+export { finishOperation, hostFailure };
 
 type Compute = ReturnType<typeof computeOn>;
 
@@ -266,39 +253,23 @@ export async function awaitCleanShutdown(
 }
 
 /**
- * Ends a failed or cancelled stop. NOTE(nova): reverts_task_state clears the task state and records the
- * fault; the vm state is left as it was. An ACPI request cannot be taken back, so a cancelled stop reads
- * the guest's power state once more: a guest found off is recorded stopped (what Nova's
+ * The stable state of a failed or cancelled stop. NOTE(nova): reverts_task_state clears the task state and
+ * records the fault; the vm state is left as it was. An ACPI request cannot be taken back, so a cancelled
+ * stop reads the guest's power state once more: a guest found off is recorded stopped (what Nova's
  * _sync_power_states would do), one still on keeps the instance as it was.
  */
-async function failStop(
+async function stoppedIfOff(
   op: Operation,
   err: unknown,
-  host: string | null,
+  host: string,
   timeouts: Parameters<typeof computeOn>[1]
-): Promise<never> {
-  let patch: InstancePatch | undefined;
-  if (isCancellation(err) && host !== null) {
-    const power = await computeOn(host, timeouts)
-      .cleanup.getPowerState({ instanceId: op.instanceId })
-      .then(
-        (r) => r.powerState,
-        () => undefined
-      );
-    if (power === PowerState.Shutdown) patch = { vmState: VmState.Stopped, powerState: PowerState.Shutdown };
-  }
-  return failOperation(op, hostFailure(err, host), patch);
-}
-
-/**
- * A compute activity that timed out means its host did not answer: ComputeHostUnavailable (a
- * schedule-to-start timeout: no live worker on the host's queue). Anything else is returned as it is.
- */
-export function hostFailure(err: unknown, host: string | null): unknown {
-  const timedOut = timeoutType(err);
-  if (!timedOut) return err;
-  return typedFailure(
-    FailureType.ComputeHostUnavailable,
-    `Compute host ${host ?? '(none)'} is unavailable: it did not answer (${timedOut} timeout)`
-  );
+): Promise<InstancePatch | undefined> {
+  if (!isCancellation(err)) return undefined;
+  const power = await computeOn(host, timeouts)
+    .cleanup.getPowerState({ instanceId: op.instanceId })
+    .then(
+      (r) => r.powerState,
+      () => undefined
+    );
+  return power === PowerState.Shutdown ? { vmState: VmState.Stopped, powerState: PowerState.Shutdown } : undefined;
 }

@@ -12,13 +12,21 @@ import type { EventInput } from '../../activities/conductor';
 import type { RequestSpecInput } from '../../domain/request-spec';
 
 import type { Flavor, Image } from '../../domain/catalogue';
-import { FailureType, MaxRetriesExceeded } from '../../domain/errors';
+import { FailureType, InvalidRequest, MaxRetriesExceeded } from '../../domain/errors';
 import type { TaskState } from '../../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import { type ComputeTimeoutsInput, guestSecrets } from '../../domain/schemas';
 import { BUILD_TASK_STATES } from '../../domain/transitions';
-import { applicationCause, failureMessage, failureType, timeoutType, typedFailure } from '../lib/failures';
+import {
+  applicationCause,
+  domainFailure,
+  failureMessage,
+  refusalFailure,
+  timeoutType,
+  typedFailure,
+} from '../lib/failures';
+import type { StepRunner } from '../lib/kernel';
 import { once } from '../lib/kernel';
 import { attemptFailure, attemptOnHost } from '../lib/placement-attempt';
 import { EventBatch, recordStep } from '../lib/operation';
@@ -150,34 +158,10 @@ export async function buildOnHost(input: BuildAttemptInput): Promise<BuildAttemp
     ...(batch ? { batch } : {}),
   });
 
-  /** Whether this attempt may have left something on the host: a step sent there, other than a claim that held. */
-  const touched = () =>
-    op.journal.entries.some((e) => e.compute === host && !(e.event === CLAIM_EVENT && e.status === 'done'));
-  // Undone last first: the guest destroyed, then the claim released, then the failed build counted.
-  op.compensations.push('count a failed build on the host', async (failure) => {
-    // A cancelled attempt is not the host's fault.
-    if (!isCancellation(failure) && touched()) await scheduler.recordBuildResult({ host, success: false });
-  });
-  const releaseClaim = () =>
-    op.compensations.push('release the claim on the host', async () => {
-      await scheduler.releaseAllocations({ consumerId: instanceId, host });
-    });
-  const destroyGuest = once(async (failure) => {
-    // A host that never picked the task up has nothing to destroy.
-    const timeout = timeoutType(failure);
-    if (!touched() || timeout === 'SCHEDULE_TO_START') return;
-    // A host that went silent mid-step (frozen, hung) gets a try of seconds: the reschedule does not wait on it.
-    const cleanup = timeout === 'HEARTBEAT' ? compute.cleanupSilent : compute.cleanup;
-    await cleanup.destroyInstance({ instanceId }).catch((e: unknown) =>
-      log.warn('could not destroy the guest; the host cleans up when it reconciles', {
-        host,
-        error: failureMessage(e),
-      })
-    );
-  });
+  const { releaseClaim, destroyGuest } = buildUndos(op, host, compute, instanceId);
 
   /** One build step: the task state and host written, the parent told, the step run, its event recorded. */
-  const step = <T>(taskState: TaskState, event: string, run: () => Promise<T>, onHost = true): Promise<T> =>
+  const step: BuildStep = (taskState, event, run, onHost = true) =>
     placement.step(op, taskState, {
       tellParent: taskState === Task.Spawning,
       event,
@@ -214,19 +198,7 @@ export async function buildOnHost(input: BuildAttemptInput): Promise<BuildAttemp
         false
       );
     op.compensations.push('destroy the guest', destroyGuest);
-    await step(Task.Networking, 'compute_allocate_networks', () => compute.short.allocateNetworks({ instanceId }));
-    await step(Task.BlockDeviceMapping, 'compute_prepare_block_devices', () =>
-      compute.short.prepareBlockDevices({ instanceId, flavor: input.flavor, image: input.image })
-    );
-    await step(Task.Spawning, 'compute_spawn', () =>
-      compute.long.spawnInstance({
-        instanceId,
-        name: input.name,
-        flavor: input.flavor,
-        image: input.image,
-        ...guestSecrets(input),
-      })
-    );
+    await guestSteps(step, compute, input);
     if (!batch) return { host };
     await placement.told();
     const hostsTried = selection.hosts.slice(0, attempt);
@@ -242,6 +214,61 @@ export async function buildOnHost(input: BuildAttemptInput): Promise<BuildAttemp
       batch && { details: { selection }, lastHost: attempt >= selection.hosts.length }
     );
   }
+}
+
+/** One build step of an attempt: its task state, its event, what it runs, whether it runs on the host. */
+type BuildStep = <T>(taskState: TaskState, event: string, run: () => Promise<T>, onHost?: boolean) => Promise<T>;
+
+/** The steps on the host, in Nova's order: the networks, the block devices, then the spawn. */
+async function guestSteps(step: BuildStep, compute: ReturnType<typeof computeOn>, input: BuildAttemptInput) {
+  const { instanceId } = input;
+  await step(Task.Networking, 'compute_allocate_networks', () => compute.short.allocateNetworks({ instanceId }));
+  await step(Task.BlockDeviceMapping, 'compute_prepare_block_devices', () =>
+    compute.short.prepareBlockDevices({ instanceId, flavor: input.flavor, image: input.image })
+  );
+  await step(Task.Spawning, 'compute_spawn', () =>
+    compute.long.spawnInstance({
+      instanceId,
+      name: input.name,
+      flavor: input.flavor,
+      image: input.image,
+      ...guestSecrets(input),
+    })
+  );
+}
+
+/**
+ * The undos of one build attempt, undone last first: the guest destroyed, then the claim released, then
+ * the failed build counted on the host (pushed now; the claim's release and the destroy are pushed by
+ * the attempt as its steps reach them).
+ */
+function buildUndos(op: StepRunner, host: string, compute: ReturnType<typeof computeOn>, instanceId: string) {
+  /** Whether this attempt may have left something on the host: a step sent there, other than a claim that held. */
+  const touched = () =>
+    op.journal.entries.some((e) => e.compute === host && !(e.event === CLAIM_EVENT && e.status === 'done'));
+  // Undone last first: the guest destroyed, then the claim released, then the failed build counted.
+  op.compensations.push('count a failed build on the host', async (failure) => {
+    // A cancelled attempt is not the host's fault.
+    if (!isCancellation(failure) && touched()) await scheduler.recordBuildResult({ host, success: false });
+  });
+  const releaseClaim = () =>
+    op.compensations.push('release the claim on the host', async () => {
+      await scheduler.releaseAllocations({ consumerId: instanceId, host });
+    });
+  const destroyGuest = once(async (failure) => {
+    // A host that never picked the task up has nothing to destroy.
+    const timeout = timeoutType(failure);
+    if (!touched() || timeout === 'SCHEDULE_TO_START') return;
+    // A host that went silent mid-step (frozen, hung) gets a try of seconds: the reschedule does not wait on it.
+    const cleanup = timeout === 'HEARTBEAT' ? compute.cleanupSilent : compute.cleanup;
+    await cleanup.destroyInstance({ instanceId }).catch((e: unknown) =>
+      log.warn('could not destroy the guest; the host cleans up when it reconciles', {
+        host,
+        error: failureMessage(e),
+      })
+    );
+  });
+  return { releaseClaim, destroyGuest };
 }
 
 /**
@@ -292,14 +319,13 @@ async function selectionOf(input: BuildAttemptInput, batch: EventBatch): Promise
     if (isCancellation(err) && patched(PATCH_SELECTION_OUTLIVES_CANCEL)) throw err;
     // Nothing was claimed: NoValidHost (or a bad request) ends the build; no run after this one. A
     // failure with no type (the scheduler unreachable) aborts, as the one-activity build's does.
-    throw typedFailure(failureType(err) ?? FailureType.BuildAborted, failureMessage(err));
+    throw refusalFailure(err, FailureType.BuildAborted);
   }
 }
 
 /** The hosts and resources the parent gave. */
 function given(input: BuildAttemptInput): BuildSelection {
-  if (!input.resources)
-    throw typedFailure(FailureType.InvalidRequest, 'Invalid request: resources: required unless select is given');
+  if (!input.resources) throw domainFailure(new InvalidRequest('resources', 'required unless select is given'));
   return { hosts: input.hosts, resources: input.resources, hostZones: {} };
 }
 

@@ -27,7 +27,7 @@ import type { CreateInstanceResult } from '../../activities/conductor';
 import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
 import { workflowIds } from '../../shared/task-queues';
-import { failureMessage, failureType, typedFailure } from '../lib/failures';
+import { failureMessage, failureType, refusalFailure, typedFailure } from '../lib/failures';
 import { conductor, scheduler } from '../lib/proxies';
 
 /** One instance of a multi-create request, as the parent's result lists it. */
@@ -79,60 +79,16 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
     name: memberName(req.name, i + 1),
     workflowId: workflowIds.batchMember(parentId, i + 1),
   }));
-  const progress: OperationProgress = {
-    instanceId: members[0]!.instanceId,
-    operation: 'buildInstance',
-    vmState: VmState.Building,
-    taskState: Task.Scheduling,
-    powerState: PowerState.NoState,
-    host: null,
-    attempt: 0,
-    step: `creating ${max} instance records`,
-    hostsTried: [],
-  };
-  setHandler(getProgressQuery, () => progress);
+  const progress = batchProgress(members[0]!.instanceId, max);
 
-  // The records first (each owned by its child-to-be), so no claim is ever made for a consumer that
-  // does not exist. Idempotent on the child's id: a re-run of this workflow id finds the first run's.
-  // Not cancellable: a cancellation waits for the answers, so every record made is known and ended.
-  const created = await CancellationScope.nonCancellable(() =>
-    Promise.all(
-      members.map((m) =>
-        conductor.createInstance({
-          instanceId: m.instanceId,
-          name: m.name,
-          flavor: req.flavor,
-          image: req.image,
-          availabilityZone: req.availabilityZone,
-          schedulerHints: req.schedulerHints,
-          requestId: m.workflowId,
-        })
-      )
-    )
-  ).catch((err: unknown) => {
-    throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
-  });
-  // Each child's id is the request its record names (from the store, not from this workflow's id: a
-  // replay, which runs under another id, starts the same children).
-  members.forEach((m, i) => {
-    m.created = created[i]!;
-    m.instanceId = created[i]!.instance.instanceId;
-    m.workflowId = created[i]!.requestId;
-  });
+  await createMembers(req, members);
   const fresh = members.filter((m) => !m.created!.existing);
   if (fresh.length < members.length) {
     // Only a first run stopped from outside between its creations leaves some: those made now end deleted.
-    await Promise.all(
-      fresh.map((m) =>
-        conductor.recordFailure({
-          instanceId: m.instanceId,
-          actionId: m.created!.actionId,
-          code: FAULT_CODE,
-          message: 'Not built: this request ran before; its first run built the others.',
-          details: FailureType.InvalidRequest,
-          patch: { vmState: VmState.Deleted, taskState: null, powerState: PowerState.NoState, host: null },
-        })
-      )
+    await endUnbuilt(
+      fresh,
+      'Not built: this request ran before; its first run built the others.',
+      FailureType.InvalidRequest
     );
     return rerun(
       members.filter((m) => m.created!.existing),
@@ -161,60 +117,17 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
     const placed = members.filter((m) => hostsOf.has(m.instanceId));
     const left = members.filter((m) => !hostsOf.has(m.instanceId));
     // The extras no host had room for were never claimed for: they end deleted, with why.
-    await Promise.all(
-      left.map((m) =>
-        conductor.recordFailure({
-          instanceId: m.instanceId,
-          actionId: m.created!.actionId,
-          code: FAULT_CODE,
-          message: `Not built: room for ${placed.length} of at most ${max} instances of the request (at least ${min}).`,
-          details: FailureType.NoValidHost,
-          patch: { vmState: VmState.Deleted, taskState: null, powerState: PowerState.NoState, host: null },
-        })
-      )
+    await endUnbuilt(
+      left,
+      `Not built: room for ${placed.length} of at most ${max} instances of the request (at least ${min}).`,
+      FailureType.NoValidHost
     );
     progress.step = `building ${placed.length} instances, each in its own child`;
     progress.hostsTried = [...new Set(selected.selections.map((s) => s.hosts[0]!))];
     handedOver = true;
     // Every child settles before the parent does: a cancelled request waits for each child's own rollback
     // (closing first would terminate the children mid-compensation).
-    const settled = await Promise.all(
-      placed.map((m) =>
-        executeChild<(input: BuildInstanceInput) => Promise<BuildInstanceResult>>('buildInstance', {
-          workflowId: m.workflowId,
-          staticSummary: `build ${m.name} (${req.flavor}, ${req.image}), one of ${req.name}`,
-          args: [
-            {
-              name: m.name,
-              flavor: req.flavor,
-              image: req.image,
-              instanceId: m.instanceId,
-              ...(req.availabilityZone !== undefined ? { availabilityZone: req.availabilityZone } : {}),
-              schedulerHints: req.schedulerHints,
-              maxAttempts: req.maxAttempts,
-              timeouts: req.timeouts,
-              ...guestSecrets(req),
-              scheduled: {
-                hosts: hostsOf.get(m.instanceId)!,
-                resources: selected.resources,
-                hostZones: selected.hostZones,
-              },
-            },
-          ],
-        }).then(
-          (record): BatchMember | { cancelled: unknown } => describe(m, record),
-          async (err: unknown): Promise<BatchMember | { cancelled: unknown }> => {
-            if (isCancellation(err)) return { cancelled: err };
-            const record = await conductor.getInstance({ instanceId: m.instanceId });
-            const cause = (err as { cause?: unknown }).cause ?? err;
-            return describe(m, record, {
-              type: failureType(cause) ?? FailureType.OperationFailed,
-              message: failureMessage(cause),
-            });
-          }
-        )
-      )
-    );
+    const settled = await Promise.all(placed.map((m) => buildMember(req, m, hostsOf.get(m.instanceId)!, selected)));
     const cancelled = settled.find((s): s is { cancelled: unknown } => 'cancelled' in s);
     if (cancelled) throw cancelled.cancelled;
     const outcomes = settled as BatchMember[];
@@ -226,6 +139,115 @@ export async function buildBatch(req: BuildInstanceRequest): Promise<BuildInstan
     if (handedOver) throw err;
     return CancellationScope.nonCancellable(() => failBatch(err, members, progress));
   }
+}
+
+/** The parent's progress, answered by getProgress from its first workflow task. */
+function batchProgress(instanceId: string, max: number): OperationProgress {
+  const progress: OperationProgress = {
+    instanceId,
+    operation: 'buildInstance',
+    vmState: VmState.Building,
+    taskState: Task.Scheduling,
+    powerState: PowerState.NoState,
+    host: null,
+    attempt: 0,
+    step: `creating ${max} instance records`,
+    hostsTried: [],
+  };
+  setHandler(getProgressQuery, () => progress);
+  return progress;
+}
+
+/**
+ * The records first (each owned by its child-to-be), so no claim is ever made for a consumer that does
+ * not exist. Idempotent on the child's id: a re-run of this workflow id finds the first run's. Not
+ * cancellable: a cancellation waits for the answers, so every record made is known and ended.
+ */
+async function createMembers(req: BuildInstanceRequest, members: Member[]): Promise<void> {
+  const created = await CancellationScope.nonCancellable(() =>
+    Promise.all(
+      members.map((m) =>
+        conductor.createInstance({
+          instanceId: m.instanceId,
+          name: m.name,
+          flavor: req.flavor,
+          image: req.image,
+          availabilityZone: req.availabilityZone,
+          schedulerHints: req.schedulerHints,
+          requestId: m.workflowId,
+        })
+      )
+    )
+  ).catch((err: unknown) => {
+    throw refusalFailure(err, FailureType.InvalidRequest);
+  });
+  // Each child's id is the request its record names (from the store, not from this workflow's id: a
+  // replay, which runs under another id, starts the same children).
+  members.forEach((m, i) => {
+    m.created = created[i]!;
+    m.instanceId = created[i]!.instance.instanceId;
+    m.workflowId = created[i]!.requestId;
+  });
+}
+
+/** Members this request will not build end deleted, with why (they were never claimed for). */
+async function endUnbuilt(members: Member[], message: string, details: string): Promise<void> {
+  await Promise.all(
+    members.map((m) =>
+      conductor.recordFailure({
+        instanceId: m.instanceId,
+        actionId: m.created!.actionId,
+        code: FAULT_CODE,
+        message,
+        details,
+        patch: { vmState: VmState.Deleted, taskState: null, powerState: PowerState.NoState, host: null },
+      })
+    )
+  );
+}
+
+type Selected = Awaited<ReturnType<typeof scheduler.selectDestinations>>;
+
+/** One member's build: its own buildInstance child on the hosts chosen for it; its outcome, or its cancellation. */
+function buildMember(
+  req: BuildInstanceRequest,
+  m: Member,
+  hosts: string[],
+  selected: Selected
+): Promise<BatchMember | { cancelled: unknown }> {
+  return executeChild<(input: BuildInstanceInput) => Promise<BuildInstanceResult>>('buildInstance', {
+    workflowId: m.workflowId,
+    staticSummary: `build ${m.name} (${req.flavor}, ${req.image}), one of ${req.name}`,
+    args: [
+      {
+        name: m.name,
+        flavor: req.flavor,
+        image: req.image,
+        instanceId: m.instanceId,
+        ...(req.availabilityZone !== undefined ? { availabilityZone: req.availabilityZone } : {}),
+        schedulerHints: req.schedulerHints,
+        maxAttempts: req.maxAttempts,
+        timeouts: req.timeouts,
+        ...guestSecrets(req),
+        scheduled: {
+          hosts,
+          resources: selected.resources,
+          hostZones: selected.hostZones,
+        },
+      },
+    ],
+  }).then(
+    (record): BatchMember | { cancelled: unknown } => describe(m, record),
+    async (err: unknown): Promise<BatchMember | { cancelled: unknown }> => {
+      if (isCancellation(err)) return { cancelled: err };
+      const record = await conductor.getInstance({ instanceId: m.instanceId });
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      return describe(m, record, {
+        type: failureType(cause) ?? FailureType.OperationFailed,
+        message: failureMessage(cause),
+      });
+    }
+  );
 }
 
 function describe(m: Member, record: InstanceRecord, failure?: { type: string; message: string }): BatchMember {

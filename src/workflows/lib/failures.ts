@@ -7,7 +7,7 @@ import type { TimeoutType } from '@temporalio/common';
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, TimeoutFailure } from '@temporalio/workflow';
 import type { z } from 'zod';
 
-import { FailureType } from '../../domain/errors';
+import { DomainError, FailureType } from '../../domain/errors';
 import { inputProblems, invalidRequestOf } from '../../domain/validation';
 
 /** The ApplicationFailure at the bottom of an activity/child failure chain, if any. */
@@ -71,6 +71,25 @@ export function typedFailure(type: string, message: string, details?: unknown): 
  */
 export function domainFailure(error: { name: string; message: string; details?: unknown }): ApplicationFailure {
   return typedFailure(error.name, error.message, error.details);
+}
+
+/**
+ * The one translation of what an operation failed with into what crosses the wire: a domain error
+ * thrown in workflow code becomes its typed failure; a cancellation and a typed failure pass unchanged.
+ * The frame (define-operation.ts, failOperation) applies it; steps just throw domain errors.
+ */
+export function toWireFailure(err: unknown): unknown {
+  return err instanceof DomainError ? domainFailure(err) : err;
+}
+
+/**
+ * A failure (a refusal before the lock, an activity's answer) as the non-retryable typed failure it
+ * crosses the wire as: a domain error translated, a typed failure (an activity's, unwrapped) keeping its
+ * type and message, anything else `fallback` with its message.
+ */
+export function refusalFailure(err: unknown, fallback: string = FailureType.OperationFailed): ApplicationFailure {
+  if (err instanceof DomainError) return domainFailure(err);
+  return typedFailure(failureType(err) ?? fallback, failureMessage(err));
 }
 
 /**

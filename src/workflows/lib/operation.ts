@@ -14,7 +14,7 @@ import type { EventInput } from '../../activities/conductor';
 import { TRANSITIONS } from '../../domain/transitions';
 import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
-import { failureMessage, failureType, timeoutType, typedFailure } from './failures';
+import { failureMessage, failureType, timeoutType, toWireFailure, typedFailure } from './failures';
 import { instanceNameTag, tagInstance } from './instance-attributes';
 import { showProgress } from './progress';
 import { conductor, conductorLocal } from './proxies';
@@ -224,7 +224,9 @@ export async function completeOperation(op: Operation, patch: InstancePatch): Pr
  * leaves the instance in `patch` (its stable state: by default as it was, with no task), finishes the
  * action as Error, then rethrows the cancellation or fails with a typed ApplicationFailure.
  */
-export async function failOperation(op: Operation, err: unknown, patch?: InstancePatch): Promise<never> {
+export async function failOperation(op: Operation, thrown: unknown, patch?: InstancePatch): Promise<never> {
+  // The one translation of a domain error thrown in workflow code into its typed failure.
+  const err = toWireFailure(thrown);
   const cancelled = isCancellation(err);
   const message = cancelled ? `${op.progress.operation} cancelled by the user` : failureMessage(err);
   // A compute host that never answered is unavailable; anything else keeps its own type.

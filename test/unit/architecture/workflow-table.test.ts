@@ -37,7 +37,10 @@ describe('the workflow table (docs/workflows.md)', () => {
 
   it('names for each type the file that defines it', () => {
     for (const { type, file } of tableRows()) {
-      expect({ type, defined: new RegExp(`export async function ${type}\\(`).test(read(file)) }).toEqual({
+      expect({
+        type,
+        defined: new RegExp(`export (async function ${type}\\(|const ${type}\\b)`).test(read(file)),
+      }).toEqual({
         type,
         defined: true,
       });
