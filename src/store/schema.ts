@@ -146,10 +146,29 @@ export interface ApiInstanceOwnersTable {
 
 /** The project and user a server group was created for (the API's tenancy). */
 export interface ApiServerGroupOwnersTable {
+  /** The conductor's key of the group (server_groups.name). */
   name: string;
   project_id: string;
   user_id: string;
   created_at: string;
+  /** The name the API's client gave the group (migration 0009); null: shown by its key. */
+  display_name: string | null;
+}
+
+/** One metadata item of an instance (migration 0009; Nova's instance_metadata). */
+export interface ApiInstanceMetadataTable {
+  instance_id: string;
+  key: string;
+  value: string;
+}
+
+/** What a client set on an instance and Nova echoes (migration 0009); null: not set. */
+export interface ApiInstanceAttributesTable {
+  instance_id: string;
+  access_ipv4: string | null;
+  access_ipv6: string | null;
+  /** 'AUTO' | 'MANUAL' */
+  disk_config: string | null;
 }
 
 /** Stable integer ids the API shows where a microversion wants one: per kind (service, migration …) and key. */
@@ -198,6 +217,8 @@ export interface Database {
   api_instance_owners: ApiInstanceOwnersTable;
   api_server_group_owners: ApiServerGroupOwnersTable;
   api_integer_ids: ApiIntegerIdsTable;
+  api_instance_metadata: ApiInstanceMetadataTable;
+  api_instance_attributes: ApiInstanceAttributesTable;
   stack_identity: StackIdentityTable;
   notifications: NotificationsTable;
 }
@@ -219,6 +240,8 @@ export const TABLES: readonly (keyof Database)[] = [
   'api_instance_owners',
   'api_server_group_owners',
   'api_integer_ids',
+  'api_instance_metadata',
+  'api_instance_attributes',
   'stack_identity',
   'notifications',
 ];

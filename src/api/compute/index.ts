@@ -9,6 +9,7 @@ import { registerInstanceActions } from './instance-actions';
 import { registerLimits } from './limits';
 import { registerMigrations } from './migrations';
 import { registerServerGroups } from './server-groups';
+import { registerServerMetadata } from './server-metadata';
 import { registerServerActions } from './server-actions';
 import { registerServerReads } from './servers-read';
 import { registerServerWrites } from './servers-write';
@@ -22,6 +23,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
       registerServerReads(v21, deps);
       registerServerWrites(v21, deps);
       registerServerActions(v21, deps);
+      registerServerMetadata(v21, deps);
       registerServerGroups(v21, deps);
       registerInstanceActions(v21, deps);
       registerMigrations(v21, deps);

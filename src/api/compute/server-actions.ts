@@ -22,7 +22,10 @@ import { atLeast } from '../microversion';
 import { execute, heldBy, startAndAccept } from '../operations';
 import { requireAdmin, requireMember } from './common';
 import { requestIdOf } from './request-id';
+import { attributesOf } from './server-attributes';
+import { checkMetadata, checkMetadataQuota } from './server-metadata';
 import { rebuildView } from './server-view';
+import { renameServer, ServerName } from './servers-write';
 import { showServer } from './servers-read';
 import { visibleServer } from './tenancy';
 
@@ -180,9 +183,19 @@ const ACTIONS: Record<string, Handler> = {
     const ref = a.imageRef.split('/').pop() ?? a.imageRef;
     const image = findImage(deps, ref);
     if (!image) throw badRequest(`Image ${ref} could not be found.`);
+    // Nova's rebuild also sets the name and replaces the metadata when given (checked before anything starts).
+    const name = a.name === undefined ? undefined : ServerName.safeParse(a.name);
+    if (name && !name.success)
+      throw badRequest('Invalid input for field/attribute name. Value: must be 1-255 characters');
+    const metadata = a.metadata === undefined ? undefined : checkMetadata(a.metadata);
+    if (metadata) checkMetadataQuota(metadata);
+    const attributes = attributesOf(a);
     // As Nova with enable_instance_password: a password is set (generated unless given) and returned.
     const adminPass = typeof a.adminPass === 'string' ? a.adminPass : randomBytes(9).toString('base64url');
     await operate(deps, req, 'rebuild', record.instanceId, { image: image.name, adminPassword: adminPass });
+    if (name?.data !== undefined) await renameServer(deps, record.instanceId, name.data);
+    if (metadata) await deps.api.writeInstanceMetadata(record.instanceId, metadata, { replace: true });
+    await deps.api.setInstanceAttributes(record.instanceId, attributes);
     const server = await showServer(deps, req, record.instanceId);
     // As Nova, whose API sets the instance's image before it casts the rebuild: the answer names the new
     // image, though the rebuild workflow has not yet changed the record (Tempest checks it at once).

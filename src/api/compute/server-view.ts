@@ -8,7 +8,7 @@ import type { FastifyRequest } from 'fastify';
 
 import type { Catalogue } from '../../domain/catalogue';
 import type { InstanceRecord, PowerState, TaskState, VmState } from '../../domain/instance';
-import type { Owner } from '../../store/api';
+import type { InstanceAttributes, Owner } from '../../store/api';
 import type { InstanceAction, InstanceFault } from '../../store/instances';
 import type { ApiDeps } from '../deps';
 import { hostIdOf, imageId } from '../ids';
@@ -95,6 +95,10 @@ export interface ServerExtras {
   /** The instance's actions (for launched_at), when read. */
   actions?: InstanceAction[];
   faults?: InstanceFault[];
+  /** What the client set and Nova echoes (access IPs, disk config). */
+  attributes?: InstanceAttributes;
+  /** The server's metadata ({} when absent). */
+  metadata?: Record<string, string>;
   /** Whether the instance's host is up (host_status at 2.16). */
   hostUp?: boolean;
 }
@@ -126,7 +130,7 @@ export function serverView(
     status,
     tenant_id: projectId,
     user_id: owner.userId,
-    metadata: {},
+    metadata: extras.metadata ?? {},
     hostId: hostIdOf(r.host, projectId),
     image: { id: imageRef, links: [{ rel: 'bookmark', href: `${deps.publicUrl}/compute/images/${imageRef}` }] },
     flavor: atLeast(v, '2.47')
@@ -143,10 +147,10 @@ export function serverView(
     created: isoZ(r.createdAt),
     updated: isoZ(r.updatedAt),
     addresses: {},
-    accessIPv4: '',
-    accessIPv6: '',
+    accessIPv4: extras.attributes?.accessIPv4 ?? '',
+    accessIPv6: extras.attributes?.accessIPv6 ?? '',
     links: links(deps, `servers/${r.instanceId}`),
-    'OS-DCF:diskConfig': 'MANUAL',
+    'OS-DCF:diskConfig': extras.attributes?.diskConfig ?? 'MANUAL',
     'OS-EXT-AZ:availability_zone': r.availabilityZone ?? '',
     config_drive: '',
     key_name: null,

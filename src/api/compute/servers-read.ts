@@ -129,10 +129,14 @@ export function registerServerReads(app: FastifyInstance, deps: ApiDeps): void {
     async (req) => {
       const { servers, more, owners } = await listServers(deps, req, req.query);
       const up = new Map((await deps.hostStates()).map((h) => [h.host, h.up]));
+      const metadata = await deps.api.allInstanceMetadata();
+      const attributes = await deps.api.allInstanceAttributes();
       const bodies = await Promise.all(
         servers.map(async (s) =>
           serverView(deps, req, s, {
             owner: ownerOrAdmin(owners.get(s.instanceId)),
+            metadata: metadata.get(s.instanceId) ?? {},
+            ...(attributes.has(s.instanceId) ? { attributes: attributes.get(s.instanceId) } : {}),
             actions: await deps.instances.listActions(s.instanceId),
             faults: s.vmState === 'error' ? await deps.instances.listFaults(s.instanceId) : [],
             ...(s.host ? { hostUp: up.get(s.host) ?? false } : {}),
@@ -155,6 +159,8 @@ export async function showServer(deps: ApiDeps, req: FastifyRequest, id: string)
   const host = record.host ? (await deps.hostStates()).find((h) => h.host === record.host) : undefined;
   return serverView(deps, req, record, {
     owner,
+    metadata: await deps.api.instanceMetadata(id),
+    attributes: await deps.api.instanceAttributes(id),
     actions: await deps.instances.listActions(id),
     faults: await deps.instances.listFaults(id),
     ...(record.host ? { hostUp: host?.up ?? false } : {}),
