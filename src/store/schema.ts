@@ -171,6 +171,25 @@ export interface ApiInstanceAttributesTable {
   disk_config: string | null;
 }
 
+/** A flavor made through the API (migration 0009; Nova's flavor-manage): see src/store/instances/flavors.ts. */
+export interface FlavorsTable {
+  flavor_id: string;
+  name: string;
+  vcpus: number;
+  memory_mb: number;
+  disk_gb: number;
+  ephemeral_gb: number;
+  swap_mb: number;
+  /** 0 | 1 */
+  is_public: number;
+  description: string | null;
+  /** JSON object of strings. */
+  extra_specs: string;
+  /** 0 | 1: deleted flavors stay for the servers made with them. */
+  deleted: number;
+  created_at: string;
+}
+
 /** Stable integer ids the API shows where a microversion wants one: per kind (service, migration …) and key. */
 export interface ApiIntegerIdsTable {
   kind: string;
@@ -219,6 +238,7 @@ export interface Database {
   api_integer_ids: ApiIntegerIdsTable;
   api_instance_metadata: ApiInstanceMetadataTable;
   api_instance_attributes: ApiInstanceAttributesTable;
+  flavors: FlavorsTable;
   stack_identity: StackIdentityTable;
   notifications: NotificationsTable;
 }
@@ -242,6 +262,7 @@ export const TABLES: readonly (keyof Database)[] = [
   'api_integer_ids',
   'api_instance_metadata',
   'api_instance_attributes',
+  'flavors',
   'stack_identity',
   'notifications',
 ];

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 
 import type { Flavor, Image } from '../../domain/catalogue';
-import { checkImageFitsFlavor, resolveFlavor, resolveImage } from '../../domain/catalogue';
+import { checkImageFitsFlavor, resolveImage } from '../../domain/catalogue';
 import { unknownServerGroup } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import { PowerState as Power, TaskState as Task, VmState as Vm } from '../../domain/instance';
@@ -14,6 +14,7 @@ import { InstanceIdSchema, InstanceNameSchema, SchedulerHintsSchema } from '../.
 import { REBUILD_TASK_STATES } from '../../domain/transitions';
 import { parseOrInvalid } from '../../domain/validation';
 import type { InstanceRepository } from '../../store/instances';
+import { resolveAnyFlavor } from '../../store/instances';
 import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
 import { createDeletionActivities } from './deletion';
@@ -153,7 +154,7 @@ export function createConductorActivities(deps: ConductorDeps) {
      */
     async createInstance(input: z.input<typeof CreateInstanceSchema>): Promise<CreateInstanceResult> {
       const req = parseOrInvalid(CreateInstanceSchema, input);
-      const flavor = resolveFlavor(catalogue, req.flavor);
+      const flavor = await resolveAnyFlavor(catalogue, instances, req.flavor);
       const image = resolveImage(catalogue, req.image);
       checkImageFitsFlavor(flavor, image, 'flavor');
       const group = req.schedulerHints.group;
@@ -358,7 +359,9 @@ export function createConductorActivities(deps: ConductorDeps) {
       );
       const instance = await instances.get(req.instanceId);
       const image = resolveImage(catalogue, req.image ?? instance.image);
-      const known = catalogue.flavors.find((f) => f.name === instance.flavor);
+      const known = await resolveAnyFlavor(catalogue, instances, instance.flavor, { includeDeleted: true }).catch(
+        () => undefined
+      );
       const flavor: Flavor = {
         extraSpecs: known?.extraSpecs ?? {},
         name: instance.flavor,

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 
 import { plugin } from '../plugin';
 import type { ApiDeps } from '../deps';
+import { registerFlavorManage } from './flavor-manage';
 import { registerFlavors } from './flavors';
 import { registerHosts } from './hosts';
 import { registerInstanceActions } from './instance-actions';
@@ -20,6 +21,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
   void app.register(
     plugin((v21) => {
       registerFlavors(v21, deps);
+      registerFlavorManage(v21, deps);
       registerServerReads(v21, deps);
       registerServerWrites(v21, deps);
       registerServerActions(v21, deps);

@@ -22,6 +22,7 @@ import { atLeast } from '../microversion';
 import { execute, heldBy, startAndAccept } from '../operations';
 import { requireAdmin, requireMember } from './common';
 import { requestIdOf } from './request-id';
+import { findApiFlavor } from './flavors';
 import { attributesOf } from './server-attributes';
 import { checkMetadata, checkMetadataQuota } from './server-metadata';
 import { rebuildView } from './server-view';
@@ -222,8 +223,7 @@ const ACTIONS: Record<string, Handler> = {
     if (typeof a.flavorRef !== 'string' && typeof a.flavorRef !== 'number')
       throw badRequest("Invalid input for field/attribute resize. 'flavorRef' is a required property");
     const flavor = String(a.flavorRef).split('/').pop()!;
-    if (!deps.catalogue.flavors.some((f) => f.name === flavor))
-      throw badRequest(`Flavor ${flavor} could not be found.`);
+    if (!(await findApiFlavor(deps, flavor))) throw badRequest(`Flavor ${flavor} could not be found.`);
     if (flavor === record.flavor) throw badRequest('When resizing, instances must change flavor!');
     await operate(deps, req, 'resizeMigrate', record.instanceId, { flavor });
     return reply.status(202).send();

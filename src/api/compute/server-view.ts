@@ -95,6 +95,8 @@ export interface ServerExtras {
   /** The instance's actions (for launched_at), when read. */
   actions?: InstanceAction[];
   faults?: InstanceFault[];
+  /** The server's flavor when it was made through the API (its name and extra specs; deleted ones too). */
+  flavor?: { name: string; extraSpecs: Record<string, string> };
   /** What the client set and Nova echoes (access IPs, disk config). */
   attributes?: InstanceAttributes;
   /** The server's metadata ({} when absent). */
@@ -121,7 +123,7 @@ export function serverView(
   const projectId = owner.projectId;
   const created = extras.actions?.find((a) => a.action === 'create');
   const launchedAt = created?.finishedAt && created.result === 'Success' ? created.finishedAt : null;
-  const flavor = catalogue.flavors.find((f) => f.name === r.flavor);
+  const flavor = extras.flavor ?? catalogue.flavors.find((f) => f.name === r.flavor);
   const image = catalogue.images.find((i) => i.name === r.image);
   const imageRef = image ? imageId(image.name) : r.image;
   const body: Record<string, unknown> = {
@@ -140,7 +142,7 @@ export function serverView(
           disk: r.diskGb,
           ephemeral: 0,
           swap: 0,
-          original_name: r.flavor,
+          original_name: flavor?.name ?? r.flavor,
           extra_specs: flavor?.extraSpecs ?? {},
         }
       : { id: r.flavor, links: [{ rel: 'bookmark', href: `${deps.publicUrl}/compute/flavors/${r.flavor}` }] },

@@ -24,6 +24,7 @@ import { isAdmin } from '../tokens';
 import { links, requireMember } from './common';
 import { findImage } from '../images';
 import { requestIdOf } from './request-id';
+import { findApiFlavor } from './flavors';
 import { attributesOf } from './server-attributes';
 import { checkMetadata, checkMetadataQuota } from './server-metadata';
 import { showServer } from './servers-read';
@@ -105,8 +106,7 @@ async function buildInput(deps: ApiDeps, req: FastifyRequest, body: CreateBody):
   const imageEntry = findImage(deps, image);
   if (!imageEntry) throw badRequest(`Image ${image} could not be found.`);
   const flavorRef = refOf(String(s.flavorRef));
-  if (!deps.catalogue.flavors.some((f) => f.name === flavorRef))
-    throw badRequest(`Flavor ${flavorRef} could not be found.`);
+  if (!(await findApiFlavor(deps, flavorRef))) throw badRequest(`Flavor ${flavorRef} could not be found.`);
   const minCount = s.min_count ?? 1;
   const maxCount = s.max_count ?? minCount;
   if (maxCount < minCount) throw badRequest('min_count must be <= max_count');

@@ -5,6 +5,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { createApiRepository } from '../../../src/store/api';
+import { DEFAULT_CATALOGUE } from '../../../src/domain/catalogue';
+import { createInstanceRepository, resolveAnyFlavor } from '../../../src/store/instances';
 import { BACKENDS, useFreshStore } from './backends';
 
 describe.each(BACKENDS)('API repository on $name', (backend) => {
@@ -77,5 +79,32 @@ describe.each(BACKENDS)('API repository on $name', (backend) => {
       ['k1', 'web'],
       ['k2', 'web'],
     ]);
+  });
+
+  it('keeps API flavors: unique live ids and names, deleted ones kept for their servers, extra specs merged', async () => {
+    const repo = createInstanceRepository(fx.store);
+    const base = { vcpus: 1, memoryMb: 512, diskGb: 1, ephemeralGb: 0, swapMb: 1, isPublic: true, description: null };
+    expect(await repo.createFlavor({ ...base, id: 'f1', name: 'one' })).toBe('created');
+    expect(await repo.createFlavor({ ...base, id: 'f1', name: 'other' })).toBe('id-exists');
+    expect(await repo.createFlavor({ ...base, id: 'f2', name: 'one' })).toBe('name-exists');
+    expect(await repo.setFlavorExtraSpecs('f1', { 'trait:CUSTOM_A': 'required' })).toBe(true);
+    expect(await repo.setFlavorExtraSpecs('nope', { a: 'b' })).toBe(false);
+    expect(await resolveAnyFlavor(DEFAULT_CATALOGUE, repo, 'f1')).toEqual({
+      name: 'f1',
+      vcpus: 1,
+      memoryMb: 512,
+      diskGb: 1,
+      extraSpecs: { 'trait:CUSTOM_A': 'required' },
+    });
+    expect(await repo.deleteFlavor('f1')).toBe(true);
+    expect(await repo.deleteFlavor('f1')).toBe(false);
+    expect(await repo.findFlavor('f1')).toBeUndefined();
+    expect((await repo.findFlavor('f1', { includeDeleted: true }))?.name).toBe('one');
+    expect(await repo.listFlavors()).toEqual([]);
+    await expect(resolveAnyFlavor(DEFAULT_CATALOGUE, repo, 'f1')).rejects.toThrow(/unknown flavor 'f1'/);
+    expect((await resolveAnyFlavor(DEFAULT_CATALOGUE, repo, 'f1', { includeDeleted: true })).memoryMb).toBe(512);
+    // The name and the id are free again once the flavor is deleted.
+    expect(await repo.createFlavor({ ...base, id: 'f1', name: 'one', vcpus: 2 })).toBe('created');
+    expect((await repo.findFlavor('f1'))?.vcpus).toBe(2);
   });
 });
