@@ -61,7 +61,8 @@ export function registerFlavorManage(app: FastifyInstance, deps: ApiDeps): void 
       const f = req.body.flavor;
       if (typeof f.name !== 'string' || f.name.length < 1 || f.name.length > 255 || !NAME.test(f.name))
         throw badRequest(`Invalid input for field/attribute name. Value: ${JSON.stringify(f.name)}.`);
-      const id = f.id === undefined || f.id === null ? randomUUID() : f.id;
+      // Nova takes a number as an id too (Tempest's rand_int_id).
+      const id = f.id === undefined || f.id === null ? randomUUID() : typeof f.id === 'number' ? String(f.id) : f.id;
       if (typeof id !== 'string' || id.length > 255 || !ID.test(id))
         throw badRequest(`Invalid input for field/attribute id. Value: ${JSON.stringify(f.id)}.`);
       const isPublic = booleanOf(f['os-flavor-access:is_public'] ?? true);

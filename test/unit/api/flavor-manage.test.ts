@@ -104,6 +104,15 @@ describe('OpenStack API: flavor-manage', () => {
     expect(await api.deps.instances.listFlavors()).toHaveLength(before);
   });
 
+  it('takes a number as an id (as Nova), and makes a UUID when none is given', async () => {
+    const numbered = await call('POST', '/flavors', admin, {
+      flavor: { name: 'n', id: 1763627090, ram: 1, vcpus: 1, disk: 0 },
+    });
+    expect(numbered.json()).toMatchObject({ flavor: { id: '1763627090', name: 'n' } });
+    const unnamed = await call('POST', '/flavors', admin, { flavor: { name: 'u', ram: 1, vcpus: 1, disk: 0 } });
+    expect(unnamed.json<{ flavor: { id: string } }>().flavor.id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('sets and lists extra specs, and lists no access for a public flavor', async () => {
     await call('POST', '/flavors', admin, { flavor: { name: 'specs', id: 'specs', ram: 512, vcpus: 1, disk: 1 } });
     expect((await call('POST', '/flavors/specs/os-extra_specs', demo, { extra_specs: { a: 'b' } })).statusCode).toBe(
