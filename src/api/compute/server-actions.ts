@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 
+import { FailureType } from '../../domain/errors';
 import type { InstanceRecord } from '../../domain/instance';
 import { confirmResizeUpdate, revertResizeUpdate } from '../../shared/messages';
 import { workflowIds } from '../../shared/task-queues';
@@ -121,14 +122,29 @@ async function decide(deps: ApiDeps, req: FastifyRequest, record: InstanceRecord
   const workflowId = await pendingResize(deps, record, confirm ? 'confirmResize' : 'revertResize');
   req.requestId = workflowId;
   const handle = (await deps.temporal()).workflow.getHandle(workflowId);
-  try {
-    await handle.executeUpdate(confirm ? confirmResizeUpdate : revertResizeUpdate);
-  } catch (err) {
-    const failure = typedFailureOf(err);
-    if (failure) throw faultOfFailure(failure.type, failure.message);
-    throw err;
+  const deadline = Date.now() + DECISION_OPEN_WAIT_MS;
+  for (;;) {
+    try {
+      await handle.executeUpdate(confirm ? confirmResizeUpdate : revertResizeUpdate);
+      return;
+    } catch (err) {
+      const failure = typedFailureOf(err);
+      // The record says VERIFY_RESIZE a moment before the workflow opens its decision (its next workflow
+      // task): an Update in between is refused as "no resize awaits confirmation". Ask again meanwhile.
+      const early =
+        failure?.type === FailureType.InstanceInvalidState && failure.message.includes('no resize awaits confirmation');
+      if (early && Date.now() < deadline && (await deps.instances.find(record.instanceId))?.vmState === 'resized') {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      if (failure) throw faultOfFailure(failure.type, failure.message);
+      throw err;
+    }
   }
 }
+
+/** How long a confirm or revert waits for the resize workflow to open its decision (see decide). */
+export const DECISION_OPEN_WAIT_MS = 5_000;
 
 const hostArg = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
