@@ -262,7 +262,7 @@ export async function notifyServerGroup(
 ): Promise<void> {
   const owner = await db
     .selectFrom('api_server_group_owners')
-    .select(['project_id', 'user_id'])
+    .select(['project_id', 'user_id', 'display_name'])
     .where('name', '=', group.name)
     .executeTakeFirst();
   await writeNotification(db, {
@@ -272,6 +272,7 @@ export async function notifyServerGroup(
     instanceId: null,
     payload: serverGroupPayload({
       ...group,
+      name: owner?.display_name ?? group.name,
       uuid: serverGroupId(group.name),
       owner: owner ? { projectId: owner.project_id, userId: owner.user_id } : null,
     }),

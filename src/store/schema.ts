@@ -146,9 +146,47 @@ export interface ApiInstanceOwnersTable {
 
 /** The project and user a server group was created for (the API's tenancy). */
 export interface ApiServerGroupOwnersTable {
+  /** The conductor's key of the group (server_groups.name). */
   name: string;
   project_id: string;
   user_id: string;
+  created_at: string;
+  /** The name the API's client gave the group (migration 0009); null: shown by its key. */
+  display_name: string | null;
+}
+
+/** One metadata item of an instance (migration 0009; Nova's instance_metadata). */
+export interface ApiInstanceMetadataTable {
+  instance_id: string;
+  key: string;
+  value: string;
+}
+
+/** What a client set on an instance and Nova echoes (migration 0009); null: not set. */
+export interface ApiInstanceAttributesTable {
+  instance_id: string;
+  access_ipv4: string | null;
+  access_ipv6: string | null;
+  /** 'AUTO' | 'MANUAL' */
+  disk_config: string | null;
+}
+
+/** A flavor made through the API (migration 0009; Nova's flavor-manage): see src/store/instances/flavors.ts. */
+export interface FlavorsTable {
+  flavor_id: string;
+  name: string;
+  vcpus: number;
+  memory_mb: number;
+  disk_gb: number;
+  ephemeral_gb: number;
+  swap_mb: number;
+  /** 0 | 1 */
+  is_public: number;
+  description: string | null;
+  /** JSON object of strings. */
+  extra_specs: string;
+  /** 0 | 1: deleted flavors stay for the servers made with them. */
+  deleted: number;
   created_at: string;
 }
 
@@ -198,6 +236,9 @@ export interface Database {
   api_instance_owners: ApiInstanceOwnersTable;
   api_server_group_owners: ApiServerGroupOwnersTable;
   api_integer_ids: ApiIntegerIdsTable;
+  api_instance_metadata: ApiInstanceMetadataTable;
+  api_instance_attributes: ApiInstanceAttributesTable;
+  flavors: FlavorsTable;
   stack_identity: StackIdentityTable;
   notifications: NotificationsTable;
 }
@@ -219,6 +260,9 @@ export const TABLES: readonly (keyof Database)[] = [
   'api_instance_owners',
   'api_server_group_owners',
   'api_integer_ids',
+  'api_instance_metadata',
+  'api_instance_attributes',
+  'flavors',
   'stack_identity',
   'notifications',
 ];

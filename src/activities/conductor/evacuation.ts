@@ -7,6 +7,7 @@ import type { InstanceRecord } from '../../domain/instance';
 import { InstanceIdSchema } from '../../domain/schemas';
 import { parseOrInvalid } from '../../domain/validation';
 import type { InstanceRepository } from '../../store/instances';
+import { resolveAnyFlavor } from '../../store/instances';
 import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
 
@@ -38,7 +39,9 @@ export function createEvacuationActivities(deps: ConductorDeps) {
       );
       const instance = await instances.get(req.instanceId);
       const image = resolveImage(catalogue, req.image ?? instance.image);
-      const known = catalogue.flavors.find((f) => f.name === instance.flavor);
+      const known = await resolveAnyFlavor(catalogue, instances, instance.flavor, { includeDeleted: true }).catch(
+        () => undefined
+      );
       const flavor: Flavor = {
         extraSpecs: known?.extraSpecs ?? {},
         name: instance.flavor,

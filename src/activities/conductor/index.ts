@@ -6,7 +6,7 @@
 import { z } from 'zod';
 
 import type { Flavor, Image } from '../../domain/catalogue';
-import { checkImageFitsFlavor, resolveFlavor, resolveImage } from '../../domain/catalogue';
+import { checkImageFitsFlavor, resolveImage } from '../../domain/catalogue';
 import { unknownServerGroup } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import { PowerState as Power, TaskState as Task, VmState as Vm } from '../../domain/instance';
@@ -14,6 +14,7 @@ import { InstanceIdSchema, InstanceNameSchema, SchedulerHintsSchema } from '../.
 import { REBUILD_TASK_STATES } from '../../domain/transitions';
 import { parseOrInvalid } from '../../domain/validation';
 import type { InstanceRepository } from '../../store/instances';
+import { resolveAnyFlavor } from '../../store/instances';
 import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
 import { createDeletionActivities } from './deletion';
@@ -156,7 +157,7 @@ export function createConductorActivities(deps: ConductorDeps) {
      */
     async createInstance(input: z.input<typeof CreateInstanceSchema>): Promise<CreateInstanceResult> {
       const req = parseOrInvalid(CreateInstanceSchema, input);
-      const flavor = resolveFlavor(catalogue, req.flavor);
+      const flavor = await resolveAnyFlavor(catalogue, instances, req.flavor);
       const image = resolveImage(catalogue, req.image);
       checkImageFitsFlavor(flavor, image, 'flavor');
       const group = req.schedulerHints.group;
@@ -342,8 +343,6 @@ export function createConductorActivities(deps: ConductorDeps) {
         return record;
       });
     },
-
-    // ----- rebuild / evacuate ----------------------------------------------------------------------
   };
 }
 

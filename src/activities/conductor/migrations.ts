@@ -2,12 +2,13 @@
 import { z } from 'zod';
 
 import type { Flavor, Image } from '../../domain/catalogue';
-import { checkImageFitsFlavor, resolveFlavor } from '../../domain/catalogue';
+import { checkImageFitsFlavor } from '../../domain/catalogue';
 import type { MigrationPlan } from '../../domain/migration';
 import { LIVE_MIGRATION_STATUSES, RESIZE_MIGRATION_STATUSES } from '../../domain/migration';
 import { InstanceIdSchema } from '../../domain/schemas';
 import { parseOrInvalid } from '../../domain/validation';
 import type { InstanceRepository } from '../../store/instances';
+import { resolveAnyFlavor } from '../../store/instances';
 import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
 
@@ -51,7 +52,9 @@ export function createMigrationActivities(deps: ConductorDeps) {
     async planMigration(input: z.input<typeof PlanMigrationSchema>): Promise<MigrationPlan> {
       const req = parseOrInvalid(PlanMigrationSchema, input);
       const instance = await instances.get(req.instanceId);
-      const known = catalogue.flavors.find((f) => f.name === instance.flavor);
+      const known = await resolveAnyFlavor(catalogue, instances, instance.flavor, { includeDeleted: true }).catch(
+        () => undefined
+      );
       const oldFlavor: Flavor = {
         name: instance.flavor,
         vcpus: instance.vcpus,
@@ -60,7 +63,9 @@ export function createMigrationActivities(deps: ConductorDeps) {
         extraSpecs: known?.extraSpecs ?? {},
       };
       const newFlavor =
-        req.flavor === undefined || req.flavor === instance.flavor ? oldFlavor : resolveFlavor(catalogue, req.flavor);
+        req.flavor === undefined || req.flavor === instance.flavor
+          ? oldFlavor
+          : await resolveAnyFlavor(catalogue, instances, req.flavor);
       // An image gone from the catalogue since the build is no reason to refuse a move.
       const image: Image = catalogue.images.find((i) => i.name === instance.image) ?? {
         name: instance.image,

@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 
+import { FailureType } from '../../domain/errors';
 import type { InstanceRecord } from '../../domain/instance';
 import { confirmResizeUpdate, revertResizeUpdate } from '../../shared/messages';
 import { workflowIds } from '../../shared/task-queues';
@@ -22,7 +23,11 @@ import { atLeast } from '../microversion';
 import { execute, heldBy, startAndAccept } from '../operations';
 import { requireAdmin, requireMember } from './common';
 import { requestIdOf } from './request-id';
+import { findApiFlavor } from './flavors';
+import { attributesOf } from './server-attributes';
+import { checkMetadata, checkMetadataQuota } from './server-metadata';
 import { rebuildView } from './server-view';
+import { renameServer, ServerName } from './servers-write';
 import { showServer } from './servers-read';
 import { visibleServer } from './tenancy';
 
@@ -117,14 +122,29 @@ async function decide(deps: ApiDeps, req: FastifyRequest, record: InstanceRecord
   const workflowId = await pendingResize(deps, record, confirm ? 'confirmResize' : 'revertResize');
   req.requestId = workflowId;
   const handle = (await deps.temporal()).workflow.getHandle(workflowId);
-  try {
-    await handle.executeUpdate(confirm ? confirmResizeUpdate : revertResizeUpdate);
-  } catch (err) {
-    const failure = typedFailureOf(err);
-    if (failure) throw faultOfFailure(failure.type, failure.message);
-    throw err;
+  const deadline = Date.now() + DECISION_OPEN_WAIT_MS;
+  for (;;) {
+    try {
+      await handle.executeUpdate(confirm ? confirmResizeUpdate : revertResizeUpdate);
+      return;
+    } catch (err) {
+      const failure = typedFailureOf(err);
+      // The record says VERIFY_RESIZE a moment before the workflow opens its decision (its next workflow
+      // task): an Update in between is refused as "no resize awaits confirmation". Ask again meanwhile.
+      const early =
+        failure?.type === FailureType.InstanceInvalidState && failure.message.includes('no resize awaits confirmation');
+      if (early && Date.now() < deadline && (await deps.instances.find(record.instanceId))?.vmState === 'resized') {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      if (failure) throw faultOfFailure(failure.type, failure.message);
+      throw err;
+    }
   }
 }
+
+/** How long a confirm or revert waits for the resize workflow to open its decision (see decide). */
+export const DECISION_OPEN_WAIT_MS = 5_000;
 
 const hostArg = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
@@ -180,9 +200,19 @@ const ACTIONS: Record<string, Handler> = {
     const ref = a.imageRef.split('/').pop() ?? a.imageRef;
     const image = findImage(deps, ref);
     if (!image) throw badRequest(`Image ${ref} could not be found.`);
+    // Nova's rebuild also sets the name and replaces the metadata when given (checked before anything starts).
+    const name = a.name === undefined ? undefined : ServerName.safeParse(a.name);
+    if (name && !name.success)
+      throw badRequest('Invalid input for field/attribute name. Value: must be 1-255 characters');
+    const metadata = a.metadata === undefined ? undefined : checkMetadata(a.metadata);
+    if (metadata) checkMetadataQuota(metadata);
+    const attributes = attributesOf(a);
     // As Nova with enable_instance_password: a password is set (generated unless given) and returned.
     const adminPass = typeof a.adminPass === 'string' ? a.adminPass : randomBytes(9).toString('base64url');
     await operate(deps, req, 'rebuild', record.instanceId, { image: image.name, adminPassword: adminPass });
+    if (name?.data !== undefined) await renameServer(deps, record.instanceId, name.data);
+    if (metadata) await deps.api.writeInstanceMetadata(record.instanceId, metadata, { replace: true });
+    await deps.api.setInstanceAttributes(record.instanceId, attributes);
     const server = await showServer(deps, req, record.instanceId);
     // As Nova, whose API sets the instance's image before it casts the rebuild: the answer names the new
     // image, though the rebuild workflow has not yet changed the record (Tempest checks it at once).
@@ -209,8 +239,7 @@ const ACTIONS: Record<string, Handler> = {
     if (typeof a.flavorRef !== 'string' && typeof a.flavorRef !== 'number')
       throw badRequest("Invalid input for field/attribute resize. 'flavorRef' is a required property");
     const flavor = String(a.flavorRef).split('/').pop()!;
-    if (!deps.catalogue.flavors.some((f) => f.name === flavor))
-      throw badRequest(`Flavor ${flavor} could not be found.`);
+    if (!(await findApiFlavor(deps, flavor))) throw badRequest(`Flavor ${flavor} could not be found.`);
     if (flavor === record.flavor) throw badRequest('When resizing, instances must change flavor!');
     await operate(deps, req, 'resizeMigrate', record.instanceId, { flavor });
     return reply.status(202).send();

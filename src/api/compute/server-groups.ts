@@ -1,10 +1,12 @@
 /**
  * os-server-groups: create, list, show, delete through the `serverGroup` workflow (the conductor is the
- * store's one writer); ids are UUIDv5 of the group's name, owners kept by the API (project, user).
- * NOTE(nova): names are unique across projects (the conductor keys groups by name): creating a group
- * under a name taken by another project is a 409; the same name and policy in the same project returns
- * the existing group. A group that still has members is not deleted (409).
+ * store's one writer). The conductor keys groups by a unique name: the API creates each group under a
+ * fresh key (a UUID) and keeps the name the client gave, with the owner (project, user), so names are not
+ * unique, as in Nova. Ids are UUIDv5 of the key. NOTE(nova): a group that still has members is not
+ * deleted (409).
  */
+import { randomUUID } from 'node:crypto';
+
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -13,7 +15,7 @@ import type { ServerGroup } from '../../store/instances';
 import { workflowIds } from '../../shared/task-queues';
 import type { Owner } from '../../store/api';
 import type { ApiDeps } from '../deps';
-import { badRequest, conflict, notFound } from '../errors';
+import { badRequest, notFound } from '../errors';
 import { serverGroupId } from '../ids';
 import { atLeast } from '../microversion';
 import { execute } from '../operations';
@@ -22,10 +24,10 @@ import { caller, requireMember } from './common';
 import { requestIdOf } from './request-id';
 import { ownerOrAdmin } from './tenancy';
 
-function groupView(req: FastifyRequest, g: ServerGroup, owner: Owner) {
+function groupView(req: FastifyRequest, g: ServerGroup, owner: Owner, name: string) {
   return {
     id: serverGroupId(g.name),
-    name: g.name,
+    name,
     policies: [g.policy],
     members: g.members,
     metadata: {},
@@ -45,9 +47,10 @@ const CreateBody = z.object({
 async function visibleGroups(deps: ApiDeps, req: FastifyRequest, all: boolean) {
   const who = caller(req);
   const owners = await deps.api.serverGroupOwners();
+  const names = await deps.api.serverGroupDisplayNames();
   const groups = await deps.instances.listServerGroups();
   return groups
-    .map((g) => ({ group: g, owner: ownerOrAdmin(owners.get(g.name)) }))
+    .map((g) => ({ group: g, owner: ownerOrAdmin(owners.get(g.name)), name: names.get(g.name) ?? g.name }))
     .filter(({ owner }) => (isAdmin(who) && all) || owner.projectId === who.projectId);
 }
 
@@ -80,7 +83,7 @@ export function registerServerGroups(app: FastifyInstance, deps: ApiDeps): void 
         offset,
         limit === undefined ? undefined : offset + limit
       );
-      return { server_groups: groups.map(({ group, owner }) => groupView(req, group, owner)) };
+      return { server_groups: groups.map(({ group, owner, name }) => groupView(req, group, owner, name)) };
     }
   );
   r.post(
@@ -95,27 +98,26 @@ export function registerServerGroups(app: FastifyInstance, deps: ApiDeps): void 
           `Invalid input for field/attribute 0. Value: ${policy}. '${policy}' is not one of ['anti-affinity', 'affinity']`
         );
       const owner = { projectId: who.projectId, userId: who.userId };
-      const existing = (await deps.api.serverGroupOwners()).get(name);
-      if (existing && existing.projectId !== owner.projectId)
-        throw conflict(`A server group named ${name} exists in another project (names are unique here).`);
-      await deps.api.setServerGroupOwner(name, owner);
+      // The owner and name first: the group is never visible to another project, even for a moment.
+      const key = randomUUID();
+      await deps.api.setServerGroupOwner(key, owner, name);
       const workflowId = workflowIds.serverGroup('create', requestIdOf());
       req.requestId = workflowId;
-      const { groups } = await execute(deps, 'serverGroup', workflowId, { action: 'create', name, policy }).catch(
+      const { groups } = await execute(deps, 'serverGroup', workflowId, { action: 'create', name: key, policy }).catch(
         async (err: unknown) => {
-          if (!existing) await deps.api.deleteServerGroupOwner(name);
+          await deps.api.deleteServerGroupOwner(key);
           throw err;
         }
       );
-      return { server_group: groupView(req, groups[0]!, existing ?? owner) };
+      return { server_group: groupView(req, groups[0]!, owner, name) };
     }
   );
   r.get(
     '/os-server-groups/:id',
     { schema: { tags: ['server groups'], summary: 'Show a server group', params: z.object({ id: z.string() }) } },
     async (req) => {
-      const { group, owner } = await findGroup(deps, req, req.params.id);
-      return { server_group: groupView(req, group, owner) };
+      const { group, owner, name } = await findGroup(deps, req, req.params.id);
+      return { server_group: groupView(req, group, owner, name) };
     }
   );
   r.delete(

@@ -8,7 +8,7 @@ import type { FastifyRequest } from 'fastify';
 
 import type { Catalogue } from '../../domain/catalogue';
 import type { InstanceRecord, PowerState, TaskState, VmState } from '../../domain/instance';
-import type { Owner } from '../../store/api';
+import type { InstanceAttributes, Owner } from '../../store/api';
 import type { InstanceAction, InstanceFault } from '../../store/instances';
 import type { ApiDeps } from '../deps';
 import { hostIdOf, imageId } from '../ids';
@@ -95,6 +95,12 @@ export interface ServerExtras {
   /** The instance's actions (for launched_at), when read. */
   actions?: InstanceAction[];
   faults?: InstanceFault[];
+  /** The server's flavor when it was made through the API (its name and extra specs; deleted ones too). */
+  flavor?: { name: string; extraSpecs: Record<string, string> };
+  /** What the client set and Nova echoes (access IPs, disk config). */
+  attributes?: InstanceAttributes;
+  /** The server's metadata ({} when absent). */
+  metadata?: Record<string, string>;
   /** Whether the instance's host is up (host_status at 2.16). */
   hostUp?: boolean;
 }
@@ -117,7 +123,7 @@ export function serverView(
   const projectId = owner.projectId;
   const created = extras.actions?.find((a) => a.action === 'create');
   const launchedAt = created?.finishedAt && created.result === 'Success' ? created.finishedAt : null;
-  const flavor = catalogue.flavors.find((f) => f.name === r.flavor);
+  const flavor = extras.flavor ?? catalogue.flavors.find((f) => f.name === r.flavor);
   const image = catalogue.images.find((i) => i.name === r.image);
   const imageRef = image ? imageId(image.name) : r.image;
   const body: Record<string, unknown> = {
@@ -126,7 +132,7 @@ export function serverView(
     status,
     tenant_id: projectId,
     user_id: owner.userId,
-    metadata: {},
+    metadata: extras.metadata ?? {},
     hostId: hostIdOf(r.host, projectId),
     image: { id: imageRef, links: [{ rel: 'bookmark', href: `${deps.publicUrl}/compute/images/${imageRef}` }] },
     flavor: atLeast(v, '2.47')
@@ -136,17 +142,17 @@ export function serverView(
           disk: r.diskGb,
           ephemeral: 0,
           swap: 0,
-          original_name: r.flavor,
+          original_name: flavor?.name ?? r.flavor,
           extra_specs: flavor?.extraSpecs ?? {},
         }
       : { id: r.flavor, links: [{ rel: 'bookmark', href: `${deps.publicUrl}/compute/flavors/${r.flavor}` }] },
     created: isoZ(r.createdAt),
     updated: isoZ(r.updatedAt),
     addresses: {},
-    accessIPv4: '',
-    accessIPv6: '',
+    accessIPv4: extras.attributes?.accessIPv4 ?? '',
+    accessIPv6: extras.attributes?.accessIPv6 ?? '',
     links: links(deps, `servers/${r.instanceId}`),
-    'OS-DCF:diskConfig': 'MANUAL',
+    'OS-DCF:diskConfig': extras.attributes?.diskConfig ?? 'MANUAL',
     'OS-EXT-AZ:availability_zone': r.availabilityZone ?? '',
     config_drive: '',
     key_name: null,

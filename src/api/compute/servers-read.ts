@@ -129,10 +129,16 @@ export function registerServerReads(app: FastifyInstance, deps: ApiDeps): void {
     async (req) => {
       const { servers, more, owners } = await listServers(deps, req, req.query);
       const up = new Map((await deps.hostStates()).map((h) => [h.host, h.up]));
+      const metadata = await deps.api.allInstanceMetadata();
+      const attributes = await deps.api.allInstanceAttributes();
+      const flavors = new Map((await deps.instances.listFlavors({ includeDeleted: true })).map((f) => [f.id, f]));
       const bodies = await Promise.all(
         servers.map(async (s) =>
           serverView(deps, req, s, {
             owner: ownerOrAdmin(owners.get(s.instanceId)),
+            metadata: metadata.get(s.instanceId) ?? {},
+            ...(attributes.has(s.instanceId) ? { attributes: attributes.get(s.instanceId) } : {}),
+            ...(flavors.has(s.flavor) ? { flavor: flavors.get(s.flavor) } : {}),
             actions: await deps.instances.listActions(s.instanceId),
             faults: s.vmState === 'error' ? await deps.instances.listFaults(s.instanceId) : [],
             ...(s.host ? { hostUp: up.get(s.host) ?? false } : {}),
@@ -153,8 +159,12 @@ export function registerServerReads(app: FastifyInstance, deps: ApiDeps): void {
 export async function showServer(deps: ApiDeps, req: FastifyRequest, id: string): Promise<Record<string, unknown>> {
   const { record, owner } = await visibleServer(deps, req, id);
   const host = record.host ? (await deps.hostStates()).find((h) => h.host === record.host) : undefined;
+  const stored = await deps.instances.findFlavor(record.flavor, { includeDeleted: true });
   return serverView(deps, req, record, {
     owner,
+    metadata: await deps.api.instanceMetadata(id),
+    attributes: await deps.api.instanceAttributes(id),
+    ...(stored ? { flavor: stored } : {}),
     actions: await deps.instances.listActions(id),
     faults: await deps.instances.listFaults(id),
     ...(record.host ? { hostUp: host?.up ?? false } : {}),

@@ -24,6 +24,10 @@ import { isAdmin } from '../tokens';
 import { links, requireMember } from './common';
 import { findImage } from '../images';
 import { requestIdOf } from './request-id';
+import { findApiFlavor } from './flavors';
+import { attributesOf } from './server-attributes';
+import { checkMetadata, checkMetadataQuota } from './server-metadata';
+import { showServer } from './servers-read';
 import { visibleServer } from './tenancy';
 
 const refOf = (ref: string) => ref.replace(/\/+$/, '').split('/').pop() ?? ref;
@@ -47,14 +51,14 @@ const CreateBody = z.object({
       networks: z.union([z.literal('auto'), z.literal('none'), z.array(z.record(z.string(), z.unknown()))]).optional(),
       availability_zone: z.string().optional(),
       block_device_mapping_v2: z.array(z.record(z.string(), z.unknown())).optional(),
-      metadata: z.record(z.string(), z.string()).optional(),
+      metadata: z.record(z.string(), z.unknown()).optional(),
       adminPass: z.string().optional(),
       user_data: z.string().optional(),
       key_name: z.string().optional(),
       security_groups: z.array(z.object({ name: z.string() })).optional(),
       config_drive: z.union([z.boolean(), z.string()]).optional(),
-      accessIPv4: z.string().optional(),
-      accessIPv6: z.string().optional(),
+      accessIPv4: z.string().nullable().optional(),
+      accessIPv6: z.string().nullable().optional(),
       'OS-DCF:diskConfig': z.enum(['AUTO', 'MANUAL']).optional(),
       description: z.string().nullable().optional(),
       tags: z.array(z.string()).optional(),
@@ -65,6 +69,17 @@ const CreateBody = z.object({
   'os:scheduler_hints': Hints.optional(),
 });
 type CreateBody = z.infer<typeof CreateBody>;
+
+/** Nova's server name on update and rebuild: 1–255 characters, not only spaces. */
+export const ServerName = z.string().min(1).max(255);
+
+const UpdateBody = z.object({ server: z.object({ name: ServerName.optional() }).passthrough() });
+
+/** Sets the server's name (the name alone: no workflow holds or writes it after the create). */
+export async function renameServer(deps: ApiDeps, instanceId: string, name: string): Promise<void> {
+  if (name.trim() === '') throw badRequest('Invalid input for field/attribute name. Value: must not be blank');
+  await deps.instances.update(instanceId, { name: name.trim() });
+}
 
 const list = (v: string | string[] | undefined) => (v === undefined ? undefined : Array.isArray(v) ? v : [v]);
 
@@ -77,10 +92,9 @@ async function buildInput(deps: ApiDeps, req: FastifyRequest, body: CreateBody):
   // NOTE(nova): no networking here: a list of networks or ports is refused (see the README's deviations).
   if (Array.isArray(s.networks) && s.networks.length > 0)
     throw badRequest('Networks are not supported by this conductor: use "auto" or "none".');
-  // NOTE(nova): no key pairs, server metadata or tags are kept here: asking for them is a 400.
+  // NOTE(nova): no key pairs or tags are kept here: asking for them is a 400.
   if (s.key_name !== undefined) throw badRequest('Invalid key_name provided.');
-  if (s.metadata && Object.keys(s.metadata).length > 0)
-    throw badRequest('Server metadata is not supported by this conductor.');
+  if (s.metadata !== undefined) checkMetadataQuota(checkMetadata(s.metadata));
   if (s.tags && s.tags.length > 0) throw badRequest('Server tags are not supported by this conductor.');
   let image = s.imageRef ? refOf(s.imageRef) : undefined;
   for (const bdm of s.block_device_mapping_v2 ?? []) {
@@ -92,8 +106,7 @@ async function buildInput(deps: ApiDeps, req: FastifyRequest, body: CreateBody):
   const imageEntry = findImage(deps, image);
   if (!imageEntry) throw badRequest(`Image ${image} could not be found.`);
   const flavorRef = refOf(String(s.flavorRef));
-  if (!deps.catalogue.flavors.some((f) => f.name === flavorRef))
-    throw badRequest(`Flavor ${flavorRef} could not be found.`);
+  if (!(await findApiFlavor(deps, flavorRef))) throw badRequest(`Flavor ${flavorRef} could not be found.`);
   const minCount = s.min_count ?? 1;
   const maxCount = s.max_count ?? minCount;
   if (maxCount < minCount) throw badRequest('min_count must be <= max_count');
@@ -159,6 +172,14 @@ export function registerServerWrites(app: FastifyInstance, deps: ApiDeps): void 
       const input = await buildInput(deps, req, req.body);
       const adminPass = req.body.server.adminPass ?? randomBytes(9).toString('base64url');
       const owner = { projectId: who.projectId, userId: who.userId };
+      const metadata = req.body.server.metadata === undefined ? {} : checkMetadata(req.body.server.metadata);
+      const attributes = attributesOf(req.body.server);
+      // What the client set and Nova echoes, written before the workflow starts (as the owner).
+      const setMetadata = async (instanceId: string) => {
+        if (Object.keys(metadata).length > 0)
+          await deps.api.writeInstanceMetadata(instanceId, metadata, { replace: true });
+        await deps.api.setInstanceAttributes(instanceId, attributes);
+      };
       const { max } = batchSize(input);
       let firstId: string;
       if (max === 1) {
@@ -167,6 +188,7 @@ export function registerServerWrites(app: FastifyInstance, deps: ApiDeps): void 
         req.requestId = workflowId;
         // The owner first: the instance is never visible to another project, even for a moment.
         await deps.api.setInstanceOwner(instanceId, owner);
+        await setMetadata(instanceId);
         await startAndAccept(
           deps,
           'buildInstance',
@@ -189,6 +211,7 @@ export function registerServerWrites(app: FastifyInstance, deps: ApiDeps): void 
             const action = await deps.instances.findActionByRequest('create', workflowIds.batchMember(workflowId, i));
             if (action) {
               await deps.api.setInstanceOwner(action.instanceId, owner);
+              await setMetadata(action.instanceId);
               found.set(i, action.instanceId);
             }
           }
@@ -203,11 +226,38 @@ export function registerServerWrites(app: FastifyInstance, deps: ApiDeps): void 
         server: {
           id: firstId,
           links: links(deps, `servers/${firstId}`),
-          'OS-DCF:diskConfig': 'MANUAL',
+          'OS-DCF:diskConfig': attributes.diskConfig ?? 'MANUAL',
           security_groups: [{ name: 'default' }],
           adminPass,
         },
       });
+    }
+  );
+
+  // PUT /servers/{id}: a rename (Nova's update writes the instance's display_name from the API).
+  r.put(
+    '/servers/:id',
+    {
+      schema: {
+        tags: ['servers'],
+        summary: 'Update (rename) a server',
+        params: z.object({ id: z.string() }),
+        body: UpdateBody,
+      },
+    },
+    async (req) => {
+      requireMember(req);
+      const s = req.body.server;
+      // NOTE(nova): descriptions and hostnames are not kept here: the name, access IPs and disk config can change.
+      for (const key of ['description', 'hostname'])
+        if (s[key] !== undefined) throw badRequest(`Updating ${key} is not supported by this conductor.`);
+      const attributes = attributesOf(s);
+      if (s.name !== undefined && s.name.trim() === '')
+        throw badRequest('Invalid input for field/attribute name. Value: must not be blank');
+      const { record } = await visibleServer(deps, req, req.params.id);
+      if (s.name !== undefined) await renameServer(deps, record.instanceId, s.name);
+      await deps.api.setInstanceAttributes(record.instanceId, attributes);
+      return { server: await showServer(deps, req, record.instanceId) };
     }
   );
 

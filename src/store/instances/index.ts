@@ -25,6 +25,7 @@ import {
   type InstancePatch,
   type NewInstance,
 } from './records';
+import { createFlavors, type FlavorRepository } from './flavors';
 import { createServerGroups, type ServerGroup } from './server-groups';
 
 export type { ActionResult, EventRecord, InstanceAction, InstanceActionEvent } from './actions';
@@ -32,8 +33,10 @@ export type { FaultInput, InstanceFault } from './faults';
 export type { MigrationExpectation, MigrationPatch, MigrationRecord, MigrationType, NewMigration } from './migrations';
 export type { InstanceExpectation, InstanceListFilter, InstancePatch, NewInstance } from './records';
 export type { ServerGroup } from './server-groups';
+export type { FlavorRepository, NewFlavor, StoredFlavor } from './flavors';
+export { asFlavor, resolveAnyFlavor } from './flavors';
 
-export interface InstanceRepository {
+export interface InstanceRepository extends FlavorRepository {
   /** Creates the instance; idempotent on instanceId (an existing record is returned unchanged). */
   create(record: NewInstance): Promise<InstanceRecord>;
   /** InstanceNotFound when absent. */
@@ -101,5 +104,6 @@ export function createInstanceRepository(store: Store): InstanceRepository {
     ...createInstanceFaults(store),
     ...createMigrationRecords(store),
     ...createServerGroups(store),
+    ...createFlavors(store),
   };
 }

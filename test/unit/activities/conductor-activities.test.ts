@@ -43,6 +43,36 @@ describe('conductor activities', () => {
     return instanceId;
   }
 
+  it('builds with a flavor made through the API, and resizes away from it once it is deleted (its numbers kept)', async () => {
+    const base = { ephemeralGb: 0, swapMb: 0, isPublic: true, description: null };
+    await instances.createFlavor({ ...base, id: 'api-1', name: 'custom', vcpus: 3, memoryMb: 1536, diskGb: 2 });
+    await instances.setFlavorExtraSpecs('api-1', { 'hw:x': 'y' });
+    const instanceId = randomUUID();
+    const created = await conductor.createInstance({
+      instanceId,
+      name: 'vm',
+      flavor: 'api-1',
+      image: 'cirros',
+      requestId: `build-${instanceId}`,
+    });
+    expect(created.flavor).toEqual({ name: 'api-1', vcpus: 3, memoryMb: 1536, diskGb: 2, extraSpecs: { 'hw:x': 'y' } });
+    expect(await instances.get(instanceId)).toMatchObject({ flavor: 'api-1', vcpus: 3, memoryMb: 1536, diskGb: 2 });
+    await instances.update(instanceId, { vmState: 'active', taskState: null, powerState: 'running', host: 'h1' });
+    await instances.deleteFlavor('api-1');
+    const plan = await conductor.planMigration({ instanceId, flavor: 'm1.small' });
+    expect(plan.oldFlavor).toEqual({ name: 'api-1', vcpus: 3, memoryMb: 1536, diskGb: 2, extraSpecs: { 'hw:x': 'y' } });
+    expect(plan.newFlavor.name).toBe('m1.small');
+    await expect(
+      conductor.createInstance({
+        instanceId: randomUUID(),
+        name: 'vm2',
+        flavor: 'api-1',
+        image: 'cirros',
+        requestId: 'b2',
+      })
+    ).rejects.toThrow(/unknown flavor 'api-1'/);
+  });
+
   const stop = (instanceId: string, requestId: string) =>
     conductor.beginOperation({
       instanceId,
