@@ -218,6 +218,11 @@ export function createComputeActivities({
       return { host, guests: await driver.listGuests() };
     },
 
+    /** The power state of every guest on this host, by instance id (the reconciler's power-state sync). */
+    getPowerStates: async (): Promise<{ host: string; states: Record<string, PowerState> }> => {
+      return { host, states: await driver.getPowerStates() };
+    },
+
     /**
      * The guest's console log (Nova's get_console_output), its last `lines` lines when given. Read-only;
      * InstanceNotFound when this host has no guest of the instance.
