@@ -154,7 +154,10 @@ async function reconcileOneHost(
       workflowId: `${workflowIds.reconcileHost(host)}-${uuid4().slice(0, 8)}`,
       args: [{ host, timeouts }],
     });
-    const cleaned = result.cleaned.map((c) => c.instanceId);
+    // Evacuated, deleted and stray guests (a moved-aside copy of an instance living elsewhere among them).
+    const cleaned = [...result.cleaned, ...(result.deleted ?? []), ...(result.strays ?? [])]
+      .filter((c) => !('guestDestroyed' in c) || c.guestDestroyed || c.allocationReleased)
+      .map((c) => c.instanceId);
     return {
       kind: 'host-reconciled',
       subject: host,
