@@ -175,6 +175,7 @@ class LiveRun {
   /** The Updates' validator: accepted only while the memory is being copied. */
   requireCopying(method: string): void {
     if (this.copying) return;
+    // NOTE(nova): Nova refuses an abort of a migration that is not running with InvalidMigrationState (400).
     const p = this.op?.progress;
     const where = p ? ` (vmState ${p.vmState}, taskState ${p.taskState ?? 'None'}: ${p.step})` : '';
     throw typedFailure(
