@@ -216,7 +216,8 @@ export async function copyProgress(handle: WorkflowHandle): Promise<string | und
   const copy = pending.find((a) => a.activityType?.name === 'liveMigration');
   const payload = copy?.heartbeatDetails?.payloads?.[0];
   if (!payload) return copy ? 'copy starting' : undefined;
-  const p = defaultPayloadConverter.fromPayload<Partial<LiveMigrationProgress>>(payload);
+  const p = defaultPayloadConverter.fromPayload<Partial<LiveMigrationProgress> & { queued?: boolean }>(payload);
+  if (p.queued) return 'queued (the source host runs its maximum of live migrations)';
   return `round ${p.round ?? '?'}, ${p.percent ?? 0}% copied, ${p.remainingMb ?? '?'} MB left (dirtied at ${p.dirtyMbPerSecond ?? '?'} MB/s)`;
 }
 

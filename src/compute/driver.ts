@@ -122,6 +122,11 @@ export interface VirtDriver {
   /** Every guest on this host, sorted by instance id. */
   listGuests(): Promise<Guest[]>;
   /**
+   * The power state of every guest this host runs, by instance id, in one call (Nova's get_info over the
+   * host, for _sync_power_states). A resize's moved-aside copy is not listed. Read-only.
+   */
+  getPowerStates(): Promise<Record<string, PowerState>>;
+  /**
    * The guest's console log (Nova's get_console_output), its last `lines` lines when given, each ending
    * in a newline; InstanceNotFound when the host has no such guest.
    */

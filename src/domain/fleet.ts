@@ -36,6 +36,10 @@ export const HostSpecSchema = z.lazy(() =>
     traits: z.array(z.string().regex(TRAIT_PATTERN)).default([]),
     /** The host's virt driver; absent: the compute worker's COMPUTE_DRIVER. */
     driver: z.enum(COMPUTE_DRIVER_KINDS).optional(),
+    /** Nova's max_concurrent_builds for this host (0: no limit); absent: COMPUTE_MAX_CONCURRENT_BUILDS. */
+    maxConcurrentBuilds: z.number().int().nonnegative().optional(),
+    /** Nova's max_concurrent_live_migrations (0: no limit); absent: COMPUTE_MAX_CONCURRENT_LIVE_MIGRATIONS. */
+    maxConcurrentLiveMigrations: z.number().int().nonnegative().optional(),
   })
 );
 export type HostSpec = z.infer<typeof HostSpecSchema>;

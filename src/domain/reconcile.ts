@@ -30,6 +30,8 @@ export const RECONCILE_DECISION_KINDS = [
   'orphaned-allocation',
   'host-reconciled',
   'host-skipped',
+  // The power-state sync (./power-sync.ts): a guest whose power state is not what its record says.
+  'power-state-sync',
 ] as const;
 export type ReconcileDecisionKind = (typeof RECONCILE_DECISION_KINDS)[number];
 

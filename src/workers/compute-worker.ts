@@ -20,7 +20,7 @@ import { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 
-import { createComputeActivities } from '../activities/compute';
+import { createComputeActivities, createHostSlots, type HostLimits } from '../activities/compute';
 import { type Fleet, FleetSchema, type HostSpec, parseHostList } from '../domain/fleet';
 import { forEachBounded } from '../shared/bounded';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../shared/task-queues';
@@ -36,7 +36,7 @@ import { computeWorkerOptions } from './interceptors';
  * Per-host poller options when one process serves many hosts. One activity long poll per host queue,
  * no autoscaling: 1,000 hosts hold 1,000 long polls on the server (the SDK's default would hold up to
  * 10 per queue, 10,000, and autoscaling grows them under load). One poll is enough for a host: a poll
- * that brings a task is renewed at once, and a host runs at most COMPUTE_MAX_CONCURRENT_BUILDS steps.
+ * that brings a task is renewed at once, and a host runs at most COMPUTE_MAX_CONCURRENT_TASKS steps.
  */
 export const MULTI_HOST_WORKER_OPTIONS: Pick<WorkerOptions, 'activityTaskPollerBehavior'> = {
   activityTaskPollerBehavior: { type: 'simple-maximum', maximum: 1 },
@@ -71,6 +71,17 @@ export function hostsToServe(
   return names.map((n) => specs.get(n)!);
 }
 
+/** A host's build and live-migration limits: its fleet entry's, else the worker's environment. */
+export function hostLimits(
+  env: Pick<Env, 'COMPUTE_MAX_CONCURRENT_BUILDS' | 'COMPUTE_MAX_CONCURRENT_LIVE_MIGRATIONS'>,
+  spec: Pick<HostSpec, 'maxConcurrentBuilds' | 'maxConcurrentLiveMigrations'>
+): HostLimits {
+  return {
+    maxConcurrentBuilds: spec.maxConcurrentBuilds ?? env.COMPUTE_MAX_CONCURRENT_BUILDS,
+    maxConcurrentLiveMigrations: spec.maxConcurrentLiveMigrations ?? env.COMPUTE_MAX_CONCURRENT_LIVE_MIGRATIONS,
+  };
+}
+
 async function createHostWorker(
   env: Env,
   connection: NativeConnection,
@@ -90,9 +101,9 @@ async function createHostWorker(
     dataConverter: dataConverterFor(env),
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: computeTaskQueue(host),
-    activities: createComputeActivities({ host, driver }),
-    // NOTE(nova): max_concurrent_builds, as worker concurrency.
-    maxConcurrentActivityTaskExecutions: env.COMPUTE_MAX_CONCURRENT_BUILDS,
+    activities: createComputeActivities({ host, driver, slots: createHostSlots(hostLimits(env, spec)) }),
+    // Every kind of step; spawns and live-migration copies wait for their own, smaller limits inside.
+    maxConcurrentActivityTaskExecutions: env.COMPUTE_MAX_CONCURRENT_TASKS,
     // Typed domain errors, and every step heartbeated while it runs (a frozen worker is known in seconds).
     ...computeWorkerOptions(),
     ...(multi ? MULTI_HOST_WORKER_OPTIONS : {}),

@@ -49,8 +49,15 @@ export const EnvSchema = z.object({
   COMPUTE_DRIVER: z.enum(COMPUTE_DRIVER_KINDS).default('fake'),
   /** Seconds the fake hypervisor takes to spawn a guest. */
   COMPUTE_SPAWN_SECONDS: z.coerce.number().nonnegative().default(DEFAULT_SPAWN_SECONDS),
-  /** Builds one compute host runs at once (Nova's max_concurrent_builds). */
-  COMPUTE_MAX_CONCURRENT_BUILDS: z.coerce.number().int().positive().default(10),
+  /**
+   * Spawns of new guests one compute host runs at once (Nova's max_concurrent_builds; 0: no limit). Only
+   * spawns wait for these slots; a fleet host's `maxConcurrentBuilds` overrides it.
+   */
+  COMPUTE_MAX_CONCURRENT_BUILDS: z.coerce.number().int().nonnegative().default(10),
+  /** Live-migration copies out of one host at once (Nova's max_concurrent_live_migrations; 0: no limit). */
+  COMPUTE_MAX_CONCURRENT_LIVE_MIGRATIONS: z.coerce.number().int().nonnegative().default(1),
+  /** Compute steps of every kind one host runs at once (the worker's activity slots); above the two limits. */
+  COMPUTE_MAX_CONCURRENT_TASKS: z.coerce.number().int().positive().max(10_000).default(100),
   /**
    * A compute host is down once no poll has been seen on its queue for this long (Nova's
    * service_down_time); a shorter gap, such as a server restart, does not take it down.

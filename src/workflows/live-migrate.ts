@@ -9,7 +9,8 @@
  * 2. The destination: selectDestinations (the source excluded; a requested host filtered unless `force`),
  *    then each candidate as one run of the placementAttempt child (`kind: live`): claim an alternate, the
  *    source and destination pre-checks on the hosts' queues. A failed pre-check moves to the next
- *    alternate, at most `migrateMaxRetries` times; running out fails MigrationPreCheckError.
+ *    alternate, at most `migrateMaxRetries` times (-1, the default: until the hosts run out); running out
+ *    fails MigrationPreCheckError.
  * 3. pre_live_migration on the destination (preparing), then the copy (running): the source copies the
  *    memory in rounds (one heartbeating activity, its progress in its heartbeat details) while the
  *    destination receives (a heartbeating activity too, so a destination that dies mid-copy is a
@@ -45,7 +46,7 @@ import { FailureType } from '../domain/errors';
 import { PowerState, VmState } from '../domain/instance';
 import type { LiveMigrationStatus, MigrationPlan, MigrationRecord } from '../domain/migration';
 import type { LiveMigrateInput, LiveMigrateRequest } from '../domain/schemas';
-import { LiveMigrateInputSchema } from '../domain/schemas';
+import { liveMigrationAttempts, LiveMigrateInputSchema } from '../domain/schemas';
 import { computeLongStep, placementAttemptRetry } from '../shared/activity-options';
 import type { LiveMigrateResult, LiveMigrationOutcome } from '../shared/messages';
 import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../shared/messages';
@@ -181,6 +182,7 @@ class LiveRun {
   /** The Updates' validator: accepted only while the memory is being copied. */
   requireCopying(method: string): void {
     if (this.copying) return;
+    // NOTE(nova): Nova refuses an abort of a migration that is not running with InvalidMigrationState (400).
     const p = this.op?.progress;
     const where = p ? ` (vmState ${p.vmState}, taskState ${p.taskState ?? 'None'}: ${p.step})` : '';
     throw typedFailure(
@@ -270,8 +272,10 @@ class LiveRun {
           schedulerHints: before.serverGroup ? { group: before.serverGroup } : {},
           ignoreHosts: [this.source],
           ...(req.force ? { forcedHost: req.host } : { requestedHost: req.host }),
+          // NOTE(nova): no late server-group check on the destination (Nova's _validate_instance_group_policy
+          // in check_can_live_migrate_destination and pre_live_migration); the scheduler's filters decide.
           // NOTE(nova): migrate_max_retries alternates after the first; a requested host is the only one.
-          maxAttempts: req.host ? 1 : req.migrateMaxRetries + 1,
+          maxAttempts: req.host ? 1 : liveMigrationAttempts(req.migrateMaxRetries),
         }),
     });
     const hosts = selected.selections[0]?.hosts ?? [];

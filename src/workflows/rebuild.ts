@@ -221,6 +221,9 @@ async function evacuate(
         if (requested !== undefined) {
           // A requested host is claimed directly for the instance (no scheduler): Nova's forced evacuate,
           // which fails as NoValidHost when the host lacks room.
+          // NOTE(nova): Nova (2.29+) runs a requested, unforced evacuate destination through the scheduler's
+          // filters; here every requested host is treated as forced, and no late server-group check runs
+          // on an evacuation's destination.
           await runStep(op, {
             event: 'conductor_claim_requested_host',
             label: `claiming the requested host ${requested}`,

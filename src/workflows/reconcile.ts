@@ -18,11 +18,14 @@
  *    migration are removed; each live host runs `reconcileHost` as a child (its guests listed, those of
  *    evacuated instances destroyed), so a host that returned without a restart is cleaned too. A down
  *    host is skipped, and said so.
+ * 3. Versioned (`power-state-sync`), with each batch of hosts: the power states of the live hosts' guests
+ *    against their instances' records (Nova's _sync_power_states, ./reconcile/power-sync.ts): a guest that
+ *    stopped by itself stops its instance, one running while its instance is stopped is powered off.
  *
  * An instance an operation runs on is never touched. With `dryRun` it decides and reports, and changes
  * nothing. After `batchesPerRun` batches the workflow continues as new, carrying its decisions on.
  */
-import { continueAsNew, executeChild, log, uuid4, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, executeChild, log, patched, uuid4, workflowInfo } from '@temporalio/workflow';
 
 import type { ReconcileDecision, ReconcileDecisionKind } from '../domain/reconcile';
 import { decideAllocations, decideInstances } from '../domain/reconcile';
@@ -34,6 +37,7 @@ import { workflowIds } from '../shared/task-queues';
 import { failureMessage, parseInput } from './lib/failures';
 import { conductor, scheduler } from './lib/proxies';
 import { applyPlan, decisionOf } from './reconcile/apply';
+import { PATCH_POWER_STATE_SYNC, syncPowerStates } from './reconcile/power-sync';
 import { reconcileHost } from './reconcile-host';
 
 /** Decisions carried in the result; beyond this they are counted (`dropped`), not listed. */
@@ -102,6 +106,10 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
         report(req.dryRun ? decisionOf(plan, 'planned') : await applyPlan(plan, timeouts));
       const reconciled = await Promise.all(batch.map((h) => reconcileOneHost(h.host, h.up, req, timeouts)));
       reconciled.forEach(report);
+      if (patched(PATCH_POWER_STATE_SYNC)) {
+        const live = batch.filter((h) => h.up).map((h) => h.host);
+        (await syncPowerStates(live, req.dryRun, timeouts)).forEach(report);
+      }
       state.after = batch.at(-1)?.host ?? null;
     }
     state.batches++;
@@ -146,7 +154,10 @@ async function reconcileOneHost(
       workflowId: `${workflowIds.reconcileHost(host)}-${uuid4().slice(0, 8)}`,
       args: [{ host, timeouts }],
     });
-    const cleaned = result.cleaned.map((c) => c.instanceId);
+    // Evacuated, deleted and stray guests (a moved-aside copy of an instance living elsewhere among them).
+    const cleaned = [...result.cleaned, ...(result.deleted ?? []), ...(result.strays ?? [])]
+      .filter((c) => !('guestDestroyed' in c) || c.guestDestroyed || c.allocationReleased)
+      .map((c) => c.instanceId);
     return {
       kind: 'host-reconciled',
       subject: host,

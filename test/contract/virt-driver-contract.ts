@@ -270,6 +270,32 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
     );
 
     it(
+      "reports every guest's power state in one call (getPowerStates), a resize's moved-aside copy left out",
+      async () => {
+        const [a, b] = await hosts();
+        const running = newId('states-run');
+        const off = newId('states-off');
+        const paused = newId('states-paused');
+        for (const id of [running, off, paused]) await spawn(a, id);
+        for (const id of [running, off, paused]) await waitForBoot(a, id, 1);
+        await a.powerOff({ instanceId: off });
+        await a.pause({ instanceId: paused });
+        const states = await a.getPowerStates();
+        expect(states).toMatchObject({
+          [running]: PowerState.Running,
+          [off]: PowerState.Shutdown,
+          [paused]: PowerState.Paused,
+        });
+        // Resized onto b: a keeps only the moved-aside copy, which is not a guest a runs.
+        const { id: resized } = await resizedOnto(a, b, 'states-resized');
+        expect(Object.keys(await a.getPowerStates())).not.toContain(resized);
+        expect((await b.getPowerStates())[resized]).toBe(PowerState.Running);
+        await a.confirmMigration({ instanceId: resized });
+      },
+      timeouts.testMs
+    );
+
+    it(
       'pauses and unpauses a running guest in place (no boot); both idempotent; a guest that is off is refused',
       async () => {
         const a = await driver(HOST_A);

@@ -874,6 +874,34 @@ describe.sequential('record replay histories', () => {
     }
   });
 
+  it('reconcile: power-state sync (patch power-state-sync): a guest that powered itself off stops its instance', async () => {
+    const { az, hosts } = await zone(1);
+    const others = [...cloud.drivers.keys()].filter((h) => !hosts.includes(h));
+    for (const h of others) cloud.liveness.down.add(h);
+    try {
+      await run(hosts, async () => {
+        const vm = await boot(az);
+        await cloud.driver(vm.host).setFaults({ guestPowersOff: [vm.instanceId] });
+        const handle = await env.client.workflow.start('reconcile', {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: `reconcile-power-${randomUUID().slice(0, 8)}`,
+          args: [{}],
+        });
+        await handle.result();
+        await save(
+          handle.workflowId,
+          undefined,
+          'power-state-sync',
+          'COMPLETED',
+          'power-state sync: the guest that powered itself off found shutdown, the instance taken, powered off and stopped'
+        );
+        expect((await cloud.instances.get(vm.instanceId)).vmState).toBe('stopped');
+      });
+    } finally {
+      for (const h of others) cloud.liveness.down.delete(h);
+    }
+  });
+
   it('resetState: a stale task state cleared; refused while the operation runs', async () => {
     const { az, hosts } = await zone(1, { spawnSeconds: 5 });
     await run(hosts, async () => {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 
 import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it, vi } from 'vitest';
 
@@ -337,6 +337,28 @@ describe('liveMigrate', () => {
     await cloud.driver(source).destroy({ instanceId: outcome.vm.instanceId });
     await cloud.driver(dest).destroy({ instanceId: outcome.vm.instanceId });
     await cloud.placement.releaseConsumer(outcome.vm.instanceId);
+  });
+
+  it('abortLiveMigration outside the copy (during the pre-checks) is refused, typed; the migration goes on', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts as [string, string];
+    const outcome = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      const gate = cloud.holdNext('checkCanLiveMigrateDestination');
+      const handle = await startLive({ instanceId: vm.instanceId });
+      await gate.reached;
+      const refused = await handle.executeUpdate(abortLiveMigrationUpdate).catch((e: unknown) => e);
+      gate.open();
+      return { vm, refused, record: await handle.result() };
+    });
+    expect(outcome.refused).toBeInstanceOf(WorkflowUpdateFailedError);
+    const cause = (outcome.refused as WorkflowUpdateFailedError).cause as { type?: string; message?: string };
+    // Nova answers InvalidMigrationState (400): see the NOTE(nova) in requireCopying.
+    expect(cause).toMatchObject({ type: 'InstanceInvalidState' });
+    expect(cause.message).toMatch(/no live migration is copying its memory/);
+    expect(outcome.record.host).toBe(dest);
+    expect(await allocationHosts(outcome.vm.instanceId)).toEqual([dest]);
+    expect(source).not.toBe(dest);
   });
 
   it('a stop or a resize during a live migration is refused with InstanceInvalidState', async () => {

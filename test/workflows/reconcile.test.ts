@@ -337,6 +337,8 @@ describe('reconcile', () => {
         expect.objectContaining({ kind: 'orphaned-allocation', host: a, outcome: 'planned' }),
         expect.objectContaining({ kind: 'orphaned-allocation', host: b, outcome: 'planned' }),
         expect.objectContaining({ kind: 'missing-allocation', host: b, outcome: 'planned' }),
+        // The seeded instance has no guest on its host: the power-state sync records nostate.
+        expect.objectContaining({ kind: 'power-state-sync', host: b, outcome: 'planned' }),
       ]);
       expect(dry.decisions.filter((d) => d.kind === 'host-reconciled').every((d) => d.outcome === 'planned')).toBe(
         true
@@ -347,7 +349,11 @@ describe('reconcile', () => {
       const real = await runReconcile();
       expect(about(real.decisions, ghost)).toEqual([expect.objectContaining({ outcome: 'applied' })]);
       expect(about(real.decisions, deletedId)).toEqual([expect.objectContaining({ outcome: 'applied' })]);
-      expect(about(real.decisions, unallocated)).toEqual([expect.objectContaining({ outcome: 'applied' })]);
+      expect(about(real.decisions, unallocated)).toEqual([
+        expect.objectContaining({ kind: 'missing-allocation', outcome: 'applied' }),
+        expect.objectContaining({ kind: 'power-state-sync', outcome: 'applied' }),
+      ]);
+      expect(await cloud.instances.get(unallocated)).toMatchObject({ vmState: 'active', powerState: 'nostate' });
       expect(await cloud.placement.getAllocations(ghost)).toEqual([]);
       expect(await cloud.placement.getAllocations(deletedId)).toEqual([]);
       expect(await cloud.placement.getAllocations(unallocated)).toEqual([{ host: b, resources: SMALL }]);

@@ -37,6 +37,9 @@ import { createRebuildActivities } from './rebuild';
 import { createLiveMigrationActivities } from './live-migration';
 import { createPauseActivities } from './pause';
 import { createResizeActivities } from './resize';
+import { createHostSlots, type HostSlots } from './host-limits';
+
+export { createHostSlots, DEFAULT_HOST_LIMITS, type HostLimits, type HostSlots, Slots } from './host-limits';
 
 export interface InstanceRef {
   instanceId: string;
@@ -89,7 +92,16 @@ export interface SpawnProgress {
   percent: number;
 }
 
-export function createComputeActivities({ host, driver }: { host: string; driver: VirtDriver }) {
+export function createComputeActivities({
+  host,
+  driver,
+  slots = createHostSlots(),
+}: {
+  host: string;
+  driver: VirtDriver;
+  /** The host's build and live-migration semaphores (./host-limits.ts); Nova's defaults when absent. */
+  slots?: HostSlots;
+}) {
   if (driver.host !== host) throw new Error(`compute activities for ${host} given the driver of ${driver.host}`);
 
   return {
@@ -98,7 +110,7 @@ export function createComputeActivities({ host, driver }: { host: string; driver
     // Resize and cold migration: prepResize, resizeInstance, finishResize, confirmResize, revertResize,
     // finishRevertResize (./resize.ts).
     ...createResizeActivities({ host, driver }),
-    ...createLiveMigrationActivities({ host, driver }),
+    ...createLiveMigrationActivities({ host, driver, slots }),
     // pauseInstance, unpauseInstance, suspendInstance, resumeInstance (./pause.ts).
     ...createPauseActivities({ host, driver }),
     /** Plugs the instance's port on this host; the same port info on every retry. */
@@ -151,13 +163,19 @@ export function createComputeActivities({ host, driver }: { host: string; driver
         );
       }
       try {
-        await driver.spawn(
-          { instanceId, name, flavor, image, ...guestSecrets(secrets) },
-          {
-            signal,
-            // Only real progress is recorded: it is what tells a retry that a spawn was under way.
-            onProgress: (percent) => percent > 0 && ctx.heartbeat({ percent } satisfies SpawnProgress),
-          }
+        // Nova's max_concurrent_builds: the spawn waits for one of the host's build slots, heartbeating
+        // 0 % (no progress) meanwhile; only spawns wait, every other step of the host runs on.
+        await slots.builds.run(
+          () =>
+            driver.spawn(
+              { instanceId, name, flavor, image, ...guestSecrets(secrets) },
+              {
+                signal,
+                // Only real progress is recorded: it is what tells a retry that a spawn was under way.
+                onProgress: (percent) => percent > 0 && ctx.heartbeat({ percent } satisfies SpawnProgress),
+              }
+            ),
+          { signal, onWait: () => ctx.heartbeat({ percent: 0 } satisfies SpawnProgress) }
         );
       } catch (err) {
         // Cancellation (workflow cancelled, heartbeat timeout, worker shutdown) goes out unchanged.
@@ -198,6 +216,11 @@ export function createComputeActivities({ host, driver }: { host: string; driver
     /** Every guest this host has, for reconciliation (e.g. cleaning up evacuated guests). */
     listGuests: async (): Promise<ListGuestsResult> => {
       return { host, guests: await driver.listGuests() };
+    },
+
+    /** The power state of every guest on this host, by instance id (the reconciler's power-state sync). */
+    getPowerStates: async (): Promise<{ host: string; states: Record<string, PowerState> }> => {
+      return { host, states: await driver.getPowerStates() };
     },
 
     /**

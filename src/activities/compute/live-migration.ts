@@ -16,6 +16,7 @@ import type { GuestFlavor, GuestImage, HostCpu, LiveMigrationProgress, VirtDrive
 import { resolveBlockMigration } from '../../compute/driver';
 import { DomainError, MigrationError, MigrationPreCheckError } from '../../domain/errors';
 import type { PowerState } from '../../domain/instance';
+import { createHostSlots, type HostSlots } from './host-limits';
 
 export interface LiveMigrationRef {
   instanceId: string;
@@ -48,7 +49,20 @@ export interface LiveMigrationInput extends LiveMigrationRef {
 /** Heartbeat details of `liveMigration` (what `describe` shows as the pending activity's progress). */
 export type LiveMigrationHeartbeat = LiveMigrationProgress;
 
-export function createLiveMigrationActivities({ host, driver }: { host: string; driver: VirtDriver }) {
+/** Heartbeat details of a `liveMigration` waiting for one of its source host's live-migration slots. */
+export interface LiveMigrationQueued {
+  queued: true;
+}
+
+export function createLiveMigrationActivities({
+  host,
+  driver,
+  slots = createHostSlots(),
+}: {
+  host: string;
+  driver: VirtDriver;
+  slots?: HostSlots;
+}) {
   if (driver.host !== host) throw new Error(`live-migration activities for ${host} given the driver of ${driver.host}`);
 
   const preCheck = (err: unknown, instanceId: string): DomainError =>
@@ -130,10 +144,19 @@ export function createLiveMigrationActivities({ host, driver }: { host: string; 
     liveMigration: async (input: LiveMigrationInput) => {
       const ctx = Context.current();
       try {
-        const result = await driver.liveMigration(input, {
-          signal: ctx.cancellationSignal,
-          onProgress: (p) => ctx.heartbeat(p satisfies LiveMigrationHeartbeat),
-        });
+        // Nova's max_concurrent_live_migrations: the copy waits for one of the source host's slots,
+        // heartbeating (no progress) meanwhile.
+        const result = await slots.liveMigrations.run(
+          () =>
+            driver.liveMigration(input, {
+              signal: ctx.cancellationSignal,
+              onProgress: (p) => ctx.heartbeat(p satisfies LiveMigrationHeartbeat),
+            }),
+          {
+            signal: ctx.cancellationSignal,
+            onWait: () => ctx.heartbeat({ queued: true } satisfies LiveMigrationQueued),
+          }
+        );
         return { host, ...result };
       } catch (err) {
         // Cancellation (an abort, a heartbeat timeout, a worker shutdown) goes out unchanged.

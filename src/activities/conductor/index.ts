@@ -20,6 +20,7 @@ import { onceWriter } from './deps';
 import { createDeletionActivities } from './deletion';
 import { createEvacuationActivities } from './evacuation';
 import { createMigrationActivities } from './migrations';
+import { createPowerSyncActivities } from './power-sync';
 import { createReconcileActivities } from './reconcile';
 import { createServerGroupActivities } from './server-groups';
 import { createWorkflowStatusActivities } from './workflow-status';
@@ -149,6 +150,8 @@ export function createConductorActivities(deps: ConductorDeps) {
     ...createWorkflowStatusActivities(deps.temporal),
     // The reconciler's reads and compare-and-swap writes, and reset-state (src/activities/conductor/reconcile.ts).
     ...createReconcileActivities(deps),
+    // The reconciler's power-state sync (src/activities/conductor/power-sync.ts).
+    ...createPowerSyncActivities(deps),
     // Rebuild's spec and the evacuation's migration record (src/activities/conductor/evacuation.ts).
     ...createEvacuationActivities(deps),
     /**

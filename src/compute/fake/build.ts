@@ -242,6 +242,32 @@ export async function getPowerState(h: FakeHost, { instanceId }: InstanceRequest
   return requireGuest(await h.guests.read(), instanceId).powerState;
 }
 
+/**
+ * Every guest's power state by instance id, moved-aside copies left out. The guests the fault file's
+ * `guestPowersOff` names power themselves off first (their own `poweroff`, behind the conductor's back).
+ */
+export async function getPowerStates(h: FakeHost): Promise<Record<string, PowerState>> {
+  const selfPowerOff = await h.faults.takeGuestPowersOff();
+  const state =
+    selfPowerOff.length === 0
+      ? await h.guests.read()
+      : await h.guests.mutate((s, at) => {
+          for (const id of selfPowerOff) {
+            const guest = s.guests[id];
+            if (guest?.powerState !== PowerState.Running) continue;
+            guest.powerState = PowerState.Shutdown;
+            guest.shutdownRequestedAt = null;
+            logConsole(guest, at, 'reboot: Power down (the guest powered itself off)');
+          }
+          return s;
+        });
+  return Object.fromEntries(
+    Object.entries(state.guests)
+      .filter(([key]) => key === state.guests[key]?.instanceId)
+      .map(([key, g]) => [key, g.powerState])
+  );
+}
+
 /** The guest's record of events, its last `lines` when given; InstanceNotFound when the host has no such guest. */
 export async function getConsoleOutput(h: FakeHost, { instanceId, lines }: ConsoleOutputRequest): Promise<string> {
   const { console: log } = requireGuest(await h.guests.read(), instanceId);

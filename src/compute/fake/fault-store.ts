@@ -43,6 +43,16 @@ export class FaultStore {
     return parsed.data;
   }
 
+  /** The instances whose guests power themselves off now (`guestPowersOff`), consumed. */
+  async takeGuestPowersOff(): Promise<string[]> {
+    if ((await this.get()).guestPowersOff === undefined) return [];
+    return withFileLock(this.file, async () => {
+      const { guestPowersOff = [], ...rest } = await this.get();
+      if (guestPowersOff.length > 0) await writeJsonFileAtomic(this.file, rest);
+      return guestPowersOff;
+    });
+  }
+
   /** Decides the next spawn's fault and writes the consumed counters back. */
   async consumeSpawnFault(): Promise<SpawnFault> {
     return withFileLock(this.file, async () => {

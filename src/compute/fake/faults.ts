@@ -25,6 +25,11 @@ export const FaultsSchema = z.strictObject({
   busyNext: count.optional(),
   /** Guests on this host ignore ACPI shutdown requests; only a forced power-off stops them. */
   ignoreShutdown: z.boolean().optional(),
+  /**
+   * The guests of these instances power themselves off (their own `poweroff`, behind the conductor's
+   * back) when the host's power states are next read (getPowerStates); consumed.
+   */
+  guestPowersOff: z.array(z.string().min(1)).optional(),
   // ----- resize: the next N of a step fail (consumed like spawn.failNext) -----
   /** Resize prep on this host as destination fails (a reschedule to the next alternate). */
   prepResize: z.strictObject({ failNext: count.optional() }).optional(),

@@ -184,6 +184,10 @@ export class FakeDriver implements VirtDriver {
     return build.getPowerState(this.h, request);
   }
 
+  getPowerStates(): Promise<Record<string, PowerState>> {
+    return build.getPowerStates(this.h);
+  }
+
   // ----- pause, unpause, suspend, resume (./pause.ts) -----------------------------------------------
 
   pause(request: InstanceRequest): Promise<PowerState> {

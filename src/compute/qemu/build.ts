@@ -215,6 +215,17 @@ export async function getPowerState(h: QemuHost, instanceId: string): Promise<Po
  * Every guest whose record names this host, by instance id: a resize's copy moved aside included (off),
  * as the fake lists it, so the host's reconciliation sees it.
  */
+/** Every guest's power state by instance id, its moved-aside (`_resize`) copy left out. */
+export async function getPowerStates(h: QemuHost): Promise<Record<string, PowerState>> {
+  const states: Record<string, PowerState> = {};
+  for (const dir of await h.layout.ownedDirs()) {
+    if (dir.endsWith('_resize')) continue;
+    const record = await h.layout.readRecord(dir).catch(() => undefined);
+    if (record) states[record.instanceId] = await powerStateOf(h, record);
+  }
+  return states;
+}
+
 export async function listGuests(h: QemuHost): Promise<Guest[]> {
   const guests: Guest[] = [];
   for (const dir of await h.layout.ownedDirs()) {

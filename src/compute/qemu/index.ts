@@ -220,6 +220,10 @@ export class QemuDriver implements VirtDriver {
     return build.getPowerState(this.h, instanceId);
   }
 
+  getPowerStates(): Promise<Record<string, PowerState>> {
+    return build.getPowerStates(this.h);
+  }
+
   // ----- pause, unpause, suspend, resume (./pause.ts) -----------------------------------------------
 
   pause({ instanceId }: InstanceRequest): Promise<PowerState> {

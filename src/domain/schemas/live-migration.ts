@@ -10,8 +10,21 @@ export const DEFAULT_LIVE_MIGRATION = {
   maxDowntimeMs: 500,
   downtimeSteps: 10,
   completionTimeoutSecondsPerGb: 800,
-  migrateMaxRetries: 3,
+  /** -1: until the hosts run out (Nova's default). */
+  migrateMaxRetries: -1,
 } as const;
+
+/** The most hosts the scheduler returns for one instance (RequestSpec's maxAttempts). */
+export const MAX_SCHEDULER_ATTEMPTS = 10;
+
+/**
+ * The hosts a live migration asks the scheduler for: the chosen one and its alternates.
+ * NOTE(nova): migrate_max_retries -1 tries until the hosts run out; here the scheduler returns at most
+ * MAX_SCHEDULER_ATTEMPTS hosts, so -1 (and any larger value) tries at most that many.
+ */
+export function liveMigrationAttempts(migrateMaxRetries: number): number {
+  return migrateMaxRetries < 0 ? MAX_SCHEDULER_ATTEMPTS : Math.min(migrateMaxRetries + 1, MAX_SCHEDULER_ATTEMPTS);
+}
 
 export const LiveMigrateInputSchema = z.lazy(() =>
   z
@@ -26,8 +39,8 @@ export const LiveMigrateInputSchema = z.lazy(() =>
        * default): a block migration unless the hosts share storage; the fake's hosts share none.
        */
       blockMigration: z.union([z.boolean(), z.literal('auto')]).default('auto'),
-      /** Alternates tried after a failed pre-check (Nova's migrate_max_retries). */
-      migrateMaxRetries: z.number().int().nonnegative().max(20).default(DEFAULT_LIVE_MIGRATION.migrateMaxRetries),
+      /** Alternates tried after a failed pre-check (Nova's migrate_max_retries; -1: until the hosts run out). */
+      migrateMaxRetries: z.number().int().min(-1).max(20).default(DEFAULT_LIVE_MIGRATION.migrateMaxRetries),
       maxDowntimeMs: z.number().int().positive().max(60_000).default(DEFAULT_LIVE_MIGRATION.maxDowntimeMs),
       downtimeSteps: z.number().int().positive().max(100).default(DEFAULT_LIVE_MIGRATION.downtimeSteps),
       completionTimeoutSecondsPerGb: z

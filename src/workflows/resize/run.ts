@@ -176,6 +176,7 @@ export class ResizeRun {
           // The instance stays in its availability zone (the zone it was booted into is not kept apart).
           availabilityZone: op.before.availabilityZone ?? undefined,
           schedulerHints: op.before.serverGroup ? { group: op.before.serverGroup } : {},
+          // NOTE(nova): no late server-group check on a resize destination (prep_resize's); the filters decide.
           // NOTE(nova): the API adds the instance's host to ignore_hosts unless allow_resize_to_same_host.
           ignoreHosts: req.allowSameHost ? [] : [source],
           requestedHost: req.host,
@@ -197,6 +198,8 @@ export class ResizeRun {
    * cancellation is rethrown). Back on the source where it can; else error with no allocation left.
    * Runs in a non-cancellable scope; every step is idempotent and safe when its forward step never ran.
    */
+  // NOTE(nova): a failed resize_instance / finish_resize is ERROR in Nova; here the resize rolls back (old
+  // state, the fault recorded, the migration error), ERROR only when the source guest cannot be restored.
   async rollBack(err: unknown): Promise<never> {
     const { op } = this;
     const failure = this.failureOf(err);
@@ -211,6 +214,8 @@ export class ResizeRun {
   }
 
   /** confirmResize (user or automatic): the source guest goes and the migration's allocation is freed. */
+  // NOTE(nova): Nova refuses a confirm while the source is down; here it fails ComputeHostUnavailable (the
+  // instance stays on its destination with the fault; the source's reconcileHost removes the aside guest).
   async confirm(automatic: boolean): Promise<ResizeOutcome> {
     const { instanceId, migrationId, source, req } = this;
     const resized = this.resizedRecord();
