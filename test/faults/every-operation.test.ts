@@ -46,5 +46,5 @@ describe('fault: every operation with a process killed at its riskiest step', ()
 
   it.each(rows)('$op: kill -9 $kill, restarted; stable, nothing leaked', async (row) => {
     await runScenario(stack, row);
-  });
+  }, 120_000);
 });
