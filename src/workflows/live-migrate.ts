@@ -102,6 +102,14 @@ export const PATCH_LIVE_ABORT_FORCE_EVENTS = 'live-abort-force-complete-events';
 export const PATCH_LIVE_RECEIVER_NOT_AWAITED = 'live-receiver-not-awaited';
 
 /**
+ * A failure after the switch-over (the destination's post step lost with its killed worker) still removes
+ * the source's paused guest before the instance goes to error on the destination, as Nova's
+ * _post_live_migration cleans the source whether or not post_live_migration_at_destination succeeded.
+ * Histories recorded before it leave the source guest to the host's reconciliation.
+ */
+export const PATCH_LIVE_ERROR_CLEANS_SOURCE = 'live-error-after-switch-cleans-source';
+
+/**
  * Live-migrates one instance and returns its record on the destination, with `liveMigration`: the
  * migration, the downtime, the copy's rounds. Fails typed: InvalidRequest, InstanceNotFound,
  * InstanceInvalidState (not active, another operation holds it, no guest running), ComputeHostUnavailable
@@ -413,7 +421,7 @@ class LiveRun {
   /** After the switch-over: the guest runs on the destination, the source is cleaned, the migration completed. */
   async finish(copy: CopyResult): Promise<LiveMigrateResult> {
     const op = this.kernel;
-    const { req, migrationId, source } = this;
+    const { req, migrationId } = this;
     const { instanceId } = req;
     const dest = this.dest ?? '';
     try {
@@ -427,17 +435,7 @@ class LiveRun {
         run: () => computeOn(dest, req.timeouts).short.postLiveMigrationAtDestination({ instanceId, migrationId }),
       });
       if (op.before.vmState === VmState.Paused) ({ powerState } = await this.pauseAgain(dest));
-      await runStep(op, {
-        event: LIVE_EVENTS.postSource,
-        label: `removing the guest from ${source}`,
-        host: source,
-        compute: source,
-        attempt: this.attempt,
-        run: () => computeOn(source, req.timeouts).cleanup.postLiveMigration({ instanceId, migrationId }),
-      }).catch((err: unknown) =>
-        // The guest is paused there; the host's reconciliation removes it (the instance lives elsewhere).
-        log.warn('could not remove the source guest', { host: source, error: failureMessage(err) })
-      );
+      await this.removeSourceGuest(op);
       await scheduler.releaseAllocations({ consumerId: migrationId });
       const migration = await conductor.updateMigration({
         migrationId,
@@ -454,8 +452,26 @@ class LiveRun {
       });
       return { ...instance, liveMigration: outcome(migration, copy) };
     } catch (err) {
+      if (patched(PATCH_LIVE_ERROR_CLEANS_SOURCE)) await this.removeSourceGuest(op);
       return this.errorAfterSwitch(op, err, dest);
     }
+  }
+
+  /** post_live_migration on the source (idempotent); a host that does not answer reconciles it later. */
+  private async removeSourceGuest(op: KernelOperation): Promise<void> {
+    const { req, migrationId, source } = this;
+    const { instanceId } = req;
+    await runStep(op, {
+      event: LIVE_EVENTS.postSource,
+      label: `removing the guest from ${source}`,
+      host: source,
+      compute: source,
+      attempt: this.attempt,
+      run: () => computeOn(source, req.timeouts).cleanup.postLiveMigration({ instanceId, migrationId }),
+    }).catch((err: unknown) =>
+      // The guest is paused there; the host's reconciliation removes it (the instance lives elsewhere).
+      log.warn('could not remove the source guest', { host: source, error: failureMessage(err) })
+    );
   }
 
   /**

@@ -346,6 +346,18 @@ export async function reschedules(stack: Stack): Promise<number> {
   }
 }
 
+/**
+ * A scenario's summary line (operation, fault, outcome, seconds from the fault to stable), logged with the
+ * `[scenario]` mark that test/faults/summary-reporter.ts collects and prints as the run's last table.
+ */
+export function reportScenario(s: { operation: string; fault: string; outcome: Outcome | string; seconds: number }) {
+  const outcome = typeof s.outcome === 'string' ? s.outcome : s.outcome.result;
+  const line = `${s.operation} | ${s.fault} | ${outcome} | ${s.seconds.toFixed(1)} s`;
+  console.log(`${SCENARIO_MARK}${line}`);
+  return line;
+}
+export const SCENARIO_MARK = '[scenario] ';
+
 /** The scenario's one line of figures. */
 export async function figures(stack: Stack, scenario: string, builds: Outcome[], t0: number): Promise<string> {
   const failed = new Map<string, number>();

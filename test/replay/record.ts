@@ -1242,6 +1242,30 @@ describe('live migration, the receiving not awaited after the switch-over (patch
   });
 });
 
+describe('live migration, failed after the switch-over (patched live-error-after-switch-cleans-source)', () => {
+  it('liveMigrate: the destination post step fails', async () => {
+    const { az, hosts } = await zone(2);
+    const [, dest] = hosts as [string, string];
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      await setFaults(dest, { liveMigration: { postFailNext: 1 } });
+      const handle = await env.client.workflow.start('liveMigrate', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
+        args: [{ instanceId: vm.instanceId }],
+      });
+      expect((await settle(handle.result())).error).toBeDefined();
+      await save(
+        handle.workflowId,
+        undefined,
+        'error-after-switch',
+        'FAILED',
+        'post_live_migration_at_destination fails: the source guest removed, the instance error on the destination'
+      );
+    });
+  });
+});
+
 describe('live migration, abort answered by the copy (patched live-abort-answers-outcome)', () => {
   it('liveMigrate: aborted by the operator mid-copy', async () => {
     const { az, hosts } = await zone(2);

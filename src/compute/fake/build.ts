@@ -36,7 +36,7 @@ import {
   rootDiskFor,
   settleGuest,
 } from './guest-store';
-import { runProgressClock, throwIfAborted, waitForAbort } from './spawn-clock';
+import { delay, runProgressClock, throwIfAborted, waitForAbort } from './spawn-clock';
 
 /** What the fake's steps work on: one host's files and timings. */
 export interface FakeHost {
@@ -181,7 +181,9 @@ async function discardHalfMadeGuest(h: FakeHost, instanceId: string, spawnId: st
  * Idempotent: removes the guest, its networks and block devices, and the copy a resize moved aside here
  * (Nova's destroy cleans the `_resize` directory up too); `false` when there was neither.
  */
-export function destroy(h: FakeHost, { instanceId }: InstanceRequest): Promise<boolean> {
+export async function destroy(h: FakeHost, { instanceId }: InstanceRequest): Promise<boolean> {
+  const wait = (await h.faults.get()).slow?.destroy ?? 0;
+  if (wait > 0) await delay(wait * 1000, undefined);
   return h.guests.mutate((state) => {
     const aside = asideKey(instanceId);
     const existed = instanceId in state.guests || aside in state.guests;

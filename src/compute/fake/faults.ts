@@ -37,6 +37,18 @@ export const FaultsSchema = z.strictObject({
   migrateDisk: z.strictObject({ failNext: count.optional() }).optional(),
   /** Finishing a resize on this host as destination fails (the resize rolls back to the source). */
   finishResize: z.strictObject({ failNext: count.optional() }).optional(),
+  /**
+   * Seconds a step waits on this host before it acts (never consumed): the fault suite holds an operation
+   * at the step to kill a process there. Short steps: keep it under the operation's activity timeouts.
+   */
+  slow: z
+    .strictObject({
+      /** destroy (delete, and every clean-up of a guest). */
+      destroy: z.number().nonnegative().max(600).optional(),
+      /** post_live_migration_at_destination (just after a live migration's switch-over). */
+      postLiveMigrationAtDestination: z.number().nonnegative().max(600).optional(),
+    })
+    .optional(),
   // ----- live migration -----
   liveMigration: z
     .strictObject({

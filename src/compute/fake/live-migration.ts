@@ -270,6 +270,8 @@ export async function postLiveMigrationAtDestination(
   if (current?.spawnId === migrationId && current.status === 'active') return current.powerState;
   if (await h.faults.consumeLiveMigrationFault('postFailNext'))
     throw new DriverError(`post_live_migration_at_destination failed on ${h.host}: injected fault`);
+  const wait = (await h.faults.get()).slow?.postLiveMigrationAtDestination ?? 0;
+  if (wait > 0) await delay(wait * 1000, undefined);
   return h.guests.mutate((state, at) => {
     const guest = state.guests[instanceId];
     if (guest?.spawnId !== migrationId) throw new InstanceNotFound(instanceId);

@@ -1,0 +1,320 @@
+import { appendFileSync } from 'node:fs';
+/**
+ * The fault suite's operation table: every operation held at its riskiest step (the fake's slow-step
+ * switches, a slow live copy, a spawn's own seconds) while one process is killed with SIGKILL and then
+ * started again, as a supervisor would. One row is one scenario; `runScenario` runs any row on a shared
+ * stack (each row works on its own instance, pinned to the source host, so rows do not interfere), and
+ * `every-operation.test.ts` runs the table. docs/faults.md lists it.
+ */
+import { expect } from 'vitest';
+
+import type { OperationProgress } from '../../src/shared/messages';
+import { openStore } from '../../src/store/db';
+import { createInstanceRepository } from '../../src/store/instances';
+import { createPlacementRepository } from '../../src/store/placement';
+import {
+  assertConsistent,
+  FAST_TIMEOUTS,
+  type Outcome,
+  reportScenario,
+  sleep,
+  type Stack,
+  type Started,
+  startOperation,
+  until,
+} from './harness';
+
+/** The three hosts of the table's stack: every row builds on SOURCE and moves to DEST. */
+export const SOURCE = 'op-1';
+export const DEST = 'op-2';
+
+export type Victim = 'conductor' | 'scheduler' | 'source' | 'destination';
+
+/** What a row's operation has started, and where. */
+interface Running {
+  started: Started;
+  instanceId: string;
+  /** Once the victim is back, before the outcome is awaited (the confirm of a resize awaiting one). */
+  finish?: () => Promise<void>;
+}
+
+interface Operation {
+  /** The step the kill strikes at, as the table prints it. */
+  step: string;
+  /** The slow-step faults the row injects (per host), cleared after the operation. */
+  faults?: Record<string, object>;
+  /** Starts the operation on a fresh instance (built on SOURCE by the runner unless `noInstance`). */
+  start(stack: Stack, instanceId: string): Promise<Running>;
+  /** Resolves once the operation is at its step. */
+  atStep(stack: Stack, running: Running): Promise<void>;
+  noInstance?: boolean;
+  /**
+   * Why the reconciler's run (the Schedule's, one period later) is part of this row's way to stable: the
+   * runner starts one reconcile after the outcome, before the checks.
+   */
+  reconciled?: string;
+  /** The source host stays down throughout (evacuate); started again at the end. */
+  sourceDown?: boolean;
+}
+
+let seq = 0;
+const id = (what: string, instanceId: string) => `${what}-${instanceId}-${++seq}`;
+
+async function progress(stack: Stack, workflowId: string): Promise<OperationProgress | undefined> {
+  return stack.client.workflow
+    .getHandle(workflowId)
+    .query<OperationProgress>('getProgress')
+    .catch(() => undefined);
+}
+
+/** Polls the operation's progress until `pred` holds (the step's label or its states). */
+function progressUntil(what: string, pred: (p: OperationProgress) => boolean) {
+  return (stack: Stack, { started }: Running) =>
+    until(what, 60_000, async () => {
+      const p = await progress(stack, started.workflowId);
+      return p && pred(p) ? true : undefined;
+    }).then(() => undefined);
+}
+
+const resize = (flavor: string | undefined, confirmWindowSeconds: number) => (stack: Stack, instanceId: string) =>
+  startOperation(stack, 'resizeMigrate', id('resize', instanceId), {
+    instanceId,
+    ...(flavor ? { flavor } : {}),
+    host: DEST,
+    confirmWindowSeconds,
+    timeouts: FAST_TIMEOUTS,
+  }).then((started) => ({ started, instanceId }));
+
+const liveMigrate = (stack: Stack, instanceId: string) =>
+  startOperation(stack, 'liveMigrate', id('live', instanceId), {
+    instanceId,
+    host: DEST,
+    timeouts: FAST_TIMEOUTS,
+  }).then((started) => ({ started, instanceId }));
+
+/** The operations, by the name the table uses. */
+export const OPERATIONS: Record<string, Operation> = {
+  'resize mid-disk-transfer': {
+    step: 'resize instance (disk copy) on the source',
+    start: resize('m1.medium', 1),
+    atStep: progressUntil('the disk transfer', (p) => p.taskState === 'resize_migrating'),
+  },
+  'resize in VERIFY_RESIZE': {
+    step: 'resized, awaiting confirmResize',
+    async start(stack, instanceId) {
+      const running = await resize('m1.medium', 0)(stack, instanceId);
+      const handle = stack.client.workflow.getHandle(running.started.workflowId);
+      return { ...running, finish: () => handle.executeUpdate('confirmResize').then(() => undefined) };
+    },
+    atStep: progressUntil('VERIFY_RESIZE', (p) => p.vmState === 'resized' && p.taskState === null),
+  },
+  'cold migration': {
+    step: 'resize instance (disk copy) on the source',
+    start: resize(undefined, 1),
+    atStep: progressUntil('the disk transfer', (p) => p.taskState === 'resize_migrating'),
+  },
+  'live migration mid-copy': {
+    step: 'memory copy (256 MB/s from the source)',
+    faults: { [SOURCE]: { liveMigration: { bandwidthMbPerSecond: 256 } } },
+    start: liveMigrate,
+    atStep: progressUntil('the memory copy', (p) => p.step.startsWith('copying the memory')),
+  },
+  'live migration after switch-over': {
+    step: 'post_live_migration_at_destination (held 4 s)',
+    faults: { [DEST]: { slow: { postLiveMigrationAtDestination: 4 } } },
+    start: liveMigrate,
+    atStep: progressUntil('the switch-over', (p) => p.step.startsWith(`starting the guest on ${DEST}`)),
+  },
+  'rebuild mid-spawn': {
+    step: 'rebuild spawning',
+    start: (stack, instanceId) =>
+      startOperation(stack, 'rebuild', id('rebuild', instanceId), { instanceId, timeouts: FAST_TIMEOUTS }).then(
+        (started) => ({ started, instanceId })
+      ),
+    atStep: progressUntil('the rebuild spawn', (p) => p.taskState === 'rebuild_spawning'),
+  },
+  'evacuate mid-spawn': {
+    step: 'rebuild spawning on the destination (source down)',
+    sourceDown: true,
+    start: (stack, instanceId) =>
+      startOperation(stack, 'rebuild', id('evacuate', instanceId), {
+        instanceId,
+        evacuate: true,
+        host: DEST,
+        timeouts: FAST_TIMEOUTS,
+      }).then((started) => ({ started, instanceId })),
+    atStep: progressUntil('the evacuation spawn', (p) => p.taskState === 'rebuild_spawning'),
+  },
+  'delete mid-destroy': {
+    step: 'destroy (held 4 s)',
+    faults: { [SOURCE]: { slow: { destroy: 4 } } },
+    reconciled:
+      "a destroy lost with its killed worker is not retried (a short step): the delete ends ok and the guest left on the host is the reconciler's, as in Nova (_cleanup_running_deleted_instances)",
+    start: (stack, instanceId) =>
+      startOperation(stack, 'deleteInstance', id('delete', instanceId), {
+        instanceId,
+        timeouts: FAST_TIMEOUTS,
+      }).then((started) => ({ started, instanceId })),
+    atStep: progressUntil('the destroy', (p) => p.step.startsWith(`destroying the guest on ${SOURCE}`)),
+  },
+  'multi-create mid-batch': {
+    step: 'spawning (3 instances)',
+    noInstance: true,
+    async start(stack) {
+      const name = `op-batch-${++seq}`;
+      const started = await startOperation(stack, 'buildInstance', `build-${name}`, {
+        name,
+        flavor: 'm1.small',
+        image: 'cirros',
+        count: 3,
+        host: SOURCE,
+        timeouts: FAST_TIMEOUTS,
+      });
+      return { started, instanceId: name };
+    },
+    atStep: (stack, { started }) =>
+      until('a batch member spawning', 60_000, async () => {
+        for await (const w of stack.client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
+          if (w.workflowId === started.workflowId) continue;
+          const p = await progress(stack, w.workflowId);
+          if (p?.taskState === 'spawning') return true;
+        }
+        return undefined;
+      }).then(() => undefined),
+  },
+  'reconcile mid-batch': {
+    step: 'batch of one, a terminated build to heal',
+    noInstance: true,
+    async start(stack) {
+      // Something to heal: a build terminated mid-spawn (its task state, claim and guest left behind).
+      const name = `op-orphan-${++seq}`;
+      const build = await startOperation(stack, 'buildInstance', `build-${name}`, {
+        name,
+        flavor: 'm1.small',
+        image: 'cirros',
+        host: SOURCE,
+        timeouts: FAST_TIMEOUTS,
+      });
+      await progressUntil('the orphan spawning', (p) => p.taskState === 'spawning')(stack, {
+        started: build,
+        instanceId: name,
+      });
+      await stack.client.workflow.getHandle(build.workflowId).terminate('fault suite: an orphan to reconcile');
+      await build.done;
+      const started = await startOperation(stack, 'reconcile', `reconcile-faults-${++seq}`, {
+        batchSize: 1,
+        timeouts: FAST_TIMEOUTS,
+      });
+      return { started, instanceId: name };
+    },
+    atStep: async (stack, { started }) => {
+      await until('the reconcile running', 30_000, async () =>
+        (await stack.client.workflow.getHandle(started.workflowId).describe()).status.name === 'RUNNING'
+          ? true
+          : undefined
+      );
+      await sleep(300);
+    },
+  },
+};
+
+/** One scenario: an operation, the process killed at its step. */
+export interface Row {
+  op: keyof typeof OPERATIONS;
+  kill: Victim;
+}
+
+function victimProc(victim: Victim) {
+  if (victim === 'source') return { role: 'compute' as const, host: SOURCE };
+  if (victim === 'destination') return { role: 'compute' as const, host: DEST };
+  return { role: victim, host: undefined };
+}
+
+/** Builds one instance pinned to SOURCE; its id. */
+async function buildOnSource(stack: Stack): Promise<string> {
+  const name = `op-vm-${++seq}`;
+  const build = await startOperation(stack, 'buildInstance', `build-${name}`, {
+    name,
+    flavor: 'm1.small',
+    image: 'cirros',
+    host: SOURCE,
+    timeouts: FAST_TIMEOUTS,
+  });
+  const built = await build.done;
+  expect(built.result, stack.logs()).toBe('ok');
+  return built.instanceId!;
+}
+
+/**
+ * Runs one row: an instance built on SOURCE, the row's faults written, the operation started and held at
+ * its step, the victim killed with SIGKILL and started again a second later, the outcome awaited (and the
+ * row's finish, e.g. a confirm), then every workflow terminal and the checker and the live audit clean.
+ * The outcome must be `ok` or a typed failure (never a timeout or a termination). Prints the row's line.
+ */
+export async function runScenario(stack: Stack, row: Row): Promise<Outcome> {
+  const op = OPERATIONS[row.op]!;
+  // FAULT_TRACE=<file>: each row's progress appended there as it happens (vitest prints at the end).
+  const trace = (m: string) =>
+    process.env.FAULT_TRACE &&
+    appendFileSync(process.env.FAULT_TRACE, `${new Date().toISOString()} ${row.op} ${row.kill}: ${m}\n`);
+  trace('start');
+  const instanceId = op.noInstance ? '' : await buildOnSource(stack);
+  for (const [host, faults] of Object.entries(op.faults ?? {})) stack.writeFaults(host, faults);
+  const store = await openStore(stack.storeOptions());
+  try {
+    if (op.sourceDown) {
+      await stack.worker('compute', SOURCE).signal('SIGKILL');
+      await createPlacementRepository(store, { cacheHostStates: false }).setForcedDown(SOURCE, true);
+    }
+    const running = await op.start(stack, instanceId);
+    trace('started');
+    await op.atStep(stack, running);
+    trace('at step');
+    const { role, host } = victimProc(row.kill);
+    const killedAt = Date.now();
+    await stack.worker(role, host).signal('SIGKILL');
+    await sleep(1_000);
+    await stack.startWorker(role, host);
+    trace('restarted');
+    await running.finish?.();
+    const outcome = await running.started.done;
+    trace(`outcome ${outcome.result}`);
+    for (const h of Object.keys(op.faults ?? {})) stack.writeFaults(h, {});
+    if (op.reconciled) {
+      const reconcile = await startOperation(stack, 'reconcile', `reconcile-faults-${++seq}`, {
+        timeouts: FAST_TIMEOUTS,
+      });
+      expect((await reconcile.done).result, stack.logs()).toBe('ok');
+    }
+    if (op.sourceDown) {
+      // The host comes back: its start-up reconciliation removes the evacuated guest.
+      await createPlacementRepository(store, { cacheHostStates: false }).setForcedDown(SOURCE, false);
+      await stack.startWorker('compute', SOURCE);
+      await until('the evacuated guest gone from the source', 60_000, () =>
+        Promise.resolve(stack.guests(SOURCE).includes(instanceId) ? undefined : true)
+      );
+    }
+    trace('checking');
+    await assertConsistent(stack, [], { boundMs: 90_000 });
+    trace('checked');
+    const seconds = (Date.now() - killedAt) / 1000;
+    const line = reportScenario({
+      operation: row.op,
+      fault: `kill -9 ${row.kill} at ${op.step}`,
+      outcome: `${outcome.result}${op.reconciled ? ' (+ one reconcile run)' : ''}`,
+      seconds,
+    });
+    expect(outcome.result === 'ok' || /^[A-Z][A-Za-z]+$/.test(outcome.result), `${line}\n${stack.logs()}`).toBe(true);
+    expect(['Terminated', 'TimeoutFailure', 'Error']).not.toContain(outcome.result);
+    if (!op.noInstance) {
+      const instances = createInstanceRepository(store);
+      const after = await instances.get(instanceId);
+      const live = after.vmState !== 'deleted';
+      const guests = [SOURCE, DEST, 'op-3'].flatMap((h) => stack.guests(h).filter((g) => g.startsWith(instanceId)));
+      expect(guests, `guests of ${instanceId}`).toHaveLength(live ? 1 : 0);
+    }
+    return outcome;
+  } finally {
+    await store.close();
+  }
+}
