@@ -36,6 +36,7 @@ import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/dri
 import { createRebuildActivities } from './rebuild';
 import { createLiveMigrationActivities } from './live-migration';
 import { createPauseActivities } from './pause';
+import { createSnapshotActivities } from './snapshot';
 import { createResizeActivities } from './resize';
 
 export interface InstanceRef {
@@ -101,6 +102,7 @@ export function createComputeActivities({ host, driver }: { host: string; driver
     ...createLiveMigrationActivities({ host, driver }),
     // pauseInstance, unpauseInstance, suspendInstance, resumeInstance (./pause.ts).
     ...createPauseActivities({ host, driver }),
+    ...createSnapshotActivities({ host, driver }),
     /** Plugs the instance's port on this host; the same port info on every retry. */
     allocateNetworks: async ({ instanceId }: InstanceRef): Promise<NetworkInfo> => {
       try {

@@ -9,6 +9,7 @@ import { parseOrInvalid } from '../../domain/validation';
 import type { InstanceRepository } from '../../store/instances';
 import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
+import { liveCatalogue } from './images';
 
 const UpdateEvacuationSchema = z.object({
   migrationId: z.string().min(1).max(64),
@@ -37,7 +38,7 @@ export function createEvacuationActivities(deps: ConductorDeps) {
         input
       );
       const instance = await instances.get(req.instanceId);
-      const image = resolveImage(catalogue, req.image ?? instance.image);
+      const image = resolveImage(await liveCatalogue(deps), req.image ?? instance.image);
       const known = catalogue.flavors.find((f) => f.name === instance.flavor);
       const flavor: Flavor = {
         extraSpecs: known?.extraSpecs ?? {},

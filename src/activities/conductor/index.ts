@@ -18,6 +18,7 @@ import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
 import { createDeletionActivities } from './deletion';
 import { createEvacuationActivities } from './evacuation';
+import { createImageActivities, liveCatalogue } from './images';
 import { createMigrationActivities } from './migrations';
 import { createReconcileActivities } from './reconcile';
 import { createServerGroupActivities } from './server-groups';
@@ -150,6 +151,8 @@ export function createConductorActivities(deps: ConductorDeps) {
     ...createReconcileActivities(deps),
     // Rebuild's spec and the evacuation's migration record (src/activities/conductor/evacuation.ts).
     ...createEvacuationActivities(deps),
+    // Stored images: snapshots (src/activities/conductor/images.ts).
+    ...createImageActivities(deps),
     /**
      * Creates the instance record (building/scheduling) and its `create` action, after resolving the
      * flavor and image. Idempotent on the instance id. Throws InvalidRequest before writing anything.
@@ -157,7 +160,7 @@ export function createConductorActivities(deps: ConductorDeps) {
     async createInstance(input: z.input<typeof CreateInstanceSchema>): Promise<CreateInstanceResult> {
       const req = parseOrInvalid(CreateInstanceSchema, input);
       const flavor = resolveFlavor(catalogue, req.flavor);
-      const image = resolveImage(catalogue, req.image);
+      const image = resolveImage(await liveCatalogue(deps), req.image);
       checkImageFitsFlavor(flavor, image, 'flavor');
       const group = req.schedulerHints.group;
       if (group && !(await instances.getServerGroup(group)))
@@ -213,9 +216,9 @@ export function createConductorActivities(deps: ConductorDeps) {
       });
     },
 
-    /** An image of the catalogue by name (its properties: os_shutdown_timeout, architecture …); null if unknown. */
-    getImage(input: { name: string }): Promise<Image | null> {
-      return Promise.resolve(catalogue.images.find((i) => i.name === input.name) ?? null);
+    /** An image of the catalogue or the store by name (its properties: os_shutdown_timeout …); null if unknown. */
+    async getImage(input: { name: string }): Promise<Image | null> {
+      return (await liveCatalogue(deps)).images.find((i) => i.name === input.name) ?? null;
     },
 
     async getInstance(input: { instanceId: string }): Promise<InstanceRecord> {

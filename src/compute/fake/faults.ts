@@ -32,6 +32,8 @@ export const FaultsSchema = z.strictObject({
   migrateDisk: z.strictObject({ failNext: count.optional() }).optional(),
   /** Finishing a resize on this host as destination fails (the resize rolls back to the source). */
   finishResize: z.strictObject({ failNext: count.optional() }).optional(),
+  /** A snapshot of a guest on this host fails (the image is deleted, the instance left as it was). */
+  snapshot: z.strictObject({ failNext: count.optional() }).optional(),
   // ----- live migration -----
   liveMigration: z
     .strictObject({

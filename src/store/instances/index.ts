@@ -26,12 +26,15 @@ import {
   type NewInstance,
 } from './records';
 import { createServerGroups, type ServerGroup } from './server-groups';
+import { createStoredImages, type ImagePatch, type NewImage } from './images';
+import type { StoredImage } from '../../domain/images';
 
 export type { ActionResult, EventRecord, InstanceAction, InstanceActionEvent } from './actions';
 export type { FaultInput, InstanceFault } from './faults';
 export type { MigrationExpectation, MigrationPatch, MigrationRecord, MigrationType, NewMigration } from './migrations';
 export type { InstanceExpectation, InstanceListFilter, InstancePatch, NewInstance } from './records';
 export type { ServerGroup } from './server-groups';
+export type { ImagePatch, NewImage } from './images';
 
 export interface InstanceRepository {
   /** Creates the instance; idempotent on instanceId (an existing record is returned unchanged). */
@@ -92,6 +95,14 @@ export interface InstanceRepository {
   listServerGroups(): Promise<ServerGroup[]>;
   /** Removes the group (members are the caller's concern); false when there was none. */
   deleteServerGroup(name: string): Promise<boolean>;
+
+  /** Creates a stored image (`queued`); idempotent on imageId (an existing one is returned unchanged). */
+  createImage(image: NewImage): Promise<StoredImage>;
+  findImage(imageId: string): Promise<StoredImage | undefined>;
+  /** Every stored image (deleted ones included), oldest first. */
+  listImages(): Promise<StoredImage[]>;
+  /** Sets its status or size; undefined when there is no such image. */
+  updateImage(imageId: string, patch: ImagePatch): Promise<StoredImage | undefined>;
 }
 
 export function createInstanceRepository(store: Store): InstanceRepository {
@@ -101,5 +112,6 @@ export function createInstanceRepository(store: Store): InstanceRepository {
     ...createInstanceFaults(store),
     ...createMigrationRecords(store),
     ...createServerGroups(store),
+    ...createStoredImages(store),
   };
 }

@@ -12,6 +12,7 @@ import * as m0005 from './0005_migration_downtime';
 import * as m0006 from './0006_api_tenancy';
 import * as m0007 from './0007_stack_identity';
 import * as m0008 from './0008_notifications';
+import * as m0010 from './0010_images';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': m0001,
@@ -22,6 +23,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0006_api_tenancy': m0006,
   '0007_stack_identity': m0007,
   '0008_notifications': m0008,
+  '0010_images': m0010,
 };
 
 export const migrationProvider: MigrationProvider = {
