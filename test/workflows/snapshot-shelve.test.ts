@@ -9,11 +9,13 @@ import { readFile } from 'node:fs/promises';
 
 import type { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import type { SnapshotInput } from '../../src/domain/images';
 import type { InstanceRecord } from '../../src/domain/instance';
+import { shelvedImageName } from '../../src/domain/shelve';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
+import { SHELVE_EVENT, SHELVE_OFFLOAD_EVENT } from '../../src/workflows/shelve';
 import { SNAPSHOT_EVENT } from '../../src/workflows/snapshot';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
@@ -230,5 +232,146 @@ describe('snapshot', () => {
     });
     expect(await cloud.instances.get(vm.instanceId)).toMatchObject({ vmState: 'active', taskState: null });
     expect(await imagesNamed('unreached')).toEqual(['deleted']);
+  });
+});
+
+function runType(type: string, input: object): Promise<{ record?: InstanceRecord; error?: unknown }> {
+  const instanceId = (input as { instanceId: string }).instanceId;
+  return env.client.workflow
+    .execute(type, {
+      taskQueue: CONDUCTOR_TASK_QUEUE,
+      workflowId: `${type}-${instanceId}-${randomUUID()}`,
+      args: [input],
+    })
+    .then(
+      (record) => ({ record: record as InstanceRecord }),
+      (error: unknown) => ({ error })
+    );
+}
+
+describe('shelve and shelve offload', () => {
+  it('shelves an active instance and offloads it at once (the default): its image active, no guest, no claim, no host', async () => {
+    const { az, host } = await zone();
+    const vm = await cloud.run([host], () => build('vm-shelve', az));
+    const { record, error } = await cloud.run([host], () => runType('shelve', { instanceId: vm.instanceId }));
+    expect(error).toBeUndefined();
+    expect(record).toMatchObject({ vmState: 'shelved_offloaded', taskState: null, host: null, powerState: 'nostate' });
+    expect(await imagesNamed(shelvedImageName(vm.instanceId))).toEqual(['active']);
+    expect(await cloud.driver(host).getGuest(vm.instanceId)).toBeUndefined();
+    expect(await cloud.placement.getAllocations(vm.instanceId)).toEqual([]);
+    expect(await actionsOf(vm.instanceId)).toEqual([
+      ['create', 'Success'],
+      ['shelve', 'Success'],
+      ['shelveOffload', 'Success'],
+    ]);
+    expect(await eventsOf(vm.instanceId, 'shelve')).toEqual([
+      [SHELVE_EVENT, host, 'Success'],
+      [SNAPSHOT_EVENT, host, 'Success'],
+    ]);
+    expect(await eventsOf(vm.instanceId, 'shelveOffload')).toEqual([[SHELVE_OFFLOAD_EVENT, host, 'Success']]);
+  });
+
+  it('with an offload time, stays shelved on its host (off, its claim kept) until the automatic offload; -1 never offloads; shelveOffload offloads', async () => {
+    const { az, host } = await zone();
+    const vm = await cloud.run([host], () => build('vm-shelve-later', az));
+    const claim = await cloud.placement.getAllocations(vm.instanceId);
+    const shelveId = workflowIds.shelve(vm.instanceId, randomUUID());
+    // One worker run for both (a workflow outliving its worker waits on that worker's sticky queue).
+    const offloadedLater = await cloud.run([host], async () => {
+      const shelved = (await env.client.workflow.execute('shelve', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: shelveId,
+        args: [{ instanceId: vm.instanceId, shelvedOffloadTimeSeconds: 3600, shutdownTimeoutSeconds: 0 }],
+      })) as InstanceRecord;
+      expect(shelved).toMatchObject({ vmState: 'shelved', powerState: 'shutdown', taskState: null, host });
+      expect((await cloud.driver(host).getGuest(vm.instanceId))?.powerState).toBe('shutdown');
+      expect(await cloud.placement.getAllocations(vm.instanceId)).toEqual(claim);
+      // The offload child waits its hour on a durable timer, which the time-skipping server skips.
+      return (await env.client.workflow
+        .getHandle(workflowIds.shelveOffload(vm.instanceId, shelveId))
+        .result()) as InstanceRecord;
+    });
+    expect(offloadedLater).toMatchObject({ vmState: 'shelved_offloaded', host: null });
+    expect(await cloud.placement.getAllocations(vm.instanceId)).toEqual([]);
+
+    const other = await cloud.run([host], () => build('vm-shelve-never', az));
+    const kept = await cloud.run([host], () =>
+      runType('shelve', { instanceId: other.instanceId, shelvedOffloadTimeSeconds: -1, shutdownTimeoutSeconds: 0 })
+    );
+    expect(kept.record).toMatchObject({ vmState: 'shelved', host });
+    const offloaded = await cloud.run([host], () => runType('shelveOffload', { instanceId: other.instanceId }));
+    expect(offloaded.record).toMatchObject({ vmState: 'shelved_offloaded', host: null });
+    expect(await cloud.driver(host).getGuest(other.instanceId)).toBeUndefined();
+  });
+
+  it('refuses from the wrong state, changing nothing: shelve of a shelved instance, offload of an active one', async () => {
+    const { az, host } = await zone();
+    const vm = await cloud.run([host], () => build('vm-shelve-refuse', az));
+    const offload = await cloud.run([host], () => runType('shelveOffload', { instanceId: vm.instanceId }));
+    expect(failureOf(offload.error)).toEqual({
+      type: 'InstanceInvalidState',
+      message: `Cannot 'shelveOffload' instance ${vm.instanceId} while it is in vmState active`,
+    });
+    await cloud.run([host], () => runType('shelve', { instanceId: vm.instanceId, shelvedOffloadTimeSeconds: -1 }));
+    const again = await cloud.run([host], () => runType('shelve', { instanceId: vm.instanceId }));
+    expect(failureOf(again.error).type).toBe('InvalidRequest'); // its shelved image exists already
+    await cloud.instances.update(vm.instanceId, { vmState: 'shelved' });
+    const snap = await cloud.run([host], () => runSnapshot({ instanceId: vm.instanceId, name: 'of-shelved' }));
+    expect(failureOf(snap.error)).toEqual({
+      type: 'InstanceInvalidState',
+      message: `Cannot 'createImage' instance ${vm.instanceId} while it is in vmState shelved`,
+    });
+    expect(await actionsOf(vm.instanceId)).toEqual([
+      ['create', 'Success'],
+      ['shelve', 'Success'],
+    ]);
+  });
+
+  it('a failed image save rolls the shelve back: the image deleted, the guest running again, the instance active with a fault', async () => {
+    const { az, host } = await zone();
+    const vm = await cloud.run([host], () => build('vm-shelve-fail', az));
+    await cloud.driver(host).setFaults({ snapshot: { failNext: 1 } });
+    const { error } = await cloud.run([host], () =>
+      runType('shelve', { instanceId: vm.instanceId, shutdownTimeoutSeconds: 0 })
+    );
+    expect(failureOf(error).type).toBe('OperationFailed');
+    expect(await cloud.instances.get(vm.instanceId)).toMatchObject({
+      vmState: 'active',
+      powerState: 'running',
+      taskState: null,
+      host,
+    });
+    expect(await cloud.driver(host).getGuest(vm.instanceId)).toMatchObject({ powerState: 'running', boots: 2 });
+    expect(await imagesNamed(shelvedImageName(vm.instanceId))).toEqual(['deleted']);
+    expect((await actionsOf(vm.instanceId)).at(-1)).toEqual(['shelve', 'Error']);
+  });
+
+  it('a cancellation during the graceful shutdown rolls back: the guest running, the instance active, no image', async () => {
+    const { az, host } = await zone();
+    const vm = await cloud.run([host], () => build('vm-shelve-cancel', az, 'stubborn'));
+    const outcome = await cloud.run([host], async () => {
+      const handle = await env.client.workflow.start('shelve', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.shelve(vm.instanceId, randomUUID()),
+        args: [{ instanceId: vm.instanceId, shutdownTimeoutSeconds: 600 }],
+      });
+      await vi.waitFor(async () => expect((await cloud.instances.get(vm.instanceId)).taskState).toBe('shelving'), {
+        timeout: 10_000,
+        interval: 100,
+      });
+      await handle.cancel();
+      return handle.result().then(
+        () => undefined,
+        (e: unknown) => e
+      );
+    });
+    expect(((outcome as WorkflowFailedError).cause as { name?: string }).name).toBe('CancelledFailure');
+    expect(await cloud.instances.get(vm.instanceId)).toMatchObject({
+      vmState: 'active',
+      powerState: 'running',
+      taskState: null,
+    });
+    expect((await cloud.driver(host).getGuest(vm.instanceId))?.powerState).toBe('running');
+    expect(await imagesNamed(shelvedImageName(vm.instanceId))).toEqual([]);
   });
 });
