@@ -24,6 +24,7 @@ import * as liveMigrate from './commands/live-migrate';
 import * as migrate from './commands/migrate';
 import * as notifications from './commands/notifications';
 import * as pauseCommands from './commands/pause';
+import * as shelveCommands from './commands/shelve';
 import * as reboot from './commands/reboot';
 import * as reconcile from './commands/reconcile';
 import * as rebuild from './commands/rebuild';
@@ -57,6 +58,7 @@ const COMMANDS = [
   start,
   reboot,
   pauseCommands,
+  shelveCommands,
   rebuild,
   evacuate,
   resize,

@@ -20,6 +20,7 @@ import type {
   FinishMigrationRequest,
   FinishRevertMigrationRequest,
   HostCpu,
+  ImageRequest,
   InstanceRequest,
   LiveMigrationOptions,
   LiveMigrationRequest,
@@ -35,6 +36,8 @@ import type {
   SpawnOptions,
   SpawnRequest,
   SpawnResult,
+  SnapshotRequest,
+  SnapshotResult,
 } from './requests';
 
 export * from './capabilities';
@@ -131,6 +134,16 @@ export interface VirtDriver {
    * in a newline; InstanceNotFound when the host has no such guest.
    */
   getConsoleOutput(request: ConsoleOutputRequest): Promise<string>;
+
+  // ----- snapshot (./fake/snapshot.ts, ./qemu/snapshot.ts) -----
+  /**
+   * Nova's driver.snapshot: the guest's disk copied into a new image in the image store, consistent (a
+   * running guest is paused for the copy and runs on after it; an off or paused one stays as it is).
+   * Idempotent: an image of that name already written is returned as it is.
+   */
+  snapshot(request: SnapshotRequest): Promise<SnapshotResult>;
+  /** Removes an image's bytes from the image store (a failed snapshot, an unshelved image); false if none. */
+  deleteImage(request: ImageRequest): Promise<boolean>;
 
   // ----- rebuild / evacuate -----
   /** Nova's rebuild_block_device_mapping: removes the old guest, keeps or plugs the port, lays out the disk. */

@@ -12,6 +12,24 @@ export interface InstanceRequest {
   instanceId: string;
 }
 
+/** A snapshot of an instance's disk into a new image (Nova's driver.snapshot). */
+export interface SnapshotRequest {
+  instanceId: string;
+  /** The new image's name: its bytes go to the image store under it. */
+  imageName: string;
+}
+
+/** What a snapshot wrote: the image's size. */
+export interface SnapshotResult {
+  imageName: string;
+  sizeGb: number;
+}
+
+/** One image of the image store. */
+export interface ImageRequest {
+  imageName: string;
+}
+
 /** One instance's guest of one move (resize, cold or live migration) on this host. */
 export interface MigrationRequest {
   instanceId: string;

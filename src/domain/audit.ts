@@ -62,12 +62,19 @@ export interface AuditSnapshot {
   overCapacity: ReadonlyArray<{ host: string; resourceClass: string; used: number; capacity: number }>;
 }
 
-/** A paused or suspended instance keeps its claim (Nova's too: its guest stays on its host). */
-const HOLDS_RESOURCES = new Set(['active', 'stopped', 'paused', 'suspended', 'resized']);
+/**
+ * A paused, suspended or shelved instance keeps its claim (Nova's too: its guest stays on its host); a
+ * shelved-offloaded one holds nothing (no allocation, no guest: only its image).
+ */
+const HOLDS_RESOURCES = new Set(['active', 'stopped', 'paused', 'suspended', 'shelved', 'resized']);
 
 /** Whether an instance may hold allocations at all (placement's own rule: a failed build holds nothing). */
 function mayHold(instance: InstanceRecord): boolean {
-  return instance.vmState !== 'deleted' && !(instance.vmState === 'error' && instance.host === null);
+  return (
+    instance.vmState !== 'deleted' &&
+    instance.vmState !== 'shelved_offloaded' &&
+    !(instance.vmState === 'error' && instance.host === null)
+  );
 }
 
 export function audit(snapshot: AuditSnapshot): Finding[] {

@@ -9,6 +9,10 @@ export const VmState = {
   Paused: 'paused',
   /** Suspended to disk (Nova's SUSPENDED): its memory saved on its host, no process, its resources kept. */
   Suspended: 'suspended',
+  /** Shelved (Nova's SHELVED): its disk saved as an image, its guest off, still on its host with its claim. */
+  Shelved: 'shelved',
+  /** Shelved and offloaded (Nova's SHELVED_OFFLOADED): only its image is left; no host, no guest, no claim. */
+  ShelvedOffloaded: 'shelved_offloaded',
   Error: 'error',
   Deleted: 'deleted',
 } as const;
@@ -44,6 +48,18 @@ export const TaskState = {
   Unpausing: 'unpausing',
   Suspending: 'suspending',
   Resuming: 'resuming',
+  /** A snapshot under way (Nova's IMAGE_SNAPSHOT, IMAGE_PENDING_UPLOAD, IMAGE_UPLOADING). */
+  ImageSnapshot: 'image_snapshot',
+  ImagePendingUpload: 'image_pending_upload',
+  ImageUploading: 'image_uploading',
+  /** A shelve under way (Nova's SHELVING, SHELVING_IMAGE_PENDING_UPLOAD, SHELVING_IMAGE_UPLOADING). */
+  Shelving: 'shelving',
+  ShelvingImagePendingUpload: 'shelving_image_pending_upload',
+  ShelvingImageUploading: 'shelving_image_uploading',
+  /** A shelve offload under way (Nova's SHELVING_OFFLOADING). */
+  ShelvingOffloading: 'shelving_offloading',
+  /** An unshelve under way (Nova's UNSHELVING; then the build's scheduling and spawning). */
+  Unshelving: 'unshelving',
 } as const;
 export type TaskState = (typeof TaskState)[keyof typeof TaskState];
 

@@ -165,6 +165,7 @@ const SETTLED_ON_HOST: ReadonlySet<string> = new Set([
   VmState.Stopped,
   VmState.Paused,
   VmState.Suspended,
+  VmState.Shelved,
 ]);
 
 /** What to do with each instance of a batch: nothing for most. */
@@ -333,6 +334,7 @@ export function decideAllocations(
         why = `migration of instance ${consumer.instanceId} is ${consumer.status}`;
     } else if (consumer.taskState === null) {
       if (consumer.vmState === VmState.Deleted) why = 'instance deleted';
+      else if (consumer.vmState === VmState.ShelvedOffloaded) why = 'instance shelved and offloaded';
       else if (consumer.vmState === VmState.Error && consumer.host === null) why = 'instance error with no host';
     }
     if (why !== undefined) plans.push({ kind: 'orphaned-allocation', consumerId, host, detail: `${why}: release it` });

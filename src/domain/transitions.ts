@@ -53,6 +53,24 @@ export const TRANSITIONS = {
   unpause: { action: 'unpause', from: [VmState.Paused], taskState: TaskState.Unpausing },
   suspend: { action: 'suspend', from: [VmState.Active], taskState: TaskState.Suspending },
   resume: { action: 'resume', from: [VmState.Suspended], taskState: TaskState.Resuming },
+  // Nova's snapshot and shelve (ACTIVE, STOPPED, PAUSED, SUSPENDED), shelve_offload (SHELVED) and unshelve
+  // (SHELVED, SHELVED_OFFLOADED).
+  snapshot: {
+    action: 'createImage',
+    from: [VmState.Active, VmState.Stopped, VmState.Paused, VmState.Suspended],
+    taskState: TaskState.ImageSnapshot,
+  },
+  shelve: {
+    action: 'shelve',
+    from: [VmState.Active, VmState.Stopped, VmState.Paused, VmState.Suspended],
+    taskState: TaskState.Shelving,
+  },
+  shelveOffload: { action: 'shelveOffload', from: [VmState.Shelved], taskState: TaskState.ShelvingOffloading },
+  unshelve: {
+    action: 'unshelve',
+    from: [VmState.Shelved, VmState.ShelvedOffloaded],
+    taskState: TaskState.Unshelving,
+  },
   // Nova's live_migrate is @check_instance_state(vm_state=[ACTIVE, PAUSED]): a paused one stays paused.
   liveMigrate: { action: 'live-migration', from: [VmState.Active, VmState.Paused], taskState: TaskState.Migrating },
   // NOTE(nova): terminate_instance is allowed from every vm state (the API's delete has no state check

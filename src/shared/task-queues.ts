@@ -26,6 +26,10 @@ export const workflowIds = {
   unpause: (instanceId: string, requestId: string) => `unpause-${instanceId}-${requestId}`,
   suspend: (instanceId: string, requestId: string) => `suspend-${instanceId}-${requestId}`,
   resume: (instanceId: string, requestId: string) => `resume-${instanceId}-${requestId}`,
+  snapshot: (instanceId: string, requestId: string) => `snapshot-${instanceId}-${requestId}`,
+  shelve: (instanceId: string, requestId: string) => `shelve-${instanceId}-${requestId}`,
+  shelveOffload: (instanceId: string, requestId: string) => `shelve-offload-${instanceId}-${requestId}`,
+  unshelve: (instanceId: string, requestId: string) => `unshelve-${instanceId}-${requestId}`,
   rebuild: (instanceId: string, requestId: string) => `rebuild-${instanceId}-${requestId}`,
   /** An evacuation: a run of the `rebuild` workflow (`evacuate: true`), named for what it does. */
   evacuate: (instanceId: string, requestId: string) => `evacuate-${instanceId}-${requestId}`,

@@ -220,6 +220,22 @@ export interface NotificationsTable {
   delivered_at: string | null;
 }
 
+/** Stored images: snapshots of instances' disks (migration 0010). */
+export interface ImagesTable {
+  image_id: string;
+  name: string;
+  /** queued | saving | active | deleted */
+  status: string;
+  size_gb: number;
+  min_disk: number;
+  min_ram: number;
+  /** The catalogue image's properties, JSON. */
+  properties: string;
+  instance_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
   resource_providers: ResourceProvidersTable;
   inventories: InventoriesTable;
@@ -239,6 +255,7 @@ export interface Database {
   api_instance_metadata: ApiInstanceMetadataTable;
   api_instance_attributes: ApiInstanceAttributesTable;
   flavors: FlavorsTable;
+  images: ImagesTable;
   stack_identity: StackIdentityTable;
   notifications: NotificationsTable;
 }

@@ -15,5 +15,7 @@ export { resetState } from './reset-state';
 export { resizeAttempt, resizeMigrate } from './resize-migrate';
 export { serverGroup } from './server-group';
 export { setHostService } from './set-host-service';
+export { shelve, shelveOffload } from './shelve';
+export { snapshot } from './snapshot';
 export { start } from './start';
 export { stop } from './stop';

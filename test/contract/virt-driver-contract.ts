@@ -722,6 +722,42 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
     );
 
     it(
+      'snapshots a running guest into an image (consistent, the guest runs on); a new guest boots from it; the image removed',
+      async () => {
+        const a = await driver(HOST_A);
+        const id = newId('snap');
+        await spawn(a, id);
+        await waitForBoot(a, id, 1);
+        const imageName = `contract-snap-${process.pid}-${++serial}`;
+        try {
+          const saved = await a.snapshot({ instanceId: id, imageName });
+          expect(saved.imageName).toBe(imageName);
+          expect(saved.sizeGb).toBeGreaterThan(0);
+          // A retry after a lost answer: the image as it is, the guest untouched.
+          expect(await a.snapshot({ instanceId: id, imageName })).toEqual(saved);
+          expect(await a.getPowerState({ instanceId: id })).toBe(PowerState.Running);
+          expect(bootLines(await consoleOf(a, id))).toHaveLength(1);
+          await expect(a.snapshot({ instanceId: newId('nobody'), imageName: `${imageName}-x` })).rejects.toBeInstanceOf(
+            InstanceNotFound
+          );
+
+          const copy = newId('from-snap');
+          await spawn(a, copy, { name: imageName, sizeGb: saved.sizeGb });
+          await vi.waitFor(async () => expect(bootLines(await consoleOf(a, copy)).length).toBeGreaterThan(0), {
+            timeout: timeouts.bootMs,
+            interval: 100,
+          });
+          expect(await a.getPowerState({ instanceId: copy })).toBe(PowerState.Running);
+          expect(await a.deleteImage({ imageName })).toBe(true);
+          expect(await a.deleteImage({ imageName })).toBe(false);
+        } finally {
+          await a.deleteImage({ imageName }).catch(() => false);
+        }
+      },
+      timeouts.testMs
+    );
+
+    it(
       'reads the console: whole, or its last lines, one newline-terminated line each',
       async () => {
         const a = await driver(HOST_A);

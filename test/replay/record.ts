@@ -591,6 +591,42 @@ describe.sequential('record replay histories', () => {
     });
   });
 
+  it('snapshot; shelve (offloaded at once); shelve kept, then shelveOffload', async () => {
+    const { az, hosts } = await zone(1);
+    await run(hosts, async () => {
+      const { instanceId } = await boot(az);
+      const start = (type: 'snapshot' | 'shelve' | 'shelveOffload', input: object) =>
+        env.client.workflow.start(type, {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: workflowIds[type](instanceId, randomUUID().slice(0, 8)),
+          args: [{ instanceId, ...input }],
+        });
+      const snap = await start('snapshot', { name: `replay-snap-${instanceId.slice(0, 8)}` });
+      await snap.result();
+      await save(
+        snap.workflowId,
+        undefined,
+        'completed',
+        'COMPLETED',
+        'the disk saved as an image, the instance active'
+      );
+      const kept = await start('shelve', { shelvedOffloadTimeSeconds: -1, shutdownTimeoutSeconds: 0 });
+      await kept.result();
+      await save(kept.workflowId, undefined, 'kept', 'COMPLETED', 'powered off, image saved: shelved on its host');
+      const offload = await start('shelveOffload', {});
+      await offload.result();
+      await save(offload.workflowId, undefined, 'completed', 'COMPLETED', 'guest destroyed, claim released');
+      const other = await boot(az);
+      const at = await env.client.workflow.start('shelve', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.shelve(other.instanceId, randomUUID().slice(0, 8)),
+        args: [{ instanceId: other.instanceId, shutdownTimeoutSeconds: 0 }],
+      });
+      await at.result();
+      await save(at.workflowId, undefined, 'offloaded-at-once', 'COMPLETED', 'shelved, then offloaded in the same run');
+    });
+  });
+
   it('rebuild: same host, then evacuate and the source reconciles', async () => {
     const { az, hosts } = await zone(3);
     const [source, dest, other] = hosts as [string, string, string];

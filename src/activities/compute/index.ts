@@ -36,6 +36,7 @@ import { FlavorDiskSmallerThanImage, ImageUnacceptable } from '../../compute/dri
 import { createRebuildActivities } from './rebuild';
 import { createLiveMigrationActivities } from './live-migration';
 import { createPauseActivities } from './pause';
+import { createSnapshotActivities } from './snapshot';
 import { createResizeActivities } from './resize';
 import { createHostSlots, type HostSlots } from './host-limits';
 
@@ -113,6 +114,7 @@ export function createComputeActivities({
     ...createLiveMigrationActivities({ host, driver, slots }),
     // pauseInstance, unpauseInstance, suspendInstance, resumeInstance (./pause.ts).
     ...createPauseActivities({ host, driver }),
+    ...createSnapshotActivities({ host, driver }),
     /** Plugs the instance's port on this host; the same port info on every retry. */
     allocateNetworks: async ({ instanceId }: InstanceRef): Promise<NetworkInfo> => {
       try {

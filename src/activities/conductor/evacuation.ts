@@ -10,6 +10,7 @@ import type { InstanceRepository } from '../../store/instances';
 import { resolveAnyFlavor } from '../../store/instances';
 import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
+import { liveCatalogue } from './images';
 
 const UpdateEvacuationSchema = z.object({
   migrationId: z.string().min(1).max(64),
@@ -38,7 +39,8 @@ export function createEvacuationActivities(deps: ConductorDeps) {
         input
       );
       const instance = await instances.get(req.instanceId);
-      const image = resolveImage(catalogue, req.image ?? instance.image);
+      const imageName = req.image ?? instance.image;
+      const image = resolveImage(await liveCatalogue(deps, imageName), imageName);
       const known = await resolveAnyFlavor(catalogue, instances, instance.flavor, { includeDeleted: true }).catch(
         () => undefined
       );

@@ -19,6 +19,7 @@ import type { ConductorDeps } from './deps';
 import { onceWriter } from './deps';
 import { createDeletionActivities } from './deletion';
 import { createEvacuationActivities } from './evacuation';
+import { createImageActivities, liveCatalogue } from './images';
 import { createMigrationActivities } from './migrations';
 import { createPowerSyncActivities } from './power-sync';
 import { createReconcileActivities } from './reconcile';
@@ -154,6 +155,8 @@ export function createConductorActivities(deps: ConductorDeps) {
     ...createPowerSyncActivities(deps),
     // Rebuild's spec and the evacuation's migration record (src/activities/conductor/evacuation.ts).
     ...createEvacuationActivities(deps),
+    // Stored images: snapshots (src/activities/conductor/images.ts).
+    ...createImageActivities(deps),
     /**
      * Creates the instance record (building/scheduling) and its `create` action, after resolving the
      * flavor and image. Idempotent on the instance id. Throws InvalidRequest before writing anything.
@@ -161,7 +164,7 @@ export function createConductorActivities(deps: ConductorDeps) {
     async createInstance(input: z.input<typeof CreateInstanceSchema>): Promise<CreateInstanceResult> {
       const req = parseOrInvalid(CreateInstanceSchema, input);
       const flavor = await resolveAnyFlavor(catalogue, instances, req.flavor);
-      const image = resolveImage(catalogue, req.image);
+      const image = resolveImage(await liveCatalogue(deps, req.image), req.image);
       checkImageFitsFlavor(flavor, image, 'flavor');
       const group = req.schedulerHints.group;
       if (group && !(await instances.getServerGroup(group)))
@@ -217,9 +220,9 @@ export function createConductorActivities(deps: ConductorDeps) {
       });
     },
 
-    /** An image of the catalogue by name (its properties: os_shutdown_timeout, architecture …); null if unknown. */
-    getImage(input: { name: string }): Promise<Image | null> {
-      return Promise.resolve(catalogue.images.find((i) => i.name === input.name) ?? null);
+    /** An image of the catalogue or the store by name (its properties: os_shutdown_timeout …); null if unknown. */
+    async getImage(input: { name: string }): Promise<Image | null> {
+      return (await liveCatalogue(deps, input.name)).images.find((i) => i.name === input.name) ?? null;
     },
 
     async getInstance(input: { instanceId: string }): Promise<InstanceRecord> {

@@ -81,6 +81,9 @@ async function operate<
     | 'unpause'
     | 'suspend'
     | 'resume'
+    | 'snapshot'
+    | 'shelve'
+    | 'shelveOffload'
     | 'rebuild'
     | 'resizeMigrate'
     | 'liveMigrate',
@@ -94,6 +97,9 @@ async function operate<
     unpause: workflowIds.unpause,
     suspend: workflowIds.suspend,
     resume: workflowIds.resume,
+    snapshot: workflowIds.snapshot,
+    shelve: workflowIds.shelve,
+    shelveOffload: workflowIds.shelveOffload,
     rebuild: workflowIds.rebuild,
     resizeMigrate: workflowIds.resizeMigrate,
     liveMigrate: workflowIds.liveMigrate,
@@ -174,6 +180,26 @@ const ACTIONS: Record<string, Handler> = {
   // inject_network_info, the request is accepted (admin only) and changes nothing.
   injectNetworkInfo: async ({ req, reply }) => {
     requireAdmin(req, 'os_compute_api:os-admin-actions:inject_network_info');
+    return reply.status(202).send();
+  },
+  // Nova's createImage ({"createImage": {"name": …}}: 202, the image's id in the body from 2.45, else in
+  // Location), shelve and shelveOffload (no argument).
+  createImage: async ({ deps, req, reply, record, arg }) => {
+    const a = obj(arg);
+    if (typeof a.name !== 'string' || a.name === '')
+      throw badRequest("Invalid input for field/attribute createImage. 'name' is a required property");
+    await operate(deps, req, 'snapshot', record.instanceId, { name: a.name });
+    const id = imageId(a.name);
+    reply.header('Location', `${deps.publicUrl}/image/v2/images/${id}`);
+    return reply.status(202).send(atLeast(req.apiVersion, '2.45') ? { image_id: id } : undefined);
+  },
+  shelve: async ({ deps, req, reply, record }) => {
+    await operate(deps, req, 'shelve', record.instanceId, {});
+    return reply.status(202).send();
+  },
+  shelveOffload: async ({ deps, req, reply, record }) => {
+    requireAdmin(req, 'os_compute_api:os-shelve:shelve_offload');
+    await operate(deps, req, 'shelveOffload', record.instanceId, {});
     return reply.status(202).send();
   },
   // Nova's pause, unpause, suspend and resume actions: {"pause": null} and so on, no argument.

@@ -54,6 +54,8 @@ const STATE_MAP: Record<VmState, { default: string } & Partial<Record<TaskState,
     migrating: 'MIGRATING',
   },
   suspended: { default: 'SUSPENDED' },
+  shelved: { default: 'SHELVED' },
+  shelved_offloaded: { default: 'SHELVED_OFFLOADED' },
   resized: { default: 'VERIFY_RESIZE', resize_reverting: 'REVERT_RESIZE' },
   error: {
     default: 'ERROR',

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 
 import type { Catalogue } from '../../domain/catalogue';
 import { loadCatalogue } from '../../workers/catalogue-file';
-import { EXIT_OK, printJson } from '../context';
+import { EXIT_OK, instances, printJson } from '../context';
 import type { Context, Run } from '../context';
 import { table } from '../table';
 
@@ -36,15 +36,23 @@ function flavors(ctx: Context): number {
   return EXIT_OK;
 }
 
-function images(ctx: Context): number {
-  const rows = catalogueOf(ctx).images;
+/** The catalogue's images, then the stored ones (snapshots) that are not deleted, with their status. */
+async function images(ctx: Context): Promise<number> {
+  // A store not yet made (nothing was ever built) holds no snapshots.
+  const stored = (
+    await instances(ctx)
+      .then((repo) => repo.listImages())
+      .catch(() => [])
+  ).filter((i) => i.status !== 'deleted');
+  const rows = [...catalogueOf(ctx).images.map((i) => ({ ...i, status: 'active' })), ...stored];
   if (ctx.json) printJson(rows);
   else
     console.log(
       table(
-        ['NAME', 'SIZE GB', 'MIN DISK GB', 'MIN RAM MB', 'ARCH', 'TRAITS REQUIRED'],
+        ['NAME', 'STATUS', 'SIZE GB', 'MIN DISK GB', 'MIN RAM MB', 'ARCH', 'TRAITS REQUIRED'],
         rows.map((i) => [
           i.name,
+          i.status,
           i.sizeGb,
           i.minDiskGb,
           i.minRamMb,
@@ -63,6 +71,6 @@ export function register(program: Command, run: Run): void {
     .action(() => run((ctx) => Promise.resolve(flavors(ctx))));
   program
     .command('images')
-    .description('the images boot and rebuild accept (with CATALOGUE_FILE merged over the defaults)')
-    .action(() => run((ctx) => Promise.resolve(images(ctx))));
+    .description('the images boot and rebuild accept (CATALOGUE_FILE merged over the defaults, then snapshots)')
+    .action(() => run((ctx) => images(ctx)));
 }

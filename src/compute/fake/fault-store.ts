@@ -9,7 +9,7 @@ import { FaultsSchema, takeSpawnFault } from './faults';
 import { readJsonFile, withFileLock, writeJsonFileAtomic } from './json-file';
 
 /** The resize steps a `failNext` can be injected into. */
-export type ResizeFaultStep = 'prepResize' | 'migrateDisk' | 'finishResize';
+export type ResizeFaultStep = 'prepResize' | 'migrateDisk' | 'finishResize' | 'snapshot';
 
 export class FaultStore {
   constructor(

@@ -49,6 +49,8 @@ export const FaultsSchema = z.strictObject({
       postLiveMigrationAtDestination: z.number().nonnegative().max(600).optional(),
     })
     .optional(),
+  /** A snapshot of a guest on this host fails (the image is deleted, the instance left as it was). */
+  snapshot: z.strictObject({ failNext: count.optional() }).optional(),
   // ----- live migration -----
   liveMigration: z
     .strictObject({

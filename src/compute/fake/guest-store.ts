@@ -48,6 +48,13 @@ const HostStateSchema = z.object({
   guests: z.record(z.string(), FakeGuestSchema),
   networks: z.record(z.string(), NetworkInfoSchema),
   blockDevices: z.record(z.string(), BlockDeviceInfoSchema),
+  /** Images this host wrote (snapshots), by name: whose disk, at how many boots, when. */
+  snapshots: z
+    .record(
+      z.string(),
+      z.object({ instanceId: z.string(), boots: z.number().int(), at: z.number(), sizeGb: z.number() })
+    )
+    .default({}),
 });
 export type HostState = z.infer<typeof HostStateSchema>;
 
@@ -90,7 +97,8 @@ export class GuestStore {
 
   private async load(): Promise<HostState> {
     const raw = await readJsonFile(this.file);
-    if (raw === undefined) return { version: 1, host: this.host, guests: {}, networks: {}, blockDevices: {} };
+    if (raw === undefined)
+      return { version: 1, host: this.host, guests: {}, networks: {}, blockDevices: {}, snapshots: {} };
     const parsed = HostStateSchema.safeParse(raw);
     if (!parsed.success) throw new Error(`corrupt guest state ${this.file}: ${z.prettifyError(parsed.error)}`);
     return parsed.data;

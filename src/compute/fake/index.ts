@@ -22,6 +22,7 @@ import type {
   FinishRevertMigrationRequest,
   Guest,
   HostCpu,
+  ImageRequest,
   InstanceRequest,
   LiveMigrationOptions,
   LiveMigrationRequest,
@@ -38,6 +39,8 @@ import type {
   SpawnOptions,
   SpawnRequest,
   SpawnResult,
+  SnapshotRequest,
+  SnapshotResult,
   VirtDriver,
 } from '../driver';
 import * as build from './build';
@@ -51,6 +54,7 @@ import type { LiveJobs } from './live-migration';
 import { newLiveJobs } from './live-migration';
 import * as migration from './migration';
 import * as pausing from './pause';
+import * as snapshots from './snapshot';
 
 export type { Faults } from './faults';
 export { FaultsSchema } from './faults';
@@ -204,6 +208,16 @@ export class FakeDriver implements VirtDriver {
 
   resume(request: InstanceRequest): Promise<PowerState> {
     return pausing.resume(this.h, request);
+  }
+
+  // ----- snapshot (./snapshot.ts) -------------------------------------------------------------------
+
+  snapshot(request: SnapshotRequest): Promise<SnapshotResult> {
+    return snapshots.snapshot(this.h, request);
+  }
+
+  deleteImage(request: ImageRequest): Promise<boolean> {
+    return snapshots.deleteImage(this.h, request);
   }
 
   getConsoleOutput(request: ConsoleOutputRequest): Promise<string> {

@@ -24,6 +24,7 @@ import type {
   FinishRevertMigrationRequest,
   Guest,
   HostCpu,
+  ImageRequest,
   InstanceRequest,
   LiveMigrationOptions,
   LiveMigrationRequest,
@@ -40,6 +41,8 @@ import type {
   SpawnOptions,
   SpawnRequest,
   SpawnResult,
+  SnapshotRequest,
+  SnapshotResult,
   VirtDriver,
 } from '../driver';
 import type { Accel } from './accel';
@@ -57,6 +60,7 @@ import type { LiveHost } from './live';
 import { tailLines } from './process';
 import * as pausing from './pause';
 import * as resize from './resize';
+import * as snapshots from './snapshot';
 
 export type { AdoptionReport, AdoptedGuest } from './adopt';
 export { QmpClient, QmpError, QmpUnavailable } from './qmp';
@@ -240,6 +244,16 @@ export class QemuDriver implements VirtDriver {
 
   resume({ instanceId }: InstanceRequest): Promise<PowerState> {
     return pausing.resume(this.h, instanceId);
+  }
+
+  // ----- snapshot (./snapshot.ts) -------------------------------------------------------------------
+
+  snapshot(request: SnapshotRequest): Promise<SnapshotResult> {
+    return snapshots.snapshot(this.h, request);
+  }
+
+  deleteImage(request: ImageRequest): Promise<boolean> {
+    return snapshots.deleteImage(this.h, request);
   }
 
   listGuests(): Promise<Guest[]> {

@@ -72,6 +72,8 @@ export const GuestRecordSchema = z.object({
    * suspended, and resume starts a QEMU that loads it. Cleared by resume, a boot or a forced power-off.
    */
   suspendedAt: z.string().optional(),
+  /** Set while a snapshot has the guest paused for its copy (./snapshot.ts), so a retry continues it. */
+  pausedForSnapshot: z.string().optional(),
 });
 export type GuestRecord = z.infer<typeof GuestRecordSchema>;
 

@@ -27,6 +27,8 @@ import {
 } from './records';
 import { createFlavors, type FlavorRepository } from './flavors';
 import { createServerGroups, type ServerGroup } from './server-groups';
+import { createStoredImages, type ImagePatch, type NewImage } from './images';
+import type { StoredImage } from '../../domain/images';
 
 export type { ActionResult, EventRecord, InstanceAction, InstanceActionEvent } from './actions';
 export type { FaultInput, InstanceFault } from './faults';
@@ -35,6 +37,7 @@ export type { InstanceExpectation, InstanceListFilter, InstancePatch, NewInstanc
 export type { ServerGroup } from './server-groups';
 export type { FlavorRepository, NewFlavor, StoredFlavor } from './flavors';
 export { asFlavor, resolveAnyFlavor } from './flavors';
+export type { ImagePatch, NewImage } from './images';
 
 export interface InstanceRepository extends FlavorRepository {
   /** Creates the instance; idempotent on instanceId (an existing record is returned unchanged). */
@@ -95,6 +98,14 @@ export interface InstanceRepository extends FlavorRepository {
   listServerGroups(): Promise<ServerGroup[]>;
   /** Removes the group (members are the caller's concern); false when there was none. */
   deleteServerGroup(name: string): Promise<boolean>;
+
+  /** Creates a stored image (`queued`); idempotent on imageId (an existing one is returned unchanged). */
+  createImage(image: NewImage): Promise<StoredImage>;
+  findImage(imageId: string): Promise<StoredImage | undefined>;
+  /** Every stored image (deleted ones included), oldest first. */
+  listImages(filter?: { name?: string }): Promise<StoredImage[]>;
+  /** Sets its status or size; undefined when there is no such image. */
+  updateImage(imageId: string, patch: ImagePatch): Promise<StoredImage | undefined>;
 }
 
 export function createInstanceRepository(store: Store): InstanceRepository {
@@ -105,5 +116,6 @@ export function createInstanceRepository(store: Store): InstanceRepository {
     ...createMigrationRecords(store),
     ...createServerGroups(store),
     ...createFlavors(store),
+    ...createStoredImages(store),
   };
 }

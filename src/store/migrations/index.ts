@@ -13,6 +13,7 @@ import * as m0006 from './0006_api_tenancy';
 import * as m0007 from './0007_stack_identity';
 import * as m0008 from './0008_notifications';
 import * as m0009 from './0009_api_records';
+import * as m0010 from './0010_images';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': m0001,
@@ -24,6 +25,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0007_stack_identity': m0007,
   '0008_notifications': m0008,
   '0009_api_records': m0009,
+  '0010_images': m0010,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -235,8 +235,14 @@ describe('OpenStack API: server reads', () => {
         payload: body as object,
         headers: { 'x-auth-token': token },
       });
-    expect((await post({ shelve: null })).json()).toEqual({
-      notImplemented: { code: 501, message: 'Action shelve is not implemented by this conductor.' },
+    expect((await post({ unshelve: null })).json()).toEqual({
+      notImplemented: { code: 501, message: 'Action unshelve is not implemented by this conductor.' },
+    });
+    expect((await post({ createImage: {} })).json()).toEqual({
+      badRequest: {
+        code: 400,
+        message: "Invalid input for field/attribute createImage. 'name' is a required property",
+      },
     });
     expect((await post({ reboot: { type: 'GENTLE' } })).json()).toEqual({
       badRequest: {

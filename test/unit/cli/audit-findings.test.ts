@@ -100,6 +100,18 @@ describe('audit findings', () => {
     );
   });
 
+  it('a shelved instance is settled on its host; a shelved-offloaded one holds no allocation and no guest', async () => {
+    const shelved = await instance({ vmState: 'shelved', powerState: 'shutdown' });
+    const offloaded = await instance({ vmState: 'shelved_offloaded', powerState: 'nostate', host: null }, null);
+    expect(await kinds(fakeClient(new Set(), { 'host-a': [shelved], 'host-b': [] }))).toEqual([]);
+    // An offloaded instance that still holds a claim, or whose guest a host still runs, is found.
+    const leaky = await instance({ vmState: 'shelved_offloaded', powerState: 'nostate', host: null }, 'host-b');
+    const found = await kinds(fakeClient(new Set(), { 'host-a': [shelved, offloaded], 'host-b': [] }));
+    expect(found.some((f) => f.startsWith('stray-guest') && f.includes(offloaded))).toBe(true);
+    expect(found.some((f) => f.includes(leaky) && f.includes('host-b'))).toBe(true);
+    expect(found.some((f) => f.includes(shelved))).toBe(false);
+  });
+
   it('reports a build whose workflow was terminated mid-spawn: task state held, workflow closed', async () => {
     const id = await instance({
       vmState: 'building',

@@ -1,0 +1,37 @@
+/**
+ * The fake hypervisor's snapshot (Nova's driver.snapshot) and image removal, on the host's guest file: a
+ * snapshot is recorded under the image's name (whose disk, at how many boots), as a real host would
+ * write the image's bytes. A running guest is "paused" for the copy and runs on (its console says so).
+ */
+import { PowerState } from '../../domain/instance';
+import type { ImageRequest, SnapshotRequest, SnapshotResult } from '../driver';
+import { DriverError } from '../driver';
+import type { FakeHost } from './build';
+import { logConsole, requireGuest } from './guest-store';
+
+/** Records the snapshot; idempotent on the image name. Fails DriverError on `snapshot.failNext`. */
+export async function snapshot(h: FakeHost, { instanceId, imageName }: SnapshotRequest): Promise<SnapshotResult> {
+  const failing = await h.faults.consumeResizeFault('snapshot');
+  return h.guests.mutate((state, at) => {
+    const guest = requireGuest(state, instanceId);
+    const done = state.snapshots[imageName];
+    if (done) return { imageName, sizeGb: done.sizeGb };
+    if (failing) throw new DriverError(`injected fault (snapshot.failNext): snapshot of ${instanceId} on ${h.host}`);
+    if (guest.status !== 'active')
+      throw new DriverError(`cannot snapshot the guest of instance ${instanceId} on ${h.host}: it is ${guest.status}`);
+    const sizeGb = guest.image.sizeGb;
+    state.snapshots[imageName] = { instanceId, boots: guest.boots, at, sizeGb };
+    const paused = guest.powerState === PowerState.Running ? ' (paused for the copy, then continued)' : '';
+    logConsole(guest, at, `snapshot: disk saved as image ${imageName}${paused}`);
+    return { imageName, sizeGb };
+  });
+}
+
+/** Forgets an image's recorded snapshot; false when there was none. */
+export function deleteImage(h: FakeHost, { imageName }: ImageRequest): Promise<boolean> {
+  return h.guests.mutate((state) => {
+    if (!state.snapshots[imageName]) return false;
+    delete state.snapshots[imageName];
+    return true;
+  });
+}

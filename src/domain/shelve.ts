@@ -1,0 +1,56 @@
+/**
+ * The inputs of shelve, shelveOffload and unshelve (Nova's API actions `shelve`, `shelveOffload`,
+ * `unshelve`), and the name of a shelved instance's image.
+ */
+import { z } from 'zod';
+
+import { ComputeTimeoutsSchema, DEFAULT_COMPUTE_TIMEOUTS, InstanceIdSchema } from './schemas';
+
+/** Nova's `[DEFAULT] shelved_offload_time`: 0 offloads at once, -1 never, N after N seconds. */
+export const DEFAULT_SHELVED_OFFLOAD_TIME_SECONDS = 0;
+
+const ShutdownTimeoutSchema = z.number().int().nonnegative().max(3600);
+
+/**
+ * NOTE(nova): the shelved image is named `<instance name>-shelved` in Glance; here image names are unique
+ * and file-safe, so it is `shelved-<instance id>`.
+ */
+export function shelvedImageName(instanceId: string): string {
+  return `shelved-${instanceId}`;
+}
+
+export const ShelveInputSchema = z.lazy(() =>
+  z
+    .object({
+      instanceId: InstanceIdSchema,
+      /** Seconds until the shelved instance is offloaded: 0 at once (the default, as Nova's), -1 never. */
+      shelvedOffloadTimeSeconds: z
+        .number()
+        .int()
+        .min(-1)
+        .max(30 * 24 * 3600)
+        .default(DEFAULT_SHELVED_OFFLOAD_TIME_SECONDS),
+      /** The graceful shutdown's timeout (default: the image's os_shutdown_timeout, else 60 s); 0 forces it. */
+      shutdownTimeoutSeconds: ShutdownTimeoutSchema.optional(),
+      timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
+    })
+    .strict()
+);
+export type ShelveInput = z.input<typeof ShelveInputSchema>;
+
+export const ShelveOffloadInputSchema = z.lazy(() =>
+  z
+    .object({
+      instanceId: InstanceIdSchema,
+      /** Waits this long first (a shelve's automatic offload, Nova's _poll_shelved_instances). */
+      afterSeconds: z
+        .number()
+        .int()
+        .nonnegative()
+        .max(30 * 24 * 3600)
+        .default(0),
+      timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
+    })
+    .strict()
+);
+export type ShelveOffloadInput = z.input<typeof ShelveOffloadInputSchema>;
