@@ -5,7 +5,11 @@ import { defineConfig } from 'vitest/config';
 // JSON report, which scripts/test-summary.ts adds to the main run's.
 export default defineConfig({
   test: {
-    reporters: ['default', './test/faults/summary-reporter.ts', ['json', { outputFile: 'test-artifacts/vitest-faults.json' }]],
+    reporters: [
+      'default',
+      './test/faults/summary-reporter.ts',
+      ['json', { outputFile: 'test-artifacts/vitest-faults.json' }],
+    ],
     projects: [
       {
         test: {

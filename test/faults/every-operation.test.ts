@@ -44,7 +44,11 @@ describe('fault: every operation with a process killed at its riskiest step', ()
   beforeAll(() => stack.startAll(), 180_000);
   afterAll(() => stack.dispose());
 
-  it.each(rows)('$op: kill -9 $kill, restarted; stable, nothing leaked', async (row) => {
-    await runScenario(stack, row);
-  }, 120_000);
+  it.each(rows)(
+    '$op: kill -9 $kill, restarted; stable, nothing leaked',
+    async (row) => {
+      await runScenario(stack, row);
+    },
+    120_000
+  );
 });

@@ -88,7 +88,9 @@ async function applyPowerSync(plan: PowerSyncPlan, timeouts: ComputeTimeoutsInpu
         requestId,
         details: plan.detail,
       });
-      return recorded ? decisionOf(plan, 'applied') : decisionOf(plan, 'skipped', 'the instance moved on since it was read');
+      return recorded
+        ? decisionOf(plan, 'applied')
+        : decisionOf(plan, 'skipped', 'the instance moved on since it was read');
     }
     const owner = workflowInfo().workflowId;
     const { taken, actionId } = await conductor.beginPowerSync({ ...read, owner, requestId });
