@@ -18,43 +18,29 @@ import { CancellationScope, ParentClosePolicy, sleep, startChild, uuid4, workflo
 
 import type { InstancePatch, InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState, VmState } from '../domain/instance';
+import { DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS } from '../domain/schemas';
 import type { ShelveInput, ShelveOffloadInput } from '../domain/shelve';
 import { ShelveInputSchema, ShelveOffloadInputSchema, shelvedImageName } from '../domain/shelve';
 import type { ComputeTimeouts } from '../shared/activity-options';
 import { workflowIds } from '../shared/task-queues';
 import { noHost, parseInput } from './lib/failures';
-import type { KernelOperation } from './lib/kernel';
 import { rollBackAndFail, runStep, withKernel } from './lib/kernel';
 import { beginOperation } from './lib/operation';
-import { computeOn, conductor, scheduler } from './lib/proxies';
+import { computeOn, scheduler } from './lib/proxies';
 import { checkImageName, saveInstanceImage } from './snapshot';
-import type { ShutdownTimeout } from './stop';
-import { awaitCleanShutdown, finishOperation, hostFailure, resolveShutdownTimeout } from './stop';
+import {
+  describePowerOff,
+  finishOperation,
+  hostFailure,
+  imageShutdownTimeout,
+  powerOffGuest,
+  resolveShutdownTimeout,
+  shutdownPolls,
+} from './stop';
 
 /** The events of the compute steps, as Nova names them (wrap_instance_event). */
 export const SHELVE_EVENT = 'compute_shelve_instance';
 export const SHELVE_OFFLOAD_EVENT = 'compute_shelve_offload_instance';
-
-type Compute = ReturnType<typeof computeOn>;
-
-/** Powers the guest off: a graceful shutdown first when it runs, forced at the timeout (or at once otherwise). */
-async function powerOffGuest(op: KernelOperation, host: string, compute: Compute, timeout: ShutdownTimeout) {
-  const { instanceId } = op;
-  const call = <T>(fn: () => Promise<T>): Promise<T> => CancellationScope.nonCancellable(fn);
-  const power = (await call(() => compute.short.getPowerState({ instanceId }))).powerState;
-  if (power === PowerState.Shutdown) return 'guest already off';
-  if (power === PowerState.Running) {
-    const clean = await awaitCleanShutdown(op, host, compute, {
-      seconds: timeout.seconds,
-      retryIntervalSeconds: 10,
-      label: 'graceful shutdown requested',
-      pollsOf: (wait) => Array.from({ length: wait }, () => 1),
-    });
-    if (clean.off) return `graceful shutdown within ${clean.waitedSeconds} s`;
-  }
-  await call(() => compute.short.powerOffInstance({ instanceId }));
-  return `forced power-off (the guest was ${power})`;
-}
 
 /**
  * The instance after a failed shelve whose guest was powered off: a guest that was running or paused is
@@ -83,9 +69,10 @@ export async function shelve(input: ShelveInput): Promise<InstanceRecord> {
     )
   );
   const host = op.before.host;
-  const imageTimeout = (await conductor.getImage({ name: op.before.image }).catch(() => null))?.properties
-    .osShutdownTimeout;
-  const timeout = resolveShutdownTimeout({ ...req, imageOsShutdownTimeoutSeconds: imageTimeout });
+  const timeout = resolveShutdownTimeout({
+    ...req,
+    imageOsShutdownTimeoutSeconds: await imageShutdownTimeout(op.before.image),
+  });
   try {
     if (host === null) throw noHost(op.before, 'shelve');
     const compute = computeOn(host, req.timeouts);
@@ -99,8 +86,13 @@ export async function shelve(input: ShelveInput): Promise<InstanceRecord> {
         if (afterUndo(op.before).powerState === PowerState.Running)
           await compute.cleanup.powerOnInstance({ instanceId }).catch(() => undefined);
       },
-      run: () => powerOffGuest(op, host, compute, timeout),
-      details: (how) => how,
+      // The stop's power-off: Nova's shelve_instance powers off as stop_instance does (_power_off_instance).
+      run: () =>
+        powerOffGuest(op, host, compute, timeout, {
+          retryIntervalSeconds: DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS,
+          pollsOf: (wait) => shutdownPolls(wait, timeout.seconds),
+        }),
+      details: (outcome) => describePowerOff(outcome, timeout),
     });
     await CancellationScope.nonCancellable(() =>
       saveInstanceImage(

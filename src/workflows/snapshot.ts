@@ -15,7 +15,7 @@ import { ImageStatus, SnapshotInputSchema } from '../domain/images';
 import type { InstanceRecord, TaskState } from '../domain/instance';
 import { TaskState as Task } from '../domain/instance';
 import type { ComputeTimeouts } from '../shared/activity-options';
-import { failureMessage, failureType, noHost, parseInput, typedFailure } from './lib/failures';
+import { noHost, parseInput, refusalFailure } from './lib/failures';
 import type { KernelOperation } from './lib/kernel';
 import { rollBackAndFail, runStep, withKernel } from './lib/kernel';
 import { advance, beginOperation } from './lib/operation';
@@ -35,7 +35,7 @@ export interface SaveTaskStates {
 export async function checkImageName(name: string): Promise<void> {
   await conductor.checkImageName({ name }).catch((err: unknown) => {
     if (isCancellation(err)) throw err;
-    throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
+    throw refusalFailure(err, FailureType.InvalidRequest);
   });
 }
 

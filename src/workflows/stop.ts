@@ -78,6 +78,11 @@ export function resolveShutdownTimeout(req: {
   return { seconds: DEFAULT_SHUTDOWN_TIMEOUT_SECONDS, source: 'default' };
 }
 
+/** The image's os_shutdown_timeout, when the image is known and has one (a stop or a shelve falls back on the default). */
+export async function imageShutdownTimeout(image: string): Promise<number | undefined> {
+  return (await conductor.getImage({ name: image }).catch(() => null))?.properties.osShutdownTimeout;
+}
+
 /**
  * The waits between ACPI requests, in seconds, adding up to the timeout: 60 s at 10 s is six waits of
  * 10 s, 25 s at 10 s is 10, 10, 5; a timeout of 0 has none (powered off at once). Never more than
@@ -146,9 +151,7 @@ export const stop: (input: StopInput) => Promise<InstanceRecord> = defineOperati
   prepare: async (op, req) =>
     resolveShutdownTimeout({
       ...req,
-      imageOsShutdownTimeoutSeconds:
-        req.imageOsShutdownTimeoutSeconds ??
-        (await conductor.getImage({ name: op.before.image }).catch(() => null))?.properties.osShutdownTimeout,
+      imageOsShutdownTimeoutSeconds: req.imageOsShutdownTimeoutSeconds ?? (await imageShutdownTimeout(op.before.image)),
     }),
   steps: ({ req, op, host, ctx: timeout }) => [
     step({
@@ -156,7 +159,12 @@ export const stop: (input: StopInput) => Promise<InstanceRecord> = defineOperati
       label: `stopping the guest on ${host}`,
       host,
       compute: host,
-      run: () => powerOffGuest(op, host, computeOn(host, req.timeouts), timeout, req.shutdownRetryIntervalSeconds),
+      run: () =>
+        powerOffGuest(op, host, computeOn(host, req.timeouts), timeout, {
+          retryIntervalSeconds: req.shutdownRetryIntervalSeconds,
+          // NOTE(nova): libvirt's _clean_shutdown reads the state once a second and re-sends every retry interval.
+          pollsOf: (wait) => (patched(PATCH_STOP_POLLS_EACH_SECOND) ? shutdownPolls(wait, timeout.seconds) : [wait]),
+        }),
       details: (outcome) => describePowerOff(outcome, timeout),
     }),
   ],
@@ -171,16 +179,17 @@ export { finishOperation, hostFailure };
 type Compute = ReturnType<typeof computeOn>;
 
 /**
- * The compute side of a stop: graceful shutdown with retries on durable timers, then forced. Each compute
- * call is short and not cancellable (it always answers or times out, so no activity is left behind); a
- * cancellation lands on the timers in between.
+ * The compute side of a stop (and of a shelve): graceful shutdown with retries on durable timers, then
+ * forced. Each compute call is short and not cancellable (it always answers or times out, so no activity
+ * is left behind); a cancellation lands on the timers in between. `pollsOf`: the power-state reads
+ * between two ACPI requests (awaitCleanShutdown).
  */
-async function powerOffGuest(
-  op: Operation,
+export async function powerOffGuest(
+  op: Pick<Operation, 'instanceId' | 'progress'>,
   host: string,
   compute: Compute,
   timeout: ShutdownTimeout,
-  retryIntervalSeconds: number
+  shutdown: { retryIntervalSeconds: number; pollsOf: (wait: number) => number[] }
 ): Promise<PowerOffOutcome> {
   const { instanceId, progress } = op;
   const call = <T>(fn: () => Promise<T>): Promise<T> => CancellationScope.nonCancellable(fn);
@@ -197,10 +206,8 @@ async function powerOffGuest(
   if (!crashed) {
     const clean = await awaitCleanShutdown(op, host, compute, {
       seconds: timeout.seconds,
-      retryIntervalSeconds,
       label: 'graceful shutdown requested',
-      // NOTE(nova): libvirt's _clean_shutdown reads the state once a second and re-sends every retry interval.
-      pollsOf: (wait) => (patched(PATCH_STOP_POLLS_EACH_SECOND) ? shutdownPolls(wait, timeout.seconds) : [wait]),
+      ...shutdown,
     });
     ({ requests, waitedSeconds } = clean);
     if (clean.off) return { how: 'graceful', requests, waitedSeconds };
