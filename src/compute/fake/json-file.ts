@@ -1,12 +1,13 @@
 /**
  * Small JSON files that a compute host owns (its guests, its injected faults): read whole, written whole
  * through a temp file and a rename (write-file-atomic), so a reader or a restarted worker never sees a
- * torn file; read-modify-write cycles of one file run one at a time (async-mutex).
+ * torn file; read-modify-write cycles of one file run one at a time (a Slots of 1).
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Mutex } from 'async-mutex';
 import writeFileAtomic from 'write-file-atomic';
+
+import { Slots } from '../../shared/slots';
 
 /** Reads and parses a JSON file; `undefined` when the file does not exist. */
 export async function readJsonFile(file: string): Promise<unknown> {
@@ -35,7 +36,7 @@ export async function writeTextFileAtomic(file: string, text: string): Promise<v
   await writeFileAtomic(file, text, { encoding: 'utf8', fsync: false });
 }
 
-const locks = new Map<string, Mutex>();
+const locks = new Map<string, Slots>();
 
 /**
  * Runs `fn` while holding an in-process lock on `key` (a file path), so read-modify-write cycles of the
@@ -45,10 +46,10 @@ const locks = new Map<string, Mutex>();
 export async function withFileLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
   let lock = locks.get(key);
   if (lock === undefined) {
-    lock = new Mutex();
+    lock = new Slots(1);
     locks.set(key, lock);
   }
-  return lock.runExclusive(fn);
+  return lock.run(fn);
 }
 
 function isNotFound(err: unknown): boolean {

@@ -13,6 +13,7 @@
 import path from 'node:path';
 
 import type { PowerState } from '../../domain/instance';
+import { Slots } from '../../shared/slots';
 import { HOST_NAME_PATTERN } from '../../shared/task-queues';
 import type {
   BlockDeviceInfo,
@@ -53,7 +54,7 @@ import * as build from './build';
 import { Monitors, requireRecord } from './guest';
 import type { GuestRecord } from './layout';
 import { defaultRuntimeDir, Layout } from './layout';
-import { HeavyStepLimits, MachineSlots, Semaphore } from './limits';
+import { HeavyStepLimits, MachineSlots } from './limits';
 import * as live from './live';
 import * as checks from './live-checks';
 import type { LiveHost } from './live';
@@ -135,7 +136,7 @@ export class QemuDriver implements VirtDriver {
       layout: this.layout,
       accel: this.accel,
       limits: new HeavyStepLimits(
-        new Semaphore(options.maxHeavyStepsPerHost ?? 2),
+        new Slots(options.maxHeavyStepsPerHost ?? 2),
         new MachineSlots(path.join(runtimeDir, 'slots'), options.maxHeavyStepsPerMachine ?? 2)
       ),
       memoryCapMb: options.memoryCapMb ?? envNumber('QEMU_MEMORY_CAP_MB') ?? 256,

@@ -8,37 +8,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** An in-process counting semaphore. */
-export class Semaphore {
-  private active = 0;
-  private readonly waiters: (() => void)[] = [];
-
-  constructor(readonly size: number) {}
-
-  async acquire(signal?: AbortSignal): Promise<() => void> {
-    while (this.active >= this.size) {
-      signal?.throwIfAborted();
-      await new Promise<void>((resolve) => {
-        const wake = (): void => {
-          signal?.removeEventListener('abort', wake);
-          resolve();
-        };
-        this.waiters.push(wake);
-        signal?.addEventListener('abort', wake, { once: true });
-      });
-    }
-    signal?.throwIfAborted();
-    this.active++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.active--;
-      // Every waiter re-checks (one may have been aborted meanwhile).
-      for (const wake of this.waiters.splice(0)) wake();
-    };
-  }
-}
+import type { Slots } from '../../shared/slots';
 
 function alive(pid: number): boolean {
   try {
@@ -97,21 +67,21 @@ export class MachineSlots {
 /** Both limits held for one heavy step; `release` frees them (idempotent). */
 export class HeavyStepLimits {
   constructor(
-    private readonly host: Semaphore,
+    private readonly host: Slots,
     private readonly machine: MachineSlots
   ) {}
 
   async hold<T>(signal: AbortSignal | undefined, onWait: (() => void) | undefined, fn: () => Promise<T>): Promise<T> {
-    const releaseHost = await this.host.acquire(signal);
-    try {
-      const releaseMachine = await this.machine.acquire(signal, onWait);
-      try {
-        return await fn();
-      } finally {
-        await releaseMachine();
-      }
-    } finally {
-      releaseHost();
-    }
+    return this.host.run(
+      async () => {
+        const releaseMachine = await this.machine.acquire(signal, onWait);
+        try {
+          return await fn();
+        } finally {
+          await releaseMachine();
+        }
+      },
+      { signal, onWait }
+    );
   }
 }

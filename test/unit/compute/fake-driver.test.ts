@@ -228,12 +228,16 @@ describe('FakeDriver', () => {
     });
 
     it('a guest destroyed while it spawns ends the spawn with InstanceNotFound', async () => {
-      const d = driver({ spawnSeconds: 0.2 });
+      // Destroyed at the first progress report after the start (20 %), well before the spawn ends: a
+      // destroy at 100 % would race the spawn's own last write.
+      const d = driver({ spawnSeconds: 1 });
+      let destroyed: Promise<boolean> | undefined;
       const spawning = d.spawn(
         { instanceId: 'inst-1', name: 'vm', flavor: TINY, image: CIRROS },
-        { onProgress: (p) => p > 0 && void d.destroy({ instanceId: 'inst-1' }) }
+        { onProgress: (p) => void (p > 0 && p < 100 && (destroyed ??= d.destroy({ instanceId: 'inst-1' }))) }
       );
       await expect(spawning).rejects.toBeInstanceOf(InstanceNotFound);
+      expect(await destroyed).toBe(true);
       expect(await d.listGuests()).toEqual([]);
     });
 

@@ -12,7 +12,7 @@ import type { AccelHost } from '../../../src/compute/qemu/accel';
 import { detectAccel } from '../../../src/compute/qemu/accel';
 import { powerStateOfStatus } from '../../../src/compute/qemu/guest';
 import { Layout } from '../../../src/compute/qemu/layout';
-import { MachineSlots, Semaphore } from '../../../src/compute/qemu/limits';
+import { MachineSlots } from '../../../src/compute/qemu/limits';
 import { qemuArgv } from '../../../src/compute/qemu/process';
 
 function host(files: Record<string, string>): AccelHost {
@@ -43,23 +43,6 @@ describe('QEMU heavy-step limits', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'qemu-slots-'));
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
-
-  it('a semaphore lets `size` holders in; the next waits for a release; an aborted waiter leaves', async () => {
-    const sem = new Semaphore(2);
-    const r1 = await sem.acquire();
-    await sem.acquire();
-    let third = false;
-    const waiting = sem.acquire().then((r) => ((third = true), r));
-    const controller = new AbortController();
-    const aborted = sem.acquire(controller.signal);
-    controller.abort(new Error('gone'));
-    await expect(aborted).rejects.toThrow('gone');
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(third).toBe(false);
-    r1();
-    await waiting;
-    expect(third).toBe(true);
-  });
 
   it('machine-wide slots: taken by mkdir, freed by release, and taken over from a holder that died', async () => {
     const slots = new MachineSlots(dir, 1);
