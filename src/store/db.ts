@@ -182,13 +182,29 @@ const pgTypeParsers: CustomTypesConfig = {
 };
 
 function openPostgres(databaseUrl: string, poolSize: number): Store {
-  const pool = new Pool({ connectionString: databaseUrl, max: poolSize, types: pgTypeParsers });
-  // An idle client losing its connection must not crash the process; the next query reconnects.
-  pool.on('error', (err) => console.error(`store: idle PostgreSQL connection error: ${err.message}`));
+  const pool = new Pool({
+    connectionString: databaseUrl,
+    max: poolSize,
+    types: pgTypeParsers,
+    // A server that is down or restarting refuses at once; one that does not answer fails the statement
+    // (a retryable activity failure) instead of holding it until the activity's timeout.
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+  });
+  // An idle client losing its connection must not crash the process; the pool drops it (pg-pool). The
+  // client's own listener below has logged it.
+  pool.on('error', () => undefined);
   // pool.end() resolves before the clients' sockets are closed; count them so close() really waits.
   let connected = 0;
   let drained: (() => void) | undefined;
-  pool.on('connect', () => (connected += 1));
+  pool.on('connect', (client) => {
+    connected += 1;
+    // pg-pool listens for errors only while a client is idle: a connection lost while checked out (a
+    // PostgreSQL restart between two statements of a transaction) would be an uncaught `error` event that
+    // kills the worker. Its statements fail anyway ("Connection terminated unexpectedly", retryable), and
+    // the pool drops a client that is no longer queryable when it is released, so nothing hands it out again.
+    client.on('error', (err) => console.error(`store: PostgreSQL connection lost: ${err.message}`));
+  });
   pool.on('remove', () => {
     connected -= 1;
     if (connected <= 0) drained?.();

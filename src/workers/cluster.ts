@@ -81,6 +81,8 @@ export const ClusterEnvSchema = z.object({
   CLUSTER_SCHEDULERS: z.coerce.number().int().positive().max(16).default(2),
   /** Temporal services' log level (their own config: debug, info, warn, error). */
   CLUSTER_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('warn'),
+  /** The first restart's backoff of PostgreSQL and of a Temporal service that died (doubled per crash in a row). */
+  CLUSTER_SERVICE_BACKOFF_SECONDS: z.coerce.number().positive().max(30).default(1),
   /**
    * The codec server the Web UI's browser asks to decode payloads (deploy/cluster/ui/cluster.yaml
    * `codec.endpoint`); default: the one the cluster runs (CONDUCTOR_CODEC_PORT on localhost).
@@ -219,6 +221,10 @@ async function main(): Promise<void> {
   sup.launch(rabbitmq);
   const pgCmd = postgresCommand(pgDir, cluster.CLUSTER_PG_PORT);
   const postgres = managedProcess('postgres', 'server', pgCmd.command, pgCmd.args, undefined, pgCmd.user);
+  // A PostgreSQL that died is started again (after a kill -9 of the postmaster it recovers from its WAL);
+  // the Temporal services and the store's pool reconnect, activities that lost it are retried.
+  postgres.restartable = true;
+  postgres.backoffSeconds = cluster.CLUSTER_SERVICE_BACKOFF_SECONDS;
   sup.add(postgres);
   sup.launch(postgres);
   await ensureRolesAndDatabases(cluster.CLUSTER_PG_PORT, secrets);
@@ -256,6 +262,7 @@ async function main(): Promise<void> {
   for (const service of TEMPORAL_SERVICES) {
     const args = ['--config-file', configFile, '--allow-no-auth', 'start', '--service', service];
     const m = managedProcess(`temporal-${service}`, 'service', path.join(bin, 'temporal-server'), args, serverEnv);
+    m.backoffSeconds = cluster.CLUSTER_SERVICE_BACKOFF_SECONDS;
     sup.add(m);
     sup.launch(m);
   }

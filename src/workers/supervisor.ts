@@ -6,9 +6,11 @@
  * stop in order: workers first (they drain, the servers still up), then the Temporal services and the
  * Web UI, then the servers (the dev server, PostgreSQL) last.
  *
- * Kinds: `server` exiting stops everything (nothing works without it); `service` (a Temporal service or
- * the Web UI of the cluster) and `core` (conductor, scheduler) are always restarted; `compute` is left
- * down after too many crashes in a row.
+ * Kinds: `server` exiting stops everything (nothing works without it: the dev server of `make start`)
+ * unless it is `restartable` (the cluster's PostgreSQL and RabbitMQ, whose clients reconnect); `service` (a
+ * Temporal service or the Web UI of the cluster) and `core` (conductor, scheduler) are always restarted;
+ * `compute` is left down after too many crashes in a row. A process may have its own first backoff
+ * (`backoffSeconds`: the cluster's servers and services come back in a second whatever the workers' is).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
@@ -30,6 +32,10 @@ export interface Managed {
   /** Crashes in a row (exits within STABLE_RUN_MS of their start). */
   crashes: number;
   startedAt: number;
+  /** A `server` restarted after an unexpected exit like a service, instead of stopping everything. */
+  restartable?: boolean;
+  /** The first restart's backoff (doubled per crash in a row); default LAUNCHER_BACKOFF_SECONDS. */
+  backoffSeconds?: number;
 }
 
 /** A worker that ran this long before it exited was not crash-looping: its count starts again. */
@@ -121,7 +127,7 @@ export class Supervisor {
     child.on('exit', (code, signal) => {
       if (this.stopping) return;
       const how = signal ?? `code ${code ?? '?'}`;
-      if (m.kind === 'server') {
+      if (m.kind === 'server' && !m.restartable) {
         console.error(`launcher: ${this.serverName(m)} exited (${how}); stopping everything.`);
         void this.shutdown(1);
         return;
@@ -135,7 +141,8 @@ export class Supervisor {
         m.child = undefined;
         return;
       }
-      const delayMs = Math.min(env.LAUNCHER_BACKOFF_SECONDS * 1000 * 2 ** (m.crashes - 1), MAX_BACKOFF_MS);
+      const backoffSeconds = m.backoffSeconds ?? env.LAUNCHER_BACKOFF_SECONDS;
+      const delayMs = Math.min(backoffSeconds * 1000 * 2 ** (m.crashes - 1), MAX_BACKOFF_MS);
       console.error(
         `launcher: ${m.name} exited (${how}); restarting in ${(delayMs / 1000).toFixed(1)} s (crash ${m.crashes} in a row).`
       );

@@ -4,7 +4,9 @@
  * host, all started by src/workers/cluster.ts on free loopback ports. Every operation of the first test
  * goes through the stock `temporal` CLI with the profile the cluster wrote (TLS client certificate);
  * the burst kills a conductor and a scheduler replica with kill -9 and every build completes on the
- * replicas left, the store (PostgreSQL) and the hosts consistent after.
+ * replicas left, the store (PostgreSQL) and the hosts consistent after. Then the cluster's own services
+ * die mid-burst, one after the other (history, matching, the frontend, PostgreSQL's postmaster, each by
+ * kill -9): the supervisor starts each again and every build ends active or failed with a typed fault.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -17,7 +19,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from
 import { HostSpecSchema } from '../../src/domain/fleet';
 import { openStore } from '../../src/store/db';
 import { createNotificationOutbox } from '../../src/store/notification-outbox';
-import { assertConsistent, figures, outcomes, startBuilds, waitForTaskState } from '../faults/harness';
+import { FailureType } from '../../src/domain/errors';
+import { createInstanceRepository } from '../../src/store/instances';
+import { assertConsistent, figures, outcomes, reattach, startBuilds, waitForTaskState } from '../faults/harness';
 import { isAlive } from '../faults/launcher-stack';
 import { assertNoStoreCredentials, computeWorkerPids, storeCredentialsOf } from '../helpers/process-env';
 import { ClusterStack } from './cluster-stack';
@@ -266,6 +270,65 @@ describe('make cluster: PostgreSQL, Temporal services, mTLS, replicated workers'
       await store.close();
     }
   });
+
+  // The cluster's own services killed mid-burst, one after the other on the one stack: the supervisor
+  // starts each again (CLUSTER_SERVICE_BACKOFF_SECONDS, 1 s), the workers and clients reconnect, and
+  // every build of the burst ends active or error with a typed fault, nothing leaked.
+  it.each([
+    { service: 'temporal-history', fault: 'kill -9 of the history service' },
+    { service: 'temporal-matching', fault: 'kill -9 of matching' },
+    { service: 'temporal-frontend', fault: 'kill -9 of the frontend' },
+    { service: 'postgres', fault: 'kill -9 of the PostgreSQL postmaster (a crash restart)' },
+  ])(
+    'keeps serving through $fault mid-burst: restarted, every build active or failed typed, nothing leaked',
+    async ({ service, fault }) => {
+      const killed = stack.pidOf(service)!;
+      expect(isAlive(killed)).toBe(true);
+      const builds = await startBuilds(stack, 8, `cf-${service.replace('temporal-', '')}`);
+      await waitForTaskState(
+        stack,
+        builds.map((b) => b.workflowId),
+        'spawning'
+      );
+      const from = stack.cluster!.output.length;
+      const t0 = Date.now();
+      process.kill(killed, 'SIGKILL');
+      const restarted = await vi.waitFor(
+        () => {
+          const pid = stack.pidOf(service);
+          expect(pid).not.toBe(killed);
+          expect(isAlive(pid!)).toBe(true);
+          return pid!;
+        },
+        { timeout: 60_000, interval: 100 }
+      );
+      const restartSeconds = (Date.now() - t0) / 1000;
+      // Awaited afresh: a result's long poll may have run out of retries while the service was down.
+      const results = await outcomes(reattach(stack, builds));
+      await figures(stack, `cluster: ${fault} mid-burst (8 builds)`, results, t0);
+      console.log(`[cluster] ${fault}: restarted after ${restartSeconds.toFixed(1)} s (pid ${killed} → ${restarted})`);
+      expect(stack.cluster!.output.slice(from)).toContain(`launcher: ${service} exited (SIGKILL); restarting in 1.0 s`);
+      const typed = new Set<string>(['ok', ...Object.values(FailureType)]);
+      expect(results.filter((r) => !typed.has(r.result))).toEqual([]);
+      await assertConsistent(stack, [], { boundMs: 120_000 });
+      // No instance of the burst left building: active, or error with its fault recorded.
+      const store = await openStore({ databaseUrl: stack.databaseUrl });
+      try {
+        const instances = createInstanceRepository(store);
+        const names = new Set(builds.map((b) => b.workflowId.replace(/^build-/, '')));
+        const burst = (await instances.list()).filter((i) => names.has(i.name));
+        for (const i of burst) {
+          expect(['active', 'error'], `${i.name} is ${i.vmState}`).toContain(i.vmState);
+          if (i.vmState === 'error') expect(await instances.listFaults(i.instanceId)).not.toEqual([]);
+        }
+        expect(burst.filter((i) => i.vmState === 'active')).toHaveLength(
+          results.filter((r) => r.result === 'ok').length
+        );
+      } finally {
+        await store.close();
+      }
+    }
+  );
 
   it('stops on Ctrl-C and a second start resumes from its data: the same workflows, instances and store', async () => {
     expect(await stack.stopCluster()).toBe(0);
