@@ -60,6 +60,7 @@ export function faultOfFailure(type: string, message: string): ApiFault {
     case FailureType.InvalidRequest:
     case FailureType.ComputeServiceInUse:
     case FailureType.MigrationPreCheckError:
+    case FailureType.InvalidMigrationState:
       return badRequest(message);
     case FailureType.InstanceNotFound:
     case FailureType.ServerGroupNotFound:

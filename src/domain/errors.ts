@@ -19,6 +19,8 @@ export const FailureType = {
   MigrationError: 'MigrationError',
   MigrationPreCheckError: 'MigrationPreCheckError',
   LiveMigrationAborted: 'LiveMigrationAborted',
+  /** A migration asked to do what its status does not allow (Nova's InvalidMigrationState, 400). */
+  InvalidMigrationState: 'InvalidMigrationState',
   HypervisorBusy: 'HypervisorBusy',
   ConcurrentUpdate: 'ConcurrentUpdate',
   /** The late server-group check on the host found the policy broken (reschedulable). */

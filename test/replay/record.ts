@@ -1278,6 +1278,28 @@ describe('live migration, the receiving not awaited after the switch-over (patch
   });
 });
 
+describe('live migration, its writes local (patched live-local-writes)', () => {
+  it('liveMigrate: converged, the migration record, statuses and events as local activities', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      const handle = await env.client.workflow.start('liveMigrate', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
+        args: [{ instanceId: vm.instanceId }],
+      });
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'converged-local-writes',
+        'COMPLETED',
+        "switched over; the migration's writes and the steps' events local activities, the source's cleanup and the allocation's release at once"
+      );
+    });
+  });
+});
+
 describe('live migration, failed after the switch-over (patched live-error-after-switch-cleans-source)', () => {
   it('liveMigrate: the destination post step fails', async () => {
     const { az, hosts } = await zone(2);

@@ -2,7 +2,9 @@
  * liveMigrate on the time-skipping server with real workers: a copy that converges, one that never does
  * (aborted by the completion timeout), an operator's abort and force-complete, a destination that fails
  * its pre-checks (the alternate is used), every destination failing, a destination dying mid-copy, a
- * failure after the switch-over, and the lock refusing other operations meanwhile. Every test ends with
+ * failure after the switch-over, the lock refusing other operations meanwhile, the Updates refused
+ * outside the migration statuses Nova allows them in, an abort while the destination is prepared, and
+ * the late server-group check on the destination. Every test ends with
  * the workflows closed and the placement audit clean (useTimeSkippingCloud).
  */
 import { randomUUID } from 'node:crypto';
@@ -21,9 +23,11 @@ import type { LiveMigrateInput } from '../../src/domain/schemas';
 import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
+import { GROUP_CHECK_EVENT } from '../../src/workflows/build/attempt';
 import { LIVE_EVENTS } from '../../src/workflows/live-migrate';
 import type { liveMigrate } from '../../src/workflows/live-migrate';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
+import type { serverGroup } from '../../src/workflows/server-group';
 import type { stop } from '../../src/workflows/stop';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
@@ -62,13 +66,20 @@ async function zoneWithHosts(count: number, cpus: HostCpu[] = []): Promise<{ az:
   return { az, hosts };
 }
 
-async function boot(az: string): Promise<InstanceRecord> {
+async function boot(az: string, group?: string): Promise<InstanceRecord> {
   const instanceId = randomUUID();
   return env.client.workflow.execute<typeof buildInstance>('buildInstance', {
     taskQueue: CONDUCTOR_TASK_QUEUE,
     workflowId: workflowIds.buildInstance(instanceId),
     args: [
-      { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor: 'm1.small', image: 'cirros', availabilityZone: az },
+      {
+        instanceId,
+        name: `vm-${instanceId.slice(0, 8)}`,
+        flavor: 'm1.small',
+        image: 'cirros',
+        availabilityZone: az,
+        ...(group ? { schedulerHints: { group } } : {}),
+      },
     ],
   });
 }
@@ -340,7 +351,7 @@ describe('liveMigrate', () => {
     await cloud.placement.releaseConsumer(outcome.vm.instanceId);
   });
 
-  it('abortLiveMigration outside the copy (during the pre-checks) is refused, typed; the migration goes on', async () => {
+  it('abortLiveMigration and forceComplete during the pre-checks (migration accepted) are refused with InvalidMigrationState; the migration goes on', async () => {
     const { az, hosts } = await zoneWithHosts(2);
     const [source, dest] = hosts as [string, string];
     const outcome = await cloud.run(hosts, async () => {
@@ -349,17 +360,91 @@ describe('liveMigrate', () => {
       const handle = await startLive({ instanceId: vm.instanceId });
       await gate.reached;
       const refused = await handle.executeUpdate(abortLiveMigrationUpdate).catch((e: unknown) => e);
+      const refusedForce = await handle.executeUpdate(forceCompleteUpdate).catch((e: unknown) => e);
       gate.open();
-      return { vm, refused, record: await handle.result() };
+      return { vm, refused, refusedForce, record: await handle.result() };
     });
-    expect(outcome.refused).toBeInstanceOf(WorkflowUpdateFailedError);
-    const cause = (outcome.refused as WorkflowUpdateFailedError).cause as { type?: string; message?: string };
-    // Nova answers InvalidMigrationState (400): see the NOTE(nova) in requireCopying.
-    expect(cause).toMatchObject({ type: 'InstanceInvalidState' });
-    expect(cause.message).toMatch(/no live migration is copying its memory/);
+    // Nova: abort is allowed while the migration is queued, preparing or running (2.65), force-complete
+    // while running; otherwise InvalidMigrationState (400).
+    for (const [refused, method] of [
+      [outcome.refused, 'abortLiveMigration'],
+      [outcome.refusedForce, 'forceComplete'],
+    ] as const) {
+      expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
+      const cause = (refused as WorkflowUpdateFailedError).cause as { type?: string; message?: string };
+      expect(cause).toMatchObject({ type: 'InvalidMigrationState' });
+      expect(cause.message).toMatch(
+        new RegExp(
+          `of instance ${outcome.vm.instanceId} is accepted\\. Cannot ${method} while the migration is in this state`
+        )
+      );
+    }
     expect(outcome.record.host).toBe(dest);
     expect(await allocationHosts(outcome.vm.instanceId)).toEqual([dest]);
     expect(source).not.toBe(dest);
+  });
+
+  it('abortLiveMigration while the destination is prepared (migration preparing) is taken once pre_live_migration answered: rolled back, cancelled', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts as [string, string];
+    const outcome = await cloud.run(hosts, async () => {
+      const vm = await boot(az);
+      const gate = cloud.holdNext('preLiveMigration');
+      const handle = await startLive({ instanceId: vm.instanceId });
+      await gate.reached;
+      const answer = await handle.executeUpdate(abortLiveMigrationUpdate);
+      gate.open();
+      return { vm, answer, err: await handle.result().catch((e: unknown) => e) };
+    });
+    expect(outcome.answer).toEqual({ aborted: true });
+    expect(failureOf(outcome.err)).toMatchObject({ type: 'LiveMigrationAborted' });
+    expect(failureOf(outcome.err).message).toMatch(/by the operator/);
+    await expectOnSource(outcome.vm.instanceId, source, [dest]);
+    const [migration] = await cloud.instances.listMigrations(outcome.vm.instanceId);
+    expect(migration?.status).toBe('cancelled');
+    const events = (await cloud.instances.listActions(outcome.vm.instanceId)).find(
+      (a) => a.action === 'live-migration'
+    )?.events;
+    // The copy never started; the destination was cleaned (Nova's rollback_live_migration_at_destination).
+    expect(events?.map((e) => e.event)).not.toContain(LIVE_EVENTS.copy);
+    expect(events?.find((e) => e.event === LIVE_EVENTS.rollbackDest)).toMatchObject({ host: dest, result: 'Success' });
+  });
+
+  it('the late server-group check on the destination: an anti-affinity member that arrived there since the scheduler chose fails it, the next destination is used', async () => {
+    const { az, hosts } = await zoneWithHosts(4);
+    const [a, b, c, d] = hosts as [string, string, string, string];
+    const group = `live-spread-${randomUUID().slice(0, 8)}`;
+    const outcome = await cloud.run(hosts, async () => {
+      await env.client.workflow.execute<typeof serverGroup>('serverGroup', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.serverGroup('create', randomUUID().slice(0, 8)),
+        args: [{ action: 'create', name: group, policy: 'anti-affinity' }],
+      });
+      const first = await boot(az, group);
+      const second = await boot(az, group);
+      expect([first.host, second.host]).toEqual([a, b]);
+      // The first's migration chose c (alternate d) and waits at its source check; meanwhile the second
+      // is moved to c. The first's check on c then finds it there.
+      const gate = cloud.holdNext('checkCanLiveMigrateSource');
+      const handle = await startLive({ instanceId: first.instanceId });
+      await gate.reached;
+      // Forced: the scheduler's group filter counts the first's claim on c; the late check reads the records.
+      const moved = await (await startLive({ instanceId: second.instanceId, host: c, force: true })).result();
+      gate.open();
+      return { first, moved, record: await handle.result() };
+    });
+    expect(outcome.moved.host).toBe(c);
+    expect(outcome.record).toMatchObject({ host: d, vmState: 'active', taskState: null });
+    expect(await allocationHosts(outcome.first.instanceId)).toEqual([d]);
+    expect((await guestsOf(c)).map((g) => g.instanceId)).not.toContain(outcome.first.instanceId);
+    const checks = (await cloud.instances.listActions(outcome.first.instanceId))
+      .find((x) => x.action === 'live-migration')
+      ?.events.filter((e) => e.event === GROUP_CHECK_EVENT);
+    expect(checks?.map((e) => [e.host, e.result])).toEqual([
+      [c, 'Error'],
+      [d, 'Success'],
+    ]);
+    expect(checks?.[0]?.details).toMatch(new RegExp(`member ${outcome.moved.instanceId} is there`));
   });
 
   it('a stop or a resize during a live migration is refused with InstanceInvalidState', async () => {

@@ -33,7 +33,11 @@ export interface BeginOptions {
  * What a step needs of its operation: the instance, the action its events go on, the live progress and,
  * for a batched operation, the events waiting for its next write.
  */
-export type StepOwner = Pick<Operation, 'instanceId' | 'actionId' | 'progress'> & { batch?: EventBatch };
+export type StepOwner = Pick<Operation, 'instanceId' | 'actionId' | 'progress'> & {
+  batch?: EventBatch;
+  /** Its steps' events written by local activities (no server round trip each), when not batched. */
+  localWrites?: boolean;
+};
 
 /**
  * A batched operation's bookkeeping (the build's): a finished step's event waits here and goes with the
@@ -181,7 +185,9 @@ export async function recordStep<T>(
   // The step happened: its event is recorded even if a cancellation arrives now (a batched operation's
   // goes with its next write, which its end or its fault always makes).
   const record = (event: EventInput) =>
-    op.batch ? op.batch.add(event) : CancellationScope.nonCancellable(() => conductor.recordEvent(event));
+    op.batch
+      ? op.batch.add(event)
+      : CancellationScope.nonCancellable(() => (op.localWrites ? conductorLocal : conductor).recordEvent(event));
   try {
     const result = await run();
     await record({

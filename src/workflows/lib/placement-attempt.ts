@@ -153,3 +153,21 @@ export function attemptFailure(
 export function stepLabel(event: string, host: string): string {
   return `${event.replace(/^compute_/, '').replace(/_/g, ' ')} on ${host}`;
 }
+
+/**
+ * Runs the steps of one attempt on its host; on a failure or a cancellation the attempt's undos run (last
+ * first, each once, non-cancellable) and the run fails with what `failure` makes of the error
+ * (attemptFailure: an abort, or Rescheduled to the next host).
+ */
+export async function undoneOnFailure<T>(
+  op: StepRunner,
+  failure: (err: unknown) => unknown,
+  steps: () => Promise<T>
+): Promise<T> {
+  try {
+    return await steps();
+  } catch (err) {
+    await op.compensations.rollBack(err);
+    throw failure(err);
+  }
+}

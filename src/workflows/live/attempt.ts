@@ -3,17 +3,22 @@
  * Nova's LiveMigrationTask._find_destination loop body. The first host was claimed by the scheduler; an
  * alternate is claimed here. Then the pre-checks as calls on the hosts' queues: the source's
  * (check_can_live_migrate_source: the guest is there and can move; it returns the source's CPU) and the
- * destination's (check_can_live_migrate_destination: CPU model and features, storage). A failed check
+ * destination's (check_can_live_migrate_destination: the server group's policy on the destination, as
+ * Nova's _validate_instance_group_policy there, then CPU model and features, storage). A failed check
  * releases the claim and fails the run as retryable `Rescheduled`, so the server starts the next run on
  * the next alternate (bounded by migrate_max_retries).
  */
+import { patched } from '@temporalio/workflow';
+
 import type { Flavor, Image } from '../../domain/catalogue';
 import { FailureType } from '../../domain/errors';
 import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
-import { attemptFailure, attemptOnHost } from '../lib/placement-attempt';
-import { computeOn, scheduler } from '../lib/proxies';
+import { GROUP_CHECK_EVENT } from '../build/attempt';
+import { attemptFailure, attemptOnHost, undoneOnFailure } from '../lib/placement-attempt';
+import { computeOn, conductor, scheduler } from '../lib/proxies';
+import { PATCH_LIVE_LATE_GROUP_CHECK } from './names';
 
 /** Failure types that end the search at once: no other destination can fix them. */
 export const LIVE_ABORT_TYPES = [
@@ -39,6 +44,8 @@ export interface LiveAttemptInput {
    */
   blockMigration: boolean | 'auto';
   timeouts: ComputeTimeoutsInput;
+  /** The instance's server group, when it has one: its policy is checked again on the destination. */
+  serverGroup?: string;
 }
 
 export async function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: string; attempt: number }> {
@@ -59,7 +66,14 @@ export async function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: 
   op.compensations.push('release the claim on the destination', async () => {
     await scheduler.releaseAllocations({ consumerId: instanceId, host });
   });
-  try {
+  const failure = (err: unknown) =>
+    attemptFailure(
+      err,
+      { operation: 'Live migration', instanceId, host, attempt, hosts: input.hosts.length },
+      LIVE_ABORT_TYPES,
+      FailureType.MigrationPreCheckError
+    );
+  return undoneOnFailure(op, failure, async () => {
     if (attempt > 1)
       await placement.step(op, Task.Migrating, {
         event: 'conductor_claim_alternate',
@@ -72,6 +86,16 @@ export async function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: 
       compute: sourceHost,
       run: () => computeOn(sourceHost, input.timeouts).short.checkCanLiveMigrateSource({ instanceId }),
     });
+    // The group's members as they are now, which a migration or a build finished since the scheduler
+    // chose may have changed: a violation fails this destination (Rescheduled), the next is tried.
+    // NOTE(nova): Nova checks again, definitively, in pre_live_migration (a violation there fails the
+    // migration, the instance stays active); here the check runs once, in the attempt, just before it.
+    if (input.serverGroup !== undefined && patched(PATCH_LIVE_LATE_GROUP_CHECK))
+      await placement.step(op, Task.Migrating, {
+        event: GROUP_CHECK_EVENT,
+        host,
+        run: () => conductor.checkServerGroupPolicy({ instanceId, host }),
+      });
     await placement.step(op, Task.Migrating, {
       event: 'compute_check_can_live_migrate_destination',
       host,
@@ -85,13 +109,5 @@ export async function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: 
         }),
     });
     return { host, attempt };
-  } catch (err) {
-    await op.compensations.rollBack(err);
-    throw attemptFailure(
-      err,
-      { operation: 'Live migration', instanceId, host, attempt, hosts: input.hosts.length },
-      LIVE_ABORT_TYPES,
-      FailureType.MigrationPreCheckError
-    );
-  }
+  });
 }

@@ -1,0 +1,55 @@
+/**
+ * An operation with a point of no return (a live migration's switch-over), run by the frame as it runs a
+ * definition (define-operation.ts): the lock, the steps on the kernel each with its undo, the success
+ * write; or, on a failure or a cancellation, the undos (last first, each once, non-cancellable), the
+ * stable state read, then the one failure writer. The one difference: once `steps` has returned, the
+ * guest cannot go back, so `commit` runs whole (not cancellable) and a failure in it ends the operation in
+ * the state `stableState` reads from what the steps returned, without unwinding the steps before it.
+ */
+import { CancellationScope } from '@temporalio/workflow';
+
+import type { InstancePatch, InstanceRecord } from '../../domain/instance';
+import { finishOperation } from './ending';
+import type { KernelOperation } from './kernel';
+import { withKernel } from './kernel';
+import type { BeginOptions } from './operation';
+import { beginOperation, failOperation } from './operation';
+
+export interface StagedOperation<T, R> {
+  /** The lock: the transition row and the workflow type. */
+  begin: BeginOptions;
+  /** Once the lock is held: the steps up to the point of no return (runStep pushes each undo). */
+  steps: (op: KernelOperation) => Promise<T>;
+  /** After the point of no return, whole: the success write and the workflow's result from the record. */
+  commit: (op: KernelOperation, staged: T) => Promise<{ done: InstancePatch; result: (record: InstanceRecord) => R }>;
+  /**
+   * The instance's stable state after a failure or a cancellation, read once the undos ran (before the
+   * point of no return: `staged` undefined) or at once (after it: what the steps returned); undefined
+   * leaves the instance as the lock found it.
+   */
+  stableState: (op: KernelOperation, err: unknown, staged?: T) => Promise<InstancePatch | undefined>;
+}
+
+/** Runs a staged operation; see the module comment. */
+export async function runStagedOperation<T, R>(def: StagedOperation<T, R>): Promise<R> {
+  // The lock is taken whole or not at all: a cancellation waits for the compare-and-swap to answer.
+  const op = withKernel(await CancellationScope.nonCancellable(() => beginOperation(def.begin)));
+  let staged: T;
+  try {
+    staged = await def.steps(op);
+  } catch (err) {
+    return CancellationScope.nonCancellable(async () => {
+      await op.compensations.rollBack(err);
+      return failOperation(op, err, await def.stableState(op, err));
+    });
+  }
+  return CancellationScope.nonCancellable(async () => {
+    let committed: Awaited<ReturnType<StagedOperation<T, R>['commit']>>;
+    try {
+      committed = await def.commit(op, staged);
+    } catch (err) {
+      return failOperation(op, err, await def.stableState(op, err, staged));
+    }
+    return committed.result(await finishOperation(op, committed.done));
+  });
+}

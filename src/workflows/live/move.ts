@@ -1,0 +1,275 @@
+/**
+ * The live migration up to its switch-over (Nova's LiveMigrationTask._execute, then the computes'
+ * pre_live_migration and live_migration), as steps on the kernel, each undo pushed before its step: the
+ * checks on the source, the migration record with the source allocation moved to it, the destination (the
+ * scheduler's choice, then each candidate as one run of the placement-attempt child), pre_live_migration
+ * on the destination, the copy. A failure, an abort or a cancellation here is undone by the frame.
+ */
+import { executeChild, log, patched } from '@temporalio/workflow';
+
+import { FailureType } from '../../domain/errors';
+import { PowerState, VmState } from '../../domain/instance';
+import type { LiveMigrationStatus, MigrationPlan, MigrationRecord } from '../../domain/migration';
+import { liveMigrationAttempts } from '../../domain/schemas';
+import { placementAttemptRetry } from '../../shared/activity-options';
+import { workflowIds } from '../../shared/task-queues';
+import { failureMessage, isFailureOfType, noHost, typedFailure } from '../lib/failures';
+import type { KernelOperation } from '../lib/kernel';
+import { runStep } from '../lib/kernel';
+import { computeOn, conductor, conductorLocal, scheduler } from '../lib/proxies';
+import { PAUSE_EVENT } from '../pause';
+import { placementAttempt } from '../placement-attempt';
+import { LIVE_ABORT_TYPES } from './attempt';
+import type { LiveControl } from './control';
+import { abortIfAsked } from './control';
+import type { CopyResult } from './copy';
+import { copyMemory } from './copy';
+import { LIVE_EVENTS, PATCH_LIVE_LOCAL_WRITES } from './names';
+
+/** The destination the attempts settled on: its host, the attempt that passed, the hosts' zones. */
+export interface Destination {
+  source: string;
+  dest: string;
+  attempt: number;
+  hostZones: Record<string, string>;
+}
+
+/** Everything up to the switch-over: where the guest went and what the copy did. */
+export async function moveLive(
+  live: LiveControl,
+  planned: MigrationPlan,
+  op: KernelOperation
+): Promise<{ to: Destination; copy: CopyResult }> {
+  live.op = op;
+  if (patched(PATCH_LIVE_LOCAL_WRITES)) live.localWrites = op.localWrites = true;
+  const source = await checkSource(live, op);
+  await reserve(live, op, source, planned);
+  const to = await chooseDestination(live, op, source, planned);
+  const { dest, attempt } = to;
+  const { req, migrationId } = live;
+  const { instanceId } = req;
+  await setStatus(live, 'preparing', ['accepted'], dest);
+  await runStep(op, {
+    event: LIVE_EVENTS.pre,
+    label: `preparing ${dest} to receive the guest`,
+    host: dest,
+    compute: dest,
+    attempt,
+    undo: () => rollbackDestination(live, op, dest, attempt),
+    run: () =>
+      computeOn(dest, req.timeouts).short.preLiveMigration({
+        instanceId,
+        migrationId,
+        name: op.before.name,
+        flavor: planned.oldFlavor,
+        image: planned.image,
+      }),
+  });
+  abortIfAsked(live);
+  await setStatus(live, 'running', ['preparing']);
+  abortIfAsked(live);
+  const copy = await runStep(op, {
+    event: LIVE_EVENTS.copy,
+    label: `copying the memory from ${source} to ${dest}`,
+    host: source,
+    compute: source,
+    attempt,
+    undo: () => resumeSource(live, op, source, attempt),
+    details: (r) =>
+      `switched over after ${r.rounds} round(s), ${r.copiedMb} MB copied, downtime ${r.downtimeMs} ms${r.forced ? ' (force-completed)' : ''}`,
+    run: () => copyMemory(live, source, dest),
+  });
+  return { to, copy };
+}
+
+/** The instance has a host whose guest runs (or is paused), and that host is up. */
+async function checkSource(live: LiveControl, op: KernelOperation): Promise<string> {
+  const { before } = op;
+  if (before.host === null) throw noHost(before, 'liveMigrate');
+  const source = before.host;
+  live.source = source;
+  if (before.powerState !== PowerState.Running && before.powerState !== PowerState.Paused)
+    throw typedFailure(
+      FailureType.InstanceInvalidState,
+      `Cannot 'liveMigrate' instance ${live.req.instanceId} while it is in powerState ${before.powerState}: only a running or paused guest moves live`
+    );
+  const up = await scheduler.isHostUp({ host: source });
+  if (!up.up)
+    throw typedFailure(
+      FailureType.ComputeHostUnavailable,
+      `Compute host ${source} is unavailable: ${up.reason} (the source of a live migration must be up)`
+    );
+  return source;
+}
+
+/** The migration record (`accepted`), and the source allocation moved to it (Nova's MigrationTask). */
+async function reserve(live: LiveControl, op: KernelOperation, source: string, planned: MigrationPlan) {
+  const { migrationId, req } = live;
+  const { instanceId } = req;
+  await store(live).createMigration({
+    migrationId,
+    instanceId,
+    sourceHost: source,
+    oldFlavor: planned.oldFlavor.name,
+    newFlavor: planned.oldFlavor.name,
+    migrationType: 'live-migration',
+  });
+  live.phase = 'accepted';
+  op.progress.step = 'moving the source allocation to the migration';
+  op.compensations.push('move the allocation back to the instance', async () => {
+    await scheduler.moveAllocations({ from: migrationId, to: instanceId });
+  });
+  await scheduler.moveAllocations({ from: instanceId, to: migrationId });
+}
+
+/** selectDestinations (the source excluded), then the candidates one placement-attempt run each. */
+async function chooseDestination(
+  live: LiveControl,
+  op: KernelOperation,
+  source: string,
+  planned: MigrationPlan
+): Promise<Destination> {
+  const { req, migrationId } = live;
+  const { instanceId } = req;
+  const { before } = op;
+  const selected = await runStep(op, {
+    event: LIVE_EVENTS.select,
+    label: 'selecting destinations',
+    host: source,
+    attempt: 0,
+    details: (s) => `hosts: ${(s.selections[0]?.hosts ?? []).join(', ')}`,
+    run: () =>
+      scheduler.selectDestinations({
+        instanceIds: [instanceId],
+        flavor: planned.oldFlavor,
+        image: planned.image,
+        availabilityZone: before.availabilityZone ?? undefined,
+        schedulerHints: before.serverGroup ? { group: before.serverGroup } : {},
+        ignoreHosts: [source],
+        ...(req.force ? { forcedHost: req.host } : { requestedHost: req.host }),
+        // NOTE(nova): migrate_max_retries alternates after the first; a requested host is the only one.
+        maxAttempts: req.host ? 1 : liveMigrationAttempts(req.migrateMaxRetries),
+      }),
+  });
+  const hosts = selected.selections[0]?.hosts ?? [];
+  if (hosts.length === 0)
+    throw typedFailure(
+      FailureType.NoValidHost,
+      `No valid host was found for the live migration of instance ${instanceId}.`
+    );
+  // 'auto' goes to the destination's check, which resolves it against its driver's storage.
+  const { host: dest, attempt } = await executeChild(placementAttempt, {
+    workflowId: workflowIds.placementAttempt(instanceId, 'live'),
+    staticSummary: `pre-check the live migration of ${instanceId} from ${source}`,
+    retry: placementAttemptRetry(hosts.length, LIVE_ABORT_TYPES),
+    args: [
+      {
+        kind: 'live',
+        instanceId,
+        migrationId,
+        actionId: op.actionId,
+        hosts,
+        sourceHost: source,
+        flavor: planned.oldFlavor,
+        image: planned.image,
+        resources: selected.resources,
+        blockMigration: req.blockMigration,
+        timeouts: req.timeouts,
+        ...(before.serverGroup ? { serverGroup: before.serverGroup } : {}),
+      },
+    ],
+  }).catch((err: unknown) => {
+    throw searchFailure(instanceId, err, hosts);
+  });
+  op.progress.hostsTried = hosts.slice(0, attempt);
+  return { source, dest, attempt, hostZones: selected.hostZones };
+}
+
+/** Every destination failed its pre-checks: MigrationPreCheckError naming them; anything else as it is. */
+function searchFailure(instanceId: string, err: unknown, hosts: string[]): unknown {
+  if (!isFailureOfType(err, FailureType.Rescheduled, FailureType.MaxRetriesExceeded)) return err;
+  return typedFailure(
+    FailureType.MigrationPreCheckError,
+    `Migration pre-check error: no destination passed the live-migration checks for instance ${instanceId} (hosts tried: ${hosts.join(', ')}); last: ${failureMessage(err)}`,
+    { hostsTried: hosts }
+  );
+}
+
+/** The conductor's store as this run writes it: local activities once patched (live-local-writes). */
+export function store(live: LiveControl): typeof conductor {
+  return live.localWrites ? conductorLocal : conductor;
+}
+
+/** The migration's status, compare-and-swapped from `expect`; the phase the Updates see follows it. */
+export async function setStatus(
+  live: LiveControl,
+  status: LiveMigrationStatus,
+  expect: LiveMigrationStatus[],
+  destHost?: string
+): Promise<MigrationRecord> {
+  const migration = await store(live).updateMigration({
+    migrationId: live.migrationId,
+    status,
+    destHost,
+    expectStatus: expect,
+    method: 'liveMigrate',
+  });
+  if (status === 'preparing' || status === 'running') live.phase = status;
+  return migration;
+}
+
+/** The undo of pre_live_migration: the half-received guest and its port removed from the destination. */
+async function rollbackDestination(live: LiveControl, op: KernelOperation, dest: string, attempt: number) {
+  const { instanceId, timeouts } = live.req;
+  await runStep(op, {
+    event: LIVE_EVENTS.rollbackDest,
+    label: `removing the half-received guest from ${dest}`,
+    host: dest,
+    compute: dest,
+    attempt,
+    run: () =>
+      computeOn(dest, timeouts).cleanup.rollbackLiveMigrationAtDestination({
+        instanceId,
+        migrationId: live.migrationId,
+      }),
+  }).catch((err: unknown) =>
+    // A dead destination keeps its empty guest; its reconciliation removes it (the instance lives elsewhere).
+    log.warn('could not clean the destination', { host: dest, error: failureMessage(err) })
+  );
+}
+
+/** The undo of the copy: the guest resumed on the source (paused again if it was paused). */
+async function resumeSource(live: LiveControl, op: KernelOperation, source: string, attempt: number) {
+  const { instanceId, timeouts } = live.req;
+  await runStep(op, {
+    event: LIVE_EVENTS.rollbackSource,
+    label: `resuming the guest on ${source}`,
+    host: source,
+    compute: source,
+    attempt,
+    run: () => computeOn(source, timeouts).short.rollbackLiveMigration({ instanceId }),
+  });
+  if (op.before.vmState === VmState.Paused) await pauseAgain(live, op, source, attempt);
+}
+
+/**
+ * A paused instance (Nova's live_migrate allows PAUSED) stays paused: its guest, run on by the
+ * destination's post step or the source's rollback, is paused again there.
+ * NOTE(nova): libvirt keeps a paused domain paused through the migration; the drivers here run the
+ * received (or rolled-back) guest on, so it runs for the moment between the two steps.
+ */
+export function pauseAgain(
+  live: LiveControl,
+  op: KernelOperation,
+  host: string,
+  attempt: number
+): Promise<{ powerState: PowerState }> {
+  return runStep(op, {
+    event: PAUSE_EVENT,
+    label: `pausing the guest again on ${host}`,
+    host,
+    compute: host,
+    attempt,
+    run: () => computeOn(host, live.req.timeouts).short.pauseInstance({ instanceId: live.req.instanceId }),
+  });
+}

@@ -1,0 +1,60 @@
+/**
+ * The names a live migration records and the patches that version its commands (docs/versioning.md).
+ * Kept apart from the workflow so that every part of it (src/workflows/live/) can import them.
+ */
+
+/** The events of the live migration's steps, as Nova names them (wrap_instance_event). */
+export const LIVE_EVENTS = {
+  select: 'conductor_live_migrate_instance',
+  pre: 'compute_pre_live_migration',
+  copy: 'compute_live_migration',
+  postDest: 'compute_post_live_migration_at_destination',
+  postSource: 'compute_post_live_migration',
+  rollbackDest: 'compute_rollback_live_migration_at_destination',
+  rollbackSource: 'compute_rollback_live_migration',
+  abort: 'compute_live_migration_abort',
+  forceComplete: 'compute_live_migration_force_complete',
+} as const;
+
+/**
+ * The copy's cancellation waits for the source's answer, and `abortLiveMigration` answers what happened:
+ * `aborted: false` when the copy switched over before the cancel reached it (it then finishes).
+ */
+export const PATCH_LIVE_ABORT_ANSWERS_OUTCOME = 'live-abort-answers-outcome';
+
+/**
+ * The abort and the force-complete Updates record their step (`compute_live_migration_abort`,
+ * `compute_live_migration_force_complete`), which writes Nova's live_migration_abort and
+ * live_migration_force_complete notifications. Histories recorded before it record no such step.
+ */
+export const PATCH_LIVE_ABORT_FORCE_EVENTS = 'live-abort-force-complete-events';
+
+/**
+ * After the switch-over the workflow goes on at once: the destination's receiving step is cancelled but
+ * not waited for (its worker learns of the cancel on its next heartbeat, up to a second later, and it
+ * only watched the incoming QEMU). Before it, every switch-over waited that second.
+ */
+export const PATCH_LIVE_RECEIVER_NOT_AWAITED = 'live-receiver-not-awaited';
+
+/**
+ * A failure after the switch-over (the destination's post step lost with its killed worker) still removes
+ * the source's paused guest before the instance goes to error on the destination, as Nova's
+ * _post_live_migration cleans the source whether or not post_live_migration_at_destination succeeded.
+ * Histories recorded before it leave the source guest to the host's reconciliation.
+ */
+export const PATCH_LIVE_ERROR_CLEANS_SOURCE = 'live-error-after-switch-cleans-source';
+
+/**
+ * The destination attempt checks the instance's server-group policy on its host (Nova's
+ * _validate_instance_group_policy in check_can_live_migrate_destination): a violation fails that
+ * destination and the next is tried. Attempts started before it do not check.
+ */
+export const PATCH_LIVE_LATE_GROUP_CHECK = 'live-late-group-check';
+
+/**
+ * Fewer server round trips on the live path (issue 22): the migration's own writes (its record, its
+ * statuses) and its steps' events are local activities, run inside the workflow task that asks for them
+ * instead of one workflow task each; after the switch-over the source's cleanup and the release of the
+ * migration's allocation run at once. The same writes, in the same order, as before.
+ */
+export const PATCH_LIVE_LOCAL_WRITES = 'live-local-writes';
