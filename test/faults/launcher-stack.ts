@@ -33,6 +33,7 @@ export class LauncherStack extends Stack {
         API_PORT: String(await freePort()),
         TEMPORAL_CLI_PATH: inject('temporalCli'),
         COMPUTE_SPAWN_SECONDS: String(this.spawnSeconds),
+        WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
         LOG_LEVEL: 'INFO',
         ...env,
       }
