@@ -22,7 +22,8 @@ export default defineConfig({
           // Two files at once: vitest's default is one fewer than the cores, one file at a time on two, and
           // many unit files wait on subprocesses (the CLIs, the build), PostgreSQL or the disk.
           maxWorkers: 2,
-          testTimeout: 30_000,
+          // A type-aware lint of the whole program (test/unit/lint) takes 40 s beside another file on a loaded machine.
+          testTimeout: 60_000,
         },
       },
       {
