@@ -35,6 +35,9 @@ export class LauncherStack extends Stack {
         COMPUTE_SPAWN_SECONDS: String(this.spawnSeconds),
         WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
         LOG_LEVEL: 'INFO',
+        // The reconciler's Schedule off unless the scenario asks for it, as on Stack: its run firing
+        // during the launcher's shutdown made the server log an Unavailable the scenario counts.
+        RECONCILE_PERIOD_SECONDS: '0',
         ...env,
       }
     );
