@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # better-sqlite3 compiles from source offline; node-gyp needs the local Node headers, not a download.
 export npm_config_nodedir := $(shell [ -d /usr/include/node ] && echo /usr)
 
-.PHONY: help install install-server start cluster test check test-deps bench guest-images tempest
+.PHONY: help install install-server start cluster test check test-deps test-deps-debian test-deps-python test-images bench guest-images tempest
 
 help:
 	@echo "make start   run the system (Temporal dev server + Web UI, conductor, scheduler, compute workers)"
@@ -45,12 +45,21 @@ start: install $(if $(filter qemu,$(COMPUTE_DRIVER)),guest-images)
 cluster: install install-server
 	npm run cluster
 
-test-deps:
+# The Debian packages one after the other (dpkg's lock), the Python venvs side by side (each its own
+# folder under .tools/; mostly downloads and unpacking).
+test-deps: test-deps-debian test-deps-python
+
+test-deps-debian:
 	bash scripts/install-test-deps.sh
-	bash scripts/install-openstack-tools.sh
-	bash scripts/install-tempest.sh
 	bash scripts/install-rabbitmq.sh
-	bash scripts/install-oslo-listener.sh
+
+test-deps-python:
+	@pids=(); for s in install-openstack-tools install-tempest install-schemathesis install-oslo-listener; do \
+	  bash scripts/$$s.sh & pids+=($$!); done; rc=0; for p in "$${pids[@]}"; do wait "$$p" || rc=1; done; exit $$rc
+
+# The real guests' images once the Debian packages (QEMU, busybox-static) are there.
+test-images: test-deps-debian
+	bash scripts/build-guest-images.sh
 
 check: install
 	npm run typecheck
@@ -58,13 +67,17 @@ check: install
 	npm run format:check
 	npm run bundle:check
 
-test: install test-deps check
-	bash scripts/with-test-services.sh npm test
+# The installs run beside each other and beside `make check` (about 3 minutes one after another from a
+# fresh clone: the venvs, the images, npm ci and the Temporal binaries); each target's output is kept together.
+# scripts/timed.sh prints how long each phase took (`timed: … took N s`).
+test:
+	bash scripts/timed.sh "installs and make check" $(MAKE) --no-print-directory -j4 --output-sync=target check test-deps test-images
+	bash scripts/timed.sh "npm test" bash scripts/with-test-services.sh npm test
 	@# The server build (started in the background by .ci/run) is waited for here: the fault suite's
 	@# timings want the machine to itself.
-	$(MAKE) install-server
-	npm run test:faults
-	npm run test:cluster
+	bash scripts/timed.sh "waiting for the server build" $(MAKE) install-server
+	bash scripts/timed.sh "the fault suite" npm run test:faults
+	bash scripts/timed.sh "the cluster suite" npm run test:cluster
 
 bench: install
 	npm run bench:scheduler

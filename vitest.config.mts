@@ -1,5 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
+import LongestFirstSequencer from './test/setup/sequencer.mjs';
+
 // Four projects: `unit` runs pure and store tests with no Temporal server; `temporal` runs workflow
 // tests (time-skipping server) and end-to-end tests (dev server, worker processes); `guests` runs the QEMU
 // driver against real guests; `notifications` runs the RabbitMQ transport against a real broker. Temporal workers
@@ -8,6 +10,8 @@ export default defineConfig({
   test: {
     // The JSON report feeds the plain closing line .ci/run prints (scripts/test-summary.ts).
     reporters: ['default', ['json', { outputFile: 'test-artifacts/vitest.json' }]],
+    // Longest files first (test/setup/file-durations.json on a fresh clone), so no slow file runs alone at the end.
+    sequence: { sequencer: LongestFirstSequencer },
     projects: [
       {
         test: {
@@ -15,7 +19,11 @@ export default defineConfig({
           include: ['test/unit/**/*.test.ts'],
           sequence: { groupOrder: 0 },
           pool: 'forks',
-          testTimeout: 30_000,
+          // Two files at once: vitest's default is one fewer than the cores, one file at a time on two, and
+          // many unit files wait on subprocesses (the CLIs, the build), PostgreSQL or the disk.
+          maxWorkers: 2,
+          // A type-aware lint of the whole program (test/unit/lint) takes 40 s beside another file on a loaded machine.
+          testTimeout: 60_000,
         },
       },
       {

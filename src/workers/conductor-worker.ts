@@ -49,7 +49,7 @@ async function run(): Promise<void> {
     dataConverter,
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowBundle: await workflowBundle(env.NODE_ENV === 'production'),
+    workflowBundle: await workflowBundle(env.NODE_ENV === 'production', env.WORKFLOW_BUNDLE_PATH),
     activities: createConductorActivities({
       instances: createInstanceRepository(store),
       catalogue: loadCatalogue(env.CATALOGUE_FILE),

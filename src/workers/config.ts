@@ -104,6 +104,12 @@ export const EnvSchema = z.object({
   /** `production` (the Docker image): the conductor worker loads the prebuilt workflow bundle (npm run build). */
   NODE_ENV: z.string().optional(),
   /**
+   * A workflow bundle already built from these sources (bundleWorkflows' code, written to a file) that the
+   * conductor worker loads instead of bundling at start (seconds of webpack per start): the test harnesses
+   * pass the one their global setup built, so the fault suite's many conductor restarts do not re-bundle.
+   */
+  WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
+  /**
    * The payload codec's key file (src/workers/codec.ts: JSON or `keyid:base64key` lines); set: every
    * payload the workers and CLIs send is AES-256-GCM encrypted and `npm start` runs the codec server.
    */

@@ -34,8 +34,18 @@ export async function bundleWorkflows(): Promise<{ code: string }> {
   return bundleWorkflowCode({ ...WORKFLOW_BUNDLE_OPTIONS, logger: new DefaultLogger('WARN') });
 }
 
-/** The worker's `workflowBundle`: the prebuilt file (see the header), else the sources bundled now. */
-export async function workflowBundle(production: boolean): Promise<{ codePath: string } | { code: string }> {
+/**
+ * The worker's `workflowBundle`: the file WORKFLOW_BUNDLE_PATH names (bundled from the same sources, by the
+ * tests' global setup), else the prebuilt file (see the header), else the sources bundled now.
+ */
+export async function workflowBundle(
+  production: boolean,
+  bundlePath?: string
+): Promise<{ codePath: string } | { code: string }> {
+  if (bundlePath) {
+    if (!existsSync(bundlePath)) throw new Error(`WORKFLOW_BUNDLE_PATH: no workflow bundle at ${bundlePath}`);
+    return { codePath: bundlePath };
+  }
   if (production || RUNNING_BUILT_CODE) {
     if (existsSync(PREBUILT_BUNDLE_PATH)) return { codePath: PREBUILT_BUNDLE_PATH };
     if (production)

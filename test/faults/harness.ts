@@ -90,6 +90,8 @@ export class Stack {
       COMPUTE_SPAWN_SECONDS: String(this.spawnSeconds),
       LOG_LEVEL: 'INFO',
       RECONCILE_PERIOD_SECONDS: '0',
+      // The bundle the global setup built from these sources: a conductor (re)start loads it, no webpack.
+      WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
       ...this.workerExtraEnv,
       ...(host ? { COMPUTE_HOST: host } : {}),
     };

@@ -33,7 +33,11 @@ export class LauncherStack extends Stack {
         API_PORT: String(await freePort()),
         TEMPORAL_CLI_PATH: inject('temporalCli'),
         COMPUTE_SPAWN_SECONDS: String(this.spawnSeconds),
+        WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
         LOG_LEVEL: 'INFO',
+        // The reconciler's Schedule off unless the scenario asks for it, as on Stack: its run firing
+        // during the launcher's shutdown made the server log an Unavailable the scenario counts.
+        RECONCILE_PERIOD_SECONDS: '0',
         ...env,
       }
     );
