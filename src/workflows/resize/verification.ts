@@ -18,6 +18,8 @@ export class Verification {
   /** The live progress of the operation, to name the instance's state in a rejection. */
   progress?: OperationProgress;
   private awaiting = false;
+  /** What a user's confirm checks before it is taken (the source host up); a refusal changes nothing. */
+  private confirmCheck?: () => Promise<void>;
   private outcome?: ResizeOutcome;
   private failure?: ApplicationFailure;
 
@@ -42,8 +44,18 @@ export class Verification {
     }
   }
 
-  /** The Update's body: takes the decision (unless one was taken) and returns its outcome once settled. */
+  /**
+   * The Update's body: takes the decision (unless one was taken) and returns its outcome once settled. A
+   * confirm whose check refuses fails typed, and the resize still awaits its decision.
+   */
   async handle(kind: Decision): Promise<ResizeOutcome> {
+    if (kind === 'confirmed' && this.decision === undefined && this.confirmCheck) {
+      await this.confirmCheck().catch((err: unknown) => {
+        throw isCancellation(err)
+          ? err
+          : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
+      });
+    }
     this.decide(kind, false);
     // The caller gets the outcome even if the workflow is cancelled meanwhile (the decision still runs).
     await CancellationScope.nonCancellable(() =>
@@ -62,8 +74,9 @@ export class Verification {
     if (this.awaiting) this.decide('confirmed', true);
   }
 
-  open(): void {
+  open(confirmCheck?: () => Promise<void>): void {
     this.awaiting = true;
+    this.confirmCheck = confirmCheck;
   }
 
   settle(outcome: ResizeOutcome): void {
