@@ -213,8 +213,9 @@ export class ResizeRun extends MigrationSteps {
    * answer, not a rollback-type error such as a disk that cannot shrink: Nova's InstanceFaultRollback).
    */
   private errorsOut(failure: unknown, event: string): boolean {
-    const last = this.op.journal.entries.at(-1);
-    if (last?.event !== event || last.status !== 'failed') return false;
+    // The step that failed (the undos ran since may have added steps of their own that succeeded).
+    const failed = [...this.op.journal.entries].reverse().find((e) => e.status === 'failed');
+    if (failed?.event !== event) return false;
     if (failureType(failure) !== FailureType.MigrationError || rollsBack(failure)) return false;
     return patched(PATCH_RESIZE_ERROR);
   }
