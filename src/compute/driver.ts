@@ -53,6 +53,12 @@ export class DriverError extends Error {
   override readonly name = 'DriverError';
 }
 
+/**
+ * A move the hypervisor refuses before it touched the guest, leaving the instance as it was (Nova's
+ * InstanceFaultRollback around libvirt's ResizeError "Unable to resize disk down.").
+ */
+export class ResizeRefused extends DriverError {}
+
 /** The hypervisor refuses the image (Nova's ImageUnacceptable). Nova aborts the build on it. */
 export class ImageUnacceptable extends Error {
   override readonly name = 'ImageUnacceptable';

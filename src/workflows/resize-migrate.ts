@@ -21,12 +21,19 @@
  *    `revertResize`) destroys the destination guest, moves the migration's allocation back to the
  *    instance and puts it back on its source with its old flavor, running if it was.
  *
- * Failures: a scheduling failure (NoValidHost, MaxRetriesExceeded when every destination failed its prep)
- * or any failure before VERIFY_RESIZE rolls back to the source in a non-cancellable scope: the destination
- * guest destroyed, the allocation moved back (which also drops the destination's claim), the source guest
- * back in place and powered on if it was; the instance is as it was, with a fault, the migration `error`.
- * Only when the source itself cannot take the instance back does it end `error`, and then with no
- * allocation at all (what the placement audit expects of an instance in error).
+ * Failures: a scheduling failure (NoValidHost, MaxRetriesExceeded when every destination failed its prep;
+ * a destination whose late server-group check fails is rescheduled as one whose prep failed), a move the
+ * driver refuses before touching the guest, a host that does not answer, or any failure of the
+ * conductor's own writes before VERIFY_RESIZE rolls back to the source in a non-cancellable scope: the
+ * destination guest destroyed, the allocation moved back (which also drops the destination's claim), the
+ * source guest back in place and powered on if it was; the instance is as it was, with a fault, the
+ * migration `error`. As Nova's, a failed disk transfer on the source ends the instance in ERROR there
+ * (its guest back in place, off), and a failed finish on the destination ends it in ERROR there with no
+ * rollback (the migration's allocation and the source's moved-aside guest deleted). Only when the source
+ * itself cannot take the instance back does a rollback end `error`, and then with no allocation at all
+ * (what the placement audit expects of an instance in error).
+ *
+ * A user's confirm while the source host is down is refused (typed, nothing changed), as Nova's API does.
  *
  * Cancelling before VERIFY_RESIZE rolls back the same way; cancelling while the resize awaits its
  * confirmation reverts it (the workflow then ends cancelled); a confirm or revert under way completes.
@@ -41,9 +48,9 @@ import {
 } from '@temporalio/workflow';
 
 import { FailureType } from '../domain/errors';
-import type { ResizeMigrateInput } from '../domain/schemas';
+import type { ResizeMigrateInput, ResizeMigrateRequest } from '../domain/schemas';
 import { ResizeMigrateInputSchema } from '../domain/schemas';
-import type { ResizeMigrateResult, ResizeOutcome } from '../shared/messages';
+import type { OperationProgress, ResizeMigrateResult, ResizeOutcome } from '../shared/messages';
 import {
   confirmBeforeDeleteSignal,
   confirmResizeUpdate,
@@ -56,6 +63,7 @@ import { withKernel } from './lib/kernel';
 import { beginOperation, failOperation } from './lib/operation';
 import { preliminaryProgress } from './lib/progress';
 import { conductor } from './lib/proxies';
+import type { Moved } from './resize/run';
 import { ResizeRun } from './resize/run';
 import { Verification } from './resize/verification';
 
@@ -66,15 +74,14 @@ export type { ResizeAttemptInput } from './resize/attempt';
  * Resizes or cold-migrates one instance and returns its instance record, with how the resize ended under
  * `resize`: confirmed (by an Update or automatically after the confirm window) or reverted, and the
  * migration record. The Updates answer with the same outcome. Fails with a typed
- * failure and the instance as it was (with a fault): InvalidRequest, InstanceInvalidState,
- * InstanceNotFound, NoValidHost, MaxRetriesExceeded, MigrationError.
+ * failure and the instance as it was (with a fault), or in ERROR where Nova's would be: InvalidRequest,
+ * InstanceInvalidState, InstanceNotFound, NoValidHost, MaxRetriesExceeded, MigrationError.
  */
 export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMigrateResult> {
   const req = parseInput(ResizeMigrateInputSchema, input);
-  const { instanceId } = req;
   // getProgress answers from the first workflow task on; beginOperation then installs the live progress.
-  const checking = preliminaryProgress(instanceId, 'resizeMigrate', 'checking the request');
-  const verification = new Verification(instanceId);
+  const checking = preliminaryProgress(req.instanceId, 'resizeMigrate', 'checking the request');
+  const verification = new Verification(req.instanceId);
   setHandler(confirmResizeUpdate, () => verification.handle('confirmed'), {
     validator: () => verification.validate('confirmed'),
   });
@@ -84,6 +91,29 @@ export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMi
   // A delete confirms first (Nova's _confirm_resize_on_deleting); only while a decision is awaited.
   setHandler(confirmBeforeDeleteSignal, () => verification.confirmBeforeDelete());
 
+  const run = await lockAndPlan(req, checking, verification);
+  let moved: Moved;
+  try {
+    moved = await run.move();
+  } catch (err) {
+    return CancellationScope.nonCancellable(() => run.fail(err));
+  }
+  // A user's confirm first checks the source is up (Nova's API does).
+  verification.open(() => run.checkSourceUp());
+  const cancelled = await awaitDecision(req, run, verification);
+  return CancellationScope.nonCancellable(() => settle(run, moved, verification, cancelled));
+}
+
+/**
+ * The operation lock and the move's plan: the flavor checked before anything is written, then the lock
+ * (the plan read again if the instance changed meanwhile), or the one failure writer.
+ */
+async function lockAndPlan(
+  req: ResizeMigrateRequest,
+  checking: OperationProgress,
+  verification: Verification
+): Promise<ResizeRun> {
+  const { instanceId } = req;
   // NOTE(nova): the API checks the flavor before it changes anything: a bad request writes nothing.
   const planned = await conductor.planMigration({ instanceId, flavor: req.flavor }).catch((err: unknown) => {
     if (isCancellation(err)) throw err; // nothing was changed yet
@@ -113,8 +143,6 @@ export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMi
     op.progress.step = p.step;
     if (!op.progress.hostsTried.includes(p.host)) op.progress.hostsTried.push(p.host);
   });
-
-  let run: ResizeRun;
   try {
     // Planned before the lock; planned again if the instance changed in between.
     const before = op.before;
@@ -124,25 +152,26 @@ export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMi
       planned.instance.image === before.image;
     const plan = unchanged ? planned : await conductor.planMigration({ instanceId, flavor: req.flavor });
     if (before.host === null) throw noHost(before, 'resizeMigrate');
-    run = new ResizeRun(req, op, plan, before.host);
+    return new ResizeRun(req, op, plan, before.host);
   } catch (err) {
     return CancellationScope.nonCancellable(() => failOperation(op, err));
   }
+}
 
-  try {
-    await run.move();
-  } catch (err) {
-    return CancellationScope.nonCancellable(() => run.rollBack(err));
-  }
-
-  // VERIFY_RESIZE: wait for a decision, or decide by ourselves when the window ends.
-  verification.open();
+/**
+ * VERIFY_RESIZE: waits for a decision, or decides by itself when the confirm window ends. Returns the
+ * cancellation when the workflow was cancelled meanwhile (the resize is then reverted).
+ */
+async function awaitDecision(
+  req: ResizeMigrateRequest,
+  run: ResizeRun,
+  verification: Verification
+): Promise<Error | undefined> {
   const windowSeconds = req.confirmWindowSeconds;
-  op.progress.step =
+  run.progress.step =
     windowSeconds > 0
       ? `awaiting confirmResize or revertResize (confirmed automatically after ${windowSeconds} s)`
       : 'awaiting confirmResize or revertResize';
-  let cancelled: Error | undefined;
   try {
     if (windowSeconds > 0) {
       const decided = await condition(() => verification.decision !== undefined, windowSeconds * 1000);
@@ -151,30 +180,36 @@ export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMi
     } else {
       await condition(() => verification.decision !== undefined);
     }
+    return undefined;
   } catch (err) {
     if (!isCancellation(err)) throw err;
     // Cancelling a resize that awaits its confirmation undoes it: the instance goes back as it was.
-    cancelled = err instanceof Error ? err : new CancelledFailure('resizeMigrate cancelled');
     verification.decide('reverted', false);
+    return err instanceof Error ? err : new CancelledFailure('resizeMigrate cancelled');
   }
+}
 
-  // Once decided, the confirm or revert runs to its end whatever happens to the workflow.
-  return CancellationScope.nonCancellable(async () => {
-    const decision = verification.decision ?? { decision: 'confirmed' as const, automatic: true };
-    let outcome: ResizeOutcome;
-    try {
-      outcome =
-        decision.decision === 'confirmed'
-          ? await run.confirm(decision.automatic)
-          : await run.revert(decision.automatic);
-    } catch (err) {
-      verification.fail(err);
-      await condition(allHandlersFinished);
-      throw err;
-    }
-    verification.settle(outcome);
+/** Once decided, the confirm or revert runs to its end whatever happens to the workflow (non-cancellable). */
+async function settle(
+  run: ResizeRun,
+  moved: Moved,
+  verification: Verification,
+  cancelled: Error | undefined
+): Promise<ResizeMigrateResult> {
+  const decision = verification.decision ?? { decision: 'confirmed' as const, automatic: true };
+  let outcome: ResizeOutcome;
+  try {
+    outcome =
+      decision.decision === 'confirmed'
+        ? await run.confirm(moved, decision.automatic)
+        : await run.revert(moved, decision.automatic);
+  } catch (err) {
+    verification.fail(err);
     await condition(allHandlersFinished);
-    if (cancelled) throw cancelled;
-    return resizeResult(outcome);
-  });
+    throw err;
+  }
+  verification.settle(outcome);
+  await condition(allHandlersFinished);
+  if (cancelled) throw cancelled;
+  return resizeResult(outcome);
 }

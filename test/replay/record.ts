@@ -861,6 +861,57 @@ describe.sequential('record replay histories', () => {
     });
   });
 
+  it("resizeMigrate: Nova's failure paths (patched resize-error-like-nova, confirm-checks-source-up, resize-late-group-check)", async () => {
+    const { az, hosts } = await zone(3);
+    const [, b] = hosts as [string, string, string];
+    await run(hosts, async () => {
+      const vm1 = await boot(az);
+      await setFaults(b, { finishResize: { failNext: 1 } });
+      const failed = await startResize({ instanceId: vm1.instanceId, flavor: 'm1.medium' });
+      expect((await settle(failed.result())).error).toBeDefined();
+      await save(
+        failed.workflowId,
+        undefined,
+        'error-on-destination',
+        'FAILED',
+        'finish fails on the destination: ERROR there, the migration allocation and the moved-aside guest removed'
+      );
+
+      const created = await env.client.workflow.start('serverGroup', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.serverGroup('create', randomUUID().slice(0, 8)),
+        args: [{ action: 'create', name: 'rp-resize-spread', policy: 'anti-affinity' }],
+      });
+      await created.result();
+      const grouped = await startBuild({
+        name: `vm-${++zoneCounter}`,
+        availabilityZone: az,
+        schedulerHints: { group: 'rp-resize-spread' },
+      });
+      const vm2 = (await grouped.result()) as { instanceId: string; host: string };
+      const resize = await startResize({ instanceId: vm2.instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
+      await waitFor(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+      cloud.liveness.down.add(vm2.host);
+      expect((await settle(resize.executeUpdate(confirmResizeUpdate))).error).toBeDefined();
+      cloud.liveness.down.delete(vm2.host);
+      await resize.executeUpdate(confirmResizeUpdate);
+      await resize.result();
+      await save(
+        resize.workflowId,
+        undefined,
+        'confirm-refused-source-down',
+        'COMPLETED',
+        'an instance of a group resized; a confirm refused while the source is down, then confirmed'
+      );
+      await saveChildRuns(
+        resize.workflowId,
+        'resize-group-check',
+        ['COMPLETED'],
+        ["the late server-group check on the destination (Nova's prep_resize), then prep"]
+      );
+    });
+  });
+
   it('reconcile: a build terminated mid-spawn healed, a resize terminated in VERIFY_RESIZE confirmed; a dry run', async () => {
     const { az, hosts } = await zone(2);
     // Only this case's hosts are up: the hosts of earlier cases run no worker now.

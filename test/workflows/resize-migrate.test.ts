@@ -14,6 +14,7 @@ import { confirmResizeUpdate, getProgressQuery, resizeResult, revertResizeUpdate
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
+import type { serverGroup } from '../../src/workflows/server-group';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 
@@ -60,12 +61,15 @@ async function zoneWithHosts(count: number, seconds = 0.2): Promise<{ az: string
 }
 
 /** Boots an instance with the real buildInstance workflow (workers must be running). */
-async function boot(az: string, flavor = 'm1.small') {
+async function boot(az: string, flavor = 'm1.small', group?: string) {
   const instanceId = randomUUID();
+  const hints = group ? { schedulerHints: { group } } : {};
   const record = await env.client.workflow.execute<typeof buildInstance>('buildInstance', {
     taskQueue: CONDUCTOR_TASK_QUEUE,
     workflowId: workflowIds.buildInstance(instanceId),
-    args: [{ instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor, image: 'cirros', availabilityZone: az }],
+    args: [
+      { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor, image: 'cirros', availabilityZone: az, ...hints },
+    ],
   });
   expect(record).toMatchObject({ vmState: 'active', flavor });
   return record;
@@ -458,47 +462,195 @@ describe('resizeMigrate', () => {
     });
   });
 
-  it.each([
-    ['the disk transfer fails on the source', 'm1.small', 'm1.medium', 'source', /Disk transfer of instance/],
-    ['the finish fails on the destination', 'm1.small', 'm1.medium', 'dest', /Hypervisor error while finishing/],
-    ['the new flavor would shrink the root disk', 'm1.medium', 'm1.small', null, /Unable to resize disk down/],
-  ] as const)(
-    'rolls back to the source when %s: the guest running there again, the allocation back',
-    async (_label, from, to, faulty, message) => {
-      const { az, hosts } = await zoneWithHosts(2);
-      const [a, b] = hosts as [string, string];
-      await cloud.run(hosts, async () => {
-        const vm = await boot(az, from);
-        const id = vm.instanceId;
-        if (faulty === 'source') await cloud.driver(a).setFaults({ migrateDisk: { failNext: 1 } });
-        if (faulty === 'dest') await cloud.driver(b).setFaults({ finishResize: { failNext: 1 } });
-        const handle = await startResize({ instanceId: id, flavor: to });
-        const failure = failureOf((await outcomeOf(handle.result())).error);
-        expect(failure.type).toBe('MigrationError');
-        expect(failure.message).toMatch(message);
-        const resources = from === 'm1.small' ? SMALL : MEDIUM;
-        expect(await cloud.instances.get(id)).toMatchObject({
-          vmState: 'active',
-          taskState: null,
-          powerState: 'running',
-          host: a,
-          availabilityZone: az,
-          flavor: from,
-          vcpus: resources.VCPU,
-        });
-        expect(await cloud.instances.listFaults(id)).toHaveLength(1);
-        const migration = await migrationOf(id);
-        expect(migration).toMatchObject({ status: 'error', destHost: b });
-        expect(await allocationsOf(id)).toEqual([{ host: a, resources }]);
-        expect(await allocationsOf(migration.id)).toEqual([]);
-        expect(await guestsOn(a, id)).toEqual({ guest: [from, 'running'], aside: undefined });
-        expect(await cloud.driver(b).listGuests()).toEqual([]);
-        const events = await eventsOf(id, 'resize');
-        expect(events).toContainEqual(['compute_resize_instance', 1, a, faulty === 'dest' ? 'Success' : 'Error']);
-        expect(events).toContainEqual(['compute_finish_revert_resize', 1, a, 'Success']);
+  it('rolls back to the source when the driver refuses the move (a root disk cannot shrink): as it was, with the fault', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [a, b] = hosts as [string, string];
+    await cloud.run(hosts, async () => {
+      const id = (await boot(az, 'm1.medium')).instanceId;
+      const handle = await startResize({ instanceId: id, flavor: 'm1.small' });
+      const failure = failureOf((await outcomeOf(handle.result())).error);
+      expect(failure.type).toBe('MigrationError');
+      expect(failure.message).toMatch(/Unable to resize disk down/);
+      expect(await cloud.instances.get(id)).toMatchObject({
+        vmState: 'active',
+        taskState: null,
+        powerState: 'running',
+        host: a,
+        availabilityZone: az,
+        flavor: 'm1.medium',
+        vcpus: MEDIUM.VCPU,
       });
-    }
-  );
+      expect((await cloud.instances.listFaults(id)).map((f) => f.message)).toEqual([failure.message]);
+      const migration = await migrationOf(id);
+      expect(migration).toMatchObject({ status: 'error', destHost: b });
+      expect(await allocationsOf(id)).toEqual([{ host: a, resources: MEDIUM }]);
+      expect(await allocationsOf(migration.id)).toEqual([]);
+      expect(await guestsOn(a, id)).toEqual({ guest: ['m1.medium', 'running'], aside: undefined });
+      expect(await cloud.driver(b).listGuests()).toEqual([]);
+      const events = await eventsOf(id, 'resize');
+      expect(events).toContainEqual(['compute_resize_instance', 1, a, 'Error']);
+      expect(events).toContainEqual(['compute_finish_revert_resize', 1, a, 'Success']);
+    });
+  });
+
+  it("ends in ERROR on the source as Nova's does when the disk transfer fails there: the guest back in place, off, its allocation there", async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [a, b] = hosts as [string, string];
+    await cloud.run(hosts, async () => {
+      const id = (await boot(az)).instanceId;
+      await cloud.driver(a).setFaults({ migrateDisk: { failNext: 1 } });
+      const handle = await startResize({ instanceId: id, flavor: 'm1.medium' });
+      const failure = failureOf((await outcomeOf(handle.result())).error);
+      expect(failure.type).toBe('MigrationError');
+      expect(failure.message).toMatch(/Disk transfer of instance .* failed: injected fault/);
+      expect(await cloud.instances.get(id)).toMatchObject({
+        vmState: 'error',
+        taskState: null,
+        powerState: 'shutdown',
+        host: a,
+        flavor: 'm1.small',
+        vcpus: SMALL.VCPU,
+      });
+      expect((await cloud.instances.listFaults(id)).map((f) => f.message)).toEqual([failure.message]);
+      const migration = await migrationOf(id);
+      expect(migration).toMatchObject({ status: 'error', destHost: b });
+      expect(await allocationsOf(id)).toEqual([{ host: a, resources: SMALL }]);
+      expect(await allocationsOf(migration.id)).toEqual([]);
+      expect(await cloud.placement.allocationsByHost(b)).toEqual([]);
+      expect(await guestsOn(a, id)).toEqual({ guest: ['m1.small', 'shutdown'], aside: undefined });
+      expect(await cloud.driver(b).listGuests()).toEqual([]);
+      expect(await eventsOf(id, 'resize')).toEqual([
+        ['conductor_migrate_server', 0, a, 'Success'],
+        ['compute_prep_resize', 1, b, 'Success'],
+        ['compute_resize_instance', 1, a, 'Error'],
+        ['compute_finish_revert_resize', 1, a, 'Success'],
+      ]);
+    });
+  });
+
+  it("ends in ERROR on the destination as Nova's does when the finish fails there: new flavor, its allocation there, the source's freed", async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [a, b] = hosts as [string, string];
+    await cloud.run(hosts, async () => {
+      const id = (await boot(az)).instanceId;
+      await cloud.driver(b).setFaults({ finishResize: { failNext: 1 } });
+      const handle = await startResize({ instanceId: id, flavor: 'm1.medium' });
+      const failure = failureOf((await outcomeOf(handle.result())).error);
+      expect(failure.type).toBe('MigrationError');
+      expect(failure.message).toMatch(/Hypervisor error while finishing the migration on/);
+      expect(await cloud.instances.get(id)).toMatchObject({
+        vmState: 'error',
+        taskState: null,
+        host: b,
+        flavor: 'm1.medium',
+        vcpus: MEDIUM.VCPU,
+      });
+      expect((await cloud.instances.listFaults(id)).map((f) => f.message)).toEqual([failure.message]);
+      const migration = await migrationOf(id);
+      expect(migration).toMatchObject({ status: 'error', destHost: b });
+      // Nova's _delete_allocation_after_move: the instance keeps the destination's, the migration's goes.
+      expect(await allocationsOf(id)).toEqual([{ host: b, resources: MEDIUM }]);
+      expect(await allocationsOf(migration.id)).toEqual([]);
+      expect(await cloud.placement.allocationsByHost(a)).toEqual([]);
+      expect(await cloud.driver(a).listGuests()).toEqual([]);
+      expect(await guestsOn(a, id)).toEqual({ guest: undefined, aside: undefined });
+      expect(await eventsOf(id, 'resize')).toEqual([
+        ['conductor_migrate_server', 0, a, 'Success'],
+        ['compute_prep_resize', 1, b, 'Success'],
+        ['compute_resize_instance', 1, a, 'Success'],
+        ['compute_finish_resize', 1, b, 'Error'],
+      ]);
+      expect(await actionsOf(id)).toEqual([
+        ['create', 'Success'],
+        ['resize', 'Error'],
+      ]);
+    });
+  });
+
+  it('refuses a confirm while the source host is down, changing nothing; confirms once it is back', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [a, b] = hosts as [string, string];
+    await cloud.run(hosts, async () => {
+      const id = (await boot(az)).instanceId;
+      const handle = await startResize({ instanceId: id, flavor: 'm1.medium', confirmWindowSeconds: 0 });
+      await resized(handle);
+      const migration = await migrationOf(id);
+      const before = await cloud.instances.get(id);
+      cloud.liveness.down.add(a);
+      try {
+        const refused = updateFailureOf((await outcomeOf(handle.executeUpdate(confirmResizeUpdate))).error);
+        expect(refused).toEqual({
+          type: 'InstanceInvalidState',
+          message: `Cannot 'confirmResize' instance ${id}: the compute service of its source host ${a} is down (no live compute worker). Service is unavailable at this time.`,
+        });
+      } finally {
+        cloud.liveness.down.delete(a);
+      }
+      expect(await cloud.instances.get(id)).toEqual(before);
+      expect(await migrationOf(id)).toMatchObject({ status: 'finished' });
+      expect(await allocationsOf(migration.id)).toEqual([{ host: a, resources: SMALL }]);
+      expect(await cloud.instances.listFaults(id)).toEqual([]);
+      expect(await guestsOn(a, id)).toEqual({ guest: undefined, aside: ['m1.small', 'shutdown'] });
+      // The resize still awaits its decision: confirmed once the source is back.
+      const outcome = await handle.executeUpdate(confirmResizeUpdate);
+      expect(outcome).toMatchObject({ decision: 'confirmed', instance: { vmState: 'active', host: b } });
+      await handle.result();
+      expect(await actionsOf(id)).toEqual([
+        ['create', 'Success'],
+        ['resize', 'Success'],
+        ['confirmResize', 'Success'],
+      ]);
+      expect(await allocationsOf(migration.id)).toEqual([]);
+    });
+  });
+
+  it("reschedules a destination that the late server-group check refuses (Nova's prep_resize): a member moved there meanwhile", async () => {
+    const { az, hosts } = await zoneWithHosts(5);
+    const [a, b, c, d, e] = hosts as [string, string, string, string, string];
+    await cloud.run(hosts, async () => {
+      const group = `spread-${az}`;
+      await env.client.workflow.execute<typeof serverGroup>('serverGroup', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.serverGroup('create', randomUUID().slice(0, 8)),
+        args: [{ action: 'create', name: group, policy: 'anti-affinity' }],
+      });
+      const id = (await boot(az, 'm1.small', group)).instanceId;
+      const other = (await boot(az, 'm1.small', group)).instanceId;
+      expect((await cloud.instances.get(other)).host).toBe(b);
+      // The resize's destinations: c, then d and e. Its prep on c fails; meanwhile the other member is
+      // migrated to d, so the scheduler's alternate d now breaks the group's policy: only the late check
+      // on d can see it, and it moves on to e.
+      await cloud.driver(c).setFaults({ prepResize: { failNext: 1 } });
+      const held = cloud.holdNext('prepResize');
+      const handle = await startResize({ instanceId: id, flavor: 'm1.medium', confirmWindowSeconds: 0 });
+      await held.reached;
+      const moving = await startResize({ instanceId: other, host: d, confirmWindowSeconds: 0 });
+      await resized(moving);
+      await moving.executeUpdate(confirmResizeUpdate);
+      expect((await cloud.instances.get(other)).host).toBe(d);
+      held.open();
+      const progress = await resized(handle);
+      expect(progress).toMatchObject({ host: e, attempt: 3, hostsTried: [c, d, e] });
+      expect(await eventsOf(id, 'resize')).toEqual([
+        ['conductor_migrate_server', 0, a, 'Success'],
+        ['compute_validate_instance_group_policy', 1, c, 'Success'],
+        ['compute_prep_resize', 1, c, 'Error'],
+        ['conductor_claim_alternate', 2, d, 'Success'],
+        ['compute_validate_instance_group_policy', 2, d, 'Error'],
+        ['conductor_claim_alternate', 3, e, 'Success'],
+        ['compute_validate_instance_group_policy', 3, e, 'Success'],
+        ['compute_prep_resize', 3, e, 'Success'],
+        ['compute_resize_instance', 3, a, 'Success'],
+        ['compute_finish_resize', 3, e, 'Success'],
+      ]);
+      // Nothing was asked of d for this instance, and its claim there is released.
+      expect(cloud.computeCalls.filter((call) => call.host === d && call.instanceId === id)).toEqual([]);
+      expect(await allocationsOf(id)).toEqual([{ host: e, resources: MEDIUM }]);
+      expect((await cloud.placement.allocationsByHost(d)).map((x) => x.consumerId)).toEqual([other]);
+      await handle.executeUpdate(confirmResizeUpdate);
+      expect(await handle.result()).toMatchObject({ vmState: 'active', host: e, flavor: 'm1.medium' });
+    });
+  });
 
   it('ends in error with no allocation left when the source cannot take the instance back', async () => {
     const { az, hosts } = await zoneWithHosts(2);

@@ -19,15 +19,17 @@
  *   workflow moves to the next alternate). NOTE(nova): prep_resize reschedules on any exception but
  *   BuildAbortException, including UnableToMigrateToSelf. An image larger than the new flavor's root disk
  *   is `MigrationError` (no other host helps).
- * - `resizeInstance`, `finishResize`: `MigrationError` (the workflow rolls back to the source), e.g.
- *   "Unable to resize disk down" (NOTE(nova): libvirt's ResizeError, raised before the power-off).
+ * - `resizeInstance`, `finishResize`: `MigrationError`; the instance ends in ERROR as Nova's does, except
+ *   for a move the driver refused before touching the guest (ResizeRefused: "Unable to resize disk down",
+ *   libvirt's ResizeError raised before the power-off), whose details say `rollback: true` (Nova's
+ *   InstanceFaultRollback): the workflow puts the instance back as it was.
  * - `HypervisorBusy` stays transient (the compute retry policy retries it on the same host);
  *   `InstanceNotFound` (no such guest here) and cancellation pass through.
  */
 import { Context } from '@temporalio/activity';
 
 import type { GuestFlavor, GuestImage, MigrateDiskPhase, VirtDriver } from '../../compute/driver';
-import { FlavorDiskSmallerThanImage } from '../../compute/driver';
+import { FlavorDiskSmallerThanImage, ResizeRefused } from '../../compute/driver';
 import { DomainError, MigrationError, Rescheduled } from '../../domain/errors';
 import type { PowerState } from '../../domain/instance';
 import { DEFAULT_SHUTDOWN_TIMEOUT_SECONDS } from '../../domain/schemas';
@@ -126,6 +128,9 @@ export function createResizeActivities({ host, driver }: { host: string; driver:
       } catch (err) {
         // Cancellation (workflow cancelled, heartbeat timeout, worker shutdown) goes out unchanged.
         if (signal.aborted) throw err;
+        // NOTE(nova): InstanceFaultRollback: the instance goes back to its old state, not ERROR.
+        if (err instanceof ResizeRefused)
+          throw new MigrationError(err.message, { ...migrationRef(input, host), rollback: true });
         throw asDomainError(
           err,
           (reason) => new MigrationError(reason, { instanceId: input.instanceId, migrationId: input.migrationId, host })
@@ -179,6 +184,11 @@ export function createResizeActivities({ host, driver }: { host: string; driver:
 }
 
 export type ResizeActivities = ReturnType<typeof createResizeActivities>;
+
+/** The details of a move's failure on `host`. */
+function migrationRef({ instanceId, migrationId }: MigrationRef, host: string): Record<string, unknown> {
+  return { instanceId, migrationId, host };
+}
 
 /** A reschedulable resize failure on one host, worded for a resize (the class words it for a build). */
 function rescheduled(instanceId: string, host: string, reason: string): Rescheduled {

@@ -33,9 +33,9 @@ export const FaultsSchema = z.strictObject({
   // ----- resize: the next N of a step fail (consumed like spawn.failNext) -----
   /** Resize prep on this host as destination fails (a reschedule to the next alternate). */
   prepResize: z.strictObject({ failNext: count.optional() }).optional(),
-  /** The disk transfer from this host as source fails halfway (the resize rolls back to the source). */
+  /** The disk transfer from this host as source fails halfway (the instance ends in ERROR on its source). */
   migrateDisk: z.strictObject({ failNext: count.optional() }).optional(),
-  /** Finishing a resize on this host as destination fails (the resize rolls back to the source). */
+  /** Finishing a resize on this host as destination fails (the instance ends in ERROR here). */
   finishResize: z.strictObject({ failNext: count.optional() }).optional(),
   /**
    * Seconds a step waits on this host before it acts (never consumed): the fault suite holds an operation

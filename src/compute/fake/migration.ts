@@ -20,7 +20,7 @@ import type {
   PrepareResizeRequest,
   SpawnResult,
 } from '../driver';
-import { DriverError } from '../driver';
+import { DriverError, ResizeRefused } from '../driver';
 import type { FakeHost } from './build';
 import { getPowerState, powerOff, requestShutdown } from './build';
 import type { FakeGuest } from './guest-store';
@@ -82,7 +82,7 @@ export async function migrateDiskAndPowerOff(
   // NOTE(nova): libvirt refuses to shrink a root disk (ResizeError "Unable to resize disk down.") before
   // it powers anything off, and the instance goes back to its old state.
   if (newFlavor.diskGb > 0 && guest.flavor.diskGb > newFlavor.diskGb)
-    throw new DriverError(
+    throw new ResizeRefused(
       `Unable to resize disk down: instance ${instanceId} has a ${guest.flavor.diskGb} GB root disk, flavor ${newFlavor.name} ${newFlavor.diskGb} GB`
     );
   const fail = await h.faults.consumeResizeFault('migrateDisk');

@@ -16,7 +16,7 @@ import type {
   PrepareResizeRequest,
   SpawnResult,
 } from '../driver';
-import { DriverError } from '../driver';
+import { DriverError, ResizeRefused } from '../driver';
 import { networkInfoFor } from '../guest';
 import { requestShutdown } from './build';
 import type { QemuHost } from './guest';
@@ -106,7 +106,7 @@ export async function migrateDiskAndPowerOff(
     // NOTE(nova): libvirt refuses to shrink a root disk (ResizeError "Unable to resize disk down.") before
     // it powers anything off.
     if (newFlavor.diskGb > 0 && oldDisk > newFlavor.diskGb)
-      throw new DriverError(
+      throw new ResizeRefused(
         `Unable to resize disk down: instance ${instanceId} has a ${oldDisk} GB root disk, flavor ${newFlavor.name} ${newFlavor.diskGb} GB`
       );
     onProgress?.('powering-off', 0);

@@ -142,6 +142,21 @@ export async function runStep<T>(op: StepRunner, spec: StepSpec<T>): Promise<T> 
 }
 
 /**
+ * Runs `body` (steps whose undos go on the operation's stack) on the frame: should it fail or be cancelled,
+ * the stack is unwound (last step first, each undo once, non-cancellable) and the failure rethrown; an
+ * undo that throws stops the unwinding and its error is thrown instead. For the parts of an operation that
+ * end otherwise than by failOperation (a placement attempt's Rescheduled, a reconciler's decision).
+ */
+export async function compensated<T>(op: StepRunner, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    await op.compensations.rollBack(err);
+    throw err;
+  }
+}
+
+/**
  * A compensation shared by several undos, run at most once: the first call runs it, later calls get the
  * same promise (no second activity is issued).
  */
@@ -152,9 +167,15 @@ export function once(run: (failure?: unknown) => Promise<void>): (failure?: unkn
 
 /**
  * Ends a failed or cancelled operation the frame's way: its compensation stack unwound (last step first,
- * non-cancellable), then failOperation writes the failure (the instance in `patch`, by default as it was).
+ * non-cancellable), then failOperation writes the failure (the instance in `patch`, by default as it was;
+ * a function is read once the undos ran, when they decide it).
  */
-export async function rollBackAndFail(op: KernelOperation, err: unknown, patch?: InstancePatch): Promise<never> {
+export async function rollBackAndFail(
+  op: KernelOperation,
+  err: unknown,
+  patch?: InstancePatch | (() => InstancePatch | undefined)
+): Promise<never> {
   await op.compensations.rollBack(err);
-  return CancellationScope.nonCancellable(() => failOperation(op, err, patch));
+  const stable = typeof patch === 'function' ? patch() : patch;
+  return CancellationScope.nonCancellable(() => failOperation(op, err, stable));
 }

@@ -18,7 +18,8 @@ import { RECONCILE_EVENT } from '../../domain/reconcile';
 import type { InstanceRecord } from '../../domain/instance';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
 import { failureMessage } from '../lib/failures';
-import { runStep, withKernel } from '../lib/kernel';
+import type { StepRunner } from '../lib/kernel';
+import { compensated, runStep, withKernel } from '../lib/kernel';
 import { computeOn, conductor, scheduler } from '../lib/proxies';
 
 type Plan = InterruptedPlan | UnconfirmedResizePlan | MissingAllocationPlan | OrphanedAllocationPlan;
@@ -126,13 +127,56 @@ async function healInterrupted(plan: InterruptedPlan, timeouts: ComputeTimeoutsI
  * confirmed as the resize's own confirm does it (a `confirmResize` action held by the reconciler): the
  * source guest destroyed, the migration's allocation released, the migration `confirmed`, the instance
  * active (stopped if its guest is shut down). A source that is down or does not answer leaves it as it was
- * (the lock released, the migration `finished`), for a later pass.
+ * (the lock released, the migration `finished`), for a later pass: the undo of taking it, on the frame.
  */
 async function confirmResize(plan: UnconfirmedResizePlan, timeouts: ComputeTimeoutsInput): Promise<ReconcileDecision> {
   const { instanceId, migrationId, sourceHost } = plan;
   if (!plan.sourceUp)
     return decisionOf(plan, 'skipped', `source host ${sourceHost} is down: confirmed once it is back`);
   const me = workflowInfo().workflowId;
+  const op = await takeResized(plan, me);
+  if (!('compensations' in op)) return op;
+  const moved = await compensated(op, () =>
+    conductor.updateMigration({ migrationId, status: 'confirming', expectStatus: ['finished'], method: 'reconcile' })
+  ).then(
+    () => undefined,
+    (err: unknown) => decisionOf(plan, 'skipped', `the migration moved on since it was read: ${failureMessage(err)}`)
+  );
+  if (moved) return moved;
+  const startedAt = new Date().toISOString();
+  const destroyed = await compensated(op, () =>
+    runStep(op, {
+      event: 'compute_confirm_resize',
+      label: `destroying the source guest on ${sourceHost}`,
+      host: sourceHost,
+      compute: sourceHost,
+      details: () => `confirmed by reconcile ${me}`,
+      run: () => computeOn(sourceHost, timeouts).cleanup.confirmResize({ instanceId, migrationId }),
+    })
+  ).then(
+    () => undefined,
+    (err: unknown) =>
+      decisionOf(
+        plan,
+        'failed',
+        `${sourceHost} did not destroy the source guest (${failureMessage(err)}): left resized for a later pass`
+      )
+  );
+  if (destroyed) return destroyed;
+  await finishConfirm(plan, op.actionId, me, startedAt);
+  return decisionOf(
+    plan,
+    'applied',
+    `source guest destroyed on ${sourceHost}, migration confirmed, instance ${plan.vmState}`
+  );
+}
+
+/**
+ * The resized instance taken for the confirm (a `confirmResize` action held by the reconciler) as a kernel
+ * operation whose one undo leaves the resize awaiting its decision again; the decision when it moved on.
+ */
+async function takeResized(plan: UnconfirmedResizePlan, me: string): Promise<StepRunner | ReconcileDecision> {
+  const { instanceId, migrationId } = plan;
   let begun: { instance: InstanceRecord; actionId: string };
   try {
     begun = await conductor.beginOperation({
@@ -175,35 +219,17 @@ async function confirmResize(plan: UnconfirmedResizePlan, timeouts: ComputeTimeo
     });
     await conductor.finishAction({ actionId, result: 'Error' });
   });
-  try {
-    await conductor.updateMigration({
-      migrationId,
-      status: 'confirming',
-      expectStatus: ['finished'],
-      method: 'reconcile',
-    });
-  } catch (err) {
-    await op.compensations.rollBack(err);
-    return decisionOf(plan, 'skipped', `the migration moved on since it was read: ${failureMessage(err)}`);
-  }
-  const startedAt = new Date().toISOString();
-  try {
-    await runStep(op, {
-      event: 'compute_confirm_resize',
-      label: `destroying the source guest on ${sourceHost}`,
-      host: sourceHost,
-      compute: sourceHost,
-      details: () => `confirmed by reconcile ${me}`,
-      run: () => computeOn(sourceHost, timeouts).cleanup.confirmResize({ instanceId, migrationId }),
-    });
-  } catch (err) {
-    await op.compensations.rollBack(err);
-    return decisionOf(
-      plan,
-      'failed',
-      `${sourceHost} did not destroy the source guest (${failureMessage(err)}): left resized for a later pass`
-    );
-  }
+  return op;
+}
+
+/** The confirm done: the migration's allocation released, the migration confirmed, the instance settled. */
+async function finishConfirm(
+  plan: UnconfirmedResizePlan,
+  actionId: string,
+  me: string,
+  startedAt: string
+): Promise<void> {
+  const { instanceId, migrationId, sourceHost } = plan;
   await scheduler.releaseAllocations({ consumerId: migrationId });
   await conductor.updateMigration({
     migrationId,
@@ -220,11 +246,6 @@ async function confirmResize(plan: UnconfirmedResizePlan, timeouts: ComputeTimeo
   if (plan.actionId !== null)
     await event(plan.actionId, RECONCILE_EVENT, sourceHost, 'Success', `reconcile ${me}: ${plan.detail}`, startedAt);
   await conductor.finishAction({ actionId, result: 'Success' });
-  return decisionOf(
-    plan,
-    'applied',
-    `source guest destroyed on ${sourceHost}, migration confirmed, instance ${plan.vmState}`
-  );
 }
 
 function event(

@@ -1,11 +1,19 @@
 /** One placement attempt of a resize or cold migration on one destination (a run of the child workflow). */
+import { patched } from '@temporalio/workflow';
+
 import type { Flavor, Image } from '../../domain/catalogue';
 import { FailureType } from '../../domain/errors';
 import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
+
+import { GROUP_CHECK_EVENT } from '../build/attempt';
+import { compensated } from '../lib/kernel';
 import { attemptFailure, attemptOnHost } from '../lib/placement-attempt';
-import { computeOn, scheduler } from '../lib/proxies';
+import { computeOn, conductor, scheduler } from '../lib/proxies';
+
+/** The patch id of the late server-group check on a resize's destination (Nova's prep_resize). */
+export const PATCH_RESIZE_GROUP_CHECK = 'resize-late-group-check';
 
 /** Failure types that end a placement attempt at once: no other host can fix them. */
 export const ABORT_TYPES = [
@@ -28,6 +36,8 @@ export interface ResizeAttemptInput {
   /** What the instance claims on a destination (the new flavor's resources). */
   resources: Resources;
   timeouts: ComputeTimeoutsInput;
+  /** The instance's server group, when it has one: its policy is checked again on the destination. */
+  serverGroup?: string;
 }
 
 /**
@@ -59,29 +69,39 @@ export async function prepResizeOnHost(input: ResizeAttemptInput): Promise<{ hos
   });
 
   try {
-    if (attempt > 1)
+    return await compensated(op, async () => {
+      if (attempt > 1)
+        await placement.step(op, Task.ResizePrep, {
+          event: 'conductor_claim_alternate',
+          host,
+          run: () => scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources }),
+        });
+      // Versioned, and only for an instance in a group: Nova's prep_resize checks the group's policy on the
+      // destination against the members as they are now (_validate_instance_group_policy), which a move or
+      // a build since the scheduler chose may have changed. A violation reschedules to the next alternate.
+      if (input.serverGroup !== undefined && patched(PATCH_RESIZE_GROUP_CHECK))
+        await placement.step(op, Task.ResizePrep, {
+          event: GROUP_CHECK_EVENT,
+          host,
+          run: () => conductor.checkServerGroupPolicy({ instanceId, host }),
+        });
       await placement.step(op, Task.ResizePrep, {
-        event: 'conductor_claim_alternate',
+        event: 'compute_prep_resize',
         host,
-        run: () => scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources }),
+        compute: host,
+        run: () =>
+          compute.short.prepResize({
+            instanceId,
+            migrationId,
+            sourceHost: input.sourceHost,
+            oldFlavor: input.oldFlavor,
+            newFlavor: input.newFlavor,
+            image: input.image,
+          }),
       });
-    await placement.step(op, Task.ResizePrep, {
-      event: 'compute_prep_resize',
-      host,
-      compute: host,
-      run: () =>
-        compute.short.prepResize({
-          instanceId,
-          migrationId,
-          sourceHost: input.sourceHost,
-          oldFlavor: input.oldFlavor,
-          newFlavor: input.newFlavor,
-          image: input.image,
-        }),
+      return { host, attempt };
     });
-    return { host, attempt };
   } catch (err) {
-    await op.compensations.rollBack(err);
     throw attemptFailure(
       err,
       { operation: 'Resize', instanceId, host, attempt, hosts: input.hosts.length },

@@ -1,64 +1,68 @@
-/** One resize or cold migration on the kernel: the move, its rollback (the compensation stack), confirm and revert. */
-import { executeChild, isCancellation, log, patched, uuid4 } from '@temporalio/workflow';
+/** One resize or cold migration on the kernel: the move (each step with its undo), how it fails, confirm and revert. */
+import { executeChild, isCancellation, log, patched } from '@temporalio/workflow';
 
-import type { SelectDestinationsResult } from '../../activities/scheduler';
-import type { Flavor } from '../../domain/catalogue';
 import { FailureType } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord, PowerState as PowerStateType } from '../../domain/instance';
-import type { MigrationPlan, MigrationRecord, ResizeMigrationStatus } from '../../domain/migration';
 import { PowerState, TaskState as Task, VmState } from '../../domain/instance';
-import type { Resources } from '../../domain/resources';
-import type { ComputeTimeoutsInput, ResizeMigrateRequest } from '../../domain/schemas';
 import { placementAttemptRetry } from '../../shared/activity-options';
 import type { ResizeOutcome } from '../../shared/messages';
 import { workflowIds } from '../../shared/task-queues';
 import { failureMessage, failureType, isFailureOfType, typedFailure } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
-import { once, runStep, withKernel } from '../lib/kernel';
-import type { Operation } from '../lib/operation';
+import { rollBackAndFail, runStep, withKernel } from '../lib/kernel';
 import { advance, beginOperation, completeOperation, failOperation } from '../lib/operation';
 import { computeOn, conductor, scheduler } from '../lib/proxies';
 import { PATCH_ONE_PLACEMENT_ATTEMPT, placementAttempt } from '../placement-attempt';
 import { ABORT_TYPES, resizeAttempt } from './attempt';
+import { selectMoveDestinations } from './select';
+import { FailedOnDestination, flavorPatch, MigrationSteps, rollsBack, SourceNotRestored } from './steps';
 
-/** One resize or cold migration of one instance: the move, its rollback, the confirm and the revert. */
-export class ResizeRun {
-  readonly migrationId = uuid4();
-  private readonly instanceId: string;
-  private dest?: string;
+/**
+ * The patch id of Nova's failure paths of a move: a failed resize_instance or finish_resize ends the
+ * instance in ERROR (with the fault, the migration `error`) instead of rolling it back to its source.
+ */
+export const PATCH_RESIZE_ERROR = 'resize-error-like-nova';
+
+/** The patch id of the confirm's check that the source host is up (Nova refuses a confirm otherwise). */
+export const PATCH_CONFIRM_SOURCE_UP = 'confirm-checks-source-up';
+
+/** Where a move landed, once the instance is resized (VERIFY_RESIZE). */
+export interface Moved {
+  dest: string;
   /** The placement attempt (child workflow run) that prepared the destination. */
-  private destAttempt = 1;
-  private hosts: string[] = [];
-  private hostZones: Record<string, string> = {};
-  private resized?: InstanceRecord;
-  /** The power state the source guest was restored to by a rollback. */
+  attempt: number;
+  /** The instance as the move left it (resized). */
+  instance: InstanceRecord;
+}
+
+/** The destination a placement attempt prepared, before the disk moves. */
+interface Placed {
+  dest: string;
+  attempt: number;
+  zone: string | null;
+}
+
+/** One resize or cold migration of one instance: the move, how it fails, the confirm and the revert. */
+export class ResizeRun extends MigrationSteps {
+  /** The power state the source guest was restored to by the move's undo (read once the undos ran). */
   private restoredPower?: PowerStateType;
-  /**
-   * NOTE(nova): revert_allocation_for_migration; it replaces whatever the instance holds (the claim on the
-   * destination), and does nothing when the allocation never moved. Once per run, whoever needs it first.
-   */
-  private readonly revertAllocation = once(async () => {
-    await scheduler.moveAllocations({ from: this.migrationId, to: this.instanceId });
-  });
 
-  constructor(
-    private readonly req: ResizeMigrateRequest,
-    private readonly op: KernelOperation,
-    private readonly plan: MigrationPlan,
-    private readonly source: string
-  ) {
-    this.instanceId = op.instanceId;
+  /** The operation's live progress (what getProgress answers). */
+  get progress(): KernelOperation['progress'] {
+    return this.op.progress;
   }
 
-  /** NOTE(nova): finish_migration(power_on = old_vm_state != STOPPED): a stopped instance stays stopped. */
-  private get powerOn(): boolean {
-    return this.op.before.vmState !== VmState.Stopped;
+  /** Everything up to VERIFY_RESIZE, each step's undo pushed before it; a failure is ended by `fail`. */
+  async move(): Promise<Moved> {
+    await this.recordMigration();
+    const placed = await this.placeDestination();
+    await this.transferDisk(placed);
+    return this.finishOnDestination(placed);
   }
 
-  /** Everything up to VERIFY_RESIZE; any failure leaves the rollback to the caller. */
-  async move(): Promise<InstanceRecord> {
-    const { op, plan, req, source, migrationId, instanceId } = this;
-    // Each undo is pushed before its step, and is safe when the step never applied.
+  /** The migration record (pre-migrating), and the source allocation moved to the migration as consumer. */
+  private async recordMigration(): Promise<void> {
+    const { op, plan, source, migrationId, instanceId } = this;
     op.compensations.push('mark the migration failed', () => this.markMigrationFailed());
     await conductor.createMigration({
       migrationId,
@@ -71,9 +75,14 @@ export class ResizeRun {
     op.progress.step = 'moving the source allocation to the migration';
     op.compensations.push('move the allocation back to the instance', this.revertAllocation);
     await scheduler.moveAllocations({ from: instanceId, to: migrationId });
+  }
 
-    const { hosts, resources } = await this.selectDestinations();
+  /** The scheduler's hosts, then one placement attempt per host until one prepared the resize. */
+  private async placeDestination(): Promise<Placed> {
+    const { op, plan, req, source, migrationId, instanceId } = this;
+    const { hosts, resources, hostZones } = await selectMoveDestinations(op, plan, req, source);
     op.progress.step = `preparing the resize on ${hosts[0] ?? '?'}`;
+    const serverGroup = op.before.serverGroup;
     const prep = {
       instanceId,
       migrationId,
@@ -85,6 +94,7 @@ export class ResizeRun {
       image: plan.image,
       resources,
       timeouts: req.timeouts,
+      ...(serverGroup ? { serverGroup } : {}),
     };
     const child = {
       workflowId: workflowIds.placementAttempt(instanceId, 'resize'),
@@ -92,13 +102,19 @@ export class ResizeRun {
       retry: placementAttemptRetry(hosts.length, ABORT_TYPES),
     };
     // Versioned: resizes started before the one placement-attempt child keep their resizeAttempt child.
-    const { host: dest, attempt } = patched(PATCH_ONE_PLACEMENT_ATTEMPT)
-      ? await executeChild(placementAttempt, { ...child, args: [{ kind: 'resize', ...prep }] })
-      : await executeChild(resizeAttempt, { ...child, args: [prep] });
-    this.dest = dest;
-    this.destAttempt = attempt;
+    const placing = patched(PATCH_ONE_PLACEMENT_ATTEMPT)
+      ? executeChild(placementAttempt, { ...child, args: [{ kind: 'resize', ...prep }] })
+      : executeChild(resizeAttempt, { ...child, args: [prep] });
+    const { host: dest, attempt } = await placing.catch((err: unknown) => {
+      throw this.exhausted(err, hosts);
+    });
     await this.setMigrationStatus('migrating', ['pre-migrating'], dest);
+    return { dest, attempt, zone: hostZones[dest] ?? null };
+  }
 
+  /** On the source: the clean power-off and the disk transfer; the instance's host is then the destination. */
+  private async transferDisk({ dest, attempt }: Placed): Promise<void> {
+    const { op, plan, req, source, migrationId, instanceId } = this;
     await runStep(op, {
       event: 'compute_resize_instance',
       label: `powering off and transferring the disk on ${source}`,
@@ -107,16 +123,19 @@ export class ResizeRun {
       compute: source,
       attempt,
       // The source guest back in place needs its allocation back first (Nova's finish_revert_resize).
-      undo: async () => {
+      // NOTE(nova): a failed resize_instance ends the instance in ERROR with its allocation back on the
+      // source; its guest is put back in place here too, powered off as libvirt's failed
+      // migrate_disk_and_power_off leaves it (Nova leaves the disk's recovery to a hard reboot).
+      undo: async (failure) => {
         await this.revertAllocation();
         try {
-          this.restoredPower = await this.restoreSource(op);
+          this.restoredPower = await this.restoreSource(op, this.powerOn && !this.errorsOnSource(failure), attempt);
         } catch (cause) {
           throw new SourceNotRestored(cause);
         }
       },
       run: () =>
-        resizeComputeOn(source, req.timeouts).move.resizeInstance({
+        computeOn(source, req.timeouts).long.resizeInstance({
           instanceId,
           migrationId,
           newFlavor: plan.newFlavor,
@@ -129,7 +148,11 @@ export class ResizeRun {
       host: dest,
       powerState: PowerState.Shutdown,
     });
+  }
 
+  /** On the destination: the guest with the new flavor; the instance is then resized (VERIFY_RESIZE). */
+  private async finishOnDestination({ dest, attempt, zone }: Placed): Promise<Moved> {
+    const { op, plan, req, migrationId, instanceId } = this;
     // NOTE(nova): finish_resize applies the new flavor, then the driver's finish_migration.
     const { powerState } = await runStep(op, {
       event: 'compute_finish_resize',
@@ -139,9 +162,9 @@ export class ResizeRun {
       host: dest,
       compute: dest,
       attempt,
-      undo: () => this.destroyTarget(op, dest),
+      undo: () => this.destroyTarget(op, dest, attempt),
       run: () =>
-        resizeComputeOn(dest, req.timeouts).move.finishResize({
+        computeOn(dest, req.timeouts).long.finishResize({
           instanceId,
           migrationId,
           name: op.before.name,
@@ -149,76 +172,98 @@ export class ResizeRun {
           image: plan.image,
           powerOn: this.powerOn,
         }),
+    }).catch((err: unknown) => {
+      throw this.errorsOut(err, 'compute_finish_resize') ? new FailedOnDestination(err, dest) : err;
     });
     await this.setMigrationStatus('finished', ['post-migrating']);
-    this.resized = await completeOperation(op, {
+    const instance = await completeOperation(op, {
       vmState: VmState.Resized,
       powerState,
-      availabilityZone: this.hostZones[dest] ?? op.before.availabilityZone,
+      availabilityZone: zone ?? op.before.availabilityZone,
     });
-    return this.resized;
-  }
-
-  /** Nova's select_destinations for the move: the new flavor, the current host excluded unless allowed. */
-  private async selectDestinations(): Promise<{ hosts: string[]; resources: Resources }> {
-    const { op, plan, req, source, instanceId } = this;
-    let selected: SelectDestinationsResult | undefined;
-    await runStep(op, {
-      event: 'conductor_migrate_server',
-      label: 'selecting destinations',
-      host: source,
-      attempt: 0,
-      run: async () => {
-        selected = await scheduler.selectDestinations({
-          instanceIds: [instanceId],
-          flavor: plan.newFlavor,
-          image: plan.image,
-          // The instance stays in its availability zone (the zone it was booted into is not kept apart).
-          availabilityZone: op.before.availabilityZone ?? undefined,
-          schedulerHints: op.before.serverGroup ? { group: op.before.serverGroup } : {},
-          // NOTE(nova): no late server-group check on a resize destination (prep_resize's); the filters decide.
-          // NOTE(nova): the API adds the instance's host to ignore_hosts unless allow_resize_to_same_host.
-          ignoreHosts: req.allowSameHost ? [] : [source],
-          requestedHost: req.host,
-          // NOTE(nova): a targeted cold migration (a requested host) is never rescheduled elsewhere.
-          maxAttempts: req.host ? 1 : req.maxAttempts,
-        });
-      },
-    });
-    const hosts = selected?.selections[0]?.hosts ?? [];
-    if (!selected || hosts.length === 0)
-      throw typedFailure(FailureType.NoValidHost, `No valid host was found for the move of instance ${instanceId}.`);
-    this.hosts = hosts;
-    this.hostZones = selected.hostZones;
-    return { hosts, resources: selected.resources };
+    return { dest, attempt, instance };
   }
 
   /**
-   * Undoes a move that failed or was cancelled before VERIFY_RESIZE, then fails the operation (a
-   * cancellation is rethrown). Back on the source where it can; else error with no allocation left.
-   * Runs in a non-cancellable scope; every step is idempotent and safe when its forward step never ran.
+   * Ends a move that failed or was cancelled before VERIFY_RESIZE (a cancellation is rethrown): its undos
+   * run (last step first) and the instance is back on its source as it was, with the fault, the migration
+   * `error`; in ERROR there when the source's disk transfer failed (Nova's); in ERROR on the destination
+   * when its finish failed (no undo: Nova's finish_resize failure); in ERROR with no allocation left when
+   * the source cannot take the instance back. Runs in a non-cancellable scope.
    */
-  // NOTE(nova): a failed resize_instance / finish_resize is ERROR in Nova; here the resize rolls back (old
-  // state, the fault recorded, the migration error), ERROR only when the source guest cannot be restored.
-  async rollBack(err: unknown): Promise<never> {
+  async fail(err: unknown): Promise<never> {
     const { op } = this;
-    const failure = this.failureOf(err);
+    if (err instanceof FailedOnDestination) return this.errorOnDestination(err);
     op.progress.step = 'rolling back to the source';
-    try {
-      await op.compensations.rollBack(failure);
-    } catch (e) {
-      if (e instanceof SourceNotRestored) return this.errorOut(op, failure, e.failure);
+    return rollBackAndFail(op, err, () => this.restoredPatch(err)).catch((e: unknown) => {
+      if (e instanceof SourceNotRestored) return this.errorOut(op, err, e.failure);
       throw e;
-    }
-    return failOperation(op, failure, this.restorePatch(this.restoredPower ?? op.before.powerState));
+    });
+  }
+
+  /** The instance once the move's undos ran: as it was on its source, or in ERROR there (Nova's). */
+  private restoredPatch(failure: unknown): InstancePatch {
+    const patch = this.restorePatch(this.restoredPower ?? this.op.before.powerState);
+    return this.errorsOnSource(failure) ? { ...patch, vmState: VmState.Error } : patch;
+  }
+
+  /**
+   * Whether a failed step ends the instance in ERROR as Nova's does (_error_out_instance_on_exception):
+   * the step `event` failed on its host with a MigrationError (not a cancellation, not a host that did not
+   * answer, not a rollback-type error such as a disk that cannot shrink: Nova's InstanceFaultRollback).
+   */
+  private errorsOut(failure: unknown, event: string): boolean {
+    // The step that failed (the undos ran since may have added steps of their own that succeeded).
+    const failed = [...this.op.journal.entries].reverse().find((e) => e.status === 'failed');
+    if (failed?.event !== event) return false;
+    if (failureType(failure) !== FailureType.MigrationError || rollsBack(failure)) return false;
+    return patched(PATCH_RESIZE_ERROR);
+  }
+
+  private errorsOnSource(failure: unknown): boolean {
+    return this.errorsOut(failure, 'compute_resize_instance');
+  }
+
+  /**
+   * NOTE(nova): a failed finish_resize leaves the instance in ERROR on its destination (a hard reboot
+   * recovers it there) with the new flavor and its allocation there, and deletes the migration's
+   * allocation on the source (_delete_allocation_after_move), the migration `error`. Nova leaves the
+   * source's `_resize` files behind; here the source's moved-aside guest is deleted as well (nothing holds
+   * resources for it any more), a best effort on a host that may not answer.
+   */
+  private async errorOnDestination({ failure, dest }: FailedOnDestination): Promise<never> {
+    const { op, instanceId, migrationId, source } = this;
+    op.progress.step = `the finish failed on ${dest}: the instance in error there`;
+    await scheduler.releaseAllocations({ consumerId: migrationId });
+    await computeOn(source, this.req.timeouts)
+      .cleanup.confirmResize({ instanceId, migrationId })
+      .catch((err: unknown) =>
+        log.warn('could not delete the moved-aside guest on the source', { host: source, error: failureMessage(err) })
+      );
+    await this.markMigrationFailed();
+    return failOperation(op, failure, { vmState: VmState.Error, host: dest });
+  }
+
+  /**
+   * NOTE(nova): the API refuses a confirm while the source's compute service is down (ServiceUnavailable,
+   * 409): a typed refusal, nothing changed; the resize still awaits its decision. Versioned.
+   */
+  async checkSourceUp(): Promise<void> {
+    if (!patched(PATCH_CONFIRM_SOURCE_UP)) return;
+    const state = await scheduler.isHostUp({ host: this.source });
+    if (state.up) return;
+    throw typedFailure(
+      FailureType.InstanceInvalidState,
+      `Cannot 'confirmResize' instance ${this.instanceId}: the compute service of its source host ${this.source} is down (${state.reason}). Service is unavailable at this time.`
+    );
   }
 
   /** confirmResize (user or automatic): the source guest goes and the migration's allocation is freed. */
-  // NOTE(nova): Nova refuses a confirm while the source is down; here it fails ComputeHostUnavailable (the
-  // instance stays on its destination with the fault; the source's reconcileHost removes the aside guest).
-  async confirm(automatic: boolean): Promise<ResizeOutcome> {
+  // NOTE(nova): an automatic confirm or a delete's confirm while the source is down fails
+  // ComputeHostUnavailable (the instance stays on its destination with the fault; the source's
+  // reconcileHost removes the aside guest); a user's confirm is refused first (checkSourceUp).
+  async confirm({ instance: resized, attempt }: Moved, automatic: boolean): Promise<ResizeOutcome> {
     const { instanceId, migrationId, source, req } = this;
-    const resized = this.resizedRecord();
     const c = withKernel(await beginOperation({ instanceId, transition: 'confirmResize', operation: 'resizeMigrate' }));
     c.progress.step = automatic ? 'confirming automatically (confirm window over)' : 'confirming';
     // NOTE(nova): confirm leaves the instance stopped when its guest is shut down, else active.
@@ -230,7 +275,7 @@ export class ResizeRun {
         label: c.progress.step,
         host: source,
         compute: source,
-        attempt: this.destAttempt,
+        attempt,
         run: () => computeOn(source, req.timeouts).short.confirmResize({ instanceId, migrationId }),
       });
     } catch (err) {
@@ -247,18 +292,18 @@ export class ResizeRun {
   }
 
   /** revertResize: the destination guest goes, the instance is back on its source as it was. */
-  async revert(automatic: boolean): Promise<ResizeOutcome> {
+  async revert({ dest, attempt }: Moved, automatic: boolean): Promise<ResizeOutcome> {
     const { instanceId } = this;
     const r = withKernel(await beginOperation({ instanceId, transition: 'revertResize', operation: 'resizeMigrate' }));
     r.progress.step = 'reverting';
     let powerState: PowerStateType;
     try {
       await this.setMigrationStatus('reverting', ['finished']);
-      if (this.dest) await this.destroyTarget(r, this.dest);
+      await this.destroyTarget(r, dest, attempt);
       // NOTE(nova): finish_revert_resize moves the migration's allocation back to the instance, which
       // replaces the instance's allocation on the destination.
       await this.revertAllocation();
-      powerState = await this.restoreSource(r);
+      powerState = await this.restoreSource(r, this.powerOn, attempt);
     } catch (err) {
       return this.errorOut(r, err, err);
     }
@@ -267,131 +312,14 @@ export class ResizeRun {
     return { decision: 'reverted', automatic, instance, migration };
   }
 
-  /**
-   * Revert on the destination: destroys the guest the move made there. A destination that does not answer
-   * keeps that (powered) guest until it is cleaned up by hand; the instance goes back to its source anyway.
-   */
-  private async destroyTarget(current: KernelOperation, dest: string): Promise<void> {
-    const { instanceId, migrationId } = this;
-    await runStep(current, {
-      event: 'compute_revert_resize',
-      label: `destroying the guest the move made on ${dest}`,
-      host: dest,
-      compute: dest,
-      attempt: this.destAttempt,
-      run: () => computeOn(dest, this.req.timeouts).cleanup.revertResize({ instanceId, migrationId }),
-    }).catch((err: unknown) =>
-      log.warn('could not destroy the guest on the destination', { host: dest, error: failureMessage(err) })
-    );
-  }
-
-  /** finish_revert_resize on the source: the guest back in place, powered on if it was running. */
-  private async restoreSource(current: KernelOperation): Promise<PowerStateType> {
-    const { instanceId, migrationId, source } = this;
-    const restored = await runStep(current, {
-      event: 'compute_finish_revert_resize',
-      label: `putting the guest back in place on ${source}`,
-      host: source,
-      compute: source,
-      attempt: this.destAttempt,
-      run: () =>
-        computeOn(source, this.req.timeouts).short.finishRevertResize({
-          instanceId,
-          migrationId,
-          powerOn: this.powerOn,
-        }),
-    });
-    return restored.powerState;
-  }
-
-  /**
-   * The instance cannot be put back on its source: it ends `error`, holding no allocation (neither as
-   * itself nor through the migration), and the migration `error`.
-   */
-  private async errorOut(current: Operation, failure: unknown, cause: unknown): Promise<never> {
-    const { instanceId, migrationId, source } = this;
-    log.error('the instance could not be restored on its source', {
-      instanceId,
-      source,
-      error: failureMessage(cause),
-    });
-    await scheduler.releaseAllocations({ consumerId: migrationId });
-    await scheduler.releaseAllocations({ consumerId: instanceId });
-    await this.markMigrationFailed();
-    const reason =
-      failure === cause
-        ? failureMessage(cause)
-        : `${failureMessage(failure)}; the instance could not be restored on ${source}: ${failureMessage(cause)}`;
-    const typed = isCancellation(failure)
-      ? failure
-      : typedFailure(failureType(failure) ?? failureType(cause) ?? FailureType.MigrationError, reason);
-    return failOperation(current, typed, { vmState: VmState.Error, host: source, ...flavorPatch(this.plan.oldFlavor) });
-  }
-
-  /** The instance as it was before the move: its vm state, source host, zone and old flavor. */
-  private restorePatch(powerState: PowerStateType): InstancePatch {
-    const { before } = this.op;
-    return {
-      vmState: before.vmState,
-      powerState,
-      host: this.source,
-      availabilityZone: before.availabilityZone,
-      ...flavorPatch(this.plan.oldFlavor),
-    };
-  }
-
-  /** The failure the operation ends with: every destination failing its prep is MaxRetriesExceeded. */
-  private failureOf(err: unknown): unknown {
+  /** The failure of the placement: every destination failing its prep is MaxRetriesExceeded. */
+  private exhausted(err: unknown, hosts: string[]): unknown {
     if (isCancellation(err) || !isFailureOfType(err, FailureType.Rescheduled)) return err;
-    const tried = this.op.progress.hostsTried.length > 0 ? this.op.progress.hostsTried : this.hosts;
+    const tried = this.op.progress.hostsTried.length > 0 ? this.op.progress.hostsTried : hosts;
     return typedFailure(
       FailureType.MaxRetriesExceeded,
       `Exceeded maximum number of retries. Exhausted all hosts available for retrying resize failures for instance ${this.instanceId}. Hosts tried: ${tried.join(', ')}.`,
       { instanceId: this.instanceId, hostsTried: tried }
     );
   }
-
-  /** Moves the migration record on, as a compare-and-swap from `expect`. */
-  private async setMigrationStatus(
-    status: ResizeMigrationStatus,
-    expect: ResizeMigrationStatus[],
-    destHost?: string
-  ): Promise<MigrationRecord> {
-    return conductor.updateMigration({ migrationId: this.migrationId, status, destHost, expectStatus: expect });
-  }
-
-  /** Marks the migration `error` (a rollback or a failed decision); a failure to do so is only logged. */
-  private async markMigrationFailed(): Promise<void> {
-    await conductor
-      .updateMigration({ migrationId: this.migrationId, status: 'error' })
-      .catch((err: unknown) =>
-        log.warn('could not mark the migration failed', { migrationId: this.migrationId, error: failureMessage(err) })
-      );
-  }
-
-  private resizedRecord(): InstanceRecord {
-    if (!this.resized) throw typedFailure(FailureType.MigrationError, 'the resize has not finished');
-    return this.resized;
-  }
-}
-
-/** The source could not take the instance back during a rollback: the move ends in error instead. */
-class SourceNotRestored extends Error {
-  constructor(readonly failure: unknown) {
-    super('the source could not take the instance back');
-  }
-}
-
-/** The instance fields that follow its flavor. */
-function flavorPatch(flavor: Flavor): InstancePatch {
-  return { flavor: flavor.name, vcpus: flavor.vcpus, memoryMb: flavor.memoryMb, diskGb: flavor.diskGb };
-}
-
-/**
- * Compute proxies for one host, plus `move`: the heartbeating steps of the move itself, whose cancellation
- * is waited for, so a rollback never races a disk transfer or a finish still running on the host.
- */
-function resizeComputeOn(host: string, timeouts: ComputeTimeoutsInput) {
-  const compute = computeOn(host, timeouts);
-  return { ...compute, move: compute.long };
 }

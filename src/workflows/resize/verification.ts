@@ -18,6 +18,10 @@ export class Verification {
   /** The live progress of the operation, to name the instance's state in a rejection. */
   progress?: OperationProgress;
   private awaiting = false;
+  /** What a user's confirm checks before it is taken (the source host up); a refusal changes nothing. */
+  private confirmCheck?: () => Promise<void>;
+  /** Confirms whose check is under way. */
+  private checking = 0;
   private outcome?: ResizeOutcome;
   private failure?: ApplicationFailure;
 
@@ -25,11 +29,13 @@ export class Verification {
 
   validate(kind: Decision): void {
     const method = kind === 'confirmed' ? 'confirmResize' : 'revertResize';
-    if (this.decision) {
-      if (this.decision.decision === kind) return;
+    // A confirm being checked (the source host up) holds the decision: a revert meanwhile is refused.
+    const taken = this.decision?.decision ?? (this.checking > 0 ? 'confirmed' : undefined);
+    if (taken) {
+      if (taken === kind) return;
       throw typedFailure(
         FailureType.InstanceInvalidState,
-        `Cannot '${method}' instance ${this.instanceId}: its resize was already ${this.decision.decision}`
+        `Cannot '${method}' instance ${this.instanceId}: its resize was already ${taken}`
       );
     }
     if (!this.awaiting) {
@@ -42,8 +48,23 @@ export class Verification {
     }
   }
 
-  /** The Update's body: takes the decision (unless one was taken) and returns its outcome once settled. */
+  /**
+   * The Update's body: takes the decision (unless one was taken) and returns its outcome once settled. A
+   * confirm whose check refuses fails typed, and the resize still awaits its decision.
+   */
   async handle(kind: Decision): Promise<ResizeOutcome> {
+    if (kind === 'confirmed' && this.decision === undefined && this.confirmCheck) {
+      this.checking++;
+      try {
+        await this.confirmCheck();
+      } catch (err) {
+        throw isCancellation(err)
+          ? err
+          : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
+      } finally {
+        this.checking--;
+      }
+    }
     this.decide(kind, false);
     // The caller gets the outcome even if the workflow is cancelled meanwhile (the decision still runs).
     await CancellationScope.nonCancellable(() =>
@@ -62,8 +83,9 @@ export class Verification {
     if (this.awaiting) this.decide('confirmed', true);
   }
 
-  open(): void {
+  open(confirmCheck?: () => Promise<void>): void {
     this.awaiting = true;
+    this.confirmCheck = confirmCheck;
   }
 
   settle(outcome: ResizeOutcome): void {

@@ -176,11 +176,13 @@ describe('resize compute activities', () => {
       expect(await source.getResizeAsideGuest(ID)).toMatchObject({ powerState: 'shutdown' });
     });
 
-    it('refuses to shrink the root disk before touching the guest (MigrationError)', async () => {
+    it('refuses to shrink the root disk before touching the guest (MigrationError, marked to roll back)', async () => {
       await boot(MEDIUM);
       const err = await failure(transfer(SMALL));
       expect(err.name).toBe('MigrationError');
       expect(err.message).toMatch(/Unable to resize disk down/);
+      // Nova's InstanceFaultRollback: the workflow puts the instance back as it was, not ERROR.
+      expect(err.details).toMatchObject({ instanceId: ID, migrationId: MIGRATION, host: SOURCE, rollback: true });
       expect(await source.getGuest(ID)).toMatchObject({ powerState: 'running' });
       expect(await source.getResizeAsideGuest(ID)).toBeUndefined();
     });
@@ -192,6 +194,7 @@ describe('resize compute activities', () => {
       expect(err.name).toBe('MigrationError');
       expect(err.message).toMatch(/Disk transfer of instance inst-1 from node-1 failed/);
       expect(err.details).toMatchObject({ instanceId: ID, migrationId: MIGRATION, host: SOURCE });
+      expect(err.details).not.toHaveProperty('rollback');
       expect(await source.getGuest(ID)).toMatchObject({ powerState: 'shutdown' });
       expect(await source.getResizeAsideGuest(ID)).toBeUndefined();
     });
