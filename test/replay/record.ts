@@ -675,40 +675,6 @@ describe.sequential('record replay histories', () => {
     });
   });
 
-  it('rebuild: evacuate to a requested host through the scheduler, the server group checked there (patched evacuate-destination-checked)', async () => {
-    const { az, hosts } = await zone(3);
-    const [source, , requested] = hosts as [string, string, string];
-    const group = `replay-evacuate-${zoneCounter}`;
-    await cloud.instances.ensureServerGroup(group, 'anti-affinity');
-    const handle = await run(hosts, () =>
-      startBuild({ name: `vm-${++zoneCounter}`, availabilityZone: az, schedulerHints: { group } })
-    );
-    const { instanceId } = (await run(hosts, () => handle.result())) as { instanceId: string };
-    cloud.liveness.down.add(source);
-    try {
-      await run(hosts.slice(1), async () => {
-        const evacuation = await startRebuild({ instanceId, evacuate: true, host: requested });
-        await evacuation.result();
-        await save(
-          evacuation.workflowId,
-          undefined,
-          'evacuate-destination-checked',
-          'COMPLETED',
-          "evacuate to a requested host: the scheduler's filters, then the late server-group check on it"
-        );
-      });
-    } finally {
-      cloud.liveness.down.delete(source);
-    }
-    await run(hosts, () =>
-      env.client.workflow.execute('reconcileHost', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: `${workflowIds.reconcileHost(source)}-${randomUUID().slice(0, 8)}`,
-        args: [{ host: source }],
-      })
-    );
-  });
-
   it('registerHost', async () => {
     await run([], async () => {
       const handle = await env.client.workflow.start('registerHost', {
