@@ -5,7 +5,6 @@
  * budget: the server, not hand-written code, drives Nova's reschedules and their backoff, and every
  * attempt shows in the Web UI as a run of the child.
  */
-import type { ApplicationFailure } from '@temporalio/workflow';
 import {
   CancellationScope,
   executeChild,
@@ -30,7 +29,7 @@ import { workflowIds } from '../shared/task-queues';
 import { domainFailure, failureMessage, isFailureOfType, parseInput, refusalFailure } from './lib/failures';
 import { instanceNameTag, tagInstance } from './lib/instance-attributes';
 import type { StepRunner } from './lib/kernel';
-import { runStep, withKernel } from './lib/kernel';
+import { failCreation, runStep, withKernel } from './lib/kernel';
 import { EventBatch, recordStep } from './lib/operation';
 import { showProgress } from './lib/progress';
 import { computeOn, conductor, conductorLocal, scheduler } from './lib/proxies';
@@ -51,9 +50,6 @@ export const PATCH_BATCHED_BUILD = 'batched-build';
 
 /** The patch id of the cancelled build that also destroys the guest its last attempt left. */
 export const PATCH_CANCELLED_BUILD_DESTROYS_GUEST = 'cancelled-build-destroys-guest';
-
-/** Nova's fault codes: 500 for build failures, 400 for bad requests. */
-const FAULT_CODE = 500;
 
 /**
  * Builds one instance and returns its record (`active` on success). Fails with a typed failure:
@@ -306,45 +302,17 @@ async function batchedBuild(
   }
 }
 
-/** Persists the outcome of a failed or cancelled build, releases every claim, then fails typed. */
-async function failBuild(err: unknown, op: StepRunner): Promise<never> {
-  const { instanceId, actionId, progress } = op;
-  await op.compensations.rollBack(err);
-  // A batched build's fault goes with its steps' unwritten events, as a local activity.
-  const store = op.batch ? conductorLocal : conductor;
-  const events = op.batch?.take();
-  if (isCancellation(err)) {
-    // NOTE(nova): deleting an instance during its build ends it deleted with no allocation.
-    await store.recordFailure({
-      instanceId,
-      actionId,
-      ...(events ? { events } : {}),
-      code: 499,
-      message: 'Build cancelled by the user',
-      patch: { vmState: VmState.Deleted, taskState: null, powerState: PowerState.NoState, host: null },
-    });
-    progress.vmState = VmState.Deleted;
-    tagInstance({ vmState: VmState.Deleted });
-    throw err;
-  }
-  let failure: ApplicationFailure;
-  if (isFailureOfType(err, FailureType.Rescheduled)) {
-    const exceeded = new MaxRetriesExceeded(instanceId, hostsTriedOf(err) ?? progress.hostsTried);
-    failure = domainFailure(exceeded);
-  } else {
-    failure = refusalFailure(err, FailureType.BuildAborted);
-  }
-  log.warn('build failed', { instanceId, type: failure.type, message: failure.message });
-  // The fault's details name the failure's type: a re-submitted build fails the same way.
-  await store.recordFailure({
-    instanceId,
-    actionId,
-    ...(events ? { events } : {}),
-    code: FAULT_CODE,
-    message: failure.message,
-    details: failure.type ?? undefined,
+/**
+ * A failed or cancelled build ends on the frame (failCreation: every claim released, the guest of a
+ * cancelled build's last attempt destroyed, the one failure write); an attempt list that ran out is
+ * MaxRetriesExceeded, any other failure keeps its type (untyped: BuildAborted).
+ */
+function failBuild(err: unknown, op: StepRunner): Promise<never> {
+  return failCreation(op, err, {
+    operation: 'Build',
+    named: (e) =>
+      isFailureOfType(e, FailureType.Rescheduled)
+        ? domainFailure(new MaxRetriesExceeded(op.instanceId, hostsTriedOf(e) ?? op.progress.hostsTried))
+        : refusalFailure(e, FailureType.BuildAborted),
   });
-  Object.assign(progress, { vmState: VmState.Error, taskState: null, step: 'failed' });
-  tagInstance({ vmState: VmState.Error });
-  throw failure;
 }

@@ -42,16 +42,18 @@ async function zoneWithHosts(count: number, spawnSeconds: number | number[] = 0.
 }
 
 /** Builds an instance through the buildInstance workflow; it lands on the zone's first host. */
-async function buildIn(az: string, hosts: readonly string[], image = 'cirros') {
+async function buildIn(az: string, hosts: readonly string[], image = 'cirros', group?: string, host = hosts[0]) {
   const instanceId = randomUUID();
+  const schedulerHints = group ? { group } : {};
+  const name = `vm-${instanceId.slice(0, 8)}`;
   const record = await cloud.run(hosts, () =>
     env.client.workflow.execute<typeof buildInstance>('buildInstance', {
       taskQueue: CONDUCTOR_TASK_QUEUE,
       workflowId: workflowIds.buildInstance(instanceId),
-      args: [{ instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor: 'm1.small', image, availabilityZone: az }],
+      args: [{ instanceId, name, flavor: 'm1.small', image, availabilityZone: az, schedulerHints }],
     })
   );
-  expect(record).toMatchObject({ vmState: 'active', host: hosts[0] });
+  expect(record).toMatchObject({ vmState: 'active', host });
   return { instanceId, record };
 }
 
@@ -403,7 +405,7 @@ describe('rebuild with evacuate', () => {
     expect((await cloud.run(hosts, () => reconcile(source))).cleaned).toEqual([]);
   });
 
-  it('to a requested host claims it directly, from a forced-down source, whatever the task state; stopped stays stopped', async () => {
+  it('to a forced host claims it directly, from a forced-down source, whatever the task state; stopped stays stopped', async () => {
     const { az, hosts } = await zoneWithHosts(3);
     const [source, , requested] = hosts as [string, string, string];
     const { instanceId } = await buildIn(az, hosts);
@@ -413,7 +415,7 @@ describe('rebuild with evacuate', () => {
     await cloud.placement.setForcedDown(source, true);
     try {
       const { record, error } = await cloud.run(hosts.slice(1), () =>
-        runRebuild({ instanceId, evacuate: true, host: requested })
+        runRebuild({ instanceId, evacuate: true, host: requested, force: true })
       );
       expect(error).toBeUndefined();
       expect(record).toMatchObject({
@@ -439,6 +441,80 @@ describe('rebuild with evacuate', () => {
     const result = await cloud.run(hosts, () => reconcile(source));
     expect(result.cleaned.map((c) => c.instanceId)).toEqual([instanceId]);
     expect(await allocationHosts(instanceId)).toEqual([requested]);
+  });
+
+  it("to a requested host goes through the scheduler's filters unless forced; a forced one meets the late group check", async () => {
+    const { az, hosts } = await zoneWithHosts(3);
+    const [first, source, free] = hosts as [string, string, string];
+    const group = `rb-anti-${zoneCounter}`;
+    await cloud.instances.ensureServerGroup(group, 'anti-affinity');
+    const member = await buildIn(az, hosts, 'cirros', group, first);
+    const { instanceId } = await buildIn(az, hosts, 'cirros', group, source);
+    cloud.liveness.down.add(source);
+    const outcomes = await cloud.run([first, free], async () => [
+      // The scheduler's anti-affinity filter refuses the member's host: nothing claimed there.
+      failureOf((await runRebuild({ instanceId, evacuate: true, host: first })).error),
+      // Forced, the scheduler is skipped; the late check on the destination fails it (Nova's BuildAbortException).
+      failureOf((await runRebuild({ instanceId, evacuate: true, host: first, force: true })).error),
+      await runRebuild({ instanceId, evacuate: true, host: free }),
+    ]);
+    cloud.liveness.down.delete(source);
+    expect(outcomes[0]).toMatchObject({ type: 'NoValidHost' });
+    expect(outcomes[1]).toMatchObject({ type: 'BuildAborted' });
+    expect((outcomes[1] as { message: string }).message).toMatch(
+      new RegExp(
+        `Build of instance ${instanceId} aborted: Server group ${group} \\(anti-affinity\\) would be violated on ${first}: member ${member.instanceId} is there`
+      )
+    );
+    expect(outcomes[2]).toMatchObject({ error: undefined, record: { vmState: 'active', host: free, taskState: null } });
+    const evacuations = (await cloud.instances.listActions(instanceId)).filter((a) => a.action === 'evacuate');
+    const conductorEvents = [2, 3, 3];
+    expect(
+      evacuations.map((a, i) => [
+        a.result,
+        conductorFirst(
+          a.events.map((e) => [e.event, e.host, e.result]),
+          conductorEvents[i]!
+        ),
+      ])
+    ).toEqual([
+      [
+        'Error',
+        [
+          ['rebuild_server', source, 'Error'],
+          ['scheduler_select_destinations', source, 'Error'],
+        ],
+      ],
+      [
+        'Error',
+        [
+          ['compute_validate_instance_group_policy', first, 'Error'],
+          ['conductor_claim_requested_host', first, 'Success'],
+          ['rebuild_server', source, 'Error'],
+        ],
+      ],
+      [
+        'Success',
+        [
+          ['compute_validate_instance_group_policy', free, 'Success'],
+          ['rebuild_server', source, 'Success'],
+          ['scheduler_select_destinations', source, 'Success'],
+          ['compute_rebuild_block_device_mapping', free, 'Success'],
+          ['compute_rebuild_spawning', free, 'Success'],
+        ],
+      ],
+    ]);
+    expect((await cloud.instances.listMigrations(instanceId)).map((m) => [m.status, m.destHost])).toEqual([
+      ['error', first],
+      ['error', first],
+      ['done', free],
+    ]);
+    expect(await allocationHosts(member.instanceId)).toEqual([first]);
+    expect(await allocationHosts(instanceId)).toEqual([source, free].sort());
+    expect((await cloud.driver(first).listGuests()).map((g) => g.instanceId)).toEqual([member.instanceId]);
+    const result = await cloud.run(hosts, () => reconcile(source));
+    expect(result.cleaned.map((c) => c.instanceId)).toEqual([instanceId]);
+    expect(await allocationHosts(instanceId)).toEqual([free]);
   });
 
   it('refuses a requested host that is the source, unknown, or down, changing nothing', async () => {

@@ -19,6 +19,7 @@ import type { ApiDeps } from '../deps';
 import { badRequest, conflict, faultOfFailure, notImplemented } from '../errors';
 import { imageId } from '../ids';
 import { findImage } from '../images';
+import type { Microversion } from '../microversion';
 import { atLeast } from '../microversion';
 import { execute, heldBy, startAndAccept } from '../operations';
 import { requireAdmin, requireMember } from './common';
@@ -154,6 +155,25 @@ export const DECISION_OPEN_WAIT_MS = 5_000;
 
 const hostArg = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
+/**
+ * Whether an evacuation's requested host is forced (claimed with no scheduler), as Nova's evacuate API
+ * decides it: below 2.29 every requested host is forced (the API had no `force`); from 2.29 to 2.67
+ * `force: true` asks for it, and forcing with no host is refused; from 2.68 `force` is not accepted
+ * (the host is validated by the scheduler).
+ */
+function evacuateForce(apiVersion: Microversion, a: Record<string, unknown>, host: string | undefined): boolean {
+  if (!atLeast(apiVersion, '2.29')) return host !== undefined;
+  if (a.force === undefined) return false;
+  if (atLeast(apiVersion, '2.68'))
+    throw badRequest(
+      "Invalid input for field/attribute evacuate. Additional properties are not allowed ('force' was unexpected)"
+    );
+  if (typeof a.force !== 'boolean')
+    throw badRequest(`Invalid input for field/attribute force. Value: ${JSON.stringify(a.force)}.`);
+  if (a.force && host === undefined) throw badRequest("Can't force to a non-provided destination");
+  return a.force;
+}
+
 async function checkHost(deps: ApiDeps, host: string | undefined): Promise<void> {
   if (host && !(await deps.hostStates()).some((h) => h.host === host))
     throw badRequest(`Compute host ${host} could not be found.`);
@@ -250,11 +270,13 @@ const ACTIONS: Record<string, Handler> = {
     requireAdmin(req, 'os_compute_api:os-evacuate');
     const a = obj(arg);
     const host = hostArg(a.host);
+    const force = evacuateForce(req.apiVersion, a, host);
     await checkHost(deps, host);
     const adminPass = typeof a.adminPass === 'string' ? a.adminPass : undefined;
     await operate(deps, req, 'rebuild', record.instanceId, {
       evacuate: true,
       ...(host ? { host } : {}),
+      ...(force ? { force } : {}),
       ...(adminPass ? { adminPassword: adminPass } : {}),
     });
     // Nova answers 200: with the password below 2.14, with no body from 2.14.

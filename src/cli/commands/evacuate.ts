@@ -10,8 +10,9 @@ import { instanceCommand } from '../options';
 export function register(program: Command, run: Run): void {
   instanceCommand(program, 'evacuate', "rebuild the instance on another host, only while the instance's host is down")
     .option('--host <host>', 'the destination (default: the scheduler picks)')
+    .option('--force', "with --host: claim it directly, skipping the scheduler's filters (Nova's force)")
     .option('--image <image>', 'the image (default: the current one)')
-    .action((ref: string, o: { host?: string; image?: string }) =>
+    .action((ref: string, o: { host?: string; force?: boolean; image?: string }) =>
       run(async (ctx) => {
         if (o.host) await requireHost(ctx, o.host);
         const { instanceId } = await resolveInstance(ctx, ref);
@@ -20,6 +21,7 @@ export function register(program: Command, run: Run): void {
           evacuate: true,
           ...(o.image ? { image: o.image } : {}),
           ...(o.host ? { host: o.host } : {}),
+          ...(o.force ? { force: true } : {}),
         };
         return startAndFollow(ctx, 'rebuild', workflowIds.evacuate(instanceId, requestId()), input);
       })

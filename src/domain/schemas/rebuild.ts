@@ -24,8 +24,16 @@ export const RebuildInputSchema = z.lazy(() =>
        * its own host is down. Rebuilds with the current image.
        */
       evacuate: z.boolean().default(false),
-      /** Evacuate only: the requested destination, claimed directly (never the instance's own host). */
+      /**
+       * Evacuate only: the requested destination (never the instance's own host), which the scheduler's
+       * filters must pass (Nova 2.29+), unless `force`.
+       */
       host: HostNameSchema.optional(),
+      /**
+       * Evacuate with a host only: claim it directly, no scheduler (Nova's `force`, API 2.29–2.67; below
+       * 2.29 every requested host is forced).
+       */
+      force: z.boolean().optional(),
       timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
       /** Nova's adminPass for the rebuilt guest (rebuild and evacuate). */
       adminPassword: AdminPasswordSchema.optional(),
@@ -38,6 +46,10 @@ export const RebuildInputSchema = z.lazy(() =>
     })
     .strict()
     .refine((i) => i.evacuate || i.host === undefined, { message: 'a host is given only to evacuate', path: ['host'] })
+    .refine((i) => !i.force || i.host !== undefined, {
+      message: "can't force to a non-provided destination",
+      path: ['force'],
+    })
     .refine((i) => !(i.evacuate && i.image !== undefined), {
       message: 'an evacuation re-creates the instance from its current image; give no image',
       path: ['image'],

@@ -28,7 +28,8 @@ import {
 } from '../lib/failures';
 import type { StepRunner } from '../lib/kernel';
 import { once } from '../lib/kernel';
-import { attemptFailure, attemptOnHost } from '../lib/placement-attempt';
+import type { AttemptEnding, PlacementAttempt } from '../lib/placement-attempt';
+import { attemptOnHost } from '../lib/placement-attempt';
 import { EventBatch, recordStep } from '../lib/operation';
 import type { OperationProgress } from '../../shared/messages';
 import { computeOn, conductor, conductorLocal, scheduler } from '../lib/proxies';
@@ -173,47 +174,62 @@ export async function buildOnHost(input: BuildAttemptInput): Promise<BuildAttemp
       run,
     });
 
-  try {
-    if (attempt === 1) releaseClaim();
-    else {
-      if (claimOffHost) releaseClaim();
-      else op.compensations.push('destroy the guest', destroyGuest);
-      await step(
-        Task.Scheduling,
-        CLAIM_EVENT,
-        () => scheduler.claimResources({ consumerId: instanceId, host, resources: selection.resources }),
-        !claimOffHost
-      );
-      if (!claimOffHost) releaseClaim();
-    }
-    // Versioned, and only for an instance in a group: the late check (Nova's
-    // _validate_instance_group_policy) against the group's members as they are now, which a concurrent
-    // build may have moved since the scheduler chose. A violation reschedules; it is no step on the host,
-    // so the host is not counted as failing (Nova's RescheduledByPolicyException).
-    if (input.serverGroup !== undefined && (batch !== undefined || patched(PATCH_LATE_GROUP_CHECK)))
-      await step(
-        Task.Scheduling,
-        GROUP_CHECK_EVENT,
-        () => conductor.checkServerGroupPolicy({ instanceId, host }),
-        false
-      );
-    op.compensations.push('destroy the guest', destroyGuest);
-    await guestSteps(step, compute, input);
-    if (!batch) return { host };
-    await placement.told();
-    const hostsTried = selection.hosts.slice(0, attempt);
-    return { host, zone: selection.hostZones[host] ?? null, hostsTried, events: batch.take() };
-  } catch (err) {
-    await op.compensations.rollBack(err);
-    if (batch) await Promise.all([flushEvents(batch), placement.told()]);
-    throw attemptFailure(
-      err,
-      { operation: 'Build', instanceId, host, attempt, hosts: selection.hosts.length },
-      ABORT_TYPES,
-      FailureType.BuildAborted,
-      batch && { details: { selection }, lastHost: attempt >= selection.hosts.length }
-    );
-  }
+  return placement.run(
+    op,
+    async () => {
+      if (attempt === 1) releaseClaim();
+      else {
+        if (claimOffHost) releaseClaim();
+        else op.compensations.push('destroy the guest', destroyGuest);
+        await step(
+          Task.Scheduling,
+          CLAIM_EVENT,
+          () => scheduler.claimResources({ consumerId: instanceId, host, resources: selection.resources }),
+          !claimOffHost
+        );
+        if (!claimOffHost) releaseClaim();
+      }
+      // Versioned, and only for an instance in a group: the late check (Nova's
+      // _validate_instance_group_policy) against the group's members as they are now, which a concurrent
+      // build may have moved since the scheduler chose. A violation reschedules; it is no step on the host,
+      // so the host is not counted as failing (Nova's RescheduledByPolicyException).
+      if (input.serverGroup !== undefined && (batch !== undefined || patched(PATCH_LATE_GROUP_CHECK)))
+        await step(
+          Task.Scheduling,
+          GROUP_CHECK_EVENT,
+          () => conductor.checkServerGroupPolicy({ instanceId, host }),
+          false
+        );
+      op.compensations.push('destroy the guest', destroyGuest);
+      await guestSteps(step, compute, input);
+      if (!batch) return { host };
+      await placement.told();
+      const hostsTried = selection.hosts.slice(0, attempt);
+      return { host, zone: selection.hostZones[host] ?? null, hostsTried, events: batch.take() };
+    },
+    buildEnding(placement, selection, batch)
+  );
+}
+
+/**
+ * How a build attempt fails: an abort type at once, anything else rescheduled. A batched one first writes
+ * its unwritten events and waits for its signals to the parent, and hands its selection to the next run.
+ */
+function buildEnding(placement: PlacementAttempt, selection: BuildSelection, batch?: EventBatch): AttemptEnding {
+  const ending = {
+    operation: 'Build',
+    hosts: selection.hosts.length,
+    abortTypes: ABORT_TYPES,
+    abortDefault: FailureType.BuildAborted,
+  };
+  if (!batch) return ending;
+  return {
+    ...ending,
+    settle: async () => {
+      await Promise.all([flushEvents(batch), placement.told()]);
+    },
+    carry: { details: { selection }, lastHost: placement.attempt >= selection.hosts.length },
+  };
 }
 
 /** One build step of an attempt: its task state, its event, what it runs, whether it runs on the host. */

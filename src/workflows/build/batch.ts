@@ -28,6 +28,7 @@ import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
 import { workflowIds } from '../../shared/task-queues';
 import { failureMessage, failureType, refusalFailure, typedFailure } from '../lib/failures';
+import { writeFailure } from '../lib/operation';
 import { conductor, scheduler } from '../lib/proxies';
 
 /** One instance of a multi-create request, as the parent's result lists it. */
@@ -194,14 +195,15 @@ async function createMembers(req: BuildInstanceRequest, members: Member[]): Prom
 async function endUnbuilt(members: Member[], message: string, details: string): Promise<void> {
   await Promise.all(
     members.map((m) =>
-      conductor.recordFailure({
-        instanceId: m.instanceId,
-        actionId: m.created!.actionId,
-        code: FAULT_CODE,
-        message,
-        details,
-        patch: { vmState: VmState.Deleted, taskState: null, powerState: PowerState.NoState, host: null },
-      })
+      writeFailure(
+        { instanceId: m.instanceId, actionId: m.created!.actionId },
+        {
+          code: FAULT_CODE,
+          message,
+          details,
+          patch: { vmState: VmState.Deleted, taskState: null, powerState: PowerState.NoState, host: null },
+        }
+      )
     )
   );
 }
@@ -279,16 +281,15 @@ async function failBatch(err: unknown, members: Member[], progress: OperationPro
         result: 'Error',
         details: cancelled ? 'cancelled' : `${type}: ${message}`,
       });
-      await conductor.recordFailure(
+      await writeFailure(
+        { instanceId: m.instanceId, actionId },
         cancelled
           ? {
-              instanceId: m.instanceId,
-              actionId,
               code: 499,
               message: 'Build cancelled by the user',
               patch: { vmState: VmState.Deleted, taskState: null, powerState: PowerState.NoState, host: null },
             }
-          : { instanceId: m.instanceId, actionId, code: FAULT_CODE, message, details: type }
+          : { code: FAULT_CODE, message, details: type }
       );
     })
   );

@@ -34,39 +34,67 @@ import { finishOperation, hostFailure } from './ending';
  */
 export type CancellationPolicy = 'steps' | 'between-steps' | 'none';
 
-/** What the steps of one run see: the request, the running operation, its host and what prepare returned. */
-export interface OperationRun<R, C> {
+/**
+ * What the steps of one run see: the request, the running operation, its host, what prepare returned and
+ * what the lookup read before the lock.
+ */
+export interface OperationRun<R, C, L = undefined> {
   req: R;
   op: KernelOperation;
   /** The instance's host as the lock found it (the kernel refuses an instance with none). */
   host: string;
   ctx: C;
+  found: L;
 }
 
-/** A named pre-check: resolves to allow the operation, throws (a domain error, typed failure) to refuse it. */
-export type OperationCheck<R> = (req: R) => Promise<void>;
+/**
+ * A named pre-check: resolves to allow the operation, throws (a domain error, typed failure) to refuse it.
+ * `found` is what the definition's lookup read (undefined without one).
+ */
+export type OperationCheck<R, L = undefined> = (req: R, found: L) => Promise<void> | void;
 
-export interface OperationDefinition<S extends z.ZodType<{ instanceId: string }>, C = undefined> {
+/**
+ * A step of a definition, or a step built only when the run reaches it (its host is what an earlier
+ * step chose: an evacuation's destination).
+ */
+export type OperationStep = StepSpec<unknown> | (() => StepSpec<unknown>);
+
+export interface OperationDefinition<S extends z.ZodType<{ instanceId: string }>, C = undefined, L = undefined> {
   /** The workflow type (the progress query's operation, the method named in refusals). */
   name: string;
   /** The input's zod schema: bad input fails InvalidRequest before anything is read or written. */
   input: S;
   /** The row of the transitions table (by the request when it depends on it: a hard reboot's). */
   transition: OperationName | ((req: z.output<S>) => OperationName);
+  /**
+   * What the checks and the steps read before the lock (the request's instance, flavor, image, hosts):
+   * nothing is written, and a failure refuses the operation as a check's does.
+   */
+  lookup?: (req: z.output<S>) => Promise<L>;
   /** Nova's `_check_*` pre-checks, in order, before the lock: a refusal changes nothing. */
-  checks?: Record<string, OperationCheck<z.output<S>>>;
+  checks?: Record<string, OperationCheck<z.output<S>, L>>;
+  /** A takeover (evacuate): the owner the lock expects to find, as the lookup saw it (null for none). */
+  expectOwner?: (found: L) => string | null;
   /** Read once the lock is held, before the steps (e.g. the image's shutdown timeout). */
-  prepare?: (op: KernelOperation, req: z.output<S>) => Promise<C>;
+  prepare?: (op: KernelOperation, req: z.output<S>, found: L) => C | Promise<C>;
   /** The steps, in order, each with its undo (StepSpec.undo, pushed before the step runs). */
-  steps: (run: OperationRun<z.output<S>, C>) => StepSpec<unknown>[];
+  steps: (run: OperationRun<z.output<S>, C, L>) => OperationStep[];
   cancellation: CancellationPolicy;
-  /** The success write: the instance's state once every step succeeded (its task state is cleared). */
-  done: InstancePatch;
+  /**
+   * The success write: the instance's state once every step succeeded (its task state is cleared); a
+   * function when it depends on what the steps did (it may write what ends the operation's own records).
+   */
+  done: InstancePatch | ((run: OperationRun<z.output<S>, C, L>) => InstancePatch | Promise<InstancePatch>);
+  /**
+   * How the operation names what it failed with (default: a compute activity that timed out is its
+   * host's ComputeHostUnavailable); the kernel translates the result into the typed failure once.
+   */
+  failure?: (run: OperationRun<z.output<S>, C | undefined, L>, err: unknown) => unknown;
   /**
    * The instance's stable state after a failure or cancellation, read once the undos ran; by default
    * (undefined) it is left as the lock found it.
    */
-  stableState?: (run: OperationRun<z.output<S>, C | undefined>, err: unknown) => Promise<InstancePatch | undefined>;
+  stableState?: (run: OperationRun<z.output<S>, C | undefined, L>, err: unknown) => Promise<InstancePatch | undefined>;
 }
 
 /** One step of a definition, typed by its result (the list holds steps of different results). */
@@ -78,49 +106,55 @@ export function step<T>(spec: StepSpec<T>): StepSpec<unknown> {
 export type OperationWorkflow<S extends z.ZodType> = (input: z.input<S>) => Promise<InstanceRecord>;
 
 /** Makes a definition a workflow function; see the module comment for what the kernel does. */
-export function defineOperation<S extends z.ZodType<{ instanceId: string }>, C = undefined>(
-  def: OperationDefinition<S, C>
+export function defineOperation<S extends z.ZodType<{ instanceId: string }>, C = undefined, L = undefined>(
+  def: OperationDefinition<S, C, L>
 ): OperationWorkflow<S> {
   return async (input) => {
     const req = parseInput(def.input, input);
-    await runChecks(def, req);
+    const found = await refusing(async () => (def.lookup ? def.lookup(req) : (undefined as L)));
+    for (const check of Object.values(def.checks ?? {})) await refusing(async () => check(req, found));
     const transition = typeof def.transition === 'function' ? def.transition(req) : def.transition;
+    const expectOwner = def.expectOwner?.(found);
     // The lock is taken whole or not at all: a cancellation waits for the compare-and-swap to answer.
     const op = withKernel(
       await CancellationScope.nonCancellable(() =>
-        beginOperation({ instanceId: req.instanceId, transition, operation: def.name })
+        beginOperation({
+          instanceId: req.instanceId,
+          transition,
+          operation: def.name,
+          ...(expectOwner !== undefined ? { expectOwner } : {}),
+        })
       )
     );
-    const body = () => runLocked(def, req, op);
+    const body = () => runLocked(def, req, op, found);
     return def.cancellation === 'none' ? CancellationScope.nonCancellable(body) : body();
   };
 }
 
-/** The checks, by name, in order; a refusal is translated once and nothing was written. */
-async function runChecks<S extends z.ZodType<{ instanceId: string }>, C>(
-  def: OperationDefinition<S, C>,
-  req: z.output<S>
-): Promise<void> {
-  for (const check of Object.values(def.checks ?? {})) {
-    await check(req).catch((err: unknown) => {
-      if (isCancellation(err)) throw err; // nothing written yet: just cancelled
-      throw refusalFailure(err);
-    });
-  }
+/** A read or a check before the lock; a refusal is translated once and nothing was written. */
+async function refusing<T>(run: () => Promise<T>): Promise<T> {
+  return run().catch((err: unknown) => {
+    if (isCancellation(err)) throw err; // nothing written yet: just cancelled
+    throw refusalFailure(err);
+  });
 }
 
 /** Everything after the lock: the steps and the success write, or the one way to fail. */
-async function runLocked<S extends z.ZodType<{ instanceId: string }>, C>(
-  def: OperationDefinition<S, C>,
+async function runLocked<S extends z.ZodType<{ instanceId: string }>, C, L>(
+  def: OperationDefinition<S, C, L>,
   req: z.output<S>,
-  op: KernelOperation
+  op: KernelOperation,
+  found: L
 ): Promise<InstanceRecord> {
   const host = op.before.host;
   let ctx: C | undefined;
+  let done: InstancePatch;
   try {
-    ctx = def.prepare ? await def.prepare(op, req) : undefined;
+    ctx = def.prepare ? await def.prepare(op, req, found) : undefined;
     if (host === null) throw noHost(op.before, def.name);
-    for (const step of def.steps({ req, op, host, ctx: ctx as C })) {
+    const run = { req, op, host, ctx: ctx as C, found };
+    for (const entry of def.steps(run)) {
+      const step = typeof entry === 'function' ? entry() : entry;
       if (def.cancellation !== 'between-steps') {
         await runStep(op, step);
         continue;
@@ -130,13 +164,15 @@ async function runLocked<S extends z.ZodType<{ instanceId: string }>, C>(
       const scope = CancellationScope.current();
       if (scope.consideredCancelled) await scope.cancelRequested;
     }
+    done = typeof def.done === 'function' ? await def.done(run) : def.done;
   } catch (err) {
     return CancellationScope.nonCancellable(async () => {
-      const failure = hostFailure(err, host);
+      const run = { req, op, host: host ?? '', ctx, found };
+      const failure = def.failure && host !== null ? def.failure(run, err) : hostFailure(err, host);
       await op.compensations.rollBack(failure);
-      const patch = def.stableState && host !== null ? await def.stableState({ req, op, host, ctx }, err) : undefined;
+      const patch = def.stableState && host !== null ? await def.stableState(run, err) : undefined;
       return failOperation(op, failure, patch);
     });
   }
-  return finishOperation(op, def.done);
+  return finishOperation(op, done);
 }

@@ -10,12 +10,15 @@
  * Nothing in a workflow keeps flags for what to undo: the stack holds the undos, and the journal
  * answers "did this step reach the host?".
  */
-import { CancellationScope, log } from '@temporalio/workflow';
+import type { ApplicationFailure } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
 
 import type { InstancePatch, TaskState } from '../../domain/instance';
+import { PowerState, VmState } from '../../domain/instance';
 import { failureMessage, timeoutType } from './failures';
 import type { Expectation, Operation, StepOwner } from './operation';
-import { advance, failOperation, recordStep } from './operation';
+import { advance, failOperation, recordStep, writeFailure } from './operation';
+import { tagInstance } from './instance-attributes';
 import { showProgress } from './progress';
 import { withActivitySummary } from './proxies';
 
@@ -71,6 +74,11 @@ export class Compensations {
 }
 
 export interface StepSpec<T> {
+  /**
+   * Run first, before the task state is written (a bookkeeping write of the operation's own records the
+   * step's task state must follow, e.g. an evacuation's migration naming its destination).
+   */
+  before?: () => Promise<void>;
   /** The event recorded on the operation's action (Nova's wrap_instance_event names). */
   event: string;
   /** What getProgress and the Web UI show while the step runs. */
@@ -113,6 +121,7 @@ export function withKernel<O extends StepOwner>(op: O): O & StepRunner {
 
 /** Runs one step of an operation. See the module comment. */
 export async function runStep<T>(op: StepRunner, spec: StepSpec<T>): Promise<T> {
+  await spec.before?.();
   if (spec.taskState !== undefined) await advance(op, spec.taskState, spec.label, spec.patch, spec.expect);
   else op.progress.step = spec.label;
   showProgress(op.progress);
@@ -178,4 +187,37 @@ export async function rollBackAndFail(
   await op.compensations.rollBack(err);
   const stable = typeof patch === 'function' ? patch() : patch;
   return CancellationScope.nonCancellable(() => failOperation(op, err, stable));
+}
+
+/**
+ * Ends a failed or cancelled creation (a build, whose instance is its own from its record's creation) the
+ * frame's way: its compensation stack unwound (last step first, non-cancellable), then the one failure
+ * writer. Cancelled: the instance ends `deleted` with no host. Failed: `error` with the fault, whose
+ * details name the failure's type (a re-submitted build fails the same way), and `named(err)` is thrown:
+ * what the operation calls its failure (a build's exhausted reschedules: MaxRetriesExceeded).
+ */
+export async function failCreation(
+  op: StepRunner,
+  err: unknown,
+  how: { operation: string; named: (err: unknown) => ApplicationFailure }
+): Promise<never> {
+  const { instanceId, progress } = op;
+  await op.compensations.rollBack(err);
+  if (isCancellation(err)) {
+    // NOTE(nova): deleting an instance during its build ends it deleted with no allocation.
+    await writeFailure(op, {
+      code: 499,
+      message: `${how.operation} cancelled by the user`,
+      patch: { vmState: VmState.Deleted, taskState: null, powerState: PowerState.NoState, host: null },
+    });
+    progress.vmState = VmState.Deleted;
+    tagInstance({ vmState: VmState.Deleted });
+    throw err;
+  }
+  const failure = how.named(err);
+  log.warn(`${how.operation.toLowerCase()} failed`, { instanceId, type: failure.type, message: failure.message });
+  await writeFailure(op, { code: 500, message: failure.message, details: failure.type ?? undefined });
+  Object.assign(progress, { vmState: VmState.Error, taskState: null, step: 'failed' });
+  tagInstance({ vmState: VmState.Error });
+  throw failure;
 }

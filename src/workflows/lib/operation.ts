@@ -10,7 +10,7 @@ import type { ApplicationFailure } from '@temporalio/workflow';
 import { FailureType } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord, TaskState, VmState } from '../../domain/instance';
 import type { OperationName, Transition } from '../../domain/transitions';
-import type { EventInput } from '../../activities/conductor';
+import type { EventInput, FaultInput } from '../../activities/conductor';
 import { TRANSITIONS } from '../../domain/transitions';
 import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
@@ -239,17 +239,13 @@ export async function failOperation(op: Operation, thrown: unknown, patch?: Inst
   const type = timeoutType(err)
     ? FailureType.ComputeHostUnavailable
     : (failureType(err) ?? FailureType.OperationFailed);
-  const record = await CancellationScope.nonCancellable(() =>
-    conductor.recordFailure({
-      instanceId: op.instanceId,
-      actionId: op.actionId,
-      code: cancelled ? 499 : 500,
-      message,
-      patch: { ...(patch ?? { vmState: op.before.vmState, powerState: op.before.powerState }), taskState: null },
-      // Only while this operation still holds the instance: an evacuation may have taken it over.
-      expectTaskState: op.progress.taskState,
-    })
-  );
+  const record = await writeFailure(op, {
+    code: cancelled ? 499 : 500,
+    message,
+    patch: { ...(patch ?? { vmState: op.before.vmState, powerState: op.before.powerState }), taskState: null },
+    // Only while this operation still holds the instance: an evacuation may have taken it over.
+    expectTaskState: op.progress.taskState,
+  });
   Object.assign(op.progress, {
     vmState: record.vmState,
     taskState: null,
@@ -263,4 +259,23 @@ export async function failOperation(op: Operation, thrown: unknown, patch?: Inst
   if (cancelled) throw err;
   const failure: ApplicationFailure = typedFailure(type, message);
   throw failure;
+}
+
+/**
+ * The one writer of an operation's failure (failOperation's, a creation's: kernel.ts failCreation, and
+ * a multi-create's for the instances it never handed to a build):
+ * the fault, the instance's state and the action's Error in one non-cancellable write; a batched
+ * operation's as a local activity carrying its steps' unwritten events.
+ */
+export function writeFailure(
+  op: Pick<StepOwner, 'instanceId' | 'actionId' | 'batch'>,
+  fault: Omit<FaultInput, 'instanceId' | 'actionId' | 'events'>
+): Promise<InstanceRecord> {
+  const { instanceId, actionId, batch } = op;
+  if (!batch)
+    return CancellationScope.nonCancellable(() => conductor.recordFailure({ instanceId, actionId, ...fault }));
+  const events = batch.take();
+  return CancellationScope.nonCancellable(() =>
+    conductorLocal.recordFailure({ instanceId, actionId, events, ...fault })
+  );
 }

@@ -51,11 +51,31 @@ export interface PlacementAttempt {
    * with one in flight). They have almost always landed while the step ran.
    */
   told(): Promise<void>;
+  /**
+   * Runs the attempt's steps on the frame: on a failure or a cancellation, its compensation stack is
+   * unwound (last step first, each undo once, non-cancellable), `settle` runs (what the run must write
+   * before it closes), and the run fails as attemptFailure names it: an abort, or `Rescheduled`.
+   */
+  run<T>(op: StepRunner, steps: () => Promise<T>, ending: AttemptEnding): Promise<T>;
   step<T>(
     op: StepRunner,
     taskState: TaskState,
     spec: Omit<StepSpec<T>, 'label' | 'onStart' | 'attempt'> & { tellParent?: boolean }
   ): Promise<T>;
+}
+
+/** How a placement attempt's run fails: see attemptFailure. */
+export interface AttemptEnding {
+  /** The operation in the failure's message ("Build"). */
+  operation: string;
+  /** The hosts of the list (the failure's "attempt N of M"). */
+  hosts: number;
+  abortTypes: readonly string[];
+  abortDefault: string;
+  /** Run once the compensations ran, before the run fails (a batched attempt's unwritten events). */
+  settle?: () => Promise<void>;
+  /** What the next run needs, and whether this run is the last host's (see attemptFailure). */
+  carry?: { details: Record<string, unknown>; lastHost: boolean };
 }
 
 /**
@@ -75,6 +95,16 @@ export function attemptOnHost(instanceId: string, hosts: readonly string[], exha
     host,
     told: async () => {
       await CancellationScope.nonCancellable(() => Promise.all(telling));
+    },
+    run: async (op, steps, ending) => {
+      try {
+        return await steps();
+      } catch (err) {
+        await op.compensations.rollBack(err);
+        await ending.settle?.();
+        const what = { operation: ending.operation, instanceId, host, attempt, hosts: ending.hosts };
+        throw attemptFailure(err, what, ending.abortTypes, ending.abortDefault, ending.carry);
+      }
     },
     operation: ({ actionId, operation, vmState, taskState, batch }) =>
       withKernel({
