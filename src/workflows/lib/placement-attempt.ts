@@ -153,3 +153,15 @@ export function attemptFailure(
 export function stepLabel(event: string, host: string): string {
   return `${event.replace(/^compute_/, '').replace(/_/g, ' ')} on ${host}`;
 }
+
+/** Unwinds a placement attempt's compensations (non-cancellable), then gives its failure as attemptFailure does. */
+export async function rollBackAttempt(
+  op: StepRunner,
+  err: unknown,
+  what: Parameters<typeof attemptFailure>[1],
+  abortTypes: readonly string[],
+  abortDefault: string
+): Promise<unknown> {
+  await op.compensations.rollBack(err);
+  return attemptFailure(err, what, abortTypes, abortDefault);
+}
