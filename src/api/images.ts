@@ -1,5 +1,6 @@
 /**
- * Glance-lite, read-only, under /image: the catalogue's images with UUIDv5 ids of their names.
+ * Glance-lite, read-only, under /image: the catalogue's images, then the stored ones (snapshots and
+ * shelved images, not deleted), each with the UUIDv5 id of its name (the id createImage answers with).
  * `GET /v2/images` filters by name, id (`in:a,b`), status, and pages with limit and marker.
  */
 import type { FastifyInstance } from 'fastify';
@@ -7,18 +8,21 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 
 import type { Image } from '../domain/catalogue';
+import type { StoredImage } from '../domain/images';
+import { ImageStatus } from '../domain/images';
 import type { ApiDeps } from './deps';
 import { badRequest, notFound } from './errors';
 import { imageId, keystoneId } from './ids';
 
 const CREATED = '2024-01-01T00:00:00Z';
 
-export function imageView(image: Image) {
+export function imageView(image: Image | StoredImage) {
   const id = imageId(image.name);
+  const stored = 'imageId' in image ? image : undefined;
   return {
     id,
     name: image.name,
-    status: 'active',
+    status: stored?.status ?? 'active',
     visibility: 'public',
     protected: false,
     os_hidden: false,
@@ -31,8 +35,8 @@ export function imageView(image: Image) {
     virtual_size: null,
     checksum: null,
     owner: keystoneId('project', 'admin'),
-    created_at: CREATED,
-    updated_at: CREATED,
+    created_at: stored?.createdAt ?? CREATED,
+    updated_at: stored?.updatedAt ?? CREATED,
     self: `/v2/images/${id}`,
     file: `/v2/images/${id}/file`,
     schema: '/v2/schemas/image',
@@ -45,6 +49,15 @@ export function findImage(deps: ApiDeps, ref: string): Image | undefined {
   return (
     deps.catalogue.images.find((i) => imageId(i.name) === ref) ?? deps.catalogue.images.find((i) => i.name === ref)
   );
+}
+
+/** The catalogue's images, then the stored ones not deleted whose names the catalogue does not have. */
+async function allImages(deps: ApiDeps): Promise<Array<Image | StoredImage>> {
+  const names = new Set(deps.catalogue.images.map((i) => i.name));
+  const stored = (await deps.instances.listImages()).filter(
+    (i) => i.status !== ImageStatus.Deleted && !names.has(i.name)
+  );
+  return [...deps.catalogue.images, ...stored];
 }
 
 const ListQuery = z.object({
@@ -65,20 +78,20 @@ export function registerImages(app: FastifyInstance, deps: ApiDeps): void {
   r.get('/', { schema: { tags: ['image'], summary: 'Image versions' } }, versions);
   r.get('/versions', { schema: { tags: ['image'], summary: 'Image versions' } }, versions);
 
-  r.get('/v2/images', { schema: { tags: ['image'], summary: 'List images', querystring: ListQuery } }, (req) => {
+  r.get('/v2/images', { schema: { tags: ['image'], summary: 'List images', querystring: ListQuery } }, async (req) => {
     const q = req.query;
-    let images = [...deps.catalogue.images].sort((a, b) => imageId(a.name).localeCompare(imageId(b.name)));
+    const all = await allImages(deps);
+    let images = [...all].sort((a, b) => imageId(a.name).localeCompare(imageId(b.name)));
     if (q.name !== undefined) images = images.filter((i) => i.name === q.name);
     if (q.id !== undefined) {
       const ids = q.id.startsWith('in:') ? q.id.slice(3).split(',') : [q.id];
       images = images.filter((i) => ids.includes(imageId(i.name)));
     }
-    if (q.status !== undefined) images = images.filter(() => q.status === 'active');
+    if (q.status !== undefined) images = images.filter((i) => ('status' in i ? i.status : 'active') === q.status);
     if (q.visibility !== undefined && q.visibility !== 'all') images = images.filter(() => q.visibility === 'public');
     if (q.marker !== undefined) {
       const at = images.findIndex((i) => imageId(i.name) === q.marker);
-      if (at < 0 && !deps.catalogue.images.some((i) => imageId(i.name) === q.marker))
-        throw badRequest(`Invalid marker ${q.marker}`);
+      if (at < 0 && !all.some((i) => imageId(i.name) === q.marker)) throw badRequest(`Invalid marker ${q.marker}`);
       images = images.slice(at + 1);
     }
     const limited = q.limit !== undefined && images.length > q.limit;
@@ -95,8 +108,8 @@ export function registerImages(app: FastifyInstance, deps: ApiDeps): void {
   r.get(
     '/v2/images/:id',
     { schema: { tags: ['image'], summary: 'Show an image', params: z.object({ id: z.string() }) } },
-    (req) => {
-      const image = deps.catalogue.images.find((i) => imageId(i.name) === req.params.id);
+    async (req) => {
+      const image = (await allImages(deps)).find((i) => imageId(i.name) === req.params.id);
       if (!image) throw notFound(`No image found with ID ${req.params.id}`);
       return imageView(image);
     }

@@ -54,6 +54,11 @@ export interface SpawnRequest {
   adminPassword?: string;
   /** Nova's user_data (base64), handed to the guest; a driver keeps it nowhere. */
   userData?: string;
+  /**
+   * The root disk is a whole copy of the image rather than an overlay on it: an unshelve's, whose shelved
+   * image is deleted once the guest runs (Nova's libvirt keeps its own copy in the _base image cache).
+   */
+  ownDisk?: boolean;
 }
 
 export interface SpawnOptions {

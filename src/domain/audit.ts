@@ -72,7 +72,8 @@ const HOLDS_RESOURCES = new Set(['active', 'stopped', 'paused', 'suspended', 'sh
 function mayHold(instance: InstanceRecord): boolean {
   return (
     instance.vmState !== 'deleted' &&
-    instance.vmState !== 'shelved_offloaded' &&
+    // An unshelve under way claims its new host while the instance is still shelved_offloaded.
+    (instance.vmState !== 'shelved_offloaded' || instance.taskState !== null) &&
     !(instance.vmState === 'error' && instance.host === null)
   );
 }

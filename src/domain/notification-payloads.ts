@@ -183,6 +183,14 @@ export function instanceResizePrepPayload(facts: InstanceFacts, newFlavor: Flavo
   });
 }
 
+/** InstanceActionSnapshotPayload: the action payload plus the id of the image the snapshot makes. */
+export function instanceSnapshotPayload(facts: InstanceFacts, snapshotImageId: string | null): VersionedObject {
+  return versioned('InstanceActionSnapshotPayload', {
+    ...instanceActionPayload(facts)['nova_object.data'],
+    snapshot_image_id: snapshotImageId,
+  });
+}
+
 /** RequestSpecPayload: what the scheduler was asked for one instance. */
 export function requestSpecPayload(facts: InstanceFacts, hints: { group: string | null }): VersionedObject {
   const { tenantId, userId } = ownerIds(facts.owner);

@@ -39,6 +39,7 @@ export const PAYLOAD_VERSIONS = {
   InstanceCreatePayload: '1.13',
   InstanceActionRebuildPayload: '1.10',
   InstanceActionResizePrepPayload: '1.4',
+  InstanceActionSnapshotPayload: '1.10',
   ExceptionPayload: '1.1',
   FlavorPayload: '1.4',
   RequestSpecPayload: '1.1',
@@ -51,12 +52,14 @@ export const PAYLOAD_VERSIONS = {
 export type PayloadName = keyof typeof PAYLOAD_VERSIONS;
 
 /** The payload of an instance notification: which Nova object. */
-export type InstancePayloadKind = 'action' | 'create' | 'rebuild' | 'resizePrep' | 'requestSpec';
+export type InstancePayloadKind = 'action' | 'create' | 'rebuild' | 'resizePrep' | 'requestSpec' | 'snapshot';
 
 export interface NotificationRule {
   eventType: string;
   source: NotificationSource;
   payload: InstancePayloadKind;
+  /** A step's rule: only when the step runs in this action (a step several actions share). */
+  inAction?: string;
 }
 
 /** A phase of an action or of a step: it started, it ended well, it ended in error. */
@@ -112,6 +115,11 @@ export const ACTION_NOTIFICATIONS: Readonly<Record<string, PhaseRules>> = {
   confirmResize: startEnd('instance.resize_confirm', 'compute'),
   revertResize: startEnd('instance.resize_revert', 'compute'),
   delete: startEnd('instance.delete', 'compute'),
+  shelve: startEnd('instance.shelve', 'compute'),
+  shelveOffload: startEnd('instance.shelve_offload', 'compute'),
+  // NOTE(nova): an unshelve of a shelved (not offloaded) instance is Nova's start_instance, which emits
+  // instance.power_on.start and .end; here it is the `unshelve` action, with instance.unshelve.start and .end.
+  unshelve: startEnd('instance.unshelve', 'compute'),
 };
 
 /**
@@ -125,6 +133,14 @@ export const STEP_NOTIFICATIONS: Readonly<Record<string, PhaseRules>> = {
   scheduler_select_destinations: startEnd('scheduler.select_destinations', 'scheduler', 'requestSpec'),
   conductor_migrate_server: startEnd('scheduler.select_destinations', 'scheduler', 'requestSpec'),
   conductor_live_migrate_instance: startEnd('scheduler.select_destinations', 'scheduler', 'requestSpec'),
+  conductor_schedule_instances: startEnd('scheduler.select_destinations', 'scheduler', 'requestSpec'),
+  // NOTE(nova): snapshot_instance emits these around the driver's snapshot with the task state
+  // image_snapshot, the end with none; here both go with the copy's step (task state image_uploading).
+  // A shelve's own copy (the same step in the `shelve` action) emits none, as Nova's shelve_instance.
+  compute_snapshot_instance: {
+    start: [{ ...rule('instance.snapshot.start', 'compute', 'snapshot'), inAction: 'createImage' }],
+    end: [{ ...rule('instance.snapshot.end', 'compute', 'snapshot'), inAction: 'createImage' }],
+  },
   compute_prep_resize: startEnd('instance.resize_prep', 'compute', 'resizePrep'),
   compute_resize_instance: startEnd('instance.resize', 'compute', 'action', true),
   compute_finish_resize: startEnd('instance.resize_finish', 'compute'),

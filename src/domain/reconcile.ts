@@ -265,6 +265,22 @@ function interrupted(
       detail: `${why}: ${host === null ? 'no host chosen yet' : `destroy the half-made guest on ${host}${up ? '' : ' (down: left for later)'}`}, release its claim, end in error`,
     };
   }
+  if (instance.vmState === VmState.ShelvedOffloaded) {
+    // An unshelve that died (the conductor's task: unshelving, then spawning on its host). As a build's:
+    // the half-made guest goes, the claim is released; the instance is offloaded again, its image kept.
+    const host = instance.host;
+    const up = host !== null && (batch.hostsUp[host] ?? false);
+    return {
+      ...base,
+      destroyGuestOn: host !== null && up ? [host] : [],
+      hostsDown: host !== null && !up ? [host] : [],
+      releaseInstance: true,
+      migrations: [],
+      patch: { taskState: null, powerState: PowerState.NoState, host: null },
+      fault: `Unshelve of instance ${instance.instanceId} was interrupted: ${why}; it is offloaded again`,
+      detail: `${why}: ${host === null ? 'no host chosen yet' : `destroy the half-made guest on ${host}${up ? '' : ' (down: left for later)'}`}, release its claim, shelved_offloaded again`,
+    };
+  }
   // The allocation follows the instance: still on the source, the migration's goes back to it.
   const undoMigrations = own.map((m) => ({
     migrationId: m.migration.id,

@@ -4,7 +4,13 @@
  */
 import { z } from 'zod';
 
-import { ComputeTimeoutsSchema, DEFAULT_COMPUTE_TIMEOUTS, InstanceIdSchema } from './schemas';
+import {
+  ComputeTimeoutsSchema,
+  DEFAULT_COMPUTE_TIMEOUTS,
+  HostNameSchema,
+  InstanceIdSchema,
+  MAX_ATTEMPTS_LIMIT,
+} from './schemas';
 
 /** Nova's `[DEFAULT] shelved_offload_time`: 0 offloads at once, -1 never, N after N seconds. */
 export const DEFAULT_SHELVED_OFFLOAD_TIME_SECONDS = 0;
@@ -54,3 +60,22 @@ export const ShelveOffloadInputSchema = z.lazy(() =>
     .strict()
 );
 export type ShelveOffloadInput = z.input<typeof ShelveOffloadInputSchema>;
+
+/**
+ * The input of `unshelve` (Nova's API action `unshelve`): a shelved-offloaded instance goes to a host the
+ * scheduler picks, within `availabilityZone` or on `host` when given (a requested host still goes through
+ * the filters, and is never rescheduled elsewhere); a shelved one is powered on where it is.
+ */
+export const UnshelveInputSchema = z.lazy(() =>
+  z
+    .object({
+      instanceId: InstanceIdSchema,
+      availabilityZone: z.string().min(1).max(255).optional(),
+      host: HostNameSchema.optional(),
+      /** Hosts tried at most, counting the first (Nova's [scheduler] max_attempts). */
+      maxAttempts: z.number().int().min(1).max(MAX_ATTEMPTS_LIMIT).default(3),
+      timeouts: ComputeTimeoutsSchema.default(DEFAULT_COMPUTE_TIMEOUTS),
+    })
+    .strict()
+);
+export type UnshelveInput = z.input<typeof UnshelveInputSchema>;

@@ -16,6 +16,7 @@ import {
   instanceCreatePayload,
   instanceRebuildPayload,
   instanceResizePrepPayload,
+  instanceSnapshotPayload,
   requestSpecPayload,
   serverGroupPayload,
   serviceStatusPayload,
@@ -150,6 +151,16 @@ async function payloadOf(store: Store, db: Db, rule: NotificationRule, facts: In
       return instanceRebuildPayload(facts);
     case 'requestSpec':
       return requestSpecPayload(facts, { group: facts.instance.serverGroup });
+    case 'snapshot': {
+      // The image the snapshot makes: the instance's newest (its record is written before the copy).
+      const image = await db
+        .selectFrom('images')
+        .select('name')
+        .where('instance_id', '=', facts.instance.instanceId)
+        .orderBy('created_at', 'desc')
+        .executeTakeFirst();
+      return instanceSnapshotPayload(facts, image ? imageId(image.name) : null);
+    }
     case 'resizePrep': {
       const migration = await db
         .selectFrom('migrations')
@@ -223,15 +234,16 @@ export async function notifyStepPhase(
   step: { actionId: string; event: string; host: string | null; details: string | null; timestamp: string },
   phase: Phase
 ): Promise<void> {
-  const rules = stepRules(step.event, phase);
+  const stepped = stepRules(step.event, phase);
   const exception = phase === 'error' && isComputeStep(step.event);
-  if (rules.length === 0 && !exception) return;
+  if (stepped.length === 0 && !exception) return;
   const action = await db
     .selectFrom('instance_actions')
-    .select(['instance_id', 'request_id'])
+    .select(['instance_id', 'request_id', 'action'])
     .where('id', '=', step.actionId)
     .executeTakeFirst();
   if (action === undefined) return;
+  const rules = stepped.filter((r) => r.inAction === undefined || r.inAction === action.action);
   await writeInstanceRules(store, db, rules, {
     instanceId: action.instance_id,
     requestId: action.request_id,

@@ -19,3 +19,4 @@ export { shelve, shelveOffload } from './shelve';
 export { snapshot } from './snapshot';
 export { start } from './start';
 export { stop } from './stop';
+export { unshelve } from './unshelve';

@@ -3,7 +3,8 @@
  * of the scheduler's list (run N on host N), and its RetryPolicy.maximumAttempts is the reschedule
  * budget; `kind` names the steps it runs there: `build` (claim an alternate, networks, block devices,
  * spawn: Nova's build_and_run_instance), `resize` (claim an alternate, prep_resize) or `live` (claim an
- * alternate, the live migration's pre-checks on the source and the destination).
+ * alternate, the live migration's pre-checks on the source and the destination) or `unshelve` (claim an
+ * alternate, spawn the guest from the shelved image: Nova's unshelve_instance on the compute).
  *
  * It replaced `buildAttempt` and `resizeAttempt` behind the patch `one-placement-attempt`; those two
  * types stay registered, running the same steps, until no parent started before the patch can still be
@@ -17,6 +18,8 @@ import type { LiveAttemptInput } from './live/attempt';
 import { checkLiveOnHost } from './live/attempt';
 import type { ResizeAttemptInput } from './resize/attempt';
 import { prepResizeOnHost } from './resize/attempt';
+import type { UnshelveAttemptInput } from './unshelve/attempt';
+import { unshelveOnHost } from './unshelve/attempt';
 
 /** The patch id of the parents' switch from buildAttempt / resizeAttempt to placementAttempt. */
 export const PATCH_ONE_PLACEMENT_ATTEMPT = 'one-placement-attempt';
@@ -24,7 +27,8 @@ export const PATCH_ONE_PLACEMENT_ATTEMPT = 'one-placement-attempt';
 export type PlacementAttemptInput =
   | ({ kind: 'build' } & BuildAttemptInput)
   | ({ kind: 'resize' } & ResizeAttemptInput)
-  | ({ kind: 'live' } & LiveAttemptInput);
+  | ({ kind: 'live' } & LiveAttemptInput)
+  | ({ kind: 'unshelve' } & UnshelveAttemptInput);
 
 /** The host this run placed the instance on, and the run's attempt number (a batched build's: more, see BuildAttemptResult). */
 export interface PlacementAttemptResult extends BuildAttemptResult {
@@ -35,6 +39,7 @@ export interface PlacementAttemptResult extends BuildAttemptResult {
 export async function placementAttempt(input: PlacementAttemptInput): Promise<PlacementAttemptResult> {
   if (input.kind === 'resize') return prepResizeOnHost(input);
   if (input.kind === 'live') return checkLiveOnHost(input);
+  if (input.kind === 'unshelve') return unshelveOnHost(input);
   const built = await buildOnHost(input);
   return { ...built, attempt: workflowInfo().attempt };
 }

@@ -26,6 +26,7 @@ import { useTimeSkippingCloud } from '../helpers/cloud';
 import { liveCopyRunning } from '../helpers/temporal';
 import { failureOf } from '../helpers/failures';
 import { notificationSample, payloadShape, shapeDifferences } from '../helpers/nova-notification-samples';
+import { imageId } from '../../src/store/ids';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -83,7 +84,10 @@ type Kind =
   | 'rebuild'
   | 'resizeMigrate'
   | 'deleteInstance'
-  | 'liveMigrate';
+  | 'liveMigrate'
+  | 'snapshot'
+  | 'shelve'
+  | 'unshelve';
 function operate(kind: Kind, instanceId: string, input: Record<string, unknown> = {}) {
   return env.client.workflow.start(kind, {
     taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -246,6 +250,61 @@ describe('versioned notifications', () => {
         expect(data(seen[0]), kind).toMatchObject(started);
         expect(data(seen[1]), kind).toMatchObject({ ...ended, task_state: null });
       }
+    });
+  });
+
+  it("snapshot, shelve (offloaded at once) and unshelve: their start and end, Nova's payloads; a shelve's own copy emits no snapshot", async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    await cloud.run(hosts, async () => {
+      const vm = await build(az);
+      const steps: Array<[Kind, Record<string, unknown>, string[]]> = [
+        [
+          'snapshot',
+          { name: `snap-${vm.instanceId.slice(0, 8)}` },
+          ['instance.snapshot.start', 'instance.snapshot.end'],
+        ],
+        [
+          'shelve',
+          { shutdownTimeoutSeconds: 0 },
+          [
+            'instance.shelve.start',
+            'instance.shelve.end',
+            'instance.shelve_offload.start',
+            'instance.shelve_offload.end',
+          ],
+        ],
+        [
+          'unshelve',
+          {},
+          [
+            'instance.unshelve.start',
+            'scheduler.select_destinations.start',
+            'scheduler.select_destinations.end',
+            'instance.unshelve.end',
+          ],
+        ],
+      ];
+      const seen: Record<string, OutboxEntry[]> = {};
+      for (const [kind, input, expected] of steps) {
+        const after = await lastSeq(vm.instanceId);
+        await run(kind, vm.instanceId, input);
+        seen[kind] = await notificationsOf(vm.instanceId, after);
+        expect(types(seen[kind]), kind).toEqual(expected);
+        expectNovaShapes(seen[kind]);
+      }
+      const [snapStart, snapEnd] = seen.snapshot!;
+      const image = (await cloud.instances.listImages()).find((i) => i.instanceId === vm.instanceId)!;
+      // Written with the copy's step: the task state is still the copy's (NOTE(nova) in the table).
+      expect(data(snapEnd)).toMatchObject({ snapshot_image_id: imageId(image.name), task_state: 'image_uploading' });
+      expect(data(snapStart)?.snapshot_image_id).toBe(imageId(image.name));
+      const [shelveStart, shelveEnd, offloadStart, offloadEnd] = seen.shelve!;
+      expect(data(shelveStart)).toMatchObject({ task_state: 'shelving' });
+      expect(data(shelveEnd)).toMatchObject({ state: 'shelved', power_state: 'shutdown' });
+      expect(data(offloadStart)).toMatchObject({ state: 'shelved', task_state: 'shelving_offloading' });
+      expect(data(offloadEnd)).toMatchObject({ state: 'shelved_offloaded', host: null });
+      const [unshelveStart, , , unshelveEnd] = seen.unshelve!;
+      expect(data(unshelveStart)).toMatchObject({ state: 'shelved_offloaded', task_state: 'unshelving', host: null });
+      expect(data(unshelveEnd)).toMatchObject({ state: 'active', power_state: 'running', task_state: null });
     });
   });
 

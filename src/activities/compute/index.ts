@@ -60,6 +60,8 @@ export interface SpawnInstanceInput {
   /** Nova's adminPass and user_data: handed to the driver only (never logged, never returned). */
   adminPassword?: string;
   userData?: string;
+  /** The root disk a copy of the image, not an overlay on it (an unshelve: its image is deleted after). */
+  ownDisk?: boolean;
 }
 
 export interface SpawnInstanceResult {
@@ -148,6 +150,7 @@ export function createComputeActivities({
       name,
       flavor,
       image,
+      ownDisk,
       ...secrets
     }: SpawnInstanceInput): Promise<SpawnInstanceResult> => {
       const ctx = Context.current();
@@ -170,7 +173,7 @@ export function createComputeActivities({
         await slots.builds.run(
           () =>
             driver.spawn(
-              { instanceId, name, flavor, image, ...guestSecrets(secrets) },
+              { instanceId, name, flavor, image, ...guestSecrets(secrets), ...(ownDisk ? { ownDisk } : {}) },
               {
                 signal,
                 // Only real progress is recorded: it is what tells a retry that a spawn was under way.

@@ -83,6 +83,19 @@ export function createImageActivities(deps: ConductorDeps) {
       );
     },
 
+    /**
+     * Marks every stored image of that name deleted (an unshelved instance's shelved image, once its guest
+     * runs from its own copy); returns how many were. Idempotent.
+     */
+    async deleteStoredImages(input: { name: string }): Promise<{ deleted: number }> {
+      const { name } = parseOrInvalid(z.object({ name: ImageNameSchema }), input);
+      const live = (await instances.listImages({ name })).filter((i) => i.status !== 'deleted');
+      await once(async (repo) => {
+        for (const image of live) await repo.updateImage(image.imageId, { status: 'deleted' });
+      });
+      return { deleted: live.length };
+    },
+
     /** A stored image by id; null when there is none. */
     async findStoredImage(input: { imageId: string }): Promise<StoredImage | null> {
       return (await instances.findImage(input.imageId)) ?? null;

@@ -1,6 +1,6 @@
 /**
- * POST /servers/{id}/action: os-stop, os-start, reboot, pause, unpause, suspend, resume, rebuild, evacuate,
- * resize, confirmResize, revertResize,
+ * POST /servers/{id}/action: os-stop, os-start, reboot, pause, unpause, suspend, resume, createImage, shelve,
+ * shelveOffload, unshelve, rebuild, evacuate, resize, confirmResize, revertResize,
  * migrate, os-migrateLive, os-resetState, each through the workflow (or Update) the CLIs use, answered
  * once the workflow holds the instance. Nova's other actions answer 501; an unknown one 400.
  */
@@ -31,17 +31,14 @@ import { rebuildView } from './server-view';
 import { renameServer, ServerName } from './servers-write';
 import { showServer } from './servers-read';
 import { visibleServer } from './tenancy';
+import { unshelveInput } from './unshelve';
 
 /** NOTE(nova): Nova's server actions this conductor does not have answer 501 notImplemented. */
 const NOT_IMPLEMENTED = new Set([
-  'shelve',
-  'shelveOffload',
-  'unshelve',
   'lock',
   'unlock',
   'rescue',
   'unrescue',
-  'createImage',
   'createBackup',
   'changePassword',
   'os-getConsoleOutput',
@@ -85,6 +82,7 @@ async function operate<
     | 'snapshot'
     | 'shelve'
     | 'shelveOffload'
+    | 'unshelve'
     | 'rebuild'
     | 'resizeMigrate'
     | 'liveMigrate',
@@ -101,6 +99,7 @@ async function operate<
     snapshot: workflowIds.snapshot,
     shelve: workflowIds.shelve,
     shelveOffload: workflowIds.shelveOffload,
+    unshelve: workflowIds.unshelve,
     rebuild: workflowIds.rebuild,
     resizeMigrate: workflowIds.resizeMigrate,
     liveMigrate: workflowIds.liveMigrate,
@@ -220,6 +219,11 @@ const ACTIONS: Record<string, Handler> = {
   shelveOffload: async ({ deps, req, reply, record }) => {
     requireAdmin(req, 'os_compute_api:os-shelve:shelve_offload');
     await operate(deps, req, 'shelveOffload', record.instanceId, {});
+    return reply.status(202).send();
+  },
+  // Nova's unshelve: {"unshelve": null}, with an availability zone from 2.77 and a host from 2.91.
+  unshelve: async ({ deps, req, reply, record, arg }) => {
+    await operate(deps, req, 'unshelve', record.instanceId, await unshelveInput(deps, req, arg));
     return reply.status(202).send();
   },
   // Nova's pause, unpause, suspend and resume actions: {"pause": null} and so on, no argument.
@@ -350,7 +354,7 @@ export function registerServerActions(app: FastifyInstance, deps: ApiDeps): void
       schema: {
         tags: ['servers'],
         summary:
-          'A server action: os-stop, os-start, reboot, pause, unpause, suspend, resume, rebuild, evacuate, resize, confirmResize, revertResize, migrate, os-migrateLive, os-resetState',
+          'A server action: os-stop, os-start, reboot, pause, unpause, suspend, resume, createImage, shelve, shelveOffload, unshelve, rebuild, evacuate, resize, confirmResize, revertResize, migrate, os-migrateLive, os-resetState',
         params: z.object({ id: z.string() }),
         body: z.record(z.string(), z.unknown()),
       },

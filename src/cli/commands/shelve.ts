@@ -1,6 +1,7 @@
 /**
- * `snapshot ID|NAME IMAGE`, `shelve ID|NAME`, `shelve-offload ID|NAME`: Nova's createImage, shelve and
- * shelveOffload (the workflows of src/workflows/snapshot.ts and shelve.ts), followed to their end.
+ * `snapshot ID|NAME IMAGE`, `shelve ID|NAME`, `shelve-offload ID|NAME`, `unshelve ID|NAME [--zone Z]
+ * [--host H]`: Nova's createImage, shelve, shelveOffload and unshelve (the workflows of
+ * src/workflows/snapshot.ts, shelve.ts and unshelve.ts), followed to their end.
  */
 import type { Command } from 'commander';
 
@@ -37,4 +38,17 @@ export function register(program: Command, run: Run): void {
         return startAndFollow(ctx, 'shelveOffload', workflowIds.shelveOffload(instanceId, requestId()), { instanceId });
       })
   );
+  instanceCommand(program, 'unshelve', 'bring a shelved instance back: powered on, or placed on a host again')
+    .option('--zone <zone>', 'the availability zone to place it in (an offloaded instance only)')
+    .option('--host <host>', 'the host to place it on, still through the filters (an offloaded instance only)')
+    .action((ref: string, opts: { zone?: string; host?: string }) =>
+      run(async (ctx) => {
+        const { instanceId } = await resolveInstance(ctx, ref);
+        return startAndFollow(ctx, 'unshelve', workflowIds.unshelve(instanceId, requestId()), {
+          instanceId,
+          ...(opts.zone !== undefined ? { availabilityZone: opts.zone } : {}),
+          ...(opts.host !== undefined ? { host: opts.host } : {}),
+        });
+      })
+    );
 }

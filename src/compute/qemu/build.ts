@@ -124,7 +124,7 @@ export async function spawn(h: QemuHost, request: SpawnRequest, options: SpawnOp
   };
   await mkdir(dir, { recursive: true });
   try {
-    await createOverlay(h, dir, request.flavor, request.image);
+    await createOverlay(h, dir, request.flavor, request.image, request.ownDisk);
     await h.layout.writeRecord(dir, record);
     await boot(h, dir, record, options);
     const current = await h.layout.readRecord(dir);

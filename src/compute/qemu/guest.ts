@@ -196,10 +196,25 @@ export function checkDiskFits(flavor: GuestFlavor, image: GuestImage): void {
 }
 
 /** Nova's Qcow2.create_image: a qcow2 overlay on the image's base, the flavor's root disk in size. */
-export async function createOverlay(h: QemuHost, dir: string, flavor: GuestFlavor, image: GuestImage): Promise<void> {
+export async function createOverlay(
+  h: QemuHost,
+  dir: string,
+  flavor: GuestFlavor,
+  image: GuestImage,
+  ownDisk = false
+): Promise<void> {
   const disk = h.layout.disk(dir);
   await rm(disk, { force: true });
   const base = h.layout.base(image.name);
+  if (ownDisk) {
+    // A whole copy (an unshelve's: the shelved image goes once the guest runs), grown to the root disk.
+    await execFileAsync('qemu-img', ['convert', '-q', '-O', 'qcow2', base, disk])
+      .then(() => execFileAsync('qemu-img', ['resize', '-q', disk, `${rootDiskGb(flavor, image)}G`]))
+      .catch((err: Error) => {
+        throw new DriverError(`qemu-img convert of ${base} to ${disk} on ${h.host} failed: ${err.message}`);
+      });
+    return;
+  }
   await execFileAsync('qemu-img', [
     'create',
     '-q',

@@ -235,8 +235,8 @@ describe('OpenStack API: server reads', () => {
         payload: body as object,
         headers: { 'x-auth-token': token },
       });
-    expect((await post({ unshelve: null })).json()).toEqual({
-      notImplemented: { code: 501, message: 'Action unshelve is not implemented by this conductor.' },
+    expect((await post({ lock: null })).json()).toEqual({
+      notImplemented: { code: 501, message: 'Action lock is not implemented by this conductor.' },
     });
     expect((await post({ createImage: {} })).json()).toEqual({
       badRequest: {

@@ -112,6 +112,20 @@ describe('audit findings', () => {
     expect(found.some((f) => f.includes(shelved))).toBe(false);
   });
 
+  it("an unshelve under way holds its new host's claim and guest; once its workflow is closed the task state is found", async () => {
+    const id = await instance({
+      vmState: 'shelved_offloaded',
+      taskState: 'spawning',
+      taskOwner: 'unshelve-x',
+      powerState: 'nostate',
+      host: 'host-b',
+    });
+    expect(await kinds(fakeClient(new Set(['unshelve-x']), { 'host-a': [], 'host-b': [id] }))).toEqual([]);
+    expect(await kinds(fakeClient(new Set(), { 'host-a': [], 'host-b': [id] }))).toEqual(
+      sorted([['task-state-without-workflow', id, 'host-b']])
+    );
+  });
+
   it('reports a build whose workflow was terminated mid-spawn: task state held, workflow closed', async () => {
     const id = await instance({
       vmState: 'building',

@@ -101,6 +101,25 @@ describe('reconcile decisions', () => {
     expect(plan).toMatchObject({ destroyGuestOn: [], hostsDown: ['host-a'], patch: { host: 'host-a' } });
   });
 
+  it('an unshelve that died is healed as a build: its guest destroyed, its claim released, offloaded again', () => {
+    const unshelving = instance({
+      vmState: 'shelved_offloaded',
+      taskState: 'spawning',
+      taskOwner: 'unshelve-x',
+      powerState: 'nostate',
+    });
+    expect(batch({ instance: unshelving }, { statuses: { 'unshelve-x': 'running' } })).toEqual([]);
+    const [plan] = batch({ instance: unshelving }, { statuses: { 'unshelve-x': 'terminated' } });
+    expect(plan).toMatchObject({
+      kind: 'interrupted-operation',
+      destroyGuestOn: ['host-a'],
+      releaseInstance: true,
+      patch: { taskState: null, host: null, powerState: 'nostate' },
+    });
+    expect(plan?.kind === 'interrupted-operation' && plan.patch.vmState).toBeUndefined();
+    expect(plan?.kind === 'interrupted-operation' && plan.fault).toMatch(/Unshelve of instance i-1 was interrupted/);
+  });
+
   it('an operation that reached no host is undone: vm state kept, no fault, its migration allocation moved back', () => {
     const resizing = instance({ taskState: 'resize_prep', taskOwner: 'resize-x' });
     const [plan] = batch(
