@@ -627,6 +627,35 @@ describe.sequential('record replay histories', () => {
     });
   });
 
+  it('unshelve: shelved (offloaded at once), then unshelved onto the other host', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const { instanceId } = await boot(az);
+      const start = (type: 'shelve' | 'unshelve', input: object) =>
+        env.client.workflow.start(type, {
+          taskQueue: CONDUCTOR_TASK_QUEUE,
+          workflowId: workflowIds[type](instanceId, randomUUID().slice(0, 8)),
+          args: [{ instanceId, ...input }],
+        });
+      await (await start('shelve', { shutdownTimeoutSeconds: 0 })).result();
+      const unshelve = await start('unshelve', {});
+      await unshelve.result();
+      await save(
+        unshelve.workflowId,
+        undefined,
+        'offloaded',
+        'COMPLETED',
+        'shelved_offloaded: the scheduler, one placement attempt spawning from the shelved image, the image deleted'
+      );
+      await saveChildRuns(
+        unshelve.workflowId,
+        'unshelve',
+        ['COMPLETED'],
+        ['claim, networks, disks, spawn from the shelved image']
+      );
+    });
+  });
+
   it('rebuild: same host, then evacuate and the source reconciles', async () => {
     const { az, hosts } = await zone(3);
     const [source, dest, other] = hosts as [string, string, string];
