@@ -145,6 +145,36 @@ export const OPERATIONS: Record<string, Operation> = {
       }).then((started) => ({ started, instanceId })),
     atStep: progressUntil('the evacuation spawn', (p) => p.taskState === 'rebuild_spawning'),
   },
+  'snapshot mid-copy': {
+    step: 'the disk copy (held 4 s)',
+    faults: { [SOURCE]: { slow: { snapshot: 4 } } },
+    start: (stack, instanceId) =>
+      startOperation(stack, 'snapshot', id('snapshot', instanceId), {
+        instanceId,
+        name: `op-snap-${++seq}`,
+        timeouts: FAST_TIMEOUTS,
+      }).then((started) => ({ started, instanceId })),
+    atStep: progressUntil('the disk copy', (p) => p.taskState === 'image_uploading'),
+  },
+  'unshelve mid-spawn': {
+    step: 'spawning from the shelved image on the destination',
+    async start(stack, instanceId) {
+      // Shelved and offloaded at once: no guest, no claim, only the shelved image.
+      const shelve = await startOperation(stack, 'shelve', id('shelve', instanceId), {
+        instanceId,
+        shutdownTimeoutSeconds: 0,
+        timeouts: FAST_TIMEOUTS,
+      });
+      expect((await shelve.done).result, stack.logs()).toBe('ok');
+      const started = await startOperation(stack, 'unshelve', id('unshelve', instanceId), {
+        instanceId,
+        host: DEST,
+        timeouts: FAST_TIMEOUTS,
+      });
+      return { started, instanceId };
+    },
+    atStep: progressUntil('the unshelve spawn', (p) => p.taskState === 'spawning'),
+  },
   'delete mid-destroy': {
     step: 'destroy (held 4 s)',
     faults: { [SOURCE]: { slow: { destroy: 4 } } },
@@ -309,7 +339,8 @@ export async function runScenario(stack: Stack, row: Row): Promise<Outcome> {
     if (!op.noInstance) {
       const instances = createInstanceRepository(store);
       const after = await instances.get(instanceId);
-      const live = after.vmState !== 'deleted';
+      // A deleted or shelved-offloaded instance has no guest anywhere; any other exactly one.
+      const live = after.vmState !== 'deleted' && after.vmState !== 'shelved_offloaded';
       const guests = [SOURCE, DEST, 'op-3'].flatMap((h) => stack.guests(h).filter((g) => g.startsWith(instanceId)));
       expect(guests, `guests of ${instanceId}`).toHaveLength(live ? 1 : 0);
     }

@@ -47,6 +47,8 @@ export const FaultsSchema = z.strictObject({
       destroy: z.number().nonnegative().max(600).optional(),
       /** post_live_migration_at_destination (just after a live migration's switch-over). */
       postLiveMigrationAtDestination: z.number().nonnegative().max(600).optional(),
+      /** snapshot (a snapshot's or a shelve's disk copy). */
+      snapshot: z.number().nonnegative().max(600).optional(),
     })
     .optional(),
   /** A snapshot of a guest on this host fails (the image is deleted, the instance left as it was). */

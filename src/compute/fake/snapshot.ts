@@ -8,9 +8,12 @@ import type { ImageRequest, SnapshotRequest, SnapshotResult } from '../driver';
 import { DriverError } from '../driver';
 import type { FakeHost } from './build';
 import { logConsole, requireGuest } from './guest-store';
+import { delay } from './spawn-clock';
 
 /** Records the snapshot; idempotent on the image name. Fails DriverError on `snapshot.failNext`. */
 export async function snapshot(h: FakeHost, { instanceId, imageName }: SnapshotRequest): Promise<SnapshotResult> {
+  const wait = (await h.faults.get()).slow?.snapshot ?? 0;
+  if (wait > 0) await delay(wait * 1000, undefined);
   const failing = await h.faults.consumeResizeFault('snapshot');
   return h.guests.mutate((state, at) => {
     const guest = requireGuest(state, instanceId);
