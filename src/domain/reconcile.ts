@@ -228,6 +228,26 @@ function decideInstance(view: InstanceView, batch: InstanceBatch): InstancePlan 
   return undefined;
 }
 
+/**
+ * The half-made guest of a build or an unshelve that died on `host` (null: no host chosen yet): destroyed
+ * there when the host is up, else the host is named down and the guest left for its own reconciliation.
+ */
+function halfMadeGuest(
+  host: string | null,
+  batch: InstanceBatch
+): { up: boolean; destroyGuestOn: string[]; hostsDown: string[]; what: string } {
+  const up = host !== null && (batch.hostsUp[host] ?? false);
+  return {
+    up,
+    destroyGuestOn: host !== null && up ? [host] : [],
+    hostsDown: host !== null && !up ? [host] : [],
+    what:
+      host === null
+        ? 'no host chosen yet'
+        : `destroy the half-made guest on ${host}${up ? '' : ' (down: left for later)'}`,
+  };
+}
+
 /** The plan for an instance whose operation's workflow is closed while it holds a task state. */
 function interrupted(
   view: InstanceView,
@@ -252,33 +272,36 @@ function interrupted(
   };
   if ((BUILD_TASK_STATES as readonly string[]).includes(taskState) && instance.vmState === VmState.Building) {
     // A build that died: its outcome is unknown. The half-made guest goes, the claim is released.
-    const host = instance.host;
-    const up = host !== null && (batch.hostsUp[host] ?? false);
+    const guest = halfMadeGuest(instance.host, batch);
     return {
       ...base,
-      destroyGuestOn: host !== null && up ? [host] : [],
-      hostsDown: host !== null && !up ? [host] : [],
+      destroyGuestOn: guest.destroyGuestOn,
+      hostsDown: guest.hostsDown,
       releaseInstance: true,
       migrations: [],
-      patch: { vmState: VmState.Error, taskState: null, powerState: PowerState.NoState, host: up ? null : host },
+      patch: {
+        vmState: VmState.Error,
+        taskState: null,
+        powerState: PowerState.NoState,
+        host: guest.up ? null : instance.host,
+      },
       fault: `Build of instance ${instance.instanceId} was interrupted: ${why}; its outcome is unknown`,
-      detail: `${why}: ${host === null ? 'no host chosen yet' : `destroy the half-made guest on ${host}${up ? '' : ' (down: left for later)'}`}, release its claim, end in error`,
+      detail: `${why}: ${guest.what}, release its claim, end in error`,
     };
   }
   if (instance.vmState === VmState.ShelvedOffloaded) {
     // An unshelve that died (the conductor's task: unshelving, then spawning on its host). As a build's:
     // the half-made guest goes, the claim is released; the instance is offloaded again, its image kept.
-    const host = instance.host;
-    const up = host !== null && (batch.hostsUp[host] ?? false);
+    const guest = halfMadeGuest(instance.host, batch);
     return {
       ...base,
-      destroyGuestOn: host !== null && up ? [host] : [],
-      hostsDown: host !== null && !up ? [host] : [],
+      destroyGuestOn: guest.destroyGuestOn,
+      hostsDown: guest.hostsDown,
       releaseInstance: true,
       migrations: [],
       patch: { taskState: null, powerState: PowerState.NoState, host: null },
       fault: `Unshelve of instance ${instance.instanceId} was interrupted: ${why}; it is offloaded again`,
-      detail: `${why}: ${host === null ? 'no host chosen yet' : `destroy the half-made guest on ${host}${up ? '' : ' (down: left for later)'}`}, release its claim, shelved_offloaded again`,
+      detail: `${why}: ${guest.what}, release its claim, shelved_offloaded again`,
     };
   }
   // The allocation follows the instance: still on the source, the migration's goes back to it.
