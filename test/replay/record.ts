@@ -704,6 +704,45 @@ describe.sequential('record replay histories', () => {
     });
   });
 
+  it('rebuild: evacuate to a requested host through the filters, the group checked there (patched evacuate-destination-checked)', async () => {
+    const { az, hosts } = await zone(3);
+    const [, , third] = hosts as [string, string, string];
+    const { instanceId, host: source } = await run(hosts, async () => {
+      const created = await env.client.workflow.start('serverGroup', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.serverGroup('create', randomUUID().slice(0, 8)),
+        args: [{ action: 'create', name: 'rp-evacuate-spread', policy: 'anti-affinity' }],
+      });
+      await created.result();
+      const grouped = await startBuild({
+        name: `vm-${++zoneCounter}`,
+        availabilityZone: az,
+        schedulerHints: { group: 'rp-evacuate-spread' },
+      });
+      return (await grouped.result()) as { instanceId: string; host: string };
+    });
+    const dest = hosts.find((h) => h !== source && h !== third) ?? third;
+    cloud.liveness.down.add(source);
+    try {
+      await run(
+        hosts.filter((h) => h !== source),
+        async () => {
+          const handle = await startRebuild({ instanceId, evacuate: true, host: dest });
+          await handle.result();
+          await save(
+            handle.workflowId,
+            undefined,
+            'evacuate-requested-host-checked',
+            'COMPLETED',
+            "evacuate to a requested host: through the scheduler's filters (not forced), the server group's policy checked again on it"
+          );
+        }
+      );
+    } finally {
+      cloud.liveness.down.delete(source);
+    }
+  });
+
   it('registerHost', async () => {
     await run([], async () => {
       const handle = await env.client.workflow.start('registerHost', {
