@@ -72,12 +72,16 @@ check: install
 # scripts/timed.sh prints how long each phase took (`timed: … took N s`).
 test:
 	bash scripts/timed.sh "installs and make check" $(MAKE) --no-print-directory -j4 --output-sync=target check test-deps test-images
-	bash scripts/timed.sh "npm test" bash scripts/with-test-services.sh npm test
+	@# A failed phase ends its output with its failed tests, a few lines each (scripts/test-failures.ts).
+	bash scripts/timed.sh "npm test" bash scripts/with-test-services.sh npm test \
+	  || { npx tsx scripts/test-failures.ts test-artifacts/vitest.json; exit 1; }
 	@# The server build (started in the background by .ci/run) is waited for here: the fault suite's
 	@# timings want the machine to itself.
 	bash scripts/timed.sh "waiting for the server build" $(MAKE) install-server
-	bash scripts/timed.sh "the fault suite" npm run test:faults
-	bash scripts/timed.sh "the cluster suite" npm run test:cluster
+	bash scripts/timed.sh "the fault suite" npm run test:faults \
+	  || { npx tsx scripts/test-failures.ts test-artifacts/vitest-faults.json; exit 1; }
+	bash scripts/timed.sh "the cluster suite" npm run test:cluster \
+	  || { npx tsx scripts/test-failures.ts test-artifacts/vitest-cluster.json; exit 1; }
 
 bench: install
 	npm run bench:scheduler

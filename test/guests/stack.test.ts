@@ -50,6 +50,8 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
   async function temporal<T>(...args: string[]): Promise<T> {
     const { stdout } = await exec(inject('temporalCli'), [...args, '--address', `127.0.0.1:${port}`, '-o', 'json'], {
       maxBuffer: 16 * 1024 * 1024,
+      // A call that hangs fails naming its command, not as the test's timeout.
+      timeout: 240_000,
     });
     return JSON.parse(stdout) as T;
   }
@@ -452,10 +454,24 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
     const ending = async (
       id: string
     ): Promise<{ completed: true; instance: Instance } | { completed: false; error: string }> => {
+      // Closed within the bound, or a failure that names what it still waits on (not the test's timeout).
+      await vi.waitFor(
+        async () => {
+          const d = await temporal<{ workflowExecutionInfo?: { status?: string }; pendingActivities?: unknown[] }>(
+            'workflow',
+            'describe',
+            '--workflow-id',
+            id
+          );
+          expect(d.workflowExecutionInfo?.status, JSON.stringify(d.pendingActivities)).not.toMatch(/RUNNING/);
+        },
+        { timeout: 120_000, interval: 500 }
+      );
       try {
         return { completed: true, instance: await result<Instance>(id) };
       } catch (err) {
-        return { completed: false, error: String(err) };
+        // `temporal workflow result -o json` prints the failure (its type, its message) on stdout.
+        return { completed: false, error: `${String(err)}\n${(err as { stdout?: string }).stdout ?? ''}` };
       }
     };
     /**
