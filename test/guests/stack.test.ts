@@ -11,96 +11,30 @@
  * force-completed live migration of a guest that dirties memory faster than the copy. At most 4 guests
  * are alive at once (plus a migration's second QEMU).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { findGuestProcesses, stopAllGuests } from '../../src/cli/guests';
-import { runCli } from '../helpers/cli';
-import { freePort } from '../helpers/ports';
+import { findGuestProcesses } from '../../src/cli/guests';
+import { type GuestStack, type StackInstance as Instance, startGuestStack } from './helpers';
 
-const exec = promisify(execFile);
-const ROOT = path.resolve(__dirname, '..', '..');
 const HOSTS = ['qe2e-1', 'qe2e-2', 'qe2e-3'];
 
-interface Instance {
-  instanceId: string;
-  name: string;
-  host: string;
-  vmState: string;
-  taskState: string | null;
-  powerState: string;
-  flavor: string;
-  image: string;
-}
-
 describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the stock temporal CLI', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'qemu-e2e-'));
-  const dataDir = path.join(dir, 'data');
-  let launcher: ChildProcess | undefined;
-  let output = '';
-  let port = 0;
+  let stack: GuestStack;
+  let dataDir = '';
   let serial = 0;
 
-  /** The stock `temporal` CLI against the system, JSON out. */
-  async function temporal<T>(...args: string[]): Promise<T> {
-    const { stdout } = await exec(inject('temporalCli'), [...args, '--address', `127.0.0.1:${port}`, '-o', 'json'], {
-      maxBuffer: 16 * 1024 * 1024,
-      // A call that hangs fails naming its command, not as the test's timeout.
-      timeout: 240_000,
-    });
-    return JSON.parse(stdout) as T;
-  }
-  /** `temporal workflow execute`: the workflow's result (the CLI fails when the workflow does). */
-  async function execute<T>(type: string, input: unknown, id = `${type}-${++serial}`): Promise<T> {
-    const out = await temporal<{ status: string; result: T }>(
-      'workflow',
-      'execute',
-      '--type',
-      type,
-      '--task-queue',
-      'conductor',
-      '--workflow-id',
-      id,
-      '--input',
-      JSON.stringify(input)
-    );
-    expect(out.status, `${type} ${JSON.stringify(input)}`).toBe('COMPLETED');
-    return out.result;
-  }
-  const start = (type: string, id: string, input: unknown) =>
-    temporal(
-      'workflow',
-      'start',
-      '--type',
-      type,
-      '--task-queue',
-      'conductor',
-      '--workflow-id',
-      id,
-      '--input',
-      JSON.stringify(input)
-    );
-  const update = <T>(id: string, name: string) =>
-    temporal<{ result: T }>('workflow', 'update', 'execute', '--workflow-id', id, '--name', name).then((r) => r.result);
-  const result = <T>(id: string) =>
-    temporal<{ status: string; result: T }>('workflow', 'result', '--workflow-id', id).then((r) => r.result);
-  const consoleOf = async (instanceId: string) =>
-    (await execute<{ output: string }>('consoleOutput', { instanceId })).output;
-  const boots = (console: string) =>
-    [...console.matchAll(/GUEST-BOOT boot=(\d+) image=(\S+)/g)].map((m) => `${m[1]} ${m[2]}`);
-  /** The guest's heartbeat counter now: the last HEARTBEAT line (it restarts at every boot). */
-  const lastHeartbeat = (console: string) => Number([...console.matchAll(/HEARTBEAT (\d+)/g)].at(-1)?.[1] ?? 0);
-  /** Waits until the guest's console shows its `n`th boot line (of `image`). */
-  const waitForBoot = (instanceId: string, n: number, image = 'cirros') =>
-    vi.waitFor(async () => expect(boots(await consoleOf(instanceId)).at(-1)).toBe(`${n} ${image}`), {
-      timeout: 90_000,
-      interval: 1000,
-    });
+  const temporal = <T>(...args: string[]) => stack.temporal<T>(...args);
+  const execute = <T>(type: string, input: unknown, id?: string) => stack.execute<T>(type, input, id);
+  const start = (type: string, id: string, input: unknown) => stack.start(type, id, input);
+  const update = <T>(id: string, name: string) => stack.update<T>(id, name);
+  const result = <T>(id: string) => stack.result<T>(id);
+  const consoleOf = (instanceId: string) => stack.consoleOf(instanceId);
+  const boots = (console: string) => stack.boots(console);
+  const lastHeartbeat = (console: string) => stack.lastHeartbeat(console);
+  const waitForBoot = (instanceId: string, n: number, image = 'cirros') => stack.waitForBoot(instanceId, n, image);
   const build = (name: string, image = 'cirros') =>
     execute<Instance>('buildInstance', { name, flavor: 'm1.tiny', image }, `build-${name}`);
   /** Retries an update the workflow's validator refuses until its moment comes (resized, or copying). */
@@ -108,49 +42,15 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
     vi.waitFor(() => update<T>(id, name), { timeout: 90_000, interval: 500 });
 
   beforeAll(async () => {
-    port = await freePort();
-    const fleetFile = path.join(dir, 'fleet.json');
-    writeFileSync(
-      fleetFile,
-      JSON.stringify({
-        hosts: HOSTS.map((name) => ({ name, availabilityZone: 'az1', vcpus: 2, memoryMb: 3072, diskGb: 100 })),
-      })
-    );
-    launcher = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'workers', 'launcher.ts')], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        COMPUTE_DRIVER: 'qemu',
-        GUEST_IMAGE_DIR: inject('guestImageDir'),
-        DATA_DIR: dataDir,
-        FLEET_FILE: fleetFile,
-        TEMPORAL_PORT: String(port),
-        TEMPORAL_UI_PORT: String(await freePort()),
-        API_PORT: String(await freePort()),
-        TEMPORAL_CLI_PATH: inject('temporalCli'),
-        RECONCILE_PERIOD_SECONDS: '0',
-        // A copy of 16 MiB/s: the dirty guest outruns it at a 1 ms pause every run (abort, force-complete).
-        QEMU_MAX_BANDWIDTH_MB: '16',
-        LOG_LEVEL: 'WARN',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    launcher.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    launcher.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await vi.waitFor(
-      () => {
-        if (launcher?.exitCode !== null) throw new Error(`launcher exited:\n${output}`);
-        expect(output).toContain('Conductor on Temporal is running');
-      },
-      { timeout: 170_000, interval: 250 }
-    );
+    // A copy of 16 MiB/s: the dirty guest outruns it at a 1 ms pause every run (abort, force-complete).
+    stack = await startGuestStack(HOSTS, { QEMU_MAX_BANDWIDTH_MB: '16' });
+    dataDir = stack.dataDir;
+    await stack.ready();
   }, 180_000);
 
   afterAll(async () => {
-    launcher?.kill('SIGTERM');
     // Whatever a failure left: every guest of this data directory stopped by its pid file.
-    await stopAllGuests(dataDir, 2000);
-    rmSync(dir, { recursive: true, force: true });
+    await stack?.stop();
   }, 60_000);
 
   it('builds, stops and starts, reboots (soft, and soft falling back to hard), forces off, rebuilds, resizes, live-migrates and deletes real guests', async () => {
@@ -241,16 +141,12 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
       expect(readdirSync(path.join(dataDir, 'instances'))).toEqual([]);
 
-      const audit = await runCli(path.join(ROOT, 'src', 'cli', 'conductor.ts'), ['audit'], {
-        DATA_DIR: dataDir,
-        DATABASE_URL: undefined,
-        TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
-      });
+      const audit = await stack.audit();
       expect(audit.code, `${audit.stdout}${audit.stderr}`).toBe(0);
       const running = await temporal<unknown[]>('workflow', 'list', '--query', 'ExecutionStatus="Running"');
       expect(running).toEqual([]);
     } catch (err) {
-      console.error(`launcher output (last lines):\n${output.split('\n').slice(-60).join('\n')}`);
+      console.error(`launcher output (last lines):\n${stack.tail()}`);
       throw err;
     }
   }, 900_000);
@@ -294,11 +190,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       });
       expect((await findGuestProcesses(dataDir)).map((g) => g.instanceId)).not.toContain(p.instanceId);
       const saved = lastHeartbeat(await consoleOf(p.instanceId));
-      const audit = await runCli(path.join(ROOT, 'src', 'cli', 'conductor.ts'), ['audit'], {
-        DATA_DIR: dataDir,
-        DATABASE_URL: undefined,
-        TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
-      });
+      const audit = await stack.audit();
       expect(audit.code, `${audit.stdout}${audit.stderr}`).toBe(0);
 
       // ----- resume: a QEMU loads the saved memory; the counter goes on from `saved`, no boot -----
@@ -318,7 +210,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       await execute('deleteInstance', { instanceId: p.instanceId });
       await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
     } catch (err) {
-      console.error(`launcher output (last lines):\n${output.split('\n').slice(-60).join('\n')}`);
+      console.error(`launcher output (last lines):\n${stack.tail()}`);
       throw err;
     }
   }, 300_000);
@@ -362,7 +254,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       await execute('deleteInstance', { instanceId: d.instanceId });
       await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
     } catch (err) {
-      console.error(`launcher output (last lines):\n${output.split('\n').slice(-60).join('\n')}`);
+      console.error(`launcher output (last lines):\n${stack.tail()}`);
       throw err;
     }
   }, 600_000);
@@ -388,8 +280,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
         },
         { timeout: 60_000, interval: 200 }
       );
-      const pids = [...output.matchAll(/^launcher: started (\S+) \(pid (\d+)\)$/gm)].filter((m) => m[1] === host);
-      const pid = Number(pids.at(-1)?.[2]);
+      const pid = stack.workerPid(host);
       expect(pid).toBeGreaterThan(0);
       process.kill(pid, 'SIGKILL');
 
@@ -418,7 +309,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       const running = await temporal<unknown[]>('workflow', 'list', '--query', 'ExecutionStatus="Running"');
       expect(running).toEqual([]);
     } catch (err) {
-      console.error(`launcher output (last lines):\n${output.split('\n').slice(-60).join('\n')}`);
+      console.error(`launcher output (last lines):\n${stack.tail()}`);
       throw err;
     }
   }, 600_000);
@@ -430,10 +321,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
    */
   it('kill -9 of the source, then the destination, compute worker mid-live-migration: the operation ends stable, the guest runs once, its heartbeat goes on, the worker re-adopts its guests, nothing is left over', async () => {
     const [h1, h2] = [HOSTS[0]!, HOSTS[1]!];
-    const workerPid = (host: string) =>
-      Number(
-        [...output.matchAll(/^launcher: started (\S+) \(pid (\d+)\)$/gm)].filter((m) => m[1] === host).at(-1)?.[2]
-      );
+    const workerPid = (host: string) => stack.workerPid(host);
     const guestsOf = async (instanceId: string) =>
       (await findGuestProcesses(dataDir)).filter((g) => g.instanceId === instanceId).map((g) => [g.host, g.pid]);
     /** Waits until the copy runs on the source (the liveMigration activity has reported progress). */
@@ -454,25 +342,8 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
     const ending = async (
       id: string
     ): Promise<{ completed: true; instance: Instance } | { completed: false; error: string }> => {
-      // Closed within the bound, or a failure that names what it still waits on (not the test's timeout).
-      await vi.waitFor(
-        async () => {
-          const d = await temporal<{ workflowExecutionInfo?: { status?: string }; pendingActivities?: unknown[] }>(
-            'workflow',
-            'describe',
-            '--workflow-id',
-            id
-          );
-          expect(d.workflowExecutionInfo?.status, JSON.stringify(d.pendingActivities)).not.toMatch(/RUNNING/);
-        },
-        { timeout: 120_000, interval: 500 }
-      );
-      try {
-        return { completed: true, instance: await result<Instance>(id) };
-      } catch (err) {
-        // `temporal workflow result -o json` prints the failure (its type, its message) on stdout.
-        return { completed: false, error: `${String(err)}\n${(err as { stdout?: string }).stdout ?? ''}` };
-      }
+      const end = await stack.ending<Instance>(id);
+      return end.completed ? { completed: true, instance: end.result } : end;
     };
     /**
      * One live migration of `vm` to `dest` with `victim`'s worker killed mid-copy: returns where the
@@ -557,16 +428,12 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       for (const vm of [m2, n]) await execute('deleteInstance', { instanceId: vm.instanceId });
       await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
       expect(readdirSync(path.join(dataDir, 'instances'))).toEqual([]);
-      const audit = await runCli(path.join(ROOT, 'src', 'cli', 'conductor.ts'), ['audit'], {
-        DATA_DIR: dataDir,
-        DATABASE_URL: undefined,
-        TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
-      });
+      const audit = await stack.audit();
       expect(audit.code, `${audit.stdout}${audit.stderr}`).toBe(0);
       const running = await temporal<unknown[]>('workflow', 'list', '--query', 'ExecutionStatus="Running"');
       expect(running).toEqual([]);
     } catch (err) {
-      console.error(`launcher output (last lines):\n${output.split('\n').slice(-60).join('\n')}`);
+      console.error(`launcher output (last lines):\n${stack.tail()}`);
       throw err;
     }
   }, 600_000);

@@ -45,6 +45,8 @@ export interface QemuHost {
   /** How long a launched guest may take to print its boot line. */
   readonly bootTimeoutMs: number;
   readonly monitors: Monitors;
+  /** A resize's disk copy, bytes/s; undefined copies at full speed. */
+  readonly diskCopyBytesPerSecond?: number | undefined;
 }
 
 /** Below this the Debian kernel does not unpack (a reset loop at -m 64). */

@@ -84,6 +84,10 @@ function envNumber(name: string, min = 128): number | undefined {
   return value;
 }
 
+function kibibytes(kb: number | undefined): number | undefined {
+  return kb === undefined ? undefined : kb * 1024;
+}
+
 function mebibytes(mb: number | undefined): number | undefined {
   return mb === undefined ? undefined : mb * 1024 * 1024;
 }
@@ -114,6 +118,11 @@ export interface QemuDriverOptions {
   permitPostCopy?: boolean;
   /** QEMU's migration max-bandwidth in bytes/s. Default $QEMU_MAX_BANDWIDTH_MB (MiB/s), else QEMU's (128 MiB/s). */
   maxBandwidthBytes?: number;
+  /**
+   * A resize's or cold migration's disk copy, bytes/s. Default $QEMU_DISK_COPY_KB (KiB/s), else full
+   * speed. A test knob: the fault tests slow the copy so a kill lands mid-transfer.
+   */
+  diskCopyBytesPerSecond?: number;
 }
 
 export class QemuDriver implements VirtDriver {
@@ -146,6 +155,7 @@ export class QemuDriver implements VirtDriver {
       cpu: options.cpu ?? { architecture: 'x86_64', traits: [] },
       permitPostCopy: options.permitPostCopy ?? true,
       maxBandwidthBytes: options.maxBandwidthBytes ?? mebibytes(envNumber('QEMU_MAX_BANDWIDTH_MB', 1)),
+      diskCopyBytesPerSecond: options.diskCopyBytesPerSecond ?? kibibytes(envNumber('QEMU_DISK_COPY_KB', 1)),
       copying: new Set(),
       forced: new Set(),
     };
