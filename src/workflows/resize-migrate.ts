@@ -48,7 +48,6 @@ import {
   CancelledFailure,
   condition,
   isCancellation,
-  setHandler,
 } from '@temporalio/workflow';
 
 import { FailureType } from '../domain/errors';
@@ -56,14 +55,15 @@ import type { MigrationPlan } from '../domain/migration';
 import type { ResizeMigrateInput, ResizeMigrateRequest } from '../domain/schemas';
 import { ResizeMigrateInputSchema } from '../domain/schemas';
 import type { OperationProgress, ResizeMigrateResult, ResizeOutcome } from '../shared/messages';
-import { confirmBeforeDeleteSignal, confirmResizeUpdate, resizeResult, revertResizeUpdate } from '../shared/messages';
+import { resizeResult } from '../shared/messages';
 import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
 import { preliminaryProgress } from './lib/progress';
 import { conductor } from './lib/proxies';
 import { checkSourceUp, confirmMove, revertMove } from './resize/decision';
 import type { Moved } from './resize/move';
 import { moveResize } from './resize/move';
-import { Verification } from './resize/verification';
+import type { Verification } from './resize/verification';
+import { decide, handleResizeDecisions, openDecision, settleDecision } from './resize/verification';
 
 export { resizeAttempt } from './resize/attempt';
 export type { ResizeAttemptInput } from './resize/attempt';
@@ -79,20 +79,12 @@ export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMi
   const req = parseInput(ResizeMigrateInputSchema, input);
   // getProgress answers from the first workflow task on; the lock then installs the live progress.
   const checking = preliminaryProgress(req.instanceId, 'resizeMigrate', 'checking the request');
-  const verification = new Verification(req.instanceId);
-  setHandler(confirmResizeUpdate, () => verification.handle('confirmed'), {
-    validator: () => verification.validate('confirmed'),
-  });
-  setHandler(revertResizeUpdate, () => verification.handle('reverted'), {
-    validator: () => verification.validate('reverted'),
-  });
-  // A delete confirms first (Nova's _confirm_resize_on_deleting); only while a decision is awaited.
-  setHandler(confirmBeforeDeleteSignal, () => verification.confirmBeforeDelete());
+  const verification = handleResizeDecisions(req.instanceId);
 
   const planned = await planBeforeLock(req, checking, verification);
   const moved = await moveResize(req, planned, verification);
   // A user's confirm first checks the source is up (Nova's API does).
-  verification.open(() => checkSourceUp(moved.move));
+  openDecision(verification, () => checkSourceUp(moved.move));
   const cancelled = await awaitDecision(req, moved, verification);
   return CancellationScope.nonCancellable(() => settle(moved, verification, cancelled));
 }
@@ -138,7 +130,7 @@ async function awaitDecision(
     if (windowSeconds > 0) {
       const decided = await condition(() => verification.decision !== undefined, windowSeconds * 1000);
       // NOTE(nova): _poll_unconfirmed_resizes confirms resizes left unconfirmed past resize_confirm_window.
-      if (!decided) verification.decide('confirmed', true);
+      if (!decided) decide(verification, 'confirmed', true);
     } else {
       await condition(() => verification.decision !== undefined);
     }
@@ -146,7 +138,7 @@ async function awaitDecision(
   } catch (err) {
     if (!isCancellation(err)) throw err;
     // Cancelling a resize that awaits its confirmation undoes it: the instance goes back as it was.
-    verification.decide('reverted', false);
+    decide(verification, 'reverted', false);
     return err instanceof Error ? err : new CancelledFailure('resizeMigrate cancelled');
   }
 }
@@ -165,11 +157,11 @@ async function settle(
         ? await confirmMove(moved, decision.automatic)
         : await revertMove(moved, decision.automatic);
   } catch (err) {
-    verification.fail(err);
+    settleDecision(verification, { error: err });
     await condition(allHandlersFinished);
     throw err;
   }
-  verification.settle(outcome);
+  settleDecision(verification, { outcome });
   await condition(allHandlersFinished);
   if (cancelled) throw cancelled;
   return resizeResult(outcome);
