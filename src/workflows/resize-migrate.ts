@@ -37,6 +37,10 @@
  *
  * Cancelling before VERIFY_RESIZE rolls back the same way; cancelling while the resize awaits its
  * confirmation reverts it (the workflow then ends cancelled); a confirm or revert under way completes.
+ *
+ * On the frame (lib/staged-operation.ts): the move (resize/move.ts) is one staged operation whose success
+ * write leaves the instance `resized`; the confirm and the revert (resize/decision.ts) are each another.
+ * The frame takes each lock, pushes each step's undo, unwinds them and writes the failure once.
  */
 import {
   allHandlersFinished,
@@ -44,28 +48,22 @@ import {
   CancelledFailure,
   condition,
   isCancellation,
-  setHandler,
 } from '@temporalio/workflow';
 
 import { FailureType } from '../domain/errors';
+import type { MigrationPlan } from '../domain/migration';
 import type { ResizeMigrateInput, ResizeMigrateRequest } from '../domain/schemas';
 import { ResizeMigrateInputSchema } from '../domain/schemas';
 import type { OperationProgress, ResizeMigrateResult, ResizeOutcome } from '../shared/messages';
-import {
-  confirmBeforeDeleteSignal,
-  confirmResizeUpdate,
-  placementProgressSignal,
-  revertResizeUpdate,
-  resizeResult,
-} from '../shared/messages';
-import { failureMessage, failureType, noHost, parseInput, typedFailure } from './lib/failures';
-import { withKernel } from './lib/kernel';
-import { beginOperation, failOperation } from './lib/operation';
+import { resizeResult } from '../shared/messages';
+import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
 import { preliminaryProgress } from './lib/progress';
 import { conductor } from './lib/proxies';
-import type { Moved } from './resize/run';
-import { ResizeRun } from './resize/run';
-import { Verification } from './resize/verification';
+import { checkSourceUp, confirmMove, revertMove } from './resize/decision';
+import type { Moved } from './resize/move';
+import { moveResize } from './resize/move';
+import type { Verification } from './resize/verification';
+import { decide, handleResizeDecisions, openDecision, settleDecision } from './resize/verification';
 
 export { resizeAttempt } from './resize/attempt';
 export type { ResizeAttemptInput } from './resize/attempt';
@@ -79,40 +77,24 @@ export type { ResizeAttemptInput } from './resize/attempt';
  */
 export async function resizeMigrate(input: ResizeMigrateInput): Promise<ResizeMigrateResult> {
   const req = parseInput(ResizeMigrateInputSchema, input);
-  // getProgress answers from the first workflow task on; beginOperation then installs the live progress.
+  // getProgress answers from the first workflow task on; the lock then installs the live progress.
   const checking = preliminaryProgress(req.instanceId, 'resizeMigrate', 'checking the request');
-  const verification = new Verification(req.instanceId);
-  setHandler(confirmResizeUpdate, () => verification.handle('confirmed'), {
-    validator: () => verification.validate('confirmed'),
-  });
-  setHandler(revertResizeUpdate, () => verification.handle('reverted'), {
-    validator: () => verification.validate('reverted'),
-  });
-  // A delete confirms first (Nova's _confirm_resize_on_deleting); only while a decision is awaited.
-  setHandler(confirmBeforeDeleteSignal, () => verification.confirmBeforeDelete());
+  const verification = handleResizeDecisions(req.instanceId);
 
-  const run = await lockAndPlan(req, checking, verification);
-  let moved: Moved;
-  try {
-    moved = await run.move();
-  } catch (err) {
-    return CancellationScope.nonCancellable(() => run.fail(err));
-  }
+  const planned = await planBeforeLock(req, checking, verification);
+  const moved = await moveResize(req, planned, verification);
   // A user's confirm first checks the source is up (Nova's API does).
-  verification.open(() => run.checkSourceUp());
-  const cancelled = await awaitDecision(req, run, verification);
-  return CancellationScope.nonCancellable(() => settle(run, moved, verification, cancelled));
+  openDecision(verification, () => checkSourceUp(moved.move));
+  const cancelled = await awaitDecision(req, moved, verification);
+  return CancellationScope.nonCancellable(() => settle(moved, verification, cancelled));
 }
 
-/**
- * The operation lock and the move's plan: the flavor checked before anything is written, then the lock
- * (the plan read again if the instance changed meanwhile), or the one failure writer.
- */
-async function lockAndPlan(
+/** The move's plan, read before anything is written: the flavor checked (a bad request writes nothing). */
+async function planBeforeLock(
   req: ResizeMigrateRequest,
   checking: OperationProgress,
   verification: Verification
-): Promise<ResizeRun> {
+): Promise<MigrationPlan> {
   const { instanceId } = req;
   // NOTE(nova): the API checks the flavor before it changes anything: a bad request writes nothing.
   const planned = await conductor.planMigration({ instanceId, flavor: req.flavor }).catch((err: unknown) => {
@@ -127,35 +109,7 @@ async function lockAndPlan(
     step: 'taking the operation lock',
   });
   verification.progress = checking;
-  // The lock is taken whole or not at all: a cancellation waits for the compare-and-swap to answer.
-  const op = withKernel(
-    await CancellationScope.nonCancellable(() =>
-      beginOperation({
-        instanceId,
-        transition: planned.migrationType === 'resize' ? 'resize' : 'migrate',
-        operation: 'resizeMigrate',
-      })
-    )
-  );
-  verification.progress = op.progress;
-  setHandler(placementProgressSignal, (p) => {
-    op.progress.attempt = p.attempt;
-    op.progress.step = p.step;
-    if (!op.progress.hostsTried.includes(p.host)) op.progress.hostsTried.push(p.host);
-  });
-  try {
-    // Planned before the lock; planned again if the instance changed in between.
-    const before = op.before;
-    const unchanged =
-      planned.instance.flavor === before.flavor &&
-      planned.instance.host === before.host &&
-      planned.instance.image === before.image;
-    const plan = unchanged ? planned : await conductor.planMigration({ instanceId, flavor: req.flavor });
-    if (before.host === null) throw noHost(before, 'resizeMigrate');
-    return new ResizeRun(req, op, plan, before.host);
-  } catch (err) {
-    return CancellationScope.nonCancellable(() => failOperation(op, err));
-  }
+  return planned;
 }
 
 /**
@@ -164,11 +118,11 @@ async function lockAndPlan(
  */
 async function awaitDecision(
   req: ResizeMigrateRequest,
-  run: ResizeRun,
+  { move }: Moved,
   verification: Verification
 ): Promise<Error | undefined> {
   const windowSeconds = req.confirmWindowSeconds;
-  run.progress.step =
+  move.op.progress.step =
     windowSeconds > 0
       ? `awaiting confirmResize or revertResize (confirmed automatically after ${windowSeconds} s)`
       : 'awaiting confirmResize or revertResize';
@@ -176,7 +130,7 @@ async function awaitDecision(
     if (windowSeconds > 0) {
       const decided = await condition(() => verification.decision !== undefined, windowSeconds * 1000);
       // NOTE(nova): _poll_unconfirmed_resizes confirms resizes left unconfirmed past resize_confirm_window.
-      if (!decided) verification.decide('confirmed', true);
+      if (!decided) decide(verification, 'confirmed', true);
     } else {
       await condition(() => verification.decision !== undefined);
     }
@@ -184,14 +138,13 @@ async function awaitDecision(
   } catch (err) {
     if (!isCancellation(err)) throw err;
     // Cancelling a resize that awaits its confirmation undoes it: the instance goes back as it was.
-    verification.decide('reverted', false);
+    decide(verification, 'reverted', false);
     return err instanceof Error ? err : new CancelledFailure('resizeMigrate cancelled');
   }
 }
 
 /** Once decided, the confirm or revert runs to its end whatever happens to the workflow (non-cancellable). */
 async function settle(
-  run: ResizeRun,
   moved: Moved,
   verification: Verification,
   cancelled: Error | undefined
@@ -201,14 +154,14 @@ async function settle(
   try {
     outcome =
       decision.decision === 'confirmed'
-        ? await run.confirm(moved, decision.automatic)
-        : await run.revert(moved, decision.automatic);
+        ? await confirmMove(moved, decision.automatic)
+        : await revertMove(moved, decision.automatic);
   } catch (err) {
-    verification.fail(err);
+    settleDecision(verification, { error: err });
     await condition(allHandlersFinished);
     throw err;
   }
-  verification.settle(outcome);
+  settleDecision(verification, { outcome });
   await condition(allHandlersFinished);
   if (cancelled) throw cancelled;
   return resizeResult(outcome);

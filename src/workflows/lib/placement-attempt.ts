@@ -17,6 +17,7 @@ import {
 
 import { FailureType } from '../../domain/errors';
 import type { TaskState, VmState } from '../../domain/instance';
+import type { Resources } from '../../domain/resources';
 import { PowerState } from '../../domain/instance';
 import { placementProgressSignal } from '../../shared/messages';
 import { failureMessage, failureType, isFailureOfType, timeoutType, typedFailure } from './failures';
@@ -24,6 +25,7 @@ import { tagInstance } from './instance-attributes';
 import type { StepRunner, StepSpec } from './kernel';
 import type { EventBatch } from './operation';
 import { runStep, withKernel } from './kernel';
+import { scheduler } from './proxies';
 
 export interface PlacementAttempt {
   /** 1-based: the run of the child workflow. */
@@ -185,19 +187,66 @@ export function stepLabel(event: string, host: string): string {
 }
 
 /**
- * Runs the steps of one attempt on its host; on a failure or a cancellation the attempt's undos run (last
- * first, each once, non-cancellable) and the run fails with what `failure` makes of the error
- * (attemptFailure: an abort, or Rescheduled to the next host).
+ * A placement attempt that moves an existing instance onto its host (a resize's destination, a live
+ * migration's, an unshelve's host): what it declares. The frame does the rest (hostAttempt).
  */
-export async function undoneOnFailure<T>(
-  op: StepRunner,
-  failure: (err: unknown) => unknown,
-  steps: () => Promise<T>
-): Promise<T> {
-  try {
-    return await steps();
-  } catch (err) {
-    await op.compensations.rollBack(err);
-    throw failure(err);
-  }
+export interface HostAttempt<T> {
+  instanceId: string;
+  /** The action the run's events go on (the parent operation's). */
+  actionId: string;
+  /** The chosen host then the alternates; run N uses hosts[N-1]. */
+  hosts: readonly string[];
+  /** What the instance claims on an alternate. */
+  resources: Resources;
+  /** The MaxRetriesExceeded message once the hosts run out. */
+  exhausted: () => string;
+  /** The parent's workflow type and the instance's states while the run holds it (its progress). */
+  operation: string;
+  vmState: VmState;
+  taskState: TaskState;
+  /** The name of the claim's release on the compensation stack. */
+  release: string;
+  /** What the alternate's claim step writes besides its event (an unshelve's task state). */
+  claim?: Pick<StepSpec<unknown>, 'taskState' | 'expect'>;
+  /** How the run fails (see attemptFailure); `hosts` is the list's length. */
+  ending: Omit<AttemptEnding, 'hosts'>;
+  /** The steps on the host once it is claimed; their undos go on the run's stack. */
+  steps: (placement: PlacementAttempt, op: StepRunner) => Promise<T>;
+}
+
+/**
+ * Runs one placement attempt of a move on its host: the host of this run (or MaxRetriesExceeded), the
+ * run as a kernel operation, the claim's release pushed before the claim, an alternate claimed (the
+ * first host was claimed by the scheduler), then the steps; on a failure or a cancellation the undos run
+ * (last first, each once, non-cancellable) and the run fails as an abort or `Rescheduled` (placement.run).
+ */
+export async function hostAttempt<T>(def: HostAttempt<T>): Promise<T> {
+  const { instanceId, taskState } = def;
+  const placement = attemptOnHost(instanceId, def.hosts, def.exhausted);
+  const { attempt, host } = placement;
+  const op = placement.operation({
+    actionId: def.actionId,
+    operation: def.operation,
+    vmState: def.vmState,
+    taskState,
+  });
+  // NOTE(nova): prep_resize reverts the allocation before it reschedules. Pushed before the claim: a
+  // claim that applied but reported a failure is released all the same.
+  op.compensations.push(def.release, async () => {
+    await scheduler.releaseAllocations({ consumerId: instanceId, host });
+  });
+  return placement.run(
+    op,
+    async () => {
+      if (attempt > 1)
+        await placement.step(op, taskState, {
+          event: 'conductor_claim_alternate',
+          ...def.claim,
+          host,
+          run: () => scheduler.claimResources({ consumerId: instanceId, host, resources: def.resources }),
+        });
+      return def.steps(placement, op);
+    },
+    { ...def.ending, hosts: def.hosts.length }
+  );
 }

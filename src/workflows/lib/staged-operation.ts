@@ -1,10 +1,16 @@
 /**
- * An operation with a point of no return (a live migration's switch-over), run by the frame as it runs a
- * definition (define-operation.ts): the lock, the steps on the kernel each with its undo, the success
- * write; or, on a failure or a cancellation, the undos (last first, each once, non-cancellable), the
- * stable state read, then the one failure writer. The one difference: once `steps` has returned, the
- * guest cannot go back, so `commit` runs whole (not cancellable) and a failure in it ends the operation in
- * the state `stableState` reads from what the steps returned, without unwinding the steps before it.
+ * An operation with a point of no return (a live migration's switch-over, a resize's arrival in
+ * VERIFY_RESIZE), run by the frame as it runs a definition (define-operation.ts): the lock, the steps on
+ * the kernel each with its undo, the success write; or, on a failure or a cancellation, the undos (last
+ * first, each once, non-cancellable), the stable state read, then the one failure writer. The one
+ * difference: once `steps` has returned, the guest cannot go back, so `commit` runs whole (not
+ * cancellable) and a failure in it ends the operation in the state `stableState` reads from what the
+ * steps returned, without unwinding the steps before it.
+ *
+ * Two endings a definition may name besides: a failure the steps are not to be undone for (`keepsSteps`:
+ * a resize whose finish failed on its destination stays there, as Nova's), and an undo that could not
+ * be done (`undoFailed`: a source that cannot take the instance back), which stops the unwinding and
+ * ends the operation as the definition says.
  */
 import { CancellationScope } from '@temporalio/workflow';
 
@@ -28,6 +34,26 @@ export interface StagedOperation<T, R> {
    * leaves the instance as the lock found it.
    */
   stableState: (op: KernelOperation, err: unknown, staged?: T) => Promise<InstancePatch | undefined>;
+  /** What the failure writer writes for `err` (default: `err` itself, typed by failOperation). */
+  failure?: (err: unknown) => unknown;
+  /** What getProgress shows while the undos run (default: the step that failed). */
+  undoing?: string;
+  /**
+   * A failure before the point of no return that is not undone: the operation ends where the steps left
+   * it, in the state `stableState` reads (default: every failure is undone).
+   */
+  keepsSteps?: (err: unknown) => boolean;
+  /**
+   * An undo threw `undoErr` (which stops the unwinding: the undos below it need what it could not do):
+   * the failure to write and the instance's state then. Default: `undoErr` is thrown, nothing written.
+   */
+  undoFailed?: (op: KernelOperation, failure: unknown, undoErr: unknown) => Promise<Ended>;
+}
+
+/** How an operation ends when an undo could not be done. */
+export interface Ended {
+  failure: unknown;
+  state: InstancePatch;
 }
 
 /** Runs a staged operation; see the module comment. */
@@ -38,18 +64,31 @@ export async function runStagedOperation<T, R>(def: StagedOperation<T, R>): Prom
   try {
     staged = await def.steps(op);
   } catch (err) {
-    return CancellationScope.nonCancellable(async () => {
-      await op.compensations.rollBack(err);
-      return failOperation(op, err, await def.stableState(op, err));
-    });
+    return CancellationScope.nonCancellable(() => unwound(def, op, err));
   }
   return CancellationScope.nonCancellable(async () => {
     let committed: Awaited<ReturnType<StagedOperation<T, R>['commit']>>;
     try {
       committed = await def.commit(op, staged);
     } catch (err) {
-      return failOperation(op, err, await def.stableState(op, err, staged));
+      return failOperation(op, def.failure?.(err) ?? err, await def.stableState(op, err, staged));
     }
     return committed.result(await finishOperation(op, committed.done));
   });
+}
+
+/** A failure before the point of no return: the undos (unless kept), the stable state, the one writer. */
+async function unwound<T, R>(def: StagedOperation<T, R>, op: KernelOperation, err: unknown): Promise<never> {
+  const failure = def.failure?.(err) ?? err;
+  if (!def.keepsSteps?.(err)) {
+    if (def.undoing !== undefined) op.progress.step = def.undoing;
+    try {
+      await op.compensations.rollBack(failure);
+    } catch (undoErr) {
+      if (!def.undoFailed) throw undoErr;
+      const ended = await def.undoFailed(op, failure, undoErr);
+      return failOperation(op, ended.failure, ended.state);
+    }
+  }
+  return failOperation(op, failure, await def.stableState(op, err));
 }

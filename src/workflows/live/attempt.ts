@@ -16,8 +16,8 @@ import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
 import { GROUP_CHECK_EVENT } from '../build/attempt';
-import { attemptFailure, attemptOnHost, undoneOnFailure } from '../lib/placement-attempt';
-import { computeOn, conductor, scheduler } from '../lib/proxies';
+import { hostAttempt } from '../lib/placement-attempt';
+import { computeOn, conductor } from '../lib/proxies';
 import { PATCH_LIVE_LATE_GROUP_CHECK } from './names';
 
 /** Failure types that end the search at once: no other destination can fix them. */
@@ -49,65 +49,54 @@ export interface LiveAttemptInput {
 }
 
 export async function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: string; attempt: number }> {
-  const { instanceId, actionId, sourceHost } = input;
-  const placement = attemptOnHost(
+  const { instanceId, sourceHost } = input;
+  return hostAttempt({
     instanceId,
-    input.hosts,
-    () =>
-      `Exceeded maximum number of retries. Exhausted all hosts available for the live migration of instance ${instanceId}. Hosts tried: ${input.hosts.join(', ')}.`
-  );
-  const { attempt, host } = placement;
-  const op = placement.operation({
-    actionId,
+    actionId: input.actionId,
+    hosts: input.hosts,
+    resources: input.resources,
+    exhausted: () =>
+      `Exceeded maximum number of retries. Exhausted all hosts available for the live migration of instance ${instanceId}. Hosts tried: ${input.hosts.join(', ')}.`,
     operation: 'liveMigrate',
     vmState: VmState.Active,
     taskState: Task.Migrating,
-  });
-  op.compensations.push('release the claim on the destination', async () => {
-    await scheduler.releaseAllocations({ consumerId: instanceId, host });
-  });
-  const failure = (err: unknown) =>
-    attemptFailure(
-      err,
-      { operation: 'Live migration', instanceId, host, attempt, hosts: input.hosts.length },
-      LIVE_ABORT_TYPES,
-      FailureType.MigrationPreCheckError
-    );
-  return undoneOnFailure(op, failure, async () => {
-    if (attempt > 1)
-      await placement.step(op, Task.Migrating, {
-        event: 'conductor_claim_alternate',
-        host,
-        run: () => scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources }),
+    release: 'release the claim on the destination',
+    ending: {
+      operation: 'Live migration',
+      abortTypes: LIVE_ABORT_TYPES,
+      abortDefault: FailureType.MigrationPreCheckError,
+    },
+    steps: async (placement, op) => {
+      const { host, attempt } = placement;
+      const { cpu } = await placement.step(op, Task.Migrating, {
+        event: 'compute_check_can_live_migrate_source',
+        host: sourceHost,
+        compute: sourceHost,
+        run: () => computeOn(sourceHost, input.timeouts).short.checkCanLiveMigrateSource({ instanceId }),
       });
-    const { cpu } = await placement.step(op, Task.Migrating, {
-      event: 'compute_check_can_live_migrate_source',
-      host: sourceHost,
-      compute: sourceHost,
-      run: () => computeOn(sourceHost, input.timeouts).short.checkCanLiveMigrateSource({ instanceId }),
-    });
-    // The group's members as they are now, which a migration or a build finished since the scheduler
-    // chose may have changed: a violation fails this destination (Rescheduled), the next is tried.
-    // NOTE(nova): Nova checks again, definitively, in pre_live_migration (a violation there fails the
-    // migration, the instance stays active); here the check runs once, in the attempt, just before it.
-    if (input.serverGroup !== undefined && patched(PATCH_LIVE_LATE_GROUP_CHECK))
+      // The group's members as they are now, which a migration or a build finished since the scheduler
+      // chose may have changed: a violation fails this destination (Rescheduled), the next is tried.
+      // NOTE(nova): Nova checks again, definitively, in pre_live_migration (a violation there fails the
+      // migration, the instance stays active); here the check runs once, in the attempt, just before it.
+      if (input.serverGroup !== undefined && patched(PATCH_LIVE_LATE_GROUP_CHECK))
+        await placement.step(op, Task.Migrating, {
+          event: GROUP_CHECK_EVENT,
+          host,
+          run: () => conductor.checkServerGroupPolicy({ instanceId, host }),
+        });
       await placement.step(op, Task.Migrating, {
-        event: GROUP_CHECK_EVENT,
+        event: 'compute_check_can_live_migrate_destination',
         host,
-        run: () => conductor.checkServerGroupPolicy({ instanceId, host }),
+        compute: host,
+        run: () =>
+          computeOn(host, input.timeouts).short.checkCanLiveMigrateDestination({
+            instanceId,
+            sourceHost,
+            sourceCpu: cpu,
+            blockMigration: input.blockMigration,
+          }),
       });
-    await placement.step(op, Task.Migrating, {
-      event: 'compute_check_can_live_migrate_destination',
-      host,
-      compute: host,
-      run: () =>
-        computeOn(host, input.timeouts).short.checkCanLiveMigrateDestination({
-          instanceId,
-          sourceHost,
-          sourceCpu: cpu,
-          blockMigration: input.blockMigration,
-        }),
-    });
-    return { host, attempt };
+      return { host, attempt };
+    },
   });
 }

@@ -8,9 +8,8 @@ import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
 
 import { GROUP_CHECK_EVENT } from '../build/attempt';
-import { compensated } from '../lib/kernel';
-import { attemptFailure, attemptOnHost } from '../lib/placement-attempt';
-import { computeOn, conductor, scheduler } from '../lib/proxies';
+import { hostAttempt } from '../lib/placement-attempt';
+import { computeOn, conductor } from '../lib/proxies';
 
 /** The patch id of the late server-group check on a resize's destination (Nova's prep_resize). */
 export const PATCH_RESIZE_GROUP_CHECK = 'resize-late-group-check';
@@ -47,35 +46,21 @@ export interface ResizeAttemptInput {
  * server starts the next run on the next alternate; an abort (MigrationError …) fails it non-retryable.
  */
 export async function prepResizeOnHost(input: ResizeAttemptInput): Promise<{ host: string; attempt: number }> {
-  const { instanceId, migrationId, actionId } = input;
-  const placement = attemptOnHost(
+  const { instanceId, migrationId } = input;
+  return hostAttempt({
     instanceId,
-    input.hosts,
-    () =>
-      `Exceeded maximum number of retries. Exhausted all hosts available for retrying resize failures for instance ${instanceId}. Hosts tried: ${input.hosts.join(', ')}.`
-  );
-  const { attempt, host } = placement;
-  const compute = computeOn(host, input.timeouts);
-  const op = placement.operation({
-    actionId,
+    actionId: input.actionId,
+    hosts: input.hosts,
+    resources: input.resources,
+    exhausted: () =>
+      `Exceeded maximum number of retries. Exhausted all hosts available for retrying resize failures for instance ${instanceId}. Hosts tried: ${input.hosts.join(', ')}.`,
     operation: 'resizeMigrate',
     vmState: VmState.Active,
     taskState: Task.ResizePrep,
-  });
-  // NOTE(nova): prep_resize reverts the allocation before it reschedules. Pushed before the claim: a
-  // claim that applied but reported a failure is released all the same.
-  op.compensations.push('release the claim on the destination', async () => {
-    await scheduler.releaseAllocations({ consumerId: instanceId, host });
-  });
-
-  try {
-    return await compensated(op, async () => {
-      if (attempt > 1)
-        await placement.step(op, Task.ResizePrep, {
-          event: 'conductor_claim_alternate',
-          host,
-          run: () => scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources }),
-        });
+    release: 'release the claim on the destination',
+    ending: { operation: 'Resize', abortTypes: ABORT_TYPES, abortDefault: FailureType.MigrationError },
+    steps: async (placement, op) => {
+      const { host, attempt } = placement;
       // Versioned, and only for an instance in a group: Nova's prep_resize checks the group's policy on the
       // destination against the members as they are now (_validate_instance_group_policy), which a move or
       // a build since the scheduler chose may have changed. A violation reschedules to the next alternate.
@@ -90,7 +75,7 @@ export async function prepResizeOnHost(input: ResizeAttemptInput): Promise<{ hos
         host,
         compute: host,
         run: () =>
-          compute.short.prepResize({
+          computeOn(host, input.timeouts).short.prepResize({
             instanceId,
             migrationId,
             sourceHost: input.sourceHost,
@@ -100,15 +85,8 @@ export async function prepResizeOnHost(input: ResizeAttemptInput): Promise<{ hos
           }),
       });
       return { host, attempt };
-    });
-  } catch (err) {
-    throw attemptFailure(
-      err,
-      { operation: 'Resize', instanceId, host, attempt, hosts: input.hosts.length },
-      ABORT_TYPES,
-      FailureType.MigrationError
-    );
-  }
+    },
+  });
 }
 
 /**

@@ -1,9 +1,9 @@
 /**
- * What a resize's move, its failure and its decisions share: the migration record, the instance's
- * allocation moved back, and the compute steps that put the guest back on its source or remove it from
- * the destination.
+ * What a resize's move, its failure and its decisions share: the move itself (its migration, its source,
+ * its plan), the migration record's status, the instance's allocation moved back, and the compute steps
+ * that put the guest back on its source or remove it from the destination.
  */
-import { isCancellation, log, uuid4 } from '@temporalio/workflow';
+import { isCancellation, log } from '@temporalio/workflow';
 
 import type { Flavor } from '../../domain/catalogue';
 import { FailureType } from '../../domain/errors';
@@ -14,121 +14,145 @@ import type { ResizeMigrateRequest } from '../../domain/schemas';
 import { applicationCause, failureMessage, failureType, typedFailure } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { once, runStep } from '../lib/kernel';
-import type { Operation } from '../lib/operation';
-import { failOperation } from '../lib/operation';
 import { computeOn, conductor, scheduler } from '../lib/proxies';
 
-/** One move's migration and the steps on its source and destination that its undos and decisions use. */
-export abstract class MigrationSteps {
-  readonly migrationId = uuid4();
-  protected readonly instanceId: string;
+/** One resize or cold migration of one instance, as its steps, undos and decisions see it. */
+export interface ResizeMove {
+  readonly req: ResizeMigrateRequest;
+  /** The move's operation (the lock, the instance as it found it, the live progress). */
+  readonly op: KernelOperation;
+  readonly plan: MigrationPlan;
+  readonly instanceId: string;
+  readonly migrationId: string;
+  /** The instance's host before the move. */
+  readonly source: string;
+  /** NOTE(nova): finish_migration(power_on = old_vm_state != STOPPED): a stopped instance stays stopped. */
+  readonly powerOn: boolean;
   /**
    * NOTE(nova): revert_allocation_for_migration; it replaces whatever the instance holds (the claim on the
-   * destination), and does nothing when the allocation never moved. Once per run, whoever needs it first.
+   * destination), and does nothing when the allocation never moved. Once per move, whoever needs it first.
    */
-  protected readonly revertAllocation = once(async () => {
-    await scheduler.moveAllocations({ from: this.migrationId, to: this.instanceId });
+  readonly revertAllocation: () => Promise<void>;
+}
+
+/** The move of `op`'s instance from `source` with `plan`. */
+export function resizeMove(
+  req: ResizeMigrateRequest,
+  op: KernelOperation,
+  plan: MigrationPlan,
+  source: string,
+  migrationId: string
+): ResizeMove {
+  const { instanceId } = op;
+  return {
+    req,
+    op,
+    plan,
+    instanceId,
+    migrationId,
+    source,
+    powerOn: op.before.vmState !== VmState.Stopped,
+    revertAllocation: once(async () => {
+      await scheduler.moveAllocations({ from: migrationId, to: instanceId });
+    }),
+  };
+}
+
+/**
+ * Revert on the destination: destroys the guest the move made there. A destination that does not answer
+ * keeps that (powered) guest until it is cleaned up by hand; the instance goes back to its source anyway.
+ */
+export async function destroyTarget(
+  move: ResizeMove,
+  current: KernelOperation,
+  dest: string,
+  attempt: number
+): Promise<void> {
+  const { instanceId, migrationId } = move;
+  await runStep(current, {
+    event: 'compute_revert_resize',
+    label: `destroying the guest the move made on ${dest}`,
+    host: dest,
+    compute: dest,
+    attempt,
+    run: () => computeOn(dest, move.req.timeouts).cleanup.revertResize({ instanceId, migrationId }),
+  }).catch((err: unknown) =>
+    log.warn('could not destroy the guest on the destination', { host: dest, error: failureMessage(err) })
+  );
+}
+
+/** finish_revert_resize on the source: the guest back in place, powered on when asked. */
+export async function restoreSource(
+  move: ResizeMove,
+  current: KernelOperation,
+  powerOn: boolean,
+  attempt: number
+): Promise<PowerStateType> {
+  const { instanceId, migrationId, source } = move;
+  const restored = await runStep(current, {
+    event: 'compute_finish_revert_resize',
+    label: `putting the guest back in place on ${source}`,
+    host: source,
+    compute: source,
+    attempt,
+    run: () => computeOn(source, move.req.timeouts).short.finishRevertResize({ instanceId, migrationId, powerOn }),
   });
+  return restored.powerState;
+}
 
-  constructor(
-    protected readonly req: ResizeMigrateRequest,
-    protected readonly op: KernelOperation,
-    protected readonly plan: MigrationPlan,
-    protected readonly source: string
-  ) {
-    this.instanceId = op.instanceId;
-  }
+/**
+ * The instance cannot be put back on its source: it holds no allocation any more (neither as itself nor
+ * through the migration), the migration is `error`, and it ends `error` on its source (the state
+ * returned) with `sourceLostFailure`.
+ */
+export async function sourceLost(move: ResizeMove, cause: unknown): Promise<InstancePatch> {
+  const { instanceId, migrationId, source } = move;
+  log.error('the instance could not be restored on its source', { instanceId, source, error: failureMessage(cause) });
+  await scheduler.releaseAllocations({ consumerId: migrationId });
+  await scheduler.releaseAllocations({ consumerId: instanceId });
+  await markMigrationFailed(move);
+  return { vmState: VmState.Error, host: source, ...flavorPatch(move.plan.oldFlavor) };
+}
 
-  /** NOTE(nova): finish_migration(power_on = old_vm_state != STOPPED): a stopped instance stays stopped. */
-  protected get powerOn(): boolean {
-    return this.op.before.vmState !== VmState.Stopped;
-  }
+/** The failure of a move or a revert whose instance its source could not take back (see sourceLost). */
+export function sourceLostFailure(move: ResizeMove, failure: unknown, cause: unknown): unknown {
+  if (isCancellation(failure)) return failure;
+  const reason =
+    failure === cause
+      ? failureMessage(cause)
+      : `${failureMessage(failure)}; the instance could not be restored on ${move.source}: ${failureMessage(cause)}`;
+  return typedFailure(failureType(failure) ?? failureType(cause) ?? FailureType.MigrationError, reason);
+}
 
-  /**
-   * Revert on the destination: destroys the guest the move made there. A destination that does not answer
-   * keeps that (powered) guest until it is cleaned up by hand; the instance goes back to its source anyway.
-   */
-  protected async destroyTarget(current: KernelOperation, dest: string, attempt: number): Promise<void> {
-    const { instanceId, migrationId } = this;
-    await runStep(current, {
-      event: 'compute_revert_resize',
-      label: `destroying the guest the move made on ${dest}`,
-      host: dest,
-      compute: dest,
-      attempt,
-      run: () => computeOn(dest, this.req.timeouts).cleanup.revertResize({ instanceId, migrationId }),
-    }).catch((err: unknown) =>
-      log.warn('could not destroy the guest on the destination', { host: dest, error: failureMessage(err) })
+/** The instance as it was before the move: its vm state, source host, zone and old flavor. */
+export function restorePatch(move: ResizeMove, powerState: PowerStateType): InstancePatch {
+  const { before } = move.op;
+  return {
+    vmState: before.vmState,
+    powerState,
+    host: move.source,
+    availabilityZone: before.availabilityZone,
+    ...flavorPatch(move.plan.oldFlavor),
+  };
+}
+
+/** Moves the migration record on, as a compare-and-swap from `expect`. */
+export function setMigrationStatus(
+  move: ResizeMove,
+  status: ResizeMigrationStatus,
+  expect: ResizeMigrationStatus[],
+  destHost?: string
+): Promise<MigrationRecord> {
+  return conductor.updateMigration({ migrationId: move.migrationId, status, destHost, expectStatus: expect });
+}
+
+/** Marks the migration `error` (a rollback or a failed decision); a failure to do so is only logged. */
+export async function markMigrationFailed({ migrationId }: ResizeMove): Promise<void> {
+  await conductor
+    .updateMigration({ migrationId, status: 'error' })
+    .catch((err: unknown) =>
+      log.warn('could not mark the migration failed', { migrationId, error: failureMessage(err) })
     );
-  }
-
-  /** finish_revert_resize on the source: the guest back in place, powered on when asked. */
-  protected async restoreSource(current: KernelOperation, powerOn: boolean, attempt: number): Promise<PowerStateType> {
-    const { instanceId, migrationId, source } = this;
-    const restored = await runStep(current, {
-      event: 'compute_finish_revert_resize',
-      label: `putting the guest back in place on ${source}`,
-      host: source,
-      compute: source,
-      attempt,
-      run: () => computeOn(source, this.req.timeouts).short.finishRevertResize({ instanceId, migrationId, powerOn }),
-    });
-    return restored.powerState;
-  }
-
-  /**
-   * The instance cannot be put back on its source: it ends `error`, holding no allocation (neither as
-   * itself nor through the migration), and the migration `error`.
-   */
-  protected async errorOut(current: Operation, failure: unknown, cause: unknown): Promise<never> {
-    const { instanceId, migrationId, source } = this;
-    log.error('the instance could not be restored on its source', {
-      instanceId,
-      source,
-      error: failureMessage(cause),
-    });
-    await scheduler.releaseAllocations({ consumerId: migrationId });
-    await scheduler.releaseAllocations({ consumerId: instanceId });
-    await this.markMigrationFailed();
-    const reason =
-      failure === cause
-        ? failureMessage(cause)
-        : `${failureMessage(failure)}; the instance could not be restored on ${source}: ${failureMessage(cause)}`;
-    const typed = isCancellation(failure)
-      ? failure
-      : typedFailure(failureType(failure) ?? failureType(cause) ?? FailureType.MigrationError, reason);
-    return failOperation(current, typed, { vmState: VmState.Error, host: source, ...flavorPatch(this.plan.oldFlavor) });
-  }
-
-  /** The instance as it was before the move: its vm state, source host, zone and old flavor. */
-  protected restorePatch(powerState: PowerStateType): InstancePatch {
-    const { before } = this.op;
-    return {
-      vmState: before.vmState,
-      powerState,
-      host: this.source,
-      availabilityZone: before.availabilityZone,
-      ...flavorPatch(this.plan.oldFlavor),
-    };
-  }
-
-  /** Moves the migration record on, as a compare-and-swap from `expect`. */
-  protected async setMigrationStatus(
-    status: ResizeMigrationStatus,
-    expect: ResizeMigrationStatus[],
-    destHost?: string
-  ): Promise<MigrationRecord> {
-    return conductor.updateMigration({ migrationId: this.migrationId, status, destHost, expectStatus: expect });
-  }
-
-  /** Marks the migration `error` (a rollback or a failed decision); a failure to do so is only logged. */
-  protected async markMigrationFailed(): Promise<void> {
-    await conductor
-      .updateMigration({ migrationId: this.migrationId, status: 'error' })
-      .catch((err: unknown) =>
-        log.warn('could not mark the migration failed', { migrationId: this.migrationId, error: failureMessage(err) })
-      );
-  }
 }
 
 /** The source could not take the instance back during a rollback: the move ends in error instead. */

@@ -1,101 +1,115 @@
-/** The decision of a resized instance (VERIFY_RESIZE), as the confirmResize and revertResize Updates see it. */
+/**
+ * The decision of a resized instance (VERIFY_RESIZE), as the confirmResize and revertResize Updates and a
+ * delete's confirmBeforeDelete signal see it: one plain record per run, and the handlers over it.
+ * Validators accept only while the resize awaits its confirmation, or a repeat of the decision already
+ * taken (which then returns the same outcome and changes nothing).
+ */
 import type { ApplicationFailure } from '@temporalio/workflow';
-import { CancellationScope, condition, isCancellation } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, setHandler } from '@temporalio/workflow';
 
 import { FailureType } from '../../domain/errors';
 import type { OperationProgress, ResizeOutcome } from '../../shared/messages';
+import { confirmBeforeDeleteSignal, confirmResizeUpdate, revertResizeUpdate } from '../../shared/messages';
 import { failureMessage, failureType, typedFailure } from '../lib/failures';
 
 export type Decision = ResizeOutcome['decision'];
 
-/**
- * The decision of a resized instance, as the confirmResize / revertResize Updates see it. Validators
- * accept only while the resize awaits its confirmation, or a repeat of the decision already taken (which
- * then returns the same outcome and changes nothing).
- */
-export class Verification {
+/** One resize's decision as its Updates see it, written by the workflow as it goes. */
+export interface Verification {
+  readonly instanceId: string;
   decision?: { decision: Decision; automatic: boolean };
   /** The live progress of the operation, to name the instance's state in a rejection. */
   progress?: OperationProgress;
-  private awaiting = false;
+  /** The resize awaits its decision (VERIFY_RESIZE). */
+  awaiting: boolean;
   /** What a user's confirm checks before it is taken (the source host up); a refusal changes nothing. */
-  private confirmCheck?: () => Promise<void>;
+  confirmCheck?: () => Promise<void>;
   /** Confirms whose check is under way. */
-  private checking = 0;
-  private outcome?: ResizeOutcome;
-  private failure?: ApplicationFailure;
+  checking: number;
+  outcome?: ResizeOutcome;
+  failure?: ApplicationFailure;
+}
 
-  constructor(private readonly instanceId: string) {}
+/**
+ * The record of one run's decision, with its handlers installed: the confirmResize and revertResize
+ * Updates, and a delete's request, which confirms first (Nova's _confirm_resize_on_deleting) only while a
+ * decision is awaited.
+ */
+export function handleResizeDecisions(instanceId: string): Verification {
+  const v: Verification = { instanceId, awaiting: false, checking: 0 };
+  setHandler(confirmResizeUpdate, () => handle(v, 'confirmed'), { validator: () => validate(v, 'confirmed') });
+  setHandler(revertResizeUpdate, () => handle(v, 'reverted'), { validator: () => validate(v, 'reverted') });
+  setHandler(confirmBeforeDeleteSignal, () => {
+    if (v.awaiting) decide(v, 'confirmed', true);
+  });
+  return v;
+}
 
-  validate(kind: Decision): void {
-    const method = kind === 'confirmed' ? 'confirmResize' : 'revertResize';
-    // A confirm being checked (the source host up) holds the decision: a revert meanwhile is refused.
-    const taken = this.decision?.decision ?? (this.checking > 0 ? 'confirmed' : undefined);
-    if (taken) {
-      if (taken === kind) return;
-      throw typedFailure(
-        FailureType.InstanceInvalidState,
-        `Cannot '${method}' instance ${this.instanceId}: its resize was already ${taken}`
-      );
-    }
-    if (!this.awaiting) {
-      const p = this.progress;
-      const where = p ? ` while it is in vmState ${p.vmState} (taskState ${p.taskState ?? 'None'})` : '';
-      throw typedFailure(
-        FailureType.InstanceInvalidState,
-        `Cannot '${method}' instance ${this.instanceId}${where}: no resize awaits confirmation`
-      );
-    }
-  }
-
-  /**
-   * The Update's body: takes the decision (unless one was taken) and returns its outcome once settled. A
-   * confirm whose check refuses fails typed, and the resize still awaits its decision.
-   */
-  async handle(kind: Decision): Promise<ResizeOutcome> {
-    if (kind === 'confirmed' && this.decision === undefined && this.confirmCheck) {
-      this.checking++;
-      try {
-        await this.confirmCheck();
-      } catch (err) {
-        throw isCancellation(err)
-          ? err
-          : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
-      } finally {
-        this.checking--;
-      }
-    }
-    this.decide(kind, false);
-    // The caller gets the outcome even if the workflow is cancelled meanwhile (the decision still runs).
-    await CancellationScope.nonCancellable(() =>
-      condition(() => this.outcome !== undefined || this.failure !== undefined)
+function validate(v: Verification, kind: Decision): void {
+  const method = kind === 'confirmed' ? 'confirmResize' : 'revertResize';
+  // A confirm being checked (the source host up) holds the decision: a revert meanwhile is refused.
+  const taken = v.decision?.decision ?? (v.checking > 0 ? 'confirmed' : undefined);
+  if (taken) {
+    if (taken === kind) return;
+    throw typedFailure(
+      FailureType.InstanceInvalidState,
+      `Cannot '${method}' instance ${v.instanceId}: its resize was already ${taken}`
     );
-    if (this.outcome) return this.outcome;
-    throw this.failure ?? typedFailure(FailureType.MigrationError, 'the resize ended without an outcome');
   }
+  if (!v.awaiting) {
+    const p = v.progress;
+    const where = p ? ` while it is in vmState ${p.vmState} (taskState ${p.taskState ?? 'None'})` : '';
+    throw typedFailure(
+      FailureType.InstanceInvalidState,
+      `Cannot '${method}' instance ${v.instanceId}${where}: no resize awaits confirmation`
+    );
+  }
+}
 
-  decide(kind: Decision, automatic: boolean): void {
-    this.decision ??= { decision: kind, automatic };
+/**
+ * The Update's body: takes the decision (unless one was taken) and returns its outcome once settled. A
+ * confirm whose check refuses fails typed, and the resize still awaits its decision.
+ */
+async function handle(v: Verification, kind: Decision): Promise<ResizeOutcome> {
+  if (kind === 'confirmed' && v.decision === undefined && v.confirmCheck) {
+    v.checking++;
+    try {
+      await v.confirmCheck();
+    } catch (err) {
+      throw isCancellation(err)
+        ? err
+        : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
+    } finally {
+      v.checking--;
+    }
   }
+  decide(v, kind, false);
+  // The caller gets the outcome even if the workflow is cancelled meanwhile (the decision still runs).
+  await CancellationScope.nonCancellable(() => condition(() => v.outcome !== undefined || v.failure !== undefined));
+  if (v.outcome) return v.outcome;
+  throw v.failure ?? typedFailure(FailureType.MigrationError, 'the resize ended without an outcome');
+}
 
-  /** A delete's request: confirmed (automatically) if the resize awaits its decision and none was taken. */
-  confirmBeforeDelete(): void {
-    if (this.awaiting) this.decide('confirmed', true);
-  }
+/** Takes the decision, unless one was taken. */
+export function decide(v: Verification, kind: Decision, automatic: boolean): void {
+  v.decision ??= { decision: kind, automatic };
+}
 
-  open(confirmCheck?: () => Promise<void>): void {
-    this.awaiting = true;
-    this.confirmCheck = confirmCheck;
-  }
+/** VERIFY_RESIZE: the Updates are accepted from now on; a user's confirm runs `confirmCheck` first. */
+export function openDecision(v: Verification, confirmCheck?: () => Promise<void>): void {
+  v.awaiting = true;
+  v.confirmCheck = confirmCheck;
+}
 
-  settle(outcome: ResizeOutcome): void {
-    this.outcome = outcome;
+/** How the decision ended: the outcome the Updates answer with, or their typed failure. */
+export function settleDecision(v: Verification, ended: { outcome: ResizeOutcome } | { error: unknown }): void {
+  if ('outcome' in ended) {
+    v.outcome = ended.outcome;
+    return;
   }
-
-  fail(err: unknown): void {
-    // An Update handler may fail only with a TemporalFailure (anything else fails the workflow task).
-    this.failure = isCancellation(err)
-      ? typedFailure(FailureType.MigrationError, 'the resize was cancelled')
-      : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
-  }
+  const err = ended.error;
+  // An Update handler may fail only with a TemporalFailure (anything else fails the workflow task).
+  v.failure = isCancellation(err)
+    ? typedFailure(FailureType.MigrationError, 'the resize was cancelled')
+    : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
 }

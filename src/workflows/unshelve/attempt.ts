@@ -15,8 +15,8 @@ import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
 import { failureMessage, timeoutType } from '../lib/failures';
-import { attemptOnHost } from '../lib/placement-attempt';
-import { computeOn, scheduler } from '../lib/proxies';
+import { hostAttempt } from '../lib/placement-attempt';
+import { computeOn } from '../lib/proxies';
 
 /** Failure types that end an unshelve's search at once: no other host can fix them. */
 export const UNSHELVE_ABORT_TYPES = [
@@ -44,38 +44,25 @@ export interface UnshelveAttemptInput {
 
 /** One unshelve attempt on one host; returns the host and the run's attempt number. */
 export async function unshelveOnHost(input: UnshelveAttemptInput): Promise<{ host: string; attempt: number }> {
-  const { instanceId, actionId, image } = input;
-  const placement = attemptOnHost(
+  const { instanceId, image } = input;
+  // The run before may have left the task state at `spawning`.
+  const expect = { taskState: [Task.Unshelving, Task.Spawning], vmState: VmState.ShelvedOffloaded };
+  return hostAttempt({
     instanceId,
-    input.hosts,
-    () =>
-      `Exceeded maximum number of retries. Exhausted all hosts available for unshelving instance ${instanceId}. Hosts tried: ${input.hosts.join(', ')}.`
-  );
-  const { attempt, host } = placement;
-  const compute = computeOn(host, input.timeouts);
-  const op = placement.operation({
-    actionId,
+    actionId: input.actionId,
+    hosts: input.hosts,
+    resources: input.resources,
+    exhausted: () =>
+      `Exceeded maximum number of retries. Exhausted all hosts available for unshelving instance ${instanceId}. Hosts tried: ${input.hosts.join(', ')}.`,
     operation: 'unshelve',
     vmState: VmState.ShelvedOffloaded,
     taskState: Task.Unshelving,
-  });
-  // Pushed before the claim: a claim that applied but reported a failure is released all the same.
-  op.compensations.push('release the claim on the host', async () => {
-    await scheduler.releaseAllocations({ consumerId: instanceId, host });
-  });
-  // The run before may have left the task state at `spawning`.
-  const expect = { taskState: [Task.Unshelving, Task.Spawning], vmState: VmState.ShelvedOffloaded };
-  return placement.run(
-    op,
-    async () => {
-      if (attempt > 1)
-        await placement.step(op, Task.Unshelving, {
-          event: 'conductor_claim_alternate',
-          taskState: Task.Unshelving,
-          expect,
-          host,
-          run: () => scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources }),
-        });
+    release: 'release the claim on the host',
+    claim: { taskState: Task.Unshelving, expect },
+    ending: { operation: 'Unshelve', abortTypes: UNSHELVE_ABORT_TYPES, abortDefault: FailureType.BuildAborted },
+    steps: async (placement, op) => {
+      const { host, attempt } = placement;
+      const compute = computeOn(host, input.timeouts);
       await placement.step(op, Task.Spawning, {
         event: UNSHELVE_EVENT,
         taskState: Task.Spawning,
@@ -111,11 +98,5 @@ export async function unshelveOnHost(input: UnshelveAttemptInput): Promise<{ hos
       });
       return { host, attempt };
     },
-    {
-      operation: 'Unshelve',
-      hosts: input.hosts.length,
-      abortTypes: UNSHELVE_ABORT_TYPES,
-      abortDefault: FailureType.BuildAborted,
-    }
-  );
+  });
 }
