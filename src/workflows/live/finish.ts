@@ -44,6 +44,10 @@ export async function finishLive(
   try {
     await setStatus(live, 'post-migrating', ['running']);
     if (live.fewerTrips) {
+      // NOTE(nova): Nova's _post_live_migration calls post_live_migration_at_destination and cleans the
+      // source one after the other; here the source's cleanup and the release of the migration's source
+      // allocation run beside the destination's step (the guest has switched over and cannot go back;
+      // each step is idempotent, and a failure of the destination's still finds the source cleaned).
       cleaning = Promise.all([removeSourceGuest(live, op, to), released()]);
       cleaning.catch(() => undefined); // awaited below, on both paths
     }
