@@ -8,9 +8,10 @@
  *    the operation lock (task state `migrating`, action `live-migration`).
  * 2. The steps (live/move.ts): the instance has a host whose guest runs and the host is up; the migration
  *    record (`live-migration`, accepted) and the source allocation moved to it; selectDestinations (the
- *    source excluded; a requested host filtered unless `force`), then each candidate as one run of the
- *    placementAttempt child (`kind: live`, live/attempt.ts): claim an alternate, the pre-checks on the
- *    source, the server group's policy on the destination, the destination's checks. A failed one moves
+ *    source excluded; a requested host filtered unless `force`), then each candidate in turn (in this
+ *    workflow since patch live-fewer-round-trips; before it one run of the placementAttempt child,
+ *    `kind: live`; both in live/attempt.ts): claim an alternate, the pre-checks on the source, the
+ *    server group's policy on the destination, the destination's checks. A failed one moves
  *    to the next alternate, at most `migrateMaxRetries` times (-1, the default: until the hosts run out);
  *    running out fails MigrationPreCheckError. Then pre_live_migration on the destination (preparing)
  *    and the copy (running, live/copy.ts). Updates (live/control.ts): `forceComplete` pauses the guest
@@ -22,7 +23,7 @@
  * Failure, abort or cancellation before the switch-over rolls back to the source (the frame runs the
  * steps' undos); a failure after it leaves the instance `error` on the destination (live/finish.ts).
  */
-import { isCancellation, uuid4 } from '@temporalio/workflow';
+import { isCancellation, patched, uuid4 } from '@temporalio/workflow';
 
 import { FailureType } from '../domain/errors';
 import type { LiveMigrateInput } from '../domain/schemas';
@@ -30,18 +31,20 @@ import { LiveMigrateInputSchema } from '../domain/schemas';
 import type { LiveMigrateResult } from '../shared/messages';
 import { parseInput, refusalFailure, typedFailure } from './lib/failures';
 import { preliminaryProgress } from './lib/progress';
-import { conductor } from './lib/proxies';
+import { conductor, conductorLocal, scheduler } from './lib/proxies';
 import { runStagedOperation } from './lib/staged-operation';
 import type { LiveControl } from './live/control';
 import { handleLiveUpdates } from './live/control';
 import { finishLive, liveStableState } from './live/finish';
 import { moveLive } from './live/move';
+import { PATCH_LIVE_FEWER_ROUND_TRIPS } from './live/names';
 
 export {
   LIVE_EVENTS,
   PATCH_LIVE_ABORT_ANSWERS_OUTCOME,
   PATCH_LIVE_ABORT_FORCE_EVENTS,
   PATCH_LIVE_ERROR_CLEANS_SOURCE,
+  PATCH_LIVE_FEWER_ROUND_TRIPS,
   PATCH_LIVE_LATE_GROUP_CHECK,
   PATCH_LIVE_RECEIVER_NOT_AWAITED,
 } from './live/names';
@@ -59,12 +62,15 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   preliminaryProgress(instanceId, 'liveMigrate', 'checking the request');
   const live: LiveControl = { req, migrationId: uuid4(), phase: 'checking', aborted: false };
   handleLiveUpdates(live);
+  const fewerTrips = (live.fewerTrips = patched(PATCH_LIVE_FEWER_ROUND_TRIPS));
 
   // Checks that write nothing: a request that can only fail is refused before the lock.
-  const planned = await conductor.planMigration({ instanceId }).catch((err: unknown) => {
-    if (isCancellation(err)) throw err;
-    throw refusalFailure(err, FailureType.InvalidRequest);
-  });
+  const planned = await (fewerTrips ? conductorLocal : conductor)
+    .planMigration({ instanceId })
+    .catch((err: unknown) => {
+      if (isCancellation(err)) throw err;
+      throw refusalFailure(err, FailureType.InvalidRequest);
+    });
   const current = planned.instance;
   if (current.host !== null && req.host === current.host)
     throw typedFailure(
@@ -72,8 +78,14 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       `Invalid request: host: ${req.host} is the current host of instance ${instanceId} (UnableToMigrateToSelf)`
     );
 
+  // Patched: the source's liveness asked beside the lock (read by the steps' first check, after it).
+  if (fewerTrips && current.host !== null) {
+    const up = scheduler.isHostUp({ host: current.host });
+    up.catch(() => undefined); // awaited (and its failure thrown) by checkSource
+    live.sourceUp = { host: current.host, up };
+  }
   return runStagedOperation({
-    begin: { instanceId, transition: 'liveMigrate', operation: 'liveMigrate' },
+    begin: { instanceId, transition: 'liveMigrate', operation: 'liveMigrate', ...(fewerTrips ? { local: true } : {}) },
     steps: (op) => moveLive(live, planned, op),
     commit: (op, switched) => finishLive(live, op, switched),
     stableState: (op, err, switched) => liveStableState(live, op, err, switched),

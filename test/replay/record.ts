@@ -1419,6 +1419,28 @@ describe('live migration, its writes local (patched live-local-writes)', () => {
   });
 });
 
+describe('live migration, fewer round trips (patched live-fewer-round-trips)', () => {
+  it('liveMigrate: converged, the pre-checks in the workflow, the plan, the lock and the end local', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      const handle = await env.client.workflow.start('liveMigrate', {
+        taskQueue: CONDUCTOR_TASK_QUEUE,
+        workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
+        args: [{ instanceId: vm.instanceId }],
+      });
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'converged-fewer-round-trips',
+        'COMPLETED',
+        "switched over; liveness asked beside a local lock, pre-checks in the workflow, source cleaned beside the destination's step, a local end"
+      );
+    });
+  });
+});
+
 describe('live migration, failed after the switch-over (patched live-error-after-switch-cleans-source)', () => {
   it('liveMigrate: the destination post step fails', async () => {
     const { az, hosts } = await zone(2);

@@ -181,7 +181,9 @@ export async function connectWhenReady(
     if (!(await isGuestProcess(pid, markers))) throw new Error(`QEMU (pid ${pid}) exited while starting`);
     if (Date.now() >= deadline)
       throw new Error(`QEMU (pid ${pid}) QMP ${socket} not answering after ${timeoutMs} ms: ${String(last)}`);
-    await sleep(50);
+    // Tried again soon: QEMU binds its socket about 0.1 s after its start, and a spawn or a live
+    // migration's destination waits on it (a failed connect and the process check cost microseconds).
+    await sleep(10);
   }
 }
 

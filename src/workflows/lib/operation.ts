@@ -27,6 +27,12 @@ export interface BeginOptions {
   operation: string;
   /** A takeover (evacuate, delete): the request the caller saw holding the instance, null for none. */
   expectOwner?: string | null;
+  /**
+   * The lock's write, the instance's last write and the action's end as local activities (run inside the
+   * workflow task that asks for them, no server round trip each). A versioned choice: callers set it
+   * behind a patch.
+   */
+  local?: boolean;
 }
 
 /**
@@ -88,6 +94,8 @@ export interface Operation {
   /** The instance as the operation found it (after taking the lock). */
   before: InstanceRecord;
   progress: OperationProgress;
+  /** BeginOptions.local: completeOperation's writes are local activities. */
+  localEnd?: boolean;
 }
 
 /**
@@ -110,7 +118,7 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
   };
   setHandler(getProgressQuery, () => progress);
   tagInstance({ instanceId: options.instanceId });
-  const { instance, actionId } = await conductor
+  const { instance, actionId } = await (options.local ? conductorLocal : conductor)
     .beginOperation({
       instanceId: options.instanceId,
       action: row.action,
@@ -129,7 +137,14 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
   Object.assign(progress, { vmState: instance.vmState, powerState: instance.powerState, host: instance.host });
   tagInstance({ host: instance.host, vmState: instance.vmState, ...instanceNameTag(instance.name) });
   showProgress(progress);
-  return { instanceId: options.instanceId, actionId, requestId, before: instance, progress };
+  return {
+    instanceId: options.instanceId,
+    actionId,
+    requestId,
+    before: instance,
+    progress,
+    ...(options.local ? { localEnd: true } : {}),
+  };
 }
 
 /** Moves the operation on to another step (task state and progress), guarded by the current task state. */
@@ -206,13 +221,14 @@ export async function recordStep<T>(
 
 /** Ends the operation successfully: the final state (task state cleared: the lock released), the action's Success. */
 export async function completeOperation(op: Operation, patch: InstancePatch): Promise<InstanceRecord> {
-  const record = await conductor.updateInstance({
+  const writes = op.localEnd ? conductorLocal : conductor;
+  const record = await writes.updateInstance({
     instanceId: op.instanceId,
     patch: { ...patch, taskState: null },
     expectTaskState: op.progress.taskState,
     method: op.progress.operation,
   });
-  await conductor.finishAction({ actionId: op.actionId, result: 'Success' });
+  await writes.finishAction({ actionId: op.actionId, result: 'Success' });
   Object.assign(op.progress, {
     vmState: record.vmState,
     taskState: null,

@@ -10,6 +10,7 @@
 import type { CancellationScope } from '@temporalio/workflow';
 import { condition, patched, setHandler } from '@temporalio/workflow';
 
+import type { HostUpResult } from '../../activities/scheduler';
 import { FailureType } from '../../domain/errors';
 import type { LiveMigrateRequest } from '../../domain/schemas';
 import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../../shared/messages';
@@ -46,6 +47,12 @@ export interface LiveControl {
   aborted: boolean;
   /** Patched (live-local-writes): the migration's writes are local activities. */
   localWrites?: boolean;
+  /**
+   * Patched (live-fewer-round-trips): the pre-checks in this workflow, the lock's and the end's writes
+   * local, and the source's liveness, asked beside the lock, here.
+   */
+  fewerTrips?: boolean;
+  sourceUp?: { host: string; up: Promise<HostUpResult> };
   copy?: CopyControl;
 }
 

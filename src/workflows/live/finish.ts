@@ -2,7 +2,9 @@
  * The live migration after its switch-over, and how it ends when it fails. After the switch-over (not
  * cancellable, nothing to undo): post_live_migration_at_destination (the guest runs there),
  * post_live_migration on the source (its guest removed), the migration's source allocation freed, the
- * migration completed; the frame then writes the instance `active` on the destination.
+ * migration completed; the frame then writes the instance `active` on the destination. Since patch
+ * live-fewer-round-trips the source's step and the release run beside the destination's step (the guest
+ * can no longer go back to the source; each is idempotent), not after it.
  *
  * Failure, abort or cancellation before the switch-over: the frame has undone the steps (the destination's
  * guest and port removed, the source guest resumed, the allocation back on the source only); the instance
@@ -36,8 +38,19 @@ export async function finishLive(
   const { req, migrationId } = live;
   const { instanceId } = req;
   const { dest, attempt } = to;
+  const released = () => scheduler.releaseAllocations({ consumerId: migrationId });
+  /** Patched (live-fewer-round-trips): the source cleaned and its allocation freed beside the destination's step. */
+  let cleaning: Promise<unknown> | undefined;
   try {
     await setStatus(live, 'post-migrating', ['running']);
+    if (live.fewerTrips) {
+      // NOTE(nova): Nova's _post_live_migration calls post_live_migration_at_destination and cleans the
+      // source one after the other; here the source's cleanup and the release of the migration's source
+      // allocation run beside the destination's step (the guest has switched over and cannot go back;
+      // each step is idempotent, and a failure of the destination's still finds the source cleaned).
+      cleaning = Promise.all([removeSourceGuest(live, op, to), released()]);
+      cleaning.catch(() => undefined); // awaited below, on both paths
+    }
     let { powerState } = await runStep(op, {
       event: LIVE_EVENTS.postDest,
       label: `starting the guest on ${dest}`,
@@ -48,8 +61,8 @@ export async function finishLive(
     });
     const paused = op.before.vmState === VmState.Paused;
     if (paused) ({ powerState } = await pauseAgain(live, op, dest, attempt));
-    const released = () => scheduler.releaseAllocations({ consumerId: migrationId });
-    if (live.localWrites) await Promise.all([removeSourceGuest(live, op, to), released()]);
+    if (cleaning) await cleaning;
+    else if (live.localWrites) await Promise.all([removeSourceGuest(live, op, to), released()]);
     else {
       await removeSourceGuest(live, op, to);
       await released();
@@ -71,7 +84,8 @@ export async function finishLive(
       result: (instance) => ({ ...instance, liveMigration: outcome(migration, copy) }),
     };
   } catch (err) {
-    if (patched(PATCH_LIVE_ERROR_CLEANS_SOURCE)) await removeSourceGuest(live, op, to);
+    if (cleaning) await cleaning.catch(() => undefined);
+    else if (patched(PATCH_LIVE_ERROR_CLEANS_SOURCE)) await removeSourceGuest(live, op, to);
     throw afterSwitch(err, dest);
   }
 }

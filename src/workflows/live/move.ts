@@ -19,7 +19,7 @@ import { runStep } from '../lib/kernel';
 import { computeOn, conductor, conductorLocal, scheduler } from '../lib/proxies';
 import { PAUSE_EVENT } from '../pause';
 import { placementAttempt } from '../placement-attempt';
-import { LIVE_ABORT_TYPES } from './attempt';
+import { checkLiveInline, LIVE_ABORT_TYPES } from './attempt';
 import type { LiveControl } from './control';
 import { abortIfAsked } from './control';
 import type { CopyResult } from './copy';
@@ -93,7 +93,8 @@ async function checkSource(live: LiveControl, op: KernelOperation): Promise<stri
       FailureType.InstanceInvalidState,
       `Cannot 'liveMigrate' instance ${live.req.instanceId} while it is in powerState ${before.powerState}: only a running or paused guest moves live`
     );
-  const up = await scheduler.isHostUp({ host: source });
+  const asked = live.sourceUp?.host === source ? live.sourceUp.up : undefined;
+  const up = await (asked ?? scheduler.isHostUp({ host: source }));
   if (!up.up)
     throw typedFailure(
       FailureType.ComputeHostUnavailable,
@@ -158,27 +159,28 @@ async function chooseDestination(
       `No valid host was found for the live migration of instance ${instanceId}.`
     );
   // 'auto' goes to the destination's check, which resolves it against its driver's storage.
-  const { host: dest, attempt } = await executeChild(placementAttempt, {
-    workflowId: workflowIds.placementAttempt(instanceId, 'live'),
-    staticSummary: `pre-check the live migration of ${instanceId} from ${source}`,
-    retry: placementAttemptRetry(hosts.length, LIVE_ABORT_TYPES),
-    args: [
-      {
-        kind: 'live',
-        instanceId,
-        migrationId,
-        actionId: op.actionId,
-        hosts,
-        sourceHost: source,
-        flavor: planned.oldFlavor,
-        image: planned.image,
-        resources: selected.resources,
-        blockMigration: req.blockMigration,
-        timeouts: req.timeouts,
-        ...(before.serverGroup ? { serverGroup: before.serverGroup } : {}),
-      },
-    ],
-  }).catch((err: unknown) => {
+  const checks = {
+    instanceId,
+    migrationId,
+    actionId: op.actionId,
+    hosts,
+    sourceHost: source,
+    flavor: planned.oldFlavor,
+    image: planned.image,
+    resources: selected.resources,
+    blockMigration: req.blockMigration,
+    timeouts: req.timeouts,
+    ...(before.serverGroup ? { serverGroup: before.serverGroup } : {}),
+  };
+  const checked = live.fewerTrips
+    ? checkLiveInline(op, checks)
+    : executeChild(placementAttempt, {
+        workflowId: workflowIds.placementAttempt(instanceId, 'live'),
+        staticSummary: `pre-check the live migration of ${instanceId} from ${source}`,
+        retry: placementAttemptRetry(hosts.length, LIVE_ABORT_TYPES),
+        args: [{ kind: 'live', ...checks }],
+      });
+  const { host: dest, attempt } = await checked.catch((err: unknown) => {
     throw searchFailure(instanceId, err, hosts);
   });
   op.progress.hostsTried = hosts.slice(0, attempt);

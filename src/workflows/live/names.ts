@@ -58,3 +58,14 @@ export const PATCH_LIVE_LATE_GROUP_CHECK = 'live-late-group-check';
  * migration's allocation run at once. The same writes, in the same order, as before.
  */
 export const PATCH_LIVE_LOCAL_WRITES = 'live-local-writes';
+
+/**
+ * Fewer server round trips again (issue 22's benchmark): the request's plan and the lock are local
+ * activities; the source's liveness is asked beside the lock instead of after it; the destinations'
+ * pre-checks run in the migration's own workflow (live/attempt.ts checkLiveInline) instead of one
+ * placementAttempt child run per candidate (its start, its workflow tasks, its signals to the parent);
+ * the instance's last write and the action's end are local activities. The same checks, claims, records
+ * and events, in the same order; only a failed candidate's successor starts at once, not after the
+ * child's 1 s retry backoff.
+ */
+export const PATCH_LIVE_FEWER_ROUND_TRIPS = 'live-fewer-round-trips';
