@@ -196,11 +196,11 @@ export async function startGuestStack(hosts: readonly string[], env: Record<stri
     });
     return JSON.parse(stdout) as T;
   }
-  /** `temporal workflow execute`: the workflow's result (the CLI fails when the workflow does). */
-  async function execute<T>(type: string, input: unknown, id = `${type}-${++serial}`): Promise<T> {
-    const out = await temporal<{ status: string; result: T }>(
+  /** `temporal workflow execute|start` of `type` on the conductor's queue. */
+  const run = <T>(verb: 'execute' | 'start', type: string, id: string, input: unknown) =>
+    temporal<T>(
       'workflow',
-      'execute',
+      verb,
       '--type',
       type,
       '--task-queue',
@@ -210,6 +210,9 @@ export async function startGuestStack(hosts: readonly string[], env: Record<stri
       '--input',
       JSON.stringify(input)
     );
+  /** `temporal workflow execute`: the workflow's result (the CLI fails when the workflow does). */
+  async function execute<T>(type: string, input: unknown, id = `${type}-${++serial}`): Promise<T> {
+    const out = await run<{ status: string; result: T }>('execute', type, id, input);
     expect(out.status, `${type} ${JSON.stringify(input)}`).toBe('COMPLETED');
     return out.result;
   }
@@ -242,19 +245,7 @@ export async function startGuestStack(hosts: readonly string[], env: Record<stri
     temporal,
     execute,
     result,
-    start: (type: string, id: string, input: unknown) =>
-      temporal(
-        'workflow',
-        'start',
-        '--type',
-        type,
-        '--task-queue',
-        'conductor',
-        '--workflow-id',
-        id,
-        '--input',
-        JSON.stringify(input)
-      ),
+    start: (type: string, id: string, input: unknown) => run('start', type, id, input),
     update: <T>(id: string, name: string) =>
       temporal<{ result: T }>('workflow', 'update', 'execute', '--workflow-id', id, '--name', name).then(
         (r) => r.result

@@ -6,57 +6,24 @@
  * `stop` action, within one period. Then it is deleted: no QEMU process left, the audit clean, no
  * workflow running.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { findGuestProcesses, stopAllGuests } from '../../src/cli/guests';
+import { findGuestProcesses } from '../../src/cli/guests';
 import { QmpClient } from '../../src/compute/qemu';
-import { runCli } from '../helpers/cli';
-import { freePort } from '../helpers/ports';
+import { type GuestStack, startGuestStack } from './helpers';
 
-const exec = promisify(execFile);
-const ROOT = path.resolve(__dirname, '..', '..');
 const HOST = 'qps-1';
 const RECONCILE_PERIOD = 15;
 
 describe('power-state sync on a real QEMU guest', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'qemu-power-sync-'));
-  const dataDir = path.join(dir, 'data');
-  let launcher: ChildProcess | undefined;
-  let output = '';
-  let port = 0;
-
-  async function temporal<T>(...args: string[]): Promise<T> {
-    const { stdout } = await exec(inject('temporalCli'), [...args, '--address', `127.0.0.1:${port}`, '-o', 'json'], {
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    return JSON.parse(stdout) as T;
-  }
-  async function execute<T>(type: string, input: unknown, id: string): Promise<T> {
-    const out = await temporal<{ status: string; result: T }>(
-      'workflow',
-      'execute',
-      '--type',
-      type,
-      '--task-queue',
-      'conductor',
-      '--workflow-id',
-      id,
-      '--input',
-      JSON.stringify(input)
-    );
-    expect(out.status, `${type} ${JSON.stringify(input)}`).toBe('COMPLETED');
-    return out.result;
-  }
-  const cliEnv = () => ({ DATA_DIR: dataDir, DATABASE_URL: undefined, TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
-  const conductor = (...args: string[]) => runCli(path.join(ROOT, 'src', 'cli', 'conductor.ts'), args, cliEnv());
+  let stack: GuestStack;
+  let dataDir = '';
+  const execute = <T>(type: string, input: unknown, id: string) => stack.execute<T>(type, input, id);
   const show = async (instanceId: string) => {
-    const shown = await conductor('show', instanceId, '--json');
+    const shown = await stack.conductor('show', instanceId, '--json');
     expect(shown.code, shown.stderr).toBe(0);
     return JSON.parse(shown.stdout) as {
       vmState: string;
@@ -67,44 +34,13 @@ describe('power-state sync on a real QEMU guest', () => {
   };
 
   beforeAll(async () => {
-    port = await freePort();
-    const fleetFile = path.join(dir, 'fleet.json');
-    writeFileSync(
-      fleetFile,
-      JSON.stringify({ hosts: [{ name: HOST, availabilityZone: 'az1', vcpus: 2, memoryMb: 3072, diskGb: 100 }] })
-    );
-    launcher = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'workers', 'launcher.ts')], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        COMPUTE_DRIVER: 'qemu',
-        GUEST_IMAGE_DIR: inject('guestImageDir'),
-        DATA_DIR: dataDir,
-        FLEET_FILE: fleetFile,
-        TEMPORAL_PORT: String(port),
-        TEMPORAL_UI_PORT: String(await freePort()),
-        API_PORT: String(await freePort()),
-        TEMPORAL_CLI_PATH: inject('temporalCli'),
-        RECONCILE_PERIOD_SECONDS: String(RECONCILE_PERIOD),
-        LOG_LEVEL: 'WARN',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    launcher.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    launcher.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await vi.waitFor(
-      () => {
-        if (launcher?.exitCode !== null) throw new Error(`launcher exited:\n${output}`);
-        expect(output).toContain('Conductor on Temporal is running');
-      },
-      { timeout: 170_000, interval: 250 }
-    );
+    stack = await startGuestStack([HOST], { RECONCILE_PERIOD_SECONDS: String(RECONCILE_PERIOD) });
+    dataDir = stack.dataDir;
+    await stack.ready();
   }, 180_000);
 
   afterAll(async () => {
-    launcher?.kill('SIGTERM');
-    await stopAllGuests(dataDir, 2000);
-    rmSync(dir, { recursive: true, force: true });
+    await stack?.stop();
   }, 60_000);
 
   it('a guest powered off behind our back ends stopped within one reconcile period', async () => {
@@ -156,13 +92,13 @@ describe('power-state sync on a real QEMU guest', () => {
 
       await execute('deleteInstance', { instanceId: vm.instanceId }, 'delete-vm-self-off');
       expect(await findGuestProcesses(dataDir)).toEqual([]);
-      const audit = await conductor('audit');
+      const audit = await stack.audit();
       expect(audit.code, `${audit.stdout}${audit.stderr}`).toBe(0);
       await vi.waitFor(
         async () =>
           expect(
             (
-              await temporal<Array<{ type?: { name?: string } }>>(
+              await stack.temporal<Array<{ type?: { name?: string } }>>(
                 'workflow',
                 'list',
                 '--query',
@@ -175,7 +111,7 @@ describe('power-state sync on a real QEMU guest', () => {
         { timeout: 30_000, interval: 1000 }
       );
     } catch (err) {
-      console.error(`launcher output (last lines):\n${output.split('\n').slice(-60).join('\n')}`);
+      console.error(`launcher output (last lines):\n${stack.tail()}`);
       throw err;
     }
   }, 400_000);

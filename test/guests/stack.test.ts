@@ -266,15 +266,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       // The host it spawns on, once it is spawning there.
       const host = await vi.waitFor(
         async () => {
-          const q = await temporal<{ queryResult: Array<{ taskState: string | null; host: string | null }> }>(
-            'workflow',
-            'query',
-            '--workflow-id',
-            id,
-            '--name',
-            'getProgress'
-          );
-          const p = q.queryResult[0];
+          const p = await stack.progress(id);
           expect(p?.taskState).toBe('spawning');
           return p!.host!;
         },
