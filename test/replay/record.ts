@@ -190,6 +190,18 @@ const startResize = (input: ResizeMigrateInput) =>
     workflowId: workflowIds.resizeMigrate(input.instanceId, randomUUID().slice(0, 8)),
     args: [input],
   });
+const startLive = (input: { instanceId: string; completionTimeoutSecondsPerGb?: number }) =>
+  env.client.workflow.start('liveMigrate', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.liveMigrate(input.instanceId, randomUUID().slice(0, 8)),
+    args: [input],
+  });
+const startServerGroup = (input: Record<string, unknown>) =>
+  env.client.workflow.start('serverGroup', {
+    taskQueue: CONDUCTOR_TASK_QUEUE,
+    workflowId: workflowIds.serverGroup(String(input.action), randomUUID().slice(0, 8)),
+    args: [input],
+  });
 
 function closeOf(history: temporal.api.history.v1.IHistory): string {
   const last = history.events?.at(-1)?.eventType;
@@ -708,11 +720,7 @@ describe.sequential('record replay histories', () => {
     const { az, hosts } = await zone(3);
     const [, , third] = hosts as [string, string, string];
     const { instanceId, host: source } = await run(hosts, async () => {
-      const created = await env.client.workflow.start('serverGroup', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.serverGroup('create', randomUUID().slice(0, 8)),
-        args: [{ action: 'create', name: 'rp-evacuate-spread', policy: 'anti-affinity' }],
-      });
+      const created = await startServerGroup({ action: 'create', name: 'rp-evacuate-spread', policy: 'anti-affinity' });
       await created.result();
       const grouped = await startBuild({
         name: `vm-${++zoneCounter}`,
@@ -945,11 +953,7 @@ describe.sequential('record replay histories', () => {
         'finish fails on the destination: ERROR there, the migration allocation and the moved-aside guest removed'
       );
 
-      const created = await env.client.workflow.start('serverGroup', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.serverGroup('create', randomUUID().slice(0, 8)),
-        args: [{ action: 'create', name: 'rp-resize-spread', policy: 'anti-affinity' }],
-      });
+      const created = await startServerGroup({ action: 'create', name: 'rp-resize-spread', policy: 'anti-affinity' });
       await created.result();
       const grouped = await startBuild({
         name: `vm-${++zoneCounter}`,
@@ -1209,12 +1213,7 @@ describe('delete and idempotent create', () => {
   });
 
   it('buildInstance: multi-create (count, minCount/maxCount), the late group check, and serverGroup', async () => {
-    const group = (input: Record<string, unknown>) =>
-      env.client.workflow.start('serverGroup', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.serverGroup(String(input.action), randomUUID().slice(0, 8)),
-        args: [input],
-      });
+    const group = startServerGroup;
     const startMulti = (input: Omit<BuildInstanceInput, 'flavor' | 'image'>) =>
       env.client.workflow.start('buildInstance', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -1338,13 +1337,6 @@ describe('delete and idempotent create', () => {
 });
 
 describe('live migration', () => {
-  const startLive = (input: { instanceId: string; completionTimeoutSecondsPerGb?: number }) =>
-    env.client.workflow.start('liveMigrate', {
-      taskQueue: CONDUCTOR_TASK_QUEUE,
-      workflowId: workflowIds.liveMigrate(input.instanceId, randomUUID().slice(0, 8)),
-      args: [input],
-    });
-
   it('liveMigrate: converged, and aborted by the completion timeout', async () => {
     const { az, hosts } = await zone(2);
     const [source] = hosts as [string, string];
@@ -1379,11 +1371,7 @@ describe('live migration, the receiving not awaited after the switch-over (patch
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {
       const vm = await boot(az);
-      const done = env.client.workflow.start('liveMigrate', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
-        args: [{ instanceId: vm.instanceId }],
-      });
+      const done = startLive({ instanceId: vm.instanceId });
       const handle = await done;
       await handle.result();
       await save(
@@ -1402,11 +1390,7 @@ describe('live migration, its writes local (patched live-local-writes)', () => {
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {
       const vm = await boot(az);
-      const handle = await env.client.workflow.start('liveMigrate', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
-        args: [{ instanceId: vm.instanceId }],
-      });
+      const handle = await startLive({ instanceId: vm.instanceId });
       await handle.result();
       await save(
         handle.workflowId,
@@ -1424,11 +1408,7 @@ describe('live migration, fewer round trips (patched live-fewer-round-trips)', (
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {
       const vm = await boot(az);
-      const handle = await env.client.workflow.start('liveMigrate', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
-        args: [{ instanceId: vm.instanceId }],
-      });
+      const handle = await startLive({ instanceId: vm.instanceId });
       await handle.result();
       await save(
         handle.workflowId,
@@ -1448,11 +1428,7 @@ describe('live migration, failed after the switch-over (patched live-error-after
     await run(hosts, async () => {
       const vm = await boot(az);
       await setFaults(dest, { liveMigration: { postFailNext: 1 } });
-      const handle = await env.client.workflow.start('liveMigrate', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
-        args: [{ instanceId: vm.instanceId }],
-      });
+      const handle = await startLive({ instanceId: vm.instanceId });
       expect((await settle(handle.result())).error).toBeDefined();
       await save(
         handle.workflowId,
@@ -1472,11 +1448,7 @@ describe('live migration, abort answered by the copy (patched live-abort-answers
     await run(hosts, async () => {
       const vm = await boot(az);
       await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
-      const handle = await env.client.workflow.start('liveMigrate', {
-        taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
-        args: [{ instanceId: vm.instanceId }],
-      });
+      const handle = await startLive({ instanceId: vm.instanceId });
       await liveCopyRunning(handle);
       expect(await handle.executeUpdate(abortLiveMigrationUpdate)).toEqual({ aborted: true });
       expect((await settle(handle.result())).error).toBeDefined();
@@ -1505,11 +1477,7 @@ describe('live migration, abort and force-complete record their steps (patched l
       await run(hosts, async () => {
         const vm = await boot(az);
         await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
-        const handle = await env.client.workflow.start('liveMigrate', {
-          taskQueue: CONDUCTOR_TASK_QUEUE,
-          workflowId: workflowIds.liveMigrate(vm.instanceId, randomUUID().slice(0, 8)),
-          args: [{ instanceId: vm.instanceId }],
-        });
+        const handle = await startLive({ instanceId: vm.instanceId });
         await liveCopyRunning(handle);
         if (name === 'force-completed') {
           expect(await handle.executeUpdate(forceCompleteUpdate)).toEqual({ forced: true });
