@@ -229,6 +229,9 @@ export function createSchedulerActivities(deps: SchedulerDeps) {
      */
     async isHostUp(input: { host: string }): Promise<HostUpResult> {
       const { host } = parseOrInvalid(z.object({ host: HostNameSchema }), input);
+      // A down verdict looked at again first: a delete must not leave the guest to a host whose worker
+      // came back since the last refresh (it would not reconcile again until its next restart).
+      if (!liveness.isUp(host)) await liveness.recheck?.(host).catch(() => undefined);
       const state = (await placement.listHostStates((h) => liveness.isUp(h))).find((h) => h.host === host);
       const alive = liveness.isUp(host);
       if (!state)

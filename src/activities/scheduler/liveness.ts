@@ -11,6 +11,11 @@ import { computeTaskQueue } from '../../shared/task-queues';
 
 export interface HostLiveness {
   isUp(host: string): boolean;
+  /**
+   * Looks at a host that reads down again now, before a decision that a stale verdict would get wrong
+   * (a delete that leaves the guest to a host whose worker has just come back).
+   */
+  recheck?(host: string): Promise<void>;
 }
 
 /** Every host is up: for benchmarks and tests that do not exercise liveness. */
@@ -119,6 +124,17 @@ export class TaskQueuePollerLiveness implements HostLiveness {
   reason(host: string): 'sick' | 'down' | undefined {
     if (this.isUp(host)) return undefined;
     return this.sick.has(host) ? 'sick' : 'down';
+  }
+
+  /**
+   * A host that reads down (sick, or not seen within the window) looked at again now with its own
+   * DescribeTaskQueue: the last refresh's verdict is up to one refresh interval old, and a worker
+   * restarted since (killed, and its queue's tasks waiting until it came back: sick) polls again already.
+   * Then up again at once; a host still silent stays down. Nothing for a host that reads up.
+   */
+  async recheck(host: string): Promise<void> {
+    if (this.isUp(host)) return;
+    await this.describe(host, { path: 'per-host', hosts: 1, listWorkersCalls: 0, describeCalls: 0 });
   }
 
   async refresh(): Promise<void> {

@@ -79,6 +79,30 @@ describe('TaskQueuePollerLiveness', () => {
     expect(liveness.reason('frozen')).toBe('sick');
   });
 
+  it('looks at a sick host again on recheck: up at once once its restarted worker polls, still sick while nobody does', async () => {
+    let clock = now;
+    const pollers: Record<string, number[]> = { 'compute-a': [now - 8_000], 'compute-b': [now - 8_000] };
+    const backlogs = { 'compute-a': { count: 1, ageMs: 7_000 }, 'compute-b': { count: 1, ageMs: 7_000 } };
+    const liveness = new TaskQueuePollerLiveness(
+      fakeConnection(pollers, backlogs),
+      'default',
+      () => Promise.resolve(['a', 'b']),
+      60_000,
+      () => clock,
+      5_000
+    );
+    await liveness.refresh();
+    expect([liveness.isUp('a'), liveness.isUp('b')]).toEqual([false, false]);
+    // Two seconds later (before the next refresh): a's worker was restarted and took its task; b is silent.
+    clock = now + 2_000;
+    pollers['compute-a'] = [clock - 100];
+    backlogs['compute-a'] = { count: 0, ageMs: 0 };
+    await liveness.recheck('a');
+    await liveness.recheck('b');
+    expect([liveness.isUp('a'), liveness.isUp('b')]).toEqual([true, false]);
+    expect(liveness.reason('b')).toBe('sick');
+  });
+
   it('keeps a host up through one empty poller list (hysteresis), and down once the window passes', async () => {
     let clock = now;
     const pollers: Record<string, number[]> = { 'compute-a': [now - 1_000] };

@@ -292,6 +292,24 @@ describe('scheduler activities', () => {
       expect(await snapshot()).toEqual(before);
     });
 
+    it('isHostUp looks at a host that reads down again before answering (a worker back since the last refresh)', async () => {
+      liveness.down.add('host-a');
+      liveness.down.add('host-b');
+      const rechecked: string[] = [];
+      // host-a's worker is back: the recheck finds it polling; host-b stays down.
+      (liveness as StaticLiveness & { recheck(host: string): Promise<void> }).recheck = (h) => {
+        rechecked.push(h);
+        if (h === 'host-a') liveness.down.delete(h);
+        return Promise.resolve();
+      };
+      const [a, b, c] = await Promise.all(
+        ['host-a', 'host-b', 'host-c'].map((h) => inActivity(() => activities.isHostUp({ host: h })))
+      );
+      expect([a?.up, b?.up, c?.up]).toEqual([true, false, true]);
+      expect(b?.reason).toBe('no live compute worker');
+      expect(rechecked.sort()).toEqual(['host-a', 'host-b']);
+    });
+
     it('skips hosts the liveness view reports down', async () => {
       liveness.down.add('host-a');
       const { selections } = await select(request({ maxAttempts: 3 }));
