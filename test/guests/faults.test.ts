@@ -9,7 +9,19 @@
  * - resize, kill -9 of the conductor worker mid-disk-transfer;
  * - rebuild, kill -9 of the compute worker mid-spawn (`rebuild_spawning`, the new guest booting);
  * - delete, kill -9 of the compute worker mid-destroy (the guest's QEMU hung with SIGSTOP, so the
- *   destroy waits on it for about 10 s: its `quit`, then SIGTERM, then SIGKILL).
+ *   destroy waits on it for about 10 s: its `quit`, then SIGTERM, then SIGKILL);
+ * - cold migration (no flavor change), kill -9 of the destination's compute worker in `finish_resize`
+ *   (the guest booting there from its transferred disk);
+ * - evacuate: the source host down whole (its worker and its guest's QEMU frozen with SIGSTOP, the host
+ *   forced down), kill -9 of the destination's worker mid-spawn; then the source back (its QEMU resumed,
+ *   its worker restarted): its start-up reconciliation destroys the stale guest (Nova's
+ *   _destroy_evacuated_instances), the guest runs on the destination only;
+ * - live migration, kill -9 of the destination's compute worker at the switch-over (the source QEMU's
+ *   MIGRATION `completed` event, read on its test QMP socket): the guest runs on there, its heartbeat
+ *   going on with no new boot, the source's QEMU gone; and back, the source's worker killed the same way.
+ *
+ * The guests are reused from row to row (four built, two at a time), so the last four rows add about
+ * 65 s. The heartbeat check reads the guest's console file.
  *
  * Each row ends stable (completed, or failed typed and rolled back), then: exactly one QEMU process per
  * live instance on the host its record names, no QEMU process and no instance directory that no live
@@ -17,12 +29,13 @@
  * seconds to stable). At most 4 guests alive, at most 2 booting (the driver's machine-wide slots).
  * Kills strike the worker of the operation's instance only; the other instances' guests run on.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { findGuestProcesses } from '../../src/cli/guests';
+import { QmpClient } from '../../src/compute/qemu';
 import { openStore } from '../../src/store/db';
 import { createInstanceRepository } from '../../src/store/instances';
 import { GuestLab, type GuestStack, type StackInstance, startGuestStack } from './helpers';
@@ -37,6 +50,8 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
   /** The instances alive (not deleted) and the rows' lines. */
   const live = new Set<string>();
   const lines: string[] = [];
+  /** Workers this test froze (SIGSTOP) and has not killed yet: resumed if a failure leaves them. */
+  const frozen = new Set<number>();
 
   beforeAll(async () => {
     // 64 KiB/s: a booted cirros overlay (384 KiB) copies for about 6 s.
@@ -48,6 +63,13 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
   afterAll(async () => {
     // A guest this test hung (SIGSTOP) and a failure left: running again, so that it can be stopped.
     if (stack) for (const pid of new GuestLab(stack.dataDir).qemuPids()) process.kill(pid, 'SIGCONT');
+    for (const pid of frozen) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone
+      }
+    }
     await stack?.stop();
     for (const line of lines) console.log(line);
     console.log(`test/guests/faults.test.ts: ${((Date.now() - startedAt) / 1000).toFixed(0)} s in all`);
@@ -163,7 +185,169 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
     );
   }
 
-  it('resize, rebuild and delete, each with a worker killed mid-step', async () => {
+  /** The boot counter of the guest's last boot line (its disk's: 1 after a fresh overlay). */
+  const lastBoot = (instanceId: string) => Number(/boot=(\d+)/.exec(lab().boots(instanceId).at(-1) ?? '')?.[1] ?? 0);
+  const lab = () => new GuestLab(stack.dataDir);
+
+  /** The guest's heartbeat counter goes on (two more beats on its console, read from the file). */
+  async function heartbeatGoesOn(instanceId: string): Promise<number> {
+    const from = lab().lastHeartbeat(instanceId);
+    return lab().waitForHeartbeat(instanceId, from + 2, 30_000);
+  }
+
+  /** The guest's record on `host` (its QEMU's pid and test QMP socket). */
+  const guestRecord = (instanceId: string, host: string) =>
+    JSON.parse(readFileSync(path.join(stack.dataDir, 'instances', instanceId, `guest.${host}.json`), 'utf8')) as {
+      process: { pid: number; testQmp: string } | null;
+    };
+
+  /**
+   * A cold migration of `vm` (resizeMigrate, no flavor: the same flavor, to `dest`) with the destination's
+   * worker killed in `finish_resize`, while the guest boots there from its transferred disk: the step is
+   * retried on the restarted worker (never a second QEMU), or it fails typed.
+   */
+  async function coldMigrationRow(vm: StackInstance, dest: string): Promise<void> {
+    const before = await record(vm.instanceId);
+    const boot = lastBoot(vm.instanceId);
+    const id = `migrate-${vm.name}-${stack.nextSerial()}`;
+    await stack.start('resizeMigrate', id, {
+      instanceId: vm.instanceId,
+      host: dest,
+      confirmWindowSeconds: 1,
+      timeouts: TIMEOUTS,
+    });
+    await vi.waitFor(async () => expect((await stack.progress(id))?.taskState).toBe('resize_finish'), {
+      timeout: 90_000,
+      interval: 100,
+    });
+    const booting = (await findGuestProcesses(stack.dataDir)).some(
+      (g) => g.instanceId === vm.instanceId && g.host === dest
+    );
+    const killedAt = Date.now();
+    await kill(dest);
+    const end = await stack.ending(id);
+    const endedAfter = (Date.now() - killedAt) / 1000;
+    const after = await record(vm.instanceId);
+    if (end.completed)
+      expect(after).toMatchObject({ host: dest, vmState: 'active', taskState: null, powerState: 'running' });
+    else expect(typed(end.error), end.error).toBeDefined();
+    expect(after.flavor).toBe(before.flavor);
+    // Its own disk booted once more, wherever it ended.
+    await stack.waitForBoot(vm.instanceId, boot + 1);
+    await assertStable();
+    await heartbeatGoesOn(vm.instanceId);
+    expect(lastBoot(vm.instanceId)).toBe(boot + 1);
+    report(
+      'cold migration',
+      `kill -9 destination compute mid-finish (${booting ? 'its QEMU booting' : 'before its QEMU started'})`,
+      `${end.completed ? 'ok' : `failed ${typed(end.error)}`} (ended ${endedAfter.toFixed(1)} s after the kill)`,
+      killedAt
+    );
+  }
+
+  /**
+   * An evacuation of `vm` from `source` to `dest`. The source host goes down whole: its worker and its
+   * guest's QEMU frozen (SIGSTOP), the host forced down (`conductor host down`, as Nova's evacuate needs).
+   * The destination's worker is killed while the evacuated guest boots there (`rebuild_spawning`); then
+   * the source comes back: its guest's QEMU runs again and its worker restarts (the frozen one killed),
+   * and its start-up reconciliation (Nova's _destroy_evacuated_instances) destroys the stale guest, so the
+   * guest runs on the destination only.
+   */
+  async function evacuateRow(vm: StackInstance, source: string, dest: string): Promise<void> {
+    expect((await record(vm.instanceId)).host).toBe(source);
+    const [stale] = (await findGuestProcesses(stack.dataDir)).filter((g) => g.instanceId === vm.instanceId);
+    const worker = stack.workerPid(source);
+    process.kill(worker, 'SIGSTOP');
+    frozen.add(worker);
+    process.kill(stale!.pid, 'SIGSTOP');
+    const down = await stack.conductor('host', 'down', source);
+    expect(down.code, `${down.stdout}${down.stderr}`).toBe(0);
+    const id = `evacuate-${vm.name}-${stack.nextSerial()}`;
+    await stack.start('rebuild', id, { instanceId: vm.instanceId, evacuate: true, host: dest, timeouts: TIMEOUTS });
+    await vi.waitFor(async () => expect((await stack.progress(id))?.taskState).toBe('rebuild_spawning'), {
+      timeout: 60_000,
+      interval: 100,
+    });
+    const killedAt = Date.now();
+    await kill(dest);
+    const end = await stack.ending(id);
+    const endedAfter = (Date.now() - killedAt) / 1000;
+    const after = await record(vm.instanceId);
+    if (end.completed)
+      expect(after).toMatchObject({ host: dest, vmState: 'active', taskState: null, powerState: 'running' });
+    else {
+      // A failed evacuation leaves the instance where it was (on its source, with a fault), not busy.
+      expect(typed(end.error), end.error).toBeDefined();
+      expect(after).toMatchObject({ host: source, taskState: null });
+    }
+    // The source host back: its guest's QEMU runs again, its worker restarts.
+    process.kill(stale!.pid, 'SIGCONT');
+    process.kill(worker, 'SIGKILL');
+    frozen.delete(worker);
+    await vi.waitFor(() => expect(stack.workerPid(source)).not.toBe(worker), { timeout: 60_000, interval: 250 });
+    const up = await stack.conductor('host', 'up', source);
+    expect(up.code, `${up.stdout}${up.stderr}`).toBe(0);
+    if (end.completed) await stack.waitForBoot(vm.instanceId, 1); // a new overlay from the image
+    await assertStable();
+    if (end.completed) expect((await findGuestProcesses(stack.dataDir)).map((g) => g.pid)).not.toContain(stale!.pid);
+    await heartbeatGoesOn(vm.instanceId);
+    report(
+      'evacuate',
+      'source host down (worker and guest frozen), kill -9 destination compute mid-spawn, then the source restarted',
+      `${end.completed ? 'ok' : `failed ${typed(end.error)}`} (ended ${endedAfter.toFixed(1)} s after the kill; the stale guest destroyed by the source's start-up)`,
+      killedAt
+    );
+  }
+
+  /**
+   * A live migration of `vm` to `dest` with the `victim` host's worker killed at the switch-over (the
+   * source QEMU's MIGRATION `completed` event, on its test QMP socket): the received guest must run on,
+   * its heartbeat going on with no new boot, and the source's QEMU be gone. The destination's worker
+   * killed: `post_live_migration_at_destination` waits for its restart. The source's: the copy step's
+   * answer is lost, and its retry on the restarted worker must find the copy switched over (the paused
+   * source guest never run again: two guests on one disk).
+   */
+  async function liveRow(vm: StackInstance, dest: string, victim: 'source' | 'destination'): Promise<void> {
+    const source = (await record(vm.instanceId)).host!;
+    const bootsBefore = lab().boots(vm.instanceId).length;
+    const beatBefore = lab().lastHeartbeat(vm.instanceId);
+    const qmp = await QmpClient.connect(guestRecord(vm.instanceId, source).process!.testQmp);
+    try {
+      const switched = qmp.waitForEvent('MIGRATION', 120_000, (e) => e.data?.status === 'completed');
+      const id = `live-${vm.name}-${stack.nextSerial()}`;
+      await stack.start('liveMigrate', id, { instanceId: vm.instanceId, host: dest, timeouts: TIMEOUTS });
+      await switched;
+      const killedAt = Date.now();
+      await kill(victim === 'source' ? source : dest);
+      const end = await stack.ending(id);
+      const endedAfter = (Date.now() - killedAt) / 1000;
+      const text = lab().console(vm.instanceId);
+      if (!end.completed && /Kernel panic - not syncing/.test(text))
+        throw new Error(`the guest's kernel panicked after the switch-over (docs/real-guests.md): ${end.error}`);
+      const after = await record(vm.instanceId);
+      if (end.completed)
+        expect(after).toMatchObject({ host: dest, vmState: 'active', taskState: null, powerState: 'running' });
+      else {
+        // After the switch-over nothing goes back: typed, the instance on the destination.
+        expect(typed(end.error), end.error).toBeDefined();
+        expect(after).toMatchObject({ host: dest, taskState: null });
+      }
+      await assertStable();
+      // The same guest, not rebooted: its counter goes on from where the source left it.
+      expect(await heartbeatGoesOn(vm.instanceId)).toBeGreaterThan(beatBefore);
+      expect(lab().boots(vm.instanceId)).toHaveLength(bootsBefore);
+      report(
+        'live migration',
+        `kill -9 ${victim} compute at the switch-over`,
+        `${end.completed ? 'ok' : `failed ${typed(end.error)}`} (ended ${endedAfter.toFixed(1)} s after the kill; the guest ran on, no reboot)`,
+        killedAt
+      );
+    } finally {
+      await qmp.close().catch(() => undefined);
+    }
+  }
+
+  it('resize, rebuild, delete, cold migration, evacuate and live migration, each with a worker killed mid-step', async () => {
     try {
       // Four guests, two at a time: two to resize from qf-1, one to rebuild and one to delete on qf-3.
       const [r1, r2] = await Promise.all([build('vm-r1', HOSTS[0]!), build('vm-r2', HOSTS[0]!)]);
@@ -237,6 +421,18 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
           killedAt
         );
       }
+
+      // ----- cold migration: the destination's worker killed while the guest boots there -----
+      await coldMigrationRow(r1, HOSTS[0]!);
+
+      // ----- evacuate: the source host down, the destination's worker killed mid-spawn, the source back -----
+      await evacuateRow(b, HOSTS[2]!, HOSTS[1]!);
+
+      // ----- live migration: the destination's worker killed right at the switch-over -----
+      await liveRow(r2, HOSTS[2]!, 'destination');
+
+      // ----- live migration back: the source's worker killed right at the switch-over -----
+      await liveRow(r2, HOSTS[1]!, 'source');
 
       // ----- the rest deleted: nothing left -----
       for (const id of [...live]) await stack.execute('deleteInstance', { instanceId: id });
