@@ -21,7 +21,7 @@
  *   going on with no new boot, the source's QEMU gone; and back, the source's worker killed the same way.
  *
  * The guests are reused from row to row (four built, two at a time), so the last four rows add about
- * 65 s. The heartbeat check reads the guest's console file.
+ * 65-80 s. The heartbeat check reads the guest's console file.
  *
  * Each row ends stable (completed, or failed typed and rolled back), then: exactly one QEMU process per
  * live instance on the host its record names, no QEMU process and no instance directory that no live
