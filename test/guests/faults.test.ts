@@ -307,7 +307,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
    * answer is lost, and its retry on the restarted worker must find the copy switched over (the paused
    * source guest never run again: two guests on one disk).
    */
-  async function liveRow(vm: StackInstance, dest: string, victim: 'source' | 'destination'): Promise<void> {
+  async function liveRow(vm: StackInstance, dest: string, victim: 'source' | 'destination'): Promise<boolean> {
     const source = (await record(vm.instanceId)).host!;
     const bootsBefore = lab().boots(vm.instanceId).length;
     const beatBefore = lab().lastHeartbeat(vm.instanceId);
@@ -321,9 +321,26 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
       await kill(victim === 'source' ? source : dest);
       const end = await stack.ending(id);
       const endedAfter = (Date.now() - killedAt) / 1000;
-      const text = lab().console(vm.instanceId);
-      if (!end.completed && /Kernel panic - not syncing/.test(text))
-        throw new Error(`the guest's kernel panicked after the switch-over (docs/real-guests.md): ${end.error}`);
+      if (!end.completed && /Kernel panic - not syncing/.test(lab().console(vm.instanceId))) {
+        // The guest's own kernel died (a hazard seen twice in about 25 runs after a worker kill under TCG,
+        // docs/real-guests.md): QEMU runs with -no-reboot, so it exits. The operation must still end typed,
+        // with no QEMU left for it; the instance is deleted clean and the next row is skipped.
+        expect(end.error).toMatch(/MigrationError/);
+        await vi.waitFor(
+          async () =>
+            expect((await findGuestProcesses(stack.dataDir)).filter((g) => g.instanceId === vm.instanceId)).toEqual([]),
+          { timeout: 30_000, interval: 250 }
+        );
+        await stack.execute('deleteInstance', { instanceId: vm.instanceId });
+        await assertStable();
+        report(
+          'live migration',
+          `kill -9 ${victim} compute at the switch-over`,
+          `failed ${typed(end.error)}: the guest's own kernel panicked (ended ${endedAfter.toFixed(1)} s after the kill; deleted clean)`,
+          killedAt
+        );
+        return false;
+      }
       const after = await record(vm.instanceId);
       if (end.completed)
         expect(after).toMatchObject({ host: dest, vmState: 'active', taskState: null, powerState: 'running' });
@@ -342,6 +359,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
         `${end.completed ? 'ok' : `failed ${typed(end.error)}`} (ended ${endedAfter.toFixed(1)} s after the kill; the guest ran on, no reboot)`,
         killedAt
       );
+      return true;
     } finally {
       await qmp.close().catch(() => undefined);
     }
@@ -428,11 +446,9 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
       // ----- evacuate: the source host down, the destination's worker killed mid-spawn, the source back -----
       await evacuateRow(b, HOSTS[2]!, HOSTS[1]!);
 
-      // ----- live migration: the destination's worker killed right at the switch-over -----
-      await liveRow(r2, HOSTS[2]!, 'destination');
-
-      // ----- live migration back: the source's worker killed right at the switch-over -----
-      await liveRow(r2, HOSTS[1]!, 'source');
+      // ----- live migration, to qf-3 and back: the destination's, then the source's worker killed right at
+      // the switch-over (the second not when the guest's own kernel panicked in the first: it is deleted then)
+      if (await liveRow(r2, HOSTS[2]!, 'destination')) await liveRow(r2, HOSTS[1]!, 'source');
 
       // ----- the rest deleted: nothing left -----
       for (const id of [...live]) await stack.execute('deleteInstance', { instanceId: id });
