@@ -17,7 +17,7 @@ import type { InstancePatch, TaskState } from '../../domain/instance';
 import { PowerState, VmState } from '../../domain/instance';
 import { failureMessage, timeoutType } from './failures';
 import type { Expectation, Operation, StepOwner } from './operation';
-import { advance, failOperation, recordStep, writeFailure } from './operation';
+import { advance, recordStep, writeFailure } from './operation';
 import { tagInstance } from './instance-attributes';
 import { showProgress } from './progress';
 import { withActivitySummary } from './proxies';
@@ -172,21 +172,6 @@ export async function compensated<T>(op: StepRunner, body: () => Promise<T>): Pr
 export function once(run: (failure?: unknown) => Promise<void>): (failure?: unknown) => Promise<void> {
   let running: Promise<void> | undefined;
   return (failure) => (running ??= run(failure));
-}
-
-/**
- * Ends a failed or cancelled operation the frame's way: its compensation stack unwound (last step first,
- * non-cancellable), then failOperation writes the failure (the instance in `patch`, by default as it was;
- * a function is read once the undos ran, when they decide it).
- */
-export async function rollBackAndFail(
-  op: KernelOperation,
-  err: unknown,
-  patch?: InstancePatch | (() => InstancePatch | undefined)
-): Promise<never> {
-  await op.compensations.rollBack(err);
-  const stable = typeof patch === 'function' ? patch() : patch;
-  return CancellationScope.nonCancellable(() => failOperation(op, err, stable));
 }
 
 /**

@@ -31,11 +31,11 @@ export interface StagedOperation<T, R> {
   /**
    * The instance's stable state after a failure or a cancellation, read once the undos ran (before the
    * point of no return: `staged` undefined) or at once (after it: what the steps returned); undefined
-   * leaves the instance as the lock found it.
+   * leaves the instance as the lock found it (so does no stableState).
    */
-  stableState: (op: KernelOperation, err: unknown, staged?: T) => Promise<InstancePatch | undefined>;
+  stableState?: (op: KernelOperation, err: unknown, staged?: T) => Promise<InstancePatch | undefined>;
   /** What the failure writer writes for `err` (default: `err` itself, typed by failOperation). */
-  failure?: (err: unknown) => unknown;
+  failure?: (err: unknown, op: KernelOperation) => unknown;
   /** What getProgress shows while the undos run (default: the step that failed). */
   undoing?: string;
   /**
@@ -71,7 +71,7 @@ export async function runStagedOperation<T, R>(def: StagedOperation<T, R>): Prom
     try {
       committed = await def.commit(op, staged);
     } catch (err) {
-      return failOperation(op, def.failure?.(err) ?? err, await def.stableState(op, err, staged));
+      return failOperation(op, def.failure?.(err, op) ?? err, await def.stableState?.(op, err, staged));
     }
     return committed.result(await finishOperation(op, committed.done));
   });
@@ -79,7 +79,7 @@ export async function runStagedOperation<T, R>(def: StagedOperation<T, R>): Prom
 
 /** A failure before the point of no return: the undos (unless kept), the stable state, the one writer. */
 async function unwound<T, R>(def: StagedOperation<T, R>, op: KernelOperation, err: unknown): Promise<never> {
-  const failure = def.failure?.(err) ?? err;
+  const failure = def.failure?.(err, op) ?? err;
   if (!def.keepsSteps?.(err)) {
     if (def.undoing !== undefined) op.progress.step = def.undoing;
     try {
@@ -90,5 +90,5 @@ async function unwound<T, R>(def: StagedOperation<T, R>, op: KernelOperation, er
       return failOperation(op, ended.failure, ended.state);
     }
   }
-  return failOperation(op, failure, await def.stableState(op, err));
+  return failOperation(op, failure, await def.stableState?.(op, err));
 }
