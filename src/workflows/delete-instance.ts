@@ -39,9 +39,9 @@ import type { DeletePlan, InstanceHolder } from '../activities/conductor/deletio
 import type { OperationProgress } from '../shared/messages';
 import { confirmBeforeDeleteSignal } from '../shared/messages';
 import { failureMessage, parseInput, refusalFailure, timeoutType, typedFailure } from './lib/failures';
-import { runStep, withKernel } from './lib/kernel';
+import { lockOperation, runStep } from './lib/kernel';
 import type { KernelOperation } from './lib/kernel';
-import { beginOperation, completeOperation, failOperation } from './lib/operation';
+import { runLockedStages } from './lib/staged-operation';
 import { preliminaryProgress } from './lib/progress';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 
@@ -104,7 +104,7 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
   // 1. Stop whoever holds the instance, one holder after the other (a new one may take it meanwhile),
   // 2. then take the lock, whole or not at all; an operation that slipped in between is stopped in turn.
   const stopped: StoppedHolder[] = [];
-  let begun: Awaited<ReturnType<typeof beginOperation>> | null = null;
+  let begun: KernelOperation | null = null;
   while (begun === null) {
     let takeOverFrom: string | null = null;
     for (;;) {
@@ -129,9 +129,12 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
       }
     }
     const expectOwner = takeOverFrom;
-    const taken = await CancellationScope.nonCancellable(() =>
-      beginOperation({ instanceId, transition: 'delete', operation: 'deleteInstance', expectOwner })
-    ).then(
+    const taken = await lockOperation({
+      instanceId,
+      transition: 'delete',
+      operation: 'deleteInstance',
+      expectOwner,
+    }).then(
       (operation) => ({ operation }),
       (error: unknown) => ({ error })
     );
@@ -146,63 +149,63 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
       return awaitRivalDelete(instanceId, req.holderWaitSeconds);
     if (plan.holder === null || stopped.length >= MAX_HOLDERS) throw taken.error;
   }
-  const op = withKernel(begun);
+  const op = begun;
 
-  // 3-4. Not cancellable from here: the instance is going.
-  return CancellationScope.nonCancellable(() => destroyAndRelease(op, stopped, req));
+  // 3-4. Not cancellable from here: the instance is going; it ends deleted, or in error.
+  return CancellationScope.nonCancellable(() =>
+    runLockedStages(op, {
+      steps: () => destroyAndRelease(op, stopped, req),
+      commit: () =>
+        Promise.resolve({ done: { vmState: VmState.Deleted, powerState: PowerState.NoState }, result: (r) => r }),
+      stableState: () => Promise.resolve({ vmState: VmState.Error }),
+    })
+  );
 }
 
 /**
  * 3-4, under the lock: the holders stopped recorded, the guest destroyed on every host it may be on (its
- * own and any migration's), the allocations removed and the migrations ended; then deleted, or error.
+ * own and any migration's), the allocations removed and the migrations ended.
  */
 async function destroyAndRelease(
   op: KernelOperation,
   stopped: StoppedHolder[],
   req: ReturnType<typeof DeleteInstanceInputSchema.parse>
-): Promise<InstanceRecord> {
+): Promise<void> {
   const { instanceId } = op;
-  try {
-    for (const s of stopped) await recordStopped(op, s);
-    // Migrations read again under the lock: the holder's rollback may have ended them.
-    const { migrations } = await planDelete(instanceId);
-    const hosts = [
-      ...new Set(
-        [op.before.host, ...migrations.flatMap((m) => [m.sourceHost, m.destHost])].filter(
-          (h): h is string => h !== null
-        )
-      ),
-    ];
-    for (const [i, host] of hosts.entries()) {
-      await runStep(op, {
-        event: DELETE_EVENTS.terminate,
-        label: `destroying the guest on ${host}`,
-        host,
-        compute: host,
-        attempt: i + 1,
-        run: () => terminateOn(instanceId, host, req.timeouts),
-        details: describeTerminate,
-      });
-    }
+  for (const s of stopped) await recordStopped(op, s);
+  // Migrations read again under the lock: the holder's rollback may have ended them.
+  const { migrations } = await planDelete(instanceId);
+  const hosts = [
+    ...new Set(
+      [op.before.host, ...migrations.flatMap((m) => [m.sourceHost, m.destHost])].filter((h): h is string => h !== null)
+    ),
+  ];
+  for (const [i, host] of hosts.entries()) {
     await runStep(op, {
-      event: DELETE_EVENTS.allocations,
-      label: 'removing the allocations',
-      host: null,
-      run: async () => {
-        let released = (await scheduler.releaseAllocations({ consumerId: instanceId })).released;
-        for (const m of migrations) released += (await scheduler.releaseAllocations({ consumerId: m.id })).released;
-        await conductor.endMigrationsOnDelete({
-          migrations: migrations.map((m) => ({ migrationId: m.id, status: m.status })),
-        });
-        return { released, migrations: migrations.length };
-      },
-      details: (r) =>
-        `${r.released} allocation row(s) removed` + (r.migrations > 0 ? `; ${r.migrations} migration(s) ended` : ''),
+      event: DELETE_EVENTS.terminate,
+      label: `destroying the guest on ${host}`,
+      host,
+      compute: host,
+      attempt: i + 1,
+      run: () => terminateOn(instanceId, host, req.timeouts),
+      details: describeTerminate,
     });
-    return await completeOperation(op, { vmState: VmState.Deleted, powerState: PowerState.NoState });
-  } catch (err) {
-    return failOperation(op, err, { vmState: VmState.Error });
   }
+  await runStep(op, {
+    event: DELETE_EVENTS.allocations,
+    label: 'removing the allocations',
+    host: null,
+    run: async () => {
+      let released = (await scheduler.releaseAllocations({ consumerId: instanceId })).released;
+      for (const m of migrations) released += (await scheduler.releaseAllocations({ consumerId: m.id })).released;
+      await conductor.endMigrationsOnDelete({
+        migrations: migrations.map((m) => ({ migrationId: m.id, status: m.status })),
+      });
+      return { released, migrations: migrations.length };
+    },
+    details: (r) =>
+      `${r.released} allocation row(s) removed` + (r.migrations > 0 ? `; ${r.migrations} migration(s) ended` : ''),
+  });
 }
 
 async function planDelete(instanceId: string): Promise<DeletePlan> {

@@ -16,8 +16,8 @@ import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import type { InstancePatch, TaskState } from '../../domain/instance';
 import { PowerState, VmState } from '../../domain/instance';
 import { failureMessage, timeoutType } from './failures';
-import type { Expectation, Operation, StepOwner } from './operation';
-import { advance, recordStep, writeFailure } from './operation';
+import type { BeginOptions, Expectation, Operation, StepOwner } from './operation';
+import { advance, beginOperation, recordStep, writeFailure } from './operation';
 import { tagInstance } from './instance-attributes';
 import { showProgress } from './progress';
 import { withActivitySummary } from './proxies';
@@ -113,6 +113,14 @@ export interface StepRunner extends StepOwner {
 
 /** A running operation as the kernel sees it: the lock and action, its journal and its compensations. */
 export type KernelOperation = Operation & StepRunner;
+
+/**
+ * The frame's one begin: the operation lock (beginOperation), taken whole or not at all (a cancellation
+ * waits for the compare-and-swap to answer), and the operation's journal and compensation stack.
+ */
+export async function lockOperation(begin: BeginOptions): Promise<KernelOperation> {
+  return withKernel(await CancellationScope.nonCancellable(() => beginOperation(begin)));
+}
 
 /** Gives an operation (from beginOperation, or a build's own creation) its journal and compensation stack. */
 export function withKernel<O extends StepOwner>(op: O): O & StepRunner {

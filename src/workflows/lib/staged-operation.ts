@@ -17,9 +17,9 @@ import { CancellationScope } from '@temporalio/workflow';
 import type { InstancePatch, InstanceRecord } from '../../domain/instance';
 import { finishOperation } from './ending';
 import type { KernelOperation } from './kernel';
-import { withKernel } from './kernel';
+import { lockOperation } from './kernel';
 import type { BeginOptions } from './operation';
-import { beginOperation, failOperation } from './operation';
+import { failOperation } from './operation';
 
 export interface StagedOperation<T, R> {
   /** The lock: the transition row and the workflow type. */
@@ -50,6 +50,9 @@ export interface StagedOperation<T, R> {
   undoFailed?: (op: KernelOperation, failure: unknown, undoErr: unknown) => Promise<Ended>;
 }
 
+/** A staged operation once its lock is held. */
+export type LockedStages<T, R> = Omit<StagedOperation<T, R>, 'begin'>;
+
 /** How an operation ends when an undo could not be done. */
 export interface Ended {
   failure: unknown;
@@ -58,8 +61,15 @@ export interface Ended {
 
 /** Runs a staged operation; see the module comment. */
 export async function runStagedOperation<T, R>(def: StagedOperation<T, R>): Promise<R> {
-  // The lock is taken whole or not at all: a cancellation waits for the compare-and-swap to answer.
-  const op = withKernel(await CancellationScope.nonCancellable(() => beginOperation(def.begin)));
+  return runLockedStages(await lockOperation(def.begin), def);
+}
+
+/**
+ * Runs a staged operation whose lock was taken by the frame's one begin (lockOperation) apart from it: a
+ * delete takes the lock only once the operations holding the instance let go, and again if another
+ * slipped in between.
+ */
+export async function runLockedStages<T, R>(op: KernelOperation, def: LockedStages<T, R>): Promise<R> {
   let staged: T;
   try {
     staged = await def.steps(op);
@@ -67,7 +77,7 @@ export async function runStagedOperation<T, R>(def: StagedOperation<T, R>): Prom
     return CancellationScope.nonCancellable(() => unwound(def, op, err));
   }
   return CancellationScope.nonCancellable(async () => {
-    let committed: Awaited<ReturnType<StagedOperation<T, R>['commit']>>;
+    let committed: Awaited<ReturnType<LockedStages<T, R>['commit']>>;
     try {
       committed = await def.commit(op, staged);
     } catch (err) {
@@ -78,7 +88,7 @@ export async function runStagedOperation<T, R>(def: StagedOperation<T, R>): Prom
 }
 
 /** A failure before the point of no return: the undos (unless kept), the stable state, the one writer. */
-async function unwound<T, R>(def: StagedOperation<T, R>, op: KernelOperation, err: unknown): Promise<never> {
+async function unwound<T, R>(def: LockedStages<T, R>, op: KernelOperation, err: unknown): Promise<never> {
   const failure = def.failure?.(err, op) ?? err;
   if (!def.keepsSteps?.(err)) {
     if (def.undoing !== undefined) op.progress.step = def.undoing;
