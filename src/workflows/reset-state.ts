@@ -11,13 +11,13 @@ import type { ResetStateInput } from '../domain/schemas';
 import { ResetStateInputSchema } from '../domain/schemas';
 import { isClosed, workflowStatusOf } from '../domain/workflow-status';
 import { workflowInfo } from '@temporalio/workflow';
-import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
+import { parseInput, refusalFailure, typedFailure } from './lib/failures';
 import { conductor } from './lib/proxies';
 
 export async function resetState(input: ResetStateInput): Promise<InstanceRecord> {
   const { instanceId, state } = parseInput(ResetStateInputSchema, input);
   const refused = (err: unknown) => {
-    throw typedFailure(failureType(err) ?? FailureType.InstanceInvalidState, failureMessage(err));
+    throw refusalFailure(err, FailureType.InstanceInvalidState);
   };
   const current = await conductor.getInstance({ instanceId }).catch(refused);
   const owner = current.taskOwner;

@@ -20,7 +20,7 @@ import type { TaskState, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import { PowerState } from '../../domain/instance';
 import { placementProgressSignal } from '../../shared/messages';
-import { failureMessage, failureType, isFailureOfType, timeoutType, typedFailure } from './failures';
+import { failureMessage, isFailureOfType, refusalFailure, timeoutType, typedFailure } from './failures';
 import { tagInstance } from './instance-attributes';
 import type { StepRunner, StepSpec } from './kernel';
 import type { EventBatch } from './operation';
@@ -170,7 +170,7 @@ export function attemptFailure(
 ): unknown {
   if (isCancellation(err)) return err;
   const message = failureMessage(err);
-  if (isFailureOfType(err, ...abortTypes)) return typedFailure(failureType(err) ?? abortDefault, message);
+  if (isFailureOfType(err, ...abortTypes)) return refusalFailure(err, abortDefault);
   const timeout = timeoutType(err);
   const reason = timeout ? `compute host ${what.host} did not respond (${timeout} timeout)` : message;
   return ApplicationFailure.create({

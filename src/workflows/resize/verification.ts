@@ -10,7 +10,7 @@ import { CancellationScope, condition, isCancellation, setHandler } from '@tempo
 import { FailureType } from '../../domain/errors';
 import type { OperationProgress, ResizeOutcome } from '../../shared/messages';
 import { confirmBeforeDeleteSignal, confirmResizeUpdate, revertResizeUpdate } from '../../shared/messages';
-import { failureMessage, failureType, typedFailure } from '../lib/failures';
+import { refusalFailure, typedFailure } from '../lib/failures';
 
 export type Decision = ResizeOutcome['decision'];
 
@@ -76,9 +76,7 @@ async function handle(v: Verification, kind: Decision): Promise<ResizeOutcome> {
     try {
       await v.confirmCheck();
     } catch (err) {
-      throw isCancellation(err)
-        ? err
-        : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
+      throw isCancellation(err) ? err : refusalFailure(err, FailureType.MigrationError);
     } finally {
       v.checking--;
     }
@@ -111,5 +109,5 @@ export function settleDecision(v: Verification, ended: { outcome: ResizeOutcome 
   // An Update handler may fail only with a TemporalFailure (anything else fails the workflow task).
   v.failure = isCancellation(err)
     ? typedFailure(FailureType.MigrationError, 'the resize was cancelled')
-    : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
+    : refusalFailure(err, FailureType.MigrationError);
 }
