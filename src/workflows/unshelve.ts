@@ -19,7 +19,7 @@
  */
 import { CancellationScope, executeChild, isCancellation, setHandler } from '@temporalio/workflow';
 
-import { FailureType } from '../domain/errors';
+import { FailureType, InstanceInvalidState, MaxRetriesExceeded, NoValidHost } from '../domain/errors';
 import type { InstancePatch, InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState, VmState } from '../domain/instance';
 import type { UnshelveInput } from '../domain/shelve';
@@ -28,7 +28,7 @@ import type { ComputeTimeouts } from '../shared/activity-options';
 import { placementAttemptRetry } from '../shared/activity-options';
 import { placementProgressSignal } from '../shared/messages';
 import { workflowIds } from '../shared/task-queues';
-import { isFailureOfType, noHost, parseInput, typedFailure } from './lib/failures';
+import { domainFailure, isFailureOfType, noHost, parseInput } from './lib/failures';
 import type { KernelOperation } from './lib/kernel';
 import { runStep } from './lib/kernel';
 import { runStagedOperation } from './lib/staged-operation';
@@ -44,6 +44,12 @@ export const UNSHELVE_SELECT_EVENT = 'conductor_schedule_instances';
 type UnshelveRequest = ReturnType<typeof parseUnshelve>;
 const parseUnshelve = (input: UnshelveInput) => parseInput(UnshelveInputSchema, input);
 
+/** As Nova's API (UnshelveInstanceInvalidState, 409): a zone or a host only for an offloaded instance. */
+function notOffloaded(instanceId: string): InstanceInvalidState {
+  const why = ` to an availability zone or a host while it is in vmState shelved: only a shelved_offloaded instance can be`;
+  return new InstanceInvalidState(instanceId, 'vmState', VmState.Shelved, 'unshelve', why);
+}
+
 /** Where a failed or cancelled unshelve of an offloaded instance leaves it: offloaded, holding nothing. */
 const OFFLOADED = { vmState: VmState.ShelvedOffloaded, powerState: PowerState.NoState, host: null };
 
@@ -56,12 +62,8 @@ export async function unshelve(input: UnshelveInput): Promise<InstanceRecord> {
   const req = parseUnshelve(input);
   const { instanceId } = req;
   const moving = req.availabilityZone !== undefined || req.host !== undefined;
-  // As Nova's API (UnshelveInstanceInvalidState, 409): a zone or a host only for an offloaded instance.
   if (moving && (await conductor.getInstance({ instanceId })).vmState === VmState.Shelved)
-    throw typedFailure(
-      FailureType.InstanceInvalidState,
-      `Cannot 'unshelve' instance ${instanceId} to an availability zone or a host while it is in vmState shelved: only a shelved_offloaded instance can be`
-    );
+    throw domainFailure(notOffloaded(instanceId));
   const inPlace = (op: KernelOperation) => op.before.vmState === VmState.Shelved;
   const { record, host } = await runStagedOperation({
     begin: { instanceId, transition: 'unshelve', operation: 'unshelve' },
@@ -70,10 +72,7 @@ export async function unshelve(input: UnshelveInput): Promise<InstanceRecord> {
       Promise.resolve({ done: unshelved.done, result: (done) => ({ record: done, host: unshelved.host }) }),
     failure: (err, op) =>
       isFailureOfType(err, FailureType.Rescheduled)
-        ? typedFailure(
-            FailureType.MaxRetriesExceeded,
-            `Exceeded maximum number of retries. Exhausted all hosts available for unshelving instance ${instanceId}. Hosts tried: ${op.progress.hostsTried.join(', ')}.`
-          )
+        ? new MaxRetriesExceeded(instanceId, op.progress.hostsTried, `unshelving instance ${instanceId}`)
         : hostFailure(err, op.progress.host),
     // A shelved instance is left as it was; an offloaded one is back offloaded, holding nothing.
     stableState: (op) => Promise.resolve(inPlace(op) ? undefined : OFFLOADED),
@@ -147,8 +146,7 @@ async function place(op: KernelOperation, req: UnshelveRequest): Promise<{ host:
     })
   );
   const hosts = selected.selections[0]?.hosts ?? [];
-  if (hosts.length === 0)
-    throw typedFailure(FailureType.NoValidHost, `No valid host was found for unshelving instance ${instanceId}.`);
+  if (hosts.length === 0) throw NoValidHost.for(`unshelving instance ${instanceId}`);
   const { host } = await executeChild(placementAttempt, {
     workflowId: workflowIds.placementAttempt(instanceId, 'unshelve'),
     staticSummary: `place the unshelve of ${instanceId}`,
@@ -175,7 +173,8 @@ async function place(op: KernelOperation, req: UnshelveRequest): Promise<{ host:
 async function unshelveInPlace(op: KernelOperation, req: UnshelveRequest, moving: boolean): Promise<Unshelved> {
   const { instanceId } = op;
   const host = op.before.host;
-  if (moving) throw typedFailure(FailureType.InstanceInvalidState, `instance ${instanceId} is not offloaded`);
+  // Shelved since it was read before the lock: the same refusal.
+  if (moving) throw notOffloaded(instanceId);
   if (host === null) throw noHost(op.before, 'unshelve');
   // Short, and not cut half-way: a cancellation waits for the power-on's answer.
   await CancellationScope.nonCancellable(() =>
