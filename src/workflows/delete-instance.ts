@@ -30,7 +30,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 
-import { FailureType } from '../domain/errors';
+import { FailureType, InstanceInvalidState } from '../domain/errors';
 import type { InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState, VmState } from '../domain/instance';
 import type { DeleteInstanceInput } from '../domain/schemas';
@@ -38,7 +38,7 @@ import { DeleteInstanceInputSchema } from '../domain/schemas';
 import type { DeletePlan, InstanceHolder } from '../activities/conductor/deletion';
 import type { OperationProgress } from '../shared/messages';
 import { confirmBeforeDeleteSignal } from '../shared/messages';
-import { failureMessage, parseInput, refusalFailure, timeoutType, typedFailure } from './lib/failures';
+import { domainFailure, failureMessage, parseInput, refusalFailure, timeoutType } from './lib/failures';
 import { lockOperation, runStep } from './lib/kernel';
 import type { KernelOperation } from './lib/kernel';
 import { runLockedStages } from './lib/staged-operation';
@@ -116,7 +116,7 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
       });
       const holder = plan.holder;
       if (holder === null || holder.workflowId === me) break;
-      if (stopped.length >= MAX_HOLDERS) throw tooManyHolders(instanceId, stopped.length, holder.workflowId);
+      if (stopped.length >= MAX_HOLDERS) throw tooManyHolders(plan.instance, stopped.length, holder.workflowId);
       const result = await stopHolder(holder, plan.instance, req.holderWaitSeconds, waiting);
       stopped.push(result);
       plan = await planDelete(instanceId);
@@ -268,11 +268,10 @@ async function stopHolder(
   return { ...holder, outcome: 'timed-out', waitedSeconds: waited };
 }
 
-function tooManyHolders(instanceId: string, count: number, last: string): ApplicationFailure {
-  return typedFailure(
-    FailureType.InstanceInvalidState,
-    `Cannot 'deleteInstance' instance ${instanceId}: ${count} operations in a row took it (the last ${last}); nothing was deleted`
-  );
+function tooManyHolders(instance: InstanceRecord, count: number, last: string): ApplicationFailure {
+  const why = `: ${count} operations in a row took it (the last ${last}); nothing was deleted`;
+  const { instanceId, taskState } = instance;
+  return domainFailure(new InstanceInvalidState(instanceId, 'taskState', taskState, 'deleteInstance', why));
 }
 
 /** A rival delete holds the instance: wait for it to end, and return the instance as it left it. */
@@ -288,11 +287,8 @@ async function awaitRivalDelete(instanceId: string, waitSeconds: number): Promis
     await sleep(pause * 1000);
     waited += pause;
   }
-  const failure: ApplicationFailure = typedFailure(
-    FailureType.InstanceInvalidState,
-    `Cannot 'deleteInstance' instance ${instanceId}: another delete holds it and did not finish within ${waitSeconds} s`
-  );
-  throw failure;
+  const why = `: another delete holds it and did not finish within ${waitSeconds} s`;
+  throw domainFailure(new InstanceInvalidState(instanceId, 'taskState', TaskState.Deleting, 'deleteInstance', why));
 }
 
 /** The stop of a holder, as an event of the delete's action. */
