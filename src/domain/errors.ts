@@ -59,8 +59,17 @@ export class InvalidRequest extends DomainError {
 /** The scheduler found no host that passes every filter (Nova's NoValidHost). */
 export class NoValidHost extends DomainError {
   readonly name: FailureType = FailureType.NoValidHost;
-  constructor(readonly reason: string) {
-    super(`No valid host was found. ${reason}`, { reason });
+  constructor(
+    readonly reason: string,
+    /** The whole message, when it names what found no host ("for the move of instance …"). */
+    message = `No valid host was found. ${reason}`
+  ) {
+    super(message, { reason });
+  }
+
+  /** No host for `task` ("unshelving instance …"): "No valid host was found for <task>." */
+  static for(task: string): NoValidHost {
+    return new NoValidHost(`no host for ${task}`, `No valid host was found for ${task}.`);
   }
 }
 
@@ -69,12 +78,12 @@ export class MaxRetriesExceeded extends NoValidHost {
   override readonly name = FailureType.MaxRetriesExceeded;
   constructor(
     readonly instanceId: string,
-    readonly hostsTried: readonly string[]
+    readonly hostsTried: readonly string[],
+    /** What the hosts were for, as the message says it (a build's by default; an unshelve's, a resize's). */
+    task = `retrying build failures for instance ${instanceId}`
   ) {
-    super(
-      `Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance ${instanceId}.`
-    );
-    this.message = `Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance ${instanceId}. Hosts tried: ${hostsTried.join(', ')}.`;
+    super(`Exceeded maximum number of retries. Exhausted all hosts available for ${task}.`);
+    this.message = `Exceeded maximum number of retries. Exhausted all hosts available for ${task}. Hosts tried: ${hostsTried.join(', ')}.`;
     Object.assign(this.details, { instanceId, hostsTried: [...hostsTried] });
   }
 }
@@ -86,9 +95,11 @@ export class InstanceInvalidState extends DomainError {
     readonly instanceId: string,
     readonly attribute: 'vmState' | 'taskState' | 'powerState',
     readonly state: string | null,
-    readonly method: string
+    readonly method: string,
+    /** What follows "Cannot '<method>' instance <id>", when more than the state says why. */
+    why = ` while it is in ${attribute} ${state ?? 'None'}`
   ) {
-    super(`Cannot '${method}' instance ${instanceId} while it is in ${attribute} ${state ?? 'None'}`, {
+    super(`Cannot '${method}' instance ${instanceId}${why}`, {
       instanceId,
       attribute,
       state,

@@ -8,7 +8,7 @@
 import type { ConsoleOutputInput } from '../domain/schemas';
 import { ConsoleOutputInputSchema } from '../domain/schemas';
 import { FailureType } from '../domain/errors';
-import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
+import { parseInput, refusalFailure } from './lib/failures';
 import { computeOn, conductor } from './lib/proxies';
 import { noHost } from './lib/failures';
 import { hostFailure } from './stop';
@@ -23,7 +23,7 @@ export interface ConsoleOutputResult {
 export async function consoleOutput(input: ConsoleOutputInput): Promise<ConsoleOutputResult> {
   const { instanceId, lines, timeouts } = parseInput(ConsoleOutputInputSchema, input);
   const instance = await conductor.getInstance({ instanceId }).catch((err: unknown) => {
-    throw typedFailure(failureType(err) ?? FailureType.InstanceNotFound, failureMessage(err));
+    throw refusalFailure(err, FailureType.InstanceNotFound);
   });
   // NOTE(nova): get_console_output is check_instance_host'ed: an instance with no host is refused.
   const host = instance.host;
@@ -34,7 +34,7 @@ export async function consoleOutput(input: ConsoleOutputInput): Promise<ConsoleO
       const unavailable = hostFailure(err, host);
       if (unavailable !== err) throw unavailable;
       // The host's typed answer (InstanceNotFound: no guest of it there), as this workflow's failure.
-      throw typedFailure(failureType(err) ?? FailureType.OperationFailed, failureMessage(err));
+      throw refusalFailure(err, FailureType.OperationFailed);
     });
   return { instanceId, host, output };
 }

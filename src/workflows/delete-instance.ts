@@ -30,7 +30,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 
-import { FailureType } from '../domain/errors';
+import { FailureType, InstanceInvalidState } from '../domain/errors';
 import type { InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState, VmState } from '../domain/instance';
 import type { DeleteInstanceInput } from '../domain/schemas';
@@ -38,10 +38,10 @@ import { DeleteInstanceInputSchema } from '../domain/schemas';
 import type { DeletePlan, InstanceHolder } from '../activities/conductor/deletion';
 import type { OperationProgress } from '../shared/messages';
 import { confirmBeforeDeleteSignal } from '../shared/messages';
-import { failureMessage, parseInput, refusalFailure, timeoutType, typedFailure } from './lib/failures';
-import { runStep, withKernel } from './lib/kernel';
+import { domainFailure, failureMessage, parseInput, refusalFailure, timeoutType } from './lib/failures';
+import { lockOperation, runStep } from './lib/kernel';
 import type { KernelOperation } from './lib/kernel';
-import { beginOperation, completeOperation, failOperation } from './lib/operation';
+import { runLockedStages } from './lib/staged-operation';
 import { preliminaryProgress } from './lib/progress';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 
@@ -104,7 +104,7 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
   // 1. Stop whoever holds the instance, one holder after the other (a new one may take it meanwhile),
   // 2. then take the lock, whole or not at all; an operation that slipped in between is stopped in turn.
   const stopped: StoppedHolder[] = [];
-  let begun: Awaited<ReturnType<typeof beginOperation>> | null = null;
+  let begun: KernelOperation | null = null;
   while (begun === null) {
     let takeOverFrom: string | null = null;
     for (;;) {
@@ -116,7 +116,7 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
       });
       const holder = plan.holder;
       if (holder === null || holder.workflowId === me) break;
-      if (stopped.length >= MAX_HOLDERS) throw tooManyHolders(instanceId, stopped.length, holder.workflowId);
+      if (stopped.length >= MAX_HOLDERS) throw tooManyHolders(plan.instance, stopped.length, holder.workflowId);
       const result = await stopHolder(holder, plan.instance, req.holderWaitSeconds, waiting);
       stopped.push(result);
       plan = await planDelete(instanceId);
@@ -129,9 +129,12 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
       }
     }
     const expectOwner = takeOverFrom;
-    const taken = await CancellationScope.nonCancellable(() =>
-      beginOperation({ instanceId, transition: 'delete', operation: 'deleteInstance', expectOwner })
-    ).then(
+    const taken = await lockOperation({
+      instanceId,
+      transition: 'delete',
+      operation: 'deleteInstance',
+      expectOwner,
+    }).then(
       (operation) => ({ operation }),
       (error: unknown) => ({ error })
     );
@@ -146,63 +149,63 @@ export async function deleteInstance(input: DeleteInstanceInput): Promise<Instan
       return awaitRivalDelete(instanceId, req.holderWaitSeconds);
     if (plan.holder === null || stopped.length >= MAX_HOLDERS) throw taken.error;
   }
-  const op = withKernel(begun);
+  const op = begun;
 
-  // 3-4. Not cancellable from here: the instance is going.
-  return CancellationScope.nonCancellable(() => destroyAndRelease(op, stopped, req));
+  // 3-4. Not cancellable from here: the instance is going; it ends deleted, or in error.
+  return CancellationScope.nonCancellable(() =>
+    runLockedStages(op, {
+      steps: () => destroyAndRelease(op, stopped, req),
+      commit: () =>
+        Promise.resolve({ done: { vmState: VmState.Deleted, powerState: PowerState.NoState }, result: (r) => r }),
+      stableState: () => Promise.resolve({ vmState: VmState.Error }),
+    })
+  );
 }
 
 /**
  * 3-4, under the lock: the holders stopped recorded, the guest destroyed on every host it may be on (its
- * own and any migration's), the allocations removed and the migrations ended; then deleted, or error.
+ * own and any migration's), the allocations removed and the migrations ended.
  */
 async function destroyAndRelease(
   op: KernelOperation,
   stopped: StoppedHolder[],
   req: ReturnType<typeof DeleteInstanceInputSchema.parse>
-): Promise<InstanceRecord> {
+): Promise<void> {
   const { instanceId } = op;
-  try {
-    for (const s of stopped) await recordStopped(op, s);
-    // Migrations read again under the lock: the holder's rollback may have ended them.
-    const { migrations } = await planDelete(instanceId);
-    const hosts = [
-      ...new Set(
-        [op.before.host, ...migrations.flatMap((m) => [m.sourceHost, m.destHost])].filter(
-          (h): h is string => h !== null
-        )
-      ),
-    ];
-    for (const [i, host] of hosts.entries()) {
-      await runStep(op, {
-        event: DELETE_EVENTS.terminate,
-        label: `destroying the guest on ${host}`,
-        host,
-        compute: host,
-        attempt: i + 1,
-        run: () => terminateOn(instanceId, host, req.timeouts),
-        details: describeTerminate,
-      });
-    }
+  for (const s of stopped) await recordStopped(op, s);
+  // Migrations read again under the lock: the holder's rollback may have ended them.
+  const { migrations } = await planDelete(instanceId);
+  const hosts = [
+    ...new Set(
+      [op.before.host, ...migrations.flatMap((m) => [m.sourceHost, m.destHost])].filter((h): h is string => h !== null)
+    ),
+  ];
+  for (const [i, host] of hosts.entries()) {
     await runStep(op, {
-      event: DELETE_EVENTS.allocations,
-      label: 'removing the allocations',
-      host: null,
-      run: async () => {
-        let released = (await scheduler.releaseAllocations({ consumerId: instanceId })).released;
-        for (const m of migrations) released += (await scheduler.releaseAllocations({ consumerId: m.id })).released;
-        await conductor.endMigrationsOnDelete({
-          migrations: migrations.map((m) => ({ migrationId: m.id, status: m.status })),
-        });
-        return { released, migrations: migrations.length };
-      },
-      details: (r) =>
-        `${r.released} allocation row(s) removed` + (r.migrations > 0 ? `; ${r.migrations} migration(s) ended` : ''),
+      event: DELETE_EVENTS.terminate,
+      label: `destroying the guest on ${host}`,
+      host,
+      compute: host,
+      attempt: i + 1,
+      run: () => terminateOn(instanceId, host, req.timeouts),
+      details: describeTerminate,
     });
-    return await completeOperation(op, { vmState: VmState.Deleted, powerState: PowerState.NoState });
-  } catch (err) {
-    return failOperation(op, err, { vmState: VmState.Error });
   }
+  await runStep(op, {
+    event: DELETE_EVENTS.allocations,
+    label: 'removing the allocations',
+    host: null,
+    run: async () => {
+      let released = (await scheduler.releaseAllocations({ consumerId: instanceId })).released;
+      for (const m of migrations) released += (await scheduler.releaseAllocations({ consumerId: m.id })).released;
+      await conductor.endMigrationsOnDelete({
+        migrations: migrations.map((m) => ({ migrationId: m.id, status: m.status })),
+      });
+      return { released, migrations: migrations.length };
+    },
+    details: (r) =>
+      `${r.released} allocation row(s) removed` + (r.migrations > 0 ? `; ${r.migrations} migration(s) ended` : ''),
+  });
 }
 
 async function planDelete(instanceId: string): Promise<DeletePlan> {
@@ -265,11 +268,10 @@ async function stopHolder(
   return { ...holder, outcome: 'timed-out', waitedSeconds: waited };
 }
 
-function tooManyHolders(instanceId: string, count: number, last: string): ApplicationFailure {
-  return typedFailure(
-    FailureType.InstanceInvalidState,
-    `Cannot 'deleteInstance' instance ${instanceId}: ${count} operations in a row took it (the last ${last}); nothing was deleted`
-  );
+function tooManyHolders(instance: InstanceRecord, count: number, last: string): ApplicationFailure {
+  const why = `: ${count} operations in a row took it (the last ${last}); nothing was deleted`;
+  const { instanceId, taskState } = instance;
+  return domainFailure(new InstanceInvalidState(instanceId, 'taskState', taskState, 'deleteInstance', why));
 }
 
 /** A rival delete holds the instance: wait for it to end, and return the instance as it left it. */
@@ -285,11 +287,8 @@ async function awaitRivalDelete(instanceId: string, waitSeconds: number): Promis
     await sleep(pause * 1000);
     waited += pause;
   }
-  const failure: ApplicationFailure = typedFailure(
-    FailureType.InstanceInvalidState,
-    `Cannot 'deleteInstance' instance ${instanceId}: another delete holds it and did not finish within ${waitSeconds} s`
-  );
-  throw failure;
+  const why = `: another delete holds it and did not finish within ${waitSeconds} s`;
+  throw domainFailure(new InstanceInvalidState(instanceId, 'taskState', TaskState.Deleting, 'deleteInstance', why));
 }
 
 /** The stop of a holder, as an event of the delete's action. */

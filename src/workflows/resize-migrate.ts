@@ -56,7 +56,7 @@ import type { ResizeMigrateInput, ResizeMigrateRequest } from '../domain/schemas
 import { ResizeMigrateInputSchema } from '../domain/schemas';
 import type { OperationProgress, ResizeMigrateResult, ResizeOutcome } from '../shared/messages';
 import { resizeResult } from '../shared/messages';
-import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
+import { parseInput, refusalFailure } from './lib/failures';
 import { preliminaryProgress } from './lib/progress';
 import { conductor } from './lib/proxies';
 import { checkSourceUp, confirmMove, revertMove } from './resize/decision';
@@ -99,7 +99,7 @@ async function planBeforeLock(
   // NOTE(nova): the API checks the flavor before it changes anything: a bad request writes nothing.
   const planned = await conductor.planMigration({ instanceId, flavor: req.flavor }).catch((err: unknown) => {
     if (isCancellation(err)) throw err; // nothing was changed yet
-    throw typedFailure(failureType(err) ?? FailureType.InvalidRequest, failureMessage(err));
+    throw refusalFailure(err, FailureType.InvalidRequest);
   });
   Object.assign(checking, {
     vmState: planned.instance.vmState,

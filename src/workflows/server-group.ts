@@ -7,7 +7,7 @@
 import type { ServerGroupInput } from '../domain/schemas';
 import { ServerGroupInputSchema } from '../domain/schemas';
 import type { ServerGroup } from '../activities/conductor/server-groups';
-import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
+import { parseInput, refusalFailure } from './lib/failures';
 import { conductor } from './lib/proxies';
 import { FailureType } from '../domain/errors';
 
@@ -28,6 +28,6 @@ export async function serverGroup(input: ServerGroupInput): Promise<{ groups: Se
         return { groups: [await conductor.deleteServerGroup({ name: req.name })] };
     }
   } catch (err) {
-    throw typedFailure(failureType(err) ?? FailureType.OperationFailed, failureMessage(err));
+    throw refusalFailure(err, FailureType.OperationFailed);
   }
 }

@@ -19,7 +19,7 @@ import type { HostUpResult } from '../activities/scheduler';
 import { FailureType, InvalidRequest } from '../domain/errors';
 import type { SetHostServiceInput } from '../domain/schemas';
 import { SetHostServiceInputSchema } from '../domain/schemas';
-import { failureMessage, failureType, parseInput, typedFailure } from './lib/failures';
+import { parseInput, refusalFailure } from './lib/failures';
 import { tagInstance } from './lib/instance-attributes';
 import { scheduler } from './lib/proxies';
 
@@ -32,7 +32,7 @@ export async function setHostService(input: SetHostServiceInput): Promise<HostSe
   const before = await scheduler.isHostUp({ host }).catch(refuse);
   if (!before.known) {
     const unknown = new InvalidRequest('host', `no compute host named '${host}' is registered`);
-    throw typedFailure(unknown.name, unknown.message, unknown.details);
+    throw refusalFailure(unknown);
   }
   if (disabled !== undefined) {
     const reason = disabledReason === undefined ? {} : { reason: disabledReason };
@@ -47,5 +47,5 @@ export async function setHostService(input: SetHostServiceInput): Promise<HostSe
 
 /** An activity's failure as this workflow's typed failure. */
 function refuse(err: unknown): never {
-  throw typedFailure(failureType(err) ?? FailureType.OperationFailed, failureMessage(err));
+  throw refusalFailure(err, FailureType.OperationFailed);
 }

@@ -24,13 +24,12 @@ import { ShelveInputSchema, ShelveOffloadInputSchema, shelvedImageName } from '.
 import type { ComputeTimeouts } from '../shared/activity-options';
 import { workflowIds } from '../shared/task-queues';
 import { noHost, parseInput } from './lib/failures';
-import { rollBackAndFail, runStep, withKernel } from './lib/kernel';
-import { beginOperation } from './lib/operation';
+import { runStep } from './lib/kernel';
+import { runStagedOperation } from './lib/staged-operation';
 import { computeOn, scheduler } from './lib/proxies';
 import { checkImageName, saveInstanceImage } from './snapshot';
 import {
   describePowerOff,
-  finishOperation,
   hostFailure,
   imageShutdownTimeout,
   powerOffGuest,
@@ -63,53 +62,55 @@ export async function shelve(input: ShelveInput): Promise<InstanceRecord> {
   const { instanceId } = req;
   const imageName = shelvedImageName(instanceId);
   await checkImageName(imageName);
-  const op = withKernel(
-    await CancellationScope.nonCancellable(() =>
-      beginOperation({ instanceId, transition: 'shelve', operation: 'shelve' })
-    )
-  );
-  const host = op.before.host;
-  const timeout = resolveShutdownTimeout({
-    ...req,
-    imageOsShutdownTimeoutSeconds: await imageShutdownTimeout(op.before.image),
-  });
-  try {
-    if (host === null) throw noHost(op.before, 'shelve');
-    const compute = computeOn(host, req.timeouts);
-    await runStep(op, {
-      event: SHELVE_EVENT,
-      label: `powering the guest off on ${host}`,
-      host,
-      compute: host,
-      undo: async () => {
-        if (!op.journal.reachedHost(host)) return;
-        if (afterUndo(op.before).powerState === PowerState.Running)
-          await compute.cleanup.powerOnInstance({ instanceId }).catch(() => undefined);
-      },
-      // The stop's power-off: Nova's shelve_instance powers off as stop_instance does (_power_off_instance).
-      run: () =>
-        powerOffGuest(op, host, compute, timeout, {
-          retryIntervalSeconds: DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS,
-          pollsOf: (wait) => shutdownPolls(wait, timeout.seconds),
-        }),
-      details: (outcome) => describePowerOff(outcome, timeout),
-    });
-    await CancellationScope.nonCancellable(() =>
-      saveInstanceImage(
-        op,
+  const shelved = await runStagedOperation({
+    begin: { instanceId, transition: 'shelve', operation: 'shelve' },
+    steps: async (op) => {
+      const host = op.before.host;
+      const timeout = resolveShutdownTimeout({
+        ...req,
+        imageOsShutdownTimeoutSeconds: await imageShutdownTimeout(op.before.image),
+      });
+      if (host === null) throw noHost(op.before, 'shelve');
+      const compute = computeOn(host, req.timeouts);
+      await runStep(op, {
+        event: SHELVE_EVENT,
+        label: `powering the guest off on ${host}`,
         host,
-        { imageId: uuid4(), name: imageName },
-        { pending: TaskState.ShelvingImagePendingUpload, uploading: TaskState.ShelvingImageUploading },
-        req.timeouts
-      )
-    );
-    if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
-  } catch (err) {
+        compute: host,
+        undo: async () => {
+          if (!op.journal.reachedHost(host)) return;
+          if (afterUndo(op.before).powerState === PowerState.Running)
+            await compute.cleanup.powerOnInstance({ instanceId }).catch(() => undefined);
+        },
+        // The stop's power-off: Nova's shelve_instance powers off as stop_instance does (_power_off_instance).
+        run: () =>
+          powerOffGuest(op, host, compute, timeout, {
+            retryIntervalSeconds: DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS,
+            pollsOf: (wait) => shutdownPolls(wait, timeout.seconds),
+          }),
+        details: (outcome) => describePowerOff(outcome, timeout),
+      });
+      await CancellationScope.nonCancellable(() =>
+        saveInstanceImage(
+          op,
+          host,
+          { imageId: uuid4(), name: imageName },
+          { pending: TaskState.ShelvingImagePendingUpload, uploading: TaskState.ShelvingImageUploading },
+          req.timeouts
+        )
+      );
+      // A cancellation requested while the image was saved: the undos delete it and power the guest on.
+      if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
+    },
+    commit: () =>
+      Promise.resolve({ done: { vmState: VmState.Shelved, powerState: PowerState.Shutdown }, result: (r) => r }),
+    failure: (err, op) => hostFailure(err, op.before.host),
     // A guest the power-off may have reached is powered back on (or left off) by the undo: the record says so.
-    const touched = host !== null && op.journal.reachedHost(host);
-    return rollBackAndFail(op, hostFailure(err, host), touched ? afterUndo(op.before) : undefined);
-  }
-  const shelved = await finishOperation(op, { vmState: VmState.Shelved, powerState: PowerState.Shutdown });
+    stableState: (op) => {
+      const host = op.before.host;
+      return Promise.resolve(host !== null && op.journal.reachedHost(host) ? afterUndo(op.before) : undefined);
+    },
+  });
   if (req.shelvedOffloadTimeSeconds === 0) return offload(instanceId, req.timeouts, 'shelve');
   if (req.shelvedOffloadTimeSeconds > 0)
     await startChild(shelveOffload, {
@@ -120,15 +121,17 @@ export async function shelve(input: ShelveInput): Promise<InstanceRecord> {
   return shelved;
 }
 
-/** Offloads a shelved instance: its guest destroyed, its claim released, no host. */
-async function offload(instanceId: string, timeouts: ComputeTimeouts, operation: string): Promise<InstanceRecord> {
-  const op = withKernel(
-    await CancellationScope.nonCancellable(() => beginOperation({ instanceId, transition: 'shelveOffload', operation }))
-  );
-  const host = op.before.host;
-  return CancellationScope.nonCancellable(async () => {
-    try {
-      if (host !== null) {
+/**
+ * Offloads a shelved instance: its guest destroyed, its claim released, no host. Runs whole once begun
+ * (a cancellation of shelveOffload lands in its wait, before it).
+ */
+function offload(instanceId: string, timeouts: ComputeTimeouts, operation: string): Promise<InstanceRecord> {
+  return CancellationScope.nonCancellable(() =>
+    runStagedOperation({
+      begin: { instanceId, transition: 'shelveOffload', operation },
+      steps: async (op) => {
+        const host = op.before.host;
+        if (host === null) return;
         const compute = computeOn(host, timeouts);
         await runStep(op, {
           event: SHELVE_OFFLOAD_EVENT,
@@ -138,12 +141,15 @@ async function offload(instanceId: string, timeouts: ComputeTimeouts, operation:
           run: () => compute.short.destroyInstance({ instanceId }),
         });
         await scheduler.releaseAllocations({ consumerId: instanceId, host });
-      }
-    } catch (err) {
-      return rollBackAndFail(op, hostFailure(err, host));
-    }
-    return finishOperation(op, { vmState: VmState.ShelvedOffloaded, powerState: PowerState.NoState, host: null });
-  });
+      },
+      commit: () =>
+        Promise.resolve({
+          done: { vmState: VmState.ShelvedOffloaded, powerState: PowerState.NoState, host: null },
+          result: (r) => r,
+        }),
+      failure: (err, op) => hostFailure(err, op.before.host),
+    })
+  );
 }
 
 /**

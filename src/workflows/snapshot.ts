@@ -17,10 +17,11 @@ import { TaskState as Task } from '../domain/instance';
 import type { ComputeTimeouts } from '../shared/activity-options';
 import { noHost, parseInput, refusalFailure } from './lib/failures';
 import type { KernelOperation } from './lib/kernel';
-import { rollBackAndFail, runStep, withKernel } from './lib/kernel';
-import { advance, beginOperation } from './lib/operation';
+import { runStep } from './lib/kernel';
+import { advance } from './lib/operation';
+import { runStagedOperation } from './lib/staged-operation';
 import { computeOn, conductor } from './lib/proxies';
-import { finishOperation, hostFailure } from './stop';
+import { hostFailure } from './lib/ending';
 
 /** The event of the compute step, as Nova names it (wrap_instance_event on snapshot_instance). */
 export const SNAPSHOT_EVENT = 'compute_snapshot_instance';
@@ -84,28 +85,26 @@ export async function snapshot(input: SnapshotInput): Promise<InstanceRecord> {
   const req = parseInput(SnapshotInputSchema, input);
   const { instanceId } = req;
   await checkImageName(req.name);
-  const op = withKernel(
-    await CancellationScope.nonCancellable(() =>
-      beginOperation({ instanceId, transition: 'snapshot', operation: 'snapshot' })
-    )
-  );
-  const host = op.before.host;
-  const imageId = uuid4();
-  try {
-    if (host === null) throw noHost(op.before, 'snapshot');
-    await CancellationScope.nonCancellable(() =>
-      saveInstanceImage(
-        op,
-        host,
-        { imageId, name: req.name },
-        { pending: Task.ImagePendingUpload, uploading: Task.ImageUploading },
-        req.timeouts
-      )
-    );
-    // A cancellation requested while the image was saved: the image is deleted below.
-    if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
-  } catch (err) {
-    return rollBackAndFail(op, hostFailure(err, host));
-  }
-  return finishOperation(op, {});
+  return runStagedOperation({
+    begin: { instanceId, transition: 'snapshot', operation: 'snapshot' },
+    steps: async (op) => {
+      const host = op.before.host;
+      const imageId = uuid4();
+      if (host === null) throw noHost(op.before, 'snapshot');
+      await CancellationScope.nonCancellable(() =>
+        saveInstanceImage(
+          op,
+          host,
+          { imageId, name: req.name },
+          { pending: Task.ImagePendingUpload, uploading: Task.ImageUploading },
+          req.timeouts
+        )
+      );
+      // A cancellation requested while the image was saved: the image is deleted by its undo.
+      if (CancellationScope.current().consideredCancelled) await CancellationScope.current().cancelRequested;
+    },
+    commit: () => Promise.resolve({ done: {}, result: (record) => record }),
+    // The instance is left as it was; the image's undo deleted the image.
+    failure: (err, op) => hostFailure(err, op.before.host),
+  });
 }

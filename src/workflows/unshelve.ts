@@ -19,8 +19,8 @@
  */
 import { CancellationScope, executeChild, isCancellation, setHandler } from '@temporalio/workflow';
 
-import { FailureType } from '../domain/errors';
-import type { InstanceRecord } from '../domain/instance';
+import { FailureType, InstanceInvalidState, MaxRetriesExceeded, NoValidHost } from '../domain/errors';
+import type { InstancePatch, InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState, VmState } from '../domain/instance';
 import type { UnshelveInput } from '../domain/shelve';
 import { shelvedImageName, UnshelveInputSchema } from '../domain/shelve';
@@ -28,13 +28,13 @@ import type { ComputeTimeouts } from '../shared/activity-options';
 import { placementAttemptRetry } from '../shared/activity-options';
 import { placementProgressSignal } from '../shared/messages';
 import { workflowIds } from '../shared/task-queues';
-import { isFailureOfType, noHost, parseInput, typedFailure } from './lib/failures';
+import { domainFailure, isFailureOfType, noHost, parseInput } from './lib/failures';
 import type { KernelOperation } from './lib/kernel';
-import { rollBackAndFail, runStep, withKernel } from './lib/kernel';
-import { beginOperation } from './lib/operation';
+import { runStep } from './lib/kernel';
+import { runStagedOperation } from './lib/staged-operation';
 import { computeOn, conductor, scheduler } from './lib/proxies';
 import { placementAttempt } from './placement-attempt';
-import { finishOperation, hostFailure } from './lib/ending';
+import { hostFailure } from './lib/ending';
 import { START_EVENT } from './start';
 import { UNSHELVE_ABORT_TYPES } from './unshelve/attempt';
 
@@ -43,6 +43,12 @@ export const UNSHELVE_SELECT_EVENT = 'conductor_schedule_instances';
 
 type UnshelveRequest = ReturnType<typeof parseUnshelve>;
 const parseUnshelve = (input: UnshelveInput) => parseInput(UnshelveInputSchema, input);
+
+/** As Nova's API (UnshelveInstanceInvalidState, 409): a zone or a host only for an offloaded instance. */
+function notOffloaded(instanceId: string): InstanceInvalidState {
+  const why = ` to an availability zone or a host while it is in vmState shelved: only a shelved_offloaded instance can be`;
+  return new InstanceInvalidState(instanceId, 'vmState', VmState.Shelved, 'unshelve', why);
+}
 
 /** Where a failed or cancelled unshelve of an offloaded instance leaves it: offloaded, holding nothing. */
 const OFFLOADED = { vmState: VmState.ShelvedOffloaded, powerState: PowerState.NoState, host: null };
@@ -56,50 +62,44 @@ export async function unshelve(input: UnshelveInput): Promise<InstanceRecord> {
   const req = parseUnshelve(input);
   const { instanceId } = req;
   const moving = req.availabilityZone !== undefined || req.host !== undefined;
-  // As Nova's API (UnshelveInstanceInvalidState, 409): a zone or a host only for an offloaded instance.
   if (moving && (await conductor.getInstance({ instanceId })).vmState === VmState.Shelved)
-    throw typedFailure(
-      FailureType.InstanceInvalidState,
-      `Cannot 'unshelve' instance ${instanceId} to an availability zone or a host while it is in vmState shelved: only a shelved_offloaded instance can be`
-    );
-  const op = withKernel(
-    await CancellationScope.nonCancellable(() =>
-      beginOperation({ instanceId, transition: 'unshelve', operation: 'unshelve' })
-    )
-  );
-  if (op.before.vmState === VmState.Shelved) {
-    if (!moving) return unshelveInPlace(op, req);
-    return rollBackAndFail(
-      op,
-      typedFailure(FailureType.InstanceInvalidState, `instance ${instanceId} is not offloaded`)
-    );
-  }
+    throw domainFailure(notOffloaded(instanceId));
+  const inPlace = (op: KernelOperation) => op.before.vmState === VmState.Shelved;
+  const { record, host } = await runStagedOperation({
+    begin: { instanceId, transition: 'unshelve', operation: 'unshelve' },
+    steps: (op) => (inPlace(op) ? unshelveInPlace(op, req, moving) : unshelveOffloaded(op, req)),
+    commit: (_op, unshelved) =>
+      Promise.resolve({ done: unshelved.done, result: (done) => ({ record: done, host: unshelved.host }) }),
+    failure: (err, op) =>
+      isFailureOfType(err, FailureType.Rescheduled)
+        ? new MaxRetriesExceeded(instanceId, op.progress.hostsTried, `unshelving instance ${instanceId}`)
+        : hostFailure(err, op.progress.host),
+    // A shelved instance is left as it was; an offloaded one is back offloaded, holding nothing.
+    stableState: (op) => Promise.resolve(inPlace(op) ? undefined : OFFLOADED),
+  });
+  await dropShelvedImage(instanceId, host, req.timeouts);
+  return record;
+}
+
+/** What an unshelve's steps leave for its success write: the host the guest runs on, and the write. */
+interface Unshelved {
+  host: string;
+  done: InstancePatch;
+}
+
+/** An offloaded instance: placed on a host (the attempts move its task state, read back after them). */
+async function unshelveOffloaded(op: KernelOperation, req: UnshelveRequest): Promise<Unshelved> {
   setHandler(placementProgressSignal, (p) => {
     Object.assign(op.progress, { attempt: p.attempt, step: p.step, taskState: p.taskState, host: p.host });
     if (!op.progress.hostsTried.includes(p.host)) op.progress.hostsTried.push(p.host);
   });
-  let placed: { host: string; zone: string | null };
   try {
-    placed = await place(op, req);
-  } catch (err) {
-    const failure = isFailureOfType(err, FailureType.Rescheduled)
-      ? typedFailure(
-          FailureType.MaxRetriesExceeded,
-          `Exceeded maximum number of retries. Exhausted all hosts available for unshelving instance ${instanceId}. Hosts tried: ${op.progress.hostsTried.join(', ')}.`
-        )
-      : hostFailure(err, op.progress.host);
+    const { host, zone } = await place(op, req);
+    const done = { vmState: VmState.Active, powerState: PowerState.Running, host };
+    return { host, done: { ...done, availabilityZone: zone ?? op.before.availabilityZone } };
+  } finally {
     await syncTaskState(op);
-    return rollBackAndFail(op, failure, OFFLOADED);
   }
-  await syncTaskState(op);
-  const done = await finishOperation(op, {
-    vmState: VmState.Active,
-    powerState: PowerState.Running,
-    host: placed.host,
-    availabilityZone: placed.zone ?? op.before.availabilityZone,
-  });
-  await dropShelvedImage(instanceId, placed.host, req.timeouts);
-  return done;
 }
 
 /** The scheduler's selection, then the placement attempts; the host the guest runs on and its zone. */
@@ -146,8 +146,7 @@ async function place(op: KernelOperation, req: UnshelveRequest): Promise<{ host:
     })
   );
   const hosts = selected.selections[0]?.hosts ?? [];
-  if (hosts.length === 0)
-    throw typedFailure(FailureType.NoValidHost, `No valid host was found for unshelving instance ${instanceId}.`);
+  if (hosts.length === 0) throw NoValidHost.for(`unshelving instance ${instanceId}`);
   const { host } = await executeChild(placementAttempt, {
     workflowId: workflowIds.placementAttempt(instanceId, 'unshelve'),
     staticSummary: `place the unshelve of ${instanceId}`,
@@ -171,28 +170,24 @@ async function place(op: KernelOperation, req: UnshelveRequest): Promise<{ host:
 }
 
 /** A shelved instance, still on its host: its guest powered on there (Nova's start_instance). */
-async function unshelveInPlace(op: KernelOperation, req: UnshelveRequest): Promise<InstanceRecord> {
+async function unshelveInPlace(op: KernelOperation, req: UnshelveRequest, moving: boolean): Promise<Unshelved> {
   const { instanceId } = op;
   const host = op.before.host;
-  try {
-    if (host === null) throw noHost(op.before, 'unshelve');
-    // Short, and not cut half-way: a cancellation waits for the power-on's answer.
-    await CancellationScope.nonCancellable(() =>
-      runStep(op, {
-        event: START_EVENT,
-        label: `powering on the guest on ${host}`,
-        taskState: TaskState.PoweringOn,
-        host,
-        compute: host,
-        run: () => computeOn(host, req.timeouts).short.powerOnInstance({ instanceId }),
-      })
-    );
-  } catch (err) {
-    return rollBackAndFail(op, hostFailure(err, host));
-  }
-  const done = await finishOperation(op, { vmState: VmState.Active, powerState: PowerState.Running });
-  await dropShelvedImage(instanceId, host, req.timeouts);
-  return done;
+  // Shelved since it was read before the lock: the same refusal.
+  if (moving) throw notOffloaded(instanceId);
+  if (host === null) throw noHost(op.before, 'unshelve');
+  // Short, and not cut half-way: a cancellation waits for the power-on's answer.
+  await CancellationScope.nonCancellable(() =>
+    runStep(op, {
+      event: START_EVENT,
+      label: `powering on the guest on ${host}`,
+      taskState: TaskState.PoweringOn,
+      host,
+      compute: host,
+      run: () => computeOn(host, req.timeouts).short.powerOnInstance({ instanceId }),
+    })
+  );
+  return { host, done: { vmState: VmState.Active, powerState: PowerState.Running } };
 }
 
 /**

@@ -21,8 +21,8 @@ import type { InstancePatch, InstanceRecord } from '../../domain/instance';
 import type { OperationName } from '../../domain/transitions';
 import { noHost, parseInput, refusalFailure } from './failures';
 import type { KernelOperation, StepSpec } from './kernel';
-import { runStep, withKernel } from './kernel';
-import { beginOperation, failOperation } from './operation';
+import { lockOperation, runStep } from './kernel';
+import { failOperation } from './operation';
 import { finishOperation, hostFailure } from './ending';
 
 /**
@@ -115,17 +115,12 @@ export function defineOperation<S extends z.ZodType<{ instanceId: string }>, C =
     for (const check of Object.values(def.checks ?? {})) await refusing(async () => check(req, found));
     const transition = typeof def.transition === 'function' ? def.transition(req) : def.transition;
     const expectOwner = def.expectOwner?.(found);
-    // The lock is taken whole or not at all: a cancellation waits for the compare-and-swap to answer.
-    const op = withKernel(
-      await CancellationScope.nonCancellable(() =>
-        beginOperation({
-          instanceId: req.instanceId,
-          transition,
-          operation: def.name,
-          ...(expectOwner !== undefined ? { expectOwner } : {}),
-        })
-      )
-    );
+    const op = await lockOperation({
+      instanceId: req.instanceId,
+      transition,
+      operation: def.name,
+      ...(expectOwner !== undefined ? { expectOwner } : {}),
+    });
     const body = () => runLocked(def, req, op, found);
     return def.cancellation === 'none' ? CancellationScope.nonCancellable(body) : body();
   };

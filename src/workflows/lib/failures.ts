@@ -21,8 +21,12 @@ export function applicationCause(err: unknown): ApplicationFailure | undefined {
   return undefined;
 }
 
-/** The failure type (domain error class name) of an error, unwrapping activity and child failures. */
+/**
+ * The failure type (domain error class name) of an error, unwrapping activity and child failures; a
+ * domain error thrown in workflow code has its type before the frame translates it.
+ */
 export function failureType(err: unknown): string | undefined {
+  if (err instanceof DomainError) return err.name;
   return applicationCause(err)?.type ?? undefined;
 }
 

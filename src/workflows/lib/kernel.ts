@@ -16,8 +16,8 @@ import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import type { InstancePatch, TaskState } from '../../domain/instance';
 import { PowerState, VmState } from '../../domain/instance';
 import { failureMessage, timeoutType } from './failures';
-import type { Expectation, Operation, StepOwner } from './operation';
-import { advance, failOperation, recordStep, writeFailure } from './operation';
+import type { BeginOptions, Expectation, Operation, StepOwner } from './operation';
+import { advance, beginOperation, recordStep, writeFailure } from './operation';
 import { tagInstance } from './instance-attributes';
 import { showProgress } from './progress';
 import { withActivitySummary } from './proxies';
@@ -114,6 +114,14 @@ export interface StepRunner extends StepOwner {
 /** A running operation as the kernel sees it: the lock and action, its journal and its compensations. */
 export type KernelOperation = Operation & StepRunner;
 
+/**
+ * The frame's one begin: the operation lock (beginOperation), taken whole or not at all (a cancellation
+ * waits for the compare-and-swap to answer), and the operation's journal and compensation stack.
+ */
+export async function lockOperation(begin: BeginOptions): Promise<KernelOperation> {
+  return withKernel(await CancellationScope.nonCancellable(() => beginOperation(begin)));
+}
+
 /** Gives an operation (from beginOperation, or a build's own creation) its journal and compensation stack. */
 export function withKernel<O extends StepOwner>(op: O): O & StepRunner {
   return Object.assign(op, { journal: new Journal(), compensations: new Compensations() });
@@ -172,21 +180,6 @@ export async function compensated<T>(op: StepRunner, body: () => Promise<T>): Pr
 export function once(run: (failure?: unknown) => Promise<void>): (failure?: unknown) => Promise<void> {
   let running: Promise<void> | undefined;
   return (failure) => (running ??= run(failure));
-}
-
-/**
- * Ends a failed or cancelled operation the frame's way: its compensation stack unwound (last step first,
- * non-cancellable), then failOperation writes the failure (the instance in `patch`, by default as it was;
- * a function is read once the undos ran, when they decide it).
- */
-export async function rollBackAndFail(
-  op: KernelOperation,
-  err: unknown,
-  patch?: InstancePatch | (() => InstancePatch | undefined)
-): Promise<never> {
-  await op.compensations.rollBack(err);
-  const stable = typeof patch === 'function' ? patch() : patch;
-  return CancellationScope.nonCancellable(() => failOperation(op, err, stable));
 }
 
 /**

@@ -14,7 +14,7 @@ import type { EventInput, FaultInput } from '../../activities/conductor';
 import { TRANSITIONS } from '../../domain/transitions';
 import type { OperationProgress } from '../../shared/messages';
 import { getProgressQuery } from '../../shared/messages';
-import { failureMessage, failureType, timeoutType, toWireFailure, typedFailure } from './failures';
+import { failureMessage, failureType, refusalFailure, timeoutType, toWireFailure, typedFailure } from './failures';
 import { instanceNameTag, tagInstance } from './instance-attributes';
 import { showProgress } from './progress';
 import { conductor, conductorLocal } from './proxies';
@@ -132,7 +132,7 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
     .catch((err: unknown) => {
       if (isCancellation(err)) throw err;
       // Nothing was changed: fail typed, at once.
-      throw typedFailure(failureType(err) ?? FailureType.InstanceInvalidState, failureMessage(err));
+      throw refusalFailure(err, FailureType.InstanceInvalidState);
     });
   Object.assign(progress, { vmState: instance.vmState, powerState: instance.powerState, host: instance.host });
   tagInstance({ host: instance.host, vmState: instance.vmState, ...instanceNameTag(instance.name) });

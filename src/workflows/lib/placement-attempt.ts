@@ -20,11 +20,11 @@ import type { TaskState, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import { PowerState } from '../../domain/instance';
 import { placementProgressSignal } from '../../shared/messages';
-import { failureMessage, failureType, isFailureOfType, timeoutType, typedFailure } from './failures';
+import { failureMessage, isFailureOfType, refusalFailure, timeoutType, typedFailure } from './failures';
 import { tagInstance } from './instance-attributes';
 import type { StepRunner, StepSpec } from './kernel';
 import type { EventBatch } from './operation';
-import { runStep, withKernel } from './kernel';
+import { Compensations, runStep, withKernel } from './kernel';
 import { scheduler } from './proxies';
 
 export interface PlacementAttempt {
@@ -87,7 +87,7 @@ export interface AttemptEnding {
 export function attemptOnHost(instanceId: string, hosts: readonly string[], exhausted: () => string): PlacementAttempt {
   const { attempt, parent } = workflowInfo();
   const assigned = hosts[attempt - 1];
-  if (assigned === undefined) throw typedFailure(FailureType.MaxRetriesExceeded, exhausted());
+  if (assigned === undefined) throw exhaustedFailure(exhausted);
   const host = assigned;
   tagInstance({ instanceId, host });
   const parentHandle = parent ? getExternalWorkflowHandle(parent.workflowId, parent.runId) : undefined;
@@ -170,7 +170,7 @@ export function attemptFailure(
 ): unknown {
   if (isCancellation(err)) return err;
   const message = failureMessage(err);
-  if (isFailureOfType(err, ...abortTypes)) return typedFailure(failureType(err) ?? abortDefault, message);
+  if (isFailureOfType(err, ...abortTypes)) return refusalFailure(err, abortDefault);
   const timeout = timeoutType(err);
   const reason = timeout ? `compute host ${what.host} did not respond (${timeout} timeout)` : message;
   return ApplicationFailure.create({
@@ -211,42 +211,98 @@ export interface HostAttempt<T> {
   /** How the run fails (see attemptFailure); `hosts` is the list's length. */
   ending: Omit<AttemptEnding, 'hosts'>;
   /** The steps on the host once it is claimed; their undos go on the run's stack. */
-  steps: (placement: PlacementAttempt, op: StepRunner) => Promise<T>;
+  steps: (placement: HostPlacement, op: StepRunner) => Promise<T>;
+  /**
+   * Inline mode: the attempts run one host after the other in this operation's own workflow (its
+   * journal, progress and action), not as runs of a child; see hostAttempt.
+   */
+  inline?: StepRunner;
 }
+
+/** What the steps of a host attempt see of their run: its host and number, its step, and its mode. */
+export type HostPlacement = Pick<PlacementAttempt, 'attempt' | 'host' | 'step'> & {
+  /** Run inline by the operation's workflow (no child run, no parent to tell). */
+  inline: boolean;
+};
 
 /**
  * Runs one placement attempt of a move on its host: the host of this run (or MaxRetriesExceeded), the
  * run as a kernel operation, the claim's release pushed before the claim, an alternate claimed (the
  * first host was claimed by the scheduler), then the steps; on a failure or a cancellation the undos run
  * (last first, each once, non-cancellable) and the run fails as an abort or `Rescheduled` (placement.run).
+ *
+ * Inline (`def.inline`, the operation running the attempts): the same attempt on each host in turn, in
+ * the operation's own workflow, with no child run, no parent to tell and no search attributes: attempt N
+ * on hosts[N-1], its own stack of undos (the claim's release pushed first), its steps' events on the
+ * operation's action. A failure unwinds that attempt's stack; an abort (or a cancellation) ends the
+ * search at once; `Rescheduled` moves on to the next host at once (a child's retry waits between runs).
+ * Every host failing throws the last `Rescheduled`; no host at all, MaxRetriesExceeded.
  */
 export async function hostAttempt<T>(def: HostAttempt<T>): Promise<T> {
+  if (def.inline) return inlineAttempts(def.inline, def);
   const { instanceId, taskState } = def;
   const placement = attemptOnHost(instanceId, def.hosts, def.exhausted);
-  const { attempt, host } = placement;
   const op = placement.operation({
     actionId: def.actionId,
     operation: def.operation,
     vmState: def.vmState,
     taskState,
   });
+  return placement.run(op, () => onHost(def, { ...placement, inline: false }, op), {
+    ...def.ending,
+    hosts: def.hosts.length,
+  });
+}
+
+/** One attempt on its host, either mode: the claim's release pushed, an alternate claimed, the steps. */
+async function onHost<T>(def: HostAttempt<T>, placement: HostPlacement, op: StepRunner): Promise<T> {
+  const { instanceId } = def;
+  const { attempt, host } = placement;
   // NOTE(nova): prep_resize reverts the allocation before it reschedules. Pushed before the claim: a
   // claim that applied but reported a failure is released all the same.
   op.compensations.push(def.release, async () => {
     await scheduler.releaseAllocations({ consumerId: instanceId, host });
   });
-  return placement.run(
-    op,
-    async () => {
-      if (attempt > 1)
-        await placement.step(op, taskState, {
-          event: 'conductor_claim_alternate',
-          ...def.claim,
-          host,
-          run: () => scheduler.claimResources({ consumerId: instanceId, host, resources: def.resources }),
-        });
-      return def.steps(placement, op);
-    },
-    { ...def.ending, hosts: def.hosts.length }
-  );
+  if (attempt > 1)
+    await placement.step(op, def.taskState, {
+      event: 'conductor_claim_alternate',
+      ...def.claim,
+      host,
+      run: () => scheduler.claimResources({ consumerId: instanceId, host, resources: def.resources }),
+    });
+  return def.steps(placement, op);
+}
+
+/** hostAttempt's inline mode: each host in turn, in the operation's own workflow (see hostAttempt). */
+async function inlineAttempts<T>(owner: StepRunner, def: HostAttempt<T>): Promise<T> {
+  const { instanceId, hosts } = def;
+  let last: unknown = exhaustedFailure(def.exhausted);
+  for (const [index, host] of hosts.entries()) {
+    const attempt = index + 1;
+    // The operation's journal, progress and action, with this attempt's own stack of undos.
+    const op: StepRunner = { ...owner, compensations: new Compensations() };
+    const placement: HostPlacement = {
+      attempt,
+      host,
+      inline: true,
+      step: (on, _taskState, { tellParent: _tell, ...spec }) =>
+        runStep(on, { ...spec, label: stepLabel(spec.event, host), attempt }),
+    };
+    try {
+      return await onHost(def, placement, op);
+    } catch (err) {
+      await op.compensations.rollBack(err);
+      await def.ending.settle?.();
+      const what = { operation: def.ending.operation, instanceId, host, attempt, hosts: hosts.length };
+      const failure = attemptFailure(err, what, def.ending.abortTypes, def.ending.abortDefault);
+      if (isCancellation(failure) || !isFailureOfType(failure, FailureType.Rescheduled)) throw failure;
+      last = failure;
+    }
+  }
+  throw last;
+}
+
+/** The failure of a placement whose hosts ran out (`exhausted` gives the message). */
+function exhaustedFailure(exhausted: () => string): unknown {
+  return typedFailure(FailureType.MaxRetriesExceeded, exhausted());
 }

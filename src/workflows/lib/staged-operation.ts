@@ -17,9 +17,9 @@ import { CancellationScope } from '@temporalio/workflow';
 import type { InstancePatch, InstanceRecord } from '../../domain/instance';
 import { finishOperation } from './ending';
 import type { KernelOperation } from './kernel';
-import { withKernel } from './kernel';
+import { lockOperation } from './kernel';
 import type { BeginOptions } from './operation';
-import { beginOperation, failOperation } from './operation';
+import { failOperation } from './operation';
 
 export interface StagedOperation<T, R> {
   /** The lock: the transition row and the workflow type. */
@@ -31,11 +31,11 @@ export interface StagedOperation<T, R> {
   /**
    * The instance's stable state after a failure or a cancellation, read once the undos ran (before the
    * point of no return: `staged` undefined) or at once (after it: what the steps returned); undefined
-   * leaves the instance as the lock found it.
+   * leaves the instance as the lock found it (so does no stableState).
    */
-  stableState: (op: KernelOperation, err: unknown, staged?: T) => Promise<InstancePatch | undefined>;
+  stableState?: (op: KernelOperation, err: unknown, staged?: T) => Promise<InstancePatch | undefined>;
   /** What the failure writer writes for `err` (default: `err` itself, typed by failOperation). */
-  failure?: (err: unknown) => unknown;
+  failure?: (err: unknown, op: KernelOperation) => unknown;
   /** What getProgress shows while the undos run (default: the step that failed). */
   undoing?: string;
   /**
@@ -50,6 +50,9 @@ export interface StagedOperation<T, R> {
   undoFailed?: (op: KernelOperation, failure: unknown, undoErr: unknown) => Promise<Ended>;
 }
 
+/** A staged operation once its lock is held. */
+export type LockedStages<T, R> = Omit<StagedOperation<T, R>, 'begin'>;
+
 /** How an operation ends when an undo could not be done. */
 export interface Ended {
   failure: unknown;
@@ -58,8 +61,15 @@ export interface Ended {
 
 /** Runs a staged operation; see the module comment. */
 export async function runStagedOperation<T, R>(def: StagedOperation<T, R>): Promise<R> {
-  // The lock is taken whole or not at all: a cancellation waits for the compare-and-swap to answer.
-  const op = withKernel(await CancellationScope.nonCancellable(() => beginOperation(def.begin)));
+  return runLockedStages(await lockOperation(def.begin), def);
+}
+
+/**
+ * Runs a staged operation whose lock was taken by the frame's one begin (lockOperation) apart from it: a
+ * delete takes the lock only once the operations holding the instance let go, and again if another
+ * slipped in between.
+ */
+export async function runLockedStages<T, R>(op: KernelOperation, def: LockedStages<T, R>): Promise<R> {
   let staged: T;
   try {
     staged = await def.steps(op);
@@ -67,19 +77,19 @@ export async function runStagedOperation<T, R>(def: StagedOperation<T, R>): Prom
     return CancellationScope.nonCancellable(() => unwound(def, op, err));
   }
   return CancellationScope.nonCancellable(async () => {
-    let committed: Awaited<ReturnType<StagedOperation<T, R>['commit']>>;
+    let committed: Awaited<ReturnType<LockedStages<T, R>['commit']>>;
     try {
       committed = await def.commit(op, staged);
     } catch (err) {
-      return failOperation(op, def.failure?.(err) ?? err, await def.stableState(op, err, staged));
+      return failOperation(op, def.failure?.(err, op) ?? err, await def.stableState?.(op, err, staged));
     }
     return committed.result(await finishOperation(op, committed.done));
   });
 }
 
 /** A failure before the point of no return: the undos (unless kept), the stable state, the one writer. */
-async function unwound<T, R>(def: StagedOperation<T, R>, op: KernelOperation, err: unknown): Promise<never> {
-  const failure = def.failure?.(err) ?? err;
+async function unwound<T, R>(def: LockedStages<T, R>, op: KernelOperation, err: unknown): Promise<never> {
+  const failure = def.failure?.(err, op) ?? err;
   if (!def.keepsSteps?.(err)) {
     if (def.undoing !== undefined) op.progress.step = def.undoing;
     try {
@@ -90,5 +100,5 @@ async function unwound<T, R>(def: StagedOperation<T, R>, op: KernelOperation, er
       return failOperation(op, ended.failure, ended.state);
     }
   }
-  return failOperation(op, failure, await def.stableState(op, err));
+  return failOperation(op, failure, await def.stableState?.(op, err));
 }

@@ -8,7 +8,7 @@
  * releases the claim and fails the run as retryable `Rescheduled`, so the server starts the next run on
  * the next alternate (bounded by migrate_max_retries).
  */
-import { CancellationScope, isCancellation, patched } from '@temporalio/workflow';
+import { patched } from '@temporalio/workflow';
 
 import type { Flavor, Image } from '../../domain/catalogue';
 import { FailureType } from '../../domain/errors';
@@ -16,11 +16,10 @@ import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
 import { GROUP_CHECK_EVENT } from '../build/attempt';
-import { isFailureOfType, typedFailure } from '../lib/failures';
 import type { StepRunner } from '../lib/kernel';
-import { runStep } from '../lib/kernel';
-import { attemptFailure, hostAttempt, stepLabel } from '../lib/placement-attempt';
-import { computeOn, conductor, scheduler } from '../lib/proxies';
+import type { HostAttempt } from '../lib/placement-attempt';
+import { hostAttempt } from '../lib/placement-attempt';
+import { computeOn, conductor } from '../lib/proxies';
 import { PATCH_LIVE_LATE_GROUP_CHECK } from './names';
 
 /** Failure types that end the search at once: no other destination can fix them. */
@@ -51,9 +50,29 @@ export interface LiveAttemptInput {
   serverGroup?: string;
 }
 
-export async function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: string; attempt: number }> {
+/** A live migration's run on one destination, as a child (`placementAttempt`, `kind: 'live'`). */
+export function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: string; attempt: number }> {
+  return hostAttempt(liveAttempt(input));
+}
+
+/**
+ * The same checks as checkLiveOnHost, each candidate in turn, run by the live migration's own workflow
+ * (patch live-fewer-round-trips): hostAttempt's inline mode. No child to start, no parent to signal,
+ * each step's event a local write of the migration's operation. What is claimed, checked, recorded and
+ * released is the same, in the same order: run N claims hosts[N-1] when N > 1, checks the source, the
+ * group's policy there (when the instance has a group), the destination; a failure releases the claim on
+ * that host, an abort type ends the search at once, anything else moves to the next host (at once: the
+ * child's retry waited 1 s, then 2 s, between runs). Every host failing throws the last run's
+ * `Rescheduled`, which the caller names MigrationPreCheckError as it names the child's.
+ */
+export function checkLiveInline(op: StepRunner, input: LiveAttemptInput): Promise<{ host: string; attempt: number }> {
+  return hostAttempt({ ...liveAttempt(input), inline: op });
+}
+
+/** The live migration's attempt on one destination: its claim, its pre-checks, how it fails. */
+function liveAttempt(input: LiveAttemptInput): HostAttempt<{ host: string; attempt: number }> {
   const { instanceId, sourceHost } = input;
-  return hostAttempt({
+  return {
     instanceId,
     actionId: input.actionId,
     hosts: input.hosts,
@@ -77,11 +96,12 @@ export async function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: 
         compute: sourceHost,
         run: () => computeOn(sourceHost, input.timeouts).short.checkCanLiveMigrateSource({ instanceId }),
       });
+      // (Inline runs were written with this check: they ask no patch.)
       // The group's members as they are now, which a migration or a build finished since the scheduler
       // chose may have changed: a violation fails this destination (Rescheduled), the next is tried.
       // NOTE(nova): Nova checks again, definitively, in pre_live_migration (a violation there fails the
       // migration, the instance stays active); here the check runs once, in the attempt, just before it.
-      if (input.serverGroup !== undefined && patched(PATCH_LIVE_LATE_GROUP_CHECK))
+      if (input.serverGroup !== undefined && (placement.inline || patched(PATCH_LIVE_LATE_GROUP_CHECK)))
         await placement.step(op, Task.Migrating, {
           event: GROUP_CHECK_EVENT,
           host,
@@ -101,69 +121,5 @@ export async function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: 
       });
       return { host, attempt };
     },
-  });
-}
-
-/**
- * The same checks as checkLiveOnHost, each candidate in turn, run by the live migration's own workflow
- * (patch live-fewer-round-trips) instead of one child run per candidate: no child to start, no parent to
- * signal, each step's event a local write of the migration's operation. What is claimed, checked,
- * recorded and released is the same, in the same order: run N claims hosts[N-1] when N > 1, checks the
- * source, the group's policy there (when the instance has a group), the destination; a failure releases
- * the claim on that host, an abort type ends the search at once, anything else moves to the next host
- * (at once: the child's retry waited 1 s, then 2 s, between runs). Every host failing throws the last
- * run's `Rescheduled`, which the caller names MigrationPreCheckError as it names the child's.
- */
-export async function checkLiveInline(
-  op: StepRunner,
-  input: LiveAttemptInput
-): Promise<{ host: string; attempt: number }> {
-  const { instanceId, sourceHost, hosts, timeouts } = input;
-  let last: unknown = typedFailure(
-    FailureType.MaxRetriesExceeded,
-    `Exceeded maximum number of retries. Exhausted all hosts available for the live migration of instance ${instanceId}. Hosts tried: ${hosts.join(', ')}.`
-  );
-  for (const [index, host] of hosts.entries()) {
-    const attempt = index + 1;
-    const step = <T>(event: string, on: string, run: () => Promise<T>, compute?: string) =>
-      runStep(op, { event, label: stepLabel(event, host), host: on, ...(compute ? { compute } : {}), attempt, run });
-    try {
-      if (attempt > 1)
-        await step('conductor_claim_alternate', host, () =>
-          scheduler.claimResources({ consumerId: instanceId, host, resources: input.resources })
-        );
-      const { cpu } = await step(
-        'compute_check_can_live_migrate_source',
-        sourceHost,
-        () => computeOn(sourceHost, timeouts).short.checkCanLiveMigrateSource({ instanceId }),
-        sourceHost
-      );
-      if (input.serverGroup !== undefined)
-        await step(GROUP_CHECK_EVENT, host, () => conductor.checkServerGroupPolicy({ instanceId, host }));
-      await step(
-        'compute_check_can_live_migrate_destination',
-        host,
-        () =>
-          computeOn(host, timeouts).short.checkCanLiveMigrateDestination({
-            instanceId,
-            sourceHost,
-            sourceCpu: cpu,
-            blockMigration: input.blockMigration,
-          }),
-        host
-      );
-      return { host, attempt };
-    } catch (err) {
-      await CancellationScope.nonCancellable(() => scheduler.releaseAllocations({ consumerId: instanceId, host }));
-      const failure = attemptFailure(
-        err,
-        { operation: 'Live migration', instanceId, host, attempt, hosts: hosts.length },
-        LIVE_ABORT_TYPES,
-        FailureType.MigrationPreCheckError
-      );
-      if (isCancellation(failure) || !isFailureOfType(failure, FailureType.Rescheduled)) throw failure;
-      last = failure;
-    }
-  }
-  throw last;
+  };
 }

@@ -174,6 +174,12 @@ async function confirmResize(plan: UnconfirmedResizePlan, timeouts: ComputeTimeo
 /**
  * The resized instance taken for the confirm (a `confirmResize` action held by the reconciler) as a kernel
  * operation whose one undo leaves the resize awaiting its decision again; the decision when it moved on.
+ *
+ * The lock is the conductor's beginOperation activity, not the frame's begin, and no failure writer ends
+ * it: a repair of the reconciler's batch is not an operation. A refused lock or a failed step is a
+ * decision in the run's result (`skipped`, `failed`), never a fault or a failed workflow; one reconcile run
+ * repairs many instances, so it takes no operation's progress query or search attributes; and its undo
+ * leaves the resize as it found it, for a later pass. (The limits test names this file for it.)
  */
 async function takeResized(plan: UnconfirmedResizePlan, me: string): Promise<StepRunner | ReconcileDecision> {
   const { instanceId, migrationId } = plan;

@@ -6,10 +6,10 @@
  */
 import { patched } from '@temporalio/workflow';
 
-import { FailureType } from '../../domain/errors';
+import { InstanceInvalidState } from '../../domain/errors';
 import { PowerState, VmState } from '../../domain/instance';
 import type { ResizeOutcome } from '../../shared/messages';
-import { typedFailure } from '../lib/failures';
+import { domainFailure } from '../lib/failures';
 import { runStep } from '../lib/kernel';
 import { computeOn, scheduler } from '../lib/proxies';
 import { runStagedOperation } from '../lib/staged-operation';
@@ -36,10 +36,8 @@ export async function checkSourceUp({ source, instanceId }: ResizeMove): Promise
   if (!patched(PATCH_CONFIRM_SOURCE_UP)) return;
   const state = await scheduler.isHostUp({ host: source });
   if (state.up) return;
-  throw typedFailure(
-    FailureType.InstanceInvalidState,
-    `Cannot 'confirmResize' instance ${instanceId}: the compute service of its source host ${source} is down (${state.reason}). Service is unavailable at this time.`
-  );
+  const why = `: the compute service of its source host ${source} is down (${state.reason}). Service is unavailable at this time.`;
+  throw domainFailure(new InstanceInvalidState(instanceId, 'vmState', VmState.Resized, 'confirmResize', why));
 }
 
 /** confirmResize (user or automatic): the source guest goes and the migration's allocation is freed. */

@@ -12,7 +12,7 @@
  */
 import { executeChild, isCancellation, log, patched, setHandler, uuid4 } from '@temporalio/workflow';
 
-import { FailureType } from '../../domain/errors';
+import { FailureType, MaxRetriesExceeded } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord, PowerState as PowerStateType } from '../../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../../domain/instance';
 import type { MigrationPlan } from '../../domain/migration';
@@ -20,7 +20,7 @@ import type { ResizeMigrateRequest } from '../../domain/schemas';
 import { placementAttemptRetry } from '../../shared/activity-options';
 import { placementProgressSignal } from '../../shared/messages';
 import { workflowIds } from '../../shared/task-queues';
-import { failureMessage, failureType, isFailureOfType, noHost, typedFailure } from '../lib/failures';
+import { failureMessage, failureType, isFailureOfType, noHost } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
 import { advance } from '../lib/operation';
@@ -312,9 +312,5 @@ function exhausted(move: ResizeMove, err: unknown, hosts: string[]): unknown {
   if (isCancellation(err) || !isFailureOfType(err, FailureType.Rescheduled)) return err;
   const { op, instanceId } = move;
   const tried = op.progress.hostsTried.length > 0 ? op.progress.hostsTried : hosts;
-  return typedFailure(
-    FailureType.MaxRetriesExceeded,
-    `Exceeded maximum number of retries. Exhausted all hosts available for retrying resize failures for instance ${instanceId}. Hosts tried: ${tried.join(', ')}.`,
-    { instanceId, hostsTried: tried }
-  );
+  return new MaxRetriesExceeded(instanceId, tried, `retrying resize failures for instance ${instanceId}`);
 }

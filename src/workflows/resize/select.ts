@@ -1,9 +1,8 @@
 /** The scheduler's choice of destinations for a resize or cold migration (Nova's MigrationTask select_destinations). */
 import type { SelectDestinationsResult } from '../../activities/scheduler';
-import { FailureType } from '../../domain/errors';
+import { NoValidHost } from '../../domain/errors';
 import type { MigrationPlan } from '../../domain/migration';
 import type { ResizeMigrateRequest } from '../../domain/schemas';
-import { typedFailure } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
 import { scheduler } from '../lib/proxies';
@@ -41,7 +40,6 @@ export async function selectMoveDestinations(
       }),
   });
   const hosts = selected.selections[0]?.hosts ?? [];
-  if (hosts.length === 0)
-    throw typedFailure(FailureType.NoValidHost, `No valid host was found for the move of instance ${instanceId}.`);
+  if (hosts.length === 0) throw NoValidHost.for(`the move of instance ${instanceId}`);
   return { hosts, resources: selected.resources, hostZones: selected.hostZones };
 }

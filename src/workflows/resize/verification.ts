@@ -7,10 +7,10 @@
 import type { ApplicationFailure } from '@temporalio/workflow';
 import { CancellationScope, condition, isCancellation, setHandler } from '@temporalio/workflow';
 
-import { FailureType } from '../../domain/errors';
+import { FailureType, InstanceInvalidState } from '../../domain/errors';
 import type { OperationProgress, ResizeOutcome } from '../../shared/messages';
 import { confirmBeforeDeleteSignal, confirmResizeUpdate, revertResizeUpdate } from '../../shared/messages';
-import { failureMessage, failureType, typedFailure } from '../lib/failures';
+import { domainFailure, refusalFailure, typedFailure } from '../lib/failures';
 
 export type Decision = ResizeOutcome['decision'];
 
@@ -51,18 +51,15 @@ function validate(v: Verification, kind: Decision): void {
   const taken = v.decision?.decision ?? (v.checking > 0 ? 'confirmed' : undefined);
   if (taken) {
     if (taken === kind) return;
-    throw typedFailure(
-      FailureType.InstanceInvalidState,
-      `Cannot '${method}' instance ${v.instanceId}: its resize was already ${taken}`
-    );
+    const state = v.progress?.vmState ?? null;
+    const why = `: its resize was already ${taken}`;
+    throw domainFailure(new InstanceInvalidState(v.instanceId, 'vmState', state, method, why));
   }
   if (!v.awaiting) {
     const p = v.progress;
     const where = p ? ` while it is in vmState ${p.vmState} (taskState ${p.taskState ?? 'None'})` : '';
-    throw typedFailure(
-      FailureType.InstanceInvalidState,
-      `Cannot '${method}' instance ${v.instanceId}${where}: no resize awaits confirmation`
-    );
+    const why = `${where}: no resize awaits confirmation`;
+    throw domainFailure(new InstanceInvalidState(v.instanceId, 'vmState', p?.vmState ?? null, method, why));
   }
 }
 
@@ -76,9 +73,7 @@ async function handle(v: Verification, kind: Decision): Promise<ResizeOutcome> {
     try {
       await v.confirmCheck();
     } catch (err) {
-      throw isCancellation(err)
-        ? err
-        : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
+      throw isCancellation(err) ? err : refusalFailure(err, FailureType.MigrationError);
     } finally {
       v.checking--;
     }
@@ -111,5 +106,5 @@ export function settleDecision(v: Verification, ended: { outcome: ResizeOutcome 
   // An Update handler may fail only with a TemporalFailure (anything else fails the workflow task).
   v.failure = isCancellation(err)
     ? typedFailure(FailureType.MigrationError, 'the resize was cancelled')
-    : typedFailure(failureType(err) ?? FailureType.MigrationError, failureMessage(err));
+    : refusalFailure(err, FailureType.MigrationError);
 }
