@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-import { TIMING_SENSITIVE_FAULTS } from './test/faults/timing-sensitive.js';
+import { TIMING_SENSITIVE_FAULTS } from './test/faults/timing-sensitive.mjs';
 import LongestFirstSequencer from './test/setup/sequencer.mjs';
 
 // `npm run test:faults`: the fault suite (test/faults), apart from `npm test`. Real worker processes on
@@ -8,7 +8,7 @@ import LongestFirstSequencer from './test/setup/sequencer.mjs';
 // reconciler's period) far more than it computes: one file at a time kept the load average near 1 on two
 // cores. So two projects, one after the other (groupOrder): `faults`, every file but two, two files at
 // once, longest first (test/setup/sequencer.mts); then `faults-timed`, the files whose checks are bounds
-// in seconds (test/faults/timing-sensitive.ts), one at a time with nothing beside them. Each file has its
+// in seconds (test/faults/timing-sensitive.mts), one at a time with nothing beside them. Each file has its
 // own dev server on free loopback ports and its own data folder (mkdtemp). Its own JSON report, which
 // scripts/test-summary.ts adds to the main run's.
 const common = {
