@@ -6,7 +6,7 @@ SHELL := /bin/bash
 # better-sqlite3 compiles from source offline; node-gyp needs the local Node headers, not a download.
 export npm_config_nodedir := $(shell [ -d /usr/include/node ] && echo /usr)
 
-.PHONY: help install install-server start cluster test check test-deps test-deps-debian test-deps-python test-images bench guest-images tempest
+.PHONY: help install install-server start cluster test test-suites test-cluster-suite check test-deps test-deps-debian test-deps-python test-images bench guest-images tempest
 
 help:
 	@echo "make start   run the system (Temporal dev server + Web UI, conductor, scheduler, compute workers)"
@@ -71,6 +71,11 @@ check: install
 # fresh clone: the venvs, the images, npm ci and the Temporal binaries); each target's output is kept together.
 # scripts/timed.sh prints how long each phase took (`timed: … took N s`).
 test:
+	$(MAKE) --no-print-directory test-suites
+	$(MAKE) --no-print-directory test-cluster-suite
+
+# `make test` in two parts, so that .ci/run can run the cluster suite beside Tempest.
+test-suites:
 	bash scripts/timed.sh "installs and make check" $(MAKE) --no-print-directory -j4 --output-sync=target check test-deps test-images
 	@# A failed phase ends its output with its failed tests, a few lines each (scripts/test-failures.ts).
 	bash scripts/timed.sh "npm test" bash scripts/with-test-services.sh npm test \
@@ -80,6 +85,8 @@ test:
 	bash scripts/timed.sh "waiting for the server build" $(MAKE) install-server
 	bash scripts/timed.sh "the fault suite" npm run test:faults \
 	  || { npx tsx scripts/test-failures.ts test-artifacts/vitest-faults.json; exit 1; }
+
+test-cluster-suite:
 	bash scripts/timed.sh "the cluster suite" npm run test:cluster \
 	  || { npx tsx scripts/test-failures.ts test-artifacts/vitest-cluster.json; exit 1; }
 
