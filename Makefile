@@ -78,13 +78,17 @@ test:
 test-suites:
 	bash scripts/timed.sh "installs and make check" $(MAKE) --no-print-directory -j4 --output-sync=target check test-deps test-images
 	@# A failed phase ends its output with its failed tests, a few lines each (scripts/test-failures.ts).
-	bash scripts/timed.sh "npm test" bash scripts/with-test-services.sh npm test \
+	@# `npm test` but its real guests, which run beside the fault suite below.
+	bash scripts/timed.sh "npm test but the guests" bash scripts/with-test-services.sh \
+	  npx vitest run --project unit --project temporal --project notifications \
 	  || { npx tsx scripts/test-failures.ts test-artifacts/vitest.json; exit 1; }
 	@# The server build (started in the background by .ci/run) is waited for here: the fault suite's
-	@# timings want the machine to itself.
+	@# (and the guests') waits want the cores.
 	bash scripts/timed.sh "waiting for the server build" $(MAKE) install-server
-	bash scripts/timed.sh "the fault suite" npm run test:faults \
-	  || { npx tsx scripts/test-failures.ts test-artifacts/vitest-faults.json; exit 1; }
+	bash scripts/timed.sh "the guests beside the fault suite" bash scripts/guests-beside-faults.sh
+	bash scripts/timed.sh "the fault suite's timed files" env VITEST_JSON=test-artifacts/vitest-faults-timed.json \
+	  npx vitest run --config vitest.faults.config.mts --project faults-timed \
+	  || { npx tsx scripts/test-failures.ts test-artifacts/vitest-faults-timed.json; exit 1; }
 
 test-cluster-suite:
 	bash scripts/timed.sh "the cluster suite" npm run test:cluster \

@@ -8,8 +8,9 @@ import LongestFirstSequencer from './test/setup/sequencer.mjs';
 // run in forked processes (the threads pool hits wasm OOMs with the SDK's core bridge).
 export default defineConfig({
   test: {
-    // The JSON report feeds the plain closing line .ci/run prints (scripts/test-summary.ts).
-    reporters: ['default', ['json', { outputFile: 'test-artifacts/vitest.json' }]],
+    // The JSON report feeds the plain closing line .ci/run prints (scripts/test-summary.ts); VITEST_JSON names
+    // another file for a run of some projects beside another run (`make test` runs the guests apart).
+    reporters: ['default', ['json', { outputFile: process.env.VITEST_JSON ?? 'test-artifacts/vitest.json' }]],
     // Longest files first (test/setup/file-durations.json on a fresh clone), so no slow file runs alone at the end.
     sequence: { sequencer: LongestFirstSequencer },
     projects: [
