@@ -116,7 +116,7 @@ export interface QemuDriverOptions {
   cpu?: HostCpu;
   /** Nova's live_migration_permit_post_copy: force-complete as post-copy. Default true. */
   permitPostCopy?: boolean;
-  /** QEMU's migration max-bandwidth in bytes/s. Default $QEMU_MAX_BANDWIDTH_MB (MiB/s), else QEMU's (128 MiB/s). */
+  /** QEMU's migration max-bandwidth in bytes/s. Default $QEMU_MAX_BANDWIDTH_MB (MiB/s), else no cap (libvirt's). */
   maxBandwidthBytes?: number;
   /**
    * A resize's or cold migration's disk copy, bytes/s. Default $QEMU_DISK_COPY_KB (KiB/s), else full

@@ -50,13 +50,20 @@ export interface LiveHost extends QemuHost {
   readonly cpu: HostCpu;
   /** Nova's live_migration_permit_post_copy: force-complete switches to post-copy. */
   readonly permitPostCopy: boolean;
-  /** QEMU's max-bandwidth, bytes/s; undefined keeps QEMU's default (128 MiB/s). */
+  /** QEMU's max-bandwidth, bytes/s (Nova's live_migration_bandwidth); undefined: no cap, as libvirt's. */
   readonly maxBandwidthBytes: number | undefined;
   readonly copying: Set<string>;
   readonly forced: Set<string>;
 }
 
 const POLL_MS = 500;
+/**
+ * The copy's max-bandwidth when none is configured: no cap. Nova's live_migration_bandwidth 0 leaves the
+ * speed to the hypervisor, and libvirt raises QEMU's own default (128 MiB/s, which held a 256 MiB guest's
+ * copy at about 0.7 s) to its maximum before a migration (QEMU_DOMAIN_MIG_BANDWIDTH_MAX); 1 TiB/s is
+ * beyond any copy here (the same as a suspend's save).
+ */
+export const UNCAPPED_BANDWIDTH_BYTES = 1024 ** 4;
 /** The `MIGRATION` event statuses that end (or change the nature of) a copy: polled at once. */
 const ENDS = new Set(['completed', 'failed', 'cancelled', 'postcopy-active']);
 
@@ -170,6 +177,15 @@ export async function liveMigration(
     Math.round(maxDowntimeMs * Math.min(1, Math.max(1, round) / Math.max(1, downtimeSteps)));
 
   return h.limits.hold(signal, undefined, async () => {
+    const ends = watchEnds(qmp);
+    try {
+      return await copyAndWatch(ends);
+    } finally {
+      ends.stop();
+    }
+  });
+
+  async function copyAndWatch(ends: EndWatch): Promise<LiveMigrationResult> {
     let info = await qmp.execute<MigrateInfo>('query-migrate');
     if (!(await isOwnCopy(h, record, migrationId, info))) {
       const incoming = await incomingOf(h, instanceId, migrationId);
@@ -178,7 +194,7 @@ export async function liveMigration(
       await setCapabilities(qmp, h.permitPostCopy);
       await qmp.execute('migrate-set-parameters', {
         'downtime-limit': allowed(0),
-        ...(h.maxBandwidthBytes ? { 'max-bandwidth': h.maxBandwidthBytes } : {}),
+        'max-bandwidth': h.maxBandwidthBytes ?? UNCAPPED_BANDWIDTH_BYTES,
       });
       // Recorded first: a retry after this worker died re-attaches to the copy instead of starting one.
       record.outgoing = migrationId;
@@ -239,7 +255,7 @@ export async function liveMigration(
             `not converged within the completion timeout (${Math.round(timeoutMs / 1000)} s: ${completionTimeoutSecondsPerGb} s per GiB of RAM); ${progress.remainingMb} MB left, dirtied at ${progress.dirtyMbPerSecond} MB/s`
           );
         // The next poll in 0.5 s (Nova's monitor interval), or at once when QEMU reports the end.
-        await qmp.waitForEvent('MIGRATION', POLL_MS, (e) => ENDS.has(String(e.data?.status))).catch(() => undefined);
+        await ends.next(POLL_MS);
       }
     } catch (err) {
       const final = await cancelCopy(qmp, instanceId, h.forced.has(instanceId));
@@ -261,7 +277,43 @@ export async function liveMigration(
       h.copying.delete(instanceId);
       h.forced.delete(instanceId);
     }
+  }
+}
+
+interface EndWatch {
+  /** Resolves after `ms`, or at once when QEMU reported an end since the last call. */
+  next(ms: number): Promise<void>;
+  stop(): void;
+}
+
+/**
+ * QEMU's `MIGRATION` events that end a copy, caught from before `migrate` on: one sent between a poll's
+ * answer and the next wait still wakes that wait (a copy of an idle guest ends in about 0.1 s, often
+ * while the first poll's answer is handled, and a missed event cost the whole 0.5 s interval).
+ */
+function watchEnds(qmp: QmpClient): EndWatch {
+  let seen = false;
+  let wake: (() => void) | undefined;
+  const stop = qmp.onEvent((e) => {
+    if (e.event !== 'MIGRATION' || !ENDS.has(String(e.data?.status))) return;
+    seen = true;
+    wake?.();
   });
+  return {
+    async next(ms: number): Promise<void> {
+      if (!seen)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      wake = undefined;
+      seen = false;
+    },
+    stop,
+  };
 }
 
 /**
