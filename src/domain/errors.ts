@@ -216,8 +216,37 @@ export class ServerGroupInUse extends DomainError {
 
 export class MigrationError extends DomainError {
   readonly name = FailureType.MigrationError;
-  constructor(reason: string, details: Record<string, unknown> = {}) {
-    super(`Migration error: ${reason}`, details);
+  constructor(
+    reason: string,
+    details: Record<string, unknown> = {},
+    /** The whole message, when it says more than "Migration error: <reason>" ("the resize was cancelled"). */
+    message = `Migration error: ${reason}`
+  ) {
+    super(message, details);
+  }
+
+  /** A migration error whose message is `message` as it is, without the "Migration error: " prefix. */
+  static saying(message: string): MigrationError {
+    return new MigrationError(message, {}, message);
+  }
+}
+
+/**
+ * A migration asked to do what its status does not allow (Nova's InvalidMigrationState, 400): an
+ * abort or force-complete of a live migration that is not copying.
+ */
+export class InvalidMigrationState extends DomainError {
+  readonly name = FailureType.InvalidMigrationState;
+  constructor(
+    readonly migrationId: string,
+    readonly instanceId: string,
+    readonly status: string,
+    readonly method: string
+  ) {
+    super(
+      `Migration ${migrationId} state of instance ${instanceId} is ${status}. Cannot ${method} while the migration is in this state.`,
+      { migrationId, instanceId, status, method }
+    );
   }
 }
 

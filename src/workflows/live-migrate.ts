@@ -25,11 +25,11 @@
  */
 import { isCancellation, patched, uuid4 } from '@temporalio/workflow';
 
-import { FailureType } from '../domain/errors';
+import { FailureType, InvalidRequest } from '../domain/errors';
 import type { LiveMigrateInput } from '../domain/schemas';
 import { LiveMigrateInputSchema } from '../domain/schemas';
 import type { LiveMigrateResult } from '../shared/messages';
-import { parseInput, refusalFailure, typedFailure } from './lib/failures';
+import { domainFailure, parseInput, refusalFailure } from './lib/failures';
 import { preliminaryProgress } from './lib/progress';
 import { conductor, conductorLocal, scheduler } from './lib/proxies';
 import { runStagedOperation } from './lib/staged-operation';
@@ -73,9 +73,8 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     });
   const current = planned.instance;
   if (current.host !== null && req.host === current.host)
-    throw typedFailure(
-      FailureType.InvalidRequest,
-      `Invalid request: host: ${req.host} is the current host of instance ${instanceId} (UnableToMigrateToSelf)`
+    throw domainFailure(
+      new InvalidRequest('host', `${req.host} is the current host of instance ${instanceId} (UnableToMigrateToSelf)`)
     );
 
   // Patched: the source's liveness asked beside the lock (read by the steps' first check, after it).

@@ -97,6 +97,19 @@ export function refusalFailure(err: unknown, fallback: string = FailureType.Oper
 }
 
 /**
+ * A failure saying `message`, typed as `err` is (a domain error's name, an activity's or child's
+ * failure type), or `fallback` when it has no type: a failure given context ("after the switch-over")
+ * keeps the type it crossed the wire with.
+ */
+export function failureSaying(
+  err: unknown,
+  message: string,
+  fallback: string = FailureType.OperationFailed
+): ApplicationFailure {
+  return typedFailure(failureType(err) ?? fallback, message);
+}
+
+/**
  * The one refusal of an operation on an instance with no host: Nova's check_instance_host
  * (InstanceNotReady, 409), as the InstanceInvalidState it is here. Every operation that needs a host
  * (stop, start, console output, rebuild, evacuate, resize, migrate, live migration) raises this one.

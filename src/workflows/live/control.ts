@@ -11,10 +11,10 @@ import type { CancellationScope } from '@temporalio/workflow';
 import { condition, patched, setHandler } from '@temporalio/workflow';
 
 import type { HostUpResult } from '../../activities/scheduler';
-import { FailureType } from '../../domain/errors';
+import { InvalidMigrationState, LiveMigrationAborted, MigrationError } from '../../domain/errors';
 import type { LiveMigrateRequest } from '../../domain/schemas';
 import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../../shared/messages';
-import { typedFailure } from '../lib/failures';
+import { domainFailure } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { recordStep } from '../lib/operation';
 import { computeOn } from '../lib/proxies';
@@ -80,16 +80,13 @@ export function handleLiveUpdates(live: LiveControl): void {
 function requirePhase(live: LiveControl, method: string, allowed: LivePhase[]): void {
   if (allowed.includes(live.phase) && !live.aborted) return;
   const status = live.aborted ? 'cancelled' : STATUS_OF[live.phase];
-  throw typedFailure(
-    FailureType.InvalidMigrationState,
-    `Migration ${live.migrationId} state of instance ${live.req.instanceId} is ${status}. Cannot ${method} while the migration is in this state.`
-  );
+  throw domainFailure(new InvalidMigrationState(live.migrationId, live.req.instanceId, status, method));
 }
 
 /** The operation (the validators admit no Update before the migration exists, so it is there). */
 function operationOf(live: LiveControl): { op: KernelOperation; source: string } {
   if (!live.op || live.source === undefined)
-    throw typedFailure(FailureType.MigrationError, 'the live migration has not started');
+    throw domainFailure(MigrationError.saying('the live migration has not started'));
   return { op: live.op, source: live.source };
 }
 
@@ -137,10 +134,7 @@ async function abortCopy(live: LiveControl): Promise<{ aborted: boolean }> {
 
 /** The failure of a migration the operator aborted (the copy cancelled, or stopped before it began). */
 export function abortedByOperator(instanceId: string) {
-  return typedFailure(
-    FailureType.LiveMigrationAborted,
-    `Live migration of instance ${instanceId} aborted: by the operator (abortLiveMigration)`
-  );
+  return domainFailure(new LiveMigrationAborted(instanceId, 'by the operator (abortLiveMigration)'));
 }
 
 /** Stops the steps before the copy when an abort was accepted while the destination was prepared. */

@@ -8,11 +8,11 @@
 import { CancellationScope, isCancellation, patched, proxyActivities } from '@temporalio/workflow';
 
 import type { ComputeActivities } from '../../activities/compute';
-import { FailureType } from '../../domain/errors';
+import { MigrationError } from '../../domain/errors';
 import type { LiveMigrateRequest } from '../../domain/schemas';
 import { computeLongStep } from '../../shared/activity-options';
 import { computeTaskQueue } from '../../shared/task-queues';
-import { failureMessage, timeoutType, typedFailure } from '../lib/failures';
+import { domainFailure, failureMessage, timeoutType } from '../lib/failures';
 import { computeOn } from '../lib/proxies';
 import type { CopyControl, LiveControl } from './control';
 import { abortedByOperator } from './control';
@@ -62,11 +62,12 @@ export async function copyMemory(live: LiveControl, source: string, dest: string
     scope.cancel();
     await copied.catch(() => undefined);
     const timedOut = timeoutType(first.lost);
-    throw typedFailure(
-      FailureType.MigrationError,
-      timedOut
-        ? `Migration error: destination ${dest} stopped answering during the copy (${timedOut} timeout)`
-        : `Migration error: destination ${dest} failed during the copy: ${failureMessage(first.lost)}`
+    throw domainFailure(
+      new MigrationError(
+        timedOut
+          ? `destination ${dest} stopped answering during the copy (${timedOut} timeout)`
+          : `destination ${dest} failed during the copy: ${failureMessage(first.lost)}`
+      )
     );
   } catch (err) {
     if (live.aborted && isCancellation(err)) throw abortedByOperator(instanceId);

@@ -19,7 +19,7 @@ import type { InstancePatch, InstanceRecord } from '../../domain/instance';
 import { PowerState, VmState } from '../../domain/instance';
 import type { MigrationRecord } from '../../domain/migration';
 import type { LiveMigrateResult, LiveMigrationOutcome } from '../../shared/messages';
-import { failureMessage, failureType, isFailureOfType, typedFailure } from '../lib/failures';
+import { failureMessage, failureSaying, isFailureOfType } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
 import { computeOn, scheduler } from '../lib/proxies';
@@ -93,9 +93,10 @@ export async function finishLive(
 /** A failure after the switch-over, typed, saying where the instance is left. */
 function afterSwitch(err: unknown, dest: string): unknown {
   if (isCancellation(err)) return err;
-  return typedFailure(
-    failureType(err) ?? FailureType.MigrationError,
-    `${failureMessage(err)} (after the switch-over: the instance is in error on ${dest})`
+  return failureSaying(
+    err,
+    `${failureMessage(err)} (after the switch-over: the instance is in error on ${dest})`,
+    FailureType.MigrationError
   );
 }
 

@@ -7,13 +7,19 @@
  */
 import { executeChild, log, patched } from '@temporalio/workflow';
 
-import { FailureType } from '../../domain/errors';
+import {
+  ComputeHostUnavailable,
+  FailureType,
+  InstanceInvalidState,
+  MigrationPreCheckError,
+  NoValidHost,
+} from '../../domain/errors';
 import { PowerState, VmState } from '../../domain/instance';
 import type { LiveMigrationStatus, MigrationPlan, MigrationRecord } from '../../domain/migration';
 import { liveMigrationAttempts } from '../../domain/schemas';
 import { placementAttemptRetry } from '../../shared/activity-options';
 import { workflowIds } from '../../shared/task-queues';
-import { failureMessage, isFailureOfType, noHost, typedFailure } from '../lib/failures';
+import { domainFailure, failureMessage, isFailureOfType, noHost } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
 import { computeOn, conductor, conductorLocal, scheduler } from '../lib/proxies';
@@ -89,17 +95,19 @@ async function checkSource(live: LiveControl, op: KernelOperation): Promise<stri
   const source = before.host;
   live.source = source;
   if (before.powerState !== PowerState.Running && before.powerState !== PowerState.Paused)
-    throw typedFailure(
-      FailureType.InstanceInvalidState,
-      `Cannot 'liveMigrate' instance ${live.req.instanceId} while it is in powerState ${before.powerState}: only a running or paused guest moves live`
+    throw domainFailure(
+      new InstanceInvalidState(
+        live.req.instanceId,
+        'powerState',
+        before.powerState,
+        'liveMigrate',
+        ` while it is in powerState ${before.powerState}: only a running or paused guest moves live`
+      )
     );
   const asked = live.sourceUp?.host === source ? live.sourceUp.up : undefined;
   const up = await (asked ?? scheduler.isHostUp({ host: source }));
   if (!up.up)
-    throw typedFailure(
-      FailureType.ComputeHostUnavailable,
-      `Compute host ${source} is unavailable: ${up.reason} (the source of a live migration must be up)`
-    );
+    throw domainFailure(new ComputeHostUnavailable(source, `${up.reason} (the source of a live migration must be up)`));
   return source;
 }
 
@@ -153,11 +161,7 @@ async function chooseDestination(
       }),
   });
   const hosts = selected.selections[0]?.hosts ?? [];
-  if (hosts.length === 0)
-    throw typedFailure(
-      FailureType.NoValidHost,
-      `No valid host was found for the live migration of instance ${instanceId}.`
-    );
+  if (hosts.length === 0) throw domainFailure(NoValidHost.for(`the live migration of instance ${instanceId}`));
   // 'auto' goes to the destination's check, which resolves it against its driver's storage.
   const checks = {
     instanceId,
@@ -190,10 +194,11 @@ async function chooseDestination(
 /** Every destination failed its pre-checks: MigrationPreCheckError naming them; anything else as it is. */
 function searchFailure(instanceId: string, err: unknown, hosts: string[]): unknown {
   if (!isFailureOfType(err, FailureType.Rescheduled, FailureType.MaxRetriesExceeded)) return err;
-  return typedFailure(
-    FailureType.MigrationPreCheckError,
-    `Migration pre-check error: no destination passed the live-migration checks for instance ${instanceId} (hosts tried: ${hosts.join(', ')}); last: ${failureMessage(err)}`,
-    { hostsTried: hosts }
+  return domainFailure(
+    new MigrationPreCheckError(
+      `no destination passed the live-migration checks for instance ${instanceId} (hosts tried: ${hosts.join(', ')}); last: ${failureMessage(err)}`,
+      { hostsTried: hosts }
+    )
   );
 }
 
