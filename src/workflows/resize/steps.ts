@@ -11,7 +11,7 @@ import type { InstancePatch, PowerState as PowerStateType } from '../../domain/i
 import { VmState } from '../../domain/instance';
 import type { MigrationPlan, MigrationRecord, ResizeMigrationStatus } from '../../domain/migration';
 import type { ResizeMigrateRequest } from '../../domain/schemas';
-import { applicationCause, failureMessage, failureType, typedFailure } from '../lib/failures';
+import { applicationCause, failureMessage, failureSaying, failureType } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { once, runStep } from '../lib/kernel';
 import { computeOn, conductor, scheduler } from '../lib/proxies';
@@ -121,7 +121,7 @@ export function sourceLostFailure(move: ResizeMove, failure: unknown, cause: unk
     failure === cause
       ? failureMessage(cause)
       : `${failureMessage(failure)}; the instance could not be restored on ${move.source}: ${failureMessage(cause)}`;
-  return typedFailure(failureType(failure) ?? failureType(cause) ?? FailureType.MigrationError, reason);
+  return failureSaying(failure, reason, failureType(cause) ?? FailureType.MigrationError);
 }
 
 /** The instance as it was before the move: its vm state, source host, zone and old flavor. */

@@ -7,10 +7,10 @@
 import type { ApplicationFailure } from '@temporalio/workflow';
 import { CancellationScope, condition, isCancellation, setHandler } from '@temporalio/workflow';
 
-import { FailureType, InstanceInvalidState } from '../../domain/errors';
+import { FailureType, InstanceInvalidState, MigrationError } from '../../domain/errors';
 import type { OperationProgress, ResizeOutcome } from '../../shared/messages';
 import { confirmBeforeDeleteSignal, confirmResizeUpdate, revertResizeUpdate } from '../../shared/messages';
-import { domainFailure, refusalFailure, typedFailure } from '../lib/failures';
+import { domainFailure, refusalFailure } from '../lib/failures';
 
 export type Decision = ResizeOutcome['decision'];
 
@@ -82,7 +82,7 @@ async function handle(v: Verification, kind: Decision): Promise<ResizeOutcome> {
   // The caller gets the outcome even if the workflow is cancelled meanwhile (the decision still runs).
   await CancellationScope.nonCancellable(() => condition(() => v.outcome !== undefined || v.failure !== undefined));
   if (v.outcome) return v.outcome;
-  throw v.failure ?? typedFailure(FailureType.MigrationError, 'the resize ended without an outcome');
+  throw v.failure ?? domainFailure(MigrationError.saying('the resize ended without an outcome'));
 }
 
 /** Takes the decision, unless one was taken. */
@@ -105,6 +105,6 @@ export function settleDecision(v: Verification, ended: { outcome: ResizeOutcome 
   const err = ended.error;
   // An Update handler may fail only with a TemporalFailure (anything else fails the workflow task).
   v.failure = isCancellation(err)
-    ? typedFailure(FailureType.MigrationError, 'the resize was cancelled')
+    ? domainFailure(MigrationError.saying('the resize was cancelled'))
     : refusalFailure(err, FailureType.MigrationError);
 }
