@@ -106,6 +106,17 @@ export class InstanceInvalidState extends DomainError {
       method,
     });
   }
+
+  /**
+   * The instance changed between the check and the lock (`how`: "moved to h2"), found by the operation
+   * `method` ('rebuild', 'evacuate') as it started: "instance <id> <how> while the <task> started".
+   */
+  static changedMeanwhile(instanceId: string, method: string, how: string, task = method): InstanceInvalidState {
+    const error = new InstanceInvalidState(instanceId, 'taskState', method, method);
+    error.message = `instance ${instanceId} ${how} while the ${task} started`;
+    Object.assign(error.details, { how });
+    return error;
+  }
 }
 
 export class InstanceNotFound extends DomainError {

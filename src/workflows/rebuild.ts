@@ -58,13 +58,13 @@
  */
 import { isCancellation } from '@temporalio/workflow';
 
-import { FailureType } from '../domain/errors';
+import { InstanceInvalidState } from '../domain/errors';
 import type { InstanceRecord } from '../domain/instance';
 import { VmState } from '../domain/instance';
 import type { RebuildInput } from '../domain/schemas';
 import { RebuildInputSchema } from '../domain/schemas';
 import { defineOperation, step } from './lib/define-operation';
-import { parseInput, typedFailure } from './lib/failures';
+import { parseInput } from './lib/failures';
 import { runStep } from './lib/kernel';
 import { scheduler } from './lib/proxies';
 import { evacuateOperation } from './rebuild/evacuate';
@@ -88,9 +88,10 @@ const rebuildOperation = defineOperation({
   // The lock was taken after the pre-check: the instance may have moved or changed flavor meanwhile.
   prepare: (op, _req, { instance, flavor }): GuestOutcome => {
     if (op.before.host !== instance.host || op.before.flavor !== flavor.name)
-      throw typedFailure(
-        FailureType.InstanceInvalidState,
-        `instance ${op.instanceId} changed (host ${op.before.host ?? 'None'}, flavor ${op.before.flavor}) while the rebuild started`
+      throw InstanceInvalidState.changedMeanwhile(
+        op.instanceId,
+        'rebuild',
+        `changed (host ${op.before.host ?? 'None'}, flavor ${op.before.flavor})`
       );
     return { powerState: op.before.powerState };
   },

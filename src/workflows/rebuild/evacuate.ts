@@ -19,7 +19,7 @@ import { RebuildInputSchema } from '../../domain/schemas';
 import { REBUILD_TASK_STATES } from '../../domain/transitions';
 import type { OperationRun } from '../lib/define-operation';
 import { defineOperation, step } from '../lib/define-operation';
-import { failureMessage, isFailureOfType, typedFailure } from '../lib/failures';
+import { failureMessage, isFailureOfType } from '../lib/failures';
 import type { KernelOperation, StepSpec } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
 import { computeOn, conductor, scheduler } from '../lib/proxies';
@@ -84,9 +84,11 @@ export const evacuateOperation = defineOperation({
     const source = instance.host!;
     const migrationId = uuid4();
     if (op.before.host !== source)
-      throw typedFailure(
-        FailureType.InstanceInvalidState,
-        `instance ${op.instanceId} moved to ${op.before.host ?? 'no host'} while the evacuation started`
+      throw InstanceInvalidState.changedMeanwhile(
+        op.instanceId,
+        'evacuate',
+        `moved to ${op.before.host ?? 'no host'}`,
+        'evacuation'
       );
     await conductor.createEvacuation({
       migrationId,

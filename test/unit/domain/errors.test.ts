@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 
-import { InvalidMigrationState, LiveMigrationAborted, MigrationError, NoValidHost } from '../../../src/domain/errors';
+import {
+  InstanceInvalidState,
+  InvalidMigrationState,
+  LiveMigrationAborted,
+  MigrationError,
+  NoValidHost,
+} from '../../../src/domain/errors';
 import { domainFailure, failureSaying } from '../../../src/workflows/lib/failures';
 
 describe('domain errors on the wire (the one translation)', () => {
@@ -37,5 +43,17 @@ describe('domain errors on the wire (the one translation)', () => {
       message: 'x (after)',
     });
     expect(failureSaying(new Error('plain'), 'plain (after)', 'MigrationError').type).toBe('MigrationError');
+  });
+
+  it("InstanceInvalidState.changedMeanwhile: the rebuild's and the evacuation's refusal once locked", () => {
+    expect(
+      domainFailure(InstanceInvalidState.changedMeanwhile('i-1', 'rebuild', 'changed (host h1, flavor m1.small)'))
+    ).toMatchObject({
+      type: 'InstanceInvalidState',
+      message: 'instance i-1 changed (host h1, flavor m1.small) while the rebuild started',
+    });
+    expect(InstanceInvalidState.changedMeanwhile('i-1', 'evacuate', 'moved to h2', 'evacuation').message).toBe(
+      'instance i-1 moved to h2 while the evacuation started'
+    );
   });
 });
