@@ -130,6 +130,18 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
     expect(await stack.running()).toEqual([]);
   }
 
+  /**
+   * Kills `victim`'s worker, then awaits operation `id`'s end: when the kill struck (a row's "seconds to
+   * stable" count from it), the end, the seconds it took, and the outcome as a row prints it.
+   */
+  async function killThenEnd(victim: string, id: string) {
+    const killedAt = Date.now();
+    await kill(victim);
+    const end = await stack.ending(id);
+    const endedAfter = (Date.now() - killedAt) / 1000;
+    return { killedAt, end, endedAfter, outcome: end.completed ? 'ok' : `failed ${typed(end.error)}` };
+  }
+
   /** The row's line, as the fault suite prints it. */
   function report(operation: string, fault: string, outcome: string, killedAt: number): void {
     const line = `${operation} | ${fault} | ${outcome} | ${((Date.now() - killedAt) / 1000).toFixed(1)} s to stable`;
@@ -161,10 +173,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
     const diskKib = Math.round(
       statSync(path.join(stack.dataDir, 'instances', `${vm.instanceId}_resize`, 'disk.qcow2')).size / 1024
     );
-    const killedAt = Date.now();
-    await kill(victim);
-    const end = await stack.ending(id);
-    const endedAfter = (Date.now() - killedAt) / 1000;
+    const { killedAt, end, endedAfter, outcome } = await killThenEnd(victim, id);
     const after = await record(vm.instanceId);
     if (end.completed) {
       expect(after).toMatchObject({ host: dest, vmState: 'active', taskState: null, powerState: 'running' });
@@ -180,7 +189,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
     report(
       'resize',
       `${fault} (a ${diskKib} KiB disk at 64 KiB/s)`,
-      `${end.completed ? 'ok' : `failed ${typed(end.error)}`} (ended ${endedAfter.toFixed(1)} s after the kill)`,
+      `${outcome} (ended ${endedAfter.toFixed(1)} s after the kill)`,
       killedAt
     );
   }
@@ -223,10 +232,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
     const booting = (await findGuestProcesses(stack.dataDir)).some(
       (g) => g.instanceId === vm.instanceId && g.host === dest
     );
-    const killedAt = Date.now();
-    await kill(dest);
-    const end = await stack.ending(id);
-    const endedAfter = (Date.now() - killedAt) / 1000;
+    const { killedAt, end, endedAfter, outcome } = await killThenEnd(dest, id);
     const after = await record(vm.instanceId);
     if (end.completed)
       expect(after).toMatchObject({ host: dest, vmState: 'active', taskState: null, powerState: 'running' });
@@ -240,7 +246,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
     report(
       'cold migration',
       `kill -9 destination compute mid-finish (${booting ? 'its QEMU booting' : 'before its QEMU started'})`,
-      `${end.completed ? 'ok' : `failed ${typed(end.error)}`} (ended ${endedAfter.toFixed(1)} s after the kill)`,
+      `${outcome} (ended ${endedAfter.toFixed(1)} s after the kill)`,
       killedAt
     );
   }
@@ -268,10 +274,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
       timeout: 60_000,
       interval: 100,
     });
-    const killedAt = Date.now();
-    await kill(dest);
-    const end = await stack.ending(id);
-    const endedAfter = (Date.now() - killedAt) / 1000;
+    const { killedAt, end, endedAfter, outcome } = await killThenEnd(dest, id);
     const after = await record(vm.instanceId);
     if (end.completed)
       expect(after).toMatchObject({ host: dest, vmState: 'active', taskState: null, powerState: 'running' });
@@ -294,7 +297,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
     report(
       'evacuate',
       'source host down (worker and guest frozen), kill -9 destination compute mid-spawn, then the source restarted',
-      `${end.completed ? 'ok' : `failed ${typed(end.error)}`} (ended ${endedAfter.toFixed(1)} s after the kill; the stale guest destroyed by the source's start-up)`,
+      `${outcome} (ended ${endedAfter.toFixed(1)} s after the kill; the stale guest destroyed by the source's start-up)`,
       killedAt
     );
   }
@@ -317,10 +320,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
       const id = `live-${vm.name}-${stack.nextSerial()}`;
       await stack.start('liveMigrate', id, { instanceId: vm.instanceId, host: dest, timeouts: TIMEOUTS });
       await switched;
-      const killedAt = Date.now();
-      await kill(victim === 'source' ? source : dest);
-      const end = await stack.ending(id);
-      const endedAfter = (Date.now() - killedAt) / 1000;
+      const { killedAt, end, endedAfter, outcome } = await killThenEnd(victim === 'source' ? source : dest, id);
       if (!end.completed && /Kernel panic - not syncing/.test(lab().console(vm.instanceId))) {
         // The guest's own kernel died (a hazard seen twice in about 25 runs after a worker kill under TCG,
         // docs/real-guests.md): QEMU runs with -no-reboot, so it exits. The operation must still end typed,
@@ -356,7 +356,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
       report(
         'live migration',
         `kill -9 ${victim} compute at the switch-over`,
-        `${end.completed ? 'ok' : `failed ${typed(end.error)}`} (ended ${endedAfter.toFixed(1)} s after the kill; the guest ran on, no reboot)`,
+        `${outcome} (ended ${endedAfter.toFixed(1)} s after the kill; the guest ran on, no reboot)`,
         killedAt
       );
       return true;
@@ -387,9 +387,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
           timeout: 60_000,
           interval: 100,
         });
-        const killedAt = Date.now();
-        await kill(HOSTS[2]!);
-        const end = await stack.ending(id);
+        const { killedAt, end, outcome } = await killThenEnd(HOSTS[2]!, id);
         const after = await record(b.instanceId);
         if (end.completed)
           expect(after).toMatchObject({ host: HOSTS[2], vmState: 'active', taskState: null, powerState: 'running' });
@@ -400,7 +398,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
         }
         if (end.completed) await stack.waitForBoot(b.instanceId, 1); // a new overlay: the counter starts again
         await assertStable();
-        report('rebuild', 'kill -9 compute mid-spawn', end.completed ? 'ok' : `failed ${typed(end.error)}`, killedAt);
+        report('rebuild', 'kill -9 compute mid-spawn', outcome, killedAt);
       }
 
       // ----- delete: the host's worker killed mid-destroy -----
@@ -416,9 +414,7 @@ describe('kill -9 of a worker mid-operation on real QEMU guests: the operation e
           { timeout: 60_000, interval: 100 }
         );
         expect((await findGuestProcesses(stack.dataDir)).map((g) => g.pid)).toContain(hung!.pid);
-        const killedAt = Date.now();
-        await kill(HOSTS[2]!);
-        const end = await stack.ending(id);
+        const { killedAt, end } = await killThenEnd(HOSTS[2]!, id);
         expect(end.completed, end.completed ? '' : end.error).toBe(true);
         expect(await record(d.instanceId)).toMatchObject({ vmState: 'deleted' });
         // A destroy lost with its worker is not retried (a short step): the delete ends ok and the guest
