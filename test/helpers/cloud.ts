@@ -3,11 +3,13 @@
  * host, and the real conductor, scheduler and compute activities on their real task queues, run by
  * in-process workers against a Temporal test environment.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { Context } from '@temporalio/activity';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, expect, vi } from 'vitest';
@@ -17,20 +19,30 @@ import { createConductorActivities } from '../../src/activities/conductor';
 import type { SchedulerActivities } from '../../src/activities/scheduler';
 import { createSchedulerActivities } from '../../src/activities/scheduler';
 import { StaticLiveness } from '../../src/activities/scheduler/liveness';
+import type { HostCpu } from '../../src/compute/driver';
+import type { FakeDriverOptions } from '../../src/compute/fake';
 import { FakeDriver } from '../../src/compute/fake';
 import type { Catalogue } from '../../src/domain/catalogue';
 import { DEFAULT_CATALOGUE, mergeCatalogues } from '../../src/domain/catalogue';
 import type { HostSpec } from '../../src/domain/fleet';
 import { HostSpecSchema } from '../../src/domain/fleet';
+import type { InstanceRecord } from '../../src/domain/instance';
+import type { BuildInstanceInput } from '../../src/domain/schemas';
 import type { SchedulerConfig } from '../../src/scheduler/types';
 import { DEFAULT_SCHEDULER_CONFIG } from '../../src/scheduler/types';
-import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../../src/shared/task-queues';
+import {
+  computeTaskQueue,
+  CONDUCTOR_TASK_QUEUE,
+  SCHEDULER_TASK_QUEUE,
+  workflowIds,
+} from '../../src/shared/task-queues';
 import type { Store } from '../../src/store/db';
 import { migrateToLatest, openStore } from '../../src/store/db';
 import { createInstanceRepository } from '../../src/store/instances';
 import { createPlacementRepository } from '../../src/store/placement';
 import { instanceWrites } from '../../src/store/write-once';
 import { activityInterceptors, computeWorkerOptions } from '../../src/workers/interceptors';
+import type { buildInstance } from '../../src/workflows/build-instance';
 import { createTimeSkippingEnv, withWorkers, workflowBundleOption } from './temporal';
 
 /** Images the default catalogue lacks: one larger than m1.small's 20 GB root disk, one with its own shutdown timeout. */
@@ -49,10 +61,36 @@ export const TEST_CATALOGUE: Catalogue = mergeCatalogues(DEFAULT_CATALOGUE, {
   ],
 });
 
+/** How many hosts a test zone has (see TestCloud.zone). */
+export type ZoneSize = 1 | 2 | 3 | 4 | 5 | 6;
+
+/** The host names of a zone of N hosts: a tuple, so a test names hosts[1] of a zone of two without `!`. */
+export type HostNames<N extends ZoneSize, Names extends string[] = []> = Names['length'] extends N
+  ? Names
+  : HostNames<N, [...Names, string]>;
+
+/** A test zone's hosts (see TestCloud.zone). */
+export interface ZoneOptions {
+  /** The zone's and its hosts' name (`<tag>-az-<n>`, `<tag><n>-host-a`). */
+  tag?: string;
+  /** Each spawn's seconds on every host, or host by host (0.2 s for a host the list does not reach). */
+  spawnSeconds?: number | readonly number[];
+  /** The fake hypervisor's clean-shutdown seconds (its own default if absent). */
+  shutdownSeconds?: number;
+  /** Every host's memory; absent, 64 GiB for the first host and 8 GiB less for each next one. */
+  memoryMb?: number;
+  /** The hosts' CPUs, host by host (the driver's default for a host the list does not reach). */
+  cpus?: readonly HostCpu[];
+  /** The hypervisor's clock (a test's server time). */
+  now?: () => number;
+}
+
 export class TestCloud {
   readonly dataDir = mkdtempSync(path.join(tmpdir(), 'conductor-cloud-'));
   readonly liveness = new StaticLiveness();
   readonly drivers = new Map<string, FakeDriver>();
+  /** Zones made by zone(): each gets the next number. */
+  private zones = 0;
   store!: Store;
   placement!: ReturnType<typeof createPlacementRepository>;
   instances!: ReturnType<typeof createInstanceRepository>;
@@ -92,6 +130,58 @@ export class TestCloud {
       );
     }
     return specs.map((s) => s.name);
+  }
+
+  /**
+   * A new availability zone of `count` hosts, named after the file's zones (`defaults.tag`): its first
+   * host has the most memory (64 GiB, 8 GiB less for each next one, unless `memoryMb` gives every host
+   * the same), so it is the scheduler's choice and the others its alternates, in order. Each host gets a
+   * fake hypervisor with the zone's spawn and shutdown seconds, and its CPU if `cpus` names one.
+   */
+  async zone<N extends ZoneSize>(count: N, options: ZoneOptions = {}): Promise<{ az: string; hosts: HostNames<N> }> {
+    const { tag = 'z', spawnSeconds = 0.2, shutdownSeconds, memoryMb, cpus = [], now } = options;
+    const n = ++this.zones;
+    const az = `${tag}-az-${n}`;
+    const hosts: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const host = `${tag}${n}-host-${String.fromCharCode(97 + i)}`;
+      const seconds = typeof spawnSeconds === 'number' ? spawnSeconds : (spawnSeconds[i] ?? 0.2);
+      await this.addHosts([{ name: host, availabilityZone: az, memoryMb: memoryMb ?? 65536 - i * 8192 }], seconds);
+      const driver: FakeDriverOptions = { host, stateDir: path.join(this.dataDir, 'compute'), spawnSeconds: seconds };
+      if (shutdownSeconds !== undefined) driver.shutdownSeconds = shutdownSeconds;
+      if (cpus[i]) driver.cpu = cpus[i];
+      if (now) driver.now = now;
+      this.drivers.set(host, new FakeDriver(driver));
+      hosts.push(host);
+    }
+    return { az, hosts: hosts as HostNames<N> };
+  }
+
+  /**
+   * Starts the build of one server in `az`: m1.small from cirros, named after its id, its workflow id
+   * the instance's; `input` adds to or changes that (a flavor, scheduler hints, a requested host …).
+   */
+  startBuild(az: string, input: Partial<BuildInstanceInput> = {}): Promise<WorkflowHandle<typeof buildInstance>> {
+    const instanceId = input.instanceId ?? randomUUID();
+    return this.env.client.workflow.start<typeof buildInstance>('buildInstance', {
+      taskQueue: CONDUCTOR_TASK_QUEUE,
+      workflowId: workflowIds.buildInstance(instanceId),
+      args: [
+        {
+          name: `vm-${instanceId.slice(0, 8)}`,
+          flavor: 'm1.small',
+          image: 'cirros',
+          availabilityZone: az,
+          ...input,
+          instanceId,
+        },
+      ],
+    });
+  }
+
+  /** Builds one server (see startBuild) and returns its record once the build succeeded. */
+  async boot(az: string, input: Partial<BuildInstanceInput> = {}): Promise<InstanceRecord> {
+    return (await this.startBuild(az, input)).result();
   }
 
   driver(host: string): FakeDriver {

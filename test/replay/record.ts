@@ -15,11 +15,9 @@ import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
-import { FakeDriver } from '../../src/compute/fake';
 import type { Faults } from '../../src/compute/fake';
 import type { RebootInput } from '../../src/domain/reboot';
 import type { BuildInstanceInput, RebuildInput, ResizeMigrateInput, StopInput } from '../../src/domain/schemas';
-import type { OperationProgress } from '../../src/shared/messages';
 import {
   abortLiveMigrationUpdate,
   forceCompleteUpdate,
@@ -28,11 +26,12 @@ import {
   revertResizeUpdate,
 } from '../../src/shared/messages';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import type { consoleOutput } from '../../src/workflows/console-output';
 import { historyToJSON } from '../helpers/history-json';
 import { liveCopyRunning, withWorkers } from '../helpers/temporal';
+import { progressReached } from '../helpers/progress';
 
 const REPLAY_DIR = __dirname;
 const INDEX = path.join(REPLAY_DIR, 'README.md');
@@ -74,37 +73,22 @@ const recorded: Entry[] = [];
 /** The test server's clock (skipped time included), read at the start of every compute activity. */
 let serverNowMs = Date.now();
 
-let zoneCounter = 0;
+let vmCounter = 0;
 /**
- * Hosts in a zone of their own; free RAM orders them (the first is chosen, the next are alternates).
- * `serverClock`: guests live on workflow time (stop tests: a 5 s shutdown is 5 skipped seconds).
+ * Hosts in a zone of their own (see TestCloud.zone): free RAM orders them (the first is chosen, the
+ * next are alternates). `serverClock`: guests live on workflow time (stop tests: a 5 s shutdown is 5
+ * skipped seconds).
  */
-async function zone(
-  count: number,
-  options: { spawnSeconds?: number; shutdownSeconds?: number; memoryMb?: number; serverClock?: boolean } = {}
-): Promise<{ az: string; hosts: string[] }> {
-  const { spawnSeconds = 0.2, shutdownSeconds = 0.1, memoryMb, serverClock = false } = options;
-  const az = `replay-az-${++zoneCounter}`;
-  const hosts = await cloud.addHosts(
-    Array.from({ length: count }, (_, i) => ({
-      name: `rp${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
-      availabilityZone: az,
-      memoryMb: memoryMb ?? 65536 - i * 8192,
-    })),
-    spawnSeconds
-  );
-  for (const host of hosts)
-    cloud.drivers.set(
-      host,
-      new FakeDriver({
-        host,
-        stateDir: path.join(cloud.dataDir, 'compute'),
-        spawnSeconds,
-        shutdownSeconds,
-        ...(serverClock ? { now: () => serverNowMs } : {}),
-      })
-    );
-  return { az, hosts };
+function zone<N extends ZoneSize>(
+  count: N,
+  { serverClock = false, ...options }: ZoneOptions & { serverClock?: boolean } = {}
+) {
+  return cloud.zone(count, {
+    tag: 'rp',
+    shutdownSeconds: 0.1,
+    ...(serverClock ? { now: () => serverNowMs } : {}),
+    ...options,
+  });
 }
 
 type ActivityFn = (...args: unknown[]) => Promise<unknown>;
@@ -134,15 +118,6 @@ const settle = <T>(p: Promise<T>) =>
     (error: unknown) => ({ value: undefined, error })
   );
 
-async function waitFor(handle: WorkflowHandle, done: (p: OperationProgress) => boolean, what: string) {
-  for (let i = 0; i < 600; i++) {
-    const progress = await handle.query(getProgressQuery).catch(() => undefined);
-    if (progress && done(progress)) return progress;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 function startBuild(input: Omit<BuildInstanceInput, 'flavor' | 'image'> & { flavor?: string; image?: string }) {
   const instanceId = randomUUID();
   return env.client.workflow.start('buildInstance', {
@@ -154,7 +129,7 @@ function startBuild(input: Omit<BuildInstanceInput, 'flavor' | 'image'> & { flav
 
 /** A build that must succeed (workers must be running); its instance id and host. */
 async function boot(az: string): Promise<{ instanceId: string; host: string }> {
-  const handle = await startBuild({ name: `vm-${++zoneCounter}`, availabilityZone: az });
+  const handle = await startBuild({ name: `vm-${++vmCounter}`, availabilityZone: az });
   const record = (await handle.result()) as { instanceId: string; host: string; vmState: string };
   expect(record.vmState).toBe('active');
   return record;
@@ -309,7 +284,7 @@ describe.sequential('record replay histories', () => {
 
   it('buildInstance: rescheduled from a failed spawn to the alternate', async () => {
     const { az, hosts } = await zone(3);
-    await setFaults(hosts[0]!, { spawn: { failNext: 1, kind: 'reschedule' } });
+    await setFaults(hosts[0], { spawn: { failNext: 1, kind: 'reschedule' } });
     await run(hosts, async () => {
       const handle = await startBuild({ name: 'vm-resched', availabilityZone: az });
       await handle.result();
@@ -334,11 +309,11 @@ describe.sequential('record replay histories', () => {
 
   it('buildInstance: an alternate found full is skipped (patched alternate-claim-off-host)', async () => {
     const { az, hosts } = await zone(3, { spawnSeconds: 1 });
-    const [first, second] = hosts as [string, string, string];
+    const [first, second] = hosts;
     await setFaults(first, { spawn: { failNext: 1, kind: 'reschedule' } });
     await run(hosts, async () => {
       const handle = await startBuild({ name: 'vm-full-alt', availabilityZone: az });
-      await waitFor(handle, (p) => p.taskState === 'spawning', 'the first spawn');
+      await progressReached(handle, (p) => p.taskState === 'spawning', 'the first spawn');
       // Another tenant fills the first alternate once the alternates are chosen (released after).
       const tenant = randomUUID();
       await cloud.placement.claim(tenant, second, { VCPU: 1, MEMORY_MB: 65536 - 8192 - 512, DISK_GB: 1 });
@@ -366,7 +341,7 @@ describe.sequential('record replay histories', () => {
 
   it('hostGuests: a serving host and one that does not answer', async () => {
     const { az, hosts } = await zone(2);
-    const [serving, silent] = hosts as [string, string];
+    const [serving, silent] = hosts;
     await run([serving], async () => {
       const vm = await startBuild({ name: 'vm-guest', availabilityZone: az, host: serving });
       await vm.result();
@@ -431,7 +406,7 @@ describe.sequential('record replay histories', () => {
 
   it('buildInstance: cancelled during spawn (patched cancelled-build-destroys-guest)', async () => {
     const { az, hosts } = await zone(1, { spawnSeconds: 30 });
-    const [host] = hosts as [string];
+    const [host] = hosts;
     await run(hosts, async () => {
       const handle = await startBuild({
         name: 'vm-cancel-patched',
@@ -439,7 +414,7 @@ describe.sequential('record replay histories', () => {
         timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 120 },
       });
       const instanceId = handle.workflowId.replace(/^build-/, '');
-      await waitFor(handle, (p) => p.taskState === 'spawning', 'spawning');
+      await progressReached(handle, (p) => p.taskState === 'spawning', 'spawning');
       await vi.waitFor(async () => expect(await cloud.driver(host).getGuest(instanceId)).toBeDefined(), {
         timeout: 10_000,
         interval: 50,
@@ -459,7 +434,7 @@ describe.sequential('record replay histories', () => {
 
   it('buildInstance: cancelled during spawn', async () => {
     const { az, hosts } = await zone(1, { spawnSeconds: 30 });
-    const [host] = hosts as [string];
+    const [host] = hosts;
     await run(hosts, async () => {
       const handle = await startBuild({
         name: 'vm-cancel',
@@ -467,7 +442,7 @@ describe.sequential('record replay histories', () => {
         timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 120 },
       });
       const instanceId = handle.workflowId.replace(/^build-/, '');
-      await waitFor(handle, (p) => p.taskState === 'spawning', 'spawning');
+      await progressReached(handle, (p) => p.taskState === 'spawning', 'spawning');
       for (let i = 0; i < 200 && !(await cloud.driver(host).getGuest(instanceId)); i++)
         await new Promise((r) => setTimeout(r, 50));
       await handle.cancel();
@@ -491,7 +466,7 @@ describe.sequential('record replay histories', () => {
   it('stop: graceful, forced after the timeout, and cancelled', async () => {
     const quick = await zone(1, { shutdownSeconds: 5, serverClock: true });
     const stubborn = await zone(1, { shutdownSeconds: 5, serverClock: true });
-    await setFaults(stubborn.hosts[0]!, { ignoreShutdown: true });
+    await setFaults(stubborn.hosts[0], { ignoreShutdown: true });
     const hosts = [...quick.hosts, ...stubborn.hosts];
     await run(hosts, async () => {
       const a = await boot(quick.az);
@@ -519,7 +494,7 @@ describe.sequential('record replay histories', () => {
       );
 
       const cancelled = await startStop({ instanceId: c.instanceId });
-      await waitFor(cancelled, (p) => p.step.startsWith('graceful shutdown'), 'the graceful shutdown');
+      await progressReached(cancelled, (p) => p.step.startsWith('graceful shutdown'), 'the graceful shutdown');
       await cancelled.cancel();
       expect((await settle(cancelled.result())).error).toBeDefined();
       await save(
@@ -543,7 +518,7 @@ describe.sequential('record replay histories', () => {
   it('reboot: soft, soft falling back to hard, and hard', async () => {
     const quick = await zone(1, { shutdownSeconds: 5, serverClock: true });
     const stubborn = await zone(1, { shutdownSeconds: 5, serverClock: true });
-    await setFaults(stubborn.hosts[0]!, { ignoreShutdown: true });
+    await setFaults(stubborn.hosts[0], { ignoreShutdown: true });
     await run([...quick.hosts, ...stubborn.hosts], async () => {
       const a = await boot(quick.az);
       const b = await boot(stubborn.az);
@@ -670,7 +645,7 @@ describe.sequential('record replay histories', () => {
 
   it('rebuild: same host, then evacuate and the source reconciles', async () => {
     const { az, hosts } = await zone(3);
-    const [source, dest, other] = hosts as [string, string, string];
+    const [source, dest, other] = hosts;
     const { instanceId } = await run(hosts, () => boot(az));
     await run(hosts, async () => {
       const handle = await startRebuild({ instanceId });
@@ -718,12 +693,12 @@ describe.sequential('record replay histories', () => {
 
   it('rebuild: evacuate to a requested host through the filters, the group checked there (patched evacuate-destination-checked)', async () => {
     const { az, hosts } = await zone(3);
-    const [, , third] = hosts as [string, string, string];
+    const [, , third] = hosts;
     const { instanceId, host: source } = await run(hosts, async () => {
       const created = await startServerGroup({ action: 'create', name: 'rp-evacuate-spread', policy: 'anti-affinity' });
       await created.result();
       const grouped = await startBuild({
-        name: `vm-${++zoneCounter}`,
+        name: `vm-${++vmCounter}`,
         availabilityZone: az,
         schedulerHints: { group: 'rp-evacuate-spread' },
       });
@@ -765,7 +740,7 @@ describe.sequential('record replay histories', () => {
 
   it('setHostService: disable with a reason, force down, and an unknown host refused', async () => {
     const { hosts } = await zone(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     await run(hosts, async () => {
       const start = (id: string, input: { host: string; [flag: string]: unknown }) =>
         env.client.workflow.start('setHostService', {
@@ -806,7 +781,7 @@ describe.sequential('record replay histories', () => {
         'a build whose placement attempt is a placementAttempt run'
       );
       const resize = await startResize({ instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
-      await waitFor(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+      await progressReached(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
       await resize.executeUpdate(confirmResizeUpdate);
       await resize.result();
       await save(
@@ -823,7 +798,7 @@ describe.sequential('record replay histories', () => {
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {
       const resized = (h: WorkflowHandle) =>
-        waitFor(h, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+        progressReached(h, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
 
       const vm1 = await boot(az);
       const confirmed = await startResize({ instanceId: vm1.instanceId, flavor: 'm1.medium' });
@@ -880,7 +855,7 @@ describe.sequential('record replay histories', () => {
 
   it('resizeMigrate: prep rescheduled to the alternate', async () => {
     const { az, hosts } = await zone(3);
-    const [, b] = hosts as [string, string, string];
+    const [, b] = hosts;
     await run(hosts, async () => {
       const vm1 = await boot(az);
       await setFaults(b, { prepResize: { failNext: 1 } });
@@ -908,7 +883,7 @@ describe.sequential('record replay histories', () => {
 
   it('resizeMigrate: rolled back on a failure, and cancelled awaiting confirmation', async () => {
     const { az, hosts } = await zone(2);
-    const [, b] = hosts as [string, string];
+    const [, b] = hosts;
     await run(hosts, async () => {
       const vm1 = await boot(az);
       await setFaults(b, { finishResize: { failNext: 1 } });
@@ -924,7 +899,7 @@ describe.sequential('record replay histories', () => {
 
       const vm2 = await boot(az);
       const cancelled = await startResize({ instanceId: vm2.instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
-      await waitFor(cancelled, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+      await progressReached(cancelled, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
       await cancelled.cancel();
       expect((await settle(cancelled.result())).error).toBeDefined();
       await save(
@@ -939,7 +914,7 @@ describe.sequential('record replay histories', () => {
 
   it("resizeMigrate: Nova's failure paths (patched resize-error-like-nova, confirm-checks-source-up, resize-late-group-check)", async () => {
     const { az, hosts } = await zone(3);
-    const [, b] = hosts as [string, string, string];
+    const [, b] = hosts;
     await run(hosts, async () => {
       const vm1 = await boot(az);
       await setFaults(b, { finishResize: { failNext: 1 } });
@@ -956,13 +931,13 @@ describe.sequential('record replay histories', () => {
       const created = await startServerGroup({ action: 'create', name: 'rp-resize-spread', policy: 'anti-affinity' });
       await created.result();
       const grouped = await startBuild({
-        name: `vm-${++zoneCounter}`,
+        name: `vm-${++vmCounter}`,
         availabilityZone: az,
         schedulerHints: { group: 'rp-resize-spread' },
       });
       const vm2 = (await grouped.result()) as { instanceId: string; host: string };
       const resize = await startResize({ instanceId: vm2.instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
-      await waitFor(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+      await progressReached(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
       cloud.liveness.down.add(vm2.host);
       expect((await settle(resize.executeUpdate(confirmResizeUpdate))).error).toBeDefined();
       cloud.liveness.down.delete(vm2.host);
@@ -993,10 +968,10 @@ describe.sequential('record replay histories', () => {
       await run(hosts, async () => {
         const vm = await boot(az);
         const resize = await startResize({ instanceId: vm.instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
-        await waitFor(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+        await progressReached(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
         await resize.terminate('operator');
         const build = await startBuild({ name: 'vm-terminated', availabilityZone: az });
-        await waitFor(build, (p) => p.taskState === 'spawning', 'the spawn');
+        await progressReached(build, (p) => p.taskState === 'spawning', 'the spawn');
         await build.terminate('operator');
 
         const dry = await env.client.workflow.start('reconcile', {
@@ -1081,7 +1056,7 @@ describe.sequential('record replay histories', () => {
       );
 
       const build = await startBuild({ name: 'vm-busy', availabilityZone: az });
-      await waitFor(build, (p) => p.taskState === 'spawning', 'the spawn');
+      await progressReached(build, (p) => p.taskState === 'spawning', 'the spawn');
       const building = (await build.query(getProgressQuery)).instanceId;
       const refused = await env.client.workflow.start('resetState', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -1114,7 +1089,7 @@ describe('delete and idempotent create', () => {
     await run(hosts, async () => {
       const vm = await boot(az);
       const resize = await startResize({ instanceId: vm.instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
-      await waitFor(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+      await progressReached(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
       const deleted = await startDelete(vm.instanceId);
       await deleted.result();
       await resize.result();
@@ -1137,7 +1112,7 @@ describe('delete and idempotent create', () => {
 
   it('deleteInstance: active, already deleted, during a build, host down; reconcileHost destroys the guest', async () => {
     const { az, hosts } = await zone(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     await run(hosts, async () => {
       const vm = await boot(az);
       const deleted = await startDelete(vm.instanceId);
@@ -1230,7 +1205,7 @@ describe('delete and idempotent create', () => {
 
       // web-1 on a (alternates b, c), web-2 on b; a fails web-1's spawn, b is web-2's: the late check
       // reschedules web-1 to c.
-      await setFaults(hosts[0]!, { spawn: { failNext: 1, kind: 'reschedule' } });
+      await setFaults(hosts[0], { spawn: { failNext: 1, kind: 'reschedule' } });
       const multi = await startMulti({
         name: 'rp-web',
         availabilityZone: az,
@@ -1339,7 +1314,7 @@ describe('delete and idempotent create', () => {
 describe('live migration', () => {
   it('liveMigrate: converged, and aborted by the completion timeout', async () => {
     const { az, hosts } = await zone(2);
-    const [source] = hosts as [string, string];
+    const [source] = hosts;
     await run(hosts, async () => {
       const vm = await boot(az);
       const done = await startLive({ instanceId: vm.instanceId });
@@ -1424,7 +1399,7 @@ describe('live migration, fewer round trips (patched live-fewer-round-trips)', (
 describe('live migration, failed after the switch-over (patched live-error-after-switch-cleans-source)', () => {
   it('liveMigrate: the destination post step fails', async () => {
     const { az, hosts } = await zone(2);
-    const [, dest] = hosts as [string, string];
+    const [, dest] = hosts;
     await run(hosts, async () => {
       const vm = await boot(az);
       await setFaults(dest, { liveMigration: { postFailNext: 1 } });
@@ -1444,7 +1419,7 @@ describe('live migration, failed after the switch-over (patched live-error-after
 describe('live migration, abort answered by the copy (patched live-abort-answers-outcome)', () => {
   it('liveMigrate: aborted by the operator mid-copy', async () => {
     const { az, hosts } = await zone(2);
-    const [source] = hosts as [string, string];
+    const [source] = hosts;
     await run(hosts, async () => {
       const vm = await boot(az);
       await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
@@ -1473,7 +1448,7 @@ describe('live migration, abort and force-complete record their steps (patched l
   ] as const)
     it(`liveMigrate: ${name}`, async () => {
       const { az, hosts } = await zone(2);
-      const [source] = hosts as [string, string];
+      const [source] = hosts;
       await run(hosts, async () => {
         const vm = await boot(az);
         await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
@@ -1543,7 +1518,7 @@ describe.sequential('batched build (patched batched-build)', () => {
         ['batched: selection, networks, disks, spawn']
       );
 
-      await setFaults(resched.hosts[0]!, { spawn: { failNext: 1, kind: 'reschedule' } });
+      await setFaults(resched.hosts[0], { spawn: { failNext: 1, kind: 'reschedule' } });
       const rescheduled = await startBuild({ name: 'vm-batched-resched', availabilityZone: resched.az });
       await rescheduled.result();
       await save(rescheduled.workflowId, undefined, 'batched-reschedule', 'COMPLETED', 'batched: rescheduled once');
@@ -1584,14 +1559,14 @@ describe.sequential('batched build (patched batched-build)', () => {
         timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 120 },
       });
       const instanceId = cancel.workflowId.replace(/^build-/, '');
-      await waitFor(cancel, (p) => p.taskState === 'spawning', 'spawning');
-      await vi.waitFor(async () => expect(await cloud.driver(cancelled.hosts[0]!).getGuest(instanceId)).toBeDefined(), {
+      await progressReached(cancel, (p) => p.taskState === 'spawning', 'spawning');
+      await vi.waitFor(async () => expect(await cloud.driver(cancelled.hosts[0]).getGuest(instanceId)).toBeDefined(), {
         timeout: 10_000,
         interval: 50,
       });
       await cancel.cancel();
       expect((await settle(cancel.result())).error).toBeDefined();
-      expect(await cloud.driver(cancelled.hosts[0]!).listGuests()).toEqual([]);
+      expect(await cloud.driver(cancelled.hosts[0]).listGuests()).toEqual([]);
       await save(cancel.workflowId, undefined, 'batched-cancelled', 'CANCELED', 'batched: cancelled while spawning');
       await saveChildRuns(cancel.workflowId, 'batched-cancelled', ['CANCELED'], ['batched: cancelled during spawn']);
     });

@@ -9,9 +9,11 @@ import type { BuildInstanceInput } from '../../src/domain/schemas';
 import { getProgressQuery } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
+import type { ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { TestCloud } from '../helpers/cloud';
 import { createTimeSkippingEnv } from '../helpers/temporal';
 import { failureOf } from '../helpers/failures';
+import { progressReached } from '../helpers/progress';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -25,27 +27,13 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-let zoneCounter = 0;
 /**
  * Hosts in an availability zone of their own, so each test sees only its hosts. Free RAM orders them:
  * the first is chosen, the next ones are the alternates in order.
  */
-async function zoneWithHosts(
-  count: number,
-  spawnSeconds = 0.2,
-  overrides: { memoryMb?: number } = {}
-): Promise<{ az: string; hosts: string[] }> {
-  const az = `az-${++zoneCounter}`;
-  const hosts = await cloud.addHosts(
-    Array.from({ length: count }, (_, i) => ({
-      name: `z${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
-      availabilityZone: az,
-      memoryMb: overrides.memoryMb ?? 65536 - i * 8192,
-    })),
-    spawnSeconds
-  );
-  return { az, hosts };
-}
+/** This file's zones (see TestCloud.zone). */
+const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
+  cloud.zone(count, { tag: 'z', ...options });
 
 /** Every workflow this file starts, replayed at the end against the current code. */
 const started: string[] = [];
@@ -113,12 +101,12 @@ describe('buildInstance', () => {
       ['compute_prepare_block_devices', 1, hosts[0], 'Success'],
       ['compute_spawn', 1, hosts[0], 'Success'],
     ]);
-    expect((await cloud.driver(hosts[0]!).listGuests()).map((g) => g.instanceId)).toEqual([instanceId]);
+    expect((await cloud.driver(hosts[0]).listGuests()).map((g) => g.instanceId)).toEqual([instanceId]);
   });
 
   it('reschedules to the first alternate when the first host fails, and that host then ranks lower', async () => {
     const { az, hosts } = await zoneWithHosts(3);
-    const [first, second] = hosts as [string, string, string];
+    const [first, second] = hosts;
     await cloud.driver(first).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
     const { instanceId, record, error } = await cloud.run(hosts, () =>
       build({ name: 'vm-resched', flavor: 'm1.small', image: 'cirros', availabilityZone: az })
@@ -158,12 +146,12 @@ describe('buildInstance', () => {
     expect(await allocationsOf(instanceId)).toEqual([]);
     const spawnHosts = (await eventsOf(instanceId)).filter((e) => e.event === 'compute_spawn').map((e) => e.host);
     expect(spawnHosts).toEqual(hosts.slice(0, 3));
-    expect(await cloud.driver(hosts[3]!).listGuests()).toEqual([]);
+    expect(await cloud.driver(hosts[3]).listGuests()).toEqual([]);
   });
 
   it('skips an alternate that filled up meanwhile, without a destroy or a failed build there, and uses the next one', async () => {
-    const { az, hosts } = await zoneWithHosts(3, 1);
-    const [first, second, third] = hosts as [string, string, string];
+    const { az, hosts } = await zoneWithHosts(3, { spawnSeconds: 1 });
+    const [first, second, third] = hosts;
     await cloud.driver(first).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
     const { instanceId, record } = await cloud.run(hosts, async () => {
       const { instanceId: id, handle } = startBuild({
@@ -197,7 +185,7 @@ describe('buildInstance', () => {
 
   it('reschedules from a host with no live worker after the schedule-to-start timeout', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [dead, alive] = hosts as [string, string];
+    const [dead, alive] = hosts;
     const { instanceId, record } = await cloud.run([alive], () =>
       build({
         name: 'vm-dead-host',
@@ -214,8 +202,8 @@ describe('buildInstance', () => {
   });
 
   it('reschedules when a compute stops heartbeating mid-spawn, and no second guest appears when it returns', async () => {
-    const { az, hosts } = await zoneWithHosts(2, 1);
-    const [silent, next] = hosts as [string, string];
+    const { az, hosts } = await zoneWithHosts(2, { spawnSeconds: 1 });
+    const [silent, next] = hosts;
     await cloud.driver(silent).setFaults({ hangNext: 1 });
     const { instanceId, record } = await cloud.run(hosts, () =>
       build({
@@ -234,7 +222,7 @@ describe('buildInstance', () => {
 
   it('reschedules when the chosen host goes silent in a short step (a frozen worker), in seconds', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [frozen, next] = hosts as [string, string];
+    const [frozen, next] = hosts;
     const freeze = cloud.freezeHost(frozen);
     // A short step's start-to-close stays 60 s, which the test server does not skip while a step is held.
     const { instanceId, record } = await cloud.run(hosts, () =>
@@ -277,7 +265,7 @@ describe('buildInstance', () => {
 
   it('does not reschedule a forced host or a build with max attempts 1', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     await cloud.driver(b).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
     const forced = await cloud.run(hosts, () =>
       build({ name: 'vm-forced', flavor: 'm1.small', image: 'cirros', forceHost: b })
@@ -299,7 +287,7 @@ describe('buildInstance', () => {
   });
 
   it('fails with NoValidHost when no host fits, without touching any compute', async () => {
-    const { az, hosts } = await zoneWithHosts(2, 0.2, { memoryMb: 8192 });
+    const { az, hosts } = await zoneWithHosts(2, { spawnSeconds: 0.2, memoryMb: 8192 });
     const { instanceId, error } = await cloud.run(hosts, () =>
       build({ name: 'vm-too-big', flavor: 'm1.xlarge', image: 'cirros', availabilityZone: az })
     );
@@ -349,8 +337,8 @@ describe('buildInstance', () => {
   });
 
   it('destroys the guest and releases the claim when a build is cancelled during spawn', async () => {
-    const { az, hosts } = await zoneWithHosts(1, 30);
-    const [host] = hosts as [string];
+    const { az, hosts } = await zoneWithHosts(1, { spawnSeconds: 30 });
+    const [host] = hosts;
     const { instanceId, error } = await cloud.run(hosts, async () => {
       const { instanceId: id, handle } = startBuild({
         name: 'vm-cancel',
@@ -359,11 +347,11 @@ describe('buildInstance', () => {
         availabilityZone: az,
       });
       const h = await handle;
-      for (let i = 0; i < 200; i++) {
-        const progress = await h.query(getProgressQuery);
-        if (progress.taskState === 'spawning' && (await cloud.driver(host).getGuest(id))) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await progressReached(
+        h,
+        async (p) => p.taskState === 'spawning' && (await cloud.driver(host).getGuest(id)) !== undefined,
+        'the guest spawning'
+      );
       await h.cancel();
       const err = await h.result().then(
         () => undefined,
@@ -379,16 +367,12 @@ describe('buildInstance', () => {
   });
 
   it('answers a progress query with the live state, host, attempt and step', async () => {
-    const { az, hosts } = await zoneWithHosts(1, 2);
-    const [host] = hosts as [string];
+    const { az, hosts } = await zoneWithHosts(1, { spawnSeconds: 2 });
+    const [host] = hosts;
     const seen = await cloud.run(hosts, async () => {
       const { handle } = startBuild({ name: 'vm-query', flavor: 'm1.tiny', image: 'cirros', availabilityZone: az });
       const h = await handle;
-      let progress = await h.query(getProgressQuery);
-      for (let i = 0; i < 100 && progress.taskState !== 'spawning'; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        progress = await h.query(getProgressQuery);
-      }
+      const progress = await progressReached(h, (p) => p.taskState === 'spawning', 'the spawn');
       await h.result();
       return { during: progress, after: await h.query(getProgressQuery) };
     });

@@ -16,7 +16,7 @@ import type { ComputeActivities } from '../../src/activities/compute';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 
 let env: TestWorkflowEnvironment;
@@ -27,30 +27,9 @@ useTimeSkippingCloud((e, c) => {
   cloud = c;
 });
 
-let zoneCounter = 0;
-async function zoneWithHosts(count: number): Promise<{ az: string; hosts: string[] }> {
-  const az = `cancel-az-${++zoneCounter}`;
-  const hosts = await cloud.addHosts(
-    Array.from({ length: count }, (_, i) => ({
-      name: `cx${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
-      availabilityZone: az,
-      memoryMb: 65536 - i * 8192,
-    })),
-    0.2
-  );
-  return { az, hosts };
-}
-
-async function boot(az: string) {
-  const instanceId = randomUUID();
-  return env.client.workflow.execute<typeof buildInstance>('buildInstance', {
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.buildInstance(instanceId),
-    args: [
-      { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor: 'm1.small', image: 'cirros', availabilityZone: az },
-    ],
-  });
-}
+/** This file's zones (see TestCloud.zone). */
+const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
+  cloud.zone(count, { tag: 'cx', ...options });
 
 /** Holds `step`, starts the operation, cancels it once the step is on the host, lets the step go on. */
 async function cancelAt(step: keyof ComputeActivities, start: () => Promise<WorkflowHandle>): Promise<unknown> {
@@ -144,9 +123,9 @@ describe('cancelling at each step', () => {
     'a resize cancelled at %s is back on its source: old flavor, its allocation and guest there only',
     async (step) => {
       const { az, hosts } = await zoneWithHosts(2);
-      const [source, dest] = hosts as [string, string];
+      const [source, dest] = hosts;
       const outcome = await cloud.run(hosts, async () => {
-        const { instanceId } = await boot(az);
+        const { instanceId } = await cloud.boot(az);
         const err = await cancelAt(step, () =>
           env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
             taskQueue: CONDUCTOR_TASK_QUEUE,

@@ -5,14 +5,11 @@
  * workflows it started closed, and the placement audit clean (useTimeSkippingCloud).
  */
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 
 import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it, vi } from 'vitest';
 
-import { FakeDriver } from '../../src/compute/fake';
 import type { InstanceRecord } from '../../src/domain/instance';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
@@ -21,8 +18,9 @@ import type { deleteInstance } from '../../src/workflows/delete-instance';
 import type { reconcileHost } from '../../src/workflows/reconcile-host';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
 import type { stop } from '../../src/workflows/stop';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import { failureNameOf, failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -32,25 +30,10 @@ useTimeSkippingCloud((e, c) => {
   cloud = c;
 });
 
-let zoneCounter = 0;
 /** Hosts in a zone of their own; their guests ignore ACPI requests for `shutdownSeconds`. */
-async function zoneWithHosts(count: number, shutdownSeconds = 5): Promise<{ az: string; hosts: string[] }> {
-  const az = `delete-az-${++zoneCounter}`;
-  const hosts = await cloud.addHosts(
-    Array.from({ length: count }, (_, i) => ({
-      name: `dl${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
-      availabilityZone: az,
-      memoryMb: 65536 - i * 8192,
-    })),
-    0.2
-  );
-  for (const host of hosts)
-    cloud.drivers.set(
-      host,
-      new FakeDriver({ host, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 0.2, shutdownSeconds })
-    );
-  return { az, hosts };
-}
+/** This file's zones (see TestCloud.zone). */
+const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
+  cloud.zone(count, { tag: 'dl', shutdownSeconds: 5, ...options });
 
 function startBuild(az: string, instanceId = randomUUID(), workflowId = workflowIds.buildInstance(instanceId)) {
   return env.client.workflow.start<typeof buildInstance>('buildInstance', {
@@ -104,11 +87,6 @@ async function deleteAction(instanceId: string) {
   return actions[0]!;
 }
 
-function failureOf(err: unknown): { name?: string; type?: string; message?: string } | undefined {
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  return (err as WorkflowFailedError).cause;
-}
-
 describe('deleteInstance from a stable state', () => {
   it('an active instance ends deleted: its guest destroyed on its host, its allocation removed, its action recorded', async () => {
     const { az, hosts } = await zoneWithHosts(2);
@@ -131,7 +109,7 @@ describe('deleteInstance from a stable state', () => {
   });
 
   it('a stopped instance ends deleted', async () => {
-    const { az, hosts } = await zoneWithHosts(1, 0);
+    const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 0 });
     const record = await cloud.run(hosts, async () => {
       const built = await boot(az);
       await env.client.workflow.execute<typeof stop>('stop', {
@@ -156,7 +134,7 @@ describe('deleteInstance from a stable state', () => {
           args: [{ instanceId, name: 'too-big', flavor: 'm1.xlarge', image: 'cirros', availabilityZone: `${az}-none` }],
         })
         .catch((e: unknown) => e);
-      expect(failureOf(err)?.type).toBe('NoValidHost');
+      expect(failureOf(err).type).toBe('NoValidHost');
       expect(await cloud.instances.get(instanceId)).toMatchObject({ vmState: 'error', host: null });
       return remove(instanceId);
     });
@@ -269,7 +247,7 @@ describe('deleteInstance during a running operation', () => {
       await expectClosed(build, deletion);
       return { record, buildEnd };
     });
-    expect(failureOf(outcome.buildEnd)?.name).toBe('CancelledFailure');
+    expect(failureNameOf(outcome.buildEnd)).toBe('CancelledFailure');
     expect(outcome.record.vmState).toBe('deleted');
     await expectGone(instanceId, hosts);
     const action = await deleteAction(instanceId);
@@ -295,7 +273,7 @@ describe('deleteInstance during a running operation', () => {
       await expectClosed(resize, deletion);
       return { record, resizeEnd };
     });
-    expect(failureOf(outcome.resizeEnd)?.name).toBe('CancelledFailure');
+    expect(failureNameOf(outcome.resizeEnd)).toBe('CancelledFailure');
     await expectGone(outcome.record.instanceId, hosts);
     for (const m of await cloud.instances.listMigrations(outcome.record.instanceId))
       expect(['error', 'reverted', 'confirmed']).toContain(m.status);
@@ -303,7 +281,7 @@ describe('deleteInstance during a running operation', () => {
 
   it('a stop mid-shutdown is cancelled and the instance ends deleted, its guest destroyed', async () => {
     // Guests that take 10,000 s to hear an ACPI request: the stop waits on its timers.
-    const { az, hosts } = await zoneWithHosts(1, 10_000);
+    const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 10_000 });
     const outcome = await cloud.run(hosts, async () => {
       const built = await boot(az);
       const stopping = await env.client.workflow.start<typeof stop>('stop', {
@@ -319,7 +297,7 @@ describe('deleteInstance during a running operation', () => {
       await expectClosed(stopping);
       return { record, stopEnd };
     });
-    expect(failureOf(outcome.stopEnd)?.name).toBe('CancelledFailure');
+    expect(failureNameOf(outcome.stopEnd)).toBe('CancelledFailure');
     await expectGone(outcome.record.instanceId, hosts);
   });
 
@@ -362,7 +340,7 @@ describe('deleteInstance during a running operation', () => {
 describe('deleteInstance with the host down (a local delete)', () => {
   it('records and allocations go at once; the guest is destroyed when the host comes back', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     const built = await cloud.run(hosts, () => boot(az));
     cloud.liveness.down.add(host);
     try {
@@ -396,7 +374,7 @@ describe('deleteInstance with the host down (a local delete)', () => {
 describe('a returning host cleans what is no longer its own', () => {
   it("destroys a guest of an instance that lives on another host (a failed attempt's), and nothing else", async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [home, other] = hosts as [string, string];
+    const [home, other] = hosts;
     const built = await cloud.run(hosts, () => boot(az));
     expect(built.host).toBe(home);
     // What a failed attempt on a host that was down leaves: a guest there, for an instance now elsewhere.
@@ -451,7 +429,7 @@ describe('idempotent create', () => {
     expect(second).toEqual(first);
     expect((await cloud.instances.list()).filter((i) => i.name === name)).toHaveLength(1);
     expect((await cloud.instances.listActions(first.instanceId)).map((a) => a.action)).toEqual(['create']);
-    expect(await guestsOf(hosts[0]!)).toEqual(expect.arrayContaining([first.instanceId]));
+    expect(await guestsOf(hosts[0])).toEqual(expect.arrayContaining([first.instanceId]));
     await cloud.run(hosts, () => remove(first.instanceId));
   });
 

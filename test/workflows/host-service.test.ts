@@ -15,7 +15,7 @@ import type { buildInstance } from '../../src/workflows/build-instance';
 import type { rebuild } from '../../src/workflows/rebuild';
 import type { reconcileHost } from '../../src/workflows/reconcile-host';
 import type { setHostService } from '../../src/workflows/set-host-service';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { failureOf } from '../helpers/failures';
 
@@ -33,19 +33,10 @@ afterEach(async () => {
   expect(statuses.filter((s) => s === 'RUNNING')).toEqual([]);
 });
 
-let zoneCounter = 0;
 /** Hosts in a zone of their own; free RAM orders them (the first is the scheduler's choice). */
-async function zoneWithHosts(count: number) {
-  const az = `hs-az-${++zoneCounter}`;
-  const hosts = await cloud.addHosts(
-    Array.from({ length: count }, (_, i) => ({
-      name: `hs${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
-      availabilityZone: az,
-      memoryMb: 65536 - i * 8192,
-    }))
-  );
-  return { az, hosts: hosts as [string, string, ...string[]] };
-}
+/** This file's zones (see TestCloud.zone). */
+const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
+  cloud.zone(count, { tag: 'hs', ...options });
 
 async function setService(input: SetHostServiceInput, hosts: readonly string[] = []) {
   const handle = await env.client.workflow.start<typeof setHostService>('setHostService', {

@@ -11,26 +11,25 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 
 import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it, vi } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
-import type { HostCpu, LiveMigrationOptions, LiveMigrationRequest } from '../../src/compute/driver';
+import type { LiveMigrationOptions, LiveMigrationRequest } from '../../src/compute/driver';
 import type { Faults } from '../../src/compute/fake';
-import type { InstanceRecord } from '../../src/domain/instance';
 import type { LiveMigrateInput } from '../../src/domain/schemas';
 import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
-import type { buildInstance } from '../../src/workflows/build-instance';
 import { GROUP_CHECK_EVENT } from '../../src/workflows/build/attempt';
 import { LIVE_EVENTS } from '../../src/workflows/live-migrate';
 import type { liveMigrate } from '../../src/workflows/live-migrate';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
 import type { serverGroup } from '../../src/workflows/server-group';
 import type { stop } from '../../src/workflows/stop';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import { failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -40,49 +39,10 @@ useTimeSkippingCloud((e, c) => {
   cloud = c;
 });
 
-let zoneCounter = 0;
 /** Hosts in a zone of their own (the first has the most free RAM: builds land there); optional CPUs. */
-async function zoneWithHosts(count: number, cpus: HostCpu[] = []): Promise<{ az: string; hosts: string[] }> {
-  const az = `live-az-${++zoneCounter}`;
-  const hosts = await cloud.addHosts(
-    Array.from({ length: count }, (_, i) => ({
-      name: `lm${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
-      availabilityZone: az,
-      memoryMb: 65536 - i * 8192,
-    })),
-    0.2
-  );
-  hosts.forEach((host, i) =>
-    cloud.drivers.set(
-      host,
-      new FakeDriver({
-        host,
-        stateDir: path.join(cloud.dataDir, 'compute'),
-        spawnSeconds: 0.2,
-        ...(cpus[i] ? { cpu: cpus[i] } : {}),
-      })
-    )
-  );
-  return { az, hosts };
-}
-
-async function boot(az: string, group?: string): Promise<InstanceRecord> {
-  const instanceId = randomUUID();
-  return env.client.workflow.execute<typeof buildInstance>('buildInstance', {
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.buildInstance(instanceId),
-    args: [
-      {
-        instanceId,
-        name: `vm-${instanceId.slice(0, 8)}`,
-        flavor: 'm1.small',
-        image: 'cirros',
-        availabilityZone: az,
-        ...(group ? { schedulerHints: { group } } : {}),
-      },
-    ],
-  });
-}
+/** This file's zones (see TestCloud.zone). */
+const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
+  cloud.zone(count, { tag: 'lm', ...options });
 
 function startLive(input: LiveMigrateInput): Promise<WorkflowHandle<typeof liveMigrate>> {
   return env.client.workflow.start<typeof liveMigrate>('liveMigrate', {
@@ -106,11 +66,6 @@ async function copying(handle: WorkflowHandle): Promise<void> {
       ).toBe(true),
     { timeout: 20_000, interval: 50 }
   );
-}
-
-function failureOf(err: unknown): { type?: string; message?: string } {
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  return (err as WorkflowFailedError).cause ?? {};
 }
 
 /** Where the instance's allocations are, by host, and that its migrations hold none. */
@@ -139,9 +94,9 @@ async function expectOnSource(instanceId: string, source: string, others: string
 describe('liveMigrate', () => {
   it('converges: the instance runs on the destination, one guest, its allocation there only, the downtime recorded', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source, dest] = hosts as [string, string];
+    const [source, dest] = hosts;
     const result = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       expect(vm.host).toBe(source);
       return (await startLive({ instanceId: vm.instanceId })).result();
     });
@@ -182,9 +137,9 @@ describe('liveMigrate', () => {
 
   it('never converges (pages dirtied faster than copied): aborted by the completion timeout, back on the source', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source, dest] = hosts as [string, string];
+    const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 4096, dirtyMbPerSecond: 8192 } });
       const err = await (
         await startLive({ instanceId: vm.instanceId, completionTimeoutSecondsPerGb: 1 })
@@ -202,9 +157,9 @@ describe('liveMigrate', () => {
 
   it('abortLiveMigration mid-copy: the copy stops, the destination is cleaned, the guest keeps running on the source', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source, dest] = hosts as [string, string];
+    const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
       const handle = await startLive({ instanceId: vm.instanceId });
       await copying(handle);
@@ -221,7 +176,7 @@ describe('liveMigrate', () => {
 
   it('abortLiveMigration that reaches a copy already switched over answers aborted: false, and the migration completes', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source, dest] = hosts as [string, string];
+    const [source, dest] = hosts;
     // The source's copy does not see the cancel in time: it switches over anyway (QEMU's copy may finish
     // between the abort and migrate_cancel).
     class SwitchesOverRegardless extends FakeDriver {
@@ -234,7 +189,7 @@ describe('liveMigrate', () => {
       new SwitchesOverRegardless({ host: source, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 0.2 })
     );
     const result = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       // Converges in a few rounds of about a second.
       await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 256, dirtyMbPerSecond: 64 } });
       const handle = await startLive({ instanceId: vm.instanceId });
@@ -251,9 +206,9 @@ describe('liveMigrate', () => {
 
   it('forceComplete: the guest is paused so the copy converges, and the migration completes', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source, dest] = hosts as [string, string];
+    const [source, dest] = hosts;
     const result = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
       const handle = await startLive({ instanceId: vm.instanceId });
       await copying(handle);
@@ -268,10 +223,10 @@ describe('liveMigrate', () => {
 
   it('a destination whose CPU lacks a feature of the source fails its pre-check: the alternate is used', async () => {
     const avx = { architecture: 'x86_64', traits: ['HW_CPU_X86_AVX2'] };
-    const { az, hosts } = await zoneWithHosts(3, [avx, { architecture: 'x86_64', traits: [] }, avx]);
-    const [source, lacking, alternate] = hosts as [string, string, string];
+    const { az, hosts } = await zoneWithHosts(3, { cpus: [avx, { architecture: 'x86_64', traits: [] }, avx] });
+    const [source, lacking, alternate] = hosts;
     const result = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       return (await startLive({ instanceId: vm.instanceId })).result();
     });
     expect(result.host).toBe(alternate);
@@ -290,9 +245,9 @@ describe('liveMigrate', () => {
 
   it('every destination failing its pre-check leaves the instance as it was, with a fault: MigrationPreCheckError', async () => {
     const { az, hosts } = await zoneWithHosts(3);
-    const [source, b, c] = hosts as [string, string, string];
+    const [source, b, c] = hosts;
     const outcome = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       await setFaults(b, { liveMigration: { checkDestinationFailNext: 1 } });
       await setFaults(c, { liveMigration: { checkDestinationFailNext: 1 } });
       return { vm, err: await (await startLive({ instanceId: vm.instanceId })).result().catch((e: unknown) => e) };
@@ -307,9 +262,9 @@ describe('liveMigrate', () => {
 
   it('a destination that dies mid-copy (its heartbeat times out) rolls back to the source', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source, dest] = hosts as [string, string];
+    const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
       await setFaults(dest, { liveMigration: { receiveHangNext: 1 } });
       const handle = await startLive({
@@ -327,9 +282,9 @@ describe('liveMigrate', () => {
 
   it('a failure after the switch-over: error on the destination, its allocation there only, no guest running twice, the source guest removed', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source, dest] = hosts as [string, string];
+    const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       await setFaults(dest, { liveMigration: { postFailNext: 1 } });
       return { vm, err: await (await startLive({ instanceId: vm.instanceId })).result().catch((e: unknown) => e) };
     });
@@ -353,9 +308,9 @@ describe('liveMigrate', () => {
 
   it('abortLiveMigration and forceComplete during the pre-checks (migration accepted) are refused with InvalidMigrationState; the migration goes on', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source, dest] = hosts as [string, string];
+    const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const gate = cloud.holdNext('checkCanLiveMigrateDestination');
       const handle = await startLive({ instanceId: vm.instanceId });
       await gate.reached;
@@ -386,9 +341,9 @@ describe('liveMigrate', () => {
 
   it('abortLiveMigration while the destination is prepared (migration preparing) is taken once pre_live_migration answered: rolled back, cancelled', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source, dest] = hosts as [string, string];
+    const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const gate = cloud.holdNext('preLiveMigration');
       const handle = await startLive({ instanceId: vm.instanceId });
       await gate.reached;
@@ -412,7 +367,7 @@ describe('liveMigrate', () => {
 
   it('the late server-group check on the destination: an anti-affinity member that arrived there since the scheduler chose fails it, the next destination is used', async () => {
     const { az, hosts } = await zoneWithHosts(4);
-    const [a, b, c, d] = hosts as [string, string, string, string];
+    const [a, b, c, d] = hosts;
     const group = `live-spread-${randomUUID().slice(0, 8)}`;
     const outcome = await cloud.run(hosts, async () => {
       await env.client.workflow.execute<typeof serverGroup>('serverGroup', {
@@ -420,8 +375,8 @@ describe('liveMigrate', () => {
         workflowId: workflowIds.serverGroup('create', randomUUID().slice(0, 8)),
         args: [{ action: 'create', name: group, policy: 'anti-affinity' }],
       });
-      const first = await boot(az, group);
-      const second = await boot(az, group);
+      const first = await cloud.boot(az, { schedulerHints: { group } });
+      const second = await cloud.boot(az, { schedulerHints: { group } });
       expect([first.host, second.host]).toEqual([a, b]);
       // The first's migration chose c (alternate d) and waits at its source check; meanwhile the second
       // is moved to c. The first's check on c then finds it there.
@@ -449,9 +404,9 @@ describe('liveMigrate', () => {
 
   it('a stop or a resize during a live migration is refused with InstanceInvalidState', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source, dest] = hosts as [string, string];
+    const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       await setFaults(source, { liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
       const handle = await startLive({ instanceId: vm.instanceId });
       await copying(handle);
@@ -481,9 +436,9 @@ describe('liveMigrate', () => {
 
   it('a request for its own host is refused before anything is written', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [source] = hosts as [string];
+    const [source] = hosts;
     const outcome = await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const actions = await cloud.instances.listActions(vm.instanceId);
       const err = await (
         await startLive({ instanceId: vm.instanceId, host: source })

@@ -25,11 +25,12 @@ useTimeSkippingCloud((e, c) => {
   cloud = c;
 });
 
-let zoneCounter = 0;
 async function zoneWithHost(): Promise<{ az: string; host: string }> {
-  const az = `lost-az-${++zoneCounter}`;
-  const [host] = await cloud.addHosts([{ name: `lost${zoneCounter}-host-a`, availabilityZone: az }], 0.1);
-  return { az, host: host! };
+  const {
+    az,
+    hosts: [host],
+  } = await cloud.zone(1, { tag: 'lost', spawnSeconds: 0.1, memoryMb: 32768 });
+  return { az, host };
 }
 
 function build(input: BuildInstanceInput) {

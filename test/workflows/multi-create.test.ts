@@ -21,7 +21,7 @@ import { getProgressQuery } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { serverGroup } from '../../src/workflows/server-group';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { failureOf } from '../helpers/failures';
 
@@ -51,19 +51,10 @@ afterEach(async () => {
   }
 });
 
-let zoneCounter = 0;
 /** Hosts in a zone of their own; free RAM orders them (the first is the scheduler's first choice). */
-async function zoneWithHosts(count: number, memoryMb?: number): Promise<{ az: string; hosts: string[] }> {
-  const az = `mc-az-${++zoneCounter}`;
-  const hosts = await cloud.addHosts(
-    Array.from({ length: count }, (_, i) => ({
-      name: `mc${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
-      availabilityZone: az,
-      memoryMb: memoryMb ?? 65536 - i * 8192,
-    }))
-  );
-  return { az, hosts };
-}
+/** This file's zones (see TestCloud.zone). */
+const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
+  cloud.zone(count, { tag: 'mc', ...options });
 
 function groups(input: ServerGroupInput) {
   const workflowId = workflowIds.serverGroup(input.action, randomUUID().slice(0, 8));
@@ -159,7 +150,7 @@ describe('multi-create', () => {
 
   it('minCount 2, maxCount 5 with room for 3 builds exactly 3, each in its own child workflow with its own history', async () => {
     // Room for one m1.small (2048 MB) per host.
-    const { az, hosts } = await zoneWithHosts(3, 3072);
+    const { az, hosts } = await zoneWithHosts(3, { memoryMb: 3072 });
     const { workflowId, result, error } = await cloud.run(hosts, () =>
       build({ name: 'db', flavor: 'm1.small', image: 'cirros', availabilityZone: az, minCount: 2, maxCount: 5 }, 5)
     );
@@ -225,7 +216,7 @@ describe('multi-create', () => {
 
   it('the late anti-affinity check on the host reschedules an instance whose alternate a member took', async () => {
     const { az, hosts } = await zoneWithHosts(3);
-    const [a, b, c] = hosts as [string, string, string];
+    const [a, b, c] = hosts;
     await cloud.run(hosts, () => groups({ action: 'create', name: 'spread-late', policy: 'anti-affinity' }));
     // web-1 is placed on a (alternates b, c), web-2 on b; a fails web-1's spawn, so its first alternate is
     // b, where web-2 now is: the scheduler could not know, the check on the host does.
@@ -263,7 +254,7 @@ describe('multi-create', () => {
 
   it('lists an instance whose build failed after placement with its failure; the others are built', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, () => groups({ action: 'create', name: 'spread-fail', policy: 'anti-affinity' }));
     await cloud.driver(b).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
     const { result, error } = await cloud.run(hosts, () =>
@@ -354,7 +345,7 @@ describe('multi-create', () => {
 
   it('a child whose instance was deleted before it started releases the claim its parent made, and builds nothing', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const host = hosts[0]!;
+    const host = hosts[0];
     const instanceId = randomUUID();
     const childId = workflowIds.batchMember(workflowIds.buildInstance(randomUUID()), 1);
     started.push(childId);

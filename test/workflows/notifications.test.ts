@@ -4,12 +4,10 @@
  * time from the pinned nova sdist: test/helpers/nova-notification-samples.ts).
  */
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 
-import { FakeDriver } from '../../src/compute/fake';
 import type { InstanceRecord } from '../../src/domain/instance';
 import {
   abortLiveMigrationUpdate,
@@ -21,7 +19,7 @@ import {
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { OutboxEntry } from '../../src/store/notification-outbox';
 import { createNotificationOutbox } from '../../src/store/notification-outbox';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { liveCopyRunning } from '../helpers/temporal';
 import { failureOf } from '../helpers/failures';
@@ -36,42 +34,10 @@ useTimeSkippingCloud((e, c) => {
   cloud = c;
 });
 
-let zoneCounter = 0;
 /** Hosts in an availability zone of their own; free RAM orders them (the first takes the build). */
-async function zoneWithHosts(count: number, memoryMb = 65536): Promise<{ az: string; hosts: string[] }> {
-  const az = `nz-${++zoneCounter}`;
-  const hosts = await cloud.addHosts(
-    Array.from({ length: count }, (_, i) => ({
-      name: `n${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
-      availabilityZone: az,
-      memoryMb: memoryMb - i * 8192,
-    }))
-  );
-  for (const host of hosts)
-    cloud.drivers.set(
-      host,
-      new FakeDriver({ host, stateDir: path.join(cloud.dataDir, 'compute'), spawnSeconds: 0.2, shutdownSeconds: 0.1 })
-    );
-  return { az, hosts };
-}
-
-function build(az: string, extra: Record<string, unknown> = {}): Promise<InstanceRecord> {
-  const instanceId = randomUUID();
-  return env.client.workflow.execute('buildInstance', {
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.buildInstance(instanceId),
-    args: [
-      {
-        instanceId,
-        name: `vm-${instanceId.slice(0, 8)}`,
-        flavor: 'm1.small',
-        image: 'cirros',
-        availabilityZone: az,
-        ...extra,
-      },
-    ],
-  });
-}
+/** This file's zones (see TestCloud.zone). */
+const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
+  cloud.zone(count, { tag: 'n', shutdownSeconds: 0.1, ...options });
 
 type Kind =
   | 'stop'
@@ -131,7 +97,7 @@ describe('versioned notifications', () => {
   it('a build writes create.start, the scheduler’s select_destinations, then create.end, with Nova’s payloads', async () => {
     const { az, hosts } = await zoneWithHosts(2);
     await cloud.run(hosts, async () => {
-      const vm = await build(az);
+      const vm = await cloud.boot(az);
       const seen = await notificationsOf(vm.instanceId);
       expect(types(seen)).toEqual([
         'instance.create.start',
@@ -159,9 +125,9 @@ describe('versioned notifications', () => {
 
   it('a build rescheduled once: compute.exception from the failed host between the two selections', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    await cloud.driver(hosts[0]!).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
+    await cloud.driver(hosts[0]).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
     await cloud.run(hosts, async () => {
-      const vm = await build(az);
+      const vm = await cloud.boot(az);
       expect(vm.host).toBe(hosts[1]);
       const seen = await notificationsOf(vm.instanceId);
       expect(types(seen)).toEqual([
@@ -179,9 +145,9 @@ describe('versioned notifications', () => {
   });
 
   it('a build with no host: create.error carrying NoValidHost as its fault', async () => {
-    const { az, hosts } = await zoneWithHosts(1, 1024);
+    const { az, hosts } = await zoneWithHosts(1, { memoryMb: 1024 });
     await cloud.run(hosts, async () => {
-      const failed = await build(az).catch((e: unknown) => e);
+      const failed = await cloud.boot(az).catch((e: unknown) => e);
       expect(failureOf(failed).type).toBe('NoValidHost');
       const [instance] = (await cloud.instances.list()).filter((i) => i.availabilityZone === az);
       const seen = await notificationsOf(instance!.instanceId);
@@ -203,7 +169,7 @@ describe('versioned notifications', () => {
   it('stop, start, reboot, rebuild and delete each write their start and end', async () => {
     const { az, hosts } = await zoneWithHosts(1);
     await cloud.run(hosts, async () => {
-      const vm = await build(az);
+      const vm = await cloud.boot(az);
       const steps: Array<[Kind, Record<string, unknown>, string[]]> = [
         ['stop', {}, ['instance.power_off.start', 'instance.power_off.end']],
         ['start', {}, ['instance.power_on.start', 'instance.power_on.end']],
@@ -234,7 +200,7 @@ describe('versioned notifications', () => {
   it('pause, unpause, suspend and resume each write their start and end, with the states Nova reports', async () => {
     const { az, hosts } = await zoneWithHosts(1);
     await cloud.run(hosts, async () => {
-      const vm = await build(az);
+      const vm = await cloud.boot(az);
       const steps: Array<[Kind, { task_state: string }, { state: string; power_state: string }]> = [
         ['pause', { task_state: 'pausing' }, { state: 'paused', power_state: 'paused' }],
         ['unpause', { task_state: 'unpausing' }, { state: 'active', power_state: 'running' }],
@@ -256,7 +222,7 @@ describe('versioned notifications', () => {
   it("snapshot, shelve (offloaded at once) and unshelve: their start and end, Nova's payloads; a shelve's own copy emits no snapshot", async () => {
     const { az, hosts } = await zoneWithHosts(2);
     await cloud.run(hosts, async () => {
-      const vm = await build(az);
+      const vm = await cloud.boot(az);
       const steps: Array<[Kind, Record<string, unknown>, string[]]> = [
         [
           'snapshot',
@@ -315,7 +281,7 @@ describe('versioned notifications', () => {
         ['confirm', confirmResizeUpdate],
         ['revert', revertResizeUpdate],
       ] as const) {
-        const vm = await build(az);
+        const vm = await cloud.boot(az);
         const after = await lastSeq(vm.instanceId);
         const handle = await operate('resizeMigrate', vm.instanceId, { flavor: 'm1.medium', confirmWindowSeconds: 0 });
         await expect
@@ -355,7 +321,7 @@ describe('versioned notifications', () => {
   it('a live migration: pre and post on the hosts', async () => {
     const { az, hosts } = await zoneWithHosts(2);
     await cloud.run(hosts, async () => {
-      const vm = await build(az);
+      const vm = await cloud.boot(az);
       const after = await lastSeq(vm.instanceId);
       await run('liveMigrate', vm.instanceId);
       const seen = await notificationsOf(vm.instanceId, after);
@@ -375,9 +341,9 @@ describe('versioned notifications', () => {
   it('a resize whose disk copy fails: resize.error and compute.exception from the source, no resize_finish', async () => {
     const { az, hosts } = await zoneWithHosts(2);
     await cloud.run(hosts, async () => {
-      const vm = await build(az);
+      const vm = await cloud.boot(az);
       const after = await lastSeq(vm.instanceId);
-      await cloud.driver(hosts[0]!).setFaults({ migrateDisk: { failNext: 1 } });
+      await cloud.driver(hosts[0]).setFaults({ migrateDisk: { failNext: 1 } });
       const failed = await run('resizeMigrate', vm.instanceId, { flavor: 'm1.medium' }).catch((e: unknown) => e);
       expect(failureOf(failed).type).toBeDefined();
       const seen = await notificationsOf(vm.instanceId, after);
@@ -403,9 +369,9 @@ describe('versioned notifications', () => {
   it('a live migration whose memory copy fails: compute.exception, then the rollback on the source', async () => {
     const { az, hosts } = await zoneWithHosts(2);
     await cloud.run(hosts, async () => {
-      const vm = await build(az);
+      const vm = await cloud.boot(az);
       const after = await lastSeq(vm.instanceId);
-      await cloud.driver(hosts[0]!).setFaults({ liveMigration: { failNext: 1 } });
+      await cloud.driver(hosts[0]).setFaults({ liveMigration: { failNext: 1 } });
       const failed = await run('liveMigrate', vm.instanceId).catch((e: unknown) => e);
       expect(failureOf(failed).type).toBeDefined();
       const seen = await notificationsOf(vm.instanceId, after);
@@ -458,13 +424,13 @@ describe('versioned notifications', () => {
   it('an evacuation off a forced-down host: service.update, instance.evacuate, then the rebuild on another host', async () => {
     const { az, hosts } = await zoneWithHosts(2);
     await cloud.run(hosts, async () => {
-      const vm = await build(az);
+      const vm = await cloud.boot(az);
       const services = await outbox().list({ afterSeq: await lastSeq(vm.instanceId) });
       const before = services.at(-1)?.seq ?? (await lastSeq(vm.instanceId));
       await env.client.workflow.execute('setHostService', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.setHostService(hosts[0]!, randomUUID().slice(0, 8)),
-        args: [{ host: hosts[0]!, forcedDown: true }],
+        workflowId: workflowIds.setHostService(hosts[0], randomUUID().slice(0, 8)),
+        args: [{ host: hosts[0], forcedDown: true }],
       });
       const service = (await outbox().list({ afterSeq: before })).filter((n) => n.eventType === 'service.update');
       expect(service).toHaveLength(1);
@@ -491,8 +457,8 @@ describe('versioned notifications', () => {
       expect(data(seen.at(-1))).toMatchObject({ host: hosts[1], state: 'active' });
       await env.client.workflow.execute('setHostService', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
-        workflowId: workflowIds.setHostService(hosts[0]!, randomUUID().slice(0, 8)),
-        args: [{ host: hosts[0]!, forcedDown: false }],
+        workflowId: workflowIds.setHostService(hosts[0], randomUUID().slice(0, 8)),
+        args: [{ host: hosts[0], forcedDown: false }],
       });
       await run('deleteInstance', vm.instanceId);
     });
@@ -510,7 +476,7 @@ describe('versioned notifications', () => {
           args: [input],
         });
       await serverGroup({ action: 'create', name: group, policy: 'anti-affinity' });
-      const vm = await build(az, { schedulerHints: { group } });
+      const vm = await cloud.boot(az, { schedulerHints: { group } });
       await run('deleteInstance', vm.instanceId);
       await serverGroup({ action: 'delete', name: group });
       const seen = (await outbox().list({ afterSeq: before, limit: 100_000 })).filter((n) =>
@@ -549,10 +515,10 @@ describe('versioned notifications', () => {
           ],
         ],
       ] as const) {
-        const vm = await build(az);
+        const vm = await cloud.boot(az);
         // A copy that never converges by itself: it runs until the Update.
         await cloud
-          .driver(hosts[0]!)
+          .driver(hosts[0])
           .setFaults({ liveMigration: { bandwidthMbPerSecond: 1024, dirtyMbPerSecond: 2048 } });
         const after = await lastSeq(vm.instanceId);
         const handle = await operate('liveMigrate', vm.instanceId);
@@ -564,7 +530,7 @@ describe('versioned notifications', () => {
         const steps = types(seen).filter((t) => !t.startsWith('scheduler.') && !t.includes('live_migration_pre'));
         expect(steps.filter((t) => t !== 'compute.exception')).toEqual(expected);
         expectNovaShapes(seen);
-        await cloud.driver(hosts[0]!).setFaults({});
+        await cloud.driver(hosts[0]).setFaults({});
         await run('deleteInstance', vm.instanceId);
       }
     });

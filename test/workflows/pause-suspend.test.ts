@@ -33,22 +33,6 @@ useTimeSkippingCloud((e, c) => {
 
 type Op = 'pause' | 'unpause' | 'suspend' | 'resume';
 
-let zones = 0;
-async function zone(): Promise<{ az: string; host: string }> {
-  const az = `pause-az-${++zones}`;
-  const [host] = await cloud.addHosts([{ name: `ps${zones}-host-a`, availabilityZone: az }]);
-  return { az, host: host! };
-}
-
-function build(name: string, az: string): Promise<InstanceRecord> {
-  const instanceId = randomUUID();
-  return env.client.workflow.execute('buildInstance', {
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.buildInstance(instanceId),
-    args: [{ name, flavor: 'm1.small', image: 'cirros', availabilityZone: az, instanceId }],
-  });
-}
-
 function startOp(op: Op, input: PauseInput) {
   return env.client.workflow.start(op, {
     taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -90,8 +74,11 @@ const computeCallsOf = (instanceId: string) =>
 
 describe('pause and unpause', () => {
   it('pauses an active instance (paused, its guest frozen in place, its claim kept) and unpauses it (active, running)', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-pause', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'ps', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-pause' }));
     const claim = await allocationsOf(vm.instanceId);
 
     const paused = await cloud.run([host], () => runOp('pause', { instanceId: vm.instanceId }));
@@ -113,8 +100,11 @@ describe('pause and unpause', () => {
   });
 
   it('refuses from the wrong state, naming it, and changes nothing: pause of a paused, suspended or stopped instance; unpause of an active one', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-refuse', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'ps', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-refuse' }));
     const refused = async (op: Op, vmState: string) => {
       const before = await actionsOf(vm.instanceId);
       const { error } = await cloud.run([host], () => runOp(op, { instanceId: vm.instanceId }));
@@ -151,8 +141,11 @@ describe('pause and unpause', () => {
   });
 
   it('a cancellation while the guest pauses is rolled back: the guest unpaused, the instance active, the action Error with a 499 fault', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-cancel-pause', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'ps', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-cancel-pause' }));
     const gate = cloud.holdNext('pauseInstance');
     const outcome = await cloud.run([host], async () => {
       const handle = await startOp('pause', { instanceId: vm.instanceId });
@@ -186,8 +179,11 @@ describe('pause and unpause', () => {
   });
 
   it('fails ComputeHostUnavailable when the host has no live worker, leaving the instance active with a fault', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-dead', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'ps', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-dead' }));
     const { error } = await cloud.run([], () =>
       runOp('pause', {
         instanceId: vm.instanceId,
@@ -209,8 +205,11 @@ describe('pause and unpause', () => {
   });
 
   it('a guest found off behind our back is refused by its host: InstanceInvalidState naming its power state', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-off', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'ps', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-off' }));
     await cloud.driver(host).powerOff({ instanceId: vm.instanceId });
     const { error } = await cloud.run([host], () => runOp('pause', { instanceId: vm.instanceId }));
     expect(failureOf(error)).toEqual({
@@ -222,12 +221,11 @@ describe('pause and unpause', () => {
   });
 
   it('live-migrates a paused instance (Nova allows it): paused on its new host, its claim moved; a failed copy leaves it paused on its source', async () => {
-    const az = `pause-az-${++zones}`;
-    const [a, b] = (await cloud.addHosts([
-      { name: `ps${zones}-host-a`, availabilityZone: az, memoryMb: 65536 },
-      { name: `ps${zones}-host-b`, availabilityZone: az, memoryMb: 57344 },
-    ])) as [string, string];
-    const vm = await cloud.run([a, b], () => build('vm-paused-move', az));
+    const {
+      az,
+      hosts: [a, b],
+    } = await cloud.zone(2, { tag: 'ps' });
+    const vm = await cloud.run([a, b], () => cloud.boot(az, { name: 'vm-paused-move' }));
     const source = vm.host!;
     const dest = source === a ? b : a;
     await cloud.run([a, b], () => runOp('pause', { instanceId: vm.instanceId }));
@@ -275,8 +273,11 @@ describe('pause and unpause', () => {
 
 describe('suspend and resume', () => {
   it("suspends an active instance (its guest's memory saved, nothing running, its claim kept) and resumes it where it was (no boot)", async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-suspend', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'ps', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-suspend' }));
     const claim = await allocationsOf(vm.instanceId);
 
     const suspended = await cloud.run([host], () => runOp('suspend', { instanceId: vm.instanceId }));
@@ -300,8 +301,11 @@ describe('suspend and resume', () => {
   });
 
   it('a cancellation while the guest suspends is rolled back: the guest resumed, the instance active', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-cancel-suspend', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'ps', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-cancel-suspend' }));
     const gate = cloud.holdNext('suspendInstance');
     const outcome = await cloud.run([host], async () => {
       const handle = await startOp('suspend', { instanceId: vm.instanceId });
@@ -326,8 +330,11 @@ describe('suspend and resume', () => {
   });
 
   it('a hard reboot takes a paused or a suspended instance back to active from its disk (Nova: ALLOW_HARD_REBOOT); a soft one is refused', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-reboot', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'ps', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-reboot' }));
     await cloud.run([host], () => runOp('pause', { instanceId: vm.instanceId }));
     const soft = await cloud.run([host], () => reboot({ instanceId: vm.instanceId }).catch((e: unknown) => e));
     expect(failureOf(soft)).toEqual({
@@ -346,8 +353,11 @@ describe('suspend and resume', () => {
   });
 
   it('deletes a suspended instance: its guest and saved memory gone, its claim released', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-delete', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'ps', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-delete' }));
     await cloud.run([host], () => runOp('suspend', { instanceId: vm.instanceId }));
     const deleted = await cloud.run([host], () =>
       env.client.workflow.execute<typeof deleteInstance>('deleteInstance', {

@@ -7,14 +7,14 @@ import { describe, expect, it } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
 import type { RebuildInput } from '../../src/domain/schemas';
-import { getProgressQuery } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { rebuild } from '../../src/workflows/rebuild';
 import type { reconcileHost } from '../../src/workflows/reconcile-host';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { failureOf } from '../helpers/failures';
+import { progressReached } from '../helpers/progress';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -25,21 +25,13 @@ useTimeSkippingCloud((e, c) => {
   cloud = c;
 });
 
-let zoneCounter = 0;
 /**
  * Hosts in an availability zone of their own, so each test sees only its hosts. Free RAM orders them: the
  * scheduler picks the first, then the next. `spawnSeconds` may be given per host.
  */
-async function zoneWithHosts(count: number, spawnSeconds: number | number[] = 0.2) {
-  const az = `rb-az-${++zoneCounter}`;
-  const hosts: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const name = `rb${zoneCounter}-host-${String.fromCharCode(97 + i)}`;
-    const seconds = Array.isArray(spawnSeconds) ? (spawnSeconds[i] ?? 0.2) : spawnSeconds;
-    hosts.push(...(await cloud.addHosts([{ name, availabilityZone: az, memoryMb: 65536 - i * 8192 }], seconds)));
-  }
-  return { az, hosts: hosts as [string, string, ...string[]] };
-}
+/** This file's zones (see TestCloud.zone). */
+const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
+  cloud.zone(count, { tag: 'rb', ...options });
 
 /** Builds an instance through the buildInstance workflow; it lands on the zone's first host. */
 async function buildIn(az: string, hosts: readonly string[], image = 'cirros', group?: string, host = hosts[0]) {
@@ -98,12 +90,7 @@ async function waitForTaskState(
   taskState: string,
   also: () => Promise<boolean> = () => Promise.resolve(true)
 ) {
-  for (let i = 0; i < 400; i++) {
-    const progress = await handle.query(getProgressQuery).catch(() => undefined);
-    if (progress?.taskState === taskState && (await also())) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`never reached ${taskState}`);
+  await progressReached(handle, async (p) => p.taskState === taskState && (await also()), `task state ${taskState}`);
 }
 
 /** The conductor's events start at the same workflow time: their order among themselves is not defined. */
@@ -343,7 +330,7 @@ describe('rebuild with evacuate', () => {
 
   it('re-creates the instance on another host while the source is down; the returning source cleans up', async () => {
     const { az, hosts } = await zoneWithHosts(3);
-    const [source, dest, other] = hosts as [string, string, string];
+    const [source, dest, other] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     cloud.liveness.down.add(source);
     try {
@@ -407,7 +394,7 @@ describe('rebuild with evacuate', () => {
 
   it('to a forced host claims it directly, from a forced-down source, whatever the task state; stopped stays stopped', async () => {
     const { az, hosts } = await zoneWithHosts(3);
-    const [source, , requested] = hosts as [string, string, string];
+    const [source, , requested] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     await markStopped(instanceId, source);
     // A start sent to the host just before it died, never to finish (Nova bug 1978983).
@@ -445,8 +432,8 @@ describe('rebuild with evacuate', () => {
 
   it("to a requested host goes through the scheduler's filters unless forced; a forced one meets the late group check", async () => {
     const { az, hosts } = await zoneWithHosts(3);
-    const [first, source, free] = hosts as [string, string, string];
-    const group = `rb-anti-${zoneCounter}`;
+    const [first, source, free] = hosts;
+    const group = `rb-anti-${az}`;
     await cloud.instances.ensureServerGroup(group, 'anti-affinity');
     const member = await buildIn(az, hosts, 'cirros', group, first);
     const { instanceId } = await buildIn(az, hosts, 'cirros', group, source);
@@ -542,7 +529,7 @@ describe('rebuild with evacuate', () => {
 
   it('that fails on the destination frees its claim and keeps the previous state, with a fault; never retried elsewhere', async () => {
     const { az, hosts } = await zoneWithHosts(3);
-    const [source, dest, other] = hosts as [string, string, string];
+    const [source, dest, other] = hosts;
     const { instanceId, record: built } = await buildIn(az, hosts);
     await cloud.driver(dest).setFaults({ spawn: { failNext: 1, kind: 'abort' } });
     cloud.liveness.down.add(source);
@@ -594,7 +581,7 @@ describe('rebuild with evacuate', () => {
   });
 
   it('cancelled while spawning on the destination tears the guest down, frees the claim, keeps the previous state', async () => {
-    const { az, hosts } = await zoneWithHosts(2, [0.2, 30]);
+    const { az, hosts } = await zoneWithHosts(2, { spawnSeconds: [0.2, 30] });
     const [source, dest] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     cloud.liveness.down.add(source);

@@ -9,8 +9,6 @@
 import { randomUUID } from 'node:crypto';
 
 import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -25,6 +23,7 @@ import type { resetState } from '../../src/workflows/reset-state';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import { failureOfRun } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -121,17 +120,6 @@ async function resizedAndWaiting(): Promise<{
     interval: 100,
   });
   return { instanceId, source: host!, resize };
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause;
-  expect(cause).toBeInstanceOf(ApplicationFailure);
-  return cause as ApplicationFailure;
 }
 
 describe('reconcile', () => {
@@ -381,7 +369,7 @@ describe('reconcile', () => {
 
   it('refuses bad input with InvalidRequest', async () => {
     await cloud.run(hosts, async () => {
-      const failure = await failureOf(runReconcile({ batchSize: 0 }));
+      const failure = await failureOfRun(runReconcile({ batchSize: 0 }));
       expect(failure.type).toBe('InvalidRequest');
       expect(failure.message).toContain('batchSize');
     });
@@ -395,7 +383,7 @@ describe('resetState', () => {
       const build = await startBuild();
       await gate.reached;
       const building = (await cloud.instances.list()).find((i) => i.taskState === 'spawning')!;
-      const failure = await failureOf(runResetState(building.instanceId, 'active'));
+      const failure = await failureOfRun(runResetState(building.instanceId, 'active'));
       expect(failure.type).toBe('InstanceInvalidState');
       expect(failure.message).toContain(`while its operation ${building.taskOwner} is running`);
       expect(await cloud.instances.get(building.instanceId)).toMatchObject({
@@ -424,9 +412,9 @@ describe('resetState', () => {
   it('refuses a deleted instance and an unknown one, changing nothing', async () => {
     await cloud.run(hosts, async () => {
       const { instanceId } = await cloud.instances.create(seed({ vmState: 'deleted', host: null }));
-      expect((await failureOf(runResetState(instanceId, 'active'))).type).toBe('InstanceInvalidState');
+      expect((await failureOfRun(runResetState(instanceId, 'active'))).type).toBe('InstanceInvalidState');
       expect((await cloud.instances.get(instanceId)).vmState).toBe('deleted');
-      expect((await failureOf(runResetState(randomUUID(), 'active'))).type).toBe('InstanceNotFound');
+      expect((await failureOfRun(runResetState(randomUUID(), 'active'))).type).toBe('InstanceNotFound');
     });
   });
 });

@@ -1,22 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 
 import type { WorkflowHandle } from '@temporalio/client';
-import { Client, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
+import { Client, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 
-import { FakeDriver } from '../../src/compute/fake';
 import type { Resources } from '../../src/domain/resources';
 import type { ResizeMigrateInput } from '../../src/domain/schemas';
-import type { OperationProgress } from '../../src/shared/messages';
 import { confirmResizeUpdate, getProgressQuery, resizeResult, revertResizeUpdate } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
 import type { serverGroup } from '../../src/workflows/server-group';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
+import { failureNameOf, failureOf } from '../helpers/failures';
+import { progressReached } from '../helpers/progress';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -32,33 +31,14 @@ const SMALL: Resources = { VCPU: 1, MEMORY_MB: 2048, DISK_GB: 20 };
 const MEDIUM: Resources = { VCPU: 2, MEMORY_MB: 4096, DISK_GB: 40 };
 const LARGE: Resources = { VCPU: 4, MEMORY_MB: 8192, DISK_GB: 80 };
 
-let zoneCounter = 0;
 /**
  * Hosts in an availability zone of their own, so each test sees only its hosts. Free RAM orders them: the
  * first takes the build, the second is the move's destination, the next ones its alternates. Spawns and
  * disk transfers take `seconds`; guests shut down in 0.1 s (every move of a running guest powers it off).
  */
-async function zoneWithHosts(count: number, seconds = 0.2): Promise<{ az: string; hosts: string[] }> {
-  const az = `rz-${++zoneCounter}`;
-  const hosts = await cloud.addHosts(
-    Array.from({ length: count }, (_, i) => ({
-      name: `r${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
-      availabilityZone: az,
-      memoryMb: 65536 - i * 8192,
-    }))
-  );
-  for (const host of hosts)
-    cloud.drivers.set(
-      host,
-      new FakeDriver({
-        host,
-        stateDir: path.join(cloud.dataDir, 'compute'),
-        spawnSeconds: seconds,
-        shutdownSeconds: 0.1,
-      })
-    );
-  return { az, hosts };
-}
+/** This file's zones (see TestCloud.zone). */
+const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
+  cloud.zone(count, { tag: 'r', shutdownSeconds: 0.1, ...options });
 
 /** Boots an instance with the real buildInstance workflow (workers must be running). */
 async function boot(az: string, flavor = 'm1.small', group?: string) {
@@ -83,23 +63,8 @@ function startResize(input: ResizeMigrateInput): Promise<WorkflowHandle<typeof r
   });
 }
 
-/** Polls the operation's progress (real time) until `done` holds. */
-async function waitFor(
-  handle: WorkflowHandle,
-  done: (p: OperationProgress) => boolean,
-  what: string
-): Promise<OperationProgress> {
-  let progress = await handle.query(getProgressQuery);
-  for (let i = 0; i < 600 && !done(progress); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    progress = await handle.query(getProgressQuery);
-  }
-  if (!done(progress)) throw new Error(`timed out waiting for ${what}; progress: ${JSON.stringify(progress)}`);
-  return progress;
-}
-
 const resized = (handle: WorkflowHandle) =>
-  waitFor(handle, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
+  progressReached(handle, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
 
 async function outcomeOf<T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown }> {
   return promise.then(
@@ -109,11 +74,6 @@ async function outcomeOf<T>(promise: Promise<T>): Promise<{ value?: T; error?: u
 }
 
 /** The failure's type and message, as a caller of the workflow sees them. */
-function failureOf(error: unknown): { type?: string; message?: string; name?: string } {
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  const cause = (error as WorkflowFailedError).cause as { type?: string; message?: string; name?: string } | undefined;
-  return { type: cause?.type, message: cause?.message, name: cause?.name };
-}
 
 /** An Update's rejection or failure, as its caller sees it. */
 function updateFailureOf(error: unknown): { type?: string; message?: string } {
@@ -155,7 +115,7 @@ async function guestsOn(host: string, instanceId: string) {
 describe('resizeMigrate', () => {
   it('resizes across hosts, waits in VERIFY_RESIZE and confirms itself after the 24-hour window, skipped not slept', async () => {
     const { az, hosts } = await zoneWithHosts(3);
-    const [a, b] = hosts as [string, string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
@@ -240,7 +200,7 @@ describe('resizeMigrate', () => {
 
   it('cold-migrates, waits indefinitely with window 0, confirms through the Update; a second move meanwhile is refused', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
@@ -282,7 +242,7 @@ describe('resizeMigrate', () => {
 
   it('reverts through the revertResize Update: back on the source with the old flavor and allocation', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
@@ -326,13 +286,13 @@ describe('resizeMigrate', () => {
 
   it('rejects confirm and revert before VERIFY_RESIZE and after the other decision; a repeated confirm changes nothing', async () => {
     // Transfers take 2 s, so the test can knock while the disk moves.
-    const { az, hosts } = await zoneWithHosts(2, 2);
-    const [, b] = hosts as [string, string];
+    const { az, hosts } = await zoneWithHosts(2, { spawnSeconds: 2 });
+    const [, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium' });
-      await waitFor(handle, (p) => p.taskState === 'resize_migrating', 'the disk transfer');
+      await progressReached(handle, (p) => p.taskState === 'resize_migrating', 'the disk transfer');
       for (const update of [confirmResizeUpdate, revertResizeUpdate]) {
         const early = updateFailureOf((await outcomeOf(handle.executeUpdate(update))).error);
         expect(early.type).toBe('InstanceInvalidState');
@@ -372,7 +332,7 @@ describe('resizeMigrate', () => {
 
   it('reschedules the prep to the alternate when the first destination fails, and releases that claim', async () => {
     const { az, hosts } = await zoneWithHosts(4);
-    const [a, b, c] = hosts as [string, string, string, string];
+    const [a, b, c] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
@@ -402,7 +362,7 @@ describe('resizeMigrate', () => {
 
   it('fails with MaxRetriesExceeded when every destination fails: the instance as it was, allocation on the source only', async () => {
     const { az, hosts } = await zoneWithHosts(4);
-    const [a, b, c, d] = hosts as [string, string, string, string];
+    const [a, b, c, d] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
@@ -441,7 +401,7 @@ describe('resizeMigrate', () => {
 
   it('fails with NoValidHost when no other host fits, leaving the instance as it was with a fault', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [a] = hosts as [string];
+    const [a] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
@@ -464,7 +424,7 @@ describe('resizeMigrate', () => {
 
   it('rolls back to the source when the driver refuses the move (a root disk cannot shrink): as it was, with the fault', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const id = (await boot(az, 'm1.medium')).instanceId;
       const handle = await startResize({ instanceId: id, flavor: 'm1.small' });
@@ -495,7 +455,7 @@ describe('resizeMigrate', () => {
 
   it("ends in ERROR on the source as Nova's does when the disk transfer fails there: the guest back in place, off, its allocation there", async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const id = (await boot(az)).instanceId;
       await cloud.driver(a).setFaults({ migrateDisk: { failNext: 1 } });
@@ -530,7 +490,7 @@ describe('resizeMigrate', () => {
 
   it("ends in ERROR on the destination as Nova's does when the finish fails there: new flavor, its allocation there, the source's freed", async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const id = (await boot(az)).instanceId;
       await cloud.driver(b).setFaults({ finishResize: { failNext: 1 } });
@@ -569,7 +529,7 @@ describe('resizeMigrate', () => {
 
   it('refuses a confirm while the source host is down, changing nothing; confirms once it is back', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const id = (await boot(az)).instanceId;
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium', confirmWindowSeconds: 0 });
@@ -606,7 +566,7 @@ describe('resizeMigrate', () => {
 
   it("reschedules a destination that the late server-group check refuses (Nova's prep_resize): a member moved there meanwhile", async () => {
     const { az, hosts } = await zoneWithHosts(5);
-    const [a, b, c, d, e] = hosts as [string, string, string, string, string];
+    const [a, b, c, d, e] = hosts;
     await cloud.run(hosts, async () => {
       const group = `spread-${az}`;
       await env.client.workflow.execute<typeof serverGroup>('serverGroup', {
@@ -654,7 +614,7 @@ describe('resizeMigrate', () => {
 
   it('ends in error with no allocation left when the source cannot take the instance back', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
@@ -675,7 +635,7 @@ describe('resizeMigrate', () => {
 
   it('keeps a stopped instance stopped through resize, confirm, and another resize and its revert', async () => {
     const { az, hosts } = await zoneWithHosts(3);
-    const [a, b] = hosts as [string, string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
@@ -712,7 +672,7 @@ describe('resizeMigrate', () => {
 
   it('resizes on the same host when allowed: both allocations there meanwhile, one guest after confirm or revert', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [a] = hosts as [string];
+    const [a] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
@@ -741,8 +701,8 @@ describe('resizeMigrate', () => {
   });
 
   it('a cancelled move rolls back to the source: cancelled during the disk transfer', async () => {
-    const { az, hosts } = await zoneWithHosts(2, 3);
-    const [a, b] = hosts as [string, string];
+    const { az, hosts } = await zoneWithHosts(2, { spawnSeconds: 3 });
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
@@ -751,11 +711,10 @@ describe('resizeMigrate', () => {
         flavor: 'm1.medium',
         timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 60 },
       });
-      await waitFor(handle, (p) => p.taskState === 'resize_migrating', 'the disk transfer');
+      await progressReached(handle, (p) => p.taskState === 'resize_migrating', 'the disk transfer');
       await new Promise((r) => setTimeout(r, 500));
       await handle.cancel();
-      const failure = failureOf((await outcomeOf(handle.result())).error);
-      expect(failure.name).toBe('CancelledFailure');
+      expect(failureNameOf((await outcomeOf(handle.result())).error)).toBe('CancelledFailure');
       expect(await cloud.instances.get(id)).toMatchObject({
         vmState: 'active',
         taskState: null,
@@ -782,15 +741,14 @@ describe('resizeMigrate', () => {
 
   it('a cancelled move rolls back to the source: cancelled while awaiting confirmation, it is reverted', async () => {
     const { az, hosts } = await zoneWithHosts(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
       const id = vm.instanceId;
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium', confirmWindowSeconds: 0 });
       await resized(handle);
       await handle.cancel();
-      const failure = failureOf((await outcomeOf(handle.result())).error);
-      expect(failure.name).toBe('CancelledFailure');
+      expect(failureNameOf((await outcomeOf(handle.result())).error)).toBe('CancelledFailure');
       expect(await cloud.instances.get(id)).toMatchObject({
         vmState: 'active',
         taskState: null,

@@ -29,22 +29,6 @@ useTimeSkippingCloud((e, c) => {
   cloud = c;
 });
 
-let zones = 0;
-async function zone(): Promise<{ az: string; host: string }> {
-  const az = `snap-az-${++zones}`;
-  const [host] = await cloud.addHosts([{ name: `sn${zones}-host-a`, availabilityZone: az }]);
-  return { az, host: host! };
-}
-
-function build(name: string, az: string, image = 'cirros'): Promise<InstanceRecord> {
-  const instanceId = randomUUID();
-  return env.client.workflow.execute('buildInstance', {
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.buildInstance(instanceId),
-    args: [{ name, flavor: 'm1.small', image, availabilityZone: az, instanceId }],
-  });
-}
-
 function startSnapshot(input: SnapshotInput) {
   return env.client.workflow.start('snapshot', {
     taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -83,8 +67,11 @@ const imagesNamed = async (name: string) =>
 
 describe('snapshot', () => {
   it('saves an active instance as an image (active, its source properties, min_disk of its root disk), the instance active again; a build boots from it', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-snap', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-snap' }));
     const claim = await cloud.placement.getAllocations(vm.instanceId);
 
     const { record, error } = await cloud.run([host], () => runSnapshot({ instanceId: vm.instanceId, name: 'snap-1' }));
@@ -108,14 +95,17 @@ describe('snapshot', () => {
       ['createImage', 'Success'],
     ]);
 
-    const copy = await cloud.run([host], () => build('vm-from-snap', az, 'snap-1'));
+    const copy = await cloud.run([host], () => cloud.boot(az, { name: 'vm-from-snap', image: 'snap-1' }));
     expect(copy).toMatchObject({ vmState: 'active', image: 'snap-1', host });
     expect((await cloud.driver(host).getGuest(copy.instanceId))?.image).toEqual({ name: 'snap-1', sizeGb: 0.02 });
   });
 
   it('snapshots a stopped, a paused and a suspended instance, each left in its state', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-snap-states', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-snap-states' }));
     const op = (type: string, args: object) =>
       cloud.run([host], () =>
         env.client.workflow.execute(type, {
@@ -143,8 +133,11 @@ describe('snapshot', () => {
   });
 
   it('refuses a taken or malformed name, and a wrong state, changing nothing', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-snap-refuse', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-snap-refuse' }));
     const before = await actionsOf(vm.instanceId);
     const taken = await cloud.run([host], () => runSnapshot({ instanceId: vm.instanceId, name: 'cirros' }));
     expect(failureOf(taken.error)).toEqual({
@@ -167,8 +160,11 @@ describe('snapshot', () => {
   });
 
   it('a failed copy deletes the image (record deleted, no bytes) and leaves the instance active with a fault; the name is free again', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-snap-fail', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-snap-fail' }));
     await cloud.driver(host).setFaults({ snapshot: { failNext: 1 } });
     const { error } = await cloud.run([host], () => runSnapshot({ instanceId: vm.instanceId, name: 'broken' }));
     expect(failureOf(error).type).toBe('OperationFailed');
@@ -188,8 +184,11 @@ describe('snapshot', () => {
   });
 
   it('a cancellation while the disk is copied deletes the image and leaves the instance as it was (a 499 fault)', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-snap-cancel', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-snap-cancel' }));
     const gate = cloud.holdNext('snapshotInstance');
     const outcome = await cloud.run([host], async () => {
       const handle = await startSnapshot({ instanceId: vm.instanceId, name: 'cancelled' });
@@ -217,8 +216,11 @@ describe('snapshot', () => {
   });
 
   it('fails ComputeHostUnavailable when the host has no live worker: the image deleted, the instance active', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-snap-dead', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-snap-dead' }));
     const { error } = await cloud.run([], () =>
       runSnapshot({
         instanceId: vm.instanceId,
@@ -251,8 +253,11 @@ function runType(type: string, input: object): Promise<{ record?: InstanceRecord
 
 describe('shelve and shelve offload', () => {
   it('shelves an active instance and offloads it at once (the default): its image active, no guest, no claim, no host', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-shelve', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-shelve' }));
     const { record, error } = await cloud.run([host], () => runType('shelve', { instanceId: vm.instanceId }));
     expect(error).toBeUndefined();
     expect(record).toMatchObject({ vmState: 'shelved_offloaded', taskState: null, host: null, powerState: 'nostate' });
@@ -272,8 +277,11 @@ describe('shelve and shelve offload', () => {
   });
 
   it('with an offload time, stays shelved on its host (off, its claim kept) until the automatic offload; -1 never offloads; shelveOffload offloads', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-shelve-later', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-shelve-later' }));
     const claim = await cloud.placement.getAllocations(vm.instanceId);
     const shelveId = workflowIds.shelve(vm.instanceId, randomUUID());
     // One worker run for both (a workflow outliving its worker waits on that worker's sticky queue).
@@ -294,7 +302,7 @@ describe('shelve and shelve offload', () => {
     expect(offloadedLater).toMatchObject({ vmState: 'shelved_offloaded', host: null });
     expect(await cloud.placement.getAllocations(vm.instanceId)).toEqual([]);
 
-    const other = await cloud.run([host], () => build('vm-shelve-never', az));
+    const other = await cloud.run([host], () => cloud.boot(az, { name: 'vm-shelve-never' }));
     const kept = await cloud.run([host], () =>
       runType('shelve', { instanceId: other.instanceId, shelvedOffloadTimeSeconds: -1, shutdownTimeoutSeconds: 0 })
     );
@@ -305,8 +313,11 @@ describe('shelve and shelve offload', () => {
   });
 
   it('refuses from the wrong state, changing nothing: shelve of a shelved instance, offload of an active one', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-shelve-refuse', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-shelve-refuse' }));
     const offload = await cloud.run([host], () => runType('shelveOffload', { instanceId: vm.instanceId }));
     expect(failureOf(offload.error)).toEqual({
       type: 'InstanceInvalidState',
@@ -328,8 +339,11 @@ describe('shelve and shelve offload', () => {
   });
 
   it('a failed image save rolls the shelve back: the image deleted, the guest running again, the instance active with a fault', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-shelve-fail', az));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-shelve-fail' }));
     await cloud.driver(host).setFaults({ snapshot: { failNext: 1 } });
     const { error } = await cloud.run([host], () =>
       runType('shelve', { instanceId: vm.instanceId, shutdownTimeoutSeconds: 0 })
@@ -347,8 +361,11 @@ describe('shelve and shelve offload', () => {
   });
 
   it('a cancellation during the graceful shutdown rolls back: the guest running, the instance active, no image', async () => {
-    const { az, host } = await zone();
-    const vm = await cloud.run([host], () => build('vm-shelve-cancel', az, 'stubborn'));
+    const {
+      az,
+      hosts: [host],
+    } = await cloud.zone(1, { tag: 'sn', memoryMb: 32768 });
+    const vm = await cloud.run([host], () => cloud.boot(az, { name: 'vm-shelve-cancel', image: 'stubborn' }));
     const outcome = await cloud.run([host], async () => {
       const handle = await env.client.workflow.start('shelve', {
         taskQueue: CONDUCTOR_TASK_QUEUE,

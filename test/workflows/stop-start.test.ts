@@ -1,15 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 
-import { FakeDriver } from '../../src/compute/fake';
 import type { InstanceRecord } from '../../src/domain/instance';
 import type { RebootInput } from '../../src/domain/reboot';
 import type { BuildInstanceInput, StartInput, StopInput } from '../../src/domain/schemas';
-import { getProgressQuery } from '../../src/shared/messages';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import { REBOOT_EVENT } from '../../src/workflows/reboot';
@@ -18,10 +15,11 @@ import { START_EVENT } from '../../src/workflows/start';
 import type { start } from '../../src/workflows/start';
 import { STOP_EVENT } from '../../src/workflows/stop';
 import type { stop } from '../../src/workflows/stop';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { withWorkers } from '../helpers/temporal';
 import { failureOf } from '../helpers/failures';
+import { progressReached } from '../helpers/progress';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
@@ -39,31 +37,10 @@ useTimeSkippingCloud((e, c) => {
  */
 let serverNowMs = Date.now();
 
-let zoneCounter = 0;
 /** Hosts in an availability zone of their own, whose guests take `shutdownSeconds` (workflow time) to shut down. */
-async function zoneWithHosts(
-  count: number,
-  {
-    spawnSeconds = 0.2,
-    shutdownSeconds = 5,
-    memoryMb,
-  }: { spawnSeconds?: number; shutdownSeconds?: number; memoryMb?: number } = {}
-): Promise<{ az: string; hosts: string[] }> {
-  const az = `stop-az-${++zoneCounter}`;
-  const hosts = await cloud.addHosts(
-    Array.from({ length: count }, (_, i) => ({
-      name: `ss${zoneCounter}-host-${String.fromCharCode(97 + i)}`,
-      availabilityZone: az,
-      ...(memoryMb === undefined ? {} : { memoryMb }),
-    })),
-    spawnSeconds
-  );
-  for (const host of hosts) {
-    const stateDir = path.join(cloud.dataDir, 'compute');
-    cloud.drivers.set(host, new FakeDriver({ host, stateDir, spawnSeconds, shutdownSeconds, now: () => serverNowMs }));
-  }
-  return { az, hosts };
-}
+/** This file's zones (see TestCloud.zone). */
+const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
+  cloud.zone(count, { tag: 'ss', shutdownSeconds: 5, memoryMb: 32768, now: () => serverNowMs, ...options });
 
 type ActivityFn = (...args: unknown[]) => Promise<unknown>;
 
@@ -104,14 +81,6 @@ async function buildEach(inputs: Array<Parameters<typeof build>[0]>): Promise<In
   const records: InstanceRecord[] = [];
   for (const input of inputs) records.push(await build(input));
   return records;
-}
-
-/** The operation's progress step; '' until its query handler is registered (once it holds the lock). */
-async function stepOf(handle: { query: (q: typeof getProgressQuery) => Promise<{ step: string }> }): Promise<string> {
-  return handle.query(getProgressQuery).then(
-    (p) => p.step,
-    () => ''
-  );
 }
 
 interface OperationRun {
@@ -206,7 +175,7 @@ const count = (list: string[], item: string) => list.filter((x) => x === item).l
 describe('stop', () => {
   it('takes the whole 60 s timeout on a guest that ignores ACPI, then forces it off: skipped, not slept', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     await cloud.driver(host).setFaults({ ignoreShutdown: true });
     const { instanceId } = await run(hosts, () => build({ name: 'vm-stubborn', availabilityZone: az }));
     const result = await run(hosts, () => runStop({ instanceId }));
@@ -275,7 +244,7 @@ describe('stop', () => {
 
   it("lets the image's os_shutdown_timeout win over 60 s, and the input win over the image", async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     await cloud.driver(host).setFaults({ ignoreShutdown: true });
     const [byImage, byInput, atOnce] = await run(hosts, () =>
       buildEach([
@@ -313,7 +282,7 @@ describe('stop', () => {
 
   it('succeeds at once when the guest is already off (powered off behind our back)', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-off', availabilityZone: az }));
     await cloud.driver(host).powerOff({ instanceId: instanceId });
 
@@ -352,8 +321,7 @@ describe('stop', () => {
         workflowId: workflowIds.buildInstance(instanceId),
         args: [{ instanceId, name: 'vm-building', flavor: 'm1.small', image: 'cirros', availabilityZone: az }],
       });
-      for (let i = 0; i < 100 && (await building.query(getProgressQuery)).taskState !== 'spawning'; i++)
-        await new Promise((r) => setTimeout(r, 50));
+      await progressReached(building, (p) => p.taskState === 'spawning', 'the spawn');
       const stopped = await runStop({ instanceId });
       return { instanceId, stopped, built: await building.result() };
     });
@@ -366,7 +334,7 @@ describe('stop', () => {
 
   it('lets exactly one of two concurrent stops proceed; the other fails InstanceInvalidState', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     await cloud.driver(host).setFaults({ ignoreShutdown: true });
     const { instanceId } = await run(hosts, () => build({ name: 'vm-race', availabilityZone: az }));
 
@@ -396,7 +364,7 @@ describe('stop', () => {
 
   it('fails ComputeHostUnavailable when the host has no live worker, leaving the instance active with a fault', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-dead-host', availabilityZone: az }));
 
     const result = await run([], () =>
@@ -425,7 +393,7 @@ describe('stop', () => {
 
   it('fails ComputeHostUnavailable in seconds when the host goes silent (a frozen worker), leaving the instance active', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-frozen-host', availabilityZone: az }));
 
     const freeze = cloud.freezeHost(host);
@@ -454,7 +422,7 @@ describe('stop', () => {
 
   it('fails InstanceNotFound when the guest is missing from its host, leaving the instance as it was', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-vanished', availabilityZone: az }));
     await cloud.driver(host).destroy({ instanceId: instanceId });
 
@@ -470,7 +438,7 @@ describe('stop', () => {
   it('ends a cancelled stop with the lock released: as it was while the guest runs, stopped once it is off', async () => {
     const stubborn = await zoneWithHosts(1);
     const cooperative = await zoneWithHosts(1, { shutdownSeconds: 1 });
-    await cloud.driver(stubborn.hosts[0]!).setFaults({ ignoreShutdown: true });
+    await cloud.driver(stubborn.hosts[0]).setFaults({ ignoreShutdown: true });
     const hosts = [...stubborn.hosts, ...cooperative.hosts];
     const [a, b] = await run(hosts, () =>
       buildEach([
@@ -485,8 +453,7 @@ describe('stop', () => {
         instanceId,
         ...(shutdownTimeoutSeconds === undefined ? {} : { shutdownTimeoutSeconds }),
       });
-      for (let i = 0; i < 100 && !(await stepOf(handle)).startsWith('graceful shutdown'); i++)
-        await new Promise((r) => setTimeout(r, 50));
+      await progressReached(handle, (p) => p.step.startsWith('graceful shutdown'), 'the graceful shutdown');
       await new Promise((r) => setTimeout(r, extraWaitMs));
       await handle.cancel();
       return outcomeOf(handle);
@@ -569,7 +536,7 @@ describe('stop', () => {
 describe('start', () => {
   it('starts a stopped instance (active, running); refuses an active one, naming its state', async () => {
     const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 1 });
-    const [host] = hosts as [string];
+    const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-start', availabilityZone: az }));
 
     const early = await run(hosts, () => runStart({ instanceId }));
@@ -632,7 +599,7 @@ describe('start', () => {
 describe('reboot', () => {
   it('SOFT: the guest shuts itself down on ACPI and is started again from its disk, never forced off', async () => {
     const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 3 });
-    const [host] = hosts as [string];
+    const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-soft', availabilityZone: az }));
     const bootsBefore = (await cloud.driver(host).getGuest(instanceId))!.boots;
 
@@ -656,7 +623,7 @@ describe('reboot', () => {
 
   it('SOFT of a guest that ignores ACPI falls back to HARD after the soft-reboot timeout: skipped, not slept', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     await cloud.driver(host).setFaults({ ignoreShutdown: true });
     const { instanceId } = await run(hosts, () => build({ name: 'vm-deaf', availabilityZone: az }));
 
@@ -673,7 +640,7 @@ describe('reboot', () => {
 
   it('HARD powers off by force and starts; from stopped too, where SOFT is refused and changes nothing', async () => {
     const { az, hosts } = await zoneWithHosts(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     const [a, b] = await run(hosts, () =>
       buildEach([
         { name: 'vm-hard', availabilityZone: az },

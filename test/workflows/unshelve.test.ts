@@ -18,7 +18,7 @@ import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues'
 import { START_EVENT } from '../../src/workflows/start';
 import { UNSHELVE_SELECT_EVENT } from '../../src/workflows/unshelve';
 import { UNSHELVE_EVENT } from '../../src/workflows/unshelve/attempt';
-import type { TestCloud } from '../helpers/cloud';
+import type { TestCloud, ZoneSize } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { failureOf } from '../helpers/failures';
 
@@ -30,17 +30,8 @@ useTimeSkippingCloud((e, c) => {
   cloud = c;
 });
 
-let zones = 0;
-/** A zone of `count` hosts (the first has the most memory: the scheduler's first choice when free). */
-async function zone(count: number, spawnSeconds = 0.2): Promise<{ az: string; hosts: string[] }> {
-  const az = `unshelve-az-${++zones}`;
-  const specs = Array.from({ length: count }, (_, i) => ({
-    name: `us${zones}-host-${i}`,
-    availabilityZone: az,
-    memoryMb: 65536 - i * 1024,
-  }));
-  return { az, hosts: await cloud.addHosts(specs, spawnSeconds) };
-}
+/** This file's zones (see TestCloud.zone). */
+const zone = <N extends ZoneSize>(count: N, spawnSeconds = 0.2) => cloud.zone(count, { tag: 'us', spawnSeconds });
 
 function runType(type: string, input: object): Promise<{ record?: InstanceRecord; error?: unknown }> {
   const instanceId = (input as { instanceId: string }).instanceId;
@@ -70,20 +61,7 @@ const unshelve = (input: UnshelveInput) => runType('unshelve', input);
 async function shelved(hosts: string[], az: string, host?: string, offloadAfter = 0): Promise<InstanceRecord> {
   const instanceId = randomUUID();
   return cloud.run(hosts, async () => {
-    await env.client.workflow.execute('buildInstance', {
-      taskQueue: CONDUCTOR_TASK_QUEUE,
-      workflowId: workflowIds.buildInstance(instanceId),
-      args: [
-        {
-          name: `vm-${instanceId.slice(0, 8)}`,
-          flavor: 'm1.small',
-          image: 'cirros',
-          availabilityZone: az,
-          instanceId,
-          ...(host ? { host } : {}),
-        },
-      ],
-    });
+    await cloud.boot(az, { instanceId, ...(host ? { host } : {}) });
     const { record } = await runType('shelve', {
       instanceId,
       shutdownTimeoutSeconds: 0,
@@ -113,7 +91,7 @@ async function guestsOn(hosts: string[], instanceId: string): Promise<string[]> 
 describe('unshelve of a shelved_offloaded instance', () => {
   it('goes to a requested host: active and running there, its allocation there, its shelved image deleted', async () => {
     const { az, hosts } = await zone(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     const vm = await shelved(hosts, az, a);
     expect(vm).toMatchObject({ vmState: 'shelved_offloaded', host: null });
 
@@ -217,7 +195,7 @@ describe('unshelve of a shelved_offloaded instance', () => {
 
   it('a cancellation during the spawn rolls back: the half-made guest destroyed, the claim released, offloaded again (499)', async () => {
     const { az, hosts } = await zone(1, 30);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     const vm = await shelved(hosts, az);
     const outcome = await cloud.run(hosts, async () => {
       const handle = await startUnshelve({ instanceId: vm.instanceId });
@@ -251,7 +229,7 @@ describe('unshelve of a shelved_offloaded instance', () => {
 describe('unshelve refusals and a shelved instance', () => {
   it('refuses an active instance, and one a shelve holds, changing nothing (InstanceInvalidState)', async () => {
     const { az, hosts } = await zone(1);
-    const [host] = hosts as [string];
+    const [host] = hosts;
     const instanceId = randomUUID();
     await cloud.run(hosts, () =>
       env.client.workflow.execute('buildInstance', {
@@ -288,7 +266,7 @@ describe('unshelve refusals and a shelved instance', () => {
 
   it('powers a shelved (not offloaded) instance on where it is, its image deleted; a zone or host for it is refused', async () => {
     const { az, hosts } = await zone(2);
-    const [a, b] = hosts as [string, string];
+    const [a, b] = hosts;
     const vm = await shelved(hosts, az, a, -1);
     expect(vm).toMatchObject({ vmState: 'shelved', host: a });
     const claim = await cloud.placement.getAllocations(vm.instanceId);
