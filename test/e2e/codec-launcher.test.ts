@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 
 import type { InstanceRecord } from '../../src/domain/instance';
 import { dataConverterFor, ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../src/workers/codec';
@@ -138,12 +138,13 @@ describe.skipIf(!pgAdminUrl)('npm start with a codec key and the PostgreSQL stor
     });
     launcher.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     launcher.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const deadline = Date.now() + 150_000;
-    while (!output.includes('Conductor on Temporal is running')) {
-      if (launcher.exitCode !== null) throw new Error(`launcher exited ${launcher.exitCode}:\n${output}`);
-      if (Date.now() > deadline) throw new Error(`launcher not ready:\n${output}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await vi.waitFor(
+      () => {
+        if (launcher.exitCode !== null) throw new Error(`launcher exited ${launcher.exitCode}:\n${output}`);
+        if (!output.includes('Conductor on Temporal is running')) throw new Error(`launcher not ready:\n${output}`);
+      },
+      { timeout: 150_000, interval: 250 }
+    );
     client = new Client({
       connection: await Connection.connect({ address: `127.0.0.1:${port}` }),
       dataConverter: dataConverterFor({ CONDUCTOR_CODEC_KEY_FILE: keyFile }),

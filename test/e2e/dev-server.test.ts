@@ -2,7 +2,7 @@ import path from 'node:path';
 
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../../src/shared/task-queues';
 import { createDevServerEnv, withWorkers } from '../helpers/temporal';
@@ -43,13 +43,14 @@ describe('dev server harness', () => {
     expect(result.answers).toEqual(['conductor', 'scheduler', 'host-1', 'conductor', 'scheduler', 'host-1']);
 
     // The dev server has real visibility: list by query (the time-skipping server cannot).
-    let ids: string[] = [];
-    for (let i = 0; i < 50 && !ids.includes(workflowId); i++) {
-      ids = [];
-      for await (const wf of env.client.workflow.list({ query: `WorkflowType = 'dayLongRoundTrip'` }))
-        ids.push(wf.workflowId);
-      if (!ids.includes(workflowId)) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(ids).toContain(workflowId);
+    await vi.waitFor(
+      async () => {
+        const ids: string[] = [];
+        for await (const wf of env.client.workflow.list({ query: `WorkflowType = 'dayLongRoundTrip'` }))
+          ids.push(wf.workflowId);
+        expect(ids).toContain(workflowId);
+      },
+      { timeout: 5_000, interval: 100 }
+    );
   });
 });

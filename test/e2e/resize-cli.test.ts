@@ -13,13 +13,14 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { FakeDriver } from '../../src/compute/fake';
-import type { OperationProgress, ResizeOutcome } from '../../src/shared/messages';
-import { getProgressQuery, resizeResult } from '../../src/shared/messages';
+import type { ResizeOutcome } from '../../src/shared/messages';
+import { resizeResult } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
 import { TestCloud } from '../helpers/cloud';
 import { createDevServerEnv } from '../helpers/temporal';
+import { progressReached } from '../helpers/progress';
 
 const exec = promisify(execFile);
 
@@ -101,17 +102,8 @@ describe('resizeMigrate through the temporal CLI (dev server)', () => {
       expect(started.workflowId).toBe(workflowId);
       const handle = env.client.workflow.getHandle<typeof resizeMigrate>(workflowId);
 
-      const waitFor = async (done: (p: OperationProgress) => boolean): Promise<void> => {
-        for (let i = 0; i < 600; i++) {
-          const progress = await handle.query(getProgressQuery).catch(() => undefined);
-          if (progress && done(progress)) return;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        throw new Error('timed out');
-      };
-
       // While the disk moves, the validator refuses a confirm at once and the CLI says why.
-      await waitFor((p) => p.taskState === 'resize_migrating');
+      await progressReached(handle, (p) => p.taskState === 'resize_migrating', 'the disk transfer');
       const early = await temporalFails(
         'workflow',
         'update',
@@ -123,7 +115,7 @@ describe('resizeMigrate through the temporal CLI (dev server)', () => {
       );
       expect(early).toContain(`Cannot 'confirmResize' instance ${instanceId} while it is in vmState active`);
 
-      await waitFor((p) => p.vmState === 'resized' && p.taskState === null);
+      await progressReached(handle, (p) => p.vmState === 'resized' && p.taskState === null, 'the resize');
       const confirmed = (await temporal(
         'workflow',
         'update',
@@ -180,12 +172,7 @@ describe('resizeMigrate through the temporal CLI (dev server)', () => {
         JSON.stringify({ instanceId, flavor: 'm1.medium' })
       );
       const handle = env.client.workflow.getHandle<typeof resizeMigrate>(workflowId);
-      for (
-        let i = 0;
-        i < 600 && (await handle.query(getProgressQuery).catch(() => undefined))?.vmState !== 'resized';
-        i++
-      )
-        await new Promise((r) => setTimeout(r, 50));
+      await progressReached(handle, (p) => p.vmState === 'resized', 'the resize');
 
       // The instance is resized (VERIFY_RESIZE): a stop is refused at once, naming the state.
       const refused = await temporalFails(

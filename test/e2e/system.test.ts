@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 
 import { Client, Connection } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 
 import { freePort } from '../helpers/ports';
 
@@ -64,12 +64,13 @@ describe('the system started by npm start', () => {
     });
     launcher.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     launcher.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const deadline = Date.now() + 150_000;
-    while (!output.includes('Conductor on Temporal is running')) {
-      if (launcher.exitCode !== null) throw new Error(`launcher exited ${launcher.exitCode}:\n${output}`);
-      if (Date.now() > deadline) throw new Error(`launcher not ready:\n${output}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await vi.waitFor(
+      () => {
+        if (launcher.exitCode !== null) throw new Error(`launcher exited ${launcher.exitCode}:\n${output}`);
+        if (!output.includes('Conductor on Temporal is running')) throw new Error(`launcher not ready:\n${output}`);
+      },
+      { timeout: 150_000, interval: 250 }
+    );
   }, 180_000);
 
   afterAll(() => {
@@ -136,11 +137,16 @@ describe('the system started by npm start', () => {
     expect(progress.queryResult[0]).toMatchObject({ attempt: 2, hostsTried: ['e2e-a', 'e2e-b'] });
 
     const childId = `place-build-${result.result.instanceId}`;
-    let runs: Array<{ status: string }> = [];
-    for (let i = 0; i < 40 && runs.length < 2; i++) {
-      runs = (await temporal('workflow', 'list', '--query', `WorkflowId='${childId}'`)) as Array<{ status: string }>;
-      if (runs.length < 2) await new Promise((r) => setTimeout(r, 250));
-    }
+    const runs = await vi.waitFor(
+      async () => {
+        const listed = (await temporal('workflow', 'list', '--query', `WorkflowId='${childId}'`)) as Array<{
+          status: string;
+        }>;
+        expect(listed.length).toBeGreaterThanOrEqual(2);
+        return listed;
+      },
+      { timeout: 10_000, interval: 250 }
+    );
     expect(runs.map((r) => r.status).sort()).toEqual([
       'WORKFLOW_EXECUTION_STATUS_COMPLETED',
       'WORKFLOW_EXECUTION_STATUS_FAILED',
@@ -186,15 +192,15 @@ describe('the system started by npm start', () => {
       '--input',
       JSON.stringify({ instanceId, flavor: 'm1.medium' })
     );
-    let progress = { vmState: '' };
-    for (let i = 0; i < 120 && progress.vmState !== 'resized'; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      const q = (await temporal('workflow', 'query', '--workflow-id', resizeId, '--name', 'getProgress').catch(
-        () => undefined
-      )) as { queryResult: Array<{ vmState: string }> } | undefined;
-      progress = q?.queryResult[0] ?? progress;
-    }
-    expect(progress.vmState).toBe('resized');
+    await vi.waitFor(
+      async () => {
+        const q = (await temporal('workflow', 'query', '--workflow-id', resizeId, '--name', 'getProgress').catch(
+          () => undefined
+        )) as { queryResult: Array<{ vmState: string }> } | undefined;
+        expect(q?.queryResult[0]?.vmState).toBe('resized');
+      },
+      { timeout: 30_000, interval: 250 }
+    );
     const confirmed = (await temporal(
       'workflow',
       'update',
@@ -228,14 +234,17 @@ describe('the system started by npm start', () => {
       result: { vmState: 'stopped', powerState: 'shutdown', host: 'e2e-b' },
     });
 
-    let ids: string[] = [];
-    for (let i = 0; i < 40 && ids.length < 4; i++) {
-      const listed = (await temporal('workflow', 'list', '--query', `InstanceId='${instanceId}'`)) as Array<{
-        execution: { workflowId: string };
-      }>;
-      ids = [...new Set(listed.map((w) => w.execution.workflowId))];
-      if (ids.length < 4) await new Promise((r) => setTimeout(r, 250));
-    }
+    const ids = await vi.waitFor(
+      async () => {
+        const listed = (await temporal('workflow', 'list', '--query', `InstanceId='${instanceId}'`)) as Array<{
+          execution: { workflowId: string };
+        }>;
+        const found = [...new Set(listed.map((w) => w.execution.workflowId))];
+        expect(found.length).toBeGreaterThanOrEqual(4);
+        return found;
+      },
+      { timeout: 10_000, interval: 250 }
+    );
     // The build, its placement attempt, the resize (and its prep attempt child), the stop.
     expect(ids).toEqual(
       expect.arrayContaining(['build-e2e-1', `place-build-${instanceId}`, resizeId, `stop-${instanceId}-e2e`])
