@@ -1,14 +1,15 @@
 import type { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next, WorkerOptions } from '@temporalio/worker';
 
 import { SELF_HEARTBEATING } from '../activities/compute';
 import { DomainError } from '../domain/errors';
 import { NON_RETRYABLE_ERROR_TYPES } from '../shared/activity-options';
+import { applicationFailureOf } from '../shared/wire-failure';
 
 /**
  * Sends domain errors across the wire as typed ApplicationFailures with their structured details
- * (the field of an InvalidRequest, the hosts tried …), non-retryable where no retry can help.
+ * (the field of an InvalidRequest, the hosts tried …), non-retryable where no retry can help. The
+ * translation is the one the workflows' interceptor uses (src/shared/wire-failure.ts).
  */
 export class DomainErrorInterceptor implements ActivityInboundCallsInterceptor {
   async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
@@ -16,12 +17,7 @@ export class DomainErrorInterceptor implements ActivityInboundCallsInterceptor {
       return await next(input);
     } catch (err) {
       if (err instanceof DomainError) {
-        throw ApplicationFailure.create({
-          type: err.name,
-          message: err.message,
-          details: [err.details],
-          nonRetryable: NON_RETRYABLE_ERROR_TYPES.includes(err.name),
-        });
+        throw applicationFailureOf(err, NON_RETRYABLE_ERROR_TYPES.includes(err.name));
       }
       throw err;
     }

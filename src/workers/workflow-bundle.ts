@@ -17,7 +17,15 @@ export const WORKFLOWS_PATH = path.join(PROJECT_ROOT, 'src', 'workflows', 'index
 export const PREBUILT_BUNDLE_PATH = path.join(PROJECT_ROOT, 'dist', 'workflow-bundle.js');
 
 /**
- * What every bundle of the workflows is made with (workers, the prebuilt bundle, tests, replay). The
+ * The workflows' interceptor modules: domain errors thrown by workflow code cross the wire typed
+ * (src/workflows/lib/interceptors.ts). Bundled in, as every worker runs a bundle (the SDK ignores
+ * WorkerOptions.interceptors.workflowModules when a workflowBundle is given).
+ */
+export const WORKFLOW_INTERCEPTOR_MODULES = [path.join(PROJECT_ROOT, 'src', 'workflows', 'lib', 'interceptors.ts')];
+
+/**
+ * What every bundle of the workflows is made with (workers, the prebuilt bundle, tests, replay): the
+ * workflows, their interceptor (above) and the preloaded modules. The
  * preloaded module is evaluated once per worker thread and shared by every workflow run on it (the SDK's
  * `preloadModules`, which deep-freezes what it exports), instead of evaluated again for each run: zod's
  * own module (its classes, checks and locales), which was a tenth of the conductor's workflow thread
@@ -26,6 +34,7 @@ export const PREBUILT_BUNDLE_PATH = path.join(PROJECT_ROOT, 'dist', 'workflow-bu
  */
 export const WORKFLOW_BUNDLE_OPTIONS = {
   workflowsPath: WORKFLOWS_PATH,
+  workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
   preloadModules: [path.join(PROJECT_ROOT, 'src', 'workflows', 'lib', 'preload.ts')],
 };
 

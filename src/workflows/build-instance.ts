@@ -310,6 +310,8 @@ async function batchedBuild(
 function failBuild(err: unknown, op: StepRunner): Promise<never> {
   return failCreation(op, err, {
     operation: 'Build',
+    // Typed here, not by the workflows' interceptor: failCreation writes the failure's type and message
+    // in the fault before it throws it.
     named: (e) =>
       isFailureOfType(e, FailureType.Rescheduled)
         ? domainFailure(new MaxRetriesExceeded(op.instanceId, hostsTriedOf(e) ?? op.progress.hostsTried))

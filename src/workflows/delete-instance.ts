@@ -19,7 +19,6 @@
  * deleted instance succeeds and changes nothing. NOTE(nova): the API's delete is allowed in every vm
  * state; Nova's delete while a task runs races the task, here the task is stopped first.
  */
-import type { ApplicationFailure } from '@temporalio/workflow';
 import {
   CancellationScope,
   getExternalWorkflowHandle,
@@ -38,7 +37,7 @@ import { DeleteInstanceInputSchema } from '../domain/schemas';
 import type { DeletePlan, InstanceHolder } from '../activities/conductor/deletion';
 import type { OperationProgress } from '../shared/messages';
 import { confirmBeforeDeleteSignal } from '../shared/messages';
-import { domainFailure, failureMessage, parseInput, refusalFailure, timeoutType } from './lib/failures';
+import { failureMessage, parseInput, refusalFailure, timeoutType } from './lib/failures';
 import { lockOperation, runStep } from './lib/kernel';
 import type { KernelOperation } from './lib/kernel';
 import { runLockedStages } from './lib/staged-operation';
@@ -268,10 +267,10 @@ async function stopHolder(
   return { ...holder, outcome: 'timed-out', waitedSeconds: waited };
 }
 
-function tooManyHolders(instance: InstanceRecord, count: number, last: string): ApplicationFailure {
+function tooManyHolders(instance: InstanceRecord, count: number, last: string): InstanceInvalidState {
   const why = `: ${count} operations in a row took it (the last ${last}); nothing was deleted`;
   const { instanceId, taskState } = instance;
-  return domainFailure(new InstanceInvalidState(instanceId, 'taskState', taskState, 'deleteInstance', why));
+  return new InstanceInvalidState(instanceId, 'taskState', taskState, 'deleteInstance', why);
 }
 
 /** A rival delete holds the instance: wait for it to end, and return the instance as it left it. */
@@ -288,7 +287,7 @@ async function awaitRivalDelete(instanceId: string, waitSeconds: number): Promis
     waited += pause;
   }
   const why = `: another delete holds it and did not finish within ${waitSeconds} s`;
-  throw domainFailure(new InstanceInvalidState(instanceId, 'taskState', TaskState.Deleting, 'deleteInstance', why));
+  throw new InstanceInvalidState(instanceId, 'taskState', TaskState.Deleting, 'deleteInstance', why);
 }
 
 /** The stop of a holder, as an event of the delete's action. */

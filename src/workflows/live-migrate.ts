@@ -29,7 +29,7 @@ import { FailureType, InvalidRequest } from '../domain/errors';
 import type { LiveMigrateInput } from '../domain/schemas';
 import { LiveMigrateInputSchema } from '../domain/schemas';
 import type { LiveMigrateResult } from '../shared/messages';
-import { domainFailure, parseInput, refusalFailure } from './lib/failures';
+import { parseInput, refusalFailure } from './lib/failures';
 import { preliminaryProgress } from './lib/progress';
 import { conductor, conductorLocal, scheduler } from './lib/proxies';
 import { runStagedOperation } from './lib/staged-operation';
@@ -73,8 +73,9 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     });
   const current = planned.instance;
   if (current.host !== null && req.host === current.host)
-    throw domainFailure(
-      new InvalidRequest('host', `${req.host} is the current host of instance ${instanceId} (UnableToMigrateToSelf)`)
+    throw new InvalidRequest(
+      'host',
+      `${req.host} is the current host of instance ${instanceId} (UnableToMigrateToSelf)`
     );
 
   // Patched: the source's liveness asked beside the lock (read by the steps' first check, after it).

@@ -11,7 +11,7 @@ import type { ResetStateInput } from '../domain/schemas';
 import { ResetStateInputSchema } from '../domain/schemas';
 import { isClosed, workflowStatusOf } from '../domain/workflow-status';
 import { workflowInfo } from '@temporalio/workflow';
-import { domainFailure, parseInput, refusalFailure } from './lib/failures';
+import { parseInput, refusalFailure } from './lib/failures';
 import { conductor } from './lib/proxies';
 
 export async function resetState(input: ResetStateInput): Promise<InstanceRecord> {
@@ -24,14 +24,12 @@ export async function resetState(input: ResetStateInput): Promise<InstanceRecord
   if (current.taskState !== null && owner !== null) {
     const status = workflowStatusOf((await conductor.workflowStatus({ workflowIds: [owner] }))[owner] ?? 'NOT_FOUND');
     if (!isClosed(status))
-      throw domainFailure(
-        new InstanceInvalidState(
-          instanceId,
-          'taskState',
-          current.taskState,
-          'resetState',
-          ` while its operation ${owner} is running (task state ${current.taskState}): cancel it or wait for it`
-        )
+      throw new InstanceInvalidState(
+        instanceId,
+        'taskState',
+        current.taskState,
+        'resetState',
+        ` while its operation ${owner} is running (task state ${current.taskState}): cancel it or wait for it`
       );
   }
   const { instance } = await conductor

@@ -28,7 +28,7 @@ import type { ComputeTimeouts } from '../shared/activity-options';
 import { placementAttemptRetry } from '../shared/activity-options';
 import { placementProgressSignal } from '../shared/messages';
 import { workflowIds } from '../shared/task-queues';
-import { domainFailure, isFailureOfType, noHost, parseInput } from './lib/failures';
+import { isFailureOfType, noHost, parseInput } from './lib/failures';
 import type { KernelOperation } from './lib/kernel';
 import { runStep } from './lib/kernel';
 import { runStagedOperation } from './lib/staged-operation';
@@ -63,7 +63,7 @@ export async function unshelve(input: UnshelveInput): Promise<InstanceRecord> {
   const { instanceId } = req;
   const moving = req.availabilityZone !== undefined || req.host !== undefined;
   if (moving && (await conductor.getInstance({ instanceId })).vmState === VmState.Shelved)
-    throw domainFailure(notOffloaded(instanceId));
+    throw notOffloaded(instanceId);
   const inPlace = (op: KernelOperation) => op.before.vmState === VmState.Shelved;
   const { record, host } = await runStagedOperation({
     begin: { instanceId, transition: 'unshelve', operation: 'unshelve' },

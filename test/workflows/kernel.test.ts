@@ -2,12 +2,12 @@
  * The kernel alone (src/workflows/lib/define-operation.ts): tiny operations defined on it
  * (fixtures/kernel-workflows.ts) run on the time-skipping server against recording activities, no cloud.
  * Checks refuse before the lock; every undo runs exactly once, last step first, on a failure and on a
- * cancellation; the failure is written once; a domain error thrown in a step reaches the wire with its
- * type and message.
+ * cancellation; the failure is written once; a domain error thrown in a step, or by a plain workflow
+ * function (the workflows' interceptor), reaches the wire with its type and message.
  */
 import path from 'node:path';
 
-import type { WorkflowHandle } from '@temporalio/client';
+import type { WorkflowFailedError, WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
@@ -15,9 +15,10 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import type { InstancePatch, InstanceRecord } from '../../src/domain/instance';
 import { CONDUCTOR_TASK_QUEUE } from '../../src/shared/task-queues';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../../src/workers/workflow-bundle';
 import { failureOf } from '../helpers/failures';
 import { createTimeSkippingEnv, withWorkers } from '../helpers/temporal';
-import type { KernelInput, kernelOperation } from './fixtures/kernel-workflows';
+import type { KernelInput, kernelOperation, kernelPlainRefusal } from './fixtures/kernel-workflows';
 
 /** One recorded call: the activity and what it was about. */
 type Call = [string, ...unknown[]];
@@ -96,6 +97,7 @@ beforeAll(async () => {
     createTimeSkippingEnv(),
     bundleWorkflowCode({
       workflowsPath: path.join(__dirname, 'fixtures', 'kernel-workflows.ts'),
+      workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
       logger: new DefaultLogger('WARN'),
     }),
   ]);
@@ -216,5 +218,36 @@ describe('the operation kernel (defineOperation)', () => {
       ['undo', 'b'],
       ['undo', 'a'],
     ]);
+  });
+
+  it('a domain error thrown by a plain workflow function fails the workflow typed (the interceptor), not its task', async () => {
+    calls = [];
+    const error = await withWorkers(
+      env,
+      [{ taskQueue: CONDUCTOR_TASK_QUEUE, workflowBundle: { code }, activities }],
+      async () =>
+        env.client.workflow
+          .execute<typeof kernelPlainRefusal>('kernelPlainRefusal', {
+            taskQueue: CONDUCTOR_TASK_QUEUE,
+            workflowId: `kernel-${++runs}`,
+            args: [{ instanceId: INSTANCE.instanceId }],
+          })
+          .then(
+            () => undefined,
+            (err: unknown) => err
+          )
+    );
+    expect(failureOf(error)).toEqual({
+      type: 'InstanceInvalidState',
+      message: "Cannot 'kernelPlainRefusal' instance kernel-instance while it is in vmState error",
+    });
+    // The domain error's translation, whole: non-retryable, its details kept.
+    const cause = (error as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect(cause.nonRetryable).toBe(true);
+    expect(cause.details).toEqual([
+      { instanceId: INSTANCE.instanceId, attribute: 'vmState', state: 'error', method: 'kernelPlainRefusal' },
+    ]);
+    expect(calls).toEqual([['check', 'plain']]);
   });
 });

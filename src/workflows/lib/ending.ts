@@ -6,7 +6,7 @@ import { CancellationScope } from '@temporalio/workflow';
 
 import { ComputeHostUnavailable, FailureType } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord } from '../../domain/instance';
-import { domainFailure, refusalFailure, timeoutType } from './failures';
+import { refusalFailure, timeoutType } from './failures';
 import type { Operation } from './operation';
 import { completeOperation } from './operation';
 
@@ -28,5 +28,5 @@ export function finishOperation(op: Operation, patch: InstancePatch): Promise<In
 export function hostFailure(err: unknown, host: string | null): unknown {
   const timedOut = timeoutType(err);
   if (!timedOut) return err;
-  return domainFailure(new ComputeHostUnavailable(host ?? '(none)', `it did not answer (${timedOut} timeout)`));
+  return new ComputeHostUnavailable(host ?? '(none)', `it did not answer (${timedOut} timeout)`);
 }

@@ -1,7 +1,8 @@
 /**
  * Failures across the wire: workflows match on the failure `type` string (the domain error's class
  * name), never on `instanceof`, and fail only with ApplicationFailure (a plain Error would retry the
- * workflow task forever).
+ * workflow task forever): a domain error a workflow throws is translated once, at its boundary, by the
+ * workflow interceptor (interceptors.ts, with toWireFailure below).
  */
 import type { TimeoutType } from '@temporalio/common';
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, TimeoutFailure } from '@temporalio/workflow';
@@ -9,6 +10,8 @@ import type { z } from 'zod';
 
 import { DomainError, FailureType } from '../../domain/errors';
 import { inputProblems, invalidRequestOf } from '../../domain/validation';
+import type { DomainErrorLike } from '../../shared/wire-failure';
+import { applicationFailureOf } from '../../shared/wire-failure';
 
 /** The ApplicationFailure at the bottom of an activity/child failure chain, if any. */
 export function applicationCause(err: unknown): ApplicationFailure | undefined {
@@ -70,17 +73,21 @@ export function typedFailure(type: string, message: string, details?: unknown): 
 }
 
 /**
- * The one translation of a domain error (src/domain/errors: name, message, details) into the typed
- * failure that crosses the wire: its type is the error's name, its message and details are kept.
+ * The one translation of a domain error (src/domain/errors: name, message, details) into the typed,
+ * non-retryable failure that crosses the wire (src/shared/wire-failure.ts, the activities' too): its
+ * type is the error's name, its message and details are kept. Workflow code throws the domain error
+ * itself; this is for code that needs the failure inside the workflow (its type and message written).
  */
-export function domainFailure(error: { name: string; message: string; details?: unknown }): ApplicationFailure {
-  return typedFailure(error.name, error.message, error.details);
+export function domainFailure(error: DomainErrorLike): ApplicationFailure {
+  return applicationFailureOf(error, true);
 }
 
 /**
- * The one translation of what an operation failed with into what crosses the wire: a domain error
- * thrown in workflow code becomes its typed failure; a cancellation and a typed failure pass unchanged.
- * The frame (define-operation.ts, failOperation) applies it; steps just throw domain errors.
+ * The one translation of what a workflow failed with into what crosses the wire: a domain error thrown
+ * in workflow code becomes its typed failure; a cancellation and a typed failure pass unchanged. The
+ * workflow interceptor (interceptors.ts) applies it to whatever a workflow, a signal or an Update throws
+ * (a plain Error would fail the workflow task, retried forever, not the workflow); failOperation applies
+ * it before it writes the failure. Workflow code just throws domain errors.
  */
 export function toWireFailure(err: unknown): unknown {
   return err instanceof DomainError ? domainFailure(err) : err;

@@ -14,7 +14,6 @@ import type { HostUpResult } from '../../activities/scheduler';
 import { InvalidMigrationState, LiveMigrationAborted, MigrationError } from '../../domain/errors';
 import type { LiveMigrateRequest } from '../../domain/schemas';
 import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../../shared/messages';
-import { domainFailure } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { recordStep } from '../lib/operation';
 import { computeOn } from '../lib/proxies';
@@ -80,13 +79,12 @@ export function handleLiveUpdates(live: LiveControl): void {
 function requirePhase(live: LiveControl, method: string, allowed: LivePhase[]): void {
   if (allowed.includes(live.phase) && !live.aborted) return;
   const status = live.aborted ? 'cancelled' : STATUS_OF[live.phase];
-  throw domainFailure(new InvalidMigrationState(live.migrationId, live.req.instanceId, status, method));
+  throw new InvalidMigrationState(live.migrationId, live.req.instanceId, status, method);
 }
 
 /** The operation (the validators admit no Update before the migration exists, so it is there). */
 function operationOf(live: LiveControl): { op: KernelOperation; source: string } {
-  if (!live.op || live.source === undefined)
-    throw domainFailure(MigrationError.saying('the live migration has not started'));
+  if (!live.op || live.source === undefined) throw MigrationError.saying('the live migration has not started');
   return { op: live.op, source: live.source };
 }
 
@@ -133,8 +131,8 @@ async function abortCopy(live: LiveControl): Promise<{ aborted: boolean }> {
 }
 
 /** The failure of a migration the operator aborted (the copy cancelled, or stopped before it began). */
-export function abortedByOperator(instanceId: string) {
-  return domainFailure(new LiveMigrationAborted(instanceId, 'by the operator (abortLiveMigration)'));
+export function abortedByOperator(instanceId: string): LiveMigrationAborted {
+  return new LiveMigrationAborted(instanceId, 'by the operator (abortLiveMigration)');
 }
 
 /** Stops the steps before the copy when an abort was accepted while the destination was prepared. */

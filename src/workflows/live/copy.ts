@@ -12,7 +12,7 @@ import { MigrationError } from '../../domain/errors';
 import type { LiveMigrateRequest } from '../../domain/schemas';
 import { computeLongStep } from '../../shared/activity-options';
 import { computeTaskQueue } from '../../shared/task-queues';
-import { domainFailure, failureMessage, timeoutType } from '../lib/failures';
+import { failureMessage, timeoutType } from '../lib/failures';
 import { computeOn } from '../lib/proxies';
 import type { CopyControl, LiveControl } from './control';
 import { abortedByOperator } from './control';
@@ -62,12 +62,10 @@ export async function copyMemory(live: LiveControl, source: string, dest: string
     scope.cancel();
     await copied.catch(() => undefined);
     const timedOut = timeoutType(first.lost);
-    throw domainFailure(
-      new MigrationError(
-        timedOut
-          ? `destination ${dest} stopped answering during the copy (${timedOut} timeout)`
-          : `destination ${dest} failed during the copy: ${failureMessage(first.lost)}`
-      )
+    throw new MigrationError(
+      timedOut
+        ? `destination ${dest} stopped answering during the copy (${timedOut} timeout)`
+        : `destination ${dest} failed during the copy: ${failureMessage(first.lost)}`
     );
   } catch (err) {
     if (live.aborted && isCancellation(err)) throw abortedByOperator(instanceId);

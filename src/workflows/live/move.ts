@@ -19,7 +19,7 @@ import type { LiveMigrationStatus, MigrationPlan, MigrationRecord } from '../../
 import { liveMigrationAttempts } from '../../domain/schemas';
 import { placementAttemptRetry } from '../../shared/activity-options';
 import { workflowIds } from '../../shared/task-queues';
-import { domainFailure, failureMessage, isFailureOfType, noHost } from '../lib/failures';
+import { failureMessage, isFailureOfType, noHost } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
 import { computeOn, conductor, conductorLocal, scheduler } from '../lib/proxies';
@@ -95,19 +95,16 @@ async function checkSource(live: LiveControl, op: KernelOperation): Promise<stri
   const source = before.host;
   live.source = source;
   if (before.powerState !== PowerState.Running && before.powerState !== PowerState.Paused)
-    throw domainFailure(
-      new InstanceInvalidState(
-        live.req.instanceId,
-        'powerState',
-        before.powerState,
-        'liveMigrate',
-        ` while it is in powerState ${before.powerState}: only a running or paused guest moves live`
-      )
+    throw new InstanceInvalidState(
+      live.req.instanceId,
+      'powerState',
+      before.powerState,
+      'liveMigrate',
+      ` while it is in powerState ${before.powerState}: only a running or paused guest moves live`
     );
   const asked = live.sourceUp?.host === source ? live.sourceUp.up : undefined;
   const up = await (asked ?? scheduler.isHostUp({ host: source }));
-  if (!up.up)
-    throw domainFailure(new ComputeHostUnavailable(source, `${up.reason} (the source of a live migration must be up)`));
+  if (!up.up) throw new ComputeHostUnavailable(source, `${up.reason} (the source of a live migration must be up)`);
   return source;
 }
 
@@ -161,7 +158,7 @@ async function chooseDestination(
       }),
   });
   const hosts = selected.selections[0]?.hosts ?? [];
-  if (hosts.length === 0) throw domainFailure(NoValidHost.for(`the live migration of instance ${instanceId}`));
+  if (hosts.length === 0) throw NoValidHost.for(`the live migration of instance ${instanceId}`);
   // 'auto' goes to the destination's check, which resolves it against its driver's storage.
   const checks = {
     instanceId,
@@ -194,11 +191,9 @@ async function chooseDestination(
 /** Every destination failed its pre-checks: MigrationPreCheckError naming them; anything else as it is. */
 function searchFailure(instanceId: string, err: unknown, hosts: string[]): unknown {
   if (!isFailureOfType(err, FailureType.Rescheduled, FailureType.MaxRetriesExceeded)) return err;
-  return domainFailure(
-    new MigrationPreCheckError(
-      `no destination passed the live-migration checks for instance ${instanceId} (hosts tried: ${hosts.join(', ')}); last: ${failureMessage(err)}`,
-      { hostsTried: hosts }
-    )
+  return new MigrationPreCheckError(
+    `no destination passed the live-migration checks for instance ${instanceId} (hosts tried: ${hosts.join(', ')}); last: ${failureMessage(err)}`,
+    { hostsTried: hosts }
   );
 }
 

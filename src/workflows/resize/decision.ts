@@ -9,7 +9,6 @@ import { patched } from '@temporalio/workflow';
 import { InstanceInvalidState } from '../../domain/errors';
 import { PowerState, VmState } from '../../domain/instance';
 import type { ResizeOutcome } from '../../shared/messages';
-import { domainFailure } from '../lib/failures';
 import { runStep } from '../lib/kernel';
 import { computeOn, scheduler } from '../lib/proxies';
 import { runStagedOperation } from '../lib/staged-operation';
@@ -37,7 +36,7 @@ export async function checkSourceUp({ source, instanceId }: ResizeMove): Promise
   const state = await scheduler.isHostUp({ host: source });
   if (state.up) return;
   const why = `: the compute service of its source host ${source} is down (${state.reason}). Service is unavailable at this time.`;
-  throw domainFailure(new InstanceInvalidState(instanceId, 'vmState', VmState.Resized, 'confirmResize', why));
+  throw new InstanceInvalidState(instanceId, 'vmState', VmState.Resized, 'confirmResize', why);
 }
 
 /** confirmResize (user or automatic): the source guest goes and the migration's allocation is freed. */

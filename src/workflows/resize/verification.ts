@@ -4,13 +4,12 @@
  * Validators accept only while the resize awaits its confirmation, or a repeat of the decision already
  * taken (which then returns the same outcome and changes nothing).
  */
-import type { ApplicationFailure } from '@temporalio/workflow';
 import { CancellationScope, condition, isCancellation, setHandler } from '@temporalio/workflow';
 
 import { FailureType, InstanceInvalidState, MigrationError } from '../../domain/errors';
 import type { OperationProgress, ResizeOutcome } from '../../shared/messages';
 import { confirmBeforeDeleteSignal, confirmResizeUpdate, revertResizeUpdate } from '../../shared/messages';
-import { domainFailure, refusalFailure } from '../lib/failures';
+import { refusalFailure } from '../lib/failures';
 
 export type Decision = ResizeOutcome['decision'];
 
@@ -27,7 +26,8 @@ export interface Verification {
   /** Confirms whose check is under way. */
   checking: number;
   outcome?: ResizeOutcome;
-  failure?: ApplicationFailure;
+  /** What the Updates fail with when the resize ended without an outcome (typed at the boundary). */
+  failure?: Error;
 }
 
 /**
@@ -53,13 +53,13 @@ function validate(v: Verification, kind: Decision): void {
     if (taken === kind) return;
     const state = v.progress?.vmState ?? null;
     const why = `: its resize was already ${taken}`;
-    throw domainFailure(new InstanceInvalidState(v.instanceId, 'vmState', state, method, why));
+    throw new InstanceInvalidState(v.instanceId, 'vmState', state, method, why);
   }
   if (!v.awaiting) {
     const p = v.progress;
     const where = p ? ` while it is in vmState ${p.vmState} (taskState ${p.taskState ?? 'None'})` : '';
     const why = `${where}: no resize awaits confirmation`;
-    throw domainFailure(new InstanceInvalidState(v.instanceId, 'vmState', p?.vmState ?? null, method, why));
+    throw new InstanceInvalidState(v.instanceId, 'vmState', p?.vmState ?? null, method, why);
   }
 }
 
@@ -82,7 +82,7 @@ async function handle(v: Verification, kind: Decision): Promise<ResizeOutcome> {
   // The caller gets the outcome even if the workflow is cancelled meanwhile (the decision still runs).
   await CancellationScope.nonCancellable(() => condition(() => v.outcome !== undefined || v.failure !== undefined));
   if (v.outcome) return v.outcome;
-  throw v.failure ?? domainFailure(MigrationError.saying('the resize ended without an outcome'));
+  throw v.failure ?? MigrationError.saying('the resize ended without an outcome');
 }
 
 /** Takes the decision, unless one was taken. */
@@ -103,8 +103,9 @@ export function settleDecision(v: Verification, ended: { outcome: ResizeOutcome 
     return;
   }
   const err = ended.error;
-  // An Update handler may fail only with a TemporalFailure (anything else fails the workflow task).
+  // The workflows' interceptor types a domain error an Update handler throws; a cancellation is not
+  // handed on as it is (it would fail the workflow task), nor an untyped failure (typed MigrationError).
   v.failure = isCancellation(err)
-    ? domainFailure(MigrationError.saying('the resize was cancelled'))
+    ? MigrationError.saying('the resize was cancelled')
     : refusalFailure(err, FailureType.MigrationError);
 }
