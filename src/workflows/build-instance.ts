@@ -31,9 +31,10 @@ import { instanceNameTag, tagInstance } from './lib/instance-attributes';
 import type { StepRunner } from './lib/kernel';
 import { failCreation, runStep, withKernel } from './lib/kernel';
 import { EventBatch, recordStep } from './lib/operation';
+import { hostsTriedBy } from './lib/placement-selection';
 import { showProgress } from './lib/progress';
 import { computeOn, conductor, conductorLocal, scheduler } from './lib/proxies';
-import { ABORT_TYPES, buildAttempt, hostsTriedOf, SELECT_EVENT } from './build/attempt';
+import { ABORT_TYPES, buildAttempt, SELECT_EVENT } from './build/attempt';
 import { buildAttempts, selectionRequest } from './build/selection';
 import { adoptedFromParent, checkScheduled, createRecord, existingInstance } from './build/record';
 import type { BuildInstanceResult } from './build/batch';
@@ -314,7 +315,7 @@ function failBuild(err: unknown, op: StepRunner): Promise<never> {
     // in the fault before it throws it.
     named: (e) =>
       isFailureOfType(e, FailureType.Rescheduled)
-        ? domainFailure(new MaxRetriesExceeded(op.instanceId, hostsTriedOf(e) ?? op.progress.hostsTried))
+        ? domainFailure(new MaxRetriesExceeded(op.instanceId, hostsTriedBy(e) ?? op.progress.hostsTried))
         : refusalFailure(e, FailureType.BuildAborted),
   });
 }

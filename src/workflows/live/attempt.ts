@@ -15,10 +15,9 @@ import { FailureType } from '../../domain/errors';
 import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
-import { GROUP_CHECK_EVENT } from '../build/attempt';
 import type { StepRunner } from '../lib/kernel';
 import type { HostAttempt } from '../lib/placement-attempt';
-import { hostAttempt } from '../lib/placement-attempt';
+import { GROUP_CHECK_EVENT, hostAttempt } from '../lib/placement-attempt';
 import { computeOn, conductor } from '../lib/proxies';
 import { PATCH_LIVE_LATE_GROUP_CHECK } from './names';
 
@@ -75,10 +74,8 @@ function liveAttempt(input: LiveAttemptInput): HostAttempt<{ host: string; attem
   return {
     instanceId,
     actionId: input.actionId,
-    hosts: input.hosts,
-    resources: input.resources,
-    exhausted: () =>
-      `Exceeded maximum number of retries. Exhausted all hosts available for the live migration of instance ${instanceId}. Hosts tried: ${input.hosts.join(', ')}.`,
+    selection: { hosts: input.hosts, resources: input.resources, hostZones: {} },
+    task: `the live migration of instance ${instanceId}`,
     operation: 'liveMigrate',
     vmState: VmState.Active,
     taskState: Task.Migrating,

@@ -7,9 +7,8 @@ import { TaskState as Task, VmState } from '../../domain/instance';
 import type { Resources } from '../../domain/resources';
 import type { ComputeTimeoutsInput } from '../../domain/schemas';
 
-import { GROUP_CHECK_EVENT } from '../build/attempt';
 import { hostAttempt } from '../lib/placement-attempt';
-import { computeOn, conductor } from '../lib/proxies';
+import { computeOn } from '../lib/proxies';
 
 /** The patch id of the late server-group check on a resize's destination (Nova's prep_resize). */
 export const PATCH_RESIZE_GROUP_CHECK = 'resize-late-group-check';
@@ -50,26 +49,20 @@ export async function prepResizeOnHost(input: ResizeAttemptInput): Promise<{ hos
   return hostAttempt({
     instanceId,
     actionId: input.actionId,
-    hosts: input.hosts,
-    resources: input.resources,
-    exhausted: () =>
-      `Exceeded maximum number of retries. Exhausted all hosts available for retrying resize failures for instance ${instanceId}. Hosts tried: ${input.hosts.join(', ')}.`,
+    selection: { hosts: input.hosts, resources: input.resources, hostZones: {} },
+    task: `retrying resize failures for instance ${instanceId}`,
     operation: 'resizeMigrate',
     vmState: VmState.Active,
     taskState: Task.ResizePrep,
     release: 'release the claim on the destination',
+    // Versioned, and only for an instance in a group: Nova's prep_resize checks the group's policy on the
+    // destination against the members as they are now (_validate_instance_group_policy), which a move or
+    // a build since the scheduler chose may have changed. A violation reschedules to the next alternate.
+    ...(input.serverGroup !== undefined ? { serverGroup: input.serverGroup } : {}),
+    checkGroup: () => patched(PATCH_RESIZE_GROUP_CHECK),
     ending: { operation: 'Resize', abortTypes: ABORT_TYPES, abortDefault: FailureType.MigrationError },
     steps: async (placement, op) => {
       const { host, attempt } = placement;
-      // Versioned, and only for an instance in a group: Nova's prep_resize checks the group's policy on the
-      // destination against the members as they are now (_validate_instance_group_policy), which a move or
-      // a build since the scheduler chose may have changed. A violation reschedules to the next alternate.
-      if (input.serverGroup !== undefined && patched(PATCH_RESIZE_GROUP_CHECK))
-        await placement.step(op, Task.ResizePrep, {
-          event: GROUP_CHECK_EVENT,
-          host,
-          run: () => conductor.checkServerGroupPolicy({ instanceId, host }),
-        });
       await placement.step(op, Task.ResizePrep, {
         event: 'compute_prep_resize',
         host,

@@ -24,6 +24,7 @@ import { failureMessage, failureType, isFailureOfType, noHost } from '../lib/fai
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
 import { advance } from '../lib/operation';
+import { hostsTriedBy } from '../lib/placement-selection';
 import { computeOn, conductor, scheduler } from '../lib/proxies';
 import { runStagedOperation } from '../lib/staged-operation';
 import { PATCH_ONE_PLACEMENT_ATTEMPT, placementAttempt } from '../placement-attempt';
@@ -307,10 +308,14 @@ async function errorOnDestination(move: ResizeMove, { dest }: FailedOnDestinatio
   return { vmState: VmState.Error, host: dest };
 }
 
-/** The failure of the placement: every destination failing its prep is MaxRetriesExceeded. */
+/**
+ * The failure of the placement: every destination failing its prep is MaxRetriesExceeded, naming the
+ * hosts tried as the last run's failure carries them (else as the runs told, else the whole list).
+ */
 function exhausted(move: ResizeMove, err: unknown, hosts: string[]): unknown {
   if (isCancellation(err) || !isFailureOfType(err, FailureType.Rescheduled)) return err;
   const { op, instanceId } = move;
-  const tried = op.progress.hostsTried.length > 0 ? op.progress.hostsTried : hosts;
+  const told = op.progress.hostsTried.length > 0 ? op.progress.hostsTried : hosts;
+  const tried = hostsTriedBy(err, hosts) ?? told;
   return new MaxRetriesExceeded(instanceId, tried, `retrying resize failures for instance ${instanceId}`);
 }

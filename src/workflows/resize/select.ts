@@ -1,23 +1,23 @@
 /** The scheduler's choice of destinations for a resize or cold migration (Nova's MigrationTask select_destinations). */
-import type { SelectDestinationsResult } from '../../activities/scheduler';
 import { NoValidHost } from '../../domain/errors';
 import type { MigrationPlan } from '../../domain/migration';
 import type { ResizeMigrateRequest } from '../../domain/schemas';
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
+import type { Selection } from '../lib/placement-selection';
 import { scheduler } from '../lib/proxies';
 
 /**
  * Nova's select_destinations for the move, as the step `conductor_migrate_server`: the new flavor, the
  * instance's zone and group, the current host excluded unless allowed. The chosen host first, then the
- * alternates; NoValidHost when there is none.
+ * alternates (the Selection the placement attempt places on); NoValidHost when there is none.
  */
 export async function selectMoveDestinations(
   op: KernelOperation,
   plan: MigrationPlan,
   req: ResizeMigrateRequest,
   source: string
-): Promise<{ hosts: string[]; resources: SelectDestinationsResult['resources']; hostZones: Record<string, string> }> {
+): Promise<Selection> {
   const { instanceId } = op;
   const selected = await runStep(op, {
     event: 'conductor_migrate_server',

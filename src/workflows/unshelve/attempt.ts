@@ -50,15 +50,13 @@ export async function unshelveOnHost(input: UnshelveAttemptInput): Promise<{ hos
   return hostAttempt({
     instanceId,
     actionId: input.actionId,
-    hosts: input.hosts,
-    resources: input.resources,
-    exhausted: () =>
-      `Exceeded maximum number of retries. Exhausted all hosts available for unshelving instance ${instanceId}. Hosts tried: ${input.hosts.join(', ')}.`,
+    selection: { hosts: input.hosts, resources: input.resources, hostZones: {} },
+    task: `unshelving instance ${instanceId}`,
     operation: 'unshelve',
     vmState: VmState.ShelvedOffloaded,
     taskState: Task.Unshelving,
     release: 'release the claim on the host',
-    claim: { taskState: Task.Unshelving, expect },
+    writes: () => ({ taskState: Task.Unshelving, expect }),
     ending: { operation: 'Unshelve', abortTypes: UNSHELVE_ABORT_TYPES, abortDefault: FailureType.BuildAborted },
     steps: async (placement, op) => {
       const { host, attempt } = placement;
