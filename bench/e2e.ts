@@ -10,6 +10,9 @@
  *   plus the local-activity writes, search-attribute upserts, spawning signal and compute heartbeats a
  *   build keeps, with empty bodies), and Temporal's own ceiling here (one no-op activity). Targets:
  *   builds >= 0.9 x state-equivalent hollow, >= 0.8 x hollow and >= 0.25 x ceiling.
+ *   Each window also reports the CPU time per completion of every process of the stack by role (the
+ *   server, the workflow worker, the scheduler, the compute processes, this client; from /proc), which
+ *   on two shared cores is what decides the rates.
  * - B-history: history events of a plain build (parent and child), a build rescheduled once and twice,
  *   and a resize confirmed through its Update. Target: a plain build's parent <= 25 events.
  * - B-scale (npm run bench:scale, bench/scale.ts) is run separately: it needs its own 1,000-host fleet.
@@ -19,7 +22,8 @@
  *   npm run bench:e2e                 200 sequential builds, 60 s windows with 50 clients
  *   npm run bench:e2e -- --quick      20 builds, 10 s windows with 20 clients (a smoke run)
  *   npm run bench:e2e -- --builds-only  the build window alone, with its breakdown
- *   BENCH_CPU_PROF=conductor npm run bench:e2e …   V8 CPU profiles of one process (bench/e2e/stack.ts)
+ *   BENCH_CPU_PROF=conductor npm run bench:e2e …   V8 CPU profiles of one process (bench/e2e/stack.ts);
+ *     bench/e2e/profile-window.ts summarises one window of one (the JSON line's windowsMonotonicUs)
  */
 import { cpus, totalmem } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -93,24 +97,61 @@ function stats(samples: number[]): { p50: number; p95: number } {
   return { p50: percentile(sorted, 50), p95: percentile(sorted, 95) };
 }
 
+/** The roles of a window's processes: a build's and a baseline's laid out alike (bench/e2e/stack.ts). */
+const ROLES = ['server', 'workflows', 'scheduler', 'compute', 'bench client'] as const;
+type Role = (typeof ROLES)[number];
+
+function roleOf(process: string): Role {
+  if (process === 'temporal') return 'server';
+  if (process === 'conductor' || process === 'hollow-workflows') return 'workflows';
+  if (process === 'scheduler' || process === 'hollow-scheduler') return 'scheduler';
+  return 'compute';
+}
+
+/** CPU ms per completion of each window's kind, by role (every process of the stack, whichever it serves). */
+const cpuPerCompletion = new Map<Kind, Record<Role, number>>();
+/** Each window's start and end on the monotonic clock in µs (V8 CPU profiles' timestamps, to cut a window out of them). */
+const windowsUs: Partial<Record<Kind, [number, number]>> = {};
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
 /** Completions per second in a window of `seconds`, with `clients` each running one workflow after another. */
 async function throughput(
-  client: Client,
+  stack: BenchStack,
   kind: Kind,
   seconds: number,
   clients: number,
   ids?: string[]
 ): Promise<number> {
+  const before = stack.cpuTimes();
+  const clientBefore = process.cpuUsage();
+  const startUs = monotonicUs();
   const end = Date.now() + seconds * 1000;
   let done = 0;
   const loop = async () => {
     while (Date.now() < end) {
-      await startOf(client, kind, {}, ids);
+      await startOf(stack.client, kind, {}, ids);
       if (Date.now() <= end) done++;
     }
   };
   await Promise.all(Array.from({ length: clients }, loop));
+  const after = stack.cpuTimes();
+  windowsUs[kind] = [startUs, monotonicUs()];
+  const clientCpu = process.cpuUsage(clientBefore);
+  const cpu = Object.fromEntries(ROLES.map((r) => [r, 0])) as Record<Role, number>;
+  for (const [name, ms] of after) cpu[roleOf(name)] += ms - (before.get(name) ?? ms);
+  cpu['bench client'] = (clientCpu.user + clientCpu.system) / 1000;
+  for (const r of ROLES) cpu[r] /= Math.max(done, 1);
+  cpuPerCompletion.set(kind, cpu);
   return done / seconds;
+}
+
+function printCpu(): void {
+  console.log('\nCPU per completion in each window (ms; every process of the stack by role, the idle ones too):');
+  console.log(`| workflow | ${ROLES.join(' | ')} | total |\n| --- |${' --- |'.repeat(ROLES.length + 1)}`);
+  for (const [kind, cpu] of cpuPerCompletion) {
+    const total = ROLES.reduce((sum, r) => sum + cpu[r], 0);
+    console.log(`| ${kind} | ${ROLES.map((r) => f(cpu[r], 1)).join(' | ')} | ${f(total, 1)} |`);
+  }
 }
 
 /** Events in a workflow's history, every run of its id counted (a placement attempt's reschedules are runs). */
@@ -201,12 +242,13 @@ async function main(): Promise<void> {
     console.log(`| hollow build | ${f(lh.p50, 0)} | ${f(lh.p95, 0)} |`);
     console.log(`ratio p50 ${f(latencyRatio)} (target <= ${TARGETS.latencyRatio}), p95 ${f(lb.p95 / lh.p95)}`);
 
-    const ceiling = buildsOnly ? NaN : await throughput(client, 'ceiling', WINDOW_SECONDS, CLIENTS);
+    const ceiling = buildsOnly ? NaN : await throughput(stack, 'ceiling', WINDOW_SECONDS, CLIENTS);
     const hollowIds: string[] = [];
-    const hollowRate = buildsOnly ? NaN : await throughput(client, 'hollow', WINDOW_SECONDS, CLIENTS, hollowIds);
-    const stateRate = buildsOnly ? NaN : await throughput(client, 'state', WINDOW_SECONDS, CLIENTS);
+    const hollowRate = buildsOnly ? NaN : await throughput(stack, 'hollow', WINDOW_SECONDS, CLIENTS, hollowIds);
+    const stateIds: string[] = [];
+    const stateRate = buildsOnly ? NaN : await throughput(stack, 'state', WINDOW_SECONDS, CLIENTS, stateIds);
     const buildIds: string[] = [];
-    const buildRate = await throughput(client, 'build', WINDOW_SECONDS, CLIENTS, buildIds);
+    const buildRate = await throughput(stack, 'build', WINDOW_SECONDS, CLIENTS, buildIds);
     console.log(`\nB-throughput, ${CLIENTS} clients, ${WINDOW_SECONDS} s each (workflows/s):`);
     console.log('| workflow | per second |\n| --- | --- |');
     console.log(`| one no-op activity (ceiling) | ${f(ceiling, 1)} |`);
@@ -218,6 +260,8 @@ async function main(): Promise<void> {
         `builds / hollow ${f(buildRate / hollowRate)} (target >= ${TARGETS.vsHollow}), ` +
         `builds / ceiling ${f(buildRate / ceiling)} (target >= ${TARGETS.vsCeiling})`
     );
+
+    printCpu();
 
     // Where the time of builds under load went: the last 20 of the window, parent and child.
     const sample = buildIds.slice(-25, -5);
@@ -237,6 +281,12 @@ async function main(): Promise<void> {
       printBreakdown(
         `The same for ${hollowSample.length} hollow builds of their window`,
         await breakdown(client, [...hollowSample, ...hollowSample.map((id) => `${id}-attempt`)])
+      );
+    const stateSample = stateIds.slice(-25, -5);
+    if (stateSample.length > 0)
+      printBreakdown(
+        `The same for ${stateSample.length} state-equivalent hollow builds of their window`,
+        await breakdown(client, [...stateSample, ...stateSample.map((id) => `${id}-attempt`)])
       );
 
     const plain = await buildHistory(client, 'bench', 1);
@@ -286,6 +336,8 @@ async function main(): Promise<void> {
           buildVsHollow: buildRate / hollowRate,
           buildVsCeiling: buildRate / ceiling,
         },
+        cpuMsPerCompletion: Object.fromEntries(cpuPerCompletion),
+        windowsMonotonicUs: windowsUs,
         historyEvents: { plain, rescheduledOnce: once, rescheduledTwice: twice, resizeConfirmed: resize },
         targets: TARGETS,
         met,

@@ -5,7 +5,7 @@
  * baselines' three workers laid out the same way. Everything is stopped by `stop()`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,9 @@ import { PROJECT_ROOT, requireTemporalBinary } from '../../src/workers/temporal-
 import { HOLLOW_COMPUTE_QUEUE, HOLLOW_SCHEDULER_QUEUE, HOLLOW_WORKFLOW_QUEUE } from './hollow-workflows';
 
 const TaskQueueType = temporal.api.enums.v1.TaskQueueType;
+
+/** Linux's USER_HZ: the unit of /proc/<pid>/stat's CPU times. */
+const CLOCK_TICKS = 100;
 
 export interface StackOptions {
   hosts: HostSpec[];
@@ -88,6 +91,25 @@ export class BenchStack {
     ]);
     // Every host registered with placement (each compute worker does it as it starts).
     for (const host of this.options.hosts) await this.client.workflow.getHandle(`register-host-${host.name}`).result();
+  }
+
+  /**
+   * CPU time (user + system, ms) each process has used so far, by name (Linux /proc; empty elsewhere):
+   * two readings around a window say where its CPU went.
+   */
+  cpuTimes(): Map<string, number> {
+    const times = new Map<string, number>();
+    for (const { name, child } of this.processes) {
+      try {
+        // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+        const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        times.set(name, ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS);
+      } catch {
+        // Not Linux, or the process has exited.
+      }
+    }
+    return times;
   }
 
   /** The injected faults of one host (the fake hypervisor re-reads the file at each spawn). */

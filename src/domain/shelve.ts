@@ -15,7 +15,7 @@ import {
 /** Nova's `[DEFAULT] shelved_offload_time`: 0 offloads at once, -1 never, N after N seconds. */
 export const DEFAULT_SHELVED_OFFLOAD_TIME_SECONDS = 0;
 
-const ShutdownTimeoutSchema = z.number().int().nonnegative().max(3600);
+const ShutdownTimeoutSchema = z.lazy(() => z.number().int().nonnegative().max(3600));
 
 /**
  * NOTE(nova): the shelved image is named `<instance name>-shelved` in Glance; here image names are unique

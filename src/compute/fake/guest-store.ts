@@ -4,7 +4,16 @@
  * devices, so a restarted compute worker still knows what runs on its host. Written whole through temp +
  * rename (never torn), read-modify-write under the file's lock. A cooperative guest's shutdown is
  * evaluated lazily from timestamps whenever the file is read.
+ *
+ * The file holds every guest of the host and each build step reads and rewrites it, so what a step costs
+ * grows with the host's guests: the store keeps the text it last read or wrote, with the file's identity
+ * then (inode, size, mtime), and while the file is still that one a read takes the kept text (one stat,
+ * no read, no validation: the text was validated or written by this store), and a write compares with it
+ * instead of serialising the state before the change. Any other writer (a temp + rename, or a rewrite in
+ * place) changes the identity, and the file is read and validated again.
  */
+
+import { stat } from 'node:fs/promises';
 
 import { z } from 'zod';
 
@@ -69,7 +78,7 @@ export class GuestStore {
 
   /** The state with shutdowns that completed by now applied. */
   async read(): Promise<HostState> {
-    const state = await this.load();
+    const { state } = await this.load();
     this.settle(state, this.now());
     return state;
   }
@@ -77,15 +86,17 @@ export class GuestStore {
   /** Read-modify-write of guests.json under the file's lock; written back only when something changed. */
   async mutate<T>(change: (state: HostState, at: number) => T): Promise<T> {
     return withFileLock(this.file, async () => {
-      const state = await this.load();
-      const before = JSON.stringify(state);
+      const { state, text: before } = await this.load();
       const at = this.now();
       this.settle(state, at);
       const result = change(state, at);
       // Compact, and serialised once: the file holds every guest of the host and is rewritten by each
       // step of a build, so its size is what each write costs.
       const after = JSON.stringify(state);
-      if (after !== before) await writeTextFileAtomic(this.file, `${after}\n`);
+      if (after !== before) {
+        await writeTextFileAtomic(this.file, `${after}\n`);
+        await this.keep(after);
+      }
       return result;
     });
   }
@@ -95,13 +106,49 @@ export class GuestStore {
     for (const guest of Object.values(state.guests)) settleGuest(guest, at, this.shutdownSeconds);
   }
 
-  private async load(): Promise<HostState> {
+  /** The state as the file holds it (a fresh copy, the caller's to change) and its compact text. */
+  private async load(): Promise<{ state: HostState; text: string }> {
+    const kept = keptTexts.get(this.file);
+    if (kept !== undefined && kept.identity === (await identityOf(this.file)))
+      return { state: JSON.parse(kept.text) as HostState, text: kept.text };
     const raw = await readJsonFile(this.file);
-    if (raw === undefined)
-      return { version: 1, host: this.host, guests: {}, networks: {}, blockDevices: {}, snapshots: {} };
+    if (raw === undefined) {
+      const empty: HostState = {
+        version: 1,
+        host: this.host,
+        guests: {},
+        networks: {},
+        blockDevices: {},
+        snapshots: {},
+      };
+      return { state: empty, text: JSON.stringify(empty) };
+    }
     const parsed = HostStateSchema.safeParse(raw);
     if (!parsed.success) throw new Error(`corrupt guest state ${this.file}: ${z.prettifyError(parsed.error)}`);
-    return parsed.data;
+    const text = JSON.stringify(parsed.data);
+    await this.keep(text);
+    return { state: parsed.data, text };
+  }
+
+  /** Keeps `text` as what the file holds now (read or just written by this store). */
+  private async keep(text: string): Promise<void> {
+    const identity = await identityOf(this.file);
+    if (identity === undefined) keptTexts.delete(this.file);
+    else keptTexts.set(this.file, { identity, text });
+  }
+}
+
+/** The compact text of each guests.json as this process last read or wrote it, with the file's identity then. */
+const keptTexts = new Map<string, { identity: string; text: string }>();
+
+/** Which file is at `file` now (inode, size, mtime in ns): any rewrite changes it; undefined when absent. */
+async function identityOf(file: string): Promise<string | undefined> {
+  try {
+    const s = await stat(file, { bigint: true });
+    return `${s.ino}:${s.size}:${s.mtimeNs}`;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
 }
 

@@ -30,10 +30,19 @@ export async function writeJsonFileAtomic(file: string, value: unknown): Promise
   await writeTextFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** The same for text already serialised (a caller that has it at hand need not serialise twice). */
+/**
+ * The same for text already serialised (a caller that has it at hand need not serialise twice). The
+ * folder is made when the write finds none (the first write of a host), not checked before every write.
+ */
 export async function writeTextFileAtomic(file: string, text: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFileAtomic(file, text, { encoding: 'utf8', fsync: false });
+  const write = () => writeFileAtomic(file, text, { encoding: 'utf8', fsync: false });
+  try {
+    await write();
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await mkdir(path.dirname(file), { recursive: true });
+    await write();
+  }
 }
 
 const locks = new Map<string, Slots>();

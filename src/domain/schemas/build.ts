@@ -16,23 +16,25 @@ import {
 
 /** At most this many instances in one multi-create request. */
 export const MAX_BATCH_SIZE = 50;
-const BatchCountSchema = z.number().int().min(1).max(MAX_BATCH_SIZE);
+const BatchCountSchema = z.lazy(() => z.number().int().min(1).max(MAX_BATCH_SIZE));
 
 /** A multi-create child's placement, chosen by its parent's one scheduler call. */
-export const ScheduledPlacementSchema = z
-  .object({
-    /** The chosen host (claimed) then the alternates. */
-    hosts: z.array(HostNameSchema).min(1).max(10),
-    resources: z
-      .object({
-        VCPU: z.number().int().nonnegative(),
-        MEMORY_MB: z.number().int().nonnegative(),
-        DISK_GB: z.number().int().nonnegative(),
-      })
-      .strict(),
-    hostZones: z.record(z.string(), z.string()),
-  })
-  .strict();
+export const ScheduledPlacementSchema = z.lazy(() =>
+  z
+    .object({
+      /** The chosen host (claimed) then the alternates. */
+      hosts: z.array(HostNameSchema).min(1).max(10),
+      resources: z
+        .object({
+          VCPU: z.number().int().nonnegative(),
+          MEMORY_MB: z.number().int().nonnegative(),
+          DISK_GB: z.number().int().nonnegative(),
+        })
+        .strict(),
+      hostZones: z.record(z.string(), z.string()),
+    })
+    .strict()
+);
 export type ScheduledPlacement = z.output<typeof ScheduledPlacementSchema>;
 
 /**

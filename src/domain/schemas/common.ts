@@ -1,24 +1,33 @@
-/** Names, ids, compute timeouts, scheduler hints and the guest's secrets: what several workflows' inputs share. Built lazily: see index.ts. */
+/**
+ * Names, ids, compute timeouts, scheduler hints and the guest's secrets: what several workflows' inputs
+ * share. Built lazily, each the first time it parses (`z.lazy`), like the input schemas (see index.ts):
+ * workflow code evaluates this module again for every workflow run, and building these parts every time
+ * was most of a build's module evaluation (about a twentieth of the conductor's workflow thread).
+ */
 import { z } from 'zod';
 
 import { HOST_NAME_PATTERN } from '../host';
 
 /** Host names become task-queue names: DNS labels only, never an arbitrary queue. */
-export const HostNameSchema = z
-  .string()
-  .max(63, 'host names are at most 63 characters')
-  .regex(HOST_NAME_PATTERN, 'host names are lower-case letters, digits and dashes');
+export const HostNameSchema = z.lazy(() =>
+  z
+    .string()
+    .max(63, 'host names are at most 63 characters')
+    .regex(HOST_NAME_PATTERN, 'host names are lower-case letters, digits and dashes')
+);
 
-export const InstanceIdSchema = z.uuid('instance ids are UUIDs');
+export const InstanceIdSchema = z.lazy(() => z.uuid('instance ids are UUIDs'));
 
 /** Names people give instances: printable, no control characters. */
-export const InstanceNameSchema = z
-  .string()
-  .min(1)
-  .max(255)
-  .regex(/^[^\p{Cc}]+$/u, 'names may not contain control characters');
+export const InstanceNameSchema = z.lazy(() =>
+  z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[^\p{Cc}]+$/u, 'names may not contain control characters')
+);
 
-export const CatalogueNameSchema = z.string().min(1).max(255);
+export const CatalogueNameSchema = z.lazy(() => z.string().min(1).max(255));
 
 /**
  * Timeouts of activities on a compute host's queue, in seconds, when the workflow input does not say:
@@ -38,37 +47,43 @@ export const DEFAULT_COMPUTE_TIMEOUTS = {
 } as const;
 
 /** Compute-queue timeouts a caller may shorten (tests, impatient operators). Seconds. */
-export const ComputeTimeoutsSchema = z
-  .object({
-    scheduleToStartSeconds: z.number().positive().max(3600).default(DEFAULT_COMPUTE_TIMEOUTS.scheduleToStartSeconds),
-    heartbeatSeconds: z.number().positive().max(3600).default(DEFAULT_COMPUTE_TIMEOUTS.heartbeatSeconds),
-    longStepSeconds: z
-      .number()
-      .positive()
-      .max(24 * 3600)
-      .default(DEFAULT_COMPUTE_TIMEOUTS.longStepSeconds),
-  })
-  .strict();
+export const ComputeTimeoutsSchema = z.lazy(() =>
+  z
+    .object({
+      scheduleToStartSeconds: z.number().positive().max(3600).default(DEFAULT_COMPUTE_TIMEOUTS.scheduleToStartSeconds),
+      heartbeatSeconds: z.number().positive().max(3600).default(DEFAULT_COMPUTE_TIMEOUTS.heartbeatSeconds),
+      longStepSeconds: z
+        .number()
+        .positive()
+        .max(24 * 3600)
+        .default(DEFAULT_COMPUTE_TIMEOUTS.longStepSeconds),
+    })
+    .strict()
+);
 
 /** The most hosts one build or resize may try (`maxAttempts`). */
 export const MAX_ATTEMPTS_LIMIT = 10;
 /** Server group names (the group's key). */
-export const ServerGroupNameSchema = z
-  .string()
-  .min(1)
-  .max(255)
-  .regex(/^[^\p{Cc}]+$/u, 'names may not contain control characters');
+export const ServerGroupNameSchema = z.lazy(() =>
+  z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[^\p{Cc}]+$/u, 'names may not contain control characters')
+);
 
-export const SchedulerHintsSchema = z
-  .object({
-    /** A server group's name; its policy decides affinity or anti-affinity. */
-    group: z.string().min(1).max(255).optional(),
-    /** Place on a host that runs one of these instances. */
-    sameHost: z.array(InstanceIdSchema).max(100).optional(),
-    /** Place away from every host that runs one of these instances. */
-    differentHost: z.array(InstanceIdSchema).max(100).optional(),
-  })
-  .strict();
+export const SchedulerHintsSchema = z.lazy(() =>
+  z
+    .object({
+      /** A server group's name; its policy decides affinity or anti-affinity. */
+      group: z.string().min(1).max(255).optional(),
+      /** Place on a host that runs one of these instances. */
+      sameHost: z.array(InstanceIdSchema).max(100).optional(),
+      /** Place away from every host that runs one of these instances. */
+      differentHost: z.array(InstanceIdSchema).max(100).optional(),
+    })
+    .strict()
+);
 
 // ----- secrets given to the guest -----
 
@@ -78,15 +93,17 @@ export const SchedulerHintsSchema = z
  * query (the fake hypervisor keeps only that one was set). Encrypted in Temporal's history when the
  * payload codec has a key (src/workers/codec.ts).
  */
-export const AdminPasswordSchema = z.string().min(1).max(255);
+export const AdminPasswordSchema = z.lazy(() => z.string().min(1).max(255));
 /** Nova's limit on user_data: 65535 characters of base64. */
 export const USER_DATA_MAX_LENGTH = 65_535;
 /** Nova's user_data: base64 (the guest's cloud-init), at most 65535 characters; handled like adminPassword. */
-export const UserDataSchema = z
-  .string()
-  // A regex, not z.base64(): that one calls atob, which the workflow sandbox does not have.
-  .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'userData must be base64')
-  .max(USER_DATA_MAX_LENGTH, `userData is at most ${USER_DATA_MAX_LENGTH} characters of base64`);
+export const UserDataSchema = z.lazy(() =>
+  z
+    .string()
+    // A regex, not z.base64(): that one calls atob, which the workflow sandbox does not have.
+    .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'userData must be base64')
+    .max(USER_DATA_MAX_LENGTH, `userData is at most ${USER_DATA_MAX_LENGTH} characters of base64`)
+);
 /** The secret fields, as they travel to the compute host (only those given). */
 export interface GuestSecrets {
   adminPassword?: string;

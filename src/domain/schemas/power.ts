@@ -8,7 +8,7 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 60;
 /** Nova's `[compute] shutdown_retry_interval`: seconds between ACPI shutdown requests. */
 export const DEFAULT_SHUTDOWN_RETRY_INTERVAL_SECONDS = 10;
 
-const ShutdownTimeoutSchema = z.number().int().nonnegative().max(3600);
+const ShutdownTimeoutSchema = z.lazy(() => z.number().int().nonnegative().max(3600));
 
 export const StopInputSchema = z.lazy(() =>
   z

@@ -118,6 +118,24 @@ describe('FakeDriver', () => {
       expect((await driver().listGuests()).map((g) => g.instanceId)).toEqual(['inst-1']);
     });
 
+    it('reads guests.json again when another writer changed it (in place or by rename), not its kept copy', async () => {
+      const d = driver();
+      await spawn(d, 'inst-1');
+      await spawn(d, 'inst-2');
+      expect((await d.listGuests()).map((g) => g.instanceId).sort()).toEqual(['inst-1', 'inst-2']);
+      // Rewritten in place (same inode) without inst-2, as a test or an operator might.
+      const state = await readState();
+      delete state.guests['inst-2'];
+      await writeFile(d.guestsFile, JSON.stringify(state));
+      expect((await d.listGuests()).map((g) => g.instanceId)).toEqual(['inst-1']);
+      // And the next step builds on what the file holds now.
+      await spawn(d, 'inst-3');
+      expect(Object.keys((await readState()).guests).sort()).toEqual(['inst-1', 'inst-3']);
+      // A corrupt rewrite is read (and refused), not answered from memory.
+      await writeFile(d.guestsFile, '{"version": 1, "guests": 7}');
+      await expect(d.listGuests()).rejects.toThrow(/corrupt guest state/);
+    });
+
     it('serialises concurrent read-modify-writes from two driver objects on the same host', async () => {
       const a = driver();
       const b = driver();
