@@ -1,7 +1,9 @@
 import { ActivityFailure, ApplicationFailure, RetryState, TimeoutFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 
+import { ComputeHostUnavailable } from '../../../src/domain/errors';
 import { StopInputSchema } from '../../../src/domain/schemas';
+import { toWireFailure } from '../../../src/workflows/lib/failures';
 import {
   describePowerOff,
   hostFailure,
@@ -92,13 +94,14 @@ describe('stop: a compute host that does not answer', () => {
       'conductor',
       new TimeoutFailure('timed out', undefined, 'SCHEDULE_TO_START')
     );
+    // A domain error, typed on the wire by the one translation (the frame's, the workflow interceptor's).
     const mapped = hostFailure(timedOut, 'node-1');
-    expect(mapped).toBeInstanceOf(ApplicationFailure);
-    expect(mapped).toMatchObject({
-      type: 'ComputeHostUnavailable',
-      nonRetryable: true,
-      message: 'Compute host node-1 is unavailable: it did not answer (SCHEDULE_TO_START timeout)',
-    });
+    expect(mapped).toBeInstanceOf(ComputeHostUnavailable);
+    const message = 'Compute host node-1 is unavailable: it did not answer (SCHEDULE_TO_START timeout)';
+    expect(mapped).toMatchObject({ name: 'ComputeHostUnavailable', message });
+    const wire = toWireFailure(mapped);
+    expect(wire).toBeInstanceOf(ApplicationFailure);
+    expect(wire).toMatchObject({ type: 'ComputeHostUnavailable', nonRetryable: true, message });
     const notFound = ApplicationFailure.create({ type: 'InstanceNotFound', message: 'gone' });
     expect(hostFailure(notFound, 'node-1')).toBe(notFound);
   });
