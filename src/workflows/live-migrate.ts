@@ -14,8 +14,11 @@
  *    server group's policy on the destination, the destination's checks. A failed one moves
  *    to the next alternate, at most `migrateMaxRetries` times (-1, the default: until the hosts run out);
  *    running out fails MigrationPreCheckError. Then pre_live_migration on the destination (preparing)
- *    and the copy (running, live/copy.ts). Updates (live/control.ts): `forceComplete` pauses the guest
- *    so the copy converges; `abortLiveMigration` stops the migration while preparing or copying.
+ *    and the copy (running, live/copy.ts). Since patch live-checks-side-by-side the source's liveness
+ *    answer is awaited together with the allocation's move (the record first: a source found down ends
+ *    the migration `error`, as Nova's), and the first candidate's source check runs beside the
+ *    selection. Updates (live/control.ts): `forceComplete` pauses the guest so the copy converges;
+ *    `abortLiveMigration` stops the migration while preparing or copying.
  * 3. After the switch-over (live/finish.ts, not cancellable): post_live_migration_at_destination, then
  *    post_live_migration on the source, the migration's source allocation freed, the migration completed,
  *    the instance `active` on the destination.
@@ -43,6 +46,7 @@ export {
   LIVE_EVENTS,
   PATCH_LIVE_ABORT_ANSWERS_OUTCOME,
   PATCH_LIVE_ABORT_FORCE_EVENTS,
+  PATCH_LIVE_CHECKS_SIDE_BY_SIDE,
   PATCH_LIVE_ERROR_CLEANS_SOURCE,
   PATCH_LIVE_FEWER_ROUND_TRIPS,
   PATCH_LIVE_LATE_GROUP_CHECK,

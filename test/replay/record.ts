@@ -1421,6 +1421,24 @@ describe('live migration, fewer round trips (patched live-fewer-round-trips)', (
   });
 });
 
+describe('live migration, checks side by side (patched live-checks-side-by-side)', () => {
+  it('liveMigrate: converged, the liveness answer with the allocation move, the source check beside the selection', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      const handle = await startLive({ instanceId: vm.instanceId });
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'converged-checks-side-by-side',
+        'COMPLETED',
+        "switched over; the source's liveness awaited with the allocation's move, the first source check beside the selection"
+      );
+    });
+  });
+});
+
 describe('live migration, failed after the switch-over (patched live-error-after-switch-cleans-source)', () => {
   it('liveMigrate: the destination post step fails', async () => {
     const { az, hosts } = await zone(2);
