@@ -24,6 +24,7 @@ import { workflowIds } from '../../shared/task-queues';
 import { domainFailure, failureMessage, isFailureOfType, noHost } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
+import { settleEvents } from '../lib/operation';
 import { computeOn, conductor, conductorLocal, scheduler, withActivitySummary } from '../lib/proxies';
 import { PAUSE_EVENT } from '../pause';
 import { placementAttempt } from '../placement-attempt';
@@ -33,7 +34,12 @@ import type { LiveControl } from './control';
 import { abortIfAsked } from './control';
 import type { CopyResult } from './copy';
 import { copyMemory } from './copy';
-import { LIVE_EVENTS, PATCH_LIVE_CHECKS_SIDE_BY_SIDE, PATCH_LIVE_LOCAL_WRITES } from './names';
+import {
+  LIVE_EVENTS,
+  PATCH_LIVE_CHECKS_SIDE_BY_SIDE,
+  PATCH_LIVE_EVENTS_BESIDE_WRITES,
+  PATCH_LIVE_LOCAL_WRITES,
+} from './names';
 
 /** The destination the attempts settled on: its host, the attempt that passed, the hosts' zones. */
 export interface Destination {
@@ -53,6 +59,8 @@ export async function moveLive(
   if (patched(PATCH_LIVE_LOCAL_WRITES)) live.localWrites = op.localWrites = true;
   // Only on top of the two patches before it (it rearranges their calls).
   if (live.fewerTrips && live.localWrites && patched(PATCH_LIVE_CHECKS_SIDE_BY_SIDE)) live.sideBySide = true;
+  // Patched (live-events-beside-writes): each step's event written beside the next write (setStatus).
+  if (live.sideBySide && patched(PATCH_LIVE_EVENTS_BESIDE_WRITES)) op.eventsBeside = [];
   // Patched (live-checks-side-by-side): the liveness answer awaited with the allocation's move (reserve).
   const source = live.sideBySide ? movableSource(live, op) : await checkSource(live, op);
   await reserve(live, op, source, planned);
@@ -269,13 +277,17 @@ export async function setStatus(
   expect: LiveMigrationStatus[],
   destHost?: string
 ): Promise<MigrationRecord> {
-  const migration = await store(live).updateMigration({
-    migrationId: live.migrationId,
-    status,
-    destHost,
-    expectStatus: expect,
-    method: 'liveMigrate',
-  });
+  // The events of the steps before it (patch live-events-beside-writes) written beside it.
+  const [migration] = await Promise.all([
+    store(live).updateMigration({
+      migrationId: live.migrationId,
+      status,
+      destHost,
+      expectStatus: expect,
+      method: 'liveMigrate',
+    }),
+    settleEvents(live.op),
+  ]);
   if (status === 'preparing' || status === 'running') live.phase = status;
   return migration;
 }

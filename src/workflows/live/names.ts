@@ -80,3 +80,11 @@ export const PATCH_LIVE_FEWER_ROUND_TRIPS = 'live-fewer-round-trips';
  * trips fewer before the destination's check.
  */
 export const PATCH_LIVE_CHECKS_SIDE_BY_SIDE = 'live-checks-side-by-side';
+
+/**
+ * A step's event written beside the migration's next write (issue 22's benchmark): the event's local
+ * activity is started when its step ends and awaited with the next status write (or the end's), so the
+ * two run together instead of one after the other; every event is still written before the migration's
+ * next status, and all of them before the instance's last write. Runs before it awaited each event.
+ */
+export const PATCH_LIVE_EVENTS_BESIDE_WRITES = 'live-events-beside-writes';
