@@ -21,6 +21,10 @@
  *
  *   npm run bench:guests              3 of each
  *   npm run bench:guests -- --quick   1 of each (a smoke run)
+ *   npm run bench:guests -- --runs 5  5 of each
+ *
+ * Each live migration's line also splits its time (liveSplit): up to the destination's launch, the
+ * launch, to the copy, the copy, after it, the client's calls; the JSON line has their medians.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -45,7 +49,8 @@ import { freePort } from '../test/helpers/ports';
 import { type Profile, profileOf, profileTable } from './guests-profile';
 
 const quick = process.argv.includes('--quick');
-const RUNS = quick ? 1 : 3;
+const runsArg = process.argv.indexOf('--runs');
+const RUNS = quick ? 1 : runsArg > 0 ? Math.max(1, Number(process.argv[runsArg + 1]) || 3) : 3;
 const TARGETS = { build: 1.25, liveMigration: 1.2, downtimeMs: 500 };
 /** The driver's memory for an m1.tiny guest (512 MB, capped at the driver's default 256 MiB). */
 const GUEST_MEMORY_MB = 256;
@@ -306,6 +311,38 @@ async function timedLiveMigration(
   return { ms, downtimeMs: result.liveMigration.downtimeMs, profile: await profileOf(handle, client) };
 }
 
+/**
+ * Where one live migration's time went, from its history: up to the destination's launch (the lock, the
+ * scheduler's calls, the checks, their workflow tasks), the launch's run, from it to the copy's start,
+ * the copy's run, from the copy's end to the workflow's close (the post steps, the end's writes), and the
+ * client's start call and result around the history. The two runs are the QEMU work the bare side does.
+ */
+interface LiveSplit {
+  beforeLaunch: number;
+  launch: number;
+  launchToCopy: number;
+  copy: number;
+  afterCopy: number;
+  client: number;
+}
+
+function liveSplit(ms: number, profile: Profile): LiveSplit | undefined {
+  const step = (name: string) => profile.steps.find((s) => s.step === name);
+  const pre = step('preLiveMigration');
+  const copy = step('liveMigration');
+  if (!pre || !copy) return undefined;
+  const preStart = pre.at + pre.waitMs;
+  const copyStart = copy.at + copy.waitMs;
+  return {
+    beforeLaunch: preStart,
+    launch: pre.runMs,
+    launchToCopy: copyStart - (preStart + pre.runMs),
+    copy: copy.runMs,
+    afterCopy: profile.totalMs - (copyStart + copy.runMs),
+    client: ms - profile.totalMs,
+  };
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -313,6 +350,7 @@ const median = (xs: number[]) => {
 const round = (x: number) => Math.round(x);
 
 interface LivePhase {
+  splits: LiveSplit[];
   lives: number[];
   liveDowntimes: number[];
   bareMigrations: number[];
@@ -327,7 +365,7 @@ async function livePhase(
   bandwidthBytes: number,
   profiles: string[]
 ): Promise<LivePhase> {
-  const out: LivePhase = { lives: [], liveDowntimes: [], bareMigrations: [], bareDowntimes: [] };
+  const out: LivePhase = { splits: [], lives: [], liveDowntimes: [], bareMigrations: [], bareDowntimes: [] };
   for (let i = 0; i < RUNS; i++) {
     // A fresh guest each time: one that came in by live migration is not moved again here (see the report
     // of the QEMU driver: its query-migrate still says the incoming migration completed).
@@ -343,12 +381,24 @@ async function livePhase(
     const bare = await timedBareMigration(`${key}-${i}`, bandwidthBytes);
     out.bareMigrations.push(bare.ms);
     out.bareDowntimes.push(bare.downtimeMs);
+    const split = liveSplit(live.ms, live.profile);
+    if (split) out.splits.push(split);
+    const splitText = split
+      ? ` [to the launch ${round(split.beforeLaunch)}, launch ${round(split.launch)}, to the copy ${round(split.launchToCopy)}, copy ${round(split.copy)}, after ${round(split.afterCopy)}, client ${round(split.client)}]`
+      : '';
     console.error(
-      `  live migration (${phase}) ${round(live.ms)} ms (pause ${live.downtimeMs} ms), bare ${round(bare.ms)} ms`
+      `  live migration (${phase}) ${round(live.ms)} ms (pause ${live.downtimeMs} ms)${splitText}, bare ${round(bare.ms)} ms`
     );
   }
   return out;
 }
+
+const splitMedians = (splits: LiveSplit[]) =>
+  splits.length === 0
+    ? undefined
+    : (Object.fromEntries(
+        (Object.keys(splits[0]!) as (keyof LiveSplit)[]).map((k) => [k, round(median(splits.map((x) => x[k])))])
+      ) as unknown as LiveSplit);
 
 async function main(): Promise<void> {
   if (!['vmlinuz', 'initrd.gz', 'cirros.qcow2'].every((f) => existsSync(path.join(imageDir, f))))
@@ -396,6 +446,9 @@ async function main(): Promise<void> {
     liveMigrationCappedMs: round(median(capped.lives)),
     bareMigrationCappedMs: round(median(capped.bareMigrations)),
     liveMigrationCappedRatio: ratio(capped.lives, capped.bareMigrations),
+    /** Medians of each part of the live migrations (liveSplit), without and with the cap. */
+    liveSplitMs: splitMedians(uncapped.splits),
+    liveSplitCappedMs: splitMedians(capped.splits),
     liveDowntimeMs: all('liveDowntimes'),
     bareDowntimeMs: all('bareDowntimes'),
     targets: TARGETS,

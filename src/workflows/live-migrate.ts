@@ -14,8 +14,11 @@
  *    server group's policy on the destination, the destination's checks. A failed one moves
  *    to the next alternate, at most `migrateMaxRetries` times (-1, the default: until the hosts run out);
  *    running out fails MigrationPreCheckError. Then pre_live_migration on the destination (preparing)
- *    and the copy (running, live/copy.ts). Updates (live/control.ts): `forceComplete` pauses the guest
- *    so the copy converges; `abortLiveMigration` stops the migration while preparing or copying.
+ *    and the copy (running, live/copy.ts). Since patch live-checks-side-by-side the source's liveness
+ *    answer is awaited together with the allocation's move (the record first: a source found down ends
+ *    the migration `error`, as Nova's), and the first candidate's source check runs beside the
+ *    selection. Updates (live/control.ts): `forceComplete` pauses the guest so the copy converges;
+ *    `abortLiveMigration` stops the migration while preparing or copying.
  * 3. After the switch-over (live/finish.ts, not cancellable): post_live_migration_at_destination, then
  *    post_live_migration on the source, the migration's source allocation freed, the migration completed,
  *    the instance `active` on the destination.
@@ -23,13 +26,14 @@
  * Failure, abort or cancellation before the switch-over rolls back to the source (the frame runs the
  * steps' undos); a failure after it leaves the instance `error` on the destination (live/finish.ts).
  */
-import { isCancellation, patched, uuid4 } from '@temporalio/workflow';
+import { isCancellation, log, patched, uuid4 } from '@temporalio/workflow';
 
 import { FailureType, InvalidRequest } from '../domain/errors';
 import type { LiveMigrateInput } from '../domain/schemas';
 import { LiveMigrateInputSchema } from '../domain/schemas';
 import type { LiveMigrateResult } from '../shared/messages';
-import { parseInput, refusalFailure } from './lib/failures';
+import { failureMessage, parseInput, refusalFailure } from './lib/failures';
+import { settleEvents } from './lib/operation';
 import { preliminaryProgress } from './lib/progress';
 import { conductor, conductorLocal, scheduler } from './lib/proxies';
 import { runStagedOperation } from './lib/staged-operation';
@@ -43,7 +47,9 @@ export {
   LIVE_EVENTS,
   PATCH_LIVE_ABORT_ANSWERS_OUTCOME,
   PATCH_LIVE_ABORT_FORCE_EVENTS,
+  PATCH_LIVE_CHECKS_SIDE_BY_SIDE,
   PATCH_LIVE_ERROR_CLEANS_SOURCE,
+  PATCH_LIVE_EVENTS_BESIDE_WRITES,
   PATCH_LIVE_FEWER_ROUND_TRIPS,
   PATCH_LIVE_LATE_GROUP_CHECK,
   PATCH_LIVE_RECEIVER_NOT_AWAITED,
@@ -84,10 +90,23 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     up.catch(() => undefined); // awaited (and its failure thrown) by checkSource
     live.sourceUp = { host: current.host, up };
   }
-  return runStagedOperation({
-    begin: { instanceId, transition: 'liveMigrate', operation: 'liveMigrate', ...(fewerTrips ? { local: true } : {}) },
-    steps: (op) => moveLive(live, planned, op),
-    commit: (op, switched) => finishLive(live, op, switched),
-    stableState: (op, err, switched) => liveStableState(live, op, err, switched),
-  });
+  try {
+    return await runStagedOperation({
+      begin: {
+        instanceId,
+        transition: 'liveMigrate',
+        operation: 'liveMigrate',
+        ...(fewerTrips ? { local: true } : {}),
+      },
+      steps: (op) => moveLive(live, planned, op),
+      commit: (op, switched) => finishLive(live, op, switched),
+      stableState: (op, err, switched) => liveStableState(live, op, err, switched),
+    });
+  } finally {
+    // Patched (live-events-beside-writes): no event write left running when the workflow closes (the
+    // writes above have waited for them; this catches an ending that wrote nothing after its last step).
+    await settleEvents(live.op).catch((err: unknown) =>
+      log.warn('could not record an event', { instanceId, error: failureMessage(err) })
+    );
+  }
 }

@@ -1396,6 +1396,42 @@ describe('live migration, fewer round trips (patched live-fewer-round-trips)', (
   });
 });
 
+describe('live migration, checks side by side (patched live-checks-side-by-side)', () => {
+  it('liveMigrate: converged, the liveness answer with the allocation move, the source check beside the selection', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      const handle = await startLive({ instanceId: vm.instanceId });
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'converged-checks-side-by-side',
+        'COMPLETED',
+        "switched over; the source's liveness awaited with the allocation's move, the first source check beside the selection"
+      );
+    });
+  });
+});
+
+describe('live migration, events beside the writes (patched live-events-beside-writes)', () => {
+  it('liveMigrate: converged, each step event written beside the next status write', async () => {
+    const { az, hosts } = await zone(2);
+    await run(hosts, async () => {
+      const vm = await boot(az);
+      const handle = await startLive({ instanceId: vm.instanceId });
+      await handle.result();
+      await save(
+        handle.workflowId,
+        undefined,
+        'converged-events-beside-writes',
+        'COMPLETED',
+        "switched over; each step's event written beside the migration's next write, not before it"
+      );
+    });
+  });
+});
+
 describe('live migration, failed after the switch-over (patched live-error-after-switch-cleans-source)', () => {
   it('liveMigrate: the destination post step fails', async () => {
     const { az, hosts } = await zone(2);

@@ -4,7 +4,7 @@
  * its pre-checks (the alternate is used), every destination failing, a destination dying mid-copy, a
  * failure after the switch-over, the lock refusing other operations meanwhile, the Updates refused
  * outside the migration statuses Nova allows them in, an abort while the destination is prepared, and
- * the late server-group check on the destination. Every test ends with
+ * the late server-group check on the destination, a source that is down. Every test ends with
  * the workflows closed and the placement audit clean (useTimeSkippingCloud).
  */
 import { randomUUID } from 'node:crypto';
@@ -450,5 +450,25 @@ describe('liveMigrate', () => {
     });
     expect(failureOf(outcome.err)).toMatchObject({ type: 'InvalidRequest' });
     expect(await cloud.instances.listMigrations(outcome.vm.instanceId)).toEqual([]);
+  });
+
+  it('a source that is down fails ComputeHostUnavailable: the migration error, its allocation moved back, nothing on the destination', async () => {
+    const { az, hosts } = await zoneWithHosts(2);
+    const [source, dest] = hosts;
+    const outcome = await cloud.run(hosts, async () => {
+      const vm = await cloud.boot(az);
+      await cloud.placement.setForcedDown(source, true);
+      try {
+        return { vm, err: await (await startLive({ instanceId: vm.instanceId })).result().catch((e: unknown) => e) };
+      } finally {
+        await cloud.placement.setForcedDown(source, false);
+      }
+    });
+    expect(failureOf(outcome.err)).toMatchObject({ type: 'ComputeHostUnavailable' });
+    expect(failureOf(outcome.err).message).toMatch(/forced down \(the source of a live migration must be up\)/);
+    // Nova's migration, created before its _check_host_is_up, ends error (patch live-checks-side-by-side).
+    expect((await cloud.instances.listMigrations(outcome.vm.instanceId)).map((m) => m.status)).toEqual(['error']);
+    await expectOnSource(outcome.vm.instanceId, source, [dest]);
+    expect((await cloud.instances.listFaults(outcome.vm.instanceId)).at(-1)?.message).toMatch(/unavailable/);
   });
 });

@@ -43,7 +43,21 @@ export type StepOwner = Pick<Operation, 'instanceId' | 'actionId' | 'progress'> 
   batch?: EventBatch;
   /** Its steps' events written by local activities (no server round trip each), when not batched. */
   localWrites?: boolean;
+  /**
+   * With localWrites: a step's event write is started, not awaited, and kept here; the operation's next
+   * write waits for it beside its own (settleEvents), so the two local activities run together.
+   */
+  eventsBeside?: Promise<unknown>[];
 };
+
+/**
+ * The event writes a step left running (StepOwner.eventsBeside), awaited (the first failure thrown);
+ * nothing to wait for otherwise.
+ */
+export async function settleEvents(op: Pick<StepOwner, 'eventsBeside'> | undefined): Promise<void> {
+  const pending = op?.eventsBeside?.splice(0) ?? [];
+  if (pending.length > 0) await Promise.all(pending);
+}
 
 /**
  * A batched operation's bookkeeping (the build's): a finished step's event waits here and goes with the
@@ -199,10 +213,17 @@ export async function recordStep<T>(
   };
   // The step happened: its event is recorded even if a cancellation arrives now (a batched operation's
   // goes with its next write, which its end or its fault always makes).
-  const record = (event: EventInput) =>
-    op.batch
-      ? op.batch.add(event)
-      : CancellationScope.nonCancellable(() => (op.localWrites ? conductorLocal : conductor).recordEvent(event));
+  const record = (event: EventInput) => {
+    if (op.batch) return op.batch.add(event);
+    const write = CancellationScope.nonCancellable(() =>
+      (op.localWrites ? conductorLocal : conductor).recordEvent(event)
+    );
+    if (!op.eventsBeside) return write;
+    // Left running beside what follows; the operation's next write waits for it (settleEvents).
+    write.catch(() => undefined);
+    op.eventsBeside.push(write);
+    return undefined;
+  };
   try {
     const result = await run();
     await record({

@@ -10,6 +10,7 @@
  */
 import { patched } from '@temporalio/workflow';
 
+import type { ComputeActivities } from '../../activities/compute';
 import type { Flavor, Image } from '../../domain/catalogue';
 import { FailureType } from '../../domain/errors';
 import { TaskState as Task, VmState } from '../../domain/instance';
@@ -64,12 +65,25 @@ export function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: string
  * child's retry waited 1 s, then 2 s, between runs). Every host failing throws the last run's
  * `Rescheduled`, which the caller names MigrationPreCheckError as it names the child's.
  */
-export function checkLiveInline(op: StepRunner, input: LiveAttemptInput): Promise<{ host: string; attempt: number }> {
-  return hostAttempt({ ...liveAttempt(input), inline: op });
+export function checkLiveInline(
+  op: StepRunner,
+  input: LiveAttemptInput,
+  firstSourceCheck?: FirstSourceCheck
+): Promise<{ host: string; attempt: number }> {
+  return hostAttempt({ ...liveAttempt(input, firstSourceCheck), inline: op });
 }
 
+/**
+ * The source's check of the first attempt, already started (patch live-checks-side-by-side: beside the
+ * selection); the first attempt's step takes its answer instead of asking again.
+ */
+export type FirstSourceCheck = ReturnType<ComputeActivities['checkCanLiveMigrateSource']>;
+
 /** The live migration's attempt on one destination: its claim, its pre-checks, how it fails. */
-function liveAttempt(input: LiveAttemptInput): HostAttempt<{ host: string; attempt: number }> {
+function liveAttempt(
+  input: LiveAttemptInput,
+  firstSourceCheck?: FirstSourceCheck
+): HostAttempt<{ host: string; attempt: number }> {
   const { instanceId, sourceHost } = input;
   return {
     instanceId,
@@ -91,7 +105,10 @@ function liveAttempt(input: LiveAttemptInput): HostAttempt<{ host: string; attem
         event: 'compute_check_can_live_migrate_source',
         host: sourceHost,
         compute: sourceHost,
-        run: () => computeOn(sourceHost, input.timeouts).short.checkCanLiveMigrateSource({ instanceId }),
+        run: () =>
+          attempt === 1 && firstSourceCheck
+            ? firstSourceCheck
+            : computeOn(sourceHost, input.timeouts).short.checkCanLiveMigrateSource({ instanceId }),
       });
       // (Inline runs were written with this check: they ask no patch.)
       // The group's members as they are now, which a migration or a build finished since the scheduler

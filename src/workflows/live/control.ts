@@ -51,6 +51,11 @@ export interface LiveControl {
    * local, and the source's liveness, asked beside the lock, here.
    */
   fewerTrips?: boolean;
+  /**
+   * Patched (live-checks-side-by-side): the source's liveness awaited with the allocation's move, the
+   * first source check beside the selection.
+   */
+  sideBySide?: boolean;
   sourceUp?: { host: string; up: Promise<HostUpResult> };
   copy?: CopyControl;
 }

@@ -22,6 +22,7 @@ import type { LiveMigrateResult, LiveMigrationOutcome } from '../../shared/messa
 import { failureMessage, failureSaying, isFailureOfType } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
+import { settleEvents } from '../lib/operation';
 import { computeOn, scheduler } from '../lib/proxies';
 import type { LiveControl } from './control';
 import type { CopyResult } from './copy';
@@ -67,13 +68,17 @@ export async function finishLive(
       await removeSourceGuest(live, op, to);
       await released();
     }
-    const migration = await store(live).updateMigration({
-      migrationId,
-      status: 'completed',
-      expectStatus: ['post-migrating'],
-      method: 'liveMigrate',
-      downtimeMs: copy.downtimeMs,
-    });
+    // The post steps' events (patch live-events-beside-writes) written beside it.
+    const [migration] = await Promise.all([
+      store(live).updateMigration({
+        migrationId,
+        status: 'completed',
+        expectStatus: ['post-migrating'],
+        method: 'liveMigrate',
+        downtimeMs: copy.downtimeMs,
+      }),
+      settleEvents(op),
+    ]);
     return {
       done: {
         vmState: paused ? VmState.Paused : VmState.Active,
@@ -148,10 +153,17 @@ export async function liveStableState(
 }
 
 async function markMigration(live: LiveControl, status: 'error' | 'cancelled'): Promise<void> {
-  if (live.phase === 'checking') return;
-  await store(live)
-    .updateMigration({ migrationId: live.migrationId, status, method: 'liveMigrate' })
-    .catch((err: unknown) => log.warn('could not mark the migration', { status, error: failureMessage(err) }));
+  // The undos' events (patch live-events-beside-writes) written beside it, before the fault.
+  const events = settleEvents(live.op).catch((err: unknown) =>
+    log.warn('could not record an event', { error: failureMessage(err) })
+  );
+  if (live.phase === 'checking') return events;
+  await Promise.all([
+    store(live)
+      .updateMigration({ migrationId: live.migrationId, status, method: 'liveMigrate' })
+      .catch((err: unknown) => log.warn('could not mark the migration', { status, error: failureMessage(err) })),
+    events,
+  ]);
 }
 
 function outcome(migration: MigrationRecord, copy: CopyResult): LiveMigrationOutcome {

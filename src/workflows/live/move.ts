@@ -4,6 +4,8 @@
  * checks on the source, the migration record with the source allocation moved to it, the destination (the
  * scheduler's choice, then each candidate as one run of the placement-attempt child), pre_live_migration
  * on the destination, the copy. A failure, an abort or a cancellation here is undone by the frame.
+ * Since patch live-checks-side-by-side the source's liveness answer is awaited with the allocation's move
+ * (after the migration's record) and the first candidate's source check runs beside the selection.
  */
 import { executeChild, log, patched } from '@temporalio/workflow';
 
@@ -22,15 +24,22 @@ import { workflowIds } from '../../shared/task-queues';
 import { failureMessage, isFailureOfType, noHost } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
-import { computeOn, conductor, conductorLocal, scheduler } from '../lib/proxies';
+import { settleEvents } from '../lib/operation';
+import { computeOn, conductor, conductorLocal, scheduler, withActivitySummary } from '../lib/proxies';
 import { PAUSE_EVENT } from '../pause';
 import { placementAttempt } from '../placement-attempt';
+import type { FirstSourceCheck } from './attempt';
 import { checkLiveInline, LIVE_ABORT_TYPES } from './attempt';
 import type { LiveControl } from './control';
 import { abortIfAsked } from './control';
 import type { CopyResult } from './copy';
 import { copyMemory } from './copy';
-import { LIVE_EVENTS, PATCH_LIVE_LOCAL_WRITES } from './names';
+import {
+  LIVE_EVENTS,
+  PATCH_LIVE_CHECKS_SIDE_BY_SIDE,
+  PATCH_LIVE_EVENTS_BESIDE_WRITES,
+  PATCH_LIVE_LOCAL_WRITES,
+} from './names';
 
 /** The destination the attempts settled on: its host, the attempt that passed, the hosts' zones. */
 export interface Destination {
@@ -48,7 +57,12 @@ export async function moveLive(
 ): Promise<{ to: Destination; copy: CopyResult }> {
   live.op = op;
   if (patched(PATCH_LIVE_LOCAL_WRITES)) live.localWrites = op.localWrites = true;
-  const source = await checkSource(live, op);
+  // Only on top of the two patches before it (it rearranges their calls).
+  if (live.fewerTrips && live.localWrites && patched(PATCH_LIVE_CHECKS_SIDE_BY_SIDE)) live.sideBySide = true;
+  // Patched (live-events-beside-writes): each step's event written beside the next write (setStatus).
+  if (live.sideBySide && patched(PATCH_LIVE_EVENTS_BESIDE_WRITES)) op.eventsBeside = [];
+  // Patched (live-checks-side-by-side): the liveness answer awaited with the allocation's move (reserve).
+  const source = live.sideBySide ? movableSource(live, op) : await checkSource(live, op);
   await reserve(live, op, source, planned);
   const to = await chooseDestination(live, op, source, planned);
   const { dest, attempt } = to;
@@ -90,6 +104,13 @@ export async function moveLive(
 
 /** The instance has a host whose guest runs (or is paused), and that host is up. */
 async function checkSource(live: LiveControl, op: KernelOperation): Promise<string> {
+  const source = movableSource(live, op);
+  await sourceIsUp(live, source);
+  return source;
+}
+
+/** The instance has a host, and its guest runs (or is paused): the source (its liveness not asked here). */
+function movableSource(live: LiveControl, op: KernelOperation): string {
   const { before } = op;
   if (before.host === null) throw noHost(before, 'liveMigrate');
   const source = before.host;
@@ -102,10 +123,14 @@ async function checkSource(live: LiveControl, op: KernelOperation): Promise<stri
       'liveMigrate',
       ` while it is in powerState ${before.powerState}: only a running or paused guest moves live`
     );
+  return source;
+}
+
+/** The source is up (the answer asked beside the lock, else asked now); ComputeHostUnavailable if not. */
+async function sourceIsUp(live: LiveControl, source: string): Promise<void> {
   const asked = live.sourceUp?.host === source ? live.sourceUp.up : undefined;
   const up = await (asked ?? scheduler.isHostUp({ host: source }));
   if (!up.up) throw new ComputeHostUnavailable(source, `${up.reason} (the source of a live migration must be up)`);
-  return source;
 }
 
 /** The migration record (`accepted`), and the source allocation moved to it (Nova's MigrationTask). */
@@ -125,7 +150,16 @@ async function reserve(live: LiveControl, op: KernelOperation, source: string, p
   op.compensations.push('move the allocation back to the instance', async () => {
     await scheduler.moveAllocations({ from: migrationId, to: instanceId });
   });
-  await scheduler.moveAllocations({ from: instanceId, to: migrationId });
+  const moved = scheduler.moveAllocations({ from: instanceId, to: migrationId });
+  if (!live.sideBySide) return moved;
+  // Patched (live-checks-side-by-side): the source's liveness answer (asked beside the lock) awaited with
+  // the move, both settled before either failure goes on (the move's undo then finds it done).
+  // NOTE(nova): Nova's LiveMigrationTask checks the source is up before it moves the allocation (both
+  // after the migration's record, which a source found down leaves `error`); here the move is not
+  // held back for the answer, and a source found down has it moved back by its undo.
+  const [up, move] = await Promise.allSettled([sourceIsUp(live, source), moved]);
+  if (up.status === 'rejected') throw up.reason;
+  if (move.status === 'rejected') throw move.reason;
 }
 
 /** selectDestinations (the source excluded), then the candidates one placement-attempt run each. */
@@ -134,6 +168,35 @@ async function chooseDestination(
   op: KernelOperation,
   source: string,
   planned: MigrationPlan
+): Promise<Destination> {
+  const { req } = live;
+  const { instanceId } = req;
+  // Patched (live-checks-side-by-side): the first destination's source check, which asks nothing of the
+  // destination, started beside the selection; its step (and event) stays the first attempt's.
+  // NOTE(nova): Nova's destination asks the source's check_can_live_migrate_source from its own check,
+  // after select_destinations; here the first one runs while the scheduler selects.
+  const firstSourceCheck = live.sideBySide
+    ? withActivitySummary(`check can live migrate source on ${source}, attempt 1`, () =>
+        computeOn(source, req.timeouts).short.checkCanLiveMigrateSource({ instanceId })
+      )
+    : undefined;
+  firstSourceCheck?.catch(() => undefined); // awaited by the first attempt, or below
+  try {
+    return await chooseAmong(live, op, source, planned, firstSourceCheck);
+  } catch (err) {
+    // No attempt took the early check: it is settled before the failure goes on (no activity left).
+    await firstSourceCheck?.catch(() => undefined);
+    throw err;
+  }
+}
+
+/** chooseDestination's selection and attempts (the first source check, when started early, passed on). */
+async function chooseAmong(
+  live: LiveControl,
+  op: KernelOperation,
+  source: string,
+  planned: MigrationPlan,
+  firstSourceCheck: FirstSourceCheck | undefined
 ): Promise<Destination> {
   const { req, migrationId } = live;
   const { instanceId } = req;
@@ -174,7 +237,7 @@ async function chooseDestination(
     ...(before.serverGroup ? { serverGroup: before.serverGroup } : {}),
   };
   const checked = live.fewerTrips
-    ? checkLiveInline(op, checks)
+    ? checkLiveInline(op, checks, firstSourceCheck)
     : executeChild(placementAttempt, {
         workflowId: workflowIds.placementAttempt(instanceId, 'live'),
         staticSummary: `pre-check the live migration of ${instanceId} from ${source}`,
@@ -209,13 +272,17 @@ export async function setStatus(
   expect: LiveMigrationStatus[],
   destHost?: string
 ): Promise<MigrationRecord> {
-  const migration = await store(live).updateMigration({
-    migrationId: live.migrationId,
-    status,
-    destHost,
-    expectStatus: expect,
-    method: 'liveMigrate',
-  });
+  // The events of the steps before it (patch live-events-beside-writes) written beside it.
+  const [migration] = await Promise.all([
+    store(live).updateMigration({
+      migrationId: live.migrationId,
+      status,
+      destHost,
+      expectStatus: expect,
+      method: 'liveMigrate',
+    }),
+    settleEvents(live.op),
+  ]);
   if (status === 'preparing' || status === 'running') live.phase = status;
   return migration;
 }

@@ -69,3 +69,22 @@ export const PATCH_LIVE_LOCAL_WRITES = 'live-local-writes';
  * child's 1 s retry backoff.
  */
 export const PATCH_LIVE_FEWER_ROUND_TRIPS = 'live-fewer-round-trips';
+
+/**
+ * Scheduler calls and checks side by side (issue 22's benchmark): the source's liveness answer and the
+ * move of its allocation to the migration are awaited together (the migration's record, and the move,
+ * before the answer: a source that is down then fails the migration `error` with the move undone, as
+ * Nova's migration, created before its _check_host_is_up, ends `error`), and the first destination's
+ * source check (check_can_live_migrate_source, which asks nothing of the destination) runs beside
+ * selectDestinations instead of after it. The same steps, claims, events and undos; two server round
+ * trips fewer before the destination's check.
+ */
+export const PATCH_LIVE_CHECKS_SIDE_BY_SIDE = 'live-checks-side-by-side';
+
+/**
+ * A step's event written beside the migration's next write (issue 22's benchmark): the event's local
+ * activity is started when its step ends and awaited with the next status write (or the end's), so the
+ * two run together instead of one after the other; every event is still written before the migration's
+ * next status, and all of them before the instance's last write. Runs before it awaited each event.
+ */
+export const PATCH_LIVE_EVENTS_BESIDE_WRITES = 'live-events-beside-writes';
