@@ -1341,94 +1341,59 @@ describe('live migration', () => {
   });
 });
 
+/** A converged live migration between the two hosts of a new zone, its history saved as `name`. */
+async function recordConvergedLive(name: string, covers: string): Promise<void> {
+  const { az, hosts } = await zone(2);
+  await run(hosts, async () => {
+    const vm = await boot(az);
+    const handle = await startLive({ instanceId: vm.instanceId });
+    await handle.result();
+    await save(handle.workflowId, undefined, name, 'COMPLETED', covers);
+  });
+}
+
 describe('live migration, the receiving not awaited after the switch-over (patched live-receiver-not-awaited)', () => {
   it('liveMigrate: converged, the workflow going on at the switch-over', async () => {
-    const { az, hosts } = await zone(2);
-    await run(hosts, async () => {
-      const vm = await boot(az);
-      const done = startLive({ instanceId: vm.instanceId });
-      const handle = await done;
-      await handle.result();
-      await save(
-        handle.workflowId,
-        undefined,
-        'converged-receiver-not-awaited',
-        'COMPLETED',
-        "switched over; the destination's receiving cancelled but not waited for; post-migration on both hosts"
-      );
-    });
+    await recordConvergedLive(
+      'converged-receiver-not-awaited',
+      "switched over; the destination's receiving cancelled but not waited for; post-migration on both hosts"
+    );
   });
 });
 
 describe('live migration, its writes local (patched live-local-writes)', () => {
   it('liveMigrate: converged, the migration record, statuses and events as local activities', async () => {
-    const { az, hosts } = await zone(2);
-    await run(hosts, async () => {
-      const vm = await boot(az);
-      const handle = await startLive({ instanceId: vm.instanceId });
-      await handle.result();
-      await save(
-        handle.workflowId,
-        undefined,
-        'converged-local-writes',
-        'COMPLETED',
-        "switched over; the migration's writes and the steps' events local activities, the source's cleanup and the allocation's release at once"
-      );
-    });
+    await recordConvergedLive(
+      'converged-local-writes',
+      "switched over; the migration's writes and the steps' events local activities, the source's cleanup and the allocation's release at once"
+    );
   });
 });
 
 describe('live migration, fewer round trips (patched live-fewer-round-trips)', () => {
   it('liveMigrate: converged, the pre-checks in the workflow, the plan, the lock and the end local', async () => {
-    const { az, hosts } = await zone(2);
-    await run(hosts, async () => {
-      const vm = await boot(az);
-      const handle = await startLive({ instanceId: vm.instanceId });
-      await handle.result();
-      await save(
-        handle.workflowId,
-        undefined,
-        'converged-fewer-round-trips',
-        'COMPLETED',
-        "switched over; liveness asked beside a local lock, pre-checks in the workflow, source cleaned beside the destination's step, a local end"
-      );
-    });
+    await recordConvergedLive(
+      'converged-fewer-round-trips',
+      "switched over; liveness asked beside a local lock, pre-checks in the workflow, source cleaned beside the destination's step, a local end"
+    );
   });
 });
 
 describe('live migration, checks side by side (patched live-checks-side-by-side)', () => {
   it('liveMigrate: converged, the liveness answer with the allocation move, the source check beside the selection', async () => {
-    const { az, hosts } = await zone(2);
-    await run(hosts, async () => {
-      const vm = await boot(az);
-      const handle = await startLive({ instanceId: vm.instanceId });
-      await handle.result();
-      await save(
-        handle.workflowId,
-        undefined,
-        'converged-checks-side-by-side',
-        'COMPLETED',
-        "switched over; the source's liveness awaited with the allocation's move, the first source check beside the selection"
-      );
-    });
+    await recordConvergedLive(
+      'converged-checks-side-by-side',
+      "switched over; the source's liveness awaited with the allocation's move, the first source check beside the selection"
+    );
   });
 });
 
 describe('live migration, events beside the writes (patched live-events-beside-writes)', () => {
   it('liveMigrate: converged, each step event written beside the next status write', async () => {
-    const { az, hosts } = await zone(2);
-    await run(hosts, async () => {
-      const vm = await boot(az);
-      const handle = await startLive({ instanceId: vm.instanceId });
-      await handle.result();
-      await save(
-        handle.workflowId,
-        undefined,
-        'converged-events-beside-writes',
-        'COMPLETED',
-        "switched over; each step's event written beside the migration's next write, not before it"
-      );
-    });
+    await recordConvergedLive(
+      'converged-events-beside-writes',
+      "switched over; each step's event written beside the migration's next write, not before it"
+    );
   });
 });
 
