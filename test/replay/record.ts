@@ -442,9 +442,11 @@ describe.sequential('record replay histories', () => {
         timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 120 },
       });
       const instanceId = handle.workflowId.replace(/^build-/, '');
-      await progressReached(handle, (p) => p.taskState === 'spawning', 'spawning');
-      for (let i = 0; i < 200 && !(await cloud.driver(host).getGuest(instanceId)); i++)
-        await new Promise((r) => setTimeout(r, 50));
+      await progressReached(
+        handle,
+        async (p) => p.taskState === 'spawning' && (await cloud.driver(host).getGuest(instanceId)) !== undefined,
+        'the guest spawning'
+      );
       await handle.cancel();
       expect((await settle(handle.result())).error).toBeDefined();
       await save(
