@@ -189,10 +189,18 @@ export async function startGuestStack(hosts: readonly string[], env: Record<stri
 
   /** The stock `temporal` CLI against the system, JSON out. */
   async function temporal<T>(...args: string[]): Promise<T> {
-    const { stdout } = await exec(inject('temporalCli'), [...args, '--address', `127.0.0.1:${port}`, '-o', 'json'], {
+    const command = [...args, '--address', `127.0.0.1:${port}`, '-o', 'json'];
+    const { stdout } = await exec(inject('temporalCli'), command, {
       maxBuffer: 16 * 1024 * 1024,
       // A call that hangs fails naming its command, not as the test's timeout.
       timeout: 240_000,
+    }).catch((err: unknown) => {
+      // A failed workflow's CLI prints its failure (type, message) on stdout: the error says why, not
+      // only "workflow failed".
+      const { stdout: out = '', stderr = '' } = err as { stdout?: string; stderr?: string };
+      throw new Error(`temporal ${args.slice(0, 2).join(' ')} failed: ${stderr.trim()}\n${out.slice(-4000)}`, {
+        cause: err,
+      });
     });
     return JSON.parse(stdout) as T;
   }
@@ -271,8 +279,8 @@ export async function startGuestStack(hosts: readonly string[], env: Record<stri
       try {
         return { completed: true, result: await result<T>(id) };
       } catch (err) {
-        // `temporal workflow result -o json` prints the failure (its type, its message) on stdout.
-        return { completed: false, error: `${String(err)}\n${(err as { stdout?: string }).stdout ?? ''}` };
+        // `temporal workflow result -o json` prints the failure (its type, its message): in the error's text.
+        return { completed: false, error: String(err) };
       }
     },
     /** The operation's `getProgress` query (undefined before it answers). */

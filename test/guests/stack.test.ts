@@ -37,6 +37,23 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
   const waitForBoot = (instanceId: string, n: number, image = 'cirros') => stack.waitForBoot(instanceId, n, image);
   const build = (name: string, image = 'cirros') =>
     execute<Instance>('buildInstance', { name, flavor: 'm1.tiny', image }, `build-${name}`);
+  /**
+   * What is left of these instances on the hosts: their QEMU processes and instance directories (each
+   * test checks its own, so one test's failure does not fail the next ones' checks too).
+   */
+  const leftOf = async (...instanceIds: string[]) => ({
+    processes: (await findGuestProcesses(dataDir)).filter((g) => instanceIds.includes(g.instanceId)),
+    directories: readdirSync(path.join(dataDir, 'instances')).filter((d) => instanceIds.includes(d)),
+  });
+  const nothingLeftOf = (...instanceIds: string[]) =>
+    vi.waitFor(async () => expect(await leftOf(...instanceIds)).toEqual({ processes: [], directories: [] }), {
+      timeout: 30_000,
+    });
+  /** The guest's console ends in a kernel panic (the TCG hazard of docs/real-guests.md). */
+  const guestPanicked = (instanceId: string) => {
+    const file = path.join(dataDir, 'instances', instanceId, 'console.log');
+    return existsSync(file) && /Kernel panic - not syncing/.test(readFileSync(file, 'utf8'));
+  };
   /** Retries an update the workflow's validator refuses until its moment comes (resized, or copying). */
   const updateWhenReady = <T>(id: string, name: string) =>
     vi.waitFor(() => update<T>(id, name), { timeout: 90_000, interval: 500 });
@@ -122,12 +139,24 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       await waitForBoot(b.instanceId, 2); // the source's own disk boots again (the destination had a copy)
 
       // ----- live migration: the heartbeat goes on at the destination, no reboot, a measured pause -----
-      const before = await consoleOf(b.instanceId);
-      const live = await execute<Instance & { liveMigration: { downtimeMs: number; migration: { destHost: string } } }>(
-        'liveMigrate',
-        { instanceId: b.instanceId }
-      );
-      expect(live.host).not.toBe(b.host);
+      type Moved = Instance & { liveMigration: { downtimeMs: number; migration: { destHost: string } } };
+      let [before, from] = [await consoleOf(b.instanceId), b.host];
+      let live: Moved;
+      try {
+        live = await execute<Moved>('liveMigrate', { instanceId: b.instanceId });
+      } catch (err) {
+        // The TCG hazard (docs/real-guests.md): the guest's own kernel panicked during the copy or at the
+        // switch-over. The operation ended typed; a hard reboot brings the guest back, and it moves then.
+        if (!guestPanicked(b.instanceId)) throw err;
+        console.log(`the guest of vm-b panicked during its live migration: ${String(err)}`);
+        expect(String(err)).toMatch(/MigrationError/);
+        const rebooted = await execute<Instance>('reboot', { instanceId: b.instanceId, type: 'HARD' });
+        expect(rebooted).toMatchObject({ vmState: 'active', powerState: 'running', taskState: null });
+        await waitForBoot(b.instanceId, 3);
+        [before, from] = [await consoleOf(b.instanceId), rebooted.host];
+        live = await execute<Moved>('liveMigrate', { instanceId: b.instanceId });
+      }
+      expect(live.host).not.toBe(from);
       expect(live.liveMigration.downtimeMs).toBeGreaterThanOrEqual(0);
       expect(live.liveMigration.downtimeMs).toBeLessThanOrEqual(500);
       await vi.waitFor(
@@ -138,8 +167,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
 
       // ----- delete everything: no QEMU process, no instance directory left -----
       for (const vm of [a, b]) await execute('deleteInstance', { instanceId: vm.instanceId });
-      await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
-      expect(readdirSync(path.join(dataDir, 'instances'))).toEqual([]);
+      await nothingLeftOf(a.instanceId, b.instanceId, s.instanceId);
 
       const audit = await stack.audit();
       expect(audit.code, `${audit.stdout}${audit.stderr}`).toBe(0);
@@ -208,7 +236,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       expect(beats).toEqual(Array.from({ length: beats.length }, (_, i) => i + 1));
 
       await execute('deleteInstance', { instanceId: p.instanceId });
-      await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
+      await nothingLeftOf(p.instanceId);
     } catch (err) {
       console.error(`launcher output (last lines):\n${stack.tail()}`);
       throw err;
@@ -252,7 +280,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       expect(boots(await consoleOf(d.instanceId))).toEqual(['1 dirty']);
 
       await execute('deleteInstance', { instanceId: d.instanceId });
-      await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
+      await nothingLeftOf(d.instanceId);
     } catch (err) {
       console.error(`launcher output (last lines):\n${stack.tail()}`);
       throw err;
@@ -292,12 +320,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       );
 
       await execute('deleteInstance', { instanceId: built.instanceId });
-      await vi.waitFor(
-        async () =>
-          expect((await findGuestProcesses(dataDir)).filter((g) => g.instanceId === built.instanceId)).toEqual([]),
-        { timeout: 30_000 }
-      );
-      expect(readdirSync(path.join(dataDir, 'instances'))).not.toContain(built.instanceId);
+      await nothingLeftOf(built.instanceId);
       const running = await temporal<unknown[]>('workflow', 'list', '--query', 'ExecutionStatus="Running"');
       expect(running).toEqual([]);
     } catch (err) {
@@ -392,10 +415,6 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       return { ...vm, host: where };
     };
     /** A guest whose kernel panicked (QEMU runs with -no-reboot, so it exits): its console says so. */
-    const guestPanicked = (instanceId: string) => {
-      const file = path.join(dataDir, 'instances', instanceId, 'console.log');
-      return existsSync(file) && /Kernel panic - not syncing/.test(readFileSync(file, 'utf8'));
-    };
     /** The restarted worker drives a guest it did not start: pause and unpause over its re-attached QMP. */
     const drivesAdopted = async (vm: Instance, pid: number) => {
       expect(await guestsOf(vm.instanceId)).toEqual([[vm.host, pid]]); // the same process: not relaunched
@@ -434,8 +453,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
 
       // ----- nothing left over: no QEMU process, no directory, no allocation that no instance owns -----
       for (const vm of [m2, n]) await execute('deleteInstance', { instanceId: vm.instanceId });
-      await vi.waitFor(async () => expect(await findGuestProcesses(dataDir)).toEqual([]), { timeout: 30_000 });
-      expect(readdirSync(path.join(dataDir, 'instances'))).toEqual([]);
+      await nothingLeftOf(m2.instanceId, n.instanceId);
       const audit = await stack.audit();
       expect(audit.code, `${audit.stdout}${audit.stderr}`).toBe(0);
       const running = await temporal<unknown[]>('workflow', 'list', '--query', 'ExecutionStatus="Running"');

@@ -302,6 +302,24 @@ export async function launchGuest(
 }
 
 /**
+ * Why a guest's QEMU is gone, for the error that says so: its own log's last lines, and the guest
+ * kernel's panic when its console ends in one (with `panic=-1` and `-no-reboot` a panicking guest
+ * kernel ends its QEMU and leaves QEMU's log empty; under TCG a guest kernel has been seen to panic
+ * right after a live migration's switch-over, docs/real-guests.md).
+ */
+export async function whyExited(h: { layout: Layout }, dir: string): Promise<string> {
+  const log = (await tailLines(h.layout.qemuLog(dir), 5).catch(() => [])).join(' | ');
+  const console = await tailLines(h.layout.console(dir), 60).catch(() => []);
+  const panic = console.find((line) => line.includes('Kernel panic - not syncing'));
+  const fault = console.find((line) => /general protection fault|BUG: |Oops/.test(line));
+  if (!panic) return log || 'QEMU logged nothing';
+  return `its kernel panicked (${[fault, panic]
+    .filter(Boolean)
+    .map((l) => l!.replace(/^\[[ \d.]+\] /, ''))
+    .join('; ')})${log ? `; QEMU: ${log}` : ''}`;
+}
+
+/**
  * Waits for the guest's boot line on its console (printed after `consoleOffset`), reporting progress.
  * DriverError when the process exits or the bound passes; the signal's reason when aborted.
  */
@@ -319,10 +337,10 @@ export async function waitForBoot(
     options.signal?.throwIfAborted();
     const boot = parseBootLine(await readFrom(h.layout.console(dir), consoleOffset));
     if (boot) return boot;
-    if (!(await processAlive(record))) {
-      const log = (await tailLines(h.layout.qemuLog(dir), 5)).join(' | ');
-      throw new DriverError(`the guest of instance ${record.instanceId} exited while booting on ${h.host}: ${log}`);
-    }
+    if (!(await processAlive(record)))
+      throw new DriverError(
+        `the guest of instance ${record.instanceId} exited while booting on ${h.host}: ${await whyExited(h, dir)}`
+      );
     const elapsed = Date.now() - started;
     if (elapsed > h.bootTimeoutMs)
       throw new DriverError(

@@ -7,7 +7,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { InstanceNotFound } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
 import { DriverError } from '../driver';
-import { powerStateOf, processAlive, queryStatus, removeGuestFiles, requireRecord, stopProcess } from './guest';
+import {
+  powerStateOf,
+  processAlive,
+  queryStatus,
+  removeGuestFiles,
+  requireRecord,
+  stopProcess,
+  whyExited,
+} from './guest';
 import type { LiveHost } from './live';
 import type { QmpClient } from './qmp';
 
@@ -77,7 +85,9 @@ export async function postLiveMigrationAtDestination(
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (!(await processAlive(record)))
-      throw new DriverError(`the received guest of instance ${instanceId} is gone from ${h.host}`);
+      throw new DriverError(
+        `the received guest of instance ${instanceId} is gone from ${h.host}: ${await whyExited(h, dir)}`
+      );
     const status = await queryStatus(h, record.process);
     if (status === 'running') break;
     if (status === 'paused') {

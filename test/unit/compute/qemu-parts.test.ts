@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import type { AccelHost } from '../../../src/compute/qemu/accel';
 import { detectAccel } from '../../../src/compute/qemu/accel';
-import { powerStateOfStatus } from '../../../src/compute/qemu/guest';
+import { powerStateOfStatus, whyExited } from '../../../src/compute/qemu/guest';
 import { Layout } from '../../../src/compute/qemu/layout';
 import { MachineSlots } from '../../../src/compute/qemu/limits';
 import { qemuArgv } from '../../../src/compute/qemu/process';
@@ -102,5 +102,33 @@ describe('QEMU run states and command line', () => {
     const long = new Layout('/data', 'h', '/images', `/tmp/${'x'.repeat(100)}`);
     await expect(long.newSockets()).rejects.toThrow(/longer than 107 bytes/);
     await rm(`/tmp/${'x'.repeat(100)}`, { recursive: true, force: true });
+  });
+});
+
+describe('why a guest QEMU is gone', () => {
+  let dir = '';
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'why-exited-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it("names the guest kernel's panic from its console, else QEMU's own last lines", async () => {
+    const layout = new Layout(dir, 'h1', dir, dir);
+    expect(await whyExited({ layout }, dir)).toBe('QEMU logged nothing');
+    await writeFile(layout.qemuLog(dir), 'qemu-system-x86_64: cannot set up guest memory\n');
+    expect(await whyExited({ layout }, dir)).toBe('qemu-system-x86_64: cannot set up guest memory');
+    await writeFile(layout.qemuLog(dir), '');
+    await writeFile(
+      layout.console(dir),
+      [
+        'HEARTBEAT 45',
+        '[   47.018940] general protection fault, probably for non-canonical address 0xdead00000000012a: 0000 [#1]',
+        '[   47.029358] Kernel panic - not syncing: Fatal exception in interrupt',
+        '',
+      ].join('\r\n')
+    );
+    expect(await whyExited({ layout }, dir)).toBe(
+      'its kernel panicked (general protection fault, probably for non-canonical address 0xdead00000000012a: 0000 [#1]; Kernel panic - not syncing: Fatal exception in interrupt)'
+    );
   });
 });
