@@ -3,7 +3,7 @@
  * fleet file's per-host `driver`, else COMPUTE_DRIVER (default `fake`). Everything past it sees only
  * `VirtDriver`.
  *
- * - `fake`: the fake hypervisor, its state under `<dataDir>/compute/<host>/` (guests.json, faults.json).
+ * - `fake`: the fake hypervisor, its state under `<dataDir>/compute/<host>/` (guests/<instance>.json, snapshots.json, faults.json).
  * - `qemu`: real guests (src/compute/qemu), their instance directories under `<dataDir>/instances/`,
  *   shared by every host of the data directory (Nova's shared instance path). Loaded on demand, so a
  *   fake-only worker never loads it.

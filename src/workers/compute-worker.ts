@@ -4,7 +4,7 @@
  * polling `compute-<host>`), or many in one process (COMPUTE_HOSTS: a list, ranges, or `all` hosts of
  * the fleet file): one Worker per host queue, sharing a NativeConnection per COMPUTE_HOSTS_PER_CONNECTION
  * hosts (one for up to 100 hosts by default), each host with its own driver (a fake one with its own
- * state folder, `$DATA_DIR/compute/<host>/`: guests.json, faults.json, so a fault injected on one host
+ * state folder, `$DATA_DIR/compute/<host>/`: guests/, faults.json, so a fault injected on one host
  * touches only that host). The driver's initHost runs before the host's Worker takes work. Freezing or killing the process takes down every host it
  * serves at once: the failure domain of a process is all of its hosts.
  *

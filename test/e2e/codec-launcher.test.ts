@@ -273,8 +273,8 @@ describe.skipIf(!pgAdminUrl)('npm start with a codec key and the PostgreSQL stor
     });
 
     // The hypervisor got them: it keeps that a password was set and the hash of the user data, not them.
-    const guestsFile = path.join(dir, 'data', 'compute', record.host!, 'guests.json');
-    const guests = () => readFileSync(guestsFile, 'utf8');
+    const guestFile = path.join(dir, 'data', 'compute', record.host!, 'guests', `${instanceId}.json`);
+    const guests = () => readFileSync(guestFile, 'utf8');
     expect((JSON.parse(guests()) as { guests: Record<string, unknown> }).guests[instanceId]).toMatchObject({
       adminPasswordSet: true,
       userDataSha256: sha256(USER_DATA),

@@ -1,11 +1,11 @@
 /**
  * Shared machinery of the fault suite: a dev server and worker processes this test starts one by one
  * (so it can kill -9, SIGSTOP/SIGCONT and restart any of them), the builds it drives, and an invariant
- * checker that reads the store, the compute hosts' guests.json files and Temporal's visibility on its
+ * checker that reads the store, the compute hosts' guest files and Temporal's visibility on its
  * own (not through the audit code), then asks `npm run audit -- --live --json` whether it agrees.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -14,6 +14,7 @@ import { ApplicationFailure, TerminatedFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { expect, inject } from 'vitest';
 
+import { readHostGuestsSync } from '../../src/compute/fake/guest-files';
 import type { HostSpec } from '../../src/domain/fleet';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../../src/shared/search-attributes';
 import { computeTaskQueue, CONDUCTOR_TASK_QUEUE, SCHEDULER_TASK_QUEUE } from '../../src/shared/task-queues';
@@ -172,12 +173,9 @@ export class Stack {
     writeFileSync(path.join(this.dataDir, 'compute', host, 'faults.json'), JSON.stringify(faults));
   }
 
-  /** The instance ids in a host's guests.json (none when the file is absent). */
+  /** The keys of a host's guests in its files (instance ids, and moved-aside copies); none when it has none. */
   guests(host: string): string[] {
-    const file = path.join(this.dataDir, 'compute', host, 'guests.json');
-    if (!existsSync(file)) return [];
-    const state = JSON.parse(readFileSync(file, 'utf8')) as { guests: Record<string, unknown> };
-    return Object.keys(state.guests);
+    return Object.keys(readHostGuestsSync(path.join(this.dataDir, 'compute', host)));
   }
 
   /** Ids of the workflows visibility lists as running. */

@@ -1,12 +1,12 @@
 /**
  * The fault suite's own consistency checker, written apart from src/domain/audit.ts so that the two can
  * be compared: it reads the store (SQLite, read-only use through the project's repositories), the
- * compute hosts' guests.json files and the set of running workflows, and reports problems with the
+ * compute hosts' guest files and the set of running workflows, and reports problems with the
  * audit's kind names where the two mean the same thing.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { readHostGuestsSync } from '../../src/compute/fake/guest-files';
 import type { HostSpec } from '../../src/domain/fleet';
 import { HostSpecSchema } from '../../src/domain/fleet';
 import { openStore } from '../../src/store/db';
@@ -33,9 +33,7 @@ const MIGRATION_DONE = new Set(['confirmed', 'reverted', 'error', 'failed', 'com
 const SETTLED_WITH_GUEST = new Set(['active', 'stopped']);
 
 function readGuests(dataDir: string, host: string): string[] {
-  const file = path.join(dataDir, 'compute', host, 'guests.json');
-  if (!existsSync(file)) return [];
-  return Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { guests: Record<string, unknown> }).guests);
+  return Object.keys(readHostGuestsSync(path.join(dataDir, 'compute', host)));
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * One compute process serving three hosts (COMPUTE_HOSTS=all: one Worker per host queue on one
- * connection): a build lands on each host, each guest in its own host's guests.json; a fault in one
+ * connection): a build lands on each host, each guest in its own host's guest files; a fault in one
  * host's faults.json fails only that host's build; the scheduler's liveness sees the three hosts up from
  * worker heartbeats (one ListWorkers call, no DescribeTaskQueue); and the process is one failure domain:
  * frozen (SIGSTOP), all three hosts read down, resumed, all three up again.
@@ -44,7 +44,7 @@ describe('one compute process serving several hosts', () => {
   }, 180_000);
   afterAll(() => stack.dispose());
 
-  it("serves every host: a build lands on each, its guest in that host's own guests.json", async () => {
+  it("serves every host: a build lands on each, its guest in that host's own guest files", async () => {
     const results = await buildOn(stack, NAMES);
     expect(results.map((r) => [r.result, r.host])).toEqual(NAMES.map((h) => ['ok', h]));
     for (const r of results) expect(stack.guests(r.host!)).toContain(r.instanceId);

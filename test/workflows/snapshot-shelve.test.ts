@@ -5,7 +5,6 @@
  * leaves the instance as it was.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 
 import type { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -57,10 +56,7 @@ async function eventsOf(instanceId: string, action: string) {
 
 /** The snapshots the fake host recorded, by image name. */
 async function snapshotsOn(host: string): Promise<Record<string, { instanceId: string; boots: number }>> {
-  const state = JSON.parse(await readFile(cloud.driver(host).guestsFile, 'utf8')) as {
-    snapshots?: Record<string, { instanceId: string; boots: number }>;
-  };
-  return state.snapshots ?? {};
+  return cloud.driver(host).listSnapshots();
 }
 
 const imagesNamed = async (name: string) =>

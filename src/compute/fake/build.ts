@@ -1,6 +1,6 @@
 /**
  * The fake hypervisor's build, power, destroy and rebuild steps (Nova's spawn, destroy, power_off,
- * power_on, get_info, rebuild_block_device_mapping), on the host's guest file. Every step is idempotent,
+ * power_on, get_info, rebuild_block_device_mapping), on the instance's file of the host's guests. Every step is idempotent,
  * keyed by instance id.
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -21,7 +21,7 @@ import type {
 import { DriverError, ImageUnacceptable } from '../driver';
 import type { SpawnFault } from './faults';
 import type { FaultStore } from './fault-store';
-import type { GuestStore } from './guest-store';
+import type { GuestStore } from './guest-files';
 import {
   asideKey,
   bootGuest,
@@ -53,7 +53,7 @@ export interface FakeHost {
 
 /** Plugs a port for the instance; the same port on a retry (and on every host: it is the tenant's port). */
 export function allocateNetworks(h: FakeHost, { instanceId }: InstanceRequest): Promise<NetworkInfo> {
-  return h.guests.mutate((state) => {
+  return h.guests.mutate(instanceId, (state) => {
     const info = state.networks[instanceId] ?? networkInfoFor(instanceId);
     state.networks[instanceId] = info;
     return info;
@@ -69,7 +69,7 @@ export async function prepareBlockDevices(
   { instanceId, flavor, image }: BlockDevicesRequest
 ): Promise<BlockDeviceInfo> {
   checkDiskFits(flavor, image);
-  return h.guests.mutate((state) => {
+  return h.guests.mutate(instanceId, (state) => {
     const info = rootDiskFor(flavor, image);
     state.blockDevices[instanceId] = info;
     return info;
@@ -89,7 +89,7 @@ export async function spawn(h: FakeHost, request: SpawnRequest, options: SpawnOp
   throwIfAborted(signal);
   checkDiskFits(request.flavor, request.image);
 
-  const existing = await h.guests.mutate((state, at) => {
+  const existing = await h.guests.mutate(instanceId, (state, at) => {
     const guest = state.guests[instanceId];
     if (guest?.status !== 'active') return undefined;
     powerOnGuest(guest, at);
@@ -104,7 +104,7 @@ export async function spawn(h: FakeHost, request: SpawnRequest, options: SpawnOp
   if (fault.kind === 'busy') throw new HypervisorBusy(h.host, 'injected fault (busyNext)');
 
   const spawnId = randomUUID();
-  await h.guests.mutate((state, at) => {
+  await h.guests.mutate(instanceId, (state, at) => {
     const previous = state.guests[instanceId];
     state.guests[instanceId] = {
       instanceId,
@@ -135,7 +135,7 @@ export async function spawn(h: FakeHost, request: SpawnRequest, options: SpawnOp
       onProgress,
       strike: spawnFaultStrike(h.host, fault, signal),
     });
-    return await h.guests.mutate((state, at): SpawnResult => {
+    return await h.guests.mutate(instanceId, (state, at): SpawnResult => {
       const current = state.guests[instanceId];
       // NOTE(nova): an instance deleted during its build ends the build with InstanceNotFound.
       if (!current) throw new InstanceNotFound(instanceId);
@@ -169,7 +169,7 @@ function spawnFaultStrike(
 
 /** Tears down a half-made guest of this spawn run, with its networks and block devices. */
 async function discardHalfMadeGuest(h: FakeHost, instanceId: string, spawnId: string): Promise<void> {
-  await h.guests.mutate((state) => {
+  await h.guests.mutate(instanceId, (state) => {
     const guest = state.guests[instanceId];
     if (!guest || guest.spawnId !== spawnId || guest.status !== 'spawning') return;
     delete state.guests[instanceId];
@@ -184,7 +184,7 @@ async function discardHalfMadeGuest(h: FakeHost, instanceId: string, spawnId: st
 export async function destroy(h: FakeHost, { instanceId }: InstanceRequest): Promise<boolean> {
   const wait = (await h.faults.get()).slow?.destroy ?? 0;
   if (wait > 0) await delay(wait * 1000, undefined);
-  return h.guests.mutate((state) => {
+  return h.guests.mutate(instanceId, (state) => {
     const aside = asideKey(instanceId);
     const existed = instanceId in state.guests || aside in state.guests;
     delete state.guests[instanceId];
@@ -202,7 +202,7 @@ export async function destroy(h: FakeHost, { instanceId }: InstanceRequest): Pro
  */
 export async function requestShutdown(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
   const { ignoreShutdown } = await h.faults.get();
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const guest = requireGuest(state, instanceId);
     if (guest.powerState === PowerState.Running && guest.shutdownRequestedAt === null) {
       if (ignoreShutdown || h.acpiIgnoringImages.has(guest.image.name)) {
@@ -219,7 +219,7 @@ export async function requestShutdown(h: FakeHost, { instanceId }: InstanceReque
 
 /** Forced power-off (virDomainDestroy): immediate, whatever the guest thinks. Idempotent. */
 export function powerOff(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const guest = requireGuest(state, instanceId);
     if (guest.powerState !== PowerState.Shutdown) logConsole(guest, at, 'powered off (forced)');
     guest.powerState = PowerState.Shutdown;
@@ -232,7 +232,7 @@ export function powerOff(h: FakeHost, { instanceId }: InstanceRequest): Promise<
 
 /** Boots a stopped guest. Idempotent: a running guest stays running. */
 export function powerOn(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const guest = requireGuest(state, instanceId);
     powerOnGuest(guest, at);
     return guest.powerState;
@@ -241,7 +241,7 @@ export function powerOn(h: FakeHost, { instanceId }: InstanceRequest): Promise<P
 
 /** The guest's power state now; throws InstanceNotFound when the host has no such guest. */
 export async function getPowerState(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
-  return requireGuest(await h.guests.read(), instanceId).powerState;
+  return requireGuest(await h.guests.readInstance(instanceId), instanceId).powerState;
 }
 
 /**
@@ -250,19 +250,15 @@ export async function getPowerState(h: FakeHost, { instanceId }: InstanceRequest
  */
 export async function getPowerStates(h: FakeHost): Promise<Record<string, PowerState>> {
   const selfPowerOff = await h.faults.takeGuestPowersOff();
-  const state =
-    selfPowerOff.length === 0
-      ? await h.guests.read()
-      : await h.guests.mutate((s, at) => {
-          for (const id of selfPowerOff) {
-            const guest = s.guests[id];
-            if (guest?.powerState !== PowerState.Running) continue;
-            guest.powerState = PowerState.Shutdown;
-            guest.shutdownRequestedAt = null;
-            logConsole(guest, at, 'reboot: Power down (the guest powered itself off)');
-          }
-          return s;
-        });
+  for (const id of selfPowerOff)
+    await h.guests.mutate(id, (s, at) => {
+      const guest = s.guests[id];
+      if (guest?.powerState !== PowerState.Running) return;
+      guest.powerState = PowerState.Shutdown;
+      guest.shutdownRequestedAt = null;
+      logConsole(guest, at, 'reboot: Power down (the guest powered itself off)');
+    });
+  const state = await h.guests.read();
   return Object.fromEntries(
     Object.entries(state.guests)
       .filter(([key]) => key === state.guests[key]?.instanceId)
@@ -272,7 +268,7 @@ export async function getPowerStates(h: FakeHost): Promise<Record<string, PowerS
 
 /** The guest's record of events, its last `lines` when given; InstanceNotFound when the host has no such guest. */
 export async function getConsoleOutput(h: FakeHost, { instanceId, lines }: ConsoleOutputRequest): Promise<string> {
-  const { console: log } = requireGuest(await h.guests.read(), instanceId);
+  const { console: log } = requireGuest(await h.guests.readInstance(instanceId), instanceId);
   const tail = lines === undefined ? log : lines <= 0 ? [] : log.slice(-lines);
   return tail.map((line) => `${line}\n`).join('');
 }
@@ -288,7 +284,7 @@ export async function getConsoleOutput(h: FakeHost, { instanceId, lines }: Conso
 export async function prepareRebuild(h: FakeHost, request: BlockDevicesRequest): Promise<RebuildPreparation> {
   const { instanceId, flavor, image } = request;
   checkDiskFits(flavor, image);
-  const { removedGuest, network } = await h.guests.mutate((state) => {
+  const { removedGuest, network } = await h.guests.mutate(instanceId, (state) => {
     const removed = instanceId in state.guests;
     delete state.guests[instanceId];
     const port = state.networks[instanceId] ?? networkInfoFor(instanceId);

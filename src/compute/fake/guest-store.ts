@@ -1,19 +1,10 @@
 /**
- * The fake hypervisor's persisted guests: `<stateDir>/<host>/guests.json` holds the guests (the fake's own
- * record, `FakeGuest`: the driver-neutral `Guest` plus the fake's bookkeeping), their networks and block
- * devices, so a restarted compute worker still knows what runs on its host. Written whole through temp +
- * rename (never torn), read-modify-write under the file's lock. A cooperative guest's shutdown is
- * evaluated lazily from timestamps whenever the file is read.
- *
- * The file holds every guest of the host and each build step reads and rewrites it, so what a step costs
- * grows with the host's guests: the store keeps the text it last read or wrote, with the file's identity
- * then (inode, size, mtime), and while the file is still that one a read takes the kept text (one stat,
- * no read, no validation: the text was validated or written by this store), and a write compares with it
- * instead of serialising the state before the change. Any other writer (a temp + rename, or a rewrite in
- * place) changes the identity, and the file is read and validated again.
+ * The fake hypervisor's guest records (`FakeGuest`: the driver-neutral `Guest` plus the fake's own
+ * bookkeeping), their networks, block devices and the host's snapshots, and the steps' helpers on them.
+ * They persist one file per instance (./guest-files.ts), so a restarted compute worker still knows what
+ * runs on its host. A cooperative guest's shutdown is evaluated lazily from timestamps whenever a record
+ * is read.
  */
-
-import { stat } from 'node:fs/promises';
 
 import { z } from 'zod';
 
@@ -21,9 +12,8 @@ import { InstanceNotFound } from '../../domain/errors';
 import { PowerState } from '../../domain/instance';
 import type { Guest, GuestFlavor, GuestImage } from '../driver';
 import { BlockDeviceInfoSchema, FlavorDiskSmallerThanImage, GuestSchema, NetworkInfoSchema } from '../driver';
-import { readJsonFile, withFileLock, writeTextFileAtomic } from './json-file';
 
-/** Lines of console a fake guest keeps (its oldest go first), so guests.json stays small at scale. */
+/** Lines of console a fake guest keeps (its oldest go first), so a guest's file stays small. */
 export const CONSOLE_LINES_KEPT = 50;
 
 /** The fake's record of a guest: what every driver reports, plus the fake's own bookkeeping. */
@@ -51,106 +41,29 @@ export const FakeGuestSchema = GuestSchema.extend({
 });
 export type FakeGuest = z.infer<typeof FakeGuestSchema>;
 
-const HostStateSchema = z.object({
+/** Images this host wrote (snapshots), by name: whose disk, at how many boots, when. */
+export const SnapshotsSchema = z.record(
+  z.string(),
+  z.object({ instanceId: z.string(), boots: z.number().int(), at: z.number(), sizeGb: z.number() })
+);
+export type Snapshots = z.infer<typeof SnapshotsSchema>;
+
+/** A host's whole state (what listing reads; the layout of the `guests.json` before one file per instance). */
+export const HostStateSchema = z.object({
   version: z.literal(1),
   host: z.string(),
   guests: z.record(z.string(), FakeGuestSchema),
   networks: z.record(z.string(), NetworkInfoSchema),
   blockDevices: z.record(z.string(), BlockDeviceInfoSchema),
-  /** Images this host wrote (snapshots), by name: whose disk, at how many boots, when. */
-  snapshots: z
-    .record(
-      z.string(),
-      z.object({ instanceId: z.string(), boots: z.number().int(), at: z.number(), sizeGb: z.number() })
-    )
-    .default({}),
+  snapshots: SnapshotsSchema.default({}),
 });
 export type HostState = z.infer<typeof HostStateSchema>;
 
-export class GuestStore {
-  constructor(
-    private readonly host: string,
-    /** `<stateDir>/<host>/guests.json` */
-    readonly file: string,
-    private readonly shutdownSeconds: number,
-    private readonly now: () => number
-  ) {}
-
-  /** The state with shutdowns that completed by now applied. */
-  async read(): Promise<HostState> {
-    const { state } = await this.load();
-    this.settle(state, this.now());
-    return state;
-  }
-
-  /** Read-modify-write of guests.json under the file's lock; written back only when something changed. */
-  async mutate<T>(change: (state: HostState, at: number) => T): Promise<T> {
-    return withFileLock(this.file, async () => {
-      const { state, text: before } = await this.load();
-      const at = this.now();
-      this.settle(state, at);
-      const result = change(state, at);
-      // Compact, and serialised once: the file holds every guest of the host and is rewritten by each
-      // step of a build, so its size is what each write costs.
-      const after = JSON.stringify(state);
-      if (after !== before) {
-        await writeTextFileAtomic(this.file, `${after}\n`);
-        await this.keep(after);
-      }
-      return result;
-    });
-  }
-
-  /** Applies every cooperative shutdown that has completed by `at`. */
-  settle(state: HostState, at: number): void {
-    for (const guest of Object.values(state.guests)) settleGuest(guest, at, this.shutdownSeconds);
-  }
-
-  /** The state as the file holds it (a fresh copy, the caller's to change) and its compact text. */
-  private async load(): Promise<{ state: HostState; text: string }> {
-    const kept = keptTexts.get(this.file);
-    if (kept !== undefined && kept.identity === (await identityOf(this.file)))
-      return { state: JSON.parse(kept.text) as HostState, text: kept.text };
-    const raw = await readJsonFile(this.file);
-    if (raw === undefined) {
-      const empty: HostState = {
-        version: 1,
-        host: this.host,
-        guests: {},
-        networks: {},
-        blockDevices: {},
-        snapshots: {},
-      };
-      return { state: empty, text: JSON.stringify(empty) };
-    }
-    const parsed = HostStateSchema.safeParse(raw);
-    if (!parsed.success) throw new Error(`corrupt guest state ${this.file}: ${z.prettifyError(parsed.error)}`);
-    const text = JSON.stringify(parsed.data);
-    await this.keep(text);
-    return { state: parsed.data, text };
-  }
-
-  /** Keeps `text` as what the file holds now (read or just written by this store). */
-  private async keep(text: string): Promise<void> {
-    const identity = await identityOf(this.file);
-    if (identity === undefined) keptTexts.delete(this.file);
-    else keptTexts.set(this.file, { identity, text });
-  }
-}
-
-/** The compact text of each guests.json as this process last read or wrote it, with the file's identity then. */
-const keptTexts = new Map<string, { identity: string; text: string }>();
-
-/** Which file is at `file` now (inode, size, mtime in ns): any rewrite changes it; undefined when absent. */
-async function identityOf(file: string): Promise<string | undefined> {
-  try {
-    const s = await stat(file, { bigint: true });
-    return `${s.ino}:${s.size}:${s.mtimeNs}`;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
+/**
+ * One instance's records, what a step reads and changes: its guest (by its id), the guest a resize moved
+ * aside (by asideKey), its port and its disks, each under the instance's id.
+ */
+export type InstanceState = Pick<HostState, 'guests' | 'networks' | 'blockDevices'>;
 
 /** Applies a cooperative shutdown that has completed by `at`. */
 export function settleGuest(guest: FakeGuest, at: number, shutdownSeconds: number): void {
@@ -163,7 +76,7 @@ export function settleGuest(guest: FakeGuest, at: number, shutdownSeconds: numbe
   }
 }
 
-export function requireGuest(state: HostState, instanceId: string): FakeGuest {
+export function requireGuest(state: Pick<HostState, 'guests'>, instanceId: string): FakeGuest {
   const guest = state.guests[instanceId];
   if (!guest) throw new InstanceNotFound(instanceId);
   return guest;
@@ -219,7 +132,7 @@ export function asideKey(instanceId: string): string {
 }
 
 /** Removes an instance's port and disks from the host. */
-export function forgetResources(state: HostState, instanceId: string): void {
+export function forgetResources(state: Pick<HostState, 'networks' | 'blockDevices'>, instanceId: string): void {
   delete state.networks[instanceId];
   delete state.blockDevices[instanceId];
 }

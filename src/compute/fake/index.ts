@@ -1,8 +1,10 @@
 /**
  * A fake hypervisor for one compute host: a VirtDriver (../driver.ts) that holds no database credentials.
- * It knows its host name and two files under `<stateDir>/<host>/`:
+ * It knows its host name and its files under `<stateDir>/<host>/`:
  *
- * - `guests.json`: the guests, their networks and block devices (./guest-store.ts).
+ * - `guests/<instanceId>.json`: one file per instance, its guest, network and block devices
+ *   (./guest-store.ts, ./guest-files.ts; a `guests.json` of the layout before is migrated on first open).
+ * - `snapshots.json`: the images the host wrote (snapshots).
  * - `faults.json`: faults injected by a user or a test (./faults.ts, ./fault-store.ts).
  *
  * The steps live by concern: build, power, destroy and rebuild in ./build.ts, resize and migration in
@@ -47,8 +49,9 @@ import * as build from './build';
 import type { FakeHost } from './build';
 import { FaultStore } from './fault-store';
 import type { Faults } from './faults';
-import type { FakeGuest } from './guest-store';
-import { GuestStore, publicGuest } from './guest-store';
+import { GuestStore, guestsDir } from './guest-files';
+import type { FakeGuest, Snapshots } from './guest-store';
+import { publicGuest } from './guest-store';
 import * as live from './live-migration';
 import type { LiveJobs } from './live-migration';
 import { newLiveJobs } from './live-migration';
@@ -107,8 +110,8 @@ export class FakeDriver implements VirtDriver {
   readonly capabilities: DriverCapabilities = FAKE_CAPABILITIES;
   readonly spawnSeconds: number;
   readonly shutdownSeconds: number;
-  /** `<stateDir>/<host>/guests.json` */
-  readonly guestsFile: string;
+  /** `<stateDir>/<host>/guests/`: one file per instance. */
+  readonly guestsDir: string;
   /** `<stateDir>/<host>/faults.json` */
   readonly faultsFile: string;
   private readonly h: FakeHost & { cpu: HostCpu; live: LiveJobs };
@@ -123,13 +126,18 @@ export class FakeDriver implements VirtDriver {
     this.host = options.host;
     this.spawnSeconds = spawnSeconds;
     this.shutdownSeconds = shutdownSeconds;
-    this.guestsFile = path.join(options.stateDir, options.host, 'guests.json');
+    this.guestsDir = guestsDir(path.join(options.stateDir, options.host));
     this.faultsFile = path.join(options.stateDir, options.host, 'faults.json');
     this.h = {
       host: this.host,
       spawnSeconds,
       shutdownSeconds,
-      guests: new GuestStore(this.host, this.guestsFile, shutdownSeconds, options.now ?? Date.now),
+      guests: new GuestStore(
+        this.host,
+        path.join(options.stateDir, options.host),
+        shutdownSeconds,
+        options.now ?? Date.now
+      ),
       faults: new FaultStore(this.host, this.faultsFile, options.rng ?? Math.random),
       acpiIgnoringImages: new Set(options.acpiIgnoringImages ?? DEFAULT_ACPI_IGNORING_IMAGES),
       cpu: options.cpu ?? { architecture: 'x86_64', traits: [] },
@@ -137,7 +145,7 @@ export class FakeDriver implements VirtDriver {
     };
   }
 
-  /** Nothing to re-adopt: the guests are records in guests.json, read at each step. */
+  /** Nothing to re-adopt: the guests are records in their files, read at each step. */
   initHost(): Promise<void> {
     return Promise.resolve();
   }
@@ -232,7 +240,7 @@ export class FakeDriver implements VirtDriver {
 
   /** The fake's record of the guest (with its bookkeeping), or undefined. */
   async getGuest(instanceId: string): Promise<FakeGuest | undefined> {
-    return (await this.h.guests.read()).guests[instanceId];
+    return (await this.h.guests.readInstance(instanceId)).guests[instanceId];
   }
 
   /** Every guest on this host (including half-made ones), sorted by instance id. */
@@ -251,7 +259,12 @@ export class FakeDriver implements VirtDriver {
 
   /** The guest a resize moved aside on this host (until confirm or revert), or undefined. */
   async getResizeAsideGuest(instanceId: string): Promise<FakeGuest | undefined> {
-    return (await this.h.guests.read()).guests[migration.asideKey(instanceId)];
+    return (await this.h.guests.readInstance(instanceId)).guests[migration.asideKey(instanceId)];
+  }
+
+  /** The images this host wrote (snapshots), by name. */
+  listSnapshots(): Promise<Snapshots> {
+    return this.h.guests.readSnapshots();
   }
 
   // ----- resize and cold migration (./migration.ts) --------------------------------------------------

@@ -1,9 +1,9 @@
 /**
- * Small JSON files that a compute host owns (its guests, its injected faults): read whole, written whole
+ * Small JSON files that a compute host owns (its guests' files, its injected faults): read whole, written whole
  * through a temp file and a rename (write-file-atomic), so a reader or a restarted worker never sees a
  * torn file; read-modify-write cycles of one file run one at a time (a Slots of 1).
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 
@@ -45,12 +45,22 @@ export async function writeTextFileAtomic(file: string, text: string): Promise<v
   }
 }
 
+/** Removes a file (atomically: a reader sees it or not); nothing when it is absent. */
+export async function removeFile(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}
+
 const locks = new Map<string, Slots>();
 
 /**
  * Runs `fn` while holding an in-process lock on `key` (a file path), so read-modify-write cycles of the
  * same file never interleave, even across several objects pointing at it. One compute worker process
- * serves one host, so an in-process lock is all the fake needs.
+ * serves one host, so an in-process lock is all the fake needs. A lock no one holds or waits for is
+ * dropped (a host's guests each have a file, so the keys would otherwise grow with every guest ever made).
  */
 export async function withFileLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
   let lock = locks.get(key);
@@ -58,7 +68,11 @@ export async function withFileLock<T>(key: string, fn: () => Promise<T>): Promis
     lock = new Slots(1);
     locks.set(key, lock);
   }
-  return lock.run(fn);
+  try {
+    return await lock.run(fn);
+  } finally {
+    if (lock.running === 0 && lock.waiting === 0 && locks.get(key) === lock) locks.delete(key);
+  }
 }
 
 function isNotFound(err: unknown): boolean {

@@ -60,7 +60,7 @@ export function checkCanLiveMigrateSource(
   h: FakeHost & { cpu: HostCpu },
   { instanceId }: InstanceRequest
 ): Promise<HostCpu> {
-  return h.guests.read().then((state) => {
+  return h.guests.readInstance(instanceId).then((state) => {
     const guest = state.guests[instanceId];
     if (!guest) throw new InstanceNotFound(instanceId);
     if (guest.status !== 'active')
@@ -94,7 +94,7 @@ export async function checkCanLiveMigrateDestination(
   const missing = sourceCpu.traits.filter((t) => !h.cpu.traits.includes(t));
   if (missing.length > 0)
     throw new MigrationPreCheckError(`the CPU of ${h.host} lacks ${missing.join(', ')}, which the source's offers`);
-  const existing = (await h.guests.read()).guests[instanceId];
+  const existing = (await h.guests.readInstance(instanceId)).guests[instanceId];
   if (existing) throw new MigrationPreCheckError(`a guest of instance ${instanceId} already exists on ${h.host}`);
   if (await h.faults.consumeLiveMigrationFault('checkDestinationFailNext'))
     throw new MigrationPreCheckError(`check_can_live_migrate_destination failed on ${h.host}: injected fault`);
@@ -103,7 +103,7 @@ export async function checkCanLiveMigrateDestination(
 /** Plugs the port and makes the empty guest that receives the memory. Idempotent by migration id. */
 export function preLiveMigration(h: FakeHost, request: PreLiveMigrationRequest): Promise<void> {
   const { instanceId, migrationId, flavor, image } = request;
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const current = state.guests[instanceId];
     if (current?.spawnId === migrationId) return;
     if (current) throw new DriverError(`a guest of instance ${instanceId} already exists on ${h.host}`);
@@ -137,7 +137,7 @@ export async function receiveLiveMigration(
   { instanceId, migrationId }: MigrationRequest,
   options: ReceiveOptions
 ): Promise<never> {
-  const guest = (await h.guests.read()).guests[instanceId];
+  const guest = (await h.guests.readInstance(instanceId)).guests[instanceId];
   if (guest?.spawnId !== migrationId) throw new DriverError(`no incoming guest of instance ${instanceId} on ${h.host}`);
   const hang = await h.faults.consumeLiveMigrationFault('receiveHangNext');
   for (let beat = 0; ; beat++) {
@@ -160,7 +160,7 @@ export async function liveMigration(
   const { instanceId, migrationId, maxDowntimeMs, downtimeSteps, completionTimeoutSecondsPerGb } = request;
   const { signal, onProgress } = options;
   throwIfAborted(signal);
-  const guest = requireGuest(await h.guests.read(), instanceId);
+  const guest = requireGuest(await h.guests.readInstance(instanceId), instanceId);
   // Switched over for this migration and no copy running: an earlier try of this call got there (a
   // retry). A guest paused before the copy (a paused instance) is copied like any other.
   if (guest.switchedOverFor === migrationId && !h.live.running.has(instanceId))
@@ -204,7 +204,7 @@ export async function liveMigration(
       onProgress?.(progress());
       if (forced || roundMs <= allowed) {
         // Switch-over: the guest pauses here while the rest is copied.
-        await h.guests.mutate((state) => {
+        await h.guests.mutate(instanceId, (state) => {
           const switched = requireGuest(state, instanceId);
           switched.powerState = PowerState.Paused;
           switched.switchedOverFor = migrationId;
@@ -245,7 +245,7 @@ export async function liveMigration(
 }
 
 async function setPower(h: FakeHost, instanceId: string, powerState: PowerState): Promise<void> {
-  await h.guests.mutate((state) => {
+  await h.guests.mutate(instanceId, (state) => {
     requireGuest(state, instanceId).powerState = powerState;
   });
 }
@@ -266,13 +266,13 @@ export async function postLiveMigrationAtDestination(
   h: FakeHost,
   { instanceId, migrationId }: MigrationRequest
 ): Promise<PowerState> {
-  const current = (await h.guests.read()).guests[instanceId];
+  const current = (await h.guests.readInstance(instanceId)).guests[instanceId];
   if (current?.spawnId === migrationId && current.status === 'active') return current.powerState;
   if (await h.faults.consumeLiveMigrationFault('postFailNext'))
     throw new DriverError(`post_live_migration_at_destination failed on ${h.host}: injected fault`);
   const wait = (await h.faults.get()).slow?.postLiveMigrationAtDestination ?? 0;
   if (wait > 0) await delay(wait * 1000, undefined);
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const guest = state.guests[instanceId];
     if (guest?.spawnId !== migrationId) throw new InstanceNotFound(instanceId);
     guest.status = 'active';
@@ -284,7 +284,7 @@ export async function postLiveMigrationAtDestination(
 
 /** The source guest goes, with its port and disks here. False when it was gone already. */
 export function postLiveMigration(h: FakeHost, { instanceId, migrationId }: MigrationRequest): Promise<boolean> {
-  return h.guests.mutate((state) => {
+  return h.guests.mutate(instanceId, (state) => {
     const guest = state.guests[instanceId];
     if (!guest || guest.spawnId === migrationId) return false;
     delete state.guests[instanceId];
@@ -298,7 +298,7 @@ export function rollbackLiveMigrationAtDestination(
   h: FakeHost,
   { instanceId, migrationId }: MigrationRequest
 ): Promise<boolean> {
-  return h.guests.mutate((state) => {
+  return h.guests.mutate(instanceId, (state) => {
     const guest = state.guests[instanceId];
     if (guest?.spawnId !== migrationId) return false;
     delete state.guests[instanceId];
@@ -313,7 +313,7 @@ export function rollbackLiveMigration(
   { instanceId }: InstanceRequest
 ): Promise<PowerState> {
   h.live.forced.delete(instanceId);
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const guest = requireGuest(state, instanceId);
     delete guest.switchedOverFor;
     if (guest.powerState === PowerState.Paused) {

@@ -71,7 +71,7 @@ export async function migrateDiskAndPowerOff(
   const { signal, onProgress } = options;
   throwIfAborted(signal);
   const aside = asideKey(instanceId);
-  const state = await h.guests.read();
+  const state = await h.guests.readInstance(instanceId);
   const current = state.guests[instanceId];
   const movedAside = state.guests[aside];
   if (movedAside && (!current || current.spawnId === migrationId)) {
@@ -113,7 +113,7 @@ export async function migrateDiskAndPowerOff(
       : undefined,
   });
 
-  await h.guests.mutate((s, at) => {
+  await h.guests.mutate(instanceId, (s, at) => {
     const g = s.guests[instanceId];
     if (!g || g.spawnId === migrationId) return;
     logConsole(g, at, `disk moved aside for migration ${migrationId}`);
@@ -132,11 +132,11 @@ export async function migrateDiskAndPowerOff(
 export async function finishMigration(h: FakeHost, request: FinishMigrationRequest): Promise<SpawnResult> {
   const { instanceId, migrationId, flavor, image } = request;
   checkDiskFits(flavor, image);
-  const existing = (await h.guests.read()).guests[instanceId];
+  const existing = (await h.guests.readInstance(instanceId)).guests[instanceId];
   if (existing?.spawnId === migrationId) return { guest: publicGuest(existing), created: false };
   if (await h.faults.consumeResizeFault('finishResize'))
     throw new DriverError(`Hypervisor error while finishing the migration on ${h.host}: injected fault`);
-  return h.guests.mutate((state, at): SpawnResult => {
+  return h.guests.mutate(instanceId, (state, at): SpawnResult => {
     const current = state.guests[instanceId];
     if (current?.spawnId === migrationId) return { guest: publicGuest(current), created: false };
     if (current) throw new DriverError(`a guest of instance ${instanceId} already exists on ${h.host}`);
@@ -171,7 +171,7 @@ export async function finishMigration(h: FakeHost, request: FinishMigrationReque
  * there was nothing to delete.
  */
 export function confirmMigration(h: FakeHost, { instanceId }: InstanceRequest): Promise<boolean> {
-  return h.guests.mutate((state) => {
+  return h.guests.mutate(instanceId, (state) => {
     const aside = asideKey(instanceId);
     const existed = aside in state.guests;
     delete state.guests[aside];
@@ -186,7 +186,7 @@ export function confirmMigration(h: FakeHost, { instanceId }: InstanceRequest): 
  * Idempotent: false when there was no such guest.
  */
 export function destroyMigrationTarget(h: FakeHost, { instanceId, migrationId }: MigrationRequest): Promise<boolean> {
-  return h.guests.mutate((state) => {
+  return h.guests.mutate(instanceId, (state) => {
     const guest = state.guests[instanceId];
     if (guest?.spawnId !== migrationId) return false;
     delete state.guests[instanceId];
@@ -205,7 +205,7 @@ export function finishRevertMigration(
   h: FakeHost,
   { instanceId, migrationId, powerOn }: FinishRevertMigrationRequest
 ): Promise<PowerState> {
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const key = asideKey(instanceId);
     if (state.guests[instanceId]?.spawnId === migrationId) delete state.guests[instanceId];
     const aside = state.guests[key];

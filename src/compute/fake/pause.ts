@@ -20,7 +20,7 @@ function refuse(h: FakeHost, guest: FakeGuest, what: string): DriverError {
 
 /** Freezes a running guest (QMP `stop`); a paused one stays paused. */
 export function pause(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const guest = requireGuest(state, instanceId);
     if (guest.powerState === PowerState.Paused) return guest.powerState;
     if (guest.powerState !== PowerState.Running) throw refuse(h, guest, 'pause');
@@ -33,7 +33,7 @@ export function pause(h: FakeHost, { instanceId }: InstanceRequest): Promise<Pow
 
 /** Runs a paused guest on (QMP `cont`); a running one stays running. */
 export function unpause(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const guest = requireGuest(state, instanceId);
     if (guest.powerState === PowerState.Running) return guest.powerState;
     if (guest.powerState !== PowerState.Paused) throw refuse(h, guest, 'unpause');
@@ -45,7 +45,7 @@ export function unpause(h: FakeHost, { instanceId }: InstanceRequest): Promise<P
 
 /** Saves a running (or paused) guest's memory on the host and ends it; a suspended one stays suspended. */
 export function suspend(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const guest = requireGuest(state, instanceId);
     if (guest.powerState === PowerState.Suspended) return guest.powerState;
     if (guest.powerState !== PowerState.Running && guest.powerState !== PowerState.Paused)
@@ -60,7 +60,7 @@ export function suspend(h: FakeHost, { instanceId }: InstanceRequest): Promise<P
 
 /** Restores a suspended guest from its saved memory, running (no boot); a running one stays running. */
 export function resume(h: FakeHost, { instanceId }: InstanceRequest): Promise<PowerState> {
-  return h.guests.mutate((state, at) => {
+  return h.guests.mutate(instanceId, (state, at) => {
     const guest = requireGuest(state, instanceId);
     if (guest.powerState === PowerState.Running) return guest.powerState;
     if (guest.powerState !== PowerState.Suspended || !guest.savedMemory) throw refuse(h, guest, 'resume');

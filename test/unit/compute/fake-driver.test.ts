@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -20,8 +20,18 @@ describe('FakeDriver', () => {
   const spawn = (d: FakeDriver, instanceId = 'inst-1', flavor = TINY, image = CIRROS) =>
     d.spawn({ instanceId, name: `vm-${instanceId}`, flavor, image });
   const guestOf = (instanceId: string) => ({ instanceId, name: `vm-${instanceId}`, flavor: TINY, image: CIRROS });
-  const readState = async () =>
-    JSON.parse(await readFile(path.join(dir, HOST, 'guests.json'), 'utf8')) as { guests: Record<string, unknown> };
+  type Records = Record<'guests' | 'networks' | 'blockDevices', Record<string, unknown>>;
+  const guestsDir = () => path.join(dir, HOST, 'guests');
+  /** What the host's instance files hold, merged (none when there are none). */
+  const readState = async (): Promise<Records> => {
+    const state: Records = { guests: {}, networks: {}, blockDevices: {} };
+    const names = await readdir(guestsDir()).catch(() => []);
+    for (const name of names.filter((n) => n.endsWith('.json'))) {
+      const one = JSON.parse(await readFile(path.join(guestsDir(), name), 'utf8')) as Records;
+      for (const k of ['guests', 'networks', 'blockDevices'] as const) Object.assign(state[k], one[k]);
+    }
+    return state;
+  };
   const readFaults = async () => JSON.parse(await readFile(path.join(dir, HOST, 'faults.json'), 'utf8')) as unknown;
   const writeFaults = (faults: unknown) => writeFile(path.join(dir, HOST, 'faults.json'), JSON.stringify(faults));
 
@@ -46,7 +56,7 @@ describe('FakeDriver', () => {
         adminPasswordSet: true,
         userDataSha256: createHash('sha256').update(userData).digest('hex'),
       });
-      const file = await readFile(path.join(dir, HOST, 'guests.json'), 'utf8');
+      const file = await readFile(path.join(guestsDir(), 'inst-s.json'), 'utf8');
       expect(file).toContain('inst-s');
       for (const secret of ['pw-secret-42', userData, 'ud-secret-42']) expect(file).not.toContain(secret);
     });
@@ -87,53 +97,120 @@ describe('FakeDriver', () => {
       expect(await restarted.getPowerState({ instanceId: 'inst-1' })).toBe('running');
     });
 
-    it('writes guests.json through temp + rename: a concurrent reader never sees a torn file', async () => {
+    it('keeps each instance in its own file, written through temp + rename: a concurrent reader never sees a torn one', async () => {
       const d = driver();
-      await Promise.all(['a', 'b', 'c', 'd'].map((id) => spawn(d, id)));
+      const ids = ['a', 'b', 'c', 'd'];
+      await Promise.all(ids.map((id) => spawn(d, id)));
+      expect((await readdir(d.guestsDir)).sort()).toEqual(ids.map((id) => `${id}.json`));
       let reads = 0;
       let writing = true;
       const reader = (async () => {
         while (writing) {
-          const text = await readFile(d.guestsFile, 'utf8');
-          expect(() => JSON.parse(text) as unknown).not.toThrow();
+          for (const id of ids) {
+            const text = await readFile(path.join(d.guestsDir, `${id}.json`), 'utf8');
+            expect(() => JSON.parse(text) as unknown).not.toThrow();
+          }
           reads++;
         }
       })();
       const ops: Promise<unknown>[] = [];
       for (let i = 0; i < 60; i++) {
-        const id = ['a', 'b', 'c', 'd'][i % 4] ?? 'a';
+        const id = ids[i % 4] ?? 'a';
         ops.push(i % 2 === 0 ? d.powerOff({ instanceId: id }) : d.powerOn({ instanceId: id }));
       }
       await Promise.all(ops);
       writing = false;
       await reader;
       expect(reads).toBeGreaterThan(0);
-      expect((await readdir(path.join(dir, HOST))).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      // No temp file left, and a destroyed instance leaves no file.
+      await d.destroy({ instanceId: 'd' });
+      expect((await readdir(d.guestsDir)).sort()).toEqual(['a.json', 'b.json', 'c.json']);
     });
 
     it('ignores a temp file left behind by a crash mid-write', async () => {
       const d = driver();
       await spawn(d);
-      await writeFile(`${d.guestsFile}.999.dead.tmp`, '{"version": 1, "gue');
+      await writeFile(path.join(d.guestsDir, 'inst-1.json.999dead'), '{"version": 1, "gue');
       expect((await driver().listGuests()).map((g) => g.instanceId)).toEqual(['inst-1']);
     });
 
-    it('reads guests.json again when another writer changed it (in place or by rename), not its kept copy', async () => {
+    it("reads an instance's file again when another writer changed it (in place or by rename), not its kept copy", async () => {
       const d = driver();
       await spawn(d, 'inst-1');
       await spawn(d, 'inst-2');
       expect((await d.listGuests()).map((g) => g.instanceId).sort()).toEqual(['inst-1', 'inst-2']);
-      // Rewritten in place (same inode) without inst-2, as a test or an operator might.
-      const state = await readState();
-      delete state.guests['inst-2'];
-      await writeFile(d.guestsFile, JSON.stringify(state));
-      expect((await d.listGuests()).map((g) => g.instanceId)).toEqual(['inst-1']);
+      // Rewritten in place (same inode), inst-1 powered off behind the store's back, as a test might.
+      const file = path.join(d.guestsDir, 'inst-1.json');
+      const one = JSON.parse(await readFile(file, 'utf8')) as { guests: Record<string, { powerState: string }> };
+      one.guests['inst-1']!.powerState = 'shutdown';
+      await writeFile(file, JSON.stringify(one));
+      expect(await d.getPowerState({ instanceId: 'inst-1' })).toBe('shutdown');
+      expect(await d.getPowerStates()).toEqual({ 'inst-1': 'shutdown', 'inst-2': 'running' });
       // And the next step builds on what the file holds now.
-      await spawn(d, 'inst-3');
-      expect(Object.keys((await readState()).guests).sort()).toEqual(['inst-1', 'inst-3']);
+      expect(await d.powerOn({ instanceId: 'inst-1' })).toBe('running');
+      expect(await d.getGuest('inst-1')).toMatchObject({ powerState: 'running', boots: 2 });
       // A corrupt rewrite is read (and refused), not answered from memory.
-      await writeFile(d.guestsFile, '{"version": 1, "guests": 7}');
+      await writeFile(file, '{"version": 1, "guests": 7}');
       await expect(d.listGuests()).rejects.toThrow(/corrupt guest state/);
+      await expect(d.getGuest('inst-1')).rejects.toThrow(/corrupt guest state/);
+    });
+
+    it('migrates the one guests.json of the layout before on first open, each instance to its own file', async () => {
+      // The records as the layout before kept them: a guest, one moved aside by a resize, their ports
+      // and disks, a port of an instance still building, and a snapshot.
+      const { dir: other, cleanup: cleanOther } = await makeStateDir();
+      let legacy: Records & { version: number; host: string; snapshots: object };
+      try {
+        const made = new FakeDriver({ host: HOST, stateDir: other, spawnSeconds: 0 });
+        for (const id of ['inst-1', 'inst-2']) {
+          await made.prepareBlockDevices({ instanceId: id, flavor: TINY, image: CIRROS });
+          await spawn(made, id);
+        }
+        await made.powerOff({ instanceId: 'inst-2' });
+        const inst1 = await made.getGuest('inst-1');
+        const inst2 = await made.getGuest('inst-2');
+        legacy = {
+          version: 1,
+          host: HOST,
+          guests: { 'inst-1': inst1, 'inst-2_resize': inst2 },
+          networks: {
+            'inst-1': networkInfoFor('inst-1'),
+            'inst-2': networkInfoFor('inst-2'),
+            'inst-3': networkInfoFor('inst-3'),
+          },
+          blockDevices: { 'inst-1': inst1!.blockDevices, 'inst-2': inst2!.blockDevices },
+          snapshots: { 'snap-1': { instanceId: 'inst-1', boots: 1, at: 1, sizeGb: 0.02 } },
+        };
+        await mkdir(path.join(dir, HOST), { recursive: true });
+        await writeFile(path.join(dir, HOST, 'guests.json'), JSON.stringify(legacy, null, 2));
+      } finally {
+        await cleanOther();
+      }
+
+      const d = driver();
+      expect((await d.listGuests()).map((g) => g.instanceId)).toEqual(['inst-1', 'inst-2']);
+      expect(await d.getGuest('inst-1')).toMatchObject({ status: 'active', powerState: 'running', boots: 1 });
+      expect(await d.getGuest('inst-2')).toBeUndefined();
+      expect(await d.getResizeAsideGuest('inst-2')).toMatchObject({ instanceId: 'inst-2', powerState: 'shutdown' });
+      expect(await d.listSnapshots()).toEqual({ 'snap-1': { instanceId: 'inst-1', boots: 1, at: 1, sizeGb: 0.02 } });
+      expect((await readdir(path.join(dir, HOST))).sort()).toEqual([
+        'guests',
+        'guests.json.migrated',
+        'snapshots.json',
+      ]);
+      expect((await readdir(d.guestsDir)).sort()).toEqual(['inst-1.json', 'inst-2.json', 'inst-3.json']);
+      const { version: _version, host: _host, snapshots: _snapshots, ...records } = legacy;
+      expect(await readState()).toEqual(JSON.parse(JSON.stringify(records)));
+      // The steps go on from the migrated records: a revert brings inst-2 back, a build of inst-3 takes its port.
+      expect(await d.finishRevertMigration({ instanceId: 'inst-2', migrationId: 'm-1', powerOn: true })).toBe(
+        'running'
+      );
+      await spawn(d, 'inst-3');
+      expect(await driver().getPowerStates()).toEqual({
+        'inst-1': 'running',
+        'inst-2': 'running',
+        'inst-3': 'running',
+      });
     });
 
     it('serialises concurrent read-modify-writes from two driver objects on the same host', async () => {
@@ -141,6 +218,14 @@ describe('FakeDriver', () => {
       const b = driver();
       await Promise.all(Array.from({ length: 20 }, (_, i) => spawn(i % 2 ? a : b, `inst-${i}`)));
       expect(await a.listGuests()).toHaveLength(20);
+      // The same instance's file from both: one guest made, every snapshot recorded.
+      const same = await Promise.all([spawn(a, 'same'), spawn(b, 'same'), spawn(a, 'same')]);
+      expect(same.filter((r) => r.created)).toHaveLength(1);
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).snapshot({ instanceId: 'same', imageName: `img-${i}` }))
+      );
+      expect(Object.keys(await b.listSnapshots())).toHaveLength(10);
+      expect((await a.getConsoleOutput({ instanceId: 'same' })).match(/snapshot: disk saved/g)).toHaveLength(10);
     });
   });
 
