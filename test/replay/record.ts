@@ -1408,6 +1408,15 @@ describe('live migration, the allocation moved by the conductor (patched live-lo
   });
 });
 
+describe('live migration, its end in one write (patched live-one-write-end)', () => {
+  it('liveMigrate: converged, the instance written and the action finished in one local activity', async () => {
+    await recordConvergedLive(
+      'converged-one-write-end',
+      "switched over; the instance's last write finishes the action in the same local activity"
+    );
+  });
+});
+
 describe('live migration, failed after the switch-over (patched live-error-after-switch-cleans-source)', () => {
   it('liveMigrate: the destination post step fails', async () => {
     const { az, hosts } = await zone(2);

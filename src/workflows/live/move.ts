@@ -43,6 +43,7 @@ import {
   PATCH_LIVE_EVENTS_BESIDE_WRITES,
   PATCH_LIVE_LOCAL_ALLOCATION_MOVE,
   PATCH_LIVE_LOCAL_WRITES,
+  PATCH_LIVE_ONE_WRITE_END,
 } from './names';
 
 /** The destination the attempts settled on: its host, the attempt that passed, the hosts' zones. */
@@ -67,6 +68,8 @@ export async function moveLive(
   if (live.sideBySide && patched(PATCH_LIVE_EVENTS_BESIDE_WRITES)) op.eventsBeside = [];
   // Patched (live-local-allocation-move): the move local, the selection beside the liveness question.
   if (op.eventsBeside && patched(PATCH_LIVE_LOCAL_ALLOCATION_MOVE)) live.localMove = true;
+  // Patched (live-one-write-end): the instance's last write finishes the action in the same activity.
+  if (live.localMove && patched(PATCH_LIVE_ONE_WRITE_END)) op.oneWriteEnd = true;
   // Patched (live-checks-side-by-side): the liveness answer awaited with the allocation's move (reserve).
   const source = live.sideBySide ? movableSource(live, op) : await checkSource(live, op);
   await reserve(live, op, source, planned);

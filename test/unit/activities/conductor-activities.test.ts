@@ -209,6 +209,32 @@ describe('conductor activities', () => {
     await expect(stop(instanceId, 'stop-2')).resolves.toMatchObject({ instance: { taskOwner: 'stop-2' } });
   });
 
+  it('updateInstance with finishAction ends the action in the same write, and only once the update applies', async () => {
+    const instanceId = await activeInstance();
+    const { actionId } = await stop(instanceId, 'stop-1');
+    const finishAction = { actionId, result: 'Success' as const };
+    // A compare-and-swap that does not apply leaves the action open.
+    await expect(
+      conductor.updateInstance({
+        instanceId,
+        patch: { taskState: null },
+        expectTaskState: 'spawning',
+        method: 'stop',
+        finishAction,
+      })
+    ).rejects.toThrow();
+    expect((await instances.listActions(instanceId)).find((a) => a.actionId === actionId)?.result).toBeNull();
+    await conductor.updateInstance({
+      instanceId,
+      patch: { vmState: 'stopped', powerState: 'shutdown', taskState: null },
+      expectTaskState: 'powering-off',
+      method: 'stop',
+      finishAction,
+    });
+    expect(await instances.get(instanceId)).toMatchObject({ vmState: 'stopped', taskState: null });
+    expect((await instances.listActions(instanceId)).find((a) => a.actionId === actionId)?.result).toBe('Success');
+  });
+
   describe('replaceAllocationWithMigration', () => {
     it("moves the instance's allocation to its migration, idempotently; refused without placement", async () => {
       const placement = createPlacementRepository(store);
