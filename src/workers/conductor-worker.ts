@@ -44,6 +44,7 @@ async function run(): Promise<void> {
       periodSeconds: env.RECONCILE_PERIOD_SECONDS,
     });
   }
+  const placement = createPlacementRepository(store);
   const worker = await Worker.create({
     connection: await connectWorker(env),
     dataConverter,
@@ -55,7 +56,8 @@ async function run(): Promise<void> {
       catalogue: loadCatalogue(env.CATALOGUE_FILE),
       writes: instanceWrites(store),
       temporal,
-      buildResults: createPlacementRepository(store),
+      buildResults: placement,
+      allocations: placement,
     }),
     interceptors: activityInterceptors,
   });

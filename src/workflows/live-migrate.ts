@@ -17,7 +17,8 @@
  *    and the copy (running, live/copy.ts). Since patch live-checks-side-by-side the source's liveness
  *    answer is awaited together with the allocation's move (the record first: a source found down ends
  *    the migration `error`, as Nova's), and the first candidate's source check runs beside the
- *    selection. Updates (live/control.ts): `forceComplete` pauses the guest so the copy converges;
+ *    selection; since patch live-local-allocation-move the conductor moves the allocation itself (a
+ *    local activity) and the selection starts beside the liveness question, its answer awaited with it. Updates (live/control.ts): `forceComplete` pauses the guest so the copy converges;
  *    `abortLiveMigration` stops the migration while preparing or copying.
  * 3. After the switch-over (live/finish.ts, not cancellable): post_live_migration_at_destination, then
  *    post_live_migration on the source, the migration's source allocation freed, the migration completed,
@@ -52,6 +53,8 @@ export {
   PATCH_LIVE_EVENTS_BESIDE_WRITES,
   PATCH_LIVE_FEWER_ROUND_TRIPS,
   PATCH_LIVE_LATE_GROUP_CHECK,
+  PATCH_LIVE_LOCAL_ALLOCATION_MOVE,
+  PATCH_LIVE_ONE_WRITE_END,
   PATCH_LIVE_RECEIVER_NOT_AWAITED,
 } from './live/names';
 

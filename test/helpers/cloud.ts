@@ -205,6 +205,7 @@ export class TestCloud {
       writes: instanceWrites(this.store),
       temporal: this.env.client,
       buildResults: this.placement,
+      allocations: this.placement,
     });
     return Object.fromEntries(
       Object.entries(activities).map(([name, fn]) => [

@@ -1399,6 +1399,24 @@ describe('live migration, events beside the writes (patched live-events-beside-w
   });
 });
 
+describe('live migration, the allocation moved by the conductor (patched live-local-allocation-move)', () => {
+  it('liveMigrate: converged, the allocation move local, the selection beside the liveness question', async () => {
+    await recordConvergedLive(
+      'converged-local-allocation-move',
+      'switched over; the source allocation moved by a local activity after the record, the selection and the first source check started beside the liveness question'
+    );
+  });
+});
+
+describe('live migration, its end in one write (patched live-one-write-end)', () => {
+  it('liveMigrate: converged, the instance written and the action finished in one local activity', async () => {
+    await recordConvergedLive(
+      'converged-one-write-end',
+      "switched over; the instance's last write finishes the action in the same local activity"
+    );
+  });
+});
+
 describe('live migration, failed after the switch-over (patched live-error-after-switch-cleans-source)', () => {
   it('liveMigrate: the destination post step fails', async () => {
     const { az, hosts } = await zone(2);

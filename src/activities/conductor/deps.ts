@@ -20,6 +20,11 @@ export interface ConductorDeps {
   temporal?: Client;
   /** Placement's per-host build results (the build's own last write resets a host's failed builds). */
   buildResults?: Pick<PlacementRepository, 'recordBuildResult'>;
+  /**
+   * Placement's allocations, for the one move the conductor makes itself (a live migration's source
+   * allocation to its migration, as Nova's conductor calls placement in replace_allocation_with_migration).
+   */
+  allocations?: Pick<PlacementRepository, 'moveAllocations'>;
 }
 
 /** A write run once per activity call: through the store's applied-write log when the worker gave one. */

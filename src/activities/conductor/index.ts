@@ -69,6 +69,8 @@ export interface UpdateInstanceInput {
   method: string;
   /** Events of steps that finished since the operation's last write, recorded in the same transaction. */
   events?: EventInput[];
+  /** The operation's action finished in the same transaction, once the update applied (its end in one write). */
+  finishAction?: { actionId: string; result: 'Success' | 'Error' };
 }
 
 export interface EventInput {
@@ -231,10 +233,16 @@ export function createConductorActivities(deps: ConductorDeps) {
 
     /** Compare-and-swap update; InstanceInvalidState names the current state when it does not apply. */
     async updateInstance(input: UpdateInstanceInput): Promise<InstanceRecord> {
-      const { instanceId, patch, expectTaskState, expectVmState, method } = input;
+      const { instanceId, patch, expectTaskState, expectVmState, method, finishAction } = input;
       return once(async (repo) => {
         await recordEvents(repo, input.events);
-        return repo.update(instanceId, patch, { taskState: expectTaskState, vmState: expectVmState, method });
+        const updated = await repo.update(instanceId, patch, {
+          taskState: expectTaskState,
+          vmState: expectVmState,
+          method,
+        });
+        if (finishAction) await repo.finishAction(finishAction.actionId, finishAction.result);
+        return updated;
       });
     },
 

@@ -26,6 +26,8 @@ const CreateMigrationSchema = z.object({
   migrationType: z.enum(['resize', 'migration', 'live-migration']),
 });
 
+const ReplaceAllocationSchema = z.object({ instanceId: InstanceIdSchema, migrationId: MigrationIdSchema });
+
 const MOVE_STATUSES = [...new Set([...RESIZE_MIGRATION_STATUSES, ...LIVE_MIGRATION_STATUSES])] as [string, ...string[]];
 
 const UpdateMigrationSchema = z.object({
@@ -95,6 +97,19 @@ export function createMigrationActivities(deps: ConductorDeps) {
         // NOTE(nova): a live migration starts `accepted`, a resize or cold migration `pre-migrating`.
         status: req.migrationType === 'live-migration' ? 'accepted' : 'pre-migrating',
       });
+    },
+
+    /**
+     * The instance's allocation (its source host's) moved to its migration, as Nova's conductor does itself
+     * (replace_allocation_with_migration, a placement call from the conductor, not the scheduler's RPC): a
+     * live migration runs it as a local activity (patch live-local-allocation-move). Idempotent: a retry
+     * after the move applied finds nothing left under the instance. Other moves stay the scheduler's.
+     */
+    async replaceAllocationWithMigration(input: z.input<typeof ReplaceAllocationSchema>): Promise<void> {
+      const req = parseOrInvalid(ReplaceAllocationSchema, input);
+      if (!deps.allocations)
+        throw new Error('replaceAllocationWithMigration: the conductor activities were made without allocations');
+      await deps.allocations.moveAllocations(req.instanceId, req.migrationId);
     },
 
     /**

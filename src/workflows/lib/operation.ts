@@ -110,6 +110,11 @@ export interface Operation {
   progress: OperationProgress;
   /** BeginOptions.local: completeOperation's writes are local activities. */
   localEnd?: boolean;
+  /**
+   * completeOperation writes the instance and finishes the action in one activity (updateInstance's
+   * finishAction) instead of two in a row. Set by an operation's own patch (live-one-write-end).
+   */
+  oneWriteEnd?: boolean;
 }
 
 /**
@@ -248,8 +253,9 @@ export async function completeOperation(op: Operation, patch: InstancePatch): Pr
     patch: { ...patch, taskState: null },
     expectTaskState: op.progress.taskState,
     method: op.progress.operation,
+    ...(op.oneWriteEnd ? { finishAction: { actionId: op.actionId, result: 'Success' as const } } : {}),
   });
-  await writes.finishAction({ actionId: op.actionId, result: 'Success' });
+  if (!op.oneWriteEnd) await writes.finishAction({ actionId: op.actionId, result: 'Success' });
   Object.assign(op.progress, {
     vmState: record.vmState,
     taskState: null,

@@ -56,6 +56,12 @@ export interface LiveControl {
    * first source check beside the selection.
    */
   sideBySide?: boolean;
+  /**
+   * Patched (live-local-allocation-move): the allocation's move a local activity after the record, the
+   * selection and the first source check started beside the liveness question, its answer awaited with
+   * the selection.
+   */
+  localMove?: boolean;
   sourceUp?: { host: string; up: Promise<HostUpResult> };
   copy?: CopyControl;
 }

@@ -6,9 +6,12 @@
  * on the destination, the copy. A failure, an abort or a cancellation here is undone by the frame.
  * Since patch live-checks-side-by-side the source's liveness answer is awaited with the allocation's move
  * (after the migration's record) and the first candidate's source check runs beside the selection.
+ * Since patch live-local-allocation-move the conductor moves the allocation itself (a local activity
+ * after the record) and the selection starts beside the liveness question, its answer awaited with it.
  */
-import { executeChild, log, patched } from '@temporalio/workflow';
+import { CancellationScope, executeChild, log, patched } from '@temporalio/workflow';
 
+import type { SelectDestinationsResult } from '../../activities/scheduler';
 import {
   ComputeHostUnavailable,
   FailureType,
@@ -38,7 +41,9 @@ import {
   LIVE_EVENTS,
   PATCH_LIVE_CHECKS_SIDE_BY_SIDE,
   PATCH_LIVE_EVENTS_BESIDE_WRITES,
+  PATCH_LIVE_LOCAL_ALLOCATION_MOVE,
   PATCH_LIVE_LOCAL_WRITES,
+  PATCH_LIVE_ONE_WRITE_END,
 } from './names';
 
 /** The destination the attempts settled on: its host, the attempt that passed, the hosts' zones. */
@@ -61,6 +66,10 @@ export async function moveLive(
   if (live.fewerTrips && live.localWrites && patched(PATCH_LIVE_CHECKS_SIDE_BY_SIDE)) live.sideBySide = true;
   // Patched (live-events-beside-writes): each step's event written beside the next write (setStatus).
   if (live.sideBySide && patched(PATCH_LIVE_EVENTS_BESIDE_WRITES)) op.eventsBeside = [];
+  // Patched (live-local-allocation-move): the move local, the selection beside the liveness question.
+  if (op.eventsBeside && patched(PATCH_LIVE_LOCAL_ALLOCATION_MOVE)) live.localMove = true;
+  // Patched (live-one-write-end): the instance's last write finishes the action in the same activity.
+  if (live.localMove && patched(PATCH_LIVE_ONE_WRITE_END)) op.oneWriteEnd = true;
   // Patched (live-checks-side-by-side): the liveness answer awaited with the allocation's move (reserve).
   const source = live.sideBySide ? movableSource(live, op) : await checkSource(live, op);
   await reserve(live, op, source, planned);
@@ -150,6 +159,12 @@ async function reserve(live: LiveControl, op: KernelOperation, source: string, p
   op.compensations.push('move the allocation back to the instance', async () => {
     await scheduler.moveAllocations({ from: migrationId, to: instanceId });
   });
+  // Patched (live-local-allocation-move): the conductor moves it itself, a local activity in this
+  // workflow task; the liveness answer is awaited with the selection (chooseAmong).
+  // NOTE(nova): Nova's LiveMigrationTask checks the source is up before it replaces the allocation and
+  // before select_destinations; here the answer is awaited only beside the selection, and a source
+  // found down has the selection's claim released and the allocation moved back by its undo.
+  if (live.localMove) return conductorLocal.replaceAllocationWithMigration({ instanceId, migrationId });
   const moved = scheduler.moveAllocations({ from: instanceId, to: migrationId });
   if (!live.sideBySide) return moved;
   // Patched (live-checks-side-by-side): the source's liveness answer (asked beside the lock) awaited with
@@ -171,18 +186,22 @@ async function chooseDestination(
 ): Promise<Destination> {
   const { req } = live;
   const { instanceId } = req;
+  // Patched (live-local-allocation-move): the early check in a scope of its own, cancelled if the source
+  // is found down (its task would otherwise wait on the down host's queue until its schedule-to-start
+  // timeout).
+  const early = live.localMove ? new CancellationScope() : undefined;
   // Patched (live-checks-side-by-side): the first destination's source check, which asks nothing of the
   // destination, started beside the selection; its step (and event) stays the first attempt's.
   // NOTE(nova): Nova's destination asks the source's check_can_live_migrate_source from its own check,
   // after select_destinations; here the first one runs while the scheduler selects.
-  const firstSourceCheck = live.sideBySide
-    ? withActivitySummary(`check can live migrate source on ${source}, attempt 1`, () =>
-        computeOn(source, req.timeouts).short.checkCanLiveMigrateSource({ instanceId })
-      )
-    : undefined;
+  const startCheck = () =>
+    withActivitySummary(`check can live migrate source on ${source}, attempt 1`, () =>
+      computeOn(source, req.timeouts).short.checkCanLiveMigrateSource({ instanceId })
+    );
+  const firstSourceCheck = live.sideBySide ? (early ? early.run(startCheck) : startCheck()) : undefined;
   firstSourceCheck?.catch(() => undefined); // awaited by the first attempt, or below
   try {
-    return await chooseAmong(live, op, source, planned, firstSourceCheck);
+    return await chooseAmong(live, op, source, planned, firstSourceCheck, early);
   } catch (err) {
     // No attempt took the early check: it is settled before the failure goes on (no activity left).
     await firstSourceCheck?.catch(() => undefined);
@@ -196,12 +215,13 @@ async function chooseAmong(
   op: KernelOperation,
   source: string,
   planned: MigrationPlan,
-  firstSourceCheck: FirstSourceCheck | undefined
+  firstSourceCheck: FirstSourceCheck | undefined,
+  early: CancellationScope | undefined
 ): Promise<Destination> {
   const { req, migrationId } = live;
   const { instanceId } = req;
   const { before } = op;
-  const selected = await runStep(op, {
+  const selecting = runStep(op, {
     event: LIVE_EVENTS.select,
     label: 'selecting destinations',
     host: source,
@@ -220,6 +240,7 @@ async function chooseAmong(
         maxAttempts: req.host ? 1 : liveMigrationAttempts(req.migrateMaxRetries),
       }),
   });
+  const selected = live.localMove ? await withSourceUp(live, source, selecting, early) : await selecting;
   const hosts = selected.selections[0]?.hosts ?? [];
   if (hosts.length === 0) throw NoValidHost.for(`the live migration of instance ${instanceId}`);
   // 'auto' goes to the destination's check, which resolves it against its driver's storage.
@@ -249,6 +270,28 @@ async function chooseAmong(
   });
   op.progress.hostsTried = hosts.slice(0, attempt);
   return { source, dest, attempt, hostZones: selected.hostZones };
+}
+
+/**
+ * Patched (live-local-allocation-move): the selection with the source's liveness answer, both settled
+ * before either failure goes on. A source found down (ComputeHostUnavailable, as before the selection
+ * before the patch) cancels the early source check and releases the claim the selection made.
+ */
+async function withSourceUp(
+  live: LiveControl,
+  source: string,
+  selecting: Promise<SelectDestinationsResult>,
+  early: CancellationScope | undefined
+): Promise<SelectDestinationsResult> {
+  const [up, selected] = await Promise.allSettled([sourceIsUp(live, source), selecting]);
+  if (up.status === 'rejected') {
+    early?.cancel();
+    const claimed = selected.status === 'fulfilled' ? selected.value.selections[0]?.hosts[0] : undefined;
+    if (claimed !== undefined) await scheduler.releaseAllocations({ consumerId: live.req.instanceId, host: claimed });
+    throw up.reason;
+  }
+  if (selected.status === 'rejected') throw selected.reason;
+  return selected.value;
 }
 
 /** Every destination failed its pre-checks: MigrationPreCheckError naming them; anything else as it is. */

@@ -88,3 +88,22 @@ export const PATCH_LIVE_CHECKS_SIDE_BY_SIDE = 'live-checks-side-by-side';
  * next status, and all of them before the instance's last write. Runs before it awaited each event.
  */
 export const PATCH_LIVE_EVENTS_BESIDE_WRITES = 'live-events-beside-writes';
+
+/**
+ * The source allocation's move to the migration made by the conductor itself (issue 22's benchmark):
+ * a local activity (`replaceAllocationWithMigration`, as Nova's conductor calls placement itself) run in
+ * the first workflow task right after the migration's record, instead of the scheduler's
+ * `moveAllocations` beside the liveness question; the selection and the first source check are then
+ * started in that same task, beside the liveness question, and its answer is awaited with the selection
+ * (a source found down releases the selection's claim and cancels the source check). One activity round
+ * trip fewer before the destination's check.
+ */
+export const PATCH_LIVE_LOCAL_ALLOCATION_MOVE = 'live-local-allocation-move';
+
+/**
+ * The instance's last write and the action's end in one local activity (issue 22's benchmark):
+ * updateInstance finishes the action in the same transaction, once the instance is `active` on the
+ * destination, instead of a second local activity after it. The same writes in the same order; one
+ * local activity fewer in the migration's last workflow task.
+ */
+export const PATCH_LIVE_ONE_WRITE_END = 'live-one-write-end';

@@ -9,7 +9,9 @@ import { createConductorActivities } from '../../../src/activities/conductor';
 import { DEFAULT_CATALOGUE } from '../../../src/domain/catalogue';
 import type { Store } from '../../../src/store/db';
 import { migrateToLatest, openStore } from '../../../src/store/db';
+import { HostSpecSchema } from '../../../src/domain/fleet';
 import { createInstanceRepository } from '../../../src/store/instances';
+import { createPlacementRepository } from '../../../src/store/placement';
 
 describe('conductor activities', () => {
   let dir: string;
@@ -205,5 +207,54 @@ describe('conductor activities', () => {
     });
     expect(await instances.get(instanceId)).toMatchObject({ taskState: null, taskOwner: null });
     await expect(stop(instanceId, 'stop-2')).resolves.toMatchObject({ instance: { taskOwner: 'stop-2' } });
+  });
+
+  it('updateInstance with finishAction ends the action in the same write, and only once the update applies', async () => {
+    const instanceId = await activeInstance();
+    const { actionId } = await stop(instanceId, 'stop-1');
+    const finishAction = { actionId, result: 'Success' as const };
+    // A compare-and-swap that does not apply leaves the action open.
+    await expect(
+      conductor.updateInstance({
+        instanceId,
+        patch: { taskState: null },
+        expectTaskState: 'spawning',
+        method: 'stop',
+        finishAction,
+      })
+    ).rejects.toThrow();
+    expect((await instances.listActions(instanceId)).find((a) => a.actionId === actionId)?.result).toBeNull();
+    await conductor.updateInstance({
+      instanceId,
+      patch: { vmState: 'stopped', powerState: 'shutdown', taskState: null },
+      expectTaskState: 'powering-off',
+      method: 'stop',
+      finishAction,
+    });
+    expect(await instances.get(instanceId)).toMatchObject({ vmState: 'stopped', taskState: null });
+    expect((await instances.listActions(instanceId)).find((a) => a.actionId === actionId)?.result).toBe('Success');
+  });
+
+  describe('replaceAllocationWithMigration', () => {
+    it("moves the instance's allocation to its migration, idempotently; refused without placement", async () => {
+      const placement = createPlacementRepository(store);
+      await placement.upsertProviders([HostSpecSchema.parse({ name: 'h1', vcpus: 8, memoryMb: 8192, diskGb: 100 })]);
+      const withPlacement = createConductorActivities({
+        instances,
+        catalogue: DEFAULT_CATALOGUE,
+        allocations: placement,
+      });
+      const instanceId = randomUUID();
+      const migrationId = randomUUID();
+      await placement.claim(instanceId, 'h1', { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 });
+      await withPlacement.replaceAllocationWithMigration({ instanceId, migrationId });
+      // A retry after the move applied (its answer lost) finds nothing left under the instance.
+      await withPlacement.replaceAllocationWithMigration({ instanceId, migrationId });
+      expect(await placement.getAllocations(instanceId)).toEqual([]);
+      expect((await placement.getAllocations(migrationId)).map((a) => a.host)).toEqual(['h1']);
+      await expect(conductor.replaceAllocationWithMigration({ instanceId, migrationId })).rejects.toThrow(
+        /without allocations/
+      );
+    });
   });
 });
