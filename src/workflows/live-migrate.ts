@@ -18,7 +18,8 @@
  *    answer is awaited together with the allocation's move (the record first: a source found down ends
  *    the migration `error`, as Nova's), and the first candidate's source check runs beside the
  *    selection; since patch live-local-allocation-move the conductor moves the allocation itself (a
- *    local activity) and the selection starts beside the liveness question, its answer awaited with it. Updates (live/control.ts): `forceComplete` pauses the guest so the copy converges;
+ *    local activity) and the selection starts beside the liveness question, its answer awaited with it.
+ *    Updates (live/control.ts): `forceComplete` pauses the guest so the copy converges;
  *    `abortLiveMigration` stops the migration while preparing or copying.
  * 3. After the switch-over (live/finish.ts, not cancellable): post_live_migration_at_destination, then
  *    post_live_migration on the source, the migration's source allocation freed, the migration completed,
