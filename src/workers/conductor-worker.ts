@@ -44,7 +44,6 @@ async function run(): Promise<void> {
       periodSeconds: env.RECONCILE_PERIOD_SECONDS,
     });
   }
-  const placement = createPlacementRepository(store);
   const worker = await Worker.create({
     connection: await connectWorker(env),
     dataConverter,
@@ -56,8 +55,7 @@ async function run(): Promise<void> {
       catalogue: loadCatalogue(env.CATALOGUE_FILE),
       writes: instanceWrites(store),
       temporal,
-      buildResults: placement,
-      allocations: placement,
+      placement: createPlacementRepository(store),
     }),
     interceptors: activityInterceptors,
   });

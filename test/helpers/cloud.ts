@@ -204,8 +204,7 @@ export class TestCloud {
       catalogue: TEST_CATALOGUE,
       writes: instanceWrites(this.store),
       temporal: this.env.client,
-      buildResults: this.placement,
-      allocations: this.placement,
+      placement: this.placement,
     });
     return Object.fromEntries(
       Object.entries(activities).map(([name, fn]) => [

@@ -18,13 +18,12 @@ export interface ConductorDeps {
   writes?: InstanceWrites;
   /** Temporal, to ask whether an operation's workflow still runs (delete, reconcile). */
   temporal?: Client;
-  /** Placement's per-host build results (the build's own last write resets a host's failed builds). */
-  buildResults?: Pick<PlacementRepository, 'recordBuildResult'>;
   /**
-   * Placement's allocations, for the one move the conductor makes itself (a live migration's source
-   * allocation to its migration, as Nova's conductor calls placement in replace_allocation_with_migration).
+   * Placement, for what the conductor writes there itself: a host's build results (the build's own last
+   * write resets a host's failed builds) and a live migration's source allocation moved to its migration
+   * (as Nova's conductor calls placement in replace_allocation_with_migration).
    */
-  allocations?: Pick<PlacementRepository, 'moveAllocations'>;
+  placement?: Pick<PlacementRepository, 'recordBuildResult' | 'moveAllocations'>;
 }
 
 /** A write run once per activity call: through the store's applied-write log when the worker gave one. */

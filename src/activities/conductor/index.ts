@@ -273,8 +273,8 @@ export function createConductorActivities(deps: ConductorDeps) {
         await repo.finishAction(input.actionId, 'Success');
         return updated;
       });
-      if (!deps.buildResults) throw new Error('finishBuild: the conductor activities were made without buildResults');
-      await deps.buildResults.recordBuildResult(input.host, true);
+      if (!deps.placement) throw new Error('finishBuild: the conductor activities were made without placement');
+      await deps.placement.recordBuildResult(input.host, true);
       return record;
     },
 

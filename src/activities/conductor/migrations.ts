@@ -107,9 +107,9 @@ export function createMigrationActivities(deps: ConductorDeps) {
      */
     async replaceAllocationWithMigration(input: z.input<typeof ReplaceAllocationSchema>): Promise<void> {
       const req = parseOrInvalid(ReplaceAllocationSchema, input);
-      if (!deps.allocations)
-        throw new Error('replaceAllocationWithMigration: the conductor activities were made without allocations');
-      await deps.allocations.moveAllocations(req.instanceId, req.migrationId);
+      if (!deps.placement)
+        throw new Error('replaceAllocationWithMigration: the conductor activities were made without placement');
+      await deps.placement.moveAllocations(req.instanceId, req.migrationId);
     },
 
     /**

@@ -242,7 +242,7 @@ describe('conductor activities', () => {
       const withPlacement = createConductorActivities({
         instances,
         catalogue: DEFAULT_CATALOGUE,
-        allocations: placement,
+        placement,
       });
       const instanceId = randomUUID();
       const migrationId = randomUUID();
@@ -253,7 +253,7 @@ describe('conductor activities', () => {
       expect(await placement.getAllocations(instanceId)).toEqual([]);
       expect((await placement.getAllocations(migrationId)).map((a) => a.host)).toEqual(['h1']);
       await expect(conductor.replaceAllocationWithMigration({ instanceId, migrationId })).rejects.toThrow(
-        /without allocations/
+        /without placement/
       );
     });
   });
