@@ -1354,68 +1354,60 @@ async function recordConvergedLive(name: string, covers: string): Promise<void> 
   });
 }
 
-describe('live migration, the receiving not awaited after the switch-over (patched live-receiver-not-awaited)', () => {
-  it('liveMigrate: converged, the workflow going on at the switch-over', async () => {
-    await recordConvergedLive(
-      'converged-receiver-not-awaited',
-      "switched over; the destination's receiving cancelled but not waited for; post-migration on both hosts"
-    );
-  });
-});
+/** The converged live migrations recorded once each patch of liveMigrate's path went in. */
+const CONVERGED_LIVE: { patch: string; it: string; name: string; covers: string }[] = [
+  {
+    patch: 'live migration, the receiving not awaited after the switch-over (patched live-receiver-not-awaited)',
+    it: 'liveMigrate: converged, the workflow going on at the switch-over',
+    name: 'converged-receiver-not-awaited',
+    covers: "switched over; the destination's receiving cancelled but not waited for; post-migration on both hosts",
+  },
+  {
+    patch: 'live migration, its writes local (patched live-local-writes)',
+    it: 'liveMigrate: converged, the migration record, statuses and events as local activities',
+    name: 'converged-local-writes',
+    covers:
+      "switched over; the migration's writes and the steps' events local activities, the source's cleanup and the allocation's release at once",
+  },
+  {
+    patch: 'live migration, fewer round trips (patched live-fewer-round-trips)',
+    it: 'liveMigrate: converged, the pre-checks in the workflow, the plan, the lock and the end local',
+    name: 'converged-fewer-round-trips',
+    covers:
+      "switched over; liveness asked beside a local lock, pre-checks in the workflow, source cleaned beside the destination's step, a local end",
+  },
+  {
+    patch: 'live migration, checks side by side (patched live-checks-side-by-side)',
+    it: 'liveMigrate: converged, the liveness answer with the allocation move, the source check beside the selection',
+    name: 'converged-checks-side-by-side',
+    covers:
+      "switched over; the source's liveness awaited with the allocation's move, the first source check beside the selection",
+  },
+  {
+    patch: 'live migration, events beside the writes (patched live-events-beside-writes)',
+    it: 'liveMigrate: converged, each step event written beside the next status write',
+    name: 'converged-events-beside-writes',
+    covers: "switched over; each step's event written beside the migration's next write, not before it",
+  },
+  {
+    patch: 'live migration, the allocation moved by the conductor (patched live-local-allocation-move)',
+    it: 'liveMigrate: converged, the allocation move local, the selection beside the liveness question',
+    name: 'converged-local-allocation-move',
+    covers:
+      'switched over; the source allocation moved by a local activity after the record, the selection and the first source check started beside the liveness question',
+  },
+  {
+    patch: 'live migration, its end in one write (patched live-one-write-end)',
+    it: 'liveMigrate: converged, the instance written and the action finished in one local activity',
+    name: 'converged-one-write-end',
+    covers: "switched over; the instance's last write finishes the action in the same local activity",
+  },
+];
 
-describe('live migration, its writes local (patched live-local-writes)', () => {
-  it('liveMigrate: converged, the migration record, statuses and events as local activities', async () => {
-    await recordConvergedLive(
-      'converged-local-writes',
-      "switched over; the migration's writes and the steps' events local activities, the source's cleanup and the allocation's release at once"
-    );
+for (const c of CONVERGED_LIVE)
+  describe(c.patch, () => {
+    it(c.it, () => recordConvergedLive(c.name, c.covers));
   });
-});
-
-describe('live migration, fewer round trips (patched live-fewer-round-trips)', () => {
-  it('liveMigrate: converged, the pre-checks in the workflow, the plan, the lock and the end local', async () => {
-    await recordConvergedLive(
-      'converged-fewer-round-trips',
-      "switched over; liveness asked beside a local lock, pre-checks in the workflow, source cleaned beside the destination's step, a local end"
-    );
-  });
-});
-
-describe('live migration, checks side by side (patched live-checks-side-by-side)', () => {
-  it('liveMigrate: converged, the liveness answer with the allocation move, the source check beside the selection', async () => {
-    await recordConvergedLive(
-      'converged-checks-side-by-side',
-      "switched over; the source's liveness awaited with the allocation's move, the first source check beside the selection"
-    );
-  });
-});
-
-describe('live migration, events beside the writes (patched live-events-beside-writes)', () => {
-  it('liveMigrate: converged, each step event written beside the next status write', async () => {
-    await recordConvergedLive(
-      'converged-events-beside-writes',
-      "switched over; each step's event written beside the migration's next write, not before it"
-    );
-  });
-});
-
-describe('live migration, the allocation moved by the conductor (patched live-local-allocation-move)', () => {
-  it('liveMigrate: converged, the allocation move local, the selection beside the liveness question', async () => {
-    await recordConvergedLive(
-      'converged-local-allocation-move',
-      'switched over; the source allocation moved by a local activity after the record, the selection and the first source check started beside the liveness question'
-    );
-  });
-});
-
-describe('live migration, its end in one write (patched live-one-write-end)', () => {
-  it('liveMigrate: converged, the instance written and the action finished in one local activity', async () => {
-    await recordConvergedLive(
-      'converged-one-write-end',
-      "switched over; the instance's last write finishes the action in the same local activity"
-    );
-  });
-});
 
 describe('live migration, failed after the switch-over (patched live-error-after-switch-cleans-source)', () => {
   it('liveMigrate: the destination post step fails', async () => {
