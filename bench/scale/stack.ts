@@ -9,13 +9,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { Client, Connection } from '@temporalio/client';
+import { backOff } from 'exponential-backoff';
 
 import { generateFleet } from '../../src/domain/fleet';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../../src/shared/search-attributes';
 import { DEV_SERVER_TUNING_ARGS } from '../../src/workers/dev-server';
 import { requireTemporalBinary } from '../../src/workers/temporal-binaries';
 import { freePort } from '../../test/helpers/ports';
-import { Proc, until } from '../../test/faults/process';
+import { Proc } from '../../test/faults/process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -58,12 +59,22 @@ export class ScaleStack {
     args.push('--ui-port', String(await freePort()), '--log-level', 'error');
     args.push(...SEARCH_ATTRIBUTE_CLI_ARGS.flatMap((sa) => ['--search-attribute', sa]), ...DEV_SERVER_TUNING_ARGS);
     this.server = new Proc('temporal', requireTemporalBinary('cli'), args, process.env).start();
-    this.connection = await until('the dev server to accept connections', 60_000, async () => {
-      if (!this.server.alive) throw new Error(`dev server exited:\n${this.server.output}`);
-      const c = await Connection.connect({ address: this.address, connectTimeout: 1_000 });
-      await c.workflowService.describeNamespace({ namespace: 'default' });
-      return c;
-    });
+    // Asked every 250 ms for up to a minute, while the server runs.
+    const deadline = Date.now() + 60_000;
+    this.connection = await backOff(
+      async () => {
+        if (!this.server.alive) throw new Error(`dev server exited:\n${this.server.output}`);
+        const c = await Connection.connect({ address: this.address, connectTimeout: 1_000 });
+        await c.workflowService.describeNamespace({ namespace: 'default' });
+        return c;
+      },
+      {
+        numOfAttempts: Number.MAX_SAFE_INTEGER,
+        startingDelay: 250,
+        timeMultiple: 1,
+        retry: () => this.server.alive && Date.now() < deadline,
+      }
+    );
     this.client = new Client({ connection: this.connection });
   }
 

@@ -4,6 +4,8 @@
  * action. If the workflow ends first, its typed failure becomes the HTTP answer; a workflow that has not
  * taken the instance within the accept timeout is answered anyway (it goes on, as in Nova after a cast).
  */
+import { setTimeout as delay } from 'node:timers/promises';
+
 import type { WorkflowHandle } from '@temporalio/client';
 
 import { startConductorWorkflow, typedFailureOf } from '../workers/workflow-client';
@@ -13,8 +15,6 @@ import { faultOfFailure } from './errors';
 
 export const DEFAULT_ACCEPT_TIMEOUT_MS = 10_000;
 const POLL_MS = 100;
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The workflow's failure as an ApiFault, thrown; returns when it completed. */
 async function settle(handle: WorkflowHandle): Promise<void> {
@@ -45,7 +45,7 @@ export async function awaitAccept(
       return 'completed';
     }
     if (Date.now() > deadline) return 'timeout';
-    await pause(POLL_MS);
+    await delay(POLL_MS);
   }
 }
 

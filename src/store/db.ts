@@ -334,14 +334,12 @@ export async function openMigratedStore(options: StoreOptions): Promise<Store> {
  */
 export async function openMigratedStoreWhenReady(options: StoreOptions, timeoutMs = 60_000): Promise<Store> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await openMigratedStore(options);
-    } catch (err) {
-      if (!(err instanceof StoreNotMigratedError) || Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
+  return backOff(() => openMigratedStore(options), {
+    numOfAttempts: Number.MAX_SAFE_INTEGER,
+    startingDelay: 500,
+    timeMultiple: 1,
+    retry: (err: unknown) => err instanceof StoreNotMigratedError && Date.now() <= deadline,
+  });
 }
 
 /** SQLite lock contention, or a PostgreSQL serialization failure, deadlock or lock timeout: retry. */

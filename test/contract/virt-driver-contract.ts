@@ -11,6 +11,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
@@ -377,7 +378,7 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
         await spawn(a, id, images.ignoresAcpi);
         await waitForBoot(a, id, 1, images.ignoresAcpi);
         expect(await a.requestShutdown({ instanceId: id })).toBe(PowerState.Running);
-        await new Promise((resolve) => setTimeout(resolve, timeouts.ignoredShutdownMs));
+        await delay(timeouts.ignoredShutdownMs);
         expect(await a.requestShutdown({ instanceId: id })).toBe(PowerState.Running);
         expect(await a.getPowerState({ instanceId: id })).toBe(PowerState.Running);
         expect(await a.powerOff({ instanceId: id })).toBe(PowerState.Shutdown);

@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -140,7 +141,7 @@ describe('npm run conductor against a running system', () => {
     for (const r of runs) expect(r.stderr).not.toMatch(/\n\s+at /);
     expect((await cloud.instances.list()).length).toBe(before.instances);
     // Visibility is written just after a start: give it a moment to show one, had any been started.
-    await new Promise((r) => setTimeout(r, 1_000));
+    await delay(1_000);
     expect(await countWorkflows()).toBe(before.workflows);
   });
 

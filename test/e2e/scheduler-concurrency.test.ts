@@ -24,7 +24,7 @@ import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { createConductorActivities } from '../../src/activities/conductor';
 import { timestampMs } from '../../src/activities/scheduler/liveness';
@@ -118,24 +118,6 @@ async function stopProcess(p: WorkerProcess): Promise<void> {
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Runs `fn` over `items` with at most `limit` at once. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  });
-  await Promise.all(lanes);
-  return out;
-}
-
 describe('scheduler concurrency: 200 selections from two scheduler processes sharing the store', () => {
   let env: TestWorkflowEnvironment;
   let code: string;
@@ -168,18 +150,20 @@ describe('scheduler concurrency: 200 selections from two scheduler processes sha
     processes: readonly WorkerProcess[] = [],
     timeoutMs = 60_000
   ): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const seen = await pollerIdentities(queue);
-      if (prefixes.every((prefix) => seen.some((id) => id.startsWith(prefix)))) return;
-      for (const p of processes)
-        if (p.child.exitCode !== null) throw new Error(`scheduler worker exited ${p.child.exitCode}:\n${p.output()}`);
-      if (Date.now() > deadline)
-        throw new Error(
-          `no pollers ${prefixes.join(', ')} on ${queue} after ${timeoutMs} ms (seen: ${seen.join(', ')})`
-        );
-      await sleep(100);
-    }
+    const exited = await vi.waitFor(
+      async () => {
+        const gone = processes.find((p) => p.child.exitCode !== null);
+        if (gone) return gone;
+        const seen = await pollerIdentities(queue);
+        if (!prefixes.every((prefix) => seen.some((id) => id.startsWith(prefix))))
+          throw new Error(
+            `no pollers ${prefixes.join(', ')} on ${queue} after ${timeoutMs} ms (seen: ${seen.join(', ')})`
+          );
+        return undefined;
+      },
+      { timeout: timeoutMs, interval: 100 }
+    );
+    if (exited) throw new Error(`scheduler worker exited ${exited.child.exitCode}:\n${exited.output()}`);
   }
 
   /**
@@ -187,27 +171,34 @@ describe('scheduler concurrency: 200 selections from two scheduler processes sha
    * it started and closed (server event times, ms).
    */
   async function selectionRuns(workflowIds: readonly string[]): Promise<SelectionRun[]> {
-    return mapLimit(workflowIds, 16, async (workflowId) => {
-      const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-      const events = history.events ?? [];
-      const scheduled = events.find(
-        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'selectDestinations'
-      );
-      if (scheduled?.eventId == null) throw new Error(`${workflowId}: no selectDestinations in its history`);
-      const of = (attrs: { scheduledEventId?: unknown } | null | undefined) =>
-        attrs != null && String(attrs.scheduledEventId) === String(scheduled.eventId);
-      const started = events.find((e) => of(e.activityTaskStartedEventAttributes));
-      const closed = events.find(
-        (e) => of(e.activityTaskCompletedEventAttributes) || of(e.activityTaskFailedEventAttributes)
-      );
-      return {
-        workflowId,
-        server: started?.activityTaskStartedEventAttributes?.identity ?? '(not started)',
-        attempt: started?.activityTaskStartedEventAttributes?.attempt ?? 0,
-        startedMs: timestampMs(started?.eventTime),
-        closedMs: timestampMs(closed?.eventTime),
-      };
-    });
+    // p-limit is ESM only: imported as such from this CommonJS module.
+    const { default: pLimit } = await import('p-limit');
+    const limit = pLimit(16);
+    return Promise.all(
+      workflowIds.map((workflowId) =>
+        limit(async () => {
+          const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+          const events = history.events ?? [];
+          const scheduled = events.find(
+            (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'selectDestinations'
+          );
+          if (scheduled?.eventId == null) throw new Error(`${workflowId}: no selectDestinations in its history`);
+          const of = (attrs: { scheduledEventId?: unknown } | null | undefined) =>
+            attrs != null && String(attrs.scheduledEventId) === String(scheduled.eventId);
+          const started = events.find((e) => of(e.activityTaskStartedEventAttributes));
+          const closed = events.find(
+            (e) => of(e.activityTaskCompletedEventAttributes) || of(e.activityTaskFailedEventAttributes)
+          );
+          return {
+            workflowId,
+            server: started?.activityTaskStartedEventAttributes?.identity ?? '(not started)',
+            attempt: started?.activityTaskStartedEventAttributes?.attempt ?? 0,
+            startedMs: timestampMs(started?.eventTime),
+            closedMs: timestampMs(closed?.eventTime),
+          };
+        })
+      )
+    );
   }
 
   describe.each(BACKENDS)('on $name', (backend) => {
@@ -296,10 +287,11 @@ describe('scheduler concurrency: 200 selections from two scheduler processes sha
             )
           );
           // Every instance record first, then release all the selections at once.
-          for (let n = 0; (await instances.list()).length < SELECTIONS; n++) {
-            if (n > 600) throw new Error('the instance records were not all created within 60 s');
-            await sleep(100);
-          }
+          await vi.waitFor(
+            async () =>
+              expect((await instances.list()).length, 'instance records created').toBeGreaterThanOrEqual(SELECTIONS),
+            { timeout: 60_000, interval: 100 }
+          );
           const tCreated = Date.now();
           await Promise.all(handles.map((h) => h.signal(goSignal)));
           const tSignalled = Date.now();

@@ -1,17 +1,8 @@
 /** Fault 5: SIGSTOP the best-ranked compute worker for 60 s while builds are started, then SIGCONT. */
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import {
-  assertConsistent,
-  figures,
-  fleet,
-  type Outcome,
-  outcomes,
-  sleep,
-  Stack,
-  type Started,
-  startBuilds,
-} from './harness';
+import { assertConsistent, figures, fleet, type Outcome, outcomes, Stack, type Started, startBuilds } from './harness';
 
 const FREEZE_MS = 60_000;
 /** When builds are started, in ms after the freeze: two each time. */
@@ -40,11 +31,11 @@ describe('fault: a compute worker frozen (SIGSTOP) for 60 s', () => {
     await frozen.signal('SIGSTOP');
     const started: Started[] = [];
     for (const at of STARTS_MS) {
-      await sleep(Math.max(0, t0 + at - Date.now()));
+      await delay(Math.max(0, t0 + at - Date.now()));
       started.push(...(await startBuilds(stack, 2, `fz${at}`)));
     }
     const during: Outcome[] = await outcomes(started);
-    await sleep(Math.max(0, t0 + FREEZE_MS - Date.now()));
+    await delay(Math.max(0, t0 + FREEZE_MS - Date.now()));
     await frozen.signal('SIGCONT');
     await stack.waitAllTerminal(90_000);
     await figures(stack, '5 compute fz-1 SIGSTOPped 60 s', during, t0);

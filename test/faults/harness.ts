@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, TerminatedFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { expect, inject } from 'vitest';
+import { expect, inject, vi } from 'vitest';
 
 import { readHostGuestsSync } from '../../src/compute/fake/guest-files';
 import type { HostSpec } from '../../src/domain/fleet';
@@ -23,11 +23,32 @@ import { DEV_SERVER_TUNING_ARGS } from '../../src/workers/dev-server';
 import { createInstanceRepository } from '../../src/store/instances';
 import { freePort } from '../helpers/ports';
 import { checkInvariants, type Problem } from './invariants';
-import { Proc, until } from './process';
+import { Proc } from './process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-export { Proc, sleep, until } from './process';
+export { Proc } from './process';
+
+/**
+ * Waits (vi.waitFor, every 250 ms) until `probe` returns a value other than undefined, and returns it;
+ * after `timeoutMs` fails naming what it waited for, with the probe's last error.
+ */
+export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  try {
+    return await vi.waitFor(
+      async () => {
+        const value = await probe();
+        if (value === undefined) throw new Error('not yet');
+        return value;
+      },
+      { timeout: timeoutMs, interval: 250 }
+    );
+  } catch (err) {
+    throw new Error(`timed out after ${timeoutMs} ms: ${what} (${err instanceof Error ? err.message : String(err)})`, {
+      cause: err,
+    });
+  }
+}
 
 /** Short compute timeouts for every operation the suite starts (the input schemas allow them). */
 export const FAST_TIMEOUTS = { scheduleToStartSeconds: 5, heartbeatSeconds: 5, longStepSeconds: 60 };

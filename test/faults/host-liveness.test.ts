@@ -7,13 +7,14 @@
  * SIGCONTed (up again). The `hosts` command agrees.
  */
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { TaskQueuePollerLiveness } from '../../src/activities/scheduler/liveness';
 import { DEV_SERVER_LONG_POLL_SECONDS } from '../../src/workers/dev-server';
 import { ROOT, runCli } from '../helpers/cli';
-import { assertConsistent, fleet, sleep, Stack, until } from './harness';
+import { assertConsistent, fleet, Stack, until } from './harness';
 
 const DOWN_AFTER_SECONDS = 20;
 /** The frozen worker reads down within this of its SIGSTOP (the window, one long poll, the 1 s refresh). */
@@ -39,7 +40,7 @@ describe('fault: host liveness through a server restart and a frozen worker', ()
       while (watching) {
         await liveness.refresh().catch(() => undefined); // the server is away for a while: keep the last view
         seen.push({ at: Date.now(), down: hosts.filter((h) => !liveness.isUp(h)) });
-        await sleep(1_000);
+        await delay(1_000);
       }
     })();
     const downBetween = (from: number, to: number) => [
@@ -53,11 +54,11 @@ describe('fault: host liveness through a server restart and a frozen worker', ()
       // (1) The server killed and restarted on its data: it has forgotten its pollers until they poll again.
       const restartAt = Date.now();
       await stack.server.signal('SIGKILL');
-      await sleep(3_000);
+      await delay(3_000);
       await stack.startServer();
       await stack.waitForPollers();
       const gapSeconds = (Date.now() - restartAt) / 1000;
-      await sleep((DOWN_AFTER_SECONDS + 5) * 1000);
+      await delay((DOWN_AFTER_SECONDS + 5) * 1000);
       expect(downBetween(restartAt, Date.now())).toEqual([]);
 
       // (2) lv-1 frozen: down within the bound, lv-2 up throughout; back up after SIGCONT.

@@ -1,4 +1,6 @@
 /** Fault 1: kill -9 a compute worker while it spawns, restart it a few seconds later. */
+import { setTimeout as delay } from 'node:timers/promises';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { assertConsistent, figures, fleet, outcomes, Stack, startBuilds, waitForTaskState } from './harness';
@@ -17,7 +19,7 @@ describe('fault: a compute worker killed mid-spawn', () => {
       'spawning'
     );
     await stack.worker('compute', host).signal('SIGKILL');
-    await new Promise((r) => setTimeout(r, 4_000));
+    await delay(4_000);
     await stack.startWorker('compute', host);
     const results = await outcomes(builds);
     await stack.waitAllTerminal(60_000);

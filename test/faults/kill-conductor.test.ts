@@ -1,4 +1,5 @@
 /** Fault 3: kill -9 the conductor three times: during builds, during stops, during starts. */
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
@@ -7,7 +8,6 @@ import {
   figures,
   fleet,
   outcomes,
-  sleep,
   Stack,
   startBuilds,
   startOperation,
@@ -22,7 +22,7 @@ describe('fault: the conductor killed three times during builds and lifecycle op
 
   /** Kills the conductor once one operation is in `taskState` (null: half a second after they started). */
   async function killConductorWhile(started: Started[], taskState: string | null): Promise<void> {
-    if (taskState === null) await sleep(500);
+    if (taskState === null) await delay(500);
     else
       await waitForTaskState(
         stack,
@@ -30,7 +30,7 @@ describe('fault: the conductor killed three times during builds and lifecycle op
         taskState
       );
     await stack.worker('conductor').signal('SIGKILL');
-    await sleep(1_000);
+    await delay(1_000);
     await stack.startWorker('conductor');
   }
 

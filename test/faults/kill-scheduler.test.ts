@@ -1,7 +1,8 @@
 /** Fault 2: kill -9 the scheduler during a burst into a fleet with fewer free slots than builds; restart it. */
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { assertConsistent, figures, fleet, outcomes, sleep, Stack, startBuilds } from './harness';
+import { assertConsistent, figures, fleet, outcomes, Stack, startBuilds } from './harness';
 
 // Three hosts of 4096 usable MB (512 reserved): two m1.small (2048 MB) each, six slots for nine builds.
 const SLOTS = 6;
@@ -17,7 +18,7 @@ describe('fault: the scheduler killed during a burst into a nearly full fleet', 
     const first = await startBuilds(stack, 4, 'ks');
     await stack.worker('scheduler').signal('SIGKILL');
     const rest = await startBuilds(stack, BUILDS - 4, 'ks');
-    await sleep(3_000);
+    await delay(3_000);
     await stack.startWorker('scheduler');
     const results = await outcomes([...first, ...rest]);
     await stack.waitAllTerminal(90_000);

@@ -10,6 +10,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -26,7 +27,6 @@ import {
   fleet,
   outcomes,
   Proc,
-  sleep,
   Stack,
   startBuilds,
   startOperation,
@@ -188,9 +188,9 @@ describe('fault: notifications through RabbitMQ, with the relay and the conducto
     const t0 = Date.now();
     const builds = await startBuilds(stack, 8, 'nt-burst');
     // The relay killed while it delivers, started again a second later.
-    await sleep(700);
+    await delay(700);
     await stack.relay!.signal('SIGKILL');
-    await sleep(1_000);
+    await delay(1_000);
     await stack.startRelay();
     // The conductor killed mid-spawn and the broker stopped meanwhile; the conductor started again.
     await waitForTaskState(
@@ -200,7 +200,7 @@ describe('fault: notifications through RabbitMQ, with the relay and the conducto
     );
     await stack.worker('conductor').signal('SIGKILL');
     const brokerStopped = broker.stop();
-    await sleep(1_000);
+    await delay(1_000);
     await stack.startWorker('conductor');
     await brokerStopped;
     // The builds end while the broker is down: the outbox holds their notifications.

@@ -1,4 +1,5 @@
 import { appendFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 /**
  * The fault suite's operation table: every operation held at its riskiest step (the fake's slow-step
  * switches, a slow live copy, a spawn's own seconds) while one process is killed with SIGKILL and then
@@ -19,7 +20,6 @@ import {
   fleet,
   type Outcome,
   reportScenario,
-  sleep,
   Stack,
   type Started,
   startOperation,
@@ -245,7 +245,7 @@ export const OPERATIONS: Record<string, Operation> = {
           ? true
           : undefined
       );
-      await sleep(300);
+      await delay(300);
     },
   },
 };
@@ -305,7 +305,7 @@ export async function runScenario(stack: Stack, row: Row): Promise<Outcome> {
     const { role, host } = victimProc(row.kill);
     const killedAt = Date.now();
     await stack.worker(role, host).signal('SIGKILL');
-    await sleep(1_000);
+    await delay(1_000);
     await stack.startWorker(role, host);
     trace('restarted');
     await running.finish?.();

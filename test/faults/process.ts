@@ -1,27 +1,11 @@
-/** Process supervision for the fault suite: bounded polling, and processes started, killed, frozen and restarted. */
+/**
+ * Processes the fault suite (and bench:scale) starts, kills, freezes and restarts. Free of vitest: the
+ * benchmark imports it too; the suite's bounded waits are in ./harness (vi.waitFor).
+ */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` until it returns a value other than undefined; throws with `what` after `timeoutMs`. */
-export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: Error | undefined;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err instanceof Error ? err : new Error(String(err));
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms: ${what}${last ? ` (${last.message})` : ''}`);
-    await sleep(250);
-  }
-}
 
 /** One supervised process: started, killed, frozen and restarted by the test. Output kept for diagnosis. */
 export class Proc {
@@ -64,12 +48,35 @@ export class Proc {
     clearTimeout(timer);
   }
 
-  /** Waits until the output since the last start contains `text`. */
-  async waitFor(text: string, timeoutMs = 90_000): Promise<void> {
+  /**
+   * Waits until the output since the last start contains `text`: resolved by the output itself, rejected
+   * when the process exits first or after `timeoutMs`.
+   */
+  waitFor(text: string, timeoutMs = 90_000): Promise<void> {
     const from = this.output.lastIndexOf('--- start');
-    await until(`${this.name} to print ${text}`, timeoutMs, () => {
-      if (!this.alive) throw new Error(`${this.name} exited:\n${this.output.slice(-3000)}`);
-      return Promise.resolve(this.output.indexOf(text, from) >= 0 ? true : undefined);
+    const child = this.child;
+    const printed = () => this.output.indexOf(text, from) >= 0;
+    if (printed()) return Promise.resolve();
+    if (!child || !this.alive) return Promise.reject(new Error(`${this.name} exited:\n${this.output.slice(-3000)}`));
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        child.stdout?.off('data', check);
+        child.stderr?.off('data', check);
+        child.off('exit', exited);
+        if (err) reject(err);
+        else resolve();
+      };
+      // Listeners added after start()'s own, so this.output already holds the chunk.
+      const check = () => printed() && done();
+      const exited = () => (printed() ? done() : done(new Error(`${this.name} exited:\n${this.output.slice(-3000)}`)));
+      const timer = setTimeout(
+        () => done(new Error(`timed out after ${timeoutMs} ms: ${this.name} to print ${text}`)),
+        timeoutMs
+      );
+      child.stdout?.on('data', check);
+      child.stderr?.on('data', check);
+      child.once('exit', exited);
     });
   }
 }

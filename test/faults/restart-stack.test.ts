@@ -1,17 +1,8 @@
 /** Fault 4: stop the whole stack (server included) mid-burst and start it again on the same files. */
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import {
-  assertConsistent,
-  figures,
-  fleet,
-  outcomes,
-  reattach,
-  sleep,
-  Stack,
-  startBuilds,
-  waitForTaskState,
-} from './harness';
+import { assertConsistent, figures, fleet, outcomes, reattach, Stack, startBuilds, waitForTaskState } from './harness';
 
 describe('fault: the whole stack stopped and started mid-burst', () => {
   const stack = new Stack(fleet('rs', 3));
@@ -28,7 +19,7 @@ describe('fault: the whole stack stopped and started mid-burst', () => {
     );
     // Workers die at once (kill -9); the server is stopped (SIGTERM) and restarted on the same db file.
     await stack.stopAll('SIGKILL', 'SIGTERM');
-    await sleep(2_000);
+    await delay(2_000);
     await stack.startAll();
     const results = await outcomes(reattach(stack, builds));
     await stack.waitAllTerminal(90_000);

@@ -13,6 +13,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -199,7 +200,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
         taskState: null,
       });
       const frozen = lastHeartbeat(await consoleOf(p.instanceId));
-      await new Promise((resolve) => setTimeout(resolve, 3000)); // three heartbeats' worth of silence
+      await delay(3000); // three heartbeats' worth of silence
       expect(lastHeartbeat(await consoleOf(p.instanceId))).toBe(frozen);
       expect((await findGuestProcesses(dataDir)).map((g) => g.instanceId)).toContain(p.instanceId);
 

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import type { ComputeActivities } from '../../src/activities/compute';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
@@ -38,16 +38,17 @@ async function cancelAt(step: keyof ComputeActivities, start: () => Promise<Work
   // The operation reaches the step, or ends without it: then the test fails saying how, not by its
   // timeout. Its status is polled (describe): waiting on its result would let the test server skip time.
   let reached = false;
-  await Promise.race([
-    gate.reached.then(() => (reached = true)),
-    (async () => {
-      while (!reached) {
-        const { status } = await handle.describe();
-        if (status.name !== 'RUNNING') throw new Error(`the operation ended ${status.name} before ${step}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    })(),
-  ]);
+  void gate.reached.then(() => (reached = true));
+  const ended = await vi.waitFor(
+    async () => {
+      if (reached) return undefined;
+      const { status } = await handle.describe();
+      if (status.name !== 'RUNNING') return status.name;
+      throw new Error(`the operation has not reached ${step}`);
+    },
+    { timeout: 45_000, interval: 100 }
+  );
+  if (ended) throw new Error(`the operation ended ${ended} before ${step}`);
   await handle.cancel();
   gate.open();
   await gate.done;

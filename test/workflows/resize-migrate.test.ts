@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import type { WorkflowHandle } from '@temporalio/client';
 import { Client, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
@@ -152,7 +153,7 @@ describe('resizeMigrate', () => {
       expect(await guestsOn(b, id)).toEqual({ guest: ['m1.medium', 'running'], aside: undefined });
 
       // Outside result() the test server's clock is not skipped: the day-long window is still open.
-      await new Promise((r) => setTimeout(r, 500));
+      await delay(500);
       expect((await handle.query(getProgressQuery)).vmState).toBe('resized');
 
       const started = Date.now();
@@ -712,7 +713,7 @@ describe('resizeMigrate', () => {
         timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 60 },
       });
       await progressReached(handle, (p) => p.taskState === 'resize_migrating', 'the disk transfer');
-      await new Promise((r) => setTimeout(r, 500));
+      await delay(500);
       await handle.cancel();
       expect(failureNameOf((await outcomeOf(handle.result())).error)).toBe('CancelledFailure');
       expect(await cloud.instances.get(id)).toMatchObject({

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -454,7 +455,7 @@ describe('stop', () => {
         ...(shutdownTimeoutSeconds === undefined ? {} : { shutdownTimeoutSeconds }),
       });
       await progressReached(handle, (p) => p.step.startsWith('graceful shutdown'), 'the graceful shutdown');
-      await new Promise((r) => setTimeout(r, extraWaitMs));
+      await delay(extraWaitMs);
       await handle.cancel();
       return outcomeOf(handle);
     };

@@ -5,6 +5,7 @@
  * once the workflow holds the instance. Nova's other actions answer 501; an unknown one 400.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -140,7 +141,7 @@ async function decide(deps: ApiDeps, req: FastifyRequest, record: InstanceRecord
       const early =
         failure?.type === FailureType.InstanceInvalidState && failure.message.includes('no resize awaits confirmation');
       if (early && Date.now() < deadline && (await deps.instances.find(record.instanceId))?.vmState === 'resized') {
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await delay(100);
         continue;
       }
       if (failure) throw faultOfFailure(failure.type, failure.message);

@@ -5,6 +5,8 @@
  * --follow keeps printing new ones until Ctrl-C. --prune deletes those older than the retention
  * (NOTIFICATION_RETENTION_DAYS): every one without a relay (NOTIFICATION_URL unset), else the delivered.
  */
+import { setInterval } from 'node:timers/promises';
+
 import type { Command } from 'commander';
 
 import type { OutboxEntry } from '../../store/notification-outbox';
@@ -83,10 +85,8 @@ async function notifications(ctx: Context, o: NotificationsOptions): Promise<num
   print(ctx, await page(), true);
   if (!o.follow) return EXIT_OK;
   // Until Ctrl-C (which ends the process): poll for what was committed since.
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    print(ctx, await page(), false);
-  }
+  for await (const _ of setInterval(500)) print(ctx, await page(), false);
+  return EXIT_OK;
 }
 
 export function register(program: Command, run: Run): void {

@@ -4,6 +4,8 @@
  * the pool with no listener of its own would throw `error` as an uncaught exception), and the next
  * statement gets a fresh connection instead of the dead one.
  */
+import { setTimeout as delay } from 'node:timers/promises';
+
 import { Client } from 'pg';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
@@ -38,7 +40,7 @@ describe.skipIf(postgres === undefined)('the PostgreSQL store after a lost conne
       const broken = transaction(fx.store, async (trx) => {
         const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
         await terminate(rows[0]!.pid);
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        await delay(200);
         return sql`select 1`.execute(trx);
       });
       const err = await broken.then(
