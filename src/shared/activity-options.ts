@@ -65,8 +65,8 @@ export const SCHEDULER_CALL: ActivityOptions = {
 };
 
 /**
- * The reschedule budget: the RetryPolicy of a placement-attempt child workflow (buildAttempt,
- * resizeAttempt), one run per host of the scheduler's list, so the server drives Nova's reschedules and
+ * The reschedule budget: the RetryPolicy of a placement-attempt child workflow (placementAttempt;
+ * resizeAttempt for resizes started before it), one run per host of the scheduler's list, so the server drives Nova's reschedules and
  * their backoff. `abortTypes` end the attempts at once: no other host can fix them.
  */
 export function placementAttemptRetry(hosts: number, abortTypes: readonly string[]): RetryPolicy {

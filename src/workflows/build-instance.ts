@@ -1,16 +1,16 @@
 /**
  * buildInstance: models ComputeTaskManager.schedule_and_build_instances plus the compute's
- * build_and_run_instance, made durable. The scheduler is called and awaited; each placement attempt is
- * one run of the `buildAttempt` child workflow, whose RetryPolicy.maximumAttempts is the reschedule
+ * build_and_run_instance, made durable. Each placement attempt is one run of the `placementAttempt` child
+ * workflow (whose first run asks the scheduler), whose RetryPolicy.maximumAttempts is the reschedule
  * budget: the server, not hand-written code, drives Nova's reschedules and their backoff, and every
  * attempt shows in the Web UI as a run of the child.
  */
 import {
   CancellationScope,
+  deprecatePatch,
   executeChild,
   isCancellation,
   log,
-  patched,
   setHandler,
   uuid4,
   workflowInfo,
@@ -21,7 +21,6 @@ import type { InstanceRecord } from '../domain/instance';
 import { PowerState, TaskState as Task, VmState } from '../domain/instance';
 import type { BuildInstanceInput, BuildInstanceRequest } from '../domain/schemas';
 import { batchSize, BuildInstanceInputSchema, guestSecrets } from '../domain/schemas';
-import type { CreateInstanceResult } from '../activities/conductor';
 import type { OperationProgress } from '../shared/messages';
 import { getProgressQuery, placementProgressSignal } from '../shared/messages';
 import { placementAttemptRetry } from '../shared/activity-options';
@@ -29,28 +28,28 @@ import { workflowIds } from '../shared/task-queues';
 import { domainFailure, failureMessage, isFailureOfType, parseInput, refusalFailure } from './lib/failures';
 import { instanceNameTag, tagInstance } from './lib/instance-attributes';
 import type { StepRunner } from './lib/kernel';
-import { failCreation, runStep, withKernel } from './lib/kernel';
+import { failCreation, withKernel } from './lib/kernel';
 import { EventBatch, recordStep } from './lib/operation';
 import { hostsTriedBy } from './lib/placement-selection';
 import { showProgress } from './lib/progress';
-import { computeOn, conductor, conductorLocal, scheduler } from './lib/proxies';
-import { ABORT_TYPES, buildAttempt, SELECT_EVENT } from './build/attempt';
+import { computeOn, conductorLocal, scheduler } from './lib/proxies';
+import { ABORT_TYPES, SELECT_EVENT } from './build/attempt';
 import { buildAttempts, selectionRequest } from './build/selection';
 import { adoptedFromParent, checkScheduled, createRecord, existingInstance } from './build/record';
 import type { BuildInstanceResult } from './build/batch';
 import { buildBatch } from './build/batch';
 import type { PlacementAttemptInput } from './placement-attempt';
-import { PATCH_ONE_PLACEMENT_ATTEMPT, placementAttempt } from './placement-attempt';
+import { placementAttempt } from './placement-attempt';
 
-export { buildAttempt, PATCH_ALTERNATE_CLAIM_OFF_HOST } from './build/attempt';
+export { PATCH_ALTERNATE_CLAIM_OFF_HOST } from './build/attempt';
 export type { BuildAttemptInput } from './build/attempt';
 export type { BatchMember, BatchResult, BuildInstanceResult } from './build/batch';
 
-/** The patch id of the build whose bookkeeping is batched with its steps' writes (local activities). */
+/**
+ * The patch id of the build whose bookkeeping is batched with its steps' writes (local activities).
+ * Retired (docs/versioning.md): asked as deprecated; the one-activity-per-write build is gone.
+ */
 export const PATCH_BATCHED_BUILD = 'batched-build';
-
-/** The patch id of the cancelled build that also destroys the guest its last attempt left. */
-export const PATCH_CANCELLED_BUILD_DESTROYS_GUEST = 'cancelled-build-destroys-guest';
 
 /**
  * Builds one instance and returns its record (`active` on success). Fails with a typed failure:
@@ -83,118 +82,10 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
     if (!progress.hostsTried.includes(p.host)) progress.hostsTried.push(p.host);
   });
   tagInstance({ instanceId, vmState: VmState.Building, ...instanceNameTag(req.name) });
-  // Versioned: a build's bookkeeping batched with its steps' own writes, as local activities (builds
-  // started before it replay the one-activity-per-write way below).
-  if (patched(PATCH_BATCHED_BUILD)) return batchedBuild(req, instanceId, progress);
-  return unbatchedBuild(req, instanceId, progress);
-}
-
-/**
- * A build started before the batched kernel (it replays this way): one activity per bookkeeping write,
- * the selection as a step of this workflow, one placement-attempt child (or buildAttempt, older still).
- */
-async function unbatchedBuild(
-  req: BuildInstanceRequest,
-  instanceId: string,
-  progress: OperationProgress
-): Promise<InstanceRecord> {
-  const requestId = workflowInfo().workflowId;
-  if (req.scheduled) await checkScheduled(instanceId, req.scheduled.hosts[0]!);
-
-  const created = await createRecord(conductor, req, instanceId);
-  if (created.existing && !adoptedFromParent(created, req.scheduled !== undefined))
-    return existingInstance(created, req, progress);
-  const { instance, actionId } = created;
-  // The build holds its instance from its creation: the operation is its record, action and progress.
-  const op = withKernel({ instanceId, actionId, requestId, before: instance, progress });
-  // Each attempt releases its own claim; this is the safety net under them (idempotent).
-  op.compensations.push(RELEASE_CLAIMS, releaseClaims(instanceId));
-
-  try {
-    const { host, zone } = await placeUnbatched(op, req, created);
-    const record = await conductor.updateInstance({
-      instanceId,
-      patch: {
-        vmState: VmState.Active,
-        taskState: null,
-        powerState: PowerState.Running,
-        host,
-        availabilityZone: zone,
-      },
-      expectTaskState: Task.Spawning,
-      method: 'buildInstance',
-    });
-    Object.assign(progress, {
-      vmState: record.vmState,
-      taskState: null,
-      powerState: record.powerState,
-      host,
-      step: 'done',
-    });
-    tagInstance({ host, vmState: VmState.Active });
-    await Promise.all([
-      conductor.finishAction({ actionId, result: 'Success' }),
-      scheduler.recordBuildResult({ host, success: true }),
-    ]);
-    return record;
-  } catch (err) {
-    return CancellationScope.nonCancellable(() => failBuild(err, op));
-  }
-}
-
-/** The unbatched build's selection step and its one placement-attempt child; the host it built on and its zone. */
-async function placeUnbatched(
-  op: StepRunner,
-  req: BuildInstanceRequest,
-  { flavor, image, actionId }: CreateInstanceResult
-): Promise<{ host: string; zone: string | null }> {
-  const { instanceId } = op;
-  const selected = await runStep(op, {
-    event: SELECT_EVENT,
-    label: 'selecting destinations',
-    attempt: 0,
-    host: null,
-    hostOf: (s) => s.selections[0]?.hosts[0] ?? null,
-    details: (s) => `hosts: ${(s.selections[0]?.hosts ?? []).join(', ')}`,
-    run: () =>
-      // A multi-create child: its parent's one scheduler call chose (and claimed) its hosts.
-      req.scheduled
-        ? Promise.resolve({
-            selections: [{ instanceId, hosts: req.scheduled.hosts }],
-            resources: req.scheduled.resources,
-            hostZones: req.scheduled.hostZones,
-          })
-        : scheduler.selectDestinations(selectionRequest(req, [instanceId], flavor, image)),
-  });
-  const hosts = selected.selections[0]?.hosts ?? [];
-  const { resources, hostZones } = selected;
-
-  const group = req.schedulerHints.group;
-  const attempt = {
-    instanceId,
-    name: req.name,
-    actionId,
-    hosts,
-    flavor,
-    image,
-    resources,
-    timeouts: req.timeouts,
-    ...(group !== undefined ? { serverGroup: group } : {}),
-    ...guestSecrets(req),
-  };
-  const child = {
-    workflowId: workflowIds.placementAttempt(instanceId, 'build'),
-    retry: placementAttemptRetry(hosts.length, ABORT_TYPES),
-  };
-  // Versioned: a build cancelled just as its placement attempt completed holds nothing, and the guest the
-  // attempt left on its host (the last host it told) goes too.
-  if (patched(PATCH_CANCELLED_BUILD_DESTROYS_GUEST))
-    op.compensations.push(DESTROY_LAST_GUEST, destroyLastGuest(op, req));
-  // Versioned: builds started before the one placement-attempt child keep their buildAttempt child.
-  const { host } = patched(PATCH_ONE_PLACEMENT_ATTEMPT)
-    ? await executeChild(placementAttempt, { ...child, args: [{ kind: 'build', ...attempt }] })
-    : await executeChild(buildAttempt, { ...child, args: [attempt] });
-  return { host, zone: hostZones[host] ?? null };
+  // The patch is retired (docs/versioning.md): every build takes the batched path; the marker stays
+  // until builds started with patched() have ended.
+  deprecatePatch(PATCH_BATCHED_BUILD);
+  return batchedBuild(req, instanceId, progress);
 }
 
 // Each attempt releases its own claim; this is the safety net under them (idempotent).

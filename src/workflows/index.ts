@@ -1,5 +1,5 @@
 /** Every workflow type the conductor worker runs; this module is the bundler's entry point. */
-export { buildAttempt, buildInstance } from './build-instance';
+export { buildInstance } from './build-instance';
 export { consoleOutput } from './console-output';
 export { deleteInstance } from './delete-instance';
 export { hostGuests } from './host-guests';

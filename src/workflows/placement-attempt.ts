@@ -6,9 +6,9 @@
  * alternate, the live migration's pre-checks on the source and the destination) or `unshelve` (claim an
  * alternate, spawn the guest from the shelved image: Nova's unshelve_instance on the compute).
  *
- * It replaced `buildAttempt` and `resizeAttempt` behind the patch `one-placement-attempt`; those two
- * types stay registered, running the same steps, until no parent started before the patch can still be
- * running (README, Versioning).
+ * It replaced `buildAttempt` and `resizeAttempt` behind the patch `one-placement-attempt`. `resizeAttempt`
+ * stays registered, running the same steps, until no resize started before the patch can still be running;
+ * `buildAttempt` went with the retired patch `batched-build` (docs/versioning.md).
  */
 import { workflowInfo } from '@temporalio/workflow';
 

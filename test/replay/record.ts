@@ -56,7 +56,10 @@ useTimeSkippingCloud((e, c) => {
 const previousRows = new Map(
   (existsSync(INDEX) ? readFileSync(INDEX, 'utf8') : '').split('\n').flatMap((line) => {
     const match = /^\| `([^`]+\.json)` +\|/.exec(line);
-    return match ? [[match[1]!, line.replace(/ +\|/g, ' |').replace(/\| +/g, '| ')] as const] : [];
+    // A history removed by hand (a retired patch's, docs/versioning.md) loses its row.
+    return match && existsSync(path.join(REPLAY_DIR, match[1]!))
+      ? [[match[1]!, line.replace(/ +\|/g, ' |').replace(/\| +/g, '| ')] as const]
+      : [];
   })
 );
 
@@ -209,7 +212,7 @@ async function save(
 }
 
 /**
- * The runs of a parent's placement child (buildAttempt, resizeAttempt): the first run started by the
+ * The runs of a parent's placement child (placementAttempt, resizeAttempt): the first run started by the
  * parent, then each retry (a retried run names the run that replaces it).
  *
  * A retried run (a reschedule) is closed differently by the two servers: a real server records
@@ -272,42 +275,7 @@ describe.sequential('record replay histories', () => {
     }
   });
 
-  it('buildInstance: happy path, with its buildAttempt', async () => {
-    const { az, hosts } = await zone(2);
-    await run(hosts, async () => {
-      const handle = await startBuild({ name: 'vm-happy', availabilityZone: az });
-      await handle.result();
-      await save(handle.workflowId, undefined, 'happy', 'COMPLETED', 'build on the first host chosen');
-      await saveChildRuns(handle.workflowId, 'happy', ['COMPLETED'], ['one attempt: claim, networks, disks, spawn']);
-    });
-  });
-
-  it('buildInstance: rescheduled from a failed spawn to the alternate', async () => {
-    const { az, hosts } = await zone(3);
-    await setFaults(hosts[0], { spawn: { failNext: 1, kind: 'reschedule' } });
-    await run(hosts, async () => {
-      const handle = await startBuild({ name: 'vm-resched', availabilityZone: az });
-      await handle.result();
-      await save(
-        handle.workflowId,
-        undefined,
-        'reschedule',
-        'COMPLETED',
-        'spawn fails on the first host, succeeds on the alternate'
-      );
-      await saveChildRuns(
-        handle.workflowId,
-        'reschedule',
-        ['FAILED', 'COMPLETED'],
-        [
-          'run 1: spawn fails, claim released, fails Rescheduled (retryable)',
-          'run 2: claims the alternate and spawns there',
-        ]
-      );
-    });
-  });
-
-  it('buildInstance: an alternate found full is skipped (patched alternate-claim-off-host)', async () => {
+  it('buildInstance: batched, an alternate found full is skipped', async () => {
     const { az, hosts } = await zone(3, { spawnSeconds: 1 });
     const [first, second] = hosts;
     await setFaults(first, { spawn: { failNext: 1, kind: 'reschedule' } });
@@ -322,13 +290,13 @@ describe.sequential('record replay histories', () => {
       await save(
         handle.workflowId,
         undefined,
-        'alternate-full',
+        'batched-alternate-full',
         'COMPLETED',
-        'spawn fails on the first host, the first alternate is full (skipped, no destroy), the second builds it'
+        'batched: spawn fails on the first host, the first alternate is full (skipped, no destroy), the second builds it'
       );
       await saveChildRuns(
         handle.workflowId,
-        'alternate-full',
+        'batched-alternate-full',
         ['FAILED', 'FAILED', 'COMPLETED'],
         [
           'run 1: spawn fails, Rescheduled',
@@ -365,104 +333,6 @@ describe.sequential('record replay histories', () => {
       );
     });
     // The placement audit after this case: the guest's instance is a live consumer.
-  });
-
-  it('buildInstance: NoValidHost', async () => {
-    const { az, hosts } = await zone(2, { memoryMb: 8192 });
-    await run(hosts, async () => {
-      const handle = await startBuild({ name: 'vm-too-big', flavor: 'm1.xlarge', availabilityZone: az });
-      expect((await settle(handle.result())).error).toBeDefined();
-      await save(
-        handle.workflowId,
-        undefined,
-        'no-valid-host',
-        'FAILED',
-        'no host fits: NoValidHost, no child started'
-      );
-    });
-  });
-
-  it('buildInstance: MaxRetriesExceeded', async () => {
-    const { az, hosts } = await zone(2);
-    for (const host of hosts) await setFaults(host, { spawn: { failNext: 5, kind: 'reschedule' } });
-    await run(hosts, async () => {
-      const handle = await startBuild({ name: 'vm-doomed', availabilityZone: az, maxAttempts: 2 });
-      expect((await settle(handle.result())).error).toBeDefined();
-      await save(
-        handle.workflowId,
-        undefined,
-        'max-retries-exceeded',
-        'FAILED',
-        'every attempt fails: MaxRetriesExceeded'
-      );
-      await saveChildRuns(
-        handle.workflowId,
-        'max-retries',
-        ['FAILED', 'FAILED'],
-        ['run 1 of 2: spawn fails, Rescheduled', 'run 2 of 2 (last): spawn fails on the alternate']
-      );
-    });
-  });
-
-  it('buildInstance: cancelled during spawn (patched cancelled-build-destroys-guest)', async () => {
-    const { az, hosts } = await zone(1, { spawnSeconds: 30 });
-    const [host] = hosts;
-    await run(hosts, async () => {
-      const handle = await startBuild({
-        name: 'vm-cancel-patched',
-        availabilityZone: az,
-        timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 120 },
-      });
-      const instanceId = handle.workflowId.replace(/^build-/, '');
-      await progressReached(handle, (p) => p.taskState === 'spawning', 'spawning');
-      await vi.waitFor(async () => expect(await cloud.driver(host).getGuest(instanceId)).toBeDefined(), {
-        timeout: 10_000,
-        interval: 50,
-      });
-      await handle.cancel();
-      expect((await settle(handle.result())).error).toBeDefined();
-      expect(await cloud.driver(host).listGuests()).toEqual([]);
-      await save(
-        handle.workflowId,
-        undefined,
-        'cancelled-destroys-guest',
-        'CANCELED',
-        'cancelled while spawning, with the compensation that destroys a guest the last attempt left'
-      );
-    });
-  });
-
-  it('buildInstance: cancelled during spawn', async () => {
-    const { az, hosts } = await zone(1, { spawnSeconds: 30 });
-    const [host] = hosts;
-    await run(hosts, async () => {
-      const handle = await startBuild({
-        name: 'vm-cancel',
-        availabilityZone: az,
-        timeouts: { scheduleToStartSeconds: 10, heartbeatSeconds: 2, longStepSeconds: 120 },
-      });
-      const instanceId = handle.workflowId.replace(/^build-/, '');
-      await progressReached(
-        handle,
-        async (p) => p.taskState === 'spawning' && (await cloud.driver(host).getGuest(instanceId)) !== undefined,
-        'the guest spawning'
-      );
-      await handle.cancel();
-      expect((await settle(handle.result())).error).toBeDefined();
-      await save(
-        handle.workflowId,
-        undefined,
-        'cancelled-mid-spawn',
-        'CANCELED',
-        'cancelled while spawning: guest destroyed, claim released, deleted'
-      );
-      await saveChildRuns(
-        handle.workflowId,
-        'cancelled-mid-spawn',
-        ['CANCELED'],
-        ['the attempt cancelled during spawn']
-      );
-    });
   });
 
   it('stop: graceful, forced after the timeout, and cancelled', async () => {
@@ -686,9 +556,9 @@ describe.sequential('record replay histories', () => {
       await save(
         handle.workflowId,
         undefined,
-        'after-evacuate',
+        'evacuated-source',
         'COMPLETED',
-        'the returning source destroys the evacuated guest, releases its allocation'
+        'the returning source destroys the evacuated guest, releases its allocation (and looks for deleted instances)'
       );
     });
   });
@@ -770,18 +640,10 @@ describe.sequential('record replay histories', () => {
     });
   });
 
-  it('buildInstance and resizeMigrate with the one placementAttempt child (patched one-placement-attempt)', async () => {
+  it('resizeMigrate with the one placementAttempt child (patched one-placement-attempt)', async () => {
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {
-      const build = await startBuild({ name: 'vm-one-child', availabilityZone: az });
-      const { instanceId } = (await build.result()) as { instanceId: string };
-      await save(
-        build.workflowId,
-        undefined,
-        'one-placement-attempt',
-        'COMPLETED',
-        'a build whose placement attempt is a placementAttempt run'
-      );
+      const { instanceId } = await boot(az);
       const resize = await startResize({ instanceId, flavor: 'm1.medium', confirmWindowSeconds: 0 });
       await progressReached(resize, (p) => p.vmState === 'resized' && p.taskState === null, 'VERIFY_RESIZE');
       await resize.executeUpdate(confirmResizeUpdate);
@@ -1226,7 +1088,7 @@ describe('delete and idempotent create', () => {
       await save(
         member,
         undefined,
-        'multi-create-member',
+        'batched-multi-create-member',
         'COMPLETED',
         'a multi-create child: the hosts its parent chose, no scheduler call'
       );
@@ -1289,7 +1151,7 @@ describe('delete and idempotent create', () => {
     });
   });
 
-  it('buildInstance: re-submitted under the same workflow id', async () => {
+  it('buildInstance: batched, re-submitted under the same workflow id', async () => {
     const { az, hosts } = await zone(1);
     await run(hosts, async () => {
       const workflowId = `build-again-${randomUUID().slice(0, 8)}`;
@@ -1305,7 +1167,7 @@ describe('delete and idempotent create', () => {
       await save(
         workflowId,
         second.firstExecutionRunId,
-        'duplicate',
+        'batched-duplicate',
         'COMPLETED',
         'a second run of the same workflow id returns the instance the first made'
       );

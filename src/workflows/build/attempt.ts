@@ -273,11 +273,3 @@ function given(input: BuildAttemptInput): Selection {
   if (!input.resources) throw domainFailure(new InvalidRequest('resources', 'required unless select is given'));
   return { hosts: input.hosts, resources: input.resources, hostZones: {} };
 }
-
-/**
- * The `buildAttempt` workflow type: kept registered for parents started before the patch
- * `one-placement-attempt` (docs/versioning.md); one run is buildOnHost on its host.
- */
-export async function buildAttempt(input: BuildAttemptInput): Promise<BuildAttemptResult> {
-  return buildOnHost(input);
-}
