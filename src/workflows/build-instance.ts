@@ -41,7 +41,6 @@ import { buildBatch } from './build/batch';
 import type { PlacementAttemptInput } from './placement-attempt';
 import { placementAttempt } from './placement-attempt';
 
-export { PATCH_ALTERNATE_CLAIM_OFF_HOST } from './build/attempt';
 export type { BuildAttemptInput } from './build/attempt';
 export type { BatchMember, BatchResult, BuildInstanceResult } from './build/batch';
 

@@ -1094,11 +1094,11 @@ describe('delete and idempotent create', () => {
       );
       await saveChildRuns(
         member,
-        'late-group-check',
+        'batched-late-group-check',
         ['FAILED', 'FAILED', 'COMPLETED'],
         [
           'run 1: the group check passes, spawn fails, fails Rescheduled',
-          'run 2: the alternate is claimed, the late group check finds a member there (patched late-group-check): Rescheduled',
+          'run 2: the alternate is claimed, the late group check finds a member there: Rescheduled',
           'run 3: the next alternate passes the check and spawns',
         ]
       );
@@ -1448,7 +1448,7 @@ describe.sequential('batched build (patched batched-build)', () => {
   });
 });
 
-describe.sequential('selection outlives a cancel (patched selection-outlives-cancel)', () => {
+describe.sequential('selection outlives a cancel (patch selection-outlives-cancel, deprecated)', () => {
   it('buildInstance: batched, cancelled while the scheduler selects (the marker only then)', async () => {
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {
@@ -1461,10 +1461,16 @@ describe.sequential('selection outlives a cancel (patched selection-outlives-can
       gate.open();
       expect((await settle(cancel.result())).error).toBeDefined();
       expect(await cloud.placement.getAllocations(instanceId)).toEqual([]);
-      await save(cancel.workflowId, undefined, 'selection-cancelled', 'CANCELED', 'cancelled while selecting');
+      await save(
+        cancel.workflowId,
+        undefined,
+        'selection-cancelled-deprecated',
+        'CANCELED',
+        'cancelled while selecting (the marker recorded as deprecated)'
+      );
       await saveChildRuns(
         cancel.workflowId,
-        'selection-cancelled',
+        'selection-cancelled-deprecated',
         ['CANCELED'],
         ['cancelled while selecting: the claim made, then released']
       );

@@ -1,5 +1,5 @@
 /** One placement attempt of a build on one host (a run of the child workflow, on the frame hostAttempt): Nova's build_and_run_instance. */
-import { CancellationScope, isCancellation, log, patched } from '@temporalio/workflow';
+import { CancellationScope, deprecatePatch, isCancellation, log } from '@temporalio/workflow';
 
 import type { EventInput } from '../../activities/conductor';
 import type { RequestSpecInput } from '../../domain/request-spec';
@@ -31,12 +31,6 @@ export const ABORT_TYPES = [
   FailureType.InstanceInvalidState,
 ];
 
-/** The patch id of the alternate claim that is in flight before it is issued and never touches the host. */
-export const PATCH_ALTERNATE_CLAIM_OFF_HOST = 'alternate-claim-off-host';
-
-/** The patch id of the late server-group check before an instance of a group is built on its host. */
-export const PATCH_LATE_GROUP_CHECK = 'late-group-check';
-
 export interface BuildAttemptInput {
   instanceId: string;
   name: string;
@@ -51,12 +45,13 @@ export interface BuildAttemptInput {
   /** The instance's server group, when it has one: its policy is checked again on the host. */
   serverGroup?: string;
   /**
-   * A batched build (its parent on the patch `batched-build`): the attempt's bookkeeping goes with its
-   * steps' own writes, as local activities, and the parent is told only of the spawn.
+   * Always true: every build is batched (the attempt's bookkeeping goes with its steps' own writes, as
+   * local activities, and the parent is told only of the spawn). Still sent, so that a worker of the
+   * release before reads a run started by this one as it was meant.
    */
   batched?: boolean;
   /**
-   * With `batched`, when the parent has no hosts yet: the first run asks the scheduler with this request
+   * When the parent has no hosts yet: the first run asks the scheduler with this request
    * (`hosts` and `resources` are then empty) and every later run takes the selection from the run before
    * it (the frame's CarriedSelection).
    */
@@ -66,12 +61,12 @@ export interface BuildAttemptInput {
   userData?: string;
 }
 
-/** A build attempt's outcome: its host; a batched one's also its zone, the hosts tried and its unrecorded events. */
+/** A build attempt's outcome: its host, its zone, the hosts tried and its unrecorded events. */
 export interface BuildAttemptResult {
   host: string;
   zone?: string | null;
   hostsTried?: string[];
-  /** The events of a batched attempt's last steps, for the parent's last write. */
+  /** The events of the attempt's last steps, for the parent's last write. */
   events?: EventInput[];
 }
 
@@ -80,28 +75,25 @@ export const SELECT_EVENT = 'conductor_schedule_and_build_instances';
 
 /**
  * The patch id of the selection a cancellation waits for: the scheduler's answer (and its claim) is
- * awaited, so the claim made is known and released, never landing after the build's release.
+ * awaited, so the claim made is known and released, never landing after the build's release. Retired
+ * (docs/versioning.md): asked as deprecated where it was asked, when such a cancellation arrives.
  */
 export const PATCH_SELECTION_OUTLIVES_CANCEL = 'selection-outlives-cancel';
 
 /**
  * The scheduler's selection as a cancellable build makes it: a cancellation that arrives while it runs
  * waits for its answer (the claim it makes is then released by the build's rollback, never landing after
- * it). Versioned where it matters only: the patch is asked when such a cancellation arrives, so a build
- * that is not cancelled mid-selection records no marker; one recorded before it cancels the call at once.
+ * it). A build that is not cancelled mid-selection records no marker.
  */
 export function selectOnce<T>(select: () => Promise<T>): Promise<T> {
   const outer = CancellationScope.current();
   if (outer.consideredCancelled) return select();
-  return CancellationScope.nonCancellable(() => {
-    const call = new CancellationScope();
-    let settled = false;
-    outer.cancelRequested.catch(() => {
-      if (!settled && !patched(PATCH_SELECTION_OUTLIVES_CANCEL)) call.cancel();
-    });
-    return call.run(select).finally(() => {
-      settled = true;
-    });
+  let settled = false;
+  outer.cancelRequested.catch(() => {
+    if (!settled) deprecatePatch(PATCH_SELECTION_OUTLIVES_CANCEL);
+  });
+  return CancellationScope.nonCancellable(select).finally(() => {
+    settled = true;
   });
 }
 
@@ -114,40 +106,30 @@ export function selectOnce<T>(select: () => Promise<T>): Promise<T> {
  */
 export function buildOnHost(input: BuildAttemptInput): Promise<BuildAttemptResult> {
   const { instanceId, select } = input;
-  const batch = input.batched ? new EventBatch() : undefined;
+  const batch = new EventBatch();
   return hostAttempt({
     instanceId,
     actionId: input.actionId,
-    selection: batch && select ? { select: () => firstSelection(input, select, batch) } : given(input),
+    selection: select ? { select: () => firstSelection(input, select, batch) } : given(input),
     task: `retrying build failures for instance ${instanceId}`,
     operation: 'buildInstance',
     vmState: VmState.Building,
     taskState: Task.Scheduling,
-    ...(batch ? { batch } : {}),
+    batch,
     release: 'release the claim on the host',
     writes: (host) => ({ taskState: Task.Scheduling, patch: { host }, expect: BUILDING }),
-    // Versioned (runs recorded before it replay the old way): an alternate's claim is in flight before it
-    // is issued, so a claim whose answer was lost is released; a claim is not a step on the host, so an
-    // alternate found full is skipped without a destroy call and without a failed build counted there.
-    // A batched build is newer than both patches: it takes their paths without a marker.
-    claimOnHost: () => batch === undefined && !patched(PATCH_ALTERNATE_CLAIM_OFF_HOST),
-    // Versioned, and only for an instance in a group (a violation is no step on the host, so the host is
-    // not counted as failing: Nova's RescheduledByPolicyException).
+    // An instance in a group is checked there once its host is claimed (a violation is no step on the
+    // host, so the host is not counted as failing: Nova's RescheduledByPolicyException).
     ...(input.serverGroup !== undefined ? { serverGroup: input.serverGroup } : {}),
-    checkGroup: () => batch !== undefined || patched(PATCH_LATE_GROUP_CHECK),
-    before: (placement, op, claimOnHost) => {
-      const undos = buildUndos(op, placement.host, input);
-      if (claimOnHost) op.compensations.push('destroy the guest', undos.destroyGuest);
-      return undos;
-    },
+    checkGroup: () => true,
+    before: (placement, op) => buildUndos(op, placement.host, input),
     ending: { operation: 'Build', abortTypes: ABORT_TYPES, abortDefault: FailureType.BuildAborted },
     steps: async (placement, op, { compute, destroyGuest }) => {
       const { host, attempt, selection } = placement;
       op.compensations.push('destroy the guest', destroyGuest);
       await guestSteps(buildStep(placement, op), compute, input);
-      if (!op.batch) return { host };
       const hostsTried = selection.hosts.slice(0, attempt);
-      return { host, zone: selection.hostZones[host] ?? null, hostsTried, events: op.batch.take() };
+      return { host, zone: selection.hostZones[host] ?? null, hostsTried, events: batch.take() };
     },
   });
 }
@@ -260,8 +242,11 @@ async function firstSelection(
     return { hosts: selected.selections[0]?.hosts ?? [], resources: selected.resources, hostZones: selected.hostZones };
   } catch (err) {
     await flushEvents(batch);
-    // A cancelled build ends deleted (its parent's failBuild), not with a fault (versioned with the wait).
-    if (isCancellation(err) && patched(PATCH_SELECTION_OUTLIVES_CANCEL)) throw err;
+    // A cancelled build ends deleted (its parent's failBuild), not with a fault (asked with the wait).
+    if (isCancellation(err)) {
+      deprecatePatch(PATCH_SELECTION_OUTLIVES_CANCEL);
+      throw err;
+    }
     // Nothing was claimed: NoValidHost (or a bad request) ends the build; no run after this one. A
     // failure with no type (the scheduler unreachable) aborts, as the one-activity build's does.
     throw refusalFailure(err, FailureType.BuildAborted);

@@ -195,11 +195,6 @@ export interface HostAttempt<T, C = undefined> {
   /** What the frame's steps (the alternate's claim, the group check) write besides their event. */
   writes?: (host: string) => Pick<StepSpec<unknown>, 'taskState' | 'patch' | 'expect'>;
   /**
-   * Whether the alternate's claim is a step on the host (a build started before patch
-   * alternate-claim-off-host): its release is pushed after it rather than before. Asked first in a run.
-   */
-  claimOnHost?: () => boolean;
-  /**
    * The instance's server group, its policy checked again on the host once it is claimed (Nova's
    * _validate_instance_group_policy against the members as they are now) when `checkGroup()` says so
    * (asked then: a versioned check asks its patch there). A violation reschedules; no step on the host.
@@ -208,9 +203,9 @@ export interface HostAttempt<T, C = undefined> {
   checkGroup?: () => boolean;
   /**
    * Run first on the host, before the claim's release is pushed (its undos are undone after it): what
-   * else a failed run undoes there. `claimOnHost`: this run's claim is a step on the host.
+   * else a failed run undoes there.
    */
-  before?: (placement: HostPlacement, op: StepRunner, claimOnHost: boolean) => C;
+  before?: (placement: HostPlacement, op: StepRunner) => C;
   /** How the run fails (see attemptFailure). */
   ending: AttemptEnding;
   /** The steps on the host once it is claimed (and checked); their undos go on the run's stack. */
@@ -289,25 +284,20 @@ async function selectionOf<T, C>(def: HostAttempt<T, C>): Promise<Selection> {
 async function onHost<T, C>(def: HostAttempt<T, C>, placement: HostPlacement, op: StepRunner): Promise<T> {
   const { instanceId, taskState } = def;
   const { attempt, host } = placement;
-  const claimOnHost = def.claimOnHost?.() === true && attempt > 1;
-  const before = def.before?.(placement, op, claimOnHost) as C;
+  const before = def.before?.(placement, op) as C;
   // NOTE(nova): prep_resize reverts the allocation before it reschedules. Pushed before the claim: a
   // claim that applied but reported a failure is released all the same.
-  const release = () =>
-    op.compensations.push(def.release, async () => {
-      await scheduler.releaseAllocations({ consumerId: instanceId, host });
-    });
-  if (!claimOnHost) release();
+  op.compensations.push(def.release, async () => {
+    await scheduler.releaseAllocations({ consumerId: instanceId, host });
+  });
   const writes = def.writes?.(host);
   if (attempt > 1)
     await placement.step(op, taskState, {
       event: CLAIM_EVENT,
       ...writes,
       host,
-      ...(claimOnHost ? { compute: host } : {}),
       run: () => scheduler.claimResources({ consumerId: instanceId, host, resources: placement.selection.resources }),
     });
-  if (claimOnHost) release();
   if (def.serverGroup !== undefined && def.checkGroup?.() === true)
     await placement.step(op, taskState, {
       event: GROUP_CHECK_EVENT,
