@@ -104,7 +104,11 @@ export class TestCloud {
   /** Compute activities whose next call waits at a gate until the test opens it. */
   private readonly gates = new Map<string, { reached: () => void; opened: Promise<void>; finished: () => void }>();
 
-  constructor(readonly env: TestWorkflowEnvironment) {}
+  constructor(
+    readonly env: TestWorkflowEnvironment,
+    /** What every zone() of this cloud (one test file's) has unless a call says otherwise: its tag … */
+    private readonly zoneDefaults: ZoneOptions = {}
+  ) {}
 
   async open(): Promise<this> {
     this.store = await openStore({ sqlitePath: path.join(this.dataDir, 'conductor.sqlite') });
@@ -139,7 +143,17 @@ export class TestCloud {
    * fake hypervisor with the zone's spawn and shutdown seconds, and its CPU if `cpus` names one.
    */
   async zone<N extends ZoneSize>(count: N, options: ZoneOptions = {}): Promise<{ az: string; hosts: HostNames<N> }> {
-    const { tag = 'z', spawnSeconds = 0.2, shutdownSeconds, memoryMb, cpus = [], now } = options;
+    const {
+      tag = 'z',
+      spawnSeconds = 0.2,
+      shutdownSeconds,
+      memoryMb,
+      cpus = [],
+      now,
+    } = {
+      ...this.zoneDefaults,
+      ...options,
+    };
     const n = ++this.zones;
     const az = `${tag}-az-${n}`;
     const hosts: string[] = [];
@@ -349,14 +363,17 @@ export class TestCloud {
  * The set-up of a workflow test file: one time-skipping environment and one TestCloud for the whole
  * file (skipping is global to a server, so files never share one), torn down after it, and after every
  * test the placement audit: no orphaned allocation, no host over capacity, whatever the test did.
- * `ready` receives them once created.
+ * `ready` receives them once created; `zoneDefaults` are the file's zones' (TestCloud.zone): its tag at least.
  */
-export function useTimeSkippingCloud(ready: (env: TestWorkflowEnvironment, cloud: TestCloud) => void): void {
+export function useTimeSkippingCloud(
+  ready: (env: TestWorkflowEnvironment, cloud: TestCloud) => void,
+  zoneDefaults: ZoneOptions = {}
+): void {
   let env: TestWorkflowEnvironment | undefined;
   let cloud: TestCloud | undefined;
   beforeAll(async () => {
     env = await createTimeSkippingEnv();
-    cloud = await new TestCloud(env).open();
+    cloud = await new TestCloud(env, zoneDefaults).open();
     ready(env, cloud);
   });
   afterAll(async () => {

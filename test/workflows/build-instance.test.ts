@@ -9,7 +9,7 @@ import type { BuildInstanceInput } from '../../src/domain/schemas';
 import { getProgressQuery } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
-import type { ZoneOptions, ZoneSize } from '../helpers/cloud';
+
 import { TestCloud } from '../helpers/cloud';
 import { createTimeSkippingEnv } from '../helpers/temporal';
 import { failureOf } from '../helpers/failures';
@@ -26,14 +26,6 @@ afterAll(async () => {
   await cloud?.close();
   await env?.teardown();
 });
-
-/**
- * Hosts in an availability zone of their own, so each test sees only its hosts. Free RAM orders them:
- * the first is chosen, the next ones are the alternates in order.
- */
-/** This file's zones (see TestCloud.zone). */
-const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
-  cloud.zone(count, { tag: 'z', ...options });
 
 /** Every workflow this file starts, replayed at the end against the current code. */
 const started: string[] = [];
@@ -74,7 +66,7 @@ async function eventsOf(instanceId: string) {
 
 describe('buildInstance', () => {
   it('ends active with its host set, exactly one allocation, and a create action with an event per step', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const { instanceId, record, error } = await cloud.run(hosts, () =>
       build({ name: 'vm1', flavor: 'm1.small', image: 'cirros', availabilityZone: az })
     );
@@ -105,7 +97,7 @@ describe('buildInstance', () => {
   });
 
   it('reschedules to the first alternate when the first host fails, and that host then ranks lower', async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     const [first, second] = hosts;
     await cloud.driver(first).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
     const { instanceId, record, error } = await cloud.run(hosts, () =>
@@ -131,7 +123,7 @@ describe('buildInstance', () => {
   });
 
   it('gives up after max attempts with MaxRetriesExceeded, a fault, and no allocation left', async () => {
-    const { az, hosts } = await zoneWithHosts(4);
+    const { az, hosts } = await cloud.zone(4);
     for (const host of hosts) await cloud.driver(host).setFaults({ spawn: { failNext: 5, kind: 'reschedule' } });
     const { instanceId, error } = await cloud.run(hosts, () =>
       build({ name: 'vm-doomed', flavor: 'm1.small', image: 'cirros', availabilityZone: az, maxAttempts: 3 })
@@ -150,7 +142,7 @@ describe('buildInstance', () => {
   });
 
   it('skips an alternate that filled up meanwhile, without a destroy or a failed build there, and uses the next one', async () => {
-    const { az, hosts } = await zoneWithHosts(3, { spawnSeconds: 1 });
+    const { az, hosts } = await cloud.zone(3, { spawnSeconds: 1 });
     const [first, second, third] = hosts;
     await cloud.driver(first).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
     const { instanceId, record } = await cloud.run(hosts, async () => {
@@ -184,7 +176,7 @@ describe('buildInstance', () => {
   });
 
   it('reschedules from a host with no live worker after the schedule-to-start timeout', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [dead, alive] = hosts;
     const { instanceId, record } = await cloud.run([alive], () =>
       build({
@@ -202,7 +194,7 @@ describe('buildInstance', () => {
   });
 
   it('reschedules when a compute stops heartbeating mid-spawn, and no second guest appears when it returns', async () => {
-    const { az, hosts } = await zoneWithHosts(2, { spawnSeconds: 1 });
+    const { az, hosts } = await cloud.zone(2, { spawnSeconds: 1 });
     const [silent, next] = hosts;
     await cloud.driver(silent).setFaults({ hangNext: 1 });
     const { instanceId, record } = await cloud.run(hosts, () =>
@@ -221,7 +213,7 @@ describe('buildInstance', () => {
   });
 
   it('reschedules when the chosen host goes silent in a short step (a frozen worker), in seconds', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [frozen, next] = hosts;
     const freeze = cloud.freezeHost(frozen);
     // A short step's start-to-close stays 60 s, which the test server does not skip while a step is held.
@@ -250,7 +242,7 @@ describe('buildInstance', () => {
   });
 
   it('aborts after one attempt when the image is larger than the flavor disk, releasing the allocation', async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     const { instanceId, error } = await cloud.run(hosts, () =>
       build({ name: 'vm-huge', flavor: 'm1.small', image: 'huge-image', availabilityZone: az })
     );
@@ -264,7 +256,7 @@ describe('buildInstance', () => {
   });
 
   it('does not reschedule a forced host or a build with max attempts 1', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.driver(b).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
     const forced = await cloud.run(hosts, () =>
@@ -287,7 +279,7 @@ describe('buildInstance', () => {
   });
 
   it('fails with NoValidHost when no host fits, without touching any compute', async () => {
-    const { az, hosts } = await zoneWithHosts(2, { spawnSeconds: 0.2, memoryMb: 8192 });
+    const { az, hosts } = await cloud.zone(2, { spawnSeconds: 0.2, memoryMb: 8192 });
     const { instanceId, error } = await cloud.run(hosts, () =>
       build({ name: 'vm-too-big', flavor: 'm1.xlarge', image: 'cirros', availabilityZone: az })
     );
@@ -337,7 +329,7 @@ describe('buildInstance', () => {
   });
 
   it('destroys the guest and releases the claim when a build is cancelled during spawn', async () => {
-    const { az, hosts } = await zoneWithHosts(1, { spawnSeconds: 30 });
+    const { az, hosts } = await cloud.zone(1, { spawnSeconds: 30 });
     const [host] = hosts;
     const { instanceId, error } = await cloud.run(hosts, async () => {
       const { instanceId: id, handle } = startBuild({
@@ -367,7 +359,7 @@ describe('buildInstance', () => {
   });
 
   it('answers a progress query with the live state, host, attempt and step', async () => {
-    const { az, hosts } = await zoneWithHosts(1, { spawnSeconds: 2 });
+    const { az, hosts } = await cloud.zone(1, { spawnSeconds: 2 });
     const [host] = hosts;
     const seen = await cloud.run(hosts, async () => {
       const { handle } = startBuild({ name: 'vm-query', flavor: 'm1.tiny', image: 'cirros', availabilityZone: az });

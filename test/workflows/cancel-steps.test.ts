@@ -16,20 +16,19 @@ import type { ComputeActivities } from '../../src/activities/compute';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
-import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
+import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
 
-useTimeSkippingCloud((e, c) => {
-  env = e;
-  cloud = c;
-});
-
-/** This file's zones (see TestCloud.zone). */
-const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
-  cloud.zone(count, { tag: 'cx', ...options });
+useTimeSkippingCloud(
+  (e, c) => {
+    env = e;
+    cloud = c;
+  },
+  { tag: 'cx' }
+);
 
 /** Holds `step`, starts the operation, cancels it once the step is on the host, lets the step go on. */
 async function cancelAt(step: keyof ComputeActivities, start: () => Promise<WorkflowHandle>): Promise<unknown> {
@@ -72,7 +71,7 @@ describe('cancelling at each step', () => {
   it.each(['spawnInstance'] as const)(
     'a build cancelled at %s (as the spawn completes) ends deleted, holding nothing, with no guest',
     async (step) => {
-      const { az, hosts } = await zoneWithHosts(2);
+      const { az, hosts } = await cloud.zone(2);
       const instanceId = randomUUID();
       const error = await cloud.run(hosts, () =>
         cancelAt(step, () =>
@@ -91,7 +90,7 @@ describe('cancelling at each step', () => {
   );
 
   it('a build cancelled while the scheduler selects (and claims) ends deleted, with no fault and nothing claimed', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const instanceId = randomUUID();
     const error = await cloud.run(hosts, async () => {
       const gate = cloud.holdNext('selectDestinations');
@@ -123,7 +122,7 @@ describe('cancelling at each step', () => {
   it.each(['prepResize', 'resizeInstance'] as const)(
     'a resize cancelled at %s is back on its source: old flavor, its allocation and guest there only',
     async (step) => {
-      const { az, hosts } = await zoneWithHosts(2);
+      const { az, hosts } = await cloud.zone(2);
       const [source, dest] = hosts;
       const outcome = await cloud.run(hosts, async () => {
         const { instanceId } = await cloud.boot(az);

@@ -18,22 +18,20 @@ import type { deleteInstance } from '../../src/workflows/delete-instance';
 import type { reconcileHost } from '../../src/workflows/reconcile-host';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
 import type { stop } from '../../src/workflows/stop';
-import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
+import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { failureNameOf, failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
 
-useTimeSkippingCloud((e, c) => {
-  env = e;
-  cloud = c;
-});
-
-/** Hosts in a zone of their own; their guests ignore ACPI requests for `shutdownSeconds`. */
-/** This file's zones (see TestCloud.zone). */
-const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
-  cloud.zone(count, { tag: 'dl', shutdownSeconds: 5, ...options });
+useTimeSkippingCloud(
+  (e, c) => {
+    env = e;
+    cloud = c;
+  },
+  { tag: 'dl', shutdownSeconds: 5 }
+);
 
 function startBuild(az: string, instanceId = randomUUID(), workflowId = workflowIds.buildInstance(instanceId)) {
   return env.client.workflow.start<typeof buildInstance>('buildInstance', {
@@ -89,7 +87,7 @@ async function deleteAction(instanceId: string) {
 
 describe('deleteInstance from a stable state', () => {
   it('an active instance ends deleted: its guest destroyed on its host, its allocation removed, its action recorded', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const record = await cloud.run(hosts, async () => {
       const built = await boot(az);
       expect(await guestsOf(built.host!)).toContain(built.instanceId);
@@ -109,7 +107,7 @@ describe('deleteInstance from a stable state', () => {
   });
 
   it('a stopped instance ends deleted', async () => {
-    const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 0 });
+    const { az, hosts } = await cloud.zone(1, { shutdownSeconds: 0 });
     const record = await cloud.run(hosts, async () => {
       const built = await boot(az);
       await env.client.workflow.execute<typeof stop>('stop', {
@@ -124,7 +122,7 @@ describe('deleteInstance from a stable state', () => {
   });
 
   it('an instance in error whose build found no host ends deleted (nothing to destroy anywhere)', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const instanceId = randomUUID();
     const record = await cloud.run(hosts, async () => {
       const err = await env.client.workflow
@@ -145,7 +143,7 @@ describe('deleteInstance from a stable state', () => {
   });
 
   it('a resized instance (VERIFY_RESIZE) is confirmed, then deleted: no guest on either host, no allocation', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const result = await cloud.run(hosts, async () => {
       const built = await boot(az);
       const resize = await env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
@@ -175,7 +173,7 @@ describe('deleteInstance from a stable state', () => {
   });
 
   it('a resized instance whose resize workflow was terminated in VERIFY_RESIZE: the same answer, no moved-aside copy left', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const record = await cloud.run(hosts, async () => {
       const built = await boot(az);
       const resize = await env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
@@ -202,7 +200,7 @@ describe('deleteInstance from a stable state', () => {
   });
 
   it('deleting a deleted instance succeeds and changes nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     await cloud.run(hosts, async () => {
       const built = await boot(az);
       const first = await remove(built.instanceId);
@@ -215,7 +213,7 @@ describe('deleteInstance from a stable state', () => {
   });
 
   it('an unknown instance is InstanceNotFound, and nothing is written', async () => {
-    const { hosts } = await zoneWithHosts(1);
+    const { hosts } = await cloud.zone(1);
     const instanceId = randomUUID();
     const err = await cloud.run(hosts, () => remove(instanceId).catch((e: unknown) => e));
     expect(failureOf(err)).toMatchObject({ type: 'InstanceNotFound' });
@@ -225,7 +223,7 @@ describe('deleteInstance from a stable state', () => {
 
 describe('deleteInstance during a running operation', () => {
   it('a build mid-spawn is cancelled, rolls back, and the instance ends deleted with no guest or claim', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const instanceId = randomUUID();
     const outcome = await cloud.run(hosts, async () => {
       const gate = cloud.holdNext('spawnInstance');
@@ -255,7 +253,7 @@ describe('deleteInstance during a running operation', () => {
   });
 
   it('a resize mid-migration is cancelled, rolls back to its source, then the instance ends deleted', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const outcome = await cloud.run(hosts, async () => {
       const built = await boot(az);
       const gate = cloud.holdNext('resizeInstance');
@@ -281,7 +279,7 @@ describe('deleteInstance during a running operation', () => {
 
   it('a stop mid-shutdown is cancelled and the instance ends deleted, its guest destroyed', async () => {
     // Guests that take 10,000 s to hear an ACPI request: the stop waits on its timers.
-    const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 10_000 });
+    const { az, hosts } = await cloud.zone(1, { shutdownSeconds: 10_000 });
     const outcome = await cloud.run(hosts, async () => {
       const built = await boot(az);
       const stopping = await env.client.workflow.start<typeof stop>('stop', {
@@ -302,7 +300,7 @@ describe('deleteInstance during a running operation', () => {
   });
 
   it('a build terminated mid-spawn (its workflow closed, the lock left behind) is taken over; its guest is destroyed', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const instanceId = randomUUID();
     const record = await cloud.run(hosts, async () => {
       const gate = cloud.holdNext('spawnInstance');
@@ -324,7 +322,7 @@ describe('deleteInstance during a running operation', () => {
   });
 
   it('two deletes racing: both succeed, one action, the instance deleted once', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [a, b] = await cloud.run(hosts, async () => {
       const built = await boot(az);
       const [first, second] = await Promise.all([startDelete(built.instanceId), startDelete(built.instanceId)]);
@@ -339,7 +337,7 @@ describe('deleteInstance during a running operation', () => {
 
 describe('deleteInstance with the host down (a local delete)', () => {
   it('records and allocations go at once; the guest is destroyed when the host comes back', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     const built = await cloud.run(hosts, () => boot(az));
     cloud.liveness.down.add(host);
@@ -373,7 +371,7 @@ describe('deleteInstance with the host down (a local delete)', () => {
 
 describe('a returning host cleans what is no longer its own', () => {
   it("destroys a guest of an instance that lives on another host (a failed attempt's), and nothing else", async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [home, other] = hosts;
     const built = await cloud.run(hosts, () => boot(az));
     expect(built.host).toBe(home);
@@ -416,7 +414,7 @@ describe('a returning host cleans what is no longer its own', () => {
 
 describe('idempotent create', () => {
   it('a build re-submitted under the same workflow id returns the instance its first run made, and makes no other', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const workflowId = `build-again-${randomUUID().slice(0, 8)}`;
     const name = `again-${workflowId.slice(-8)}`;
     const submit = () =>
@@ -434,7 +432,7 @@ describe('idempotent create', () => {
   });
 
   it('a build re-submitted with the same instance id returns the live instance and does not touch it', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const instanceId = randomUUID();
     await cloud.run(hosts, async () => {
       const first = await (await startBuild(az, instanceId)).result();
@@ -449,7 +447,7 @@ describe('idempotent create', () => {
   });
 
   it('a failed build re-submitted fails the same way, and changes nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const instanceId = randomUUID();
     const workflowId = workflowIds.buildInstance(instanceId);
     const submit = () =>

@@ -15,16 +15,19 @@ import type { buildInstance } from '../../src/workflows/build-instance';
 import type { rebuild } from '../../src/workflows/rebuild';
 import type { reconcileHost } from '../../src/workflows/reconcile-host';
 import type { setHostService } from '../../src/workflows/set-host-service';
-import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
+import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
-useTimeSkippingCloud((e, c) => {
-  env = e;
-  cloud = c;
-});
+useTimeSkippingCloud(
+  (e, c) => {
+    env = e;
+    cloud = c;
+  },
+  { tag: 'hs' }
+);
 
 /** Every workflow a test started: none may still run when it ends. */
 const handles: WorkflowHandle[] = [];
@@ -32,11 +35,6 @@ afterEach(async () => {
   const statuses = await Promise.all(handles.splice(0).map(async (h) => (await h.describe()).status.name));
   expect(statuses.filter((s) => s === 'RUNNING')).toEqual([]);
 });
-
-/** Hosts in a zone of their own; free RAM orders them (the first is the scheduler's choice). */
-/** This file's zones (see TestCloud.zone). */
-const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
-  cloud.zone(count, { tag: 'hs', ...options });
 
 async function setService(input: SetHostServiceInput, hosts: readonly string[] = []) {
   const handle = await env.client.workflow.start<typeof setHostService>('setHostService', {
@@ -93,7 +91,7 @@ const hostRow = async (host: string) => (await cloud.placement.listHostStates(()
 
 describe('setHostService', () => {
   it('disable keeps new builds off the host (ComputeFilter) with its reason; enable takes them back', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     expect(await setService({ host: a, disabled: true, disabledReason: 'firmware upgrade' })).toMatchObject({
       host: a,
@@ -119,7 +117,7 @@ describe('setHostService', () => {
   });
 
   it('down (forced) lets evacuate take an instance while its worker still runs; up refuses it again', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     const { record } = await build(az, hosts);
     const instanceId = record!.instanceId;
@@ -170,7 +168,7 @@ describe('setHostService', () => {
   });
 
   it('a host with no live worker reads down, not forced; asking without a change returns the state', async () => {
-    const { hosts } = await zoneWithHosts(1);
+    const { hosts } = await cloud.zone(1);
     const [a] = hosts;
     cloud.liveness.down.add(a);
     try {
@@ -188,7 +186,7 @@ describe('setHostService', () => {
   });
 
   it('refuses an unknown host and bad input as InvalidRequest naming the field, changing nothing', async () => {
-    const { hosts } = await zoneWithHosts(1);
+    const { hosts } = await cloud.zone(1);
     const before = await cloud.placement.listHostStates(() => true);
     expect(await refused({ host: 'no-such-host', disabled: true, forcedDown: true })).toEqual({
       type: 'InvalidRequest',

@@ -27,22 +27,20 @@ import type { liveMigrate } from '../../src/workflows/live-migrate';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
 import type { serverGroup } from '../../src/workflows/server-group';
 import type { stop } from '../../src/workflows/stop';
-import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
+import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
 
-useTimeSkippingCloud((e, c) => {
-  env = e;
-  cloud = c;
-});
-
-/** Hosts in a zone of their own (the first has the most free RAM: builds land there); optional CPUs. */
-/** This file's zones (see TestCloud.zone). */
-const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
-  cloud.zone(count, { tag: 'lm', ...options });
+useTimeSkippingCloud(
+  (e, c) => {
+    env = e;
+    cloud = c;
+  },
+  { tag: 'lm' }
+);
 
 function startLive(input: LiveMigrateInput): Promise<WorkflowHandle<typeof liveMigrate>> {
   return env.client.workflow.start<typeof liveMigrate>('liveMigrate', {
@@ -93,7 +91,7 @@ async function expectOnSource(instanceId: string, source: string, others: string
 
 describe('liveMigrate', () => {
   it('converges: the instance runs on the destination, one guest, its allocation there only, the downtime recorded', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     const result = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -136,7 +134,7 @@ describe('liveMigrate', () => {
   });
 
   it('never converges (pages dirtied faster than copied): aborted by the completion timeout, back on the source', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -156,7 +154,7 @@ describe('liveMigrate', () => {
   });
 
   it('abortLiveMigration mid-copy: the copy stops, the destination is cleaned, the guest keeps running on the source', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -175,7 +173,7 @@ describe('liveMigrate', () => {
   });
 
   it('abortLiveMigration that reaches a copy already switched over answers aborted: false, and the migration completes', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     // The source's copy does not see the cancel in time: it switches over anyway (QEMU's copy may finish
     // between the abort and migrate_cancel).
@@ -205,7 +203,7 @@ describe('liveMigrate', () => {
   });
 
   it('forceComplete: the guest is paused so the copy converges, and the migration completes', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     const result = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -223,7 +221,7 @@ describe('liveMigrate', () => {
 
   it('a destination whose CPU lacks a feature of the source fails its pre-check: the alternate is used', async () => {
     const avx = { architecture: 'x86_64', traits: ['HW_CPU_X86_AVX2'] };
-    const { az, hosts } = await zoneWithHosts(3, { cpus: [avx, { architecture: 'x86_64', traits: [] }, avx] });
+    const { az, hosts } = await cloud.zone(3, { cpus: [avx, { architecture: 'x86_64', traits: [] }, avx] });
     const [source, lacking, alternate] = hosts;
     const result = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -244,7 +242,7 @@ describe('liveMigrate', () => {
   });
 
   it('every destination failing its pre-check leaves the instance as it was, with a fault: MigrationPreCheckError', async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     const [source, b, c] = hosts;
     const outcome = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -261,7 +259,7 @@ describe('liveMigrate', () => {
   });
 
   it('a destination that dies mid-copy (its heartbeat times out) rolls back to the source', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -281,7 +279,7 @@ describe('liveMigrate', () => {
   });
 
   it('a failure after the switch-over: error on the destination, its allocation there only, no guest running twice, the source guest removed', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -307,7 +305,7 @@ describe('liveMigrate', () => {
   });
 
   it('abortLiveMigration and forceComplete during the pre-checks (migration accepted) are refused with InvalidMigrationState; the migration goes on', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -340,7 +338,7 @@ describe('liveMigrate', () => {
   });
 
   it('abortLiveMigration while the destination is prepared (migration preparing) is taken once pre_live_migration answered: rolled back, cancelled', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -366,7 +364,7 @@ describe('liveMigrate', () => {
   });
 
   it('the late server-group check on the destination: an anti-affinity member that arrived there since the scheduler chose fails it, the next destination is used', async () => {
-    const { az, hosts } = await zoneWithHosts(4);
+    const { az, hosts } = await cloud.zone(4);
     const [a, b, c, d] = hosts;
     const group = `live-spread-${randomUUID().slice(0, 8)}`;
     const outcome = await cloud.run(hosts, async () => {
@@ -403,7 +401,7 @@ describe('liveMigrate', () => {
   });
 
   it('a stop or a resize during a live migration is refused with InstanceInvalidState', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -435,7 +433,7 @@ describe('liveMigrate', () => {
   });
 
   it('a request for its own host is refused before anything is written', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source] = hosts;
     const outcome = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -453,7 +451,7 @@ describe('liveMigrate', () => {
   });
 
   it('a source that is down fails ComputeHostUnavailable: the migration error, its allocation moved back, nothing on the destination', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, dest] = hosts;
     const outcome = await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);

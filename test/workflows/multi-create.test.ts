@@ -21,17 +21,20 @@ import { getProgressQuery } from '../../src/shared/messages';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { serverGroup } from '../../src/workflows/server-group';
-import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
+import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { failureOf } from '../helpers/failures';
 
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
 
-useTimeSkippingCloud((e, c) => {
-  env = e;
-  cloud = c;
-});
+useTimeSkippingCloud(
+  (e, c) => {
+    env = e;
+    cloud = c;
+  },
+  { tag: 'mc' }
+);
 
 /** Every workflow a test started (parents and the children they name): none may still run after it. */
 const started: string[] = [];
@@ -50,11 +53,6 @@ afterEach(async () => {
     expect(status, id).not.toBe('RUNNING');
   }
 });
-
-/** Hosts in a zone of their own; free RAM orders them (the first is the scheduler's first choice). */
-/** This file's zones (see TestCloud.zone). */
-const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
-  cloud.zone(count, { tag: 'mc', ...options });
 
 function groups(input: ServerGroupInput) {
   const workflowId = workflowIds.serverGroup(input.action, randomUUID().slice(0, 8));
@@ -110,7 +108,7 @@ async function eventsOf(instanceId: string) {
 
 describe('multi-create', () => {
   it('count 5 with anti-affinity on a 3-host fleet fails all or nothing: NoValidHost, every instance error, nothing claimed', async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     await cloud.run(hosts, () => groups({ action: 'create', name: 'spread-5', policy: 'anti-affinity' }));
     const { workflowId, error } = await cloud.run(hosts, () =>
       build(
@@ -150,7 +148,7 @@ describe('multi-create', () => {
 
   it('minCount 2, maxCount 5 with room for 3 builds exactly 3, each in its own child workflow with its own history', async () => {
     // Room for one m1.small (2048 MB) per host.
-    const { az, hosts } = await zoneWithHosts(3, { memoryMb: 3072 });
+    const { az, hosts } = await cloud.zone(3, { memoryMb: 3072 });
     const { workflowId, result, error } = await cloud.run(hosts, () =>
       build({ name: 'db', flavor: 'm1.small', image: 'cirros', availabilityZone: az, minCount: 2, maxCount: 5 }, 5)
     );
@@ -215,7 +213,7 @@ describe('multi-create', () => {
   });
 
   it('the late anti-affinity check on the host reschedules an instance whose alternate a member took', async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     const [a, b, c] = hosts;
     await cloud.run(hosts, () => groups({ action: 'create', name: 'spread-late', policy: 'anti-affinity' }));
     // web-1 is placed on a (alternates b, c), web-2 on b; a fails web-1's spawn, so its first alternate is
@@ -253,7 +251,7 @@ describe('multi-create', () => {
   });
 
   it('lists an instance whose build failed after placement with its failure; the others are built', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, () => groups({ action: 'create', name: 'spread-fail', policy: 'anti-affinity' }));
     await cloud.driver(b).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
@@ -283,7 +281,7 @@ describe('multi-create', () => {
   });
 
   it('a cancelled request waits for each child to roll back: every instance deleted, nothing claimed, no guest', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     // Spawns take 30 s, so both children are mid-spawn when the request is cancelled.
     for (const host of hosts)
       cloud.drivers.set(
@@ -322,7 +320,7 @@ describe('multi-create', () => {
   });
 
   it('re-submitted under the same workflow id, returns the instances its first run built and creates nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const input = { name: 'twice', flavor: 'm1.small', image: 'cirros', availabilityZone: az, count: 2 };
     const first = await cloud.run(hosts, () => build(input, 2));
     expect(first.error).toBeUndefined();
@@ -344,7 +342,7 @@ describe('multi-create', () => {
   });
 
   it('a child whose instance was deleted before it started releases the claim its parent made, and builds nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const host = hosts[0];
     const instanceId = randomUUID();
     const childId = workflowIds.batchMember(workflowIds.buildInstance(randomUUID()), 1);
@@ -393,7 +391,7 @@ describe('multi-create', () => {
   });
 
   it('refuses a forged `scheduled` (no claim made by a parent) with InvalidRequest, creating nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const instanceId = randomUUID();
     const workflowId = workflowIds.buildInstance(instanceId);
     started.push(workflowId);
@@ -426,7 +424,7 @@ describe('multi-create', () => {
   });
 
   it('refuses bad counts with InvalidRequest naming the field, creating nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const before = (await cloud.instances.list()).length;
     const base = { name: 'bad', flavor: 'm1.small', image: 'cirros', availabilityZone: az };
     const cases: Array<[BuildInstanceInput, RegExp]> = [
@@ -447,7 +445,7 @@ describe('multi-create', () => {
 
 describe('serverGroup', () => {
   it('creates, lists, shows and deletes groups; a group with members is not deleted', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.run(hosts, async () => {
       const created = await groups({ action: 'create', name: 'pack', policy: 'affinity' });
       expect(created.groups).toEqual([{ name: 'pack', policy: 'affinity', members: [], hosts: [] }]);

@@ -19,7 +19,7 @@ import {
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
 import type { OutboxEntry } from '../../src/store/notification-outbox';
 import { createNotificationOutbox } from '../../src/store/notification-outbox';
-import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
+import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { liveCopyRunning } from '../helpers/temporal';
 import { failureOf } from '../helpers/failures';
@@ -29,15 +29,13 @@ import { imageId } from '../../src/store/ids';
 let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
 
-useTimeSkippingCloud((e, c) => {
-  env = e;
-  cloud = c;
-});
-
-/** Hosts in an availability zone of their own; free RAM orders them (the first takes the build). */
-/** This file's zones (see TestCloud.zone). */
-const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
-  cloud.zone(count, { tag: 'n', shutdownSeconds: 0.1, ...options });
+useTimeSkippingCloud(
+  (e, c) => {
+    env = e;
+    cloud = c;
+  },
+  { tag: 'n', shutdownSeconds: 0.1 }
+);
 
 type Kind =
   | 'stop'
@@ -95,7 +93,7 @@ const data = (n: OutboxEntry | undefined) => n?.payload['nova_object.data'] as R
 
 describe('versioned notifications', () => {
   it('a build writes create.start, the scheduler’s select_destinations, then create.end, with Nova’s payloads', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
       const seen = await notificationsOf(vm.instanceId);
@@ -124,7 +122,7 @@ describe('versioned notifications', () => {
   });
 
   it('a build rescheduled once: compute.exception from the failed host between the two selections', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.driver(hosts[0]).setFaults({ spawn: { failNext: 1, kind: 'reschedule' } });
     await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
@@ -145,7 +143,7 @@ describe('versioned notifications', () => {
   });
 
   it('a build with no host: create.error carrying NoValidHost as its fault', async () => {
-    const { az, hosts } = await zoneWithHosts(1, { memoryMb: 1024 });
+    const { az, hosts } = await cloud.zone(1, { memoryMb: 1024 });
     await cloud.run(hosts, async () => {
       const failed = await cloud.boot(az).catch((e: unknown) => e);
       expect(failureOf(failed).type).toBe('NoValidHost');
@@ -167,7 +165,7 @@ describe('versioned notifications', () => {
   });
 
   it('stop, start, reboot, rebuild and delete each write their start and end', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
       const steps: Array<[Kind, Record<string, unknown>, string[]]> = [
@@ -198,7 +196,7 @@ describe('versioned notifications', () => {
   });
 
   it('pause, unpause, suspend and resume each write their start and end, with the states Nova reports', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
       const steps: Array<[Kind, { task_state: string }, { state: string; power_state: string }]> = [
@@ -220,7 +218,7 @@ describe('versioned notifications', () => {
   });
 
   it("snapshot, shelve (offloaded at once) and unshelve: their start and end, Nova's payloads; a shelve's own copy emits no snapshot", async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
       const steps: Array<[Kind, Record<string, unknown>, string[]]> = [
@@ -275,7 +273,7 @@ describe('versioned notifications', () => {
   });
 
   it('a resize confirmed and a resize reverted: prep, resize, finish, then confirm or revert', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.run(hosts, async () => {
       for (const [decision, update] of [
         ['confirm', confirmResizeUpdate],
@@ -319,7 +317,7 @@ describe('versioned notifications', () => {
   });
 
   it('a live migration: pre and post on the hosts', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
       const after = await lastSeq(vm.instanceId);
@@ -339,7 +337,7 @@ describe('versioned notifications', () => {
   });
 
   it('a resize whose disk copy fails: resize.error and compute.exception from the source, no resize_finish', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
       const after = await lastSeq(vm.instanceId);
@@ -367,7 +365,7 @@ describe('versioned notifications', () => {
   });
 
   it('a live migration whose memory copy fails: compute.exception, then the rollback on the source', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
       const after = await lastSeq(vm.instanceId);
@@ -391,7 +389,7 @@ describe('versioned notifications', () => {
   });
 
   it('a build cancelled while it spawns: create.start, the selection, then create.error and nothing after', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     await cloud.run(hosts, async () => {
       const gate = cloud.holdNext('spawnInstance');
       const instanceId = randomUUID();
@@ -422,7 +420,7 @@ describe('versioned notifications', () => {
   });
 
   it('an evacuation off a forced-down host: service.update, instance.evacuate, then the rebuild on another host', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.run(hosts, async () => {
       const vm = await cloud.boot(az);
       const services = await outbox().list({ afterSeq: await lastSeq(vm.instanceId) });
@@ -465,7 +463,7 @@ describe('versioned notifications', () => {
   });
 
   it('a server group: create, add_member for an instance built in it, delete', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const group = `ng-${randomUUID().slice(0, 8)}`;
     const before = (await outbox().list({ limit: 100_000 })).at(-1)?.seq ?? 0;
     await cloud.run(hosts, async () => {
@@ -493,7 +491,7 @@ describe('versioned notifications', () => {
   });
 
   it('a live migration force-completed, and one aborted: their notifications between pre and post or rollback', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.run(hosts, async () => {
       for (const [update, expected] of [
         [

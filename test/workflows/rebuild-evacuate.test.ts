@@ -11,7 +11,7 @@ import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues'
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { rebuild } from '../../src/workflows/rebuild';
 import type { reconcileHost } from '../../src/workflows/reconcile-host';
-import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
+import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { failureOf } from '../helpers/failures';
 import { progressReached } from '../helpers/progress';
@@ -20,20 +20,14 @@ let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
 
 // Whatever a test did, placement is consistent after it: no orphaned allocation, no host over capacity.
-useTimeSkippingCloud((e, c) => {
-  env = e;
-  cloud = c;
-});
+useTimeSkippingCloud(
+  (e, c) => {
+    env = e;
+    cloud = c;
+  },
+  { tag: 'rb' }
+);
 
-/**
- * Hosts in an availability zone of their own, so each test sees only its hosts. Free RAM orders them: the
- * scheduler picks the first, then the next. `spawnSeconds` may be given per host.
- */
-/** This file's zones (see TestCloud.zone). */
-const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
-  cloud.zone(count, { tag: 'rb', ...options });
-
-/** Builds an instance through the buildInstance workflow; it lands on the zone's first host. */
 async function buildIn(az: string, hosts: readonly string[], image = 'cirros', group?: string, host = hosts[0]) {
   const instanceId = randomUUID();
   const schedulerHints = group ? { group } : {};
@@ -117,7 +111,7 @@ function setSpawnSeconds(host: string, spawnSeconds: number) {
 
 describe('rebuild', () => {
   it('with the same image stays on its host: no scheduler, the same allocation, a rebuild action with its events', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [host] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     const allocations = await cloud.placement.getAllocations(instanceId);
@@ -149,7 +143,7 @@ describe('rebuild', () => {
   });
 
   it('with a new image checks it against the host (no claim) and ends with the new image', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [host] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     const allocations = await cloud.placement.getAllocations(instanceId);
@@ -167,7 +161,7 @@ describe('rebuild', () => {
   });
 
   it('with an image of another architecture fails with NoValidHost: error, the original image kept, a fault', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [host] = hosts;
     const { instanceId } = await buildIn(az, hosts);
 
@@ -201,7 +195,7 @@ describe('rebuild', () => {
   });
 
   it('keeps a stopped instance stopped', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     await markStopped(instanceId, host);
@@ -215,7 +209,7 @@ describe('rebuild', () => {
   });
 
   it('fails at once with InstanceInvalidState naming the state when another operation holds the instance', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const { instanceId } = await buildIn(az, hosts);
     await cloud.instances.update(instanceId, { taskState: 'powering-off', taskOwner: 'stop-elsewhere' });
 
@@ -238,7 +232,7 @@ describe('rebuild', () => {
   ])(
     '%s of an error instance with no host is refused (Nova: InstanceNotReady), changing nothing',
     async (action, patch) => {
-      const { az, hosts } = await zoneWithHosts(1);
+      const { az, hosts } = await cloud.zone(1);
       const { instanceId } = await buildIn(az, hosts);
       await cloud.instances.update(instanceId, { vmState: 'error', host: null });
       const before = await cloud.instances.get(instanceId);
@@ -263,7 +257,7 @@ describe('rebuild', () => {
     ['a malformed instance id', 'instanceId', { instanceId: 'not-a-uuid' }],
     ['an unexpected field', 'unexpected', { unexpected: 1 }],
   ])('refuses %s with InvalidRequest naming %s, changing nothing', async (_label, field, patch) => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const { instanceId, record: built } = await buildIn(az, hosts);
     const input = { instanceId, ...patch } as unknown as RebuildInput;
     const { error } = await cloud.run(hosts, () => runRebuild(input));
@@ -275,7 +269,7 @@ describe('rebuild', () => {
   });
 
   it('cancelled while spawning ends in a stable state: error, no task, the original image, the allocation kept', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     setSpawnSeconds(host, 30);
@@ -308,7 +302,7 @@ describe('rebuild', () => {
 
 describe('rebuild with evacuate', () => {
   it('is refused while the source host is up, changing nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source] = hosts;
     const { instanceId, record: built } = await buildIn(az, hosts);
 
@@ -329,7 +323,7 @@ describe('rebuild with evacuate', () => {
   });
 
   it('re-creates the instance on another host while the source is down; the returning source cleans up', async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     const [source, dest, other] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     cloud.liveness.down.add(source);
@@ -393,7 +387,7 @@ describe('rebuild with evacuate', () => {
   });
 
   it('to a forced host claims it directly, from a forced-down source, whatever the task state; stopped stays stopped', async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     const [source, , requested] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     await markStopped(instanceId, source);
@@ -431,7 +425,7 @@ describe('rebuild with evacuate', () => {
   });
 
   it("to a requested host goes through the scheduler's filters unless forced; a forced one meets the late group check", async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     const [first, source, free] = hosts;
     const group = `rb-anti-${az}`;
     await cloud.instances.ensureServerGroup(group, 'anti-affinity');
@@ -505,7 +499,7 @@ describe('rebuild with evacuate', () => {
   });
 
   it('refuses a requested host that is the source, unknown, or down, changing nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [source, other] = hosts;
     const { instanceId, record: built } = await buildIn(az, hosts);
     cloud.liveness.down.add(source);
@@ -528,7 +522,7 @@ describe('rebuild with evacuate', () => {
   });
 
   it('that fails on the destination frees its claim and keeps the previous state, with a fault; never retried elsewhere', async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     const [source, dest, other] = hosts;
     const { instanceId, record: built } = await buildIn(az, hosts);
     await cloud.driver(dest).setFaults({ spawn: { failNext: 1, kind: 'abort' } });
@@ -564,7 +558,7 @@ describe('rebuild with evacuate', () => {
   });
 
   it('fails with NoValidHost when no other host fits, keeping the previous state', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [source] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     cloud.liveness.down.add(source);
@@ -581,7 +575,7 @@ describe('rebuild with evacuate', () => {
   });
 
   it('cancelled while spawning on the destination tears the guest down, frees the claim, keeps the previous state', async () => {
-    const { az, hosts } = await zoneWithHosts(2, { spawnSeconds: [0.2, 30] });
+    const { az, hosts } = await cloud.zone(2, { spawnSeconds: [0.2, 30] });
     const [source, dest] = hosts;
     const { instanceId } = await buildIn(az, hosts);
     cloud.liveness.down.add(source);

@@ -13,7 +13,7 @@ import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues'
 import type { buildInstance } from '../../src/workflows/build-instance';
 import type { resizeMigrate } from '../../src/workflows/resize-migrate';
 import type { serverGroup } from '../../src/workflows/server-group';
-import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
+import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { failureNameOf, failureOf } from '../helpers/failures';
 import { progressReached } from '../helpers/progress';
@@ -23,25 +23,18 @@ let cloud: TestCloud;
 
 // Whatever a test did, placement is left with no orphan and no host over capacity (a migration in
 // progress is not an orphan; nothing of a confirmed, reverted or failed one remains).
-useTimeSkippingCloud((e, c) => {
-  env = e;
-  cloud = c;
-});
+useTimeSkippingCloud(
+  (e, c) => {
+    env = e;
+    cloud = c;
+  },
+  { tag: 'r', shutdownSeconds: 0.1 }
+);
 
 const SMALL: Resources = { VCPU: 1, MEMORY_MB: 2048, DISK_GB: 20 };
 const MEDIUM: Resources = { VCPU: 2, MEMORY_MB: 4096, DISK_GB: 40 };
 const LARGE: Resources = { VCPU: 4, MEMORY_MB: 8192, DISK_GB: 80 };
 
-/**
- * Hosts in an availability zone of their own, so each test sees only its hosts. Free RAM orders them: the
- * first takes the build, the second is the move's destination, the next ones its alternates. Spawns and
- * disk transfers take `seconds`; guests shut down in 0.1 s (every move of a running guest powers it off).
- */
-/** This file's zones (see TestCloud.zone). */
-const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
-  cloud.zone(count, { tag: 'r', shutdownSeconds: 0.1, ...options });
-
-/** Boots an instance with the real buildInstance workflow (workers must be running). */
 async function boot(az: string, flavor = 'm1.small', group?: string) {
   const instanceId = randomUUID();
   const hints = group ? { schedulerHints: { group } } : {};
@@ -115,7 +108,7 @@ async function guestsOn(host: string, instanceId: string) {
 
 describe('resizeMigrate', () => {
   it('resizes across hosts, waits in VERIFY_RESIZE and confirms itself after the 24-hour window, skipped not slept', async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -200,7 +193,7 @@ describe('resizeMigrate', () => {
   });
 
   it('cold-migrates, waits indefinitely with window 0, confirms through the Update; a second move meanwhile is refused', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -242,7 +235,7 @@ describe('resizeMigrate', () => {
   });
 
   it('reverts through the revertResize Update: back on the source with the old flavor and allocation', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -287,7 +280,7 @@ describe('resizeMigrate', () => {
 
   it('rejects confirm and revert before VERIFY_RESIZE and after the other decision; a repeated confirm changes nothing', async () => {
     // Transfers take 2 s, so the test can knock while the disk moves.
-    const { az, hosts } = await zoneWithHosts(2, { spawnSeconds: 2 });
+    const { az, hosts } = await cloud.zone(2, { spawnSeconds: 2 });
     const [, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -332,7 +325,7 @@ describe('resizeMigrate', () => {
   });
 
   it('reschedules the prep to the alternate when the first destination fails, and releases that claim', async () => {
-    const { az, hosts } = await zoneWithHosts(4);
+    const { az, hosts } = await cloud.zone(4);
     const [a, b, c] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -362,7 +355,7 @@ describe('resizeMigrate', () => {
   });
 
   it('fails with MaxRetriesExceeded when every destination fails: the instance as it was, allocation on the source only', async () => {
-    const { az, hosts } = await zoneWithHosts(4);
+    const { az, hosts } = await cloud.zone(4);
     const [a, b, c, d] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -401,7 +394,7 @@ describe('resizeMigrate', () => {
   });
 
   it('fails with NoValidHost when no other host fits, leaving the instance as it was with a fault', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [a] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -424,7 +417,7 @@ describe('resizeMigrate', () => {
   });
 
   it('rolls back to the source when the driver refuses the move (a root disk cannot shrink): as it was, with the fault', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const id = (await boot(az, 'm1.medium')).instanceId;
@@ -455,7 +448,7 @@ describe('resizeMigrate', () => {
   });
 
   it("ends in ERROR on the source as Nova's does when the disk transfer fails there: the guest back in place, off, its allocation there", async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const id = (await boot(az)).instanceId;
@@ -490,7 +483,7 @@ describe('resizeMigrate', () => {
   });
 
   it("ends in ERROR on the destination as Nova's does when the finish fails there: new flavor, its allocation there, the source's freed", async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const id = (await boot(az)).instanceId;
@@ -529,7 +522,7 @@ describe('resizeMigrate', () => {
   });
 
   it('refuses a confirm while the source host is down, changing nothing; confirms once it is back', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const id = (await boot(az)).instanceId;
@@ -566,7 +559,7 @@ describe('resizeMigrate', () => {
   });
 
   it("reschedules a destination that the late server-group check refuses (Nova's prep_resize): a member moved there meanwhile", async () => {
-    const { az, hosts } = await zoneWithHosts(5);
+    const { az, hosts } = await cloud.zone(5);
     const [a, b, c, d, e] = hosts;
     await cloud.run(hosts, async () => {
       const group = `spread-${az}`;
@@ -614,7 +607,7 @@ describe('resizeMigrate', () => {
   });
 
   it('ends in error with no allocation left when the source cannot take the instance back', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -635,7 +628,7 @@ describe('resizeMigrate', () => {
   });
 
   it('keeps a stopped instance stopped through resize, confirm, and another resize and its revert', async () => {
-    const { az, hosts } = await zoneWithHosts(3);
+    const { az, hosts } = await cloud.zone(3);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -672,7 +665,7 @@ describe('resizeMigrate', () => {
   });
 
   it('resizes on the same host when allowed: both allocations there meanwhile, one guest after confirm or revert', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [a] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -702,7 +695,7 @@ describe('resizeMigrate', () => {
   });
 
   it('a cancelled move rolls back to the source: cancelled during the disk transfer', async () => {
-    const { az, hosts } = await zoneWithHosts(2, { spawnSeconds: 3 });
+    const { az, hosts } = await cloud.zone(2, { spawnSeconds: 3 });
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -741,7 +734,7 @@ describe('resizeMigrate', () => {
   });
 
   it('a cancelled move rolls back to the source: cancelled while awaiting confirmation, it is reverted', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
       const vm = await boot(az);
@@ -769,7 +762,7 @@ describe('resizeMigrate', () => {
   });
 
   it('rejects bad input with InvalidRequest naming the field, before anything is written', async () => {
-    const { az, hosts } = await zoneWithHosts(2);
+    const { az, hosts } = await cloud.zone(2);
     await cloud.run(hosts, async () => {
       const instanceId = randomUUID();
       await env.client.workflow.execute<typeof buildInstance>('buildInstance', {

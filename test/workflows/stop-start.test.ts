@@ -16,7 +16,7 @@ import { START_EVENT } from '../../src/workflows/start';
 import type { start } from '../../src/workflows/start';
 import { STOP_EVENT } from '../../src/workflows/stop';
 import type { stop } from '../../src/workflows/stop';
-import type { TestCloud, ZoneOptions, ZoneSize } from '../helpers/cloud';
+import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
 import { withWorkers } from '../helpers/temporal';
 import { failureOf } from '../helpers/failures';
@@ -26,10 +26,13 @@ let env: TestWorkflowEnvironment;
 let cloud: TestCloud;
 
 // Stopped instances keep their allocation (Nova's too); nothing may be orphaned or over-committed.
-useTimeSkippingCloud((e, c) => {
-  env = e;
-  cloud = c;
-});
+useTimeSkippingCloud(
+  (e, c) => {
+    env = e;
+    cloud = c;
+  },
+  { tag: 'ss', shutdownSeconds: 5, memoryMb: 32768, now: () => serverNowMs }
+);
 
 /**
  * The test server's clock (skipped time included), read at the start of every compute activity: the
@@ -37,11 +40,6 @@ useTimeSkippingCloud((e, c) => {
  * 5 workflow seconds after the request, however little wall time that is.
  */
 let serverNowMs = Date.now();
-
-/** Hosts in an availability zone of their own, whose guests take `shutdownSeconds` (workflow time) to shut down. */
-/** This file's zones (see TestCloud.zone). */
-const zoneWithHosts = <N extends ZoneSize>(count: N, options: ZoneOptions = {}) =>
-  cloud.zone(count, { tag: 'ss', shutdownSeconds: 5, memoryMb: 32768, now: () => serverNowMs, ...options });
 
 type ActivityFn = (...args: unknown[]) => Promise<unknown>;
 
@@ -175,7 +173,7 @@ const count = (list: string[], item: string) => list.filter((x) => x === item).l
 
 describe('stop', () => {
   it('takes the whole 60 s timeout on a guest that ignores ACPI, then forces it off: skipped, not slept', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     await cloud.driver(host).setFaults({ ignoreShutdown: true });
     const { instanceId } = await run(hosts, () => build({ name: 'vm-stubborn', availabilityZone: az }));
@@ -212,8 +210,8 @@ describe('stop', () => {
   });
 
   it('stops a cooperative guest within a second of its power-off (the state read each second), and a slow one before the timeout', async () => {
-    const quick = await zoneWithHosts(1, { shutdownSeconds: 5 });
-    const slow = await zoneWithHosts(1, { shutdownSeconds: 25 });
+    const quick = await cloud.zone(1, { shutdownSeconds: 5 });
+    const slow = await cloud.zone(1, { shutdownSeconds: 25 });
     const hosts = [...quick.hosts, ...slow.hosts];
     const [a, b] = await run(hosts, () =>
       buildEach([
@@ -244,7 +242,7 @@ describe('stop', () => {
   });
 
   it("lets the image's os_shutdown_timeout win over 60 s, and the input win over the image", async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     await cloud.driver(host).setFaults({ ignoreShutdown: true });
     const [byImage, byInput, atOnce] = await run(hosts, () =>
@@ -282,7 +280,7 @@ describe('stop', () => {
   });
 
   it('succeeds at once when the guest is already off (powered off behind our back)', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-off', availabilityZone: az }));
     await cloud.driver(host).powerOff({ instanceId: instanceId });
@@ -296,7 +294,7 @@ describe('stop', () => {
   });
 
   it('refuses an instance that is already stopped (vmState stopped, as Nova: 409), changing nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 1 });
+    const { az, hosts } = await cloud.zone(1, { shutdownSeconds: 1 });
     const { instanceId } = await run(hosts, () => build({ name: 'vm-twice', availabilityZone: az }));
     await run(hosts, () => runStop({ instanceId }));
     const before = await cloud.instances.get(instanceId);
@@ -314,7 +312,7 @@ describe('stop', () => {
   });
 
   it("refuses an instance that is still building, naming the build's task state; the build goes on", async () => {
-    const { az, hosts } = await zoneWithHosts(1, { spawnSeconds: 3 });
+    const { az, hosts } = await cloud.zone(1, { spawnSeconds: 3 });
     const outcome = await run(hosts, async () => {
       const instanceId = randomUUID();
       const building = await env.client.workflow.start<typeof buildInstance>('buildInstance', {
@@ -334,7 +332,7 @@ describe('stop', () => {
   });
 
   it('lets exactly one of two concurrent stops proceed; the other fails InstanceInvalidState', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     await cloud.driver(host).setFaults({ ignoreShutdown: true });
     const { instanceId } = await run(hosts, () => build({ name: 'vm-race', availabilityZone: az }));
@@ -364,7 +362,7 @@ describe('stop', () => {
   });
 
   it('fails ComputeHostUnavailable when the host has no live worker, leaving the instance active with a fault', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-dead-host', availabilityZone: az }));
 
@@ -393,7 +391,7 @@ describe('stop', () => {
   });
 
   it('fails ComputeHostUnavailable in seconds when the host goes silent (a frozen worker), leaving the instance active', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-frozen-host', availabilityZone: az }));
 
@@ -422,7 +420,7 @@ describe('stop', () => {
   });
 
   it('fails InstanceNotFound when the guest is missing from its host, leaving the instance as it was', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-vanished', availabilityZone: az }));
     await cloud.driver(host).destroy({ instanceId: instanceId });
@@ -437,8 +435,8 @@ describe('stop', () => {
   });
 
   it('ends a cancelled stop with the lock released: as it was while the guest runs, stopped once it is off', async () => {
-    const stubborn = await zoneWithHosts(1);
-    const cooperative = await zoneWithHosts(1, { shutdownSeconds: 1 });
+    const stubborn = await cloud.zone(1);
+    const cooperative = await cloud.zone(1, { shutdownSeconds: 1 });
     await cloud.driver(stubborn.hosts[0]).setFaults({ ignoreShutdown: true });
     const hosts = [...stubborn.hosts, ...cooperative.hosts];
     const [a, b] = await run(hosts, () =>
@@ -491,7 +489,7 @@ describe('stop', () => {
   });
 
   it('refuses an error instance that has no host (Nova: InstanceNotReady) without writing anything', async () => {
-    const { az, hosts } = await zoneWithHosts(1, { memoryMb: 8192 });
+    const { az, hosts } = await cloud.zone(1, { memoryMb: 8192 });
     const built = await run(hosts, () =>
       build({ name: 'vm-nowhere', flavor: 'm1.xlarge', availabilityZone: az }).then(
         () => undefined,
@@ -536,7 +534,7 @@ describe('stop', () => {
 
 describe('start', () => {
   it('starts a stopped instance (active, running); refuses an active one, naming its state', async () => {
-    const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 1 });
+    const { az, hosts } = await cloud.zone(1, { shutdownSeconds: 1 });
     const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-start', availabilityZone: az }));
 
@@ -570,7 +568,7 @@ describe('start', () => {
   });
 
   it('fails ComputeHostUnavailable when the host is down, leaving the instance stopped with a fault', async () => {
-    const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 1 });
+    const { az, hosts } = await cloud.zone(1, { shutdownSeconds: 1 });
     const { instanceId } = await run(hosts, () => build({ name: 'vm-start-dead', availabilityZone: az }));
     await run(hosts, () => runStop({ instanceId }));
 
@@ -599,7 +597,7 @@ describe('start', () => {
 
 describe('reboot', () => {
   it('SOFT: the guest shuts itself down on ACPI and is started again from its disk, never forced off', async () => {
-    const { az, hosts } = await zoneWithHosts(1, { shutdownSeconds: 3 });
+    const { az, hosts } = await cloud.zone(1, { shutdownSeconds: 3 });
     const [host] = hosts;
     const { instanceId } = await run(hosts, () => build({ name: 'vm-soft', availabilityZone: az }));
     const bootsBefore = (await cloud.driver(host).getGuest(instanceId))!.boots;
@@ -623,7 +621,7 @@ describe('reboot', () => {
   });
 
   it('SOFT of a guest that ignores ACPI falls back to HARD after the soft-reboot timeout: skipped, not slept', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     await cloud.driver(host).setFaults({ ignoreShutdown: true });
     const { instanceId } = await run(hosts, () => build({ name: 'vm-deaf', availabilityZone: az }));
@@ -640,7 +638,7 @@ describe('reboot', () => {
   });
 
   it('HARD powers off by force and starts; from stopped too, where SOFT is refused and changes nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
     const [a, b] = await run(hosts, () =>
       buildEach([
@@ -672,7 +670,7 @@ describe('reboot', () => {
   });
 
   it('a bad request is InvalidRequest and writes nothing', async () => {
-    const { az, hosts } = await zoneWithHosts(1);
+    const { az, hosts } = await cloud.zone(1);
     const { instanceId } = await run(hosts, () => build({ name: 'vm-bad', availabilityZone: az }));
     const bad = await run(hosts, () => runReboot({ instanceId, type: 'GENTLE' as never }));
     expect(failureOf(bad.error).type).toBe('InvalidRequest');
