@@ -30,7 +30,7 @@ export type PlacementAttemptInput =
   | ({ kind: 'live' } & LiveAttemptInput)
   | ({ kind: 'unshelve' } & UnshelveAttemptInput);
 
-/** The host this run placed the instance on, and the run's attempt number (a batched build's: more, see BuildAttemptResult). */
+/** The host this run placed the instance on, and the run's attempt number (a build's: more, see BuildAttemptResult). */
 export interface PlacementAttemptResult extends BuildAttemptResult {
   host: string;
   attempt: number;

@@ -13,10 +13,11 @@
  *    on its new host), the migration marked `completed`, and a `compute_destroy_evacuated_instance` event
  *    recorded on the instance's evacuate action.
  *
- * 4. (Patch `reconcile-deleted-guests`, retired: asked as deprecated.) Of the same instances, those that are gone (deleted, or with
- *    no record): the guest here destroyed and every allocation on this host released, with a
- *    `compute_destroy_deleted_instance` event on the instance's delete action. This finishes a local
- *    delete (Nova's _local_delete while the host was down) and any guest a closed operation left behind
+ * 4. (Patch `reconcile-deleted-guests`, retired: asked as deprecated.) Of the same instances, those
+ *    that are gone (deleted, or with no record): the guest here destroyed and every allocation on this
+ *    host released, with a `compute_destroy_deleted_instance` event on the instance's delete action.
+ *    This finishes a local delete (Nova's _local_delete while the host was down) and any guest a closed
+ *    operation left behind
  *    (NOTE(nova): _cleanup_running_deleted_instances, with `running_deleted_instance_action = reap`).
  *    Likewise instances that live on another host with nothing under way that involves this one (a
  *    failed attempt's guest left on a host that was down): `compute_destroy_stray_guest`.
@@ -24,7 +25,10 @@
  * Idempotent: a run that died half-way is simply run again (every step is).
  */
 
-/** The patch id of the reconciliation that also destroys the guests of deleted instances (retired: deprecatePatch). */
+/**
+ * The patch id of the reconciliation that also destroys the guests of deleted instances (retired:
+ * asked with deprecatePatch, docs/versioning.md).
+ */
 export const PATCH_RECONCILE_DELETED_GUESTS = 'reconcile-deleted-guests';
 import { deprecatePatch, log } from '@temporalio/workflow';
 

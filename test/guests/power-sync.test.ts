@@ -74,7 +74,8 @@ describe('power-state sync on a real QEMU guest', () => {
         { timeout: 60_000, interval: 500 }
       );
       const off = Date.now();
-      expect((await show(vm.instanceId)).vmState).toBe('active');
+      // No check that it is still `active` here: a reconcile pass may run between the exit and that look
+      // (one CI run in several did). What stopped it is checked below: the sync's event on its stop action.
 
       await vi.waitFor(async () => expect(await show(vm.instanceId)).toMatchObject({ vmState: 'stopped' }), {
         timeout: (RECONCILE_PERIOD + 30) * 1000,
