@@ -173,13 +173,18 @@ export class TestCloud {
 
   /**
    * Starts the build of one server in `az`: m1.small from cirros, named after its id, its workflow id
-   * the instance's; `input` adds to or changes that (a flavor, scheduler hints, a requested host …).
+   * the instance's (unless `workflowId` names another); `input` adds to or changes that (a flavor,
+   * scheduler hints, a requested host …).
    */
-  startBuild(az: string, input: Partial<BuildInstanceInput> = {}): Promise<WorkflowHandle<typeof buildInstance>> {
+  startBuild(
+    az: string,
+    input: Partial<BuildInstanceInput> = {},
+    workflowId?: string
+  ): Promise<WorkflowHandle<typeof buildInstance>> {
     const instanceId = input.instanceId ?? randomUUID();
     return this.env.client.workflow.start<typeof buildInstance>('buildInstance', {
       taskQueue: CONDUCTOR_TASK_QUEUE,
-      workflowId: workflowIds.buildInstance(instanceId),
+      workflowId: workflowId ?? workflowIds.buildInstance(instanceId),
       args: [
         {
           name: `vm-${instanceId.slice(0, 8)}`,

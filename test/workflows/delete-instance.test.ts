@@ -33,20 +33,6 @@ useTimeSkippingCloud(
   { tag: 'dl', shutdownSeconds: 5 }
 );
 
-function startBuild(az: string, instanceId = randomUUID(), workflowId = workflowIds.buildInstance(instanceId)) {
-  return env.client.workflow.start<typeof buildInstance>('buildInstance', {
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId,
-    args: [
-      { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor: 'm1.small', image: 'cirros', availabilityZone: az },
-    ],
-  });
-}
-
-async function boot(az: string): Promise<InstanceRecord> {
-  return (await startBuild(az)).result();
-}
-
 function startDelete(instanceId: string): Promise<WorkflowHandle<typeof deleteInstance>> {
   return env.client.workflow.start<typeof deleteInstance>('deleteInstance', {
     taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -89,7 +75,7 @@ describe('deleteInstance from a stable state', () => {
   it('an active instance ends deleted: its guest destroyed on its host, its allocation removed, its action recorded', async () => {
     const { az, hosts } = await cloud.zone(2);
     const record = await cloud.run(hosts, async () => {
-      const built = await boot(az);
+      const built = await cloud.boot(az);
       expect(await guestsOf(built.host!)).toContain(built.instanceId);
       return remove(built.instanceId);
     });
@@ -109,7 +95,7 @@ describe('deleteInstance from a stable state', () => {
   it('a stopped instance ends deleted', async () => {
     const { az, hosts } = await cloud.zone(1, { shutdownSeconds: 0 });
     const record = await cloud.run(hosts, async () => {
-      const built = await boot(az);
+      const built = await cloud.boot(az);
       await env.client.workflow.execute<typeof stop>('stop', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
         workflowId: workflowIds.stop(built.instanceId, 'one'),
@@ -145,7 +131,7 @@ describe('deleteInstance from a stable state', () => {
   it('a resized instance (VERIFY_RESIZE) is confirmed, then deleted: no guest on either host, no allocation', async () => {
     const { az, hosts } = await cloud.zone(2);
     const result = await cloud.run(hosts, async () => {
-      const built = await boot(az);
+      const built = await cloud.boot(az);
       const resize = await env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
         workflowId: workflowIds.resizeMigrate(built.instanceId, 'r1'),
@@ -175,7 +161,7 @@ describe('deleteInstance from a stable state', () => {
   it('a resized instance whose resize workflow was terminated in VERIFY_RESIZE: the same answer, no moved-aside copy left', async () => {
     const { az, hosts } = await cloud.zone(2);
     const record = await cloud.run(hosts, async () => {
-      const built = await boot(az);
+      const built = await cloud.boot(az);
       const resize = await env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
         workflowId: workflowIds.resizeMigrate(built.instanceId, 't1'),
@@ -202,7 +188,7 @@ describe('deleteInstance from a stable state', () => {
   it('deleting a deleted instance succeeds and changes nothing', async () => {
     const { az, hosts } = await cloud.zone(1);
     await cloud.run(hosts, async () => {
-      const built = await boot(az);
+      const built = await cloud.boot(az);
       const first = await remove(built.instanceId);
       const actions = await cloud.instances.listActions(built.instanceId);
       const again = await remove(built.instanceId);
@@ -227,7 +213,7 @@ describe('deleteInstance during a running operation', () => {
     const instanceId = randomUUID();
     const outcome = await cloud.run(hosts, async () => {
       const gate = cloud.holdNext('spawnInstance');
-      const build = await startBuild(az, instanceId);
+      const build = await cloud.startBuild(az, { instanceId });
       await gate.reached;
       const deletion = await startDelete(instanceId);
       // The build is asked to stop while its spawn runs on the host.
@@ -255,7 +241,7 @@ describe('deleteInstance during a running operation', () => {
   it('a resize mid-migration is cancelled, rolls back to its source, then the instance ends deleted', async () => {
     const { az, hosts } = await cloud.zone(2);
     const outcome = await cloud.run(hosts, async () => {
-      const built = await boot(az);
+      const built = await cloud.boot(az);
       const gate = cloud.holdNext('resizeInstance');
       const resize = await env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -281,7 +267,7 @@ describe('deleteInstance during a running operation', () => {
     // Guests that take 10,000 s to hear an ACPI request: the stop waits on its timers.
     const { az, hosts } = await cloud.zone(1, { shutdownSeconds: 10_000 });
     const outcome = await cloud.run(hosts, async () => {
-      const built = await boot(az);
+      const built = await cloud.boot(az);
       const stopping = await env.client.workflow.start<typeof stop>('stop', {
         taskQueue: CONDUCTOR_TASK_QUEUE,
         workflowId: workflowIds.stop(built.instanceId, 'slow'),
@@ -304,7 +290,7 @@ describe('deleteInstance during a running operation', () => {
     const instanceId = randomUUID();
     const record = await cloud.run(hosts, async () => {
       const gate = cloud.holdNext('spawnInstance');
-      const build = await startBuild(az, instanceId);
+      const build = await cloud.startBuild(az, { instanceId });
       await gate.reached;
       await build.terminate('operator');
       gate.open();
@@ -324,7 +310,7 @@ describe('deleteInstance during a running operation', () => {
   it('two deletes racing: both succeed, one action, the instance deleted once', async () => {
     const { az, hosts } = await cloud.zone(1);
     const [a, b] = await cloud.run(hosts, async () => {
-      const built = await boot(az);
+      const built = await cloud.boot(az);
       const [first, second] = await Promise.all([startDelete(built.instanceId), startDelete(built.instanceId)]);
       return Promise.all([first.result(), second.result()]);
     });
@@ -339,7 +325,7 @@ describe('deleteInstance with the host down (a local delete)', () => {
   it('records and allocations go at once; the guest is destroyed when the host comes back', async () => {
     const { az, hosts } = await cloud.zone(1);
     const [host] = hosts;
-    const built = await cloud.run(hosts, () => boot(az));
+    const built = await cloud.run(hosts, () => cloud.boot(az));
     cloud.liveness.down.add(host);
     try {
       // No compute worker polls the host's queue: only the conductor and the scheduler run.
@@ -373,7 +359,7 @@ describe('a returning host cleans what is no longer its own', () => {
   it("destroys a guest of an instance that lives on another host (a failed attempt's), and nothing else", async () => {
     const { az, hosts } = await cloud.zone(2);
     const [home, other] = hosts;
-    const built = await cloud.run(hosts, () => boot(az));
+    const built = await cloud.run(hosts, () => cloud.boot(az));
     expect(built.host).toBe(home);
     // What a failed attempt on a host that was down leaves: a guest there, for an instance now elsewhere.
     await cloud.driver(other).spawn({
@@ -435,9 +421,9 @@ describe('idempotent create', () => {
     const { az, hosts } = await cloud.zone(1);
     const instanceId = randomUUID();
     await cloud.run(hosts, async () => {
-      const first = await (await startBuild(az, instanceId)).result();
+      const first = await (await cloud.startBuild(az, { instanceId })).result();
       const allocations = await cloud.placement.getAllocations(instanceId);
-      const second = await (await startBuild(az, instanceId, `build-other-${instanceId}`)).result();
+      const second = await (await cloud.startBuild(az, { instanceId }, `build-other-${instanceId}`)).result();
       expect(second).toEqual(first);
       expect(await cloud.instances.get(instanceId)).toEqual(first);
       expect(await cloud.placement.getAllocations(instanceId)).toEqual(allocations);

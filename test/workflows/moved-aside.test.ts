@@ -12,8 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { audit } from '../../src/domain/audit';
-import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
-import type { buildInstance } from '../../src/workflows/build-instance';
+import { CONDUCTOR_TASK_QUEUE } from '../../src/shared/task-queues';
 import type { reconcile } from '../../src/workflows/reconcile';
 import type { TestCloud } from '../helpers/cloud';
 import { useTimeSkippingCloud } from '../helpers/cloud';
@@ -43,17 +42,10 @@ afterEach(async () => {
 });
 
 async function boot() {
-  const instanceId = randomUUID();
-  const handle = await env.client.workflow.start<typeof buildInstance>('buildInstance', {
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.buildInstance(instanceId),
-    args: [
-      { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor: 'm1.small', image: 'cirros', availabilityZone: AZ },
-    ],
-  });
+  const handle = await cloud.startBuild(AZ);
   started.push(handle);
   const record = await handle.result();
-  return { instanceId, host: record.host! };
+  return { instanceId: record.instanceId, host: record.host! };
 }
 
 async function runReconcile() {

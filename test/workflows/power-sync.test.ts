@@ -17,7 +17,6 @@ import { POWER_SYNC_EVENT } from '../../src/domain/power-sync';
 import type { ReconcileDecision } from '../../src/domain/reconcile';
 import type { ReconcileInput } from '../../src/domain/schemas';
 import { CONDUCTOR_TASK_QUEUE, workflowIds } from '../../src/shared/task-queues';
-import type { buildInstance } from '../../src/workflows/build-instance';
 import type { pause } from '../../src/workflows/pause';
 import type { reconcile } from '../../src/workflows/reconcile';
 import type { stop } from '../../src/workflows/stop';
@@ -47,18 +46,11 @@ afterEach(async () => {
 });
 
 async function boot() {
-  const instanceId = randomUUID();
-  const handle = await env.client.workflow.start<typeof buildInstance>('buildInstance', {
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.buildInstance(instanceId),
-    args: [
-      { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor: 'm1.small', image: 'cirros', availabilityZone: AZ },
-    ],
-  });
+  const handle = await cloud.startBuild(AZ);
   started.push(handle);
   const record = await handle.result();
   expect(record).toMatchObject({ vmState: 'active', powerState: 'running' });
-  return { instanceId, host: record.host! };
+  return { instanceId: record.instanceId, host: record.host! };
 }
 
 function startStop(instanceId: string) {

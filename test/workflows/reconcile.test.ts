@@ -57,16 +57,7 @@ afterEach(async () => {
 const SMALL = { VCPU: 1, MEMORY_MB: 2048, DISK_GB: 20 };
 
 function startBuild(): Promise<WorkflowHandle<typeof buildInstance>> {
-  const instanceId = randomUUID();
-  return env.client.workflow
-    .start<typeof buildInstance>('buildInstance', {
-      taskQueue: CONDUCTOR_TASK_QUEUE,
-      workflowId: workflowIds.buildInstance(instanceId),
-      args: [
-        { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor: 'm1.small', image: 'cirros', availabilityZone: AZ },
-      ],
-    })
-    .then((h) => (started.push(h), h));
+  return cloud.startBuild(AZ).then((h) => (started.push(h), h));
 }
 
 async function boot() {

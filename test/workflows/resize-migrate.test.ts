@@ -35,20 +35,6 @@ const SMALL: Resources = { VCPU: 1, MEMORY_MB: 2048, DISK_GB: 20 };
 const MEDIUM: Resources = { VCPU: 2, MEMORY_MB: 4096, DISK_GB: 40 };
 const LARGE: Resources = { VCPU: 4, MEMORY_MB: 8192, DISK_GB: 80 };
 
-async function boot(az: string, flavor = 'm1.small', group?: string) {
-  const instanceId = randomUUID();
-  const hints = group ? { schedulerHints: { group } } : {};
-  const record = await env.client.workflow.execute<typeof buildInstance>('buildInstance', {
-    taskQueue: CONDUCTOR_TASK_QUEUE,
-    workflowId: workflowIds.buildInstance(instanceId),
-    args: [
-      { instanceId, name: `vm-${instanceId.slice(0, 8)}`, flavor, image: 'cirros', availabilityZone: az, ...hints },
-    ],
-  });
-  expect(record).toMatchObject({ vmState: 'active', flavor });
-  return record;
-}
-
 function startResize(input: ResizeMigrateInput): Promise<WorkflowHandle<typeof resizeMigrate>> {
   return env.client.workflow.start<typeof resizeMigrate>('resizeMigrate', {
     taskQueue: CONDUCTOR_TASK_QUEUE,
@@ -111,7 +97,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(3);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       expect(vm.host).toBe(a);
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium' });
@@ -196,7 +182,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       // Window 0: no timer at all, the workflow waits for an Update however long it takes.
       const handle = await startResize({ instanceId: id, confirmWindowSeconds: 0 });
@@ -238,7 +224,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium' });
       await resized(handle);
@@ -283,7 +269,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(2, { spawnSeconds: 2 });
     const [, b] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium' });
       await progressReached(handle, (p) => p.taskState === 'resize_migrating', 'the disk transfer');
@@ -328,7 +314,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(4);
     const [a, b, c] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       await cloud.driver(b).setFaults({ prepResize: { failNext: 1 } });
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium', confirmWindowSeconds: 3600 });
@@ -358,7 +344,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(4);
     const [a, b, c, d] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       for (const host of [b, c, d]) await cloud.driver(host).setFaults({ prepResize: { failNext: 5 } });
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium', maxAttempts: 3 });
@@ -397,7 +383,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(1);
     const [a] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium' });
       const failure = failureOf((await outcomeOf(handle.result())).error);
@@ -420,7 +406,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const id = (await boot(az, 'm1.medium')).instanceId;
+      const id = (await cloud.boot(az, { flavor: 'm1.medium' })).instanceId;
       const handle = await startResize({ instanceId: id, flavor: 'm1.small' });
       const failure = failureOf((await outcomeOf(handle.result())).error);
       expect(failure.type).toBe('MigrationError');
@@ -451,7 +437,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const id = (await boot(az)).instanceId;
+      const id = (await cloud.boot(az)).instanceId;
       await cloud.driver(a).setFaults({ migrateDisk: { failNext: 1 } });
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium' });
       const failure = failureOf((await outcomeOf(handle.result())).error);
@@ -486,7 +472,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const id = (await boot(az)).instanceId;
+      const id = (await cloud.boot(az)).instanceId;
       await cloud.driver(b).setFaults({ finishResize: { failNext: 1 } });
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium' });
       const failure = failureOf((await outcomeOf(handle.result())).error);
@@ -525,7 +511,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const id = (await boot(az)).instanceId;
+      const id = (await cloud.boot(az)).instanceId;
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium', confirmWindowSeconds: 0 });
       await resized(handle);
       const migration = await migrationOf(id);
@@ -568,8 +554,8 @@ describe('resizeMigrate', () => {
         workflowId: workflowIds.serverGroup('create', randomUUID().slice(0, 8)),
         args: [{ action: 'create', name: group, policy: 'anti-affinity' }],
       });
-      const id = (await boot(az, 'm1.small', group)).instanceId;
-      const other = (await boot(az, 'm1.small', group)).instanceId;
+      const id = (await cloud.boot(az, { schedulerHints: { group } })).instanceId;
+      const other = (await cloud.boot(az, { schedulerHints: { group } })).instanceId;
       expect((await cloud.instances.get(other)).host).toBe(b);
       // The resize's destinations: c, then d and e. Its prep on c fails; meanwhile the other member is
       // migrated to d, so the scheduler's alternate d now breaks the group's policy: only the late check
@@ -610,7 +596,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       // The guest vanished from its host behind the conductor's back: nothing to move, nothing to restore.
       await cloud.driver(a).destroy({ instanceId: id });
@@ -631,7 +617,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(3);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       await cloud.driver(a).powerOff({ instanceId: id });
       await cloud.instances.update(id, { vmState: 'stopped', powerState: 'shutdown' });
@@ -668,7 +654,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(1);
     const [a] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       const first = await startResize({ instanceId: id, flavor: 'm1.medium', allowSameHost: true });
       await resized(first);
@@ -698,7 +684,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(2, { spawnSeconds: 3 });
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       const handle = await startResize({
         instanceId: id,
@@ -737,7 +723,7 @@ describe('resizeMigrate', () => {
     const { az, hosts } = await cloud.zone(2);
     const [a, b] = hosts;
     await cloud.run(hosts, async () => {
-      const vm = await boot(az);
+      const vm = await cloud.boot(az);
       const id = vm.instanceId;
       const handle = await startResize({ instanceId: id, flavor: 'm1.medium', confirmWindowSeconds: 0 });
       await resized(handle);
