@@ -8,15 +8,15 @@ import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeF
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { Client, Connection } from '@temporalio/client';
-import { backOff } from 'exponential-backoff';
+import type { Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 
 import { generateFleet } from '../../src/domain/fleet';
 import { SEARCH_ATTRIBUTE_CLI_ARGS } from '../../src/shared/search-attributes';
 import { DEV_SERVER_TUNING_ARGS } from '../../src/workers/dev-server';
 import { requireTemporalBinary } from '../../src/workers/temporal-binaries';
 import { freePort } from '../../test/helpers/ports';
-import { Proc } from '../../test/faults/process';
+import { connectWhenServing, Proc } from '../../test/faults/process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -59,22 +59,7 @@ export class ScaleStack {
     args.push('--ui-port', String(await freePort()), '--log-level', 'error');
     args.push(...SEARCH_ATTRIBUTE_CLI_ARGS.flatMap((sa) => ['--search-attribute', sa]), ...DEV_SERVER_TUNING_ARGS);
     this.server = new Proc('temporal', requireTemporalBinary('cli'), args, process.env).start();
-    // Asked every 250 ms for up to a minute, while the server runs.
-    const deadline = Date.now() + 60_000;
-    this.connection = await backOff(
-      async () => {
-        if (!this.server.alive) throw new Error(`dev server exited:\n${this.server.output}`);
-        const c = await Connection.connect({ address: this.address, connectTimeout: 1_000 });
-        await c.workflowService.describeNamespace({ namespace: 'default' });
-        return c;
-      },
-      {
-        numOfAttempts: Number.MAX_SAFE_INTEGER,
-        startingDelay: 250,
-        timeMultiple: 1,
-        retry: () => this.server.alive && Date.now() < deadline,
-      }
-    );
+    this.connection = await connectWhenServing(this.server, this.address);
     this.client = new Client({ connection: this.connection });
   }
 

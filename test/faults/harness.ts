@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import type { Connection } from '@temporalio/client';
+import { Client, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, TerminatedFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { expect, inject, vi } from 'vitest';
@@ -23,7 +24,7 @@ import { DEV_SERVER_TUNING_ARGS } from '../../src/workers/dev-server';
 import { createInstanceRepository } from '../../src/store/instances';
 import { freePort } from '../helpers/ports';
 import { checkInvariants, type Problem } from './invariants';
-import { Proc } from './process';
+import { connectWhenServing, Proc } from './process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -94,12 +95,7 @@ export class Stack {
     this.server = new Proc('temporal', inject('temporalCli'), args, process.env).start();
     // An earlier connection stays open until dispose: operations awaited through it resume on the same address.
     if (this.connection) this.oldConnections.push(this.connection);
-    this.connection = await until('the dev server to accept connections', 60_000, async () => {
-      if (!this.server.alive) throw new Error(`dev server exited:\n${this.server.output}`);
-      const c = await Connection.connect({ address: this.address, connectTimeout: 1_000 });
-      await c.workflowService.describeNamespace({ namespace: 'default' });
-      return c;
-    });
+    this.connection = await connectWhenServing(this.server, this.address);
     this.client = new Client({ connection: this.connection });
   }
 

@@ -5,7 +5,44 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 
+import { Connection } from '@temporalio/client';
+import { backOff } from 'exponential-backoff';
+
 const ROOT = path.resolve(__dirname, '..', '..');
+
+/**
+ * A connection to the dev server `server` runs at `address`, once it serves the default namespace: asked
+ * every 250 ms while the process runs, for at most `timeoutMs`.
+ */
+export async function connectWhenServing(server: Proc, address: string, timeoutMs = 60_000): Promise<Connection> {
+  const deadline = Date.now() + timeoutMs;
+  try {
+    return await backOff(
+      async () => {
+        if (!server.alive) throw new Error(`dev server exited:\n${server.output}`);
+        const c = await Connection.connect({ address, connectTimeout: 1_000 });
+        try {
+          await c.workflowService.describeNamespace({ namespace: 'default' });
+          return c;
+        } catch (err) {
+          await c.close();
+          throw err;
+        }
+      },
+      {
+        numOfAttempts: Number.MAX_SAFE_INTEGER,
+        startingDelay: 250,
+        timeMultiple: 1,
+        retry: () => server.alive && Date.now() < deadline,
+      }
+    );
+  } catch (err) {
+    throw new Error(
+      `the dev server at ${address} did not accept connections within ${timeoutMs} ms: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err }
+    );
+  }
+}
 
 /** One supervised process: started, killed, frozen and restarted by the test. Output kept for diagnosis. */
 export class Proc {
