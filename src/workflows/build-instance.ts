@@ -110,7 +110,8 @@ const destroyLastGuest = (op: StepRunner, req: BuildInstanceRequest) => async (f
  * A build on the batched kernel: the record created by a local activity, one placement-attempt child
  * that asks the scheduler on its first run (a multi-create member's hosts come from its parent), and
  * one last local write (the instance active, every step's event, the action's Success, the host's build
- * result). At most 25 events in this workflow's history for a build that needs no reschedule.
+ * result). A build that needs no reschedule: 26 events in this workflow's history, four of them two
+ * patch markers (`instance-name-attribute`, `batched-build`) and the upsert the SDK adds beside each.
  */
 async function batchedBuild(
   req: BuildInstanceRequest,
@@ -118,7 +119,7 @@ async function batchedBuild(
   progress: OperationProgress
 ): Promise<InstanceRecord> {
   if (req.scheduled) await checkScheduled(instanceId, req.scheduled.hosts[0]!);
-  const created = await createRecord(conductorLocal, req, instanceId);
+  const created = await createRecord(req, instanceId);
   if (created.existing && !adoptedFromParent(created, req.scheduled !== undefined))
     return existingInstance(created, req, progress);
   const { instance, flavor, image, actionId } = created;

@@ -13,16 +13,14 @@ import type { BuildInstanceRequest } from '../../domain/schemas';
 import type { OperationProgress } from '../../shared/messages';
 import { domainFailure, refusalFailure, typedFailure } from '../lib/failures';
 import { tagInstance } from '../lib/instance-attributes';
-import type { conductor } from '../lib/proxies';
-import { scheduler } from '../lib/proxies';
+import { conductorLocal, scheduler } from '../lib/proxies';
 
-/** Creates the instance record and its action (or finds the existing one: an idempotent create). */
-export function createRecord(
-  store: Pick<typeof conductor, 'createInstance'>,
-  req: BuildInstanceRequest,
-  instanceId: string
-): Promise<CreateInstanceResult> {
-  return store
+/**
+ * Creates the instance record and its action (or finds the existing one: an idempotent create), by the
+ * conductor's local activity.
+ */
+export function createRecord(req: BuildInstanceRequest, instanceId: string): Promise<CreateInstanceResult> {
+  return conductorLocal
     .createInstance({
       instanceId,
       name: req.name,
