@@ -10,8 +10,8 @@
  *   the attempt's three), the same search-attribute upserts (three in the parent, one in the attempt),
  *   the attempt's signal to its parent (its progress: the spawning step), and the compute steps with a
  *   heartbeat timeout, each heartbeating once (as the compute worker's automatic heartbeat does). The
- *   shape is that of a plain batched build (test/replay/buildInstance/batched-happy.json and
- *   placementAttempt/batched-happy-run1.json): what buildInstance costs beyond it is our overhead.
+ *   shape is that of a plain batched build (test/replay/buildInstance/plain.json and
+ *   placementAttempt/plain-run1.json): what buildInstance costs beyond it is our overhead.
  * - `oneActivity`: Temporal's own ceiling on this machine: a workflow with one no-op activity.
  */
 import {

@@ -7,7 +7,6 @@
  */
 import {
   CancellationScope,
-  deprecatePatch,
   executeChild,
   isCancellation,
   log,
@@ -45,12 +44,6 @@ export type { BuildAttemptInput } from './build/attempt';
 export type { BatchMember, BatchResult, BuildInstanceResult } from './build/batch';
 
 /**
- * The patch id of the build whose bookkeeping is batched with its steps' writes (local activities).
- * Retired (docs/versioning.md): asked as deprecated; the one-activity-per-write build is gone.
- */
-export const PATCH_BATCHED_BUILD = 'batched-build';
-
-/**
  * Builds one instance and returns its record (`active` on success). Fails with a typed failure:
  * InvalidRequest, NoValidHost, MaxRetriesExceeded, BuildAborted; the instance is then `error` with a
  * fault and holds no allocation. Cancelled: any guest is destroyed, the claim released, and the
@@ -81,9 +74,6 @@ export async function buildInstance(input: BuildInstanceInput): Promise<BuildIns
     if (!progress.hostsTried.includes(p.host)) progress.hostsTried.push(p.host);
   });
   tagInstance({ instanceId, vmState: VmState.Building, ...instanceNameTag(req.name) });
-  // The patch is retired (docs/versioning.md): every build takes the batched path; the marker stays
-  // until builds started with patched() have ended.
-  deprecatePatch(PATCH_BATCHED_BUILD);
   return batchedBuild(req, instanceId, progress);
 }
 
@@ -110,8 +100,8 @@ const destroyLastGuest = (op: StepRunner, req: BuildInstanceRequest) => async (f
  * A build on the batched kernel: the record created by a local activity, one placement-attempt child
  * that asks the scheduler on its first run (a multi-create member's hosts come from its parent), and
  * one last local write (the instance active, every step's event, the action's Success, the host's build
- * result). A build that needs no reschedule: 26 events in this workflow's history, four of them two
- * patch markers (`instance-name-attribute`, `batched-build`) and the upsert the SDK adds beside each.
+ * result). A build that needs no reschedule: 24 events in this workflow's history, two of them the
+ * patch marker `instance-name-attribute` and the upsert the SDK adds beside it.
  */
 async function batchedBuild(
   req: BuildInstanceRequest,

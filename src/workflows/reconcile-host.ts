@@ -13,7 +13,7 @@
  *    on its new host), the migration marked `completed`, and a `compute_destroy_evacuated_instance` event
  *    recorded on the instance's evacuate action.
  *
- * 4. (Patch `reconcile-deleted-guests`, retired: asked as deprecated.) Of the same instances, those
+ * 4. Of the same instances, those
  *    that are gone (deleted, or with no record): the guest here destroyed and every allocation on this
  *    host released, with a `compute_destroy_deleted_instance` event on the instance's delete action.
  *    This finishes a local delete (Nova's _local_delete while the host was down) and any guest a closed
@@ -25,12 +25,7 @@
  * Idempotent: a run that died half-way is simply run again (every step is).
  */
 
-/**
- * The patch id of the reconciliation that also destroys the guests of deleted instances (retired:
- * asked with deprecatePatch, docs/versioning.md).
- */
-export const PATCH_RECONCILE_DELETED_GUESTS = 'reconcile-deleted-guests';
-import { deprecatePatch, log } from '@temporalio/workflow';
+import { log } from '@temporalio/workflow';
 
 import type { ReconcileHostInput } from '../domain/schemas';
 import { ReconcileHostInputSchema } from '../domain/schemas';
@@ -100,8 +95,6 @@ export async function reconcileHost(input: ReconcileHostInput): Promise<Reconcil
     }
     cleaned.push({ instanceId, migrationId, currentHost, guestDestroyed, allocationReleased: released > 0 });
   }
-  // The patch is retired (docs/versioning.md): every reconciliation looks for deleted instances' guests.
-  deprecatePatch(PATCH_RECONCILE_DELETED_GUESTS);
 
   const evacuatedIds = new Set(cleaned.map((c) => c.instanceId));
   const rest = candidates.filter((id) => !evacuatedIds.has(id));

@@ -1044,9 +1044,9 @@ describe('delete and idempotent create', () => {
       await save(
         handle.workflowId,
         undefined,
-        'deleted-guests',
+        'deleted-while-down',
         'COMPLETED',
-        'the returning host destroys the guest of an instance deleted while it was down (patched reconcile-deleted-guests)'
+        'the returning host destroys the guest of an instance deleted while it was down'
       );
     });
   });
@@ -1375,8 +1375,8 @@ afterAll(() => {
   writeFileSync(INDEX, readme);
 });
 
-describe.sequential('batched build (patched batched-build)', () => {
-  it('buildInstance: batched happy path, a reschedule, NoValidHost, MaxRetriesExceeded, cancelled', async () => {
+describe.sequential('build (the batched build, the patch batched-build removed)', () => {
+  it('buildInstance: happy path, a reschedule, NoValidHost, MaxRetriesExceeded, cancelled', async () => {
     const { az, hosts } = await zone(2);
     const resched = await zone(3);
     const doomed = await zone(2);
@@ -1385,47 +1385,42 @@ describe.sequential('batched build (patched batched-build)', () => {
     await run([...hosts, ...resched.hosts, ...doomed.hosts, ...tooSmall.hosts, ...cancelled.hosts], async () => {
       const happy = await startBuild({ name: 'vm-batched', availabilityZone: az });
       await happy.result();
-      await save(happy.workflowId, undefined, 'batched-happy', 'COMPLETED', 'batched: record, child, one last write');
-      await saveChildRuns(
-        happy.workflowId,
-        'batched-happy',
-        ['COMPLETED'],
-        ['batched: selection, networks, disks, spawn']
-      );
+      await save(happy.workflowId, undefined, 'plain', 'COMPLETED', 'record, child, one last write');
+      await saveChildRuns(happy.workflowId, 'plain', ['COMPLETED'], ['selection, networks, disks, spawn']);
 
       await setFaults(resched.hosts[0], { spawn: { failNext: 1, kind: 'reschedule' } });
       const rescheduled = await startBuild({ name: 'vm-batched-resched', availabilityZone: resched.az });
       await rescheduled.result();
-      await save(rescheduled.workflowId, undefined, 'batched-reschedule', 'COMPLETED', 'batched: rescheduled once');
+      await save(rescheduled.workflowId, undefined, 'rescheduled-once', 'COMPLETED', 'rescheduled once');
       await saveChildRuns(
         rescheduled.workflowId,
-        'batched-reschedule',
+        'rescheduled-once',
         ['FAILED', 'COMPLETED'],
         [
-          'batched run 1: selects, spawn fails, hands the selection on in its failure',
-          'batched run 2: takes the selection, claims the alternate, spawns',
+          'run 1: selects, spawn fails, hands the selection on in its failure',
+          'run 2: takes the selection, claims the alternate, spawns',
         ]
       );
 
       const novalid = await startBuild({ name: 'vm-batched-big', flavor: 'm1.xlarge', availabilityZone: tooSmall.az });
       expect((await settle(novalid.result())).error).toBeDefined();
-      await save(novalid.workflowId, undefined, 'batched-no-valid-host', 'FAILED', 'batched: NoValidHost');
+      await save(novalid.workflowId, undefined, 'no-valid-host-final', 'FAILED', 'NoValidHost');
       await saveChildRuns(
         novalid.workflowId,
-        'batched-no-valid-host',
+        'no-valid-host-final',
         ['FAILED'],
-        ['batched: the selection fails NoValidHost (final)']
+        ['the selection fails NoValidHost (final)']
       );
 
       for (const host of doomed.hosts) await setFaults(host, { spawn: { failNext: 5, kind: 'reschedule' } });
       const exceeded = await startBuild({ name: 'vm-batched-doomed', availabilityZone: doomed.az, maxAttempts: 2 });
       expect((await settle(exceeded.result())).error).toBeDefined();
-      await save(exceeded.workflowId, undefined, 'batched-max-retries', 'FAILED', 'batched: MaxRetriesExceeded');
+      await save(exceeded.workflowId, undefined, 'max-retries-exceeded', 'FAILED', 'MaxRetriesExceeded');
       await saveChildRuns(
         exceeded.workflowId,
-        'batched-max-retries',
+        'max-retries-exceeded',
         ['FAILED', 'FAILED'],
-        ['batched run 1 of 2: spawn fails', 'batched run 2 of 2: spawn fails on the last host (final)']
+        ['run 1 of 2: spawn fails', 'run 2 of 2: spawn fails on the last host (final)']
       );
 
       const cancel = await startBuild({
@@ -1442,14 +1437,14 @@ describe.sequential('batched build (patched batched-build)', () => {
       await cancel.cancel();
       expect((await settle(cancel.result())).error).toBeDefined();
       expect(await cloud.driver(cancelled.hosts[0]).listGuests()).toEqual([]);
-      await save(cancel.workflowId, undefined, 'batched-cancelled', 'CANCELED', 'batched: cancelled while spawning');
-      await saveChildRuns(cancel.workflowId, 'batched-cancelled', ['CANCELED'], ['batched: cancelled during spawn']);
+      await save(cancel.workflowId, undefined, 'cancelled-spawning', 'CANCELED', 'cancelled while spawning');
+      await saveChildRuns(cancel.workflowId, 'cancelled-spawning', ['CANCELED'], ['cancelled during spawn']);
     });
   });
 });
 
-describe.sequential('selection outlives a cancel (patch selection-outlives-cancel, deprecated)', () => {
-  it('buildInstance: batched, cancelled while the scheduler selects (the marker only then)', async () => {
+describe.sequential('selection outlives a cancel (the patch selection-outlives-cancel removed)', () => {
+  it('buildInstance: cancelled while the scheduler selects', async () => {
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {
       const gate = cloud.holdNext('selectDestinations');
@@ -1464,13 +1459,13 @@ describe.sequential('selection outlives a cancel (patch selection-outlives-cance
       await save(
         cancel.workflowId,
         undefined,
-        'selection-cancelled-deprecated',
+        'cancelled-selecting',
         'CANCELED',
-        'cancelled while selecting (the marker recorded as deprecated)'
+        'cancelled while selecting: the answer awaited, its claim released'
       );
       await saveChildRuns(
         cancel.workflowId,
-        'selection-cancelled-deprecated',
+        'cancelled-selecting',
         ['CANCELED'],
         ['cancelled while selecting: the claim made, then released']
       );

@@ -1,5 +1,5 @@
 /** One placement attempt of a build on one host (a run of the child workflow, on the frame hostAttempt): Nova's build_and_run_instance. */
-import { CancellationScope, deprecatePatch, isCancellation, log } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
 
 import type { EventInput } from '../../activities/conductor';
 import type { RequestSpecInput } from '../../domain/request-spec';
@@ -74,27 +74,13 @@ export interface BuildAttemptResult {
 export const SELECT_EVENT = 'conductor_schedule_and_build_instances';
 
 /**
- * The patch id of the selection a cancellation waits for: the scheduler's answer (and its claim) is
- * awaited, so the claim made is known and released, never landing after the build's release. Retired
- * (docs/versioning.md): asked as deprecated where it was asked, when such a cancellation arrives.
- */
-export const PATCH_SELECTION_OUTLIVES_CANCEL = 'selection-outlives-cancel';
-
-/**
  * The scheduler's selection as a cancellable build makes it: a cancellation that arrives while it runs
- * waits for its answer (the claim it makes is then released by the build's rollback, never landing after
- * it). A build that is not cancelled mid-selection records no marker.
+ * waits for its answer, so the claim it makes is known and released by the build's rollback, never
+ * landing after it. (This was the patch `selection-outlives-cancel`, retired: docs/versioning.md.)
  */
 export function selectOnce<T>(select: () => Promise<T>): Promise<T> {
-  const outer = CancellationScope.current();
-  if (outer.consideredCancelled) return select();
-  let settled = false;
-  outer.cancelRequested.catch(() => {
-    if (!settled) deprecatePatch(PATCH_SELECTION_OUTLIVES_CANCEL);
-  });
-  return CancellationScope.nonCancellable(select).finally(() => {
-    settled = true;
-  });
+  if (CancellationScope.current().consideredCancelled) return select();
+  return CancellationScope.nonCancellable(select);
 }
 
 /**
@@ -242,11 +228,8 @@ async function firstSelection(
     return { hosts: selected.selections[0]?.hosts ?? [], resources: selected.resources, hostZones: selected.hostZones };
   } catch (err) {
     await flushEvents(batch);
-    // A cancelled build ends deleted (its parent's failBuild), not with a fault (asked with the wait).
-    if (isCancellation(err)) {
-      deprecatePatch(PATCH_SELECTION_OUTLIVES_CANCEL);
-      throw err;
-    }
+    // A cancelled build ends deleted (its parent's failBuild), not with a fault.
+    if (isCancellation(err)) throw err;
     // Nothing was claimed: NoValidHost (or a bad request) ends the build; no run after this one. A
     // failure with no type (the scheduler unreachable) aborts, as the one-activity build's does.
     throw refusalFailure(err, FailureType.BuildAborted);
