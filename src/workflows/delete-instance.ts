@@ -21,10 +21,10 @@
  */
 import {
   CancellationScope,
+  deprecatePatch,
   getExternalWorkflowHandle,
   isCancellation,
   log,
-  patched,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -47,7 +47,7 @@ import { computeOn, conductor, scheduler } from './lib/proxies';
 /**
  * A resize awaiting its confirmation is asked to confirm (confirmBeforeDelete) rather than cancelled (which
  * reverted it): Nova's _confirm_resize_on_deleting, the same answer whether its workflow runs or was
- * terminated. Histories recorded before it cancel the resize.
+ * terminated. Retired (docs/versioning.md, step 1): asked as deprecated where it was asked.
  */
 export const PATCH_DELETE_CONFIRMS_RESIZE = 'delete-confirms-resize';
 
@@ -233,7 +233,8 @@ async function stopHolder(
   progress.step = `${rivalDelete ? 'waiting for' : 'cancelling'} ${holder.workflowId}, which holds the instance`;
   if (!(await running())) return { ...holder, outcome: 'closed', waitedSeconds: 0 };
   // NOTE(nova): _confirm_resize_on_deleting: a resize awaiting its confirmation is confirmed, not undone.
-  const confirm = holder.holds === 'resize-awaiting-confirmation' && patched(PATCH_DELETE_CONFIRMS_RESIZE);
+  const confirm = holder.holds === 'resize-awaiting-confirmation';
+  if (confirm) deprecatePatch(PATCH_DELETE_CONFIRMS_RESIZE);
   if (!rivalDelete) {
     try {
       const handle = getExternalWorkflowHandle(holder.workflowId);

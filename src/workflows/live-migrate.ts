@@ -6,29 +6,28 @@
  *
  * 1. Checks that write nothing: the instance exists and can move, a requested host is not its own. Then
  *    the operation lock (task state `migrating`, action `live-migration`).
- * 2. The steps (live/move.ts): the instance has a host whose guest runs and the host is up; the migration
- *    record (`live-migration`, accepted) and the source allocation moved to it; selectDestinations (the
- *    source excluded; a requested host filtered unless `force`), then each candidate in turn (in this
- *    workflow since patch live-fewer-round-trips; before it one run of the placementAttempt child,
- *    `kind: live`; both in live/attempt.ts): claim an alternate, the pre-checks on the source, the
- *    server group's policy on the destination, the destination's checks. A failed one moves
- *    to the next alternate, at most `migrateMaxRetries` times (-1, the default: until the hosts run out);
- *    running out fails MigrationPreCheckError. Then pre_live_migration on the destination (preparing)
- *    and the copy (running, live/copy.ts). Since patch live-checks-side-by-side the source's liveness
- *    answer is awaited together with the allocation's move (the record first: a source found down ends
- *    the migration `error`, as Nova's), and the first candidate's source check runs beside the
- *    selection; since patch live-local-allocation-move the conductor moves the allocation itself (a
- *    local activity) and the selection starts beside the liveness question, its answer awaited with it.
- *    Updates (live/control.ts): `forceComplete` pauses the guest so the copy converges;
- *    `abortLiveMigration` stops the migration while preparing or copying.
- * 3. After the switch-over (live/finish.ts, not cancellable): post_live_migration_at_destination, then
- *    post_live_migration on the source, the migration's source allocation freed, the migration completed,
- *    the instance `active` on the destination.
+ * 2. The steps (live/move.ts): the instance has a host whose guest runs; the migration record
+ *    (`live-migration`, accepted) and the source allocation moved to it (a local activity);
+ *    selectDestinations (the source excluded; a requested host filtered unless `force`), awaited with
+ *    the source's liveness answer (asked beside the lock: a source found down ends the migration
+ *    `error`, as Nova's), then each candidate in turn, in this workflow (live/attempt.ts): claim an
+ *    alternate, the pre-checks on the source (the first one started beside the selection), the server
+ *    group's policy on the destination, the destination's checks. A failed one moves to the next
+ *    alternate, at most `migrateMaxRetries` times (-1, the default: until the hosts run out); running out
+ *    fails MigrationPreCheckError. Then pre_live_migration on the destination (preparing) and the copy
+ *    (running, live/copy.ts). Updates (live/control.ts): `forceComplete` pauses the guest so the copy
+ *    converges; `abortLiveMigration` stops the migration while preparing or copying.
+ * 3. After the switch-over (live/finish.ts, not cancellable): post_live_migration_at_destination, beside
+ *    it post_live_migration on the source and the migration's source allocation freed, the migration
+ *    completed, the instance `active` on the destination.
+ *
+ * The migration's writes and its steps' events are local activities (each event written beside the
+ * migration's next write); the plan, the lock and the end too.
  *
  * Failure, abort or cancellation before the switch-over rolls back to the source (the frame runs the
  * steps' undos); a failure after it leaves the instance `error` on the destination (live/finish.ts).
  */
-import { isCancellation, log, patched, uuid4 } from '@temporalio/workflow';
+import { deprecatePatch, isCancellation, log, uuid4 } from '@temporalio/workflow';
 
 import { FailureType, InvalidRequest } from '../domain/errors';
 import type { LiveMigrateInput } from '../domain/schemas';
@@ -37,7 +36,7 @@ import type { LiveMigrateResult } from '../shared/messages';
 import { failureMessage, parseInput, refusalFailure } from './lib/failures';
 import { settleEvents } from './lib/operation';
 import { preliminaryProgress } from './lib/progress';
-import { conductor, conductorLocal, scheduler } from './lib/proxies';
+import { conductorLocal, scheduler } from './lib/proxies';
 import { runStagedOperation } from './lib/staged-operation';
 import type { LiveControl } from './live/control';
 import { handleLiveUpdates } from './live/control';
@@ -45,19 +44,7 @@ import { finishLive, liveStableState } from './live/finish';
 import { moveLive } from './live/move';
 import { PATCH_LIVE_FEWER_ROUND_TRIPS } from './live/names';
 
-export {
-  LIVE_EVENTS,
-  PATCH_LIVE_ABORT_ANSWERS_OUTCOME,
-  PATCH_LIVE_ABORT_FORCE_EVENTS,
-  PATCH_LIVE_CHECKS_SIDE_BY_SIDE,
-  PATCH_LIVE_ERROR_CLEANS_SOURCE,
-  PATCH_LIVE_EVENTS_BESIDE_WRITES,
-  PATCH_LIVE_FEWER_ROUND_TRIPS,
-  PATCH_LIVE_LATE_GROUP_CHECK,
-  PATCH_LIVE_LOCAL_ALLOCATION_MOVE,
-  PATCH_LIVE_ONE_WRITE_END,
-  PATCH_LIVE_RECEIVER_NOT_AWAITED,
-} from './live/names';
+export { LIVE_EVENTS } from './live/names';
 
 /**
  * Live-migrates one instance and returns its record on the destination, with `liveMigration`: the
@@ -72,15 +59,13 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   preliminaryProgress(instanceId, 'liveMigrate', 'checking the request');
   const live: LiveControl = { req, migrationId: uuid4(), phase: 'checking', aborted: false };
   handleLiveUpdates(live);
-  const fewerTrips = (live.fewerTrips = patched(PATCH_LIVE_FEWER_ROUND_TRIPS));
+  deprecatePatch(PATCH_LIVE_FEWER_ROUND_TRIPS); // retired (docs/versioning.md)
 
   // Checks that write nothing: a request that can only fail is refused before the lock.
-  const planned = await (fewerTrips ? conductorLocal : conductor)
-    .planMigration({ instanceId })
-    .catch((err: unknown) => {
-      if (isCancellation(err)) throw err;
-      throw refusalFailure(err, FailureType.InvalidRequest);
-    });
+  const planned = await conductorLocal.planMigration({ instanceId }).catch((err: unknown) => {
+    if (isCancellation(err)) throw err;
+    throw refusalFailure(err, FailureType.InvalidRequest);
+  });
   const current = planned.instance;
   if (current.host !== null && req.host === current.host)
     throw new InvalidRequest(
@@ -88,8 +73,8 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       `${req.host} is the current host of instance ${instanceId} (UnableToMigrateToSelf)`
     );
 
-  // Patched: the source's liveness asked beside the lock (read by the steps' first check, after it).
-  if (fewerTrips && current.host !== null) {
+  // The source's liveness asked beside the lock (its answer awaited with the selection, after it).
+  if (current.host !== null) {
     const up = scheduler.isHostUp({ host: current.host });
     up.catch(() => undefined); // awaited (and its failure thrown) by checkSource
     live.sourceUp = { host: current.host, up };
@@ -100,15 +85,15 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         instanceId,
         transition: 'liveMigrate',
         operation: 'liveMigrate',
-        ...(fewerTrips ? { local: true } : {}),
+        local: true,
       },
       steps: (op) => moveLive(live, planned, op),
       commit: (op, switched) => finishLive(live, op, switched),
       stableState: (op, err, switched) => liveStableState(live, op, err, switched),
     });
   } finally {
-    // Patched (live-events-beside-writes): no event write left running when the workflow closes (the
-    // writes above have waited for them; this catches an ending that wrote nothing after its last step).
+    // No event write left running when the workflow closes (the writes above have waited for them; this
+    // catches an ending that wrote nothing after its last step).
     await settleEvents(live.op).catch((err: unknown) =>
       log.warn('could not record an event', { instanceId, error: failureMessage(err) })
     );

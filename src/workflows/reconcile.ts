@@ -25,7 +25,7 @@
  * An instance an operation runs on is never touched. With `dryRun` it decides and reports, and changes
  * nothing. After `batchesPerRun` batches the workflow continues as new, carrying its decisions on.
  */
-import { continueAsNew, executeChild, log, patched, uuid4, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, deprecatePatch, executeChild, log, uuid4, workflowInfo } from '@temporalio/workflow';
 
 import type { ReconcileDecision, ReconcileDecisionKind } from '../domain/reconcile';
 import { decideAllocations, decideInstances } from '../domain/reconcile';
@@ -106,10 +106,9 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
         report(req.dryRun ? decisionOf(plan, 'planned') : await applyPlan(plan, timeouts));
       const reconciled = await Promise.all(batch.map((h) => reconcileOneHost(h.host, h.up, req, timeouts)));
       reconciled.forEach(report);
-      if (patched(PATCH_POWER_STATE_SYNC)) {
-        const live = batch.filter((h) => h.up).map((h) => h.host);
-        (await syncPowerStates(live, req.dryRun, timeouts)).forEach(report);
-      }
+      deprecatePatch(PATCH_POWER_STATE_SYNC); // retired (docs/versioning.md)
+      const live = batch.filter((h) => h.up).map((h) => h.host);
+      (await syncPowerStates(live, req.dryRun, timeouts)).forEach(report);
       state.after = batch.at(-1)?.host ?? null;
     }
     state.batches++;

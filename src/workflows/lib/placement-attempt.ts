@@ -217,12 +217,8 @@ export interface HostAttempt<T, C = undefined> {
   inline?: StepRunner;
 }
 
-/** What the steps of a host attempt see of their run: its host and number, its step, its selection and mode. */
-export type HostPlacement = Pick<PlacementAttempt, 'attempt' | 'host' | 'step'> & {
-  selection: Selection;
-  /** Run inline by the operation's workflow (no child run, no parent to tell). */
-  inline: boolean;
-};
+/** What the steps of a host attempt see of their run: its host and number, its step, its selection. */
+export type HostPlacement = Pick<PlacementAttempt, 'attempt' | 'host' | 'step'> & { selection: Selection };
 
 /**
  * Runs one placement attempt on its host: the selection (given, the first run's, or carried), the host
@@ -253,7 +249,7 @@ export async function hostAttempt<T, C = undefined>(def: HostAttempt<T, C>): Pro
   });
   const ending: RunEnding = { ...def.ending, hosts: selection.hosts.length };
   const steps = async () => {
-    const result = await onHost(def, { ...placement, selection, inline: false }, op);
+    const result = await onHost(def, { ...placement, selection }, op);
     if (batch) await placement.told();
     return result;
   };
@@ -323,7 +319,6 @@ async function inlineAttempts<T, C>(owner: StepRunner, def: HostAttempt<T, C>): 
       attempt,
       host,
       selection,
-      inline: true,
       step: (on, _taskState, { tellParent: _tell, ...spec }) =>
         runStep(on, { ...spec, label: stepLabel(spec.event, host), attempt }),
     };

@@ -1,15 +1,13 @@
 /**
- * One placement attempt of a live migration on one destination (a run of the placementAttempt child):
- * Nova's LiveMigrationTask._find_destination loop body. The first host was claimed by the scheduler; an
- * alternate is claimed here. Then the pre-checks as calls on the hosts' queues: the source's
- * (check_can_live_migrate_source: the guest is there and can move; it returns the source's CPU) and the
- * destination's (check_can_live_migrate_destination: the server group's policy on the destination, as
- * Nova's _validate_instance_group_policy there, then CPU model and features, storage). A failed check
- * releases the claim and fails the run as retryable `Rescheduled`, so the server starts the next run on
- * the next alternate (bounded by migrate_max_retries).
+ * The placement attempts of a live migration, one destination each, run by the migration's own workflow
+ * (the frame's inline mode): Nova's LiveMigrationTask._find_destination loop body. The first host was
+ * claimed by the scheduler; an alternate is claimed here. Then the pre-checks as calls on the hosts'
+ * queues: the source's (check_can_live_migrate_source: the guest is there and can move; it returns the
+ * source's CPU) and the destination's (check_can_live_migrate_destination: the server group's policy on
+ * the destination, as Nova's _validate_instance_group_policy there, then CPU model and features,
+ * storage). A failed check releases the claim on that host and the next alternate is tried (bounded by
+ * migrate_max_retries).
  */
-import { patched } from '@temporalio/workflow';
-
 import type { ComputeActivities } from '../../activities/compute';
 import type { Flavor, Image } from '../../domain/catalogue';
 import { FailureType } from '../../domain/errors';
@@ -20,7 +18,6 @@ import type { StepRunner } from '../lib/kernel';
 import type { HostAttempt } from '../lib/placement-attempt';
 import { GROUP_CHECK_EVENT, hostAttempt } from '../lib/placement-attempt';
 import { computeOn, conductor } from '../lib/proxies';
-import { PATCH_LIVE_LATE_GROUP_CHECK } from './names';
 
 /** Failure types that end the search at once: no other destination can fix them. */
 export const LIVE_ABORT_TYPES = [
@@ -40,30 +37,20 @@ export interface LiveAttemptInput {
   flavor: Flavor;
   image: Image;
   resources: Resources;
-  /**
-   * As requested: `'auto'` is resolved by the destination against its driver's storage (Nova's
-   * block_migration='auto'). Runs started before this was passed through carry `true` for `'auto'`.
-   */
+  /** As requested: `'auto'` is resolved by the destination against its driver's storage (Nova's block_migration='auto'). */
   blockMigration: boolean | 'auto';
   timeouts: ComputeTimeoutsInput;
   /** The instance's server group, when it has one: its policy is checked again on the destination. */
   serverGroup?: string;
 }
 
-/** A live migration's run on one destination, as a child (`placementAttempt`, `kind: 'live'`). */
-export function checkLiveOnHost(input: LiveAttemptInput): Promise<{ host: string; attempt: number }> {
-  return hostAttempt(liveAttempt(input));
-}
-
 /**
- * The same checks as checkLiveOnHost, each candidate in turn, run by the live migration's own workflow
- * (patch live-fewer-round-trips): hostAttempt's inline mode. No child to start, no parent to signal,
- * each step's event a local write of the migration's operation. What is claimed, checked, recorded and
- * released is the same, in the same order: run N claims hosts[N-1] when N > 1, checks the source, the
- * group's policy there (when the instance has a group), the destination; a failure releases the claim on
- * that host, an abort type ends the search at once, anything else moves to the next host (at once: the
- * child's retry waited 1 s, then 2 s, between runs). Every host failing throws the last run's
- * `Rescheduled`, which the caller names MigrationPreCheckError as it names the child's.
+ * Each candidate in turn, run by the live migration's own workflow: hostAttempt's inline mode. No child
+ * to start, no parent to signal, each step's event a local write of the migration's operation. Run N
+ * claims hosts[N-1] when N > 1, checks the source, the group's policy there (when the instance has a
+ * group), the destination; a failure releases the claim on that host, an abort type ends the search at
+ * once, anything else moves to the next host at once. Every host failing throws the last run's
+ * `Rescheduled`, which the caller names MigrationPreCheckError.
  */
 export function checkLiveInline(
   op: StepRunner,
@@ -74,8 +61,8 @@ export function checkLiveInline(
 }
 
 /**
- * The source's check of the first attempt, already started (patch live-checks-side-by-side: beside the
- * selection); the first attempt's step takes its answer instead of asking again.
+ * The source's check of the first attempt, already started beside the selection; the first attempt's
+ * step takes its answer instead of asking again.
  */
 export type FirstSourceCheck = ReturnType<ComputeActivities['checkCanLiveMigrateSource']>;
 
@@ -110,12 +97,11 @@ function liveAttempt(
             ? firstSourceCheck
             : computeOn(sourceHost, input.timeouts).short.checkCanLiveMigrateSource({ instanceId }),
       });
-      // (Inline runs were written with this check: they ask no patch.)
       // The group's members as they are now, which a migration or a build finished since the scheduler
       // chose may have changed: a violation fails this destination (Rescheduled), the next is tried.
       // NOTE(nova): Nova checks again, definitively, in pre_live_migration (a violation there fails the
       // migration, the instance stays active); here the check runs once, in the attempt, just before it.
-      if (input.serverGroup !== undefined && (placement.inline || patched(PATCH_LIVE_LATE_GROUP_CHECK)))
+      if (input.serverGroup !== undefined)
         await placement.step(op, Task.Migrating, {
           event: GROUP_CHECK_EVENT,
           host,

@@ -8,7 +8,7 @@
  * the copy.
  */
 import type { CancellationScope } from '@temporalio/workflow';
-import { condition, patched, setHandler } from '@temporalio/workflow';
+import { condition, deprecatePatch, setHandler } from '@temporalio/workflow';
 
 import type { HostUpResult } from '../../activities/scheduler';
 import { InvalidMigrationState, LiveMigrationAborted, MigrationError } from '../../domain/errors';
@@ -29,8 +29,6 @@ export type LivePhase = 'checking' | 'accepted' | 'preparing' | 'running' | 'swi
 /** The copy under way: its scope (an abort cancels it) and how it ended. */
 export interface CopyControl {
   scope: CancellationScope;
-  /** Patched: the copy's cancellation waits for the source's answer (it may have switched over). */
-  answersCancel: boolean;
   ended?: 'switched' | 'failed';
 }
 
@@ -44,24 +42,7 @@ export interface LiveControl {
   source?: string;
   /** An operator's abort was accepted. */
   aborted: boolean;
-  /** Patched (live-local-writes): the migration's writes are local activities. */
-  localWrites?: boolean;
-  /**
-   * Patched (live-fewer-round-trips): the pre-checks in this workflow, the lock's and the end's writes
-   * local, and the source's liveness, asked beside the lock, here.
-   */
-  fewerTrips?: boolean;
-  /**
-   * Patched (live-checks-side-by-side): the source's liveness awaited with the allocation's move, the
-   * first source check beside the selection.
-   */
-  sideBySide?: boolean;
-  /**
-   * Patched (live-local-allocation-move): the allocation's move a local activity after the record, the
-   * selection and the first source check started beside the liveness question, its answer awaited with
-   * the selection.
-   */
-  localMove?: boolean;
+  /** The source's liveness, asked beside the lock. */
   sourceUp?: { host: string; up: Promise<HostUpResult> };
   copy?: CopyControl;
 }
@@ -103,19 +84,18 @@ async function forceComplete(live: LiveControl): Promise<{ forced: boolean }> {
   const { op, source } = operationOf(live);
   const call = () =>
     computeOn(source, live.req.timeouts).short.liveMigrationForceComplete({ instanceId: live.req.instanceId });
-  const forced = patched(PATCH_LIVE_ABORT_FORCE_EVENTS)
-    ? await recordStep(op, LIVE_EVENTS.forceComplete, call, {
-        host: source,
-        details: (f) => (f.forced ? 'the guest paused so that the copy converges' : 'the copy had already ended'),
-      })
-    : await call();
+  deprecatePatch(PATCH_LIVE_ABORT_FORCE_EVENTS); // retired (docs/versioning.md)
+  const forced = await recordStep(op, LIVE_EVENTS.forceComplete, call, {
+    host: source,
+    details: (f) => (f.forced ? 'the guest paused so that the copy converges' : 'the copy had already ended'),
+  });
   if (forced.forced) op.progress.step = `force-completing: the guest is paused on ${source}`;
   return forced;
 }
 
 async function abort(live: LiveControl): Promise<{ aborted: boolean }> {
   const { op, source } = operationOf(live);
-  if (!patched(PATCH_LIVE_ABORT_FORCE_EVENTS)) return abortCopy(live);
+  deprecatePatch(PATCH_LIVE_ABORT_FORCE_EVENTS); // retired (docs/versioning.md)
   return recordStep(op, LIVE_EVENTS.abort, () => abortCopy(live), {
     host: source,
     details: (a) =>
@@ -133,7 +113,6 @@ async function abortCopy(live: LiveControl): Promise<{ aborted: boolean }> {
   // Preparing: the steps stop once pre_live_migration answered (abortIfAsked), and roll back.
   if (!copy) return { aborted: true };
   copy.scope.cancel();
-  if (!copy.answersCancel) return { aborted: true };
   // What really happened: a copy that switched over before the cancel reached it is not aborted; the
   // workflow then finishes the migration. NOTE(nova): Nova refuses such an abort (InvalidMigrationState,
   // 400) when it sees the migration past `running`; here the race is answered `aborted: false`.

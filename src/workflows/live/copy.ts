@@ -5,7 +5,7 @@
  * heartbeat timeout). Whichever ends first decides: the copy switching over ends the receiving; the
  * destination going silent stops the copy; an abort or a cancellation stops both.
  */
-import { CancellationScope, isCancellation, patched, proxyActivities } from '@temporalio/workflow';
+import { CancellationScope, deprecatePatch, isCancellation, proxyActivities } from '@temporalio/workflow';
 
 import type { ComputeActivities } from '../../activities/compute';
 import { MigrationError } from '../../domain/errors';
@@ -35,12 +35,13 @@ export async function copyMemory(live: LiveControl, source: string, dest: string
   const receiving = receiveScope.run(() =>
     receiverOn(dest, req.timeouts).receiveLiveMigration({ instanceId, migrationId })
   );
-  const copy: CopyControl = { scope, answersCancel: patched(PATCH_LIVE_ABORT_ANSWERS_OUTCOME) };
+  // Retired (docs/versioning.md): the copy's cancellation waits for the source's answer, which may be
+  // that it had switched over.
+  deprecatePatch(PATCH_LIVE_ABORT_ANSWERS_OUTCOME);
+  const copy: CopyControl = { scope };
   live.copy = copy;
-  const compute = computeOn(source, req.timeouts);
-  const copier = copy.answersCancel ? compute.longAwaitingCancel : compute.long;
   const copied = scope.run(() =>
-    copier.liveMigration({
+    computeOn(source, req.timeouts).longAwaitingCancel.liveMigration({
       instanceId,
       migrationId,
       maxDowntimeMs: req.maxDowntimeMs,
@@ -75,7 +76,9 @@ export async function copyMemory(live: LiveControl, source: string, dest: string
     live.phase = copy.ended;
     receiveScope.cancel();
     // Its failure is handled (`lost`); a switched-over copy does not wait for the cancel to land.
-    if (copy.ended !== 'switched' || !patched(PATCH_LIVE_RECEIVER_NOT_AWAITED)) await receiving.catch(() => undefined);
+    if (copy.ended === 'switched')
+      deprecatePatch(PATCH_LIVE_RECEIVER_NOT_AWAITED); // retired
+    else await receiving.catch(() => undefined);
   }
 }
 

@@ -2,9 +2,9 @@
  * The live migration after its switch-over, and how it ends when it fails. After the switch-over (not
  * cancellable, nothing to undo): post_live_migration_at_destination (the guest runs there),
  * post_live_migration on the source (its guest removed), the migration's source allocation freed, the
- * migration completed; the frame then writes the instance `active` on the destination. Since patch
- * live-fewer-round-trips the source's step and the release run beside the destination's step (the guest
- * can no longer go back to the source; each is idempotent), not after it.
+ * migration completed; the frame then writes the instance `active` on the destination. The source's step
+ * and the release run beside the destination's step (the guest can no longer go back to the source; each
+ * is idempotent), not after it.
  *
  * Failure, abort or cancellation before the switch-over: the frame has undone the steps (the destination's
  * guest and port removed, the source guest resumed, the allocation back on the source only); the instance
@@ -12,7 +12,7 @@
  * after it leaves the instance `error` on the destination, holding its allocation there only, with no
  * guest running anywhere: never two running guests.
  */
-import { isCancellation, log, patched } from '@temporalio/workflow';
+import { deprecatePatch, isCancellation, log } from '@temporalio/workflow';
 
 import { FailureType } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord } from '../../domain/instance';
@@ -23,11 +23,11 @@ import { failureMessage, failureSaying, isFailureOfType } from '../lib/failures'
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
 import { settleEvents } from '../lib/operation';
-import { computeOn, scheduler } from '../lib/proxies';
+import { computeOn, conductorLocal, scheduler } from '../lib/proxies';
 import type { LiveControl } from './control';
 import type { CopyResult } from './copy';
 import type { Destination } from './move';
-import { pauseAgain, setStatus, store } from './move';
+import { pauseAgain, setStatus } from './move';
 import { LIVE_EVENTS, PATCH_LIVE_ERROR_CLEANS_SOURCE } from './names';
 
 /** After the switch-over: the guest started on the destination, the source cleaned, the migration completed. */
@@ -40,18 +40,16 @@ export async function finishLive(
   const { instanceId } = req;
   const { dest, attempt } = to;
   const released = () => scheduler.releaseAllocations({ consumerId: migrationId });
-  /** Patched (live-fewer-round-trips): the source cleaned and its allocation freed beside the destination's step. */
+  /** The source cleaned and its allocation freed beside the destination's step. */
   let cleaning: Promise<unknown> | undefined;
   try {
     await setStatus(live, 'post-migrating', ['running']);
-    if (live.fewerTrips) {
-      // NOTE(nova): Nova's _post_live_migration calls post_live_migration_at_destination and cleans the
-      // source one after the other; here the source's cleanup and the release of the migration's source
-      // allocation run beside the destination's step (the guest has switched over and cannot go back;
-      // each step is idempotent, and a failure of the destination's still finds the source cleaned).
-      cleaning = Promise.all([removeSourceGuest(live, op, to), released()]);
-      cleaning.catch(() => undefined); // awaited below, on both paths
-    }
+    // NOTE(nova): Nova's _post_live_migration calls post_live_migration_at_destination and cleans the
+    // source one after the other; here the source's cleanup and the release of the migration's source
+    // allocation run beside the destination's step (the guest has switched over and cannot go back;
+    // each step is idempotent, and a failure of the destination's still finds the source cleaned).
+    cleaning = Promise.all([removeSourceGuest(live, op, to), released()]);
+    cleaning.catch(() => undefined); // awaited below, on both paths
     let { powerState } = await runStep(op, {
       event: LIVE_EVENTS.postDest,
       label: `starting the guest on ${dest}`,
@@ -62,15 +60,10 @@ export async function finishLive(
     });
     const paused = op.before.vmState === VmState.Paused;
     if (paused) ({ powerState } = await pauseAgain(live, op, dest, attempt));
-    if (cleaning) await cleaning;
-    else if (live.localWrites) await Promise.all([removeSourceGuest(live, op, to), released()]);
-    else {
-      await removeSourceGuest(live, op, to);
-      await released();
-    }
-    // The post steps' events (patch live-events-beside-writes) written beside it.
+    await cleaning;
+    // The post steps' events written beside it.
     const [migration] = await Promise.all([
-      store(live).updateMigration({
+      conductorLocal.updateMigration({
         migrationId,
         status: 'completed',
         expectStatus: ['post-migrating'],
@@ -90,7 +83,11 @@ export async function finishLive(
     };
   } catch (err) {
     if (cleaning) await cleaning.catch(() => undefined);
-    else if (patched(PATCH_LIVE_ERROR_CLEANS_SOURCE)) await removeSourceGuest(live, op, to);
+    else {
+      // The post-migrating write failed before the cleanup started: the source's guest still goes.
+      deprecatePatch(PATCH_LIVE_ERROR_CLEANS_SOURCE); // retired (docs/versioning.md)
+      await removeSourceGuest(live, op, to);
+    }
     throw afterSwitch(err, dest);
   }
 }
@@ -153,13 +150,13 @@ export async function liveStableState(
 }
 
 async function markMigration(live: LiveControl, status: 'error' | 'cancelled'): Promise<void> {
-  // The undos' events (patch live-events-beside-writes) written beside it, before the fault.
+  // The undos' events written beside it, before the fault.
   const events = settleEvents(live.op).catch((err: unknown) =>
     log.warn('could not record an event', { error: failureMessage(err) })
   );
   if (live.phase === 'checking') return events;
   await Promise.all([
-    store(live)
+    conductorLocal
       .updateMigration({ migrationId: live.migrationId, status, method: 'liveMigrate' })
       .catch((err: unknown) => log.warn('could not mark the migration', { status, error: failureMessage(err) })),
     events,

@@ -1,15 +1,14 @@
 /**
  * The live migration up to its switch-over (Nova's LiveMigrationTask._execute, then the computes'
  * pre_live_migration and live_migration), as steps on the kernel, each undo pushed before its step: the
- * checks on the source, the migration record with the source allocation moved to it, the destination (the
- * scheduler's choice, then each candidate as one run of the placement-attempt child), pre_live_migration
- * on the destination, the copy. A failure, an abort or a cancellation here is undone by the frame.
- * Since patch live-checks-side-by-side the source's liveness answer is awaited with the allocation's move
- * (after the migration's record) and the first candidate's source check runs beside the selection.
- * Since patch live-local-allocation-move the conductor moves the allocation itself (a local activity
- * after the record) and the selection starts beside the liveness question, its answer awaited with it.
+ * source checked, the migration record with the source allocation moved to it (the conductor's own local
+ * activity), the destination (the scheduler's choice, started beside the source's liveness question and
+ * awaited with its answer, then each candidate checked in this workflow, the first candidate's source
+ * check started beside the selection), pre_live_migration on the destination, the copy. The migration's
+ * writes and its steps' events are local activities, each event written beside the next write. A
+ * failure, an abort or a cancellation here is undone by the frame.
  */
-import { CancellationScope, executeChild, log, patched } from '@temporalio/workflow';
+import { CancellationScope, deprecatePatch, log } from '@temporalio/workflow';
 
 import type { SelectDestinationsResult } from '../../activities/scheduler';
 import {
@@ -22,29 +21,19 @@ import {
 import { PowerState, VmState } from '../../domain/instance';
 import type { LiveMigrationStatus, MigrationPlan, MigrationRecord } from '../../domain/migration';
 import { liveMigrationAttempts } from '../../domain/schemas';
-import { placementAttemptRetry } from '../../shared/activity-options';
-import { workflowIds } from '../../shared/task-queues';
 import { failureMessage, isFailureOfType, noHost } from '../lib/failures';
 import type { KernelOperation } from '../lib/kernel';
 import { runStep } from '../lib/kernel';
 import { settleEvents } from '../lib/operation';
-import { computeOn, conductor, conductorLocal, scheduler, withActivitySummary } from '../lib/proxies';
+import { computeOn, conductorLocal, scheduler, withActivitySummary } from '../lib/proxies';
 import { PAUSE_EVENT } from '../pause';
-import { placementAttempt } from '../placement-attempt';
 import type { FirstSourceCheck } from './attempt';
-import { checkLiveInline, LIVE_ABORT_TYPES } from './attempt';
+import { checkLiveInline } from './attempt';
 import type { LiveControl } from './control';
 import { abortIfAsked } from './control';
 import type { CopyResult } from './copy';
 import { copyMemory } from './copy';
-import {
-  LIVE_EVENTS,
-  PATCH_LIVE_CHECKS_SIDE_BY_SIDE,
-  PATCH_LIVE_EVENTS_BESIDE_WRITES,
-  PATCH_LIVE_LOCAL_ALLOCATION_MOVE,
-  PATCH_LIVE_LOCAL_WRITES,
-  PATCH_LIVE_ONE_WRITE_END,
-} from './names';
+import { LIVE_EVENTS, RETIRED_MOVE_PATCHES } from './names';
 
 /** The destination the attempts settled on: its host, the attempt that passed, the hosts' zones. */
 export interface Destination {
@@ -61,17 +50,14 @@ export async function moveLive(
   op: KernelOperation
 ): Promise<{ to: Destination; copy: CopyResult }> {
   live.op = op;
-  if (patched(PATCH_LIVE_LOCAL_WRITES)) live.localWrites = op.localWrites = true;
-  // Only on top of the two patches before it (it rearranges their calls).
-  if (live.fewerTrips && live.localWrites && patched(PATCH_LIVE_CHECKS_SIDE_BY_SIDE)) live.sideBySide = true;
-  // Patched (live-events-beside-writes): each step's event written beside the next write (setStatus).
-  if (live.sideBySide && patched(PATCH_LIVE_EVENTS_BESIDE_WRITES)) op.eventsBeside = [];
-  // Patched (live-local-allocation-move): the move local, the selection beside the liveness question.
-  if (op.eventsBeside && patched(PATCH_LIVE_LOCAL_ALLOCATION_MOVE)) live.localMove = true;
-  // Patched (live-one-write-end): the instance's last write finishes the action in the same activity.
-  if (live.localMove && patched(PATCH_LIVE_ONE_WRITE_END)) op.oneWriteEnd = true;
-  // Patched (live-checks-side-by-side): the liveness answer awaited with the allocation's move (reserve).
-  const source = live.sideBySide ? movableSource(live, op) : await checkSource(live, op);
+  // Retired patches, asked where they were asked (docs/versioning.md).
+  for (const id of RETIRED_MOVE_PATCHES) deprecatePatch(id);
+  // The steps' events written beside the next write (setStatus); the last write finishes the action.
+  op.localWrites = true;
+  op.eventsBeside = [];
+  op.oneWriteEnd = true;
+  // The source's liveness answer is awaited with the selection (chooseAmong).
+  const source = movableSource(live, op);
   await reserve(live, op, source, planned);
   const to = await chooseDestination(live, op, source, planned);
   const { dest, attempt } = to;
@@ -111,13 +97,6 @@ export async function moveLive(
   return { to, copy };
 }
 
-/** The instance has a host whose guest runs (or is paused), and that host is up. */
-async function checkSource(live: LiveControl, op: KernelOperation): Promise<string> {
-  const source = movableSource(live, op);
-  await sourceIsUp(live, source);
-  return source;
-}
-
 /** The instance has a host, and its guest runs (or is paused): the source (its liveness not asked here). */
 function movableSource(live: LiveControl, op: KernelOperation): string {
   const { before } = op;
@@ -146,7 +125,7 @@ async function sourceIsUp(live: LiveControl, source: string): Promise<void> {
 async function reserve(live: LiveControl, op: KernelOperation, source: string, planned: MigrationPlan) {
   const { migrationId, req } = live;
   const { instanceId } = req;
-  await store(live).createMigration({
+  await conductorLocal.createMigration({
     migrationId,
     instanceId,
     sourceHost: source,
@@ -159,25 +138,15 @@ async function reserve(live: LiveControl, op: KernelOperation, source: string, p
   op.compensations.push('move the allocation back to the instance', async () => {
     await scheduler.moveAllocations({ from: migrationId, to: instanceId });
   });
-  // Patched (live-local-allocation-move): the conductor moves it itself, a local activity in this
-  // workflow task; the liveness answer is awaited with the selection (chooseAmong).
+  // The conductor moves it itself, a local activity in this workflow task; the liveness answer is
+  // awaited with the selection (chooseAmong).
   // NOTE(nova): Nova's LiveMigrationTask checks the source is up before it replaces the allocation and
   // before select_destinations; here the answer is awaited only beside the selection, and a source
   // found down has the selection's claim released and the allocation moved back by its undo.
-  if (live.localMove) return conductorLocal.replaceAllocationWithMigration({ instanceId, migrationId });
-  const moved = scheduler.moveAllocations({ from: instanceId, to: migrationId });
-  if (!live.sideBySide) return moved;
-  // Patched (live-checks-side-by-side): the source's liveness answer (asked beside the lock) awaited with
-  // the move, both settled before either failure goes on (the move's undo then finds it done).
-  // NOTE(nova): Nova's LiveMigrationTask checks the source is up before it moves the allocation (both
-  // after the migration's record, which a source found down leaves `error`); here the move is not
-  // held back for the answer, and a source found down has it moved back by its undo.
-  const [up, move] = await Promise.allSettled([sourceIsUp(live, source), moved]);
-  if (up.status === 'rejected') throw up.reason;
-  if (move.status === 'rejected') throw move.reason;
+  await conductorLocal.replaceAllocationWithMigration({ instanceId, migrationId });
 }
 
-/** selectDestinations (the source excluded), then the candidates one placement-attempt run each. */
+/** selectDestinations (the source excluded), then the candidates, each checked in turn. */
 async function chooseDestination(
   live: LiveControl,
   op: KernelOperation,
@@ -186,37 +155,36 @@ async function chooseDestination(
 ): Promise<Destination> {
   const { req } = live;
   const { instanceId } = req;
-  // Patched (live-local-allocation-move): the early check in a scope of its own, cancelled if the source
-  // is found down (its task would otherwise wait on the down host's queue until its schedule-to-start
-  // timeout).
-  const early = live.localMove ? new CancellationScope() : undefined;
-  // Patched (live-checks-side-by-side): the first destination's source check, which asks nothing of the
-  // destination, started beside the selection; its step (and event) stays the first attempt's.
+  // The early check in a scope of its own, cancelled if the source is found down (its task would
+  // otherwise wait on the down host's queue until its schedule-to-start timeout).
+  const early = new CancellationScope();
+  // The first destination's source check, which asks nothing of the destination, started beside the
+  // selection; its step (and event) stays the first attempt's.
   // NOTE(nova): Nova's destination asks the source's check_can_live_migrate_source from its own check,
   // after select_destinations; here the first one runs while the scheduler selects.
   const startCheck = () =>
     withActivitySummary(`check can live migrate source on ${source}, attempt 1`, () =>
       computeOn(source, req.timeouts).short.checkCanLiveMigrateSource({ instanceId })
     );
-  const firstSourceCheck = live.sideBySide ? (early ? early.run(startCheck) : startCheck()) : undefined;
-  firstSourceCheck?.catch(() => undefined); // awaited by the first attempt, or below
+  const firstSourceCheck = early.run(startCheck);
+  firstSourceCheck.catch(() => undefined); // awaited by the first attempt, or below
   try {
     return await chooseAmong(live, op, source, planned, firstSourceCheck, early);
   } catch (err) {
     // No attempt took the early check: it is settled before the failure goes on (no activity left).
-    await firstSourceCheck?.catch(() => undefined);
+    await firstSourceCheck.catch(() => undefined);
     throw err;
   }
 }
 
-/** chooseDestination's selection and attempts (the first source check, when started early, passed on). */
+/** chooseDestination's selection and attempts (the first source check, started early, passed on). */
 async function chooseAmong(
   live: LiveControl,
   op: KernelOperation,
   source: string,
   planned: MigrationPlan,
-  firstSourceCheck: FirstSourceCheck | undefined,
-  early: CancellationScope | undefined
+  firstSourceCheck: FirstSourceCheck,
+  early: CancellationScope
 ): Promise<Destination> {
   const { req, migrationId } = live;
   const { instanceId } = req;
@@ -240,7 +208,7 @@ async function chooseAmong(
         maxAttempts: req.host ? 1 : liveMigrationAttempts(req.migrateMaxRetries),
       }),
   });
-  const selected = live.localMove ? await withSourceUp(live, source, selecting, early) : await selecting;
+  const selected = await withSourceUp(live, source, selecting, early);
   const hosts = selected.selections[0]?.hosts ?? [];
   if (hosts.length === 0) throw NoValidHost.for(`the live migration of instance ${instanceId}`);
   // 'auto' goes to the destination's check, which resolves it against its driver's storage.
@@ -257,15 +225,7 @@ async function chooseAmong(
     timeouts: req.timeouts,
     ...(before.serverGroup ? { serverGroup: before.serverGroup } : {}),
   };
-  const checked = live.fewerTrips
-    ? checkLiveInline(op, checks, firstSourceCheck)
-    : executeChild(placementAttempt, {
-        workflowId: workflowIds.placementAttempt(instanceId, 'live'),
-        staticSummary: `pre-check the live migration of ${instanceId} from ${source}`,
-        retry: placementAttemptRetry(hosts.length, LIVE_ABORT_TYPES),
-        args: [{ kind: 'live', ...checks }],
-      });
-  const { host: dest, attempt } = await checked.catch((err: unknown) => {
+  const { host: dest, attempt } = await checkLiveInline(op, checks, firstSourceCheck).catch((err: unknown) => {
     throw searchFailure(instanceId, err, hosts);
   });
   op.progress.hostsTried = hosts.slice(0, attempt);
@@ -273,19 +233,19 @@ async function chooseAmong(
 }
 
 /**
- * Patched (live-local-allocation-move): the selection with the source's liveness answer, both settled
- * before either failure goes on. A source found down (ComputeHostUnavailable, as before the selection
- * before the patch) cancels the early source check and releases the claim the selection made.
+ * The selection with the source's liveness answer, both settled before either failure goes on. A source
+ * found down (ComputeHostUnavailable) cancels the early source check and releases the claim the
+ * selection made.
  */
 async function withSourceUp(
   live: LiveControl,
   source: string,
   selecting: Promise<SelectDestinationsResult>,
-  early: CancellationScope | undefined
+  early: CancellationScope
 ): Promise<SelectDestinationsResult> {
   const [up, selected] = await Promise.allSettled([sourceIsUp(live, source), selecting]);
   if (up.status === 'rejected') {
-    early?.cancel();
+    early.cancel();
     const claimed = selected.status === 'fulfilled' ? selected.value.selections[0]?.hosts[0] : undefined;
     if (claimed !== undefined) await scheduler.releaseAllocations({ consumerId: live.req.instanceId, host: claimed });
     throw up.reason;
@@ -303,11 +263,6 @@ function searchFailure(instanceId: string, err: unknown, hosts: string[]): unkno
   );
 }
 
-/** The conductor's store as this run writes it: local activities once patched (live-local-writes). */
-export function store(live: LiveControl): typeof conductor {
-  return live.localWrites ? conductorLocal : conductor;
-}
-
 /** The migration's status, compare-and-swapped from `expect`; the phase the Updates see follows it. */
 export async function setStatus(
   live: LiveControl,
@@ -315,9 +270,9 @@ export async function setStatus(
   expect: LiveMigrationStatus[],
   destHost?: string
 ): Promise<MigrationRecord> {
-  // The events of the steps before it (patch live-events-beside-writes) written beside it.
+  // The events of the steps before it written beside it.
   const [migration] = await Promise.all([
-    store(live).updateMigration({
+    conductorLocal.updateMigration({
       migrationId: live.migrationId,
       status,
       destHost,

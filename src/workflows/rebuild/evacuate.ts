@@ -2,7 +2,7 @@
  * An evacuation (Nova's rebuild_instance with recreate=True): the `rebuild` workflow with `evacuate: true`.
  * See rebuild.ts for what it does.
  */
-import { log, patched, uuid4 } from '@temporalio/workflow';
+import { deprecatePatch, log, uuid4 } from '@temporalio/workflow';
 
 import {
   BuildAborted,
@@ -29,6 +29,7 @@ import { classify, guestSteps, refused, resolveSpec, sharedChecks } from './shar
 /**
  * The patch id of the evacuation whose destination is checked: a requested host goes through the
  * scheduler's filters unless forced, and the server group's policy is checked again on the destination.
+ * Retired (docs/versioning.md, step 1): asked as deprecated.
  */
 export const PATCH_EVACUATE_DESTINATION_CHECKED = 'evacuate-destination-checked';
 
@@ -153,12 +154,11 @@ type EvacuateRun = OperationRun<RebuildRequest, Evacuation, EvacuateFound>;
  * directly. Then, for an instance in a server group, the late check of its policy there.
  */
 async function chooseDestination({ req, op, ctx: evacuation, found }: EvacuateRun): Promise<void> {
-  const checked = patched(PATCH_EVACUATE_DESTINATION_CHECKED);
-  // Versioned: before the patch every requested host was claimed directly, as a forced one is.
-  if (req.host !== undefined && (req.force || !checked)) await claimForcedHost(op, req.host, evacuation, found);
+  deprecatePatch(PATCH_EVACUATE_DESTINATION_CHECKED);
+  if (req.host !== undefined && req.force) await claimForcedHost(op, req.host, evacuation, found);
   else await selectDestination(op, req, evacuation, found.spec);
   const group = op.before.serverGroup;
-  if (!checked || group === null) return;
+  if (group === null) return;
   const host = evacuation.dest!;
   // NOTE(nova): a violation on the destination aborts the evacuation (BuildAbortException), no other host tried.
   await runStep(op, {
