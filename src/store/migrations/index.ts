@@ -14,6 +14,7 @@ import * as m0007 from './0007_stack_identity';
 import * as m0008 from './0008_notifications';
 import * as m0009 from './0009_api_records';
 import * as m0010 from './0010_images';
+import * as m0011 from './0011_allocation_usage_index';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': m0001,
@@ -26,6 +27,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0008_notifications': m0008,
   '0009_api_records': m0009,
   '0010_images': m0010,
+  '0011_allocation_usage_index': m0011,
 };
 
 export const migrationProvider: MigrationProvider = {
