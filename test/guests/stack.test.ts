@@ -58,6 +58,23 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
   /** Retries an update the workflow's validator refuses until its moment comes (resized, or copying). */
   const updateWhenReady = <T>(id: string, name: string) =>
     vi.waitFor(() => update<T>(id, name), { timeout: 90_000, interval: 500 });
+  /**
+   * Waits until QEMU copies on the source: the migration's liveMigration activity has reported a round of
+   * progress (not only that it waits for a slot). The forceComplete Update is accepted once the migration
+   * is `running`, a moment before the source's copy starts; sent then, it answers `forced: false` (Nova's
+   * NoActiveMigrationForInstance), as an operator who forces a copy not yet begun would be told.
+   */
+  const copyUnderWay = (id: string) =>
+    vi.waitFor(
+      async () => {
+        const d = await temporal<{
+          pendingActivities?: Array<{ activityType?: { name?: string }; heartbeatDetails?: unknown[] }>;
+        }>('workflow', 'describe', '--workflow-id', id);
+        const copy = d.pendingActivities?.find((a) => a.activityType?.name === 'liveMigration');
+        expect(copy?.heartbeatDetails?.[0], JSON.stringify(d.pendingActivities)).toHaveProperty('round');
+      },
+      { timeout: 90_000, interval: 250 }
+    );
 
   beforeAll(async () => {
     // A copy of 16 MiB/s: the dirty guest outruns it at a 1 ms pause every run (abort, force-complete).
@@ -274,6 +291,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
 
       const forceId = `live-d-${++serial}`;
       await start('liveMigrate', forceId, nonConverging);
+      await copyUnderWay(forceId);
       expect(await updateWhenReady<{ forced: boolean }>(forceId, 'forceComplete')).toEqual({ forced: true });
       const forced = await result<Instance & { liveMigration: { forced: boolean } }>(forceId);
       expect(forced).toMatchObject({ vmState: 'active', powerState: 'running', liveMigration: { forced: true } });

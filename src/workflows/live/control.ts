@@ -87,7 +87,10 @@ async function forceComplete(live: LiveControl): Promise<{ forced: boolean }> {
   deprecatePatch(PATCH_LIVE_ABORT_FORCE_EVENTS); // retired (docs/versioning.md)
   const forced = await recordStep(op, LIVE_EVENTS.forceComplete, call, {
     host: source,
-    details: (f) => (f.forced ? 'the guest paused so that the copy converges' : 'the copy had already ended'),
+    details: (f) =>
+      f.forced
+        ? 'the guest paused so that the copy converges'
+        : 'no copy under way on the source (not begun, or ended)',
   });
   if (forced.forced) op.progress.step = `force-completing: the guest is paused on ${source}`;
   return forced;
