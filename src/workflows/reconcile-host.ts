@@ -13,9 +13,9 @@
  *    on its new host), the migration marked `completed`, and a `compute_destroy_evacuated_instance` event
  *    recorded on the instance's evacuate action.
  *
- * 4. Of the same instances, those
- *    that are gone (deleted, or with no record): the guest here destroyed and every allocation on this
- *    host released, with a `compute_destroy_deleted_instance` event on the instance's delete action.
+ * 4. Of the same instances, those that are gone (deleted, or with no record): the guest here destroyed
+ *    and every allocation on this host released, with a `compute_destroy_deleted_instance` event on the
+ *    instance's delete action.
  *    This finishes a local delete (Nova's _local_delete while the host was down) and any guest a closed
  *    operation left behind
  *    (NOTE(nova): _cleanup_running_deleted_instances, with `running_deleted_instance_action = reap`).

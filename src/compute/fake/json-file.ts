@@ -17,19 +17,20 @@ import { Slots } from '../../shared/slots';
  * itself (with an error object made and thrown for every absent file).
  */
 export function readJsonFile(file: string): Promise<unknown> {
-  if (statSync(file, { throwIfNoEntry: false }) === undefined) return Promise.resolve(undefined);
+  // A throw in the executor rejects the promise.
+  return new Promise((resolve) => resolve(readJsonFileNow(file)));
+}
+
+function readJsonFileNow(file: string): unknown {
+  if (statSync(file, { throwIfNoEntry: false }) === undefined) return undefined;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    if (isNotFound(err)) return Promise.resolve(undefined); // removed since the stat
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    if (isNotFound(err)) return undefined; // removed since the stat
+    throw err;
   }
-  try {
-    return Promise.resolve(JSON.parse(text) as unknown);
-  } catch (err) {
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-  }
+  return JSON.parse(text) as unknown;
 }
 
 /**
@@ -50,18 +51,17 @@ export async function writeJsonFileAtomic(file: string, value: unknown): Promise
  * a millisecond.
  */
 export function writeTextFileAtomic(file: string, text: string): Promise<void> {
+  return new Promise((resolve) => resolve(writeTextFileAtomicNow(file, text)));
+}
+
+function writeTextFileAtomicNow(file: string, text: string): void {
   const write = () => writeFileAtomic.sync(file, text, { encoding: 'utf8', fsync: false });
   try {
-    try {
-      write();
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      mkdirSync(path.dirname(file), { recursive: true });
-      write();
-    }
-    return Promise.resolve();
+    write();
   } catch (err) {
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    if (!isNotFound(err)) throw err;
+    mkdirSync(path.dirname(file), { recursive: true });
+    write();
   }
 }
 
