@@ -359,20 +359,6 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
     const workerPid = (host: string) => stack.workerPid(host);
     const guestsOf = async (instanceId: string) =>
       (await findGuestProcesses(dataDir)).filter((g) => g.instanceId === instanceId).map((g) => [g.host, g.pid]);
-    /** Waits until the copy runs on the source (the liveMigration activity has reported progress). */
-    const copying = (id: string) =>
-      vi.waitFor(
-        async () => {
-          const d = await temporal<{
-            pendingActivities?: Array<{ activityType?: { name?: string }; lastHeartbeatTime?: string }>;
-          }>('workflow', 'describe', '--workflow-id', id);
-          expect(
-            d.pendingActivities?.some((a) => a.activityType?.name === 'liveMigration' && a.lastHeartbeatTime),
-            JSON.stringify(d.pendingActivities)
-          ).toBe(true);
-        },
-        { timeout: 60_000, interval: 100 }
-      );
     /** The workflow's end: completed (its result) or failed (the CLI's error, naming the failure's type). */
     const ending = async (
       id: string
@@ -388,7 +374,7 @@ describe('the system on real QEMU guests (COMPUTE_DRIVER=qemu), driven by the st
       const before = await consoleOf(vm.instanceId);
       const id = `live-kill-${victim}-${++serial}`;
       await start('liveMigrate', id, { instanceId: vm.instanceId, host: dest });
-      await copying(id);
+      await copyUnderWay(id);
       const pid = workerPid(victim);
       expect(pid).toBeGreaterThan(0);
       process.kill(pid, 'SIGKILL');
