@@ -8,7 +8,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 import { storeCredentialNames } from '../../src/workers/compute-env';
 
-/** The environment of process `pid`, as it was given at exec. */
+/**
+ * The environment of process `pid`, as it was given at exec. A process still inside its execve reads as
+ * empty (as does its command line): wait for its command line before trusting an empty answer.
+ */
 export function processEnvironment(pid: number): Record<string, string> {
   const raw = readFileSync(`/proc/${pid}/environ`, 'utf8');
   const env: Record<string, string> = {};

@@ -1,9 +1,14 @@
 import { spawn } from 'node:child_process';
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import { codecServerEnvironment, computeEnvironment, storeCredentialNames } from '../../../src/workers/compute-env';
-import { assertNoStoreCredentials, descendantPids, processEnvironment } from '../../helpers/process-env';
+import {
+  assertNoStoreCredentials,
+  descendantPids,
+  processCommandLine,
+  processEnvironment,
+} from '../../helpers/process-env';
 
 const operatorShell = {
   PATH: '/usr/bin:/bin',
@@ -62,14 +67,19 @@ describe('the /proc environment check', () => {
   afterEach(() => {
     for (const c of children.splice(0)) c.kill('SIGKILL');
   });
-  const sleeper = (env: Record<string, string>) => {
+  // spawn() returns once the child's execve has begun; until the kernel has set up the new program's
+  // stack, /proc/<pid>/environ and cmdline read empty (fresh-clone CI once read {} there). The
+  // command line naming the program means its environment is in place too (both are set together).
+  const sleeper = async (env: Record<string, string>) => {
     const child = spawn('sleep', ['30'], { env, stdio: 'ignore' });
     children.push(child);
-    return child.pid!;
+    const pid = child.pid!;
+    await vi.waitFor(() => expect(processCommandLine(pid)).toBe('sleep 30'));
+    return pid;
   };
 
-  it('reads a live process environment and names the credentials it finds', () => {
-    const pid = sleeper({ ...operatorShell });
+  it('reads a live process environment and names the credentials it finds', async () => {
+    const pid = await sleeper({ ...operatorShell });
     expect(processEnvironment(pid)).toMatchObject({ PGPASSWORD: 'pw', HOME: '/root' });
     expect(descendantPids(process.pid)).toContain(pid);
     expect(() => assertNoStoreCredentials([pid])).toThrow(
@@ -77,8 +87,8 @@ describe('the /proc environment check', () => {
     );
   });
 
-  it('passes a process started with the compute environment, and refuses to pass no process at all', () => {
-    const pid = sleeper(computeEnvironment(operatorShell, { COMPUTE_HOST: 'node-1' }));
+  it('passes a process started with the compute environment, and refuses to pass no process at all', async () => {
+    const pid = await sleeper(computeEnvironment(operatorShell, { COMPUTE_HOST: 'node-1' }));
     expect(() => assertNoStoreCredentials([pid])).not.toThrow();
     expect(() => assertNoStoreCredentials([])).toThrow(/no process to check/);
   });
