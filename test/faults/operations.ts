@@ -127,6 +127,21 @@ export const OPERATIONS: Record<string, Operation> = {
     start: liveMigrate,
     atStep: progressUntil('the switch-over', (p) => p.step.startsWith(`starting the guest on ${DEST}`)),
   },
+  'live migration source clean-up': {
+    step: 'post_live_migration on the source (held 4 s): the task dies with its worker',
+    faults: { [SOURCE]: { slow: { postLiveMigration: 4 } } },
+    start: liveMigrate,
+    // The source's worker holds the clean-up when it is killed: its heartbeat stops, and the step's one
+    // more try goes to the restarted worker (before that try existed the guest stayed there, paused).
+    atStep: (stack, { started }) =>
+      until('the source clean-up running', 60_000, async () => {
+        const { raw } = await stack.client.workflow.getHandle(started.workflowId).describe();
+        const running = (raw.pendingActivities ?? []).some(
+          (a) => a.activityType?.name === 'postLiveMigration' && a.lastStartedTime != null
+        );
+        return running ? true : undefined;
+      }).then(() => undefined),
+  },
   'rebuild mid-spawn': {
     step: 'rebuild spawning',
     start: (stack, instanceId) =>
@@ -376,6 +391,7 @@ export const TABLE = {
     { op: 'live migration after switch-over', kill: 'destination' },
     { op: 'live migration after switch-over', kill: 'source' },
     { op: 'live migration after switch-over', kill: 'conductor' },
+    { op: 'live migration source clean-up', kill: 'source' },
     { op: 'evacuate mid-spawn', kill: 'destination' },
     { op: 'evacuate mid-spawn', kill: 'conductor' },
   ],

@@ -47,6 +47,8 @@ export const FaultsSchema = z.strictObject({
       destroy: z.number().nonnegative().max(600).optional(),
       /** post_live_migration_at_destination (just after a live migration's switch-over). */
       postLiveMigrationAtDestination: z.number().nonnegative().max(600).optional(),
+      /** post_live_migration (the source's guest removed after a live migration's switch-over). */
+      postLiveMigration: z.number().nonnegative().max(600).optional(),
       /** snapshot (a snapshot's or a shelve's disk copy). */
       snapshot: z.number().nonnegative().max(600).optional(),
     })

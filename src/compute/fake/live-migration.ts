@@ -283,7 +283,9 @@ export async function postLiveMigrationAtDestination(
 }
 
 /** The source guest goes, with its port and disks here. False when it was gone already. */
-export function postLiveMigration(h: FakeHost, { instanceId, migrationId }: MigrationRequest): Promise<boolean> {
+export async function postLiveMigration(h: FakeHost, { instanceId, migrationId }: MigrationRequest): Promise<boolean> {
+  const wait = (await h.faults.get()).slow?.postLiveMigration ?? 0;
+  if (wait > 0) await delay(wait * 1000, undefined);
   return h.guests.mutate(instanceId, (state) => {
     const guest = state.guests[instanceId];
     if (!guest || guest.spawnId === migrationId) return false;

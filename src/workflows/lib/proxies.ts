@@ -13,6 +13,7 @@ import {
   CONDUCTOR_DB,
   CONDUCTOR_LOCAL_DB,
   computeLongStep,
+  computeCleanupRetriedOnce,
   computeShortStep,
   SCHEDULER_CALL,
   SILENT_HOST_CLEANUP_SECONDS,
@@ -75,6 +76,10 @@ export function computeOn(host: string, timeouts: ComputeTimeouts) {
         taskQueue,
         ...computeShortStep({ ...timeouts, scheduleToStartSeconds: Math.min(timeouts.scheduleToStartSeconds, 10) }),
       })
+    ),
+    /** Clean-up the instance's end depends on: one more try when the worker died holding the task. */
+    cleanupRetriedOnce: proxyActivities<ComputeActivities>(
+      withSummary({ taskQueue, ...computeCleanupRetriedOnce(timeouts) })
     ),
     /** Clean-up on a host that has just gone silent (a heartbeat timed out there): a try of seconds. */
     cleanupSilent: proxyActivities<ComputeActivities>(

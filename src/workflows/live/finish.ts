@@ -102,7 +102,11 @@ function afterSwitch(err: unknown, dest: string): unknown {
   );
 }
 
-/** post_live_migration on the source (idempotent); a host that does not answer reconciles it later. */
+/**
+ * post_live_migration on the source (idempotent), tried once more when the source's worker died holding
+ * it (a worker killed just after the switch-over, then restarted, removes the guest on the retry); a host
+ * that does not answer reconciles it later.
+ */
 async function removeSourceGuest(live: LiveControl, op: KernelOperation, { source, attempt }: Destination) {
   const { req, migrationId } = live;
   await runStep(op, {
@@ -111,7 +115,8 @@ async function removeSourceGuest(live: LiveControl, op: KernelOperation, { sourc
     host: source,
     compute: source,
     attempt,
-    run: () => computeOn(source, req.timeouts).cleanup.postLiveMigration({ instanceId: req.instanceId, migrationId }),
+    run: () =>
+      computeOn(source, req.timeouts).cleanupRetriedOnce.postLiveMigration({ instanceId: req.instanceId, migrationId }),
   }).catch((err: unknown) =>
     // The guest is paused there; the host's reconciliation removes it (the instance lives elsewhere).
     log.warn('could not remove the source guest', { host: source, error: failureMessage(err) })
