@@ -193,7 +193,9 @@ export interface VirtDriver {
   receiveLiveMigration(request: MigrationRequest, options: ReceiveOptions): Promise<never>;
   /**
    * Source (live_migration_force_complete): post-copy when `capabilities.supportsPostCopy`, else pauses
-   * the guest so the copy converges. False: no copy running.
+   * the guest so the copy converges. Asked once the instance's liveMigration call has begun here but
+   * before its copy runs, it is applied when the copy begins (Nova queues it for the migration's
+   * monitor). False: no live migration of the instance is under way here.
    */
   forceCompleteLiveMigration(request: InstanceRequest): Promise<boolean>;
   /** Destination (post_live_migration_at_destination): the received guest runs. */

@@ -651,6 +651,39 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
     );
 
     it(
+      'takes a force-complete asked before the copy runs, and applies it when the copy begins',
+      async () => {
+        const [a, b] = await hosts();
+        const id = newId('early');
+        const migrationId = newId('mig');
+        await spawn(a, id, images.dirty);
+        await waitForBoot(a, id, 1, images.dirty);
+        await prepareLive(a, b, id, migrationId, images.dirty);
+
+        const watch = receive(b, id, migrationId);
+        const progress: number[] = [];
+        // Asked in the same tick as the copy: the call has begun, its copy has not (no progress yet).
+        const migrating = a.liveMigration(
+          { instanceId: id, migrationId, ...live, completionTimeoutSecondsPerGb: 20 },
+          { onProgress: (p) => progress.push(p.round) }
+        );
+        migrating.catch(() => undefined);
+        const forced = a.forceCompleteLiveMigration({ instanceId: id });
+        expect(progress).toEqual([]);
+        expect(await forced).toBe(true);
+        // The dirty guest converges only when forced: without the queued request the copy would run into
+        // its completion timeout.
+        expect(await migrating).toMatchObject({ switched: true, forced: true });
+        await watch.stop();
+        expect(await b.postLiveMigrationAtDestination({ instanceId: id, migrationId })).toBe(PowerState.Running);
+        expect(await a.postLiveMigration({ instanceId: id, migrationId })).toBe(true);
+        expect(await a.forceCompleteLiveMigration({ instanceId: id })).toBe(false); // over: nothing to force
+        expect(await idsOn(b)).toEqual([id]);
+      },
+      timeouts.testMs
+    );
+
+    it(
       'aborts a live migration: the copy stops, the destination cleaned, the guest runs on at the source',
       async () => {
         const [a, b] = await hosts();

@@ -44,16 +44,24 @@ export const DEFAULT_BANDWIDTH_MB_PER_SECOND = 2048;
 /** Memory a running guest dirties per second when faults.json does not say. */
 export const DEFAULT_DIRTY_MB_PER_SECOND = 64;
 
-/** The copies running on this host (by instance): what force-complete reaches. */
+/** The live migrations on this host (by instance): what force-complete reaches. */
 export interface LiveJobs {
   readonly forced: Set<string>;
+  /** liveMigration calls under way, from their first moment (Nova's active_migrations). */
+  readonly migrating: Set<string>;
+  /** Copies running. */
   readonly running: Set<string>;
   /** Images whose guests dirty memory faster than any copy (a precopy never converges unforced). */
   readonly memoryDirtyingImages: ReadonlySet<string>;
 }
 
 export function newLiveJobs(memoryDirtyingImages: Iterable<string>): LiveJobs {
-  return { forced: new Set(), running: new Set(), memoryDirtyingImages: new Set(memoryDirtyingImages) };
+  return {
+    forced: new Set(),
+    migrating: new Set(),
+    running: new Set(),
+    memoryDirtyingImages: new Set(memoryDirtyingImages),
+  };
 }
 
 export function checkCanLiveMigrateSource(
@@ -157,9 +165,25 @@ export async function liveMigration(
   request: LiveMigrationRequest,
   options: LiveMigrationOptions
 ): Promise<LiveMigrationResult> {
+  const { instanceId } = request;
+  throwIfAborted(options.signal);
+  // From here a force-complete is taken, and the copy switches over at once when it begins.
+  h.live.migrating.add(instanceId);
+  try {
+    return await copy(h, request, options);
+  } finally {
+    h.live.migrating.delete(instanceId);
+    h.live.forced.delete(instanceId);
+  }
+}
+
+async function copy(
+  h: FakeHost & { live: LiveJobs },
+  request: LiveMigrationRequest,
+  options: LiveMigrationOptions
+): Promise<LiveMigrationResult> {
   const { instanceId, migrationId, maxDowntimeMs, downtimeSteps, completionTimeoutSecondsPerGb } = request;
   const { signal, onProgress } = options;
-  throwIfAborted(signal);
   const guest = requireGuest(await h.guests.readInstance(instanceId), instanceId);
   // Switched over for this migration and no copy running: an earlier try of this call got there (a
   // retry). A guest paused before the copy (a paused instance) is copied like any other.
@@ -240,7 +264,6 @@ export async function liveMigration(
     }
   } finally {
     h.live.running.delete(instanceId);
-    h.live.forced.delete(instanceId);
   }
 }
 
@@ -250,14 +273,17 @@ async function setPower(h: FakeHost, instanceId: string, powerState: PowerState)
   });
 }
 
-/** Force-complete: the guest is paused now; the copy converges on its next slice. */
+/**
+ * Force-complete: the guest is paused now and the copy converges on its next slice; asked before the
+ * copy runs, the copy switches over as it begins. False: no live migration of the instance runs here.
+ */
 export async function forceCompleteLiveMigration(
   h: FakeHost & { live: LiveJobs },
   { instanceId }: InstanceRequest
 ): Promise<boolean> {
-  if (!h.live.running.has(instanceId)) return false;
+  if (!h.live.migrating.has(instanceId)) return false;
   h.live.forced.add(instanceId);
-  await setPower(h, instanceId, PowerState.Paused);
+  if (h.live.running.has(instanceId)) await setPower(h, instanceId, PowerState.Paused);
   return true;
 }
 

@@ -156,8 +156,9 @@ export class QemuDriver implements VirtDriver {
       permitPostCopy: options.permitPostCopy ?? true,
       maxBandwidthBytes: options.maxBandwidthBytes ?? mebibytes(envNumber('QEMU_MAX_BANDWIDTH_MB', 1)),
       diskCopyBytesPerSecond: options.diskCopyBytesPerSecond ?? kibibytes(envNumber('QEMU_DISK_COPY_KB', 1)),
+      migrating: new Set(),
       copying: new Set(),
-      forced: new Set(),
+      forced: new Map(),
     };
     this.capabilities = Object.freeze({
       supportsLiveMigration: true,

@@ -45,15 +45,20 @@ export {
   rollbackLiveMigrationAtDestination,
 } from './live-end';
 
-/** What a host's live migrations share: the copies running here, and the ones forced. */
+/**
+ * What a host's live migrations share: the liveMigration calls under way here, the copies QEMU runs, and
+ * the force-completes asked (false: queued until the copy runs, true: applied).
+ */
 export interface LiveHost extends QemuHost {
   readonly cpu: HostCpu;
   /** Nova's live_migration_permit_post_copy: force-complete switches to post-copy. */
   readonly permitPostCopy: boolean;
   /** QEMU's max-bandwidth, bytes/s (Nova's live_migration_bandwidth); undefined: no cap, as libvirt's. */
   readonly maxBandwidthBytes: number | undefined;
+  /** Instances whose liveMigration call runs here, from its first moment (Nova's active_migrations). */
+  readonly migrating: Set<string>;
   readonly copying: Set<string>;
-  readonly forced: Set<string>;
+  readonly forced: Map<string, boolean>;
 }
 
 const POLL_MS = 500;
@@ -160,9 +165,26 @@ export async function liveMigration(
   request: LiveMigrationRequest,
   options: LiveMigrationOptions
 ): Promise<LiveMigrationResult> {
+  const { instanceId } = request;
+  options.signal?.throwIfAborted();
+  // From here a force-complete is taken (queued until the copy runs), as Nova's driver takes one once
+  // the instance is in its active_migrations, before libvirt's copy begins.
+  h.migrating.add(instanceId);
+  try {
+    return await migrate(h, request, options);
+  } finally {
+    h.migrating.delete(instanceId);
+    h.forced.delete(instanceId);
+  }
+}
+
+async function migrate(
+  h: LiveHost,
+  request: LiveMigrationRequest,
+  options: LiveMigrationOptions
+): Promise<LiveMigrationResult> {
   const { instanceId, migrationId, maxDowntimeMs, downtimeSteps, completionTimeoutSecondsPerGb } = request;
   const { signal, onProgress } = options;
-  signal?.throwIfAborted();
   const dir = h.layout.instanceDir(instanceId);
   const record = await requireRecord(h, instanceId);
   if (record.status === 'outgoing' && record.opId === migrationId)
@@ -218,7 +240,9 @@ export async function liveMigration(
           allowedDowntimeMs: limit,
           percent: ram?.total ? Math.min(99, Math.floor((1 - ram.remaining / ram.total) * 100)) : 0,
         };
-        const forced = h.forced.has(instanceId);
+        // A force-complete asked before the copy ran is applied once QEMU copies.
+        if (info.status === 'active' && h.forced.get(instanceId) === false) await applyForce(h, qmp, instanceId);
+        const forced = h.forced.get(instanceId) === true;
         switch (info.status) {
           case 'completed': {
             record.status = 'outgoing';
@@ -258,7 +282,7 @@ export async function liveMigration(
         await ends.next(POLL_MS);
       }
     } catch (err) {
-      const final = await cancelCopy(qmp, instanceId, h.forced.has(instanceId));
+      const final = await cancelCopy(qmp, instanceId, h.forced.get(instanceId) === true);
       if (final.status !== 'completed') throw err;
       // The copy switched over before migrate_cancel reached it: the guest runs on the destination, and
       // the answer says so (Nova refuses to abort a migration that has switched over).
@@ -270,12 +294,11 @@ export async function liveMigration(
         rounds: ram?.['dirty-sync-count'] ?? 0,
         copiedMb: mb(ram?.transferred),
         downtimeMs: final.downtime ?? 0,
-        forced: h.forced.has(instanceId),
+        forced: h.forced.get(instanceId) === true,
         switched: true,
       };
     } finally {
       h.copying.delete(instanceId);
-      h.forced.delete(instanceId);
     }
   }
 }
@@ -327,14 +350,25 @@ async function isOwnCopy(h: LiveHost, record: GuestRecord, migrationId: string, 
   return info.status === 'completed' && (await queryStatus(h, record.process)) === 'postmigrate';
 }
 
-/** Force-complete: post-copy when permitted, else the guest paused so the copy converges. False: no copy. */
+/**
+ * Force-complete: post-copy when permitted, else the guest paused so the copy converges; asked while the
+ * liveMigration call waits for its slot or sets the copy up, queued and applied once QEMU copies (Nova's
+ * monitor takes the force-complete queued for it). False: no live migration of the instance runs here.
+ */
 export async function forceCompleteLiveMigration(h: LiveHost, instanceId: string): Promise<boolean> {
-  if (!h.copying.has(instanceId)) return false;
+  if (!h.migrating.has(instanceId)) return false;
+  if (!h.forced.has(instanceId)) h.forced.set(instanceId, false);
+  if (!h.copying.has(instanceId)) return true;
   const record = await requireRecord(h, instanceId);
   if (!record.process) return false;
-  const qmp = await h.monitors.get(record.process);
-  h.forced.add(instanceId);
+  await applyForce(h, await h.monitors.get(record.process), instanceId);
+  return true;
+}
+
+/** Applies a queued force-complete once (the copy's poll and the request may both get here). */
+async function applyForce(h: LiveHost, qmp: QmpClient, instanceId: string): Promise<void> {
+  if (h.forced.get(instanceId) !== false) return;
+  h.forced.set(instanceId, true);
   if (h.permitPostCopy) await qmp.execute('migrate-start-postcopy');
   else await qmp.execute('stop');
-  return true;
 }

@@ -90,7 +90,7 @@ async function forceComplete(live: LiveControl): Promise<{ forced: boolean }> {
     details: (f) =>
       f.forced
         ? 'the guest paused so that the copy converges'
-        : 'no copy under way on the source (not begun, or ended)',
+        : 'no live migration under way on the source (its copy not yet called, or over)',
   });
   if (forced.forced) op.progress.step = `force-completing: the guest is paused on ${source}`;
   return forced;
