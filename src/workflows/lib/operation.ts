@@ -28,9 +28,11 @@ export interface BeginOptions {
   /** A takeover (evacuate, delete): the request the caller saw holding the instance, null for none. */
   expectOwner?: string | null;
   /**
-   * The lock's write, the instance's last write and the action's end as local activities (run inside the
-   * workflow task that asks for them, no server round trip each). A versioned choice: callers set it
-   * behind a patch.
+   * The operation's bookkeeping as local activities (run inside the workflow task that asks for them, no
+   * server round trip each): the lock's write; each step's event, started beside what follows and waited
+   * for by the operation's next write (StepOwner.eventsBeside); and the end, the instance's last write
+   * finishing the action in the same activity. Declared by the operation (live migration); the others
+   * write through the server.
    */
   local?: boolean;
 }
@@ -108,20 +110,20 @@ export interface Operation {
   /** The instance as the operation found it (after taking the lock). */
   before: InstanceRecord;
   progress: OperationProgress;
-  /** BeginOptions.local: completeOperation's writes are local activities. */
-  localEnd?: boolean;
   /**
-   * completeOperation writes the instance and finishes the action in one activity (updateInstance's
-   * finishAction) instead of two in a row. Set by an operation's own patch (live-one-write-end).
+   * BeginOptions.local: completeOperation writes the instance and finishes the action in one local
+   * activity (updateInstance's finishAction) instead of two activities in a row.
    */
-  oneWriteEnd?: boolean;
+  localEnd?: boolean;
 }
 
 /**
  * Takes the operation lock and starts the action. A conflicting operation fails the workflow at once
  * with InstanceInvalidState (naming the state); an unknown instance with InstanceNotFound.
  */
-export async function beginOperation(options: BeginOptions): Promise<Operation> {
+export async function beginOperation(
+  options: BeginOptions
+): Promise<Operation & Pick<StepOwner, 'localWrites' | 'eventsBeside'>> {
   const requestId = workflowInfo().workflowId;
   const row: Transition = TRANSITIONS[options.transition];
   const progress: OperationProgress = {
@@ -162,7 +164,7 @@ export async function beginOperation(options: BeginOptions): Promise<Operation> 
     requestId,
     before: instance,
     progress,
-    ...(options.local ? { localEnd: true } : {}),
+    ...(options.local ? { localEnd: true, localWrites: true, eventsBeside: [] } : {}),
   };
 }
 
@@ -253,9 +255,9 @@ export async function completeOperation(op: Operation, patch: InstancePatch): Pr
     patch: { ...patch, taskState: null },
     expectTaskState: op.progress.taskState,
     method: op.progress.operation,
-    ...(op.oneWriteEnd ? { finishAction: { actionId: op.actionId, result: 'Success' as const } } : {}),
+    ...(op.localEnd ? { finishAction: { actionId: op.actionId, result: 'Success' as const } } : {}),
   });
-  if (!op.oneWriteEnd) await writes.finishAction({ actionId: op.actionId, result: 'Success' });
+  if (!op.localEnd) await writes.finishAction({ actionId: op.actionId, result: 'Success' });
   Object.assign(op.progress, {
     vmState: record.vmState,
     taskState: null,

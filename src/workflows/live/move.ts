@@ -52,10 +52,6 @@ export async function moveLive(
   live.op = op;
   // Retired patches, asked where they were asked (docs/versioning.md).
   for (const id of RETIRED_MOVE_PATCHES) deprecatePatch(id);
-  // The steps' events written beside the next write (setStatus); the last write finishes the action.
-  op.localWrites = true;
-  op.eventsBeside = [];
-  op.oneWriteEnd = true;
   // The source's liveness answer is awaited with the selection (chooseAmong).
   const source = movableSource(live, op);
   await reserve(live, op, source, planned);
