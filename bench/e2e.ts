@@ -5,11 +5,14 @@
  * - B-latency: p50 / p95 wall time of `buildInstance` over sequential builds (spawn time 0), each
  *   followed by one run of the hollow baseline (a build's shape with no-op bodies), so that a busy spell
  *   hits both alike. Target: build p50 / hollow p50 <= 1.3.
- * - B-throughput: completions per second over a window with concurrent clients, each starting its next
- *   workflow when its last one ends: builds, the hollow baseline, the state-equivalent hollow (the hollow
- *   plus the local-activity writes, search-attribute upserts, spawning signal and compute heartbeats a
- *   build keeps, with empty bodies), and Temporal's own ceiling here (one no-op activity). Targets:
- *   builds >= 0.9 x state-equivalent hollow, >= 0.8 x hollow and >= 0.25 x ceiling.
+ * - B-throughput: completions per second with concurrent clients, each starting its next workflow when
+ *   its last one ends: builds, the hollow baseline, the state-equivalent hollow (the hollow plus the
+ *   local-activity writes, search-attribute upserts, spawning signal and compute heartbeats a build
+ *   keeps, with empty bodies), and Temporal's own ceiling here (one no-op activity). Each kind runs in
+ *   two half windows, in mirrored order (ceiling, hollow, state, build, then build, state, hollow,
+ *   ceiling), and its two halves are pooled: the in-memory server slows as its histories pile up, and a
+ *   kind measured last alone would pay for every window before it. Targets: builds >= 0.9 x
+ *   state-equivalent hollow, >= 0.8 x hollow and >= 0.25 x ceiling.
  *   Each window also reports the CPU time per completion of every process of the stack by role (the
  *   server, the workflow worker, the scheduler, the compute processes, this client; from /proc), which
  *   on two shared cores is what decides the rates.
@@ -19,11 +22,11 @@
  *
  * The last line printed is one JSON object with every figure and ratio. Exits 0 unless it crashes.
  *
- *   npm run bench:e2e                 200 sequential builds, 60 s windows with 50 clients
- *   npm run bench:e2e -- --quick      20 builds, 10 s windows with 20 clients (a smoke run)
+ *   npm run bench:e2e                 200 sequential builds, 60 s per kind (2 x 30 s) with 50 clients
+ *   npm run bench:e2e -- --quick      20 builds, 10 s per kind (2 x 5 s) with 20 clients (a smoke run)
  *   npm run bench:e2e -- --builds-only  the build window alone, with its breakdown
  *   BENCH_CPU_PROF=conductor npm run bench:e2e …   V8 CPU profiles of one process (bench/e2e/stack.ts);
- *     bench/e2e/profile-window.ts summarises one window of one (the JSON line's windowsMonotonicUs)
+ *     bench/e2e/profile-window.ts summarises one window of one (a pair of the JSON line's windowsMonotonicUs)
  */
 import { cpus, totalmem } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -108,20 +111,19 @@ function roleOf(process: string): Role {
   return 'compute';
 }
 
-/** CPU ms per completion of each window's kind, by role (every process of the stack, whichever it serves). */
-const cpuPerCompletion = new Map<Kind, Record<Role, number>>();
-/** Each window's start and end on the monotonic clock in µs (V8 CPU profiles' timestamps, to cut a window out of them). */
-const windowsUs: Partial<Record<Kind, [number, number]>> = {};
+/** What a kind's windows add up to: completions, seconds, and CPU ms by role. */
+interface Tally {
+  done: number;
+  seconds: number;
+  cpu: Record<Role, number>;
+}
+const tallies = new Map<Kind, Tally>();
+/** Each kind's windows, start and end on the monotonic clock in µs (V8 CPU profiles' timestamps, to cut a window out of them). */
+const windowsUs: Partial<Record<Kind, Array<[number, number]>>> = {};
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
-/** Completions per second in a window of `seconds`, with `clients` each running one workflow after another. */
-async function throughput(
-  stack: BenchStack,
-  kind: Kind,
-  seconds: number,
-  clients: number,
-  ids?: string[]
-): Promise<number> {
+/** One window of `seconds` with `clients` each running one workflow of `kind` after another, added to its tally. */
+async function runWindow(stack: BenchStack, kind: Kind, seconds: number, clients: number, ids?: string[]) {
   const before = stack.cpuTimes();
   const clientBefore = process.cpuUsage();
   const startUs = monotonicUs();
@@ -135,20 +137,52 @@ async function throughput(
   };
   await Promise.all(Array.from({ length: clients }, loop));
   const after = stack.cpuTimes();
-  windowsUs[kind] = [startUs, monotonicUs()];
+  (windowsUs[kind] ??= []).push([startUs, monotonicUs()]);
   const clientCpu = process.cpuUsage(clientBefore);
-  const cpu = Object.fromEntries(ROLES.map((r) => [r, 0])) as Record<Role, number>;
-  for (const [name, ms] of after) cpu[roleOf(name)] += ms - (before.get(name) ?? ms);
-  cpu['bench client'] = (clientCpu.user + clientCpu.system) / 1000;
-  for (const r of ROLES) cpu[r] /= Math.max(done, 1);
-  cpuPerCompletion.set(kind, cpu);
-  return done / seconds;
+  const tally = tallies.get(kind) ?? {
+    done: 0,
+    seconds: 0,
+    cpu: Object.fromEntries(ROLES.map((r) => [r, 0])) as Record<Role, number>,
+  };
+  for (const [name, ms] of after) tally.cpu[roleOf(name)] += ms - (before.get(name) ?? ms);
+  tally.cpu['bench client'] += (clientCpu.user + clientCpu.system) / 1000;
+  tally.done += done;
+  tally.seconds += seconds;
+  tallies.set(kind, tally);
+}
+
+/**
+ * Completions per second of each kind, its `seconds` run as two half windows in mirrored order (the
+ * kinds in `order`, then in reverse), each kind's halves pooled: a drift of the server over the run
+ * (the in-memory server's histories piling up) falls alike on every kind.
+ */
+async function throughputs(
+  stack: BenchStack,
+  order: readonly Kind[],
+  seconds: number,
+  clients: number,
+  ids: Partial<Record<Kind, string[]>>
+): Promise<Record<Kind, number>> {
+  for (const kind of [...order, ...[...order].reverse()]) await runWindow(stack, kind, seconds / 2, clients, ids[kind]);
+  const rate = (kind: Kind) => {
+    const t = tallies.get(kind);
+    return t ? t.done / t.seconds : NaN;
+  };
+  return { build: rate('build'), hollow: rate('hollow'), state: rate('state'), ceiling: rate('ceiling') };
+}
+
+/** CPU ms per completion of each kind, by role (every process of the stack, whichever it serves). */
+function cpuPerCompletion(): Map<Kind, Record<Role, number>> {
+  const out = new Map<Kind, Record<Role, number>>();
+  for (const [kind, t] of tallies)
+    out.set(kind, Object.fromEntries(ROLES.map((r) => [r, t.cpu[r] / Math.max(t.done, 1)])) as Record<Role, number>);
+  return out;
 }
 
 function printCpu(): void {
-  console.log('\nCPU per completion in each window (ms; every process of the stack by role, the idle ones too):');
+  console.log('\nCPU per completion of each kind (ms; every process of the stack by role, the idle ones too):');
   console.log(`| workflow | ${ROLES.join(' | ')} | total |\n| --- |${' --- |'.repeat(ROLES.length + 1)}`);
-  for (const [kind, cpu] of cpuPerCompletion) {
+  for (const [kind, cpu] of cpuPerCompletion()) {
     const total = ROLES.reduce((sum, r) => sum + cpu[r], 0);
     console.log(`| ${kind} | ${ROLES.map((r) => f(cpu[r], 1)).join(' | ')} | ${f(total, 1)} |`);
   }
@@ -242,14 +276,18 @@ async function main(): Promise<void> {
     console.log(`| hollow build | ${f(lh.p50, 0)} | ${f(lh.p95, 0)} |`);
     console.log(`ratio p50 ${f(latencyRatio)} (target <= ${TARGETS.latencyRatio}), p95 ${f(lb.p95 / lh.p95)}`);
 
-    const ceiling = buildsOnly ? NaN : await throughput(stack, 'ceiling', WINDOW_SECONDS, CLIENTS);
-    const hollowIds: string[] = [];
-    const hollowRate = buildsOnly ? NaN : await throughput(stack, 'hollow', WINDOW_SECONDS, CLIENTS, hollowIds);
-    const stateIds: string[] = [];
-    const stateRate = buildsOnly ? NaN : await throughput(stack, 'state', WINDOW_SECONDS, CLIENTS, stateIds);
     const buildIds: string[] = [];
-    const buildRate = await throughput(stack, 'build', WINDOW_SECONDS, CLIENTS, buildIds);
-    console.log(`\nB-throughput, ${CLIENTS} clients, ${WINDOW_SECONDS} s each (workflows/s):`);
+    const hollowIds: string[] = [];
+    const stateIds: string[] = [];
+    const rates = await throughputs(
+      stack,
+      buildsOnly ? ['build'] : ['ceiling', 'hollow', 'state', 'build'],
+      WINDOW_SECONDS,
+      CLIENTS,
+      { build: buildIds, hollow: hollowIds, state: stateIds }
+    );
+    const { ceiling, build: buildRate, hollow: hollowRate, state: stateRate } = rates;
+    console.log(`\nB-throughput, ${CLIENTS} clients, ${WINDOW_SECONDS} s each in two mirrored halves (workflows/s):`);
     console.log('| workflow | per second |\n| --- | --- |');
     console.log(`| one no-op activity (ceiling) | ${f(ceiling, 1)} |`);
     console.log(`| hollow build | ${f(hollowRate, 1)} |`);
@@ -263,7 +301,7 @@ async function main(): Promise<void> {
 
     printCpu();
 
-    // Where the time of builds under load went: the last 20 of the window, parent and child.
+    // Where the time of builds under load went: 20 of the last window's, parent and child.
     const sample = buildIds.slice(-25, -5);
     const children = await Promise.all(
       sample.map(async (id) => {
@@ -336,7 +374,7 @@ async function main(): Promise<void> {
           buildVsHollow: buildRate / hollowRate,
           buildVsCeiling: buildRate / ceiling,
         },
-        cpuMsPerCompletion: Object.fromEntries(cpuPerCompletion),
+        cpuMsPerCompletion: Object.fromEntries(cpuPerCompletion()),
         windowsMonotonicUs: windowsUs,
         historyEvents: { plain, rescheduledOnce: once, rescheduledTwice: twice, resizeConfirmed: resize },
         targets: TARGETS,
