@@ -134,15 +134,20 @@ export const HEARTBEAT_TIMEOUT_RETRY_TYPE = 'TemporalTimeout:Heartbeat';
 export const SILENT_HOST_CLEANUP_SECONDS = 2;
 
 /**
- * A clean-up the instance's end depends on (the source's guest after a live migration's switch-over), on
- * a host that may be down: given up on when no worker of the host takes it within 10 s, as any clean-up,
- * but a task its worker died holding (handed to it as it was killed: the heartbeat stops) gets one more
- * try, which the host's restarted worker takes when it is back by then. What is still left, the host
- * cleans up when it reconciles.
+ * A clean-up on a host that may be down: a short step given up on when no worker of the host takes it
+ * within 10 s; what it leaves, the host cleans up when it reconciles.
+ */
+export function computeCleanupStep(t: ComputeTimeouts): ActivityOptions {
+  return computeShortStep({ ...t, scheduleToStartSeconds: Math.min(t.scheduleToStartSeconds, 10) });
+}
+
+/**
+ * A clean-up the instance's end depends on (the source's guest after a live migration's switch-over):
+ * as computeCleanupStep, but a task its worker died holding (handed to it as it was killed: the
+ * heartbeat stops) gets one more try, which the host's restarted worker takes when it is back by then.
  */
 export function computeCleanupRetriedOnce(t: ComputeTimeouts): ActivityOptions {
-  const short = computeShortStep({ ...t, scheduleToStartSeconds: Math.min(t.scheduleToStartSeconds, 10) });
-  return { ...short, retry: { ...COMPUTE_RETRY, maximumAttempts: 2 } };
+  return { ...computeCleanupStep(t), retry: { ...COMPUTE_RETRY, maximumAttempts: 2 } };
 }
 
 /**

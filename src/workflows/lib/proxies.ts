@@ -14,6 +14,7 @@ import {
   CONDUCTOR_LOCAL_DB,
   computeLongStep,
   computeCleanupRetriedOnce,
+  computeCleanupStep,
   computeShortStep,
   SCHEDULER_CALL,
   SILENT_HOST_CLEANUP_SECONDS,
@@ -74,7 +75,7 @@ export function computeOn(host: string, timeouts: ComputeTimeouts) {
     cleanup: proxyActivities<ComputeActivities>(
       withSummary({
         taskQueue,
-        ...computeShortStep({ ...timeouts, scheduleToStartSeconds: Math.min(timeouts.scheduleToStartSeconds, 10) }),
+        ...computeCleanupStep(timeouts),
       })
     ),
     /** Clean-up the instance's end depends on: one more try when the worker died holding the task. */
