@@ -141,6 +141,16 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
       await b.preLiveMigration(request);
       await b.preLiveMigration(request); // a retry: the same incoming guest
     };
+
+    /** A `dirty` guest (converges only when forced) booted on `a`, `b` prepared to receive it. */
+    const dirtyGuestPrepared = async (a: VirtDriver, b: VirtDriver, tag: string) => {
+      const id = newId(tag);
+      const migrationId = newId('mig');
+      await spawn(a, id, images.dirty);
+      await waitForBoot(a, id, 1, images.dirty);
+      await prepareLive(a, b, id, migrationId, images.dirty);
+      return { id, migrationId };
+    };
     /** The destination's watch of the incoming guest, until the returned stop is called. */
     const receive = (b: VirtDriver, instanceId: string, migrationId: string) => {
       const controller = new AbortController();
@@ -627,11 +637,7 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
       'force-completes a live migration that does not converge',
       async () => {
         const [a, b] = await hosts();
-        const id = newId('force');
-        const migrationId = newId('mig');
-        await spawn(a, id, images.dirty);
-        await waitForBoot(a, id, 1, images.dirty);
-        await prepareLive(a, b, id, migrationId, images.dirty);
+        const { id, migrationId } = await dirtyGuestPrepared(a, b, 'force');
 
         const watch = receive(b, id, migrationId);
         let copying: () => void = () => undefined;
@@ -654,11 +660,7 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
       'takes a force-complete asked before the copy runs, and applies it when the copy begins',
       async () => {
         const [a, b] = await hosts();
-        const id = newId('early');
-        const migrationId = newId('mig');
-        await spawn(a, id, images.dirty);
-        await waitForBoot(a, id, 1, images.dirty);
-        await prepareLive(a, b, id, migrationId, images.dirty);
+        const { id, migrationId } = await dirtyGuestPrepared(a, b, 'early');
 
         const watch = receive(b, id, migrationId);
         const progress: number[] = [];
@@ -687,11 +689,7 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
       'aborts a live migration: the copy stops, the destination cleaned, the guest runs on at the source',
       async () => {
         const [a, b] = await hosts();
-        const id = newId('cancel');
-        const migrationId = newId('mig');
-        await spawn(a, id, images.dirty);
-        await waitForBoot(a, id, 1, images.dirty);
-        await prepareLive(a, b, id, migrationId, images.dirty);
+        const { id, migrationId } = await dirtyGuestPrepared(a, b, 'cancel');
 
         const watch = receive(b, id, migrationId);
         const controller = new AbortController();
@@ -716,11 +714,7 @@ export function describeVirtDriverContract(name: string, options: VirtDriverCont
       'gives up a copy that does not converge within its completion timeout (LiveMigrationAborted)',
       async () => {
         const [a, b] = await hosts();
-        const id = newId('timeout');
-        const migrationId = newId('mig');
-        await spawn(a, id, images.dirty);
-        await waitForBoot(a, id, 1, images.dirty);
-        await prepareLive(a, b, id, migrationId, images.dirty);
+        const { id, migrationId } = await dirtyGuestPrepared(a, b, 'timeout');
         const watch = receive(b, id, migrationId);
         await expect(
           a.liveMigration({ instanceId: id, migrationId, ...live, completionTimeoutSecondsPerGb: 1 }, {})

@@ -25,6 +25,7 @@ import {
   startOperation,
   until,
 } from './harness';
+import { activityStarted } from '../helpers/temporal';
 
 /** The three hosts of the table's stack: every row builds on SOURCE and moves to DEST. */
 export const SOURCE = 'op-1';
@@ -134,13 +135,11 @@ export const OPERATIONS: Record<string, Operation> = {
     // The source's worker holds the clean-up when it is killed: its heartbeat stops, and the step's one
     // more try goes to the restarted worker (before that try existed the guest stayed there, paused).
     atStep: (stack, { started }) =>
-      until('the source clean-up running', 60_000, async () => {
-        const { raw } = await stack.client.workflow.getHandle(started.workflowId).describe();
-        const running = (raw.pendingActivities ?? []).some(
-          (a) => a.activityType?.name === 'postLiveMigration' && a.lastStartedTime != null
-        );
-        return running ? true : undefined;
-      }).then(() => undefined),
+      until('the source clean-up running', 60_000, async () =>
+        (await activityStarted(stack.client.workflow.getHandle(started.workflowId), 'postLiveMigration'))
+          ? true
+          : undefined
+      ).then(() => undefined),
   },
   'rebuild mid-spawn': {
     step: 'rebuild spawning',

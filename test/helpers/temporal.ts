@@ -83,15 +83,16 @@ export async function withWorkers<T>(
   return first.runUntil(run());
 }
 
+/** Whether the workflow has an activity of type `name` pending that a worker has taken (started). */
+export async function activityStarted(handle: WorkflowHandle, name: string): Promise<boolean> {
+  const pending = (await handle.describe()).raw.pendingActivities ?? [];
+  return pending.some((a) => a.activityType?.name === name && a.lastStartedTime != null);
+}
+
 /** Resolves once a live migration's memory copy runs (its liveMigration activity started). */
 export async function liveCopyRunning(handle: WorkflowHandle): Promise<void> {
-  await vi.waitFor(
-    async () =>
-      expect(
-        (await handle.describe()).raw.pendingActivities?.some(
-          (a) => a.activityType?.name === 'liveMigration' && a.lastStartedTime
-        )
-      ).toBe(true),
-    { timeout: 20_000, interval: 50 }
-  );
+  await vi.waitFor(async () => expect(await activityStarted(handle, 'liveMigration')).toBe(true), {
+    timeout: 20_000,
+    interval: 50,
+  });
 }
