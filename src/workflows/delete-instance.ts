@@ -21,7 +21,6 @@
  */
 import {
   CancellationScope,
-  deprecatePatch,
   getExternalWorkflowHandle,
   isCancellation,
   log,
@@ -43,13 +42,6 @@ import type { KernelOperation } from './lib/kernel';
 import { runLockedStages } from './lib/staged-operation';
 import { preliminaryProgress } from './lib/progress';
 import { computeOn, conductor, scheduler } from './lib/proxies';
-
-/**
- * A resize awaiting its confirmation is asked to confirm (confirmBeforeDelete) rather than cancelled (which
- * reverted it): Nova's _confirm_resize_on_deleting, the same answer whether its workflow runs or was
- * terminated. Retired (docs/versioning.md, step 1): asked as deprecated where it was asked.
- */
-export const PATCH_DELETE_CONFIRMS_RESIZE = 'delete-confirms-resize';
 
 export const DELETE_EVENTS = {
   /** The operation that held the instance, cancelled and waited for. */
@@ -234,7 +226,6 @@ async function stopHolder(
   if (!(await running())) return { ...holder, outcome: 'closed', waitedSeconds: 0 };
   // NOTE(nova): _confirm_resize_on_deleting: a resize awaiting its confirmation is confirmed, not undone.
   const confirm = holder.holds === 'resize-awaiting-confirmation';
-  if (confirm) deprecatePatch(PATCH_DELETE_CONFIRMS_RESIZE);
   if (!rivalDelete) {
     try {
       const handle = getExternalWorkflowHandle(holder.workflowId);

@@ -27,7 +27,7 @@
  * Failure, abort or cancellation before the switch-over rolls back to the source (the frame runs the
  * steps' undos); a failure after it leaves the instance `error` on the destination (live/finish.ts).
  */
-import { deprecatePatch, isCancellation, log, uuid4 } from '@temporalio/workflow';
+import { isCancellation, log, uuid4 } from '@temporalio/workflow';
 
 import { FailureType, InvalidRequest } from '../domain/errors';
 import type { LiveMigrateInput } from '../domain/schemas';
@@ -42,7 +42,6 @@ import type { LiveControl } from './live/control';
 import { handleLiveUpdates } from './live/control';
 import { finishLive, liveStableState } from './live/finish';
 import { moveLive } from './live/move';
-import { PATCH_LIVE_FEWER_ROUND_TRIPS } from './live/names';
 
 export { LIVE_EVENTS } from './live/names';
 
@@ -59,7 +58,6 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   preliminaryProgress(instanceId, 'liveMigrate', 'checking the request');
   const live: LiveControl = { req, migrationId: uuid4(), phase: 'checking', aborted: false };
   handleLiveUpdates(live);
-  deprecatePatch(PATCH_LIVE_FEWER_ROUND_TRIPS); // retired (docs/versioning.md)
 
   // Checks that write nothing: a request that can only fail is refused before the lock.
   const planned = await conductorLocal.planMigration({ instanceId }).catch((err: unknown) => {

@@ -71,8 +71,6 @@ import { evacuateOperation } from './rebuild/evacuate';
 import type { GuestOutcome, RebuildSpec } from './rebuild/shared';
 import { classify, currentPowerState, guestSteps, resolveSpec, sharedChecks } from './rebuild/shared';
 
-export { PATCH_EVACUATE_DESTINATION_CHECKED } from './rebuild/evacuate';
-
 /** Rebuilds (or evacuates) one instance and returns its record. See the module comment. */
 export async function rebuild(input: RebuildInput): Promise<InstanceRecord> {
   return parseInput(RebuildInputSchema, input).evacuate ? evacuateOperation(input) : rebuildOperation(input);

@@ -25,7 +25,7 @@
  * An instance an operation runs on is never touched. With `dryRun` it decides and reports, and changes
  * nothing. After `batchesPerRun` batches the workflow continues as new, carrying its decisions on.
  */
-import { continueAsNew, deprecatePatch, executeChild, log, uuid4, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, executeChild, log, uuid4, workflowInfo } from '@temporalio/workflow';
 
 import type { ReconcileDecision, ReconcileDecisionKind } from '../domain/reconcile';
 import { decideAllocations, decideInstances } from '../domain/reconcile';
@@ -37,7 +37,7 @@ import { workflowIds } from '../shared/task-queues';
 import { failureMessage, parseInput } from './lib/failures';
 import { conductor, scheduler } from './lib/proxies';
 import { applyPlan, decisionOf } from './reconcile/apply';
-import { PATCH_POWER_STATE_SYNC, syncPowerStates } from './reconcile/power-sync';
+import { syncPowerStates } from './reconcile/power-sync';
 import { reconcileHost } from './reconcile-host';
 
 /** Decisions carried in the result; beyond this they are counted (`dropped`), not listed. */
@@ -106,7 +106,6 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
         report(req.dryRun ? decisionOf(plan, 'planned') : await applyPlan(plan, timeouts));
       const reconciled = await Promise.all(batch.map((h) => reconcileOneHost(h.host, h.up, req, timeouts)));
       reconciled.forEach(report);
-      deprecatePatch(PATCH_POWER_STATE_SYNC); // retired (docs/versioning.md)
       const live = batch.filter((h) => h.up).map((h) => h.host);
       (await syncPowerStates(live, req.dryRun, timeouts)).forEach(report);
       state.after = batch.at(-1)?.host ?? null;

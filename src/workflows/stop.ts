@@ -14,7 +14,7 @@
  * test server skips the timeout instead of sleeping through it. A compute activity that did wait would have
  * to heartbeat (the compute queue's heartbeatTimeout).
  */
-import { CancellationScope, deprecatePatch, isCancellation, sleep } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
 
 import type { InstancePatch, InstanceRecord } from '../domain/instance';
 import { PowerState, VmState } from '../domain/instance';
@@ -34,13 +34,6 @@ export const STOP_EVENT = 'compute_stop_instance';
  * A longer timeout stretches the interval instead (3600 s at 10 s would otherwise be 360 rounds; 1 s, 3600).
  */
 export const MAX_SHUTDOWN_ROUNDS = 360;
-
-/**
- * The guest's power state is read once a second between ACPI requests (libvirt's _clean_shutdown), so a
- * cooperative guest's stop ends about a second after it powers off rather than at the end of the retry
- * interval. Retired (docs/versioning.md, step 1): asked as deprecated.
- */
-export const PATCH_STOP_POLLS_EACH_SECOND = 'stop-polls-each-second';
 
 /** At most this many power-state reads per stop: a longer timeout reads less often (3600 s: every 10 s). */
 export const MAX_SHUTDOWN_POLLS = 360;
@@ -163,10 +156,7 @@ export const stop: (input: StopInput) => Promise<InstanceRecord> = defineOperati
         powerOffGuest(op, host, computeOn(host, req.timeouts), timeout, {
           retryIntervalSeconds: req.shutdownRetryIntervalSeconds,
           // NOTE(nova): libvirt's _clean_shutdown reads the state once a second and re-sends every retry interval.
-          pollsOf: (wait) => {
-            deprecatePatch(PATCH_STOP_POLLS_EACH_SECOND);
-            return shutdownPolls(wait, timeout.seconds);
-          },
+          pollsOf: (wait) => shutdownPolls(wait, timeout.seconds),
         }),
       details: (outcome) => describePowerOff(outcome, timeout),
     }),

@@ -350,7 +350,7 @@ describe.sequential('record replay histories', () => {
       await save(
         graceful.workflowId,
         undefined,
-        'graceful-each-second',
+        'graceful-acpi',
         'COMPLETED',
         'the guest powers off 5 s after one ACPI request, seen by the read each second'
       );
@@ -360,7 +360,7 @@ describe.sequential('record replay histories', () => {
       await save(
         forced.workflowId,
         undefined,
-        'forced-each-second',
+        'forced-after-timeout',
         'COMPLETED',
         'the guest ignores ACPI: requests every 10 s, the state read each second, until the 20 s timeout, then forced off'
       );
@@ -372,7 +372,7 @@ describe.sequential('record replay histories', () => {
       await save(
         cancelled.workflowId,
         undefined,
-        'cancelled-each-second',
+        'cancelled-waiting',
         'CANCELED',
         'cancelled while waiting on the guest: lock released, instance as it was'
       );
@@ -563,7 +563,7 @@ describe.sequential('record replay histories', () => {
     });
   });
 
-  it('rebuild: evacuate to a requested host through the filters, the group checked there (patched evacuate-destination-checked)', async () => {
+  it('rebuild: evacuate to a requested host through the filters, the group checked there', async () => {
     const { az, hosts } = await zone(3);
     const [, , third] = hosts;
     const { instanceId, host: source } = await run(hosts, async () => {
@@ -587,7 +587,7 @@ describe.sequential('record replay histories', () => {
           await save(
             handle.workflowId,
             undefined,
-            'evacuate-requested-host-checked',
+            'evacuate-requested-host',
             'COMPLETED',
             "evacuate to a requested host: through the scheduler's filters (not forced), the server group's policy checked again on it"
           );
@@ -889,7 +889,7 @@ describe.sequential('record replay histories', () => {
         await save(
           handle.workflowId,
           undefined,
-          'power-state-sync',
+          'power-state-synced',
           'COMPLETED',
           'power-state sync: the guest that powered itself off found shutdown, the instance taken, powered off and stopped'
         );
@@ -948,7 +948,7 @@ describe('delete and idempotent create', () => {
       args: [{ instanceId }],
     });
 
-  it('deleteInstance: a resize awaiting confirmation is confirmed first (patched delete-confirms-resize)', async () => {
+  it('deleteInstance: a resize awaiting confirmation is confirmed first', async () => {
     const { az, hosts } = await zone(2);
     await run(hosts, async () => {
       const vm = await boot(az);
@@ -960,7 +960,7 @@ describe('delete and idempotent create', () => {
       await save(
         deleted.workflowId,
         undefined,
-        'resized-confirmed-first',
+        'resize-confirmed-first',
         'COMPLETED',
         'a resize awaiting confirmation: signalled confirmBeforeDelete, it confirmed and let go, then the delete'
       );
@@ -1175,8 +1175,6 @@ describe('delete and idempotent create', () => {
   });
 });
 
-// The live migration's patches are retired (step 1, docs/versioning.md): these record the path as it
-// is; `converged-one-write-end`, recorded with every one of them, stays and replays.
 describe('live migration', () => {
   it('liveMigrate: switched over, and aborted by the completion timeout', async () => {
     const { az, hosts } = await zone(2);

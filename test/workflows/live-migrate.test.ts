@@ -464,8 +464,8 @@ describe('liveMigrate', () => {
     });
     expect(failureOf(outcome.err)).toMatchObject({ type: 'ComputeHostUnavailable' });
     expect(failureOf(outcome.err).message).toMatch(/forced down \(the source of a live migration must be up\)/);
-    // Nova's migration, created before its _check_host_is_up, ends error (patch live-checks-side-by-side);
-    // the selection made beside the liveness question has its claim released (live-local-allocation-move).
+    // Nova's migration, created before its _check_host_is_up, ends error; the selection made beside the
+    // liveness question has its claim released.
     expect((await cloud.instances.listMigrations(outcome.vm.instanceId)).map((m) => m.status)).toEqual(['error']);
     await expectOnSource(outcome.vm.instanceId, source, [dest]);
     expect((await cloud.instances.listFaults(outcome.vm.instanceId)).at(-1)?.message).toMatch(/unavailable/);

@@ -102,7 +102,7 @@ export function createMigrationActivities(deps: ConductorDeps) {
     /**
      * The instance's allocation (its source host's) moved to its migration, as Nova's conductor does itself
      * (replace_allocation_with_migration, a placement call from the conductor, not the scheduler's RPC): a
-     * live migration runs it as a local activity (patch live-local-allocation-move). Idempotent: a retry
+     * live migration runs it as a local activity. Idempotent: a retry
      * after the move applied finds nothing left under the instance. Other moves stay the scheduler's.
      */
     async replaceAllocationWithMigration(input: z.input<typeof ReplaceAllocationSchema>): Promise<void> {

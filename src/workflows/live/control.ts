@@ -8,7 +8,7 @@
  * the copy.
  */
 import type { CancellationScope } from '@temporalio/workflow';
-import { condition, deprecatePatch, setHandler } from '@temporalio/workflow';
+import { condition, setHandler } from '@temporalio/workflow';
 
 import type { HostUpResult } from '../../activities/scheduler';
 import { InvalidMigrationState, LiveMigrationAborted, MigrationError } from '../../domain/errors';
@@ -17,7 +17,7 @@ import { abortLiveMigrationUpdate, forceCompleteUpdate } from '../../shared/mess
 import type { KernelOperation } from '../lib/kernel';
 import { recordStep } from '../lib/operation';
 import { computeOn } from '../lib/proxies';
-import { LIVE_EVENTS, PATCH_LIVE_ABORT_FORCE_EVENTS } from './names';
+import { LIVE_EVENTS } from './names';
 
 /**
  * Where the migration is: `checking` before its record exists (the checks after the lock), then its
@@ -84,7 +84,6 @@ async function forceComplete(live: LiveControl): Promise<{ forced: boolean }> {
   const { op, source } = operationOf(live);
   const call = () =>
     computeOn(source, live.req.timeouts).short.liveMigrationForceComplete({ instanceId: live.req.instanceId });
-  deprecatePatch(PATCH_LIVE_ABORT_FORCE_EVENTS); // retired (docs/versioning.md)
   const forced = await recordStep(op, LIVE_EVENTS.forceComplete, call, {
     host: source,
     details: (f) =>
@@ -98,7 +97,6 @@ async function forceComplete(live: LiveControl): Promise<{ forced: boolean }> {
 
 async function abort(live: LiveControl): Promise<{ aborted: boolean }> {
   const { op, source } = operationOf(live);
-  deprecatePatch(PATCH_LIVE_ABORT_FORCE_EVENTS); // retired (docs/versioning.md)
   return recordStep(op, LIVE_EVENTS.abort, () => abortCopy(live), {
     host: source,
     details: (a) =>

@@ -5,7 +5,7 @@
  * heartbeat timeout). Whichever ends first decides: the copy switching over ends the receiving; the
  * destination going silent stops the copy; an abort or a cancellation stops both.
  */
-import { CancellationScope, deprecatePatch, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
 
 import type { ComputeActivities } from '../../activities/compute';
 import { MigrationError } from '../../domain/errors';
@@ -16,7 +16,6 @@ import { failureMessage, timeoutType } from '../lib/failures';
 import { computeOn } from '../lib/proxies';
 import type { CopyControl, LiveControl } from './control';
 import { abortedByOperator } from './control';
-import { PATCH_LIVE_ABORT_ANSWERS_OUTCOME, PATCH_LIVE_RECEIVER_NOT_AWAITED } from './names';
 
 /** What the copy did: its rounds, the memory copied, the switch-over's pause, whether it was forced. */
 export interface CopyResult {
@@ -35,9 +34,6 @@ export async function copyMemory(live: LiveControl, source: string, dest: string
   const receiving = receiveScope.run(() =>
     receiverOn(dest, req.timeouts).receiveLiveMigration({ instanceId, migrationId })
   );
-  // Retired (docs/versioning.md): the copy's cancellation waits for the source's answer, which may be
-  // that it had switched over.
-  deprecatePatch(PATCH_LIVE_ABORT_ANSWERS_OUTCOME);
   const copy: CopyControl = { scope };
   live.copy = copy;
   const copied = scope.run(() =>
@@ -76,9 +72,7 @@ export async function copyMemory(live: LiveControl, source: string, dest: string
     live.phase = copy.ended;
     receiveScope.cancel();
     // Its failure is handled (`lost`); a switched-over copy does not wait for the cancel to land.
-    if (copy.ended === 'switched')
-      deprecatePatch(PATCH_LIVE_RECEIVER_NOT_AWAITED); // retired
-    else await receiving.catch(() => undefined);
+    if (copy.ended !== 'switched') await receiving.catch(() => undefined);
   }
 }
 

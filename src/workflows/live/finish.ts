@@ -12,7 +12,7 @@
  * after it leaves the instance `error` on the destination, holding its allocation there only, with no
  * guest running anywhere: never two running guests.
  */
-import { deprecatePatch, isCancellation, log } from '@temporalio/workflow';
+import { isCancellation, log } from '@temporalio/workflow';
 
 import { FailureType } from '../../domain/errors';
 import type { InstancePatch, InstanceRecord } from '../../domain/instance';
@@ -28,7 +28,7 @@ import type { LiveControl } from './control';
 import type { CopyResult } from './copy';
 import type { Destination } from './move';
 import { pauseAgain, setStatus } from './move';
-import { LIVE_EVENTS, PATCH_LIVE_ERROR_CLEANS_SOURCE } from './names';
+import { LIVE_EVENTS } from './names';
 
 /** After the switch-over: the guest started on the destination, the source cleaned, the migration completed. */
 export async function finishLive(
@@ -83,11 +83,8 @@ export async function finishLive(
     };
   } catch (err) {
     if (cleaning) await cleaning.catch(() => undefined);
-    else {
-      // The post-migrating write failed before the cleanup started: the source's guest still goes.
-      deprecatePatch(PATCH_LIVE_ERROR_CLEANS_SOURCE); // retired (docs/versioning.md)
-      await removeSourceGuest(live, op, to);
-    }
+    // The post-migrating write failed before the cleanup started: the source's guest still goes.
+    else await removeSourceGuest(live, op, to);
     throw afterSwitch(err, dest);
   }
 }

@@ -8,7 +8,7 @@
  * writes and its steps' events are local activities, each event written beside the next write. A
  * failure, an abort or a cancellation here is undone by the frame.
  */
-import { CancellationScope, deprecatePatch, log } from '@temporalio/workflow';
+import { CancellationScope, log } from '@temporalio/workflow';
 
 import type { SelectDestinationsResult } from '../../activities/scheduler';
 import {
@@ -33,7 +33,7 @@ import type { LiveControl } from './control';
 import { abortIfAsked } from './control';
 import type { CopyResult } from './copy';
 import { copyMemory } from './copy';
-import { LIVE_EVENTS, RETIRED_MOVE_PATCHES } from './names';
+import { LIVE_EVENTS } from './names';
 
 /** The destination the attempts settled on: its host, the attempt that passed, the hosts' zones. */
 export interface Destination {
@@ -50,8 +50,6 @@ export async function moveLive(
   op: KernelOperation
 ): Promise<{ to: Destination; copy: CopyResult }> {
   live.op = op;
-  // Retired patches, asked where they were asked (docs/versioning.md).
-  for (const id of RETIRED_MOVE_PATCHES) deprecatePatch(id);
   // The source's liveness answer is awaited with the selection (chooseAmong).
   const source = movableSource(live, op);
   await reserve(live, op, source, planned);

@@ -2,7 +2,7 @@
  * An evacuation (Nova's rebuild_instance with recreate=True): the `rebuild` workflow with `evacuate: true`.
  * See rebuild.ts for what it does.
  */
-import { deprecatePatch, log, uuid4 } from '@temporalio/workflow';
+import { log, uuid4 } from '@temporalio/workflow';
 
 import {
   BuildAborted,
@@ -25,13 +25,6 @@ import { runStep } from '../lib/kernel';
 import { computeOn, conductor, scheduler } from '../lib/proxies';
 import type { GuestOutcome, HostState, RebuildSpec } from './shared';
 import { classify, guestSteps, refused, resolveSpec, sharedChecks } from './shared';
-
-/**
- * The patch id of the evacuation whose destination is checked: a requested host goes through the
- * scheduler's filters unless forced, and the server group's policy is checked again on the destination.
- * Retired (docs/versioning.md, step 1): asked as deprecated.
- */
-export const PATCH_EVACUATE_DESTINATION_CHECKED = 'evacuate-destination-checked';
 
 /** The event of the late server-group check (Nova's _validate_instance_group_policy). */
 const GROUP_CHECK_EVENT = 'compute_validate_instance_group_policy';
@@ -154,7 +147,6 @@ type EvacuateRun = OperationRun<RebuildRequest, Evacuation, EvacuateFound>;
  * directly. Then, for an instance in a server group, the late check of its policy there.
  */
 async function chooseDestination({ req, op, ctx: evacuation, found }: EvacuateRun): Promise<void> {
-  deprecatePatch(PATCH_EVACUATE_DESTINATION_CHECKED);
   if (req.host !== undefined && req.force) await claimForcedHost(op, req.host, evacuation, found);
   else await selectDestination(op, req, evacuation, found.spec);
   const group = op.before.serverGroup;

@@ -23,9 +23,6 @@ import type { ComputeTimeoutsInput } from '../../domain/schemas';
 import { failureMessage } from '../lib/failures';
 import { computeOn, conductor } from '../lib/proxies';
 
-/** The patch id of the reconcile pass that also syncs power states (retired: asked as deprecated). */
-export const PATCH_POWER_STATE_SYNC = 'power-state-sync';
-
 const decisionOf = (plan: PowerSyncPlan, outcome: ReconcileDecision['outcome'], note?: string): ReconcileDecision => ({
   kind: 'power-state-sync',
   subject: plan.instanceId,
