@@ -7,6 +7,7 @@ import path from 'node:path';
 
 import { NativeConnection, Worker } from '@temporalio/worker';
 
+import { withScopeHoisting } from '../../src/workers/workflow-bundle';
 import { createHollowActivities } from './hollow-activities';
 import { HOLLOW_COMPUTE_QUEUE, HOLLOW_SCHEDULER_QUEUE, HOLLOW_WORKFLOW_QUEUE } from './hollow-workflows';
 
@@ -19,6 +20,8 @@ async function run(): Promise<void> {
           connection,
           taskQueue: HOLLOW_WORKFLOW_QUEUE,
           workflowsPath: path.join(__dirname, 'hollow-workflows.ts'),
+          // Bundled as the conductor's workflows are (one scope per bundle), so that only the code differs.
+          bundlerOptions: { webpackConfigHook: withScopeHoisting },
           // The state-equivalent hollow's local activities run here, as a build's run in the conductor.
           activities: createHollowActivities(),
         })

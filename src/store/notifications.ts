@@ -33,7 +33,8 @@ import type { Catalogue, Image } from '../domain/catalogue';
 import type { Store } from './db';
 import { imageId, serverGroupId, serviceId } from './ids';
 import { transaction } from './db';
-import { instanceFromRow } from './instances/rows';
+import { instanceFromRow, selectInstanceRow } from './instances/rows';
+import { prepared } from './prepared';
 import type { Database } from './schema';
 import { nowIso } from './util';
 
@@ -60,23 +61,44 @@ function publisher(store: Store, source: NotificationSource, computeHost: string
   return `nova-${source}:${host}`;
 }
 
+const insertNotification = prepared(
+  (
+    db,
+    p: {
+      messageId: string;
+      eventType: string;
+      priority: string;
+      publisherId: string;
+      instanceId: string | null;
+      createdAt: string;
+      payload: string;
+    }
+  ) =>
+    db.insertInto('notifications').values({
+      message_id: p.messageId,
+      event_type: p.eventType,
+      priority: p.priority,
+      publisher_id: p.publisherId,
+      instance_id: p.instanceId,
+      created_at: p.createdAt,
+      payload: p.payload,
+    })
+);
+
 /** Writes one notification (in the caller's transaction). */
 export async function writeNotification(
   db: Db,
   n: Omit<VersionedNotification, 'messageId' | 'timestamp'> & { timestamp?: string }
 ): Promise<void> {
-  await db
-    .insertInto('notifications')
-    .values({
-      message_id: randomUUID(),
-      event_type: n.eventType,
-      priority: n.priority,
-      publisher_id: n.publisherId,
-      instance_id: n.instanceId,
-      created_at: n.timestamp ?? nowIso(),
-      payload: JSON.stringify(n.payload),
-    })
-    .execute();
+  await insertNotification(db, {
+    messageId: randomUUID(),
+    eventType: n.eventType,
+    priority: n.priority,
+    publisherId: n.publisherId,
+    instanceId: n.instanceId,
+    createdAt: n.timestamp ?? nowIso(),
+    payload: JSON.stringify(n.payload),
+  });
 }
 
 /** A failure type at the head of a message ("NoValidHost: …"), else Nova's base exception. */
@@ -91,6 +113,19 @@ function imagePropertiesOf(image: Image | undefined): Record<string, unknown> {
   return arch ? { hw_architecture: arch } : {};
 }
 
+const selectOwner = prepared((db, p: { instanceId: string }) =>
+  db.selectFrom('api_instance_owners').select(['project_id', 'user_id']).where('instance_id', '=', p.instanceId)
+);
+/** When the instance was launched: its create action's successful end. */
+const selectLaunched = prepared((db, p: { instanceId: string }) =>
+  db
+    .selectFrom('instance_actions')
+    .select('finished_at')
+    .where('instance_id', '=', p.instanceId)
+    .where('action', '=', 'create')
+    .where('result', '=', 'Success')
+);
+
 async function instanceFacts(
   store: Store,
   db: Db,
@@ -98,21 +133,11 @@ async function instanceFacts(
   requestId: string | null,
   withFault: { event: string } | null
 ): Promise<InstanceFacts | undefined> {
-  const row = await db.selectFrom('instances').selectAll().where('instance_id', '=', instanceId).executeTakeFirst();
+  const [row] = (await selectInstanceRow(db, { instanceId })).rows;
   if (row === undefined) return undefined;
   const instance = instanceFromRow(row);
-  const owner = await db
-    .selectFrom('api_instance_owners')
-    .select(['project_id', 'user_id'])
-    .where('instance_id', '=', instanceId)
-    .executeTakeFirst();
-  const launched = await db
-    .selectFrom('instance_actions')
-    .select('finished_at')
-    .where('instance_id', '=', instanceId)
-    .where('action', '=', 'create')
-    .where('result', '=', 'Success')
-    .executeTakeFirst();
+  const [owner] = (await selectOwner(db, { instanceId })).rows;
+  const [launched] = (await selectLaunched(db, { instanceId })).rows;
   let fault: FaultFacts | null = null;
   if (withFault) {
     const last = await db

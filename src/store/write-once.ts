@@ -10,10 +10,18 @@ import type { Transaction } from 'kysely';
 
 import type { Store } from './db';
 import { transaction } from './db';
+import { prepared } from './prepared';
 import type { InstanceRepository } from './instances';
 import { createInstanceRepository } from './instances';
 import type { Database } from './schema';
 import { nowIso } from './util';
+
+const selectApplied = prepared((db, p: { key: string }) =>
+  db.selectFrom('applied_writes').select('result').where('write_key', '=', p.key)
+);
+const insertApplied = prepared((db, p: { key: string; result: string; at: string }) =>
+  db.insertInto('applied_writes').values({ write_key: p.key, result: p.result, applied_at: p.at })
+);
 
 /** How long applied writes are kept: far longer than any activity's retries. */
 export const APPLIED_WRITE_RETENTION_MS = 7 * 24 * 3600 * 1000;
@@ -29,17 +37,10 @@ export async function writeOnce<T>(
 ): Promise<T> {
   if (key === undefined) return write(store);
   return transaction(store, async (trx) => {
-    const applied = await trx
-      .selectFrom('applied_writes')
-      .select('result')
-      .where('write_key', '=', key)
-      .executeTakeFirst();
+    const [applied] = (await selectApplied(trx, { key })).rows;
     if (applied) return JSON.parse(applied.result) as T;
     const result = await write(scopedStore(store, trx));
-    await trx
-      .insertInto('applied_writes')
-      .values({ write_key: key, result: JSON.stringify(result ?? null), applied_at: nowIso() })
-      .execute();
+    await insertApplied(trx, { key, result: JSON.stringify(result ?? null), at: nowIso() });
     return result;
   });
 }

@@ -6,9 +6,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
+import type { BundleOptions } from '@temporalio/worker';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 
 import { PROJECT_ROOT, RUNNING_BUILT_CODE } from './temporal-binaries';
+
+/** Webpack's configuration, as the SDK's bundler hands it to its hook. */
+type Configuration = Parameters<NonNullable<BundleOptions['webpackConfigHook']>>[0];
 
 /** The module every workflow is exported from; the bundler's entry point. */
 export const WORKFLOWS_PATH = path.join(PROJECT_ROOT, 'src', 'workflows', 'index.ts');
@@ -36,7 +40,19 @@ export const WORKFLOW_BUNDLE_OPTIONS = {
   workflowsPath: WORKFLOWS_PATH,
   workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
   preloadModules: [path.join(PROJECT_ROOT, 'src', 'workflows', 'lib', 'preload.ts')],
+  webpackConfigHook: withScopeHoisting,
 };
+
+/**
+ * Webpack's scope hoisting (`optimization.concatenateModules`, on in its production mode, off in the
+ * development mode the SDK bundles in): our ES modules are joined into one scope, so each workflow run,
+ * which evaluates the bundle's modules again (the SDK keeps module state per run), defines a few dozen
+ * modules instead of some two hundred, each with its export getters, and reads imports as plain
+ * bindings. The code, its order of evaluation and its source map are otherwise the same.
+ */
+export function withScopeHoisting(config: Configuration): Configuration {
+  return { ...config, optimization: { ...config.optimization, concatenateModules: true } };
+}
 
 /** Bundles the workflows once, for a process that runs several workers (tests, the all-in-one runner). */
 export async function bundleWorkflows(): Promise<{ code: string }> {

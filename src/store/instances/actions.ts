@@ -1,8 +1,61 @@
 /** Instance actions with one event per step and attempt (Nova's instance actions). */
 import type { Store } from '../db';
 import { atomically, notifyActionPhase, notifyStepPhase } from '../notifications';
+import { prepared } from '../prepared';
 import { newId, nowIso } from '../util';
 import type { InstanceRepository } from './index';
+
+type EventKey = { actionId: string; event: string; attempt: number };
+
+const selectEventFinish = prepared((db, p: EventKey) =>
+  db
+    .selectFrom('instance_action_events')
+    .select('finished_at')
+    .where('action_id', '=', p.actionId)
+    .where('event', '=', p.event)
+    .where('attempt', '=', p.attempt)
+);
+
+/**
+ * Insert, or fill in a step that has not finished yet; a finished step is never rewritten (the first
+ * finish wins), so a retried activity cannot flip a recorded result. No row back: it had finished.
+ */
+const upsertEvent = prepared(
+  (
+    db,
+    p: EventKey & {
+      host: string | null;
+      startedAt: string;
+      finishedAt: string | null;
+      result: string | null;
+      details: string | null;
+    }
+  ) =>
+    db
+      .insertInto('instance_action_events')
+      .values({
+        action_id: p.actionId,
+        event: p.event,
+        attempt: p.attempt,
+        host: p.host,
+        started_at: p.startedAt,
+        finished_at: p.finishedAt,
+        result: p.result,
+        details: p.details,
+      })
+      .onConflict((oc) =>
+        oc
+          .columns(['action_id', 'event', 'attempt'])
+          .doUpdateSet((eb) => ({
+            host: eb.fn.coalesce('instance_action_events.host', 'excluded.host'),
+            finished_at: eb.ref('excluded.finished_at'),
+            result: eb.ref('excluded.result'),
+            details: eb.fn.coalesce('excluded.details', 'instance_action_events.details'),
+          }))
+          .where('instance_action_events.finished_at', 'is', null)
+      )
+      .returning(['result', 'host', 'started_at', 'finished_at', 'details'])
+);
 
 export type ActionResult = 'Success' | 'Error';
 
@@ -114,40 +167,18 @@ export function createInstanceActions(store: Store): InstanceActions {
 
   async function recordEventIn(db: typeof store.db, event: EventRecord): Promise<void> {
     const finishedAt = event.finishedAt ?? (event.result === null ? null : nowIso());
-    const before = await db
-      .selectFrom('instance_action_events')
-      .select('finished_at')
-      .where('action_id', '=', event.actionId)
-      .where('event', '=', event.event)
-      .where('attempt', '=', event.attempt)
-      .executeTakeFirst();
-    // Insert, or fill in a step that has not finished yet; a finished step is never rewritten (the
-    // first finish wins), so a retried activity cannot flip a recorded result.
-    const written = await db
-      .insertInto('instance_action_events')
-      .values({
-        action_id: event.actionId,
-        event: event.event,
-        attempt: event.attempt,
+    const key = { actionId: event.actionId, event: event.event, attempt: event.attempt };
+    const [before] = (await selectEventFinish(db, key)).rows;
+    const [written] = (
+      await upsertEvent(db, {
+        ...key,
         host: event.host,
-        started_at: event.startedAt,
-        finished_at: finishedAt,
+        startedAt: event.startedAt,
+        finishedAt,
         result: event.result,
         details: event.details ?? null,
       })
-      .onConflict((oc) =>
-        oc
-          .columns(['action_id', 'event', 'attempt'])
-          .doUpdateSet((eb) => ({
-            host: eb.fn.coalesce('instance_action_events.host', 'excluded.host'),
-            finished_at: eb.ref('excluded.finished_at'),
-            result: eb.ref('excluded.result'),
-            details: eb.fn.coalesce('excluded.details', 'instance_action_events.details'),
-          }))
-          .where('instance_action_events.finished_at', 'is', null)
-      )
-      .returning(['result', 'host', 'started_at', 'finished_at', 'details'])
-      .executeTakeFirst();
+    ).rows;
     // NOTE(nova): action_event_finish marks the action's message 'Error' when an event fails.
     if (written?.result === 'Error')
       await db

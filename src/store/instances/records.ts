@@ -8,7 +8,7 @@ import type { Store } from '../db';
 import { atomically } from '../notifications';
 import type { Database, InstancesTable } from '../schema';
 import { asList, nowIso } from '../util';
-import { instanceFromRow } from './rows';
+import { instanceFromRow, selectInstanceRow } from './rows';
 import { notifyMemberAdded } from './server-groups';
 import type { InstanceRepository } from './index';
 
@@ -70,7 +70,7 @@ export function createInstanceRecords(store: Store): InstanceRecords {
   const db = store.db;
 
   async function find(instanceId: string): Promise<InstanceRecord | undefined> {
-    const row = await db.selectFrom('instances').selectAll().where('instance_id', '=', instanceId).executeTakeFirst();
+    const [row] = (await selectInstanceRow(db, { instanceId })).rows;
     return row === undefined ? undefined : instanceFromRow(row);
   }
 

@@ -2,7 +2,13 @@
 import type { Selectable } from 'kysely';
 
 import type { InstanceRecord, PowerState, TaskState, VmState } from '../../domain/instance';
+import { prepared } from '../prepared';
 import type { InstancesTable } from '../schema';
+
+/** One instance's row by id (the repository's find, the notifications' facts). */
+export const selectInstanceRow = prepared((db, p: { instanceId: string }) =>
+  db.selectFrom('instances').selectAll().where('instance_id', '=', p.instanceId)
+);
 
 export function instanceFromRow(row: Selectable<InstancesTable>): InstanceRecord {
   return {
