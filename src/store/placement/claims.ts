@@ -9,9 +9,50 @@
 import { ClaimFailed, InvalidRequest } from '../../domain/errors';
 import { capacity, RESOURCE_CLASSES, type Resources } from '../../domain/resources';
 import { type Store, transaction } from '../db';
-import { affected, nowIso } from '../util';
+import { prepared } from '../prepared';
+import { nowIso } from '../util';
 import { bumpVersion, GenerationConflict, isResourceClass, withConflictRetry, zeroResources } from './common';
 import type { PlacementRepository } from './index';
+
+/**
+ * The provider's generation, inventories, usage and this consumer's share in ONE statement (one snapshot,
+ * one round trip): a row per inventory.
+ */
+const selectClaimState = prepared((db, p: { consumerId: string; host: string }) =>
+  db
+    .selectFrom('resource_providers as rp')
+    .leftJoin('inventories as i', 'i.provider', 'rp.name')
+    .select((eb) => [
+      'rp.generation',
+      'i.resource_class',
+      'i.total',
+      'i.reserved',
+      'i.allocation_ratio',
+      eb
+        .selectFrom('allocations as a')
+        .select((sub) => sub.fn.sum<number>('a.used').as('sum'))
+        .whereRef('a.provider', '=', 'rp.name')
+        .whereRef('a.resource_class', '=', 'i.resource_class')
+        .as('used'),
+      eb
+        .selectFrom('allocations as m')
+        .select('m.used')
+        .where('m.consumer_id', '=', p.consumerId)
+        .whereRef('m.provider', '=', 'rp.name')
+        .whereRef('m.resource_class', '=', 'i.resource_class')
+        .as('mine'),
+    ])
+    .where('rp.name', '=', p.host)
+);
+
+/** The compare-and-swap of the provider's generation. */
+const casGeneration = prepared((db, p: { host: string; generation: number; next: number; now: string }) =>
+  db
+    .updateTable('resource_providers')
+    .set({ generation: p.next, updated_at: p.now })
+    .where('name', '=', p.host)
+    .where('generation', '=', p.generation)
+);
 
 /** Lost compare-and-swaps after which a claim locks the provider row before reading it (PostgreSQL). */
 export const OPTIMISTIC_CLAIM_ATTEMPTS = 3;
@@ -33,34 +74,9 @@ export function createClaim(store: Store): PlacementRepository['claim'] {
         // SQLite's BEGIN IMMEDIATE already serializes writers), so the compare-and-swap then holds.
         if (attempt > OPTIMISTIC_CLAIM_ATTEMPTS && store.dialect === 'postgres')
           await trx.selectFrom('resource_providers').select('name').where('name', '=', host).forUpdate().execute();
-        // Generation, inventories, usage and this consumer's share in ONE statement (one snapshot, one
-        // round trip). Any write committed after it moves the generation, so the compare-and-swap below
-        // fails rather than trusting a stale usage.
-        const invRows = await trx
-          .selectFrom('resource_providers as rp')
-          .leftJoin('inventories as i', 'i.provider', 'rp.name')
-          .select((eb) => [
-            'rp.generation',
-            'i.resource_class',
-            'i.total',
-            'i.reserved',
-            'i.allocation_ratio',
-            eb
-              .selectFrom('allocations as a')
-              .select((sub) => sub.fn.sum<number>('a.used').as('sum'))
-              .whereRef('a.provider', '=', 'rp.name')
-              .whereRef('a.resource_class', '=', 'i.resource_class')
-              .as('used'),
-            eb
-              .selectFrom('allocations as m')
-              .select('m.used')
-              .where('m.consumer_id', '=', consumerId)
-              .whereRef('m.provider', '=', 'rp.name')
-              .whereRef('m.resource_class', '=', 'i.resource_class')
-              .as('mine'),
-          ])
-          .where('rp.name', '=', host)
-          .execute();
+        // Any write committed after this read moves the generation, so the compare-and-swap below fails
+        // rather than trusting a stale usage.
+        const invRows = (await selectClaimState(trx, { consumerId, host })).rows;
         const provider = invRows[0];
         if (provider === undefined) throw new ClaimFailed(host, 'no such compute host is registered');
         const used = zeroResources();
@@ -90,13 +106,13 @@ export function createClaim(store: Store): PlacementRepository['claim'] {
         }
 
         const now = nowIso();
-        const cas = await trx
-          .updateTable('resource_providers')
-          .set({ generation: provider.generation + 1, updated_at: now })
-          .where('name', '=', host)
-          .where('generation', '=', provider.generation)
-          .executeTakeFirst();
-        if (affected(cas) === 0) throw new GenerationConflict(host);
+        const cas = await casGeneration(trx, {
+          host,
+          generation: provider.generation,
+          next: provider.generation + 1,
+          now,
+        });
+        if (Number(cas.numAffectedRows ?? 0n) === 0) throw new GenerationConflict(host);
 
         if (RESOURCE_CLASSES.some((rc) => mine[rc] > 0))
           await trx

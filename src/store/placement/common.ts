@@ -7,6 +7,7 @@ import type { Transaction } from 'kysely';
 import { ConcurrentUpdate, InvalidRequest } from '../../domain/errors';
 import { RESOURCE_CLASSES, type ResourceClass, type Resources } from '../../domain/resources';
 import { retryTransient } from '../db';
+import { prepared } from '../prepared';
 import type { Database } from '../schema';
 import { chunks } from '../util';
 
@@ -39,20 +40,29 @@ export function isUniqueViolation(err: unknown): boolean {
   return code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
-/** Step 3 of every write: bump the global version and stamp it on the (already locked) providers. */
-export async function bumpVersion(trx: Trx, hosts: readonly string[]): Promise<void> {
-  const { version } = await trx
+const nextVersion = prepared((db) =>
+  db
     .updateTable('placement_state')
     .set((eb) => ({ version: eb('version', '+', 1) }))
     .where('id', '=', 1)
     .returning('version')
-    .executeTakeFirstOrThrow();
+);
+const stampOne = prepared((db, p: { host: string; version: number }) =>
+  db.updateTable('resource_providers').set({ changed_version: p.version }).where('name', '=', p.host)
+);
+
+/** Step 3 of every write: bump the global version and stamp it on the (already locked) providers. */
+export async function bumpVersion(trx: Trx, hosts: readonly string[]): Promise<void> {
+  const [row] = (await nextVersion(trx, {})).rows;
+  if (row === undefined) throw new Error('placement_state has no version row (the store is not migrated)');
+  const version = Number(row.version);
+  // One host (a claim's, a release's): a statement of one shape; more, by name lists.
+  if (hosts.length === 1) {
+    await stampOne(trx, { host: hosts[0]!, version });
+    return;
+  }
   for (const part of chunks(hosts, 500)) {
-    await trx
-      .updateTable('resource_providers')
-      .set({ changed_version: Number(version) })
-      .where('name', 'in', part)
-      .execute();
+    await trx.updateTable('resource_providers').set({ changed_version: version }).where('name', 'in', part).execute();
   }
 }
 
