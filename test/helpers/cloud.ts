@@ -43,7 +43,7 @@ import { createPlacementRepository } from '../../src/store/placement';
 import { instanceWrites } from '../../src/store/write-once';
 import { activityInterceptors, computeWorkerOptions } from '../../src/workers/interceptors';
 import type { buildInstance } from '../../src/workflows/build-instance';
-import { createTimeSkippingEnv, withWorkers, workflowBundleOption } from './temporal';
+import { createTimeSkippingEnv, reportStillRunning, withWorkers, workflowBundleOption } from './temporal';
 
 /** Images the default catalogue lacks: one larger than m1.small's 20 GB root disk, one with its own shutdown timeout. */
 export const TEST_CATALOGUE: Catalogue = mergeCatalogues(DEFAULT_CATALOGUE, {
@@ -385,7 +385,9 @@ export function useTimeSkippingCloud(
     await cloud?.close();
     await env?.teardown();
   });
-  afterEach(async () => {
+  afterEach(async ({ task }) => {
+    // A failed test (one that timed out waiting on a workflow too) says what it left running.
+    if (env) await reportStillRunning(env, task.result?.state === 'fail');
     if (cloud) expect(await cloud.placement.audit()).toEqual({ orphans: [], overCapacity: [] });
   });
 }

@@ -23,12 +23,29 @@ export function installTestRuntime(): void {
   });
 }
 
+/** The workflows each environment's client started since the last report (reportStillRunning). */
+const startedBy = new WeakMap<TestWorkflowEnvironment, Set<string>>();
+
 /** A time-skipping environment (the Java test server) with the conductor's search attributes registered. */
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   installTestRuntime();
+  const started = new Set<string>();
   const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: inject('temporalTestServer') } },
+    client: {
+      interceptors: {
+        workflow: [
+          {
+            start: (input, next) => {
+              started.add(input.options.workflowId);
+              return next(input);
+            },
+          },
+        ],
+      },
+    },
   });
+  startedBy.set(env, started);
   try {
     await env.connection.operatorService.addSearchAttributes({
       namespace: env.namespace ?? 'default',
@@ -81,6 +98,47 @@ export async function withWorkers<T>(
   // Nest runUntil so every worker polls while fn runs and each shuts down cleanly after.
   const run = rest.reduce<() => Promise<T>>((inner, w) => () => w.runUntil(inner()), fn);
   return first.runUntil(run());
+}
+
+/**
+ * For a failed test: every workflow the environment's client started since the last call that is still
+ * running, with its pending activities and children and its last events, printed to stderr; a test
+ * that timed out waiting on a workflow says where that workflow stood. Forgets the list either way.
+ */
+export async function reportStillRunning(env: TestWorkflowEnvironment, print: boolean): Promise<void> {
+  const started = startedBy.get(env);
+  if (!started) return;
+  const ids = [...started];
+  started.clear();
+  if (!print) return;
+  const EventType = temporal.api.enums.v1.EventType;
+  for (const id of ids) {
+    try {
+      const handle = env.client.workflow.getHandle(id);
+      const described = await handle.describe();
+      if (described.status.name !== 'RUNNING') continue;
+      const { raw } = described;
+      const pending = (raw.pendingActivities ?? []).map(
+        (a) =>
+          `${a.activityType?.name ?? '?'} (attempt ${a.attempt ?? 0}, ${a.lastStartedTime ? 'started' : 'not started'}` +
+          `${a.lastFailure?.message ? `, last failure: ${a.lastFailure.message}` : ''})`
+      );
+      const children = (raw.pendingChildren ?? []).map((c) => `${c.workflowTypeName ?? '?'} ${c.workflowId ?? ''}`);
+      const events = ((await handle.fetchHistory()).events ?? []).slice(-15).map((e) => {
+        const activity = e.activityTaskScheduledEventAttributes?.activityType?.name;
+        const type = EventType[e.eventType ?? 0]?.replace(/^EVENT_TYPE_/, '') ?? String(e.eventType);
+        return `${String(e.eventId)} ${type}${activity ? ` ${activity}` : ''}`;
+      });
+      console.error(
+        `still running after a failed test: ${described.type} ${id}\n` +
+          `  pending activities: ${pending.join('; ') || 'none'}\n` +
+          `  pending children: ${children.join('; ') || 'none'}\n` +
+          `  last events: ${events.join(', ')}`
+      );
+    } catch (err) {
+      console.error(`still running after a failed test: ${id}: could not describe it: ${String(err)}`);
+    }
+  }
 }
 
 /** Whether the workflow has an activity of type `name` pending that a worker has taken (started). */
