@@ -22,9 +22,16 @@ export function newId(): string {
   return `${ms.toString(16).padStart(12, '0')}${counter.toString(16).padStart(4, '0')}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Affected-row count of a Kysely UPDATE/DELETE result (bigint on every dialect). */
-export function affected(result: { numUpdatedRows?: bigint; numDeletedRows?: bigint }): number {
-  return Number(result.numUpdatedRows ?? result.numDeletedRows ?? 0n);
+/**
+ * Affected-row count of a Kysely UPDATE/DELETE result, or of a driver's result for a compiled query
+ * (a prepared statement's, src/store/prepared.ts); bigint on every dialect.
+ */
+export function affected(result: {
+  numUpdatedRows?: bigint;
+  numDeletedRows?: bigint;
+  numAffectedRows?: bigint;
+}): number {
+  return Number(result.numUpdatedRows ?? result.numDeletedRows ?? result.numAffectedRows ?? 0n);
 }
 
 /** A value or a list of values, as a list. */

@@ -10,7 +10,7 @@ import { ClaimFailed, InvalidRequest } from '../../domain/errors';
 import { capacity, RESOURCE_CLASSES, type Resources } from '../../domain/resources';
 import { type Store, transaction } from '../db';
 import { prepared } from '../prepared';
-import { nowIso } from '../util';
+import { affected, nowIso } from '../util';
 import { bumpVersion, GenerationConflict, isResourceClass, withConflictRetry, zeroResources } from './common';
 import type { PlacementRepository } from './index';
 
@@ -112,7 +112,7 @@ export function createClaim(store: Store): PlacementRepository['claim'] {
           next: provider.generation + 1,
           now,
         });
-        if (Number(cas.numAffectedRows ?? 0n) === 0) throw new GenerationConflict(host);
+        if (affected(cas) === 0) throw new GenerationConflict(host);
 
         if (RESOURCE_CLASSES.some((rc) => mine[rc] > 0))
           await trx
